@@ -1,0 +1,254 @@
+package descriptor_test
+
+// These tests break the real contracts on purpose, one thing at a time, and
+// expect the matching checker to name what broke: a contract test that
+// cannot fail would prove nothing.
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// Descriptor field numbers used to address source locations.
+const (
+	fileServiceTag = 6 // FileDescriptorProto.service
+	serviceRPCTag  = 2 // ServiceDescriptorProto.method
+)
+
+type rpcRef struct {
+	file       *descriptorpb.FileDescriptorProto
+	svc, rpc   int
+	fullName   string
+	public     bool
+	inputType  string
+	outputType string
+}
+
+func (r rpcRef) method() *descriptorpb.MethodDescriptorProto {
+	return r.file.GetService()[r.svc].GetMethod()[r.rpc]
+}
+
+func ownRPCs(fds *descriptorpb.FileDescriptorSet) []rpcRef {
+	var out []rpcRef
+	for _, f := range fds.GetFile() {
+		if !strings.HasPrefix(f.GetPackage(), ownPrefix) {
+			continue
+		}
+		for si, s := range f.GetService() {
+			a := proto.GetExtension(s.GetOptions(), commonv1.E_Audience).(commonv1.Audience)
+			for mi, m := range s.GetMethod() {
+				out = append(out, rpcRef{
+					file: f, svc: si, rpc: mi,
+					fullName:   fmt.Sprintf("%s.%s.%s", f.GetPackage(), s.GetName(), m.GetName()),
+					public:     a == commonv1.Audience_AUDIENCE_UNSPECIFIED || a == commonv1.Audience_AUDIENCE_PUBLIC,
+					inputType:  strings.TrimPrefix(m.GetInputType(), "."),
+					outputType: strings.TrimPrefix(m.GetOutputType(), "."),
+				})
+			}
+		}
+	}
+	return out
+}
+
+// findMessage returns the message proto with the given full name.
+func findMessage(fds *descriptorpb.FileDescriptorSet, full string) *descriptorpb.DescriptorProto {
+	var walk func(prefix string, msgs []*descriptorpb.DescriptorProto) *descriptorpb.DescriptorProto
+	walk = func(prefix string, msgs []*descriptorpb.DescriptorProto) *descriptorpb.DescriptorProto {
+		for _, m := range msgs {
+			name := prefix + "." + m.GetName()
+			if name == full {
+				return m
+			}
+			if found := walk(name, m.GetNestedType()); found != nil {
+				return found
+			}
+		}
+		return nil
+	}
+	for _, f := range fds.GetFile() {
+		if found := walk(f.GetPackage(), f.GetMessageType()); found != nil {
+			return found
+		}
+	}
+	return nil
+}
+
+func findField(fds *descriptorpb.FileDescriptorSet, full protoreflect.FullName) *descriptorpb.FieldDescriptorProto {
+	msg := findMessage(fds, string(full.Parent()))
+	for _, f := range msg.GetField() {
+		if f.GetName() == string(full.Name()) {
+			return f
+		}
+	}
+	return nil
+}
+
+func mentions(problems []string, what string) bool {
+	for _, p := range problems {
+		if strings.Contains(p, what) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCheckersCatchAMissingHTTPRule(t *testing.T) {
+	t.Parallel()
+	base := realSet(t)
+	n := 0
+	for i, ref := range ownRPCs(base) {
+		if !ref.public {
+			continue
+		}
+		n++
+		fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+		proto.ClearExtension(ownRPCs(fds)[i].method().GetOptions(), annotations.E_Http)
+		if got := checkHTTPRules(load(t, fds)); !mentions(got, ref.fullName+": public RPC has no google.api.http rule") {
+			t.Errorf("deleting the HTTP rule of %s went unnoticed; problems: %q", ref.fullName, got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no public RPC found")
+	}
+}
+
+func TestCheckersCatchAMissingValidationRule(t *testing.T) {
+	t.Parallel()
+	base := realSet(t)
+	c := load(t, base)
+	var guarded []protoreflect.FullName
+	c.requestFields(func(fd protoreflect.FieldDescriptor) {
+		if !outputOnly(fd) && unvalidatedOK[fd.FullName()] == "" && ruleProblem(fd, &validate.FieldRules{}, false) != "" {
+			guarded = append(guarded, fd.FullName())
+		}
+	})
+	if len(guarded) < 50 {
+		t.Fatalf("only %d request fields need a rule; the walk is broken", len(guarded))
+	}
+	for _, name := range guarded {
+		fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+		fp := findField(fds, name)
+		if fp == nil {
+			t.Fatalf("field %s not in the descriptor set", name)
+		}
+		proto.ClearExtension(fp.GetOptions(), validate.E_Field)
+		if got := checkRequestValidation(load(t, fds)); !mentions(got, string(name)+":") {
+			t.Errorf("deleting the validation rule of %s went unnoticed", name)
+		}
+	}
+}
+
+func TestCheckersCatchAnUnmaskedAccountNumber(t *testing.T) {
+	t.Parallel()
+	for _, field := range []string{"account_number", "iban", "card_number"} {
+		fds := realSet(t)
+		var out string
+		for _, ref := range ownRPCs(fds) {
+			out = ref.outputType
+			break
+		}
+		msg := findMessage(fds, out)
+		msg.Field = append(msg.Field, &descriptorpb.FieldDescriptorProto{
+			Name:     proto.String(field),
+			Number:   proto.Int32(9999),
+			Label:    descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+			Type:     descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(),
+			JsonName: proto.String(field),
+		})
+		if got := checkMaskedAccountNumbers(load(t, fds)); !mentions(got, out+"."+field+":") {
+			t.Errorf("a response field %s.%s went unnoticed; problems: %q", out, field, got)
+		}
+	}
+}
+
+// rpcComment points at the leading comment of one RPC in its file's source info.
+func rpcComment(ref rpcRef) *descriptorpb.SourceCodeInfo_Location {
+	want := []int32{fileServiceTag, int32(ref.svc), serviceRPCTag, int32(ref.rpc)}
+	for _, loc := range ref.file.GetSourceCodeInfo().GetLocation() {
+		if fmt.Sprint(loc.GetPath()) == fmt.Sprint(want) {
+			return loc
+		}
+	}
+	return nil
+}
+
+func TestCheckersCatchBadComments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		comment func(old string) string
+		check   func(*contracts) []string
+		want    string
+	}{
+		{
+			name:    "unknown reason",
+			comment: func(old string) string { return old + "\nFails with NOT_FOUND (NO_SUCH_REASON) when lost.\n" },
+			check:   checkReasonsInComments,
+			want:    "cites reason NO_SUCH_REASON, which ErrorReason lacks",
+		},
+		{
+			name:    "reason under the wrong code",
+			comment: func(old string) string { return old + "\nFails with NOT_FOUND (CONSENT_REQUIRED) when lost.\n" },
+			check:   checkReasonsInComments,
+			want:    "cites NOT_FOUND (CONSENT_REQUIRED), but ErrorReason says CONSENT_REQUIRED carries PERMISSION_DENIED",
+		},
+		{
+			name:    "no comment",
+			comment: func(string) string { return "" },
+			check:   checkDocComments,
+			want:    "RPC has no doc comment",
+		},
+		{
+			name:    "no failure code",
+			comment: func(string) string { return " Does a thing.\n" },
+			check:   checkDocComments,
+			want:    "RPC comment names no failure code",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fds := realSet(t)
+			ref := ownRPCs(fds)[0]
+			loc := rpcComment(ref)
+			if loc == nil {
+				t.Fatalf("no source location for %s", ref.fullName)
+			}
+			loc.LeadingComments = proto.String(tt.comment(loc.GetLeadingComments()))
+			if got := tt.check(load(t, fds)); !mentions(got, tt.want) {
+				t.Errorf("problems %q do not mention %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckersCatchAMissingPurpose(t *testing.T) {
+	t.Parallel()
+	fds := realSet(t)
+	for _, ref := range ownRPCs(fds) {
+		if !ref.public {
+			continue
+		}
+		msg := findMessage(fds, ref.inputType)
+		for i, f := range msg.GetField() {
+			if f.GetName() == "purpose" {
+				msg.Field = append(msg.Field[:i], msg.Field[i+1:]...)
+				break
+			}
+		}
+		if got := checkPurpose(load(t, fds)); !mentions(got, ref.inputType+": has no bankbridge.common.v1.Purpose purpose field") {
+			t.Errorf("a request without purpose went unnoticed; problems: %q", got)
+		}
+		return
+	}
+	t.Fatal("no public RPC found")
+}
