@@ -33,13 +33,20 @@ TOOL_PKGS := \
 help: ## List every target with what it does.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: tools
-tools: ## Build the pinned code-generation tools (tools/go.mod) into bin/.
+# Tool binaries are file targets: rebuilt only when their module changes.
+TOOLS_STAMP := $(BIN)/.tools-stamp
+$(TOOLS_STAMP): tools/go.mod tools/go.sum
 	cd tools && GOWORK=off $(GO) build -o $(BIN)/ $(TOOL_PKGS)
+	touch $@
+
+.PHONY: tools
+tools: $(TOOLS_STAMP) ## Build the pinned code-generation tools (tools/go.mod) into bin/.
+
+$(BIN)/vault: deploy/vault/go.mod deploy/vault/go.sum deploy/vault/main.go
+	cd deploy/vault && GOWORK=off $(GO) build -o $(BIN)/vault .
 
 .PHONY: vault
-vault: ## Build the real Vault server (deploy/vault/go.mod) into bin/vault; ~10 min the first time.
-	cd deploy/vault && GOWORK=off $(GO) build -o $(BIN)/vault .
+vault: $(BIN)/vault ## Build the real Vault server (deploy/vault) into bin/vault; ~15 min the first time.
 
 .PHONY: vendor-protos
 vendor-protos: ## Copy third-party protos from their pinned Go modules into proto/third_party.
@@ -78,8 +85,12 @@ breaking: tools ## buf breaking against main's proto/ (not enforced in CI until 
 	buf breaking --against '.git#branch=main'
 
 .PHONY: test-go
-test-go: ## go test -race for every product module, each with GOWORK=off.
-	for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) test -race -count=1 ./...); done
+test-go: vault ## go test -race for every product module, each with GOWORK=off (Vault tests use bin/vault).
+	for m in $(MODULES); do (cd $$m && BANKBRIDGE_VAULT_BIN=$(BIN)/vault GOWORK=off $(GO) test -race -count=1 ./...); done
+
+.PHONY: bench-platform
+bench-platform: ## Benchmark the server kit's full interceptor chain on a small unary call.
+	cd services && GOWORK=off $(GO) test -run '^$$' -bench InterceptorChain -benchmem -count 3 ./platform/server/
 
 .PHONY: test
 test: lint check-generated test-go ## Everything CI runs: lint, generated-code check, contract tests, go test -race.

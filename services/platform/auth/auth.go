@@ -1,0 +1,242 @@
+// Package auth verifies the bearer tokens callers present and binds each
+// call to one user and one client.
+//
+// A token is a JWT signed by the identity provider and verified against its
+// JWKS: the algorithm must be on the allow-list (never "none", never an HMAC
+// algorithm, so a public key cannot double as a shared secret), and iss, aud,
+// exp and nbf are checked with a small leeway. Keys are cached and refreshed;
+// a token signed by a key the cache does not know yet triggers one refresh,
+// so a rotation at the provider is picked up without a restart.
+//
+// The token's sub is the user, its azp (or client_id) the calling client.
+// Every public request names its user in `name` or `parent`
+// (users/{user}/...); a user other than sub is refused with
+// PERMISSION_DENIED, reason USER_MISMATCH, on gRPC and REST alike.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/httprc/v3"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/apierr"
+)
+
+// Config says which tokens to accept.
+type Config struct {
+	// Issuer is the required iss claim.
+	Issuer string
+	// Audience is the required aud claim (the bankbridge API identifier).
+	Audience string
+	// JWKSURL is where the issuer publishes its public keys.
+	JWKSURL string
+	// Algorithms is the allow-list of JWS algorithms; default RS256, ES256,
+	// EdDSA. HMAC algorithms and "none" are refused even if listed.
+	Algorithms []string
+	// Leeway absorbs clock skew on exp and nbf; default 30s, at most 5m.
+	Leeway time.Duration
+	// MinRefresh is the shortest interval between two JWKS fetches, including
+	// fetches forced by an unknown key id; default 1m.
+	MinRefresh time.Duration
+	// HTTPClient fetches the JWKS; default a client with a 10s timeout.
+	HTTPClient *http.Client
+}
+
+// Principal is who is calling: the user the token is bound to and the
+// client acting for them.
+type Principal struct {
+	User   string
+	Client string
+	Expiry time.Time
+}
+
+// Verifier checks tokens against the issuer's JWKS.
+type Verifier struct {
+	cfg   Config
+	algs  []jwa.SignatureAlgorithm
+	cache *jwk.Cache
+
+	mu          sync.Mutex
+	lastRefresh time.Time
+}
+
+var refusedAlgorithms = map[string]bool{"none": true, "HS256": true, "HS384": true, "HS512": true}
+
+// NewVerifier validates cfg and registers the JWKS for background refresh.
+// It does not wait for the first fetch: a token that arrives before the keys
+// do is refused as invalid, and the keys are fetched again.
+func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" || cfg.JWKSURL == "" {
+		return nil, errors.New("auth: Issuer, Audience and JWKSURL are required")
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{"RS256", "ES256", "EdDSA"}
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = 30 * time.Second
+	}
+	if cfg.Leeway < 0 || cfg.Leeway > 5*time.Minute {
+		return nil, fmt.Errorf("auth: leeway %s is outside 0..5m", cfg.Leeway)
+	}
+	if cfg.MinRefresh <= 0 {
+		cfg.MinRefresh = time.Minute
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	v := &Verifier{cfg: cfg}
+	for _, name := range cfg.Algorithms {
+		if refusedAlgorithms[name] {
+			return nil, fmt.Errorf("auth: algorithm %q may not be allowed", name)
+		}
+		alg, ok := jwa.LookupSignatureAlgorithm(name)
+		if !ok {
+			return nil, fmt.Errorf("auth: unknown algorithm %q", name)
+		}
+		v.algs = append(v.algs, alg)
+	}
+	cache, err := jwk.NewCache(ctx, httprc.NewClient())
+	if err != nil {
+		return nil, fmt.Errorf("auth: jwks cache: %w", err)
+	}
+	if err := cache.Register(ctx, cfg.JWKSURL,
+		jwk.WithMinInterval(cfg.MinRefresh),
+		jwk.WithMaxInterval(max(cfg.MinRefresh, 15*time.Minute)),
+		jwk.WithWaitReady(false),
+		jwk.WithHTTPClient(cfg.HTTPClient),
+	); err != nil {
+		return nil, fmt.Errorf("auth: register jwks %s: %w", cfg.JWKSURL, err)
+	}
+	v.cache = cache
+	return v, nil
+}
+
+func tokenInvalid(msg string) error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_TOKEN_INVALID, msg)
+}
+
+// Verify checks a raw JWT and returns its principal, or an UNAUTHENTICATED
+// error with reason TOKEN_INVALID or TOKEN_EXPIRED. The error never quotes
+// the token.
+func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
+	if raw == "" {
+		return Principal{}, tokenInvalid("missing bearer token")
+	}
+	msg, err := jws.Parse([]byte(raw))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return Principal{}, tokenInvalid("bearer token is not a signed JWT")
+	}
+	alg, ok := msg.Signatures()[0].ProtectedHeaders().Algorithm()
+	if !ok || !slices.Contains(v.algs, alg) {
+		return Principal{}, tokenInvalid("bearer token algorithm is not allowed")
+	}
+	kid, _ := msg.Signatures()[0].ProtectedHeaders().KeyID()
+
+	set, err := v.keys(ctx, kid)
+	if err != nil {
+		return Principal{}, err
+	}
+	tok, err := jwt.Parse([]byte(raw),
+		jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(true)),
+		jwt.WithValidate(true),
+		jwt.WithIssuer(v.cfg.Issuer),
+		jwt.WithAudience(v.cfg.Audience),
+		jwt.WithAcceptableSkew(v.cfg.Leeway),
+		jwt.WithRequiredClaim("exp"),
+		jwt.WithRequiredClaim("sub"),
+	)
+	switch {
+	case errors.Is(err, jwt.TokenExpiredError()):
+		return Principal{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_TOKEN_EXPIRED, "bearer token has expired")
+	case errors.Is(err, jwt.InvalidIssuerError()):
+		return Principal{}, tokenInvalid("bearer token has the wrong issuer")
+	case errors.Is(err, jwt.InvalidAudienceError()):
+		return Principal{}, tokenInvalid("bearer token has the wrong audience")
+	case errors.Is(err, jwt.TokenNotYetValidError()):
+		return Principal{}, tokenInvalid("bearer token is not valid yet")
+	case err != nil:
+		return Principal{}, tokenInvalid("bearer token failed verification")
+	}
+	p := Principal{}
+	p.User, _ = tok.Subject()
+	p.Expiry, _ = tok.Expiration()
+	for _, claim := range []string{"azp", "client_id"} {
+		var c string
+		if tok.Get(claim, &c) == nil && c != "" {
+			p.Client = c
+			break
+		}
+	}
+	if p.User == "" || p.Client == "" {
+		return Principal{}, tokenInvalid("bearer token lacks sub or azp/client_id")
+	}
+	return p, nil
+}
+
+// keys returns the cached JWKS, refreshing it (at most once per MinRefresh)
+// when it lacks kid: that is how a rotated key is picked up.
+func (v *Verifier) keys(ctx context.Context, kid string) (jwk.Set, error) {
+	set, err := v.cache.Lookup(ctx, v.cfg.JWKSURL)
+	if err == nil && (kid == "" || hasKey(set, kid)) {
+		return set, nil
+	}
+	v.mu.Lock()
+	due := time.Since(v.lastRefresh) >= v.cfg.MinRefresh
+	if due {
+		v.lastRefresh = time.Now()
+	}
+	v.mu.Unlock()
+	if due {
+		if fresh, ferr := v.cache.Refresh(ctx, v.cfg.JWKSURL); ferr == nil {
+			return fresh, nil
+		}
+	}
+	if err != nil {
+		return nil, tokenInvalid("signing keys are not available yet")
+	}
+	return set, nil
+}
+
+func hasKey(set jwk.Set, kid string) bool {
+	_, ok := set.LookupKeyID(kid)
+	return ok
+}
+
+// UserOf returns the user a resource name belongs to: "alice" for
+// "users/alice/accounts/a1", false when the name is not under users/.
+func UserOf(resource string) (string, bool) {
+	rest, ok := strings.CutPrefix(resource, "users/")
+	if !ok {
+		return "", false
+	}
+	user, _, _ := strings.Cut(rest, "/")
+	return user, user != ""
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal the auth interceptor put in ctx.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Close stops the background JWKS refresh.
+func (v *Verifier) Close(ctx context.Context) error { return v.cache.Shutdown(ctx) }

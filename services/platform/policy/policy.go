@@ -1,0 +1,149 @@
+// Package policy holds what every data call is judged by: who calls (the
+// principal), for which user and resource, and for which declared purpose,
+// and the hooks that the consent service fills in — a consent check before
+// the handler runs, and an audit record after it, allowed or refused.
+//
+// Two purposes are refused here, by code, before any hook: ADVERTISING and
+// MARKETING. No configuration, consent or client can allow them.
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/apierr"
+	"github.com/bankbridge/bankbridge/services/platform/auth"
+)
+
+// Access describes one call to user data. The server kit fills it in as the
+// call passes each interceptor; hooks read it.
+type Access struct {
+	// Method is the full gRPC method, e.g. /bankbridge.balance.v1.BalanceService/GetBalance.
+	Method string
+	// Principal is the authenticated caller; zero before authentication.
+	Principal auth.Principal
+	// User is the user the request names (users/{user}/...).
+	User string
+	// Resource is the request's name or parent.
+	Resource string
+	// Purpose is the purpose the request declares.
+	Purpose commonv1.Purpose
+}
+
+// ConsentChecker decides whether the user's consent covers the access. It
+// returns nil to allow, or an apierr error (CONSENT_REQUIRED,
+// CONSENT_EXPIRED, CONSENT_REVOKED, PURPOSE_NOT_ALLOWED) to refuse.
+type ConsentChecker interface {
+	CheckConsent(ctx context.Context, a *Access) error
+}
+
+// Auditor records every access, allowed (err nil) or refused.
+type Auditor interface {
+	Audit(ctx context.Context, a *Access, err error)
+}
+
+// ConsentFunc adapts a function to ConsentChecker.
+type ConsentFunc func(ctx context.Context, a *Access) error
+
+// CheckConsent calls f.
+func (f ConsentFunc) CheckConsent(ctx context.Context, a *Access) error { return f(ctx, a) }
+
+// AuditFunc adapts a function to Auditor.
+type AuditFunc func(ctx context.Context, a *Access, err error)
+
+// Audit calls f.
+func (f AuditFunc) Audit(ctx context.Context, a *Access, err error) { f(ctx, a, err) }
+
+type accessKey struct{}
+
+// WithAccess returns ctx carrying a.
+func WithAccess(ctx context.Context, a *Access) context.Context {
+	return context.WithValue(ctx, accessKey{}, a)
+}
+
+// AccessFrom returns the access record of the call, or nil outside one.
+func AccessFrom(ctx context.Context) *Access {
+	a, _ := ctx.Value(accessKey{}).(*Access)
+	return a
+}
+
+// ResourceOf returns the request's `name` or `parent` field, if it has one.
+func ResourceOf(req proto.Message) (string, bool) {
+	m := req.ProtoReflect()
+	for _, field := range []protoreflect.Name{"name", "parent"} {
+		fd := m.Descriptor().Fields().ByName(field)
+		if fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
+			return m.Get(fd).String(), true
+		}
+	}
+	return "", false
+}
+
+// PurposeOf returns the request's declared purpose, if it has the field.
+func PurposeOf(req proto.Message) (commonv1.Purpose, bool) {
+	m := req.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("purpose")
+	if fd == nil || fd.Enum() == nil || fd.Enum().FullName() != commonv1.Purpose(0).Descriptor().FullName() {
+		return 0, false
+	}
+	return commonv1.Purpose(m.Get(fd).Enum()), true
+}
+
+// neverAllowed are the purposes bankbridge refuses whatever else is true.
+var neverAllowed = []commonv1.Purpose{commonv1.Purpose_PURPOSE_ADVERTISING, commonv1.Purpose_PURPOSE_MARKETING}
+
+// Clients maps a client id to the purposes it may declare.
+type Clients map[string][]commonv1.Purpose
+
+// CheckPurpose refuses ADVERTISING and MARKETING for everyone
+// (PURPOSE_NOT_ALLOWED), then any purpose the client is not configured for
+// (CLIENT_PURPOSE_NOT_ALLOWED).
+func (c Clients) CheckPurpose(client string, p commonv1.Purpose) error {
+	if slices.Contains(neverAllowed, p) {
+		return apierr.New(commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED,
+			"bankbridge never serves data for "+p.String(),
+			apierr.WithMetadata("purpose", p.String()))
+	}
+	if !slices.Contains(c[client], p) {
+		return apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_PURPOSE_NOT_ALLOWED,
+			"client "+client+" may not declare "+p.String(),
+			apierr.WithMetadata("purpose", p.String()), apierr.WithMetadata("client_id", client))
+	}
+	return nil
+}
+
+// ParseClients reads "client-a=ACCOUNT_INFORMATION,CUSTOMER_SUPPORT;client-b=..."
+// (purpose names with or without the PURPOSE_ prefix). ADVERTISING and
+// MARKETING are refused here too, so a config cannot even name them.
+func ParseClients(s string) (Clients, error) {
+	c := Clients{}
+	for entry := range strings.SplitSeq(s, ";") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		client, list, ok := strings.Cut(entry, "=")
+		client = strings.TrimSpace(client)
+		if !ok || client == "" {
+			return nil, fmt.Errorf("client purposes %q: want client=PURPOSE[,PURPOSE...]", entry)
+		}
+		for name := range strings.SplitSeq(list, ",") {
+			name = strings.TrimSpace(name)
+			v, ok := commonv1.Purpose_value["PURPOSE_"+strings.TrimPrefix(name, "PURPOSE_")]
+			if !ok || v == 0 {
+				return nil, fmt.Errorf("client %s: unknown purpose %q", client, name)
+			}
+			if slices.Contains(neverAllowed, commonv1.Purpose(v)) {
+				return nil, fmt.Errorf("client %s: purpose %s can never be allowed", client, name)
+			}
+			c[client] = append(c[client], commonv1.Purpose(v))
+		}
+	}
+	return c, nil
+}

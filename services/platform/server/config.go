@@ -1,0 +1,98 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+)
+
+// Config is what every bankbridge service reads at start, from flags or
+// BANKBRIDGE_* environment variables (a flag wins): --grpc-addr or
+// BANKBRIDGE_GRPC_ADDR, and so on.
+type Config struct {
+	// Name is the service name in telemetry; set by the service, not a flag.
+	Name string
+	// Version is the build version in telemetry.
+	Version string
+
+	GRPCAddr  string
+	AdminAddr string
+	DevMode   bool
+	LogLevel  slog.Level
+
+	Issuer         string
+	Audience       string
+	JWKSURL        string
+	ClientPurposes string
+
+	DrainDelay      time.Duration
+	ShutdownGrace   time.Duration
+	MaxRecvMsgBytes int
+	MaxSendMsgBytes int
+}
+
+// Defaults a service starts from; it sets Name and its default ports.
+func Defaults(name, grpcAddr, adminAddr string) Config {
+	return Config{
+		Name:            name,
+		Version:         "dev",
+		GRPCAddr:        grpcAddr,
+		AdminAddr:       adminAddr,
+		LogLevel:        slog.LevelInfo,
+		Audience:        "bankbridge",
+		DrainDelay:      5 * time.Second,
+		ShutdownGrace:   10 * time.Second,
+		MaxRecvMsgBytes: 1 << 20, // requests are small; 1 MiB bounds a hostile body
+		MaxSendMsgBytes: 8 << 20,
+	}
+}
+
+// RegisterFlags binds every field to fs, with c's values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "HTTP listen address for /healthz, /readyz and /metrics")
+	fs.BoolVar(&c.DevMode, "dev-mode", c.DevMode, "enable dev-only features (the dev token issuer); never in production")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "minimum log level: DEBUG, INFO, WARN, ERROR")
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "required iss of bearer tokens")
+	fs.StringVar(&c.Audience, "audience", c.Audience, "required aud of bearer tokens")
+	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "URL of the token issuer's JWKS")
+	fs.StringVar(&c.ClientPurposes, "client-purposes", c.ClientPurposes, "purposes each client may declare: client=PURPOSE,PURPOSE;client2=...")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, how long to report NOT_SERVING while still serving, so load balancers stop routing here first")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
+	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", c.MaxRecvMsgBytes, "largest request message accepted")
+	fs.IntVar(&c.MaxSendMsgBytes, "max-send-msg-bytes", c.MaxSendMsgBytes, "largest response message sent")
+}
+
+// Parse fills c from args and BANKBRIDGE_* environment variables.
+func (c *Config) Parse(fs *flag.FlagSet, args []string) error {
+	c.RegisterFlags(fs)
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("BANKBRIDGE")); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return c.Validate()
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("config: service name is empty")
+	case c.GRPCAddr == "":
+		return errors.New("config: --grpc-addr (BANKBRIDGE_GRPC_ADDR) is empty")
+	case c.JWKSURL == "" && !c.DevMode:
+		return errors.New("config: --jwks-url (BANKBRIDGE_JWKS_URL) is required outside dev mode")
+	case c.Issuer == "" && !c.DevMode:
+		return errors.New("config: --issuer (BANKBRIDGE_ISSUER) is required outside dev mode")
+	case c.DrainDelay < 0:
+		return errors.New("config: --drain-delay must not be negative")
+	case c.ShutdownGrace <= 0:
+		return errors.New("config: --shutdown-grace must be positive")
+	case c.MaxRecvMsgBytes <= 0 || c.MaxSendMsgBytes <= 0:
+		return errors.New("config: message size limits must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package server_test
+
+// A tiny example service, started through the kit on 127.0.0.1:0 with the
+// real interceptor chain, a real JWKS over HTTP and an in-memory span
+// exporter. It serves the real BalanceService and ShippingService contracts
+// (so validation rules are the real ones) with canned answers.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/policy"
+	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+)
+
+// Fixture values that must never show up in telemetry.
+const (
+	fixtureLast4       = "4821"
+	fixtureAmountUnits = 98765
+	fixturePanicText   = "boom: card 4111111111111111"
+	fixtureErrText     = "db password=hunter2"
+)
+
+type exampleBalance struct {
+	balancev1.UnimplementedBalanceServiceServer
+}
+
+func (exampleBalance) GetAccount(_ context.Context, req *balancev1.GetAccountRequest) (*balancev1.GetAccountResponse, error) {
+	switch {
+	case strings.HasSuffix(req.GetName(), "/accounts/panic"):
+		panic(fixturePanicText)
+	case strings.HasSuffix(req.GetName(), "/accounts/plainerr"):
+		return nil, errors.New(fixtureErrText)
+	}
+	return &balancev1.GetAccountResponse{Account: &balancev1.Account{
+		Name:         req.GetName(),
+		DisplayName:  "Everyday Checking",
+		MaskedNumber: &commonv1.MaskedAccountNumber{Last4: fixtureLast4, Display: "•••• " + fixtureLast4},
+	}}, nil
+}
+
+func (exampleBalance) GetBalance(_ context.Context, req *balancev1.GetBalanceRequest) (*balancev1.GetBalanceResponse, error) {
+	return &balancev1.GetBalanceResponse{Balance: &balancev1.AccountBalance{
+		Name: req.GetName(),
+		Balances: []*balancev1.Balance{{
+			Type:   balancev1.BalanceType_BALANCE_TYPE_INTERIM_AVAILABLE,
+			Amount: &commonv1.Money{CurrencyCode: "EUR", Units: fixtureAmountUnits, Nanos: 120000000},
+			AsOf:   timestamppb.Now(),
+		}},
+		AsOf: timestamppb.Now(),
+	}}, nil
+}
+
+func (exampleBalance) ListAccounts(context.Context, *balancev1.ListAccountsRequest) (*balancev1.ListAccountsResponse, error) {
+	return &balancev1.ListAccountsResponse{}, nil
+}
+
+type exampleShipping struct {
+	shippingv1.UnimplementedShippingServiceServer
+}
+
+func (exampleShipping) WatchShipments(_ *shippingv1.WatchShipmentsRequest, stream grpc.ServerStreamingServer[shippingv1.WatchShipmentsResponse]) error {
+	return stream.Send(&shippingv1.WatchShipmentsResponse{Cursor: "c1"})
+}
+
+// recorder is a consent hook and auditor that remembers what it saw.
+type recorder struct {
+	mu      sync.Mutex
+	refuse  error
+	checked []policy.Access
+	audited []auditEntry
+}
+
+type auditEntry struct {
+	access policy.Access
+	err    error
+}
+
+func (r *recorder) CheckConsent(_ context.Context, a *policy.Access) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checked = append(r.checked, *a)
+	return r.refuse
+}
+
+func (r *recorder) Audit(_ context.Context, a *policy.Access, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.audited = append(r.audited, auditEntry{access: *a, err: err})
+}
+
+func (r *recorder) audits() []auditEntry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]auditEntry(nil), r.audited...)
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+const (
+	testIssuer   = "https://issuer.test"
+	testAudience = "bankbridge"
+	testClient   = "chat-app"
+)
+
+type example struct {
+	srv      *server.Server
+	conn     *grpc.ClientConn
+	balance  balancev1.BalanceServiceClient
+	shipping shippingv1.ShippingServiceClient
+	issuer   *auth.DevIssuer
+	spans    *sdktrace.InMemoryExporter
+	logs     *syncBuffer
+	hooks    *recorder
+	stop     context.CancelFunc
+	done     chan error
+}
+
+type exampleOpts struct {
+	drainDelay time.Duration
+	// quiet exports no spans and discards logs, as a production process
+	// without a collector would; benchmarks use it.
+	quiet bool
+}
+
+func startExample(t testing.TB, o exampleOpts) *example {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	issuer, err := auth.NewDevIssuer(true, testIssuer, testAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(issuer.JWKSHandler())
+	t.Cleanup(jwks.Close)
+
+	spans := sdktrace.NewInMemoryExporter()
+	logs := &syncBuffer{}
+	tcfg := telemetry.Config{ServiceName: "example", SpanExporter: spans, SyncExport: true, LogOutput: logs}
+	if o.quiet {
+		tcfg.SpanExporter, tcfg.LogOutput = nil, io.Discard
+	}
+	tel, err := telemetry.Setup(ctx, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.NewVerifier(ctx, auth.Config{Issuer: testIssuer, Audience: testAudience, JWKSURL: jwks.URL, MinRefresh: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Defaults("example", "127.0.0.1:0", "127.0.0.1:0")
+	cfg.DevMode = true
+	cfg.DrainDelay = o.drainDelay
+	cfg.ShutdownGrace = 2 * time.Second
+	cfg.ClientPurposes = testClient + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
+	hooks := &recorder{}
+	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier, Consent: hooks, Auditor: hooks},
+		func(r grpc.ServiceRegistrar) {
+			balancev1.RegisterBalanceServiceServer(r, exampleBalance{})
+			shippingv1.RegisterShippingServiceServer(r, exampleShipping{})
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &example{
+		srv: srv, conn: conn, issuer: issuer, spans: spans, logs: logs, hooks: hooks, stop: cancel, done: done,
+		balance:  balancev1.NewBalanceServiceClient(conn),
+		shipping: shippingv1.NewShippingServiceClient(conn),
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop")
+		}
+		_ = verifier.Close(context.Background())
+		_ = tel.Shutdown(context.Background())
+	})
+	return e
+}
+
+// as returns ctx carrying a fresh token for user.
+func (e *example) as(t testing.TB, user string) context.Context {
+	t.Helper()
+	tok, err := e.issuer.Mint(user, testClient, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return withToken(context.Background(), tok)
+}
+
+func withToken(ctx context.Context, tok string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+}
+
+func getAccount(name string) *balancev1.GetAccountRequest {
+	return &balancev1.GetAccountRequest{Name: name, Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}
+}

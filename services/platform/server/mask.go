@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/services/platform/apierr"
+	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+)
+
+// mask makes sure no error text a handler did not mean for the caller leaves
+// the server: an error without a gRPC status, or an INTERNAL/UNKNOWN status
+// without a bankbridge ErrorInfo, is logged under an incident id and replaced
+// by apierr.Internal. Context errors keep their codes.
+func mask(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, "call cancelled")
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	st, ok := status.FromError(err)
+	if ok && st.Code() != codes.Internal && st.Code() != codes.Unknown {
+		return err
+	}
+	if ok && apierr.Info(err) != nil {
+		return err
+	}
+	id, masked := apierr.Internal()
+	log.ErrorContext(ctx, "unexpected error", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
+	return masked
+}
+
+func maskUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		return resp, mask(ctx, log, err)
+	}
+}
+
+func maskStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return mask(ss.Context(), log, handler(srv, ss))
+	}
+}

@@ -1,0 +1,147 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/server"
+)
+
+func TestTraceIDComesBackInHeaders(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	t.Run("new trace", func(t *testing.T) {
+		var hdr metadata.MD
+		if _, err := e.balance.GetBalance(e.as(t, "alice"), balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION), grpc.Header(&hdr)); err != nil {
+			t.Fatal(err)
+		}
+		got := hdr.Get(server.TraceIDHeader)
+		if len(got) != 1 || len(got[0]) != 32 {
+			t.Fatalf("%s = %v, want one 32-hex trace id", server.TraceIDHeader, got)
+		}
+		found := false
+		for _, s := range e.spans.GetSpans() {
+			if s.SpanContext.TraceID().String() == got[0] && s.Name == "bankbridge.balance.v1.BalanceService/GetBalance" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no exported server span has trace id %s", got[0])
+		}
+	})
+	t.Run("caller's trace continues", func(t *testing.T) {
+		traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+		spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+		parent := trace.ContextWithSpanContext(e.as(t, "alice"), trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled, Remote: true,
+		}))
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(parent, carrier)
+		ctx := metadata.AppendToOutgoingContext(parent, "traceparent", carrier["traceparent"])
+		var hdr metadata.MD
+		if _, err := e.balance.GetBalance(ctx, balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION), grpc.Header(&hdr)); err != nil {
+			t.Fatal(err)
+		}
+		if got := hdr.Get(server.TraceIDHeader); len(got) != 1 || got[0] != traceID.String() {
+			t.Fatalf("%s = %v, want the caller's %s", server.TraceIDHeader, got, traceID)
+		}
+	})
+}
+
+func TestMetricsExposeRPCs(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	if _, err := e.balance.GetBalance(e.as(t, "alice"), balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + e.srv.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(text, "rpc_server_") || !strings.Contains(text, `rpc_server_call_duration_seconds_count{`) || !strings.Contains(text, `rpc_method="bankbridge.balance.v1.BalanceService/GetBalance"`) {
+		t.Fatalf("/metrics (%d) has no RPC server metric for GetBalance:\n%s", resp.StatusCode, grepLines(text, "rpc"))
+	}
+}
+
+// TestNoPersonalDataInTelemetry makes calls whose requests, replies and
+// errors carry fixture personal data, then scans every exported span
+// attribute, event attribute and log line for it.
+func TestNoPersonalDataInTelemetry(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	ctx := e.as(t, "alice")
+	token := metadataToken(t, ctx)
+	_, _ = e.balance.GetBalance(ctx, balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION))
+	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/a1"))
+	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/panic"))
+	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/plainerr"))
+	_, _ = e.balance.GetBalance(e.as(t, "bob"), balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION))
+
+	forbidden := []string{fixtureLast4, fmt.Sprint(fixtureAmountUnits), "4111111111111111", "hunter2", token, "users/alice"}
+	spans := e.spans.GetSpans()
+	if len(spans) < 5 {
+		t.Fatalf("only %d spans exported", len(spans))
+	}
+	for _, s := range spans {
+		var values []string
+		for _, kv := range s.Attributes {
+			values = append(values, string(kv.Key)+"="+kv.Value.Emit())
+		}
+		for _, ev := range s.Events {
+			for _, kv := range ev.Attributes {
+				values = append(values, string(kv.Key)+"="+kv.Value.Emit())
+			}
+		}
+		for _, v := range values {
+			for _, f := range forbidden {
+				if strings.Contains(v, f) {
+					t.Errorf("span %q carries %q in %s", s.Name, f, v)
+				}
+			}
+		}
+	}
+	// The cause of an unexpected error is logged under its incident id (that
+	// is what the id is for), so the error text itself is allowed in logs;
+	// bankbridge code never writes personal data into error text.
+	logs := e.logs.String()
+	for _, f := range forbidden {
+		if f == "hunter2" {
+			continue
+		}
+		if strings.Contains(logs, f) {
+			t.Errorf("logs carry %q", f)
+		}
+	}
+}
+
+func metadataToken(t *testing.T, ctx context.Context) string {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	v := md.Get("authorization")
+	if len(v) != 1 {
+		t.Fatal("no token in context")
+	}
+	return strings.TrimPrefix(v[0], "Bearer ")
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

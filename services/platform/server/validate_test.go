@@ -1,0 +1,66 @@
+package server_test
+
+import (
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+)
+
+func TestValidationNamesTheField(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	ctx := e.as(t, "alice")
+	tests := []struct {
+		name      string
+		req       *balancev1.ListAccountsRequest
+		wantField string
+		wantRule  string
+	}{
+		{
+			name:      "page size above 100",
+			req:       &balancev1.ListAccountsRequest{Parent: "users/alice", Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION, Page: &commonv1.PageRequest{Size: 1000}},
+			wantField: "page.size",
+			wantRule:  "int32.gte_lte",
+		},
+		{
+			name:      "no purpose",
+			req:       &balancev1.ListAccountsRequest{Parent: "users/alice"},
+			wantField: "purpose",
+			wantRule:  "enum.not_in",
+		},
+		{
+			name:      "malformed parent",
+			req:       &balancev1.ListAccountsRequest{Parent: "people/alice", Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION},
+			wantField: "parent",
+			wantRule:  "string.pattern",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.balance.ListAccounts(ctx, tt.req)
+			st := wantError(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+			v := badRequest(st).GetFieldViolations()
+			if len(v) != 1 || v[0].GetField() != tt.wantField || v[0].GetReason() != tt.wantRule {
+				t.Fatalf("field violations = %v, want one on %s (%s)", v, tt.wantField, tt.wantRule)
+			}
+		})
+	}
+}
+
+func TestValidationOnStreams(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	stream, err := e.shipping.WatchShipments(e.as(t, "alice"), &shippingv1.WatchShipmentsRequest{Parent: "users/alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	st := wantError(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	if v := badRequest(st).GetFieldViolations(); len(v) != 1 || v[0].GetField() != "purpose" {
+		t.Fatalf("field violations = %v, want one on purpose", v)
+	}
+}
