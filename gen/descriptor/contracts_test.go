@@ -343,22 +343,17 @@ func checkRequestValidation(c *contracts) []string {
 	return problems
 }
 
-// checkPurpose: every request of a public service declares a required purpose.
-func checkPurpose(c *contracts) []string {
+// checkNoPurposeField: purpose travels in the bankbridge-purpose metadata
+// of every call, not in requests, so no public request declares it twice.
+func checkNoPurposeField(c *contracts) []string {
 	var problems []string
 	for _, s := range c.services() {
 		if !isPublic(s) {
 			continue
 		}
 		for _, m := range methods(s) {
-			fd := m.Input().Fields().ByName("purpose")
-			if fd == nil || fd.Enum() == nil || fd.Enum().FullName() != "bankbridge.common.v1.Purpose" {
-				problems = append(problems, fmt.Sprintf("%s: has no bankbridge.common.v1.Purpose purpose field", m.Input().FullName()))
-				continue
-			}
-			e := fieldRules(fd).GetEnum()
-			if !e.GetDefinedOnly() || !slices.Contains(e.GetNotIn(), 0) {
-				problems = append(problems, fmt.Sprintf("%s: purpose must be required (enum = {defined_only: true, not_in: [0]})", fd.FullName()))
+			if fd := m.Input().Fields().ByName("purpose"); fd != nil {
+				problems = append(problems, fmt.Sprintf("%s: purpose is declared in metadata bankbridge-purpose, not as a request field", fd.FullName()))
 			}
 		}
 	}
@@ -407,7 +402,7 @@ var checkers = map[string]func(*contracts) []string{
 	"reasons in comments":    checkReasonsInComments,
 	"error reasons":          checkErrorReasons,
 	"request validation":     checkRequestValidation,
-	"purpose":                checkPurpose,
+	"no purpose field":       checkNoPurposeField,
 	"masked account numbers": checkMaskedAccountNumbers,
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -32,7 +33,7 @@ type Access struct {
 	User string
 	// Resource is the request's name or parent.
 	Resource string
-	// Purpose is the purpose the request declares.
+	// Purpose is the purpose the call declares in metadata bankbridge-purpose.
 	Purpose commonv1.Purpose
 }
 
@@ -85,14 +86,30 @@ func ResourceOf(req proto.Message) (string, bool) {
 	return "", false
 }
 
-// PurposeOf returns the request's declared purpose, if it has the field.
-func PurposeOf(req proto.Message) (commonv1.Purpose, bool) {
-	m := req.ProtoReflect()
-	fd := m.Descriptor().Fields().ByName("purpose")
-	if fd == nil || fd.Enum() == nil || fd.Enum().FullName() != commonv1.Purpose(0).Descriptor().FullName() {
-		return 0, false
+// PurposeHeader is the gRPC metadata key every call to a public service
+// declares its purpose in; the gateway fills it from the HTTP header
+// Bankbridge-Purpose.
+const PurposeHeader = "bankbridge-purpose"
+
+// PurposeFromContext reads the declared purpose from the incoming metadata:
+// a Purpose name without or with its PURPOSE_ prefix, in any case. A missing,
+// repeated or unknown value is INVALID_ARGUMENT naming the header.
+func PurposeFromContext(ctx context.Context) (commonv1.Purpose, error) {
+	values := metadata.ValueFromIncomingContext(ctx, PurposeHeader)
+	if len(values) != 1 || strings.TrimSpace(values[0]) == "" {
+		return 0, purposeInvalid("missing", "declare why you call in metadata bankbridge-purpose (HTTP header Bankbridge-Purpose), e.g. ACCOUNT_INFORMATION")
 	}
-	return commonv1.Purpose(m.Get(fd).Enum()), true
+	name := strings.ToUpper(strings.TrimSpace(values[0]))
+	v, ok := commonv1.Purpose_value["PURPOSE_"+strings.TrimPrefix(name, "PURPOSE_")]
+	if !ok || v == 0 {
+		return 0, purposeInvalid("unknown", "unknown purpose; use a bankbridge.common.v1.Purpose name such as ACCOUNT_INFORMATION")
+	}
+	return commonv1.Purpose(v), nil
+}
+
+func purposeInvalid(rule, desc string) error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "invalid request: "+PurposeHeader+": "+desc,
+		apierr.WithFieldViolations(apierr.FieldViolation{Field: PurposeHeader, Description: desc, Reason: "purpose." + rule}))
 }
 
 // neverAllowed are the purposes bankbridge refuses whatever else is true.

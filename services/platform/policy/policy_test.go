@@ -1,7 +1,13 @@
 package policy_test
 
 import (
+	"context"
 	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -61,17 +67,62 @@ func TestCheckPurpose(t *testing.T) {
 	}
 }
 
-func TestResourceAndPurposeOf(t *testing.T) {
+func TestResourceOf(t *testing.T) {
 	t.Parallel()
-	req := &balancev1.GetBalanceRequest{Name: "users/alice/accounts/a1/balance", Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}
+	req := &balancev1.GetBalanceRequest{Name: "users/alice/accounts/a1/balance"}
 	if res, ok := policy.ResourceOf(req); !ok || res != req.GetName() {
 		t.Errorf("ResourceOf = %q, %v", res, ok)
-	}
-	if p, ok := policy.PurposeOf(req); !ok || p != commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION {
-		t.Errorf("PurposeOf = %v, %v", p, ok)
 	}
 	list := &balancev1.ListAccountsRequest{Parent: "users/alice"}
 	if res, ok := policy.ResourceOf(list); !ok || res != "users/alice" {
 		t.Errorf("ResourceOf(list) = %q, %v", res, ok)
+	}
+}
+
+func TestPurposeFromContext(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		values []string
+		want   commonv1.Purpose
+		rule   string
+	}{
+		{"short name", []string{"ACCOUNT_INFORMATION"}, commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION, ""},
+		{"prefixed name", []string{"PURPOSE_CUSTOMER_SUPPORT"}, commonv1.Purpose_PURPOSE_CUSTOMER_SUPPORT, ""},
+		{"lower case", []string{"order_tracking"}, commonv1.Purpose_PURPOSE_ORDER_TRACKING, ""},
+		{"advertising is a known purpose (refused later, by policy)", []string{"ADVERTISING"}, commonv1.Purpose_PURPOSE_ADVERTISING, ""},
+		{"missing", nil, 0, "purpose.missing"},
+		{"empty", []string{" "}, 0, "purpose.missing"},
+		{"twice", []string{"ACCOUNT_INFORMATION", "MARKETING"}, 0, "purpose.missing"},
+		{"unknown", []string{"CURIOSITY"}, 0, "purpose.unknown"},
+		{"unspecified", []string{"UNSPECIFIED"}, 0, "purpose.unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			md := metadata.MD{}
+			for _, v := range tt.values {
+				md.Append(policy.PurposeHeader, v)
+			}
+			got, err := policy.PurposeFromContext(metadata.NewIncomingContext(context.Background(), md))
+			if tt.rule == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("= %v, %v; want %v", got, err, tt.want)
+				}
+				return
+			}
+			st := status.Convert(err)
+			if st.Code() != codes.InvalidArgument {
+				t.Fatalf("code = %v, want INVALID_ARGUMENT", st.Code())
+			}
+			var br *errdetails.BadRequest
+			for _, d := range st.Details() {
+				if b, ok := d.(*errdetails.BadRequest); ok {
+					br = b
+				}
+			}
+			if v := br.GetFieldViolations(); len(v) != 1 || v[0].GetField() != "bankbridge-purpose" || v[0].GetReason() != tt.rule {
+				t.Errorf("violations = %v, want bankbridge-purpose (%s)", v, tt.rule)
+			}
+		})
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"google.golang.org/grpc/codes"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 )
@@ -85,7 +84,7 @@ func TestTokensThatAreRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
+			ctx := withPurpose(context.Background(), "ACCOUNT_INFORMATION")
 			if tt.token != "" {
 				ctx = withToken(ctx, tt.token)
 			}
@@ -122,9 +121,7 @@ func TestAnotherUsersPathIsRefused(t *testing.T) {
 		wantError(t, err, codes.PermissionDenied, "USER_MISMATCH")
 	})
 	t.Run("stream", func(t *testing.T) {
-		stream, err := e.shipping.WatchShipments(bob, &shippingv1.WatchShipmentsRequest{
-			Parent: "users/alice", Purpose: commonv1.Purpose_PURPOSE_ORDER_TRACKING,
-		})
+		stream, err := e.shipping.WatchShipments(withPurpose(bob, "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/alice"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,9 +129,7 @@ func TestAnotherUsersPathIsRefused(t *testing.T) {
 		wantError(t, err, codes.PermissionDenied, "USER_MISMATCH")
 	})
 	t.Run("own path streams", func(t *testing.T) {
-		stream, err := e.shipping.WatchShipments(e.as(t, "alice"), &shippingv1.WatchShipmentsRequest{
-			Parent: "users/alice", Purpose: commonv1.Purpose_PURPOSE_ORDER_TRACKING,
-		})
+		stream, err := e.shipping.WatchShipments(e.asFor(t, "alice", "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/alice"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"testing"
-
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
 // BenchmarkInterceptorChain measures one small unary call (GetBalance)
@@ -14,7 +12,7 @@ import (
 func BenchmarkInterceptorChain(b *testing.B) {
 	e := startExample(b, exampleOpts{quiet: true})
 	ctx := e.as(b, "alice")
-	req := balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION)
+	req := aliceBalance
 	if _, err := e.balance.GetBalance(ctx, req); err != nil {
 		b.Fatal(err)
 	}

@@ -220,20 +220,33 @@ func startExample(t testing.TB, o exampleOpts) *example {
 	return e
 }
 
-// as returns ctx carrying a fresh token for user.
+// as returns a context for calls by user, with a fresh token and the
+// purpose ACCOUNT_INFORMATION.
 func (e *example) as(t testing.TB, user string) context.Context {
+	return e.asFor(t, user, "ACCOUNT_INFORMATION")
+}
+
+// asFor is as with another purpose; "" declares none.
+func (e *example) asFor(t testing.TB, user, purpose string) context.Context {
 	t.Helper()
 	tok, err := e.issuer.Mint(user, testClient, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return withToken(context.Background(), tok)
+	return withPurpose(withToken(context.Background(), tok), purpose)
 }
 
 func withToken(ctx context.Context, tok string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 }
 
+func withPurpose(ctx context.Context, purpose string) context.Context {
+	if purpose == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "bankbridge-purpose", purpose)
+}
+
 func getAccount(name string) *balancev1.GetAccountRequest {
-	return &balancev1.GetAccountRequest{Name: name, Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}
+	return &balancev1.GetAccountRequest{Name: name}
 }

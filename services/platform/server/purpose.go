@@ -5,24 +5,55 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/policy"
 )
 
-// policyCheck runs after validation: the declared purpose must be allowed
-// (never ADVERTISING or MARKETING, and one the client is configured for),
-// then the consent hook decides. Requests without a purpose field (internal
-// and adapter protocols) pass.
-func policyCheck(clients policy.Clients, consent policy.ConsentChecker) func(context.Context, proto.Message) error {
-	return func(ctx context.Context, req proto.Message) error {
-		purpose, ok := policy.PurposeOf(req)
+// publicMethods returns the full method names of the given services whose
+// contract marks them PUBLIC (the default): those are the calls that must
+// declare a purpose. Internal and adapter protocols carry none.
+func publicMethods(services []string) map[string]bool {
+	out := map[string]bool{}
+	for _, name := range services {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+		if err != nil {
+			continue
+		}
+		sd, ok := d.(protoreflect.ServiceDescriptor)
 		if !ok {
+			continue
+		}
+		a := proto.GetExtension(sd.Options(), commonv1.E_Audience).(commonv1.Audience)
+		if a != commonv1.Audience_AUDIENCE_UNSPECIFIED && a != commonv1.Audience_AUDIENCE_PUBLIC {
+			continue
+		}
+		for i := range sd.Methods().Len() {
+			out["/"+name+"/"+string(sd.Methods().Get(i).Name())] = true
+		}
+	}
+	return out
+}
+
+// policyCheck runs after validation, for public methods: the call must
+// declare a known purpose in metadata; ADVERTISING and MARKETING are refused,
+// then any purpose the client is not configured for; then the consent hook
+// decides with the full access record.
+func policyCheck(public map[string]bool, clients policy.Clients, consent policy.ConsentChecker) func(context.Context, string, proto.Message) error {
+	return func(ctx context.Context, method string, _ proto.Message) error {
+		if !public[method] {
 			return nil
+		}
+		purpose, err := policy.PurposeFromContext(ctx)
+		if err != nil {
+			return err
 		}
 		a := policy.AccessFrom(ctx)
 		if a == nil {
-			a = &policy.Access{}
+			a = &policy.Access{Method: method}
 		}
 		a.Purpose = purpose
 		p, _ := auth.PrincipalFrom(ctx)
@@ -36,10 +67,20 @@ func policyCheck(clients policy.Clients, consent policy.ConsentChecker) func(con
 	}
 }
 
-func policyUnary(clients policy.Clients, consent policy.ConsentChecker) grpc.UnaryServerInterceptor {
-	return unaryCheck(policyCheck(clients, consent))
+func policyUnary(check func(context.Context, string, proto.Message) error) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		msg, _ := req.(proto.Message)
+		if err := check(ctx, info.FullMethod, msg); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
 }
 
-func policyStream(clients policy.Clients, consent policy.ConsentChecker) grpc.StreamServerInterceptor {
-	return streamCheck(policyCheck(clients, consent))
+func policyStream(check func(context.Context, string, proto.Message) error) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &checkedStream{ServerStream: ss, ctx: ss.Context(), check: func(ctx context.Context, req proto.Message) error {
+			return check(ctx, info.FullMethod, req)
+		}})
+	}
 }

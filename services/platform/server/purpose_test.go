@@ -7,38 +7,43 @@ import (
 
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/apierr"
 )
 
-func balanceFor(p commonv1.Purpose) *balancev1.GetBalanceRequest {
-	return &balancev1.GetBalanceRequest{Name: "users/alice/accounts/a1/balance", Purpose: p}
-}
+var aliceBalance = &balancev1.GetBalanceRequest{Name: "users/alice/accounts/a1/balance"}
 
 func TestPurposes(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
-	ctx := e.as(t, "alice")
 	tests := []struct {
 		name    string
-		purpose commonv1.Purpose
+		purpose string
 		code    codes.Code
 		reason  string
 	}{
-		{"advertising is never allowed", commonv1.Purpose_PURPOSE_ADVERTISING, codes.PermissionDenied, "PURPOSE_NOT_ALLOWED"},
-		{"marketing is never allowed", commonv1.Purpose_PURPOSE_MARKETING, codes.PermissionDenied, "PURPOSE_NOT_ALLOWED"},
-		{"a purpose the client is not configured for", commonv1.Purpose_PURPOSE_CUSTOMER_SUPPORT, codes.PermissionDenied, "CLIENT_PURPOSE_NOT_ALLOWED"},
-		{"an allowed purpose", commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION, codes.OK, ""},
+		{"advertising is never allowed", "ADVERTISING", codes.PermissionDenied, "PURPOSE_NOT_ALLOWED"},
+		{"marketing is never allowed", "PURPOSE_MARKETING", codes.PermissionDenied, "PURPOSE_NOT_ALLOWED"},
+		{"a purpose the client is not configured for", "CUSTOMER_SUPPORT", codes.PermissionDenied, "CLIENT_PURPOSE_NOT_ALLOWED"},
+		{"no purpose", "", codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"an unknown purpose", "CURIOSITY", codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"an allowed purpose", "ACCOUNT_INFORMATION", codes.OK, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.balance.GetBalance(ctx, balanceFor(tt.purpose))
+			_, err := e.balance.GetBalance(e.asFor(t, "alice", tt.purpose), aliceBalance)
 			if tt.code == codes.OK {
 				if err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			wantError(t, err, tt.code, tt.reason)
+			st := wantError(t, err, tt.code, tt.reason)
+			if tt.code == codes.InvalidArgument {
+				if v := badRequest(st).GetFieldViolations(); len(v) != 1 || v[0].GetField() != "bankbridge-purpose" {
+					t.Errorf("field violations = %v, want one on bankbridge-purpose", v)
+				}
+			}
 		})
 	}
 	// The consent hook only ever saw the allowed purpose: refusals come first.
@@ -49,6 +54,17 @@ func TestPurposes(t *testing.T) {
 	}
 }
 
+func TestPurposeOnStreams(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	stream, err := e.shipping.WatchShipments(e.asFor(t, "alice", "ADVERTISING"), &shippingv1.WatchShipmentsRequest{Parent: "users/alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	wantError(t, err, codes.PermissionDenied, "PURPOSE_NOT_ALLOWED")
+}
+
 func TestConsentHookDecidesAndEveryAccessIsAudited(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
@@ -56,16 +72,16 @@ func TestConsentHookDecidesAndEveryAccessIsAudited(t *testing.T) {
 	e.hooks.mu.Lock()
 	e.hooks.refuse = apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED, "no consent for this bank")
 	e.hooks.mu.Unlock()
-	_, err := e.balance.GetBalance(ctx, balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION))
+	_, err := e.balance.GetBalance(ctx, aliceBalance)
 	wantError(t, err, codes.PermissionDenied, "CONSENT_REQUIRED")
 
 	e.hooks.mu.Lock()
 	e.hooks.refuse = nil
 	e.hooks.mu.Unlock()
-	if _, err := e.balance.GetBalance(ctx, balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION)); err != nil {
+	if _, err := e.balance.GetBalance(ctx, aliceBalance); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.balance.GetBalance(e.as(t, "bob"), balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION))
+	_, err = e.balance.GetBalance(e.as(t, "bob"), aliceBalance)
 	wantError(t, err, codes.PermissionDenied, "USER_MISMATCH")
 
 	audits := e.hooks.audits()

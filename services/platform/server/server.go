@@ -14,7 +14,7 @@
 //	audit      every access to user data, allowed or not     audit.go
 //	authn      JWT bearer, user binding (skips health)       authn.go
 //	validate   protovalidate → INVALID_ARGUMENT + fields     validate.go
-//	policy     purpose, then the consent hook                purpose.go
+//	policy     purpose (metadata), then the consent hook     purpose.go
 package server
 
 import (
@@ -107,6 +107,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	}
 
 	authn := authenticator{verifier: deps.Verifier}
+	policyChecks := policyCheck(publicMethods(names.list), clients, deps.Consent)
 	s.grpc = grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(deps.Telemetry.TracerProvider),
@@ -121,7 +122,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			auditUnary(deps.Auditor),
 			authn.unary(),
 			validateUnary(validator),
-			policyUnary(clients, deps.Consent),
+			policyUnary(policyChecks),
 		),
 		grpc.ChainStreamInterceptor(
 			recoveryStream(s.log),
@@ -131,7 +132,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			auditStream(deps.Auditor),
 			authn.stream(),
 			validateStream(validator),
-			policyStream(clients, deps.Consent),
+			policyStream(policyChecks),
 		),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgBytes),

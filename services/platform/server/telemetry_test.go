@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 )
 
@@ -22,7 +21,7 @@ func TestTraceIDComesBackInHeaders(t *testing.T) {
 	e := startExample(t, exampleOpts{})
 	t.Run("new trace", func(t *testing.T) {
 		var hdr metadata.MD
-		if _, err := e.balance.GetBalance(e.as(t, "alice"), balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION), grpc.Header(&hdr)); err != nil {
+		if _, err := e.balance.GetBalance(e.as(t, "alice"), aliceBalance, grpc.Header(&hdr)); err != nil {
 			t.Fatal(err)
 		}
 		got := hdr.Get(server.TraceIDHeader)
@@ -49,7 +48,7 @@ func TestTraceIDComesBackInHeaders(t *testing.T) {
 		propagation.TraceContext{}.Inject(parent, carrier)
 		ctx := metadata.AppendToOutgoingContext(parent, "traceparent", carrier["traceparent"])
 		var hdr metadata.MD
-		if _, err := e.balance.GetBalance(ctx, balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION), grpc.Header(&hdr)); err != nil {
+		if _, err := e.balance.GetBalance(ctx, aliceBalance, grpc.Header(&hdr)); err != nil {
 			t.Fatal(err)
 		}
 		if got := hdr.Get(server.TraceIDHeader); len(got) != 1 || got[0] != traceID.String() {
@@ -61,7 +60,7 @@ func TestTraceIDComesBackInHeaders(t *testing.T) {
 func TestMetricsExposeRPCs(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
-	if _, err := e.balance.GetBalance(e.as(t, "alice"), balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION)); err != nil {
+	if _, err := e.balance.GetBalance(e.as(t, "alice"), aliceBalance); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Get("http://" + e.srv.AdminAddr() + "/metrics")
@@ -84,11 +83,11 @@ func TestNoPersonalDataInTelemetry(t *testing.T) {
 	e := startExample(t, exampleOpts{})
 	ctx := e.as(t, "alice")
 	token := metadataToken(t, ctx)
-	_, _ = e.balance.GetBalance(ctx, balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION))
+	_, _ = e.balance.GetBalance(ctx, aliceBalance)
 	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/a1"))
 	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/panic"))
 	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/plainerr"))
-	_, _ = e.balance.GetBalance(e.as(t, "bob"), balanceFor(commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION))
+	_, _ = e.balance.GetBalance(e.as(t, "bob"), aliceBalance)
 
 	forbidden := []string{fixtureLast4, fmt.Sprint(fixtureAmountUnits), "4111111111111111", "hunter2", token, "users/alice"}
 	spans := e.spans.GetSpans()

@@ -22,19 +22,13 @@ func TestValidationNamesTheField(t *testing.T) {
 	}{
 		{
 			name:      "page size above 100",
-			req:       &balancev1.ListAccountsRequest{Parent: "users/alice", Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION, Page: &commonv1.PageRequest{Size: 1000}},
+			req:       &balancev1.ListAccountsRequest{Parent: "users/alice", Page: &commonv1.PageRequest{Size: 1000}},
 			wantField: "page.size",
 			wantRule:  "int32.gte_lte",
 		},
 		{
-			name:      "no purpose",
-			req:       &balancev1.ListAccountsRequest{Parent: "users/alice"},
-			wantField: "purpose",
-			wantRule:  "enum.not_in",
-		},
-		{
 			name:      "malformed parent",
-			req:       &balancev1.ListAccountsRequest{Parent: "people/alice", Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION},
+			req:       &balancev1.ListAccountsRequest{Parent: "people/alice"},
 			wantField: "parent",
 			wantRule:  "string.pattern",
 		},
@@ -54,13 +48,13 @@ func TestValidationNamesTheField(t *testing.T) {
 func TestValidationOnStreams(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
-	stream, err := e.shipping.WatchShipments(e.as(t, "alice"), &shippingv1.WatchShipmentsRequest{Parent: "users/alice"})
+	stream, err := e.shipping.WatchShipments(e.asFor(t, "alice", "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/alice/shipments"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = stream.Recv()
 	st := wantError(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-	if v := badRequest(st).GetFieldViolations(); len(v) != 1 || v[0].GetField() != "purpose" {
-		t.Fatalf("field violations = %v, want one on purpose", v)
+	if v := badRequest(st).GetFieldViolations(); len(v) != 1 || v[0].GetField() != "parent" {
+		t.Fatalf("field violations = %v, want one on parent", v)
 	}
 }

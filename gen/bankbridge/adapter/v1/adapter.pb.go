@@ -1021,8 +1021,6 @@ type StartScaRequest struct {
 	PreferredMethod ScaMethod `protobuf:"varint,5,opt,name=preferred_method,json=preferredMethod,proto3,enum=bankbridge.adapter.v1.ScaMethod" json:"preferred_method,omitempty"`
 	// Where the bank sends the customer back after a REDIRECT challenge.
 	ReturnUri string `protobuf:"bytes,6,opt,name=return_uri,json=returnUri,proto3" json:"return_uri,omitempty"`
-	// Why bankbridge asks: PURPOSE_CONSENT_MANAGEMENT.
-	Purpose v1.Purpose `protobuf:"varint,7,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key answers the same challenge, without
 	// sending the customer a second code.
 	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -1100,13 +1098,6 @@ func (x *StartScaRequest) GetReturnUri() string {
 		return x.ReturnUri
 	}
 	return ""
-}
-
-func (x *StartScaRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *StartScaRequest) GetIdempotencyKey() string {
@@ -1217,8 +1208,6 @@ type VerifyScaRequest struct {
 	// The one-time code, 4 to 8 digits, for OTP; empty for DECOUPLED and
 	// REDIRECT. Never log it.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
-	// Why bankbridge asks: PURPOSE_CONSENT_MANAGEMENT.
-	Purpose v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key gets the first answer and spends no
 	// second attempt.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -1268,13 +1257,6 @@ func (x *VerifyScaRequest) GetCode() string {
 		return x.Code
 	}
 	return ""
-}
-
-func (x *VerifyScaRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *VerifyScaRequest) GetIdempotencyKey() string {
@@ -1354,8 +1336,6 @@ type RevokeConsentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The consent to delete.
 	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
-	// Why bankbridge asks: PURPOSE_CONSENT_MANAGEMENT.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1395,13 +1375,6 @@ func (x *RevokeConsentRequest) GetBankConsentId() string {
 		return x.BankConsentId
 	}
 	return ""
-}
-
-func (x *RevokeConsentRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // RevokeConsentResponse confirms the consent is gone at the bank.
@@ -1446,8 +1419,6 @@ type ListAccountsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The consent to act under.
 	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
-	// Why bankbridge asks, e.g. PURPOSE_ACCOUNT_INFORMATION.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1487,13 +1458,6 @@ func (x *ListAccountsRequest) GetBankConsentId() string {
 		return x.BankConsentId
 	}
 	return ""
-}
-
-func (x *ListAccountsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // ListAccountsResponse lists the accounts a consent covers.
@@ -1633,8 +1597,6 @@ type GetBalancesRequest struct {
 	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
 	// The account, as ListAccounts returned it.
 	BankAccountId string `protobuf:"bytes,2,opt,name=bank_account_id,json=bankAccountId,proto3" json:"bank_account_id,omitempty"`
-	// Why bankbridge asks, e.g. PURPOSE_ACCOUNT_INFORMATION.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1681,13 +1643,6 @@ func (x *GetBalancesRequest) GetBankAccountId() string {
 		return x.BankAccountId
 	}
 	return ""
-}
-
-func (x *GetBalancesRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetBalancesResponse holds one account's balances.
@@ -1825,9 +1780,7 @@ type SyncTransactionsRequest struct {
 	Cursor string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// The most changes (added, modified and removed together) to return, 1
 	// to 500; 0 means 100.
-	Count int32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
-	// Why bankbridge asks, e.g. PURPOSE_ACCOUNT_INFORMATION.
-	Purpose       v1.Purpose `protobuf:"varint,5,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Count         int32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1888,13 +1841,6 @@ func (x *SyncTransactionsRequest) GetCount() int32 {
 		return x.Count
 	}
 	return 0
-}
-
-func (x *SyncTransactionsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // SyncTransactionsResponse is one batch of changes.
@@ -2143,8 +2089,6 @@ type StartSupportHandoffRequest struct {
 	// The user's language as a BCP 47 tag, e.g. "de" or "pt-BR"; empty when
 	// unknown.
 	LanguageCode string `protobuf:"bytes,5,opt,name=language_code,json=languageCode,proto3" json:"language_code,omitempty"`
-	// Why bankbridge asks: PURPOSE_CUSTOMER_SUPPORT.
-	Purpose v1.Purpose `protobuf:"varint,6,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key answers the same case.
 	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -2214,13 +2158,6 @@ func (x *StartSupportHandoffRequest) GetLanguageCode() string {
 		return x.LanguageCode
 	}
 	return ""
-}
-
-func (x *StartSupportHandoffRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *StartSupportHandoffRequest) GetIdempotencyKey() string {
@@ -2362,10 +2299,8 @@ type SendSupportMessageRequest struct {
 	// bankbridge's id for the message; a retry with the same id delivers it
 	// once.
 	ClientMessageId string `protobuf:"bytes,4,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
-	// Why bankbridge asks: PURPOSE_CUSTOMER_SUPPORT.
-	Purpose       v1.Purpose `protobuf:"varint,5,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SendSupportMessageRequest) Reset() {
@@ -2424,13 +2359,6 @@ func (x *SendSupportMessageRequest) GetClientMessageId() string {
 		return x.ClientMessageId
 	}
 	return ""
-}
-
-func (x *SendSupportMessageRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // SendSupportMessageResponse confirms delivery.
@@ -2497,8 +2425,6 @@ type ReportFraudRequest struct {
 	// With block_card, the card to block; empty blocks every card of the
 	// account.
 	BankCardId string `protobuf:"bytes,7,opt,name=bank_card_id,json=bankCardId,proto3" json:"bank_card_id,omitempty"`
-	// Why bankbridge asks: PURPOSE_FRAUD_PREVENTION.
-	Purpose v1.Purpose `protobuf:"varint,8,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key answers the same case.
 	IdempotencyKey string `protobuf:"bytes,9,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -2584,13 +2510,6 @@ func (x *ReportFraudRequest) GetBankCardId() string {
 	return ""
 }
 
-func (x *ReportFraudRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
-}
-
 func (x *ReportFraudRequest) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
@@ -2664,8 +2583,6 @@ type BlockCardRequest struct {
 	BankCardId string `protobuf:"bytes,3,opt,name=bank_card_id,json=bankCardId,proto3" json:"bank_card_id,omitempty"`
 	// Why the card is blocked.
 	Reason CardBlockReason `protobuf:"varint,4,opt,name=reason,proto3,enum=bankbridge.adapter.v1.CardBlockReason" json:"reason,omitempty"`
-	// Why bankbridge asks: PURPOSE_FRAUD_PREVENTION.
-	Purpose v1.Purpose `protobuf:"varint,5,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key gets the first answer.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -2728,13 +2645,6 @@ func (x *BlockCardRequest) GetReason() CardBlockReason {
 		return x.Reason
 	}
 	return CardBlockReason_CARD_BLOCK_REASON_UNSPECIFIED
-}
-
-func (x *BlockCardRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *BlockCardRequest) GetIdempotencyKey() string {
@@ -3322,7 +3232,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x13CheckHealthResponse\x12G\n" +
 	"\x06status\x18\x01 \x01(\x0e2#.bankbridge.adapter.v1.HealthStatusB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\x12 \n" +
-	"\x06detail\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x06detail\"\xaa\x05\n" +
+	"\x06detail\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\x06detail\"\xe5\x04\n" +
 	"\x0fStartScaRequest\x12F\n" +
 	"\x0euser_reference\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\ruserReference\x12'\n" +
 	"\n" +
@@ -3332,9 +3242,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"validUntil\x12U\n" +
 	"\x10preferred_method\x18\x05 \x01(\x0e2 .bankbridge.adapter.v1.ScaMethodB\b\xbaH\x05\x82\x01\x02\x10\x01R\x0fpreferredMethod\x127\n" +
 	"\n" +
-	"return_uri\x18\x06 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\treturnUri\x12C\n" +
-	"\apurpose\x18\a \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"return_uri\x18\x06 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\treturnUri\x12F\n" +
 	"\x0fidempotency_key\x18\b \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey:x\xbaHu\x1as\n" +
 	"\x1cstart_sca.valid_until_future\x12!valid_until must be in the future\x1a0!has(this.valid_until) || this.valid_until > now\"\xac\x04\n" +
 	"\x10StartScaResponse\x12G\n" +
@@ -3346,12 +3254,10 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"expireTime\x12;\n" +
 	"\fredirect_uri\x18\x05 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\vredirectUri\x124\n" +
 	"\x10attempts_allowed\x18\x06 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x0fattemptsAllowed:\x9d\x01\xbaH\x99\x01\x1a\x96\x01\n" +
-	"#start_sca.redirect_uri_iff_redirect\x12>redirect_uri must be set for SCA_METHOD_REDIRECT and only then\x1a/(this.method == 3) == (this.redirect_uri != '')\"\x94\x02\n" +
+	"#start_sca.redirect_uri_iff_redirect\x12>redirect_uri must be set for SCA_METHOD_REDIRECT and only then\x1a/(this.method == 3) == (this.redirect_uri != '')\"\xcf\x01\n" +
 	"\x10VerifyScaRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12*\n" +
-	"\x04code\x18\x02 \x01(\tB\x16\xbaH\x13\xd8\x01\x01r\x0e2\f^[0-9]{4,8}$R\x04code\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"\x04code\x18\x02 \x01(\tB\x16\xbaH\x13\xd8\x01\x01r\x0e2\f^[0-9]{4,8}$R\x04code\x12F\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xa8\x03\n" +
 	"\x11VerifyScaResponse\x12D\n" +
 	"\x06status\x18\x01 \x01(\x0e2 .bankbridge.adapter.v1.ScaStatusB\n" +
@@ -3359,16 +3265,12 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x0fbank_consent_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12;\n" +
 	"\vvalid_until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"validUntil:\xc6\x01\xbaH\xc2\x01\x1a\xbf\x01\n" +
-	"%verify_sca.valid_until_when_finalised\x12Ovalid_until must be set, and in the future, when status is SCA_STATUS_FINALISED\x1aEthis.status != 2 || (has(this.valid_until) && this.valid_until > now)\"\xa4\x01\n" +
+	"%verify_sca.valid_until_when_finalised\x12Ovalid_until must be set, and in the future, when status is SCA_STATUS_FINALISED\x1aEthis.status != 2 || (has(this.valid_until) && this.valid_until > now)\"_\n" +
 	"\x14RevokeConsentRequest\x12G\n" +
-	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\x17\n" +
-	"\x15RevokeConsentResponse\"\xa3\x01\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\"\x17\n" +
+	"\x15RevokeConsentResponse\"^\n" +
 	"\x13ListAccountsRequest\x12G\n" +
-	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"]\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\"]\n" +
 	"\x14ListAccountsResponse\x12E\n" +
 	"\baccounts\x18\x01 \x03(\v2\x1e.bankbridge.adapter.v1.AccountB\t\xbaH\x06\x92\x01\x03\x10\xc8\x01R\baccounts\"\xd5\x02\n" +
 	"\aAccount\x12G\n" +
@@ -3379,12 +3281,10 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x04type\x18\x04 \x01(\x0e2\".bankbridge.adapter.v1.AccountTypeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\x126\n" +
 	"\rcurrency_code\x18\x05 \x01(\tB\x11\xbaH\x0er\f2\n" +
-	"^[A-Z]{3}$R\fcurrencyCode\"\xeb\x01\n" +
+	"^[A-Z]{3}$R\fcurrencyCode\"\xa6\x01\n" +
 	"\x12GetBalancesRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12G\n" +
-	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"]\n" +
+	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\"]\n" +
 	"\x13GetBalancesResponse\x12F\n" +
 	"\bbalances\x18\x01 \x03(\v2\x1e.bankbridge.adapter.v1.BalanceB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10\bR\bbalances\"\xf7\x01\n" +
@@ -3393,15 +3293,13 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\x12;\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x127\n" +
 	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04asOf\x122\n" +
-	"\x15credit_limit_included\x18\x04 \x01(\bR\x13creditLimitIncluded\"\xb4\x02\n" +
+	"\x15credit_limit_included\x18\x04 \x01(\bR\x13creditLimitIncluded\"\xef\x01\n" +
 	"\x17SyncTransactionsRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12G\n" +
 	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\x12 \n" +
 	"\x06cursor\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06cursor\x12 \n" +
 	"\x05count\x18\x04 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05count\x12C\n" +
-	"\apurpose\x18\x05 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\xd3\x02\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05count\"\xd3\x02\n" +
 	"\x18SyncTransactionsResponse\x12C\n" +
 	"\x05added\x18\x01 \x03(\v2\".bankbridge.adapter.v1.TransactionB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\x05added\x12I\n" +
 	"\bmodified\x18\x02 \x03(\v2\".bankbridge.adapter.v1.TransactionB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\bmodified\x12_\n" +
@@ -3429,7 +3327,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"bankCardId\x12W\n" +
 	"\x12masked_card_number\x18\f \x01(\v2).bankbridge.common.v1.MaskedAccountNumberR\x10maskedCardNumber:\xe2\x02\xbaH\xde\x02\x1a\xb1\x01\n" +
 	"'transaction.pending_id_only_when_booked\x12Opending_transaction_id must be empty unless status is TRANSACTION_STATUS_BOOKED\x1a5this.pending_transaction_id == '' || this.status == 2\x1a\xa7\x01\n" +
-	"#transaction.booking_date_iff_booked\x12Obooking_date must be set when status is TRANSACTION_STATUS_BOOKED and only then\x1a/(this.status == 2) == (this.booking_date != '')\"\x93\x04\n" +
+	"#transaction.booking_date_iff_booked\x12Obooking_date must be set when status is TRANSACTION_STATUS_BOOKED and only then\x1a/(this.status == 2) == (this.booking_date != '')\"\xce\x03\n" +
 	"\x1aStartSupportHandoffRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12V\n" +
 	"\x16conversation_reference\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x15conversationReference\x12R\n" +
@@ -3438,9 +3336,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"transcript\x12\"\n" +
 	"\x06reason\x18\x04 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\x06reason\x12O\n" +
-	"\rlanguage_code\x18\x05 \x01(\tB*\xbaH'\xd8\x01\x01r\"2 ^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$R\flanguageCode\x12C\n" +
-	"\apurpose\x18\x06 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"\rlanguage_code\x18\x05 \x01(\tB*\xbaH'\xd8\x01\x01r\"2 ^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$R\flanguageCode\x12F\n" +
 	"\x0fidempotency_key\x18\a \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xc1\x01\n" +
 	"\x11TranscriptMessage\x12K\n" +
 	"\x06sender\x18\x01 \x01(\x0e2'.bankbridge.adapter.v1.TranscriptSenderB\n" +
@@ -3450,18 +3346,16 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\tsend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\bsendTime\"\xa9\x01\n" +
 	"\x1bStartSupportHandoffResponse\x128\n" +
 	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12P\n" +
-	"\x0eestimated_wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\restimatedWait\"\xce\x02\n" +
+	"\x0eestimated_wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x052\x00R\restimatedWait\"\x89\x02\n" +
 	"\x19SendSupportMessageRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x128\n" +
 	"\acase_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12\x1e\n" +
 	"\x04text\x18\x03 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\xa0\x1fR\x04text\x12I\n" +
-	"\x11client_message_id\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0fclientMessageId\x12C\n" +
-	"\apurpose\x18\x05 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\\\n" +
+	"\x11client_message_id\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0fclientMessageId\"\\\n" +
 	"\x1aSendSupportMessageResponse\x12>\n" +
 	"\n" +
-	"message_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\tmessageId\"\xdd\x04\n" +
+	"message_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\tmessageId\"\x98\x04\n" +
 	"\x12ReportFraudRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12G\n" +
 	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\x12I\n" +
@@ -3472,23 +3366,19 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\n" +
 	"block_card\x18\x06 \x01(\bR\tblockCard\x12D\n" +
 	"\fbank_card_id\x18\a \x01(\tB\"\xbaH\x1f\xd8\x01\x01r\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\n" +
-	"bankCardId\x12C\n" +
-	"\apurpose\x18\b \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"bankCardId\x12F\n" +
 	"\x0fidempotency_key\x18\t \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xaf\x01\n" +
 	"\x13ReportFraudResponse\x128\n" +
 	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12^\n" +
 	"\x11card_block_status\x18\x02 \x01(\x0e2&.bankbridge.adapter.v1.CardBlockStatusB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x0fcardBlockStatus\"\xc3\x03\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x0fcardBlockStatus\"\xfe\x02\n" +
 	"\x10BlockCardRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12G\n" +
 	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\x12D\n" +
 	"\fbank_card_id\x18\x03 \x01(\tB\"\xbaH\x1f\xd8\x01\x01r\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\n" +
 	"bankCardId\x12J\n" +
 	"\x06reason\x18\x04 \x01(\x0e2&.bankbridge.adapter.v1.CardBlockReasonB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06reason\x12C\n" +
-	"\apurpose\x18\x05 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06reason\x12F\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xc8\x01\n" +
 	"\x11BlockCardResponse\x12N\n" +
 	"\x06status\x18\x01 \x01(\x0e2&.bankbridge.adapter.v1.CardBlockStatusB\x0e\xbaH\v\x82\x01\b\x10\x01\x18\x02\x18\x03\x18\x04R\x06status\x12c\n" +
@@ -3690,10 +3580,9 @@ var file_bankbridge_adapter_v1_adapter_proto_goTypes = []any{
 	(*AgentLeft)(nil),                   // 45: bankbridge.adapter.v1.AgentLeft
 	(v1.Scope)(0),                       // 46: bankbridge.common.v1.Scope
 	(*timestamppb.Timestamp)(nil),       // 47: google.protobuf.Timestamp
-	(v1.Purpose)(0),                     // 48: bankbridge.common.v1.Purpose
-	(*v1.MaskedAccountNumber)(nil),      // 49: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.Money)(nil),                    // 50: bankbridge.common.v1.Money
-	(*durationpb.Duration)(nil),         // 51: google.protobuf.Duration
+	(*v1.MaskedAccountNumber)(nil),      // 48: bankbridge.common.v1.MaskedAccountNumber
+	(*v1.Money)(nil),                    // 49: bankbridge.common.v1.Money
+	(*durationpb.Duration)(nil),         // 50: google.protobuf.Duration
 }
 var file_bankbridge_adapter_v1_adapter_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.adapter.v1.GetAdapterInfoResponse.capabilities:type_name -> bankbridge.adapter.v1.Capability
@@ -3702,81 +3591,71 @@ var file_bankbridge_adapter_v1_adapter_proto_depIdxs = []int32{
 	46, // 3: bankbridge.adapter.v1.StartScaRequest.scopes:type_name -> bankbridge.common.v1.Scope
 	47, // 4: bankbridge.adapter.v1.StartScaRequest.valid_until:type_name -> google.protobuf.Timestamp
 	1,  // 5: bankbridge.adapter.v1.StartScaRequest.preferred_method:type_name -> bankbridge.adapter.v1.ScaMethod
-	48, // 6: bankbridge.adapter.v1.StartScaRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	1,  // 7: bankbridge.adapter.v1.StartScaResponse.method:type_name -> bankbridge.adapter.v1.ScaMethod
-	47, // 8: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
-	48, // 9: bankbridge.adapter.v1.VerifyScaRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	2,  // 10: bankbridge.adapter.v1.VerifyScaResponse.status:type_name -> bankbridge.adapter.v1.ScaStatus
-	47, // 11: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
-	48, // 12: bankbridge.adapter.v1.RevokeConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	48, // 13: bankbridge.adapter.v1.ListAccountsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	24, // 14: bankbridge.adapter.v1.ListAccountsResponse.accounts:type_name -> bankbridge.adapter.v1.Account
-	49, // 15: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	4,  // 16: bankbridge.adapter.v1.Account.type:type_name -> bankbridge.adapter.v1.AccountType
-	48, // 17: bankbridge.adapter.v1.GetBalancesRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	27, // 18: bankbridge.adapter.v1.GetBalancesResponse.balances:type_name -> bankbridge.adapter.v1.Balance
-	5,  // 19: bankbridge.adapter.v1.Balance.type:type_name -> bankbridge.adapter.v1.BalanceType
-	50, // 20: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
-	47, // 21: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
-	48, // 22: bankbridge.adapter.v1.SyncTransactionsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	30, // 23: bankbridge.adapter.v1.SyncTransactionsResponse.added:type_name -> bankbridge.adapter.v1.Transaction
-	30, // 24: bankbridge.adapter.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.adapter.v1.Transaction
-	6,  // 25: bankbridge.adapter.v1.Transaction.status:type_name -> bankbridge.adapter.v1.TransactionStatus
-	50, // 26: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
-	47, // 27: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
-	49, // 28: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	32, // 29: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
-	48, // 30: bankbridge.adapter.v1.StartSupportHandoffRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	7,  // 31: bankbridge.adapter.v1.TranscriptMessage.sender:type_name -> bankbridge.adapter.v1.TranscriptSender
-	47, // 32: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
-	51, // 33: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
-	48, // 34: bankbridge.adapter.v1.SendSupportMessageRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	8,  // 35: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
-	48, // 36: bankbridge.adapter.v1.ReportFraudRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	11, // 37: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	10, // 38: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
-	48, // 39: bankbridge.adapter.v1.BlockCardRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	11, // 40: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	49, // 41: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	47, // 42: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
-	42, // 43: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
-	43, // 44: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
-	44, // 45: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
-	45, // 46: bankbridge.adapter.v1.StreamEventsResponse.agent_left:type_name -> bankbridge.adapter.v1.AgentLeft
-	50, // 47: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
-	47, // 48: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
-	9,  // 49: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
-	12, // 50: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
-	14, // 51: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
-	16, // 52: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
-	18, // 53: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
-	20, // 54: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
-	22, // 55: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
-	25, // 56: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
-	28, // 57: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
-	31, // 58: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
-	34, // 59: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
-	36, // 60: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
-	38, // 61: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
-	40, // 62: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
-	13, // 63: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
-	15, // 64: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
-	17, // 65: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
-	19, // 66: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
-	21, // 67: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
-	23, // 68: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
-	26, // 69: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
-	29, // 70: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
-	33, // 71: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
-	35, // 72: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
-	37, // 73: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
-	39, // 74: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
-	41, // 75: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
-	63, // [63:76] is the sub-list for method output_type
-	50, // [50:63] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	1,  // 6: bankbridge.adapter.v1.StartScaResponse.method:type_name -> bankbridge.adapter.v1.ScaMethod
+	47, // 7: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 8: bankbridge.adapter.v1.VerifyScaResponse.status:type_name -> bankbridge.adapter.v1.ScaStatus
+	47, // 9: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
+	24, // 10: bankbridge.adapter.v1.ListAccountsResponse.accounts:type_name -> bankbridge.adapter.v1.Account
+	48, // 11: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	4,  // 12: bankbridge.adapter.v1.Account.type:type_name -> bankbridge.adapter.v1.AccountType
+	27, // 13: bankbridge.adapter.v1.GetBalancesResponse.balances:type_name -> bankbridge.adapter.v1.Balance
+	5,  // 14: bankbridge.adapter.v1.Balance.type:type_name -> bankbridge.adapter.v1.BalanceType
+	49, // 15: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
+	47, // 16: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
+	30, // 17: bankbridge.adapter.v1.SyncTransactionsResponse.added:type_name -> bankbridge.adapter.v1.Transaction
+	30, // 18: bankbridge.adapter.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.adapter.v1.Transaction
+	6,  // 19: bankbridge.adapter.v1.Transaction.status:type_name -> bankbridge.adapter.v1.TransactionStatus
+	49, // 20: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
+	47, // 21: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
+	48, // 22: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	32, // 23: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
+	7,  // 24: bankbridge.adapter.v1.TranscriptMessage.sender:type_name -> bankbridge.adapter.v1.TranscriptSender
+	47, // 25: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
+	50, // 26: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
+	8,  // 27: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
+	11, // 28: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	10, // 29: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
+	11, // 30: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	48, // 31: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	47, // 32: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
+	42, // 33: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
+	43, // 34: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
+	44, // 35: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
+	45, // 36: bankbridge.adapter.v1.StreamEventsResponse.agent_left:type_name -> bankbridge.adapter.v1.AgentLeft
+	49, // 37: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
+	47, // 38: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
+	9,  // 39: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
+	12, // 40: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
+	14, // 41: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
+	16, // 42: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
+	18, // 43: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
+	20, // 44: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
+	22, // 45: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
+	25, // 46: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
+	28, // 47: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
+	31, // 48: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
+	34, // 49: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
+	36, // 50: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
+	38, // 51: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
+	40, // 52: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
+	13, // 53: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
+	15, // 54: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
+	17, // 55: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
+	19, // 56: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
+	21, // 57: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
+	23, // 58: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
+	26, // 59: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
+	29, // 60: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
+	33, // 61: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
+	35, // 62: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
+	37, // 63: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
+	39, // 64: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
+	41, // 65: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
+	53, // [53:66] is the sub-list for method output_type
+	40, // [40:53] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_adapter_v1_adapter_proto_init() }

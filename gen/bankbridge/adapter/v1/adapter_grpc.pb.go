@@ -75,6 +75,9 @@ const (
 // RESOURCE_EXHAUSTED. Any RPC may fail with UNAUTHENTICATED (CREDENTIALS_REJECTED)
 // when the credentials metadata is missing or the bank rejects it.
 //
+// Purpose. Data calls carry the purpose the product declared, in metadata
+// `bankbridge-purpose` (e.g. ACCOUNT_INFORMATION); a bank may record it.
+//
 // Calls. Honour the deadline bankbridge sets and the W3C traceparent it
 // sends. A write that carries an idempotency key must answer a retry with
 // the same key with the first answer, for at least 24 hours, without doing
@@ -237,7 +240,7 @@ type BankAdapterServiceClient interface {
 	// the cursor of the last event it stored, so send each event with the
 	// cursor that resumes after it and keep events for at least 7 days.
 	// Delivery is at least once. You may end the stream at any time (e.g. to
-	// deploy); bankbridge resumes. Bank-wide, so it carries no purpose.
+	// deploy); bankbridge resumes. Bank-wide, so it carries no bankbridge-purpose.
 	// Capability EVENTS.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed or older than the events kept.
@@ -430,6 +433,9 @@ type BankAdapterService_StreamEventsClient = grpc.ServerStreamingClient[StreamEv
 // RESOURCE_EXHAUSTED. Any RPC may fail with UNAUTHENTICATED (CREDENTIALS_REJECTED)
 // when the credentials metadata is missing or the bank rejects it.
 //
+// Purpose. Data calls carry the purpose the product declared, in metadata
+// `bankbridge-purpose` (e.g. ACCOUNT_INFORMATION); a bank may record it.
+//
 // Calls. Honour the deadline bankbridge sets and the W3C traceparent it
 // sends. A write that carries an idempotency key must answer a retry with
 // the same key with the first answer, for at least 24 hours, without doing
@@ -592,7 +598,7 @@ type BankAdapterServiceServer interface {
 	// the cursor of the last event it stored, so send each event with the
 	// cursor that resumes after it and keep events for at least 7 days.
 	// Delivery is at least once. You may end the stream at any time (e.g. to
-	// deploy); bankbridge resumes. Bank-wide, so it carries no purpose.
+	// deploy); bankbridge resumes. Bank-wide, so it carries no bankbridge-purpose.
 	// Capability EVENTS.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed or older than the events kept.

@@ -841,8 +841,6 @@ type ListAccountsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, `users/{user}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_ACCOUNT_INFORMATION.
-	Purpose v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Which page to return.
 	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
 	// Only accounts at this bank; empty for every bank.
@@ -886,13 +884,6 @@ func (x *ListAccountsRequest) GetParent() string {
 		return x.Parent
 	}
 	return ""
-}
-
-func (x *ListAccountsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *ListAccountsRequest) GetPage() *v1.PageRequest {
@@ -968,9 +959,7 @@ func (x *ListAccountsResponse) GetPage() *v1.PageResponse {
 type GetAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account, `users/{user}/accounts/{account}`.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_ACCOUNT_INFORMATION.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1010,13 +999,6 @@ func (x *GetAccountRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetAccountRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetAccountResponse holds the account asked for.
@@ -1069,9 +1051,7 @@ func (x *GetAccountResponse) GetAccount() *Account {
 type GetTransactionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The transaction, `users/{user}/accounts/{account}/transactions/{transaction}`.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_ACCOUNT_INFORMATION.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1111,13 +1091,6 @@ func (x *GetTransactionRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetTransactionRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetTransactionResponse holds the transaction asked for.
@@ -1170,9 +1143,7 @@ func (x *GetTransactionResponse) GetTransaction() *Transaction {
 type GetBalanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The balance singleton, `users/{user}/accounts/{account}/balance`.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_ACCOUNT_INFORMATION.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1212,13 +1183,6 @@ func (x *GetBalanceRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetBalanceRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetBalanceResponse holds the account's balances.
@@ -1272,8 +1236,6 @@ type ListTransactionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account, `users/{user}/accounts/{account}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_ACCOUNT_INFORMATION.
-	Purpose v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Which page to return. A page token is valid only with the same filters.
 	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
 	// Only transactions booked at or after this time; unset for no lower
@@ -1325,13 +1287,6 @@ func (x *ListTransactionsRequest) GetParent() string {
 		return x.Parent
 	}
 	return ""
-}
-
-func (x *ListTransactionsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *ListTransactionsRequest) GetPage() *v1.PageRequest {
@@ -1424,8 +1379,6 @@ type SyncTransactionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account, `users/{user}/accounts/{account}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_ACCOUNT_INFORMATION.
-	Purpose v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// The next_cursor of the previous call for this account, or empty to
 	// start from the beginning. Opaque: do not parse or build one.
 	Cursor string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
@@ -1471,13 +1424,6 @@ func (x *SyncTransactionsRequest) GetParent() string {
 		return x.Parent
 	}
 	return ""
-}
-
-func (x *SyncTransactionsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *SyncTransactionsRequest) GetCursor() string {
@@ -1629,38 +1575,28 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	" \x01(\x0e2*.bankbridge.balance.v1.TransactionCategoryB\b\xbaH\x05\x82\x01\x02\x10\x01R\bcategory\x12\x9a\x01\n" +
 	"\x13pending_transaction\x18\v \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\x12pendingTransaction:\xb1\x03\xbaH\xad\x03\x1a\xc6\x01\n" +
 	"#transaction.booking_time_iff_booked\x121booking_time is set exactly when status is BOOKED\x1alhas(this.booking_time) == (this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED)\x1a\xe1\x01\n" +
-	"0transaction.pending_transaction_only_when_booked\x129pending_transaction may be set only when status is BOOKED\x1arthis.pending_transaction == '' || this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED\"\x8a\x02\n" +
+	"0transaction.pending_transaction_only_when_booked\x129pending_transaction may be set only when status is BOOKED\x1arthis.pending_transaction == '' || this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED\"\xc5\x01\n" +
 	"\x13ListAccountsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x125\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
 	"\x04page\x18\x03 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12;\n" +
 	"\abank_id\x18\x04 \x01(\tB\"\xbaH\x1f\xd8\x01\x01r\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06bankId\"\x94\x01\n" +
 	"\x14ListAccountsResponse\x12D\n" +
 	"\baccounts\x18\x01 \x03(\v2\x1e.bankbridge.balance.v1.AccountB\b\xbaH\x05\x92\x01\x02\x10dR\baccounts\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xb0\x01\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"k\n" +
 	"\x11GetAccountRequest\x12V\n" +
-	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"N\n" +
+	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x04name\"N\n" +
 	"\x12GetAccountResponse\x128\n" +
-	"\aaccount\x18\x01 \x01(\v2\x1e.bankbridge.balance.v1.AccountR\aaccount\"\xd8\x01\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1e.bankbridge.balance.v1.AccountR\aaccount\"\x93\x01\n" +
 	"\x15GetTransactionRequest\x12z\n" +
-	"\x04name\x18\x01 \x01(\tBf\xbaHcra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"^\n" +
+	"\x04name\x18\x01 \x01(\tBf\xbaHcra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\x04name\"^\n" +
 	"\x16GetTransactionResponse\x12D\n" +
-	"\vtransaction\x18\x01 \x01(\v2\".bankbridge.balance.v1.TransactionR\vtransaction\"\xb8\x01\n" +
+	"\vtransaction\x18\x01 \x01(\v2\".bankbridge.balance.v1.TransactionR\vtransaction\"s\n" +
 	"\x11GetBalanceRequest\x12^\n" +
-	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"U\n" +
+	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\"U\n" +
 	"\x12GetBalanceResponse\x12?\n" +
-	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance\"\xda\x04\n" +
+	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance\"\x95\x04\n" +
 	"\x17ListTransactionsRequest\x12Z\n" +
-	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x125\n" +
+	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x125\n" +
 	"\x04page\x18\x03 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x129\n" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -1669,11 +1605,9 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"*list_transactions_request.start_before_end\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"\xa4\x01\n" +
 	"\x18ListTransactionsResponse\x12P\n" +
 	"\ftransactions\x18\x01 \x03(\v2\".bankbridge.balance.v1.TransactionB\b\xbaH\x05\x92\x01\x02\x10dR\ftransactions\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xfe\x01\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xb9\x01\n" +
 	"\x17SyncTransactionsRequest\x12Z\n" +
-	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12 \n" +
+	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12 \n" +
 	"\x06cursor\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06cursor\x12 \n" +
 	"\x05count\x18\x04 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05count\"\xfb\x02\n" +
@@ -1782,9 +1716,8 @@ var file_bankbridge_balance_v1_balance_proto_goTypes = []any{
 	(*v1.MaskedAccountNumber)(nil),   // 21: bankbridge.common.v1.MaskedAccountNumber
 	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
 	(*v1.Money)(nil),                 // 23: bankbridge.common.v1.Money
-	(v1.Purpose)(0),                  // 24: bankbridge.common.v1.Purpose
-	(*v1.PageRequest)(nil),           // 25: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),          // 26: bankbridge.common.v1.PageResponse
+	(*v1.PageRequest)(nil),           // 24: bankbridge.common.v1.PageRequest
+	(*v1.PageResponse)(nil),          // 25: bankbridge.common.v1.PageResponse
 }
 var file_bankbridge_balance_v1_balance_proto_depIdxs = []int32{
 	21, // 0: bankbridge.balance.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
@@ -1800,43 +1733,37 @@ var file_bankbridge_balance_v1_balance_proto_depIdxs = []int32{
 	22, // 10: bankbridge.balance.v1.Transaction.booking_time:type_name -> google.protobuf.Timestamp
 	22, // 11: bankbridge.balance.v1.Transaction.value_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.balance.v1.Transaction.category:type_name -> bankbridge.balance.v1.TransactionCategory
-	24, // 13: bankbridge.balance.v1.ListAccountsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	25, // 14: bankbridge.balance.v1.ListAccountsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	5,  // 15: bankbridge.balance.v1.ListAccountsResponse.accounts:type_name -> bankbridge.balance.v1.Account
-	26, // 16: bankbridge.balance.v1.ListAccountsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	24, // 17: bankbridge.balance.v1.GetAccountRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	5,  // 18: bankbridge.balance.v1.GetAccountResponse.account:type_name -> bankbridge.balance.v1.Account
-	24, // 19: bankbridge.balance.v1.GetTransactionRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	8,  // 20: bankbridge.balance.v1.GetTransactionResponse.transaction:type_name -> bankbridge.balance.v1.Transaction
-	24, // 21: bankbridge.balance.v1.GetBalanceRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	6,  // 22: bankbridge.balance.v1.GetBalanceResponse.balance:type_name -> bankbridge.balance.v1.AccountBalance
-	24, // 23: bankbridge.balance.v1.ListTransactionsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	25, // 24: bankbridge.balance.v1.ListTransactionsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	22, // 25: bankbridge.balance.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	22, // 26: bankbridge.balance.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 27: bankbridge.balance.v1.ListTransactionsRequest.status:type_name -> bankbridge.balance.v1.TransactionStatus
-	8,  // 28: bankbridge.balance.v1.ListTransactionsResponse.transactions:type_name -> bankbridge.balance.v1.Transaction
-	26, // 29: bankbridge.balance.v1.ListTransactionsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	24, // 30: bankbridge.balance.v1.SyncTransactionsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	8,  // 31: bankbridge.balance.v1.SyncTransactionsResponse.added:type_name -> bankbridge.balance.v1.Transaction
-	8,  // 32: bankbridge.balance.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.balance.v1.Transaction
-	9,  // 33: bankbridge.balance.v1.BalanceService.ListAccounts:input_type -> bankbridge.balance.v1.ListAccountsRequest
-	11, // 34: bankbridge.balance.v1.BalanceService.GetAccount:input_type -> bankbridge.balance.v1.GetAccountRequest
-	15, // 35: bankbridge.balance.v1.BalanceService.GetBalance:input_type -> bankbridge.balance.v1.GetBalanceRequest
-	17, // 36: bankbridge.balance.v1.BalanceService.ListTransactions:input_type -> bankbridge.balance.v1.ListTransactionsRequest
-	13, // 37: bankbridge.balance.v1.BalanceService.GetTransaction:input_type -> bankbridge.balance.v1.GetTransactionRequest
-	19, // 38: bankbridge.balance.v1.BalanceService.SyncTransactions:input_type -> bankbridge.balance.v1.SyncTransactionsRequest
-	10, // 39: bankbridge.balance.v1.BalanceService.ListAccounts:output_type -> bankbridge.balance.v1.ListAccountsResponse
-	12, // 40: bankbridge.balance.v1.BalanceService.GetAccount:output_type -> bankbridge.balance.v1.GetAccountResponse
-	16, // 41: bankbridge.balance.v1.BalanceService.GetBalance:output_type -> bankbridge.balance.v1.GetBalanceResponse
-	18, // 42: bankbridge.balance.v1.BalanceService.ListTransactions:output_type -> bankbridge.balance.v1.ListTransactionsResponse
-	14, // 43: bankbridge.balance.v1.BalanceService.GetTransaction:output_type -> bankbridge.balance.v1.GetTransactionResponse
-	20, // 44: bankbridge.balance.v1.BalanceService.SyncTransactions:output_type -> bankbridge.balance.v1.SyncTransactionsResponse
-	39, // [39:45] is the sub-list for method output_type
-	33, // [33:39] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	24, // 13: bankbridge.balance.v1.ListAccountsRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	5,  // 14: bankbridge.balance.v1.ListAccountsResponse.accounts:type_name -> bankbridge.balance.v1.Account
+	25, // 15: bankbridge.balance.v1.ListAccountsResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	5,  // 16: bankbridge.balance.v1.GetAccountResponse.account:type_name -> bankbridge.balance.v1.Account
+	8,  // 17: bankbridge.balance.v1.GetTransactionResponse.transaction:type_name -> bankbridge.balance.v1.Transaction
+	6,  // 18: bankbridge.balance.v1.GetBalanceResponse.balance:type_name -> bankbridge.balance.v1.AccountBalance
+	24, // 19: bankbridge.balance.v1.ListTransactionsRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	22, // 20: bankbridge.balance.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	22, // 21: bankbridge.balance.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 22: bankbridge.balance.v1.ListTransactionsRequest.status:type_name -> bankbridge.balance.v1.TransactionStatus
+	8,  // 23: bankbridge.balance.v1.ListTransactionsResponse.transactions:type_name -> bankbridge.balance.v1.Transaction
+	25, // 24: bankbridge.balance.v1.ListTransactionsResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	8,  // 25: bankbridge.balance.v1.SyncTransactionsResponse.added:type_name -> bankbridge.balance.v1.Transaction
+	8,  // 26: bankbridge.balance.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.balance.v1.Transaction
+	9,  // 27: bankbridge.balance.v1.BalanceService.ListAccounts:input_type -> bankbridge.balance.v1.ListAccountsRequest
+	11, // 28: bankbridge.balance.v1.BalanceService.GetAccount:input_type -> bankbridge.balance.v1.GetAccountRequest
+	15, // 29: bankbridge.balance.v1.BalanceService.GetBalance:input_type -> bankbridge.balance.v1.GetBalanceRequest
+	17, // 30: bankbridge.balance.v1.BalanceService.ListTransactions:input_type -> bankbridge.balance.v1.ListTransactionsRequest
+	13, // 31: bankbridge.balance.v1.BalanceService.GetTransaction:input_type -> bankbridge.balance.v1.GetTransactionRequest
+	19, // 32: bankbridge.balance.v1.BalanceService.SyncTransactions:input_type -> bankbridge.balance.v1.SyncTransactionsRequest
+	10, // 33: bankbridge.balance.v1.BalanceService.ListAccounts:output_type -> bankbridge.balance.v1.ListAccountsResponse
+	12, // 34: bankbridge.balance.v1.BalanceService.GetAccount:output_type -> bankbridge.balance.v1.GetAccountResponse
+	16, // 35: bankbridge.balance.v1.BalanceService.GetBalance:output_type -> bankbridge.balance.v1.GetBalanceResponse
+	18, // 36: bankbridge.balance.v1.BalanceService.ListTransactions:output_type -> bankbridge.balance.v1.ListTransactionsResponse
+	14, // 37: bankbridge.balance.v1.BalanceService.GetTransaction:output_type -> bankbridge.balance.v1.GetTransactionResponse
+	20, // 38: bankbridge.balance.v1.BalanceService.SyncTransactions:output_type -> bankbridge.balance.v1.SyncTransactionsResponse
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_balance_v1_balance_proto_init() }

@@ -28,10 +28,15 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Purpose is why a caller asks for a user's data. Every data call declares
-// one; a consent covers some purposes only. ADVERTISING and MARKETING exist
-// so that they can be named and refused: bankbridge never serves data for
-// them, whatever the consent says (PERMISSION_DENIED, PURPOSE_NOT_ALLOWED).
+// Purpose is why a caller asks for a user's data. Every call to a public
+// service declares one in gRPC metadata `bankbridge-purpose` (over REST the
+// `Bankbridge-Purpose` header), by name without or with the prefix:
+// `ACCOUNT_INFORMATION` or `PURPOSE_ACCOUNT_INFORMATION`. A missing or
+// unknown purpose is INVALID_ARGUMENT; a purpose the calling client is not
+// configured for is PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED); a consent
+// covers some purposes only. ADVERTISING and MARKETING exist so that they can
+// be named and refused: bankbridge never serves data for them, whatever the
+// consent says (PERMISSION_DENIED, PURPOSE_NOT_ALLOWED).
 type Purpose int32
 
 const (

@@ -596,8 +596,6 @@ type CreateLinkRequest struct {
 	// The link to create: bank_id, scopes and purposes, optionally
 	// expire_time or ttl, and bank_login_hint when the bank needs it.
 	Link *Link `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
-	// Why the caller asks: must be PURPOSE_CONSENT_MANAGEMENT.
-	Purpose v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key returns the first answer. Over REST
 	// the Idempotency-Key header fills it.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -651,13 +649,6 @@ func (x *CreateLinkRequest) GetLink() *Link {
 		return x.Link
 	}
 	return nil
-}
-
-func (x *CreateLinkRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *CreateLinkRequest) GetIdempotencyKey() string {
@@ -724,9 +715,7 @@ func (x *CreateLinkResponse) GetLink() *Link {
 type GetLinkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The link, users/{user}/links/{link}.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks: must be PURPOSE_CONSENT_MANAGEMENT.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,13 +755,6 @@ func (x *GetLinkRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetLinkRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetLinkResponse holds one link.
@@ -828,8 +810,6 @@ type ListLinksRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Which page.
 	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
-	// Why the caller asks: must be PURPOSE_CONSENT_MANAGEMENT.
-	Purpose v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Only links in this state; unset lists every state.
 	State ConsentState `protobuf:"varint,4,opt,name=state,proto3,enum=bankbridge.consent.v1.ConsentState" json:"state,omitempty"`
 	// Only links to this bank; empty lists every bank.
@@ -880,13 +860,6 @@ func (x *ListLinksRequest) GetPage() *v1.PageRequest {
 		return x.Page
 	}
 	return nil
-}
-
-func (x *ListLinksRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *ListLinksRequest) GetState() ConsentState {
@@ -966,8 +939,6 @@ type VerifyLinkRequest struct {
 	// The one-time code, 4 to 8 digits, for SCA_METHOD_OTP; empty for
 	// DECOUPLED and REDIRECT.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
-	// Why the caller asks: must be PURPOSE_CONSENT_MANAGEMENT.
-	Purpose v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key returns the first answer and spends no
 	// second attempt. Over REST the Idempotency-Key header fills it.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -1017,13 +988,6 @@ func (x *VerifyLinkRequest) GetCode() string {
 		return x.Code
 	}
 	return ""
-}
-
-func (x *VerifyLinkRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *VerifyLinkRequest) GetIdempotencyKey() string {
@@ -1085,8 +1049,6 @@ type RevokeLinkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The link, users/{user}/links/{link}.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks: must be PURPOSE_CONSENT_MANAGEMENT.
-	Purpose v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Makes retries safe: the same key returns the first answer. Over REST
 	// the Idempotency-Key header fills it.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
@@ -1129,13 +1091,6 @@ func (x *RevokeLinkRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *RevokeLinkRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *RevokeLinkRequest) GetIdempotencyKey() string {
@@ -1199,8 +1154,6 @@ type ListAccessLogRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Which page.
 	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
-	// Why the caller asks: must be PURPOSE_CONSENT_MANAGEMENT.
-	Purpose v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Only entries at or after this time; unset means from the first.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// Only entries before this time; unset means up to now.
@@ -1253,13 +1206,6 @@ func (x *ListAccessLogRequest) GetPage() *v1.PageRequest {
 		return x.Page
 	}
 	return nil
-}
-
-func (x *ListAccessLogRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *ListAccessLogRequest) GetStartTime() *timestamppb.Timestamp {
@@ -1358,8 +1304,6 @@ type AccessLogEntry struct {
 	// Output only. The resource name accessed, e.g.
 	// "users/alice/accounts/acc_1".
 	Resource string `protobuf:"bytes,5,opt,name=resource,proto3" json:"resource,omitempty"`
-	// Output only. The purpose the call declared.
-	Purpose v1.Purpose `protobuf:"varint,6,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Output only. The scope the call needed; unset for calls that need no
 	// consent, such as reading this log.
 	Scope v1.Scope `protobuf:"varint,7,opt,name=scope,proto3,enum=bankbridge.common.v1.Scope" json:"scope,omitempty"`
@@ -1444,13 +1388,6 @@ func (x *AccessLogEntry) GetResource() string {
 		return x.Resource
 	}
 	return ""
-}
-
-func (x *AccessLogEntry) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *AccessLogEntry) GetScope() v1.Scope {
@@ -1793,53 +1730,41 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12!\n" +
 	"\fredirect_uri\x18\x06 \x01(\tR\vredirectUri\x12 \n" +
-	"\vinstruction\x18\a \x01(\tR\vinstruction\"\xcc\x04\n" +
+	"\vinstruction\x18\a \x01(\tR\vinstruction\"\x87\x04\n" +
 	"\x11CreateLinkRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12\x8f\x02\n" +
 	"\x04link\x18\x02 \x01(\v2\x1b.bankbridge.consent.v1.LinkB\xdd\x01\xbaH\xd9\x01\xba\x01\xd2\x01\n" +
-	"&create_link.expire_time_within_90_days\x122expire_time must be between 1 and 90 days from now\x1at!has(this.expire_time) || (this.expire_time >= now + duration('24h') && this.expire_time <= now + duration('2160h'))\xc8\x01\x01R\x04link\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"&create_link.expire_time_within_90_days\x122expire_time must be between 1 and 90 days from now\x1at!has(this.expire_time) || (this.expire_time >= now + duration('24h') && this.expire_time <= now + duration('2160h'))\xc8\x01\x01R\x04link\x12F\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\x12\\\n" +
 	"\x14preferred_sca_method\x18\x05 \x01(\x0e2 .bankbridge.consent.v1.ScaMethodB\b\xbaH\x05\x82\x01\x02\x10\x01R\x12preferredScaMethod\"E\n" +
 	"\x12CreateLinkResponse\x12/\n" +
-	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xaa\x01\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"e\n" +
 	"\x0eGetLinkRequest\x12S\n" +
-	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"B\n" +
+	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\"B\n" +
 	"\x0fGetLinkResponse\x12/\n" +
-	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xce\x02\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\x89\x02\n" +
 	"\x10ListLinksRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
 	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12C\n" +
 	"\x05state\x18\x04 \x01(\x0e2#.bankbridge.consent.v1.ConsentStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12=\n" +
 	"\abank_id\x18\x05 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\"~\n" +
 	"\x11ListLinksResponse\x121\n" +
 	"\x05links\x18\x01 \x03(\v2\x1b.bankbridge.consent.v1.LinkR\x05links\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xa1\x02\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xdc\x01\n" +
 	"\x11VerifyLinkRequest\x12S\n" +
 	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12*\n" +
-	"\x04code\x18\x02 \x01(\tB\x16\xbaH\x13\xd8\x01\x01r\x0e2\f^[0-9]{4,8}$R\x04code\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"\x04code\x18\x02 \x01(\tB\x16\xbaH\x13\xd8\x01\x01r\x0e2\f^[0-9]{4,8}$R\x04code\x12F\n" +
 	"\x0fidempotency_key\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"E\n" +
 	"\x12VerifyLinkResponse\x12/\n" +
-	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xf5\x01\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xb0\x01\n" +
 	"\x11RevokeLinkRequest\x12S\n" +
-	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x12F\n" +
+	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12F\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"E\n" +
 	"\x12RevokeLinkResponse\x12/\n" +
-	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xab\x04\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xe6\x03\n" +
 	"\x14ListAccessLogRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x129\n" +
+	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x129\n" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12H\n" +
@@ -1847,15 +1772,14 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	" list_access_log.start_before_end\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"\x90\x01\n" +
 	"\x15ListAccessLogResponse\x12?\n" +
 	"\aentries\x18\x01 \x03(\v2%.bankbridge.consent.v1.AccessLogEntryR\aentries\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xd2\x03\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\x99\x03\n" +
 	"\x0eAccessLogEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12;\n" +
 	"\vaccess_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessTime\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x16\n" +
 	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1a\n" +
-	"\bresource\x18\x05 \x01(\tR\bresource\x127\n" +
-	"\apurpose\x18\x06 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeR\apurpose\x121\n" +
+	"\bresource\x18\x05 \x01(\tR\bresource\x121\n" +
 	"\x05scope\x18\a \x01(\x0e2\x1b.bankbridge.common.v1.ScopeR\x05scope\x12>\n" +
 	"\aoutcome\x18\b \x01(\x0e2$.bankbridge.consent.v1.AccessOutcomeR\aoutcome\x12\x16\n" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x19\n" +
@@ -1983,57 +1907,50 @@ var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
 	24, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
-	23, // 13: bankbridge.consent.v1.CreateLinkRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	1,  // 14: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
-	4,  // 15: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	23, // 16: bankbridge.consent.v1.GetLinkRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	4,  // 17: bankbridge.consent.v1.GetLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	26, // 18: bankbridge.consent.v1.ListLinksRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	23, // 19: bankbridge.consent.v1.ListLinksRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	0,  // 20: bankbridge.consent.v1.ListLinksRequest.state:type_name -> bankbridge.consent.v1.ConsentState
-	4,  // 21: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
-	27, // 22: bankbridge.consent.v1.ListLinksResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	23, // 23: bankbridge.consent.v1.VerifyLinkRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	4,  // 24: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	23, // 25: bankbridge.consent.v1.RevokeLinkRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	4,  // 26: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	26, // 27: bankbridge.consent.v1.ListAccessLogRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	23, // 28: bankbridge.consent.v1.ListAccessLogRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	24, // 29: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	24, // 30: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 31: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	18, // 32: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	27, // 33: bankbridge.consent.v1.ListAccessLogResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	24, // 34: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	23, // 35: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
-	22, // 36: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
-	3,  // 37: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	22, // 38: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	23, // 39: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	24, // 40: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 41: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	22, // 42: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	24, // 43: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 44: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 45: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	8,  // 46: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	10, // 47: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	12, // 48: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	14, // 49: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	16, // 50: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	19, // 51: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	7,  // 52: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	9,  // 53: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	11, // 54: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	13, // 55: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	15, // 56: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	17, // 57: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	20, // 58: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	52, // [52:59] is the sub-list for method output_type
-	45, // [45:52] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
+	4,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	4,  // 15: bankbridge.consent.v1.GetLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	26, // 16: bankbridge.consent.v1.ListLinksRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	0,  // 17: bankbridge.consent.v1.ListLinksRequest.state:type_name -> bankbridge.consent.v1.ConsentState
+	4,  // 18: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
+	27, // 19: bankbridge.consent.v1.ListLinksResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	4,  // 20: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	4,  // 21: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	26, // 22: bankbridge.consent.v1.ListAccessLogRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	24, // 23: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	24, // 24: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 25: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	18, // 26: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
+	27, // 27: bankbridge.consent.v1.ListAccessLogResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	24, // 28: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	22, // 29: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	3,  // 30: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	22, // 31: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	23, // 32: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	24, // 33: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 34: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	22, // 35: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	24, // 36: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 37: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	6,  // 38: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	8,  // 39: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	10, // 40: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	12, // 41: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	14, // 42: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	16, // 43: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	19, // 44: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	7,  // 45: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	9,  // 46: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	11, // 47: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	13, // 48: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	15, // 49: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	17, // 50: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	20, // 51: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	45, // [45:52] is the sub-list for method output_type
+	38, // [38:45] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }

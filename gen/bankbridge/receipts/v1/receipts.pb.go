@@ -756,8 +756,6 @@ type ListReceiptsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, `users/{user}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_PURCHASE_HISTORY.
-	Purpose v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Which page to return. A page token is valid only with the same filters.
 	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
 	// Only receipts of this transaction,
@@ -803,13 +801,6 @@ func (x *ListReceiptsRequest) GetParent() string {
 		return x.Parent
 	}
 	return ""
-}
-
-func (x *ListReceiptsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 func (x *ListReceiptsRequest) GetPage() *v1.PageRequest {
@@ -885,9 +876,7 @@ func (x *ListReceiptsResponse) GetPage() *v1.PageResponse {
 type GetReceiptRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The receipt, `users/{user}/receipts/{receipt}`.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller reads the data, normally PURPOSE_PURCHASE_HISTORY.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -927,13 +916,6 @@ func (x *GetReceiptRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetReceiptRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetReceiptResponse holds the receipt asked for.
@@ -993,10 +975,8 @@ type IngestReceiptRequest struct {
 	// A key the partner makes up once per receipt and sends again on every
 	// retry of it; over REST the Idempotency-Key header fills it.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Why the partner writes the data, normally PURPOSE_PURCHASE_HISTORY.
-	Purpose       v1.Purpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *IngestReceiptRequest) Reset() {
@@ -1048,13 +1028,6 @@ func (x *IngestReceiptRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
-}
-
-func (x *IngestReceiptRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // IngestReceiptResponse holds the stored receipt.
@@ -1165,29 +1138,23 @@ const file_bankbridge_receipts_v1_receipts_proto_rawDesc = "" +
 	"postalCode\x122\n" +
 	"\vregion_code\x18\x06 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{2}$R\n" +
-	"regionCode\"\x94\x04\n" +
+	"regionCode\"\xcf\x03\n" +
 	"\x13ListReceiptsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\x125\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
 	"\x04page\x18\x03 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12\x8b\x01\n" +
 	"\vtransaction\x18\x04 \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction:\xb6\x01\xbaH\xb2\x01\x1a\xaf\x01\n" +
 	"+list_receipts_request.transaction_of_parent\x12-transaction must belong to the user in parent\x1aQthis.transaction == '' || this.transaction.startsWith(this.parent + '/accounts/')\"\x95\x01\n" +
 	"\x14ListReceiptsResponse\x12E\n" +
 	"\breceipts\x18\x01 \x03(\v2\x1f.bankbridge.receipts.v1.ReceiptB\b\xbaH\x05\x92\x01\x02\x10dR\breceipts\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xb0\x01\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"k\n" +
 	"\x11GetReceiptRequest\x12V\n" +
-	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/receipts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"O\n" +
+	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/receipts/[A-Za-z0-9._~-]{1,128}$R\x04name\"O\n" +
 	"\x12GetReceiptResponse\x129\n" +
-	"\areceipt\x18\x01 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptR\areceipt\"\xf4\x03\n" +
+	"\areceipt\x18\x01 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptR\areceipt\"\xaf\x03\n" +
 	"\x14IngestReceiptRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12A\n" +
 	"\areceipt\x18\x02 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptB\x06\xbaH\x03\xc8\x01\x01R\areceipt\x12F\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\x12C\n" +
-	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose:\xcf\x01\xbaH\xcb\x01\x1a\xc8\x01\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey:\xcf\x01\xbaH\xcb\x01\x1a\xc8\x01\n" +
 	",ingest_receipt_request.transaction_of_parent\x125receipt.transaction must belong to the user in parent\x1aathis.receipt.transaction == '' || this.receipt.transaction.startsWith(this.parent + '/accounts/')\"R\n" +
 	"\x15IngestReceiptResponse\x129\n" +
 	"\areceipt\x18\x01 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptR\areceipt*\x8d\x02\n" +
@@ -1253,9 +1220,8 @@ var file_bankbridge_receipts_v1_receipts_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
 	(*v1.Money)(nil),               // 15: bankbridge.common.v1.Money
 	(*v1.MaskedAccountNumber)(nil), // 16: bankbridge.common.v1.MaskedAccountNumber
-	(v1.Purpose)(0),                // 17: bankbridge.common.v1.Purpose
-	(*v1.PageRequest)(nil),         // 18: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),        // 19: bankbridge.common.v1.PageResponse
+	(*v1.PageRequest)(nil),         // 17: bankbridge.common.v1.PageRequest
+	(*v1.PageResponse)(nil),        // 18: bankbridge.common.v1.PageResponse
 }
 var file_bankbridge_receipts_v1_receipts_proto_depIdxs = []int32{
 	3,  // 0: bankbridge.receipts.v1.Receipt.merchant:type_name -> bankbridge.receipts.v1.Merchant
@@ -1276,26 +1242,23 @@ var file_bankbridge_receipts_v1_receipts_proto_depIdxs = []int32{
 	0,  // 15: bankbridge.receipts.v1.PaymentMethod.type:type_name -> bankbridge.receipts.v1.PaymentMethodType
 	16, // 16: bankbridge.receipts.v1.PaymentMethod.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
 	1,  // 17: bankbridge.receipts.v1.PaymentMethod.card_network:type_name -> bankbridge.receipts.v1.CardNetwork
-	17, // 18: bankbridge.receipts.v1.ListReceiptsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	18, // 19: bankbridge.receipts.v1.ListReceiptsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	2,  // 20: bankbridge.receipts.v1.ListReceiptsResponse.receipts:type_name -> bankbridge.receipts.v1.Receipt
-	19, // 21: bankbridge.receipts.v1.ListReceiptsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	17, // 22: bankbridge.receipts.v1.GetReceiptRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	2,  // 23: bankbridge.receipts.v1.GetReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	2,  // 24: bankbridge.receipts.v1.IngestReceiptRequest.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	17, // 25: bankbridge.receipts.v1.IngestReceiptRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	2,  // 26: bankbridge.receipts.v1.IngestReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	8,  // 27: bankbridge.receipts.v1.ReceiptsService.ListReceipts:input_type -> bankbridge.receipts.v1.ListReceiptsRequest
-	10, // 28: bankbridge.receipts.v1.ReceiptsService.GetReceipt:input_type -> bankbridge.receipts.v1.GetReceiptRequest
-	12, // 29: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:input_type -> bankbridge.receipts.v1.IngestReceiptRequest
-	9,  // 30: bankbridge.receipts.v1.ReceiptsService.ListReceipts:output_type -> bankbridge.receipts.v1.ListReceiptsResponse
-	11, // 31: bankbridge.receipts.v1.ReceiptsService.GetReceipt:output_type -> bankbridge.receipts.v1.GetReceiptResponse
-	13, // 32: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:output_type -> bankbridge.receipts.v1.IngestReceiptResponse
-	30, // [30:33] is the sub-list for method output_type
-	27, // [27:30] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	17, // 18: bankbridge.receipts.v1.ListReceiptsRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	2,  // 19: bankbridge.receipts.v1.ListReceiptsResponse.receipts:type_name -> bankbridge.receipts.v1.Receipt
+	18, // 20: bankbridge.receipts.v1.ListReceiptsResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	2,  // 21: bankbridge.receipts.v1.GetReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	2,  // 22: bankbridge.receipts.v1.IngestReceiptRequest.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	2,  // 23: bankbridge.receipts.v1.IngestReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	8,  // 24: bankbridge.receipts.v1.ReceiptsService.ListReceipts:input_type -> bankbridge.receipts.v1.ListReceiptsRequest
+	10, // 25: bankbridge.receipts.v1.ReceiptsService.GetReceipt:input_type -> bankbridge.receipts.v1.GetReceiptRequest
+	12, // 26: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:input_type -> bankbridge.receipts.v1.IngestReceiptRequest
+	9,  // 27: bankbridge.receipts.v1.ReceiptsService.ListReceipts:output_type -> bankbridge.receipts.v1.ListReceiptsResponse
+	11, // 28: bankbridge.receipts.v1.ReceiptsService.GetReceipt:output_type -> bankbridge.receipts.v1.GetReceiptResponse
+	13, // 29: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:output_type -> bankbridge.receipts.v1.IngestReceiptResponse
+	27, // [27:30] is the sub-list for method output_type
+	24, // [24:27] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_receipts_v1_receipts_proto_init() }

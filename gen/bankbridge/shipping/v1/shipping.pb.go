@@ -484,10 +484,8 @@ type CreateShipmentRequest struct {
 	// Makes retries safe: the same key with the same body returns the first
 	// response. Over REST the Idempotency-Key header fills it. Required.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Why the caller asks, typically PURPOSE_ORDER_TRACKING. Required.
-	Purpose       v1.Purpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateShipmentRequest) Reset() {
@@ -541,13 +539,6 @@ func (x *CreateShipmentRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *CreateShipmentRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
-}
-
 // CreateShipmentResponse holds the new, or already tracked, shipment.
 type CreateShipmentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -598,9 +589,7 @@ func (x *CreateShipmentResponse) GetShipment() *Shipment {
 type GetShipmentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The shipment, users/{user}/shipments/{shipment}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks, typically PURPOSE_ORDER_TRACKING. Required.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -640,13 +629,6 @@ func (x *GetShipmentRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetShipmentRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetShipmentResponse holds the shipment.
@@ -705,9 +687,7 @@ type ListShipmentsRequest struct {
 	// Only shipments in one of these statuses; empty for all. For example
 	// every status but DELIVERED, RETURNED and EXPIRED lists parcels still on
 	// their way.
-	Statuses []ShipmentStatus `protobuf:"varint,3,rep,packed,name=statuses,proto3,enum=bankbridge.shipping.v1.ShipmentStatus" json:"statuses,omitempty"`
-	// Why the caller asks, typically PURPOSE_ORDER_TRACKING. Required.
-	Purpose       v1.Purpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Statuses      []ShipmentStatus `protobuf:"varint,3,rep,packed,name=statuses,proto3,enum=bankbridge.shipping.v1.ShipmentStatus" json:"statuses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -761,13 +741,6 @@ func (x *ListShipmentsRequest) GetStatuses() []ShipmentStatus {
 		return x.Statuses
 	}
 	return nil
-}
-
-func (x *ListShipmentsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // ListShipmentsResponse is one page of shipments.
@@ -829,9 +802,7 @@ func (x *ListShipmentsResponse) GetPage() *v1.PageResponse {
 type DeleteShipmentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The shipment, users/{user}/shipments/{shipment}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks, typically PURPOSE_ORDER_TRACKING. Required.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -871,13 +842,6 @@ func (x *DeleteShipmentRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *DeleteShipmentRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // DeleteShipmentResponse is empty: the shipment is gone.
@@ -924,9 +888,7 @@ type WatchShipmentsRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The cursor of the last event the client processed, to resume right
 	// after it; empty to start at the current end of the stream.
-	ResumeCursor string `protobuf:"bytes,2,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
-	// Why the caller asks, typically PURPOSE_ORDER_TRACKING. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	ResumeCursor  string `protobuf:"bytes,2,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -973,13 +935,6 @@ func (x *WatchShipmentsRequest) GetResumeCursor() string {
 		return x.ResumeCursor
 	}
 	return ""
-}
-
-func (x *WatchShipmentsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // WatchShipmentsResponse is one streamed event.
@@ -1125,10 +1080,8 @@ type IngestTrackingEventsRequest struct {
 	// Makes retries safe: the same key with the same body returns the first
 	// response. Over REST the Idempotency-Key header fills it. Required.
 	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Why the caller writes, typically PURPOSE_ORDER_TRACKING. Required.
-	Purpose       v1.Purpose `protobuf:"varint,5,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *IngestTrackingEventsRequest) Reset() {
@@ -1187,13 +1140,6 @@ func (x *IngestTrackingEventsRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
-}
-
-func (x *IngestTrackingEventsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // IngestTrackingEventsResponse says what the batch changed.
@@ -1294,42 +1240,32 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\vpostal_code\x18\x03 \x01(\tB\x19\xbaH\x16r\x14\x18\x102\x10^[A-Za-z0-9 -]*$R\n" +
 	"postalCode\x127\n" +
 	"\fcountry_code\x18\x04 \x01(\tB\x14\xbaH\x11\xd8\x01\x01r\f2\n" +
-	"^[A-Z]{2}$R\vcountryCode\"\xea\x03\n" +
+	"^[A-Z]{2}$R\vcountryCode\"\xa5\x03\n" +
 	"\x15CreateShipmentRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12D\n" +
 	"\bshipment\x18\x02 \x01(\v2 .bankbridge.shipping.v1.ShipmentB\x06\xbaH\x03\xc8\x01\x01R\bshipment\x12F\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\x12C\n" +
-	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose:\xc1\x01\xbaH\xbd\x01\x1a\xba\x01\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey:\xc1\x01\xbaH\xbd\x01\x1a\xba\x01\n" +
 	"!create_shipment.receipt_same_user\x128shipment.receipt must belong to the user named in parent\x1a[this.shipment.receipt == '' || this.shipment.receipt.startsWith(this.parent + '/receipts/')\"V\n" +
 	"\x16CreateShipmentResponse\x12<\n" +
-	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\"\xb2\x01\n" +
+	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\"m\n" +
 	"\x12GetShipmentRequest\x12W\n" +
-	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"S\n" +
+	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\"S\n" +
 	"\x13GetShipmentResponse\x12<\n" +
-	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\"\xa7\x02\n" +
+	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\"\xe2\x01\n" +
 	"\x14ListShipmentsRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
 	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12W\n" +
 	"\bstatuses\x18\x03 \x03(\x0e2&.bankbridge.shipping.v1.ShipmentStatusB\x13\xbaH\x10\x92\x01\r\x10\n" +
-	"\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\x12C\n" +
-	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\x99\x01\n" +
+	"\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\"\x99\x01\n" +
 	"\x15ListShipmentsResponse\x12H\n" +
 	"\tshipments\x18\x01 \x03(\v2 .bankbridge.shipping.v1.ShipmentB\b\xbaH\x05\x92\x01\x02\x10dR\tshipments\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xb5\x01\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"p\n" +
 	"\x15DeleteShipmentRequest\x12W\n" +
-	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\x18\n" +
-	"\x16DeleteShipmentResponse\"\xc7\x01\n" +
+	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\"\x18\n" +
+	"\x16DeleteShipmentResponse\"\x82\x01\n" +
 	"\x15WatchShipmentsRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12-\n" +
-	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"m\n" +
+	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"m\n" +
 	"\x16WatchShipmentsResponse\x12;\n" +
 	"\x05event\x18\x01 \x01(\v2%.bankbridge.shipping.v1.ShipmentEventR\x05event\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\x95\x02\n" +
@@ -1340,16 +1276,14 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"checkpoint\x18\x03 \x01(\v2\".bankbridge.shipping.v1.CheckpointR\n" +
 	"checkpoint\x129\n" +
 	"\n" +
-	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"\xc4\x04\n" +
+	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"\xff\x03\n" +
 	"\x1bIngestTrackingEventsRequest\x12W\n" +
 	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12P\n" +
 	"\vcheckpoints\x18\x02 \x03(\v2\".bankbridge.shipping.v1.CheckpointB\n" +
 	"\xbaH\a\x92\x01\x04\b\x01\x10dR\vcheckpoints\x12\xec\x01\n" +
 	"\x17estimated_delivery_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x97\x01\xbaH\x93\x01\xba\x01\x84\x01\n" +
 	"+ingest_tracking_events.estimate_within_year\x124estimated_delivery_time must be at most a year ahead\x1a\x1fthis <= now + duration('8760h')\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\x15estimatedDeliveryTime\x12F\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\x12C\n" +
-	"\apurpose\x18\x05 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\xac\x01\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xac\x01\n" +
 	"\x1cIngestTrackingEventsResponse\x12<\n" +
 	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\x12%\n" +
 	"\x0erecorded_count\x18\x02 \x01(\x05R\rrecordedCount\x12'\n" +
@@ -1415,9 +1349,8 @@ var file_bankbridge_shipping_v1_shipping_proto_goTypes = []any{
 	(*IngestTrackingEventsRequest)(nil),  // 16: bankbridge.shipping.v1.IngestTrackingEventsRequest
 	(*IngestTrackingEventsResponse)(nil), // 17: bankbridge.shipping.v1.IngestTrackingEventsResponse
 	(*timestamppb.Timestamp)(nil),        // 18: google.protobuf.Timestamp
-	(v1.Purpose)(0),                      // 19: bankbridge.common.v1.Purpose
-	(*v1.PageRequest)(nil),               // 20: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),              // 21: bankbridge.common.v1.PageResponse
+	(*v1.PageRequest)(nil),               // 19: bankbridge.common.v1.PageRequest
+	(*v1.PageResponse)(nil),              // 20: bankbridge.common.v1.PageResponse
 }
 var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.shipping.v1.Shipment.status:type_name -> bankbridge.shipping.v1.ShipmentStatus
@@ -1429,43 +1362,37 @@ var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	0,  // 6: bankbridge.shipping.v1.Checkpoint.status:type_name -> bankbridge.shipping.v1.ShipmentStatus
 	4,  // 7: bankbridge.shipping.v1.Checkpoint.location:type_name -> bankbridge.shipping.v1.Location
 	2,  // 8: bankbridge.shipping.v1.CreateShipmentRequest.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	19, // 9: bankbridge.shipping.v1.CreateShipmentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	2,  // 10: bankbridge.shipping.v1.CreateShipmentResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	19, // 11: bankbridge.shipping.v1.GetShipmentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	2,  // 12: bankbridge.shipping.v1.GetShipmentResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	20, // 13: bankbridge.shipping.v1.ListShipmentsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	0,  // 14: bankbridge.shipping.v1.ListShipmentsRequest.statuses:type_name -> bankbridge.shipping.v1.ShipmentStatus
-	19, // 15: bankbridge.shipping.v1.ListShipmentsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	2,  // 16: bankbridge.shipping.v1.ListShipmentsResponse.shipments:type_name -> bankbridge.shipping.v1.Shipment
-	21, // 17: bankbridge.shipping.v1.ListShipmentsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	19, // 18: bankbridge.shipping.v1.DeleteShipmentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	19, // 19: bankbridge.shipping.v1.WatchShipmentsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	15, // 20: bankbridge.shipping.v1.WatchShipmentsResponse.event:type_name -> bankbridge.shipping.v1.ShipmentEvent
-	1,  // 21: bankbridge.shipping.v1.ShipmentEvent.type:type_name -> bankbridge.shipping.v1.ShipmentEventType
-	2,  // 22: bankbridge.shipping.v1.ShipmentEvent.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	3,  // 23: bankbridge.shipping.v1.ShipmentEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
-	18, // 24: bankbridge.shipping.v1.ShipmentEvent.event_time:type_name -> google.protobuf.Timestamp
-	3,  // 25: bankbridge.shipping.v1.IngestTrackingEventsRequest.checkpoints:type_name -> bankbridge.shipping.v1.Checkpoint
-	18, // 26: bankbridge.shipping.v1.IngestTrackingEventsRequest.estimated_delivery_time:type_name -> google.protobuf.Timestamp
-	19, // 27: bankbridge.shipping.v1.IngestTrackingEventsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	2,  // 28: bankbridge.shipping.v1.IngestTrackingEventsResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	5,  // 29: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
-	7,  // 30: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
-	9,  // 31: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
-	11, // 32: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
-	13, // 33: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
-	16, // 34: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:input_type -> bankbridge.shipping.v1.IngestTrackingEventsRequest
-	6,  // 35: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
-	8,  // 36: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
-	10, // 37: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
-	12, // 38: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
-	14, // 39: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
-	17, // 40: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:output_type -> bankbridge.shipping.v1.IngestTrackingEventsResponse
-	35, // [35:41] is the sub-list for method output_type
-	29, // [29:35] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	2,  // 9: bankbridge.shipping.v1.CreateShipmentResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	2,  // 10: bankbridge.shipping.v1.GetShipmentResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	19, // 11: bankbridge.shipping.v1.ListShipmentsRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	0,  // 12: bankbridge.shipping.v1.ListShipmentsRequest.statuses:type_name -> bankbridge.shipping.v1.ShipmentStatus
+	2,  // 13: bankbridge.shipping.v1.ListShipmentsResponse.shipments:type_name -> bankbridge.shipping.v1.Shipment
+	20, // 14: bankbridge.shipping.v1.ListShipmentsResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	15, // 15: bankbridge.shipping.v1.WatchShipmentsResponse.event:type_name -> bankbridge.shipping.v1.ShipmentEvent
+	1,  // 16: bankbridge.shipping.v1.ShipmentEvent.type:type_name -> bankbridge.shipping.v1.ShipmentEventType
+	2,  // 17: bankbridge.shipping.v1.ShipmentEvent.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	3,  // 18: bankbridge.shipping.v1.ShipmentEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
+	18, // 19: bankbridge.shipping.v1.ShipmentEvent.event_time:type_name -> google.protobuf.Timestamp
+	3,  // 20: bankbridge.shipping.v1.IngestTrackingEventsRequest.checkpoints:type_name -> bankbridge.shipping.v1.Checkpoint
+	18, // 21: bankbridge.shipping.v1.IngestTrackingEventsRequest.estimated_delivery_time:type_name -> google.protobuf.Timestamp
+	2,  // 22: bankbridge.shipping.v1.IngestTrackingEventsResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	5,  // 23: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
+	7,  // 24: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
+	9,  // 25: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
+	11, // 26: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
+	13, // 27: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
+	16, // 28: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:input_type -> bankbridge.shipping.v1.IngestTrackingEventsRequest
+	6,  // 29: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
+	8,  // 30: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
+	10, // 31: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
+	12, // 32: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
+	14, // 33: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
+	17, // 34: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:output_type -> bankbridge.shipping.v1.IngestTrackingEventsResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_shipping_v1_shipping_proto_init() }

@@ -911,10 +911,8 @@ type CreateConversationRequest struct {
 	// Makes retries safe: the same key with the same body returns the first
 	// response. Over REST the Idempotency-Key header fills it. Required.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateConversationRequest) Reset() {
@@ -968,13 +966,6 @@ func (x *CreateConversationRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *CreateConversationRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
-}
-
 // CreateConversationResponse holds the new conversation.
 type CreateConversationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1025,9 +1016,7 @@ func (x *CreateConversationResponse) GetConversation() *Conversation {
 type GetConversationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The conversation, users/{user}/conversations/{conversation}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1067,13 +1056,6 @@ func (x *GetConversationRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetConversationRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetConversationResponse holds the conversation.
@@ -1130,9 +1112,7 @@ type ListConversationsRequest struct {
 	// Which page; unset for the first page of 25.
 	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	// Only conversations in this state; unset for all.
-	State ConversationState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.support.v1.ConversationState" json:"state,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	State         ConversationState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.support.v1.ConversationState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1186,13 +1166,6 @@ func (x *ListConversationsRequest) GetState() ConversationState {
 		return x.State
 	}
 	return ConversationState_CONVERSATION_STATE_UNSPECIFIED
-}
-
-func (x *ListConversationsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // ListConversationsResponse is one page of conversations.
@@ -1257,9 +1230,7 @@ type SendMessageRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The message: text and client_message_id required; output-only fields
 	// are ignored. Required.
-	Message *Message `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Message       *Message `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1306,13 +1277,6 @@ func (x *SendMessageRequest) GetMessage() *Message {
 		return x.Message
 	}
 	return nil
-}
-
-func (x *SendMessageRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // SendMessageResponse holds the message as stored.
@@ -1367,9 +1331,7 @@ type ListMessagesRequest struct {
 	// The conversation, users/{user}/conversations/{conversation}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Which page; unset for the first page of 25.
-	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Page          *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1416,13 +1378,6 @@ func (x *ListMessagesRequest) GetPage() *v1.PageRequest {
 		return x.Page
 	}
 	return nil
-}
-
-func (x *ListMessagesRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // ListMessagesResponse is one page of messages.
@@ -1486,9 +1441,7 @@ type HandoverConversationRequest struct {
 	// The conversation, users/{user}/conversations/{conversation}. Required.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The user's note for the agent, e.g. what they need help with. Optional.
-	Metadata string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1535,13 +1488,6 @@ func (x *HandoverConversationRequest) GetMetadata() string {
 		return x.Metadata
 	}
 	return ""
-}
-
-func (x *HandoverConversationRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // HandoverConversationResponse holds the conversation after the handover.
@@ -1597,9 +1543,7 @@ type PassThreadControlRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The bot's note for the agent, e.g. a summary of the conversation so
 	// far. Optional.
-	Metadata string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1646,13 +1590,6 @@ func (x *PassThreadControlRequest) GetMetadata() string {
 		return x.Metadata
 	}
 	return ""
-}
-
-func (x *PassThreadControlRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // PassThreadControlResponse holds the conversation after the pass.
@@ -1707,9 +1644,7 @@ type TakeThreadControlRequest struct {
 	// The conversation, users/{user}/conversations/{conversation}. Required.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The bot's note for the agent, e.g. why it takes control. Optional.
-	Metadata string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1756,13 +1691,6 @@ func (x *TakeThreadControlRequest) GetMetadata() string {
 		return x.Metadata
 	}
 	return ""
-}
-
-func (x *TakeThreadControlRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // TakeThreadControlResponse holds the conversation after the take.
@@ -1818,9 +1746,7 @@ type RequestThreadControlRequest struct {
 	// The conversation, users/{user}/conversations/{conversation}. Required.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The bot's note for the agent, e.g. why it asks. Optional.
-	Metadata string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1867,13 +1793,6 @@ func (x *RequestThreadControlRequest) GetMetadata() string {
 		return x.Metadata
 	}
 	return ""
-}
-
-func (x *RequestThreadControlRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // RequestThreadControlResponse holds the conversation with the request
@@ -1927,9 +1846,7 @@ func (x *RequestThreadControlResponse) GetConversation() *Conversation {
 type CloseConversationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The conversation, users/{user}/conversations/{conversation}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1969,13 +1886,6 @@ func (x *CloseConversationRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *CloseConversationRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // CloseConversationResponse holds the closed conversation.
@@ -2031,9 +1941,7 @@ type StreamConversationRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The cursor of the last event the client processed, to resume right
 	// after it; empty to start at the current end of the stream.
-	ResumeCursor string `protobuf:"bytes,2,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
-	// Why the caller asks, typically PURPOSE_CUSTOMER_SUPPORT. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	ResumeCursor  string `protobuf:"bytes,2,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2080,13 +1988,6 @@ func (x *StreamConversationRequest) GetResumeCursor() string {
 		return x.ResumeCursor
 	}
 	return ""
-}
-
-func (x *StreamConversationRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // StreamConversationResponse is one streamed event.
@@ -2501,10 +2402,8 @@ type CreateFraudReportRequest struct {
 	// response, and never blocks a card twice. Over REST the Idempotency-Key
 	// header fills it. Required.
 	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// Why the caller asks, typically PURPOSE_FRAUD_PREVENTION. Required.
-	Purpose       v1.Purpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateFraudReportRequest) Reset() {
@@ -2558,13 +2457,6 @@ func (x *CreateFraudReportRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-func (x *CreateFraudReportRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
-}
-
 // CreateFraudReportResponse holds the new report.
 type CreateFraudReportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2615,9 +2507,7 @@ func (x *CreateFraudReportResponse) GetFraudReport() *FraudReport {
 type GetFraudReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The report, users/{user}/fraudReports/{fraud_report}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks, typically PURPOSE_FRAUD_PREVENTION. Required.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2657,13 +2547,6 @@ func (x *GetFraudReportRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetFraudReportRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetFraudReportResponse holds the report.
@@ -2718,9 +2601,7 @@ type ListFraudReportsRequest struct {
 	// The user, users/{user}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Which page; unset for the first page of 25.
-	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
-	// Why the caller asks, typically PURPOSE_FRAUD_PREVENTION. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Page          *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2767,13 +2648,6 @@ func (x *ListFraudReportsRequest) GetPage() *v1.PageRequest {
 		return x.Page
 	}
 	return nil
-}
-
-func (x *ListFraudReportsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // ListFraudReportsResponse is one page of fraud reports.
@@ -2992,9 +2866,7 @@ type ListAlertsRequest struct {
 	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
 	// Only alerts in this state, e.g. ALERT_STATE_NEW for those awaiting an
 	// answer; unset for all.
-	State AlertState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.support.v1.AlertState" json:"state,omitempty"`
-	// Why the caller asks, typically PURPOSE_FRAUD_PREVENTION. Required.
-	Purpose       v1.Purpose `protobuf:"varint,4,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	State         AlertState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.support.v1.AlertState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3048,13 +2920,6 @@ func (x *ListAlertsRequest) GetState() AlertState {
 		return x.State
 	}
 	return AlertState_ALERT_STATE_UNSPECIFIED
-}
-
-func (x *ListAlertsRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // ListAlertsResponse is one page of fraud alerts.
@@ -3116,9 +2981,7 @@ func (x *ListAlertsResponse) GetPage() *v1.PageResponse {
 type GetAlertRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The alert, users/{user}/alerts/{alert}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Why the caller asks, typically PURPOSE_FRAUD_PREVENTION. Required.
-	Purpose       v1.Purpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3158,13 +3021,6 @@ func (x *GetAlertRequest) GetName() string {
 		return x.Name
 	}
 	return ""
-}
-
-func (x *GetAlertRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // GetAlertResponse holds the alert.
@@ -3219,9 +3075,7 @@ type AcknowledgeAlertRequest struct {
 	// The alert, users/{user}/alerts/{alert}. Required.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The user's answer. Required.
-	Response AlertResponse `protobuf:"varint,2,opt,name=response,proto3,enum=bankbridge.support.v1.AlertResponse" json:"response,omitempty"`
-	// Why the caller asks, typically PURPOSE_FRAUD_PREVENTION. Required.
-	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	Response      AlertResponse `protobuf:"varint,2,opt,name=response,proto3,enum=bankbridge.support.v1.AlertResponse" json:"response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3268,13 +3122,6 @@ func (x *AcknowledgeAlertRequest) GetResponse() AlertResponse {
 		return x.Response
 	}
 	return AlertResponse_ALERT_RESPONSE_UNSPECIFIED
-}
-
-func (x *AcknowledgeAlertRequest) GetPurpose() v1.Purpose {
-	if x != nil {
-		return x.Purpose
-	}
-	return v1.Purpose(0)
 }
 
 // AcknowledgeAlertResponse holds the answered alert.
@@ -3353,85 +3200,63 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\x04text\x18\x04 \x01(\tB\f\xbaH\tr\a\x18\xa0\x1f2\x02\\SR\x04text\x12L\n" +
 	"\x11client_message_id\x18\x05 \x01(\tB \xbaH\x1d\xd8\x01\x01r\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0fclientMessageId\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xb5\x02\n" +
+	"createTime\"\xf0\x01\n" +
 	"\x19CreateConversationRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12O\n" +
 	"\fconversation\x18\x02 \x01(\v2#.bankbridge.support.v1.ConversationB\x06\xbaH\x03\xc8\x01\x01R\fconversation\x12F\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\x12C\n" +
-	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"e\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"e\n" +
 	"\x1aCreateConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xba\x01\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"u\n" +
 	"\x16GetConversationRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"b\n" +
+	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\"b\n" +
 	"\x17GetConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\x9c\x02\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xd7\x01\n" +
 	"\x18ListConversationsRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
 	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12H\n" +
-	"\x05state\x18\x03 \x01(\x0e2(.bankbridge.support.v1.ConversationStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12C\n" +
-	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\xa8\x01\n" +
+	"\x05state\x18\x03 \x01(\x0e2(.bankbridge.support.v1.ConversationStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"\xa8\x01\n" +
 	"\x19ListConversationsResponse\x12S\n" +
 	"\rconversations\x18\x01 \x03(\v2#.bankbridge.support.v1.ConversationB\b\xbaH\x05\x92\x01\x02\x10dR\rconversations\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xee\x02\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xa9\x02\n" +
 	"\x12SendMessageRequest\x12_\n" +
 	"\x06parent\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12\xb1\x01\n" +
 	"\amessage\x18\x02 \x01(\v2\x1e.bankbridge.support.v1.MessageBw\xbaHt\xba\x01n\n" +
-	"'send_message.client_message_id_required\x12%message.client_message_id is required\x1a\x1cthis.client_message_id != ''\xc8\x01\x01R\amessage\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"O\n" +
+	"'send_message.client_message_id_required\x12%message.client_message_id is required\x1a\x1cthis.client_message_id != ''\xc8\x01\x01R\amessage\"O\n" +
 	"\x13SendMessageResponse\x128\n" +
-	"\amessage\x18\x01 \x01(\v2\x1e.bankbridge.support.v1.MessageR\amessage\"\xf2\x01\n" +
+	"\amessage\x18\x01 \x01(\v2\x1e.bankbridge.support.v1.MessageR\amessage\"\xad\x01\n" +
 	"\x13ListMessagesRequest\x12_\n" +
 	"\x06parent\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\x94\x01\n" +
+	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\"\x94\x01\n" +
 	"\x14ListMessagesResponse\x12D\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1e.bankbridge.support.v1.MessageB\b\xbaH\x05\x92\x01\x02\x10dR\bmessages\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xe5\x01\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xa0\x01\n" +
 	"\x1bHandoverConversationRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
-	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"g\n" +
+	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"g\n" +
 	"\x1cHandoverConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xe2\x01\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\x9d\x01\n" +
 	"\x18PassThreadControlRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
-	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"d\n" +
+	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"d\n" +
 	"\x19PassThreadControlResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xe2\x01\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\x9d\x01\n" +
 	"\x18TakeThreadControlRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
-	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"d\n" +
+	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"d\n" +
 	"\x19TakeThreadControlResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xe5\x01\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xa0\x01\n" +
 	"\x1bRequestThreadControlRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
-	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"g\n" +
+	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"g\n" +
 	"\x1cRequestThreadControlResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xbc\x01\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"w\n" +
 	"\x18CloseConversationRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"d\n" +
+	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\"d\n" +
 	"\x19CloseConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xec\x01\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xa7\x01\n" +
 	"\x19StreamConversationRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12-\n" +
-	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\xef\x02\n" +
+	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"\xef\x02\n" +
 	"\x1aStreamConversationResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x129\n" +
 	"\n" +
@@ -3468,27 +3293,21 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"updateTime:\xe2\x03\xbaH\xde\x03\x1a\xa1\x01\n" +
 	"#fraud_report.transaction_in_account\x12\"transaction must belong to account\x1aVthis.transaction == '' || this.transaction.startsWith(this.account + '/transactions/')\x1a\xa7\x01\n" +
 	"2fraud_report.transaction_required_for_unrecognised\x12Ctransaction is required for FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION\x1a,this.category != 3 || this.transaction != ''\x1a\x8d\x01\n" +
-	"+fraud_report.description_required_for_other\x120description is required for FRAUD_CATEGORY_OTHER\x1a,this.category != 6 || this.description != ''\"\xfe\x03\n" +
+	"+fraud_report.description_required_for_other\x120description is required for FRAUD_CATEGORY_OTHER\x1a,this.category != 6 || this.description != ''\"\xb9\x03\n" +
 	"\x18CreateFraudReportRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12M\n" +
 	"\ffraud_report\x18\x02 \x01(\v2\".bankbridge.support.v1.FraudReportB\x06\xbaH\x03\xc8\x01\x01R\vfraudReport\x12F\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\x12C\n" +
-	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose:\xc9\x01\xbaH\xc5\x01\x1a\xc2\x01\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey:\xc9\x01\xbaH\xc5\x01\x1a\xc2\x01\n" +
 	"%create_fraud_report.account_same_user\x12<fraud_report.account must belong to the user named in parent\x1a[!has(this.fraud_report) || this.fraud_report.account.startsWith(this.parent + '/accounts/')\"b\n" +
 	"\x19CreateFraudReportResponse\x12E\n" +
-	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"\xb8\x01\n" +
+	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"s\n" +
 	"\x15GetFraudReportRequest\x12Z\n" +
-	"\x04name\x18\x01 \x01(\tBF\xbaHCrA2?^users/[A-Za-z0-9_-]{1,64}/fraudReports/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"_\n" +
+	"\x04name\x18\x01 \x01(\tBF\xbaHCrA2?^users/[A-Za-z0-9_-]{1,64}/fraudReports/[A-Za-z0-9._~-]{1,128}$R\x04name\"_\n" +
 	"\x16GetFraudReportResponse\x12E\n" +
-	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"\xd1\x01\n" +
+	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"\x8c\x01\n" +
 	"\x17ListFraudReportsRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\xa5\x01\n" +
+	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\"\xa5\x01\n" +
 	"\x18ListFraudReportsResponse\x12Q\n" +
 	"\rfraud_reports\x18\x01 \x03(\v2\".bankbridge.support.v1.FraudReportB\b\xbaH\x05\x92\x01\x02\x10dR\ffraudReports\x126\n" +
 	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\x92\a\n" +
@@ -3506,28 +3325,22 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	" \x01(\x0e2$.bankbridge.support.v1.AlertResponseB\b\xbaH\x05\x82\x01\x02\x10\x01R\bresponse\x12E\n" +
 	"\x10acknowledge_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0facknowledgeTime\x12;\n" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x8e\x02\n" +
+	"createTime\"\xc9\x01\n" +
 	"\x11ListAlertsRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
 	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12A\n" +
-	"\x05state\x18\x03 \x01(\x0e2!.bankbridge.support.v1.AlertStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12C\n" +
-	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\x8c\x01\n" +
+	"\x05state\x18\x03 \x01(\x0e2!.bankbridge.support.v1.AlertStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"\x8c\x01\n" +
 	"\x12ListAlertsResponse\x12>\n" +
 	"\x06alerts\x18\x01 \x03(\v2\x1c.bankbridge.support.v1.AlertB\b\xbaH\x05\x92\x01\x02\x10dR\x06alerts\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xac\x01\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"g\n" +
 	"\x0fGetAlertRequest\x12T\n" +
-	"\x04name\x18\x01 \x01(\tB@\xbaH=r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12C\n" +
-	"\apurpose\x18\x02 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"F\n" +
+	"\x04name\x18\x01 \x01(\tB@\xbaH=r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\"F\n" +
 	"\x10GetAlertResponse\x122\n" +
-	"\x05alert\x18\x01 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert\"\x82\x02\n" +
+	"\x05alert\x18\x01 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert\"\xbd\x01\n" +
 	"\x17AcknowledgeAlertRequest\x12T\n" +
 	"\x04name\x18\x01 \x01(\tB@\xbaH=r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12L\n" +
 	"\bresponse\x18\x02 \x01(\x0e2$.bankbridge.support.v1.AlertResponseB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bresponse\x12C\n" +
-	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"N\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bresponse\"N\n" +
 	"\x18AcknowledgeAlertResponse\x122\n" +
 	"\x05alert\x18\x01 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert*s\n" +
 	"\x11ConversationState\x12\"\n" +
@@ -3674,11 +3487,10 @@ var file_bankbridge_support_v1_support_proto_goTypes = []any{
 	(*AcknowledgeAlertRequest)(nil),      // 49: bankbridge.support.v1.AcknowledgeAlertRequest
 	(*AcknowledgeAlertResponse)(nil),     // 50: bankbridge.support.v1.AcknowledgeAlertResponse
 	(*timestamppb.Timestamp)(nil),        // 51: google.protobuf.Timestamp
-	(v1.Purpose)(0),                      // 52: bankbridge.common.v1.Purpose
-	(*v1.PageRequest)(nil),               // 53: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),              // 54: bankbridge.common.v1.PageResponse
-	(*v1.MaskedAccountNumber)(nil),       // 55: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.Money)(nil),                     // 56: bankbridge.common.v1.Money
+	(*v1.PageRequest)(nil),               // 52: bankbridge.common.v1.PageRequest
+	(*v1.PageResponse)(nil),              // 53: bankbridge.common.v1.PageResponse
+	(*v1.MaskedAccountNumber)(nil),       // 54: bankbridge.common.v1.MaskedAccountNumber
+	(*v1.Money)(nil),                     // 55: bankbridge.common.v1.Money
 }
 var file_bankbridge_support_v1_support_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.support.v1.Conversation.state:type_name -> bankbridge.support.v1.ConversationState
@@ -3691,113 +3503,96 @@ var file_bankbridge_support_v1_support_proto_depIdxs = []int32{
 	2,  // 7: bankbridge.support.v1.Message.sender_role:type_name -> bankbridge.support.v1.ParticipantRole
 	51, // 8: bankbridge.support.v1.Message.create_time:type_name -> google.protobuf.Timestamp
 	10, // 9: bankbridge.support.v1.CreateConversationRequest.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 10: bankbridge.support.v1.CreateConversationRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 11: bankbridge.support.v1.CreateConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 12: bankbridge.support.v1.GetConversationRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 13: bankbridge.support.v1.GetConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	53, // 14: bankbridge.support.v1.ListConversationsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	0,  // 15: bankbridge.support.v1.ListConversationsRequest.state:type_name -> bankbridge.support.v1.ConversationState
-	52, // 16: bankbridge.support.v1.ListConversationsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 17: bankbridge.support.v1.ListConversationsResponse.conversations:type_name -> bankbridge.support.v1.Conversation
-	54, // 18: bankbridge.support.v1.ListConversationsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	12, // 19: bankbridge.support.v1.SendMessageRequest.message:type_name -> bankbridge.support.v1.Message
-	52, // 20: bankbridge.support.v1.SendMessageRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	12, // 21: bankbridge.support.v1.SendMessageResponse.message:type_name -> bankbridge.support.v1.Message
-	53, // 22: bankbridge.support.v1.ListMessagesRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	52, // 23: bankbridge.support.v1.ListMessagesRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	12, // 24: bankbridge.support.v1.ListMessagesResponse.messages:type_name -> bankbridge.support.v1.Message
-	54, // 25: bankbridge.support.v1.ListMessagesResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	52, // 26: bankbridge.support.v1.HandoverConversationRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 27: bankbridge.support.v1.HandoverConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 28: bankbridge.support.v1.PassThreadControlRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 29: bankbridge.support.v1.PassThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 30: bankbridge.support.v1.TakeThreadControlRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 31: bankbridge.support.v1.TakeThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 32: bankbridge.support.v1.RequestThreadControlRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 33: bankbridge.support.v1.RequestThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 34: bankbridge.support.v1.CloseConversationRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	10, // 35: bankbridge.support.v1.CloseConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 36: bankbridge.support.v1.StreamConversationRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	51, // 37: bankbridge.support.v1.StreamConversationResponse.event_time:type_name -> google.protobuf.Timestamp
-	12, // 38: bankbridge.support.v1.StreamConversationResponse.message_added:type_name -> bankbridge.support.v1.Message
-	35, // 39: bankbridge.support.v1.StreamConversationResponse.control_changed:type_name -> bankbridge.support.v1.ControlChanged
-	36, // 40: bankbridge.support.v1.StreamConversationResponse.conversation_closed:type_name -> bankbridge.support.v1.ConversationClosed
-	10, // 41: bankbridge.support.v1.ControlChanged.conversation:type_name -> bankbridge.support.v1.Conversation
-	3,  // 42: bankbridge.support.v1.ControlChanged.action:type_name -> bankbridge.support.v1.ThreadControlAction
-	2,  // 43: bankbridge.support.v1.ControlChanged.actor:type_name -> bankbridge.support.v1.ParticipantRole
-	10, // 44: bankbridge.support.v1.ConversationClosed.conversation:type_name -> bankbridge.support.v1.Conversation
-	2,  // 45: bankbridge.support.v1.ConversationClosed.closed_by:type_name -> bankbridge.support.v1.ParticipantRole
-	4,  // 46: bankbridge.support.v1.FraudReport.category:type_name -> bankbridge.support.v1.FraudCategory
-	5,  // 47: bankbridge.support.v1.FraudReport.status:type_name -> bankbridge.support.v1.FraudReportStatus
-	6,  // 48: bankbridge.support.v1.FraudReport.card_block_status:type_name -> bankbridge.support.v1.CardBlockStatus
-	51, // 49: bankbridge.support.v1.FraudReport.create_time:type_name -> google.protobuf.Timestamp
-	51, // 50: bankbridge.support.v1.FraudReport.update_time:type_name -> google.protobuf.Timestamp
-	37, // 51: bankbridge.support.v1.CreateFraudReportRequest.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	52, // 52: bankbridge.support.v1.CreateFraudReportRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	37, // 53: bankbridge.support.v1.CreateFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	52, // 54: bankbridge.support.v1.GetFraudReportRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	37, // 55: bankbridge.support.v1.GetFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	53, // 56: bankbridge.support.v1.ListFraudReportsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	52, // 57: bankbridge.support.v1.ListFraudReportsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	37, // 58: bankbridge.support.v1.ListFraudReportsResponse.fraud_reports:type_name -> bankbridge.support.v1.FraudReport
-	54, // 59: bankbridge.support.v1.ListFraudReportsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	55, // 60: bankbridge.support.v1.Alert.card:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	56, // 61: bankbridge.support.v1.Alert.amount:type_name -> bankbridge.common.v1.Money
-	51, // 62: bankbridge.support.v1.Alert.activity_time:type_name -> google.protobuf.Timestamp
-	7,  // 63: bankbridge.support.v1.Alert.severity:type_name -> bankbridge.support.v1.AlertSeverity
-	8,  // 64: bankbridge.support.v1.Alert.state:type_name -> bankbridge.support.v1.AlertState
-	9,  // 65: bankbridge.support.v1.Alert.response:type_name -> bankbridge.support.v1.AlertResponse
-	51, // 66: bankbridge.support.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
-	51, // 67: bankbridge.support.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
-	53, // 68: bankbridge.support.v1.ListAlertsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	8,  // 69: bankbridge.support.v1.ListAlertsRequest.state:type_name -> bankbridge.support.v1.AlertState
-	52, // 70: bankbridge.support.v1.ListAlertsRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	44, // 71: bankbridge.support.v1.ListAlertsResponse.alerts:type_name -> bankbridge.support.v1.Alert
-	54, // 72: bankbridge.support.v1.ListAlertsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	52, // 73: bankbridge.support.v1.GetAlertRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	44, // 74: bankbridge.support.v1.GetAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
-	9,  // 75: bankbridge.support.v1.AcknowledgeAlertRequest.response:type_name -> bankbridge.support.v1.AlertResponse
-	52, // 76: bankbridge.support.v1.AcknowledgeAlertRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	44, // 77: bankbridge.support.v1.AcknowledgeAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
-	13, // 78: bankbridge.support.v1.SupportService.CreateConversation:input_type -> bankbridge.support.v1.CreateConversationRequest
-	15, // 79: bankbridge.support.v1.SupportService.GetConversation:input_type -> bankbridge.support.v1.GetConversationRequest
-	17, // 80: bankbridge.support.v1.SupportService.ListConversations:input_type -> bankbridge.support.v1.ListConversationsRequest
-	19, // 81: bankbridge.support.v1.SupportService.SendMessage:input_type -> bankbridge.support.v1.SendMessageRequest
-	21, // 82: bankbridge.support.v1.SupportService.ListMessages:input_type -> bankbridge.support.v1.ListMessagesRequest
-	23, // 83: bankbridge.support.v1.SupportService.HandoverConversation:input_type -> bankbridge.support.v1.HandoverConversationRequest
-	25, // 84: bankbridge.support.v1.SupportService.PassThreadControl:input_type -> bankbridge.support.v1.PassThreadControlRequest
-	27, // 85: bankbridge.support.v1.SupportService.TakeThreadControl:input_type -> bankbridge.support.v1.TakeThreadControlRequest
-	29, // 86: bankbridge.support.v1.SupportService.RequestThreadControl:input_type -> bankbridge.support.v1.RequestThreadControlRequest
-	31, // 87: bankbridge.support.v1.SupportService.CloseConversation:input_type -> bankbridge.support.v1.CloseConversationRequest
-	33, // 88: bankbridge.support.v1.SupportService.StreamConversation:input_type -> bankbridge.support.v1.StreamConversationRequest
-	38, // 89: bankbridge.support.v1.SupportService.CreateFraudReport:input_type -> bankbridge.support.v1.CreateFraudReportRequest
-	40, // 90: bankbridge.support.v1.SupportService.GetFraudReport:input_type -> bankbridge.support.v1.GetFraudReportRequest
-	42, // 91: bankbridge.support.v1.SupportService.ListFraudReports:input_type -> bankbridge.support.v1.ListFraudReportsRequest
-	45, // 92: bankbridge.support.v1.SupportService.ListAlerts:input_type -> bankbridge.support.v1.ListAlertsRequest
-	47, // 93: bankbridge.support.v1.SupportService.GetAlert:input_type -> bankbridge.support.v1.GetAlertRequest
-	49, // 94: bankbridge.support.v1.SupportService.AcknowledgeAlert:input_type -> bankbridge.support.v1.AcknowledgeAlertRequest
-	14, // 95: bankbridge.support.v1.SupportService.CreateConversation:output_type -> bankbridge.support.v1.CreateConversationResponse
-	16, // 96: bankbridge.support.v1.SupportService.GetConversation:output_type -> bankbridge.support.v1.GetConversationResponse
-	18, // 97: bankbridge.support.v1.SupportService.ListConversations:output_type -> bankbridge.support.v1.ListConversationsResponse
-	20, // 98: bankbridge.support.v1.SupportService.SendMessage:output_type -> bankbridge.support.v1.SendMessageResponse
-	22, // 99: bankbridge.support.v1.SupportService.ListMessages:output_type -> bankbridge.support.v1.ListMessagesResponse
-	24, // 100: bankbridge.support.v1.SupportService.HandoverConversation:output_type -> bankbridge.support.v1.HandoverConversationResponse
-	26, // 101: bankbridge.support.v1.SupportService.PassThreadControl:output_type -> bankbridge.support.v1.PassThreadControlResponse
-	28, // 102: bankbridge.support.v1.SupportService.TakeThreadControl:output_type -> bankbridge.support.v1.TakeThreadControlResponse
-	30, // 103: bankbridge.support.v1.SupportService.RequestThreadControl:output_type -> bankbridge.support.v1.RequestThreadControlResponse
-	32, // 104: bankbridge.support.v1.SupportService.CloseConversation:output_type -> bankbridge.support.v1.CloseConversationResponse
-	34, // 105: bankbridge.support.v1.SupportService.StreamConversation:output_type -> bankbridge.support.v1.StreamConversationResponse
-	39, // 106: bankbridge.support.v1.SupportService.CreateFraudReport:output_type -> bankbridge.support.v1.CreateFraudReportResponse
-	41, // 107: bankbridge.support.v1.SupportService.GetFraudReport:output_type -> bankbridge.support.v1.GetFraudReportResponse
-	43, // 108: bankbridge.support.v1.SupportService.ListFraudReports:output_type -> bankbridge.support.v1.ListFraudReportsResponse
-	46, // 109: bankbridge.support.v1.SupportService.ListAlerts:output_type -> bankbridge.support.v1.ListAlertsResponse
-	48, // 110: bankbridge.support.v1.SupportService.GetAlert:output_type -> bankbridge.support.v1.GetAlertResponse
-	50, // 111: bankbridge.support.v1.SupportService.AcknowledgeAlert:output_type -> bankbridge.support.v1.AcknowledgeAlertResponse
-	95, // [95:112] is the sub-list for method output_type
-	78, // [78:95] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	10, // 10: bankbridge.support.v1.CreateConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 11: bankbridge.support.v1.GetConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	52, // 12: bankbridge.support.v1.ListConversationsRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	0,  // 13: bankbridge.support.v1.ListConversationsRequest.state:type_name -> bankbridge.support.v1.ConversationState
+	10, // 14: bankbridge.support.v1.ListConversationsResponse.conversations:type_name -> bankbridge.support.v1.Conversation
+	53, // 15: bankbridge.support.v1.ListConversationsResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	12, // 16: bankbridge.support.v1.SendMessageRequest.message:type_name -> bankbridge.support.v1.Message
+	12, // 17: bankbridge.support.v1.SendMessageResponse.message:type_name -> bankbridge.support.v1.Message
+	52, // 18: bankbridge.support.v1.ListMessagesRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	12, // 19: bankbridge.support.v1.ListMessagesResponse.messages:type_name -> bankbridge.support.v1.Message
+	53, // 20: bankbridge.support.v1.ListMessagesResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	10, // 21: bankbridge.support.v1.HandoverConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 22: bankbridge.support.v1.PassThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 23: bankbridge.support.v1.TakeThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 24: bankbridge.support.v1.RequestThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 25: bankbridge.support.v1.CloseConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	51, // 26: bankbridge.support.v1.StreamConversationResponse.event_time:type_name -> google.protobuf.Timestamp
+	12, // 27: bankbridge.support.v1.StreamConversationResponse.message_added:type_name -> bankbridge.support.v1.Message
+	35, // 28: bankbridge.support.v1.StreamConversationResponse.control_changed:type_name -> bankbridge.support.v1.ControlChanged
+	36, // 29: bankbridge.support.v1.StreamConversationResponse.conversation_closed:type_name -> bankbridge.support.v1.ConversationClosed
+	10, // 30: bankbridge.support.v1.ControlChanged.conversation:type_name -> bankbridge.support.v1.Conversation
+	3,  // 31: bankbridge.support.v1.ControlChanged.action:type_name -> bankbridge.support.v1.ThreadControlAction
+	2,  // 32: bankbridge.support.v1.ControlChanged.actor:type_name -> bankbridge.support.v1.ParticipantRole
+	10, // 33: bankbridge.support.v1.ConversationClosed.conversation:type_name -> bankbridge.support.v1.Conversation
+	2,  // 34: bankbridge.support.v1.ConversationClosed.closed_by:type_name -> bankbridge.support.v1.ParticipantRole
+	4,  // 35: bankbridge.support.v1.FraudReport.category:type_name -> bankbridge.support.v1.FraudCategory
+	5,  // 36: bankbridge.support.v1.FraudReport.status:type_name -> bankbridge.support.v1.FraudReportStatus
+	6,  // 37: bankbridge.support.v1.FraudReport.card_block_status:type_name -> bankbridge.support.v1.CardBlockStatus
+	51, // 38: bankbridge.support.v1.FraudReport.create_time:type_name -> google.protobuf.Timestamp
+	51, // 39: bankbridge.support.v1.FraudReport.update_time:type_name -> google.protobuf.Timestamp
+	37, // 40: bankbridge.support.v1.CreateFraudReportRequest.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	37, // 41: bankbridge.support.v1.CreateFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	37, // 42: bankbridge.support.v1.GetFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	52, // 43: bankbridge.support.v1.ListFraudReportsRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	37, // 44: bankbridge.support.v1.ListFraudReportsResponse.fraud_reports:type_name -> bankbridge.support.v1.FraudReport
+	53, // 45: bankbridge.support.v1.ListFraudReportsResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	54, // 46: bankbridge.support.v1.Alert.card:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	55, // 47: bankbridge.support.v1.Alert.amount:type_name -> bankbridge.common.v1.Money
+	51, // 48: bankbridge.support.v1.Alert.activity_time:type_name -> google.protobuf.Timestamp
+	7,  // 49: bankbridge.support.v1.Alert.severity:type_name -> bankbridge.support.v1.AlertSeverity
+	8,  // 50: bankbridge.support.v1.Alert.state:type_name -> bankbridge.support.v1.AlertState
+	9,  // 51: bankbridge.support.v1.Alert.response:type_name -> bankbridge.support.v1.AlertResponse
+	51, // 52: bankbridge.support.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
+	51, // 53: bankbridge.support.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
+	52, // 54: bankbridge.support.v1.ListAlertsRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	8,  // 55: bankbridge.support.v1.ListAlertsRequest.state:type_name -> bankbridge.support.v1.AlertState
+	44, // 56: bankbridge.support.v1.ListAlertsResponse.alerts:type_name -> bankbridge.support.v1.Alert
+	53, // 57: bankbridge.support.v1.ListAlertsResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	44, // 58: bankbridge.support.v1.GetAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
+	9,  // 59: bankbridge.support.v1.AcknowledgeAlertRequest.response:type_name -> bankbridge.support.v1.AlertResponse
+	44, // 60: bankbridge.support.v1.AcknowledgeAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
+	13, // 61: bankbridge.support.v1.SupportService.CreateConversation:input_type -> bankbridge.support.v1.CreateConversationRequest
+	15, // 62: bankbridge.support.v1.SupportService.GetConversation:input_type -> bankbridge.support.v1.GetConversationRequest
+	17, // 63: bankbridge.support.v1.SupportService.ListConversations:input_type -> bankbridge.support.v1.ListConversationsRequest
+	19, // 64: bankbridge.support.v1.SupportService.SendMessage:input_type -> bankbridge.support.v1.SendMessageRequest
+	21, // 65: bankbridge.support.v1.SupportService.ListMessages:input_type -> bankbridge.support.v1.ListMessagesRequest
+	23, // 66: bankbridge.support.v1.SupportService.HandoverConversation:input_type -> bankbridge.support.v1.HandoverConversationRequest
+	25, // 67: bankbridge.support.v1.SupportService.PassThreadControl:input_type -> bankbridge.support.v1.PassThreadControlRequest
+	27, // 68: bankbridge.support.v1.SupportService.TakeThreadControl:input_type -> bankbridge.support.v1.TakeThreadControlRequest
+	29, // 69: bankbridge.support.v1.SupportService.RequestThreadControl:input_type -> bankbridge.support.v1.RequestThreadControlRequest
+	31, // 70: bankbridge.support.v1.SupportService.CloseConversation:input_type -> bankbridge.support.v1.CloseConversationRequest
+	33, // 71: bankbridge.support.v1.SupportService.StreamConversation:input_type -> bankbridge.support.v1.StreamConversationRequest
+	38, // 72: bankbridge.support.v1.SupportService.CreateFraudReport:input_type -> bankbridge.support.v1.CreateFraudReportRequest
+	40, // 73: bankbridge.support.v1.SupportService.GetFraudReport:input_type -> bankbridge.support.v1.GetFraudReportRequest
+	42, // 74: bankbridge.support.v1.SupportService.ListFraudReports:input_type -> bankbridge.support.v1.ListFraudReportsRequest
+	45, // 75: bankbridge.support.v1.SupportService.ListAlerts:input_type -> bankbridge.support.v1.ListAlertsRequest
+	47, // 76: bankbridge.support.v1.SupportService.GetAlert:input_type -> bankbridge.support.v1.GetAlertRequest
+	49, // 77: bankbridge.support.v1.SupportService.AcknowledgeAlert:input_type -> bankbridge.support.v1.AcknowledgeAlertRequest
+	14, // 78: bankbridge.support.v1.SupportService.CreateConversation:output_type -> bankbridge.support.v1.CreateConversationResponse
+	16, // 79: bankbridge.support.v1.SupportService.GetConversation:output_type -> bankbridge.support.v1.GetConversationResponse
+	18, // 80: bankbridge.support.v1.SupportService.ListConversations:output_type -> bankbridge.support.v1.ListConversationsResponse
+	20, // 81: bankbridge.support.v1.SupportService.SendMessage:output_type -> bankbridge.support.v1.SendMessageResponse
+	22, // 82: bankbridge.support.v1.SupportService.ListMessages:output_type -> bankbridge.support.v1.ListMessagesResponse
+	24, // 83: bankbridge.support.v1.SupportService.HandoverConversation:output_type -> bankbridge.support.v1.HandoverConversationResponse
+	26, // 84: bankbridge.support.v1.SupportService.PassThreadControl:output_type -> bankbridge.support.v1.PassThreadControlResponse
+	28, // 85: bankbridge.support.v1.SupportService.TakeThreadControl:output_type -> bankbridge.support.v1.TakeThreadControlResponse
+	30, // 86: bankbridge.support.v1.SupportService.RequestThreadControl:output_type -> bankbridge.support.v1.RequestThreadControlResponse
+	32, // 87: bankbridge.support.v1.SupportService.CloseConversation:output_type -> bankbridge.support.v1.CloseConversationResponse
+	34, // 88: bankbridge.support.v1.SupportService.StreamConversation:output_type -> bankbridge.support.v1.StreamConversationResponse
+	39, // 89: bankbridge.support.v1.SupportService.CreateFraudReport:output_type -> bankbridge.support.v1.CreateFraudReportResponse
+	41, // 90: bankbridge.support.v1.SupportService.GetFraudReport:output_type -> bankbridge.support.v1.GetFraudReportResponse
+	43, // 91: bankbridge.support.v1.SupportService.ListFraudReports:output_type -> bankbridge.support.v1.ListFraudReportsResponse
+	46, // 92: bankbridge.support.v1.SupportService.ListAlerts:output_type -> bankbridge.support.v1.ListAlertsResponse
+	48, // 93: bankbridge.support.v1.SupportService.GetAlert:output_type -> bankbridge.support.v1.GetAlertResponse
+	50, // 94: bankbridge.support.v1.SupportService.AcknowledgeAlert:output_type -> bankbridge.support.v1.AcknowledgeAlertResponse
+	78, // [78:95] is the sub-list for method output_type
+	61, // [61:78] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_support_v1_support_proto_init() }
