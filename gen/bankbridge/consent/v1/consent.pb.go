@@ -1304,6 +1304,8 @@ type AccessLogEntry struct {
 	// Output only. The resource name accessed, e.g.
 	// "users/alice/accounts/acc_1".
 	Resource string `protobuf:"bytes,5,opt,name=resource,proto3" json:"resource,omitempty"`
+	// Output only. The purpose the call declared.
+	Purpose v1.Purpose `protobuf:"varint,6,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
 	// Output only. The scope the call needed; unset for calls that need no
 	// consent, such as reading this log.
 	Scope v1.Scope `protobuf:"varint,7,opt,name=scope,proto3,enum=bankbridge.common.v1.Scope" json:"scope,omitempty"`
@@ -1390,6 +1392,13 @@ func (x *AccessLogEntry) GetResource() string {
 	return ""
 }
 
+func (x *AccessLogEntry) GetPurpose() v1.Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return v1.Purpose(0)
+}
+
 func (x *AccessLogEntry) GetScope() v1.Scope {
 	if x != nil {
 		return x.Scope
@@ -1432,6 +1441,109 @@ func (x *AccessLogEntry) GetPreviousHash() string {
 	return ""
 }
 
+// RecordAccessRequest is one access to record. The server sets sequence,
+// hashes and, when access_time is unset, the time.
+type RecordAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user whose data was accessed, users/{user}.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The access. Its client_id, method, resource, purpose, scope, outcome,
+	// reason, trace_id and access_time are recorded as given.
+	Entry         *AccessLogEntry `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAccessRequest) Reset() {
+	*x = RecordAccessRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAccessRequest) ProtoMessage() {}
+
+func (x *RecordAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAccessRequest.ProtoReflect.Descriptor instead.
+func (*RecordAccessRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RecordAccessRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *RecordAccessRequest) GetEntry() *AccessLogEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+// RecordAccessResponse is the entry as appended.
+type RecordAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry with its sequence and hashes.
+	Entry         *AccessLogEntry `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAccessResponse) Reset() {
+	*x = RecordAccessResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAccessResponse) ProtoMessage() {}
+
+func (x *RecordAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAccessResponse.ProtoReflect.Descriptor instead.
+func (*RecordAccessResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RecordAccessResponse) GetEntry() *AccessLogEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 // CheckConsentRequest describes the data call to decide on.
 type CheckConsentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1451,7 +1563,7 @@ type CheckConsentRequest struct {
 
 func (x *CheckConsentRequest) Reset() {
 	*x = CheckConsentRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1575,7 @@ func (x *CheckConsentRequest) String() string {
 func (*CheckConsentRequest) ProtoMessage() {}
 
 func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1588,7 @@ func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentRequest.ProtoReflect.Descriptor instead.
 func (*CheckConsentRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{15}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CheckConsentRequest) GetUser() string {
@@ -1531,7 +1643,7 @@ type CheckConsentResponse struct {
 
 func (x *CheckConsentResponse) Reset() {
 	*x = CheckConsentResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1655,7 @@ func (x *CheckConsentResponse) String() string {
 func (*CheckConsentResponse) ProtoMessage() {}
 
 func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1668,7 @@ func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentResponse.ProtoReflect.Descriptor instead.
 func (*CheckConsentResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{16}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckConsentResponse) GetAllowed() bool {
@@ -1619,7 +1731,7 @@ type ConsentExpiryWarning struct {
 
 func (x *ConsentExpiryWarning) Reset() {
 	*x = ConsentExpiryWarning{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1743,7 @@ func (x *ConsentExpiryWarning) String() string {
 func (*ConsentExpiryWarning) ProtoMessage() {}
 
 func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1756,7 @@ func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentExpiryWarning.ProtoReflect.Descriptor instead.
 func (*ConsentExpiryWarning) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConsentExpiryWarning) GetEventId() string {
@@ -1772,21 +1884,27 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	" list_access_log.start_before_end\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"\x90\x01\n" +
 	"\x15ListAccessLogResponse\x12?\n" +
 	"\aentries\x18\x01 \x03(\v2%.bankbridge.consent.v1.AccessLogEntryR\aentries\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\x99\x03\n" +
+	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xd2\x03\n" +
 	"\x0eAccessLogEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12;\n" +
 	"\vaccess_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessTime\x12\x1b\n" +
 	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x16\n" +
 	"\x06method\x18\x04 \x01(\tR\x06method\x12\x1a\n" +
-	"\bresource\x18\x05 \x01(\tR\bresource\x121\n" +
+	"\bresource\x18\x05 \x01(\tR\bresource\x127\n" +
+	"\apurpose\x18\x06 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeR\apurpose\x121\n" +
 	"\x05scope\x18\a \x01(\x0e2\x1b.bankbridge.common.v1.ScopeR\x05scope\x12>\n" +
 	"\aoutcome\x18\b \x01(\x0e2$.bankbridge.consent.v1.AccessOutcomeR\aoutcome\x12\x16\n" +
 	"\x06reason\x18\t \x01(\tR\x06reason\x12\x19\n" +
 	"\btrace_id\x18\n" +
 	" \x01(\tR\atraceId\x12\x12\n" +
 	"\x04hash\x18\v \x01(\tR\x04hash\x12#\n" +
-	"\rprevious_hash\x18\f \x01(\tR\fpreviousHash\"\x90\x02\n" +
+	"\rprevious_hash\x18\f \x01(\tR\fpreviousHash\"\x92\x01\n" +
+	"\x13RecordAccessRequest\x126\n" +
+	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12C\n" +
+	"\x05entry\x18\x02 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryB\x06\xbaH\x03\xc8\x01\x01R\x05entry\"S\n" +
+	"\x14RecordAccessResponse\x12;\n" +
+	"\x05entry\x18\x01 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryR\x05entry\"\x90\x02\n" +
 	"\x13CheckConsentRequest\x126\n" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12=\n" +
 	"\abank_id\x18\x02 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12=\n" +
@@ -1843,9 +1961,10 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"VerifyLink\x12(.bankbridge.consent.v1.VerifyLinkRequest\x1a).bankbridge.consent.v1.VerifyLinkResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:verify\x12\x8f\x01\n" +
 	"\n" +
 	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\x92\x01\n" +
-	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\x84\x01\n" +
+	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\xed\x01\n" +
 	"\x13ConsentCheckService\x12g\n" +
-	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
+	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x12g\n" +
+	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
 	"\x19com.bankbridge.consent.v1B\fConsentProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/consent/v1;consentv1\xa2\x02\x03BCX\xaa\x02\x15Bankbridge.Consent.V1\xca\x02\x15Bankbridge\\Consent\\V1\xe2\x02!Bankbridge\\Consent\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Consent::V1b\x06proto3"
 
 var (
@@ -1861,7 +1980,7 @@ func file_bankbridge_consent_v1_consent_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(ConsentState)(0),             // 0: bankbridge.consent.v1.ConsentState
 	(ScaMethod)(0),                // 1: bankbridge.consent.v1.ScaMethod
@@ -1882,75 +2001,82 @@ var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(*ListAccessLogRequest)(nil),  // 16: bankbridge.consent.v1.ListAccessLogRequest
 	(*ListAccessLogResponse)(nil), // 17: bankbridge.consent.v1.ListAccessLogResponse
 	(*AccessLogEntry)(nil),        // 18: bankbridge.consent.v1.AccessLogEntry
-	(*CheckConsentRequest)(nil),   // 19: bankbridge.consent.v1.CheckConsentRequest
-	(*CheckConsentResponse)(nil),  // 20: bankbridge.consent.v1.CheckConsentResponse
-	(*ConsentExpiryWarning)(nil),  // 21: bankbridge.consent.v1.ConsentExpiryWarning
-	(v1.Scope)(0),                 // 22: bankbridge.common.v1.Scope
-	(v1.Purpose)(0),               // 23: bankbridge.common.v1.Purpose
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*v1.PageRequest)(nil),        // 26: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),       // 27: bankbridge.common.v1.PageResponse
-	(v1.ErrorReason)(0),           // 28: bankbridge.common.v1.ErrorReason
+	(*RecordAccessRequest)(nil),   // 19: bankbridge.consent.v1.RecordAccessRequest
+	(*RecordAccessResponse)(nil),  // 20: bankbridge.consent.v1.RecordAccessResponse
+	(*CheckConsentRequest)(nil),   // 21: bankbridge.consent.v1.CheckConsentRequest
+	(*CheckConsentResponse)(nil),  // 22: bankbridge.consent.v1.CheckConsentResponse
+	(*ConsentExpiryWarning)(nil),  // 23: bankbridge.consent.v1.ConsentExpiryWarning
+	(v1.Scope)(0),                 // 24: bankbridge.common.v1.Scope
+	(v1.Purpose)(0),               // 25: bankbridge.common.v1.Purpose
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*v1.PageRequest)(nil),        // 28: bankbridge.common.v1.PageRequest
+	(*v1.PageResponse)(nil),       // 29: bankbridge.common.v1.PageResponse
+	(v1.ErrorReason)(0),           // 30: bankbridge.common.v1.ErrorReason
 }
 var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.consent.v1.Link.state:type_name -> bankbridge.consent.v1.ConsentState
-	22, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
-	23, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
-	24, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
-	25, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
-	24, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
-	24, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
-	24, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
+	24, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
+	25, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
+	26, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
+	26, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
+	26, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
+	26, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
 	1,  // 9: bankbridge.consent.v1.ScaChallenge.method:type_name -> bankbridge.consent.v1.ScaMethod
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
-	24, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
 	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
 	4,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	4,  // 15: bankbridge.consent.v1.GetLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	26, // 16: bankbridge.consent.v1.ListLinksRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	28, // 16: bankbridge.consent.v1.ListLinksRequest.page:type_name -> bankbridge.common.v1.PageRequest
 	0,  // 17: bankbridge.consent.v1.ListLinksRequest.state:type_name -> bankbridge.consent.v1.ConsentState
 	4,  // 18: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
-	27, // 19: bankbridge.consent.v1.ListLinksResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	29, // 19: bankbridge.consent.v1.ListLinksResponse.page:type_name -> bankbridge.common.v1.PageResponse
 	4,  // 20: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	4,  // 21: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	26, // 22: bankbridge.consent.v1.ListAccessLogRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	24, // 23: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	24, // 24: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	28, // 22: bankbridge.consent.v1.ListAccessLogRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	26, // 23: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	26, // 24: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 25: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
 	18, // 26: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	27, // 27: bankbridge.consent.v1.ListAccessLogResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	24, // 28: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	22, // 29: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
-	3,  // 30: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	22, // 31: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	23, // 32: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	24, // 33: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 34: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	22, // 35: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	24, // 36: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 37: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 38: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	8,  // 39: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	10, // 40: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	12, // 41: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	14, // 42: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	16, // 43: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	19, // 44: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	7,  // 45: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	9,  // 46: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	11, // 47: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	13, // 48: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	15, // 49: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	17, // 50: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	20, // 51: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	45, // [45:52] is the sub-list for method output_type
-	38, // [38:45] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	29, // 27: bankbridge.consent.v1.ListAccessLogResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	26, // 28: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	25, // 29: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	24, // 30: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	3,  // 31: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	18, // 32: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	18, // 33: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	24, // 34: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	25, // 35: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	26, // 36: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 37: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	24, // 38: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	26, // 39: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 40: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	6,  // 41: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	8,  // 42: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	10, // 43: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	12, // 44: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	14, // 45: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	16, // 46: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	21, // 47: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	19, // 48: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	7,  // 49: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	9,  // 50: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	11, // 51: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	13, // 52: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	15, // 53: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	17, // 54: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	22, // 55: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	20, // 56: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	49, // [49:57] is the sub-list for method output_type
+	41, // [41:49] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }
@@ -1968,7 +2094,7 @@ func file_bankbridge_consent_v1_consent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_consent_v1_consent_proto_rawDesc), len(file_bankbridge_consent_v1_consent_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -528,6 +528,7 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	ConsentCheckService_CheckConsent_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/CheckConsent"
+	ConsentCheckService_RecordAccess_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/RecordAccess"
 )
 
 // ConsentCheckServiceClient is the client API for ConsentCheckService service.
@@ -548,6 +549,14 @@ type ConsentCheckServiceClient interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller denies.
 	CheckConsent(ctx context.Context, in *CheckConsentRequest, opts ...grpc.CallOption) (*CheckConsentResponse, error)
+	// RecordAccess appends one access to user data, allowed or refused, to the
+	// user's tamper-evident access log (a hash chain), which the user reads
+	// with ConsentService.ListAccessLog. Every data service's audit hook calls
+	// it once per call, after the call is decided. Appends are serialised per
+	// user so the chain never forks.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller logs the loss under the incident id.
+	RecordAccess(ctx context.Context, in *RecordAccessRequest, opts ...grpc.CallOption) (*RecordAccessResponse, error)
 }
 
 type consentCheckServiceClient struct {
@@ -562,6 +571,16 @@ func (c *consentCheckServiceClient) CheckConsent(ctx context.Context, in *CheckC
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CheckConsentResponse)
 	err := c.cc.Invoke(ctx, ConsentCheckService_CheckConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentCheckServiceClient) RecordAccess(ctx context.Context, in *RecordAccessRequest, opts ...grpc.CallOption) (*RecordAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordAccessResponse)
+	err := c.cc.Invoke(ctx, ConsentCheckService_RecordAccess_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -586,6 +605,14 @@ type ConsentCheckServiceServer interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller denies.
 	CheckConsent(context.Context, *CheckConsentRequest) (*CheckConsentResponse, error)
+	// RecordAccess appends one access to user data, allowed or refused, to the
+	// user's tamper-evident access log (a hash chain), which the user reads
+	// with ConsentService.ListAccessLog. Every data service's audit hook calls
+	// it once per call, after the call is decided. Appends are serialised per
+	// user so the chain never forks.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller logs the loss under the incident id.
+	RecordAccess(context.Context, *RecordAccessRequest) (*RecordAccessResponse, error)
 	mustEmbedUnimplementedConsentCheckServiceServer()
 }
 
@@ -598,6 +625,9 @@ type UnimplementedConsentCheckServiceServer struct{}
 
 func (UnimplementedConsentCheckServiceServer) CheckConsent(context.Context, *CheckConsentRequest) (*CheckConsentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckConsent not implemented")
+}
+func (UnimplementedConsentCheckServiceServer) RecordAccess(context.Context, *RecordAccessRequest) (*RecordAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordAccess not implemented")
 }
 func (UnimplementedConsentCheckServiceServer) mustEmbedUnimplementedConsentCheckServiceServer() {}
 func (UnimplementedConsentCheckServiceServer) testEmbeddedByValue()                             {}
@@ -638,6 +668,24 @@ func _ConsentCheckService_CheckConsent_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentCheckService_RecordAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentCheckServiceServer).RecordAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentCheckService_RecordAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentCheckServiceServer).RecordAccess(ctx, req.(*RecordAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsentCheckService_ServiceDesc is the grpc.ServiceDesc for ConsentCheckService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -648,6 +696,10 @@ var ConsentCheckService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckConsent",
 			Handler:    _ConsentCheckService_CheckConsent_Handler,
+		},
+		{
+			MethodName: "RecordAccess",
+			Handler:    _ConsentCheckService_RecordAccess_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
