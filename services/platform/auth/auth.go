@@ -31,7 +31,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/apierr"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 )
 
 // Config says which tokens to accept.

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/apierr"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/apierr"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	"github.com/bankbridge/bankbridge/services/platform/policy"
 )
 

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/apierr"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/policy"
 )

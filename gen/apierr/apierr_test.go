@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/apierr"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 )
 
 // TestReasonCodes pins every reason to the gRPC code and HTTP status a caller

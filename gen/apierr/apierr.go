@@ -9,6 +9,11 @@
 //
 // Messages must never carry personal data (account numbers, amounts, message
 // texts, tokens): they are logged and traced by every hop.
+//
+// It lives beside the contracts, not in services/platform, because bank
+// adapters (adapters module) build these errors too and product teams read
+// them (Reason, Info); services/platform, adapters and clients all use this
+// one package.
 package apierr
 
 import (
