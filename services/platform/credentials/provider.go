@@ -168,14 +168,14 @@ func (p *Provider) Close() error {
 	return p.metrics.close()
 }
 
-// Bank returns the credentials of a bank, from bankbridge/banks/<bankID>.
+// Bank returns the credentials of a bank, from <Mount>/banks/<bankID>.
 // Errors match ErrNotFound or ErrUnavailable, or wrap ctx's error.
 func (p *Provider) Bank(ctx context.Context, bankID string) (Secret, error) {
 	return p.get(ctx, key{kind: kindBank, id: bankID})
 }
 
 // Partner returns the credentials of a partner, from
-// bankbridge/partners/<partnerID>. Errors are as for Bank.
+// <Mount>/partners/<partnerID>. Errors are as for Bank.
 func (p *Provider) Partner(ctx context.Context, partnerID string) (Secret, error) {
 	return p.get(ctx, key{kind: kindPartner, id: partnerID})
 }
