@@ -30,8 +30,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
 // Config says which tokens to accept.

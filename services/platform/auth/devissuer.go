@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,3 +113,43 @@ func (d *DevIssuer) Sign(tok jwt.Token) (string, error) {
 
 // JWKS returns the published key set document.
 func (d *DevIssuer) JWKS() []byte { return d.jwks }
+
+// TokenHandler is an OAuth 2.0 token endpoint for the client credentials
+// grant (RFC 6749 §4.4), as an identity provider offers it to services:
+// bankbridge's own services get their service tokens here in dev. clients
+// maps client id to secret; the token's sub and azp are the client id.
+func (d *DevIssuer) TokenHandler(clients map[string]string, ttl time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type")
+			return
+		}
+		id, secret, ok := r.BasicAuth()
+		if !ok {
+			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		want, known := clients[id]
+		if !known || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client")
+			return
+		}
+		tok, err := d.Mint(id, id, ttl)
+		if err != nil {
+			writeOAuthError(w, http.StatusInternalServerError, "server_error")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl.Seconds())})
+	})
+}
+
+func writeOAuthError(w http.ResponseWriter, code int, e string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": e})
+}

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 )
 
@@ -35,6 +35,21 @@ type Access struct {
 	Resource string
 	// Purpose is the purpose the call declares in metadata bankbridge-purpose.
 	Purpose commonv1.Purpose
+	// Request is the call's (first) request message, for consent checks that
+	// need more than the resource name.
+	Request proto.Message
+
+	// Filled by the consent check when it allows the call; the handler uses
+	// them to reach the bank under the user's consent.
+
+	// Scope is the scope the call needed.
+	Scope commonv1.Scope
+	// BankID is the bank whose consent allowed the call.
+	BankID string
+	// Link is the consent link that allowed the call, users/{user}/links/{link}.
+	Link string
+	// BankConsentID is the bank-side consent id of that link.
+	BankConsentID string
 }
 
 // ConsentChecker decides whether the user's consent covers the access. It

@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/gen/apierr"
 	"github.com/bankbridge/bankbridge/services/platform/policy"
 )
 

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/policy"
 )
@@ -43,21 +43,34 @@ func bearer(ctx context.Context) string {
 	return ""
 }
 
-// authenticator verifies the bearer token and binds the request to the
-// token's user.
+// authenticator verifies the bearer token. A public call is then bound to
+// the token's user; an internal call (a service the contract marks
+// AUDIENCE_INTERNAL) must come from one of the configured internal clients —
+// bankbridge's own services, with tokens from the identity provider's client
+// credentials grant — and names its user in the request instead.
 type authenticator struct {
-	verifier *auth.Verifier
+	verifier        *auth.Verifier
+	audiences       map[string]commonv1.Audience
+	internalClients map[string]bool
 }
 
-func (a authenticator) authenticate(ctx context.Context) (context.Context, error) {
+func (a authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	p, err := a.verifier.Verify(ctx, bearer(ctx))
 	if err != nil {
 		return ctx, err
+	}
+	if a.internal(method) && !a.internalClients[p.Client] {
+		return ctx, apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
+			"only bankbridge services may call internal methods", apierr.WithMetadata("client_id", p.Client))
 	}
 	if acc := policy.AccessFrom(ctx); acc != nil {
 		acc.Principal = p
 	}
 	return auth.WithPrincipal(ctx, p), nil
+}
+
+func (a authenticator) internal(method string) bool {
+	return a.audiences[method] == commonv1.Audience_AUDIENCE_INTERNAL
 }
 
 // bind refuses a request whose name or parent names another user.
@@ -81,11 +94,11 @@ func bind(ctx context.Context, req proto.Message) error {
 
 func (a authenticator) unary() grpc.UnaryServerInterceptor {
 	inner := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := a.authenticate(ctx)
+		ctx, err := a.authenticate(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
-		if msg, ok := req.(proto.Message); ok {
+		if msg, ok := req.(proto.Message); ok && !a.internal(info.FullMethod) {
 			if err := bind(ctx, msg); err != nil {
 				return nil, err
 			}
@@ -97,9 +110,12 @@ func (a authenticator) unary() grpc.UnaryServerInterceptor {
 
 func (a authenticator) stream() grpc.StreamServerInterceptor {
 	inner := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := a.authenticate(ss.Context())
+		ctx, err := a.authenticate(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
+		}
+		if a.internal(info.FullMethod) {
+			return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx})
 		}
 		return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx, check: bind})
 	}

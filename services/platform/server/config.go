@@ -24,10 +24,11 @@ type Config struct {
 	DevMode   bool
 	LogLevel  slog.Level
 
-	Issuer         string
-	Audience       string
-	JWKSURL        string
-	ClientPurposes string
+	Issuer          string
+	Audience        string
+	JWKSURL         string
+	ClientPurposes  string
+	InternalClients string
 
 	DrainDelay      time.Duration
 	ShutdownGrace   time.Duration
@@ -61,6 +62,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Audience, "audience", c.Audience, "required aud of bearer tokens")
 	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "URL of the token issuer's JWKS")
 	fs.StringVar(&c.ClientPurposes, "client-purposes", c.ClientPurposes, "purposes each client may declare: client=PURPOSE,PURPOSE;client2=...")
+	fs.StringVar(&c.InternalClients, "internal-clients", c.InternalClients, "comma-separated client ids of bankbridge services allowed to call internal methods")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, how long to report NOT_SERVING while still serving, so load balancers stop routing here first")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
 	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", c.MaxRecvMsgBytes, "largest request message accepted")

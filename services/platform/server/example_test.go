@@ -77,6 +77,12 @@ type exampleShipping struct {
 	shippingv1.UnimplementedShippingServiceServer
 }
 
+// CreateShipment echoes the idempotency key it received as the tracking
+// number, so tests can see what the kit filled in.
+func (exampleShipping) CreateShipment(_ context.Context, req *shippingv1.CreateShipmentRequest) (*shippingv1.CreateShipmentResponse, error) {
+	return &shippingv1.CreateShipmentResponse{Shipment: &shippingv1.Shipment{TrackingNumber: req.GetIdempotencyKey()}}, nil
+}
+
 func (exampleShipping) WatchShipments(_ *shippingv1.WatchShipmentsRequest, stream grpc.ServerStreamingServer[shippingv1.WatchShipmentsResponse]) error {
 	return stream.Send(&shippingv1.WatchShipmentsResponse{Cursor: "c1"})
 }

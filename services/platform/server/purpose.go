@@ -13,11 +13,12 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/policy"
 )
 
-// publicMethods returns the full method names of the given services whose
-// contract marks them PUBLIC (the default): those are the calls that must
-// declare a purpose. Internal and adapter protocols carry none.
-func publicMethods(services []string) map[string]bool {
-	out := map[string]bool{}
+// methodAudiences maps the full method names of the given services to the
+// audience their contract declares (PUBLIC when unset). Public calls must
+// declare a purpose and are bound to the token's user; internal calls come
+// from bankbridge's own services.
+func methodAudiences(services []string) map[string]commonv1.Audience {
+	out := map[string]commonv1.Audience{}
 	for _, name := range services {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
 		if err != nil {
@@ -28,11 +29,11 @@ func publicMethods(services []string) map[string]bool {
 			continue
 		}
 		a := proto.GetExtension(sd.Options(), commonv1.E_Audience).(commonv1.Audience)
-		if a != commonv1.Audience_AUDIENCE_UNSPECIFIED && a != commonv1.Audience_AUDIENCE_PUBLIC {
-			continue
+		if a == commonv1.Audience_AUDIENCE_UNSPECIFIED {
+			a = commonv1.Audience_AUDIENCE_PUBLIC
 		}
 		for i := range sd.Methods().Len() {
-			out["/"+name+"/"+string(sd.Methods().Get(i).Name())] = true
+			out["/"+name+"/"+string(sd.Methods().Get(i).Name())] = a
 		}
 	}
 	return out
@@ -42,9 +43,9 @@ func publicMethods(services []string) map[string]bool {
 // declare a known purpose in metadata; ADVERTISING and MARKETING are refused,
 // then any purpose the client is not configured for; then the consent hook
 // decides with the full access record.
-func policyCheck(public map[string]bool, clients policy.Clients, consent policy.ConsentChecker) func(context.Context, string, proto.Message) error {
-	return func(ctx context.Context, method string, _ proto.Message) error {
-		if !public[method] {
+func policyCheck(audiences map[string]commonv1.Audience, clients policy.Clients, consent policy.ConsentChecker) func(context.Context, string, proto.Message) error {
+	return func(ctx context.Context, method string, req proto.Message) error {
+		if audiences[method] != commonv1.Audience_AUDIENCE_PUBLIC {
 			return nil
 		}
 		purpose, err := policy.PurposeFromContext(ctx)
@@ -56,6 +57,7 @@ func policyCheck(public map[string]bool, clients policy.Clients, consent policy.
 			a = &policy.Access{Method: method}
 		}
 		a.Purpose = purpose
+		a.Request = req
 		p, _ := auth.PrincipalFrom(ctx)
 		if err := clients.CheckPurpose(p.Client, purpose); err != nil {
 			return err

@@ -5,10 +5,10 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
-	"github.com/bankbridge/bankbridge/gen/apierr"
 )
 
 var aliceBalance = &balancev1.GetBalanceRequest{Name: "users/alice/accounts/a1/balance"}

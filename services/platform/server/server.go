@@ -13,6 +13,7 @@
 //	mask       unexpected errors → INTERNAL + incident id    mask.go
 //	audit      every access to user data, allowed or not     audit.go
 //	authn      JWT bearer, user binding (skips health)       authn.go
+//	idem key   idempotency-key metadata → idempotency_key     idempotency.go
 //	validate   protovalidate → INVALID_ARGUMENT + fields     validate.go
 //	policy     purpose (metadata), then the consent hook     purpose.go
 package server
@@ -24,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -106,8 +108,14 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		return nil, err
 	}
 
-	authn := authenticator{verifier: deps.Verifier}
-	policyChecks := policyCheck(publicMethods(names.list), clients, deps.Consent)
+	audiences := methodAudiences(names.list)
+	authn := authenticator{verifier: deps.Verifier, audiences: audiences, internalClients: map[string]bool{}}
+	for c := range strings.SplitSeq(cfg.InternalClients, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			authn.internalClients[c] = true
+		}
+	}
+	policyChecks := policyCheck(audiences, clients, deps.Consent)
 	s.grpc = grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(deps.Telemetry.TracerProvider),
@@ -121,6 +129,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			maskUnary(s.log),
 			auditUnary(deps.Auditor),
 			authn.unary(),
+			unaryCheck(fillIdempotencyKey),
 			validateUnary(validator),
 			policyUnary(policyChecks),
 		),
@@ -131,6 +140,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			maskStream(s.log),
 			auditStream(deps.Auditor),
 			authn.stream(),
+			streamCheck(fillIdempotencyKey),
 			validateStream(validator),
 			policyStream(policyChecks),
 		),

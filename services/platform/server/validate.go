@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
 // newValidator compiles the protovalidate rules of every request message of

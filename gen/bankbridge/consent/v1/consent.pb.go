@@ -1544,6 +1544,107 @@ func (x *RecordAccessResponse) GetEntry() *AccessLogEntry {
 	return nil
 }
 
+// WatchConsentChangesRequest opens the change stream.
+type WatchConsentChangesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchConsentChangesRequest) Reset() {
+	*x = WatchConsentChangesRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchConsentChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchConsentChangesRequest) ProtoMessage() {}
+
+func (x *WatchConsentChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchConsentChangesRequest.ProtoReflect.Descriptor instead.
+func (*WatchConsentChangesRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
+}
+
+// WatchConsentChangesResponse is one committed change of a link.
+type WatchConsentChangesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user whose link changed, users/{user}.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The link that changed, users/{user}/links/{link}.
+	Link string `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
+	// The link's new state.
+	State         ConsentState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.consent.v1.ConsentState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchConsentChangesResponse) Reset() {
+	*x = WatchConsentChangesResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchConsentChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchConsentChangesResponse) ProtoMessage() {}
+
+func (x *WatchConsentChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchConsentChangesResponse.ProtoReflect.Descriptor instead.
+func (*WatchConsentChangesResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchConsentChangesResponse) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *WatchConsentChangesResponse) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
+}
+
+func (x *WatchConsentChangesResponse) GetState() ConsentState {
+	if x != nil {
+		return x.State
+	}
+	return ConsentState_CONSENT_STATE_UNSPECIFIED
+}
+
 // CheckConsentRequest describes the data call to decide on.
 type CheckConsentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1563,7 +1664,7 @@ type CheckConsentRequest struct {
 
 func (x *CheckConsentRequest) Reset() {
 	*x = CheckConsentRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1676,7 @@ func (x *CheckConsentRequest) String() string {
 func (*CheckConsentRequest) ProtoMessage() {}
 
 func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1689,7 @@ func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentRequest.ProtoReflect.Descriptor instead.
 func (*CheckConsentRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CheckConsentRequest) GetUser() string {
@@ -1643,7 +1744,7 @@ type CheckConsentResponse struct {
 
 func (x *CheckConsentResponse) Reset() {
 	*x = CheckConsentResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1756,7 @@ func (x *CheckConsentResponse) String() string {
 func (*CheckConsentResponse) ProtoMessage() {}
 
 func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1769,7 @@ func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentResponse.ProtoReflect.Descriptor instead.
 func (*CheckConsentResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{18}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CheckConsentResponse) GetAllowed() bool {
@@ -1731,7 +1832,7 @@ type ConsentExpiryWarning struct {
 
 func (x *ConsentExpiryWarning) Reset() {
 	*x = ConsentExpiryWarning{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1844,7 @@ func (x *ConsentExpiryWarning) String() string {
 func (*ConsentExpiryWarning) ProtoMessage() {}
 
 func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1857,7 @@ func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentExpiryWarning.ProtoReflect.Descriptor instead.
 func (*ConsentExpiryWarning) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{19}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ConsentExpiryWarning) GetEventId() string {
@@ -1904,7 +2005,12 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12C\n" +
 	"\x05entry\x18\x02 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryB\x06\xbaH\x03\xc8\x01\x01R\x05entry\"S\n" +
 	"\x14RecordAccessResponse\x12;\n" +
-	"\x05entry\x18\x01 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryR\x05entry\"\x90\x02\n" +
+	"\x05entry\x18\x01 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryR\x05entry\"\x1c\n" +
+	"\x1aWatchConsentChangesRequest\"\x80\x01\n" +
+	"\x1bWatchConsentChangesResponse\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04link\x18\x02 \x01(\tR\x04link\x129\n" +
+	"\x05state\x18\x03 \x01(\x0e2#.bankbridge.consent.v1.ConsentStateR\x05state\"\x90\x02\n" +
 	"\x13CheckConsentRequest\x126\n" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12=\n" +
 	"\abank_id\x18\x02 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12=\n" +
@@ -1961,10 +2067,11 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"VerifyLink\x12(.bankbridge.consent.v1.VerifyLinkRequest\x1a).bankbridge.consent.v1.VerifyLinkResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:verify\x12\x8f\x01\n" +
 	"\n" +
 	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\x92\x01\n" +
-	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\xed\x01\n" +
+	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\xed\x02\n" +
 	"\x13ConsentCheckService\x12g\n" +
 	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x12g\n" +
-	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
+	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x12~\n" +
+	"\x13WatchConsentChanges\x121.bankbridge.consent.v1.WatchConsentChangesRequest\x1a2.bankbridge.consent.v1.WatchConsentChangesResponse0\x01\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
 	"\x19com.bankbridge.consent.v1B\fConsentProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/consent/v1;consentv1\xa2\x02\x03BCX\xaa\x02\x15Bankbridge.Consent.V1\xca\x02\x15Bankbridge\\Consent\\V1\xe2\x02!Bankbridge\\Consent\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Consent::V1b\x06proto3"
 
 var (
@@ -1980,103 +2087,108 @@ func file_bankbridge_consent_v1_consent_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
-	(ConsentState)(0),             // 0: bankbridge.consent.v1.ConsentState
-	(ScaMethod)(0),                // 1: bankbridge.consent.v1.ScaMethod
-	(ScaStatus)(0),                // 2: bankbridge.consent.v1.ScaStatus
-	(AccessOutcome)(0),            // 3: bankbridge.consent.v1.AccessOutcome
-	(*Link)(nil),                  // 4: bankbridge.consent.v1.Link
-	(*ScaChallenge)(nil),          // 5: bankbridge.consent.v1.ScaChallenge
-	(*CreateLinkRequest)(nil),     // 6: bankbridge.consent.v1.CreateLinkRequest
-	(*CreateLinkResponse)(nil),    // 7: bankbridge.consent.v1.CreateLinkResponse
-	(*GetLinkRequest)(nil),        // 8: bankbridge.consent.v1.GetLinkRequest
-	(*GetLinkResponse)(nil),       // 9: bankbridge.consent.v1.GetLinkResponse
-	(*ListLinksRequest)(nil),      // 10: bankbridge.consent.v1.ListLinksRequest
-	(*ListLinksResponse)(nil),     // 11: bankbridge.consent.v1.ListLinksResponse
-	(*VerifyLinkRequest)(nil),     // 12: bankbridge.consent.v1.VerifyLinkRequest
-	(*VerifyLinkResponse)(nil),    // 13: bankbridge.consent.v1.VerifyLinkResponse
-	(*RevokeLinkRequest)(nil),     // 14: bankbridge.consent.v1.RevokeLinkRequest
-	(*RevokeLinkResponse)(nil),    // 15: bankbridge.consent.v1.RevokeLinkResponse
-	(*ListAccessLogRequest)(nil),  // 16: bankbridge.consent.v1.ListAccessLogRequest
-	(*ListAccessLogResponse)(nil), // 17: bankbridge.consent.v1.ListAccessLogResponse
-	(*AccessLogEntry)(nil),        // 18: bankbridge.consent.v1.AccessLogEntry
-	(*RecordAccessRequest)(nil),   // 19: bankbridge.consent.v1.RecordAccessRequest
-	(*RecordAccessResponse)(nil),  // 20: bankbridge.consent.v1.RecordAccessResponse
-	(*CheckConsentRequest)(nil),   // 21: bankbridge.consent.v1.CheckConsentRequest
-	(*CheckConsentResponse)(nil),  // 22: bankbridge.consent.v1.CheckConsentResponse
-	(*ConsentExpiryWarning)(nil),  // 23: bankbridge.consent.v1.ConsentExpiryWarning
-	(v1.Scope)(0),                 // 24: bankbridge.common.v1.Scope
-	(v1.Purpose)(0),               // 25: bankbridge.common.v1.Purpose
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*v1.PageRequest)(nil),        // 28: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),       // 29: bankbridge.common.v1.PageResponse
-	(v1.ErrorReason)(0),           // 30: bankbridge.common.v1.ErrorReason
+	(ConsentState)(0),                   // 0: bankbridge.consent.v1.ConsentState
+	(ScaMethod)(0),                      // 1: bankbridge.consent.v1.ScaMethod
+	(ScaStatus)(0),                      // 2: bankbridge.consent.v1.ScaStatus
+	(AccessOutcome)(0),                  // 3: bankbridge.consent.v1.AccessOutcome
+	(*Link)(nil),                        // 4: bankbridge.consent.v1.Link
+	(*ScaChallenge)(nil),                // 5: bankbridge.consent.v1.ScaChallenge
+	(*CreateLinkRequest)(nil),           // 6: bankbridge.consent.v1.CreateLinkRequest
+	(*CreateLinkResponse)(nil),          // 7: bankbridge.consent.v1.CreateLinkResponse
+	(*GetLinkRequest)(nil),              // 8: bankbridge.consent.v1.GetLinkRequest
+	(*GetLinkResponse)(nil),             // 9: bankbridge.consent.v1.GetLinkResponse
+	(*ListLinksRequest)(nil),            // 10: bankbridge.consent.v1.ListLinksRequest
+	(*ListLinksResponse)(nil),           // 11: bankbridge.consent.v1.ListLinksResponse
+	(*VerifyLinkRequest)(nil),           // 12: bankbridge.consent.v1.VerifyLinkRequest
+	(*VerifyLinkResponse)(nil),          // 13: bankbridge.consent.v1.VerifyLinkResponse
+	(*RevokeLinkRequest)(nil),           // 14: bankbridge.consent.v1.RevokeLinkRequest
+	(*RevokeLinkResponse)(nil),          // 15: bankbridge.consent.v1.RevokeLinkResponse
+	(*ListAccessLogRequest)(nil),        // 16: bankbridge.consent.v1.ListAccessLogRequest
+	(*ListAccessLogResponse)(nil),       // 17: bankbridge.consent.v1.ListAccessLogResponse
+	(*AccessLogEntry)(nil),              // 18: bankbridge.consent.v1.AccessLogEntry
+	(*RecordAccessRequest)(nil),         // 19: bankbridge.consent.v1.RecordAccessRequest
+	(*RecordAccessResponse)(nil),        // 20: bankbridge.consent.v1.RecordAccessResponse
+	(*WatchConsentChangesRequest)(nil),  // 21: bankbridge.consent.v1.WatchConsentChangesRequest
+	(*WatchConsentChangesResponse)(nil), // 22: bankbridge.consent.v1.WatchConsentChangesResponse
+	(*CheckConsentRequest)(nil),         // 23: bankbridge.consent.v1.CheckConsentRequest
+	(*CheckConsentResponse)(nil),        // 24: bankbridge.consent.v1.CheckConsentResponse
+	(*ConsentExpiryWarning)(nil),        // 25: bankbridge.consent.v1.ConsentExpiryWarning
+	(v1.Scope)(0),                       // 26: bankbridge.common.v1.Scope
+	(v1.Purpose)(0),                     // 27: bankbridge.common.v1.Purpose
+	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 29: google.protobuf.Duration
+	(*v1.PageRequest)(nil),              // 30: bankbridge.common.v1.PageRequest
+	(*v1.PageResponse)(nil),             // 31: bankbridge.common.v1.PageResponse
+	(v1.ErrorReason)(0),                 // 32: bankbridge.common.v1.ErrorReason
 }
 var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.consent.v1.Link.state:type_name -> bankbridge.consent.v1.ConsentState
-	24, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
-	25, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
-	26, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
-	27, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
-	26, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
-	26, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
-	26, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
+	26, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
+	27, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
+	28, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
+	28, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
+	28, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
+	28, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
 	1,  // 9: bankbridge.consent.v1.ScaChallenge.method:type_name -> bankbridge.consent.v1.ScaMethod
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
-	26, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
 	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
 	4,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	4,  // 15: bankbridge.consent.v1.GetLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	28, // 16: bankbridge.consent.v1.ListLinksRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	30, // 16: bankbridge.consent.v1.ListLinksRequest.page:type_name -> bankbridge.common.v1.PageRequest
 	0,  // 17: bankbridge.consent.v1.ListLinksRequest.state:type_name -> bankbridge.consent.v1.ConsentState
 	4,  // 18: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
-	29, // 19: bankbridge.consent.v1.ListLinksResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	31, // 19: bankbridge.consent.v1.ListLinksResponse.page:type_name -> bankbridge.common.v1.PageResponse
 	4,  // 20: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	4,  // 21: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	28, // 22: bankbridge.consent.v1.ListAccessLogRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	26, // 23: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	26, // 24: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	30, // 22: bankbridge.consent.v1.ListAccessLogRequest.page:type_name -> bankbridge.common.v1.PageRequest
+	28, // 23: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	28, // 24: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 25: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
 	18, // 26: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	29, // 27: bankbridge.consent.v1.ListAccessLogResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	26, // 28: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	25, // 29: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
-	24, // 30: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	31, // 27: bankbridge.consent.v1.ListAccessLogResponse.page:type_name -> bankbridge.common.v1.PageResponse
+	28, // 28: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	27, // 29: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	26, // 30: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
 	3,  // 31: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
 	18, // 32: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
 	18, // 33: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
-	24, // 34: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	25, // 35: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	26, // 36: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	30, // 37: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	24, // 38: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	26, // 39: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 40: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 41: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	8,  // 42: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	10, // 43: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	12, // 44: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	14, // 45: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	16, // 46: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	21, // 47: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	19, // 48: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	7,  // 49: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	9,  // 50: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	11, // 51: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	13, // 52: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	15, // 53: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	17, // 54: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	22, // 55: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	20, // 56: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	49, // [49:57] is the sub-list for method output_type
-	41, // [41:49] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	0,  // 34: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
+	26, // 35: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	27, // 36: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	28, // 37: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	32, // 38: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	26, // 39: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	28, // 40: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 41: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	6,  // 42: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	8,  // 43: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	10, // 44: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	12, // 45: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	14, // 46: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	16, // 47: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	23, // 48: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	19, // 49: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	21, // 50: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	7,  // 51: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	9,  // 52: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	11, // 53: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	13, // 54: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	15, // 55: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	17, // 56: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	24, // 57: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	20, // 58: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	22, // 59: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	51, // [51:60] is the sub-list for method output_type
+	42, // [42:51] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }
@@ -2094,7 +2206,7 @@ func file_bankbridge_consent_v1_consent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_consent_v1_consent_proto_rawDesc), len(file_bankbridge_consent_v1_consent_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

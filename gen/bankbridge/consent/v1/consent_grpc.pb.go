@@ -527,8 +527,9 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ConsentCheckService_CheckConsent_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/CheckConsent"
-	ConsentCheckService_RecordAccess_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/RecordAccess"
+	ConsentCheckService_CheckConsent_FullMethodName        = "/bankbridge.consent.v1.ConsentCheckService/CheckConsent"
+	ConsentCheckService_RecordAccess_FullMethodName        = "/bankbridge.consent.v1.ConsentCheckService/RecordAccess"
+	ConsentCheckService_WatchConsentChanges_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/WatchConsentChanges"
 )
 
 // ConsentCheckServiceClient is the client API for ConsentCheckService service.
@@ -536,9 +537,11 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // ConsentCheckService answers, for bankbridge's own data services, whether a
-// user's consent covers a data call. A service calls it before it serves
-// data, on every call: an allowed decision is never cached, so a revocation
-// takes effect on the next call. A denial is an answer, not an error: the
+// user's consent covers a data call. A service asks before it serves data; it
+// may keep an allowed decision for a few seconds only while it holds a
+// WatchConsentChanges stream, and drops a user's decisions as soon as a
+// change for that user arrives, so a revocation takes effect on the next
+// call. A denial is an answer, not an error: the
 // caller refuses its own call with PERMISSION_DENIED and the decision's
 // reason, and records the decision in the access log. Any error from this
 // service means deny (fail closed).
@@ -557,6 +560,15 @@ type ConsentCheckServiceClient interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller logs the loss under the incident id.
 	RecordAccess(ctx context.Context, in *RecordAccessRequest, opts ...grpc.CallOption) (*RecordAccessResponse, error)
+	// WatchConsentChanges streams a ConsentChange every time any link changes
+	// state (verified, revoked, expired, rejected), for every user, as it is
+	// committed. Data services that cache consent decisions hold this stream
+	// and drop a user's cached decisions on each change; while the stream is
+	// down they must not cache. There is no resume: on reconnect a watcher
+	// drops its whole cache.
+	// Fails with INTERNAL (INTERNAL) when the change feed breaks; the watcher reconnects and drops its cache.
+	// The stream also ends when the server drains; the watcher reconnects.
+	WatchConsentChanges(ctx context.Context, in *WatchConsentChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConsentChangesResponse], error)
 }
 
 type consentCheckServiceClient struct {
@@ -587,14 +599,35 @@ func (c *consentCheckServiceClient) RecordAccess(ctx context.Context, in *Record
 	return out, nil
 }
 
+func (c *consentCheckServiceClient) WatchConsentChanges(ctx context.Context, in *WatchConsentChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConsentChangesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ConsentCheckService_ServiceDesc.Streams[0], ConsentCheckService_WatchConsentChanges_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchConsentChangesRequest, WatchConsentChangesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsentCheckService_WatchConsentChangesClient = grpc.ServerStreamingClient[WatchConsentChangesResponse]
+
 // ConsentCheckServiceServer is the server API for ConsentCheckService service.
 // All implementations must embed UnimplementedConsentCheckServiceServer
 // for forward compatibility.
 //
 // ConsentCheckService answers, for bankbridge's own data services, whether a
-// user's consent covers a data call. A service calls it before it serves
-// data, on every call: an allowed decision is never cached, so a revocation
-// takes effect on the next call. A denial is an answer, not an error: the
+// user's consent covers a data call. A service asks before it serves data; it
+// may keep an allowed decision for a few seconds only while it holds a
+// WatchConsentChanges stream, and drops a user's decisions as soon as a
+// change for that user arrives, so a revocation takes effect on the next
+// call. A denial is an answer, not an error: the
 // caller refuses its own call with PERMISSION_DENIED and the decision's
 // reason, and records the decision in the access log. Any error from this
 // service means deny (fail closed).
@@ -613,6 +646,15 @@ type ConsentCheckServiceServer interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller logs the loss under the incident id.
 	RecordAccess(context.Context, *RecordAccessRequest) (*RecordAccessResponse, error)
+	// WatchConsentChanges streams a ConsentChange every time any link changes
+	// state (verified, revoked, expired, rejected), for every user, as it is
+	// committed. Data services that cache consent decisions hold this stream
+	// and drop a user's cached decisions on each change; while the stream is
+	// down they must not cache. There is no resume: on reconnect a watcher
+	// drops its whole cache.
+	// Fails with INTERNAL (INTERNAL) when the change feed breaks; the watcher reconnects and drops its cache.
+	// The stream also ends when the server drains; the watcher reconnects.
+	WatchConsentChanges(*WatchConsentChangesRequest, grpc.ServerStreamingServer[WatchConsentChangesResponse]) error
 	mustEmbedUnimplementedConsentCheckServiceServer()
 }
 
@@ -628,6 +670,9 @@ func (UnimplementedConsentCheckServiceServer) CheckConsent(context.Context, *Che
 }
 func (UnimplementedConsentCheckServiceServer) RecordAccess(context.Context, *RecordAccessRequest) (*RecordAccessResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordAccess not implemented")
+}
+func (UnimplementedConsentCheckServiceServer) WatchConsentChanges(*WatchConsentChangesRequest, grpc.ServerStreamingServer[WatchConsentChangesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchConsentChanges not implemented")
 }
 func (UnimplementedConsentCheckServiceServer) mustEmbedUnimplementedConsentCheckServiceServer() {}
 func (UnimplementedConsentCheckServiceServer) testEmbeddedByValue()                             {}
@@ -686,6 +731,17 @@ func _ConsentCheckService_RecordAccess_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentCheckService_WatchConsentChanges_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchConsentChangesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConsentCheckServiceServer).WatchConsentChanges(m, &grpc.GenericServerStream[WatchConsentChangesRequest, WatchConsentChangesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ConsentCheckService_WatchConsentChangesServer = grpc.ServerStreamingServer[WatchConsentChangesResponse]
+
 // ConsentCheckService_ServiceDesc is the grpc.ServiceDesc for ConsentCheckService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -702,6 +758,12 @@ var ConsentCheckService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ConsentCheckService_RecordAccess_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchConsentChanges",
+			Handler:       _ConsentCheckService_WatchConsentChanges_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "bankbridge/consent/v1/consent.proto",
 }
