@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// Sandbox fixtures (adapters/sandbox/fixtures.go) the assertions rely on.
+const (
+	aliceChecking       = "users/alice/accounts/sandbox~acc-alice-checking"
+	aliceCheckingLast4  = "4821"
+	availableUnits      = 2387 // INTERIM_AVAILABLE of alice's checking: EUR 2,387.11
+	availableNanos      = 110000000
+	closingBookedAmount = "1951"
+)
+
+// TestBalanceOverREST walks the first path a product team calls, through
+// the gateway, and the refusals they must be able to tell apart.
+func TestBalanceOverREST(t *testing.T) {
+	alice := devToken(t, "alice")
+	const info = "ACCOUNT_INFORMATION"
+
+	t.Run("without consent: 403 CONSENT_REQUIRED", func(t *testing.T) {
+		call(t, http.MethodGet, "/v1/users/alice/accounts", alice, info, nil).want(t, http.StatusForbidden, "CONSENT_REQUIRED")
+	})
+	link(t, alice, "alice")
+
+	t.Run("accounts, masked numbers only", func(t *testing.T) {
+		r := call(t, http.MethodGet, "/v1/users/alice/accounts", alice, info, nil)
+		r.want(t, http.StatusOK, "")
+		accounts, _ := r.body["accounts"].([]any)
+		if len(accounts) != 2 {
+			t.Fatalf("alice has %d accounts, want 2: %s", len(accounts), r.raw)
+		}
+		if !strings.Contains(r.raw, `"name":"`+aliceChecking+`"`) || !strings.Contains(r.raw, `"last4":"`+aliceCheckingLast4+`"`) {
+			t.Errorf("checking account or its last4 missing: %s", r.raw)
+		}
+		if contains(r.raw, "account_number", "iban", "DE89") {
+			t.Errorf("an unmasked number field leaked: %s", r.raw)
+		}
+	})
+	t.Run("balance with exact money", func(t *testing.T) {
+		r := call(t, http.MethodGet, "/v1/"+aliceChecking+"/balance", alice, info, nil)
+		r.want(t, http.StatusOK, "")
+		want := fmt.Sprintf(`"amount":{"currency_code":"EUR","nanos":%d,"units":"%d"}`, availableNanos, availableUnits)
+		if !strings.Contains(r.raw, `"type":"BALANCE_TYPE_INTERIM_AVAILABLE"`) || !strings.Contains(r.raw, want) {
+			t.Errorf("balance %s lacks INTERIM_AVAILABLE %s", r.raw, want)
+		}
+		if r.body["balance"].(map[string]any)["stale"] == true {
+			t.Error("a fresh balance is marked stale")
+		}
+	})
+	t.Run("bob's token on alice's path: 403 USER_MISMATCH", func(t *testing.T) {
+		call(t, http.MethodGet, "/v1/"+aliceChecking+"/balance", devToken(t, "bob"), info, nil).want(t, http.StatusForbidden, "USER_MISMATCH")
+	})
+	t.Run("purpose ADVERTISING: 403 PURPOSE_NOT_ALLOWED", func(t *testing.T) {
+		call(t, http.MethodGet, "/v1/"+aliceChecking+"/balance", alice, "ADVERTISING", nil).want(t, http.StatusForbidden, "PURPOSE_NOT_ALLOWED")
+	})
+	t.Run("bad page size: 400 with the field path", func(t *testing.T) {
+		r := call(t, http.MethodGet, "/v1/users/alice/accounts?page.size=1000", alice, info, nil)
+		r.want(t, http.StatusBadRequest, "INVALID_ARGUMENT")
+		if !strings.Contains(r.raw, `"field":"page.size"`) {
+			t.Errorf("no violation on page.size: %s", r.raw)
+		}
+	})
+	t.Run("dave's bank is down: 503 BANK_UNAVAILABLE", func(t *testing.T) {
+		dave := devToken(t, "dave")
+		link(t, dave, "dave")
+		r := call(t, http.MethodGet, "/v1/users/dave/accounts", dave, info, nil)
+		r.want(t, http.StatusServiceUnavailable, "BANK_UNAVAILABLE")
+		if !strings.Contains(r.raw, "google.rpc.RetryInfo") {
+			t.Errorf("no RetryInfo: %s", r.raw)
+		}
+	})
+	t.Run("pending then posted", func(t *testing.T) {
+		r := call(t, http.MethodGet, "/v1/"+aliceChecking+"/transactions", alice, info, nil)
+		r.want(t, http.StatusOK, "")
+		if !strings.Contains(r.raw, "TRANSACTION_STATUS_PENDING") || !strings.Contains(r.raw, "TRANSACTION_STATUS_BOOKED") {
+			t.Errorf("want pending and booked transactions: %s", r.raw)
+		}
+	})
+}
+
+// TestBalanceOverGRPC makes the same checks straight against the services.
+func TestBalanceOverGRPC(t *testing.T) {
+	erin := devToken(t, "erin") // a user without a link
+	bob := devToken(t, "bob")
+	link(t, bob, "bob")
+	c := balancev1.NewBalanceServiceClient(dial(t, shared.balance))
+
+	ctx := grpcCtx(bob, "ACCOUNT_INFORMATION")
+	list, err := c.ListAccounts(ctx, &balancev1.ListAccountsRequest{Parent: "users/bob"})
+	if err != nil || len(list.GetAccounts()) != 1 {
+		t.Fatalf("bob's accounts = %v, %v; want one savings account", list, err)
+	}
+	bal, err := c.GetBalance(ctx, &balancev1.GetBalanceRequest{Name: list.GetAccounts()[0].GetName() + "/balance"})
+	if err != nil || len(bal.GetBalance().GetBalances()) == 0 {
+		t.Fatalf("bob's balance = %v, %v", bal, err)
+	}
+	tests := []struct {
+		name   string
+		call   func() error
+		code   codes.Code
+		reason commonv1.ErrorReason
+	}{
+		{name: "no consent", call: func() error {
+			_, err := c.ListAccounts(grpcCtx(erin, "ACCOUNT_INFORMATION"), &balancev1.ListAccountsRequest{Parent: "users/erin"})
+			return err
+		}, code: codes.PermissionDenied, reason: commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED},
+		{name: "another user's path", call: func() error {
+			_, err := c.GetBalance(ctx, &balancev1.GetBalanceRequest{Name: aliceChecking + "/balance"})
+			return err
+		}, code: codes.PermissionDenied, reason: commonv1.ErrorReason_ERROR_REASON_USER_MISMATCH},
+		{name: "advertising", call: func() error {
+			_, err := c.ListAccounts(grpcCtx(bob, "ADVERTISING"), &balancev1.ListAccountsRequest{Parent: "users/bob"})
+			return err
+		}, code: codes.PermissionDenied, reason: commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
+		{name: "bad page size", call: func() error {
+			_, err := c.ListAccounts(ctx, &balancev1.ListAccountsRequest{Parent: "users/bob", Page: &commonv1.PageRequest{Size: 1000}})
+			return err
+		}, code: codes.InvalidArgument, reason: commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if status.Code(err) != tt.code || apierr.Reason(err) != tt.reason {
+				t.Fatalf("got %v (%v), want %v (%v)", status.Code(err), apierr.Reason(err), tt.code, tt.reason)
+			}
+		})
+	}
+}
+
+// TestOneTraceAcrossEveryHop checks that a REST call yields one trace from
+// the gateway through balance and its adapter client to the sandbox bank,
+// whose id is the x-trace-id the caller got, and that no fixture account
+// number or amount is in any span attribute or log line.
+func TestOneTraceAcrossEveryHop(t *testing.T) {
+	alice := devToken(t, "alice")
+	link(t, alice, "alice")
+	r := call(t, http.MethodGet, "/v1/"+aliceChecking+"/balance", alice, "ACCOUNT_INFORMATION", nil)
+	r.want(t, http.StatusOK, "")
+	traceID := r.header.Get("X-Trace-Id")
+	if len(traceID) != 32 {
+		t.Fatalf("X-Trace-Id = %q", traceID)
+	}
+	want := map[string]bool{"gateway": false, "balance": false, "balance→adapter": false, "sandbox": false}
+	ok := eventually(10*time.Second, func() bool {
+		for _, s := range shared.spans.trace(traceID) {
+			switch {
+			case s.service == "gateway":
+				want["gateway"] = true
+			case s.service == "balance" && strings.Contains(s.name, "BalanceService/GetBalance"):
+				want["balance"] = true
+			case s.service == "balance" && strings.Contains(s.name, "BankAdapterService/GetBalances"):
+				want["balance→adapter"] = true
+			case s.service == "sandbox" && strings.Contains(s.name, "BankAdapterService/GetBalances"):
+				want["sandbox"] = true
+			}
+		}
+		for _, seen := range want {
+			if !seen {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("trace %s covers %v, want every hop", traceID, want)
+	}
+
+	forbidden := []string{aliceCheckingLast4, strconv.Itoa(availableUnits), closingBookedAmount, alice}
+	for _, s := range shared.spans.all() {
+		for _, kv := range s.attrs {
+			v := kv.GetKey() + "=" + kv.GetValue().String()
+			for _, f := range forbidden {
+				if strings.Contains(v, f) {
+					t.Errorf("span %s/%q carries %q: %s", s.service, s.name, f, v)
+				}
+			}
+		}
+	}
+	ids := regexp.MustCompile(`"(trace_id|span_id)":"[0-9a-f]+"`)
+	logs := ids.ReplaceAllString(shared.logs.String(), "")
+	for _, f := range forbidden {
+		if strings.Contains(logs, f) {
+			t.Errorf("logs carry %q", f)
+		}
+	}
+}
+
+// TestVaultReadOncePerRefresh: a burst of 1,000 balance calls reads the
+// sandbox's credential from Vault at most once (the refresh interval is
+// minutes long), as the provider's read counter on /metrics shows.
+func TestVaultReadOncePerRefresh(t *testing.T) {
+	alice := devToken(t, "alice")
+	link(t, alice, "alice")
+	c := balancev1.NewBalanceServiceClient(dial(t, shared.balance))
+	ctx := grpcCtx(alice, "ACCOUNT_INFORMATION")
+	if _, err := c.GetBalance(ctx, &balancev1.GetBalanceRequest{Name: aliceChecking + "/balance"}); err != nil {
+		t.Fatal(err)
+	}
+	before := vaultReads(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for w := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if _, err := c.GetBalance(ctx, &balancev1.GetBalanceRequest{Name: aliceChecking + "/balance"}); err != nil {
+					errs <- fmt.Errorf("worker %d: %w", w, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	after := vaultReads(t)
+	if after-before > 1 {
+		t.Errorf("1,000 calls read Vault %v times, want at most once per refresh interval", after-before)
+	}
+	if before < 1 {
+		t.Errorf("the counter shows %v reads before the burst; the credential was never read from Vault?", before)
+	}
+}
+
+var readsMetric = regexp.MustCompile(`(?m)^bankbridge_credentials_reads_total\{[^}]*bankbridge_bank_id="sandbox"[^}]*bankbridge_outcome="ok"[^}]*\} ([0-9.e+]+)$`)
+
+func vaultReads(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + shared.balAdmin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := readsMetric.FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatalf("no sandbox read counter in /metrics:\n%s", grep(string(body), "credentials"))
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+func grep(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

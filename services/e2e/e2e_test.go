@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/bankbridge/bankbridge/services/devstack/stack"
+)
+
+// env is the running stack shared by the tests in this package.
+type env struct {
+	stack    *stack.Stack
+	spans    *collector
+	logs     *syncBuffer
+	balance  string // gRPC address
+	consent  string // gRPC address
+	balAdmin string // balance admin HTTP address (/metrics)
+}
+
+var shared *env
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	wd, _ := os.Getwd()
+	root, err := stack.FindRoot(wd)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tb := &mainTB{}
+	spans, otlp := startCollector(tb)
+	defer tb.cleanup()
+	addr := func() string {
+		a, err := stack.FreeAddr()
+		if err != nil {
+			panic(err)
+		}
+		return a
+	}
+	logs := &syncBuffer{}
+	opts := stack.Options{
+		Root:        root,
+		DataDir:     must(os.MkdirTemp("", "bankbridge-e2e-")),
+		GatewayAddr: addr(), ConsentAddr: addr(), BalanceAddr: addr(), SandboxAddr: addr(), VaultAddr: addr(),
+		ConsentAdminAddr: addr(), BalanceAdminAddr: addr(),
+		Logs: logs,
+		Env: []string{
+			"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlp,
+			"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+			"OTEL_EXPORTER_OTLP_INSECURE=true",
+			"OTEL_BSP_SCHEDULE_DELAY=50",
+		},
+	}
+	defer os.RemoveAll(opts.DataDir)
+	if err := stack.Build(ctx, opts); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err, "\n--- stack output ---\n", logs.String())
+		return 1
+	}
+	defer s.Stop()
+	shared = &env{stack: s, spans: spans, logs: logs, balance: opts.BalanceAddr, consent: opts.ConsentAddr, balAdmin: opts.BalanceAdminAddr}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, "--- stack output ---\n"+logs.String())
+	}
+	return code
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// mainTB lets TestMain use helpers written for tests.
+type mainTB struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (m *mainTB) Helper()           {}
+func (m *mainTB) Cleanup(f func())  { m.cleanups = append(m.cleanups, f) }
+func (m *mainTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+func (m *mainTB) cleanup() {
+	for i := len(m.cleanups) - 1; i >= 0; i-- {
+		m.cleanups[i]()
+	}
+}
+
+// rest is one HTTP call to the gateway.
+type rest struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func call(t *testing.T, method, path, token, purpose string, body any) rest {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, shared.stack.GatewayURL+path, r)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if purpose != "" {
+		req.Header.Set("Bankbridge-Purpose", purpose)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Idempotency-Key", randomKey())
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := rest{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func randomKey() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (r rest) reason() string {
+	details, _ := r.body["details"].([]any)
+	for _, d := range details {
+		m, _ := d.(map[string]any)
+		if m["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" {
+			s, _ := m["reason"].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+func (r rest) want(t *testing.T, status int, reason string) {
+	t.Helper()
+	if r.status != status || r.reason() != reason {
+		t.Fatalf("got %d %q, want %d %q; body %s", r.status, r.reason(), status, reason, r.raw)
+	}
+}
+
+func devToken(t *testing.T, user string) string {
+	t.Helper()
+	r := call(t, http.MethodPost, "/v1/dev/tokens", "", "", map[string]string{"user": user})
+	tok, _ := r.body["access_token"].(string)
+	if r.status != http.StatusOK || tok == "" {
+		t.Fatalf("dev token: %d %s", r.status, r.raw)
+	}
+	return tok
+}
+
+// link links user's sandbox bank with the sandbox code and returns the link name.
+func link(t *testing.T, token, user string) string {
+	t.Helper()
+	r := call(t, http.MethodPost, "/v1/users/"+user+"/links", token, "CONSENT_MANAGEMENT", map[string]any{
+		"bank_id":         "sandbox",
+		"scopes":          []string{"SCOPE_ACCOUNTS", "SCOPE_BALANCES", "SCOPE_TRANSACTIONS"},
+		"purposes":        []string{"PURPOSE_ACCOUNT_INFORMATION"},
+		"bank_login_hint": user,
+	})
+	if r.status != http.StatusOK {
+		t.Fatalf("create link: %d %s", r.status, r.raw)
+	}
+	name, _ := r.body["link"].(map[string]any)["name"].(string)
+	v := call(t, http.MethodPost, "/v1/"+name+":verify", token, "CONSENT_MANAGEMENT", map[string]any{"code": "123456"})
+	if v.status != http.StatusOK {
+		t.Fatalf("verify link: %d %s", v.status, v.raw)
+	}
+	if state, _ := v.body["link"].(map[string]any)["state"].(string); state != "CONSENT_STATE_VALID" {
+		t.Fatalf("link state after verify = %q; body %s", state, v.raw)
+	}
+	return name
+}
+
+func grpcCtx(token, purpose string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token, "bankbridge-purpose", purpose)
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// eventually retries f until it returns true or the limit passes.
+func eventually(limit time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if f() {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return f()
+}
+
+func contains(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
