@@ -1,0 +1,240 @@
+package adapters_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bankbridge/bankbridge/adapters"
+)
+
+func TestParseConfigDefaults(t *testing.T) {
+	t.Parallel()
+	banks, err := adapters.ParseConfig([]byte(`
+banks:
+  - id: sandbox
+    display_name: Sandbox Bank
+    kind: inprocess
+    in_process: sandbox
+  - id: acme
+    display_name: ACME Bank
+    kind: remote
+    endpoint: acme-adapter.bankbridge.svc:443
+    vault_path: banks/acme-prod
+    timeout: 2s
+    rate_limit: {per_second: 10.5, burst: 20}
+    breaker: {consecutive_failures: 3, open_for: 1m}
+    tls:
+      ca_file: /etc/bankbridge/acme-ca.pem
+      server_name: adapter.acme.example
+      client_cert_from_vault: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []adapters.Bank{
+		{
+			ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
+			VaultPath: "banks/sandbox", Timeout: 5 * time.Second,
+			RateLimit: adapters.RateLimit{PerSecond: 50, Burst: 100},
+			Breaker:   adapters.Breaker{ConsecutiveFailures: 5, OpenFor: 30 * time.Second},
+		},
+		{
+			ID: "acme", DisplayName: "ACME Bank", Kind: adapters.KindRemote, Endpoint: "acme-adapter.bankbridge.svc:443",
+			VaultPath: "banks/acme-prod", Timeout: 2 * time.Second,
+			RateLimit: adapters.RateLimit{PerSecond: 10.5, Burst: 20},
+			Breaker:   adapters.Breaker{ConsecutiveFailures: 3, OpenFor: time.Minute},
+		},
+	}
+	wantTLS := adapters.TLS{CAFile: "/etc/bankbridge/acme-ca.pem", ServerName: "adapter.acme.example", ClientCertFromVault: true}
+	if len(banks) != 2 {
+		t.Fatalf("got %d banks, want 2", len(banks))
+	}
+	if banks[0].TLS != nil || banks[1].TLS == nil || *banks[1].TLS != wantTLS {
+		t.Errorf("TLS = %+v, %+v; want nil, %+v", banks[0].TLS, banks[1].TLS, wantTLS)
+	}
+	for i := range banks {
+		banks[i].TLS = nil
+		if banks[i] != want[i] {
+			t.Errorf("banks[%d] = %+v\nwant %+v", i, banks[i], want[i])
+		}
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	t.Parallel()
+	const sandbox = "  - id: sandbox\n    display_name: Sandbox Bank\n    kind: inprocess\n    in_process: sandbox\n"
+	tests := []struct {
+		name string
+		yaml string
+		// want are the lines the error must hold.
+		want []string
+	}{
+		{
+			name: "remote without endpoint",
+			yaml: "banks:\n" + sandbox + "  - id: dave\n    display_name: Dave's Bank\n    kind: remote\n",
+			want: []string{`banks[1] (id "dave"): endpoint: required for kind remote`},
+		},
+		{
+			name: "unknown field",
+			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: remote\n    endpont: acme:443\n",
+			want: []string{`banks[0] (id "acme"): endpont: unknown field (line 5)`, `banks[0] (id "acme"): endpoint: required for kind remote`},
+		},
+		{
+			name: "unknown nested field",
+			yaml: "banks:\n" + strings.TrimSuffix(sandbox, "\n") + "\n    rate_limit: {per_sec: 5}\n",
+			want: []string{`banks[0] (id "sandbox"): rate_limit.per_sec: unknown field`},
+		},
+		{
+			name: "unknown top-level field",
+			yaml: "bank:\n" + sandbox,
+			want: []string{`unknown field "bank"`},
+		},
+		{
+			name: "duration without unit",
+			yaml: "banks:\n" + sandbox + "    timeout: 5\n",
+			want: []string{`banks[0] (id "sandbox"): timeout: want a duration such as "5s" or "1m30s", got "5" (line 6)`},
+		},
+		{
+			name: "nested duration",
+			yaml: "banks:\n" + sandbox + "    breaker: {open_for: soon}\n",
+			want: []string{`banks[0] (id "sandbox"): breaker.open_for: want a duration`},
+		},
+		{
+			name: "negative burst",
+			yaml: "banks:\n" + sandbox + "    rate_limit: {burst: -1}\n",
+			want: []string{`banks[0] (id "sandbox"): rate_limit.burst: must be between 0 and`},
+		},
+		{
+			name: "rate not a number",
+			yaml: "banks:\n" + sandbox + "    rate_limit: {per_second: lots}\n",
+			want: []string{`banks[0] (id "sandbox"): rate_limit.per_second: want a number, got "lots"`},
+		},
+		{
+			name: "bad id",
+			yaml: "banks:\n  - id: Sandbox Bank\n    display_name: Sandbox Bank\n    kind: inprocess\n    in_process: sandbox\n",
+			want: []string{`banks[0] (id "Sandbox Bank"): id: must match`},
+		},
+		{
+			name: "missing id and kind",
+			yaml: "banks:\n  - display_name: Nameless\n",
+			want: []string{`banks[0]: id: required`, `banks[0]: kind: required: remote or inprocess`},
+		},
+		{
+			name: "unknown kind",
+			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: http\n",
+			want: []string{`banks[0] (id "acme"): kind: must be remote or inprocess, got "http"`},
+		},
+		{
+			name: "endpoint with a scheme",
+			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: remote\n    endpoint: https://acme.example\n",
+			want: []string{`banks[0] (id "acme"): endpoint: want host:port`},
+		},
+		{
+			name: "endpoint with a bad port",
+			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: remote\n    endpoint: acme.example:99999\n",
+			want: []string{`banks[0] (id "acme"): endpoint: port must be 1 to 65535`},
+		},
+		{
+			name: "in-process with endpoint and tls",
+			yaml: "banks:\n" + sandbox + "    endpoint: 127.0.0.1:9400\n    tls: {server_name: x}\n",
+			want: []string{`banks[0] (id "sandbox"): endpoint: only for kind remote`, `banks[0] (id "sandbox"): tls: only for kind remote`},
+		},
+		{
+			name: "remote with in_process",
+			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: remote\n    endpoint: acme:443\n    in_process: sandbox\n",
+			want: []string{`banks[0] (id "acme"): in_process: only for kind inprocess`},
+		},
+		{
+			name: "vault path escaping its mount",
+			yaml: "banks:\n" + sandbox + "    vault_path: banks/../../secret\n",
+			want: []string{`banks[0] (id "sandbox"): vault_path: want segments`},
+		},
+		{
+			name: "display name missing",
+			yaml: "banks:\n  - id: acme\n    kind: remote\n    endpoint: acme:443\n",
+			want: []string{`banks[0] (id "acme"): display_name: required`},
+		},
+		{
+			name: "tls flag not a bool",
+			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: remote\n    endpoint: acme:443\n    tls: {client_cert_from_vault: yes}\n",
+			want: []string{`banks[0] (id "acme"): tls.client_cert_from_vault: want true or false, got "yes"`},
+		},
+		{
+			name: "field given twice",
+			yaml: "banks:\n" + sandbox + "    kind: remote\n",
+			want: []string{`banks[0] (id "sandbox"): kind: given twice (line 6)`},
+		},
+		{
+			name: "duplicate ids",
+			yaml: "banks:\n" + sandbox + sandbox,
+			want: []string{`banks[1] (id "sandbox"): id: duplicate of banks[0]`},
+		},
+		{
+			name: "every broken bank is reported",
+			yaml: "banks:\n  - id: a1\n    display_name: A\n    kind: remote\n  - id: b2\n    display_name: B\n    kind: inprocess\n",
+			want: []string{`banks[0] (id "a1"): endpoint: required for kind remote`, `banks[1] (id "b2"): in_process: required for kind inprocess`},
+		},
+		{name: "empty file", yaml: "", want: []string{"banks: no banks configured"}},
+		{name: "empty list", yaml: "banks: []\n", want: []string{"banks: no banks configured"}},
+		{name: "banks not a list", yaml: "banks: sandbox\n", want: []string{"banks: line 1: want a list"}},
+		{name: "not YAML", yaml: "banks: [\n", want: []string{"parse banks config"}},
+		{name: "two documents", yaml: "banks:\n" + sandbox + "---\nbanks: []\n", want: []string{"want one YAML document"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := adapters.ParseConfig([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("want an error saying %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%s\ndoes not say\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "banks.yaml")
+	err := os.WriteFile(path, []byte(`banks:
+  - id: acme
+    display_name: ACME Bank
+    kind: remote
+    endpoint: acme:443
+    tls: {ca_file: certs/ca.pem}
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	banks, err := adapters.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := banks[0].TLS.CAFile, filepath.Join(dir, "certs", "ca.pem"); got != want {
+		t.Errorf("ca_file = %q, want it resolved against the file's directory: %q", got, want)
+	}
+
+	_, err = adapters.LoadConfig(filepath.Join(dir, "missing.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "read banks config") {
+		t.Errorf("missing file: got %v", err)
+	}
+}
+
+// TestExampleConfig keeps banks.example.yaml valid.
+func TestExampleConfig(t *testing.T) {
+	t.Parallel()
+	banks, err := adapters.LoadConfig("banks.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(banks) == 0 || banks[0].ID != "sandbox" {
+		t.Errorf("the example's first bank is %+v, want the sandbox", banks)
+	}
+}

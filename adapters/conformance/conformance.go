@@ -1,0 +1,954 @@
+// Package conformance is the bank adapter conformance kit: one test suite
+// that every bankbridge.adapter.v1 implementation must pass, whether it is
+// a Go adapter in process or a gRPC server in any language.
+//
+//	func TestConformance(t *testing.T) {
+//		conn, _ := grpc.NewClient("127.0.0.1:9400", ...)
+//		conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{
+//			LoginHint: "alice", GoodCode: "123456", BadCode: "000000",
+//		})
+//	}
+//
+// Run checks that GetAdapterInfo and CheckHealth answer validly; that the
+// capabilities the adapter lists are exactly the ones it implements, the
+// others answering UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED); that invalid
+// requests fail with INVALID_ARGUMENT naming the field; the SCA flow with a
+// good and a bad code; every data call on the consent it links; that every
+// response keeps the protocol's rules and shows account and card numbers
+// masked only; that every error carries a bankbridge ErrorInfo whose reason
+// matches its status code; that writes with an idempotency key answer a
+// retry with the first answer and refuse the key with another request;
+// cursors for transactions and events; and revocation.
+//
+// It calls the adapter as bankbridge does, but it does change the test
+// customer's state at the bank: it links, opens support cases, files fraud
+// reports, blocks the customer's cards and revokes what it linked. Run it
+// against a test bank.
+package conformance
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// Fixtures describe the test bank's customer the kit works with.
+type Fixtures struct {
+	// LoginHint is the bank login of a test customer whose linking and
+	// data calls succeed and who has at least one account. Required when
+	// the adapter implements SCA.
+	LoginHint string
+	// UnknownLoginHint is a login the bank knows no customer by; empty
+	// skips the NOT_FOUND check of StartSca.
+	UnknownLoginHint string
+	// GoodCode is the one-time code the bank accepts for the customer.
+	GoodCode string
+	// BadCode is a one-time code the bank refuses.
+	BadCode string
+	// Scopes are asked for in StartSca; empty means those the adapter's
+	// capabilities serve (ACCOUNTS, BALANCES, TRANSACTIONS, SUPPORT).
+	Scopes []commonv1.Scope
+	// BankConsentID is a valid consent to run the data checks on, for an
+	// adapter without SCA (or whose SCA is not OTP); empty skips them then.
+	BankConsentID string
+	// TriggerEvent makes the bank emit at least one event (e.g. a fraud
+	// alert for the customer); nil skips the delivery and resume checks
+	// of StreamEvents.
+	TriggerEvent func(ctx context.Context) error
+	// CallTimeout bounds each call; default 10s.
+	CallTimeout time.Duration
+}
+
+// unknownID is a well-formed id that no bank knows.
+const unknownID = "conformance-unknown-0000"
+
+// eventWait bounds how long the kit waits for an event it triggered.
+const eventWait = 5 * time.Second
+
+// Run runs the conformance suite against client as subtests of t.
+func Run(t *testing.T, client adapterv1.BankAdapterServiceClient, fx Fixtures) {
+	t.Helper()
+	if fx.CallTimeout <= 0 {
+		fx.CallTimeout = 10 * time.Second
+	}
+	v, err := protovalidate.New()
+	if err != nil {
+		t.Fatalf("conformance: protovalidate: %v", err)
+	}
+	k := &kit{client: client, fx: fx, validator: v, run: randomHex()}
+
+	if !t.Run("GetAdapterInfo", k.testInfo) {
+		t.Fatal("conformance: GetAdapterInfo must pass before anything else can be checked")
+	}
+	t.Run("CheckHealth", k.testHealth)
+	t.Run("UnimplementedCapabilities", k.testUnimplemented)
+	t.Run("InvalidRequests", k.testInvalidRequests)
+	t.Run("UnknownConsent", k.testUnknownConsent)
+	if k.has(adapterv1.Capability_CAPABILITY_SCA) {
+		t.Run("SCA", k.testSCA)
+	}
+	if k.consentID == "" {
+		k.consentID = fx.BankConsentID
+	}
+	if k.consentID == "" {
+		t.Log("conformance: no consent to run the data checks on (no OTP SCA and no Fixtures.BankConsentID)")
+	} else {
+		t.Run("Accounts", k.testAccounts)
+		t.Run("Transactions", k.testTransactions)
+		t.Run("SupportHandoff", k.testSupport)
+		t.Run("Fraud", k.testFraud)
+	}
+	t.Run("Events", k.testEvents)
+	if k.has(adapterv1.Capability_CAPABILITY_SCA) && k.linked {
+		t.Run("RevokeConsent", k.testRevoke)
+	}
+}
+
+type kit struct {
+	client    adapterv1.BankAdapterServiceClient
+	fx        Fixtures
+	validator protovalidate.Validator
+	run       string // makes this run's idempotency keys and references unique
+
+	capabilities []adapterv1.Capability
+	consentID    string
+	linked       bool // consentID was linked by the kit, which may revoke it
+	accounts     []*adapterv1.Account
+}
+
+func (k *kit) has(c adapterv1.Capability) bool { return slices.Contains(k.capabilities, c) }
+
+// ctx is a call's context: the kit's timeout and the purpose bankbridge
+// declares on data calls.
+func (k *kit) ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), k.fx.CallTimeout)
+	t.Cleanup(cancel)
+	return metadata.AppendToOutgoingContext(ctx, "bankbridge-purpose", "ACCOUNT_INFORMATION")
+}
+
+// key returns an idempotency key unique to this run.
+func (k *kit) key(name string) string { return "conf-" + k.run + "-" + name }
+
+func randomHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// check holds a response to the protocol's rules and the masking rule.
+func (k *kit) check(t *testing.T, what string, m proto.Message) {
+	t.Helper()
+	if err := k.validator.Validate(m); err != nil {
+		t.Errorf("%s: response breaks the protocol's rules: %v", what, err)
+	}
+	if paths := UnmaskedNumbers(m); len(paths) > 0 {
+		t.Errorf("%s: response shows a full account or card number at %s", what, strings.Join(paths, ", "))
+	}
+}
+
+// ok fails the test when a call that should succeed failed, saying how.
+func ok(t *testing.T, what string, err error) bool {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s: want success, got %s", what, describe(err))
+		checkErrorInfo(t, what, err)
+		return false
+	}
+	return true
+}
+
+// describe names an error by code and reason, never by its message alone.
+func describe(err error) string {
+	info := apierr.Info(err)
+	return fmt.Sprintf("%s (reason %q, domain %q): %s", status.Code(err), info.GetReason(), info.GetDomain(), status.Convert(err).Message())
+}
+
+// checkErrorInfo holds any error an adapter returns to the protocol: an
+// ErrorInfo of domain "bankbridge" with a known reason whose code is the
+// status's; RetryInfo on UNAVAILABLE and RESOURCE_EXHAUSTED.
+func checkErrorInfo(t *testing.T, what string, err error) {
+	t.Helper()
+	info := apierr.Info(err)
+	switch {
+	case info == nil:
+		t.Errorf("%s: error %s carries no ErrorInfo", what, status.Code(err))
+		return
+	case info.GetDomain() != apierr.Domain:
+		t.Errorf("%s: ErrorInfo domain is %q, want %q", what, info.GetDomain(), apierr.Domain)
+		return
+	}
+	reason := apierr.ParseReason(info.GetReason())
+	if reason == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		t.Errorf("%s: ErrorInfo reason %q is not a bankbridge.common.v1.ErrorReason", what, info.GetReason())
+		return
+	}
+	if got, want := status.Code(err), apierr.Code(reason); got != want {
+		t.Errorf("%s: reason %s travels with %s, got %s", what, info.GetReason(), want, got)
+	}
+	if c := status.Code(err); c == codes.Unavailable || c == codes.ResourceExhausted {
+		if retryInfo(err) == nil {
+			t.Errorf("%s: %s without RetryInfo", what, c)
+		}
+	}
+}
+
+func retryInfo(err error) *errdetails.RetryInfo {
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri
+		}
+	}
+	return nil
+}
+
+// wantError fails the test unless err has one of reasons (and so its code).
+func wantError(t *testing.T, what string, err error, reasons ...commonv1.ErrorReason) bool {
+	t.Helper()
+	var names []string
+	for _, r := range reasons {
+		names = append(names, fmt.Sprintf("%s (%s)", apierr.Code(r), apierr.ReasonString(r)))
+	}
+	if err == nil {
+		t.Errorf("%s: want %s, got success", what, strings.Join(names, " or "))
+		return false
+	}
+	checkErrorInfo(t, what, err)
+	if !slices.Contains(reasons, apierr.Reason(err)) {
+		t.Errorf("%s: want %s, got %s", what, strings.Join(names, " or "), describe(err))
+		return false
+	}
+	return true
+}
+
+// capabilityCall is one RPC of a capability, with a well-formed request
+// about things no bank knows.
+type capabilityCall struct {
+	capability adapterv1.Capability
+	method     string
+	call       func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error
+}
+
+func (k *kit) capabilityCalls() []capabilityCall {
+	validUntil := timestamppb.New(time.Now().Add(time.Hour))
+	return []capabilityCall{
+		{adapterv1.Capability_CAPABILITY_ACCOUNTS, "ListAccounts", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: unknownID})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_BALANCES, "GetBalances", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.GetBalances(ctx, &adapterv1.GetBalancesRequest{BankConsentId: unknownID, BankAccountId: unknownID})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_TRANSACTIONS, "SyncTransactions", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.SyncTransactions(ctx, &adapterv1.SyncTransactionsRequest{BankConsentId: unknownID, BankAccountId: unknownID})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_SCA, "StartSca", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.StartSca(ctx, &adapterv1.StartScaRequest{
+				UserReference: "conformance-user", LoginHint: k.fx.UnknownLoginHint,
+				Scopes: []commonv1.Scope{commonv1.Scope_SCOPE_ACCOUNTS}, ValidUntil: validUntil,
+				IdempotencyKey: k.key("unimplemented-start"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_SCA, "VerifySca", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.VerifySca(ctx, &adapterv1.VerifyScaRequest{BankConsentId: unknownID, Code: "000000", IdempotencyKey: k.key("unimplemented-verify")})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_SCA, "RevokeConsent", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.RevokeConsent(ctx, &adapterv1.RevokeConsentRequest{BankConsentId: unknownID})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, "StartSupportHandoff", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.StartSupportHandoff(ctx, &adapterv1.StartSupportHandoffRequest{
+				BankConsentId: unknownID, ConversationReference: "conformance-conversation",
+				Reason: "conformance check", IdempotencyKey: k.key("unimplemented-handoff"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, "SendSupportMessage", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.SendSupportMessage(ctx, &adapterv1.SendSupportMessageRequest{
+				BankConsentId: unknownID, CaseId: unknownID, Text: "conformance check", ClientMessageId: k.key("unimplemented-message"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_FRAUD, "ReportFraud", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.ReportFraud(ctx, &adapterv1.ReportFraudRequest{
+				BankConsentId: unknownID, BankAccountId: unknownID,
+				Category: adapterv1.FraudCategory_FRAUD_CATEGORY_OTHER, IdempotencyKey: k.key("unimplemented-report"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_FRAUD, "BlockCard", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.BlockCard(ctx, &adapterv1.BlockCardRequest{
+				BankConsentId: unknownID, BankAccountId: unknownID,
+				Reason: adapterv1.CardBlockReason_CARD_BLOCK_REASON_FRAUD_SUSPECTED, IdempotencyKey: k.key("unimplemented-block"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_EVENTS, "StreamEvents", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			stream, err := c.StreamEvents(ctx, &adapterv1.StreamEventsRequest{})
+			if err != nil {
+				return err
+			}
+			if _, err := stream.Recv(); err != nil && status.Code(err) != codes.DeadlineExceeded {
+				return err
+			}
+			return nil // open, and quiet for a second: implemented
+		}},
+	}
+}
+
+func (k *kit) testInfo(t *testing.T) {
+	info, err := k.client.GetAdapterInfo(k.ctx(t), &adapterv1.GetAdapterInfoRequest{})
+	if !ok(t, "GetAdapterInfo", err) {
+		t.FailNow()
+	}
+	k.check(t, "GetAdapterInfo", info)
+	if len(info.GetCapabilities()) == 0 {
+		t.Fatal("GetAdapterInfo: lists no capability")
+	}
+	k.capabilities = info.GetCapabilities()
+	again, err := k.client.GetAdapterInfo(k.ctx(t), &adapterv1.GetAdapterInfoRequest{})
+	if ok(t, "GetAdapterInfo again", err) && !proto.Equal(info, again) {
+		t.Error("GetAdapterInfo: answers differently from one call to the next")
+	}
+}
+
+func (k *kit) testHealth(t *testing.T) {
+	start := time.Now()
+	h, err := k.client.CheckHealth(k.ctx(t), &adapterv1.CheckHealthRequest{})
+	if !ok(t, "CheckHealth", err) {
+		return
+	}
+	k.check(t, "CheckHealth", h)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("CheckHealth: took %s; answer within a second, from recent calls", d.Round(time.Millisecond))
+	}
+}
+
+// testUnimplemented checks that the capabilities listed are exactly those
+// implemented: every RPC of an unlisted one answers UNIMPLEMENTED
+// (CAPABILITY_NOT_SUPPORTED), and no RPC of a listed one does.
+func (k *kit) testUnimplemented(t *testing.T) {
+	for _, cc := range k.capabilityCalls() {
+		t.Run(cc.method, func(t *testing.T) {
+			err := cc.call(k.ctx(t), k.client)
+			if !k.has(cc.capability) {
+				wantError(t, cc.method+" of an unlisted capability", err, commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED)
+				return
+			}
+			if err == nil {
+				return
+			}
+			checkErrorInfo(t, cc.method, err)
+			if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED) && cc.method != "StartSca" {
+				t.Errorf("%s: capability %s is listed in GetAdapterInfo but answers CAPABILITY_NOT_SUPPORTED", cc.method, cc.capability)
+			}
+		})
+	}
+}
+
+// testInvalidRequests sends one request per implemented capability that
+// breaks a rule of the protocol, and wants INVALID_ARGUMENT naming the field.
+func (k *kit) testInvalidRequests(t *testing.T) {
+	tests := []struct {
+		capability adapterv1.Capability
+		name       string
+		field      string
+		call       func(ctx context.Context) error
+	}{
+		{adapterv1.Capability_CAPABILITY_ACCOUNTS, "ListAccounts with a malformed consent id", "bank_consent_id", func(ctx context.Context) error {
+			_, err := k.client.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: "not a valid id!"})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_BALANCES, "GetBalances without an account", "bank_account_id", func(ctx context.Context) error {
+			_, err := k.client.GetBalances(ctx, &adapterv1.GetBalancesRequest{BankConsentId: unknownID})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_TRANSACTIONS, "SyncTransactions with count above 500", "count", func(ctx context.Context) error {
+			_, err := k.client.SyncTransactions(ctx, &adapterv1.SyncTransactionsRequest{BankConsentId: unknownID, BankAccountId: unknownID, Count: 501})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_SCA, "StartSca without scopes", "scopes", func(ctx context.Context) error {
+			_, err := k.client.StartSca(ctx, &adapterv1.StartScaRequest{
+				UserReference: "conformance-user", LoginHint: k.fx.LoginHint,
+				ValidUntil: timestamppb.New(time.Now().Add(time.Hour)), IdempotencyKey: k.key("invalid-start"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, "SendSupportMessage without text", "text", func(ctx context.Context) error {
+			_, err := k.client.SendSupportMessage(ctx, &adapterv1.SendSupportMessageRequest{
+				BankConsentId: unknownID, CaseId: unknownID, ClientMessageId: k.key("invalid-message"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_FRAUD, "BlockCard without a reason", "reason", func(ctx context.Context) error {
+			_, err := k.client.BlockCard(ctx, &adapterv1.BlockCardRequest{
+				BankConsentId: unknownID, BankAccountId: unknownID, IdempotencyKey: k.key("invalid-block"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_EVENTS, "StreamEvents with an overlong cursor", "resume_cursor", func(ctx context.Context) error {
+			stream, err := k.client.StreamEvents(ctx, &adapterv1.StreamEventsRequest{ResumeCursor: strings.Repeat("x", 1025)})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		if !k.has(tt.capability) {
+			continue
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call(k.ctx(t))
+			if !wantError(t, tt.name, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT) {
+				return
+			}
+			if !slices.Contains(violatedFields(err), tt.field) {
+				t.Errorf("%s: BadRequest names %q, want it to name %q", tt.name, violatedFields(err), tt.field)
+			}
+		})
+	}
+}
+
+func violatedFields(err error) []string {
+	var fields []string
+	for _, d := range status.Convert(err).Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				fields = append(fields, v.GetField())
+			}
+		}
+	}
+	return fields
+}
+
+// testUnknownConsent wants NOT_FOUND from every data call on a consent the
+// bank does not know, and success from revoking one.
+func (k *kit) testUnknownConsent(t *testing.T) {
+	for _, cc := range k.capabilityCalls() {
+		if !k.has(cc.capability) || cc.method == "StartSca" || cc.method == "StreamEvents" {
+			continue
+		}
+		t.Run(cc.method, func(t *testing.T) {
+			err := cc.call(k.ctx(t), k.client)
+			if cc.method == "RevokeConsent" {
+				ok(t, "RevokeConsent of an unknown consent", err)
+				return
+			}
+			wantError(t, cc.method+" on an unknown consent", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+		})
+	}
+}
+
+// scopes are what the kit asks StartSca for.
+func (k *kit) scopes() []commonv1.Scope {
+	if len(k.fx.Scopes) > 0 {
+		return k.fx.Scopes
+	}
+	var s []commonv1.Scope
+	if k.has(adapterv1.Capability_CAPABILITY_ACCOUNTS) {
+		s = append(s, commonv1.Scope_SCOPE_ACCOUNTS)
+	}
+	if k.has(adapterv1.Capability_CAPABILITY_BALANCES) {
+		s = append(s, commonv1.Scope_SCOPE_BALANCES)
+	}
+	if k.has(adapterv1.Capability_CAPABILITY_TRANSACTIONS) {
+		s = append(s, commonv1.Scope_SCOPE_TRANSACTIONS)
+	}
+	if k.has(adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF) || k.has(adapterv1.Capability_CAPABILITY_FRAUD) {
+		s = append(s, commonv1.Scope_SCOPE_SUPPORT)
+	}
+	if len(s) == 0 {
+		s = append(s, commonv1.Scope_SCOPE_ACCOUNTS)
+	}
+	return s
+}
+
+func (k *kit) startRequest(name string) *adapterv1.StartScaRequest {
+	return &adapterv1.StartScaRequest{
+		UserReference:   "conformance-" + k.run,
+		LoginHint:       k.fx.LoginHint,
+		Scopes:          k.scopes(),
+		ValidUntil:      timestamppb.New(time.Now().Add(24 * time.Hour)),
+		PreferredMethod: adapterv1.ScaMethod_SCA_METHOD_OTP,
+		IdempotencyKey:  k.key(name),
+	}
+}
+
+func (k *kit) testSCA(t *testing.T) {
+	if k.fx.LoginHint == "" {
+		t.Fatal("Fixtures.LoginHint is required for an adapter with SCA")
+	}
+	if k.fx.UnknownLoginHint != "" {
+		t.Run("UnknownLogin", func(t *testing.T) {
+			req := k.startRequest("start-unknown")
+			req.LoginHint = k.fx.UnknownLoginHint
+			_, err := k.client.StartSca(k.ctx(t), req)
+			wantError(t, "StartSca for an unknown login", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+		})
+	}
+
+	start := k.startRequest("start")
+	first, err := k.client.StartSca(k.ctx(t), start)
+	if !ok(t, "StartSca", err) {
+		t.FailNow()
+	}
+	k.check(t, "StartSca", first)
+	t.Run("StartScaIdempotent", func(t *testing.T) {
+		retry, err := k.client.StartSca(k.ctx(t), start)
+		if ok(t, "StartSca retried with the same key", err) && !proto.Equal(first, retry) {
+			t.Error("StartSca retried with the same key: answer differs from the first")
+		}
+		other := proto.CloneOf(start)
+		other.UserReference += "-other"
+		_, err = k.client.StartSca(k.ctx(t), other)
+		wantError(t, "StartSca with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+	})
+	if first.GetMethod() != adapterv1.ScaMethod_SCA_METHOD_OTP {
+		t.Skipf("the bank chose %s; the kit completes OTP challenges only (set Fixtures.BankConsentID for the data checks)", first.GetMethod())
+	}
+
+	t.Run("BadCode", func(t *testing.T) {
+		if k.fx.BadCode == "" {
+			t.Skip("no Fixtures.BadCode")
+		}
+		challenge, err := k.client.StartSca(k.ctx(t), k.startRequest("start-bad-code"))
+		if !ok(t, "StartSca", err) {
+			return
+		}
+		resp, err := k.client.VerifySca(k.ctx(t), &adapterv1.VerifyScaRequest{
+			BankConsentId: challenge.GetBankConsentId(), Code: k.fx.BadCode, IdempotencyKey: k.key("verify-bad"),
+		})
+		if err != nil {
+			wantError(t, "VerifySca with a wrong code", err,
+				commonv1.ErrorReason_ERROR_REASON_SCA_FAILED, commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED)
+			return
+		}
+		k.check(t, "VerifySca with a wrong code", resp)
+		if resp.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FAILED {
+			t.Errorf("VerifySca with a wrong code: status %s, want FAILED or an SCA_FAILED error", resp.GetStatus())
+		}
+	})
+
+	verify := &adapterv1.VerifyScaRequest{BankConsentId: first.GetBankConsentId(), Code: k.fx.GoodCode, IdempotencyKey: k.key("verify")}
+	verified, err := k.client.VerifySca(k.ctx(t), verify)
+	if !ok(t, "VerifySca with the good code", err) {
+		t.FailNow()
+	}
+	k.check(t, "VerifySca", verified)
+	if verified.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FINALISED {
+		t.Fatalf("VerifySca with the good code: status %s, want FINALISED", verified.GetStatus())
+	}
+	k.consentID, k.linked = verified.GetBankConsentId(), true
+
+	t.Run("VerifyScaIdempotent", func(t *testing.T) {
+		retry, err := k.client.VerifySca(k.ctx(t), verify)
+		if ok(t, "VerifySca retried with the same key", err) && !proto.Equal(verified, retry) {
+			t.Error("VerifySca retried with the same key: answer differs from the first")
+		}
+		other := proto.CloneOf(verify)
+		other.Code = k.fx.BadCode
+		if other.Code == "" || other.Code == verify.Code {
+			other.Code = "00000000"
+		}
+		_, err = k.client.VerifySca(k.ctx(t), other)
+		wantError(t, "VerifySca with a used key and another code", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+
+		again, err := k.client.VerifySca(k.ctx(t), &adapterv1.VerifyScaRequest{
+			BankConsentId: verified.GetBankConsentId(), Code: k.fx.GoodCode, IdempotencyKey: k.key("verify-again"),
+		})
+		if ok(t, "VerifySca after FINALISED", err) && again.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FINALISED {
+			t.Errorf("VerifySca after FINALISED: status %s, want FINALISED again", again.GetStatus())
+		}
+	})
+}
+
+func (k *kit) testAccounts(t *testing.T) {
+	if !k.has(adapterv1.Capability_CAPABILITY_ACCOUNTS) {
+		t.Skip("no capability ACCOUNTS")
+	}
+	resp, err := k.client.ListAccounts(k.ctx(t), &adapterv1.ListAccountsRequest{BankConsentId: k.consentID})
+	if !ok(t, "ListAccounts", err) {
+		t.FailNow()
+	}
+	k.check(t, "ListAccounts", resp)
+	if len(resp.GetAccounts()) == 0 {
+		t.Fatal("ListAccounts: the fixture customer must have at least one account")
+	}
+	seen := map[string]bool{}
+	for _, a := range resp.GetAccounts() {
+		if seen[a.GetBankAccountId()] {
+			t.Errorf("ListAccounts: account id %q appears twice", a.GetBankAccountId())
+		}
+		seen[a.GetBankAccountId()] = true
+	}
+	k.accounts = resp.GetAccounts()
+
+	if !k.has(adapterv1.Capability_CAPABILITY_BALANCES) {
+		return
+	}
+	for i, a := range k.accounts {
+		t.Run(fmt.Sprintf("GetBalances/accounts[%d]", i), func(t *testing.T) {
+			resp, err := k.client.GetBalances(k.ctx(t), &adapterv1.GetBalancesRequest{BankConsentId: k.consentID, BankAccountId: a.GetBankAccountId()})
+			if !ok(t, "GetBalances", err) {
+				return
+			}
+			k.check(t, "GetBalances", resp)
+			types := map[adapterv1.BalanceType]bool{}
+			for _, b := range resp.GetBalances() {
+				if types[b.GetType()] {
+					t.Errorf("GetBalances: balance type %s appears twice", b.GetType())
+				}
+				types[b.GetType()] = true
+			}
+		})
+	}
+	t.Run("GetBalances/UnknownAccount", func(t *testing.T) {
+		_, err := k.client.GetBalances(k.ctx(t), &adapterv1.GetBalancesRequest{BankConsentId: k.consentID, BankAccountId: unknownID})
+		wantError(t, "GetBalances of an unknown account", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+	})
+}
+
+// testTransactions syncs every account in small pages, then catches up a
+// few times, and checks that a posted transaction replaces its pending one
+// in the same response.
+func (k *kit) testTransactions(t *testing.T) {
+	if !k.has(adapterv1.Capability_CAPABILITY_TRANSACTIONS) {
+		t.Skip("no capability TRANSACTIONS")
+	}
+	if len(k.accounts) == 0 {
+		t.Skip("no accounts known (ListAccounts did not pass)")
+	}
+	cursors := map[string]string{}
+	for i, a := range k.accounts {
+		t.Run(fmt.Sprintf("accounts[%d]", i), func(t *testing.T) {
+			pending := map[string]bool{}
+			known := map[string]bool{}
+			cursor := ""
+			const maxCalls = 60
+			catchUps := 0
+			for call := 0; call < maxCalls && catchUps < 3; call++ {
+				resp, err := k.client.SyncTransactions(k.ctx(t), &adapterv1.SyncTransactionsRequest{
+					BankConsentId: k.consentID, BankAccountId: a.GetBankAccountId(), Cursor: cursor, Count: 2,
+				})
+				if !ok(t, "SyncTransactions", err) {
+					return
+				}
+				k.check(t, "SyncTransactions", resp)
+				for _, tx := range resp.GetAdded() {
+					id := tx.GetTransactionId()
+					if known[id] {
+						t.Errorf("SyncTransactions: transaction %q added twice", id)
+					}
+					known[id] = true
+					if tx.GetStatus() == adapterv1.TransactionStatus_TRANSACTION_STATUS_PENDING {
+						pending[id] = true
+					}
+					if p := tx.GetPendingTransactionId(); p != "" && pending[p] && !slices.Contains(resp.GetRemovedTransactionIds(), p) {
+						t.Errorf("SyncTransactions: transaction %q posts pending %q but the same response does not remove it", id, p)
+					}
+				}
+				for _, id := range resp.GetRemovedTransactionIds() {
+					delete(known, id)
+					delete(pending, id)
+				}
+				cursor = resp.GetNextCursor()
+				if !resp.GetHasMore() {
+					catchUps++
+				}
+			}
+			if catchUps == 0 {
+				t.Errorf("SyncTransactions: has_more still true after %d pages of 2", maxCalls)
+			}
+			cursors[a.GetBankAccountId()] = cursor
+		})
+	}
+	t.Run("MalformedCursor", func(t *testing.T) {
+		_, err := k.client.SyncTransactions(k.ctx(t), &adapterv1.SyncTransactionsRequest{
+			BankConsentId: k.consentID, BankAccountId: k.accounts[0].GetBankAccountId(), Cursor: "conformance-not-a-cursor",
+		})
+		wantError(t, "SyncTransactions with a malformed cursor", err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
+	})
+	if len(k.accounts) > 1 && cursors[k.accounts[0].GetBankAccountId()] != "" {
+		t.Run("CursorOfAnotherAccount", func(t *testing.T) {
+			_, err := k.client.SyncTransactions(k.ctx(t), &adapterv1.SyncTransactionsRequest{
+				BankConsentId: k.consentID, BankAccountId: k.accounts[1].GetBankAccountId(), Cursor: cursors[k.accounts[0].GetBankAccountId()],
+			})
+			wantError(t, "SyncTransactions with another account's cursor", err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
+		})
+	}
+	t.Run("UnknownAccount", func(t *testing.T) {
+		_, err := k.client.SyncTransactions(k.ctx(t), &adapterv1.SyncTransactionsRequest{BankConsentId: k.consentID, BankAccountId: unknownID})
+		wantError(t, "SyncTransactions of an unknown account", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+	})
+}
+
+func (k *kit) testSupport(t *testing.T) {
+	if !k.has(adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF) {
+		t.Skip("no capability SUPPORT_HANDOFF")
+	}
+	start := &adapterv1.StartSupportHandoffRequest{
+		BankConsentId:         k.consentID,
+		ConversationReference: "conformance-" + k.run,
+		Transcript: []*adapterv1.TranscriptMessage{
+			{Sender: adapterv1.TranscriptSender_TRANSCRIPT_SENDER_USER, Text: "I have a question about a payment.", SendTime: timestamppb.New(time.Now().Add(-time.Minute))},
+			{Sender: adapterv1.TranscriptSender_TRANSCRIPT_SENDER_BOT, Text: "Let me get you to an agent.", SendTime: timestamppb.Now()},
+		},
+		Reason:         "The user asked for a human agent.",
+		LanguageCode:   "en",
+		IdempotencyKey: k.key("handoff"),
+	}
+	opened, err := k.client.StartSupportHandoff(k.ctx(t), start)
+	if !ok(t, "StartSupportHandoff", err) {
+		t.FailNow()
+	}
+	k.check(t, "StartSupportHandoff", opened)
+	retry, err := k.client.StartSupportHandoff(k.ctx(t), start)
+	if ok(t, "StartSupportHandoff retried with the same key", err) && retry.GetCaseId() != opened.GetCaseId() {
+		t.Error("StartSupportHandoff retried with the same key: opened another case")
+	}
+	other := proto.CloneOf(start)
+	other.Reason = "Another reason."
+	_, err = k.client.StartSupportHandoff(k.ctx(t), other)
+	wantError(t, "StartSupportHandoff with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+
+	msg := &adapterv1.SendSupportMessageRequest{
+		BankConsentId: k.consentID, CaseId: opened.GetCaseId(), Text: "Here is more detail.", ClientMessageId: k.key("message"),
+	}
+	sent, err := k.client.SendSupportMessage(k.ctx(t), msg)
+	if !ok(t, "SendSupportMessage", err) {
+		return
+	}
+	k.check(t, "SendSupportMessage", sent)
+	again, err := k.client.SendSupportMessage(k.ctx(t), msg)
+	if ok(t, "SendSupportMessage retried with the same id", err) && again.GetMessageId() != sent.GetMessageId() {
+		t.Error("SendSupportMessage retried with the same client_message_id: delivered twice")
+	}
+	changed := proto.CloneOf(msg)
+	changed.Text = "Something else."
+	_, err = k.client.SendSupportMessage(k.ctx(t), changed)
+	wantError(t, "SendSupportMessage with a used id and another text", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+
+	_, err = k.client.SendSupportMessage(k.ctx(t), &adapterv1.SendSupportMessageRequest{
+		BankConsentId: k.consentID, CaseId: unknownID, Text: "Hello?", ClientMessageId: k.key("message-unknown-case"),
+	})
+	wantError(t, "SendSupportMessage on an unknown case", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+}
+
+func (k *kit) testFraud(t *testing.T) {
+	if !k.has(adapterv1.Capability_CAPABILITY_FRAUD) {
+		t.Skip("no capability FRAUD")
+	}
+	if len(k.accounts) == 0 {
+		t.Skip("no accounts known (ListAccounts did not pass)")
+	}
+	report := &adapterv1.ReportFraudRequest{
+		BankConsentId:  k.consentID,
+		BankAccountId:  k.accounts[0].GetBankAccountId(),
+		Category:       adapterv1.FraudCategory_FRAUD_CATEGORY_PHISHING,
+		Description:    "Conformance check: a phishing mail asked for my login.",
+		IdempotencyKey: k.key("report"),
+	}
+	filed, err := k.client.ReportFraud(k.ctx(t), report)
+	if ok(t, "ReportFraud", err) {
+		k.check(t, "ReportFraud", filed)
+		if filed.GetCardBlockStatus() != adapterv1.CardBlockStatus_CARD_BLOCK_STATUS_NOT_REQUESTED {
+			t.Errorf("ReportFraud without block_card: card_block_status %s, want NOT_REQUESTED", filed.GetCardBlockStatus())
+		}
+		retry, err := k.client.ReportFraud(k.ctx(t), report)
+		if ok(t, "ReportFraud retried with the same key", err) && retry.GetCaseId() != filed.GetCaseId() {
+			t.Error("ReportFraud retried with the same key: filed another case")
+		}
+		other := proto.CloneOf(report)
+		other.Category = adapterv1.FraudCategory_FRAUD_CATEGORY_SCAM
+		_, err = k.client.ReportFraud(k.ctx(t), other)
+		wantError(t, "ReportFraud with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+	}
+
+	for i, a := range k.accounts {
+		block := &adapterv1.BlockCardRequest{
+			BankConsentId:  k.consentID,
+			BankAccountId:  a.GetBankAccountId(),
+			Reason:         adapterv1.CardBlockReason_CARD_BLOCK_REASON_FRAUD_SUSPECTED,
+			IdempotencyKey: k.key(fmt.Sprintf("block-%d", i)),
+		}
+		blocked, err := k.client.BlockCard(k.ctx(t), block)
+		if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND) {
+			continue // no card on this account
+		}
+		if !ok(t, "BlockCard", err) {
+			return
+		}
+		k.check(t, "BlockCard", blocked)
+		retry, err := k.client.BlockCard(k.ctx(t), block)
+		if ok(t, "BlockCard retried with the same key", err) && !proto.Equal(blocked, retry) {
+			t.Error("BlockCard retried with the same key: answer differs from the first")
+		}
+		other := proto.CloneOf(block)
+		other.Reason = adapterv1.CardBlockReason_CARD_BLOCK_REASON_LOST
+		_, err = k.client.BlockCard(k.ctx(t), other)
+		wantError(t, "BlockCard with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+		return
+	}
+	t.Log("BlockCard: no account of the fixture customer has a card; not checked")
+}
+
+// eventReader receives a stream's events in the background.
+type eventReader struct {
+	events chan *adapterv1.StreamEventsResponse
+	err    chan error
+}
+
+// readEvents reads stream until it fails or ctx, the stream's context,
+// ends.
+func readEvents(ctx context.Context, stream grpc.ServerStreamingClient[adapterv1.StreamEventsResponse]) *eventReader {
+	r := &eventReader{events: make(chan *adapterv1.StreamEventsResponse), err: make(chan error, 1)}
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				r.err <- err
+				return
+			}
+			select {
+			case r.events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// next waits up to d for the next event.
+func (r *eventReader) next(d time.Duration) (*adapterv1.StreamEventsResponse, error) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case ev := <-r.events:
+		return ev, nil
+	case err := <-r.err:
+		return nil, err
+	case <-timer.C:
+		return nil, nil
+	}
+}
+
+func (k *kit) testEvents(t *testing.T) {
+	if !k.has(adapterv1.Capability_CAPABILITY_EVENTS) {
+		t.Skip("no capability EVENTS")
+	}
+	t.Run("MalformedCursor", func(t *testing.T) {
+		stream, err := k.client.StreamEvents(k.ctx(t), &adapterv1.StreamEventsRequest{ResumeCursor: "conformance-not-a-cursor"})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		wantError(t, "StreamEvents with a malformed cursor", err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
+	})
+	if k.fx.TriggerEvent == nil {
+		t.Log("StreamEvents: no Fixtures.TriggerEvent; delivery and resumption not checked")
+		return
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := k.client.StreamEvents(ctx, &adapterv1.StreamEventsRequest{})
+	if !ok(t, "StreamEvents", err) {
+		cancel()
+		return
+	}
+	live := readEvents(ctx, stream)
+	// An empty cursor means "from now on", and the stream may not be open
+	// at the bank yet: trigger until an event arrives.
+	var got []*adapterv1.StreamEventsResponse
+	for attempt := 0; attempt < 50 && len(got) == 0; attempt++ {
+		if err := k.fx.TriggerEvent(k.ctx(t)); err != nil {
+			cancel()
+			t.Fatalf("Fixtures.TriggerEvent: %v", err)
+		}
+		ev, err := live.next(100 * time.Millisecond)
+		if err != nil {
+			cancel()
+			ok(t, "StreamEvents", err)
+			return
+		}
+		if ev != nil {
+			got = append(got, ev)
+		}
+	}
+	if len(got) == 0 {
+		cancel()
+		t.Fatal("StreamEvents: no event arrived after TriggerEvent")
+	}
+	if err := k.fx.TriggerEvent(k.ctx(t)); err != nil {
+		cancel()
+		t.Fatalf("Fixtures.TriggerEvent: %v", err)
+	}
+	ev, err := live.next(eventWait)
+	cancel()
+	if err != nil || ev == nil {
+		t.Fatalf("StreamEvents: the second triggered event did not arrive (%v)", err)
+	}
+	got = append(got, ev)
+	for i, ev := range got {
+		k.check(t, fmt.Sprintf("StreamEvents event %d", i), ev)
+	}
+	if got[0].GetCursor() == got[1].GetCursor() {
+		t.Error("StreamEvents: two events carry the same cursor")
+	}
+
+	t.Run("Resume", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		stream, err := k.client.StreamEvents(ctx, &adapterv1.StreamEventsRequest{ResumeCursor: got[0].GetCursor()})
+		if !ok(t, "StreamEvents with a resume cursor", err) {
+			return
+		}
+		first, err := readEvents(ctx, stream).next(eventWait)
+		switch {
+		case err != nil:
+			ok(t, "StreamEvents with a resume cursor", err)
+		case first == nil:
+			t.Error("StreamEvents resumed after an event: nothing arrived, want the event that followed it")
+		case !proto.Equal(first, got[1]):
+			t.Errorf("StreamEvents resumed after an event: got cursor %q first, want the next event (cursor %q)", first.GetCursor(), got[1].GetCursor())
+		}
+	})
+}
+
+func (k *kit) testRevoke(t *testing.T) {
+	req := &adapterv1.RevokeConsentRequest{BankConsentId: k.consentID}
+	if _, err := k.client.RevokeConsent(k.ctx(t), req); !ok(t, "RevokeConsent", err) {
+		return
+	}
+	_, err := k.client.RevokeConsent(k.ctx(t), req)
+	ok(t, "RevokeConsent again", err)
+	if k.has(adapterv1.Capability_CAPABILITY_ACCOUNTS) {
+		_, err := k.client.ListAccounts(k.ctx(t), &adapterv1.ListAccountsRequest{BankConsentId: k.consentID})
+		wantError(t, "ListAccounts on a revoked consent", err,
+			commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+	}
+}

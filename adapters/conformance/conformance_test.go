@@ -1,0 +1,147 @@
+package conformance_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bankbridge/bankbridge/adapters/conformance"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+func TestUnmaskedNumbers(t *testing.T) {
+	t.Parallel()
+	account := func(name, last4, display string) *adapterv1.Account {
+		return &adapterv1.Account{
+			BankAccountId: "4111111111111111", // ids are opaque: never flagged
+			DisplayName:   name,
+			MaskedNumber:  &commonv1.MaskedAccountNumber{Last4: last4, Display: display},
+		}
+	}
+	tests := []struct {
+		name string
+		msg  *adapterv1.Account
+		want []string
+	}{
+		{name: "masked", msg: account("Everyday account", "4821", "DE•• •••• •••• •••• ••48 21")},
+		{name: "masked with IBAN check digits", msg: account("Everyday account", "3000", "DE89 •••• •••• •••• ••30 00")},
+		{name: "dates and amounts", msg: account("Savings since 2024-01-15, 12345678 points", "4821", "•••• 4821")},
+		{name: "card number in text", msg: account("Visa 4111 1111 1111 1111", "1111", "•••• 1111"), want: []string{"display_name"}},
+		{name: "card number with hyphens", msg: account("Card 5500-0000-0000-0004", "0004", "•••• 0004"), want: []string{"display_name"}},
+		{name: "IBAN in text", msg: account("Account DE89 3704 0044 0532 0130 00", "3000", "•••• 3000"), want: []string{"display_name"}},
+		{name: "display shows too much", msg: account("Everyday account", "3000", "0532 0130 00"), want: []string{"masked_number.display"}},
+		{name: "not a card number (Luhn)", msg: account("Reference 4111 1111 1111 1112", "4821", "•••• 4821")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := conformance.UnmaskedNumbers(tt.msg); !slices.Equal(got, tt.want) {
+				t.Errorf("UnmaskedNumbers = %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	nested := &adapterv1.SyncTransactionsResponse{Added: []*adapterv1.Transaction{
+		{TransactionId: "t1", Description: "ok"},
+		{TransactionId: "t2", Description: "card 4111111111111111", MaskedCardNumber: &commonv1.MaskedAccountNumber{Last4: "1111", Display: "4111111111111111"}},
+	}}
+	want := []string{"added[1].description", "added[1].masked_card_number.display"}
+	if got := conformance.UnmaskedNumbers(nested); !slices.Equal(got, want) {
+		t.Errorf("nested: UnmaskedNumbers = %q, want %q", got, want)
+	}
+}
+
+// brokenBank is a bank adapter written without the SDK, as one in another
+// language might be, that gets several rules wrong.
+type brokenBank struct {
+	adapterv1.UnimplementedBankAdapterServiceServer // UNIMPLEMENTED without ErrorInfo
+}
+
+func (brokenBank) GetAdapterInfo(context.Context, *adapterv1.GetAdapterInfoRequest) (*adapterv1.GetAdapterInfoResponse, error) {
+	return &adapterv1.GetAdapterInfoResponse{
+		BankId: "broken", DisplayName: "Broken Bank", ProtocolVersion: "1.0",
+		Capabilities: []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES},
+	}, nil
+}
+
+func (brokenBank) CheckHealth(context.Context, *adapterv1.CheckHealthRequest) (*adapterv1.CheckHealthResponse, error) {
+	return &adapterv1.CheckHealthResponse{Status: adapterv1.HealthStatus_HEALTH_STATUS_SERVING}, nil
+}
+
+func (brokenBank) ListAccounts(_ context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error) {
+	if req.GetBankConsentId() != "consent-ok" {
+		return nil, status.Error(codes.NotFound, "no such consent") // no ErrorInfo
+	}
+	return &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{{
+		BankAccountId: "acc-1", DisplayName: "Visa 4111 1111 1111 1111", Type: adapterv1.AccountType_ACCOUNT_TYPE_CARD, CurrencyCode: "EUR",
+		MaskedNumber: &commonv1.MaskedAccountNumber{Last4: "1111", Display: "4111 1111 1111 1111"},
+	}}}, nil
+}
+
+func (brokenBank) GetBalances(context.Context, *adapterv1.GetBalancesRequest) (*adapterv1.GetBalancesResponse, error) {
+	// No request validation, no consent check.
+	return &adapterv1.GetBalancesResponse{Balances: []*adapterv1.Balance{{
+		Type: adapterv1.BalanceType_BALANCE_TYPE_CLOSING_BOOKED, Amount: &commonv1.Money{CurrencyCode: "EUR", Units: 1}, AsOf: timestamppb.Now(),
+	}}}, nil
+}
+
+const brokenEnv = "BANKBRIDGE_CONFORMANCE_BROKEN_ADAPTER"
+
+// TestBrokenAdapterUnderKit runs the kit against brokenBank; it is meant to
+// fail, and runs only inside TestKitCatchesBrokenAdapter.
+func TestBrokenAdapterUnderKit(t *testing.T) {
+	if os.Getenv(brokenEnv) != "1" {
+		t.Skip("run by TestKitCatchesBrokenAdapter")
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, brokenBank{})
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{BankConsentID: "consent-ok"})
+}
+
+// TestKitCatchesBrokenAdapter proves that the kit fails an adapter that
+// breaks the protocol, and says why.
+func TestKitCatchesBrokenAdapter(t *testing.T) {
+	t.Parallel()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBrokenAdapterUnderKit$", "-test.v")
+	cmd.Env = append(os.Environ(), brokenEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the kit passed a broken adapter:\n%s", out)
+	}
+	for _, want := range []string{
+		"StartSca of an unlisted capability: error Unimplemented carries no ErrorInfo",
+		"ListAccounts on an unknown consent: error NotFound carries no ErrorInfo",
+		"GetBalances without an account: want InvalidArgument (INVALID_ARGUMENT), got success",
+		"GetBalances on an unknown consent: want NotFound (NOT_FOUND), got success",
+		"ListAccounts: response shows a full account or card number at accounts[0].display_name, accounts[0].masked_number.display",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the kit's report does not say %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("the kit's report:\n%s", out)
+	}
+}

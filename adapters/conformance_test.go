@@ -1,0 +1,23 @@
+package adapters_test
+
+import (
+	"testing"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/conformance"
+)
+
+// TestConformancePartialAdapter proves that an adapter with only some
+// capabilities passes the kit, in process and remote: the SDK answers the
+// rest with CAPABILITY_NOT_SUPPORTED. (The sandbox, with every capability,
+// is proved in package sandbox.)
+func TestConformancePartialAdapter(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			c := tr.reach(t, &testBank{}, adapters.Bank{ID: "test", DisplayName: "Test Bank"})
+			conformance.Run(t, c, conformance.Fixtures{BankConsentID: "ok"})
+		})
+	}
+}

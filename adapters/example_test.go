@@ -1,0 +1,86 @@
+package adapters_test
+
+import (
+	"context"
+	"log"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// acmeBank is an integrator's adapter that lists accounts and balances.
+type acmeBank struct{}
+
+func (acmeBank) Info(context.Context) (*adapterv1.GetAdapterInfoResponse, error) {
+	var a acmeBank
+	return &adapterv1.GetAdapterInfoResponse{
+		BankId:          "acme",
+		DisplayName:     "ACME Bank",
+		ProtocolVersion: adapters.ProtocolVersion,
+		AdapterVersion:  "0.1.0",
+		Capabilities:    adapters.Capabilities(a), // exactly what it implements
+	}, nil
+}
+
+func (acmeBank) CheckHealth(context.Context, *adapterv1.CheckHealthRequest) (*adapterv1.CheckHealthResponse, error) {
+	return &adapterv1.CheckHealthResponse{Status: adapterv1.HealthStatus_HEALTH_STATUS_SERVING}, nil
+}
+
+func (acmeBank) ListAccounts(ctx context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error) {
+	// Call the bank with the credential bankbridge sent (remote adapters).
+	_ = adapters.Credentials(ctx)["api_key"]
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+}
+
+func (acmeBank) GetBalances(ctx context.Context, req *adapterv1.GetBalancesRequest) (*adapterv1.GetBalancesResponse, error) {
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+}
+
+// An adapter served over gRPC, refusing calls without the right API key.
+func ExampleNewServer() {
+	keys, err := adapters.NewKeyFile("/run/secrets/acme-api-key", time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	go keys.Watch(context.Background(), time.Second, nil, func(err error) { log.Print(err) })
+
+	srv := grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(acmeBank{}, adapters.WithAPIKeys(keys.Keys)))
+	lis, err := net.Listen("tcp", ":9400")
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(srv.Serve(lis))
+}
+
+// How a bankbridge service reaches its banks.
+func ExampleNewRegistry() {
+	banks, err := adapters.LoadConfig("banks.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var vault adapters.CredentialSource // the service's Vault provider
+	r, err := adapters.NewRegistry(banks,
+		adapters.WithCredentials(vault),
+		adapters.WithInProcess("acme", acmeBank{}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	client, err := r.Client("acme")
+	if err != nil {
+		log.Fatal(err) // NOT_FOUND (BANK_NOT_FOUND)
+	}
+	_, err = client.ListAccounts(context.Background(), &adapterv1.ListAccountsRequest{BankConsentId: "cns-1"})
+	if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE) {
+		log.Print("the bank is down; serve the last known balance, marked stale")
+	}
+}

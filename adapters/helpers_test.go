@@ -1,0 +1,279 @@
+package adapters_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/sandbox"
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+const testAPIKey = "test-api-key-0001"
+
+// credentials is a CredentialSource standing in for the services' Vault
+// provider; set changes what the next call gets.
+type credentials struct {
+	mu    sync.Mutex
+	creds map[string]string
+	err   error
+}
+
+func newCredentials(creds map[string]string) *credentials { return &credentials{creds: creds} }
+
+func (c *credentials) BankCredential(context.Context, adapters.Bank) (map[string]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.creds, c.err
+}
+
+func (c *credentials) set(creds map[string]string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.creds, c.err = creds, err
+}
+
+// keySet is a mutable set of accepted API keys for WithAPIKeys.
+type keySet struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keySet) get() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.keys...)
+}
+
+func (k *keySet) set(keys ...string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys = keys
+}
+
+// serve serves a on 127.0.0.1:0 through adapters.NewServer.
+func serve(t *testing.T, a adapters.Adapter, opts ...adapters.ServerOption) string {
+	t.Helper()
+	return serveWith(t, a, nil, opts...)
+}
+
+func serveWith(t *testing.T, a adapters.Adapter, grpcOpts []grpc.ServerOption, opts ...adapters.ServerOption) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpcOpts...)
+	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(a, append([]adapters.ServerOption{adapters.WithLogger(logger)}, opts...)...))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+func newRegistry(t *testing.T, banks []adapters.Bank, opts ...adapters.Option) *adapters.Registry {
+	t.Helper()
+	r, err := adapters.NewRegistry(banks, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+func client(t *testing.T, r *adapters.Registry, id string) adapterv1.BankAdapterServiceClient {
+	t.Helper()
+	c, err := r.Client(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newSandbox(t *testing.T) *sandbox.Bank {
+	t.Helper()
+	b, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// transport is how a test reaches a Go adapter: in process, or served by
+// NewServer on 127.0.0.1:0 with testAPIKey.
+type transport struct {
+	name  string
+	reach func(t *testing.T, a adapters.Adapter, bank adapters.Bank) adapterv1.BankAdapterServiceClient
+}
+
+func transports() []transport {
+	return []transport{
+		{name: "in-process", reach: func(t *testing.T, a adapters.Adapter, bank adapters.Bank) adapterv1.BankAdapterServiceClient {
+			bank.Kind, bank.InProcess = adapters.KindInProcess, "adapter"
+			return client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithInProcess("adapter", a)), bank.ID)
+		}},
+		{name: "remote", reach: func(t *testing.T, a adapters.Adapter, bank adapters.Bank) adapterv1.BankAdapterServiceClient {
+			bank.Kind, bank.Endpoint = adapters.KindRemote, serve(t, a, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+			creds := newCredentials(map[string]string{"api_key": testAPIKey})
+			return client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(creds)), bank.ID)
+		}},
+	}
+}
+
+func sandboxBank() adapters.Bank {
+	return adapters.Bank{ID: "sandbox", DisplayName: "Sandbox Bank"}
+}
+
+// link links the sandbox customer with login and returns the consent.
+func link(t *testing.T, c adapterv1.BankAdapterServiceClient, login string) string {
+	t.Helper()
+	start, err := c.StartSca(t.Context(), &adapterv1.StartScaRequest{
+		UserReference:  "user-" + login,
+		LoginHint:      login,
+		Scopes:         []commonv1.Scope{commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_BALANCES, commonv1.Scope_SCOPE_TRANSACTIONS},
+		ValidUntil:     timestamppb.New(time.Now().Add(time.Hour)),
+		IdempotencyKey: fmt.Sprintf("link-%s-%d", login, time.Now().UnixNano()),
+	})
+	if err != nil {
+		t.Fatalf("StartSca(%s): %v", login, err)
+	}
+	v, err := c.VerifySca(t.Context(), &adapterv1.VerifyScaRequest{
+		BankConsentId: start.GetBankConsentId(), Code: sandbox.Code, IdempotencyKey: fmt.Sprintf("verify-%d", time.Now().UnixNano()),
+	})
+	if err != nil || v.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FINALISED {
+		t.Fatalf("VerifySca(%s): %v, %v", login, v.GetStatus(), err)
+	}
+	return v.GetBankConsentId()
+}
+
+// wantReason fails the test unless err is a bankbridge error with reason
+// (and so its code).
+func wantReason(t *testing.T, err error, reason commonv1.ErrorReason) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("want %s (%s), got success", apierr.Code(reason), apierr.ReasonString(reason))
+	}
+	if got := apierr.Reason(err); got != reason || status.Code(err) != apierr.Code(reason) {
+		t.Fatalf("want %s (%s), got %s (%s): %v", apierr.Code(reason), apierr.ReasonString(reason), status.Code(err), apierr.ReasonString(got), err)
+	}
+}
+
+func retryDelay(err error) time.Duration {
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}
+
+// testBank is an integrator's minimal adapter: ACCOUNTS and BALANCES
+// only. What ListAccounts does depends on the consent id, so that one
+// adapter can misbehave in every way a test needs; it records the metadata
+// of the last call.
+type testBank struct {
+	id string
+	// infoCaps, when set, is what Info lists instead of the truth.
+	infoCaps []adapterv1.Capability
+
+	mu     sync.Mutex
+	lastMD metadata.MD
+}
+
+func (b *testBank) Info(context.Context) (*adapterv1.GetAdapterInfoResponse, error) {
+	caps := b.infoCaps
+	if caps == nil {
+		caps = adapters.Capabilities(b)
+	}
+	id := b.id
+	if id == "" {
+		id = "test"
+	}
+	return &adapterv1.GetAdapterInfoResponse{BankId: id, DisplayName: "Test Bank", ProtocolVersion: adapters.ProtocolVersion, Capabilities: caps}, nil
+}
+
+func (b *testBank) CheckHealth(context.Context, *adapterv1.CheckHealthRequest) (*adapterv1.CheckHealthResponse, error) {
+	return &adapterv1.CheckHealthResponse{Status: adapterv1.HealthStatus_HEALTH_STATUS_SERVING}, nil
+}
+
+// secretText is what a bank's raw error might say; it must never reach a
+// caller.
+const secretText = "IBAN DE89370400440532013000 has balance 1234.56"
+
+func (b *testBank) ListAccounts(ctx context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	b.mu.Lock()
+	b.lastMD = md
+	b.mu.Unlock()
+	account := &adapterv1.Account{
+		BankAccountId: "acc-1", DisplayName: "Everyday account", Type: adapterv1.AccountType_ACCOUNT_TYPE_CURRENT, CurrencyCode: "EUR",
+		MaskedNumber: &commonv1.MaskedAccountNumber{Last4: "4821", Display: "•••• 4821"},
+	}
+	switch req.GetBankConsentId() {
+	case "ok":
+		return &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{account}}, nil
+	case "raw-error":
+		return nil, fmt.Errorf("bank API: %s", secretText)
+	case "status-without-info":
+		return nil, status.Error(codes.NotFound, secretText)
+	case "deadline":
+		return nil, context.DeadlineExceeded
+	case "panic":
+		panic(secretText)
+	case "nil-response":
+		return nil, nil
+	case "bad-response":
+		account.MaskedNumber.Last4 = "48211" // not four characters
+		return &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{account}}, nil
+	case "unavailable":
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, "bank down", apierr.WithRetryAfter(time.Second))
+	}
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+}
+
+func (b *testBank) GetBalances(_ context.Context, req *adapterv1.GetBalancesRequest) (*adapterv1.GetBalancesResponse, error) {
+	if req.GetBankConsentId() != "ok" || req.GetBankAccountId() != "acc-1" {
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent or account")
+	}
+	return &adapterv1.GetBalancesResponse{Balances: []*adapterv1.Balance{{
+		Type:   adapterv1.BalanceType_BALANCE_TYPE_CLOSING_BOOKED,
+		Amount: &commonv1.Money{CurrencyCode: "EUR", Units: 10},
+		AsOf:   timestamppb.Now(),
+	}}}, nil
+}
+
+func (b *testBank) metadata() metadata.MD {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastMD
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
+}
+
+func containsStr(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,302 @@
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// CredentialSource gives the current credential of a bank, a key/value map
+// such as {"api_key": "..."}. bankbridge's services implement it with their
+// Vault provider, which caches and rotates; the registry asks on every call,
+// so a rotated credential is used on the next call without reconnecting.
+type CredentialSource interface {
+	// BankCredential returns the credential stored for bank (at
+	// bank.VaultPath). Its error text is never shown to callers.
+	BankCredential(ctx context.Context, bank Bank) (map[string]string, error)
+}
+
+// Option configures [NewRegistry].
+type Option func(*registryOptions)
+
+type registryOptions struct {
+	credentials CredentialSource
+	inProcess   map[string]Adapter
+	dialOptions []grpc.DialOption
+	errs        []error
+}
+
+// WithCredentials sets where the credentials of remote banks come from.
+// Required when a remote bank is configured.
+func WithCredentials(c CredentialSource) Option {
+	return func(o *registryOptions) { o.credentials = c }
+}
+
+// WithInProcess gives the registry a Go adapter that banks of kind
+// inprocess name in their in_process field. It is served through
+// [NewServer] over an in-memory connection, so it sees exactly what a
+// remote adapter sees, minus the credentials: an in-process adapter gets
+// its configuration from its constructor.
+func WithInProcess(name string, a Adapter) Option {
+	return func(o *registryOptions) {
+		switch {
+		case a == nil:
+			o.errs = append(o.errs, fmt.Errorf("in-process adapter %q: nil", name))
+		case o.inProcess[name] != nil:
+			o.errs = append(o.errs, fmt.Errorf("in-process adapter %q: given twice", name))
+		default:
+			o.inProcess[name] = a
+		}
+	}
+}
+
+// WithDialOptions adds gRPC dial options to every bank's connection, e.g.
+// an OpenTelemetry stats handler. Interceptors given here run outside the
+// registry's own, so they see the mapped errors and not the credentials.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *registryOptions) { o.dialOptions = append(o.dialOptions, opts...) }
+}
+
+// Registry holds one client per configured bank. Callers name a bank by id;
+// where it is comes only from the configuration. It is safe for concurrent
+// use.
+type Registry struct {
+	banks     []Bank
+	byID      map[string]*bankClient
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// infoCheckTimeout bounds the start-up check of an in-process adapter's
+// Info, which must not call the bank.
+const infoCheckTimeout = 5 * time.Second
+
+// NewRegistry validates banks (as ParseConfig does, plus: in-process
+// adapters that were not given, remote banks without WithCredentials, an
+// in-process adapter whose Info is invalid or names another bank) and
+// prepares a client for each. Connections are made on first use.
+func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
+	o := registryOptions{inProcess: map[string]Adapter{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	validator, err := newProtocolValidator()
+	if err != nil {
+		return nil, err
+	}
+	errs := o.errs
+	prepared := make([]Bank, 0, len(banks))
+	for i, b := range banks {
+		b = b.withDefaults()
+		err := b.validate()
+		if err == nil {
+			err = o.check(b, validator)
+		}
+		if err != nil {
+			errs = append(errs, bankError(i, b.ID, err))
+		}
+		prepared = append(prepared, b)
+	}
+	errs = append(errs, duplicateIDs(prepared)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("bank registry: %w", err)
+	}
+
+	r := &Registry{banks: prepared, byID: make(map[string]*bankClient, len(prepared))}
+	for i, b := range prepared {
+		bc, err := newBankClient(b, &o, validator)
+		if err != nil {
+			_ = r.Close()
+			return nil, fmt.Errorf("bank registry: %w", bankError(i, b.ID, err))
+		}
+		r.byID[b.ID] = bc
+	}
+	return r, nil
+}
+
+// check is what NewRegistry adds to a bank's own validation: what the
+// options must provide for it.
+func (o *registryOptions) check(b Bank, v protovalidate.Validator) error {
+	switch b.Kind {
+	case KindRemote:
+		if o.credentials == nil {
+			return errors.New("kind remote: no CredentialSource given (WithCredentials)")
+		}
+		return nil
+	case KindInProcess:
+		a := o.inProcess[b.InProcess]
+		if a == nil {
+			return fmt.Errorf("in_process: no adapter %q given (WithInProcess)", b.InProcess)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), infoCheckTimeout)
+		defer cancel()
+		info, err := a.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("in_process: adapter %q: info: %w", b.InProcess, err)
+		}
+		if err := v.Validate(info); err != nil {
+			return fmt.Errorf("in_process: adapter %q: info breaks the protocol at %s", b.InProcess, describeViolations(err))
+		}
+		if err := checkCapabilities(info, Capabilities(a)); err != nil {
+			return fmt.Errorf("in_process: adapter %q: %w", b.InProcess, err)
+		}
+		if info.GetBankId() != b.ID {
+			return fmt.Errorf("in_process: adapter %q serves bank %q, not %q", b.InProcess, info.GetBankId(), b.ID)
+		}
+	}
+	return nil
+}
+
+// Bank returns the configuration of the bank with id, defaults applied.
+func (r *Registry) Bank(id string) (Bank, bool) {
+	bc, ok := r.byID[id]
+	if !ok {
+		return Bank{}, false
+	}
+	return bc.bank.clone(), true
+}
+
+// Banks returns every configured bank, in configuration order.
+func (r *Registry) Banks() []Bank {
+	out := make([]Bank, len(r.banks))
+	for i, b := range r.banks {
+		out[i] = b.clone()
+	}
+	return out
+}
+
+// Client returns the adapter of the bank with id as a gRPC client, remote
+// or in-process alike, behind the bank's resilience layer. An unknown id
+// fails with NOT_FOUND (BANK_NOT_FOUND).
+func (r *Registry) Client(id string) (adapterv1.BankAdapterServiceClient, error) {
+	bc, ok := r.byID[id]
+	if !ok {
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND, "no bank with this id is configured")
+	}
+	return bc.client, nil
+}
+
+// Close closes every connection and stops the in-process adapters' servers.
+// Calls made after Close fail with UNAVAILABLE (BANK_UNAVAILABLE).
+func (r *Registry) Close() error {
+	r.closeOnce.Do(func() {
+		var errs []error
+		for _, bc := range r.byID {
+			errs = append(errs, bc.close())
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
+}
+
+func (b Bank) clone() Bank {
+	if b.TLS != nil {
+		t := *b.TLS
+		b.TLS = &t
+	}
+	return b
+}
+
+// bankClient is one bank's connection and resilience state.
+type bankClient struct {
+	bank      Bank
+	creds     CredentialSource // nil for in-process banks: they get none
+	validator protovalidate.Validator
+	limiter   *rate.Limiter
+	breaker   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	openedAt  atomic.Int64 // unix nanoseconds of the last time the breaker opened
+	tlsCert   certCache
+
+	conn   *grpc.ClientConn
+	server *grpc.Server // in-process only
+	client adapterv1.BankAdapterServiceClient
+}
+
+// inProcessBufferSize is the in-memory connection's buffer: large enough
+// for the protocol's biggest message without stalling.
+const inProcessBufferSize = 1 << 20
+
+func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator) (*bankClient, error) {
+	bc := &bankClient{
+		bank:      b,
+		validator: v,
+		limiter:   rate.NewLimiter(rate.Limit(b.RateLimit.PerSecond), b.RateLimit.Burst),
+	}
+	bc.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:    b.ID,
+		Timeout: b.Breaker.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= b.Breaker.ConsecutiveFailures
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
+		OnStateChange: func(_ string, _, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				bc.openedAt.Store(time.Now().UnixNano())
+			}
+		},
+	})
+
+	var target string
+	var dialOpts []grpc.DialOption
+	switch b.Kind {
+	case KindRemote:
+		bc.creds = o.credentials
+		tc, err := bc.transportCredentials()
+		if err != nil {
+			return nil, err
+		}
+		target = b.Endpoint
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(tc))
+	case KindInProcess:
+		lis := bufconn.Listen(inProcessBufferSize)
+		bc.server = grpc.NewServer()
+		adapterv1.RegisterBankAdapterServiceServer(bc.server, NewServer(o.inProcess[b.InProcess], quietLogs))
+		go func() { _ = bc.server.Serve(lis) }() // returns when Close stops the server
+		target = "passthrough:///inprocess-" + b.ID
+		dialOpts = append(dialOpts,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		)
+	}
+	dialOpts = append(dialOpts, o.dialOptions...)
+	dialOpts = append(dialOpts,
+		grpc.WithChainUnaryInterceptor(bc.unaryInterceptor),
+		grpc.WithChainStreamInterceptor(bc.streamInterceptor),
+	)
+	conn, err := grpc.NewClient(target, dialOpts...)
+	if err != nil {
+		if bc.server != nil {
+			bc.server.Stop()
+		}
+		return nil, fmt.Errorf("endpoint: %w", err)
+	}
+	bc.conn = conn
+	bc.client = adapterv1.NewBankAdapterServiceClient(conn)
+	return bc, nil
+}
+
+func (bc *bankClient) close() error {
+	err := bc.conn.Close()
+	if bc.server != nil {
+		bc.server.Stop()
+	}
+	if err != nil {
+		return fmt.Errorf("close bank %s: %w", bc.bank.ID, err)
+	}
+	return nil
+}

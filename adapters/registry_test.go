@@ -1,0 +1,193 @@
+package adapters_test
+
+import (
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+func TestNewRegistryRefuses(t *testing.T) {
+	t.Parallel()
+	inProcess := func(id, name string) adapters.Bank {
+		return adapters.Bank{ID: id, DisplayName: "Bank", Kind: adapters.KindInProcess, InProcess: name}
+	}
+	remote := adapters.Bank{ID: "remote", DisplayName: "Remote Bank", Kind: adapters.KindRemote, Endpoint: "127.0.0.1:9400"}
+	tests := []struct {
+		name    string
+		banks   []adapters.Bank
+		opts    []adapters.Option
+		wantErr string
+	}{
+		{
+			name:    "duplicate ids",
+			banks:   []adapters.Bank{inProcess("test", "test"), inProcess("test", "test")},
+			opts:    []adapters.Option{adapters.WithInProcess("test", &testBank{})},
+			wantErr: `banks[1] (id "test"): id: duplicate of banks[0]`,
+		},
+		{
+			name:    "in-process adapter not given",
+			banks:   []adapters.Bank{inProcess("test", "missing")},
+			opts:    []adapters.Option{adapters.WithInProcess("test", &testBank{})},
+			wantErr: `banks[0] (id "test"): in_process: no adapter "missing" given (WithInProcess)`,
+		},
+		{
+			name:    "in-process adapter given twice",
+			banks:   []adapters.Bank{inProcess("test", "test")},
+			opts:    []adapters.Option{adapters.WithInProcess("test", &testBank{}), adapters.WithInProcess("test", &testBank{})},
+			wantErr: `in-process adapter "test": given twice`,
+		},
+		{
+			name:    "nil in-process adapter",
+			banks:   []adapters.Bank{inProcess("test", "test")},
+			opts:    []adapters.Option{adapters.WithInProcess("test", nil)},
+			wantErr: `in-process adapter "test": nil`,
+		},
+		{
+			name:    "remote bank without credentials",
+			banks:   []adapters.Bank{remote},
+			wantErr: `banks[0] (id "remote"): kind remote: no CredentialSource given (WithCredentials)`,
+		},
+		{
+			name:    "adapter serving another bank",
+			banks:   []adapters.Bank{inProcess("other", "test")},
+			opts:    []adapters.Option{adapters.WithInProcess("test", &testBank{})},
+			wantErr: `banks[0] (id "other"): in_process: adapter "test" serves bank "test", not "other"`,
+		},
+		{
+			name:  "adapter listing a capability it does not implement",
+			banks: []adapters.Bank{inProcess("test", "test")},
+			opts: []adapters.Option{adapters.WithInProcess("test", &testBank{infoCaps: []adapterv1.Capability{
+				adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES, adapterv1.Capability_CAPABILITY_FRAUD,
+			}})},
+			wantErr: "adapter info lists capabilities it does not implement: FRAUD",
+		},
+		{
+			name:  "adapter omitting a capability it implements",
+			banks: []adapters.Bank{inProcess("test", "test")},
+			opts: []adapters.Option{adapters.WithInProcess("test", &testBank{infoCaps: []adapterv1.Capability{
+				adapterv1.Capability_CAPABILITY_ACCOUNTS,
+			}})},
+			wantErr: "adapter info omits capabilities it implements: BALANCES",
+		},
+		{
+			name:    "invalid bank",
+			banks:   []adapters.Bank{{ID: "dave", DisplayName: "Dave's Bank", Kind: adapters.KindRemote}},
+			opts:    []adapters.Option{adapters.WithCredentials(newCredentials(nil))},
+			wantErr: `banks[0] (id "dave"): endpoint: required for kind remote`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := adapters.NewRegistry(tt.banks, tt.opts...)
+			if err == nil {
+				r.Close()
+				t.Fatalf("want an error saying %q", tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %q does not say %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRegistryBanks(t *testing.T) {
+	t.Parallel()
+	banks := []adapters.Bank{
+		{ID: "test", DisplayName: "Test Bank", Kind: adapters.KindInProcess, InProcess: "test"},
+		{ID: "remote", DisplayName: "Remote Bank", Kind: adapters.KindRemote, Endpoint: "127.0.0.1:9400", Timeout: 2 * time.Second,
+			TLS: &adapters.TLS{ServerName: "bank.example"}},
+	}
+	r := newRegistry(t, banks, adapters.WithInProcess("test", &testBank{}), adapters.WithCredentials(newCredentials(nil)))
+
+	got := r.Banks()
+	if len(got) != 2 || got[0].ID != "test" || got[1].ID != "remote" {
+		t.Fatalf("Banks() = %+v, want test then remote", got)
+	}
+	b, ok := r.Bank("remote")
+	if !ok {
+		t.Fatal(`Bank("remote") not found`)
+	}
+	want := adapters.Bank{
+		ID: "remote", DisplayName: "Remote Bank", Kind: adapters.KindRemote, Endpoint: "127.0.0.1:9400",
+		VaultPath: "banks/remote", Timeout: 2 * time.Second,
+		RateLimit: adapters.RateLimit{PerSecond: 50, Burst: 100},
+		Breaker:   adapters.Breaker{ConsecutiveFailures: 5, OpenFor: 30 * time.Second},
+	}
+	if b.TLS == nil || b.TLS.ServerName != "bank.example" {
+		t.Errorf("TLS = %+v", b.TLS)
+	}
+	b.TLS.ServerName = "changed.example" // a copy: the registry must not see it
+	b.TLS = nil
+	if b != want {
+		t.Errorf("Bank(remote) = %+v, want %+v", b, want)
+	}
+	if again, _ := r.Bank("remote"); again.TLS.ServerName != "bank.example" {
+		t.Error("changing a returned Bank changed the registry's")
+	}
+	if _, ok := r.Bank("nope"); ok {
+		t.Error(`Bank("nope") found`)
+	}
+}
+
+// TestCallerCannotChooseEndpoint shows that a caller names banks by id
+// only: an address, even one where something listens, is no bank.
+func TestCallerCannotChooseEndpoint(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conn.Close()
+		}
+	}()
+
+	r := newRegistry(t, []adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox"}},
+		adapters.WithInProcess("sandbox", newSandbox(t)))
+	for _, id := range []string{lis.Addr().String(), "dns:///" + lis.Addr().String(), "../sandbox", "SANDBOX", ""} {
+		_, err := r.Client(id)
+		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND)
+		if strings.Contains(err.Error(), lis.Addr().String()) {
+			t.Errorf("the error echoes the caller's input: %v", err)
+		}
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the registry connected to an address a caller named (%d connections)", n)
+	}
+}
+
+func TestCloseEndsCalls(t *testing.T) {
+	t.Parallel()
+	r, err := adapters.NewRegistry([]adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox"}},
+		adapters.WithInProcess("sandbox", newSandbox(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, r, "sandbox")
+	if _, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	_, err = c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
+	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+}

@@ -1,0 +1,249 @@
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// Outcomes reported to the circuit breaker: a call that never reached the
+// bank, or that the caller abandoned, says nothing about the bank's health.
+var (
+	errNotCounted = errors.New("not counted by the breaker")
+	errBankFailed = errors.New("bank failed")
+)
+
+// retryAfterCredentials is the RetryInfo delay when the secret store did not
+// give a credential.
+const retryAfterCredentials = time.Second
+
+// unaryInterceptor is the resilience layer of every unary call: breaker,
+// rate limit, deadline, credentials, error mapping, response validation.
+func (bc *bankClient) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	done, err := bc.breaker.Allow()
+	if err != nil {
+		return bc.breakerOpen(err)
+	}
+	// Reserve rather than wait: a caller is better served by a quick
+	// RATE_LIMITED with RetryInfo than by a queue.
+	now := time.Now()
+	if r := bc.limiter.ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
+		retry := time.Second
+		if r.OK() {
+			retry = max(r.DelayFrom(now), time.Millisecond)
+			r.CancelAt(now)
+		}
+		done(errNotCounted)
+		return apierr.New(commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED,
+			fmt.Sprintf("bankbridge's rate limit for bank %s is reached", bc.bank.ID),
+			apierr.WithRetryAfter(retry))
+	}
+	callCtx, cancel := context.WithTimeout(ctx, bc.bank.Timeout)
+	defer cancel()
+	// Whose deadline bounds the call: when it is the caller's, shorter than
+	// the bank's timeout, running out of it is no sign of a failing bank.
+	callerDeadline, hasDeadline := ctx.Deadline()
+	callDeadline, _ := callCtx.Deadline()
+	callerBound := hasDeadline && callerDeadline.Equal(callDeadline)
+	callCtx, err = bc.outgoing(callCtx)
+	if err != nil {
+		done(errNotCounted)
+		return err
+	}
+	if err := invoker(callCtx, method, req, reply, cc, opts...); err != nil {
+		mapped, outcome := bc.mapError(ctx, callerBound, err)
+		done(outcome)
+		return mapped
+	}
+	if err := bc.checkResponse(reply); err != nil {
+		done(errBankFailed)
+		return err
+	}
+	done(nil)
+	return nil
+}
+
+// streamInterceptor gives a stream credentials, error mapping and response
+// validation; no deadline, rate limit nor breaker, since a stream lives long
+// and is resumed by its caller.
+func (bc *bankClient) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	streamCtx, err := bc.outgoing(ctx)
+	if err != nil {
+		return nil, err
+	}
+	streamCtx, cancel := context.WithCancel(streamCtx)
+	cs, err := streamer(streamCtx, desc, cc, method, opts...)
+	if err != nil {
+		cancel()
+		mapped, _ := bc.mapError(ctx, true, err)
+		return nil, mapped
+	}
+	return &checkedStream{ClientStream: cs, bc: bc, callerCtx: ctx, cancel: cancel}, nil
+}
+
+// checkedStream maps the errors and validates the messages of a stream.
+type checkedStream struct {
+	grpc.ClientStream
+	bc        *bankClient
+	callerCtx context.Context
+	cancel    context.CancelFunc
+}
+
+func (s *checkedStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	switch {
+	case errors.Is(err, io.EOF):
+		s.cancel()
+		return err
+	case err != nil:
+		s.cancel()
+		if ctxErr := s.callerCtx.Err(); ctxErr != nil {
+			// The caller ended the stream, by cancelling or by its deadline.
+			return status.FromContextError(ctxErr).Err()
+		}
+		if _, ok := s.callerCtx.Deadline(); ok && status.Code(err) == codes.DeadlineExceeded && apierr.Info(err) == nil {
+			// The caller's deadline, as the adapter's clock saw it a moment
+			// before ours: a stream has no other.
+			return status.Error(codes.DeadlineExceeded, "the caller's deadline ended the stream")
+		}
+		mapped, _ := s.bc.mapError(s.callerCtx, true, err)
+		return mapped
+	}
+	if err := s.bc.checkResponse(m); err != nil {
+		s.cancel()
+		return err
+	}
+	return nil
+}
+
+// checkResponse holds a response to the protocol's rules: one that breaks
+// them is the bank's failure, named by field path and rule only.
+func (bc *bankClient) checkResponse(reply any) error {
+	msg, ok := reply.(proto.Message)
+	if !ok {
+		return bc.unavailable("its adapter answered with something other than a protocol message", retryAfterBankFailure)
+	}
+	if err := bc.validator.Validate(msg); err != nil {
+		return bc.unavailable("its adapter answered outside the protocol: "+describeViolations(err), retryAfterBankFailure)
+	}
+	return nil
+}
+
+// mapError turns what the adapter or the transport answered into what
+// bankbridge's callers see, and says how the breaker should count it.
+// callerBound says the call's deadline was the caller's own.
+func (bc *bankClient) mapError(callerCtx context.Context, callerBound bool, err error) (error, error) {
+	if apierr.Reason(err) != commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		// The adapter's own answer, reason and all. Only its failures count
+		// against it, not business answers such as NOT_FOUND.
+		switch status.Code(err) {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
+			return err, errBankFailed
+		}
+		return err, nil
+	}
+	if errors.Is(callerCtx.Err(), context.Canceled) {
+		return status.Error(codes.Canceled, "call canceled by the caller"), errNotCounted
+	}
+	if status.Code(err) == codes.DeadlineExceeded {
+		outcome := errBankFailed
+		if callerBound {
+			// The caller's deadline, shorter than the bank's timeout, ran
+			// out: the bank may yet have been in time, so it is not blamed.
+			outcome = errNotCounted
+		}
+		return bc.unavailable("it did not answer in time", retryAfterBankFailure), outcome
+	}
+	// Never the adapter's or the transport's text: it may carry the bank's
+	// raw answer.
+	return bc.unavailable(fmt.Sprintf("the call failed (%s)", status.Code(err)), retryAfterBankFailure), errBankFailed
+}
+
+func (bc *bankClient) unavailable(why string, retryAfter time.Duration) error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE,
+		fmt.Sprintf("bank %s is unavailable: %s", bc.bank.ID, why),
+		apierr.WithRetryAfter(retryAfter))
+}
+
+// breakerOpen answers a call the breaker refused, with the time left until
+// it lets a trial call through.
+func (bc *bankClient) breakerOpen(err error) error {
+	retry := time.Second
+	if errors.Is(err, gobreaker.ErrOpenState) {
+		opened := time.Unix(0, bc.openedAt.Load())
+		retry = max(time.Until(opened.Add(bc.bank.Breaker.OpenFor)), 100*time.Millisecond)
+	}
+	return bc.unavailable("it kept failing, so calls are paused (circuit breaker open)", retry)
+}
+
+// outgoing returns ctx with the bank's current credentials as metadata and
+// any credential metadata the caller set removed, keeping the rest of the
+// caller's metadata (bankbridge-purpose, traceparent, ...).
+func (bc *bankClient) outgoing(ctx context.Context) (context.Context, error) {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	for k := range md {
+		if strings.HasPrefix(k, CredentialMetadataPrefix) {
+			delete(md, k)
+		}
+	}
+	if bc.creds != nil {
+		creds, err := bc.creds.BankCredential(ctx, bc.bank)
+		if err != nil {
+			return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE,
+				fmt.Sprintf("the credentials of bank %s are unavailable", bc.bank.ID),
+				apierr.WithRetryAfter(retryAfterCredentials))
+		}
+		if md == nil {
+			md = metadata.MD{}
+		}
+		for k, v := range creds {
+			k = strings.ToLower(k)
+			if k == CredentialTLSCert || k == CredentialTLSKey {
+				continue // the client certificate travels in the TLS handshake only
+			}
+			if !validMetadata(k, v) {
+				return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE,
+					fmt.Sprintf("a credential of bank %s cannot travel as gRPC metadata: key %q must be of [a-z0-9._-] and its value printable ASCII", bc.bank.ID, k),
+					apierr.WithRetryAfter(retryAfterCredentials))
+			}
+			md.Set(CredentialMetadataPrefix+k, v)
+		}
+	}
+	return metadata.NewOutgoingContext(ctx, md), nil
+}
+
+// validMetadata reports whether key and value can travel as gRPC metadata
+// as they are: keys of [a-z0-9._-], values of printable ASCII (any bytes
+// for keys ending in -bin).
+func validMetadata(key, value string) bool {
+	if key == "" {
+		return false
+	}
+	for _, r := range key {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_' && r != '.' {
+			return false
+		}
+	}
+	if strings.HasSuffix(key, "-bin") {
+		return true
+	}
+	for i := range len(value) {
+		if value[i] < 0x20 || value[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,341 @@
+package adapters_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+func TestBreaker(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// failing is the sandbox customer whose calls fail.
+		failing  string
+		wantOpen bool
+		// wantReason is what each of the failing customer's calls answers.
+		wantReason commonv1.ErrorReason
+	}{
+		{name: "bank failures open it", failing: "dave", wantOpen: true, wantReason: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE},
+		{name: "business answers do not", failing: "carol", wantOpen: false, wantReason: commonv1.ErrorReason_ERROR_REASON_BANK_LOGIN_REQUIRED},
+	}
+	for _, tt := range tests {
+		for _, tr := range transports() {
+			t.Run(tt.name+"/"+tr.name, func(t *testing.T) {
+				t.Parallel()
+				bank := sandboxBank()
+				bank.Breaker = adapters.Breaker{ConsecutiveFailures: 3, OpenFor: 300 * time.Millisecond}
+				c := tr.reach(t, newSandbox(t), bank)
+				alice, failing := link(t, c, "alice"), link(t, c, tt.failing)
+
+				for range 5 {
+					_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: failing})
+					wantReason(t, err, tt.wantReason)
+					if strings.Contains(err.Error(), "circuit breaker") {
+						break
+					}
+				}
+				// A healthy customer of the same bank shows whether the
+				// breaker is open: it is per bank.
+				_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: alice})
+				if !tt.wantOpen {
+					if err != nil {
+						t.Fatalf("breaker opened on business answers: %v", err)
+					}
+					return
+				}
+				wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+				if !strings.Contains(status.Convert(err).Message(), "circuit breaker open") {
+					t.Errorf("want the open breaker's answer, got %q", status.Convert(err).Message())
+				}
+				if d := retryDelay(err); d <= 0 || d > 300*time.Millisecond {
+					t.Errorf("RetryInfo %s, want the time left open (0, 300ms]", d)
+				}
+				if _, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{}); !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE) {
+					t.Errorf("GetAdapterInfo with the breaker open: want BANK_UNAVAILABLE, got %v", err)
+				}
+
+				// After OpenFor one trial call goes through, and its success
+				// closes the breaker.
+				time.Sleep(350 * time.Millisecond)
+				for i := range 3 {
+					if _, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: alice}); err != nil {
+						t.Fatalf("call %d after OpenFor: %v", i, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			bank := sandboxBank()
+			bank.RateLimit = adapters.RateLimit{PerSecond: 2, Burst: 2}
+			c := tr.reach(t, newSandbox(t), bank)
+			for i := range 2 {
+				if _, err := c.CheckHealth(t.Context(), &adapterv1.CheckHealthRequest{}); err != nil {
+					t.Fatalf("call %d within the burst: %v", i, err)
+				}
+			}
+			start := time.Now()
+			_, err := c.CheckHealth(t.Context(), &adapterv1.CheckHealthRequest{})
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED)
+			if d := time.Since(start); d > 100*time.Millisecond {
+				t.Errorf("RATE_LIMITED took %s: it must answer at once, not queue", d)
+			}
+			if d := retryDelay(err); d <= 0 || d > 500*time.Millisecond {
+				t.Errorf("RetryInfo %s, want when the next token comes, (0, 500ms]", d)
+			}
+			time.Sleep(retryDelay(err))
+			if _, err := c.CheckHealth(t.Context(), &adapterv1.CheckHealthRequest{}); err != nil {
+				t.Errorf("call after RetryInfo's delay: %v", err)
+			}
+		})
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		callerBudget time.Duration // 0: no caller deadline
+		want         time.Duration
+		// wantBlamed says whether the bank is blamed: with a breaker that
+		// opens on the first failure, whether it opened.
+		wantBlamed bool
+	}{
+		{name: "bank timeout", want: time.Second, wantBlamed: true},
+		{name: "shorter caller deadline wins", callerBudget: 200 * time.Millisecond, want: 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		for _, tr := range transports() {
+			t.Run(tt.name+"/"+tr.name, func(t *testing.T) {
+				t.Parallel()
+				bank := sandboxBank()
+				bank.Timeout = time.Second
+				bank.Breaker.ConsecutiveFailures = 1
+				c := tr.reach(t, newSandbox(t), bank)
+				erin := link(t, c, "erin") // every data call of erin's takes 3s
+
+				ctx := t.Context()
+				if tt.callerBudget > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.callerBudget)
+					defer cancel()
+				}
+				start := time.Now()
+				_, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: erin})
+				elapsed := time.Since(start)
+				wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+				if retryDelay(err) <= 0 {
+					t.Error("BANK_UNAVAILABLE without RetryInfo")
+				}
+				if elapsed < tt.want || elapsed > tt.want+time.Second {
+					t.Errorf("answered after %s, want about %s", elapsed.Round(time.Millisecond), tt.want)
+				}
+				_, err = c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
+				if blamed := err != nil; blamed != tt.wantBlamed {
+					t.Errorf("breaker opened: %v, want %v (%v)", blamed, tt.wantBlamed, err)
+				}
+			})
+		}
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		consent string
+		want    commonv1.ErrorReason
+		// wantInMessage is a part of the message the caller must see.
+		wantInMessage string
+	}{
+		{consent: "raw-error", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "incident"},
+		{consent: "status-without-info", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "incident"},
+		{consent: "deadline", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "in time"},
+		{consent: "panic", want: commonv1.ErrorReason_ERROR_REASON_INTERNAL, wantInMessage: "incident"},
+		{consent: "nil-response", want: commonv1.ErrorReason_ERROR_REASON_INTERNAL, wantInMessage: "incident"},
+		{consent: "bad-response", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "accounts[0].masked_number.last4 (string.pattern)"},
+		{consent: "unknown", want: commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, wantInMessage: "no such consent"},
+		{consent: "unavailable", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "bank down"},
+	}
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			// A breaker that never opens, so that each case meets the bank.
+			bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Breaker: adapters.Breaker{ConsecutiveFailures: 1000}}
+			c := tr.reach(t, &testBank{}, bank)
+			for _, tt := range tests {
+				t.Run(tt.consent, func(t *testing.T) {
+					_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: tt.consent})
+					wantReason(t, err, tt.want)
+					msg := status.Convert(err).Message()
+					if !strings.Contains(msg, tt.wantInMessage) {
+						t.Errorf("message %q does not say %q", msg, tt.wantInMessage)
+					}
+					if strings.Contains(err.Error(), "DE89") || strings.Contains(err.Error(), "1234.56") {
+						t.Errorf("the bank's raw text leaked: %v", err)
+					}
+					if c := status.Code(err); (c == codes.Unavailable || c == codes.ResourceExhausted) && retryDelay(err) <= 0 {
+						t.Errorf("%s without RetryInfo", c)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestUnreachableBank(t *testing.T) {
+	t.Parallel()
+	bank := adapters.Bank{ID: "gone", DisplayName: "Gone Bank", Kind: adapters.KindRemote, Endpoint: closedPort(t)}
+	c := client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(newCredentials(nil))), "gone")
+	_, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
+	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+	if retryDelay(err) <= 0 {
+		t.Error("BANK_UNAVAILABLE without RetryInfo")
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	newBank := func(t *testing.T, breaker adapters.Breaker) (*testBank, *keySet, *credentials, adapterv1.BankAdapterServiceClient) {
+		tb := &testBank{}
+		keys := &keySet{keys: []string{testAPIKey}}
+		creds := newCredentials(map[string]string{"api_key": testAPIKey, "Client_ID": "bankbridge-dev"})
+		bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Kind: adapters.KindRemote,
+			Endpoint: serve(t, tb, adapters.WithAPIKeys(keys.get)), Breaker: breaker}
+		return tb, keys, creds, client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(creds)), "test")
+	}
+	listOK := func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+		_, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: "ok"})
+		return err
+	}
+
+	t.Run("sent as metadata with the caller's own", func(t *testing.T) {
+		t.Parallel()
+		tb, _, _, c := newBank(t, adapters.Breaker{})
+		ctx := metadata.AppendToOutgoingContext(t.Context(),
+			"bankbridge-purpose", "ACCOUNT_INFORMATION",
+			"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			adapters.APIKeyMetadata, "forged-by-the-caller")
+		if err := listOK(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		md := tb.metadata()
+		for key, want := range map[string]string{
+			"bankbridge-purpose":              "ACCOUNT_INFORMATION",
+			"traceparent":                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			adapters.APIKeyMetadata:           testAPIKey,
+			"bankbridge-credential-client_id": "bankbridge-dev",
+		} {
+			if got := md.Get(key); len(got) != 1 || got[0] != want {
+				t.Errorf("metadata %s = %q, want [%q]", key, got, want)
+			}
+		}
+	})
+
+	t.Run("rotation is used on the next call", func(t *testing.T) {
+		t.Parallel()
+		_, keys, creds, c := newBank(t, adapters.Breaker{})
+		if err := listOK(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		keys.set("rotated-key-0002")
+		creds.set(map[string]string{"api_key": "rotated-key-0002"}, nil)
+		if err := listOK(t.Context(), c); err != nil {
+			t.Fatalf("after rotation: %v", err)
+		}
+	})
+
+	t.Run("a rejected key passes through as CREDENTIALS_REJECTED", func(t *testing.T) {
+		t.Parallel()
+		_, _, creds, c := newBank(t, adapters.Breaker{})
+		creds.set(map[string]string{"api_key": "wrong-key-0000"}, nil)
+		wantReason(t, listOK(t.Context(), c), commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+	})
+
+	t.Run("a failing source is CREDENTIALS_UNAVAILABLE and spares the breaker", func(t *testing.T) {
+		t.Parallel()
+		_, _, creds, c := newBank(t, adapters.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute})
+		creds.set(nil, context.DeadlineExceeded)
+		for range 3 {
+			err := listOK(t.Context(), c)
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
+			if retryDelay(err) <= 0 {
+				t.Error("CREDENTIALS_UNAVAILABLE without RetryInfo")
+			}
+		}
+		creds.set(map[string]string{"api_key": testAPIKey}, nil)
+		if err := listOK(t.Context(), c); err != nil {
+			t.Fatalf("after the source recovered: %v", err)
+		}
+	})
+
+	t.Run("a key that cannot be metadata is refused before the call", func(t *testing.T) {
+		t.Parallel()
+		tb, _, creds, c := newBank(t, adapters.Breaker{})
+		creds.set(map[string]string{"api_key": testAPIKey, "bad key": "x"}, nil)
+		wantReason(t, listOK(t.Context(), c), commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
+		if tb.metadata() != nil {
+			t.Error("the adapter was called")
+		}
+	})
+}
+
+func TestInProcessGetsNoCredentials(t *testing.T) {
+	t.Parallel()
+	tb := &testBank{}
+	bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Kind: adapters.KindInProcess, InProcess: "test"}
+	c := client(t, newRegistry(t, []adapters.Bank{bank},
+		adapters.WithInProcess("test", tb), adapters.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey}))), "test")
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "bankbridge-purpose", "ACCOUNT_INFORMATION", adapters.APIKeyMetadata, "forged")
+	if _, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	md := tb.metadata()
+	if got := md.Get("bankbridge-purpose"); len(got) != 1 {
+		t.Errorf("purpose did not pass through: %v", md)
+	}
+	if got := adapters.Credentials(metadata.NewIncomingContext(t.Context(), md)); len(got) != 0 {
+		t.Errorf("an in-process adapter got credentials: %v", got)
+	}
+}
+
+func TestStreamErrorsAreMapped(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			c := tr.reach(t, newSandbox(t), sandboxBank())
+			stream, err := c.StreamEvents(t.Context(), &adapterv1.StreamEventsRequest{ResumeCursor: "not-a-cursor"})
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
+
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			stream, err = c.StreamEvents(ctx, &adapterv1.StreamEventsRequest{})
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Errorf("a stream ended by the caller's deadline: want DEADLINE_EXCEEDED, got %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,120 @@
+package sandbox_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/sandbox"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+const testAPIKey = "sandbox-test-key-1"
+
+// credentials is a CredentialSource for tests, standing in for the
+// services' Vault provider.
+type credentials struct{ creds map[string]string }
+
+func (c *credentials) BankCredential(context.Context, adapters.Bank) (map[string]string, error) {
+	return c.creds, nil
+}
+
+func newBank(t *testing.T, o sandbox.Options) *sandbox.Bank {
+	t.Helper()
+	b, err := sandbox.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// serve serves a on 127.0.0.1:0 through adapters.NewServer and returns the
+// address.
+func serve(t *testing.T, a adapters.Adapter, opts ...adapters.ServerOption) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(a, opts...))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+func registry(t *testing.T, banks []adapters.Bank, opts ...adapters.Option) *adapters.Registry {
+	t.Helper()
+	r, err := adapters.NewRegistry(banks, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// inProcess returns the sandbox's client through a registry that runs it
+// in process, as bank "sandbox" with the given tuning.
+func inProcess(t *testing.T, b *sandbox.Bank, tune func(*adapters.Bank)) adapterv1.BankAdapterServiceClient {
+	t.Helper()
+	bank := adapters.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox"}
+	if tune != nil {
+		tune(&bank)
+	}
+	client, err := registry(t, []adapters.Bank{bank}, adapters.WithInProcess("sandbox", b)).Client("sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// remote serves the sandbox on 127.0.0.1:0 with testAPIKey and returns its
+// client through a registry with a remote bank.
+func remote(t *testing.T, b *sandbox.Bank, tune func(*adapters.Bank)) adapterv1.BankAdapterServiceClient {
+	t.Helper()
+	addr := serve(t, b, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+	bank := adapters.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindRemote, Endpoint: addr}
+	if tune != nil {
+		tune(&bank)
+	}
+	creds := &credentials{creds: map[string]string{"api_key": testAPIKey}}
+	client, err := registry(t, []adapters.Bank{bank}, adapters.WithCredentials(creds)).Client("sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// link links the customer with login and returns the finalised consent.
+func link(t *testing.T, client adapterv1.BankAdapterServiceClient, login string) string {
+	t.Helper()
+	ctx := t.Context()
+	start, err := client.StartSca(ctx, &adapterv1.StartScaRequest{
+		UserReference:  "user-" + login,
+		LoginHint:      login,
+		Scopes:         []commonv1.Scope{commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_BALANCES, commonv1.Scope_SCOPE_TRANSACTIONS, commonv1.Scope_SCOPE_SUPPORT},
+		ValidUntil:     timestamppb.New(time.Now().Add(time.Hour)),
+		IdempotencyKey: fmt.Sprintf("link-%s-%d", login, time.Now().UnixNano()),
+	})
+	if err != nil {
+		t.Fatalf("StartSca(%s): %v", login, err)
+	}
+	v, err := client.VerifySca(ctx, &adapterv1.VerifyScaRequest{
+		BankConsentId: start.GetBankConsentId(), Code: sandbox.Code, IdempotencyKey: "verify-" + start.GetBankConsentId(),
+	})
+	if err != nil {
+		t.Fatalf("VerifySca(%s): %v", login, err)
+	}
+	if v.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FINALISED {
+		t.Fatalf("VerifySca(%s): status %s", login, v.GetStatus())
+	}
+	return v.GetBankConsentId()
+}

@@ -1,0 +1,139 @@
+package adapters
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+)
+
+// ProtocolVersion is the version of bankbridge.adapter.v1 this SDK speaks,
+// for GetAdapterInfoResponse.protocol_version.
+const ProtocolVersion = "1.0"
+
+// CredentialMetadataPrefix starts the gRPC metadata key of every credential
+// bankbridge sends a bank: the credential key K travels as
+// CredentialMetadataPrefix + lowercase(K).
+const CredentialMetadataPrefix = "bankbridge-credential-"
+
+// APIKeyMetadata is the metadata key of the credential "api_key", the one
+// [WithAPIKeys] checks.
+const APIKeyMetadata = CredentialMetadataPrefix + "api_key"
+
+// PurposeMetadata is the metadata key in which bankbridge declares why it
+// asks for a user's data, e.g. "ACCOUNT_INFORMATION" (a
+// bankbridge.common.v1.Purpose name). A bank may record it.
+const PurposeMetadata = "bankbridge-purpose"
+
+// Adapter is what every bank adapter implements: it describes itself and
+// reports its health. A bank implements Adapter plus the capability
+// interfaces it supports; the RPCs of the others answer UNIMPLEMENTED with
+// reason CAPABILITY_NOT_SUPPORTED.
+type Adapter interface {
+	// Info describes the adapter. Its capabilities must be exactly those
+	// the adapter implements: use [Capabilities] to list them. It must not
+	// call the bank.
+	Info(ctx context.Context) (*adapterv1.GetAdapterInfoResponse, error)
+	// CheckHealth says whether the bank answers, from what recent calls
+	// showed rather than by calling the bank each time; answer within a
+	// second.
+	CheckHealth(ctx context.Context, req *adapterv1.CheckHealthRequest) (*adapterv1.CheckHealthResponse, error)
+}
+
+// AccountsAdapter lists a customer's accounts and their balances
+// (capabilities ACCOUNTS and BALANCES).
+type AccountsAdapter interface {
+	// ListAccounts returns the accounts the consent covers.
+	ListAccounts(ctx context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error)
+	// GetBalances returns one account's balances.
+	GetBalances(ctx context.Context, req *adapterv1.GetBalancesRequest) (*adapterv1.GetBalancesResponse, error)
+}
+
+// TransactionsAdapter syncs an account's transactions with a cursor
+// (capability TRANSACTIONS).
+type TransactionsAdapter interface {
+	// SyncTransactions returns what changed since the request's cursor.
+	SyncTransactions(ctx context.Context, req *adapterv1.SyncTransactionsRequest) (*adapterv1.SyncTransactionsResponse, error)
+}
+
+// SCAAdapter links a customer: it creates a consent at the bank, runs its
+// strong customer authentication, and deletes the consent on revocation
+// (capability SCA).
+type SCAAdapter interface {
+	// StartSca creates a consent and starts its challenge.
+	StartSca(ctx context.Context, req *adapterv1.StartScaRequest) (*adapterv1.StartScaResponse, error)
+	// VerifySca answers or polls the challenge.
+	VerifySca(ctx context.Context, req *adapterv1.VerifyScaRequest) (*adapterv1.VerifyScaResponse, error)
+	// RevokeConsent deletes the consent at the bank; unknown consents succeed.
+	RevokeConsent(ctx context.Context, req *adapterv1.RevokeConsentRequest) (*adapterv1.RevokeConsentResponse, error)
+}
+
+// SupportAdapter hands support conversations to the bank's human agents
+// (capability SUPPORT_HANDOFF). The agents' replies come back as events
+// ([EventsAdapter]).
+type SupportAdapter interface {
+	// StartSupportHandoff opens a case at the bank.
+	StartSupportHandoff(ctx context.Context, req *adapterv1.StartSupportHandoffRequest) (*adapterv1.StartSupportHandoffResponse, error)
+	// SendSupportMessage passes the user's next message to the case.
+	SendSupportMessage(ctx context.Context, req *adapterv1.SendSupportMessageRequest) (*adapterv1.SendSupportMessageResponse, error)
+}
+
+// FraudAdapter files fraud reports and blocks cards (capability FRAUD).
+type FraudAdapter interface {
+	// ReportFraud files a fraud report, blocking the card when asked.
+	ReportFraud(ctx context.Context, req *adapterv1.ReportFraudRequest) (*adapterv1.ReportFraudResponse, error)
+	// BlockCard blocks one card, or every card, of an account.
+	BlockCard(ctx context.Context, req *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error)
+}
+
+// EventsAdapter streams the bank's events: fraud alerts and what agents do
+// on support cases (capability EVENTS).
+type EventsAdapter interface {
+	// StreamEvents sends the events after req.resume_cursor (or, with an
+	// empty cursor, those from now on) through send, in order, until ctx
+	// ends or send fails; it returns nil to end the stream cleanly.
+	StreamEvents(ctx context.Context, req *adapterv1.StreamEventsRequest, send func(*adapterv1.StreamEventsResponse) error) error
+}
+
+// Capabilities returns the capabilities a implements, judged by the
+// capability interfaces it satisfies, in the enum's order. An adapter's
+// Info lists exactly these.
+func Capabilities(a Adapter) []adapterv1.Capability {
+	var caps []adapterv1.Capability
+	if _, ok := a.(AccountsAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES)
+	}
+	if _, ok := a.(TransactionsAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_TRANSACTIONS)
+	}
+	if _, ok := a.(SCAAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_SCA)
+	}
+	if _, ok := a.(SupportAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF)
+	}
+	if _, ok := a.(FraudAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_FRAUD)
+	}
+	if _, ok := a.(EventsAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_EVENTS)
+	}
+	return caps
+}
+
+// Credentials returns the credentials bankbridge sent with the incoming call
+// in ctx, keyed by their credential key in lowercase (e.g. "api_key"), for
+// an adapter served with [NewServer] that needs them to call its bank. Never
+// log them.
+func Credentials(ctx context.Context) map[string]string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	creds := map[string]string{}
+	for k, v := range md {
+		if name, ok := strings.CutPrefix(k, CredentialMetadataPrefix); ok && name != "" && len(v) > 0 {
+			creds[name] = v[0]
+		}
+	}
+	return creds
+}

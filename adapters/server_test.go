@@ -1,0 +1,207 @@
+package adapters_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// dial is a raw client, as an adapter sees bankbridge on the wire, without
+// the registry's layer.
+func dial(t *testing.T, addr string) adapterv1.BankAdapterServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return adapterv1.NewBankAdapterServiceClient(conn)
+}
+
+func withKey(ctx context.Context, key string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, adapters.APIKeyMetadata, key)
+}
+
+func TestServerAPIKeys(t *testing.T) {
+	t.Parallel()
+	keys := &keySet{keys: []string{testAPIKey, "previous-key-0000"}}
+	c := dial(t, serve(t, &testBank{}, adapters.WithAPIKeys(keys.get)))
+	tests := []struct {
+		name    string
+		ctx     func(context.Context) context.Context
+		wantErr bool
+	}{
+		{name: "current key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, testAPIKey) }},
+		{name: "previous key still accepted", ctx: func(ctx context.Context) context.Context { return withKey(ctx, "previous-key-0000") }},
+		{name: "no key", ctx: func(ctx context.Context) context.Context { return ctx }, wantErr: true},
+		{name: "wrong key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, "wrong-key-0000") }, wantErr: true},
+		{name: "prefix of the key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, testAPIKey[:5]) }, wantErr: true},
+		{name: "empty key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, "") }, wantErr: true},
+		{name: "two keys", ctx: func(ctx context.Context) context.Context {
+			return withKey(withKey(ctx, testAPIKey), "wrong-key-0000")
+		}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Every RPC is guarded, the required ones and streams included.
+			_, err := c.GetAdapterInfo(tt.ctx(t.Context()), &adapterv1.GetAdapterInfoRequest{})
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+			// An unauthenticated caller learns nothing else, not even
+			// whether its request is valid.
+			_, err = c.ListAccounts(tt.ctx(t.Context()), &adapterv1.ListAccountsRequest{BankConsentId: "not valid!"})
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+		})
+	}
+}
+
+func TestServerAPIKeyRotation(t *testing.T) {
+	t.Parallel()
+	keys := &keySet{keys: []string{testAPIKey}}
+	c := dial(t, serve(t, &testBank{}, adapters.WithAPIKeys(keys.get)))
+	if _, err := c.CheckHealth(withKey(t.Context(), testAPIKey), &adapterv1.CheckHealthRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	keys.set("next-key-0000")
+	_, err := c.CheckHealth(withKey(t.Context(), testAPIKey), &adapterv1.CheckHealthRequest{})
+	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+	if _, err := c.CheckHealth(withKey(t.Context(), "next-key-0000"), &adapterv1.CheckHealthRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerValidatesRequests(t *testing.T) {
+	t.Parallel()
+	c := dial(t, serve(t, &testBank{}))
+	tests := []struct {
+		name       string
+		call       func() error
+		wantFields []string
+	}{
+		{
+			name: "malformed consent id",
+			call: func() error {
+				_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "not valid!"})
+				return err
+			},
+			wantFields: []string{"bank_consent_id"},
+		},
+		{
+			name: "every broken field",
+			call: func() error {
+				_, err := c.GetBalances(t.Context(), &adapterv1.GetBalancesRequest{})
+				return err
+			},
+			wantFields: []string{"bank_consent_id", "bank_account_id"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+			var fields []string
+			for _, d := range status.Convert(err).Details() {
+				if br, ok := d.(*errdetails.BadRequest); ok {
+					for _, v := range br.GetFieldViolations() {
+						fields = append(fields, v.GetField())
+						if v.GetReason() == "" {
+							t.Errorf("violation of %s names no rule", v.GetField())
+						}
+					}
+				}
+			}
+			for _, f := range tt.wantFields {
+				if !slices.Contains(fields, f) {
+					t.Errorf("BadRequest names %q, want %q among them", fields, f)
+				}
+			}
+		})
+	}
+}
+
+func TestServerUnimplementedCapabilities(t *testing.T) {
+	t.Parallel()
+	c := dial(t, serve(t, &testBank{}))
+	calls := map[string]func() error{
+		"StartSca": func() error {
+			_, err := c.StartSca(t.Context(), &adapterv1.StartScaRequest{})
+			return err
+		},
+		"SyncTransactions": func() error {
+			_, err := c.SyncTransactions(t.Context(), &adapterv1.SyncTransactionsRequest{})
+			return err
+		},
+		"BlockCard": func() error {
+			_, err := c.BlockCard(t.Context(), &adapterv1.BlockCardRequest{})
+			return err
+		},
+		"StartSupportHandoff": func() error {
+			_, err := c.StartSupportHandoff(t.Context(), &adapterv1.StartSupportHandoffRequest{})
+			return err
+		},
+		"StreamEvents": func() error {
+			s, err := c.StreamEvents(t.Context(), &adapterv1.StreamEventsRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		},
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			// Unimplemented comes before validation: these requests are empty.
+			wantReason(t, call(), commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED)
+		})
+	}
+}
+
+func TestServerChecksInfo(t *testing.T) {
+	t.Parallel()
+	liar := &testBank{infoCaps: []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES, adapterv1.Capability_CAPABILITY_EVENTS}}
+	c := dial(t, serve(t, liar))
+	_, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
+	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INTERNAL)
+	if apierr.Info(err).GetMetadata()["incident_id"] == "" {
+		t.Error("INTERNAL without an incident_id")
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	t.Parallel()
+	got := adapters.Capabilities(&testBank{})
+	want := []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES}
+	if !slices.Equal(got, want) {
+		t.Errorf("Capabilities(testBank) = %v, want %v", got, want)
+	}
+	if n := len(adapters.Capabilities(newSandbox(t))); n != 7 {
+		t.Errorf("the sandbox implements %d capabilities, want all 7", n)
+	}
+}
+
+func TestCredentialsHelper(t *testing.T) {
+	t.Parallel()
+	ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs(
+		adapters.APIKeyMetadata, "k", "bankbridge-credential-client_id", "c", "bankbridge-purpose", "ACCOUNT_INFORMATION"))
+	got := adapters.Credentials(ctx)
+	if len(got) != 2 || got["api_key"] != "k" || got["client_id"] != "c" {
+		t.Errorf("Credentials = %v", got)
+	}
+}
