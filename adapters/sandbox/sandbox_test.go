@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -217,23 +218,42 @@ func TestSCA(t *testing.T) {
 		return c.VerifySca(t.Context(), &adapterv1.VerifyScaRequest{BankConsentId: consent, Code: code, IdempotencyKey: key})
 	}
 
-	t.Run("a wrong code fails the challenge for good", func(t *testing.T) {
+	t.Run("wrong codes: four tries left, then locked", func(t *testing.T) {
 		t.Parallel()
 		start, err := c.StartSca(t.Context(), startRequest("bob", "start-wrong-code"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if start.GetMethod() != adapterv1.ScaMethod_SCA_METHOD_OTP || !strings.Contains(start.GetChallengeText(), sandbox.Code) {
-			t.Errorf("StartSca: method %s, challenge %q", start.GetMethod(), start.GetChallengeText())
+		if start.GetMethod() != adapterv1.ScaMethod_SCA_METHOD_OTP || !strings.Contains(start.GetChallengeText(), sandbox.Code) || start.GetAttemptsAllowed() != 5 {
+			t.Errorf("StartSca: method %s, challenge %q, attempts %d", start.GetMethod(), start.GetChallengeText(), start.GetAttemptsAllowed())
 		}
-		for i, code := range []string{"654321", sandbox.Code} {
-			v, err := verify(start.GetBankConsentId(), code, "verify-wrong-"+string(rune('a'+i)))
-			if err != nil || v.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FAILED {
-				t.Errorf("VerifySca #%d: %v, %v; want FAILED", i, v.GetStatus(), err)
+		for i := range 4 {
+			_, err := verify(start.GetBankConsentId(), "654321", "verify-wrong-"+string(rune('a'+i)))
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
+			if got := apierr.Info(err).GetMetadata()["attempts_remaining"]; got != strconv.Itoa(4-i) {
+				t.Errorf("wrong code #%d: attempts_remaining %q, want %d", i+1, got, 4-i)
 			}
 		}
+		_, err = verify(start.GetBankConsentId(), "654321", "verify-wrong-e")
+		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED)
+		_, err = verify(start.GetBankConsentId(), sandbox.Code, "verify-right-after-lock")
+		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED)
 		_, err = c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: start.GetBankConsentId()})
 		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED)
+	})
+
+	t.Run("a wrong code, then the right one", func(t *testing.T) {
+		t.Parallel()
+		start, err := c.StartSca(t.Context(), startRequest("bob", "start-typo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = verify(start.GetBankConsentId(), "111111", "verify-typo-1")
+		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
+		v, err := verify(start.GetBankConsentId(), sandbox.Code, "verify-typo-2")
+		if err != nil || v.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FINALISED {
+			t.Fatalf("right code after a typo: %v, %v", v.GetStatus(), err)
+		}
 	})
 
 	t.Run("scopes", func(t *testing.T) {

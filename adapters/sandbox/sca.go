@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,7 +44,12 @@ type consent struct {
 	requestedUntil time.Time
 	validUntil     time.Time
 	expireTime     time.Time
+	wrongCodes     int
 }
+
+// codeAttempts is how many codes a challenge accepts, as most banks allow
+// a few typos before they lock the challenge.
+const codeAttempts = 5
 
 // usable checks that the consent may serve scope now.
 func (c *consent) usable(now time.Time, scope commonv1.Scope) error {
@@ -102,13 +108,14 @@ func (b *Bank) StartSca(ctx context.Context, req *adapterv1.StartScaRequest) (*a
 			Method:          adapterv1.ScaMethod_SCA_METHOD_OTP,
 			ChallengeText:   "Enter the 6-digit code we sent to your phone. In the sandbox the code is always " + Code + ".",
 			ExpireTime:      timestamppb.New(c.expireTime),
-			AttemptsAllowed: 1, // a wrong code fails the challenge
+			AttemptsAllowed: codeAttempts,
 		}, nil
 	})
 }
 
-// VerifySca implements adapters.SCAAdapter: Code finalises the challenge,
-// any other code fails it for good.
+// VerifySca implements adapters.SCAAdapter: Code finalises the challenge;
+// any other code is refused with SCA_FAILED and the attempts left, and the
+// fifth wrong code locks the challenge for good (SCA_LOCKED).
 func (b *Bank) VerifySca(ctx context.Context, req *adapterv1.VerifyScaRequest) (*adapterv1.VerifyScaResponse, error) {
 	if err := b.bankCall(ctx); err != nil {
 		return nil, err
@@ -141,8 +148,17 @@ func (b *Bank) VerifySca(ctx context.Context, req *adapterv1.VerifyScaRequest) (
 					c.validUntil = limit
 				}
 			} else {
-				c.status = adapterv1.ScaStatus_SCA_STATUS_FAILED
+				c.wrongCodes++
+				if c.wrongCodes >= codeAttempts {
+					c.status = adapterv1.ScaStatus_SCA_STATUS_FAILED
+					return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED,
+						"too many wrong codes; the challenge is locked")
+				}
+				return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_FAILED, "the code is wrong",
+					apierr.WithMetadata("attempts_remaining", strconv.Itoa(codeAttempts-c.wrongCodes)))
 			}
+		case adapterv1.ScaStatus_SCA_STATUS_FAILED:
+			return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED, "the challenge is locked")
 		case adapterv1.ScaStatus_SCA_STATUS_FINALISED:
 			if !now.Before(c.validUntil) {
 				return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED, "the consent has expired")

@@ -235,6 +235,10 @@ banks:
     kind: remote
     endpoint: %s
     timeout: 5s
+    # Generous for load tests on one machine; a real bank sets its own.
+    rate_limit:
+      per_second: 2000
+      burst: 2000
 `
 
 // vaultCLI runs the real vault binary as a client.

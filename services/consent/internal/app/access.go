@@ -1,0 +1,254 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// Outcome is whether an access was allowed. The names match
+// bankbridge.consent.v1.AccessOutcome.
+type Outcome int
+
+// The outcomes.
+const (
+	OutcomeUnspecified Outcome = iota
+	OutcomeAllowed
+	OutcomeDenied
+)
+
+var outcomeNames = []string{"ACCESS_OUTCOME_UNSPECIFIED", "ACCESS_OUTCOME_ALLOWED", "ACCESS_OUTCOME_DENIED"}
+
+// String returns the outcome's full enum name, e.g. "ACCESS_OUTCOME_ALLOWED".
+func (o Outcome) String() string {
+	if o < 0 || int(o) >= len(outcomeNames) {
+		return outcomeNames[0]
+	}
+	return outcomeNames[o]
+}
+
+// ParseOutcome is the inverse of String.
+func ParseOutcome(name string) Outcome {
+	return Outcome(max(0, slices.Index(outcomeNames, name)))
+}
+
+// GenesisHash is the previous_hash of a chain's first entry.
+var GenesisHash = strings.Repeat("0", 64)
+
+// AccessEntry is one entry of a user's access log. It never holds the data
+// accessed.
+type AccessEntry struct {
+	User string
+	// Sequence is the entry's place in the user's chain, from 1, no gaps.
+	Sequence int64
+	// AccessTime is when the access was decided, at microsecond precision.
+	AccessTime time.Time
+	ClientID   string
+	Method     string
+	Resource   string
+	Purpose    commonv1.Purpose
+	Scope      commonv1.Scope
+	Outcome    Outcome
+	// Reason is, for a denial, the ErrorReason without its prefix.
+	Reason  string
+	TraceID string
+	// Hash covers the fields above but User, and PreviousHash.
+	Hash         string
+	PreviousHash string
+}
+
+// chainDomain separates these hashes from any other SHA-256 use.
+const chainDomain = "bankbridge.consent.v1.AccessLogEntry"
+
+// ChainHash returns the hash of e: the lowercase hex SHA-256 of its
+// canonical encoding. That is the line "bankbridge.consent.v1.AccessLogEntry"
+// followed by the fields sequence, access_time, client_id, method, resource,
+// purpose, scope, outcome, reason, trace_id and previous_hash, in this
+// order, each as its length in bytes (decimal), a colon, its UTF-8 bytes
+// and a newline. sequence is decimal; access_time is RFC 3339 in UTC with
+// exactly six fractional digits (2026-01-02T03:04:05.000006Z); purpose,
+// scope and outcome are their full enum value names (PURPOSE_ACCOUNT_INFORMATION,
+// SCOPE_UNSPECIFIED, ACCESS_OUTCOME_DENIED). A user can recompute it from
+// an AccessLogEntry alone.
+func ChainHash(e AccessEntry) string {
+	h := sha256.New()
+	h.Write([]byte(chainDomain + "\n"))
+	for _, f := range []string{
+		strconv.FormatInt(e.Sequence, 10),
+		e.AccessTime.UTC().Format("2006-01-02T15:04:05.000000Z"),
+		e.ClientID,
+		e.Method,
+		e.Resource,
+		e.Purpose.String(),
+		e.Scope.String(),
+		e.Outcome.String(),
+		e.Reason,
+		e.TraceID,
+		e.PreviousHash,
+	} {
+		fmt.Fprintf(h, "%d:%s\n", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// RecordAccess appends e to its user's access log, setting its sequence,
+// previous_hash and hash, and its access time when unset. Appends for one
+// user are serialised, so the chain never forks.
+func (s *Service) RecordAccess(ctx context.Context, e AccessEntry) (AccessEntry, error) {
+	if e.AccessTime.IsZero() {
+		e.AccessTime = s.now()
+	}
+	e.AccessTime = micro(e.AccessTime)
+	appended, err := s.store.AppendAccess(ctx, e.User, func(head ChainHead) (AccessEntry, error) {
+		next := e
+		next.Sequence = head.Sequence + 1
+		next.PreviousHash = head.Hash
+		if head.Sequence == 0 {
+			next.PreviousHash = GenesisHash
+		}
+		next.Hash = ChainHash(next)
+		return next, nil
+	})
+	if err != nil {
+		return AccessEntry{}, fmt.Errorf("append to access log: %w", err)
+	}
+	return appended, nil
+}
+
+// ListAccessLogInput is what ListAccessLog needs.
+type ListAccessLogInput struct {
+	User      string
+	Filter    AccessFilter
+	PageSize  int
+	PageToken string
+}
+
+// ListAccessLog returns one page of the user's access log, newest first,
+// and the token of the next page ("" on the last).
+func (s *Service) ListAccessLog(ctx context.Context, in ListAccessLogInput) ([]AccessEntry, string, error) {
+	f := in.Filter
+	filter := fmt.Sprintf("access\x00%d\x00%d\x00%s", unixMicroOrZero(f.Start), unixMicroOrZero(f.End), f.Outcome)
+	tok, err := decodePageToken(in.PageToken, filter)
+	if err != nil {
+		return nil, "", err
+	}
+	var before int64
+	if tok != nil {
+		if tok.Seq < 1 {
+			return nil, "", errPageToken()
+		}
+		before = tok.Seq
+	}
+	size := pageSize(in.PageSize)
+	entries, err := s.store.AccessLog(ctx, in.User, f, before, size+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list access log: %w", err)
+	}
+	next := ""
+	if len(entries) > size {
+		entries = entries[:size]
+		next = encodePageToken(pageToken{Seq: entries[size-1].Sequence}, filter)
+	}
+	return entries, next, nil
+}
+
+func unixMicroOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// ChainError says where a user's access log chain is broken.
+type ChainError struct {
+	User string
+	// Sequence is the first entry found changed or missing.
+	Sequence int64
+	// Problem says what is wrong with it.
+	Problem string
+}
+
+// Error names the sequence and the problem; the user is in the User field.
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("access log chain broken at sequence %d: %s", e.Sequence, e.Problem)
+}
+
+// verifyBatch is how many entries VerifyChain reads at once.
+const verifyBatch = 500
+
+// VerifyChain checks the user's access log: sequences 1, 2, 3, ... without
+// gaps, each entry's hash over its fields, each previous_hash equal to the
+// hash before it, and the last entry equal to the chain head. It returns
+// nil, a *ChainError naming the first broken sequence, or the error that
+// kept it from reading the log.
+func (s *Service) VerifyChain(ctx context.Context, user string) error {
+	head, err := s.store.AccessHead(ctx, user)
+	if err != nil {
+		return fmt.Errorf("read chain head: %w", err)
+	}
+	prev, want := GenesisHash, int64(1)
+	for {
+		batch, err := s.store.AccessChain(ctx, user, want-1, verifyBatch)
+		if err != nil {
+			return fmt.Errorf("read access log: %w", err)
+		}
+		for _, e := range batch {
+			switch {
+			case e.Sequence != want:
+				return &ChainError{User: user, Sequence: want, Problem: "the entry is missing"}
+			case ChainHash(e) != e.Hash:
+				return &ChainError{User: user, Sequence: want, Problem: "the hash does not match the entry's fields"}
+			case e.PreviousHash != prev:
+				return &ChainError{User: user, Sequence: want, Problem: "previous_hash does not match the entry before it"}
+			}
+			prev, want = e.Hash, want+1
+		}
+		if len(batch) < verifyBatch {
+			break
+		}
+	}
+	last := want - 1
+	switch {
+	case head.Sequence > last:
+		return &ChainError{User: user, Sequence: last + 1, Problem: fmt.Sprintf("the entries from here to %d are missing", head.Sequence)}
+	case head.Sequence < last:
+		return &ChainError{User: user, Sequence: head.Sequence + 1, Problem: "the entry is not in the chain head; the head was changed"}
+	case last > 0 && head.Hash != prev:
+		return &ChainError{User: user, Sequence: last, Problem: "the chain head's hash does not match the entry"}
+	}
+	return nil
+}
+
+// VerifyAllChains runs VerifyChain for every user with an access log and
+// returns every *ChainError found, joined, or the first error that kept it
+// from reading.
+func (s *Service) VerifyAllChains(ctx context.Context) error {
+	var broken []error
+	after := ""
+	for {
+		users, err := s.store.AccessUsers(ctx, after, verifyBatch)
+		if err != nil {
+			return fmt.Errorf("list access log users: %w", err)
+		}
+		for _, u := range users {
+			if err := s.VerifyChain(ctx, u); err != nil {
+				if _, ok := errors.AsType[*ChainError](err); !ok {
+					return err
+				}
+				broken = append(broken, err)
+			}
+		}
+		if len(users) < verifyBatch {
+			return errors.Join(broken...)
+		}
+		after = users[len(users)-1]
+	}
+}

@@ -1,0 +1,27 @@
+// Package app is the consent service's logic: linking a bank under a
+// two-factor (SCA) challenge, the consent lifecycle RECEIVED → VALID →
+// EXPIRED or REVOKED (or REJECTED), consent decisions for data services,
+// expiry warnings, and each user's tamper-evident access log.
+//
+// It knows nothing of gRPC or SQL: transport calls it, and it reaches the
+// database through [Store] and banks through [Banks]. Errors meant for the
+// caller are apierr errors; anything else is an internal failure that the
+// transport masks.
+//
+// # Reading a link
+//
+// A link's stored state lags the clock: a VALID link whose expire_time has
+// passed reads as EXPIRED, and a RECEIVED link whose challenge has expired
+// reads as REJECTED, everywhere, before the background sweep (Sweep)
+// writes the change. See [Link.At].
+//
+// # The access log hash chain
+//
+// Each user's access log is a chain: entry n carries previous_hash, the
+// hash of entry n-1 (64 zeros for entry 1), and hash, the lowercase hex
+// SHA-256 of the entry's canonical encoding (see [ChainHash]). Changing any
+// field of an entry breaks its hash; removing an entry breaks the sequence
+// (1, 2, 3, ... without gaps) and the next entry's previous_hash; removing the
+// last entries is caught against the chain head the store keeps per user.
+// [Service.VerifyChain] checks all of it.
+package app

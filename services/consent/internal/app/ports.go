@@ -1,0 +1,209 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// Errors a Store returns that the service acts on.
+var (
+	// ErrNotFound: no such row.
+	ErrNotFound = errors.New("not found")
+	// ErrIdempotencyKeyTaken: InsertIdempotency found the key already used.
+	ErrIdempotencyKeyTaken = errors.New("idempotency key already used")
+)
+
+// Reader is what the service reads outside transactions.
+type Reader interface {
+	// Link returns one link as stored, or ErrNotFound.
+	Link(ctx context.Context, user, id string) (Link, error)
+	// ListLinks returns up to limit of the user's links that match f, newest
+	// first, starting after the cursor (nil for the first page).
+	ListLinks(ctx context.Context, user string, f LinkFilter, after *LinkCursor, limit int) ([]Link, error)
+	// UserLinks returns all of the user's links, at bankID only unless it
+	// is empty.
+	UserLinks(ctx context.Context, user, bankID string) ([]Link, error)
+	// Idempotency returns the record of a key, or ErrNotFound.
+	Idempotency(ctx context.Context, user, operation, key string) (Idempotency, error)
+	// AccessLog returns up to limit of the user's entries that match f,
+	// newest first, with a sequence below beforeSeq (0 for the first page).
+	AccessLog(ctx context.Context, user string, f AccessFilter, beforeSeq int64, limit int) ([]AccessEntry, error)
+	// AccessChain returns up to limit of the user's entries with a sequence
+	// above afterSeq, oldest first, as stored: for the verifier.
+	AccessChain(ctx context.Context, user string, afterSeq int64, limit int) ([]AccessEntry, error)
+	// AccessHead returns the head of the user's chain: the sequence and hash
+	// of the last entry appended. A user without entries has a zero head.
+	AccessHead(ctx context.Context, user string) (ChainHead, error)
+	// AccessUsers returns up to limit users, in order, after the given
+	// one, who have an access log entry or a chain head.
+	AccessUsers(ctx context.Context, after string, limit int) ([]string, error)
+	// LinksToWarn returns up to limit VALID links that expire after now and
+	// at or before horizon and have no expiry warning yet.
+	LinksToWarn(ctx context.Context, now, horizon time.Time, limit int) ([]Link, error)
+}
+
+// Store is the consent service's persistence.
+type Store interface {
+	Reader
+	// Tx runs fn in one transaction and publishes the state changes it
+	// made once it commits. When the transaction conflicts with another,
+	// Tx may run fn again: fn must do nothing outside tx.
+	Tx(ctx context.Context, fn func(tx Tx) error) error
+	// UserReference returns the pseudonymous reference of user at bankID,
+	// making one with newRef when there is none yet.
+	UserReference(ctx context.Context, user, bankID string, newRef func() string) (string, error)
+	// AppendAccess appends to the user's access log, serialised with every
+	// other append for that user: it calls build with the current head
+	// and stores the entry build returns. build may be called again when
+	// the append conflicts with another.
+	AppendAccess(ctx context.Context, user string, build func(head ChainHead) (AccessEntry, error)) (AccessEntry, error)
+	// ExpireLinks ends, as of now, the VALID links whose consent expired
+	// (EXPIRED) and the RECEIVED links whose challenge expired (REJECTED),
+	// and returns how many it changed.
+	ExpireLinks(ctx context.Context, now time.Time) (int, error)
+	// DeleteIdempotency forgets keys recorded before cutoff.
+	DeleteIdempotency(ctx context.Context, cutoff time.Time) (int, error)
+	// Subscribe returns a channel that receives every committed state
+	// change until ctx ends or the subscriber falls behind, when it is
+	// closed.
+	Subscribe(ctx context.Context) <-chan Change
+}
+
+// Tx is a transaction.
+type Tx interface {
+	// LockLink reads a link and locks it until the transaction ends, or
+	// returns ErrNotFound.
+	LockLink(ctx context.Context, user, id string) (Link, error)
+	// LockValidLinks reads and locks the user's VALID links at bankID.
+	LockValidLinks(ctx context.Context, user, bankID string) ([]Link, error)
+	// InsertLink stores a new link.
+	InsertLink(ctx context.Context, l Link) error
+	// SaveLink stores a locked link's new fields; a change of state is
+	// published once the transaction commits.
+	SaveLink(ctx context.Context, l Link) error
+	// InsertIdempotency records a key, or returns ErrIdempotencyKeyTaken.
+	InsertIdempotency(ctx context.Context, rec Idempotency) error
+	// InsertExpiryWarning writes the event to the outbox.
+	InsertExpiryWarning(ctx context.Context, w ExpiryWarning) error
+}
+
+// LinkFilter narrows ListLinks. Zero fields match everything. State is
+// matched as of Now (see Link.At).
+type LinkFilter struct {
+	State  State
+	BankID string
+	Now    time.Time
+}
+
+// LinkCursor is where a page of links ends.
+type LinkCursor struct {
+	CreateTime time.Time
+	ID         string
+}
+
+// AccessFilter narrows AccessLog. Zero fields match everything; Start is
+// inclusive and End exclusive.
+type AccessFilter struct {
+	Start, End time.Time
+	Outcome    Outcome
+}
+
+// ChainHead is the last entry of a user's access log chain.
+type ChainHead struct {
+	Sequence int64
+	Hash     string
+}
+
+// Idempotency records the answer to a request that carried an idempotency
+// key, so that a retry gets the same answer.
+type Idempotency struct {
+	User, Operation, Key string
+	// RequestHash fingerprints the request, to refuse the key's reuse for
+	// another request.
+	RequestHash string
+	// LinkID is the link the request acted on.
+	LinkID string
+	// ErrReason is the reason of the error the request ended with, e.g.
+	// "SCA_FAILED", or "" when it succeeded.
+	ErrReason string
+	// AttemptsRemaining goes with ErrReason SCA_FAILED.
+	AttemptsRemaining int
+	CreateTime        time.Time
+}
+
+// ExpiryWarning is the event written to the outbox 7 days before a VALID
+// link expires (bankbridge.consent.v1.ConsentExpiryWarning).
+type ExpiryWarning struct {
+	EventID         string
+	User, LinkID    string
+	BankID          string
+	BankDisplayName string
+	Scopes          []commonv1.Scope
+	ExpireTime      time.Time
+	EventTime       time.Time
+}
+
+// Banks reaches the banks' adapters. Errors are apierr errors as the
+// adapter client maps them (BANK_NOT_FOUND, BANK_UNAVAILABLE, SCA_FAILED,
+// ...), which the service passes on or acts on.
+type Banks interface {
+	// Bank describes a configured bank, or fails with NOT_FOUND
+	// (BANK_NOT_FOUND).
+	Bank(id string) (BankInfo, error)
+	// StartSca creates a consent at the bank and starts its challenge.
+	StartSca(ctx context.Context, bankID string, r StartScaRequest) (Challenge, error)
+	// VerifySca answers or polls the challenge.
+	VerifySca(ctx context.Context, bankID string, r VerifyScaRequest) (VerifyScaResult, error)
+	// RevokeConsent deletes the consent at the bank.
+	RevokeConsent(ctx context.Context, bankID, bankConsentID string) error
+}
+
+// BankInfo describes a configured bank.
+type BankInfo struct {
+	ID, DisplayName string
+}
+
+// StartScaRequest asks a bank for a consent and its challenge.
+type StartScaRequest struct {
+	// UserReference is the user's pseudonym at this bank.
+	UserReference string
+	// LoginHint is the user's login id at the bank; never stored or logged.
+	LoginHint       string
+	Scopes          []commonv1.Scope
+	ValidUntil      time.Time
+	PreferredMethod ScaMethod
+	IdempotencyKey  string
+}
+
+// Challenge is the challenge a bank started.
+type Challenge struct {
+	BankConsentID string
+	Method        ScaMethod
+	Instruction   string
+	ExpireTime    time.Time
+	RedirectURI   string
+	// AttemptsAllowed is the bank's limit of wrong codes; 0 when it does
+	// not say.
+	AttemptsAllowed int
+}
+
+// VerifyScaRequest answers or polls a challenge.
+type VerifyScaRequest struct {
+	BankConsentID string
+	// Code is the one-time code; never stored or logged.
+	Code           string
+	IdempotencyKey string
+}
+
+// VerifyScaResult is where the challenge is: STARTED, FINALISED or FAILED.
+type VerifyScaResult struct {
+	Status ScaStatus
+	// BankConsentID is the consent's id from now on (the bank may issue a
+	// new one on completion).
+	BankConsentID string
+	// ValidUntil is, when FINALISED, until when the bank honours the consent.
+	ValidUntil time.Time
+}

@@ -1,0 +1,121 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+)
+
+// warnBatch is how many links one sweep step warns about at once.
+const warnBatch = 100
+
+// SweepResult counts what a sweep did.
+type SweepResult struct {
+	// Ended counts links flipped to EXPIRED (consent) or REJECTED
+	// (challenge) because their time passed.
+	Ended int
+	// Warned counts expiry warnings written to the outbox.
+	Warned int
+	// KeysForgotten counts idempotency keys past their retention.
+	KeysForgotten int
+}
+
+// Sweep writes down what time has changed: VALID links past their
+// expire_time become EXPIRED, RECEIVED links whose challenge expired
+// become REJECTED, a ConsentExpiryWarning goes to the outbox, once, for
+// each VALID link within ExpiryWarning of its end, and old idempotency keys
+// are forgotten. Reads never wait for it: they apply the clock themselves
+// (Link.At). Replicas may sweep at once; each warning is still written once.
+func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
+	var r SweepResult
+	now := s.now()
+	n, err := s.store.ExpireLinks(ctx, now)
+	if err != nil {
+		return r, fmt.Errorf("expire links: %w", err)
+	}
+	r.Ended = n
+	for {
+		links, err := s.store.LinksToWarn(ctx, now, now.Add(s.cfg.ExpiryWarning), warnBatch)
+		if err != nil {
+			return r, fmt.Errorf("find links to warn about: %w", err)
+		}
+		for _, l := range links {
+			warned, err := s.warnExpiry(ctx, l.User, l.ID, now)
+			if err != nil {
+				return r, err
+			}
+			if warned {
+				r.Warned++
+			}
+		}
+		if len(links) < warnBatch {
+			break
+		}
+	}
+	if r.KeysForgotten, err = s.store.DeleteIdempotency(ctx, now.Add(-s.cfg.IdempotencyRetention)); err != nil {
+		return r, fmt.Errorf("forget idempotency keys: %w", err)
+	}
+	return r, nil
+}
+
+// warnExpiry writes the expiry warning of one link and marks the link
+// warned, in one transaction, unless another sweep did it first.
+func (s *Service) warnExpiry(ctx context.Context, user, id string, now time.Time) (bool, error) {
+	warned := false
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		warned = false
+		l, err := tx.LockLink(ctx, user, id)
+		if err != nil {
+			return err
+		}
+		if l.State != StateValid || !l.ExpiryWarnTime.IsZero() || !now.Before(l.ExpireTime) {
+			return nil
+		}
+		l.ExpiryWarnTime = now
+		err = tx.InsertExpiryWarning(ctx, ExpiryWarning{
+			EventID:         newID(),
+			User:            l.User,
+			LinkID:          l.ID,
+			BankID:          l.BankID,
+			BankDisplayName: l.BankDisplayName,
+			Scopes:          l.Scopes,
+			ExpireTime:      l.ExpireTime,
+			EventTime:       now,
+		})
+		if err != nil {
+			return err
+		}
+		warned = true
+		return tx.SaveLink(ctx, l)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("write expiry warning: %w", err)
+	}
+	return warned, nil
+}
+
+// RunSweeper sweeps every interval until ctx ends. A failed sweep is
+// logged and tried again at the next tick.
+func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "consent sweep failed; retrying at the next tick",
+				slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,154 @@
+// Package banks reaches the banks' adapters for the consent service: it
+// implements app.Banks over the adapter SDK's registry (which adds
+// deadlines, circuit breaker, rate limit and error mapping), and
+// adapters.CredentialSource over the platform's Vault provider.
+package banks
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
+)
+
+// Adapters implements app.Banks with the registry's clients.
+type Adapters struct {
+	reg *adapters.Registry
+}
+
+var _ app.Banks = (*Adapters)(nil)
+
+// New returns the banks of reg.
+func New(reg *adapters.Registry) *Adapters { return &Adapters{reg: reg} }
+
+// Bank describes a configured bank.
+func (a *Adapters) Bank(id string) (app.BankInfo, error) {
+	b, ok := a.reg.Bank(id)
+	if !ok {
+		return app.BankInfo{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND,
+			"no bank with this id is configured", apierr.WithMetadata("bank_id", id))
+	}
+	return app.BankInfo{ID: b.ID, DisplayName: b.DisplayName}, nil
+}
+
+// consentManagement declares to the bank why bankbridge calls: linking and
+// unlinking, never data.
+func consentManagement(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, adapters.PurposeMetadata, "CONSENT_MANAGEMENT")
+}
+
+// bankScopes are the scopes whose data a bank holds: only those are asked
+// of it. Receipts and shipments come from partners; a link covers them on
+// bankbridge's side alone.
+var bankScopes = []commonv1.Scope{
+	commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_BALANCES,
+	commonv1.Scope_SCOPE_TRANSACTIONS, commonv1.Scope_SCOPE_SUPPORT,
+}
+
+// StartSca creates the consent at the bank and starts its challenge.
+func (a *Adapters) StartSca(ctx context.Context, bankID string, r app.StartScaRequest) (app.Challenge, error) {
+	c, err := a.reg.Client(bankID)
+	if err != nil {
+		return app.Challenge{}, err
+	}
+	scopes := slices.DeleteFunc(slices.Clone(r.Scopes), func(s commonv1.Scope) bool { return !slices.Contains(bankScopes, s) })
+	if len(scopes) == 0 {
+		// Nothing of the bank's is asked for, yet the bank must still
+		// authenticate the user; let it judge the scopes as they are.
+		scopes = r.Scopes
+	}
+	resp, err := c.StartSca(consentManagement(ctx), &adapterv1.StartScaRequest{
+		UserReference:   r.UserReference,
+		LoginHint:       r.LoginHint,
+		Scopes:          scopes,
+		ValidUntil:      timestamppb.New(r.ValidUntil),
+		PreferredMethod: adapterv1.ScaMethod(adapterv1.ScaMethod_value["SCA_METHOD_"+r.PreferredMethod.String()]),
+		IdempotencyKey:  r.IdempotencyKey,
+	})
+	if err != nil {
+		return app.Challenge{}, err
+	}
+	return app.Challenge{
+		BankConsentID:   resp.GetBankConsentId(),
+		Method:          app.ParseScaMethod(strings.TrimPrefix(resp.GetMethod().String(), "SCA_METHOD_")),
+		Instruction:     resp.GetChallengeText(),
+		ExpireTime:      resp.GetExpireTime().AsTime(),
+		RedirectURI:     resp.GetRedirectUri(),
+		AttemptsAllowed: int(resp.GetAttemptsAllowed()),
+	}, nil
+}
+
+// VerifySca answers or polls the challenge.
+func (a *Adapters) VerifySca(ctx context.Context, bankID string, r app.VerifyScaRequest) (app.VerifyScaResult, error) {
+	c, err := a.reg.Client(bankID)
+	if err != nil {
+		return app.VerifyScaResult{}, err
+	}
+	resp, err := c.VerifySca(consentManagement(ctx), &adapterv1.VerifyScaRequest{
+		BankConsentId:  r.BankConsentID,
+		Code:           r.Code,
+		IdempotencyKey: r.IdempotencyKey,
+	})
+	if err != nil {
+		return app.VerifyScaResult{}, err
+	}
+	var validUntil time.Time
+	if resp.GetValidUntil() != nil {
+		validUntil = resp.GetValidUntil().AsTime()
+	}
+	return app.VerifyScaResult{
+		Status:        app.ParseScaStatus(strings.TrimPrefix(resp.GetStatus().String(), "SCA_STATUS_")),
+		BankConsentID: resp.GetBankConsentId(),
+		ValidUntil:    validUntil,
+	}, nil
+}
+
+// RevokeConsent deletes the consent at the bank.
+func (a *Adapters) RevokeConsent(ctx context.Context, bankID, bankConsentID string) error {
+	c, err := a.reg.Client(bankID)
+	if err != nil {
+		return err
+	}
+	_, err = c.RevokeConsent(consentManagement(ctx), &adapterv1.RevokeConsentRequest{BankConsentId: bankConsentID})
+	return err
+}
+
+// VaultCredentials gives the registry each bank's credentials from Vault,
+// through the platform provider's cache: one read per bank per refresh
+// interval, rotations picked up without a restart.
+type VaultCredentials struct {
+	provider *credentials.Provider
+}
+
+var _ adapters.CredentialSource = (*VaultCredentials)(nil)
+
+// NewVaultCredentials reads credentials through p.
+func NewVaultCredentials(p *credentials.Provider) *VaultCredentials {
+	return &VaultCredentials{provider: p}
+}
+
+// BankCredential returns the secret at the bank's VaultPath, which must be
+// banks/<id> under the provider's mount. The error names the bank and the
+// path, never a value.
+func (v *VaultCredentials) BankCredential(ctx context.Context, bank adapters.Bank) (map[string]string, error) {
+	id, ok := strings.CutPrefix(bank.VaultPath, "banks/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return nil, fmt.Errorf("bank %s: vault path %q: the credentials provider reads banks/<id> only", bank.ID, bank.VaultPath)
+	}
+	s, err := v.provider.Bank(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Data, nil
+}

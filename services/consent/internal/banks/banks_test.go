@@ -1,0 +1,127 @@
+package banks_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/sandbox"
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/consent/internal/banks"
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
+)
+
+// inProcess is the sandbox behind the SDK's registry, in process.
+func inProcess(t *testing.T) *banks.Adapters {
+	t.Helper()
+	sb, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	reg, err := adapters.NewRegistry([]adapters.Bank{{
+		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
+	}}, adapters.WithInProcess("sandbox", sb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+	return banks.New(reg)
+}
+
+func TestAdaptersLinkWithTheSandbox(t *testing.T) {
+	t.Parallel()
+	b := inProcess(t)
+	if info, err := b.Bank("sandbox"); err != nil || info.DisplayName != "Sandbox Bank" {
+		t.Fatalf("Bank(sandbox) = %+v, %v", info, err)
+	}
+	if _, err := b.Bank("nobank"); !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND) {
+		t.Fatalf("Bank(nobank) = %v, want BANK_NOT_FOUND", err)
+	}
+	until := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	ch, err := b.StartSca(t.Context(), "sandbox", app.StartScaRequest{
+		UserReference: "u-ref-1", LoginHint: "alice",
+		// Receipts are not the bank's to grant: they stay on bankbridge's side.
+		Scopes:     []commonv1.Scope{commonv1.Scope_SCOPE_BALANCES, commonv1.Scope_SCOPE_RECEIPTS},
+		ValidUntil: until, IdempotencyKey: "key-00000001",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Method != app.ScaMethodOTP || ch.BankConsentID == "" || ch.ExpireTime.IsZero() || ch.Instruction == "" {
+		t.Fatalf("challenge %+v", ch)
+	}
+	res, err := b.VerifySca(t.Context(), "sandbox", app.VerifyScaRequest{BankConsentID: ch.BankConsentID, Code: sandbox.Code, IdempotencyKey: "key-00000002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != app.ScaStatusFinalised || !res.ValidUntil.Equal(until) {
+		t.Fatalf("verify = %+v, want FINALISED until %v", res, until)
+	}
+	if err := b.RevokeConsent(t.Context(), "sandbox", ch.BankConsentID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAdaptersPassTheBanksErrorsOn(t *testing.T) {
+	t.Parallel()
+	b := inProcess(t)
+	tests := []struct {
+		name   string
+		req    app.StartScaRequest
+		reason commonv1.ErrorReason
+	}{
+		{"unknown login", app.StartScaRequest{LoginHint: "zed"}, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
+		{"login needed", app.StartScaRequest{}, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
+		{"only scopes the bank cannot grant", app.StartScaRequest{LoginHint: "alice", Scopes: []commonv1.Scope{commonv1.Scope_SCOPE_SHIPPING}},
+			commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.req.UserReference = "u-ref"
+			if tt.req.Scopes == nil {
+				tt.req.Scopes = []commonv1.Scope{commonv1.Scope_SCOPE_ACCOUNTS}
+			}
+			tt.req.ValidUntil = time.Now().Add(time.Hour)
+			tt.req.IdempotencyKey = fmt.Sprintf("key-%08d", i)
+			_, err := b.StartSca(t.Context(), "sandbox", tt.req)
+			if !apierr.Is(err, tt.reason) {
+				t.Fatalf("StartSca = %v, want %s", err, apierr.ReasonString(tt.reason))
+			}
+		})
+	}
+}
+
+func TestVaultCredentials(t *testing.T) {
+	t.Parallel()
+	v := vaulttest.Start(t)
+	v.PutBankSecret(t, "acme-prod", map[string]any{"api_key": "k1"})
+	p, err := credentials.New(context.Background(), credentials.Config{
+		Address: v.Addr(),
+		Auth:    credentials.AuthConfig{Method: credentials.AuthToken, Token: credentials.Sensitive(v.RootToken())},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	src := banks.NewVaultCredentials(p)
+
+	got, err := src.BankCredential(t.Context(), adapters.Bank{ID: "acme", VaultPath: "banks/acme-prod"})
+	if err != nil || got["api_key"] != "k1" {
+		t.Fatalf("BankCredential = %v, %v; want the secret at banks/acme-prod", got, err)
+	}
+	for _, path := range []string{"partners/acme", "banks/a/b", "banks/"} {
+		if _, err := src.BankCredential(t.Context(), adapters.Bank{ID: "acme", VaultPath: path}); err == nil {
+			t.Errorf("VaultPath %q accepted", path)
+		}
+	}
+	if _, err := src.BankCredential(t.Context(), adapters.Bank{ID: "ghost", VaultPath: "banks/ghost"}); err == nil {
+		t.Error("a bank without a secret got credentials")
+	}
+}

@@ -1,0 +1,138 @@
+package transport
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+)
+
+// CheckServer serves bankbridge.consent.v1.ConsentCheckService, for
+// bankbridge's own services.
+type CheckServer struct {
+	consentv1.UnimplementedConsentCheckServiceServer
+	app      *app.Service
+	log      *slog.Logger
+	shutdown <-chan struct{}
+}
+
+// NewCheckServer serves a on the internal API. shutdown closes when the
+// service starts draining: change streams then end cleanly.
+func NewCheckServer(a *app.Service, log *slog.Logger, shutdown <-chan struct{}) *CheckServer {
+	return &CheckServer{app: a, log: log, shutdown: shutdown}
+}
+
+// CheckConsent decides on one data call.
+func (s *CheckServer) CheckConsent(ctx context.Context, req *consentv1.CheckConsentRequest) (*consentv1.CheckConsentResponse, error) {
+	user, err := userOf("user", req.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.app.CheckConsent(ctx, app.ConsentQuery{
+		User: user, BankID: req.GetBankId(), Scope: req.GetScope(), Purpose: req.GetPurpose(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.CheckConsentResponse{
+		Allowed:       d.Allowed,
+		Link:          d.Link,
+		ExpireTime:    ts(d.ExpireTime),
+		BankConsentId: d.BankConsentID,
+		DenialReason:  d.DenialReason,
+	}, nil
+}
+
+// RecordAccess appends one access to the user's log.
+func (s *CheckServer) RecordAccess(ctx context.Context, req *consentv1.RecordAccessRequest) (*consentv1.RecordAccessResponse, error) {
+	user, err := userOf("user", req.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	e := req.GetEntry()
+	appended, err := s.app.RecordAccess(ctx, app.AccessEntry{
+		User:       user,
+		AccessTime: timeOf(e.GetAccessTime()),
+		ClientID:   e.GetClientId(),
+		Method:     e.GetMethod(),
+		Resource:   e.GetResource(),
+		Purpose:    e.GetPurpose(),
+		Scope:      e.GetScope(),
+		Outcome:    outcomeFromProto(e.GetOutcome()),
+		Reason:     e.GetReason(),
+		TraceID:    e.GetTraceId(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.RecordAccessResponse{Entry: entryToProto(appended)}, nil
+}
+
+// WatchConsentChanges streams every committed change of a link's state.
+// Its first message is empty (no user, no link): it tells the watcher that
+// the stream is live, so it may start caching.
+func (s *CheckServer) WatchConsentChanges(_ *consentv1.WatchConsentChangesRequest, stream grpc.ServerStreamingServer[consentv1.WatchConsentChangesResponse]) error {
+	ctx := stream.Context()
+	changes := s.app.WatchChanges(ctx)
+	var first []app.Change
+	select {
+	case c, ok := <-changes:
+		if !ok {
+			return s.feedBroken(ctx)
+		}
+		first = append(first, c)
+	default:
+	}
+	if err := stream.Send(&consentv1.WatchConsentChangesResponse{}); err != nil {
+		return err
+	}
+	for _, c := range first {
+		if err := stream.Send(changeToProto(c)); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case c, ok := <-changes:
+			if !ok {
+				return s.feedBroken(ctx)
+			}
+			if err := stream.Send(changeToProto(c)); err != nil {
+				return err
+			}
+		case <-s.shutdown:
+			return nil
+		}
+	}
+}
+
+// feedBroken ends a change stream whose feed closed: cleanly when the
+// service drains or the watcher left, otherwise with INTERNAL so that the
+// watcher drops its cache and reconnects.
+func (s *CheckServer) feedBroken(ctx context.Context) error {
+	select {
+	case <-s.shutdown:
+		return nil
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	id, err := apierr.Internal()
+	s.log.WarnContext(ctx, "consent change stream ended: the watcher fell behind or the change feed is down",
+		slog.String(telemetry.AttrIncidentID, id))
+	return err
+}
+
+func changeToProto(c app.Change) *consentv1.WatchConsentChangesResponse {
+	return &consentv1.WatchConsentChangesResponse{
+		User:  "users/" + c.User,
+		Link:  app.LinkName(c.User, c.LinkID),
+		State: stateToProto(c.State),
+	}
+}

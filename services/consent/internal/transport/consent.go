@@ -1,0 +1,132 @@
+package transport
+
+import (
+	"context"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+)
+
+// ConsentServer serves bankbridge.consent.v1.ConsentService.
+type ConsentServer struct {
+	consentv1.UnimplementedConsentServiceServer
+	app *app.Service
+}
+
+// NewConsentServer serves a on the public API.
+func NewConsentServer(a *app.Service) *ConsentServer { return &ConsentServer{app: a} }
+
+// CreateLink starts linking a bank.
+func (s *ConsentServer) CreateLink(ctx context.Context, req *consentv1.CreateLinkRequest) (*consentv1.CreateLinkResponse, error) {
+	user, err := userOf("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	l := req.GetLink()
+	link, err := s.app.CreateLink(ctx, app.CreateLinkInput{
+		User:            user,
+		BankID:          l.GetBankId(),
+		Scopes:          l.GetScopes(),
+		Purposes:        l.GetPurposes(),
+		ExpireTime:      timeOf(l.GetExpireTime()),
+		TTL:             l.GetTtl().AsDuration(),
+		LoginHint:       l.GetBankLoginHint(),
+		PreferredMethod: methodFromProto(req.GetPreferredScaMethod()),
+		IdempotencyKey:  req.GetIdempotencyKey(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.CreateLinkResponse{Link: linkToProto(link)}, nil
+}
+
+// GetLink returns one link.
+func (s *ConsentServer) GetLink(ctx context.Context, req *consentv1.GetLinkRequest) (*consentv1.GetLinkResponse, error) {
+	user, id, err := linkOf(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	link, err := s.app.GetLink(ctx, user, id)
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.GetLinkResponse{Link: linkToProto(link)}, nil
+}
+
+// ListLinks returns a page of links.
+func (s *ConsentServer) ListLinks(ctx context.Context, req *consentv1.ListLinksRequest) (*consentv1.ListLinksResponse, error) {
+	user, err := userOf("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	links, next, err := s.app.ListLinks(ctx, app.ListLinksInput{
+		User:      user,
+		State:     stateFromProto(req.GetState()),
+		BankID:    req.GetBankId(),
+		PageSize:  int(req.GetPage().GetSize()),
+		PageToken: req.GetPage().GetToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &consentv1.ListLinksResponse{Page: &commonv1.PageResponse{NextToken: next}}
+	for _, l := range links {
+		resp.Links = append(resp.Links, linkToProto(l))
+	}
+	return resp, nil
+}
+
+// VerifyLink answers or polls a link's challenge.
+func (s *ConsentServer) VerifyLink(ctx context.Context, req *consentv1.VerifyLinkRequest) (*consentv1.VerifyLinkResponse, error) {
+	user, id, err := linkOf(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	link, err := s.app.VerifyLink(ctx, app.VerifyLinkInput{
+		User: user, LinkID: id, Code: req.GetCode(), IdempotencyKey: req.GetIdempotencyKey(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.VerifyLinkResponse{Link: linkToProto(link)}, nil
+}
+
+// RevokeLink ends a link's consent.
+func (s *ConsentServer) RevokeLink(ctx context.Context, req *consentv1.RevokeLinkRequest) (*consentv1.RevokeLinkResponse, error) {
+	user, id, err := linkOf(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	link, err := s.app.RevokeLink(ctx, app.RevokeLinkInput{User: user, LinkID: id, IdempotencyKey: req.GetIdempotencyKey()})
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.RevokeLinkResponse{Link: linkToProto(link)}, nil
+}
+
+// ListAccessLog returns a page of the user's access log.
+func (s *ConsentServer) ListAccessLog(ctx context.Context, req *consentv1.ListAccessLogRequest) (*consentv1.ListAccessLogResponse, error) {
+	user, err := userOf("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	entries, next, err := s.app.ListAccessLog(ctx, app.ListAccessLogInput{
+		User: user,
+		Filter: app.AccessFilter{
+			Start:   timeOf(req.GetStartTime()),
+			End:     timeOf(req.GetEndTime()),
+			Outcome: outcomeFromProto(req.GetOutcome()),
+		},
+		PageSize:  int(req.GetPage().GetSize()),
+		PageToken: req.GetPage().GetToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &consentv1.ListAccessLogResponse{Page: &commonv1.PageResponse{NextToken: next}}
+	for _, e := range entries {
+		resp.Entries = append(resp.Entries, entryToProto(e))
+	}
+	return resp, nil
+}

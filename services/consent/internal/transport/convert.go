@@ -1,0 +1,129 @@
+// Package transport serves the consent service's gRPC API on top of app:
+// ConsentService (public, for users through their products),
+// ConsentCheckService (internal, for bankbridge's data services), and the
+// audit hook that records the public calls in each user's access log. It
+// translates between the contract's messages and app's types and nothing
+// more; validation, authentication, user binding and purpose checks happen
+// before it, in the platform server's interceptors.
+package transport
+
+import (
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+)
+
+// userOf reads users/{user} from the named field.
+func userOf(field, name string) (string, error) {
+	user, ok := strings.CutPrefix(name, "users/")
+	if !ok || user == "" || strings.Contains(user, "/") {
+		return "", malformed(field)
+	}
+	return user, nil
+}
+
+// linkOf reads users/{user}/links/{link}.
+func linkOf(name string) (user, id string, err error) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != "users" || parts[2] != "links" || parts[1] == "" || parts[3] == "" {
+		return "", "", malformed("name")
+	}
+	return parts[1], parts[3], nil
+}
+
+// malformed reports a name that validation should have refused already.
+func malformed(field string) error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "invalid request: "+field+": not a valid resource name",
+		apierr.WithFieldViolations(apierr.FieldViolation{Field: field, Description: "not a valid resource name", Reason: "string.pattern"}))
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func timeOf(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+// The enums of app and of the contract share their names.
+
+func stateToProto(s app.State) consentv1.ConsentState {
+	return consentv1.ConsentState(consentv1.ConsentState_value["CONSENT_STATE_"+s.String()])
+}
+
+func stateFromProto(s consentv1.ConsentState) app.State {
+	return app.ParseState(strings.TrimPrefix(s.String(), "CONSENT_STATE_"))
+}
+
+func methodToProto(m app.ScaMethod) consentv1.ScaMethod {
+	return consentv1.ScaMethod(consentv1.ScaMethod_value["SCA_METHOD_"+m.String()])
+}
+
+func methodFromProto(m consentv1.ScaMethod) app.ScaMethod {
+	return app.ParseScaMethod(strings.TrimPrefix(m.String(), "SCA_METHOD_"))
+}
+
+func statusToProto(s app.ScaStatus) consentv1.ScaStatus {
+	return consentv1.ScaStatus(consentv1.ScaStatus_value["SCA_STATUS_"+s.String()])
+}
+
+func outcomeToProto(o app.Outcome) consentv1.AccessOutcome {
+	return consentv1.AccessOutcome(consentv1.AccessOutcome_value[o.String()])
+}
+
+func outcomeFromProto(o consentv1.AccessOutcome) app.Outcome { return app.ParseOutcome(o.String()) }
+
+// linkToProto renders a link for its user. The bank's consent id stays
+// inside bankbridge.
+func linkToProto(l app.Link) *consentv1.Link {
+	return &consentv1.Link{
+		Name:            l.Name(),
+		BankId:          l.BankID,
+		BankDisplayName: l.BankDisplayName,
+		State:           stateToProto(l.State),
+		Scopes:          l.Scopes,
+		Purposes:        l.Purposes,
+		Expiration:      &consentv1.Link_ExpireTime{ExpireTime: ts(l.ExpireTime)},
+		CreateTime:      ts(l.CreateTime),
+		VerifyTime:      ts(l.VerifyTime),
+		RevokeTime:      ts(l.RevokeTime),
+		Sca: &consentv1.ScaChallenge{
+			Name:              l.Name() + "/sca",
+			Method:            methodToProto(l.SCA.Method),
+			Status:            statusToProto(l.SCA.Status),
+			AttemptsRemaining: int32(l.SCA.AttemptsRemaining),
+			ExpireTime:        ts(l.SCA.ExpireTime),
+			RedirectUri:       l.SCA.RedirectURI,
+			Instruction:       l.SCA.Instruction,
+		},
+	}
+}
+
+func entryToProto(e app.AccessEntry) *consentv1.AccessLogEntry {
+	return &consentv1.AccessLogEntry{
+		Sequence:     e.Sequence,
+		AccessTime:   ts(e.AccessTime),
+		ClientId:     e.ClientID,
+		Method:       e.Method,
+		Resource:     e.Resource,
+		Purpose:      e.Purpose,
+		Scope:        e.Scope,
+		Outcome:      outcomeToProto(e.Outcome),
+		Reason:       e.Reason,
+		TraceId:      e.TraceID,
+		Hash:         e.Hash,
+		PreviousHash: e.PreviousHash,
+	}
+}
