@@ -137,7 +137,7 @@ type rest struct {
 	raw    string
 }
 
-func call(t *testing.T, method, path, token, purpose string, body any) rest {
+func call(t testing.TB, method, path, token, purpose string, body any) rest {
 	t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -183,14 +183,14 @@ func (r rest) reason() string {
 	return ""
 }
 
-func (r rest) want(t *testing.T, status int, reason string) {
+func (r rest) want(t testing.TB, status int, reason string) {
 	t.Helper()
 	if r.status != status || r.reason() != reason {
 		t.Fatalf("got %d %q, want %d %q; body %s", r.status, r.reason(), status, reason, r.raw)
 	}
 }
 
-func devToken(t *testing.T, user string) string {
+func devToken(t testing.TB, user string) string {
 	t.Helper()
 	r := call(t, http.MethodPost, "/v1/dev/tokens", "", "", map[string]string{"user": user})
 	tok, _ := r.body["access_token"].(string)
@@ -201,7 +201,7 @@ func devToken(t *testing.T, user string) string {
 }
 
 // link links user's sandbox bank with the sandbox code and returns the link name.
-func link(t *testing.T, token, user string) string {
+func link(t testing.TB, token, user string) string {
 	t.Helper()
 	r := call(t, http.MethodPost, "/v1/users/"+user+"/links", token, "CONSENT_MANAGEMENT", map[string]any{
 		"bank_id":         "sandbox",
@@ -227,7 +227,7 @@ func grpcCtx(token, purpose string) context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token, "bankbridge-purpose", purpose)
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -180,7 +180,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 
 	// 2. The sandbox bank.
 	bin := o.BinDir()
-	if err := s.start(ctx, "sandbox", filepath.Join(bin, "sandbox"), nil,
+	if err := s.start(ctx, "sandbox", filepath.Join(bin, "sandbox"), o.Env,
 		"--addr="+o.SandboxAddr, "--api-key-file="+s.SandboxKeyFile); err != nil {
 		return s, err
 	}
