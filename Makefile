@@ -88,6 +88,14 @@ breaking: tools ## buf breaking against main's proto/ (not enforced in CI until 
 test-go: vault ## go test -race for every product module, each with GOWORK=off (Vault tests use bin/vault).
 	for m in $(MODULES); do (cd $$m && BANKBRIDGE_VAULT_BIN=$(BIN)/vault GOWORK=off $(GO) test -race -count=1 ./...); done
 
+.PHONY: dev
+dev: $(if $(VAULT_ADDR),,vault) ## Start Vault, the sandbox bank, every service and the gateway on 127.0.0.1:8080; Ctrl-C stops all.
+	cd services && GOWORK=off $(GO) run ./devstack
+
+.PHONY: bench
+bench: vault ## GetBalance over gRPC and over REST through the gateway, on the dev stack: req/s, p50, p99.
+	cd services && GOWORK=off $(GO) test -run '^$$' -bench GetBalance -benchtime 2000x ./e2e/
+
 .PHONY: bench-platform
 bench-platform: ## Benchmark the server kit's full interceptor chain on a small unary call.
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench InterceptorChain -benchmem -count 3 ./platform/server/
