@@ -93,8 +93,9 @@ dev: $(if $(VAULT_ADDR),,vault) ## Start Vault, the sandbox bank, every service 
 	cd services && GOWORK=off $(GO) run ./devstack
 
 .PHONY: bench
-bench: vault ## GetBalance over gRPC and over REST through the gateway, on the dev stack: req/s, p50, p99.
+bench: vault ## GetBalance over gRPC and REST on the dev stack (req/s, p50, p99), and a consent decision cached vs not.
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench GetBalance -benchtime 2000x ./e2e/
+	cd services && GOWORK=off $(GO) test -run '^$$' -bench ConsentDecide -benchtime 2000x -benchmem ./consent/
 
 .PHONY: bench-platform
 bench-platform: ## Benchmark the server kit's full interceptor chain on a small unary call.

@@ -50,12 +50,13 @@ type env struct {
 	dataDir    string
 	keyFile    string
 	sandbox    string // the sandbox's address
+	addr       string // the consent service's address
 	consent    consentv1.ConsentServiceClient
 	check      consentv1.ConsentCheckServiceClient
 	sandboxKey string
 }
 
-func startEnv(t *testing.T) *env {
+func startEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{dataDir: t.TempDir()}
 	var err error
@@ -110,6 +111,7 @@ func startEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	waitServing(t, conn)
+	e.addr = addr
 	e.consent = consentv1.NewConsentServiceClient(conn)
 	e.check = consentv1.NewConsentCheckServiceClient(conn)
 	return e
@@ -117,7 +119,7 @@ func startEnv(t *testing.T) *env {
 
 // startConsent runs the service as its binary would, and stops it when
 // the test ends.
-func startConsent(t *testing.T, args []string) string {
+func startConsent(t testing.TB, args []string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -145,7 +147,7 @@ func startConsent(t *testing.T, args []string) string {
 	return ""
 }
 
-func waitServing(t *testing.T, conn *grpc.ClientConn) {
+func waitServing(t testing.TB, conn *grpc.ClientConn) {
 	t.Helper()
 	h := healthpb.NewHealthClient(conn)
 	deadline := time.Now().Add(15 * time.Second)
@@ -163,7 +165,7 @@ func waitServing(t *testing.T, conn *grpc.ClientConn) {
 
 // serveBank serves a Go adapter over gRPC on 127.0.0.1, as a bank would,
 // refusing calls without one of keys().
-func serveBank(t *testing.T, a adapters.Adapter, keys func() []string) string {
+func serveBank(t testing.TB, a adapters.Adapter, keys func() []string) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -178,7 +180,7 @@ func serveBank(t *testing.T, a adapters.Adapter, keys func() []string) string {
 }
 
 // as is a call context for user through the chat app.
-func (e *env) as(t *testing.T, user string) context.Context {
+func (e *env) as(t testing.TB, user string) context.Context {
 	t.Helper()
 	tok, err := e.issuer.Mint(user, chatApp, time.Hour)
 	if err != nil {
@@ -188,7 +190,7 @@ func (e *env) as(t *testing.T, user string) context.Context {
 }
 
 // asService is a call context for the balance service's own token.
-func (e *env) asService(t *testing.T) context.Context {
+func (e *env) asService(t testing.TB) context.Context {
 	t.Helper()
 	tok, err := e.issuer.Mint(balanceSvc, balanceSvc, time.Hour)
 	if err != nil {
@@ -197,7 +199,7 @@ func (e *env) asService(t *testing.T) context.Context {
 	return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+tok)
 }
 
-func (e *env) createLink(t *testing.T, user, bank string) *consentv1.Link {
+func (e *env) createLink(t testing.TB, user, bank string) *consentv1.Link {
 	t.Helper()
 	resp, err := e.consent.CreateLink(e.as(t, user), &consentv1.CreateLinkRequest{
 		Parent: "users/" + user,
@@ -219,13 +221,13 @@ func (e *env) createLink(t *testing.T, user, bank string) *consentv1.Link {
 	return l
 }
 
-func (e *env) verify(t *testing.T, user, name, code string) (*consentv1.Link, error) {
+func (e *env) verify(t testing.TB, user, name, code string) (*consentv1.Link, error) {
 	t.Helper()
 	resp, err := e.consent.VerifyLink(e.as(t, user), &consentv1.VerifyLinkRequest{Name: name, Code: code, IdempotencyKey: randomKey(t)})
 	return resp.GetLink(), err
 }
 
-func (e *env) checkConsent(t *testing.T, user, bank string) *consentv1.CheckConsentResponse {
+func (e *env) checkConsent(t testing.TB, user, bank string) *consentv1.CheckConsentResponse {
 	t.Helper()
 	resp, err := e.check.CheckConsent(e.asService(t), &consentv1.CheckConsentRequest{
 		User: "users/" + user, BankId: bank,
@@ -239,7 +241,7 @@ func (e *env) checkConsent(t *testing.T, user, bank string) *consentv1.CheckCons
 
 // wantError checks what a caller sees: the code, and the reason in
 // ErrorInfo; it returns the ErrorInfo metadata.
-func wantError(t *testing.T, err error, code codes.Code, reason commonv1.ErrorReason) map[string]string {
+func wantError(t testing.TB, err error, code codes.Code, reason commonv1.ErrorReason) map[string]string {
 	t.Helper()
 	if got := status.Code(err); got != code {
 		t.Fatalf("code = %s (%v), want %s", got, err, code)
@@ -252,7 +254,7 @@ func wantError(t *testing.T, err error, code codes.Code, reason commonv1.ErrorRe
 }
 
 // bankClient calls the sandbox directly, presenting key (none when empty).
-func (e *env) bankClient(t *testing.T) adapterv1.BankAdapterServiceClient {
+func (e *env) bankClient(t testing.TB) adapterv1.BankAdapterServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient(e.sandbox, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -636,7 +638,7 @@ func (e *env) currentSandboxKey() string { return e.sandboxKey }
 
 // rotateSandboxKey rotates the sandbox's API key as an operator would: the
 // bank first (which keeps the old key for its grace period), then Vault.
-func (e *env) rotateSandboxKey(t *testing.T) {
+func (e *env) rotateSandboxKey(t testing.TB) {
 	t.Helper()
 	key := randomKey(t)
 	writeFile(t, e.keyFile, key)
@@ -644,7 +646,7 @@ func (e *env) rotateSandboxKey(t *testing.T) {
 	e.sandboxKey = key
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o600); err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func randomKey(t *testing.T) string {
+func randomKey(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {
