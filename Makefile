@@ -90,7 +90,8 @@ test-go: vault ## go test -race for every product module, each with GOWORK=off (
 
 .PHONY: dev
 dev: $(if $(VAULT_ADDR),,vault) ## Start Vault, the sandbox bank, every service and the gateway on 127.0.0.1:8080; Ctrl-C stops all.
-	cd services && GOWORK=off $(GO) run ./devstack
+	cd services && GOWORK=off $(GO) build -o $(BIN)/devstack ./devstack
+	$(BIN)/devstack
 
 .PHONY: bench
 bench: vault ## GetBalance over gRPC and REST on the dev stack (req/s, p50, p99), and a consent decision cached vs not.

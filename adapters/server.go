@@ -135,7 +135,7 @@ func (s *server) admit(ctx context.Context, method string, capability adapterv1.
 		if violations(err) == nil {
 			return s.internal(ctx, method, fmt.Errorf("evaluate request rules: %w", err))
 		}
-		return requestError(err)
+		return ValidationError(err)
 	}
 	return nil
 }

@@ -47,10 +47,12 @@ func violations(err error) []apierr.FieldViolation {
 	return out
 }
 
-// requestError turns a request's violations into INVALID_ARGUMENT with a
+// ValidationError turns a protovalidate error into INVALID_ARGUMENT with a
 // BadRequest naming each field path and rule id. Descriptions come from the
-// rules, never from the values.
-func requestError(err error) error {
+// rules, never from the values. The adapter server and bankbridge's own
+// services both answer with it, so a caller sees one shape of validation
+// error everywhere.
+func ValidationError(err error) error {
 	vs := violations(err)
 	msg := "invalid request"
 	if len(vs) > 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -19,10 +20,12 @@ import (
 // or a full IBAN (one that passes its mod-97 check), and of every
 // MaskedAccountNumber whose display shows more than the last four
 // characters (plus an IBAN's two check digits). Ids and cursors are not
-// scanned: a bank's opaque ids may be long digit strings.
+// scanned: a bank's opaque ids may be long digit strings. Paths are
+// sorted, so a report reads the same on every run.
 func UnmaskedNumbers(m proto.Message) []string {
 	var found []string
 	walk(m.ProtoReflect(), "", &found)
+	slices.Sort(found)
 	return found
 }
 

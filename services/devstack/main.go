@@ -47,7 +47,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer s.Stop()
-	fmt.Printf(banner, s.GatewayURL, s.Vault.Addr, s.GatewayURL, s.GatewayURL, s.GatewayURL, s.GatewayURL, s.GatewayURL)
+	fmt.Printf(banner, s.GatewayURL, s.Vault.Addr)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
 	return nil
@@ -56,22 +56,25 @@ func run(ctx context.Context) error {
 const banner = `
 bankbridge dev stack is up.
 
-  gateway (REST)    %s
+  gateway (REST)    %[1]s      OpenAPI: %[1]s/openapi.json
   consent (gRPC)    127.0.0.1:9101
   balance (gRPC)    127.0.0.1:9102
   sandbox bank      127.0.0.1:9400 (gRPC, bankbridge.adapter.v1)
-  vault             %s
+  vault             %[2]s
 
-First call (the sandbox's two-factor code is 123456 for every user):
+A first call (needs curl and jq; the sandbox's two-factor code is 123456):
 
-  TOKEN=$(curl -s -X POST %s/v1/dev/tokens -d '{"user":"alice"}' | jq -r .access_token)
-  LINK=$(curl -s -X POST %s/v1/users/alice/links -H "Authorization: Bearer $TOKEN" \
-    -H 'Bankbridge-Purpose: CONSENT_MANAGEMENT' -H "Idempotency-Key: $(uuidgen)" \
-    -d '{"bank_id":"sandbox","scopes":["SCOPE_ACCOUNTS","SCOPE_BALANCES","SCOPE_TRANSACTIONS"],"purposes":["PURPOSE_ACCOUNT_INFORMATION"],"bank_login_hint":"alice"}' | jq -r .link.name)
-  curl -s -X POST %s/v1/$LINK:verify -H "Authorization: Bearer $TOKEN" \
-    -H 'Bankbridge-Purpose: CONSENT_MANAGEMENT' -H "Idempotency-Key: $(uuidgen)" -d '{"code":"123456"}'
-  curl -s %s/v1/users/alice/accounts -H "Authorization: Bearer $TOKEN" -H 'Bankbridge-Purpose: ACCOUNT_INFORMATION'
-  curl -s "%s/v1/users/alice/accounts/<account id from the list>/balance" -H "Authorization: Bearer $TOKEN" -H 'Bankbridge-Purpose: ACCOUNT_INFORMATION'
+  GW=%[1]s
+  TOKEN=$(curl -s -X POST $GW/v1/dev/tokens -d '{"user":"alice"}' | jq -r .access_token)
+  LINK=$(curl -s -X POST $GW/v1/users/alice/links -H "Authorization: Bearer $TOKEN" \
+    -H 'Bankbridge-Purpose: CONSENT_MANAGEMENT' -H "Idempotency-Key: link-$RANDOM$RANDOM" \
+    -d '{"bank_id":"sandbox","scopes":["SCOPE_ACCOUNTS","SCOPE_BALANCES","SCOPE_TRANSACTIONS"],"purposes":["PURPOSE_ACCOUNT_INFORMATION"],"bank_login_hint":"alice"}' \
+    | jq -r .link.name)
+  curl -s -X POST $GW/v1/$LINK:verify -H "Authorization: Bearer $TOKEN" \
+    -H 'Bankbridge-Purpose: CONSENT_MANAGEMENT' -H "Idempotency-Key: verify-$RANDOM$RANDOM" -d '{"code":"123456"}'
+  ACCOUNT=$(curl -s $GW/v1/users/alice/accounts -H "Authorization: Bearer $TOKEN" \
+    -H 'Bankbridge-Purpose: ACCOUNT_INFORMATION' | jq -r '.accounts[0].name')
+  curl -s $GW/v1/$ACCOUNT/balance -H "Authorization: Bearer $TOKEN" -H 'Bankbridge-Purpose: ACCOUNT_INFORMATION'
 
 Press Ctrl-C to stop everything.
 `

@@ -152,6 +152,12 @@ func TestBalanceOverGRPC(t *testing.T) {
 			_, err := c.ListAccounts(grpcCtx(bob, "ADVERTISING"), &balancev1.ListAccountsRequest{Parent: "users/bob"})
 			return err
 		}, code: codes.PermissionDenied, reason: commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
+		{name: "bank down", call: func() error {
+			dave := devToken(t, "dave")
+			link(t, dave, "dave")
+			_, err := c.ListAccounts(grpcCtx(dave, "ACCOUNT_INFORMATION"), &balancev1.ListAccountsRequest{Parent: "users/dave"})
+			return err
+		}, code: codes.Unavailable, reason: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE},
 		{name: "bad page size", call: func() error {
 			_, err := c.ListAccounts(ctx, &balancev1.ListAccountsRequest{Parent: "users/bob", Page: &commonv1.PageRequest{Size: 1000}})
 			return err

@@ -252,11 +252,14 @@ func (c *Checker) Audit(ctx context.Context, a *policy.Access, err error) {
 		Outcome:    consentv1.AccessOutcome_ACCESS_OUTCOME_ALLOWED,
 	}
 	if err != nil {
+		// An error without a bankbridge reason was masked as INTERNAL for
+		// the caller; the log says the same.
 		entry.Outcome = consentv1.AccessOutcome_ACCESS_OUTCOME_DENIED
-		entry.Reason = apierr.ReasonString(apierr.Reason(err))
-		if apierr.Reason(err) == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
-			entry.Reason = ""
+		reason := apierr.Reason(err)
+		if reason == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			reason = commonv1.ErrorReason_ERROR_REASON_INTERNAL
 		}
+		entry.Reason = apierr.ReasonString(reason)
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		entry.TraceId = sc.TraceID().String()
