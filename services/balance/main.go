@@ -33,7 +33,14 @@ func run(ctx context.Context, args []string) error {
 	if err := cfg.Parse(args); err != nil {
 		return err
 	}
-	rt, err := bootstrap.Start(ctx, cfg, resolve)
+	svc := &service{
+		lastKnown: newLastKnown(24*time.Hour, time.Now),
+		accounts:  newAccountCache(time.Minute, 24*time.Hour, time.Now),
+		now:       time.Now,
+	}
+	// The consent hook resolves calls through the service, which needs the
+	// registry Start builds; no call arrives before Serve.
+	rt, err := bootstrap.Start(ctx, cfg, svc.resolve)
 	if err != nil {
 		return err
 	}
@@ -41,13 +48,7 @@ func run(ctx context.Context, args []string) error {
 	if rt.Banks == nil || rt.Consent == nil {
 		return fmt.Errorf("balance needs --banks and --consent-addr")
 	}
-	svc := &service{
-		banks:     rt.Banks,
-		grants:    rt.Consent,
-		lastKnown: newLastKnown(24*time.Hour, time.Now),
-		accounts:  newAccountCache(time.Minute, 24*time.Hour, time.Now),
-		now:       time.Now,
-	}
+	svc.banks, svc.grants = rt.Banks, rt.Consent
 	return rt.Serve(ctx, func(r grpc.ServiceRegistrar) {
 		balancev1.RegisterBalanceServiceServer(r, svc)
 	})

@@ -23,6 +23,7 @@ import (
 
 // banks is the part of the adapter registry the service uses.
 type banks interface {
+	Bank(id string) (adapters.Bank, bool)
 	Banks() []adapters.Bank
 	Client(id string) (adapterv1.BankAdapterServiceClient, error)
 }
@@ -51,8 +52,10 @@ const (
 )
 
 // resolve tells the consent hook what each call needs: the scope from the
-// method, the bank from the account in the resource name.
-func resolve(_ context.Context, a *policy.Access) (consentcheck.Need, error) {
+// method, the bank from the account in the resource name (or the bank_id
+// filter). A bank that is not configured is BANK_NOT_FOUND, before any
+// consent is asked for.
+func (s *service) resolve(_ context.Context, a *policy.Access) (consentcheck.Need, error) {
 	method := a.Method[strings.LastIndex(a.Method, "/")+1:]
 	var scope commonv1.Scope
 	switch method {
@@ -65,11 +68,20 @@ func resolve(_ context.Context, a *policy.Access) (consentcheck.Need, error) {
 	}
 	if method == "ListAccounts" {
 		req, _ := a.Request.(*balancev1.ListAccountsRequest)
+		if id := req.GetBankId(); id != "" {
+			if _, ok := s.banks.Bank(id); !ok {
+				return consentcheck.Need{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND, "no bank "+id+" is configured")
+			}
+		}
 		return consentcheck.Need{Scope: scope, BankID: req.GetBankId()}, nil
 	}
 	ref, err := parseAccount(a.Resource)
 	if err != nil {
 		return consentcheck.Need{}, err
+	}
+	if _, ok := s.banks.Bank(ref.bankID); !ok {
+		// An account at a bank we do not know is an account that does not exist.
+		return consentcheck.Need{}, notFound()
 	}
 	return consentcheck.Need{Scope: scope, BankID: ref.bankID}, nil
 }

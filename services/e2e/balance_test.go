@@ -93,6 +93,10 @@ func TestBalanceOverREST(t *testing.T) {
 	t.Run("purpose ADVERTISING: 403 PURPOSE_NOT_ALLOWED", func(t *testing.T) {
 		call(t, http.MethodGet, "/v1/"+aliceChecking+"/balance", alice, "ADVERTISING", nil).want(t, http.StatusForbidden, "PURPOSE_NOT_ALLOWED")
 	})
+	t.Run("an unknown bank: 404 BANK_NOT_FOUND", func(t *testing.T) {
+		call(t, http.MethodGet, "/v1/users/alice/accounts?bank_id=nobank", alice, info, nil).want(t, http.StatusNotFound, "BANK_NOT_FOUND")
+		call(t, http.MethodGet, "/v1/users/alice/accounts/nobank~a1/balance", alice, info, nil).want(t, http.StatusNotFound, "NOT_FOUND")
+	})
 	t.Run("bad page size: 400 with the field path", func(t *testing.T) {
 		r := call(t, http.MethodGet, "/v1/users/alice/accounts?page.size=1000", alice, info, nil)
 		r.want(t, http.StatusBadRequest, "INVALID_ARGUMENT")

@@ -37,16 +37,21 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // BalanceService reads accounts, balances and transactions of the banks a
-// user linked. Accounts are bankbridge's copy, taken when the link is made
-// and refreshed on every successful bank read; balances are read from the
-// bank on each call; transactions are kept by bankbridge, refreshed from the
-// bank, and offered both as a paged list and as a cursor-based change feed.
+// user linked, from each bank's adapter under the user's consent. Account
+// lists are kept in memory for a minute and, while a bank is down, the last
+// list read within 24 hours is served; balances are read from the bank on
+// each call, with the last one read within 24 hours as a stale fallback;
+// transactions are read from the bank and offered both as a paged list and
+// as a cursor-based change feed. Nothing read from a bank is written to
+// disk.
 type BalanceServiceClient interface {
 	// ListAccounts lists the accounts the user shared through links whose
-	// consent is active and covers accounts. It serves bankbridge's copy and
-	// never waits for a bank, so a bank that is down does not hide the list.
-	// Without bank_id, accounts of lapsed links are left out; with bank_id, a
-	// lapsed consent for that bank is an error, so a chat can offer to relink.
+	// consent is active and covers accounts. A bank that is down does not hide
+	// its accounts when they were read in the last 24 hours; when no bank
+	// could be read and none is remembered, the call fails rather than answer
+	// an empty list. Without bank_id, accounts of lapsed links are left out;
+	// with bank_id, a lapsed consent for that bank is an error, so a chat can
+	// offer to relink.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -58,10 +63,13 @@ type BalanceServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when bank_id names a bank whose consent has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when bank_id names a bank whose consent the user revoked.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when bank_id names no configured bank.
+	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
-	// GetAccount returns one account from bankbridge's copy; it never waits for
-	// the bank.
+	// GetAccount returns one account, from the account list kept in memory
+	// when it is fresh, else from the bank.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -72,6 +80,9 @@ type BalanceServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent of the account's link has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent of the account's link.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such account.
+	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
 	// GetBalance reads the account's balances from the bank. When the bank
@@ -96,11 +107,12 @@ type BalanceServiceClient interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
 	GetBalance(ctx context.Context, in *GetBalanceRequest, opts ...grpc.CallOption) (*GetBalanceResponse, error)
 	// ListTransactions lists an account's transactions, newest first: pending
-	// ones before booked ones, booked ones by booking_time descending. The first
-	// page refreshes bankbridge's copy from the bank when it is out of date;
-	// later pages are served from the same snapshot, so paging never skips or
-	// repeats an item. A pending transaction that has been booked is not listed;
-	// its booked successor names it in pending_transaction.
+	// ones before booked ones, booked ones by booking_time descending. Each
+	// page reads the account's transactions from the bank; when they change
+	// between pages, paging may skip or repeat an item, so a client that must
+	// see every change uses SyncTransactions. A pending transaction that has
+	// been booked is not listed; its booked successor names it in
+	// pending_transaction.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, e.g. start_time not before end_time.
@@ -118,10 +130,9 @@ type BalanceServiceClient interface {
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer transactions.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
-	// GetTransaction returns one transaction from bankbridge's copy; it never
-	// waits for the bank. A receipt's transaction field names one, so a chat
-	// can show the card payment behind a purchase. A pending transaction that
-	// was booked since is still returned, so a name once given stays valid.
+	// GetTransaction returns one transaction, read from the bank. A receipt's
+	// transaction field names one, so a chat can show the card payment behind
+	// a purchase.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -132,6 +143,9 @@ type BalanceServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent of the account's link has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent of the account's link.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such account or transaction.
+	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	GetTransaction(ctx context.Context, in *GetTransactionRequest, opts ...grpc.CallOption) (*GetTransactionResponse, error)
 	// SyncTransactions returns what changed in an account's transactions since
@@ -235,16 +249,21 @@ func (c *balanceServiceClient) SyncTransactions(ctx context.Context, in *SyncTra
 // for forward compatibility.
 //
 // BalanceService reads accounts, balances and transactions of the banks a
-// user linked. Accounts are bankbridge's copy, taken when the link is made
-// and refreshed on every successful bank read; balances are read from the
-// bank on each call; transactions are kept by bankbridge, refreshed from the
-// bank, and offered both as a paged list and as a cursor-based change feed.
+// user linked, from each bank's adapter under the user's consent. Account
+// lists are kept in memory for a minute and, while a bank is down, the last
+// list read within 24 hours is served; balances are read from the bank on
+// each call, with the last one read within 24 hours as a stale fallback;
+// transactions are read from the bank and offered both as a paged list and
+// as a cursor-based change feed. Nothing read from a bank is written to
+// disk.
 type BalanceServiceServer interface {
 	// ListAccounts lists the accounts the user shared through links whose
-	// consent is active and covers accounts. It serves bankbridge's copy and
-	// never waits for a bank, so a bank that is down does not hide the list.
-	// Without bank_id, accounts of lapsed links are left out; with bank_id, a
-	// lapsed consent for that bank is an error, so a chat can offer to relink.
+	// consent is active and covers accounts. A bank that is down does not hide
+	// its accounts when they were read in the last 24 hours; when no bank
+	// could be read and none is remembered, the call fails rather than answer
+	// an empty list. Without bank_id, accounts of lapsed links are left out;
+	// with bank_id, a lapsed consent for that bank is an error, so a chat can
+	// offer to relink.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -256,10 +275,13 @@ type BalanceServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when bank_id names a bank whose consent has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when bank_id names a bank whose consent the user revoked.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when bank_id names no configured bank.
+	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
-	// GetAccount returns one account from bankbridge's copy; it never waits for
-	// the bank.
+	// GetAccount returns one account, from the account list kept in memory
+	// when it is fresh, else from the bank.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -270,6 +292,9 @@ type BalanceServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent of the account's link has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent of the account's link.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such account.
+	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)
 	// GetBalance reads the account's balances from the bank. When the bank
@@ -294,11 +319,12 @@ type BalanceServiceServer interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
 	GetBalance(context.Context, *GetBalanceRequest) (*GetBalanceResponse, error)
 	// ListTransactions lists an account's transactions, newest first: pending
-	// ones before booked ones, booked ones by booking_time descending. The first
-	// page refreshes bankbridge's copy from the bank when it is out of date;
-	// later pages are served from the same snapshot, so paging never skips or
-	// repeats an item. A pending transaction that has been booked is not listed;
-	// its booked successor names it in pending_transaction.
+	// ones before booked ones, booked ones by booking_time descending. Each
+	// page reads the account's transactions from the bank; when they change
+	// between pages, paging may skip or repeat an item, so a client that must
+	// see every change uses SyncTransactions. A pending transaction that has
+	// been booked is not listed; its booked successor names it in
+	// pending_transaction.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, e.g. start_time not before end_time.
@@ -316,10 +342,9 @@ type BalanceServiceServer interface {
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer transactions.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
-	// GetTransaction returns one transaction from bankbridge's copy; it never
-	// waits for the bank. A receipt's transaction field names one, so a chat
-	// can show the card payment behind a purchase. A pending transaction that
-	// was booked since is still returned, so a name once given stays valid.
+	// GetTransaction returns one transaction, read from the bank. A receipt's
+	// transaction field names one, so a chat can show the card payment behind
+	// a purchase.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -330,6 +355,9 @@ type BalanceServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent of the account's link has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent of the account's link.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such account or transaction.
+	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionResponse, error)
 	// SyncTransactions returns what changed in an account's transactions since
