@@ -35,7 +35,13 @@ func newLastKnown(maxAge time.Duration, now func() time.Time) *lastKnown {
 func (l *lastKnown) put(b *balancev1.AccountBalance) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.items[b.GetName()] = lastBalance{balance: proto.Clone(b).(*balancev1.AccountBalance), readAt: l.now()}
+	// The read time is the balance's own as_of, so a stale answer names the
+	// same moment the fresh one did.
+	readAt := l.now()
+	if b.GetAsOf() != nil {
+		readAt = b.GetAsOf().AsTime()
+	}
+	l.items[b.GetName()] = lastBalance{balance: proto.Clone(b).(*balancev1.AccountBalance), readAt: readAt}
 	// Sweep while here: nothing older than maxAge is kept.
 	for k, v := range l.items {
 		if l.now().Sub(v.readAt) > l.maxAge {

@@ -298,6 +298,32 @@ func (s *Stack) start(ctx context.Context, name, bin string, env []string, args 
 	return nil
 }
 
+// StopProcess stops one process of the stack by name ("sandbox",
+// "balance", ...), as an outage would; tests use it.
+func (s *Stack) StopProcess(name string) error {
+	s.mu.Lock()
+	var p *proc
+	for i, q := range s.procs {
+		if q.name == name {
+			p = q
+			s.procs = append(s.procs[:i], s.procs[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no process %q in the stack", name)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	return nil
+}
+
 // Stop sends SIGTERM to every process, newest first, and kills what has not
 // exited after 10 seconds.
 func (s *Stack) Stop() {
