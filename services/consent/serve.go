@@ -7,43 +7,33 @@ import (
 	"io"
 	"log/slog"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
-	"github.com/bankbridge/bankbridge/adapters"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/banks"
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/consent/internal/transport"
-	"github.com/bankbridge/bankbridge/services/platform/auth"
-	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // serve wires the service and serves until ctx ends: telemetry, token
 // verifier, database, Vault, bank adapters, then the gRPC server, the
 // change feed and the sweeper side by side. It tears down in reverse.
 func serve(ctx context.Context, cfg config, ready func(grpcAddr string)) error {
-	tel, err := telemetry.Setup(ctx, telemetry.Config{
-		ServiceName: cfg.Server.Name, ServiceVersion: cfg.Server.Version, LogLevel: cfg.Server.LogLevel,
-	})
+	// Telemetry, the token verifier, Vault and the bank registry are wired
+	// the way every service wires them; the consent service is the one that
+	// answers consent checks, so it has none of its own.
+	rt, err := bootstrap.Start(ctx, bootstrap.Config{Server: cfg.Server, Vault: cfg.Vault, BanksFile: cfg.BanksFile}, nil)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	defer rt.Close()
+	tel, verifier, reg := rt.Telemetry, rt.Verifier, rt.Banks
 	log := tel.Logger
-
-	verifier, err := auth.NewVerifier(ctx, auth.Config{
-		Issuer: cfg.Server.Issuer, Audience: cfg.Server.Audience, JWKSURL: cfg.Server.JWKSURL,
-	})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = verifier.Close(context.WithoutCancel(ctx)) }()
 
 	db, err := storage.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -54,12 +44,6 @@ func serve(ctx context.Context, cfg config, ready func(grpcAddr string)) error {
 	if err != nil {
 		return err
 	}
-
-	reg, closeBanks, err := openBanks(ctx, cfg, tel)
-	if err != nil {
-		return err
-	}
-	defer closeBanks()
 
 	svc, err := app.New(st, banks.New(reg), app.Config{ConsentTTL: cfg.ConsentTTL, Logger: log})
 	if err != nil {
@@ -91,42 +75,6 @@ func serve(ctx context.Context, cfg config, ready func(grpcAddr string)) error {
 		return nil
 	})
 	return g.Wait()
-}
-
-// openBanks loads banks.yaml and builds the adapter registry, with the
-// Vault provider as the credential source when Vault is configured.
-func openBanks(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*adapters.Registry, func(), error) {
-	list, err := adapters.LoadConfig(cfg.BanksFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	opts := []adapters.Option{adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-		otelgrpc.WithTracerProvider(tel.TracerProvider),
-		otelgrpc.WithMeterProvider(tel.MeterProvider),
-		otelgrpc.WithPropagators(tel.Propagator),
-	)))}
-	var provider *credentials.Provider
-	if cfg.Vault.Address != "" {
-		provider, err = credentials.New(ctx, cfg.Vault,
-			credentials.WithLogger(tel.Logger), credentials.WithMeterProvider(tel.MeterProvider))
-		if err != nil {
-			return nil, nil, fmt.Errorf("vault: %w", err)
-		}
-		opts = append(opts, adapters.WithCredentials(banks.NewVaultCredentials(provider)))
-	}
-	reg, err := adapters.NewRegistry(list, opts...)
-	if err != nil {
-		if provider != nil {
-			_ = provider.Close()
-		}
-		return nil, nil, err
-	}
-	return reg, func() {
-		_ = reg.Close()
-		if provider != nil {
-			_ = provider.Close()
-		}
-	}, nil
 }
 
 // verifyAccessLog checks the hash chain of one user's access log, or of

@@ -6,7 +6,6 @@ package banks
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +18,6 @@ import (
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
-	"github.com/bankbridge/bankbridge/services/platform/credentials"
 )
 
 // Adapters implements app.Banks with the registry's clients.
@@ -122,33 +120,4 @@ func (a *Adapters) RevokeConsent(ctx context.Context, bankID, bankConsentID stri
 	}
 	_, err = c.RevokeConsent(consentManagement(ctx), &adapterv1.RevokeConsentRequest{BankConsentId: bankConsentID})
 	return err
-}
-
-// VaultCredentials gives the registry each bank's credentials from Vault,
-// through the platform provider's cache: one read per bank per refresh
-// interval, rotations picked up without a restart.
-type VaultCredentials struct {
-	provider *credentials.Provider
-}
-
-var _ adapters.CredentialSource = (*VaultCredentials)(nil)
-
-// NewVaultCredentials reads credentials through p.
-func NewVaultCredentials(p *credentials.Provider) *VaultCredentials {
-	return &VaultCredentials{provider: p}
-}
-
-// BankCredential returns the secret at the bank's VaultPath, which must be
-// banks/<id> under the provider's mount. The error names the bank and the
-// path, never a value.
-func (v *VaultCredentials) BankCredential(ctx context.Context, bank adapters.Bank) (map[string]string, error) {
-	id, ok := strings.CutPrefix(bank.VaultPath, "banks/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return nil, fmt.Errorf("bank %s: vault path %q: the credentials provider reads banks/<id> only", bank.ID, bank.VaultPath)
-	}
-	s, err := v.provider.Bank(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return s.Data, nil
 }

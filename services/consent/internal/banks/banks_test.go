@@ -1,7 +1,6 @@
 package banks_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -12,8 +11,6 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/banks"
-	"github.com/bankbridge/bankbridge/services/platform/credentials"
-	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
 )
 
 // inProcess is the sandbox behind the SDK's registry, in process.
@@ -95,33 +92,5 @@ func TestAdaptersPassTheBanksErrorsOn(t *testing.T) {
 				t.Fatalf("StartSca = %v, want %s", err, apierr.ReasonString(tt.reason))
 			}
 		})
-	}
-}
-
-func TestVaultCredentials(t *testing.T) {
-	t.Parallel()
-	v := vaulttest.Start(t)
-	v.PutBankSecret(t, "acme-prod", map[string]any{"api_key": "k1"})
-	p, err := credentials.New(context.Background(), credentials.Config{
-		Address: v.Addr(),
-		Auth:    credentials.AuthConfig{Method: credentials.AuthToken, Token: credentials.Sensitive(v.RootToken())},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	src := banks.NewVaultCredentials(p)
-
-	got, err := src.BankCredential(t.Context(), adapters.Bank{ID: "acme", VaultPath: "banks/acme-prod"})
-	if err != nil || got["api_key"] != "k1" {
-		t.Fatalf("BankCredential = %v, %v; want the secret at banks/acme-prod", got, err)
-	}
-	for _, path := range []string{"partners/acme", "banks/a/b", "banks/"} {
-		if _, err := src.BankCredential(t.Context(), adapters.Bank{ID: "acme", VaultPath: path}); err == nil {
-			t.Errorf("VaultPath %q accepted", path)
-		}
-	}
-	if _, err := src.BankCredential(t.Context(), adapters.Bank{ID: "ghost", VaultPath: "banks/ghost"}); err == nil {
-		t.Error("a bank without a secret got credentials")
 	}
 }
