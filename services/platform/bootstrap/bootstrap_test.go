@@ -2,7 +2,10 @@ package bootstrap_test
 
 import (
 	"context"
+	"os"
 	"testing"
+
+	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
@@ -35,5 +38,40 @@ func TestVaultCredentials(t *testing.T) {
 	}
 	if _, err := src.BankCredential(t.Context(), adapters.Bank{ID: "ghost", VaultPath: "banks/ghost"}); err == nil {
 		t.Error("a bank without a secret got credentials")
+	}
+}
+
+// TestServicePolicy loads the policy operators give services
+// (deploy/vault/policies/bankbridge-service.hcl) into a real Vault: a
+// service token with it reads bank credentials and cannot change them.
+func TestServicePolicy(t *testing.T) {
+	t.Parallel()
+	rules, err := os.ReadFile("../../../deploy/vault/policies/bankbridge-service.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vaulttest.Start(t)
+	v.PutBankSecret(t, "sandbox", map[string]any{"api_key": "k1"})
+	v.PutPolicy(t, "bankbridge-service", string(rules))
+	token := v.CreateToken(t, vaulttest.TokenRequest{Policies: []string{"bankbridge-service"}})
+
+	p, err := credentials.New(context.Background(), credentials.Config{
+		Address: v.Addr(),
+		Auth:    credentials.AuthConfig{Method: credentials.AuthToken, Token: credentials.Sensitive(token)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	if s, err := p.Bank(t.Context(), "sandbox"); err != nil || s.Data["api_key"] != "k1" {
+		t.Fatalf("a service token cannot read the sandbox credential: %v", err)
+	}
+	c, err := vaultapi.NewClient(&vaultapi.Config{Address: v.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(token)
+	if _, err := c.KVv2("bankbridge").Put(t.Context(), "banks/sandbox", map[string]any{"api_key": "stolen"}); err == nil {
+		t.Error("a service token could overwrite a bank credential")
 	}
 }
