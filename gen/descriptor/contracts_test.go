@@ -169,7 +169,7 @@ func checkDocComments(c *contracts) []string {
 				continue
 			}
 			named := false
-			for _, w := range regexp.MustCompile(`[A-Z][A-Z_]+`).FindAllString(text, -1) {
+			for _, w := range upperWord.FindAllString(text, -1) {
 				if _, ok := grpcCodes[w]; ok {
 					named = true
 					break
@@ -182,6 +182,9 @@ func checkDocComments(c *contracts) []string {
 	}
 	return problems
 }
+
+// upperWord matches a code or reason name, e.g. PERMISSION_DENIED.
+var upperWord = regexp.MustCompile(`[A-Z][A-Z0-9_]+`)
 
 // citedReason matches "CODE (REASON)" and "CODE (REASON_A, REASON_B)".
 var citedReason = regexp.MustCompile(`\b([A-Z][A-Z_]+)\s*\(\s*([A-Z][A-Z0-9_]+(?:\s*(?:,|/|or)\s*[A-Z][A-Z0-9_]+)*)\s*\)`)
@@ -204,7 +207,7 @@ func checkReasonsInComments(c *contracts) []string {
 				if !isCode {
 					continue
 				}
-				for _, r := range regexp.MustCompile(`[A-Z][A-Z0-9_]+`).FindAllString(m[2], -1) {
+				for _, r := range upperWord.FindAllString(m[2], -1) {
 					got, ok := c.reasons[r]
 					switch {
 					case !ok:
