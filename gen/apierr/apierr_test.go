@@ -52,6 +52,8 @@ func TestReasonCodes(t *testing.T) {
 		{"CONVERSATION_CLOSED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"THREAD_CONTROL_NOT_HELD", codes.FailedPrecondition, http.StatusBadRequest},
 		{"INTERNAL", codes.Internal, http.StatusInternalServerError},
+		{"AUDIT_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
+		{"CONSENT_REVOKED_BY_BANK", codes.PermissionDenied, http.StatusForbidden},
 	}
 	covered := map[string]bool{"UNSPECIFIED": true}
 	for _, tt := range tests {

@@ -121,6 +121,45 @@ func TestCheckersCatchAMissingHTTPRule(t *testing.T) {
 	}
 }
 
+func TestCheckersCatchAMissingAccessRule(t *testing.T) {
+	t.Parallel()
+	base := realSet(t)
+	n := 0
+	for i, ref := range ownRPCs(base) {
+		if !ref.public {
+			continue
+		}
+		n++
+		fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+		proto.ClearExtension(ownRPCs(fds)[i].method().GetOptions(), commonv1.E_Access)
+		if got := checkAccessRules(load(t, fds)); !mentions(got, ref.fullName+": public RPC declares no (bankbridge.common.v1.access) rule") {
+			t.Errorf("deleting the access rule of %s went unnoticed; problems: %q", ref.fullName, got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no public RPC found")
+	}
+}
+
+func TestCheckersCatchAnAdvertisingPurposeInAnAccessRule(t *testing.T) {
+	t.Parallel()
+	base := realSet(t)
+	for i, ref := range ownRPCs(base) {
+		if !ref.public {
+			continue
+		}
+		fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+		opts := ownRPCs(fds)[i].method().GetOptions()
+		rule := proto.GetExtension(opts, commonv1.E_Access).(*commonv1.AccessRule)
+		rule.Purposes = append(rule.Purposes, commonv1.Purpose_PURPOSE_ADVERTISING)
+		proto.SetExtension(opts, commonv1.E_Access, rule)
+		if got := checkAccessRules(load(t, fds)); !mentions(got, ref.fullName+": access rule lists PURPOSE_ADVERTISING") {
+			t.Errorf("an ADVERTISING purpose on %s went unnoticed; problems: %q", ref.fullName, got)
+		}
+		return
+	}
+}
+
 func TestCheckersCatchAMissingValidationRule(t *testing.T) {
 	t.Parallel()
 	base := realSet(t)

@@ -399,7 +399,49 @@ func checkMaskedAccountNumbers(c *contracts) []string {
 	return problems
 }
 
+// checkAccessRules: every public RPC declares its access rule (scopes and
+// purposes, or consent_not_required), the server kit's only source for the
+// consent check; no other RPC declares one.
+func checkAccessRules(c *contracts) []string {
+	var problems []string
+	for _, s := range c.services() {
+		for _, m := range methods(s) {
+			has := proto.HasExtension(m.Options(), commonv1.E_Access)
+			rule, _ := proto.GetExtension(m.Options(), commonv1.E_Access).(*commonv1.AccessRule)
+			if !isPublic(s) {
+				if has {
+					problems = append(problems, fmt.Sprintf("%s: %s RPC must not declare an access rule", m.FullName(), audience(s)))
+				}
+				continue
+			}
+			if !has {
+				problems = append(problems, fmt.Sprintf("%s: public RPC declares no (bankbridge.common.v1.access) rule", m.FullName()))
+				continue
+			}
+			if len(rule.GetPurposes()) == 0 {
+				problems = append(problems, fmt.Sprintf("%s: access rule lists no purpose", m.FullName()))
+			}
+			for _, p := range rule.GetPurposes() {
+				if p == commonv1.Purpose_PURPOSE_ADVERTISING || p == commonv1.Purpose_PURPOSE_MARKETING || p == commonv1.Purpose_PURPOSE_UNSPECIFIED {
+					problems = append(problems, fmt.Sprintf("%s: access rule lists %s, which is never allowed", m.FullName(), p))
+				}
+			}
+			if (len(rule.GetScopes()) == 0) != rule.GetConsentNotRequired() {
+				problems = append(problems, fmt.Sprintf("%s: access rule must list scopes, or set consent_not_required, not both", m.FullName()))
+			}
+			if f := rule.GetBankField(); f != "" {
+				fd := m.Input().Fields().ByName(protoreflect.Name(f))
+				if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+					problems = append(problems, fmt.Sprintf("%s: access rule bank_field %q is not a string field of %s", m.FullName(), f, m.Input().FullName()))
+				}
+			}
+		}
+	}
+	return problems
+}
+
 var checkers = map[string]func(*contracts) []string{
+	"access rules":           checkAccessRules,
 	"http rules":             checkHTTPRules,
 	"doc comments":           checkDocComments,
 	"reasons in comments":    checkReasonsInComments,

@@ -38,14 +38,14 @@ func TestParseAccount(t *testing.T) {
 func TestPaginate(t *testing.T) {
 	t.Parallel()
 	items := []int{1, 2, 3, 4, 5}
-	page, next, err := paginate(items, &commonv1.PageRequest{Size: 2}, "q")
+	page, next, err := paginate(items, 2, "", "q")
 	if err != nil || len(page) != 2 || next == "" {
 		t.Fatalf("first page = %v, %q, %v", page, next, err)
 	}
 	var all []int
 	all = append(all, page...)
 	for next != "" {
-		page, next, err = paginate(items, &commonv1.PageRequest{Size: 2, Token: next}, "q")
+		page, next, err = paginate(items, 2, next, "q")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,9 +54,9 @@ func TestPaginate(t *testing.T) {
 	if len(all) != 5 {
 		t.Errorf("paged through %v, want every item once", all)
 	}
-	_, tok, _ := paginate(items, &commonv1.PageRequest{Size: 2}, "q")
+	_, tok, _ := paginate(items, 2, "", "q")
 	for _, bad := range []struct{ token, query string }{{tok, "other query"}, {"garbage!", "q"}} {
-		if _, _, err := paginate(items, &commonv1.PageRequest{Token: bad.token}, bad.query); !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID) {
+		if _, _, err := paginate(items, 0, bad.token, bad.query); !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID) {
 			t.Errorf("token %q for %q: err %v, want PAGE_TOKEN_INVALID", bad.token, bad.query, err)
 		}
 	}

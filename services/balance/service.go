@@ -160,11 +160,11 @@ func (s *service) ListAccounts(ctx context.Context, req *balancev1.ListAccountsR
 		return nil, firstErr
 	}
 	slices.SortFunc(all, func(x, y *balancev1.Account) int { return strings.Compare(x.GetName(), y.GetName()) })
-	page, next, err := paginate(all, req.GetPage(), "accounts|"+req.GetParent()+"|"+req.GetBankId())
+	page, next, err := paginate(all, req.GetPageSize(), req.GetPageToken(), "accounts|"+req.GetParent()+"|"+req.GetBankId())
 	if err != nil {
 		return nil, err
 	}
-	return &balancev1.ListAccountsResponse{Accounts: page, Page: &commonv1.PageResponse{NextToken: next}}, nil
+	return &balancev1.ListAccountsResponse{Accounts: page, NextPageToken: next}, nil
 }
 
 func (s *service) GetAccount(ctx context.Context, req *balancev1.GetAccountRequest) (*balancev1.GetAccountResponse, error) {
@@ -284,11 +284,11 @@ func (s *service) ListTransactions(ctx context.Context, req *balancev1.ListTrans
 		filtered = append(filtered, t)
 	}
 	query := fmt.Sprintf("transactions|%s|%v|%v|%v", req.GetParent(), req.GetStatus(), req.GetStartTime().AsTime().Unix(), req.GetEndTime().AsTime().Unix())
-	page, next, err := paginate(filtered, req.GetPage(), query)
+	page, next, err := paginate(filtered, req.GetPageSize(), req.GetPageToken(), query)
 	if err != nil {
 		return nil, err
 	}
-	return &balancev1.ListTransactionsResponse{Transactions: page, Page: &commonv1.PageResponse{NextToken: next}}, nil
+	return &balancev1.ListTransactionsResponse{Transactions: page, NextPageToken: next}, nil
 }
 
 func (s *service) GetTransaction(ctx context.Context, req *balancev1.GetTransactionRequest) (*balancev1.GetTransactionResponse, error) {
@@ -374,20 +374,20 @@ func (s *service) SyncTransactions(ctx context.Context, req *balancev1.SyncTrans
 
 // paginate serves one page of items. The token carries the offset and a
 // digest of the query, so a token used with other filters is refused.
-func paginate[T any](items []T, p *commonv1.PageRequest, query string) ([]T, string, error) {
-	size := int(p.GetSize())
+func paginate[T any](items []T, pageSize int32, pageToken string, query string) ([]T, string, error) {
+	size := int(pageSize)
 	if size == 0 {
 		size = defaultPageSize
 	}
 	offset := 0
-	if tok := p.GetToken(); tok != "" {
+	if tok := pageToken; tok != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(tok)
 		q, off, ok := strings.Cut(string(raw), "|@")
 		n, aerr := strconv.Atoi(off)
 		if err != nil || !ok || q != query || aerr != nil || n < 0 || n > len(items) {
 			return nil, "", apierr.New(commonv1.ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID,
-				"page.token is malformed, expired or from another query",
-				apierr.WithFieldViolations(apierr.FieldViolation{Field: "page.token", Description: "not a token of this list", Reason: "page_token.invalid"}))
+				"page_token is malformed, expired or from another query",
+				apierr.WithFieldViolations(apierr.FieldViolation{Field: "page_token", Description: "not a token of this list", Reason: "page_token.invalid"}))
 		}
 		offset = n
 	}

@@ -428,7 +428,7 @@ func TestEndToEnd(t *testing.T) {
 				return err
 			}, codes.NotFound, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
 			{"a made-up page token", func() error {
-				_, err := e.consent.ListLinks(e.as(t, "alice"), &consentv1.ListLinksRequest{Parent: "users/alice", Page: &commonv1.PageRequest{Token: "bogus"}})
+				_, err := e.consent.ListLinks(e.as(t, "alice"), &consentv1.ListLinksRequest{Parent: "users/alice", PageToken: "bogus"})
 				return err
 			}, codes.InvalidArgument, commonv1.ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID},
 		}
@@ -571,13 +571,13 @@ func TestEndToEnd(t *testing.T) {
 		token := ""
 		for {
 			page, err := e.consent.ListAccessLog(e.as(t, "alice"), &consentv1.ListAccessLogRequest{
-				Parent: "users/alice", Page: &commonv1.PageRequest{Size: 7, Token: token},
+				Parent: "users/alice", PageSize: 7, PageToken: token,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			entries = append(entries, page.GetEntries()...)
-			if token = page.GetPage().GetNextToken(); token == "" {
+			if token = page.GetNextPageToken(); token == "" {
 				break
 			}
 		}

@@ -98,10 +98,10 @@ func TestBalanceOverREST(t *testing.T) {
 		call(t, http.MethodGet, "/v1/users/alice/accounts/nobank~a1/balance", alice, info, nil).want(t, http.StatusNotFound, "NOT_FOUND")
 	})
 	t.Run("bad page size: 400 with the field path", func(t *testing.T) {
-		r := call(t, http.MethodGet, "/v1/users/alice/accounts?page.size=1000", alice, info, nil)
+		r := call(t, http.MethodGet, "/v1/users/alice/accounts?page_size=1000", alice, info, nil)
 		r.want(t, http.StatusBadRequest, "INVALID_ARGUMENT")
-		if !strings.Contains(r.raw, `"field":"page.size"`) {
-			t.Errorf("no violation on page.size: %s", r.raw)
+		if !strings.Contains(r.raw, `"field":"page_size"`) {
+			t.Errorf("no violation on page_size: %s", r.raw)
 		}
 	})
 	t.Run("dave's bank is down: 503 BANK_UNAVAILABLE", func(t *testing.T) {
@@ -163,7 +163,7 @@ func TestBalanceOverGRPC(t *testing.T) {
 			return err
 		}, code: codes.Unavailable, reason: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE},
 		{name: "bad page size", call: func() error {
-			_, err := c.ListAccounts(ctx, &balancev1.ListAccountsRequest{Parent: "users/bob", Page: &commonv1.PageRequest{Size: 1000}})
+			_, err := c.ListAccounts(ctx, &balancev1.ListAccountsRequest{Parent: "users/bob", PageSize: 1000})
 			return err
 		}, code: codes.InvalidArgument, reason: commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
 	}

@@ -150,7 +150,7 @@ func TestRESTCallsPassTheWholeChain(t *testing.T) {
 		{"another user's path", balanceURL, f.token(t, "bob"), "ACCOUNT_INFORMATION", http.StatusForbidden, "USER_MISMATCH"},
 		{"advertising", balanceURL, alice, "ADVERTISING", http.StatusForbidden, "PURPOSE_NOT_ALLOWED"},
 		{"no purpose", balanceURL, alice, "", http.StatusBadRequest, "INVALID_ARGUMENT"},
-		{"bad page size", f.url + "/v1/users/alice/accounts?page.size=1000", alice, "ACCOUNT_INFORMATION", http.StatusBadRequest, "INVALID_ARGUMENT"},
+		{"bad page size", f.url + "/v1/users/alice/accounts?page_size=1000", alice, "ACCOUNT_INFORMATION", http.StatusBadRequest, "INVALID_ARGUMENT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,9 +167,9 @@ func TestRESTCallsPassTheWholeChain(t *testing.T) {
 		})
 	}
 	t.Run("field path of a bad page size", func(t *testing.T) {
-		_, body := do(t, http.MethodGet, f.url+"/v1/users/alice/accounts?page.size=1000", alice, "ACCOUNT_INFORMATION", nil)
-		if !strings.Contains(mustJSON(body), `"field":"page.size"`) {
-			t.Errorf("no field violation on page.size in %s", mustJSON(body))
+		_, body := do(t, http.MethodGet, f.url+"/v1/users/alice/accounts?page_size=1000", alice, "ACCOUNT_INFORMATION", nil)
+		if !strings.Contains(mustJSON(body), `"field":"page_size"`) {
+			t.Errorf("no field violation on page_size in %s", mustJSON(body))
 		}
 	})
 	t.Run("money on the wire", func(t *testing.T) {

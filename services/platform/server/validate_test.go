@@ -6,7 +6,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 )
 
@@ -22,8 +21,8 @@ func TestValidationNamesTheField(t *testing.T) {
 	}{
 		{
 			name:      "page size above 100",
-			req:       &balancev1.ListAccountsRequest{Parent: "users/alice", Page: &commonv1.PageRequest{Size: 1000}},
-			wantField: "page.size",
+			req:       &balancev1.ListAccountsRequest{Parent: "users/alice", PageSize: 1000},
+			wantField: "page_size",
 			wantRule:  "int32.gte_lte",
 		},
 		{

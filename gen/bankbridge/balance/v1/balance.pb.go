@@ -841,8 +841,12 @@ type ListAccountsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, `users/{user}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page to return.
-	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only accounts at this bank; empty for every bank.
 	BankId        string `protobuf:"bytes,4,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -886,11 +890,18 @@ func (x *ListAccountsRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListAccountsRequest) GetPage() *v1.PageRequest {
+func (x *ListAccountsRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListAccountsRequest) GetBankId() string {
@@ -905,8 +916,8 @@ type ListAccountsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The accounts, in a stable order.
 	Accounts []*Account `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
-	// Where the next page starts.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -948,11 +959,11 @@ func (x *ListAccountsResponse) GetAccounts() []*Account {
 	return nil
 }
 
-func (x *ListAccountsResponse) GetPage() *v1.PageResponse {
+func (x *ListAccountsResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // GetAccountRequest asks for one account.
@@ -1236,8 +1247,12 @@ type ListTransactionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account, `users/{user}/accounts/{account}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page to return. A page token is valid only with the same filters.
-	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only transactions booked at or after this time; unset for no lower
 	// bound. Pending transactions have no booking time and are not bounded by
 	// it.
@@ -1289,11 +1304,18 @@ func (x *ListTransactionsRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListTransactionsRequest) GetPage() *v1.PageRequest {
+func (x *ListTransactionsRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListTransactionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListTransactionsRequest) GetStartTime() *timestamppb.Timestamp {
@@ -1323,8 +1345,8 @@ type ListTransactionsResponse struct {
 	// The transactions: pending first, then booked by booking_time, newest
 	// first.
 	Transactions []*Transaction `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
-	// Where the next page starts.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1366,11 +1388,11 @@ func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
 	return nil
 }
 
-func (x *ListTransactionsResponse) GetPage() *v1.PageResponse {
+func (x *ListTransactionsResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // SyncTransactionsRequest asks for the changes to an account's transactions
@@ -1575,14 +1597,16 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	" \x01(\x0e2*.bankbridge.balance.v1.TransactionCategoryB\b\xbaH\x05\x82\x01\x02\x10\x01R\bcategory\x12\x9a\x01\n" +
 	"\x13pending_transaction\x18\v \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\x12pendingTransaction:\xb1\x03\xbaH\xad\x03\x1a\xc6\x01\n" +
 	"#transaction.booking_time_iff_booked\x121booking_time is set exactly when status is BOOKED\x1alhas(this.booking_time) == (this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED)\x1a\xe1\x01\n" +
-	"0transaction.pending_transaction_only_when_booked\x129pending_transaction may be set only when status is BOOKED\x1arthis.pending_transaction == '' || this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED\"\xc5\x01\n" +
+	"0transaction.pending_transaction_only_when_booked\x129pending_transaction may be set only when status is BOOKED\x1arthis.pending_transaction == '' || this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED\"\xdf\x01\n" +
 	"\x13ListAccountsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x03 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12;\n" +
-	"\abank_id\x18\x04 \x01(\tB\"\xbaH\x1f\xd8\x01\x01r\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06bankId\"\x94\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12;\n" +
+	"\abank_id\x18\x04 \x01(\tB\"\xbaH\x1f\xd8\x01\x01r\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06bankId\"\x84\x01\n" +
 	"\x14ListAccountsResponse\x12D\n" +
-	"\baccounts\x18\x01 \x03(\v2\x1e.bankbridge.balance.v1.AccountB\b\xbaH\x05\x92\x01\x02\x10dR\baccounts\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"k\n" +
+	"\baccounts\x18\x01 \x03(\v2\x1e.bankbridge.balance.v1.AccountB\b\xbaH\x05\x92\x01\x02\x10dR\baccounts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"k\n" +
 	"\x11GetAccountRequest\x12V\n" +
 	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x04name\"N\n" +
 	"\x12GetAccountResponse\x128\n" +
@@ -1594,18 +1618,20 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"\x11GetBalanceRequest\x12^\n" +
 	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\"U\n" +
 	"\x12GetBalanceResponse\x12?\n" +
-	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance\"\x95\x04\n" +
+	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance\"\xaf\x04\n" +
 	"\x17ListTransactionsRequest\x12Z\n" +
-	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x125\n" +
-	"\x04page\x18\x03 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x129\n" +
+	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x129\n" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12J\n" +
 	"\x06status\x18\x06 \x01(\x0e2(.bankbridge.balance.v1.TransactionStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status:\xa8\x01\xbaH\xa4\x01\x1a\xa1\x01\n" +
-	"*list_transactions_request.start_before_end\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"\xa4\x01\n" +
+	"*list_transactions_request.start_before_end\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"\x94\x01\n" +
 	"\x18ListTransactionsResponse\x12P\n" +
-	"\ftransactions\x18\x01 \x03(\v2\".bankbridge.balance.v1.TransactionB\b\xbaH\x05\x92\x01\x02\x10dR\ftransactions\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xb9\x01\n" +
+	"\ftransactions\x18\x01 \x03(\v2\".bankbridge.balance.v1.TransactionB\b\xbaH\x05\x92\x01\x02\x10dR\ftransactions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb9\x01\n" +
 	"\x17SyncTransactionsRequest\x12Z\n" +
 	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12 \n" +
 	"\x06cursor\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06cursor\x12 \n" +
@@ -1665,16 +1691,22 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"#TRANSACTION_CATEGORY_TRANSPORTATION\x10\x0e\x12\x1f\n" +
 	"\x1bTRANSACTION_CATEGORY_TRAVEL\x10\x0f\x12+\n" +
 	"'TRANSACTION_CATEGORY_RENT_AND_UTILITIES\x10\x10\x12\x1e\n" +
-	"\x1aTRANSACTION_CATEGORY_OTHER\x10\x112\xc2\a\n" +
-	"\x0eBalanceService\x12\x8e\x01\n" +
-	"\fListAccounts\x12*.bankbridge.balance.v1.ListAccountsRequest\x1a+.bankbridge.balance.v1.ListAccountsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/accounts\x12\x88\x01\n" +
+	"\x1aTRANSACTION_CATEGORY_OTHER\x10\x112\xa9\b\n" +
+	"\x0eBalanceService\x12\xa1\x01\n" +
+	"\fListAccounts\x12*.bankbridge.balance.v1.ListAccountsRequest\x1a+.bankbridge.balance.v1.ListAccountsResponse\"8\xda\xf3\x18\x0f\n" +
+	"\x01\x01\x12\x01\x01\"\abank_id\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/accounts\x12\x98\x01\n" +
 	"\n" +
-	"GetAccount\x12(.bankbridge.balance.v1.GetAccountRequest\x1a).bankbridge.balance.v1.GetAccountResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/accounts/*}\x12\x90\x01\n" +
+	"GetAccount\x12(.bankbridge.balance.v1.GetAccountRequest\x1a).bankbridge.balance.v1.GetAccountResponse\"5\xda\xf3\x18\f\n" +
+	"\x01\x01\x12\x01\x01\"\x04name\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/accounts/*}\x12\xa0\x01\n" +
 	"\n" +
-	"GetBalance\x12(.bankbridge.balance.v1.GetBalanceRequest\x1a).bankbridge.balance.v1.GetBalanceResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/{name=users/*/accounts/*/balance}\x12\xa9\x01\n" +
-	"\x10ListTransactions\x12..bankbridge.balance.v1.ListTransactionsRequest\x1a/.bankbridge.balance.v1.ListTransactionsResponse\"4\x82\xd3\xe4\x93\x02.\x12,/v1/{parent=users/*/accounts/*}/transactions\x12\xa3\x01\n" +
-	"\x0eGetTransaction\x12,.bankbridge.balance.v1.GetTransactionRequest\x1a-.bankbridge.balance.v1.GetTransactionResponse\"4\x82\xd3\xe4\x93\x02.\x12,/v1/{name=users/*/accounts/*/transactions/*}\x12\xae\x01\n" +
-	"\x10SyncTransactions\x12..bankbridge.balance.v1.SyncTransactionsRequest\x1a/.bankbridge.balance.v1.SyncTransactionsResponse\"9\x82\xd3\xe4\x93\x023\x121/v1/{parent=users/*/accounts/*}/transactions:syncB\xe5\x01\n" +
+	"GetBalance\x12(.bankbridge.balance.v1.GetBalanceRequest\x1a).bankbridge.balance.v1.GetBalanceResponse\"=\xda\xf3\x18\f\n" +
+	"\x01\x02\x12\x01\x01\"\x04name\x82\xd3\xe4\x93\x02'\x12%/v1/{name=users/*/accounts/*/balance}\x12\xbb\x01\n" +
+	"\x10ListTransactions\x12..bankbridge.balance.v1.ListTransactionsRequest\x1a/.bankbridge.balance.v1.ListTransactionsResponse\"F\xda\xf3\x18\x0e\n" +
+	"\x01\x03\x12\x01\x01\"\x06parent\x82\xd3\xe4\x93\x02.\x12,/v1/{parent=users/*/accounts/*}/transactions\x12\xb3\x01\n" +
+	"\x0eGetTransaction\x12,.bankbridge.balance.v1.GetTransactionRequest\x1a-.bankbridge.balance.v1.GetTransactionResponse\"D\xda\xf3\x18\f\n" +
+	"\x01\x03\x12\x01\x01\"\x04name\x82\xd3\xe4\x93\x02.\x12,/v1/{name=users/*/accounts/*/transactions/*}\x12\xc0\x01\n" +
+	"\x10SyncTransactions\x12..bankbridge.balance.v1.SyncTransactionsRequest\x1a/.bankbridge.balance.v1.SyncTransactionsResponse\"K\xda\xf3\x18\x0e\n" +
+	"\x01\x03\x12\x01\x01\"\x06parent\x82\xd3\xe4\x93\x023\x121/v1/{parent=users/*/accounts/*}/transactions:syncB\xe5\x01\n" +
 	"\x19com.bankbridge.balance.v1B\fBalanceProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/balance/v1;balancev1\xa2\x02\x03BBX\xaa\x02\x15Bankbridge.Balance.V1\xca\x02\x15Bankbridge\\Balance\\V1\xe2\x02!Bankbridge\\Balance\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Balance::V1b\x06proto3"
 
 var (
@@ -1716,8 +1748,6 @@ var file_bankbridge_balance_v1_balance_proto_goTypes = []any{
 	(*v1.MaskedAccountNumber)(nil),   // 21: bankbridge.common.v1.MaskedAccountNumber
 	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
 	(*v1.Money)(nil),                 // 23: bankbridge.common.v1.Money
-	(*v1.PageRequest)(nil),           // 24: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),          // 25: bankbridge.common.v1.PageResponse
 }
 var file_bankbridge_balance_v1_balance_proto_depIdxs = []int32{
 	21, // 0: bankbridge.balance.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
@@ -1733,37 +1763,33 @@ var file_bankbridge_balance_v1_balance_proto_depIdxs = []int32{
 	22, // 10: bankbridge.balance.v1.Transaction.booking_time:type_name -> google.protobuf.Timestamp
 	22, // 11: bankbridge.balance.v1.Transaction.value_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.balance.v1.Transaction.category:type_name -> bankbridge.balance.v1.TransactionCategory
-	24, // 13: bankbridge.balance.v1.ListAccountsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	5,  // 14: bankbridge.balance.v1.ListAccountsResponse.accounts:type_name -> bankbridge.balance.v1.Account
-	25, // 15: bankbridge.balance.v1.ListAccountsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	5,  // 16: bankbridge.balance.v1.GetAccountResponse.account:type_name -> bankbridge.balance.v1.Account
-	8,  // 17: bankbridge.balance.v1.GetTransactionResponse.transaction:type_name -> bankbridge.balance.v1.Transaction
-	6,  // 18: bankbridge.balance.v1.GetBalanceResponse.balance:type_name -> bankbridge.balance.v1.AccountBalance
-	24, // 19: bankbridge.balance.v1.ListTransactionsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	22, // 20: bankbridge.balance.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	22, // 21: bankbridge.balance.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 22: bankbridge.balance.v1.ListTransactionsRequest.status:type_name -> bankbridge.balance.v1.TransactionStatus
-	8,  // 23: bankbridge.balance.v1.ListTransactionsResponse.transactions:type_name -> bankbridge.balance.v1.Transaction
-	25, // 24: bankbridge.balance.v1.ListTransactionsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	8,  // 25: bankbridge.balance.v1.SyncTransactionsResponse.added:type_name -> bankbridge.balance.v1.Transaction
-	8,  // 26: bankbridge.balance.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.balance.v1.Transaction
-	9,  // 27: bankbridge.balance.v1.BalanceService.ListAccounts:input_type -> bankbridge.balance.v1.ListAccountsRequest
-	11, // 28: bankbridge.balance.v1.BalanceService.GetAccount:input_type -> bankbridge.balance.v1.GetAccountRequest
-	15, // 29: bankbridge.balance.v1.BalanceService.GetBalance:input_type -> bankbridge.balance.v1.GetBalanceRequest
-	17, // 30: bankbridge.balance.v1.BalanceService.ListTransactions:input_type -> bankbridge.balance.v1.ListTransactionsRequest
-	13, // 31: bankbridge.balance.v1.BalanceService.GetTransaction:input_type -> bankbridge.balance.v1.GetTransactionRequest
-	19, // 32: bankbridge.balance.v1.BalanceService.SyncTransactions:input_type -> bankbridge.balance.v1.SyncTransactionsRequest
-	10, // 33: bankbridge.balance.v1.BalanceService.ListAccounts:output_type -> bankbridge.balance.v1.ListAccountsResponse
-	12, // 34: bankbridge.balance.v1.BalanceService.GetAccount:output_type -> bankbridge.balance.v1.GetAccountResponse
-	16, // 35: bankbridge.balance.v1.BalanceService.GetBalance:output_type -> bankbridge.balance.v1.GetBalanceResponse
-	18, // 36: bankbridge.balance.v1.BalanceService.ListTransactions:output_type -> bankbridge.balance.v1.ListTransactionsResponse
-	14, // 37: bankbridge.balance.v1.BalanceService.GetTransaction:output_type -> bankbridge.balance.v1.GetTransactionResponse
-	20, // 38: bankbridge.balance.v1.BalanceService.SyncTransactions:output_type -> bankbridge.balance.v1.SyncTransactionsResponse
-	33, // [33:39] is the sub-list for method output_type
-	27, // [27:33] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	5,  // 13: bankbridge.balance.v1.ListAccountsResponse.accounts:type_name -> bankbridge.balance.v1.Account
+	5,  // 14: bankbridge.balance.v1.GetAccountResponse.account:type_name -> bankbridge.balance.v1.Account
+	8,  // 15: bankbridge.balance.v1.GetTransactionResponse.transaction:type_name -> bankbridge.balance.v1.Transaction
+	6,  // 16: bankbridge.balance.v1.GetBalanceResponse.balance:type_name -> bankbridge.balance.v1.AccountBalance
+	22, // 17: bankbridge.balance.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	22, // 18: bankbridge.balance.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 19: bankbridge.balance.v1.ListTransactionsRequest.status:type_name -> bankbridge.balance.v1.TransactionStatus
+	8,  // 20: bankbridge.balance.v1.ListTransactionsResponse.transactions:type_name -> bankbridge.balance.v1.Transaction
+	8,  // 21: bankbridge.balance.v1.SyncTransactionsResponse.added:type_name -> bankbridge.balance.v1.Transaction
+	8,  // 22: bankbridge.balance.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.balance.v1.Transaction
+	9,  // 23: bankbridge.balance.v1.BalanceService.ListAccounts:input_type -> bankbridge.balance.v1.ListAccountsRequest
+	11, // 24: bankbridge.balance.v1.BalanceService.GetAccount:input_type -> bankbridge.balance.v1.GetAccountRequest
+	15, // 25: bankbridge.balance.v1.BalanceService.GetBalance:input_type -> bankbridge.balance.v1.GetBalanceRequest
+	17, // 26: bankbridge.balance.v1.BalanceService.ListTransactions:input_type -> bankbridge.balance.v1.ListTransactionsRequest
+	13, // 27: bankbridge.balance.v1.BalanceService.GetTransaction:input_type -> bankbridge.balance.v1.GetTransactionRequest
+	19, // 28: bankbridge.balance.v1.BalanceService.SyncTransactions:input_type -> bankbridge.balance.v1.SyncTransactionsRequest
+	10, // 29: bankbridge.balance.v1.BalanceService.ListAccounts:output_type -> bankbridge.balance.v1.ListAccountsResponse
+	12, // 30: bankbridge.balance.v1.BalanceService.GetAccount:output_type -> bankbridge.balance.v1.GetAccountResponse
+	16, // 31: bankbridge.balance.v1.BalanceService.GetBalance:output_type -> bankbridge.balance.v1.GetBalanceResponse
+	18, // 32: bankbridge.balance.v1.BalanceService.ListTransactions:output_type -> bankbridge.balance.v1.ListTransactionsResponse
+	14, // 33: bankbridge.balance.v1.BalanceService.GetTransaction:output_type -> bankbridge.balance.v1.GetTransactionResponse
+	20, // 34: bankbridge.balance.v1.BalanceService.SyncTransactions:output_type -> bankbridge.balance.v1.SyncTransactionsResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_balance_v1_balance_proto_init() }

@@ -5,8 +5,8 @@
 // source: bankbridge/common/v1/common.proto
 
 // Package bankbridge.common.v1 holds the types every bankbridge contract
-// shares: exact money, masked account numbers, pagination, the purposes a
-// caller may declare, the consent scopes, and the one enum of error reasons.
+// shares: exact money, masked account numbers, the purposes a
+// caller may declare, the consent scopes, the access rule every public RPC declares, and the one enum of error reasons.
 
 package commonv1
 
@@ -277,6 +277,10 @@ const (
 	// The declared purpose is never allowed (advertising, marketing) or not
 	// covered by the consent.
 	ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED ErrorReason = 23
+	// The bank no longer knows, or has revoked, the consent behind the link.
+	// bankbridge marked the link REVOKED; ask the user to link the bank again.
+	// An adapter answers it when the bank knows no consent bank_consent_id.
+	ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK ErrorReason = 25
 	// The link is not waiting for two-factor verification (already valid,
 	// revoked or expired).
 	ErrorReason_ERROR_REASON_LINK_NOT_PENDING ErrorReason = 24
@@ -320,6 +324,9 @@ const (
 	ErrorReason_ERROR_REASON_THREAD_CONTROL_NOT_HELD ErrorReason = 56
 	// An unexpected error; metadata incident_id matches the server's log line.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 60
+	// The access could not be recorded in the user's access log, so no data
+	// was served; retry after RetryInfo's delay.
+	ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE ErrorReason = 61
 )
 
 // Enum value maps for ErrorReason.
@@ -338,6 +345,7 @@ var (
 		21: "ERROR_REASON_CONSENT_EXPIRED",
 		22: "ERROR_REASON_CONSENT_REVOKED",
 		23: "ERROR_REASON_PURPOSE_NOT_ALLOWED",
+		25: "ERROR_REASON_CONSENT_REVOKED_BY_BANK",
 		24: "ERROR_REASON_LINK_NOT_PENDING",
 		30: "ERROR_REASON_SCA_FAILED",
 		31: "ERROR_REASON_SCA_LOCKED",
@@ -356,6 +364,7 @@ var (
 		55: "ERROR_REASON_CONVERSATION_CLOSED",
 		56: "ERROR_REASON_THREAD_CONTROL_NOT_HELD",
 		60: "ERROR_REASON_INTERNAL",
+		61: "ERROR_REASON_AUDIT_UNAVAILABLE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -371,6 +380,7 @@ var (
 		"ERROR_REASON_CONSENT_EXPIRED":            21,
 		"ERROR_REASON_CONSENT_REVOKED":            22,
 		"ERROR_REASON_PURPOSE_NOT_ALLOWED":        23,
+		"ERROR_REASON_CONSENT_REVOKED_BY_BANK":    25,
 		"ERROR_REASON_LINK_NOT_PENDING":           24,
 		"ERROR_REASON_SCA_FAILED":                 30,
 		"ERROR_REASON_SCA_LOCKED":                 31,
@@ -389,6 +399,7 @@ var (
 		"ERROR_REASON_CONVERSATION_CLOSED":        55,
 		"ERROR_REASON_THREAD_CONTROL_NOT_HELD":    56,
 		"ERROR_REASON_INTERNAL":                   60,
+		"ERROR_REASON_AUDIT_UNAVAILABLE":          61,
 	}
 )
 
@@ -542,35 +553,45 @@ func (x *MaskedAccountNumber) GetDisplay() string {
 	return ""
 }
 
-// PageRequest asks for one page of a list (AIP-158). An empty token asks for
-// the first page; a token must come from the previous response of the same
-// list with the same filters, otherwise the call fails with
-// INVALID_ARGUMENT, reason PAGE_TOKEN_INVALID.
-type PageRequest struct {
+// AccessRule declares, on each public RPC, what the call reads and why it may
+// be made. The server kit reads it from the descriptors at start and refuses
+// to serve a public method without one: there is no default. A call must
+// declare one of purposes (metadata bankbridge-purpose); the user's consent
+// must cover each of scopes, at the bank bank_field names.
+type AccessRule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The most items to return, 1 to 100; 0 means the default of 25. The
-	// server may return fewer, even when more pages follow.
-	Size int32 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
-	// The next_token of the previous page, or empty for the first page.
-	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// The consent scopes the call reads. Empty only with consent_not_required.
+	Scopes []Scope `protobuf:"varint,1,rep,packed,name=scopes,proto3,enum=bankbridge.common.v1.Scope" json:"scopes,omitempty"`
+	// The purposes a caller may declare for the call; at least one. ADVERTISING
+	// and MARKETING are refused whatever is listed here.
+	Purposes []Purpose `protobuf:"varint,2,rep,packed,name=purposes,proto3,enum=bankbridge.common.v1.Purpose" json:"purposes,omitempty"`
+	// The call reads no consented data (managing links, reading the access
+	// log), so no consent is checked; the purpose and the user binding still
+	// are.
+	ConsentNotRequired bool `protobuf:"varint,3,opt,name=consent_not_required,json=consentNotRequired,proto3" json:"consent_not_required,omitempty"`
+	// The request field that names the bank whose consent must cover the call:
+	// a bank id field (e.g. "bank_id"; empty means any of the user's banks), or
+	// a resource name field (e.g. "name") whose id holds the bank as
+	// "<bank_id>~<bank's id>". Unset: any of the user's banks.
+	BankField     string `protobuf:"bytes,4,opt,name=bank_field,json=bankField,proto3" json:"bank_field,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *PageRequest) Reset() {
-	*x = PageRequest{}
+func (x *AccessRule) Reset() {
+	*x = AccessRule{}
 	mi := &file_bankbridge_common_v1_common_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *PageRequest) String() string {
+func (x *AccessRule) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*PageRequest) ProtoMessage() {}
+func (*AccessRule) ProtoMessage() {}
 
-func (x *PageRequest) ProtoReflect() protoreflect.Message {
+func (x *AccessRule) ProtoReflect() protoreflect.Message {
 	mi := &file_bankbridge_common_v1_common_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -582,67 +603,35 @@ func (x *PageRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use PageRequest.ProtoReflect.Descriptor instead.
-func (*PageRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use AccessRule.ProtoReflect.Descriptor instead.
+func (*AccessRule) Descriptor() ([]byte, []int) {
 	return file_bankbridge_common_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
-func (x *PageRequest) GetSize() int32 {
+func (x *AccessRule) GetScopes() []Scope {
 	if x != nil {
-		return x.Size
+		return x.Scopes
 	}
-	return 0
+	return nil
 }
 
-func (x *PageRequest) GetToken() string {
+func (x *AccessRule) GetPurposes() []Purpose {
 	if x != nil {
-		return x.Token
+		return x.Purposes
 	}
-	return ""
+	return nil
 }
 
-// PageResponse ends one page of a list.
-type PageResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The token for the next page; empty on the last page.
-	NextToken     string `protobuf:"bytes,1,opt,name=next_token,json=nextToken,proto3" json:"next_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PageResponse) Reset() {
-	*x = PageResponse{}
-	mi := &file_bankbridge_common_v1_common_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PageResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PageResponse) ProtoMessage() {}
-
-func (x *PageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_common_v1_common_proto_msgTypes[3]
+func (x *AccessRule) GetConsentNotRequired() bool {
 	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
+		return x.ConsentNotRequired
 	}
-	return mi.MessageOf(x)
+	return false
 }
 
-// Deprecated: Use PageResponse.ProtoReflect.Descriptor instead.
-func (*PageResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_common_v1_common_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *PageResponse) GetNextToken() string {
+func (x *AccessRule) GetBankField() string {
 	if x != nil {
-		return x.NextToken
+		return x.BankField
 	}
 	return ""
 }
@@ -654,6 +643,14 @@ var file_bankbridge_common_v1_common_proto_extTypes = []protoimpl.ExtensionInfo{
 		Field:         51001,
 		Name:          "bankbridge.common.v1.audience",
 		Tag:           "varint,51001,opt,name=audience,enum=bankbridge.common.v1.Audience",
+		Filename:      "bankbridge/common/v1/common.proto",
+	},
+	{
+		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
+		ExtensionType: (*AccessRule)(nil),
+		Field:         51003,
+		Name:          "bankbridge.common.v1.access",
+		Tag:           "bytes,51003,opt,name=access",
 		Filename:      "bankbridge/common/v1/common.proto",
 	},
 	{
@@ -674,13 +671,21 @@ var (
 	E_Audience = &file_bankbridge_common_v1_common_proto_extTypes[0]
 )
 
+// Extension fields to descriptorpb.MethodOptions.
+var (
+	// access declares the consent scopes and purposes of a public RPC.
+	//
+	// optional bankbridge.common.v1.AccessRule access = 51003;
+	E_Access = &file_bankbridge_common_v1_common_proto_extTypes[1]
+)
+
 // Extension fields to descriptorpb.EnumValueOptions.
 var (
 	// grpc_code is the status code an error with this reason always carries.
 	// The HTTP status follows from it (google.rpc.Code's mapping).
 	//
 	// optional google.rpc.Code grpc_code = 51002;
-	E_GrpcCode = &file_bankbridge_common_v1_common_proto_extTypes[1]
+	E_GrpcCode = &file_bankbridge_common_v1_common_proto_extTypes[2]
 )
 
 var File_bankbridge_common_v1_common_proto protoreflect.FileDescriptor
@@ -696,13 +701,14 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x15money.sign_consistent\x12'units and nanos must have the same sign\x1aL(this.units >= 0 && this.nanos >= 0) || (this.units <= 0 && this.nanos <= 0)\"d\n" +
 	"\x13MaskedAccountNumber\x12*\n" +
 	"\x05last4\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9A-Z]{4}$R\x05last4\x12!\n" +
-	"\adisplay\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\adisplay\"L\n" +
-	"\vPageRequest\x12\x1d\n" +
-	"\x04size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x04size\x12\x1e\n" +
-	"\x05token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x05token\"-\n" +
-	"\fPageResponse\x12\x1d\n" +
+	"\adisplay\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\adisplay\"\xcd\x01\n" +
 	"\n" +
-	"next_token\x18\x01 \x01(\tR\tnextToken*\x89\x02\n" +
+	"AccessRule\x123\n" +
+	"\x06scopes\x18\x01 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeR\x06scopes\x129\n" +
+	"\bpurposes\x18\x02 \x03(\x0e2\x1d.bankbridge.common.v1.PurposeR\bpurposes\x120\n" +
+	"\x14consent_not_required\x18\x03 \x01(\bR\x12consentNotRequired\x12\x1d\n" +
+	"\n" +
+	"bank_field\x18\x04 \x01(\tR\tbankField*\x89\x02\n" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPURPOSE_ACCOUNT_INFORMATION\x10\x01\x12\x1c\n" +
@@ -725,7 +731,8 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x14AUDIENCE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fAUDIENCE_PUBLIC\x10\x01\x12\x15\n" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
-	"\x10AUDIENCE_ADAPTER\x10\x03*\xff\t\n" +
+	"\x10AUDIENCE_ADAPTER\x10\x03*\xd9\n" +
+	"\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -740,7 +747,8 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x1dERROR_REASON_CONSENT_REQUIRED\x10\x14\x1a\x04\xd0\xf3\x18\a\x12&\n" +
 	"\x1cERROR_REASON_CONSENT_EXPIRED\x10\x15\x1a\x04\xd0\xf3\x18\a\x12&\n" +
 	"\x1cERROR_REASON_CONSENT_REVOKED\x10\x16\x1a\x04\xd0\xf3\x18\a\x12*\n" +
-	" ERROR_REASON_PURPOSE_NOT_ALLOWED\x10\x17\x1a\x04\xd0\xf3\x18\a\x12'\n" +
+	" ERROR_REASON_PURPOSE_NOT_ALLOWED\x10\x17\x1a\x04\xd0\xf3\x18\a\x12.\n" +
+	"$ERROR_REASON_CONSENT_REVOKED_BY_BANK\x10\x19\x1a\x04\xd0\xf3\x18\a\x12'\n" +
 	"\x1dERROR_REASON_LINK_NOT_PENDING\x10\x18\x1a\x04\xd0\xf3\x18\t\x12!\n" +
 	"\x17ERROR_REASON_SCA_FAILED\x10\x1e\x1a\x04\xd0\xf3\x18\x03\x12!\n" +
 	"\x17ERROR_REASON_SCA_LOCKED\x10\x1f\x1a\x04\xd0\xf3\x18\t\x12\"\n" +
@@ -758,8 +766,10 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x1cERROR_REASON_CARRIER_UNKNOWN\x106\x1a\x04\xd0\xf3\x18\x03\x12*\n" +
 	" ERROR_REASON_CONVERSATION_CLOSED\x107\x1a\x04\xd0\xf3\x18\t\x12.\n" +
 	"$ERROR_REASON_THREAD_CONTROL_NOT_HELD\x108\x1a\x04\xd0\xf3\x18\t\x12\x1f\n" +
-	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r:]\n" +
-	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:R\n" +
+	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r\x12(\n" +
+	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e:]\n" +
+	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:Z\n" +
+	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\v2 .bankbridge.common.v1.AccessRuleR\x06access:R\n" +
 	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xdd\x01\n" +
 	"\x18com.bankbridge.common.v1B\vCommonProtoP\x01ZBgithub.com/bankbridge/bankbridge/gen/bankbridge/common/v1;commonv1\xa2\x02\x03BCX\xaa\x02\x14Bankbridge.Common.V1\xca\x02\x14Bankbridge\\Common\\V1\xe2\x02 Bankbridge\\Common\\V1\\GPBMetadata\xea\x02\x16Bankbridge::Common::V1b\x06proto3"
 
@@ -776,7 +786,7 @@ func file_bankbridge_common_v1_common_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bankbridge_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_bankbridge_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_bankbridge_common_v1_common_proto_goTypes = []any{
 	(Purpose)(0),                          // 0: bankbridge.common.v1.Purpose
 	(Scope)(0),                            // 1: bankbridge.common.v1.Scope
@@ -784,22 +794,26 @@ var file_bankbridge_common_v1_common_proto_goTypes = []any{
 	(ErrorReason)(0),                      // 3: bankbridge.common.v1.ErrorReason
 	(*Money)(nil),                         // 4: bankbridge.common.v1.Money
 	(*MaskedAccountNumber)(nil),           // 5: bankbridge.common.v1.MaskedAccountNumber
-	(*PageRequest)(nil),                   // 6: bankbridge.common.v1.PageRequest
-	(*PageResponse)(nil),                  // 7: bankbridge.common.v1.PageResponse
-	(*descriptorpb.ServiceOptions)(nil),   // 8: google.protobuf.ServiceOptions
+	(*AccessRule)(nil),                    // 6: bankbridge.common.v1.AccessRule
+	(*descriptorpb.ServiceOptions)(nil),   // 7: google.protobuf.ServiceOptions
+	(*descriptorpb.MethodOptions)(nil),    // 8: google.protobuf.MethodOptions
 	(*descriptorpb.EnumValueOptions)(nil), // 9: google.protobuf.EnumValueOptions
 	(code.Code)(0),                        // 10: google.rpc.Code
 }
 var file_bankbridge_common_v1_common_proto_depIdxs = []int32{
-	8,  // 0: bankbridge.common.v1.audience:extendee -> google.protobuf.ServiceOptions
-	9,  // 1: bankbridge.common.v1.grpc_code:extendee -> google.protobuf.EnumValueOptions
-	2,  // 2: bankbridge.common.v1.audience:type_name -> bankbridge.common.v1.Audience
-	10, // 3: bankbridge.common.v1.grpc_code:type_name -> google.rpc.Code
-	4,  // [4:4] is the sub-list for method output_type
-	4,  // [4:4] is the sub-list for method input_type
-	2,  // [2:4] is the sub-list for extension type_name
-	0,  // [0:2] is the sub-list for extension extendee
-	0,  // [0:0] is the sub-list for field type_name
+	1,  // 0: bankbridge.common.v1.AccessRule.scopes:type_name -> bankbridge.common.v1.Scope
+	0,  // 1: bankbridge.common.v1.AccessRule.purposes:type_name -> bankbridge.common.v1.Purpose
+	7,  // 2: bankbridge.common.v1.audience:extendee -> google.protobuf.ServiceOptions
+	8,  // 3: bankbridge.common.v1.access:extendee -> google.protobuf.MethodOptions
+	9,  // 4: bankbridge.common.v1.grpc_code:extendee -> google.protobuf.EnumValueOptions
+	2,  // 5: bankbridge.common.v1.audience:type_name -> bankbridge.common.v1.Audience
+	6,  // 6: bankbridge.common.v1.access:type_name -> bankbridge.common.v1.AccessRule
+	10, // 7: bankbridge.common.v1.grpc_code:type_name -> google.rpc.Code
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	5,  // [5:8] is the sub-list for extension type_name
+	2,  // [2:5] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_common_v1_common_proto_init() }
@@ -813,8 +827,8 @@ func file_bankbridge_common_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_common_v1_common_proto_rawDesc), len(file_bankbridge_common_v1_common_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   4,
-			NumExtensions: 2,
+			NumMessages:   3,
+			NumExtensions: 3,
 			NumServices:   0,
 		},
 		GoTypes:           file_bankbridge_common_v1_common_proto_goTypes,

@@ -43,8 +43,9 @@ const (
 	ConsentState_CONSENT_STATE_VALID ConsentState = 2
 	// expire_time passed. Final; link again to renew.
 	ConsentState_CONSENT_STATE_EXPIRED ConsentState = 3
-	// The user revoked the link (here, or at the bank), or a newer link to the
-	// same bank replaced it. Final.
+	// The user revoked the link (here, or at the bank), the bank no longer
+	// honours its consent (revoked_by_bank), or a newer link to the same bank
+	// replaced it. Final.
 	ConsentState_CONSENT_STATE_REVOKED ConsentState = 4
 	// The SCA challenge failed, locked, expired or was declined; the link
 	// never covered data. Final.
@@ -323,6 +324,9 @@ type Link struct {
 	// banks whose SCA needs one. Handed to the bank's adapter; never stored
 	// nor returned.
 	BankLoginHint string `protobuf:"bytes,13,opt,name=bank_login_hint,json=bankLoginHint,proto3" json:"bank_login_hint,omitempty"`
+	// Output only. True when the link became REVOKED because the bank no
+	// longer knows or honours its consent, rather than at the user's request.
+	RevokedByBank bool `protobuf:"varint,14,opt,name=revoked_by_bank,json=revokedByBank,proto3" json:"revoked_by_bank,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -457,6 +461,13 @@ func (x *Link) GetBankLoginHint() string {
 		return x.BankLoginHint
 	}
 	return ""
+}
+
+func (x *Link) GetRevokedByBank() bool {
+	if x != nil {
+		return x.RevokedByBank
+	}
+	return false
 }
 
 type isLink_Expiration interface {
@@ -808,8 +819,12 @@ type ListLinksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, users/{user}.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page.
-	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only links in this state; unset lists every state.
 	State ConsentState `protobuf:"varint,4,opt,name=state,proto3,enum=bankbridge.consent.v1.ConsentState" json:"state,omitempty"`
 	// Only links to this bank; empty lists every bank.
@@ -855,11 +870,18 @@ func (x *ListLinksRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListLinksRequest) GetPage() *v1.PageRequest {
+func (x *ListLinksRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListLinksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListLinksRequest) GetState() ConsentState {
@@ -881,8 +903,8 @@ type ListLinksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The links, newest first.
 	Links []*Link `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
-	// Where the next page starts.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -924,11 +946,11 @@ func (x *ListLinksResponse) GetLinks() []*Link {
 	return nil
 }
 
-func (x *ListLinksResponse) GetPage() *v1.PageResponse {
+func (x *ListLinksResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // VerifyLinkRequest answers or polls a link's SCA challenge.
@@ -1152,8 +1174,12 @@ type ListAccessLogRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, users/{user}.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page.
-	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only entries at or after this time; unset means from the first.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// Only entries before this time; unset means up to now.
@@ -1201,11 +1227,18 @@ func (x *ListAccessLogRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListAccessLogRequest) GetPage() *v1.PageRequest {
+func (x *ListAccessLogRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListAccessLogRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListAccessLogRequest) GetStartTime() *timestamppb.Timestamp {
@@ -1234,8 +1267,8 @@ type ListAccessLogResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The entries, newest first.
 	Entries []*AccessLogEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	// Where the next page starts.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1277,11 +1310,11 @@ func (x *ListAccessLogResponse) GetEntries() []*AccessLogEntry {
 	return nil
 }
 
-func (x *ListAccessLogResponse) GetPage() *v1.PageResponse {
+func (x *ListAccessLogResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // AccessLogEntry records one access to the user's data. Entries are append
@@ -1322,7 +1355,11 @@ type AccessLogEntry struct {
 	Hash string `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Output only. The hash of the entry before it in the user's chain; 64
 	// zeros for the first entry.
-	PreviousHash  string `protobuf:"bytes,12,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
+	PreviousHash string `protobuf:"bytes,12,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
+	// Output only. A pseudonymous id of the token's subject that made the
+	// call (keyed hash of issuer and subject), so "who read my data" can be
+	// answered without the log holding the subject itself.
+	SubjectId     string `protobuf:"bytes,13,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1441,6 +1478,13 @@ func (x *AccessLogEntry) GetPreviousHash() string {
 	return ""
 }
 
+func (x *AccessLogEntry) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
 // RecordAccessRequest is one access to record. The server sets sequence,
 // hashes and, when access_time is unset, the time.
 type RecordAccessRequest struct {
@@ -1498,6 +1542,99 @@ func (x *RecordAccessRequest) GetEntry() *AccessLogEntry {
 	return nil
 }
 
+// ReportBankRevocationRequest names the link whose consent the bank no
+// longer honours.
+type ReportBankRevocationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link, users/{user}/links/{link}.
+	Link          string `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBankRevocationRequest) Reset() {
+	*x = ReportBankRevocationRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBankRevocationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBankRevocationRequest) ProtoMessage() {}
+
+func (x *ReportBankRevocationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBankRevocationRequest.ProtoReflect.Descriptor instead.
+func (*ReportBankRevocationRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReportBankRevocationRequest) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
+}
+
+// ReportBankRevocationResponse is the link after the report.
+type ReportBankRevocationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link, REVOKED unless it was already final.
+	Link          *Link `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBankRevocationResponse) Reset() {
+	*x = ReportBankRevocationResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBankRevocationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBankRevocationResponse) ProtoMessage() {}
+
+func (x *ReportBankRevocationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBankRevocationResponse.ProtoReflect.Descriptor instead.
+func (*ReportBankRevocationResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReportBankRevocationResponse) GetLink() *Link {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
 // RecordAccessResponse is the entry as appended.
 type RecordAccessResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1509,7 +1646,7 @@ type RecordAccessResponse struct {
 
 func (x *RecordAccessResponse) Reset() {
 	*x = RecordAccessResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1658,7 @@ func (x *RecordAccessResponse) String() string {
 func (*RecordAccessResponse) ProtoMessage() {}
 
 func (x *RecordAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1671,7 @@ func (x *RecordAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAccessResponse.ProtoReflect.Descriptor instead.
 func (*RecordAccessResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{16}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RecordAccessResponse) GetEntry() *AccessLogEntry {
@@ -1553,7 +1690,7 @@ type WatchConsentChangesRequest struct {
 
 func (x *WatchConsentChangesRequest) Reset() {
 	*x = WatchConsentChangesRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1702,7 @@ func (x *WatchConsentChangesRequest) String() string {
 func (*WatchConsentChangesRequest) ProtoMessage() {}
 
 func (x *WatchConsentChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1715,7 @@ func (x *WatchConsentChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConsentChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchConsentChangesRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{19}
 }
 
 // WatchConsentChangesResponse is one committed change of a link.
@@ -1596,7 +1733,7 @@ type WatchConsentChangesResponse struct {
 
 func (x *WatchConsentChangesResponse) Reset() {
 	*x = WatchConsentChangesResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1745,7 @@ func (x *WatchConsentChangesResponse) String() string {
 func (*WatchConsentChangesResponse) ProtoMessage() {}
 
 func (x *WatchConsentChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1758,7 @@ func (x *WatchConsentChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConsentChangesResponse.ProtoReflect.Descriptor instead.
 func (*WatchConsentChangesResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{18}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchConsentChangesResponse) GetUser() string {
@@ -1664,7 +1801,7 @@ type CheckConsentRequest struct {
 
 func (x *CheckConsentRequest) Reset() {
 	*x = CheckConsentRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1813,7 @@ func (x *CheckConsentRequest) String() string {
 func (*CheckConsentRequest) ProtoMessage() {}
 
 func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1826,7 @@ func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentRequest.ProtoReflect.Descriptor instead.
 func (*CheckConsentRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{19}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CheckConsentRequest) GetUser() string {
@@ -1744,7 +1881,7 @@ type CheckConsentResponse struct {
 
 func (x *CheckConsentResponse) Reset() {
 	*x = CheckConsentResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1893,7 @@ func (x *CheckConsentResponse) String() string {
 func (*CheckConsentResponse) ProtoMessage() {}
 
 func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1906,7 @@ func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentResponse.ProtoReflect.Descriptor instead.
 func (*CheckConsentResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{20}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CheckConsentResponse) GetAllowed() bool {
@@ -1832,7 +1969,7 @@ type ConsentExpiryWarning struct {
 
 func (x *ConsentExpiryWarning) Reset() {
 	*x = ConsentExpiryWarning{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1981,7 @@ func (x *ConsentExpiryWarning) String() string {
 func (*ConsentExpiryWarning) ProtoMessage() {}
 
 func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +1994,7 @@ func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentExpiryWarning.ProtoReflect.Descriptor instead.
 func (*ConsentExpiryWarning) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{21}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ConsentExpiryWarning) GetEventId() string {
@@ -1913,7 +2050,7 @@ var File_bankbridge_consent_v1_consent_proto protoreflect.FileDescriptor
 
 const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\n" +
-	"#bankbridge/consent/v1/consent.proto\x12\x15bankbridge.consent.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x06\n" +
+	"#bankbridge/consent/v1/consent.proto\x12\x15bankbridge.consent.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x06\n" +
 	"\x04Link\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
 	"\abank_id\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12*\n" +
@@ -1932,7 +2069,8 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\vrevoke_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x125\n" +
 	"\x03sca\x18\f \x01(\v2#.bankbridge.consent.v1.ScaChallengeR\x03sca\x120\n" +
-	"\x0fbank_login_hint\x18\r \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\rbankLoginHintB\f\n" +
+	"\x0fbank_login_hint\x18\r \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\rbankLoginHint\x12&\n" +
+	"\x0frevoked_by_bank\x18\x0e \x01(\bR\rrevokedByBankB\f\n" +
 	"\n" +
 	"expiration\"\xc7\x02\n" +
 	"\fScaChallenge\x12\x12\n" +
@@ -1955,15 +2093,17 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x0eGetLinkRequest\x12S\n" +
 	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\"B\n" +
 	"\x0fGetLinkResponse\x12/\n" +
-	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\x89\x02\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xa3\x02\n" +
 	"\x10ListLinksRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12C\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12C\n" +
 	"\x05state\x18\x04 \x01(\x0e2#.bankbridge.consent.v1.ConsentStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12=\n" +
-	"\abank_id\x18\x05 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\"~\n" +
+	"\abank_id\x18\x05 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\"n\n" +
 	"\x11ListLinksResponse\x121\n" +
-	"\x05links\x18\x01 \x03(\v2\x1b.bankbridge.consent.v1.LinkR\x05links\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xdc\x01\n" +
+	"\x05links\x18\x01 \x03(\v2\x1b.bankbridge.consent.v1.LinkR\x05links\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdc\x01\n" +
 	"\x11VerifyLinkRequest\x12S\n" +
 	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12*\n" +
 	"\x04code\x18\x02 \x01(\tB\x16\xbaH\x13\xd8\x01\x01r\x0e2\f^[0-9]{4,8}$R\x04code\x12F\n" +
@@ -1974,18 +2114,20 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12F\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"E\n" +
 	"\x12RevokeLinkResponse\x12/\n" +
-	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xe6\x03\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\x80\x04\n" +
 	"\x14ListAccessLogRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x129\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x129\n" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12H\n" +
 	"\aoutcome\x18\x06 \x01(\x0e2$.bankbridge.consent.v1.AccessOutcomeB\b\xbaH\x05\x82\x01\x02\x10\x01R\aoutcome:\x9e\x01\xbaH\x9a\x01\x1a\x97\x01\n" +
-	" list_access_log.start_before_end\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"\x90\x01\n" +
+	" list_access_log.start_before_end\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"\x80\x01\n" +
 	"\x15ListAccessLogResponse\x12?\n" +
-	"\aentries\x18\x01 \x03(\v2%.bankbridge.consent.v1.AccessLogEntryR\aentries\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xd2\x03\n" +
+	"\aentries\x18\x01 \x03(\v2%.bankbridge.consent.v1.AccessLogEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf1\x03\n" +
 	"\x0eAccessLogEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12;\n" +
 	"\vaccess_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2000,10 +2142,16 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\btrace_id\x18\n" +
 	" \x01(\tR\atraceId\x12\x12\n" +
 	"\x04hash\x18\v \x01(\tR\x04hash\x12#\n" +
-	"\rprevious_hash\x18\f \x01(\tR\fpreviousHash\"\x92\x01\n" +
+	"\rprevious_hash\x18\f \x01(\tR\fpreviousHash\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\r \x01(\tR\tsubjectId\"\x92\x01\n" +
 	"\x13RecordAccessRequest\x126\n" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12C\n" +
-	"\x05entry\x18\x02 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryB\x06\xbaH\x03\xc8\x01\x01R\x05entry\"S\n" +
+	"\x05entry\x18\x02 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryB\x06\xbaH\x03\xc8\x01\x01R\x05entry\"r\n" +
+	"\x1bReportBankRevocationRequest\x12S\n" +
+	"\x04link\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04link\"O\n" +
+	"\x1cReportBankRevocationResponse\x12/\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"S\n" +
 	"\x14RecordAccessResponse\x12;\n" +
 	"\x05entry\x18\x01 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryR\x05entry\"\x1c\n" +
 	"\x1aWatchConsentChangesRequest\"\x80\x01\n" +
@@ -2057,20 +2205,21 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\rAccessOutcome\x12\x1e\n" +
 	"\x1aACCESS_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACCESS_OUTCOME_ALLOWED\x10\x01\x12\x19\n" +
-	"\x15ACCESS_OUTCOME_DENIED\x10\x022\xda\x06\n" +
-	"\x0eConsentService\x12\x8b\x01\n" +
+	"\x15ACCESS_OUTCOME_DENIED\x10\x022\x91\a\n" +
+	"\x0eConsentService\x12\x94\x01\n" +
 	"\n" +
-	"CreateLink\x12(.bankbridge.consent.v1.CreateLinkRequest\x1a).bankbridge.consent.v1.CreateLinkResponse\"(\x82\xd3\xe4\x93\x02\":\x04link\"\x1a/v1/{parent=users/*}/links\x12|\n" +
-	"\aGetLink\x12%.bankbridge.consent.v1.GetLinkRequest\x1a&.bankbridge.consent.v1.GetLinkResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=users/*/links/*}\x12\x82\x01\n" +
-	"\tListLinks\x12'.bankbridge.consent.v1.ListLinksRequest\x1a(.bankbridge.consent.v1.ListLinksResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=users/*}/links\x12\x8f\x01\n" +
+	"CreateLink\x12(.bankbridge.consent.v1.CreateLinkRequest\x1a).bankbridge.consent.v1.CreateLinkResponse\"1\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\":\x04link\"\x1a/v1/{parent=users/*}/links\x12\x85\x01\n" +
+	"\aGetLink\x12%.bankbridge.consent.v1.GetLinkRequest\x1a&.bankbridge.consent.v1.GetLinkResponse\"+\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=users/*/links/*}\x12\x8b\x01\n" +
+	"\tListLinks\x12'.bankbridge.consent.v1.ListLinksRequest\x1a(.bankbridge.consent.v1.ListLinksResponse\"+\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=users/*}/links\x12\x98\x01\n" +
 	"\n" +
-	"VerifyLink\x12(.bankbridge.consent.v1.VerifyLinkRequest\x1a).bankbridge.consent.v1.VerifyLinkResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:verify\x12\x8f\x01\n" +
+	"VerifyLink\x12(.bankbridge.consent.v1.VerifyLinkRequest\x1a).bankbridge.consent.v1.VerifyLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:verify\x12\x98\x01\n" +
 	"\n" +
-	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\x92\x01\n" +
-	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\xed\x02\n" +
+	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\x9b\x01\n" +
+	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"/\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\xee\x03\n" +
 	"\x13ConsentCheckService\x12g\n" +
 	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x12g\n" +
-	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x12~\n" +
+	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x12\x7f\n" +
+	"\x14ReportBankRevocation\x122.bankbridge.consent.v1.ReportBankRevocationRequest\x1a3.bankbridge.consent.v1.ReportBankRevocationResponse\x12~\n" +
 	"\x13WatchConsentChanges\x121.bankbridge.consent.v1.WatchConsentChangesRequest\x1a2.bankbridge.consent.v1.WatchConsentChangesResponse0\x01\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
 	"\x19com.bankbridge.consent.v1B\fConsentProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/consent/v1;consentv1\xa2\x02\x03BCX\xaa\x02\x15Bankbridge.Consent.V1\xca\x02\x15Bankbridge\\Consent\\V1\xe2\x02!Bankbridge\\Consent\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Consent::V1b\x06proto3"
 
@@ -2087,108 +2236,107 @@ func file_bankbridge_consent_v1_consent_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
-	(ConsentState)(0),                   // 0: bankbridge.consent.v1.ConsentState
-	(ScaMethod)(0),                      // 1: bankbridge.consent.v1.ScaMethod
-	(ScaStatus)(0),                      // 2: bankbridge.consent.v1.ScaStatus
-	(AccessOutcome)(0),                  // 3: bankbridge.consent.v1.AccessOutcome
-	(*Link)(nil),                        // 4: bankbridge.consent.v1.Link
-	(*ScaChallenge)(nil),                // 5: bankbridge.consent.v1.ScaChallenge
-	(*CreateLinkRequest)(nil),           // 6: bankbridge.consent.v1.CreateLinkRequest
-	(*CreateLinkResponse)(nil),          // 7: bankbridge.consent.v1.CreateLinkResponse
-	(*GetLinkRequest)(nil),              // 8: bankbridge.consent.v1.GetLinkRequest
-	(*GetLinkResponse)(nil),             // 9: bankbridge.consent.v1.GetLinkResponse
-	(*ListLinksRequest)(nil),            // 10: bankbridge.consent.v1.ListLinksRequest
-	(*ListLinksResponse)(nil),           // 11: bankbridge.consent.v1.ListLinksResponse
-	(*VerifyLinkRequest)(nil),           // 12: bankbridge.consent.v1.VerifyLinkRequest
-	(*VerifyLinkResponse)(nil),          // 13: bankbridge.consent.v1.VerifyLinkResponse
-	(*RevokeLinkRequest)(nil),           // 14: bankbridge.consent.v1.RevokeLinkRequest
-	(*RevokeLinkResponse)(nil),          // 15: bankbridge.consent.v1.RevokeLinkResponse
-	(*ListAccessLogRequest)(nil),        // 16: bankbridge.consent.v1.ListAccessLogRequest
-	(*ListAccessLogResponse)(nil),       // 17: bankbridge.consent.v1.ListAccessLogResponse
-	(*AccessLogEntry)(nil),              // 18: bankbridge.consent.v1.AccessLogEntry
-	(*RecordAccessRequest)(nil),         // 19: bankbridge.consent.v1.RecordAccessRequest
-	(*RecordAccessResponse)(nil),        // 20: bankbridge.consent.v1.RecordAccessResponse
-	(*WatchConsentChangesRequest)(nil),  // 21: bankbridge.consent.v1.WatchConsentChangesRequest
-	(*WatchConsentChangesResponse)(nil), // 22: bankbridge.consent.v1.WatchConsentChangesResponse
-	(*CheckConsentRequest)(nil),         // 23: bankbridge.consent.v1.CheckConsentRequest
-	(*CheckConsentResponse)(nil),        // 24: bankbridge.consent.v1.CheckConsentResponse
-	(*ConsentExpiryWarning)(nil),        // 25: bankbridge.consent.v1.ConsentExpiryWarning
-	(v1.Scope)(0),                       // 26: bankbridge.common.v1.Scope
-	(v1.Purpose)(0),                     // 27: bankbridge.common.v1.Purpose
-	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 29: google.protobuf.Duration
-	(*v1.PageRequest)(nil),              // 30: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),             // 31: bankbridge.common.v1.PageResponse
-	(v1.ErrorReason)(0),                 // 32: bankbridge.common.v1.ErrorReason
+	(ConsentState)(0),                    // 0: bankbridge.consent.v1.ConsentState
+	(ScaMethod)(0),                       // 1: bankbridge.consent.v1.ScaMethod
+	(ScaStatus)(0),                       // 2: bankbridge.consent.v1.ScaStatus
+	(AccessOutcome)(0),                   // 3: bankbridge.consent.v1.AccessOutcome
+	(*Link)(nil),                         // 4: bankbridge.consent.v1.Link
+	(*ScaChallenge)(nil),                 // 5: bankbridge.consent.v1.ScaChallenge
+	(*CreateLinkRequest)(nil),            // 6: bankbridge.consent.v1.CreateLinkRequest
+	(*CreateLinkResponse)(nil),           // 7: bankbridge.consent.v1.CreateLinkResponse
+	(*GetLinkRequest)(nil),               // 8: bankbridge.consent.v1.GetLinkRequest
+	(*GetLinkResponse)(nil),              // 9: bankbridge.consent.v1.GetLinkResponse
+	(*ListLinksRequest)(nil),             // 10: bankbridge.consent.v1.ListLinksRequest
+	(*ListLinksResponse)(nil),            // 11: bankbridge.consent.v1.ListLinksResponse
+	(*VerifyLinkRequest)(nil),            // 12: bankbridge.consent.v1.VerifyLinkRequest
+	(*VerifyLinkResponse)(nil),           // 13: bankbridge.consent.v1.VerifyLinkResponse
+	(*RevokeLinkRequest)(nil),            // 14: bankbridge.consent.v1.RevokeLinkRequest
+	(*RevokeLinkResponse)(nil),           // 15: bankbridge.consent.v1.RevokeLinkResponse
+	(*ListAccessLogRequest)(nil),         // 16: bankbridge.consent.v1.ListAccessLogRequest
+	(*ListAccessLogResponse)(nil),        // 17: bankbridge.consent.v1.ListAccessLogResponse
+	(*AccessLogEntry)(nil),               // 18: bankbridge.consent.v1.AccessLogEntry
+	(*RecordAccessRequest)(nil),          // 19: bankbridge.consent.v1.RecordAccessRequest
+	(*ReportBankRevocationRequest)(nil),  // 20: bankbridge.consent.v1.ReportBankRevocationRequest
+	(*ReportBankRevocationResponse)(nil), // 21: bankbridge.consent.v1.ReportBankRevocationResponse
+	(*RecordAccessResponse)(nil),         // 22: bankbridge.consent.v1.RecordAccessResponse
+	(*WatchConsentChangesRequest)(nil),   // 23: bankbridge.consent.v1.WatchConsentChangesRequest
+	(*WatchConsentChangesResponse)(nil),  // 24: bankbridge.consent.v1.WatchConsentChangesResponse
+	(*CheckConsentRequest)(nil),          // 25: bankbridge.consent.v1.CheckConsentRequest
+	(*CheckConsentResponse)(nil),         // 26: bankbridge.consent.v1.CheckConsentResponse
+	(*ConsentExpiryWarning)(nil),         // 27: bankbridge.consent.v1.ConsentExpiryWarning
+	(v1.Scope)(0),                        // 28: bankbridge.common.v1.Scope
+	(v1.Purpose)(0),                      // 29: bankbridge.common.v1.Purpose
+	(*timestamppb.Timestamp)(nil),        // 30: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 31: google.protobuf.Duration
+	(v1.ErrorReason)(0),                  // 32: bankbridge.common.v1.ErrorReason
 }
 var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.consent.v1.Link.state:type_name -> bankbridge.consent.v1.ConsentState
-	26, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
-	27, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
-	28, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
-	29, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
-	28, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
-	28, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
-	28, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
+	28, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
+	29, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
+	30, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
+	31, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
+	30, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
+	30, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
+	30, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
 	1,  // 9: bankbridge.consent.v1.ScaChallenge.method:type_name -> bankbridge.consent.v1.ScaMethod
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
-	28, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
 	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
 	4,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	4,  // 15: bankbridge.consent.v1.GetLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	30, // 16: bankbridge.consent.v1.ListLinksRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	0,  // 17: bankbridge.consent.v1.ListLinksRequest.state:type_name -> bankbridge.consent.v1.ConsentState
-	4,  // 18: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
-	31, // 19: bankbridge.consent.v1.ListLinksResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	4,  // 20: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	4,  // 21: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	30, // 22: bankbridge.consent.v1.ListAccessLogRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	28, // 23: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	28, // 24: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 25: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	18, // 26: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	31, // 27: bankbridge.consent.v1.ListAccessLogResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	28, // 28: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	27, // 29: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
-	26, // 30: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
-	3,  // 31: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	18, // 32: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
-	18, // 33: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
-	0,  // 34: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
-	26, // 35: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	27, // 36: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	28, // 37: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	32, // 38: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	26, // 39: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	28, // 40: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 41: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 42: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	8,  // 43: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	10, // 44: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	12, // 45: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	14, // 46: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	16, // 47: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	23, // 48: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	19, // 49: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	21, // 50: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
-	7,  // 51: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	9,  // 52: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	11, // 53: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	13, // 54: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	15, // 55: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	17, // 56: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	24, // 57: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	20, // 58: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	22, // 59: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
-	51, // [51:60] is the sub-list for method output_type
-	42, // [42:51] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	0,  // 16: bankbridge.consent.v1.ListLinksRequest.state:type_name -> bankbridge.consent.v1.ConsentState
+	4,  // 17: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
+	4,  // 18: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	4,  // 19: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	30, // 20: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	30, // 21: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 22: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	18, // 23: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
+	30, // 24: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	29, // 25: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	28, // 26: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	3,  // 27: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	18, // 28: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	4,  // 29: bankbridge.consent.v1.ReportBankRevocationResponse.link:type_name -> bankbridge.consent.v1.Link
+	18, // 30: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	0,  // 31: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
+	28, // 32: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	29, // 33: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	30, // 34: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	32, // 35: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	28, // 36: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	30, // 37: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 38: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	6,  // 39: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	8,  // 40: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	10, // 41: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	12, // 42: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	14, // 43: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	16, // 44: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	25, // 45: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	19, // 46: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	20, // 47: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
+	23, // 48: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	7,  // 49: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	9,  // 50: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	11, // 51: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	13, // 52: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	15, // 53: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	17, // 54: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	26, // 55: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	22, // 56: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	21, // 57: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
+	24, // 58: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	49, // [49:59] is the sub-list for method output_type
+	39, // [39:49] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }
@@ -2206,7 +2354,7 @@ func file_bankbridge_consent_v1_consent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_consent_v1_consent_proto_rawDesc), len(file_bankbridge_consent_v1_consent_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

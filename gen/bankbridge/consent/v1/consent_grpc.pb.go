@@ -83,7 +83,7 @@ type ConsentServiceClient interface {
 	// ListLinks returns the user's links, newest first, optionally only those
 	// in one state or to one bank.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or from a list with other filters.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
@@ -139,7 +139,7 @@ type ConsentServiceClient interface {
 	// user can check that none was changed or removed. Reading the log is
 	// itself logged.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or from a list with other filters.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
@@ -269,7 +269,7 @@ type ConsentServiceServer interface {
 	// ListLinks returns the user's links, newest first, optionally only those
 	// in one state or to one bank.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or from a list with other filters.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
@@ -325,7 +325,7 @@ type ConsentServiceServer interface {
 	// user can check that none was changed or removed. Reading the log is
 	// itself logged.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or from a list with other filters.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
@@ -527,9 +527,10 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ConsentCheckService_CheckConsent_FullMethodName        = "/bankbridge.consent.v1.ConsentCheckService/CheckConsent"
-	ConsentCheckService_RecordAccess_FullMethodName        = "/bankbridge.consent.v1.ConsentCheckService/RecordAccess"
-	ConsentCheckService_WatchConsentChanges_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/WatchConsentChanges"
+	ConsentCheckService_CheckConsent_FullMethodName         = "/bankbridge.consent.v1.ConsentCheckService/CheckConsent"
+	ConsentCheckService_RecordAccess_FullMethodName         = "/bankbridge.consent.v1.ConsentCheckService/RecordAccess"
+	ConsentCheckService_ReportBankRevocation_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/ReportBankRevocation"
+	ConsentCheckService_WatchConsentChanges_FullMethodName  = "/bankbridge.consent.v1.ConsentCheckService/WatchConsentChanges"
 )
 
 // ConsentCheckServiceClient is the client API for ConsentCheckService service.
@@ -555,11 +556,21 @@ type ConsentCheckServiceClient interface {
 	// RecordAccess appends one access to user data, allowed or refused, to the
 	// user's tamper-evident access log (a hash chain), which the user reads
 	// with ConsentService.ListAccessLog. Every data service's audit hook calls
-	// it once per call, after the call is decided. Appends are serialised per
-	// user so the chain never forks.
+	// it once per call, after the call is decided and before any data leaves;
+	// when the append fails the data call fails too (AUDIT_UNAVAILABLE).
+	// Appends are serialised per user so the chain never forks, and appends
+	// from concurrent calls share one transaction (group commit).
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
-	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller logs the loss under the incident id.
+	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller refuses its call.
 	RecordAccess(ctx context.Context, in *RecordAccessRequest, opts ...grpc.CallOption) (*RecordAccessResponse, error)
+	// ReportBankRevocation tells the consent service that the bank no longer
+	// knows, or has revoked, the consent behind link: the link becomes
+	// REVOKED, marked as revoked by the bank, and watchers hear of it. A link
+	// that is already final is left as it is, so repeated reports are safe.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such link.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot be written.
+	ReportBankRevocation(ctx context.Context, in *ReportBankRevocationRequest, opts ...grpc.CallOption) (*ReportBankRevocationResponse, error)
 	// WatchConsentChanges streams a ConsentChange every time any link changes
 	// state (verified, revoked, expired, rejected), for every user, as it is
 	// committed. Data services that cache consent decisions hold this stream
@@ -593,6 +604,16 @@ func (c *consentCheckServiceClient) RecordAccess(ctx context.Context, in *Record
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RecordAccessResponse)
 	err := c.cc.Invoke(ctx, ConsentCheckService_RecordAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentCheckServiceClient) ReportBankRevocation(ctx context.Context, in *ReportBankRevocationRequest, opts ...grpc.CallOption) (*ReportBankRevocationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportBankRevocationResponse)
+	err := c.cc.Invoke(ctx, ConsentCheckService_ReportBankRevocation_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -641,11 +662,21 @@ type ConsentCheckServiceServer interface {
 	// RecordAccess appends one access to user data, allowed or refused, to the
 	// user's tamper-evident access log (a hash chain), which the user reads
 	// with ConsentService.ListAccessLog. Every data service's audit hook calls
-	// it once per call, after the call is decided. Appends are serialised per
-	// user so the chain never forks.
+	// it once per call, after the call is decided and before any data leaves;
+	// when the append fails the data call fails too (AUDIT_UNAVAILABLE).
+	// Appends are serialised per user so the chain never forks, and appends
+	// from concurrent calls share one transaction (group commit).
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
-	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller logs the loss under the incident id.
+	// Fails with INTERNAL (INTERNAL) when the log cannot be written; the caller refuses its call.
 	RecordAccess(context.Context, *RecordAccessRequest) (*RecordAccessResponse, error)
+	// ReportBankRevocation tells the consent service that the bank no longer
+	// knows, or has revoked, the consent behind link: the link becomes
+	// REVOKED, marked as revoked by the bank, and watchers hear of it. A link
+	// that is already final is left as it is, so repeated reports are safe.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such link.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot be written.
+	ReportBankRevocation(context.Context, *ReportBankRevocationRequest) (*ReportBankRevocationResponse, error)
 	// WatchConsentChanges streams a ConsentChange every time any link changes
 	// state (verified, revoked, expired, rejected), for every user, as it is
 	// committed. Data services that cache consent decisions hold this stream
@@ -670,6 +701,9 @@ func (UnimplementedConsentCheckServiceServer) CheckConsent(context.Context, *Che
 }
 func (UnimplementedConsentCheckServiceServer) RecordAccess(context.Context, *RecordAccessRequest) (*RecordAccessResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordAccess not implemented")
+}
+func (UnimplementedConsentCheckServiceServer) ReportBankRevocation(context.Context, *ReportBankRevocationRequest) (*ReportBankRevocationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportBankRevocation not implemented")
 }
 func (UnimplementedConsentCheckServiceServer) WatchConsentChanges(*WatchConsentChangesRequest, grpc.ServerStreamingServer[WatchConsentChangesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchConsentChanges not implemented")
@@ -731,6 +765,24 @@ func _ConsentCheckService_RecordAccess_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentCheckService_ReportBankRevocation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportBankRevocationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentCheckServiceServer).ReportBankRevocation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentCheckService_ReportBankRevocation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentCheckServiceServer).ReportBankRevocation(ctx, req.(*ReportBankRevocationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConsentCheckService_WatchConsentChanges_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchConsentChangesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -756,6 +808,10 @@ var ConsentCheckService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordAccess",
 			Handler:    _ConsentCheckService_RecordAccess_Handler,
+		},
+		{
+			MethodName: "ReportBankRevocation",
+			Handler:    _ConsentCheckService_ReportBankRevocation_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -756,8 +756,12 @@ type ListReceiptsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, `users/{user}`.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page to return. A page token is valid only with the same filters.
-	Page *v1.PageRequest `protobuf:"bytes,3,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only receipts of this transaction,
 	// `users/{user}/accounts/{account}/transactions/{transaction}`; empty for
 	// all. The way to show "what did this payment buy".
@@ -803,11 +807,18 @@ func (x *ListReceiptsRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListReceiptsRequest) GetPage() *v1.PageRequest {
+func (x *ListReceiptsRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListReceiptsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListReceiptsRequest) GetTransaction() string {
@@ -822,8 +833,8 @@ type ListReceiptsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The receipts, by purchase_time, newest first.
 	Receipts []*Receipt `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
-	// Where the next page starts.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -865,11 +876,11 @@ func (x *ListReceiptsResponse) GetReceipts() []*Receipt {
 	return nil
 }
 
-func (x *ListReceiptsResponse) GetPage() *v1.PageResponse {
+func (x *ListReceiptsResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // GetReceiptRequest asks for one receipt.
@@ -1138,15 +1149,17 @@ const file_bankbridge_receipts_v1_receipts_proto_rawDesc = "" +
 	"postalCode\x122\n" +
 	"\vregion_code\x18\x06 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{2}$R\n" +
-	"regionCode\"\xcf\x03\n" +
+	"regionCode\"\xe9\x03\n" +
 	"\x13ListReceiptsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x03 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12\x8b\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12\x8b\x01\n" +
 	"\vtransaction\x18\x04 \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction:\xb6\x01\xbaH\xb2\x01\x1a\xaf\x01\n" +
-	"+list_receipts_request.transaction_of_parent\x12-transaction must belong to the user in parent\x1aQthis.transaction == '' || this.transaction.startsWith(this.parent + '/accounts/')\"\x95\x01\n" +
+	"+list_receipts_request.transaction_of_parent\x12-transaction must belong to the user in parent\x1aQthis.transaction == '' || this.transaction.startsWith(this.parent + '/accounts/')\"\x85\x01\n" +
 	"\x14ListReceiptsResponse\x12E\n" +
-	"\breceipts\x18\x01 \x03(\v2\x1f.bankbridge.receipts.v1.ReceiptB\b\xbaH\x05\x92\x01\x02\x10dR\breceipts\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"k\n" +
+	"\breceipts\x18\x01 \x03(\v2\x1f.bankbridge.receipts.v1.ReceiptB\b\xbaH\x05\x92\x01\x02\x10dR\breceipts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"k\n" +
 	"\x11GetReceiptRequest\x12V\n" +
 	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/receipts/[A-Za-z0-9._~-]{1,128}$R\x04name\"O\n" +
 	"\x12GetReceiptResponse\x129\n" +
@@ -1180,12 +1193,15 @@ const file_bankbridge_receipts_v1_receipts_proto_rawDesc = "" +
 	"\x1dCARD_NETWORK_CARTES_BANCAIRES\x10\n" +
 	"\x12\x19\n" +
 	"\x15CARD_NETWORK_GIROCARD\x10\v\x12\x16\n" +
-	"\x12CARD_NETWORK_OTHER\x10\f2\xd1\x03\n" +
-	"\x0fReceiptsService\x12\x90\x01\n" +
-	"\fListReceipts\x12+.bankbridge.receipts.v1.ListReceiptsRequest\x1a,.bankbridge.receipts.v1.ListReceiptsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/receipts\x12\x8a\x01\n" +
+	"\x12CARD_NETWORK_OTHER\x10\f2\xef\x03\n" +
+	"\x0fReceiptsService\x12\x9a\x01\n" +
+	"\fListReceipts\x12+.bankbridge.receipts.v1.ListReceiptsRequest\x1a,.bankbridge.receipts.v1.ListReceiptsResponse\"/\xda\xf3\x18\x06\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/receipts\x12\x94\x01\n" +
 	"\n" +
-	"GetReceipt\x12).bankbridge.receipts.v1.GetReceiptRequest\x1a*.bankbridge.receipts.v1.GetReceiptResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/receipts/*}\x12\x9d\x01\n" +
-	"\rIngestReceipt\x12,.bankbridge.receipts.v1.IngestReceiptRequest\x1a-.bankbridge.receipts.v1.IngestReceiptResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{parent=users/*}/receipts:ingestB\xed\x01\n" +
+	"GetReceipt\x12).bankbridge.receipts.v1.GetReceiptRequest\x1a*.bankbridge.receipts.v1.GetReceiptResponse\"/\xda\xf3\x18\x06\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/receipts/*}\x12\xa7\x01\n" +
+	"\rIngestReceipt\x12,.bankbridge.receipts.v1.IngestReceiptRequest\x1a-.bankbridge.receipts.v1.IngestReceiptResponse\"9\xda\xf3\x18\x06\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{parent=users/*}/receipts:ingestB\xed\x01\n" +
 	"\x1acom.bankbridge.receipts.v1B\rReceiptsProtoP\x01ZFgithub.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1;receiptsv1\xa2\x02\x03BRX\xaa\x02\x16Bankbridge.Receipts.V1\xca\x02\x16Bankbridge\\Receipts\\V1\xe2\x02\"Bankbridge\\Receipts\\V1\\GPBMetadata\xea\x02\x18Bankbridge::Receipts::V1b\x06proto3"
 
 var (
@@ -1220,8 +1236,6 @@ var file_bankbridge_receipts_v1_receipts_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
 	(*v1.Money)(nil),               // 15: bankbridge.common.v1.Money
 	(*v1.MaskedAccountNumber)(nil), // 16: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.PageRequest)(nil),         // 17: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),        // 18: bankbridge.common.v1.PageResponse
 }
 var file_bankbridge_receipts_v1_receipts_proto_depIdxs = []int32{
 	3,  // 0: bankbridge.receipts.v1.Receipt.merchant:type_name -> bankbridge.receipts.v1.Merchant
@@ -1242,23 +1256,21 @@ var file_bankbridge_receipts_v1_receipts_proto_depIdxs = []int32{
 	0,  // 15: bankbridge.receipts.v1.PaymentMethod.type:type_name -> bankbridge.receipts.v1.PaymentMethodType
 	16, // 16: bankbridge.receipts.v1.PaymentMethod.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
 	1,  // 17: bankbridge.receipts.v1.PaymentMethod.card_network:type_name -> bankbridge.receipts.v1.CardNetwork
-	17, // 18: bankbridge.receipts.v1.ListReceiptsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	2,  // 19: bankbridge.receipts.v1.ListReceiptsResponse.receipts:type_name -> bankbridge.receipts.v1.Receipt
-	18, // 20: bankbridge.receipts.v1.ListReceiptsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	2,  // 21: bankbridge.receipts.v1.GetReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	2,  // 22: bankbridge.receipts.v1.IngestReceiptRequest.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	2,  // 23: bankbridge.receipts.v1.IngestReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	8,  // 24: bankbridge.receipts.v1.ReceiptsService.ListReceipts:input_type -> bankbridge.receipts.v1.ListReceiptsRequest
-	10, // 25: bankbridge.receipts.v1.ReceiptsService.GetReceipt:input_type -> bankbridge.receipts.v1.GetReceiptRequest
-	12, // 26: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:input_type -> bankbridge.receipts.v1.IngestReceiptRequest
-	9,  // 27: bankbridge.receipts.v1.ReceiptsService.ListReceipts:output_type -> bankbridge.receipts.v1.ListReceiptsResponse
-	11, // 28: bankbridge.receipts.v1.ReceiptsService.GetReceipt:output_type -> bankbridge.receipts.v1.GetReceiptResponse
-	13, // 29: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:output_type -> bankbridge.receipts.v1.IngestReceiptResponse
-	27, // [27:30] is the sub-list for method output_type
-	24, // [24:27] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	2,  // 18: bankbridge.receipts.v1.ListReceiptsResponse.receipts:type_name -> bankbridge.receipts.v1.Receipt
+	2,  // 19: bankbridge.receipts.v1.GetReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	2,  // 20: bankbridge.receipts.v1.IngestReceiptRequest.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	2,  // 21: bankbridge.receipts.v1.IngestReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	8,  // 22: bankbridge.receipts.v1.ReceiptsService.ListReceipts:input_type -> bankbridge.receipts.v1.ListReceiptsRequest
+	10, // 23: bankbridge.receipts.v1.ReceiptsService.GetReceipt:input_type -> bankbridge.receipts.v1.GetReceiptRequest
+	12, // 24: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:input_type -> bankbridge.receipts.v1.IngestReceiptRequest
+	9,  // 25: bankbridge.receipts.v1.ReceiptsService.ListReceipts:output_type -> bankbridge.receipts.v1.ListReceiptsResponse
+	11, // 26: bankbridge.receipts.v1.ReceiptsService.GetReceipt:output_type -> bankbridge.receipts.v1.GetReceiptResponse
+	13, // 27: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:output_type -> bankbridge.receipts.v1.IngestReceiptResponse
+	25, // [25:28] is the sub-list for method output_type
+	22, // [22:25] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_receipts_v1_receipts_proto_init() }

@@ -13,7 +13,7 @@ package shippingv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
-	v1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	_ "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -682,8 +682,12 @@ type ListShipmentsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, users/{user}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page; unset for the first page of 25.
-	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only shipments in one of these statuses; empty for all. For example
 	// every status but DELIVERED, RETURNED and EXPIRED lists parcels still on
 	// their way.
@@ -729,11 +733,18 @@ func (x *ListShipmentsRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListShipmentsRequest) GetPage() *v1.PageRequest {
+func (x *ListShipmentsRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListShipmentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListShipmentsRequest) GetStatuses() []ShipmentStatus {
@@ -748,8 +759,8 @@ type ListShipmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The shipments, newest create_time first.
 	Shipments []*Shipment `protobuf:"bytes,1,rep,name=shipments,proto3" json:"shipments,omitempty"`
-	// The token for the next page.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -791,11 +802,11 @@ func (x *ListShipmentsResponse) GetShipments() []*Shipment {
 	return nil
 }
 
-func (x *ListShipmentsResponse) GetPage() *v1.PageResponse {
+func (x *ListShipmentsResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // DeleteShipmentRequest stops tracking one shipment.
@@ -1251,15 +1262,17 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\x12GetShipmentRequest\x12W\n" +
 	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\"S\n" +
 	"\x13GetShipmentResponse\x12<\n" +
-	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\"\xe2\x01\n" +
+	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\"\xfc\x01\n" +
 	"\x14ListShipmentsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12W\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12W\n" +
 	"\bstatuses\x18\x03 \x03(\x0e2&.bankbridge.shipping.v1.ShipmentStatusB\x13\xbaH\x10\x92\x01\r\x10\n" +
-	"\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\"\x99\x01\n" +
+	"\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bstatuses\"\x89\x01\n" +
 	"\x15ListShipmentsResponse\x12H\n" +
-	"\tshipments\x18\x01 \x03(\v2 .bankbridge.shipping.v1.ShipmentB\b\xbaH\x05\x92\x01\x02\x10dR\tshipments\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"p\n" +
+	"\tshipments\x18\x01 \x03(\v2 .bankbridge.shipping.v1.ShipmentB\b\xbaH\x05\x92\x01\x02\x10dR\tshipments\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"p\n" +
 	"\x15DeleteShipmentRequest\x12W\n" +
 	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\"\x18\n" +
 	"\x16DeleteShipmentResponse\"\x82\x01\n" +
@@ -1305,14 +1318,20 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\x1fSHIPMENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSHIPMENT_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n" +
 	"\x1bSHIPMENT_EVENT_TYPE_UPDATED\x10\x02\x12\x1f\n" +
-	"\x1bSHIPMENT_EVENT_TYPE_DELETED\x10\x032\xdd\a\n" +
-	"\x0fShippingService\x12\xa1\x01\n" +
-	"\x0eCreateShipment\x12-.bankbridge.shipping.v1.CreateShipmentRequest\x1a..bankbridge.shipping.v1.CreateShipmentResponse\"0\x82\xd3\xe4\x93\x02*:\bshipment\"\x1e/v1/{parent=users/*}/shipments\x12\x8e\x01\n" +
-	"\vGetShipment\x12*.bankbridge.shipping.v1.GetShipmentRequest\x1a+.bankbridge.shipping.v1.GetShipmentResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{name=users/*/shipments/*}\x12\x94\x01\n" +
-	"\rListShipments\x12,.bankbridge.shipping.v1.ListShipmentsRequest\x1a-.bankbridge.shipping.v1.ListShipmentsResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/shipments\x12\x97\x01\n" +
-	"\x0eDeleteShipment\x12-.bankbridge.shipping.v1.DeleteShipmentRequest\x1a..bankbridge.shipping.v1.DeleteShipmentResponse\"&\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=users/*/shipments/*}\x12\x9f\x01\n" +
-	"\x0eWatchShipments\x12-.bankbridge.shipping.v1.WatchShipmentsRequest\x1a..bankbridge.shipping.v1.WatchShipmentsResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=users/*}/shipments:watch0\x01\x12\xc1\x01\n" +
-	"\x14IngestTrackingEvents\x123.bankbridge.shipping.v1.IngestTrackingEventsRequest\x1a4.bankbridge.shipping.v1.IngestTrackingEventsResponse\">\x82\xd3\xe4\x93\x028:\x01*\"3/v1/{name=users/*/shipments/*}:ingestTrackingEventsB\xed\x01\n" +
+	"\x1bSHIPMENT_EVENT_TYPE_DELETED\x10\x032\x99\b\n" +
+	"\x0fShippingService\x12\xab\x01\n" +
+	"\x0eCreateShipment\x12-.bankbridge.shipping.v1.CreateShipmentRequest\x1a..bankbridge.shipping.v1.CreateShipmentResponse\":\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02*:\bshipment\"\x1e/v1/{parent=users/*}/shipments\x12\x98\x01\n" +
+	"\vGetShipment\x12*.bankbridge.shipping.v1.GetShipmentRequest\x1a+.bankbridge.shipping.v1.GetShipmentResponse\"0\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{name=users/*/shipments/*}\x12\x9e\x01\n" +
+	"\rListShipments\x12,.bankbridge.shipping.v1.ListShipmentsRequest\x1a-.bankbridge.shipping.v1.ListShipmentsResponse\"0\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/shipments\x12\xa1\x01\n" +
+	"\x0eDeleteShipment\x12-.bankbridge.shipping.v1.DeleteShipmentRequest\x1a..bankbridge.shipping.v1.DeleteShipmentResponse\"0\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=users/*/shipments/*}\x12\xa9\x01\n" +
+	"\x0eWatchShipments\x12-.bankbridge.shipping.v1.WatchShipmentsRequest\x1a..bankbridge.shipping.v1.WatchShipmentsResponse\"6\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=users/*}/shipments:watch0\x01\x12\xcb\x01\n" +
+	"\x14IngestTrackingEvents\x123.bankbridge.shipping.v1.IngestTrackingEventsRequest\x1a4.bankbridge.shipping.v1.IngestTrackingEventsResponse\"H\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x028:\x01*\"3/v1/{name=users/*/shipments/*}:ingestTrackingEventsB\xed\x01\n" +
 	"\x1acom.bankbridge.shipping.v1B\rShippingProtoP\x01ZFgithub.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1;shippingv1\xa2\x02\x03BSX\xaa\x02\x16Bankbridge.Shipping.V1\xca\x02\x16Bankbridge\\Shipping\\V1\xe2\x02\"Bankbridge\\Shipping\\V1\\GPBMetadata\xea\x02\x18Bankbridge::Shipping::V1b\x06proto3"
 
 var (
@@ -1349,8 +1368,6 @@ var file_bankbridge_shipping_v1_shipping_proto_goTypes = []any{
 	(*IngestTrackingEventsRequest)(nil),  // 16: bankbridge.shipping.v1.IngestTrackingEventsRequest
 	(*IngestTrackingEventsResponse)(nil), // 17: bankbridge.shipping.v1.IngestTrackingEventsResponse
 	(*timestamppb.Timestamp)(nil),        // 18: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),               // 19: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),              // 20: bankbridge.common.v1.PageResponse
 }
 var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.shipping.v1.Shipment.status:type_name -> bankbridge.shipping.v1.ShipmentStatus
@@ -1364,35 +1381,33 @@ var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	2,  // 8: bankbridge.shipping.v1.CreateShipmentRequest.shipment:type_name -> bankbridge.shipping.v1.Shipment
 	2,  // 9: bankbridge.shipping.v1.CreateShipmentResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
 	2,  // 10: bankbridge.shipping.v1.GetShipmentResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	19, // 11: bankbridge.shipping.v1.ListShipmentsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	0,  // 12: bankbridge.shipping.v1.ListShipmentsRequest.statuses:type_name -> bankbridge.shipping.v1.ShipmentStatus
-	2,  // 13: bankbridge.shipping.v1.ListShipmentsResponse.shipments:type_name -> bankbridge.shipping.v1.Shipment
-	20, // 14: bankbridge.shipping.v1.ListShipmentsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	15, // 15: bankbridge.shipping.v1.WatchShipmentsResponse.event:type_name -> bankbridge.shipping.v1.ShipmentEvent
-	1,  // 16: bankbridge.shipping.v1.ShipmentEvent.type:type_name -> bankbridge.shipping.v1.ShipmentEventType
-	2,  // 17: bankbridge.shipping.v1.ShipmentEvent.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	3,  // 18: bankbridge.shipping.v1.ShipmentEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
-	18, // 19: bankbridge.shipping.v1.ShipmentEvent.event_time:type_name -> google.protobuf.Timestamp
-	3,  // 20: bankbridge.shipping.v1.IngestTrackingEventsRequest.checkpoints:type_name -> bankbridge.shipping.v1.Checkpoint
-	18, // 21: bankbridge.shipping.v1.IngestTrackingEventsRequest.estimated_delivery_time:type_name -> google.protobuf.Timestamp
-	2,  // 22: bankbridge.shipping.v1.IngestTrackingEventsResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	5,  // 23: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
-	7,  // 24: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
-	9,  // 25: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
-	11, // 26: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
-	13, // 27: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
-	16, // 28: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:input_type -> bankbridge.shipping.v1.IngestTrackingEventsRequest
-	6,  // 29: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
-	8,  // 30: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
-	10, // 31: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
-	12, // 32: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
-	14, // 33: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
-	17, // 34: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:output_type -> bankbridge.shipping.v1.IngestTrackingEventsResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	0,  // 11: bankbridge.shipping.v1.ListShipmentsRequest.statuses:type_name -> bankbridge.shipping.v1.ShipmentStatus
+	2,  // 12: bankbridge.shipping.v1.ListShipmentsResponse.shipments:type_name -> bankbridge.shipping.v1.Shipment
+	15, // 13: bankbridge.shipping.v1.WatchShipmentsResponse.event:type_name -> bankbridge.shipping.v1.ShipmentEvent
+	1,  // 14: bankbridge.shipping.v1.ShipmentEvent.type:type_name -> bankbridge.shipping.v1.ShipmentEventType
+	2,  // 15: bankbridge.shipping.v1.ShipmentEvent.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	3,  // 16: bankbridge.shipping.v1.ShipmentEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
+	18, // 17: bankbridge.shipping.v1.ShipmentEvent.event_time:type_name -> google.protobuf.Timestamp
+	3,  // 18: bankbridge.shipping.v1.IngestTrackingEventsRequest.checkpoints:type_name -> bankbridge.shipping.v1.Checkpoint
+	18, // 19: bankbridge.shipping.v1.IngestTrackingEventsRequest.estimated_delivery_time:type_name -> google.protobuf.Timestamp
+	2,  // 20: bankbridge.shipping.v1.IngestTrackingEventsResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	5,  // 21: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
+	7,  // 22: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
+	9,  // 23: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
+	11, // 24: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
+	13, // 25: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
+	16, // 26: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:input_type -> bankbridge.shipping.v1.IngestTrackingEventsRequest
+	6,  // 27: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
+	8,  // 28: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
+	10, // 29: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
+	12, // 30: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
+	14, // 31: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
+	17, // 32: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:output_type -> bankbridge.shipping.v1.IngestTrackingEventsResponse
+	27, // [27:33] is the sub-list for method output_type
+	21, // [21:27] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_shipping_v1_shipping_proto_init() }

@@ -76,7 +76,7 @@ type ShippingServiceClient interface {
 	// ListShipments returns the user's tracked shipments, newest create_time
 	// first, optionally only those in some statuses.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
@@ -243,7 +243,7 @@ type ShippingServiceServer interface {
 	// ListShipments returns the user's tracked shipments, newest create_time
 	// first, optionally only those in some statuses.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.

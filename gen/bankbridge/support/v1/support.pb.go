@@ -1109,8 +1109,12 @@ type ListConversationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, users/{user}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page; unset for the first page of 25.
-	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only conversations in this state; unset for all.
 	State         ConversationState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.support.v1.ConversationState" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1154,11 +1158,18 @@ func (x *ListConversationsRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListConversationsRequest) GetPage() *v1.PageRequest {
+func (x *ListConversationsRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListConversationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListConversationsRequest) GetState() ConversationState {
@@ -1173,8 +1184,8 @@ type ListConversationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The conversations, most recently updated first.
 	Conversations []*Conversation `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
-	// The token for the next page.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1216,11 +1227,11 @@ func (x *ListConversationsResponse) GetConversations() []*Conversation {
 	return nil
 }
 
-func (x *ListConversationsResponse) GetPage() *v1.PageResponse {
+func (x *ListConversationsResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // SendMessageRequest adds a message to a conversation.
@@ -1330,8 +1341,12 @@ type ListMessagesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The conversation, users/{user}/conversations/{conversation}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page; unset for the first page of 25.
-	Page          *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1373,11 +1388,18 @@ func (x *ListMessagesRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListMessagesRequest) GetPage() *v1.PageRequest {
+func (x *ListMessagesRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListMessagesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // ListMessagesResponse is one page of messages.
@@ -1385,8 +1407,8 @@ type ListMessagesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The messages, newest first.
 	Messages []*Message `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
-	// The token for the next, older, page.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1428,11 +1450,11 @@ func (x *ListMessagesResponse) GetMessages() []*Message {
 	return nil
 }
 
-func (x *ListMessagesResponse) GetPage() *v1.PageResponse {
+func (x *ListMessagesResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // HandoverConversationRequest is the user asking for a human agent.
@@ -2600,8 +2622,12 @@ type ListFraudReportsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, users/{user}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page; unset for the first page of 25.
-	Page          *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2643,11 +2669,18 @@ func (x *ListFraudReportsRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListFraudReportsRequest) GetPage() *v1.PageRequest {
+func (x *ListFraudReportsRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListFraudReportsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // ListFraudReportsResponse is one page of fraud reports.
@@ -2655,8 +2688,8 @@ type ListFraudReportsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The reports, newest first.
 	FraudReports []*FraudReport `protobuf:"bytes,1,rep,name=fraud_reports,json=fraudReports,proto3" json:"fraud_reports,omitempty"`
-	// The token for the next page.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2698,11 +2731,11 @@ func (x *ListFraudReportsResponse) GetFraudReports() []*FraudReport {
 	return nil
 }
 
-func (x *ListFraudReportsResponse) GetPage() *v1.PageResponse {
+func (x *ListFraudReportsResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // Alert is a fraud alert a bank raised about activity on the user's
@@ -2862,8 +2895,12 @@ type ListAlertsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user, users/{user}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// Which page; unset for the first page of 25.
-	Page *v1.PageRequest `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25. The
+	// server may return fewer, even when more pages follow.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	// A token is valid only for the same list with the same filters.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only alerts in this state, e.g. ALERT_STATE_NEW for those awaiting an
 	// answer; unset for all.
 	State         AlertState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.support.v1.AlertState" json:"state,omitempty"`
@@ -2908,11 +2945,18 @@ func (x *ListAlertsRequest) GetParent() string {
 	return ""
 }
 
-func (x *ListAlertsRequest) GetPage() *v1.PageRequest {
+func (x *ListAlertsRequest) GetPageSize() int32 {
 	if x != nil {
-		return x.Page
+		return x.PageSize
 	}
-	return nil
+	return 0
+}
+
+func (x *ListAlertsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 func (x *ListAlertsRequest) GetState() AlertState {
@@ -2927,8 +2971,8 @@ type ListAlertsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The alerts, newest create_time first.
 	Alerts []*Alert `protobuf:"bytes,1,rep,name=alerts,proto3" json:"alerts,omitempty"`
-	// The token for the next page.
-	Page          *v1.PageResponse `protobuf:"bytes,2,opt,name=page,proto3" json:"page,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2970,11 +3014,11 @@ func (x *ListAlertsResponse) GetAlerts() []*Alert {
 	return nil
 }
 
-func (x *ListAlertsResponse) GetPage() *v1.PageResponse {
+func (x *ListAlertsResponse) GetNextPageToken() string {
 	if x != nil {
-		return x.Page
+		return x.NextPageToken
 	}
-	return nil
+	return ""
 }
 
 // GetAlertRequest names one fraud alert.
@@ -3210,26 +3254,30 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\x16GetConversationRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\"b\n" +
 	"\x17GetConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xd7\x01\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xf1\x01\n" +
 	"\x18ListConversationsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12H\n" +
-	"\x05state\x18\x03 \x01(\x0e2(.bankbridge.support.v1.ConversationStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"\xa8\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12H\n" +
+	"\x05state\x18\x03 \x01(\x0e2(.bankbridge.support.v1.ConversationStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"\x98\x01\n" +
 	"\x19ListConversationsResponse\x12S\n" +
-	"\rconversations\x18\x01 \x03(\v2#.bankbridge.support.v1.ConversationB\b\xbaH\x05\x92\x01\x02\x10dR\rconversations\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xa9\x02\n" +
+	"\rconversations\x18\x01 \x03(\v2#.bankbridge.support.v1.ConversationB\b\xbaH\x05\x92\x01\x02\x10dR\rconversations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x02\n" +
 	"\x12SendMessageRequest\x12_\n" +
 	"\x06parent\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12\xb1\x01\n" +
 	"\amessage\x18\x02 \x01(\v2\x1e.bankbridge.support.v1.MessageBw\xbaHt\xba\x01n\n" +
 	"'send_message.client_message_id_required\x12%message.client_message_id is required\x1a\x1cthis.client_message_id != ''\xc8\x01\x01R\amessage\"O\n" +
 	"\x13SendMessageResponse\x128\n" +
-	"\amessage\x18\x01 \x01(\v2\x1e.bankbridge.support.v1.MessageR\amessage\"\xad\x01\n" +
+	"\amessage\x18\x01 \x01(\v2\x1e.bankbridge.support.v1.MessageR\amessage\"\xc7\x01\n" +
 	"\x13ListMessagesRequest\x12_\n" +
-	"\x06parent\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\"\x94\x01\n" +
+	"\x06parent\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"\x84\x01\n" +
 	"\x14ListMessagesResponse\x12D\n" +
-	"\bmessages\x18\x01 \x03(\v2\x1e.bankbridge.support.v1.MessageB\b\xbaH\x05\x92\x01\x02\x10dR\bmessages\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\xa0\x01\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1e.bankbridge.support.v1.MessageB\b\xbaH\x05\x92\x01\x02\x10dR\bmessages\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa0\x01\n" +
 	"\x1bHandoverConversationRequest\x12[\n" +
 	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
 	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"g\n" +
@@ -3304,13 +3352,15 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\x15GetFraudReportRequest\x12Z\n" +
 	"\x04name\x18\x01 \x01(\tBF\xbaHCrA2?^users/[A-Za-z0-9_-]{1,64}/fraudReports/[A-Za-z0-9._~-]{1,128}$R\x04name\"_\n" +
 	"\x16GetFraudReportResponse\x12E\n" +
-	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"\x8c\x01\n" +
+	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"\xa6\x01\n" +
 	"\x17ListFraudReportsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\"\xa5\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"\x95\x01\n" +
 	"\x18ListFraudReportsResponse\x12Q\n" +
-	"\rfraud_reports\x18\x01 \x03(\v2\".bankbridge.support.v1.FraudReportB\b\xbaH\x05\x92\x01\x02\x10dR\ffraudReports\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"\x92\a\n" +
+	"\rfraud_reports\x18\x01 \x03(\v2\".bankbridge.support.v1.FraudReportB\b\xbaH\x05\x92\x01\x02\x10dR\ffraudReports\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x92\a\n" +
 	"\x05Alert\x12W\n" +
 	"\x04name\x18\x01 \x01(\tBC\xbaH@\xd8\x01\x01r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12_\n" +
 	"\aaccount\x18\x02 \x01(\tBE\xbaHB\xd8\x01\x01r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\aaccount\x12\x8b\x01\n" +
@@ -3325,14 +3375,16 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	" \x01(\x0e2$.bankbridge.support.v1.AlertResponseB\b\xbaH\x05\x82\x01\x02\x10\x01R\bresponse\x12E\n" +
 	"\x10acknowledge_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0facknowledgeTime\x12;\n" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xc9\x01\n" +
+	"createTime\"\xe3\x01\n" +
 	"\x11ListAlertsRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x125\n" +
-	"\x04page\x18\x02 \x01(\v2!.bankbridge.common.v1.PageRequestR\x04page\x12A\n" +
-	"\x05state\x18\x03 \x01(\x0e2!.bankbridge.support.v1.AlertStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"\x8c\x01\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12A\n" +
+	"\x05state\x18\x03 \x01(\x0e2!.bankbridge.support.v1.AlertStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"|\n" +
 	"\x12ListAlertsResponse\x12>\n" +
-	"\x06alerts\x18\x01 \x03(\v2\x1c.bankbridge.support.v1.AlertB\b\xbaH\x05\x92\x01\x02\x10dR\x06alerts\x126\n" +
-	"\x04page\x18\x02 \x01(\v2\".bankbridge.common.v1.PageResponseR\x04page\"g\n" +
+	"\x06alerts\x18\x01 \x03(\v2\x1c.bankbridge.support.v1.AlertB\b\xbaH\x05\x92\x01\x02\x10dR\x06alerts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"g\n" +
 	"\x0fGetAlertRequest\x12T\n" +
 	"\x04name\x18\x01 \x01(\tB@\xbaH=r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\"F\n" +
 	"\x10GetAlertResponse\x122\n" +
@@ -3398,26 +3450,43 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\rAlertResponse\x12\x1e\n" +
 	"\x1aALERT_RESPONSE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ALERT_RESPONSE_RECOGNISED\x10\x01\x12!\n" +
-	"\x1dALERT_RESPONSE_NOT_RECOGNISED\x10\x022\xc9\x16\n" +
-	"\x0eSupportService\x12\xb3\x01\n" +
-	"\x12CreateConversation\x120.bankbridge.support.v1.CreateConversationRequest\x1a1.bankbridge.support.v1.CreateConversationResponse\"8\x82\xd3\xe4\x93\x022:\fconversation\"\"/v1/{parent=users/*}/conversations\x12\x9c\x01\n" +
-	"\x0fGetConversation\x12-.bankbridge.support.v1.GetConversationRequest\x1a..bankbridge.support.v1.GetConversationResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=users/*/conversations/*}\x12\xa2\x01\n" +
-	"\x11ListConversations\x12/.bankbridge.support.v1.ListConversationsRequest\x1a0.bankbridge.support.v1.ListConversationsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/conversations\x12\xa4\x01\n" +
-	"\vSendMessage\x12).bankbridge.support.v1.SendMessageRequest\x1a*.bankbridge.support.v1.SendMessageResponse\">\x82\xd3\xe4\x93\x028:\amessage\"-/v1/{parent=users/*/conversations/*}/messages\x12\x9e\x01\n" +
-	"\fListMessages\x12*.bankbridge.support.v1.ListMessagesRequest\x1a+.bankbridge.support.v1.ListMessagesResponse\"5\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=users/*/conversations/*}/messages\x12\xb7\x01\n" +
-	"\x14HandoverConversation\x122.bankbridge.support.v1.HandoverConversationRequest\x1a3.bankbridge.support.v1.HandoverConversationResponse\"6\x82\xd3\xe4\x93\x020:\x01*\"+/v1/{name=users/*/conversations/*}:handover\x12\xb7\x01\n" +
-	"\x11PassThreadControl\x12/.bankbridge.support.v1.PassThreadControlRequest\x1a0.bankbridge.support.v1.PassThreadControlResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/{name=users/*/conversations/*}:passThreadControl\x12\xb7\x01\n" +
-	"\x11TakeThreadControl\x12/.bankbridge.support.v1.TakeThreadControlRequest\x1a0.bankbridge.support.v1.TakeThreadControlResponse\"?\x82\xd3\xe4\x93\x029:\x01*\"4/v1/{name=users/*/conversations/*}:takeThreadControl\x12\xc3\x01\n" +
-	"\x14RequestThreadControl\x122.bankbridge.support.v1.RequestThreadControlRequest\x1a3.bankbridge.support.v1.RequestThreadControlResponse\"B\x82\xd3\xe4\x93\x02<:\x01*\"7/v1/{name=users/*/conversations/*}:requestThreadControl\x12\xab\x01\n" +
-	"\x11CloseConversation\x12/.bankbridge.support.v1.CloseConversationRequest\x1a0.bankbridge.support.v1.CloseConversationResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/conversations/*}:close\x12\xae\x01\n" +
-	"\x12StreamConversation\x120.bankbridge.support.v1.StreamConversationRequest\x1a1.bankbridge.support.v1.StreamConversationResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/{name=users/*/conversations/*}:stream0\x01\x12\xaf\x01\n" +
-	"\x11CreateFraudReport\x12/.bankbridge.support.v1.CreateFraudReportRequest\x1a0.bankbridge.support.v1.CreateFraudReportResponse\"7\x82\xd3\xe4\x93\x021:\ffraud_report\"!/v1/{parent=users/*}/fraudReports\x12\x98\x01\n" +
-	"\x0eGetFraudReport\x12,.bankbridge.support.v1.GetFraudReportRequest\x1a-.bankbridge.support.v1.GetFraudReportResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/{name=users/*/fraudReports/*}\x12\x9e\x01\n" +
-	"\x10ListFraudReports\x12..bankbridge.support.v1.ListFraudReportsRequest\x1a/.bankbridge.support.v1.ListFraudReportsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/fraudReports\x12\x86\x01\n" +
+	"\x1dALERT_RESPONSE_NOT_RECOGNISED\x10\x022\xf3\x17\n" +
+	"\x0eSupportService\x12\xbd\x01\n" +
+	"\x12CreateConversation\x120.bankbridge.support.v1.CreateConversationRequest\x1a1.bankbridge.support.v1.CreateConversationResponse\"B\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x022:\fconversation\"\"/v1/{parent=users/*}/conversations\x12\xa6\x01\n" +
+	"\x0fGetConversation\x12-.bankbridge.support.v1.GetConversationRequest\x1a..bankbridge.support.v1.GetConversationResponse\"4\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=users/*/conversations/*}\x12\xac\x01\n" +
+	"\x11ListConversations\x12/.bankbridge.support.v1.ListConversationsRequest\x1a0.bankbridge.support.v1.ListConversationsResponse\"4\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/conversations\x12\xae\x01\n" +
+	"\vSendMessage\x12).bankbridge.support.v1.SendMessageRequest\x1a*.bankbridge.support.v1.SendMessageResponse\"H\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x028:\amessage\"-/v1/{parent=users/*/conversations/*}/messages\x12\xa8\x01\n" +
+	"\fListMessages\x12*.bankbridge.support.v1.ListMessagesRequest\x1a+.bankbridge.support.v1.ListMessagesResponse\"?\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=users/*/conversations/*}/messages\x12\xc1\x01\n" +
+	"\x14HandoverConversation\x122.bankbridge.support.v1.HandoverConversationRequest\x1a3.bankbridge.support.v1.HandoverConversationResponse\"@\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x020:\x01*\"+/v1/{name=users/*/conversations/*}:handover\x12\xc1\x01\n" +
+	"\x11PassThreadControl\x12/.bankbridge.support.v1.PassThreadControlRequest\x1a0.bankbridge.support.v1.PassThreadControlResponse\"I\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x029:\x01*\"4/v1/{name=users/*/conversations/*}:passThreadControl\x12\xc1\x01\n" +
+	"\x11TakeThreadControl\x12/.bankbridge.support.v1.TakeThreadControlRequest\x1a0.bankbridge.support.v1.TakeThreadControlResponse\"I\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x029:\x01*\"4/v1/{name=users/*/conversations/*}:takeThreadControl\x12\xcd\x01\n" +
+	"\x14RequestThreadControl\x122.bankbridge.support.v1.RequestThreadControlRequest\x1a3.bankbridge.support.v1.RequestThreadControlResponse\"L\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02<:\x01*\"7/v1/{name=users/*/conversations/*}:requestThreadControl\x12\xb5\x01\n" +
+	"\x11CloseConversation\x12/.bankbridge.support.v1.CloseConversationRequest\x1a0.bankbridge.support.v1.CloseConversationResponse\"=\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/conversations/*}:close\x12\xb8\x01\n" +
+	"\x12StreamConversation\x120.bankbridge.support.v1.StreamConversationRequest\x1a1.bankbridge.support.v1.StreamConversationResponse\";\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02+\x12)/v1/{name=users/*/conversations/*}:stream0\x01\x12\xb9\x01\n" +
+	"\x11CreateFraudReport\x12/.bankbridge.support.v1.CreateFraudReportRequest\x1a0.bankbridge.support.v1.CreateFraudReportResponse\"A\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x021:\ffraud_report\"!/v1/{parent=users/*}/fraudReports\x12\xa2\x01\n" +
+	"\x0eGetFraudReport\x12,.bankbridge.support.v1.GetFraudReportRequest\x1a-.bankbridge.support.v1.GetFraudReportResponse\"3\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02#\x12!/v1/{name=users/*/fraudReports/*}\x12\xa8\x01\n" +
+	"\x10ListFraudReports\x12..bankbridge.support.v1.ListFraudReportsRequest\x1a/.bankbridge.support.v1.ListFraudReportsResponse\"3\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/fraudReports\x12\x90\x01\n" +
 	"\n" +
-	"ListAlerts\x12(.bankbridge.support.v1.ListAlertsRequest\x1a).bankbridge.support.v1.ListAlertsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=users/*}/alerts\x12\x80\x01\n" +
-	"\bGetAlert\x12&.bankbridge.support.v1.GetAlertRequest\x1a'.bankbridge.support.v1.GetAlertResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=users/*/alerts/*}\x12\xa7\x01\n" +
-	"\x10AcknowledgeAlert\x12..bankbridge.support.v1.AcknowledgeAlertRequest\x1a/.bankbridge.support.v1.AcknowledgeAlertResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/{name=users/*/alerts/*}:acknowledgeB\xe5\x01\n" +
+	"ListAlerts\x12(.bankbridge.support.v1.ListAlertsRequest\x1a).bankbridge.support.v1.ListAlertsResponse\"-\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=users/*}/alerts\x12\x8a\x01\n" +
+	"\bGetAlert\x12&.bankbridge.support.v1.GetAlertRequest\x1a'.bankbridge.support.v1.GetAlertResponse\"-\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=users/*/alerts/*}\x12\xb1\x01\n" +
+	"\x10AcknowledgeAlert\x12..bankbridge.support.v1.AcknowledgeAlertRequest\x1a/.bankbridge.support.v1.AcknowledgeAlertResponse\"<\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/{name=users/*/alerts/*}:acknowledgeB\xe5\x01\n" +
 	"\x19com.bankbridge.support.v1B\fSupportProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/support/v1;supportv1\xa2\x02\x03BSX\xaa\x02\x15Bankbridge.Support.V1\xca\x02\x15Bankbridge\\Support\\V1\xe2\x02!Bankbridge\\Support\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Support::V1b\x06proto3"
 
 var (
@@ -3487,10 +3556,8 @@ var file_bankbridge_support_v1_support_proto_goTypes = []any{
 	(*AcknowledgeAlertRequest)(nil),      // 49: bankbridge.support.v1.AcknowledgeAlertRequest
 	(*AcknowledgeAlertResponse)(nil),     // 50: bankbridge.support.v1.AcknowledgeAlertResponse
 	(*timestamppb.Timestamp)(nil),        // 51: google.protobuf.Timestamp
-	(*v1.PageRequest)(nil),               // 52: bankbridge.common.v1.PageRequest
-	(*v1.PageResponse)(nil),              // 53: bankbridge.common.v1.PageResponse
-	(*v1.MaskedAccountNumber)(nil),       // 54: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.Money)(nil),                     // 55: bankbridge.common.v1.Money
+	(*v1.MaskedAccountNumber)(nil),       // 52: bankbridge.common.v1.MaskedAccountNumber
+	(*v1.Money)(nil),                     // 53: bankbridge.common.v1.Money
 }
 var file_bankbridge_support_v1_support_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.support.v1.Conversation.state:type_name -> bankbridge.support.v1.ConversationState
@@ -3505,94 +3572,86 @@ var file_bankbridge_support_v1_support_proto_depIdxs = []int32{
 	10, // 9: bankbridge.support.v1.CreateConversationRequest.conversation:type_name -> bankbridge.support.v1.Conversation
 	10, // 10: bankbridge.support.v1.CreateConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
 	10, // 11: bankbridge.support.v1.GetConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	52, // 12: bankbridge.support.v1.ListConversationsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	0,  // 13: bankbridge.support.v1.ListConversationsRequest.state:type_name -> bankbridge.support.v1.ConversationState
-	10, // 14: bankbridge.support.v1.ListConversationsResponse.conversations:type_name -> bankbridge.support.v1.Conversation
-	53, // 15: bankbridge.support.v1.ListConversationsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	12, // 16: bankbridge.support.v1.SendMessageRequest.message:type_name -> bankbridge.support.v1.Message
-	12, // 17: bankbridge.support.v1.SendMessageResponse.message:type_name -> bankbridge.support.v1.Message
-	52, // 18: bankbridge.support.v1.ListMessagesRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	12, // 19: bankbridge.support.v1.ListMessagesResponse.messages:type_name -> bankbridge.support.v1.Message
-	53, // 20: bankbridge.support.v1.ListMessagesResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	10, // 21: bankbridge.support.v1.HandoverConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 22: bankbridge.support.v1.PassThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 23: bankbridge.support.v1.TakeThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 24: bankbridge.support.v1.RequestThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 25: bankbridge.support.v1.CloseConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	51, // 26: bankbridge.support.v1.StreamConversationResponse.event_time:type_name -> google.protobuf.Timestamp
-	12, // 27: bankbridge.support.v1.StreamConversationResponse.message_added:type_name -> bankbridge.support.v1.Message
-	35, // 28: bankbridge.support.v1.StreamConversationResponse.control_changed:type_name -> bankbridge.support.v1.ControlChanged
-	36, // 29: bankbridge.support.v1.StreamConversationResponse.conversation_closed:type_name -> bankbridge.support.v1.ConversationClosed
-	10, // 30: bankbridge.support.v1.ControlChanged.conversation:type_name -> bankbridge.support.v1.Conversation
-	3,  // 31: bankbridge.support.v1.ControlChanged.action:type_name -> bankbridge.support.v1.ThreadControlAction
-	2,  // 32: bankbridge.support.v1.ControlChanged.actor:type_name -> bankbridge.support.v1.ParticipantRole
-	10, // 33: bankbridge.support.v1.ConversationClosed.conversation:type_name -> bankbridge.support.v1.Conversation
-	2,  // 34: bankbridge.support.v1.ConversationClosed.closed_by:type_name -> bankbridge.support.v1.ParticipantRole
-	4,  // 35: bankbridge.support.v1.FraudReport.category:type_name -> bankbridge.support.v1.FraudCategory
-	5,  // 36: bankbridge.support.v1.FraudReport.status:type_name -> bankbridge.support.v1.FraudReportStatus
-	6,  // 37: bankbridge.support.v1.FraudReport.card_block_status:type_name -> bankbridge.support.v1.CardBlockStatus
-	51, // 38: bankbridge.support.v1.FraudReport.create_time:type_name -> google.protobuf.Timestamp
-	51, // 39: bankbridge.support.v1.FraudReport.update_time:type_name -> google.protobuf.Timestamp
-	37, // 40: bankbridge.support.v1.CreateFraudReportRequest.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	37, // 41: bankbridge.support.v1.CreateFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	37, // 42: bankbridge.support.v1.GetFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	52, // 43: bankbridge.support.v1.ListFraudReportsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	37, // 44: bankbridge.support.v1.ListFraudReportsResponse.fraud_reports:type_name -> bankbridge.support.v1.FraudReport
-	53, // 45: bankbridge.support.v1.ListFraudReportsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	54, // 46: bankbridge.support.v1.Alert.card:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	55, // 47: bankbridge.support.v1.Alert.amount:type_name -> bankbridge.common.v1.Money
-	51, // 48: bankbridge.support.v1.Alert.activity_time:type_name -> google.protobuf.Timestamp
-	7,  // 49: bankbridge.support.v1.Alert.severity:type_name -> bankbridge.support.v1.AlertSeverity
-	8,  // 50: bankbridge.support.v1.Alert.state:type_name -> bankbridge.support.v1.AlertState
-	9,  // 51: bankbridge.support.v1.Alert.response:type_name -> bankbridge.support.v1.AlertResponse
-	51, // 52: bankbridge.support.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
-	51, // 53: bankbridge.support.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
-	52, // 54: bankbridge.support.v1.ListAlertsRequest.page:type_name -> bankbridge.common.v1.PageRequest
-	8,  // 55: bankbridge.support.v1.ListAlertsRequest.state:type_name -> bankbridge.support.v1.AlertState
-	44, // 56: bankbridge.support.v1.ListAlertsResponse.alerts:type_name -> bankbridge.support.v1.Alert
-	53, // 57: bankbridge.support.v1.ListAlertsResponse.page:type_name -> bankbridge.common.v1.PageResponse
-	44, // 58: bankbridge.support.v1.GetAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
-	9,  // 59: bankbridge.support.v1.AcknowledgeAlertRequest.response:type_name -> bankbridge.support.v1.AlertResponse
-	44, // 60: bankbridge.support.v1.AcknowledgeAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
-	13, // 61: bankbridge.support.v1.SupportService.CreateConversation:input_type -> bankbridge.support.v1.CreateConversationRequest
-	15, // 62: bankbridge.support.v1.SupportService.GetConversation:input_type -> bankbridge.support.v1.GetConversationRequest
-	17, // 63: bankbridge.support.v1.SupportService.ListConversations:input_type -> bankbridge.support.v1.ListConversationsRequest
-	19, // 64: bankbridge.support.v1.SupportService.SendMessage:input_type -> bankbridge.support.v1.SendMessageRequest
-	21, // 65: bankbridge.support.v1.SupportService.ListMessages:input_type -> bankbridge.support.v1.ListMessagesRequest
-	23, // 66: bankbridge.support.v1.SupportService.HandoverConversation:input_type -> bankbridge.support.v1.HandoverConversationRequest
-	25, // 67: bankbridge.support.v1.SupportService.PassThreadControl:input_type -> bankbridge.support.v1.PassThreadControlRequest
-	27, // 68: bankbridge.support.v1.SupportService.TakeThreadControl:input_type -> bankbridge.support.v1.TakeThreadControlRequest
-	29, // 69: bankbridge.support.v1.SupportService.RequestThreadControl:input_type -> bankbridge.support.v1.RequestThreadControlRequest
-	31, // 70: bankbridge.support.v1.SupportService.CloseConversation:input_type -> bankbridge.support.v1.CloseConversationRequest
-	33, // 71: bankbridge.support.v1.SupportService.StreamConversation:input_type -> bankbridge.support.v1.StreamConversationRequest
-	38, // 72: bankbridge.support.v1.SupportService.CreateFraudReport:input_type -> bankbridge.support.v1.CreateFraudReportRequest
-	40, // 73: bankbridge.support.v1.SupportService.GetFraudReport:input_type -> bankbridge.support.v1.GetFraudReportRequest
-	42, // 74: bankbridge.support.v1.SupportService.ListFraudReports:input_type -> bankbridge.support.v1.ListFraudReportsRequest
-	45, // 75: bankbridge.support.v1.SupportService.ListAlerts:input_type -> bankbridge.support.v1.ListAlertsRequest
-	47, // 76: bankbridge.support.v1.SupportService.GetAlert:input_type -> bankbridge.support.v1.GetAlertRequest
-	49, // 77: bankbridge.support.v1.SupportService.AcknowledgeAlert:input_type -> bankbridge.support.v1.AcknowledgeAlertRequest
-	14, // 78: bankbridge.support.v1.SupportService.CreateConversation:output_type -> bankbridge.support.v1.CreateConversationResponse
-	16, // 79: bankbridge.support.v1.SupportService.GetConversation:output_type -> bankbridge.support.v1.GetConversationResponse
-	18, // 80: bankbridge.support.v1.SupportService.ListConversations:output_type -> bankbridge.support.v1.ListConversationsResponse
-	20, // 81: bankbridge.support.v1.SupportService.SendMessage:output_type -> bankbridge.support.v1.SendMessageResponse
-	22, // 82: bankbridge.support.v1.SupportService.ListMessages:output_type -> bankbridge.support.v1.ListMessagesResponse
-	24, // 83: bankbridge.support.v1.SupportService.HandoverConversation:output_type -> bankbridge.support.v1.HandoverConversationResponse
-	26, // 84: bankbridge.support.v1.SupportService.PassThreadControl:output_type -> bankbridge.support.v1.PassThreadControlResponse
-	28, // 85: bankbridge.support.v1.SupportService.TakeThreadControl:output_type -> bankbridge.support.v1.TakeThreadControlResponse
-	30, // 86: bankbridge.support.v1.SupportService.RequestThreadControl:output_type -> bankbridge.support.v1.RequestThreadControlResponse
-	32, // 87: bankbridge.support.v1.SupportService.CloseConversation:output_type -> bankbridge.support.v1.CloseConversationResponse
-	34, // 88: bankbridge.support.v1.SupportService.StreamConversation:output_type -> bankbridge.support.v1.StreamConversationResponse
-	39, // 89: bankbridge.support.v1.SupportService.CreateFraudReport:output_type -> bankbridge.support.v1.CreateFraudReportResponse
-	41, // 90: bankbridge.support.v1.SupportService.GetFraudReport:output_type -> bankbridge.support.v1.GetFraudReportResponse
-	43, // 91: bankbridge.support.v1.SupportService.ListFraudReports:output_type -> bankbridge.support.v1.ListFraudReportsResponse
-	46, // 92: bankbridge.support.v1.SupportService.ListAlerts:output_type -> bankbridge.support.v1.ListAlertsResponse
-	48, // 93: bankbridge.support.v1.SupportService.GetAlert:output_type -> bankbridge.support.v1.GetAlertResponse
-	50, // 94: bankbridge.support.v1.SupportService.AcknowledgeAlert:output_type -> bankbridge.support.v1.AcknowledgeAlertResponse
-	78, // [78:95] is the sub-list for method output_type
-	61, // [61:78] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	0,  // 12: bankbridge.support.v1.ListConversationsRequest.state:type_name -> bankbridge.support.v1.ConversationState
+	10, // 13: bankbridge.support.v1.ListConversationsResponse.conversations:type_name -> bankbridge.support.v1.Conversation
+	12, // 14: bankbridge.support.v1.SendMessageRequest.message:type_name -> bankbridge.support.v1.Message
+	12, // 15: bankbridge.support.v1.SendMessageResponse.message:type_name -> bankbridge.support.v1.Message
+	12, // 16: bankbridge.support.v1.ListMessagesResponse.messages:type_name -> bankbridge.support.v1.Message
+	10, // 17: bankbridge.support.v1.HandoverConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 18: bankbridge.support.v1.PassThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 19: bankbridge.support.v1.TakeThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 20: bankbridge.support.v1.RequestThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	10, // 21: bankbridge.support.v1.CloseConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	51, // 22: bankbridge.support.v1.StreamConversationResponse.event_time:type_name -> google.protobuf.Timestamp
+	12, // 23: bankbridge.support.v1.StreamConversationResponse.message_added:type_name -> bankbridge.support.v1.Message
+	35, // 24: bankbridge.support.v1.StreamConversationResponse.control_changed:type_name -> bankbridge.support.v1.ControlChanged
+	36, // 25: bankbridge.support.v1.StreamConversationResponse.conversation_closed:type_name -> bankbridge.support.v1.ConversationClosed
+	10, // 26: bankbridge.support.v1.ControlChanged.conversation:type_name -> bankbridge.support.v1.Conversation
+	3,  // 27: bankbridge.support.v1.ControlChanged.action:type_name -> bankbridge.support.v1.ThreadControlAction
+	2,  // 28: bankbridge.support.v1.ControlChanged.actor:type_name -> bankbridge.support.v1.ParticipantRole
+	10, // 29: bankbridge.support.v1.ConversationClosed.conversation:type_name -> bankbridge.support.v1.Conversation
+	2,  // 30: bankbridge.support.v1.ConversationClosed.closed_by:type_name -> bankbridge.support.v1.ParticipantRole
+	4,  // 31: bankbridge.support.v1.FraudReport.category:type_name -> bankbridge.support.v1.FraudCategory
+	5,  // 32: bankbridge.support.v1.FraudReport.status:type_name -> bankbridge.support.v1.FraudReportStatus
+	6,  // 33: bankbridge.support.v1.FraudReport.card_block_status:type_name -> bankbridge.support.v1.CardBlockStatus
+	51, // 34: bankbridge.support.v1.FraudReport.create_time:type_name -> google.protobuf.Timestamp
+	51, // 35: bankbridge.support.v1.FraudReport.update_time:type_name -> google.protobuf.Timestamp
+	37, // 36: bankbridge.support.v1.CreateFraudReportRequest.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	37, // 37: bankbridge.support.v1.CreateFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	37, // 38: bankbridge.support.v1.GetFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	37, // 39: bankbridge.support.v1.ListFraudReportsResponse.fraud_reports:type_name -> bankbridge.support.v1.FraudReport
+	52, // 40: bankbridge.support.v1.Alert.card:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	53, // 41: bankbridge.support.v1.Alert.amount:type_name -> bankbridge.common.v1.Money
+	51, // 42: bankbridge.support.v1.Alert.activity_time:type_name -> google.protobuf.Timestamp
+	7,  // 43: bankbridge.support.v1.Alert.severity:type_name -> bankbridge.support.v1.AlertSeverity
+	8,  // 44: bankbridge.support.v1.Alert.state:type_name -> bankbridge.support.v1.AlertState
+	9,  // 45: bankbridge.support.v1.Alert.response:type_name -> bankbridge.support.v1.AlertResponse
+	51, // 46: bankbridge.support.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
+	51, // 47: bankbridge.support.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 48: bankbridge.support.v1.ListAlertsRequest.state:type_name -> bankbridge.support.v1.AlertState
+	44, // 49: bankbridge.support.v1.ListAlertsResponse.alerts:type_name -> bankbridge.support.v1.Alert
+	44, // 50: bankbridge.support.v1.GetAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
+	9,  // 51: bankbridge.support.v1.AcknowledgeAlertRequest.response:type_name -> bankbridge.support.v1.AlertResponse
+	44, // 52: bankbridge.support.v1.AcknowledgeAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
+	13, // 53: bankbridge.support.v1.SupportService.CreateConversation:input_type -> bankbridge.support.v1.CreateConversationRequest
+	15, // 54: bankbridge.support.v1.SupportService.GetConversation:input_type -> bankbridge.support.v1.GetConversationRequest
+	17, // 55: bankbridge.support.v1.SupportService.ListConversations:input_type -> bankbridge.support.v1.ListConversationsRequest
+	19, // 56: bankbridge.support.v1.SupportService.SendMessage:input_type -> bankbridge.support.v1.SendMessageRequest
+	21, // 57: bankbridge.support.v1.SupportService.ListMessages:input_type -> bankbridge.support.v1.ListMessagesRequest
+	23, // 58: bankbridge.support.v1.SupportService.HandoverConversation:input_type -> bankbridge.support.v1.HandoverConversationRequest
+	25, // 59: bankbridge.support.v1.SupportService.PassThreadControl:input_type -> bankbridge.support.v1.PassThreadControlRequest
+	27, // 60: bankbridge.support.v1.SupportService.TakeThreadControl:input_type -> bankbridge.support.v1.TakeThreadControlRequest
+	29, // 61: bankbridge.support.v1.SupportService.RequestThreadControl:input_type -> bankbridge.support.v1.RequestThreadControlRequest
+	31, // 62: bankbridge.support.v1.SupportService.CloseConversation:input_type -> bankbridge.support.v1.CloseConversationRequest
+	33, // 63: bankbridge.support.v1.SupportService.StreamConversation:input_type -> bankbridge.support.v1.StreamConversationRequest
+	38, // 64: bankbridge.support.v1.SupportService.CreateFraudReport:input_type -> bankbridge.support.v1.CreateFraudReportRequest
+	40, // 65: bankbridge.support.v1.SupportService.GetFraudReport:input_type -> bankbridge.support.v1.GetFraudReportRequest
+	42, // 66: bankbridge.support.v1.SupportService.ListFraudReports:input_type -> bankbridge.support.v1.ListFraudReportsRequest
+	45, // 67: bankbridge.support.v1.SupportService.ListAlerts:input_type -> bankbridge.support.v1.ListAlertsRequest
+	47, // 68: bankbridge.support.v1.SupportService.GetAlert:input_type -> bankbridge.support.v1.GetAlertRequest
+	49, // 69: bankbridge.support.v1.SupportService.AcknowledgeAlert:input_type -> bankbridge.support.v1.AcknowledgeAlertRequest
+	14, // 70: bankbridge.support.v1.SupportService.CreateConversation:output_type -> bankbridge.support.v1.CreateConversationResponse
+	16, // 71: bankbridge.support.v1.SupportService.GetConversation:output_type -> bankbridge.support.v1.GetConversationResponse
+	18, // 72: bankbridge.support.v1.SupportService.ListConversations:output_type -> bankbridge.support.v1.ListConversationsResponse
+	20, // 73: bankbridge.support.v1.SupportService.SendMessage:output_type -> bankbridge.support.v1.SendMessageResponse
+	22, // 74: bankbridge.support.v1.SupportService.ListMessages:output_type -> bankbridge.support.v1.ListMessagesResponse
+	24, // 75: bankbridge.support.v1.SupportService.HandoverConversation:output_type -> bankbridge.support.v1.HandoverConversationResponse
+	26, // 76: bankbridge.support.v1.SupportService.PassThreadControl:output_type -> bankbridge.support.v1.PassThreadControlResponse
+	28, // 77: bankbridge.support.v1.SupportService.TakeThreadControl:output_type -> bankbridge.support.v1.TakeThreadControlResponse
+	30, // 78: bankbridge.support.v1.SupportService.RequestThreadControl:output_type -> bankbridge.support.v1.RequestThreadControlResponse
+	32, // 79: bankbridge.support.v1.SupportService.CloseConversation:output_type -> bankbridge.support.v1.CloseConversationResponse
+	34, // 80: bankbridge.support.v1.SupportService.StreamConversation:output_type -> bankbridge.support.v1.StreamConversationResponse
+	39, // 81: bankbridge.support.v1.SupportService.CreateFraudReport:output_type -> bankbridge.support.v1.CreateFraudReportResponse
+	41, // 82: bankbridge.support.v1.SupportService.GetFraudReport:output_type -> bankbridge.support.v1.GetFraudReportResponse
+	43, // 83: bankbridge.support.v1.SupportService.ListFraudReports:output_type -> bankbridge.support.v1.ListFraudReportsResponse
+	46, // 84: bankbridge.support.v1.SupportService.ListAlerts:output_type -> bankbridge.support.v1.ListAlertsResponse
+	48, // 85: bankbridge.support.v1.SupportService.GetAlert:output_type -> bankbridge.support.v1.GetAlertResponse
+	50, // 86: bankbridge.support.v1.SupportService.AcknowledgeAlert:output_type -> bankbridge.support.v1.AcknowledgeAlertResponse
+	70, // [70:87] is the sub-list for method output_type
+	53, // [53:70] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_support_v1_support_proto_init() }

@@ -87,7 +87,7 @@ type SupportServiceClient interface {
 	// updated first, optionally only OPEN or only CLOSED ones. Conversations
 	// with banks whose consent lapsed are left out.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
@@ -112,7 +112,7 @@ type SupportServiceClient interface {
 	// first page is what the chat shows; later pages go back in time. Works on
 	// closed conversations too.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from another list.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
@@ -229,7 +229,7 @@ type SupportServiceClient interface {
 	GetFraudReport(ctx context.Context, in *GetFraudReportRequest, opts ...grpc.CallOption) (*GetFraudReportResponse, error)
 	// ListFraudReports returns the user's fraud reports, newest first.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from another list.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
@@ -237,7 +237,7 @@ type SupportServiceClient interface {
 	// ListAlerts returns the fraud alerts the user's banks raised, newest
 	// first, optionally only NEW or only ACKNOWLEDGED ones.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
@@ -494,7 +494,7 @@ type SupportServiceServer interface {
 	// updated first, optionally only OPEN or only CLOSED ones. Conversations
 	// with banks whose consent lapsed are left out.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
@@ -519,7 +519,7 @@ type SupportServiceServer interface {
 	// first page is what the chat shows; later pages go back in time. Works on
 	// closed conversations too.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from another list.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
@@ -636,7 +636,7 @@ type SupportServiceServer interface {
 	GetFraudReport(context.Context, *GetFraudReportRequest) (*GetFraudReportResponse, error)
 	// ListFraudReports returns the user's fraud reports, newest first.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from another list.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
@@ -644,7 +644,7 @@ type SupportServiceServer interface {
 	// ListAlerts returns the fraud alerts the user's banks raised, newest
 	// first, optionally only NEW or only ACKNOWLEDGED ones.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page.token is malformed, expired, or came from a list with other filters.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.

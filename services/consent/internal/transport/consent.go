@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 )
@@ -64,13 +63,13 @@ func (s *ConsentServer) ListLinks(ctx context.Context, req *consentv1.ListLinksR
 		User:      user,
 		State:     stateFromProto(req.GetState()),
 		BankID:    req.GetBankId(),
-		PageSize:  int(req.GetPage().GetSize()),
-		PageToken: req.GetPage().GetToken(),
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	resp := &consentv1.ListLinksResponse{Page: &commonv1.PageResponse{NextToken: next}}
+	resp := &consentv1.ListLinksResponse{NextPageToken: next}
 	for _, l := range links {
 		resp.Links = append(resp.Links, linkToProto(l))
 	}
@@ -118,13 +117,13 @@ func (s *ConsentServer) ListAccessLog(ctx context.Context, req *consentv1.ListAc
 			End:     timeOf(req.GetEndTime()),
 			Outcome: outcomeFromProto(req.GetOutcome()),
 		},
-		PageSize:  int(req.GetPage().GetSize()),
-		PageToken: req.GetPage().GetToken(),
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	resp := &consentv1.ListAccessLogResponse{Page: &commonv1.PageResponse{NextToken: next}}
+	resp := &consentv1.ListAccessLogResponse{NextPageToken: next}
 	for _, e := range entries {
 		resp.Entries = append(resp.Entries, entryToProto(e))
 	}
