@@ -27,7 +27,7 @@ func serve(ctx context.Context, cfg config, ready func(grpcAddr string)) error {
 	// Telemetry, the token verifier, Vault and the bank registry are wired
 	// the way every service wires them; the consent service is the one that
 	// answers consent checks, so it has none of its own.
-	rt, err := bootstrap.Start(ctx, bootstrap.Config{Server: cfg.Server, Vault: cfg.Vault, BanksFile: cfg.BanksFile}, nil)
+	rt, err := bootstrap.Start(ctx, bootstrap.Config{Server: cfg.Server, Vault: cfg.Vault, BanksFile: cfg.BanksFile})
 	if err != nil {
 		return err
 	}
@@ -52,14 +52,14 @@ func serve(ctx context.Context, cfg config, ready func(grpcAddr string)) error {
 	defer svc.Close() // before the registry closes: revocations at banks may be in flight
 
 	g, gctx := errgroup.WithContext(ctx)
+	check := transport.NewCheckServer(svc, log, gctx.Done())
 	srv, err := server.New(cfg.Server, server.Deps{
 		Telemetry: tel,
 		Verifier:  verifier,
-		Consent:   transport.PurposeGate{},
-		Auditor:   transport.NewAuditor(svc, log),
+		Recorder:  transport.NewRecorder(check),
 	}, func(r grpc.ServiceRegistrar) {
 		consentv1.RegisterConsentServiceServer(r, transport.NewConsentServer(svc))
-		consentv1.RegisterConsentCheckServiceServer(r, transport.NewCheckServer(svc, log, gctx.Done()))
+		consentv1.RegisterConsentCheckServiceServer(r, check)
 	})
 	if err != nil {
 		return err

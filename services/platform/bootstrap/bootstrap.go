@@ -102,9 +102,8 @@ type Runtime struct {
 	closers     []func()
 }
 
-// Start builds the runtime. resolve tells the consent check which scope and
-// bank each call needs; nil when the service has no consent check.
-func Start(ctx context.Context, cfg Config, resolve consentcheck.Resolver) (rt *Runtime, err error) {
+// Start builds the runtime.
+func Start(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	rt = &Runtime{Config: cfg}
 	defer func() {
 		if err != nil {
@@ -163,7 +162,7 @@ func Start(ctx context.Context, cfg Config, resolve consentcheck.Resolver) (rt *
 			return rt, err
 		}
 		rt.closers = append(rt.closers, func() { _ = rt.consentConn.Close() })
-		rt.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(rt.consentConn), resolve, consentcheck.Options{
+		rt.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(rt.consentConn), consentcheck.Options{
 			CacheTTL: cfg.ConsentCacheTTL, Logger: rt.Telemetry.Logger,
 		})
 	}
@@ -174,8 +173,11 @@ func Start(ctx context.Context, cfg Config, resolve consentcheck.Resolver) (rt *
 // the consent check and audit hook when a consent service is configured.
 func (rt *Runtime) Serve(ctx context.Context, register func(grpc.ServiceRegistrar)) error {
 	deps := server.Deps{Telemetry: rt.Telemetry, Verifier: rt.Verifier}
+	if rt.Banks != nil {
+		deps.Banks = configuredBanks{rt.Banks}
+	}
 	if rt.Consent != nil {
-		deps.Consent, deps.Auditor = rt.Consent, rt.Consent
+		deps.Consent, deps.Recorder = rt.Consent, rt.Consent
 		if rt.Config.ConsentCacheTTL > 0 {
 			go rt.Consent.Watch(ctx)
 		}
@@ -214,4 +216,13 @@ func (v VaultCredentials) BankCredential(ctx context.Context, bank adapters.Bank
 		return nil, err
 	}
 	return s.Data, nil
+}
+
+// configuredBanks tells the server kit which banks the registry knows.
+type configuredBanks struct{ r *adapters.Registry }
+
+// HasBank reports whether bank id is configured.
+func (b configuredBanks) HasBank(id string) bool {
+	_, ok := b.r.Bank(id)
+	return ok
 }

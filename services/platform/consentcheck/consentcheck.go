@@ -1,8 +1,9 @@
 // Package consentcheck is how a data service enforces consent and records
-// every access: a policy.ConsentChecker that asks the consent service
+// every access: an access.ConsentChecker that asks the consent service
 // (ConsentCheckService.CheckConsent) whether the user's consent covers the
-// call's scope and bank, and a policy.Auditor that appends each access,
-// allowed or refused, to the user's access log (RecordAccess).
+// call's scope and bank, and an access.Recorder that appends each access,
+// allowed or refused, to the user's access log (RecordAccess) before the
+// data leaves.
 //
 // Allowed decisions are cached for a few seconds, but only while a
 // WatchConsentChanges stream is connected: every change to a user's links
@@ -17,28 +18,20 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
-	"github.com/bankbridge/bankbridge/services/platform/policy"
+	"github.com/bankbridge/bankbridge/services/platform/access"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // Need is what a call needs consent for.
-type Need struct {
-	Scope commonv1.Scope
-	// BankID is the bank whose consent must cover the call; "" means any of
-	// the user's banks (e.g. listing accounts across banks).
-	BankID string
-}
+type Need = access.Need
 
-// Resolver tells which scope and bank a call needs. Each data service writes
-// one: the method gives the scope, the resource (an account, a receipt) gives
-// the bank. An error refuses the call (e.g. NOT_FOUND for an unknown account).
-type Resolver func(ctx context.Context, a *policy.Access) (Need, error)
+// Decision is an allowed consent decision.
+type Decision = access.Decision
 
 // Options tune the checker.
 type Options struct {
@@ -50,10 +43,9 @@ type Options struct {
 	Logger       *slog.Logger
 }
 
-// Checker implements policy.ConsentChecker and policy.Auditor.
+// Checker implements access.ConsentChecker and access.Recorder.
 type Checker struct {
 	client  consentv1.ConsentCheckServiceClient
-	resolve Resolver
 	opts    Options
 	log     *slog.Logger
 
@@ -76,29 +68,22 @@ type decision struct {
 	expires time.Time
 }
 
-// New returns a checker that asks client and resolves needs with resolve.
-func New(client consentv1.ConsentCheckServiceClient, resolve Resolver, opts Options) *Checker {
+// New returns a checker that asks client.
+func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 	if opts.AuditTimeout <= 0 {
-		opts.AuditTimeout = 2 * time.Second
+		opts.AuditTimeout = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Checker{client: client, resolve: resolve, opts: opts, log: opts.Logger, decisions: map[key]decision{}}
-}
-
-// Grant is an allowed consent decision: the link and the bank-side consent
-// id a service uses to reach the bank.
-type Grant struct {
-	Link          string
-	BankConsentID string
+	return &Checker{client: client, opts: opts, log: opts.Logger, decisions: map[key]decision{}}
 }
 
 // Decide asks (or reuses a cached answer) whether user's consent covers need
 // for purpose. It returns the grant, or an apierr PERMISSION_DENIED error
 // with the consent service's reason. Any failure to get an answer refuses
 // (fail closed).
-func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose commonv1.Purpose) (Grant, error) {
+func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose commonv1.Purpose) (Decision, error) {
 	k := key{user: user, bank: need.BankID, scope: need.Scope, purpose: purpose}
 	resp, gen := c.cached(k)
 	if resp == nil {
@@ -109,7 +94,7 @@ func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose co
 		if err != nil {
 			id, masked := apierr.Internal()
 			c.log.ErrorContext(ctx, "consent check failed; refusing", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
-			return Grant{}, masked
+			return Decision{}, masked
 		}
 		if resp.GetAllowed() {
 			c.store(k, resp, gen)
@@ -120,26 +105,22 @@ func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose co
 		if reason == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
 			reason = commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED
 		}
-		return Grant{}, apierr.New(reason, denialMessage(reason, need), apierr.WithMetadata("scope", need.Scope.String()))
+		return Decision{}, apierr.New(reason, denialMessage(reason, need), apierr.WithMetadata("scope", need.Scope.String()))
 	}
-	return Grant{Link: resp.GetLink(), BankConsentID: resp.GetBankConsentId()}, nil
+	return Decision{Link: resp.GetLink(), BankConsentID: resp.GetBankConsentId()}, nil
 }
 
-// CheckConsent is the server kit's consent hook: it resolves the call's
-// need, decides, and on allow fills a.Scope, a.BankID, a.Link and
-// a.BankConsentID for the handler.
-func (c *Checker) CheckConsent(ctx context.Context, a *policy.Access) error {
-	need, err := c.resolve(ctx, a)
-	if err != nil {
-		return err
+// ReportBankRevocation tells the consent service that the bank no longer
+// honours the consent behind link; the service revokes the link and the
+// change stream drops the user's cached decisions.
+func (c *Checker) ReportBankRevocation(ctx context.Context, link string) error {
+	if user, ok := names.UserOf(link); ok {
+		c.forget(user)
 	}
-	a.Scope, a.BankID = need.Scope, need.BankID
-	g, err := c.Decide(ctx, a.User, need, a.Purpose)
-	if err != nil {
-		return err
-	}
-	a.Link, a.BankConsentID = g.Link, g.BankConsentID
-	return nil
+	actx, cancel := context.WithTimeout(ctx, c.opts.AuditTimeout)
+	defer cancel()
+	_, err := c.client.ReportBankRevocation(actx, &consentv1.ReportBankRevocationRequest{Link: link})
+	return err
 }
 
 func denialMessage(reason commonv1.ErrorReason, need Need) string {
@@ -239,36 +220,13 @@ func (c *Checker) isWatching() bool {
 	return c.watching
 }
 
-// Audit appends the access to the user's access log. A failure cannot undo
-// the call, so it is logged under an incident id for on-call.
-func (c *Checker) Audit(ctx context.Context, a *policy.Access, err error) {
-	entry := &consentv1.AccessLogEntry{
-		AccessTime: timestamppb.Now(),
-		ClientId:   a.Principal.Client,
-		Method:     a.Method,
-		Resource:   a.Resource,
-		Purpose:    a.Purpose,
-		Scope:      a.Scope,
-		Outcome:    consentv1.AccessOutcome_ACCESS_OUTCOME_ALLOWED,
-	}
-	if err != nil {
-		// An error without a bankbridge reason was masked as INTERNAL for
-		// the caller; the log says the same.
-		entry.Outcome = consentv1.AccessOutcome_ACCESS_OUTCOME_DENIED
-		reason := apierr.Reason(err)
-		if reason == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
-			reason = commonv1.ErrorReason_ERROR_REASON_INTERNAL
-		}
-		entry.Reason = apierr.ReasonString(reason)
-	}
-	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
-		entry.TraceId = sc.TraceID().String()
-	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.AuditTimeout)
+// Record appends e to its user's access log through RecordAccess, and
+// waits for the append: the kit serves no data before it is durable. The
+// wait is bounded by AuditTimeout and by ctx (a caller that gave up has its
+// entry left out, since it gets no data either).
+func (c *Checker) Record(ctx context.Context, e access.Entry) error {
+	actx, cancel := context.WithTimeout(ctx, c.opts.AuditTimeout)
 	defer cancel()
-	if _, rerr := c.client.RecordAccess(actx, &consentv1.RecordAccessRequest{User: "users/" + a.User, Entry: entry}); rerr != nil {
-		id := apierr.IncidentID()
-		c.log.ErrorContext(ctx, "access not recorded in the audit log",
-			slog.String(telemetry.AttrIncidentID, id), slog.String("rpc.method", a.Method), slog.String("error", rerr.Error()))
-	}
+	_, err := c.client.RecordAccess(actx, &consentv1.RecordAccessRequest{User: "users/" + e.User, Entry: e.Proto()})
+	return err
 }

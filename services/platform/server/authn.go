@@ -2,18 +2,23 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
-	"github.com/bankbridge/bankbridge/services/platform/policy"
+	"github.com/bankbridge/bankbridge/services/platform/names"
+	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // Methods of these services answer without a token: probes and tooling.
@@ -48,46 +53,65 @@ func bearer(ctx context.Context) string {
 // AUDIENCE_INTERNAL) must come from one of the configured internal clients —
 // bankbridge's own services, with tokens from the identity provider's client
 // credentials grant — and names its user in the request instead.
+//
+// Refusals here never reach a user's access log: a caller without a valid
+// token, or naming another user, could otherwise write into anyone's log.
+// They go to the security log (a WARN line with bankbridge.log_type=security) and the
+// metric bankbridge.security.refusals, by method and reason.
 type authenticator struct {
 	verifier        *auth.Verifier
-	audiences       map[string]commonv1.Audience
+	methods         access.Methods
 	internalClients map[string]bool
+	security        *slog.Logger
+	refusals        metric.Int64Counter
 }
 
 func (a authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	p, err := a.verifier.Verify(ctx, bearer(ctx))
 	if err != nil {
+		a.refuse(ctx, method, "", err)
 		return ctx, err
 	}
 	if a.internal(method) && !a.internalClients[p.Client] {
-		return ctx, apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
+		err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
 			"only bankbridge services may call internal methods", apierr.WithMetadata("client_id", p.Client))
-	}
-	if acc := policy.AccessFrom(ctx); acc != nil {
-		acc.Principal = p
+		a.refuse(ctx, method, p.Client, err)
+		return ctx, err
 	}
 	return auth.WithPrincipal(ctx, p), nil
 }
 
+// refuse writes the security log line and counts the refusal. It names the
+// method, the reason and the client when known; never the token or the user.
+func (a authenticator) refuse(ctx context.Context, method, client string, err error) {
+	reason := apierr.ReasonString(apierr.Reason(err))
+	a.security.WarnContext(ctx, "call refused before reaching user data",
+		slog.String(telemetry.AttrLogType, "security"), slog.String("rpc.method", method),
+		slog.String(telemetry.AttrReason, reason), slog.String(telemetry.AttrClientID, client))
+	a.refusals.Add(ctx, 1, metric.WithAttributes(attribute.String("rpc.method", method), attribute.String(telemetry.AttrReason, reason)))
+}
+
 func (a authenticator) internal(method string) bool {
-	return a.audiences[method] == commonv1.Audience_AUDIENCE_INTERNAL
+	return a.methods[method].Audience == commonv1.Audience_AUDIENCE_INTERNAL
 }
 
 // bind refuses a request whose name or parent names another user.
-func bind(ctx context.Context, req proto.Message) error {
-	res, ok := policy.ResourceOf(req)
+func (a authenticator) bind(ctx context.Context, method string, req proto.Message) error {
+	res, ok := access.ResourceOf(req)
 	if !ok {
 		return nil
 	}
 	p, _ := auth.PrincipalFrom(ctx)
-	user, ok := auth.UserOf(res)
+	user, ok := names.UserOf(res)
 	if !ok {
 		// Leave a malformed or empty name to validation, which names the field.
 		return nil
 	}
 	if user != p.User {
-		return apierr.New(commonv1.ErrorReason_ERROR_REASON_USER_MISMATCH,
+		err := apierr.New(commonv1.ErrorReason_ERROR_REASON_USER_MISMATCH,
 			"the request names a user other than the token's subject")
+		a.refuse(ctx, method, p.Client, err)
+		return err
 	}
 	return nil
 }
@@ -99,7 +123,7 @@ func (a authenticator) unary() grpc.UnaryServerInterceptor {
 			return nil, err
 		}
 		if msg, ok := req.(proto.Message); ok && !a.internal(info.FullMethod) {
-			if err := bind(ctx, msg); err != nil {
+			if err := a.bind(ctx, info.FullMethod, msg); err != nil {
 				return nil, err
 			}
 		}
@@ -117,7 +141,9 @@ func (a authenticator) stream() grpc.StreamServerInterceptor {
 		if a.internal(info.FullMethod) {
 			return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx})
 		}
-		return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx, check: bind})
+		return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx, check: func(ctx context.Context, req proto.Message) error {
+			return a.bind(ctx, info.FullMethod, req)
+		}})
 	}
 	return selector.StreamServerInterceptor(inner, selector.MatchFunc(needsAuth))
 }

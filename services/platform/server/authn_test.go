@@ -88,7 +88,7 @@ func TestTokensThatAreRefused(t *testing.T) {
 			if tt.token != "" {
 				ctx = withToken(ctx, tt.token)
 			}
-			_, err := e.balance.GetAccount(ctx, getAccount("users/alice/accounts/a1"))
+			_, err := e.balance.GetAccount(ctx, getAccount("users/alice/accounts/sandbox~a1"))
 			st := wantError(t, err, codes.Unauthenticated, tt.reason)
 			if !strings.Contains(st.Message(), tt.message) {
 				t.Errorf("message %q does not say %q", st.Message(), tt.message)
@@ -103,7 +103,7 @@ func TestTokensThatAreRefused(t *testing.T) {
 func TestAValidTokenIsAccepted(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
-	resp, err := e.balance.GetAccount(e.as(t, "alice"), getAccount("users/alice/accounts/a1"))
+	resp, err := e.balance.GetAccount(e.as(t, "alice"), getAccount("users/alice/accounts/sandbox~a1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestAnotherUsersPathIsRefused(t *testing.T) {
 	e := startExample(t, exampleOpts{})
 	bob := e.as(t, "bob")
 	t.Run("unary", func(t *testing.T) {
-		_, err := e.balance.GetAccount(bob, getAccount("users/alice/accounts/a1"))
+		_, err := e.balance.GetAccount(bob, getAccount("users/alice/accounts/sandbox~a1"))
 		wantError(t, err, codes.PermissionDenied, "USER_MISMATCH")
 	})
 	t.Run("stream", func(t *testing.T) {

@@ -29,6 +29,9 @@ type Config struct {
 	JWKSURL         string
 	ClientPurposes  string
 	InternalClients string
+	// SubjectKey keys the pseudonymous subject ids in access-log entries;
+	// every replica of every service shares it.
+	SubjectKey string
 
 	DrainDelay      time.Duration
 	ShutdownGrace   time.Duration
@@ -62,6 +65,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Audience, "audience", c.Audience, "required aud of bearer tokens")
 	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "URL of the token issuer's JWKS")
 	fs.StringVar(&c.ClientPurposes, "client-purposes", c.ClientPurposes, "purposes each client may declare: client=PURPOSE,PURPOSE;client2=...")
+	fs.StringVar(&c.SubjectKey, "subject-key", c.SubjectKey, "secret key of the pseudonymous subject ids in access logs; the same for every service and replica (required outside dev mode)")
 	fs.StringVar(&c.InternalClients, "internal-clients", c.InternalClients, "comma-separated client ids of bankbridge services allowed to call internal methods")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, how long to report NOT_SERVING while still serving, so load balancers stop routing here first")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
@@ -89,6 +93,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: --jwks-url (BANKBRIDGE_JWKS_URL) is required outside dev mode")
 	case c.Issuer == "" && !c.DevMode:
 		return errors.New("config: --issuer (BANKBRIDGE_ISSUER) is required outside dev mode")
+	case c.SubjectKey == "" && !c.DevMode:
+		return errors.New("config: --subject-key (BANKBRIDGE_SUBJECT_KEY) is required outside dev mode")
 	case c.DrainDelay < 0:
 		return errors.New("config: --drain-delay must not be negative")
 	case c.ShutdownGrace <= 0:

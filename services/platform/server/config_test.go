@@ -14,6 +14,7 @@ func TestConfigFromFlagsAndEnv(t *testing.T) {
 	t.Setenv("BANKBRIDGE_JWKS_URL", "https://issuer.test/jwks")
 	t.Setenv("BANKBRIDGE_ISSUER", "https://issuer.test")
 	t.Setenv("BANKBRIDGE_SHUTDOWN_GRACE", "3s")
+	t.Setenv("BANKBRIDGE_SUBJECT_KEY", "k")
 	cfg := server.Defaults("balance", "127.0.0.1:9000", "")
 	if err := cfg.Parse(flag.NewFlagSet("balance", flag.ContinueOnError), []string{"--shutdown-grace=7s"}); err != nil {
 		t.Fatal(err)

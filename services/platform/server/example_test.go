@@ -22,11 +22,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
-	"github.com/bankbridge/bankbridge/services/platform/policy"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
@@ -43,16 +44,21 @@ type exampleBalance struct {
 	balancev1.UnimplementedBalanceServiceServer
 }
 
-func (exampleBalance) GetAccount(_ context.Context, req *balancev1.GetAccountRequest) (*balancev1.GetAccountResponse, error) {
+// GetAccount answers with the grant the kit handed it in DisplayName
+// (bank|link|bank consent id), so tests see what reached the handler.
+func (exampleBalance) GetAccount(ctx context.Context, req *balancev1.GetAccountRequest) (*balancev1.GetAccountResponse, error) {
 	switch {
-	case strings.HasSuffix(req.GetName(), "/accounts/panic"):
+	case strings.HasSuffix(req.GetName(), "~panic"):
 		panic(fixturePanicText)
-	case strings.HasSuffix(req.GetName(), "/accounts/plainerr"):
+	case strings.HasSuffix(req.GetName(), "~plainerr"):
 		return nil, errors.New(fixtureErrText)
+	case strings.HasSuffix(req.GetName(), "~gone"):
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank no longer honours this consent")
 	}
+	g := access.GrantFrom(ctx)
 	return &balancev1.GetAccountResponse{Account: &balancev1.Account{
 		Name:         req.GetName(),
-		DisplayName:  "Everyday Checking",
+		DisplayName:  g.BankID + "|" + g.Link + "|" + g.BankConsentID,
 		MaskedNumber: &commonv1.MaskedAccountNumber{Last4: fixtureLast4, Display: "•••• " + fixtureLast4},
 	}}, nil
 }
@@ -87,36 +93,60 @@ func (exampleShipping) WatchShipments(_ *shippingv1.WatchShipmentsRequest, strea
 	return stream.Send(&shippingv1.WatchShipmentsResponse{Cursor: "c1"})
 }
 
-// recorder is a consent hook and auditor that remembers what it saw.
+// recorder is a consent checker and access-log recorder that remembers
+// what it saw.
 type recorder struct {
-	mu      sync.Mutex
-	refuse  error
-	checked []policy.Access
-	audited []auditEntry
+	mu        sync.Mutex
+	refuse    error
+	recordErr error
+	checked   []checked
+	entries   []access.Entry
+	reported  []string
 }
 
-type auditEntry struct {
-	access policy.Access
-	err    error
+type checked struct {
+	user    string
+	need    access.Need
+	purpose commonv1.Purpose
 }
 
-func (r *recorder) CheckConsent(_ context.Context, a *policy.Access) error {
+func (r *recorder) Decide(_ context.Context, user string, need access.Need, purpose commonv1.Purpose) (access.Decision, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.checked = append(r.checked, *a)
-	return r.refuse
+	r.checked = append(r.checked, checked{user: user, need: need, purpose: purpose})
+	if r.refuse != nil {
+		return access.Decision{}, r.refuse
+	}
+	return access.Decision{Link: "users/" + user + "/links/l1", BankConsentID: "bc-1"}, nil
 }
 
-func (r *recorder) Audit(_ context.Context, a *policy.Access, err error) {
+func (r *recorder) ReportBankRevocation(_ context.Context, link string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.audited = append(r.audited, auditEntry{access: *a, err: err})
+	r.reported = append(r.reported, link)
+	return nil
 }
 
-func (r *recorder) audits() []auditEntry {
+func (r *recorder) Record(_ context.Context, e access.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]auditEntry(nil), r.audited...)
+	if r.recordErr != nil {
+		return r.recordErr
+	}
+	r.entries = append(r.entries, e)
+	return nil
+}
+
+func (r *recorder) set(f func(r *recorder)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r)
+}
+
+func (r *recorder) recorded() []access.Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]access.Entry(nil), r.entries...)
 }
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -137,6 +167,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// knownBanks is the set of banks the example serves.
+type knownBanks map[string]bool
+
+func (k knownBanks) HasBank(id string) bool { return k[id] }
+
 const (
 	testIssuer   = "https://issuer.test"
 	testAudience = "bankbridge"
@@ -152,6 +187,8 @@ type example struct {
 	spans    *sdktrace.InMemoryExporter
 	logs     *syncBuffer
 	hooks    *recorder
+	tel      *telemetry.Telemetry
+	verifier *auth.Verifier
 	stop     context.CancelFunc
 	done     chan error
 }
@@ -193,7 +230,7 @@ func startExample(t testing.TB, o exampleOpts) *example {
 	cfg.ShutdownGrace = 2 * time.Second
 	cfg.ClientPurposes = testClient + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
 	hooks := &recorder{}
-	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier, Consent: hooks, Auditor: hooks},
+	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier, Consent: hooks, Recorder: hooks, Banks: knownBanks{"sandbox": true}},
 		func(r grpc.ServiceRegistrar) {
 			balancev1.RegisterBalanceServiceServer(r, exampleBalance{})
 			shippingv1.RegisterShippingServiceServer(r, exampleShipping{})
@@ -208,7 +245,7 @@ func startExample(t testing.TB, o exampleOpts) *example {
 		t.Fatal(err)
 	}
 	e := &example{
-		srv: srv, conn: conn, issuer: issuer, spans: spans, logs: logs, hooks: hooks, stop: cancel, done: done,
+		srv: srv, conn: conn, issuer: issuer, spans: spans, logs: logs, hooks: hooks, tel: tel, verifier: verifier, stop: cancel, done: done,
 		balance:  balancev1.NewBalanceServiceClient(conn),
 		shipping: shippingv1.NewShippingServiceClient(conn),
 	}

@@ -42,3 +42,12 @@ func badRequest(st *status.Status) *errdetails.BadRequest {
 	}
 	return nil
 }
+
+func retryInfo(st *status.Status) *errdetails.RetryInfo {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri
+		}
+	}
+	return nil
+}

@@ -10,7 +10,7 @@ import (
 func TestPanicAnswersInternalWithIncidentID(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
-	_, err := e.balance.GetAccount(e.as(t, "alice"), getAccount("users/alice/accounts/panic"))
+	_, err := e.balance.GetAccount(e.as(t, "alice"), getAccount("users/alice/accounts/sandbox~panic"))
 	st := wantError(t, err, codes.Internal, "INTERNAL")
 	id := errorInfo(st).GetMetadata()["incident_id"]
 	if id == "" {
@@ -31,7 +31,7 @@ func TestPanicAnswersInternalWithIncidentID(t *testing.T) {
 func TestUnexpectedErrorsAreMasked(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
-	_, err := e.balance.GetAccount(e.as(t, "alice"), getAccount("users/alice/accounts/plainerr"))
+	_, err := e.balance.GetAccount(e.as(t, "alice"), getAccount("users/alice/accounts/sandbox~plainerr"))
 	st := wantError(t, err, codes.Internal, "INTERNAL")
 	if strings.Contains(st.Message(), "hunter2") {
 		t.Errorf("reply %q leaks the error text", st.Message())

@@ -6,16 +6,22 @@
 //
 // The chain, outermost first — each concern in its own file:
 //
-//	recovery   panic → INTERNAL with an incident id        recover.go
-//	(stats)    OpenTelemetry, as a stats handler             server.go
-//	trace id   x-trace-id response header                    traceid.go
-//	logging    one JSON line per call with trace ids         logging.go
-//	mask       unexpected errors → INTERNAL + incident id    mask.go
-//	audit      every access to user data, allowed or not     audit.go
-//	authn      JWT bearer, user binding (skips health)       authn.go
-//	idem key   idempotency-key metadata → idempotency_key     idempotency.go
-//	validate   protovalidate → INVALID_ARGUMENT + fields     validate.go
-//	policy     purpose (metadata), then the consent hook     purpose.go
+//	recovery   panic → INTERNAL with an incident id          recover.go
+//	(stats)    OpenTelemetry, as a stats handler               server.go
+//	trace id   x-trace-id response header                      traceid.go
+//	logging    one JSON line per call with trace ids           logging.go
+//	mask       unexpected errors → INTERNAL + incident id      mask.go
+//	authn      JWT bearer, user binding (skips health);        authn.go
+//	           refusals to the security log, not a user's log
+//	idem key   idempotency-key metadata → idempotency_key       idempotency.go
+//	validate   protovalidate → INVALID_ARGUMENT + fields       validate.go
+//	access     purpose, consent per the contract's access      access.go
+//	           rule → immutable grant; the outcome appended
+//	           to the user's access log before data leaves
+//
+// Each public method's access rule comes from its contract
+// ((bankbridge.common.v1.access)); New refuses to build a server with a
+// public method that declares none.
 package server
 
 import (
@@ -30,14 +36,16 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
-	"github.com/bankbridge/bankbridge/services/platform/policy"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -59,10 +67,15 @@ type Deps struct {
 	Telemetry *telemetry.Telemetry
 	// Verifier checks bearer tokens. Required.
 	Verifier *auth.Verifier
-	// Consent decides consent after the purpose check; nil allows.
-	Consent policy.ConsentChecker
-	// Auditor records every access to user data; nil records nothing.
-	Auditor policy.Auditor
+	// Consent decides consent for public methods whose access rule lists
+	// scopes. Required when any registered method does.
+	Consent access.ConsentChecker
+	// Recorder appends every decided public call to the user's access log.
+	// Required when any public method is registered.
+	Recorder access.Recorder
+	// Banks are the configured banks, for methods whose rule names a bank
+	// field; nil when the service reaches no bank.
+	Banks access.Banks
 	// AdminHandlers are extra routes on the admin listener (e.g. the dev
 	// issuer's JWKS).
 	AdminHandlers map[string]http.Handler
@@ -70,10 +83,9 @@ type Deps struct {
 
 // Server is a configured gRPC server plus its admin listener.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	clients policy.Clients
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -92,29 +104,47 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	if deps.Telemetry == nil || deps.Verifier == nil {
 		return nil, errors.New("server: Telemetry and Verifier are required")
 	}
-	clients, err := policy.ParseClients(cfg.ClientPurposes)
+	clients, err := access.ParseClients(cfg.ClientPurposes)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Telemetry.Logger, clients: clients, health: health.NewServer()}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Telemetry.Logger, health: health.NewServer()}
 
-	// The validator needs the service names before the chain exists, so
-	// collect them from a throwaway registrar first.
+	// The validator and the access rules need the service names before the
+	// chain exists, so collect them from a throwaway registrar first.
 	names := &serviceNames{}
 	register(names)
 	validator, err := newValidator(names.list)
 	if err != nil {
 		return nil, err
 	}
-
-	audiences := methodAudiences(names.list)
-	authn := authenticator{verifier: deps.Verifier, audiences: audiences, internalClients: map[string]bool{}}
+	methods, err := access.Load(names.list)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDeps(methods, deps); err != nil {
+		return nil, err
+	}
+	refusals, err := deps.Telemetry.MeterProvider.Meter("bankbridge/server").Int64Counter("bankbridge.security.refusals",
+		metric.WithDescription("Calls refused before reaching user data: no valid token, another user's name, an internal method by an outside client."))
+	if err != nil {
+		return nil, err
+	}
+	authn := authenticator{verifier: deps.Verifier, methods: methods, internalClients: map[string]bool{},
+		security: s.log, refusals: refusals}
 	for c := range strings.SplitSeq(cfg.InternalClients, ",") {
 		if c = strings.TrimSpace(c); c != "" {
 			authn.internalClients[c] = true
 		}
 	}
-	policyChecks := policyCheck(audiences, clients, deps.Consent)
+	subjectKey := cfg.SubjectKey
+	if subjectKey == "" {
+		subjectKey = "bankbridge-dev-subject-key" // dev mode only: Validate requires a key otherwise
+	}
+	check := &accessCheck{
+		methods: methods, clients: clients, consent: deps.Consent, banks: deps.Banks, recorder: deps.Recorder,
+		pseudo: access.NewPseudonyms([]byte(subjectKey)), issuer: cfg.Issuer, log: s.log, now: time.Now,
+	}
 	s.grpc = grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(deps.Telemetry.TracerProvider),
@@ -126,22 +156,20 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			traceIDUnary,
 			loggingUnary(s.log),
 			maskUnary(s.log),
-			auditUnary(deps.Auditor),
 			authn.unary(),
 			unaryCheck(fillIdempotencyKey),
 			validateUnary(validator),
-			policyUnary(policyChecks),
+			check.unary(),
 		),
 		grpc.ChainStreamInterceptor(
 			recoveryStream(s.log),
 			traceIDStream,
 			loggingStream(s.log),
 			maskStream(s.log),
-			auditStream(deps.Auditor),
 			authn.stream(),
 			streamCheck(fillIdempotencyKey),
 			validateStream(validator),
-			policyStream(policyChecks),
+			check.stream(),
 		),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgBytes),
@@ -168,6 +196,23 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		}
 	}
 	return s, nil
+}
+
+// checkDeps refuses to build a server whose public methods need what the
+// service did not hand over: no nil checks after start.
+func checkDeps(methods access.Methods, deps Deps) error {
+	for name, m := range methods {
+		if m.Audience != commonv1.Audience_AUDIENCE_PUBLIC {
+			continue
+		}
+		if deps.Recorder == nil {
+			return fmt.Errorf("server: public method %s needs an access-log Recorder", name)
+		}
+		if !m.Rule.ConsentNotRequired && deps.Consent == nil {
+			return fmt.Errorf("server: public method %s reads consented data and needs a ConsentChecker", name)
+		}
+	}
+	return nil
 }
 
 // serviceNames records the names of the services a register func adds.

@@ -84,9 +84,9 @@ func TestNoPersonalDataInTelemetry(t *testing.T) {
 	ctx := e.as(t, "alice")
 	token := metadataToken(t, ctx)
 	_, _ = e.balance.GetBalance(ctx, aliceBalance)
-	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/a1"))
-	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/panic"))
-	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/plainerr"))
+	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/sandbox~a1"))
+	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/sandbox~panic"))
+	_, _ = e.balance.GetAccount(ctx, getAccount("users/alice/accounts/sandbox~plainerr"))
 	_, _ = e.balance.GetBalance(e.as(t, "bob"), aliceBalance)
 
 	forbidden := []string{fixtureLast4, fmt.Sprint(fixtureAmountUnits), "4111111111111111", "hunter2", token, "users/alice"}

@@ -54,6 +54,8 @@ const (
 	AttrIncidentID = "bankbridge.incident_id"
 	AttrOutcome    = "bankbridge.outcome"
 	AttrCache      = "bankbridge.cache"
+	// AttrLogType marks log lines of a kind on-call filters on, e.g. "security".
+	AttrLogType = "bankbridge.log_type"
 )
 
 // Allowed reports whether an attribute with this key may leave the process

@@ -1,17 +1,11 @@
-// Package policy holds what every data call is judged by: who calls (the
-// principal), for which user and resource, and for which declared purpose,
-// and the hooks that the consent service fills in — a consent check before
-// the handler runs, and an audit record after it, allowed or refused.
-//
-// Two purposes are refused here, by code, before any hook: ADVERTISING and
-// MARKETING. No configuration, consent or client can allow them.
-package policy
+package access
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
+
+	"context"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -19,75 +13,10 @@ import (
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/auth"
 )
 
-// Access describes one call to user data. The server kit fills it in as the
-// call passes each interceptor; hooks read it.
-type Access struct {
-	// Method is the full gRPC method, e.g. /bankbridge.balance.v1.BalanceService/GetBalance.
-	Method string
-	// Principal is the authenticated caller; zero before authentication.
-	Principal auth.Principal
-	// User is the user the request names (users/{user}/...).
-	User string
-	// Resource is the request's name or parent.
-	Resource string
-	// Purpose is the purpose the call declares in metadata bankbridge-purpose.
-	Purpose commonv1.Purpose
-	// Request is the call's (first) request message, for consent checks that
-	// need more than the resource name.
-	Request proto.Message
-
-	// Filled by the consent check when it allows the call; the handler uses
-	// them to reach the bank under the user's consent.
-
-	// Scope is the scope the call needed.
-	Scope commonv1.Scope
-	// BankID is the bank whose consent allowed the call.
-	BankID string
-	// Link is the consent link that allowed the call, users/{user}/links/{link}.
-	Link string
-	// BankConsentID is the bank-side consent id of that link.
-	BankConsentID string
-}
-
-// ConsentChecker decides whether the user's consent covers the access. It
-// returns nil to allow, or an apierr error (CONSENT_REQUIRED,
-// CONSENT_EXPIRED, CONSENT_REVOKED, PURPOSE_NOT_ALLOWED) to refuse.
-type ConsentChecker interface {
-	CheckConsent(ctx context.Context, a *Access) error
-}
-
-// Auditor records every access, allowed (err nil) or refused.
-type Auditor interface {
-	Audit(ctx context.Context, a *Access, err error)
-}
-
-// ConsentFunc adapts a function to ConsentChecker.
-type ConsentFunc func(ctx context.Context, a *Access) error
-
-// CheckConsent calls f.
-func (f ConsentFunc) CheckConsent(ctx context.Context, a *Access) error { return f(ctx, a) }
-
-// AuditFunc adapts a function to Auditor.
-type AuditFunc func(ctx context.Context, a *Access, err error)
-
-// Audit calls f.
-func (f AuditFunc) Audit(ctx context.Context, a *Access, err error) { f(ctx, a, err) }
-
-type accessKey struct{}
-
-// WithAccess returns ctx carrying a.
-func WithAccess(ctx context.Context, a *Access) context.Context {
-	return context.WithValue(ctx, accessKey{}, a)
-}
-
-// AccessFrom returns the access record of the call, or nil outside one.
-func AccessFrom(ctx context.Context) *Access {
-	a, _ := ctx.Value(accessKey{}).(*Access)
-	return a
-}
+// Two purposes are refused by code, before any rule, consent or client
+// setting is read: ADVERTISING and MARKETING.
 
 // ResourceOf returns the request's `name` or `parent` field, if it has one.
 func ResourceOf(req proto.Message) (string, bool) {

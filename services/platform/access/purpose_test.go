@@ -1,4 +1,4 @@
-package policy_test
+package access_test
 
 import (
 	"context"
@@ -12,12 +12,12 @@ import (
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/policy"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 )
 
 func TestParseClients(t *testing.T) {
 	t.Parallel()
-	c, err := policy.ParseClients("chat-app=ACCOUNT_INFORMATION, PURPOSE_CUSTOMER_SUPPORT; partner=PURCHASE_HISTORY")
+	c, err := access.ParseClients("chat-app=ACCOUNT_INFORMATION, PURPOSE_CUSTOMER_SUPPORT; partner=PURCHASE_HISTORY")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestParseClients(t *testing.T) {
 		"=ACCOUNT_INFORMATION",
 		"chat-app",
 	} {
-		if _, err := policy.ParseClients(bad); err == nil {
+		if _, err := access.ParseClients(bad); err == nil {
 			t.Errorf("ParseClients(%q) accepted", bad)
 		}
 	}
@@ -39,7 +39,7 @@ func TestParseClients(t *testing.T) {
 
 func TestCheckPurpose(t *testing.T) {
 	t.Parallel()
-	c := policy.Clients{"chat-app": {commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}}
+	c := access.Clients{"chat-app": {commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}}
 	tests := []struct {
 		name    string
 		client  string
@@ -61,7 +61,7 @@ func TestCheckPurpose(t *testing.T) {
 	}
 	// Even a client configured (by hand, bypassing ParseClients) for
 	// advertising is refused.
-	sneaky := policy.Clients{"ads": {commonv1.Purpose_PURPOSE_ADVERTISING}}
+	sneaky := access.Clients{"ads": {commonv1.Purpose_PURPOSE_ADVERTISING}}
 	if !apierr.Is(sneaky.CheckPurpose("ads", commonv1.Purpose_PURPOSE_ADVERTISING), commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED) {
 		t.Error("advertising allowed for a client configured for it")
 	}
@@ -70,11 +70,11 @@ func TestCheckPurpose(t *testing.T) {
 func TestResourceOf(t *testing.T) {
 	t.Parallel()
 	req := &balancev1.GetBalanceRequest{Name: "users/alice/accounts/a1/balance"}
-	if res, ok := policy.ResourceOf(req); !ok || res != req.GetName() {
+	if res, ok := access.ResourceOf(req); !ok || res != req.GetName() {
 		t.Errorf("ResourceOf = %q, %v", res, ok)
 	}
 	list := &balancev1.ListAccountsRequest{Parent: "users/alice"}
-	if res, ok := policy.ResourceOf(list); !ok || res != "users/alice" {
+	if res, ok := access.ResourceOf(list); !ok || res != "users/alice" {
 		t.Errorf("ResourceOf(list) = %q, %v", res, ok)
 	}
 }
@@ -101,9 +101,9 @@ func TestPurposeFromContext(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			md := metadata.MD{}
 			for _, v := range tt.values {
-				md.Append(policy.PurposeHeader, v)
+				md.Append(access.PurposeHeader, v)
 			}
-			got, err := policy.PurposeFromContext(metadata.NewIncomingContext(context.Background(), md))
+			got, err := access.PurposeFromContext(metadata.NewIncomingContext(context.Background(), md))
 			if tt.rule == "" {
 				if err != nil || got != tt.want {
 					t.Fatalf("= %v, %v; want %v", got, err, tt.want)
