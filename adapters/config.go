@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,8 @@ var (
 )
 
 // LoadConfig reads and parses the banks file at path, as [ParseConfig] does,
-// and resolves a relative TLS.CAFile against the file's directory.
+// and resolves a relative TLS.CAFile against the file's directory. Each
+// error line starts with path.
 func LoadConfig(path string) ([]Bank, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -135,7 +137,7 @@ func LoadConfig(path string) ([]Bank, error) {
 	}
 	banks, err := ParseConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, prefixLines(path, err)
 	}
 	dir := filepath.Dir(path)
 	for i := range banks {
@@ -154,11 +156,69 @@ func LoadConfig(path string) ([]Bank, error) {
 //	    kind: remote
 //	    endpoint: 127.0.0.1:9400
 //
-// It is strict: an unknown field, a wrong type or a broken rule is an error
-// that names the bank and the field, e.g. `banks[1] (id "dave"): endpoint:
-// required for kind remote`; every such error is reported, joined. Defaults
-// are applied to the banks it returns.
+// It is strict: an unknown or repeated field, a value of the wrong type or a
+// broken rule is an error that names the bank, the field and, for what the
+// file itself got wrong, the line, e.g. `banks[1] (id "dave"): endpont:
+// unknown field (line 7)` or `banks[1] (id "dave"): endpoint: required for
+// kind remote`; every such error is reported, joined. Defaults are applied
+// to the banks it returns.
 func ParseConfig(data []byte) ([]Bank, error) {
+	root, err := parseDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	var file fileYAML
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var errs []error
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("parse banks config: %w", err)
+		}
+		for _, msg := range te.Errors {
+			errs = append(errs, locate(root, msg, true).err())
+		}
+	}
+	if len(file.Banks) == 0 {
+		// A banks key of the wrong kind is already reported.
+		if len(errs) == 0 || mappingValue(root, "banks") == nil {
+			errs = append(errs, errors.New("banks: no banks configured"))
+		}
+		return nil, errors.Join(errs...)
+	}
+	// Decoding keeps every entry (bankYAML never fails), so entry i is node
+	// i, unless the list came through a YAML merge key; its problems then
+	// name fields without their lines' help.
+	nodes := make([]*yaml.Node, len(file.Banks))
+	if n := mappingValue(root, "banks"); n != nil && len(n.Content) == len(nodes) {
+		copy(nodes, n.Content)
+	}
+	banks := make([]Bank, 0, len(file.Banks))
+	for i, entry := range file.Banks {
+		b, err := entry.bank(nodes[i])
+		if err != nil {
+			id := b.ID
+			if id == "" {
+				// The entry did not decode; name it as the file does.
+				if n := mappingValue(nodes[i], "id"); n != nil && n.Kind == yaml.ScalarNode {
+					id = n.Value
+				}
+			}
+			errs = append(errs, bankError(i, id, err))
+		}
+		banks = append(banks, b)
+	}
+	errs = append(errs, duplicateIDs(banks)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return banks, nil
+}
+
+// parseDocument reads the one YAML document of data. Its node tree locates
+// the problems the typed decode reports by line only.
+func parseDocument(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -171,49 +231,283 @@ func ParseConfig(data []byte) ([]Bank, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, errors.New("banks config: want one YAML document")
 	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
+	if len(doc.Content) == 1 {
+		return doc.Content[0], nil
 	}
-	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("banks config: line %d: want a mapping with the key banks", root.Line)
-	}
-	var list *yaml.Node
-	var errs []error
-	if err := eachField(root, func(key string, value *yaml.Node) error {
-		if key != "banks" {
-			return fmt.Errorf("unknown field %q (line %d)", key, value.Line)
-		}
-		list = value
+	return &doc, nil
+}
+
+// fileYAML is banks.yaml as written. Field names are the yaml tags;
+// adapters/README.md documents each.
+type fileYAML struct {
+	Banks []bankYAML `yaml:"banks"`
+}
+
+// bankYAML is one entry of banks; see [bankYAML.UnmarshalYAML].
+type bankYAML struct {
+	fields bankFields
+	// problems are what the decoder reported about this entry alone.
+	problems []string
+}
+
+type bankFields struct {
+	ID          string        `yaml:"id"`
+	DisplayName string        `yaml:"display_name"`
+	Kind        string        `yaml:"kind"`
+	Endpoint    string        `yaml:"endpoint"`
+	InProcess   string        `yaml:"in_process"`
+	VaultPath   string        `yaml:"vault_path"`
+	Timeout     duration      `yaml:"timeout"`
+	RateLimit   rateLimitYAML `yaml:"rate_limit"`
+	Breaker     breakerYAML   `yaml:"breaker"`
+	TLS         *tlsYAML      `yaml:"tls"`
+}
+
+type rateLimitYAML struct {
+	PerSecond number `yaml:"per_second"`
+	Burst     count  `yaml:"burst"`
+}
+
+type breakerYAML struct {
+	ConsecutiveFailures count    `yaml:"consecutive_failures"`
+	OpenFor             duration `yaml:"open_for"`
+}
+
+type tlsYAML struct {
+	CAFile              string `yaml:"ca_file"`
+	ServerName          string `yaml:"server_name"`
+	ClientCertFromVault flag   `yaml:"client_cert_from_vault"`
+}
+
+// UnmarshalYAML decodes one bank with the decoder's own settings (unknown
+// fields refused), keeps what it reports and never fails, so that the list
+// keeps every entry at its index and each problem can name its bank. It
+// takes the decode function rather than the node because yaml.v3 applies
+// KnownFields only through that form.
+func (b *bankYAML) UnmarshalYAML(unmarshal func(any) error) error {
+	err := unmarshal(&b.fields)
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		// The decoder reuses the slice it hands over.
+		b.problems = slices.Clone(te.Errors)
 		return nil
-	}); err != nil {
-		errs = append(errs, err)
 	}
-	if list == nil || (list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
-		return nil, errors.Join(append(errs, errors.New("banks: no banks configured"))...)
+	return err
+}
+
+// bank converts the entry, applies the defaults and checks it; node is the
+// entry in the file, to place its problems.
+func (b *bankYAML) bank(node *yaml.Node) (Bank, error) {
+	var errs []error
+	aborted := false
+	for _, msg := range b.problems {
+		p := locate(node, msg, false)
+		// A repeated key stops the decoder from reading the mapping that
+		// holds it; the entry's other fields are then unknown, not missing.
+		aborted = aborted || (p.repeated && !strings.Contains(p.path, "."))
+		errs = append(errs, p.err())
 	}
-	if list.Kind != yaml.SequenceNode {
-		return nil, errors.Join(append(errs, fmt.Errorf("banks: line %d: want a list", list.Line))...)
+	if t := mappingValue(node, "tls"); t != nil && t.ShortTag() == "!!null" {
+		// yaml reads "tls:" as no TLS at all: never let a forgotten line
+		// below it turn the connection into plaintext.
+		errs = append(errs, fmt.Errorf("tls: no value; give its fields, {} for the system roots, or delete it for plaintext (line %d)", t.Line))
 	}
-	if len(list.Content) == 0 {
-		return nil, errors.Join(append(errs, errors.New("banks: no banks configured"))...)
+	f := b.fields
+	out := Bank{
+		ID:          f.ID,
+		DisplayName: f.DisplayName,
+		Kind:        f.Kind,
+		Endpoint:    f.Endpoint,
+		InProcess:   f.InProcess,
+		VaultPath:   f.VaultPath,
+		Timeout:     time.Duration(f.Timeout),
+		RateLimit:   RateLimit{PerSecond: float64(f.RateLimit.PerSecond), Burst: int(f.RateLimit.Burst)},
+		Breaker:     Breaker{ConsecutiveFailures: uint32(f.Breaker.ConsecutiveFailures), OpenFor: time.Duration(f.Breaker.OpenFor)},
 	}
-	banks := make([]Bank, 0, len(list.Content))
-	for i, n := range list.Content {
-		// Validate even what did not decode cleanly: a misspelt field is
+	if t := f.TLS; t != nil {
+		out.TLS = &TLS{CAFile: t.CAFile, ServerName: t.ServerName, ClientCertFromVault: bool(t.ClientCertFromVault)}
+	}
+	out = out.withDefaults()
+	if !aborted {
+		// Checked even when some field did not decode: a misspelt field is
 		// best reported with the required field it left missing.
-		b, err := decodeBank(n)
-		b = b.withDefaults()
-		if err := errors.Join(err, b.validate()); err != nil {
-			errs = append(errs, bankError(i, b.ID, err))
+		errs = append(errs, out.validate())
+	}
+	return out, errors.Join(errs...)
+}
+
+// The leaves of banks.yaml that are not strings parse their own text, so a
+// wrong value is reported in the file's terms ("5" is not a duration) rather
+// than Go's. Their problems travel as yaml.TypeError lines, which lets the
+// decode go on, and carry the column so that [locate] finds the field even
+// in a flow mapping.
+type (
+	// duration is a Go duration: "500ms", "5s", "1m30s".
+	duration time.Duration
+	// number is a finite decimal number.
+	number float64
+	// count is a whole number from 0 to math.MaxInt32.
+	count int64
+	// flag is true or false, spelt so.
+	flag bool
+)
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	want := `a duration such as "5s" or "1m30s"`
+	if n.Kind != yaml.ScalarNode {
+		return leafProblem(n, "want %s", want)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return leafProblem(n, "want %s, got %q", want, n.Value)
+	}
+	*d = duration(v)
+	return nil
+}
+
+func (x *number) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseFloat(n.Value, 64)
+	if n.Kind != yaml.ScalarNode || err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return leafProblem(n, "want a number, got %q", n.Value)
+	}
+	*x = number(v)
+	return nil
+}
+
+func (c *count) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseInt(n.Value, 10, 64)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return leafProblem(n, "want a whole number, got %q", n.Value)
+	}
+	if v < 0 || v > math.MaxInt32 {
+		return leafProblem(n, "must be between 0 and %d, got %d", math.MaxInt32, v)
+	}
+	*c = count(v)
+	return nil
+}
+
+func (f *flag) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
+		return leafProblem(n, "want true or false, got %q", n.Value)
+	}
+	*f = n.Value == "true"
+	return nil
+}
+
+func leafProblem(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d column %d: %s", n.Line, n.Column, fmt.Sprintf(format, args...))}}
+}
+
+// The lines of a yaml.TypeError: the leaves' own, and yaml.v3's (fixed by
+// its version in go.mod, held by TestParseConfigErrors).
+var (
+	leafProblemLine = regexp.MustCompile(`^line (\d+) column (\d+): (.*)$`)
+	unknownField    = regexp.MustCompile(`^line (\d+): field (.+?) not found in type .+$`)
+	repeatedKey     = regexp.MustCompile(`^line (\d+): mapping key (".*") already defined at line \d+$`)
+	wrongKind       = regexp.MustCompile(`^line (\d+): cannot unmarshal !!\w+.* into (\S+)$`)
+)
+
+// problem is one thing wrong in the file, placed at a field path under the
+// node it was found in ("" for that node itself).
+type problem struct {
+	path     string
+	line     int
+	msg      string
+	repeated bool
+}
+
+func (p problem) err() error {
+	s := p.msg
+	if p.line > 0 {
+		s += fmt.Sprintf(" (line %d)", p.line)
+	}
+	if p.path != "" {
+		s = p.path + ": " + s
+	}
+	return errors.New(s)
+}
+
+// locate turns a line of a yaml.TypeError about what lies under n into a
+// problem that names the field; atRoot says n is the file's top mapping.
+func locate(n *yaml.Node, msg string, atRoot bool) problem {
+	if m := leafProblemLine.FindStringSubmatch(msg); m != nil {
+		line, col := atoi(m[1]), atoi(m[2])
+		path, _ := findKey(n, func(_, v *yaml.Node) bool { return v.Line == line && v.Column == col })
+		return problem{path: path, line: line, msg: m[3]}
+	}
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		line, name := atoi(m[1]), m[2]
+		path, _ := findKey(n, func(k, _ *yaml.Node) bool { return k.Line == line && k.Value == name })
+		return problem{path: orDefault(path, name), line: line, msg: "unknown field"}
+	}
+	if m := repeatedKey.FindStringSubmatch(msg); m != nil {
+		line := atoi(m[1])
+		name, _ := strconv.Unquote(m[2])
+		path, _ := findKey(n, func(k, _ *yaml.Node) bool { return k.Line == line && k.Value == name })
+		return problem{path: orDefault(path, name), line: line, msg: "given twice", repeated: true}
+	}
+	if m := wrongKind.FindStringSubmatch(msg); m != nil {
+		line, into := atoi(m[1]), m[2]
+		want, kind := "want a mapping", yaml.MappingNode
+		switch {
+		case strings.HasPrefix(into, "[]"):
+			want, kind = "want a list", yaml.SequenceNode
+		case into == "string":
+			want, kind = "want a single value", yaml.ScalarNode
 		}
-		banks = append(banks, b)
+		if path, ok := findKey(n, func(_, v *yaml.Node) bool { return v.Line == line && v.Kind != kind }); ok {
+			return problem{path: path, line: line, msg: want}
+		}
+		// Not a field under n: n itself is of the wrong kind.
+		if atRoot {
+			want += " with the key banks"
+		}
+		return problem{line: line, msg: want}
 	}
-	errs = append(errs, duplicateIDs(banks)...)
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	return problem{msg: msg}
+}
+
+// findKey walks the mappings under n depth first and returns the dotted
+// path of the first key for which match holds.
+func findKey(n *yaml.Node, match func(key, value *yaml.Node) bool) (string, bool) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return "", false
 	}
-	return banks, nil
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if match(k, v) {
+			return k.Value, true
+		}
+		if p, ok := findKey(v, match); ok {
+			return k.Value + "." + p, true
+		}
+	}
+	return "", false
+}
+
+// mappingValue returns the value of key in mapping n, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // bankError prefixes err with where the bank sits in the list, one line per
@@ -223,6 +517,12 @@ func bankError(i int, id string, err error) error {
 	if id != "" {
 		prefix += fmt.Sprintf(" (id %q)", id)
 	}
+	return prefixLines(prefix, err)
+}
+
+// prefixLines puts prefix before each of the errors joined in err, however
+// deeply, so that each gets its own line.
+func prefixLines(prefix string, err error) error {
 	var errs []error
 	for _, e := range flatten(err) {
 		errs = append(errs, fmt.Errorf("%s: %w", prefix, e))
@@ -230,8 +530,7 @@ func bankError(i int, id string, err error) error {
 	return errors.Join(errs...)
 }
 
-// flatten lists the errors joined in err, however deeply, so that each
-// gets its own prefix and line.
+// flatten lists the errors joined in err, however deeply.
 func flatten(err error) []error {
 	joined, ok := err.(interface{ Unwrap() []error })
 	if !ok {
@@ -261,196 +560,6 @@ func duplicateIDs(banks []Bank) []error {
 		first[b.ID] = i
 	}
 	return errs
-}
-
-// eachField calls fn for every key of a mapping node, refusing duplicate
-// keys, and joins what fn returns.
-func eachField(n *yaml.Node, fn func(key string, value *yaml.Node) error) error {
-	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: want a mapping", n.Line)
-	}
-	var errs []error
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if seen[k.Value] {
-			errs = append(errs, fmt.Errorf("%s: given twice (line %d)", k.Value, k.Line))
-			continue
-		}
-		seen[k.Value] = true
-		if err := fn(k.Value, v); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func decodeBank(n *yaml.Node) (Bank, error) {
-	var b Bank
-	if n.Kind != yaml.MappingNode {
-		return b, fmt.Errorf("line %d: want a mapping", n.Line)
-	}
-	// Read the id first so that every error can name the bank.
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "id" && n.Content[i+1].Kind == yaml.ScalarNode {
-			b.ID = n.Content[i+1].Value
-		}
-	}
-	err := eachField(n, func(key string, v *yaml.Node) error {
-		var err error
-		switch key {
-		case "id":
-			b.ID, err = yamlString(v)
-		case "display_name":
-			b.DisplayName, err = yamlString(v)
-		case "kind":
-			b.Kind, err = yamlString(v)
-		case "endpoint":
-			b.Endpoint, err = yamlString(v)
-		case "in_process":
-			b.InProcess, err = yamlString(v)
-		case "vault_path":
-			b.VaultPath, err = yamlString(v)
-		case "timeout":
-			b.Timeout, err = yamlDuration(v)
-		case "rate_limit":
-			return prefixed(key, eachField(v, func(key string, v *yaml.Node) error {
-				var err error
-				switch key {
-				case "per_second":
-					b.RateLimit.PerSecond, err = yamlFloat(v)
-				case "burst":
-					b.RateLimit.Burst, err = yamlInt(v, math.MaxInt32)
-				default:
-					return unknownField(key, v)
-				}
-				return prefixed(key, err)
-			}))
-		case "breaker":
-			return prefixed(key, eachField(v, func(key string, v *yaml.Node) error {
-				var err error
-				switch key {
-				case "consecutive_failures":
-					var n int
-					n, err = yamlInt(v, math.MaxUint32)
-					b.Breaker.ConsecutiveFailures = uint32(n)
-				case "open_for":
-					b.Breaker.OpenFor, err = yamlDuration(v)
-				default:
-					return unknownField(key, v)
-				}
-				return prefixed(key, err)
-			}))
-		case "tls":
-			b.TLS = &TLS{}
-			return prefixed(key, eachField(v, func(key string, v *yaml.Node) error {
-				var err error
-				switch key {
-				case "ca_file":
-					b.TLS.CAFile, err = yamlString(v)
-				case "server_name":
-					b.TLS.ServerName, err = yamlString(v)
-				case "client_cert_from_vault":
-					b.TLS.ClientCertFromVault, err = yamlBool(v)
-				default:
-					return unknownField(key, v)
-				}
-				return prefixed(key, err)
-			}))
-		default:
-			return unknownField(key, v)
-		}
-		return prefixed(key, err)
-	})
-	return b, err
-}
-
-// prefixed puts the field name before each joined error: "breaker:
-// open_for: ..." reads from the outside in.
-func prefixed(field string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := err.(interface{ Unwrap() []error }); ok {
-		var errs []error
-		for _, e := range flatten(err) {
-			errs = append(errs, fmt.Errorf("%s.%w", field, e))
-		}
-		return errors.Join(errs...)
-	}
-	return fmt.Errorf("%s: %w", field, err)
-}
-
-func unknownField(key string, v *yaml.Node) error {
-	return fmt.Errorf("%s: unknown field (line %d)", key, v.Line)
-}
-
-func yamlScalar(v *yaml.Node, what string) (string, error) {
-	if v.Kind != yaml.ScalarNode {
-		return "", fmt.Errorf("want %s (line %d)", what, v.Line)
-	}
-	return v.Value, nil
-}
-
-func yamlString(v *yaml.Node) (string, error) {
-	s, err := yamlScalar(v, "a string")
-	if err == nil && v.Tag == "!!null" {
-		return "", nil
-	}
-	return s, err
-}
-
-func yamlDuration(v *yaml.Node) (time.Duration, error) {
-	s, err := yamlScalar(v, `a duration such as "5s"`)
-	if err != nil {
-		return 0, err
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf(`want a duration such as "5s" or "1m30s", got %q (line %d)`, s, v.Line)
-	}
-	return d, nil
-}
-
-func yamlFloat(v *yaml.Node) (float64, error) {
-	s, err := yamlScalar(v, "a number")
-	if err != nil {
-		return 0, err
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("want a number, got %q (line %d)", s, v.Line)
-	}
-	return f, nil
-}
-
-func yamlInt(v *yaml.Node, maxValue int64) (int, error) {
-	s, err := yamlScalar(v, "a whole number")
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("want a whole number, got %q (line %d)", s, v.Line)
-	}
-	if n < 0 || n > maxValue {
-		return 0, fmt.Errorf("must be between 0 and %d, got %d (line %d)", maxValue, n, v.Line)
-	}
-	return int(n), nil
-}
-
-func yamlBool(v *yaml.Node) (bool, error) {
-	s, err := yamlScalar(v, "true or false")
-	if err != nil {
-		return false, err
-	}
-	switch s {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	}
-	return false, fmt.Errorf("want true or false, got %q (line %d)", s, v.Line)
 }
 
 // withDefaults returns b with every zero field that has a default set.

@@ -132,10 +132,10 @@ func (s *server) admit(ctx context.Context, method string, capability adapterv1.
 		return s.internal(ctx, method, s.validatorErr)
 	}
 	if err := s.validator.Validate(req); err != nil {
-		if violations(err) == nil {
+		if apierr.ValidationViolations(err) == nil {
 			return s.internal(ctx, method, fmt.Errorf("evaluate request rules: %w", err))
 		}
-		return ValidationError(err)
+		return apierr.FromValidation(err)
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 // Package apierr builds the errors every bankbridge service returns: a gRPC
 // status whose details hold a google.rpc.ErrorInfo with a reason from
 // bankbridge.common.v1.ErrorReason and domain "bankbridge" (AIP-193), plus
-// BadRequest, RetryInfo or LocalizedMessage where they help the caller.
+// BadRequest or RetryInfo where they help the caller.
 //
 // The status code is never chosen here: each ErrorReason value names its own
 // code in the contract (the grpc_code option), so a reason always travels
@@ -20,7 +20,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -74,39 +73,8 @@ func ParseReason(s string) commonv1.ErrorReason {
 	return commonv1.ErrorReason(commonv1.ErrorReason_value[reasonPrefix+s])
 }
 
-// HTTPStatus maps a gRPC code to the HTTP status the gateway answers with
-// (the mapping of google.rpc.Code, as grpc-gateway applies it).
-func HTTPStatus(c codes.Code) int {
-	switch c {
-	case codes.OK:
-		return http.StatusOK
-	case codes.Canceled:
-		return 499
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return http.StatusBadRequest
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
-		return http.StatusConflict
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Unimplemented:
-		return http.StatusNotImplemented
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // FieldViolation names one request field that broke a rule, by its path as
-// protovalidate reports it (e.g. "page.size", "link.scopes[0]").
+// protovalidate reports it (e.g. "page_size", "link.scopes[0]").
 type FieldViolation struct {
 	Field       string
 	Description string
@@ -121,7 +89,6 @@ type builder struct {
 	metadata   map[string]string
 	violations []FieldViolation
 	retryAfter time.Duration
-	localized  string
 }
 
 // WithMetadata adds a key/value pair to ErrorInfo.metadata. Values must not
@@ -145,20 +112,9 @@ func WithRetryAfter(d time.Duration) Option {
 	return func(b *builder) { b.retryAfter = d }
 }
 
-// WithLocalizedMessage adds an en-US google.rpc.LocalizedMessage that a
-// product may show to its user as is.
-func WithLocalizedMessage(msg string) Option {
-	return func(b *builder) { b.localized = msg }
-}
-
 // New returns a status error with the reason's code, msg, and an ErrorInfo
 // carrying the reason. msg is for developers; it must not carry personal data.
 func New(reason commonv1.ErrorReason, msg string, opts ...Option) error {
-	return Status(reason, msg, opts...).Err()
-}
-
-// Status is New returning the *status.Status.
-func Status(reason commonv1.ErrorReason, msg string, opts ...Option) *status.Status {
 	var b builder
 	for _, o := range opts {
 		o(&b)
@@ -181,15 +137,12 @@ func Status(reason commonv1.ErrorReason, msg string, opts ...Option) *status.Sta
 	if b.retryAfter > 0 {
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(b.retryAfter)})
 	}
-	if b.localized != "" {
-		details = append(details, &errdetails.LocalizedMessage{Locale: "en-US", Message: b.localized})
-	}
 	withDetails, err := st.WithDetails(details...)
 	if err != nil {
 		// Only a nil detail can fail to marshal; keep the bare status.
-		return st
+		return st.Err()
 	}
-	return withDetails
+	return withDetails.Err()
 }
 
 // IncidentID returns a fresh random id that ties an INTERNAL reply to the

@@ -2,7 +2,8 @@
 // real gRPC client connections to each service, so every call made over
 // REST passes the same interceptor chain (auth, validation, purpose,
 // consent, audit) as a gRPC call. It adds the HTTP edges: body limit,
-// timeouts, JSON google.rpc.Status errors with the right HTTP status, the
+// timeouts, unknown query parameters refused (400 naming each), JSON
+// google.rpc.Status errors with the right HTTP status, the
 // x-trace-id header on every response, Bankbridge-Purpose and
 // Idempotency-Key headers passed on as gRPC metadata, the OpenAPI document,
 // a /healthz that reflects the backends, and — in dev mode only — a token
@@ -15,27 +16,36 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	supportv1 "github.com/bankbridge/bankbridge/gen/bankbridge/support/v1"
 	"github.com/bankbridge/bankbridge/gen/openapi"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/client"
-	"github.com/bankbridge/bankbridge/services/platform/policy"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
@@ -64,6 +74,7 @@ type Config struct {
 type backend struct {
 	name     string
 	addr     string
+	service  string // the gRPC service's full name
 	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
 	conn     *grpc.ClientConn
 }
@@ -80,7 +91,7 @@ type Gateway struct {
 
 // headers the gateway passes to gRPC as metadata, beyond Authorization.
 var forwardedHeaders = map[string]string{
-	"bankbridge-purpose": policy.PurposeHeader,
+	"bankbridge-purpose": access.PurposeHeader,
 	"idempotency-key":    "idempotency-key",
 	"authorization":      "authorization",
 }
@@ -95,13 +106,35 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 	}
 	g := &Gateway{cfg: cfg, tel: tel, log: tel.Logger, issuer: issuer}
 	all := []*backend{
-		{name: "consent", addr: cfg.ConsentAddr, register: consentv1.RegisterConsentServiceHandler},
-		{name: "balance", addr: cfg.BalanceAddr, register: balancev1.RegisterBalanceServiceHandler},
-		{name: "receipts", addr: cfg.ReceiptsAddr, register: receiptsv1.RegisterReceiptsServiceHandler},
-		{name: "shipping", addr: cfg.ShippingAddr, register: shippingv1.RegisterShippingServiceHandler},
-		{name: "support", addr: cfg.SupportAddr, register: supportv1.RegisterSupportServiceHandler},
+		{name: "consent", addr: cfg.ConsentAddr, service: consentv1.ConsentService_ServiceDesc.ServiceName, register: consentv1.RegisterConsentServiceHandler},
+		{name: "balance", addr: cfg.BalanceAddr, service: balancev1.BalanceService_ServiceDesc.ServiceName, register: balancev1.RegisterBalanceServiceHandler},
+		{name: "receipts", addr: cfg.ReceiptsAddr, service: receiptsv1.ReceiptsService_ServiceDesc.ServiceName, register: receiptsv1.RegisterReceiptsServiceHandler},
+		{name: "shipping", addr: cfg.ShippingAddr, service: shippingv1.ShippingService_ServiceDesc.ServiceName, register: shippingv1.RegisterShippingServiceHandler},
+		{name: "support", addr: cfg.SupportAddr, service: supportv1.SupportService_ServiceDesc.ServiceName, register: supportv1.RegisterSupportServiceHandler},
 	}
-	mux := runtime.NewServeMux(
+	routes := queryRoutes{}
+	for _, b := range all {
+		if err := routes.add(b.service); err != nil {
+			return nil, err
+		}
+	}
+	var mux *runtime.ServeMux
+	mux = runtime.NewServeMux(
+		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
+				if err := routes.check(r, pathParams); err != nil {
+					if errors.Is(err, errNoRoute) {
+						id, masked := apierr.Internal()
+						g.log.ErrorContext(r.Context(), "REST route without an indexed HTTP binding", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
+						err = masked
+					}
+					_, out := runtime.MarshalerForRequest(mux, r)
+					runtime.HTTPError(r.Context(), mux, out, w, r, err)
+					return
+				}
+				next(w, r, pathParams)
+			}
+		}),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
 			md, ok := forwardedHeaders[strings.ToLower(h)]
 			return md, ok
@@ -155,6 +188,197 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method + " " + routeOf(r) }),
 	)
 	return g, nil
+}
+
+// queryRoutes knows, for every REST route of the contracts, which query
+// parameters it takes, so that the gateway refuses the others (AIP-158
+// contracts promise it) instead of grpc-gateway's silent drop: a misspelt
+// ?page_sise=2 must not look like it worked. Keyed by HTTP method and path
+// template as grpc-gateway's runtime.Pattern prints it.
+type queryRoutes map[string]queryRoute
+
+// queryRoute is one HTTP binding of an RPC.
+type queryRoute struct {
+	input protoreflect.MessageDescriptor
+	// body is the binding's body: "" (query only), "*" (every field from
+	// the body, none from the query) or the field taken from the body.
+	body string
+}
+
+// add indexes every HTTP binding of the service's methods.
+func (q queryRoutes) add(service string) error {
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	if err != nil {
+		return fmt.Errorf("routes of %s: %w", service, err)
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return fmt.Errorf("routes of %s: not a service", service)
+	}
+	for i := range sd.Methods().Len() {
+		m := sd.Methods().Get(i)
+		rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
+		if rule == nil {
+			continue // gRPC only
+		}
+		for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
+			method, path := httpBinding(b)
+			if method == "" {
+				return fmt.Errorf("routes of %s: %s has an HTTP rule without a path", service, m.Name())
+			}
+			q[method+" "+canonicalTemplate(path)] = queryRoute{input: m.Input(), body: b.GetBody()}
+		}
+	}
+	return nil
+}
+
+func httpBinding(r *annotations.HttpRule) (method, path string) {
+	switch p := r.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		return http.MethodGet, p.Get
+	case *annotations.HttpRule_Post:
+		return http.MethodPost, p.Post
+	case *annotations.HttpRule_Put:
+		return http.MethodPut, p.Put
+	case *annotations.HttpRule_Patch:
+		return http.MethodPatch, p.Patch
+	case *annotations.HttpRule_Delete:
+		return http.MethodDelete, p.Delete
+	case *annotations.HttpRule_Custom:
+		return p.Custom.GetKind(), p.Custom.GetPath()
+	}
+	return "", ""
+}
+
+// bareVariable is a path variable without a template, {name}, which
+// runtime.Pattern prints as {name=*}.
+var bareVariable = regexp.MustCompile(`\{([^=}]+)\}`)
+
+func canonicalTemplate(path string) string {
+	return bareVariable.ReplaceAllString(path, "{$1=*}")
+}
+
+// errNoRoute is a mux route without an indexed HTTP binding: a bug, not
+// the caller's mistake.
+var errNoRoute = errors.New("no HTTP binding indexed for this route")
+
+// mapKeySuffix is grpc-gateway's syntax for a map entry, field[key]=value.
+var mapKeySuffix = regexp.MustCompile(`^(.*)\[(.*)\]$`)
+
+// check refuses the request's query parameters that the matched binding
+// does not read into its request message: names of no field (snake_case or
+// lowerCamelCase, dotted into nested messages), fields bound from the path
+// or the body, and any parameter of a binding whose body is "*". A field
+// bound from the path is refused rather than ignored, so that
+// /v1/users/alice/accounts?parent=users/bob cannot look like it read bob's.
+func (q queryRoutes) check(r *http.Request, pathParams map[string]string) error {
+	// The mux parsed a POST form body into r.Form when it fell back to a
+	// GET binding; the handler then reads parameters from there.
+	values := r.Form
+	if values == nil {
+		values = r.URL.Query()
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	pat, _ := runtime.HTTPPattern(r.Context())
+	route, ok := q[r.Method+" "+pat.String()]
+	if !ok && r.Form != nil {
+		route, ok = q[http.MethodGet+" "+pat.String()]
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s %s", errNoRoute, r.Method, pat)
+	}
+	var vs []apierr.FieldViolation
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		if v, ok := route.refuse(key, pathParams); !ok {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return nil
+	}
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT,
+		fmt.Sprintf("invalid request: %s: %s", vs[0].Field, vs[0].Description),
+		apierr.WithFieldViolations(vs...))
+}
+
+// refuse says whether the binding reads key into its request, and if not,
+// why, as a field violation naming key as the caller wrote it.
+func (route queryRoute) refuse(key string, pathParams map[string]string) (apierr.FieldViolation, bool) {
+	const maxEcho = 64 // the caller's text; keep errors small
+	field := key
+	if len(field) > maxEcho {
+		field = field[:maxEcho] + "..."
+	}
+	unknown := apierr.FieldViolation{Field: field, Reason: "query_parameter.unknown",
+		Description: "not a query parameter of this call; it takes " + route.takes(pathParams)}
+	if route.body == "*" {
+		unknown.Description = "this call takes its fields in the body, not the query"
+		return unknown, false
+	}
+	name, isMapEntry := key, false
+	if m := mapKeySuffix.FindStringSubmatch(key); m != nil {
+		name, isMapEntry = m[1], true
+	}
+	md := route.input
+	var path []string
+	var fd protoreflect.FieldDescriptor
+	for i, seg := range strings.Split(name, ".") {
+		if i > 0 {
+			if fd.Message() == nil || fd.IsList() || fd.IsMap() {
+				return unknown, false
+			}
+			md = fd.Message()
+		}
+		if fd = md.Fields().ByTextName(seg); fd == nil {
+			if fd = md.Fields().ByJSONName(seg); fd == nil {
+				return unknown, false
+			}
+		}
+		path = append(path, string(fd.Name()))
+	}
+	if isMapEntry != fd.IsMap() {
+		return unknown, false
+	}
+	full := strings.Join(path, ".")
+	for bound := range pathParams {
+		if overlaps(full, bound) {
+			return apierr.FieldViolation{Field: field, Reason: "query_parameter.bound_by_path",
+				Description: "set by the URL path (" + bound + "); it cannot also be a query parameter"}, false
+		}
+	}
+	if route.body != "" && overlaps(full, route.body) {
+		return apierr.FieldViolation{Field: field, Reason: "query_parameter.bound_by_body",
+			Description: "set by the request body (" + route.body + "); it cannot also be a query parameter"}, false
+	}
+	return apierr.FieldViolation{}, true
+}
+
+// overlaps reports whether one dotted field path is the other or lies
+// inside it.
+func overlaps(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(b, a+".")
+}
+
+// takes lists the top-level parameters the binding reads, for the error.
+func (route queryRoute) takes(pathParams map[string]string) string {
+	var names []string
+	fields := route.input.Fields()
+	for i := range fields.Len() {
+		name := string(fields.Get(i).Name())
+		free := route.body != name
+		for bound := range pathParams {
+			free = free && !overlaps(name, bound)
+		}
+		if free {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // routeOf names a request by its path shape, without user or resource ids,

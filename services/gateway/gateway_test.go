@@ -4,18 +4,27 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
@@ -37,6 +46,21 @@ func (cannedBalance) GetBalance(_ context.Context, req *balancev1.GetBalanceRequ
 		AsOf: timestamppb.Now(),
 	}}, nil
 }
+
+func (cannedBalance) ListAccounts(context.Context, *balancev1.ListAccountsRequest) (*balancev1.ListAccountsResponse, error) {
+	return &balancev1.ListAccountsResponse{}, nil
+}
+
+// consentAndLog allows every consent and keeps no access log: the gateway's
+// tests are about HTTP, the kit's own tests about consent and audit.
+type consentAndLog struct{}
+
+func (consentAndLog) Decide(context.Context, string, access.Need, commonv1.Purpose) (access.Decision, error) {
+	return access.Decision{Link: "users/alice/links/l1", BankConsentID: "c1"}, nil
+}
+func (consentAndLog) ReportBankRevocation(context.Context, string) error { return nil }
+func (consentAndLog) Record(context.Context, access.Entry) error         { return nil }
+func (consentAndLog) HasBank(id string) bool                             { return id == "sandbox" }
 
 type fixture struct {
 	url    string
@@ -69,7 +93,7 @@ func start(t *testing.T, devMode bool) *fixture {
 	cfg.DevMode, cfg.DrainDelay = true, 0
 	cfg.ClientPurposes = "dev-client=ACCOUNT_INFORMATION"
 	beCtx, stopBE := context.WithCancel(ctx)
-	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier}, func(r grpc.ServiceRegistrar) {
+	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier, Consent: consentAndLog{}, Recorder: consentAndLog{}, Banks: consentAndLog{}}, func(r grpc.ServiceRegistrar) {
 		balancev1.RegisterBalanceServiceServer(r, cannedBalance{})
 	})
 	if err != nil {
@@ -237,5 +261,163 @@ func TestDevTokensAreNotFoundOutsideDevMode(t *testing.T) {
 	resp, _ := do(t, http.MethodPost, f.url+"/v1/dev/tokens", "", "", []byte(`{"user":"alice"}`))
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /v1/dev/tokens outside dev mode = %d, want 404", resp.StatusCode)
+	}
+}
+
+// violations lists "field reason" of the BadRequest in a JSON google.rpc.Status.
+func violations(body map[string]any) []string {
+	var out []string
+	details, _ := body["details"].([]any)
+	for _, d := range details {
+		m, _ := d.(map[string]any)
+		if m["@type"] != "type.googleapis.com/google.rpc.BadRequest" {
+			continue
+		}
+		vs, _ := m["field_violations"].([]any)
+		for _, v := range vs {
+			fv, _ := v.(map[string]any)
+			out = append(out, fmt.Sprint(fv["field"], " ", fv["reason"]))
+		}
+	}
+	return out
+}
+
+func TestUnknownQueryParametersAreRefused(t *testing.T) {
+	t.Parallel()
+	f := start(t, true)
+	alice := f.token(t, "alice")
+	accounts := f.url + "/v1/users/alice/accounts"
+	tests := []struct {
+		name, url string
+		status    int
+		// violations are "field reason" of the BadRequest, in order.
+		violations []string
+	}{
+		{"misspelt page_size", accounts + "?page_sise=2", http.StatusBadRequest, []string{"page_sise query_parameter.unknown"}},
+		{"page_size", accounts + "?page_size=2", http.StatusOK, nil},
+		{"every field by its JSON name", accounts + "?pageSize=2&pageToken=&bankId=sandbox", http.StatusOK, nil},
+		{"every unknown one is named", accounts + "?zeta=1&page_size=2&alpha=2", http.StatusBadRequest, []string{"alpha query_parameter.unknown", "zeta query_parameter.unknown"}},
+		// grpc-gateway would drop it silently; refusing it keeps another
+		// user's name out of a call that could look like it read theirs.
+		{"path-bound field as a query parameter", accounts + "?parent=users/bob", http.StatusBadRequest, []string{"parent query_parameter.bound_by_path"}},
+		{"a path into a scalar", accounts + "?page_size.value=2", http.StatusBadRequest, []string{"page_size.value query_parameter.unknown"}},
+		{"a map entry of a field that is no map", accounts + "?bank_id[x]=sandbox", http.StatusBadRequest, []string{"bank_id[x] query_parameter.unknown"}},
+		{"out of range page_size", accounts + "?page_size=1000", http.StatusBadRequest, []string{"page_size int32.gte_lte"}},
+		{"unknown on a Get", f.url + "/v1/users/alice/accounts/sandbox~a1/balance?verbose=1", http.StatusBadRequest, []string{"verbose query_parameter.unknown"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := do(t, http.MethodGet, tt.url, alice, "ACCOUNT_INFORMATION", nil)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d; body %v", resp.StatusCode, tt.status, body)
+			}
+			if tt.status == http.StatusOK {
+				return
+			}
+			if got := reason(body); got != "INVALID_ARGUMENT" {
+				t.Errorf("reason = %q, want INVALID_ARGUMENT; body %v", got, body)
+			}
+			if got := violations(body); !slices.Equal(got, tt.violations) {
+				t.Errorf("field violations = %q, want %q", got, tt.violations)
+			}
+		})
+	}
+	t.Run("the error lists what the call takes", func(t *testing.T) {
+		_, body := do(t, http.MethodGet, accounts+"?page_sise=2", alice, "ACCOUNT_INFORMATION", nil)
+		if msg, _ := body["message"].(string); !strings.Contains(msg, "page_sise") || !strings.Contains(msg, "page_size, page_token, bank_id") {
+			t.Errorf("message = %q, want it to name page_sise and list page_size, page_token, bank_id", msg)
+		}
+	})
+}
+
+// TestEveryRouteRefusesUnknownQueryParameters sends an unknown parameter to
+// every HTTP binding in the contracts, so that each route the gateway serves
+// is indexed (a route it cannot place fails closed with 500).
+func TestEveryRouteRefusesUnknownQueryParameters(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway-test", LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The refusal comes before any backend is called: these never answer.
+	const nowhere = "127.0.0.1:1"
+	g, err := New(ctx, Config{ConsentAddr: nowhere, BalanceAddr: nowhere, ReceiptsAddr: nowhere, ShippingAddr: nowhere, SupportAddr: nowhere}, tel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	hs := httptest.NewServer(g.Handler())
+	t.Cleanup(hs.Close)
+
+	routes := 0
+	for _, b := range g.backends {
+		sd, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(b.service))
+		if err != nil {
+			t.Fatal(err)
+		}
+		methods := sd.(protoreflect.ServiceDescriptor).Methods()
+		for i := range methods.Len() {
+			rule, _ := proto.GetExtension(methods.Get(i).Options(), annotations.E_Http).(*annotations.HttpRule)
+			if rule == nil {
+				continue
+			}
+			for _, binding := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
+				method, template := httpBinding(binding)
+				routes++
+				t.Run(method+" "+template, func(t *testing.T) {
+					resp, body := do(t, method, hs.URL+samplePath(template)+"?zz_unknown=1", "", "", []byte("{}"))
+					if resp.StatusCode != http.StatusBadRequest || !slices.Equal(violations(body), []string{"zz_unknown query_parameter.unknown"}) {
+						t.Errorf("status %d, field violations %q; want 400 naming zz_unknown; body %v", resp.StatusCode, violations(body), body)
+					}
+				})
+			}
+		}
+	}
+	if routes < 30 {
+		t.Errorf("only %d HTTP bindings found; the contracts have more", routes)
+	}
+}
+
+// samplePath fills a path template's variables with ids:
+// /v1/{parent=users/*}/accounts becomes /v1/users/x/accounts.
+func samplePath(template string) string {
+	return regexp.MustCompile(`\{[^=}]+(=([^}]*))?\}`).ReplaceAllStringFunc(template, func(v string) string {
+		_, tmpl, ok := strings.Cut(strings.Trim(v, "{}"), "=")
+		if !ok {
+			tmpl = "*"
+		}
+		return strings.NewReplacer("**", "x/y", "*", "x").Replace(tmpl)
+	})
+}
+
+// TestCanonicalTemplate holds the route index's spelling of a template to
+// the one the mux prints for the pattern it compiled from it.
+func TestCanonicalTemplate(t *testing.T) {
+	t.Parallel()
+	for _, template := range []string{
+		"/v1/{parent=users/*}/accounts",
+		"/v1/{name=users/*/accounts/*/balance}",
+		"/v1/{parent=users/*/accounts/*}/transactions:sync",
+		"/v1/{name}",
+		"/v1/things/{thing}/parts/{part=p/*}:do",
+		"/v1/{name=files/**}",
+	} {
+		var got string
+		mux := runtime.NewServeMux(runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request, p map[string]string) {
+				pat, _ := runtime.HTTPPattern(r.Context())
+				got = pat.String()
+				next(w, r, p)
+			}
+		}))
+		if err := mux.HandlePath(http.MethodGet, template, func(http.ResponseWriter, *http.Request, map[string]string) {}); err != nil {
+			t.Fatalf("%s: %v", template, err)
+		}
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, samplePath(template), nil))
+		if want := canonicalTemplate(template); got != want {
+			t.Errorf("mux prints %q as %q, the index spells it %q", template, got, want)
+		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 )
 
 // newValidator compiles the protovalidate rules of every request message of
@@ -41,7 +41,7 @@ func newValidator(services []string) (protovalidate.Validator, error) {
 func validateCheck(v protovalidate.Validator) func(context.Context, proto.Message) error {
 	return func(_ context.Context, req proto.Message) error {
 		if err := v.Validate(req); err != nil {
-			return adapters.ValidationError(err)
+			return apierr.FromValidation(err)
 		}
 		return nil
 	}
