@@ -2,54 +2,62 @@
 // accounts, balances and transactions at the banks they linked, read through
 // each bank's adapter under the user's consent. See the package README in
 // the repository root for flags; every flag is also a BANKBRIDGE_*
-// environment variable.
+// environment variable. Besides the kit's, balance takes
+// --page-token-key: the key page tokens are signed with, the same on every
+// replica (see platform/pagetoken).
 package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
+	"flag"
 
 	"google.golang.org/grpc"
 
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/balance/internal/app"
+	"github.com/bankbridge/bankbridge/services/balance/internal/banks"
+	"github.com/bankbridge/bankbridge/services/balance/internal/transport"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
+	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "balance:", err)
-		os.Exit(1)
-	}
+func main() { bootstrap.Main("balance", run) }
+
+// config is the kit's config plus the page token key.
+type config struct {
+	bootstrap.Config
+	Pages pagetoken.Config
 }
 
+// RegisterFlags binds balance's own flags, after the kit's.
+func (c *config) RegisterFlags(fs *flag.FlagSet) { c.Pages.RegisterFlags(fs) }
+
 func run(ctx context.Context, args []string) error {
-	cfg := bootstrap.Defaults("balance", "127.0.0.1:9102", "127.0.0.1:9202")
-	if err := cfg.Parse(args); err != nil {
-		return err
-	}
-	svc := &service{
-		lastKnown: newLastKnown(24*time.Hour, time.Now),
-		accounts:  newAccountCache(time.Minute, 24*time.Hour, time.Now),
-		now:       time.Now,
-	}
-	// The consent hook resolves calls through the service, which needs the
-	// registry Start builds; no call arrives before Serve.
-	rt, err := bootstrap.Start(ctx, cfg, svc.resolve)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	if rt.Banks == nil || rt.Consent == nil {
-		return fmt.Errorf("balance needs --banks and --consent-addr")
-	}
-	svc.banks, svc.grants = rt.Banks, rt.Consent
-	return rt.Serve(ctx, func(r grpc.ServiceRegistrar) {
-		balancev1.RegisterBalanceServiceServer(r, svc)
+	cfg := config{Config: bootstrap.Defaults("balance", "127.0.0.1:9102", "127.0.0.1:9202")}
+	return bootstrap.Run(ctx, args, bootstrap.Spec{
+		Config: &cfg,
+		Needs:  bootstrap.Needs{Banks: true, Consent: true},
+		Start: func(_ context.Context, d *bootstrap.Deps) (bootstrap.Service, error) {
+			pages, err := cfg.Pages.Tokens(d.Logger)
+			if err != nil {
+				return bootstrap.Service{}, err
+			}
+			svc, err := app.New(banks.New(d.Banks, d.Logger), consents{d.Consent}, app.Config{Pages: pages})
+			if err != nil {
+				return bootstrap.Service{}, err
+			}
+			h := transport.NewBalanceServer(svc)
+			return bootstrap.Service{GRPC: func(r grpc.ServiceRegistrar) { balancev1.RegisterBalanceServiceServer(r, h) }}, nil
+		},
 	})
+}
+
+// consents is the platform's consent checker as the app's port.
+type consents struct{ checker *consentcheck.Checker }
+
+func (c consents) Decide(ctx context.Context, user, bankID string, scope commonv1.Scope, purpose commonv1.Purpose) (app.Consent, error) {
+	d, err := c.checker.Decide(ctx, user, consentcheck.Need{Scope: scope, BankID: bankID}, purpose)
+	return app.Consent{Link: d.Link, BankConsentID: d.BankConsentID}, err
 }

@@ -1,0 +1,143 @@
+// Package testkit holds the helpers bankbridge's tests share: waiting for
+// a condition, asserting what a caller of an API sees (status code,
+// ErrorInfo reason, field violations), a log sink safe for concurrent
+// writers, and a settable clock. Import it from _test.go files only.
+package testkit
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// pollInterval is how often Eventually asks.
+const pollInterval = 10 * time.Millisecond
+
+// Eventually calls cond until it returns true, and fails the test when it
+// has not within timeout.
+func Eventually(t testing.TB, cond func() bool, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition still false after %s", timeout)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// RequireReason fails the test unless err is a bankbridge error with the
+// given reason and the status code the contract assigns to it, as a caller
+// sees them. It returns the ErrorInfo metadata.
+func RequireReason(t testing.TB, err error, reason commonv1.ErrorReason) map[string]string {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %s (%s)", apierr.ReasonString(reason), apierr.Code(reason))
+	}
+	st, _ := status.FromError(err)
+	if st.Code() != apierr.Code(reason) {
+		t.Fatalf("code = %s (%v), want %s", st.Code(), err, apierr.Code(reason))
+	}
+	info := apierr.Info(err)
+	if info.GetReason() != apierr.ReasonString(reason) || info.GetDomain() != apierr.Domain {
+		t.Fatalf("ErrorInfo = %v (%v), want reason %s in domain %s", info, err, apierr.ReasonString(reason), apierr.Domain)
+	}
+	return info.GetMetadata()
+}
+
+// RequireFieldViolation fails the test unless err's google.rpc.BadRequest
+// names field (a path as protovalidate reports it, e.g. "page_token" or
+// "link.scopes[0]"). It returns that violation.
+func RequireFieldViolation(t testing.TB, err error, field string) *errdetails.BadRequest_FieldViolation {
+	t.Helper()
+	vs := FieldViolations(err)
+	i := slices.IndexFunc(vs, func(v *errdetails.BadRequest_FieldViolation) bool { return v.GetField() == field })
+	if i < 0 {
+		paths := make([]string, len(vs))
+		for j, v := range vs {
+			paths[j] = v.GetField()
+		}
+		t.Fatalf("field violations [%s] (%v), want one on %q", strings.Join(paths, ", "), err, field)
+	}
+	return vs[i]
+}
+
+// FieldViolations returns the field violations err carries, if any.
+func FieldViolations(err error) []*errdetails.BadRequest_FieldViolation {
+	st, _ := status.FromError(err)
+	var out []*errdetails.BadRequest_FieldViolation
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			out = append(out, br.GetFieldViolations()...)
+		}
+	}
+	return out
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a log sink that a
+// server writes while the test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Reset forgets everything written so far.
+func (b *SyncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
+// Clock is a clock a test sets; pass its Now where code takes a clock. It
+// is safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock reading now.
+func NewClock(now time.Time) *Clock { return &Clock{now: now} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
