@@ -35,11 +35,15 @@ func (acmeBank) CheckHealth(context.Context, *adapterv1.CheckHealthRequest) (*ad
 func (acmeBank) ListAccounts(ctx context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error) {
 	// Call the bank with the credential bankbridge sent (remote adapters).
 	_ = adapters.Credentials(ctx)["api_key"]
-	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+	// A consent the bank does not know (or no longer honours) is
+	// CONSENT_REVOKED_BY_BANK, never NOT_FOUND: bankbridge then ends the
+	// link and asks the user to link the bank again.
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank knows no such consent")
 }
 
 func (acmeBank) GetBalances(ctx context.Context, req *adapterv1.GetBalancesRequest) (*adapterv1.GetBalancesResponse, error) {
-	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+	// NOT_FOUND is for an account the consent does not have.
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the consent has no such account")
 }
 
 // An adapter served over gRPC, refusing calls without the right API key.
@@ -80,7 +84,10 @@ func ExampleNewRegistry() {
 		log.Fatal(err) // NOT_FOUND (BANK_NOT_FOUND)
 	}
 	_, err = client.ListAccounts(context.Background(), &adapterv1.ListAccountsRequest{BankConsentId: "cns-1"})
-	if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE) {
+	switch {
+	case apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE):
 		log.Print("the bank is down; serve the last known balance, marked stale")
+	case apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK):
+		log.Print("the bank no longer honours the consent; end the link (ReportBankRevocation) and answer 403")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
@@ -242,14 +243,34 @@ func (b *testBank) ListAccounts(ctx context.Context, req *adapterv1.ListAccounts
 		account.MaskedNumber.Last4 = "48211" // not four characters
 		return &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{account}}, nil
 	case "unavailable":
-		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, "bank down", apierr.WithRetryAfter(time.Second))
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, "bank down: "+secretText, apierr.WithRetryAfter(time.Second))
+	case "revoked":
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, "the customer revoked it: "+secretText)
+	case "leaky":
+		// A business answer whose every free-text part carries the bank's
+		// raw words.
+		st, _ := status.New(codes.PermissionDenied, secretText).WithDetails(
+			&errdetails.ErrorInfo{Reason: "CONSENT_REQUIRED", Domain: apierr.Domain, Metadata: map[string]string{"iban": secretText}},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(48 * time.Hour)})
+		return nil, st.Err()
+	case "invalid":
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "invalid: "+secretText,
+			apierr.WithFieldViolations(
+				apierr.FieldViolation{Field: "bank_consent_id", Description: secretText, Reason: "bank.consent_format"},
+				apierr.FieldViolation{Field: secretText, Description: "x", Reason: "bank.rule"}))
+	case "wrong-reason":
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_USER_MISMATCH, secretText)
 	}
-	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+	// A consent the bank does not know, as the protocol says to answer it.
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank knows no such consent")
 }
 
 func (b *testBank) GetBalances(_ context.Context, req *adapterv1.GetBalancesRequest) (*adapterv1.GetBalancesResponse, error) {
-	if req.GetBankConsentId() != "ok" || req.GetBankAccountId() != "acc-1" {
-		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent or account")
+	switch {
+	case req.GetBankConsentId() != "ok":
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank knows no such consent")
+	case req.GetBankAccountId() != "acc-1":
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such account under this consent")
 	}
 	return &adapterv1.GetBalancesResponse{Balances: []*adapterv1.Balance{{
 		Type:   adapterv1.BalanceType_BALANCE_TYPE_CLOSING_BOOKED,

@@ -147,13 +147,15 @@ func (bc *bankClient) checkResponse(reply any) error {
 // callerBound says the call's deadline was the caller's own.
 func (bc *bankClient) mapError(callerCtx context.Context, callerBound bool, err error) (error, error) {
 	if apierr.Reason(err) != commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
-		// The adapter's own answer, reason and all. Only its failures count
-		// against it, not business answers such as NOT_FOUND.
-		switch status.Code(err) {
+		// The adapter's own answer: its reason, not its words (answers.go).
+		// Only its failures count against it, not business answers such as
+		// NOT_FOUND.
+		mapped := bc.fromAdapter(err)
+		switch status.Code(mapped) {
 		case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
-			return err, errBankFailed
+			return mapped, errBankFailed
 		}
-		return err, nil
+		return mapped, nil
 	}
 	if errors.Is(callerCtx.Err(), context.Canceled) {
 		return status.Error(codes.Canceled, "call canceled by the caller"), errNotCounted

@@ -2,10 +2,15 @@ package adapters_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -170,8 +175,12 @@ func TestErrorMapping(t *testing.T) {
 		{consent: "panic", want: commonv1.ErrorReason_ERROR_REASON_INTERNAL, wantInMessage: "incident"},
 		{consent: "nil-response", want: commonv1.ErrorReason_ERROR_REASON_INTERNAL, wantInMessage: "incident"},
 		{consent: "bad-response", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "accounts[0].masked_number.last4 (string.pattern)"},
-		{consent: "unknown", want: commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, wantInMessage: "no such consent"},
-		{consent: "unavailable", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "bank down"},
+		{consent: "unknown", want: commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, wantInMessage: "link the bank again"},
+		{consent: "revoked", want: commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, wantInMessage: "link the bank again"},
+		{consent: "unavailable", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "bank test is unavailable"},
+		{consent: "leaky", want: commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED, wantInMessage: "does not cover"},
+		{consent: "invalid", want: commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, wantInMessage: "refused the request"},
+		{consent: "wrong-reason", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "outside the protocol (reason USER_MISMATCH)"},
 	}
 	for _, tr := range transports() {
 		t.Run(tr.name, func(t *testing.T) {
@@ -187,8 +196,13 @@ func TestErrorMapping(t *testing.T) {
 					if !strings.Contains(msg, tt.wantInMessage) {
 						t.Errorf("message %q does not say %q", msg, tt.wantInMessage)
 					}
-					if strings.Contains(err.Error(), "DE89") || strings.Contains(err.Error(), "1234.56") {
-						t.Errorf("the bank's raw text leaked: %v", err)
+					// Nowhere: not the message, metadata, descriptions or any
+					// other detail.
+					if wire := fmt.Sprint(status.Convert(err).Proto()); strings.Contains(wire, "DE89") || strings.Contains(wire, "1234.56") {
+						t.Errorf("the bank's raw text leaked: %s", wire)
+					}
+					if d := retryDelay(err); d > time.Hour {
+						t.Errorf("RetryInfo %s passed on; callers are asked to wait an hour at most", d)
 					}
 					if c := status.Code(err); (c == codes.Unavailable || c == codes.ResourceExhausted) && retryDelay(err) <= 0 {
 						t.Errorf("%s without RetryInfo", c)
@@ -196,6 +210,83 @@ func TestErrorMapping(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestErrorDetailsThatPass checks the details of an adapter's answer that
+// bankbridge vouches for and passes on.
+func TestErrorDetailsThatPass(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			c := tr.reach(t, &testBank{}, adapters.Bank{ID: "test", DisplayName: "Test Bank"})
+			_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "invalid"})
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+			var fields []string
+			for _, d := range status.Convert(err).Details() {
+				if br, ok := d.(*errdetails.BadRequest); ok {
+					for _, v := range br.GetFieldViolations() {
+						fields = append(fields, v.GetField()+" "+v.GetReason())
+					}
+				}
+			}
+			if want := []string{"bank_consent_id bank.consent_format"}; !slices.Equal(fields, want) {
+				t.Errorf("field violations %q, want %q: the path and rule of a well-formed one only", fields, want)
+			}
+			_, err = c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "unavailable"})
+			if d := retryDelay(err); d != time.Second {
+				t.Errorf("RetryInfo %s, want the adapter's 1s", d)
+			}
+		})
+	}
+}
+
+// TestRestartedSandboxForgetsConsents is the scenario: the sandbox
+// restarts, keeps no consents, and a call on one granted before reads as
+// the bank no longer honouring it, in bankbridge's words.
+func TestRestartedSandboxForgetsConsents(t *testing.T) {
+	t.Parallel()
+	first := newSandbox(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	keys := adapters.WithAPIKeys(func() []string { return []string{testAPIKey} })
+	srv := grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(first, keys))
+	go func() { _ = srv.Serve(lis) }()
+	bank := adapters.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindRemote, Endpoint: addr}
+	c := client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey}))), "sandbox")
+	consent := link(t, c, "alice")
+	if _, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: consent}); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	srv = grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(newSandbox(t), keys))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	var lastErr error
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, lastErr = c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: consent})
+		if !apierr.Is(lastErr, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE) {
+			break // reconnected
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantReason(t, lastErr, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
+	msg := status.Convert(lastErr).Message()
+	if strings.Contains(msg, "knows no such consent") || !strings.Contains(msg, "link the bank again") {
+		t.Errorf("message %q: want bankbridge's words for the reason, not the bank's", msg)
 	}
 }
 

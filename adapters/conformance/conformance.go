@@ -12,9 +12,11 @@
 // Run checks that GetAdapterInfo and CheckHealth answer validly; that the
 // capabilities the adapter lists are exactly the ones it implements, the
 // others answering UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED); that invalid
-// requests fail with INVALID_ARGUMENT naming the field; the SCA flow with a
-// good and a bad code; every data call on the consent it links; that every
-// response keeps the protocol's rules and shows account and card numbers
+// requests fail with INVALID_ARGUMENT naming the field; that every call on
+// a consent the bank does not know fails with PERMISSION_DENIED
+// (CONSENT_REVOKED_BY_BANK), not NOT_FOUND; the SCA flow with a good and a
+// bad code; every data call on the consent it links; that every response
+// keeps the protocol's rules and shows account and card numbers
 // masked only; that every error carries a bankbridge ErrorInfo whose reason
 // matches its status code; that writes with an idempotency key answer a
 // retry with the first answer and refuse the key with another request;
@@ -446,8 +448,11 @@ func violatedFields(err error) []string {
 	return fields
 }
 
-// testUnknownConsent wants NOT_FOUND from every data call on a consent the
-// bank does not know, and success from revoking one.
+// testUnknownConsent wants PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK)
+// from every call on a consent the bank does not know, VerifySca included,
+// and success from revoking one. NOT_FOUND is the classic mistake: it
+// reads as "no such account" to callers, while bankbridge must learn that
+// the consent is gone to end the link and ask the user to link again.
 func (k *kit) testUnknownConsent(t *testing.T) {
 	for _, cc := range k.capabilityCalls() {
 		if !k.has(cc.capability) || cc.method == "StartSca" || cc.method == "StreamEvents" {
@@ -459,7 +464,16 @@ func (k *kit) testUnknownConsent(t *testing.T) {
 				ok(t, "RevokeConsent of an unknown consent", err)
 				return
 			}
-			wantError(t, cc.method+" on an unknown consent", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+			what := cc.method + " on an unknown consent"
+			if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND) {
+				checkErrorInfo(t, what, err)
+				t.Errorf("%s: answered NotFound (NOT_FOUND); a consent the bank does not know (never granted, "+
+					"forgotten, or lost in a restart) must be PermissionDenied (CONSENT_REVOKED_BY_BANK), so that "+
+					"bankbridge ends the link and asks the user to link the bank again. NOT_FOUND is for an unknown "+
+					"account, transaction, card or case under a consent the bank knows", what)
+				return
+			}
+			wantError(t, what, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
 		})
 	}
 }
@@ -949,6 +963,6 @@ func (k *kit) testRevoke(t *testing.T) {
 	if k.has(adapterv1.Capability_CAPABILITY_ACCOUNTS) {
 		_, err := k.client.ListAccounts(k.ctx(t), &adapterv1.ListAccountsRequest{BankConsentId: k.consentID})
 		wantError(t, "ListAccounts on a revoked consent", err,
-			commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+			commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
 	}
 }

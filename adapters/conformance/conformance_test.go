@@ -15,7 +15,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/conformance"
+	"github.com/bankbridge/bankbridge/adapters/sandbox"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
@@ -134,8 +137,96 @@ func TestKitCatchesBrokenAdapter(t *testing.T) {
 		"StartSca of an unlisted capability: error Unimplemented carries no ErrorInfo",
 		"ListAccounts on an unknown consent: error NotFound carries no ErrorInfo",
 		"GetBalances without an account: want InvalidArgument (INVALID_ARGUMENT), got success",
-		"GetBalances on an unknown consent: want NotFound (NOT_FOUND), got success",
+		"GetBalances on an unknown consent: want PermissionDenied (CONSENT_REVOKED_BY_BANK), got success",
 		"ListAccounts: response shows a full account or card number at accounts[0].display_name, accounts[0].masked_number.display",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the kit's report does not say %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("the kit's report:\n%s", out)
+	}
+}
+
+// forgetfulBank is Sandbox Bank answering as adapters did before protocol
+// rule CONSENT_REVOKED_BY_BANK: NOT_FOUND for a consent it does not know.
+type forgetfulBank struct{ *sandbox.Bank }
+
+// asNotFound turns the sandbox's answer for an unknown consent into the
+// old NOT_FOUND.
+func asNotFound[T any](resp T, err error) (T, error) {
+	if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK) {
+		return resp, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+	}
+	return resp, err
+}
+
+func (b forgetfulBank) VerifySca(ctx context.Context, req *adapterv1.VerifyScaRequest) (*adapterv1.VerifyScaResponse, error) {
+	return asNotFound(b.Bank.VerifySca(ctx, req))
+}
+
+func (b forgetfulBank) ListAccounts(ctx context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error) {
+	return asNotFound(b.Bank.ListAccounts(ctx, req))
+}
+
+func (b forgetfulBank) GetBalances(ctx context.Context, req *adapterv1.GetBalancesRequest) (*adapterv1.GetBalancesResponse, error) {
+	return asNotFound(b.Bank.GetBalances(ctx, req))
+}
+
+func (b forgetfulBank) SyncTransactions(ctx context.Context, req *adapterv1.SyncTransactionsRequest) (*adapterv1.SyncTransactionsResponse, error) {
+	return asNotFound(b.Bank.SyncTransactions(ctx, req))
+}
+
+const forgetfulEnv = "BANKBRIDGE_CONFORMANCE_FORGETFUL_ADAPTER"
+
+// TestForgetfulAdapterUnderKit runs the kit against forgetfulBank; it is
+// meant to fail, and runs only inside TestKitRefusesNotFoundForAnUnknownConsent.
+func TestForgetfulAdapterUnderKit(t *testing.T) {
+	if os.Getenv(forgetfulEnv) != "1" {
+		t.Skip("run by TestKitRefusesNotFoundForAnUnknownConsent")
+	}
+	bank, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bank.Close()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(forgetfulBank{bank}))
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{
+		LoginHint: "alice", UnknownLoginHint: "mallory", GoodCode: sandbox.Code, BadCode: "654321",
+	})
+}
+
+// TestKitRefusesNotFoundForAnUnknownConsent proves that the kit fails an
+// adapter answering NOT_FOUND for a consent it does not know, and says
+// what to answer instead, while the calls it left alone pass.
+func TestKitRefusesNotFoundForAnUnknownConsent(t *testing.T) {
+	t.Parallel()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestForgetfulAdapterUnderKit$", "-test.v")
+	cmd.Env = append(os.Environ(), forgetfulEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the kit passed an adapter answering NOT_FOUND for unknown consents:\n%s", out)
+	}
+	for _, want := range []string{
+		"--- FAIL: TestForgetfulAdapterUnderKit/UnknownConsent/ListAccounts",
+		"ListAccounts on an unknown consent: answered NotFound (NOT_FOUND); a consent the bank does not know " +
+			"(never granted, forgotten, or lost in a restart) must be PermissionDenied (CONSENT_REVOKED_BY_BANK)",
+		"--- FAIL: TestForgetfulAdapterUnderKit/UnknownConsent/VerifySca",
+		"--- PASS: TestForgetfulAdapterUnderKit/UnknownConsent/StartSupportHandoff",
+		"--- PASS: TestForgetfulAdapterUnderKit/Accounts",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the kit's report does not say %q", want)

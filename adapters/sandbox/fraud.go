@@ -106,13 +106,6 @@ func (b *Bank) block(a *account, cardID string) ([]card, error) {
 	return cards, nil
 }
 
-// CardBlocked reports whether the card with the bank id cardID is blocked.
-func (b *Bank) CardBlocked(cardID string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.blocked[cardID]
-}
-
 // TriggerFraudAlert makes the bank suspect fraud on the customer with the
 // login: one FraudAlert event per active consent of theirs, on their card
 // account (or first account) and its first card. It returns the alerts'

@@ -1,7 +1,7 @@
 // Package sandbox is Sandbox Bank: a complete bank adapter, built with the
 // adapter SDK, with deterministic customers for development and tests. It
 // implements every capability, in process ([New] with
-// adapters.WithInProcess) or as a gRPC server (cmd/sandbox).
+// adapters.WithInProcess) or as a gRPC server (services/sandbox).
 //
 // Customers are chosen by the login hint of StartSca; the one-time code is
 // [Code] for all of them:
@@ -18,7 +18,11 @@
 //   - erin: one account; every data call takes [SlowCustomerDelay].
 //
 // Any other login is NOT_FOUND. Account and card numbers exist only masked.
-// State (consents, cases, blocked cards, events) lives in memory.
+// State (consents, cases, blocked cards, events) lives in memory, so a
+// restarted sandbox knows none of the consents it granted before: like a
+// bank that lost or dropped a consent, it answers every call on one with
+// PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK), and bankbridge asks the user
+// to link again.
 package sandbox
 
 import (
@@ -217,7 +221,7 @@ func (b *Bank) dataCall(ctx context.Context, consentID string, scope commonv1.Sc
 	c := b.consents[consentID]
 	b.mu.Unlock()
 	if c == nil {
-		return apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such consent")
+		return errUnknownConsent()
 	}
 	cust := b.customers[c.login]
 	switch cust.behaviour {
@@ -251,6 +255,12 @@ func randomID(prefix string) string {
 // fixtures or stored answers.
 func clone[M proto.Message](m M) M {
 	return proto.Clone(m).(M)
+}
+
+// errUnknownConsent answers a call on a consent the bank does not know:
+// never granted, or granted before a restart.
+func errUnknownConsent() error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank knows no such consent")
 }
 
 func notFound(what string) error {

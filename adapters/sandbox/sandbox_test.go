@@ -292,8 +292,10 @@ func TestSCA(t *testing.T) {
 		if _, err := c.RevokeConsent(t.Context(), &adapterv1.RevokeConsentRequest{BankConsentId: consent}); err != nil {
 			t.Fatal(err)
 		}
+		// bankbridge's callers see the consent the bank no longer honours,
+		// whoever revoked it there.
 		_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: consent})
-		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
+		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
 	})
 
 	t.Run("expiry", func(t *testing.T) {
@@ -618,5 +620,57 @@ func next(t *testing.T, events <-chan *adapterv1.StreamEventsResponse) *adapterv
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event within 5s")
 		return nil
+	}
+}
+
+// TestUnknownAndRevokedConsents checks the sandbox's own answers, called
+// directly: a consent it never granted, or granted before a restart (its
+// state lives in memory), is CONSENT_REVOKED_BY_BANK; one revoked is
+// CONSENT_REVOKED.
+func TestUnknownAndRevokedConsents(t *testing.T) {
+	t.Parallel()
+	before := newBank(t, sandbox.Options{})
+	consent := link(t, inProcess(t, before, nil), "alice")
+	if _, err := before.RevokeConsent(t.Context(), &adapterv1.RevokeConsentRequest{BankConsentId: consent}); err != nil {
+		t.Fatal(err)
+	}
+	restarted := newBank(t, sandbox.Options{})
+	tests := []struct {
+		name string
+		bank *sandbox.Bank
+		want commonv1.ErrorReason
+		call func(b *sandbox.Bank) error
+	}{
+		{"revoked: ListAccounts", before, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, func(b *sandbox.Bank) error {
+			_, err := b.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: consent})
+			return err
+		}},
+		{"revoked: VerifySca", before, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, func(b *sandbox.Bank) error {
+			_, err := b.VerifySca(t.Context(), &adapterv1.VerifyScaRequest{BankConsentId: consent, Code: sandbox.Code, IdempotencyKey: "verify-revoked"})
+			return err
+		}},
+		{"after a restart: ListAccounts", restarted, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, func(b *sandbox.Bank) error {
+			_, err := b.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: consent})
+			return err
+		}},
+		{"after a restart: GetBalances", restarted, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, func(b *sandbox.Bank) error {
+			_, err := b.GetBalances(t.Context(), &adapterv1.GetBalancesRequest{BankConsentId: consent, BankAccountId: "acc-alice-checking"})
+			return err
+		}},
+		{"after a restart: VerifySca", restarted, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, func(b *sandbox.Bank) error {
+			_, err := b.VerifySca(t.Context(), &adapterv1.VerifyScaRequest{BankConsentId: consent, Code: sandbox.Code, IdempotencyKey: "verify-restarted"})
+			return err
+		}},
+		{"after a restart: StartSupportHandoff", restarted, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, func(b *sandbox.Bank) error {
+			_, err := b.StartSupportHandoff(t.Context(), &adapterv1.StartSupportHandoffRequest{
+				BankConsentId: consent, ConversationReference: "conv-1", Reason: "help", IdempotencyKey: "handoff-restarted",
+			})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantReason(t, tt.call(tt.bank), tt.want)
+		})
 	}
 }

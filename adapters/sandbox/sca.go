@@ -124,8 +124,11 @@ func (b *Bank) VerifySca(ctx context.Context, req *adapterv1.VerifyScaRequest) (
 	defer b.mu.Unlock()
 	return idempotent(b.idem, "VerifySca", req.GetIdempotencyKey(), req, func() (*adapterv1.VerifyScaResponse, error) {
 		c := b.consents[req.GetBankConsentId()]
-		if c == nil || c.revoked {
-			return nil, notFound("consent")
+		switch {
+		case c == nil:
+			return nil, errUnknownConsent()
+		case c.revoked:
+			return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, "the consent was revoked")
 		}
 		now := b.opts.Now()
 		resp := &adapterv1.VerifyScaResponse{BankConsentId: c.id}

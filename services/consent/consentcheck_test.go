@@ -36,7 +36,7 @@ func (e *env) checker(t testing.TB, ttl time.Duration) (*consentcheck.Checker, *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	c := consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), nil, consentcheck.Options{CacheTTL: ttl})
+	c := consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{CacheTTL: ttl})
 	ctx, cancel := context.WithCancel(e.asService(t))
 	t.Cleanup(cancel)
 	go c.Watch(ctx)

@@ -608,9 +608,11 @@ func TestEndToEnd(t *testing.T) {
 		if entries[len(entries)-1].GetPreviousHash() != app.GenesisHash {
 			t.Errorf("first entry's previous_hash = %s, want 64 zeros", entries[len(entries)-1].GetPreviousHash())
 		}
-		// Bob's four attempts, the lockout and the revocation are all there.
-		if userMismatch != 4 || scaLocked != 1 || revoked != 1 {
-			t.Errorf("log holds %d USER_MISMATCH, %d SCA_LOCKED, %d revocations; want 4, 1, 1", userMismatch, scaLocked, revoked)
+		// The lockout and the revocation are there; bob's four attempts on
+		// alice's links are not: a caller who is not alice cannot write into
+		// her log (they are in the security log instead).
+		if userMismatch != 0 || scaLocked != 1 || revoked != 1 {
+			t.Errorf("log holds %d USER_MISMATCH, %d SCA_LOCKED, %d revocations; want 0, 1, 1", userMismatch, scaLocked, revoked)
 		}
 
 		for _, args := range [][]string{{"verify-access-log", "alice"}, {"verify-access-log"}} {
@@ -627,7 +629,7 @@ func TestEndToEnd(t *testing.T) {
 
 func entryFromProto(e *consentv1.AccessLogEntry) app.AccessEntry {
 	return app.AccessEntry{
-		Sequence: e.GetSequence(), AccessTime: e.GetAccessTime().AsTime(), ClientID: e.GetClientId(),
+		Sequence: e.GetSequence(), AccessTime: e.GetAccessTime().AsTime(), ClientID: e.GetClientId(), SubjectID: e.GetSubjectId(),
 		Method: e.GetMethod(), Resource: e.GetResource(), Purpose: e.GetPurpose(), Scope: e.GetScope(),
 		Outcome: app.ParseOutcome(e.GetOutcome().String()), Reason: e.GetReason(), TraceID: e.GetTraceId(),
 		Hash: e.GetHash(), PreviousHash: e.GetPreviousHash(),

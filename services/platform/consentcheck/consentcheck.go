@@ -133,6 +133,8 @@ func denialMessage(reason commonv1.ErrorReason, need Need) string {
 		return fmt.Sprintf("the consent for %s has expired; link the bank again", bank)
 	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED:
 		return fmt.Sprintf("the user revoked the consent for %s", bank)
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK:
+		return fmt.Sprintf("%s no longer honours the consent; ask the user to link the bank again", bank)
 	case commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED:
 		return fmt.Sprintf("the consent for %s does not cover this purpose", bank)
 	default:

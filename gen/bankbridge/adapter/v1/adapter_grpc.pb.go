@@ -73,7 +73,11 @@ const (
 // and a reason from bankbridge.common.v1.ErrorReason, with that reason's
 // status code, as each RPC comment lists; add RetryInfo to UNAVAILABLE and
 // RESOURCE_EXHAUSTED. Any RPC may fail with UNAUTHENTICATED (CREDENTIALS_REJECTED)
-// when the credentials metadata is missing or the bank rejects it.
+// when the credentials metadata is missing or the bank rejects it. A consent
+// the bank does not know is PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) on
+// every call that names it, never NOT_FOUND; NOT_FOUND names only what a
+// known consent does not hold. bankbridge passes on your reason, never your
+// message.
 //
 // Purpose. Data calls carry the purpose the product declared, in metadata
 // `bankbridge-purpose` (e.g. ACCOUNT_INFORMATION); a bank may record it.
@@ -119,7 +123,7 @@ type BankAdapterServiceClient interface {
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes for this challenge.
 	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no consent bank_consent_id.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SCA.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
@@ -143,7 +147,7 @@ type BankAdapterServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the customer to authenticate again first.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no consent bank_consent_id.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement ACCOUNTS.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
@@ -156,7 +160,8 @@ type BankAdapterServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the customer to authenticate again first.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent or account.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no account bank_account_id.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement BALANCES.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
@@ -175,7 +180,8 @@ type BankAdapterServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the customer to authenticate again first (e.g. for history older than 90 days).
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent or account.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no account bank_account_id.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement TRANSACTIONS.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
@@ -189,7 +195,7 @@ type BankAdapterServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover support.
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no consent bank_consent_id.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SUPPORT_HANDOFF.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached, or its agents take no new cases for now.
@@ -201,6 +207,7 @@ type BankAdapterServiceClient interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no case case_id under this consent.
 	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the case is closed.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SUPPORT_HANDOFF.
@@ -215,7 +222,8 @@ type BankAdapterServiceClient interface {
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this account.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent, account, transaction or card.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such account, transaction or card.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
@@ -228,7 +236,8 @@ type BankAdapterServiceClient interface {
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this account.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent, account or card.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such account or card.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
@@ -431,7 +440,11 @@ type BankAdapterService_StreamEventsClient = grpc.ServerStreamingClient[StreamEv
 // and a reason from bankbridge.common.v1.ErrorReason, with that reason's
 // status code, as each RPC comment lists; add RetryInfo to UNAVAILABLE and
 // RESOURCE_EXHAUSTED. Any RPC may fail with UNAUTHENTICATED (CREDENTIALS_REJECTED)
-// when the credentials metadata is missing or the bank rejects it.
+// when the credentials metadata is missing or the bank rejects it. A consent
+// the bank does not know is PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) on
+// every call that names it, never NOT_FOUND; NOT_FOUND names only what a
+// known consent does not hold. bankbridge passes on your reason, never your
+// message.
 //
 // Purpose. Data calls carry the purpose the product declared, in metadata
 // `bankbridge-purpose` (e.g. ACCOUNT_INFORMATION); a bank may record it.
@@ -477,7 +490,7 @@ type BankAdapterServiceServer interface {
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes for this challenge.
 	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no consent bank_consent_id.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SCA.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
@@ -501,7 +514,7 @@ type BankAdapterServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the customer to authenticate again first.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no consent bank_consent_id.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement ACCOUNTS.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
@@ -514,7 +527,8 @@ type BankAdapterServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the customer to authenticate again first.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent or account.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no account bank_account_id.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement BALANCES.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
@@ -533,7 +547,8 @@ type BankAdapterServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the customer to authenticate again first (e.g. for history older than 90 days).
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent or account.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no account bank_account_id.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement TRANSACTIONS.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
@@ -547,7 +562,7 @@ type BankAdapterServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover support.
 	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no consent bank_consent_id.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SUPPORT_HANDOFF.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached, or its agents take no new cases for now.
@@ -559,6 +574,7 @@ type BankAdapterServiceServer interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no case case_id under this consent.
 	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the case is closed.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SUPPORT_HANDOFF.
@@ -573,7 +589,8 @@ type BankAdapterServiceServer interface {
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this account.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent, account, transaction or card.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such account, transaction or card.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
@@ -586,7 +603,8 @@ type BankAdapterServiceServer interface {
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this account.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no such consent, account or card.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such account or card.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.

@@ -1351,7 +1351,7 @@ type AccessLogEntry struct {
 	// the response's trace header, to match a support ticket to the log.
 	TraceId string `protobuf:"bytes,10,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// Output only. Lowercase hex SHA-256 (64 digits) over this entry's other
-	// fields and previous_hash.
+	// fields (subject_id only when set) and previous_hash.
 	Hash string `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Output only. The hash of the entry before it in the user's chain; 64
 	// zeros for the first entry.
@@ -1492,7 +1492,7 @@ type RecordAccessRequest struct {
 	// The user whose data was accessed, users/{user}.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// The access. Its client_id, method, resource, purpose, scope, outcome,
-	// reason, trace_id and access_time are recorded as given.
+	// reason, trace_id, subject_id and access_time are recorded as given.
 	Entry         *AccessLogEntry `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1872,8 +1872,10 @@ type CheckConsentResponse struct {
 	// the bank's adapter. Internal: never returned to clients.
 	BankConsentId string `protobuf:"bytes,4,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
 	// When denied, why: CONSENT_REQUIRED (no link covers scope),
-	// CONSENT_EXPIRED, CONSENT_REVOKED, or PURPOSE_NOT_ALLOWED (advertising,
-	// marketing, or a purpose the link does not cover). Unset when allowed.
+	// CONSENT_EXPIRED, CONSENT_REVOKED, CONSENT_REVOKED_BY_BANK (the link was
+	// revoked because its bank no longer honours the consent; ask the user to
+	// link again), or PURPOSE_NOT_ALLOWED (advertising, marketing, or a
+	// purpose the link does not cover). Unset when allowed.
 	DenialReason  v1.ErrorReason `protobuf:"varint,5,opt,name=denial_reason,json=denialReason,proto3,enum=bankbridge.common.v1.ErrorReason" json:"denial_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2144,10 +2146,12 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x04hash\x18\v \x01(\tR\x04hash\x12#\n" +
 	"\rprevious_hash\x18\f \x01(\tR\fpreviousHash\x12\x1d\n" +
 	"\n" +
-	"subject_id\x18\r \x01(\tR\tsubjectId\"\x92\x01\n" +
+	"subject_id\x18\r \x01(\tR\tsubjectId\"\xb4\x04\n" +
 	"\x13RecordAccessRequest\x126\n" +
-	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12C\n" +
-	"\x05entry\x18\x02 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryB\x06\xbaH\x03\xc8\x01\x01R\x05entry\"r\n" +
+	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12\xe4\x03\n" +
+	"\x05entry\x18\x02 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryB\xa6\x03\xbaH\xa2\x03\xba\x01\x94\x02\n" +
+	"\"record_access.entry_fields_bounded\x12Ventry.resource, method and client_id must be at most 256 bytes, subject_id at most 128\x1a\x95\x01bytes(this.resource).size() <= 256 && bytes(this.method).size() <= 256 && bytes(this.client_id).size() <= 256 && bytes(this.subject_id).size() <= 128\xba\x01\x83\x01\n" +
+	"\x1crecord_access.entry_trace_id\x127entry.trace_id must be 32 lowercase hex digits or empty\x1a*this.trace_id.matches('^([0-9a-f]{32})?$')\xc8\x01\x01R\x05entry\"r\n" +
 	"\x1bReportBankRevocationRequest\x12S\n" +
 	"\x04link\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04link\"O\n" +
 	"\x1cReportBankRevocationResponse\x12/\n" +

@@ -105,7 +105,7 @@ type ConsentServiceClient interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, code is empty for OTP, or code is set for DECOUPLED or REDIRECT.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong; ErrorInfo metadata attempts_remaining says how many tries are left.
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; the link is now REJECTED.
-	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed; the link is now REJECTED.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed, or the bank no longer knows it; the link is now REJECTED.
 	// Fails with FAILED_PRECONDITION (LINK_NOT_PENDING) when the link is not RECEIVED.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
@@ -291,7 +291,7 @@ type ConsentServiceServer interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, code is empty for OTP, or code is set for DECOUPLED or REDIRECT.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong; ErrorInfo metadata attempts_remaining says how many tries are left.
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; the link is now REJECTED.
-	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed; the link is now REJECTED.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed, or the bank no longer knows it; the link is now REJECTED.
 	// Fails with FAILED_PRECONDITION (LINK_NOT_PENDING) when the link is not RECEIVED.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 )
 
 // Outcome is whether an access was allowed. The names match
@@ -52,11 +54,14 @@ type AccessEntry struct {
 	// AccessTime is when the access was decided, at microsecond precision.
 	AccessTime time.Time
 	ClientID   string
-	Method     string
-	Resource   string
-	Purpose    commonv1.Purpose
-	Scope      commonv1.Scope
-	Outcome    Outcome
+	// SubjectID is the pseudonymous id of the token's subject that made
+	// the call; empty in entries recorded before subjects were.
+	SubjectID string
+	Method    string
+	Resource  string
+	Purpose   commonv1.Purpose
+	Scope     commonv1.Scope
+	Outcome   Outcome
 	// Reason is, for a denial, the ErrorReason without its prefix.
 	Reason  string
 	TraceID string
@@ -71,17 +76,22 @@ const chainDomain = "bankbridge.consent.v1.AccessLogEntry"
 // ChainHash returns the hash of e: the lowercase hex SHA-256 of its
 // canonical encoding. That is the line "bankbridge.consent.v1.AccessLogEntry"
 // followed by the fields sequence, access_time, client_id, method, resource,
-// purpose, scope, outcome, reason, trace_id and previous_hash, in this
-// order, each as its length in bytes (decimal), a colon, its UTF-8 bytes
-// and a newline. sequence is decimal; access_time is RFC 3339 in UTC with
-// exactly six fractional digits (2026-01-02T03:04:05.000006Z); purpose,
-// scope and outcome are their full enum value names (PURPOSE_ACCOUNT_INFORMATION,
-// SCOPE_UNSPECIFIED, ACCESS_OUTCOME_DENIED). A user can recompute it from
-// an AccessLogEntry alone.
+// purpose, scope, outcome, reason, trace_id, subject_id when it is not
+// empty, and previous_hash, in this order, each as its length in bytes
+// (decimal), a colon, its UTF-8 bytes and a newline. sequence is decimal;
+// access_time is RFC 3339 in UTC with exactly six fractional digits
+// (2026-01-02T03:04:05.000006Z); purpose, scope and outcome are their full
+// enum value names (PURPOSE_ACCOUNT_INFORMATION, SCOPE_UNSPECIFIED,
+// ACCESS_OUTCOME_DENIED). A user can recompute it from an AccessLogEntry
+// alone.
+//
+// subject_id is left out when empty so that entries recorded before
+// subjects were still verify; an entry whose subject_id was blanked has one
+// field fewer in its encoding, so its hash no longer matches.
 func ChainHash(e AccessEntry) string {
 	h := sha256.New()
 	h.Write([]byte(chainDomain + "\n"))
-	for _, f := range []string{
+	fields := []string{
 		strconv.FormatInt(e.Sequence, 10),
 		e.AccessTime.UTC().Format("2006-01-02T15:04:05.000000Z"),
 		e.ClientID,
@@ -92,31 +102,96 @@ func ChainHash(e AccessEntry) string {
 		e.Outcome.String(),
 		e.Reason,
 		e.TraceID,
-		e.PreviousHash,
-	} {
+	}
+	if e.SubjectID != "" {
+		fields = append(fields, e.SubjectID)
+	}
+	for _, f := range append(fields, e.PreviousHash) {
 		fmt.Fprintf(h, "%d:%s\n", len(f), f)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// chain returns e as the entry after head in its user's chain: with its
+// sequence, previous_hash and hash.
+func chain(head ChainHead, e AccessEntry) AccessEntry {
+	e.Sequence = head.Sequence + 1
+	e.PreviousHash = head.Hash
+	if head.Sequence == 0 {
+		e.PreviousHash = GenesisHash
+	}
+	e.Hash = ChainHash(e)
+	return e
+}
+
+// Limits of what an access log entry records, whatever the caller sends:
+// the log is kept for years and read by its user, so no field may grow it
+// without bound.
+const (
+	// MaxResourceLen caps the resource name, in bytes.
+	MaxResourceLen  = 256
+	maxMethodLen    = 256
+	maxClientIDLen  = 256
+	maxSubjectIDLen = 128
+	traceIDLen      = 32
+)
+
+// checkEntry refuses an entry the log must not hold, naming the field as
+// RecordAccessRequest does.
+func checkEntry(e AccessEntry) error {
+	tooLong := func(field string, n int) error {
+		return invalid("entry."+field, fmt.Sprintf("must be at most %d bytes", n), "string.max_bytes")
+	}
+	switch {
+	case e.User == "":
+		return invalid("user", "required", "required")
+	case len(e.Resource) > MaxResourceLen:
+		return tooLong("resource", MaxResourceLen)
+	case len(e.Method) > maxMethodLen:
+		return tooLong("method", maxMethodLen)
+	case len(e.ClientID) > maxClientIDLen:
+		return tooLong("client_id", maxClientIDLen)
+	case len(e.SubjectID) > maxSubjectIDLen:
+		return tooLong("subject_id", maxSubjectIDLen)
+	case e.TraceID != "" && !isLowerHex(e.TraceID, traceIDLen):
+		return invalid("entry.trace_id", "must be 32 lowercase hex digits, or empty", "string.pattern")
+	case e.Outcome != OutcomeAllowed && e.Outcome != OutcomeDenied:
+		return invalid("entry.outcome", "must be ACCESS_OUTCOME_ALLOWED or ACCESS_OUTCOME_DENIED", "enum.in")
+	case e.Outcome == OutcomeAllowed && e.Reason != "":
+		return invalid("entry.reason", "must be empty for an allowed access", "reason.allowed_empty")
+	case e.Outcome == OutcomeDenied && apierr.ParseReason(e.Reason) == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED:
+		return invalid("entry.reason", "must name the ErrorReason of the denial, e.g. CONSENT_REVOKED", "reason.denied_known")
+	}
+	return nil
+}
+
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := range len(s) {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // RecordAccess appends e to its user's access log, setting its sequence,
-// previous_hash and hash, and its access time when unset. Appends for one
-// user are serialised, so the chain never forks.
+// previous_hash and hash, and its access time when unset, and returns it
+// once it is committed. Appends for one user are serialised, so the chain
+// never forks; appends from concurrent calls share one transaction (see
+// [Config.AccessBatchSize]). When ctx ends before the batch holding e is
+// written, e is left out and RecordAccess returns ctx's error.
 func (s *Service) RecordAccess(ctx context.Context, e AccessEntry) (AccessEntry, error) {
 	if e.AccessTime.IsZero() {
 		e.AccessTime = s.now()
 	}
 	e.AccessTime = micro(e.AccessTime)
-	appended, err := s.store.AppendAccess(ctx, e.User, func(head ChainHead) (AccessEntry, error) {
-		next := e
-		next.Sequence = head.Sequence + 1
-		next.PreviousHash = head.Hash
-		if head.Sequence == 0 {
-			next.PreviousHash = GenesisHash
-		}
-		next.Hash = ChainHash(next)
-		return next, nil
-	})
+	if err := checkEntry(e); err != nil {
+		return AccessEntry{}, err
+	}
+	appended, err := s.appender.append(ctx, e)
 	if err != nil {
 		return AccessEntry{}, fmt.Errorf("append to access log: %w", err)
 	}
@@ -134,37 +209,19 @@ type ListAccessLogInput struct {
 // ListAccessLog returns one page of the user's access log, newest first,
 // and the token of the next page ("" on the last).
 func (s *Service) ListAccessLog(ctx context.Context, in ListAccessLogInput) ([]AccessEntry, string, error) {
-	f := in.Filter
-	filter := fmt.Sprintf("access\x00%d\x00%d\x00%s", unixMicroOrZero(f.Start), unixMicroOrZero(f.End), f.Outcome)
-	tok, err := decodePageToken(in.PageToken, filter)
-	if err != nil {
-		return nil, "", err
-	}
-	var before int64
-	if tok != nil {
-		if tok.Seq < 1 {
-			return nil, "", errPageToken()
-		}
-		before = tok.Seq
-	}
-	size := pageSize(in.PageSize)
-	entries, err := s.store.AccessLog(ctx, in.User, f, before, size+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list access log: %w", err)
-	}
-	next := ""
-	if len(entries) > size {
-		entries = entries[:size]
-		next = encodePageToken(pageToken{Seq: entries[size-1].Sequence}, filter)
-	}
-	return entries, next, nil
-}
-
-func unixMicroOrZero(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
+	return pagetoken.ReadPage(s.cfg.PageTokens, accessLogList(in), in.PageSize, in.PageToken,
+		func(after *pagetoken.Position, limit int) ([]AccessEntry, error) {
+			var before int64 // 0: from the newest
+			if after != nil {
+				before = after.Seq
+			}
+			entries, err := s.store.AccessLog(ctx, in.User, in.Filter, before, limit)
+			if err != nil {
+				return nil, fmt.Errorf("list access log: %w", err)
+			}
+			return entries, nil
+		},
+		func(e AccessEntry) pagetoken.Position { return pagetoken.Position{Seq: e.Sequence} })
 }
 
 // ChainError says where a user's access log chain is broken.

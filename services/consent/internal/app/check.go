@@ -29,7 +29,7 @@ type Decision struct {
 	ExpireTime    time.Time
 	BankConsentID string
 	// DenialReason says why not: CONSENT_REQUIRED, CONSENT_EXPIRED,
-	// CONSENT_REVOKED or PURPOSE_NOT_ALLOWED.
+	// CONSENT_REVOKED, CONSENT_REVOKED_BY_BANK or PURPOSE_NOT_ALLOWED.
 	DenialReason commonv1.ErrorReason
 }
 
@@ -39,9 +39,9 @@ type Decision struct {
 //
 // A denial names the most telling reason: PURPOSE_NOT_ALLOWED for
 // advertising and marketing, or when a VALID link covers the scope but not
-// the purpose; else CONSENT_REVOKED or CONSENT_EXPIRED when the newest
-// link that covered the scope was revoked or expired; else
-// CONSENT_REQUIRED.
+// the purpose; else CONSENT_REVOKED (CONSENT_REVOKED_BY_BANK when its
+// bank revoked it) or CONSENT_EXPIRED when the newest link that covered the
+// scope was revoked or expired; else CONSENT_REQUIRED.
 func (s *Service) CheckConsent(ctx context.Context, q ConsentQuery) (Decision, error) {
 	if q.Purpose == commonv1.Purpose_PURPOSE_ADVERTISING || q.Purpose == commonv1.Purpose_PURPOSE_MARKETING {
 		return Decision{DenialReason: commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED}, nil
@@ -81,6 +81,8 @@ func (s *Service) CheckConsent(ctx context.Context, q ConsentQuery) (Decision, e
 	switch {
 	case wrongPurpose != nil:
 		return Decision{Link: wrongPurpose.Name(), DenialReason: commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED}, nil
+	case ended != nil && ended.State == StateRevoked && ended.RevokedByBank:
+		return Decision{Link: ended.Name(), DenialReason: commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK}, nil
 	case ended != nil && ended.State == StateRevoked:
 		return Decision{Link: ended.Name(), DenialReason: commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED}, nil
 	case ended != nil:

@@ -24,4 +24,9 @@
 // (1, 2, 3, ... without gaps) and the next entry's previous_hash; removing the
 // last entries is caught against the chain head the store keeps per user.
 // [Service.VerifyChain] checks all of it.
+//
+// Appends are durable before [Service.RecordAccess] returns, and cheap under
+// load: entries from concurrent calls share one transaction (group commit),
+// each user's appended in arrival order to its own chain; an entry whose
+// caller gave up before its batch was written is left out.
 package app

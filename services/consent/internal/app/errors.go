@@ -43,11 +43,6 @@ func invalid(field, desc, rule string) error {
 		apierr.WithFieldViolations(apierr.FieldViolation{Field: field, Description: desc, Reason: rule}))
 }
 
-func errPageToken() error {
-	return apierr.New(commonv1.ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID,
-		"page_token is malformed or comes from a list with other filters; start again without it")
-}
-
 // The three ways a challenge ends badly, shared by fresh answers and
 // idempotent replays.
 

@@ -20,7 +20,8 @@ const (
 	StateValid
 	// StateExpired: expire_time passed. Final.
 	StateExpired
-	// StateRevoked: the user revoked it, or a newer link replaced it. Final.
+	// StateRevoked: the user revoked it, a newer link replaced it, or the
+	// bank no longer honours its consent (Link.RevokedByBank). Final.
 	StateRevoked
 	// StateRejected: the challenge failed, locked, expired or was declined. Final.
 	StateRejected
@@ -139,6 +140,9 @@ type Link struct {
 	VerifyTime time.Time
 	// RevokeTime is when the link became REVOKED; zero otherwise.
 	RevokeTime time.Time
+	// RevokedByBank says the link became REVOKED because its bank no
+	// longer knows or honours the consent, not at the user's request.
+	RevokedByBank bool
 	// BankConsentID is the bank's id for the consent. Internal: it is
 	// never returned to clients.
 	BankConsentID string

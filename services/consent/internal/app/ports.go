@@ -55,11 +55,14 @@ type Store interface {
 	// UserReference returns the pseudonymous reference of user at bankID,
 	// making one with newRef when there is none yet.
 	UserReference(ctx context.Context, user, bankID string, newRef func() string) (string, error)
-	// AppendAccess appends to the user's access log, serialised with every
-	// other append for that user: it calls build with the current head
-	// and stores the entry build returns. build may be called again when
-	// the append conflicts with another.
-	AppendAccess(ctx context.Context, user string, build func(head ChainHead) (AccessEntry, error)) (AccessEntry, error)
+	// AppendAccess appends entries to the access logs of users, all in one
+	// transaction (group commit). It locks the chain heads of users, so
+	// that appends for a user are serialised across replicas, calls build
+	// with them (a user without entries has a zero head), and stores the
+	// entries build returns, each user's in chain order, moving each
+	// user's head to its last entry. build may be called again when the
+	// transaction conflicts with another and is retried.
+	AppendAccess(ctx context.Context, users []string, build func(heads map[string]ChainHead) ([]AccessEntry, error)) error
 	// ExpireLinks ends, as of now, the VALID links whose consent expired
 	// (EXPIRED) and the RECEIVED links whose challenge expired (REJECTED),
 	// and returns how many it changed.

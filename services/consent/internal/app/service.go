@@ -16,6 +16,7 @@ import (
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -33,6 +34,12 @@ const (
 	DefaultIdempotencyRetention = 24 * time.Hour
 	// DefaultBankRevokeTimeout bounds the best-effort revocation at the bank.
 	DefaultBankRevokeTimeout = 10 * time.Second
+	// DefaultAccessBatchSize is the most access log entries one
+	// transaction appends.
+	DefaultAccessBatchSize = 256
+	// DefaultAccessAppendTimeout bounds one transaction of access log
+	// appends.
+	DefaultAccessAppendTimeout = 5 * time.Second
 )
 
 // The operations that take an idempotency key.
@@ -54,19 +61,34 @@ type Config struct {
 	IdempotencyRetention time.Duration
 	// BankRevokeTimeout bounds each best-effort RevokeConsent at a bank.
 	BankRevokeTimeout time.Duration
+	// AccessBatchSize is the most access log entries appended in one
+	// transaction (group commit).
+	AccessBatchSize int
+	// AccessBatchWait is how long the oldest pending access log entry
+	// waits for others to join its transaction; 0 (the default) writes
+	// what is pending at once, and entries that arrive meanwhile share
+	// the next transaction. Negative means 0.
+	AccessBatchWait time.Duration
+	// AccessAppendTimeout bounds one transaction of access log appends.
+	AccessAppendTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives what the service handles itself (a failed revocation
 	// at a bank, a sweep that failed); default discards.
 	Logger *slog.Logger
+	// PageTokens mints and reads the lists' page tokens; every replica
+	// needs the same key. Default: a random key of this process, with a
+	// warning on Logger.
+	PageTokens *pagetoken.Tokens
 }
 
 // Service is the consent service's logic. It is safe for concurrent use.
 type Service struct {
-	store Store
-	banks Banks
-	cfg   Config
-	log   *slog.Logger
+	store    Store
+	banks    Banks
+	cfg      Config
+	log      *slog.Logger
+	appender *appender
 
 	// bank revocations run after the caller got its answer
 	wg sync.WaitGroup
@@ -89,18 +111,36 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 	if cfg.BankRevokeTimeout <= 0 {
 		cfg.BankRevokeTimeout = DefaultBankRevokeTimeout
 	}
+	if cfg.AccessBatchSize <= 0 {
+		cfg.AccessBatchSize = DefaultAccessBatchSize
+	}
+	if cfg.AccessBatchWait < 0 {
+		cfg.AccessBatchWait = 0
+	}
+	if cfg.AccessAppendTimeout <= 0 {
+		cfg.AccessAppendTimeout = DefaultAccessAppendTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, banks: banks, cfg: cfg, log: cfg.Logger}, nil
+	if cfg.PageTokens == nil {
+		cfg.PageTokens = defaultPageTokens(cfg.Logger)
+	}
+	return &Service{
+		store: store, banks: banks, cfg: cfg, log: cfg.Logger,
+		appender: newAppender(store, cfg.AccessBatchSize, cfg.AccessBatchWait, cfg.AccessAppendTimeout),
+	}, nil
 }
 
-// Close waits for the revocations at banks still in flight, each bounded
-// by BankRevokeTimeout.
-func (s *Service) Close() { s.wg.Wait() }
+// Close waits for the access log batch being written, and for the
+// revocations at banks still in flight, each bounded by BankRevokeTimeout.
+func (s *Service) Close() {
+	s.appender.close()
+	s.wg.Wait()
+}
 
 // now is the clock at the database's precision, microseconds.
 func (s *Service) now() time.Time { return micro(s.cfg.Now()) }
@@ -321,7 +361,9 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 		case reason == commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED:
 			outcome = outcomeLocked
 		case reason == commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED,
-			reason == commonv1.ErrorReason_ERROR_REASON_NOT_FOUND: // the bank forgot the challenge
+			// The bank forgot the challenge; older adapters say NOT_FOUND.
+			reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK,
+			reason == commonv1.ErrorReason_ERROR_REASON_NOT_FOUND:
 			outcome = outcomeExpired
 		default:
 			return Link{}, s.bankError(ctx, current.BankID, err)
@@ -508,6 +550,47 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 	return link.At(now), nil
 }
 
+// ReportBankRevocation records that the bank no longer knows, or has
+// revoked, the consent behind a link: a VALID or RECEIVED link becomes
+// REVOKED, marked RevokedByBank, its challenge (if running) cancelled, and
+// watchers hear of it once committed. The bank is not asked to revoke:
+// it has no consent left. A link that has already ended is returned as it
+// is (an end that the clock alone made is written down), so repeated
+// reports are safe. An unknown link is NOT_FOUND.
+func (s *Service) ReportBankRevocation(ctx context.Context, user, id string) (Link, error) {
+	now := s.now()
+	var link Link
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		l, err := tx.LockLink(ctx, user, id)
+		if err != nil {
+			return err
+		}
+		current := l.At(now)
+		switch {
+		case current.State == StateValid || current.State == StateReceived:
+			if current.State == StateReceived {
+				l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
+			}
+			l.State, l.RevokeTime, l.UpdateTime, l.RevokedByBank = StateRevoked, now, now, true
+		case current.State != l.State:
+			l = current
+			l.UpdateTime = now
+		default:
+			link = l
+			return nil
+		}
+		link = l
+		return tx.SaveLink(ctx, l)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Link{}, errLinkNotFound()
+	}
+	if err != nil {
+		return Link{}, fmt.Errorf("record revocation by the bank: %w", err)
+	}
+	return link.At(now), nil
+}
+
 // revokeAtBank asks the bank to delete its side of the link's consent, in
 // the background: bankbridge stopped serving the data already, so the
 // caller does not wait, and a failure is logged for operators.
@@ -562,26 +645,22 @@ type ListLinksInput struct {
 // ListLinks returns one page of the user's links, newest first, and the
 // token of the next page ("" on the last).
 func (s *Service) ListLinks(ctx context.Context, in ListLinksInput) ([]Link, string, error) {
-	filter := "links\x00" + in.State.String() + "\x00" + in.BankID
-	tok, err := decodePageToken(in.PageToken, filter)
+	now := s.now()
+	links, next, err := pagetoken.ReadPage(s.cfg.PageTokens, linksList(in), in.PageSize, in.PageToken,
+		func(after *pagetoken.Position, limit int) ([]Link, error) {
+			var cursor *LinkCursor
+			if after != nil {
+				cursor = &LinkCursor{CreateTime: after.Time, ID: after.ID}
+			}
+			links, err := s.store.ListLinks(ctx, in.User, LinkFilter{State: in.State, BankID: in.BankID, Now: now}, cursor, limit)
+			if err != nil {
+				return nil, fmt.Errorf("list links: %w", err)
+			}
+			return links, nil
+		},
+		func(l Link) pagetoken.Position { return pagetoken.Position{Time: l.CreateTime, ID: l.ID} })
 	if err != nil {
 		return nil, "", err
-	}
-	var after *LinkCursor
-	if tok != nil {
-		after = &LinkCursor{CreateTime: time.UnixMicro(tok.Time).UTC(), ID: tok.ID}
-	}
-	size := pageSize(in.PageSize)
-	now := s.now()
-	links, err := s.store.ListLinks(ctx, in.User, LinkFilter{State: in.State, BankID: in.BankID, Now: now}, after, size+1)
-	if err != nil {
-		return nil, "", fmt.Errorf("list links: %w", err)
-	}
-	next := ""
-	if len(links) > size {
-		links = links[:size]
-		last := links[size-1]
-		next = encodePageToken(pageToken{Time: last.CreateTime.UnixMicro(), ID: last.ID}, filter)
 	}
 	for i := range links {
 		links[i] = links[i].At(now)

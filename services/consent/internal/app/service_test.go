@@ -24,6 +24,7 @@ const (
 	codeLocks       = "999999" // the bank's own limit
 	codeDeclined    = "111111"
 	codeUnavailable = "222222"
+	codeForgotten   = "333333" // the bank no longer knows the consent
 )
 
 // fakeBank is the far side of app.Banks: a bank whose answers each test
@@ -96,6 +97,8 @@ func (b *fakeBank) VerifySca(_ context.Context, _ string, r app.VerifyScaRequest
 		return app.VerifyScaResult{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED, "locked")
 	case codeUnavailable:
 		return app.VerifyScaResult{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, "down", apierr.WithRetryAfter(time.Second))
+	case codeForgotten:
+		return app.VerifyScaResult{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "unknown consent")
 	default:
 		var opts []apierr.Option
 		if left := b.bankLeft[r.BankConsentID]; left > 0 {
@@ -473,6 +476,17 @@ func TestVerifyLink(t *testing.T) {
 		}
 	})
 
+	t.Run("a bank that forgot the challenge rejects the link", func(t *testing.T) {
+		f := setup(t)
+		l := f.create(t, "alice")
+		_, err := f.verify(t, l, codeForgotten)
+		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED)
+		got, _ := f.svc.GetLink(t.Context(), "alice", l.ID)
+		if got.State != app.StateRejected || got.SCA.Status != app.ScaStatusExpired {
+			t.Fatalf("link is %s / %s, want REJECTED / EXPIRED", got.State, got.SCA.Status)
+		}
+	})
+
 	t.Run("a new VALID link revokes the older one at the same bank", func(t *testing.T) {
 		f := setup(t)
 		old := f.linked(t, "alice")
@@ -552,6 +566,104 @@ func TestRevokeLink(t *testing.T) {
 
 	t.Run("unknown link", func(t *testing.T) {
 		_, err := f.svc.RevokeLink(t.Context(), app.RevokeLinkInput{User: "alice", LinkID: "nope", IdempotencyKey: key()})
+		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+	})
+}
+
+func TestReportBankRevocation(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	report := func(t *testing.T, l app.Link) app.Link {
+		t.Helper()
+		got, err := f.svc.ReportBankRevocation(t.Context(), l.User, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	t.Run("VALID becomes REVOKED by the bank, watchers hear of it, the bank is not asked", func(t *testing.T) {
+		l := f.linked(t, "alice")
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		changes := f.svc.WatchChanges(ctx)
+		got := report(t, l)
+		if got.State != app.StateRevoked || !got.RevokedByBank || !got.RevokeTime.Equal(f.clock.Now().Truncate(time.Microsecond)) {
+			t.Fatalf("got %s (by bank %v) at %v, want REVOKED by the bank now", got.State, got.RevokedByBank, got.RevokeTime)
+		}
+		stored, _ := f.svc.GetLink(t.Context(), "alice", l.ID)
+		if stored.State != app.StateRevoked || !stored.RevokedByBank {
+			t.Errorf("stored link is %s (by bank %v)", stored.State, stored.RevokedByBank)
+		}
+		select {
+		case c := <-changes:
+			if want := (app.Change{User: "alice", LinkID: l.ID, State: app.StateRevoked}); c != want {
+				t.Errorf("change %+v, want %+v", c, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("no change published")
+		}
+		d, err := f.svc.CheckConsent(t.Context(), app.ConsentQuery{User: "alice", BankID: "acme",
+			Scope: commonv1.Scope_SCOPE_BALANCES, Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION})
+		if err != nil || d.Allowed || d.DenialReason != commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK || d.Link != l.Name() {
+			t.Errorf("CheckConsent = %+v, %v; want denied CONSENT_REVOKED_BY_BANK naming %s", d, err, l.Name())
+		}
+		select {
+		case id := <-f.bank.revoked:
+			t.Errorf("the bank was asked to revoke %s, a consent it no longer has", id)
+		case <-time.After(50 * time.Millisecond):
+		}
+
+		f.clock.Add(time.Minute)
+		again := report(t, got)
+		if again.State != app.StateRevoked || !again.RevokeTime.Equal(got.RevokeTime) {
+			t.Errorf("a second report changed the link: %+v", again)
+		}
+	})
+
+	t.Run("a link the user revoked stays as it is", func(t *testing.T) {
+		l := f.linked(t, "bob")
+		revoked, err := f.svc.RevokeLink(t.Context(), app.RevokeLinkInput{User: "bob", LinkID: l.ID, IdempotencyKey: key()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-f.bank.revoked:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the bank was not told of the user's revocation")
+		}
+		got := report(t, l)
+		if got.State != app.StateRevoked || got.RevokedByBank || !got.RevokeTime.Equal(revoked.RevokeTime) {
+			t.Errorf("got %+v, want the user's revocation unchanged", got)
+		}
+	})
+
+	t.Run("RECEIVED: challenge cancelled", func(t *testing.T) {
+		got := report(t, f.create(t, "carol"))
+		if got.State != app.StateRevoked || !got.RevokedByBank || got.SCA.Status != app.ScaStatusFailed {
+			t.Errorf("got %s / %s (by bank %v), want REVOKED by the bank / FAILED", got.State, got.SCA.Status, got.RevokedByBank)
+		}
+	})
+
+	t.Run("an expired link stays EXPIRED", func(t *testing.T) {
+		in := createInput("dave")
+		in.TTL = 24 * time.Hour
+		l, err := f.svc.CreateLink(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err = f.verify(t, l, codeRight); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(25 * time.Hour)
+		defer f.clock.Add(-25 * time.Hour)
+		if got := report(t, l); got.State != app.StateExpired || got.RevokedByBank {
+			t.Errorf("got %s (by bank %v), want EXPIRED", got.State, got.RevokedByBank)
+		}
+	})
+
+	t.Run("unknown link", func(t *testing.T) {
+		_, err := f.svc.ReportBankRevocation(t.Context(), "alice", "nope")
 		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
 	})
 }
@@ -707,5 +819,29 @@ func TestChainHashVector(t *testing.T) {
 	const want = "9ef8b471c8f05e9dd08e15aedfc3924473aadf4aa01ef0abdaed51eade5a9491"
 	if got := app.ChainHash(e); got != want {
 		t.Errorf("ChainHash = %s, want %s", got, want)
+	}
+
+	// With a subject: subject_id goes between trace_id and previous_hash.
+	next := app.AccessEntry{
+		Sequence:     2,
+		AccessTime:   time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),
+		ClientID:     "chat-app",
+		SubjectID:    "5f0c3a9e1b7d4c2a8e6f0b1d3c5a7e9f",
+		Method:       "/bankbridge.balance.v1.BalanceService/GetBalance",
+		Resource:     "users/alice/accounts/a1/balance",
+		Purpose:      commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION,
+		Scope:        commonv1.Scope_SCOPE_BALANCES,
+		Outcome:      app.OutcomeAllowed,
+		TraceID:      "4bf92f3577b34da6a3ce929d0e0e4736",
+		PreviousHash: want,
+	}
+	const wantNext = "0d500479cdc9b07fa51d9367988e0b4d18803f8052ee338cab2026bec00ee5b5"
+	if got := app.ChainHash(next); got != wantNext {
+		t.Errorf("ChainHash with a subject = %s, want %s", got, wantNext)
+	}
+	blanked := next
+	blanked.SubjectID = ""
+	if app.ChainHash(blanked) == wantNext {
+		t.Error("blanking subject_id leaves the hash unchanged")
 	}
 }

@@ -2,8 +2,11 @@ package banks_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
@@ -92,5 +95,21 @@ func TestAdaptersPassTheBanksErrorsOn(t *testing.T) {
 				t.Fatalf("StartSca = %v, want %s", err, apierr.ReasonString(tt.reason))
 			}
 		})
+	}
+}
+
+// TestAdaptersAConsentTheBankForgot: a sandbox that knows no such consent
+// (say, restarted since) answers VerifySca with CONSENT_REVOKED_BY_BANK,
+// in bankbridge's words, which VerifyLink takes as a challenge the bank
+// forgot.
+func TestAdaptersAConsentTheBankForgot(t *testing.T) {
+	t.Parallel()
+	b := inProcess(t)
+	_, err := b.VerifySca(t.Context(), "sandbox", app.VerifyScaRequest{BankConsentID: "cns-from-before-a-restart", Code: sandbox.Code, IdempotencyKey: "key-00000003"})
+	if !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK) {
+		t.Fatalf("VerifySca = %v, want CONSENT_REVOKED_BY_BANK", err)
+	}
+	if msg := status.Convert(err).Message(); strings.Contains(msg, "knows no such consent") {
+		t.Errorf("message %q: the bank's own words reached the caller", msg)
 	}
 }

@@ -29,7 +29,7 @@ type queries struct {
 const linkColumns = `user_id, link_id, bank_id, bank_display_name, state, scopes, purposes, expire_time,
 	create_time, update_time, verify_time, revoke_time, bank_consent_id, sca_method, sca_status,
 	sca_attempts_remaining, sca_failed_attempts, sca_expire_time, sca_redirect_uri, sca_instruction,
-	expiry_warn_time`
+	expiry_warn_time, revoked_by_bank`
 
 // linkValues lists l's column values in linkColumns order.
 func linkValues(l app.Link) []any {
@@ -39,6 +39,7 @@ func linkValues(l app.Link) []any {
 		storage.NullMicros(l.VerifyTime), storage.NullMicros(l.RevokeTime), l.BankConsentID,
 		l.SCA.Method.String(), l.SCA.Status.String(), l.SCA.AttemptsRemaining, l.SCA.FailedAttempts,
 		zeroMicros(l.SCA.ExpireTime), l.SCA.RedirectURI, l.SCA.Instruction, storage.NullMicros(l.ExpiryWarnTime),
+		l.RevokedByBank,
 	}
 }
 
@@ -68,7 +69,7 @@ func scanLink(rows interface{ Scan(...any) error }) (app.Link, error) {
 	err := rows.Scan(&l.User, &l.ID, &l.BankID, &l.BankDisplayName, &state, &scopes, &purposes, &expire,
 		&create, &update, &verify, &revoke, &l.BankConsentID, &method, &status,
 		&l.SCA.AttemptsRemaining, &l.SCA.FailedAttempts, &scaExpire, &l.SCA.RedirectURI, &l.SCA.Instruction,
-		&warned)
+		&warned, &l.RevokedByBank)
 	if err != nil {
 		return app.Link{}, err
 	}
@@ -199,8 +200,8 @@ func (q queries) Idempotency(ctx context.Context, user, op, key string) (app.Ide
 	return r, nil
 }
 
-const accessColumns = `user_id, sequence, access_time, client_id, method, resource, purpose, scope, outcome,
-	reason, trace_id, previous_hash, hash`
+const accessColumns = `user_id, sequence, access_time, client_id, subject_id, method, resource, purpose, scope,
+	outcome, reason, trace_id, previous_hash, hash`
 
 func (q queries) selectAccess(ctx context.Context, where string, args ...any) ([]app.AccessEntry, error) {
 	rows, err := q.q.QueryContext(ctx, `SELECT `+accessColumns+` FROM access_log `+where, args...)
@@ -215,8 +216,8 @@ func (q queries) selectAccess(ctx context.Context, where string, args ...any) ([
 			at                      int64
 			purpose, scope, outcome string
 		)
-		err := rows.Scan(&e.User, &e.Sequence, &at, &e.ClientID, &e.Method, &e.Resource, &purpose, &scope, &outcome,
-			&e.Reason, &e.TraceID, &e.PreviousHash, &e.Hash)
+		err := rows.Scan(&e.User, &e.Sequence, &at, &e.ClientID, &e.SubjectID, &e.Method, &e.Resource, &purpose, &scope,
+			&outcome, &e.Reason, &e.TraceID, &e.PreviousHash, &e.Hash)
 		if err != nil {
 			return nil, fmt.Errorf("select access log: %w", err)
 		}

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,50 +123,137 @@ func (s *Store) UserReference(ctx context.Context, user, bankID string, newRef f
 	return ref, nil
 }
 
-// AppendAccess appends one entry to the user's chain. It locks the user's
-// chain head row first, so appends for one user run one at a time (on
-// SQLite the transaction's write lock does the same); the primary key
-// (user, sequence) would refuse a forked chain anyway, and such a conflict
-// is retried.
-func (s *Store) AppendAccess(ctx context.Context, user string, build func(app.ChainHead) (app.AccessEntry, error)) (app.AccessEntry, error) {
-	var out app.AccessEntry
-	err := s.retry(ctx, func() error {
+// AppendAccess appends a batch of entries to their users' chains in one
+// transaction. It locks every chain head of users, creating the missing
+// ones, in user order, so that batches running at once (on other replicas)
+// queue rather than deadlock; hands them to build; checks that each entry
+// build returns follows its user's head; inserts them and moves each head
+// to its user's last entry. On SQLite the transaction's write lock already
+// serialises batches. The primary key (user, sequence) refuses a forked
+// chain whatever happens, and such a conflict is retried.
+func (s *Store) AppendAccess(ctx context.Context, users []string, build func(map[string]app.ChainHead) ([]app.AccessEntry, error)) error {
+	users = slices.Compact(slices.Sorted(slices.Values(users)))
+	if len(users) == 0 {
+		return nil
+	}
+	return s.retry(ctx, func() error {
 		return s.db.InTx(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx,
-				`INSERT INTO access_log_heads (user_id, sequence, hash) VALUES ($1, 0, '') ON CONFLICT (user_id) DO NOTHING`, user)
-			if err != nil {
-				return fmt.Errorf("create chain head: %w", err)
-			}
-			var head app.ChainHead
-			err = tx.QueryRowContext(ctx,
-				`SELECT sequence, hash FROM access_log_heads WHERE user_id = $1`+s.db.ForUpdate(), user).
-				Scan(&head.Sequence, &head.Hash)
-			if err != nil {
-				return fmt.Errorf("lock chain head: %w", err)
-			}
-			e, err := build(head)
+			heads, err := lockHeads(ctx, tx, users)
 			if err != nil {
 				return err
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO access_log (user_id, sequence, access_time, client_id, method,
-				resource, purpose, scope, outcome, reason, trace_id, previous_hash, hash)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-				user, e.Sequence, storage.Micros(e.AccessTime), e.ClientID, e.Method,
-				e.Resource, e.Purpose.String(), e.Scope.String(), e.Outcome.String(), e.Reason, e.TraceID, e.PreviousHash, e.Hash)
+			entries, err := build(maps.Clone(heads))
 			if err != nil {
-				return fmt.Errorf("insert access log entry: %w", err)
+				return err
 			}
-			_, err = tx.ExecContext(ctx, `UPDATE access_log_heads SET sequence = $2, hash = $3 WHERE user_id = $1`,
-				user, e.Sequence, e.Hash)
-			if err != nil {
-				return fmt.Errorf("move chain head: %w", err)
+			moved := map[string]app.ChainHead{}
+			for _, e := range entries {
+				h, ok := moved[e.User]
+				if !ok {
+					if h, ok = heads[e.User]; !ok {
+						return fmt.Errorf("append access: entry of user %q, whose chain head is not locked", e.User)
+					}
+				}
+				prev := h.Hash
+				if h.Sequence == 0 {
+					prev = app.GenesisHash
+				}
+				if e.Sequence != h.Sequence+1 || e.PreviousHash != prev {
+					return fmt.Errorf("append access: entry %d of user %q does not follow its chain head %d", e.Sequence, e.User, h.Sequence)
+				}
+				moved[e.User] = app.ChainHead{Sequence: e.Sequence, Hash: e.Hash}
 			}
-			e.User = user
-			out = e
-			return nil
+			if err := insertEntries(ctx, tx, entries); err != nil {
+				return err
+			}
+			return moveHeads(ctx, tx, moved)
 		})
 	})
-	return out, err
+}
+
+// rowsPerStatement bounds the rows of one multi-row statement, well under
+// both engines' limit on bound parameters.
+const rowsPerStatement = 100
+
+// lockHeads locks the chain heads of users (sorted, distinct), inserting
+// a zero head for those without one, and returns them. Each row is locked
+// as the statement reaches it, so in the order of users: an upsert whose
+// no-op update locks an existing row like SELECT ... FOR UPDATE would.
+func lockHeads(ctx context.Context, tx *sql.Tx, users []string) (map[string]app.ChainHead, error) {
+	heads := make(map[string]app.ChainHead, len(users))
+	for chunk := range slices.Chunk(users, rowsPerStatement) {
+		var a args
+		rows := make([]string, len(chunk))
+		for i, u := range chunk {
+			rows[i] = "(" + a.add(u) + ", 0, '')"
+		}
+		r, err := tx.QueryContext(ctx, `INSERT INTO access_log_heads (user_id, sequence, hash) VALUES `+strings.Join(rows, ", ")+`
+			ON CONFLICT (user_id) DO UPDATE SET sequence = access_log_heads.sequence
+			RETURNING user_id, sequence, hash`, a...)
+		if err != nil {
+			return nil, fmt.Errorf("lock chain heads: %w", err)
+		}
+		for r.Next() {
+			var (
+				u string
+				h app.ChainHead
+			)
+			if err := r.Scan(&u, &h.Sequence, &h.Hash); err != nil {
+				_ = r.Close()
+				return nil, fmt.Errorf("lock chain heads: %w", err)
+			}
+			heads[u] = h
+		}
+		if err := r.Close(); err != nil {
+			return nil, fmt.Errorf("lock chain heads: %w", err)
+		}
+		if err := r.Err(); err != nil {
+			return nil, fmt.Errorf("lock chain heads: %w", err)
+		}
+	}
+	if len(heads) != len(users) {
+		return nil, fmt.Errorf("lock chain heads: %d of %d heads returned", len(heads), len(users))
+	}
+	return heads, nil
+}
+
+// insertEntries inserts access log entries, many to a statement.
+func insertEntries(ctx context.Context, tx *sql.Tx, entries []app.AccessEntry) error {
+	for chunk := range slices.Chunk(entries, rowsPerStatement) {
+		var a args
+		rows := make([]string, len(chunk))
+		for i, e := range chunk {
+			rows[i] = "(" + strings.Join([]string{
+				a.add(e.User), a.add(e.Sequence), a.add(storage.Micros(e.AccessTime)), a.add(e.ClientID), a.add(e.SubjectID),
+				a.add(e.Method), a.add(e.Resource), a.add(e.Purpose.String()), a.add(e.Scope.String()), a.add(e.Outcome.String()),
+				a.add(e.Reason), a.add(e.TraceID), a.add(e.PreviousHash), a.add(e.Hash),
+			}, ", ") + ")"
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO access_log (`+accessColumns+`) VALUES `+strings.Join(rows, ", "), a...)
+		if err != nil {
+			return fmt.Errorf("insert access log entries: %w", err)
+		}
+	}
+	return nil
+}
+
+// moveHeads sets the chain heads, all of them locked in this transaction.
+func moveHeads(ctx context.Context, tx *sql.Tx, heads map[string]app.ChainHead) error {
+	users := slices.Sorted(maps.Keys(heads))
+	for chunk := range slices.Chunk(users, rowsPerStatement) {
+		var a args
+		rows := make([]string, len(chunk))
+		for i, u := range chunk {
+			h := heads[u]
+			rows[i] = "(" + a.add(u) + ", " + a.add(h.Sequence) + ", " + a.add(h.Hash) + ")"
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO access_log_heads (user_id, sequence, hash) VALUES `+strings.Join(rows, ", ")+`
+			ON CONFLICT (user_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash`, a...)
+		if err != nil {
+			return fmt.Errorf("move chain heads: %w", err)
+		}
+	}
+	return nil
 }
 
 // ExpireLinks ends the links whose time is up, as of now.
@@ -254,7 +343,7 @@ func (t *tx) LockValidLinks(ctx context.Context, user, bankID string) ([]app.Lin
 // InsertLink stores a new link.
 func (t *tx) InsertLink(ctx context.Context, l app.Link) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO links (`+linkColumns+`) VALUES (
-		$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`, linkValues(l)...)
+		$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`, linkValues(l)...)
 	if err != nil {
 		return fmt.Errorf("insert link: %w", err)
 	}
@@ -273,7 +362,7 @@ func (t *tx) SaveLink(ctx context.Context, l app.Link) error {
 		purposes = $7, expire_time = $8, create_time = $9, update_time = $10, verify_time = $11, revoke_time = $12,
 		bank_consent_id = $13, sca_method = $14, sca_status = $15, sca_attempts_remaining = $16,
 		sca_failed_attempts = $17, sca_expire_time = $18, sca_redirect_uri = $19, sca_instruction = $20,
-		expiry_warn_time = $21
+		expiry_warn_time = $21, revoked_by_bank = $22
 		WHERE user_id = $1 AND link_id = $2`, v...)
 	if err != nil {
 		return fmt.Errorf("save link: %w", err)

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -94,6 +99,9 @@ func TestStore(t *testing.T) {
 		t.Run("state changes reach subscribers after commit", func(t *testing.T) { testChanges(t, st) })
 		t.Run("sweep ends links and warns once", func(t *testing.T) { testSweep(t, st, db) })
 		t.Run("concurrent appends make one gapless chain", func(t *testing.T) { testConcurrentAppends(t, st) })
+		t.Run("one transaction appends to many chains", func(t *testing.T) { testBatchAppend(t, st) })
+		t.Run("a batch that would break a chain writes nothing", func(t *testing.T) { testBatchRefused(t, st) })
+		t.Run("concurrent batches across users keep every chain", func(t *testing.T) { testConcurrentBatches(t, st) })
 		t.Run("access log pages and filters", func(t *testing.T) { testAccessLogList(t, st) })
 		t.Run("tampering is detected", func(t *testing.T) { testTamper(t, st, db) })
 	})
@@ -107,6 +115,7 @@ func testLinkRoundTrip(t *testing.T, st *store.Store) {
 	l.SCA = app.SCA{Method: app.ScaMethodRedirect, Status: app.ScaStatusFinalised, FailedAttempts: 2,
 		ExpireTime: t0.Add(time.Hour), RedirectURI: "https://bank.example/sca", Instruction: "Open the page"}
 	l.ExpiryWarnTime = t0.Add(2 * time.Minute)
+	l.RevokedByBank = true
 	insert(t, st, l)
 	got, err := st.Link(t.Context(), "rt", "l1")
 	if err != nil {
@@ -388,8 +397,12 @@ func entry(user string, i int) app.AccessEntry {
 	if i%3 == 0 {
 		outcome, reason = app.OutcomeDenied, "CONSENT_REVOKED"
 	}
+	subject := ""
+	if i%2 == 0 {
+		subject = fmt.Sprintf("%032x", i) // entries from before subjects were recorded have none
+	}
 	return app.AccessEntry{
-		User: user, AccessTime: t0.Add(time.Duration(i) * time.Second), ClientID: "chat-app",
+		User: user, AccessTime: t0.Add(time.Duration(i) * time.Second), ClientID: "chat-app", SubjectID: subject,
 		Method: "/bankbridge.balance.v1.BalanceService/GetBalance", Resource: "users/" + user + "/accounts/a1/balance",
 		Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION, Scope: commonv1.Scope_SCOPE_BALANCES,
 		Outcome: outcome, Reason: reason, TraceID: fmt.Sprintf("%032x", i),
@@ -446,6 +459,153 @@ func testConcurrentAppends(t *testing.T, st *store.Store) {
 	}
 }
 
+// chained builds what the service would append: entries after heads.
+func chained(heads map[string]app.ChainHead, entries ...app.AccessEntry) []app.AccessEntry {
+	var out []app.AccessEntry
+	for _, e := range entries {
+		h := heads[e.User]
+		e.Sequence, e.PreviousHash = h.Sequence+1, h.Hash
+		if h.Sequence == 0 {
+			e.PreviousHash = app.GenesisHash
+		}
+		e.Hash = app.ChainHash(e)
+		heads[e.User] = app.ChainHead{Sequence: e.Sequence, Hash: e.Hash}
+		out = append(out, e)
+	}
+	return out
+}
+
+func testBatchAppend(t *testing.T, st *store.Store) {
+	svc := service(t, st, t0)
+	if _, err := svc.RecordAccess(t.Context(), entry("ba-old", 0)); err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"ba-new", "ba-old", "ba-quiet"}
+	var seen map[string]app.ChainHead
+	err := st.AppendAccess(t.Context(), users, func(heads map[string]app.ChainHead) ([]app.AccessEntry, error) {
+		seen = maps.Clone(heads)
+		// Interleaved users; ba-quiet is locked but gets nothing.
+		return chained(heads, entry("ba-new", 2), entry("ba-old", 1), entry("ba-new", 3), entry("ba-old", 5), entry("ba-new", 4)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen["ba-new"].Sequence != 0 || seen["ba-old"].Sequence != 1 || len(seen) != 3 {
+		t.Errorf("build saw heads %+v, want ba-new at 0, ba-old at 1, and ba-quiet", seen)
+	}
+	for user, want := range map[string]int64{"ba-new": 3, "ba-old": 3, "ba-quiet": 0} {
+		head, err := st.AccessHead(t.Context(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Sequence != want {
+			t.Errorf("%s's head at %d, want %d", user, head.Sequence, want)
+		}
+		if err := svc.VerifyChain(t.Context(), user); err != nil {
+			t.Error(err)
+		}
+	}
+	chain, err := st.AccessChain(t.Context(), "ba-new", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traces []string
+	for _, e := range chain {
+		traces = append(traces, e.TraceID)
+	}
+	want := []string{entry("", 2).TraceID, entry("", 3).TraceID, entry("", 4).TraceID}
+	if !slices.Equal(traces, want) || chain[0].SubjectID != entry("", 2).SubjectID || chain[1].SubjectID != "" {
+		t.Errorf("ba-new's chain is %+v, want entries 2, 3, 4 in order, with their subjects", chain)
+	}
+}
+
+func testBatchRefused(t *testing.T, st *store.Store) {
+	svc := service(t, st, t0)
+	tests := []struct {
+		name  string
+		build func(heads map[string]app.ChainHead) []app.AccessEntry
+	}{
+		{"a gap", func(heads map[string]app.ChainHead) []app.AccessEntry {
+			es := chained(heads, entry("br", 1), entry("br-other", 2))
+			es[1].Sequence++
+			return es
+		}},
+		{"a fork", func(heads map[string]app.ChainHead) []app.AccessEntry {
+			es := chained(heads, entry("br-other", 1), entry("br", 2))
+			es[1].PreviousHash = strings.Repeat("1", 64)
+			return es
+		}},
+		{"a user not locked", func(heads map[string]app.ChainHead) []app.AccessEntry {
+			return chained(heads, entry("br", 1), entry("br-stranger", 2))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := st.AppendAccess(t.Context(), []string{"br", "br-other"}, func(heads map[string]app.ChainHead) ([]app.AccessEntry, error) {
+				return tt.build(heads), nil
+			})
+			if err == nil {
+				t.Fatal("the batch was written")
+			}
+			for _, user := range []string{"br", "br-other", "br-stranger"} {
+				if head, err := st.AccessHead(t.Context(), user); err != nil || head.Sequence != 0 {
+					t.Errorf("%s's head at %d (%v): the refused batch wrote something", user, head.Sequence, err)
+				}
+				if err := svc.VerifyChain(t.Context(), user); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// testConcurrentBatches runs services side by side on one store, as
+// replicas would share a database, each with its own group commit.
+func testConcurrentBatches(t *testing.T, st *store.Store) {
+	const replicas, writers, each, users = 3, 4, 15, 7
+	var wg sync.WaitGroup
+	errs := make(chan error, replicas*writers*each)
+	for r := range replicas {
+		svc, err := app.New(st, nil, app.Config{Now: func() time.Time { return t0 }, AccessBatchSize: 8, AccessBatchWait: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer svc.Close()
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					n := (r*writers+w)*each + i
+					_, err := svc.RecordAccess(t.Context(), entry(fmt.Sprintf("cb%d", n%users), n))
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := service(t, st, t0)
+	var total int64
+	for u := range users {
+		user := fmt.Sprintf("cb%d", u)
+		if err := svc.VerifyChain(t.Context(), user); err != nil {
+			t.Error(err)
+		}
+		head, err := st.AccessHead(t.Context(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += head.Sequence
+	}
+	if total != replicas*writers*each {
+		t.Errorf("chains hold %d entries, want %d", total, replicas*writers*each)
+	}
+}
+
 func testAccessLogList(t *testing.T, st *store.Store) {
 	const user = "al"
 	svc := service(t, st, t0)
@@ -495,6 +655,9 @@ func testTamper(t *testing.T, st *store.Store, db *storage.DB) {
 		{"turn a denial into an allowed access", `UPDATE access_log SET outcome = 'ACCESS_OUTCOME_ALLOWED', reason = '' WHERE user_id = $1 AND sequence = 4`, 4},
 		{"edit the time", `UPDATE access_log SET access_time = access_time + 1 WHERE user_id = $1 AND sequence = 2`, 2},
 		{"edit a hash", `UPDATE access_log SET hash = previous_hash WHERE user_id = $1 AND sequence = 4`, 4},
+		{"blank the subject", `UPDATE access_log SET subject_id = '' WHERE user_id = $1 AND sequence = 5`, 5},
+		{"name another subject", `UPDATE access_log SET subject_id = 'ffffffffffffffffffffffffffffffff' WHERE user_id = $1 AND sequence = 3`, 3},
+		{"give a subject to an entry without one", `UPDATE access_log SET subject_id = 'ffffffffffffffffffffffffffffffff' WHERE user_id = $1 AND sequence = 2`, 2},
 		{"delete a row", `DELETE FROM access_log WHERE user_id = $1 AND sequence = 2`, 2},
 		{"delete the last row", `DELETE FROM access_log WHERE user_id = $1 AND sequence = 6`, 6},
 		{"delete the last row and rewind the head", `DELETE FROM access_log WHERE user_id = $1 AND sequence = 6;
@@ -534,5 +697,119 @@ func testTamper(t *testing.T, st *store.Store, db *storage.DB) {
 				t.Errorf("VerifyAllChains = %v, want it to report %v", all, err)
 			}
 		})
+	}
+}
+
+// TestMigrationKeepsOldRows migrates a database that holds rows written
+// under the first schema: links read as revoked by their users (if at
+// all), and entries recorded without a subject still verify.
+func TestMigrationKeepsOldRows(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db *storage.DB) {
+		first, err := fs.ReadFile(os.DirFS("migrations"), "00001_consent.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Migrate(t.Context(), fstest.MapFS{"00001_consent.sql": {Data: first}}, "consent_schema_migrations"); err != nil {
+			t.Fatal(err)
+		}
+		l := newLink("old", "l1", "sandbox", app.StateRevoked, t0)
+		_, err = db.ExecContext(t.Context(), `INSERT INTO links (user_id, link_id, bank_id, bank_display_name, state, scopes, purposes,
+			expire_time, create_time, update_time, revoke_time, bank_consent_id, sca_method, sca_status, sca_attempts_remaining,
+			sca_failed_attempts, sca_expire_time, sca_redirect_uri, sca_instruction)
+			VALUES ($1, $2, $3, $4, 'REVOKED', 'SCOPE_ACCOUNTS', 'PURPOSE_ACCOUNT_INFORMATION', $5, $6, $6, $6, 'cns-l1', 'OTP', 'FINALISED', 0, 0, 0, '', '')`,
+			l.User, l.ID, l.BankID, l.BankDisplayName, storage.Micros(l.ExpireTime), storage.Micros(t0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := chained(map[string]app.ChainHead{}, entry("old", 1))[0]
+		_, err = db.ExecContext(t.Context(), `INSERT INTO access_log (user_id, sequence, access_time, client_id, method, resource,
+			purpose, scope, outcome, reason, trace_id, previous_hash, hash) VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			"old", storage.Micros(old.AccessTime), old.ClientID, old.Method, old.Resource, old.Purpose.String(), old.Scope.String(),
+			old.Outcome.String(), old.Reason, old.TraceID, old.PreviousHash, old.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(t.Context(), `INSERT INTO access_log_heads (user_id, sequence, hash) VALUES ('old', 1, $1)`, old.Hash); err != nil {
+			t.Fatal(err)
+		}
+
+		st := open(t, db)
+		got, err := st.Link(t.Context(), "old", "l1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != app.StateRevoked || got.RevokedByBank {
+			t.Errorf("old link reads %s, by bank %v: want REVOKED by its user", got.State, got.RevokedByBank)
+		}
+		svc := service(t, st, t0)
+		if _, err := svc.RecordAccess(t.Context(), entry("old", 2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.VerifyChain(t.Context(), "old"); err != nil {
+			t.Errorf("a chain begun before the migration: %v", err)
+		}
+	})
+}
+
+// BenchmarkAppendAccess measures the access log as the data services load
+// it: 16 concurrent RecordAccess callers over 50 users, on SQLite (and on
+// PostgreSQL when BANKBRIDGE_TEST_POSTGRES_URL is set). "one-per-tx"
+// appends each entry in a transaction of its own, as before group commit;
+// "group" is the default; "group-wait-1ms" lets each batch wait a
+// millisecond for more. It reports appends/s.
+func BenchmarkAppendAccess(b *testing.B) {
+	const appenders, users = 16, 50
+	dbs := []struct {
+		name string
+		open func(b *testing.B) *storage.DB
+	}{{"sqlite", func(b *testing.B) *storage.DB { return storagetest.OpenSQLite(b) }}}
+	if url := os.Getenv(storagetest.PostgresURLEnv); url != "" {
+		dbs = append(dbs, struct {
+			name string
+			open func(b *testing.B) *storage.DB
+		}{"postgres", func(b *testing.B) *storage.DB { return storagetest.OpenPostgres(b, url) }})
+	}
+	configs := []struct {
+		name string
+		cfg  app.Config
+	}{
+		{"one-per-tx", app.Config{AccessBatchSize: 1}},
+		{"group", app.Config{}},
+		{"group-wait-1ms", app.Config{AccessBatchWait: time.Millisecond}},
+	}
+	for _, d := range dbs {
+		for _, c := range configs {
+			b.Run(d.name+"/"+c.name, func(b *testing.B) {
+				st, err := store.New(b.Context(), d.open(b), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				svc, err := app.New(st, nil, c.cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer svc.Close()
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				start := time.Now()
+				for range appenders {
+					wg.Go(func() {
+						for {
+							i := int(next.Add(1))
+							if i > b.N {
+								return
+							}
+							if _, err := svc.RecordAccess(b.Context(), entry(fmt.Sprintf("bench%02d", i%users), i)); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+			})
+		}
 	}
 }

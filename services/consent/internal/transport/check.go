@@ -5,8 +5,10 @@ import (
 	"log/slog"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
@@ -48,7 +50,10 @@ func (s *CheckServer) CheckConsent(ctx context.Context, req *consentv1.CheckCons
 	}, nil
 }
 
-// RecordAccess appends one access to the user's log.
+// RecordAccess appends one access to the user's log and answers once it
+// is committed. A refused entry is INVALID_ARGUMENT; any other failure is
+// INTERNAL with an incident id (the cause is logged under it, never sent),
+// which the caller turns into AUDIT_UNAVAILABLE.
 func (s *CheckServer) RecordAccess(ctx context.Context, req *consentv1.RecordAccessRequest) (*consentv1.RecordAccessResponse, error) {
 	user, err := userOf("user", req.GetUser())
 	if err != nil {
@@ -59,6 +64,7 @@ func (s *CheckServer) RecordAccess(ctx context.Context, req *consentv1.RecordAcc
 		User:       user,
 		AccessTime: timeOf(e.GetAccessTime()),
 		ClientID:   e.GetClientId(),
+		SubjectID:  e.GetSubjectId(),
 		Method:     e.GetMethod(),
 		Resource:   e.GetResource(),
 		Purpose:    e.GetPurpose(),
@@ -67,10 +73,32 @@ func (s *CheckServer) RecordAccess(ctx context.Context, req *consentv1.RecordAcc
 		Reason:     e.GetReason(),
 		TraceID:    e.GetTraceId(),
 	})
+	switch {
+	case err == nil:
+		return &consentv1.RecordAccessResponse{Entry: entryToProto(appended)}, nil
+	case apierr.Reason(err) != commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED:
+		return nil, err
+	case ctx.Err() != nil:
+		return nil, status.FromContextError(ctx.Err()).Err() // the caller left; the entry was not appended
+	}
+	id, masked := apierr.Internal()
+	s.log.ErrorContext(ctx, "access not recorded: the access log could not be written",
+		slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
+	return nil, masked
+}
+
+// ReportBankRevocation marks a link REVOKED because its bank no longer
+// knows or honours its consent; watchers hear of it once committed.
+func (s *CheckServer) ReportBankRevocation(ctx context.Context, req *consentv1.ReportBankRevocationRequest) (*consentv1.ReportBankRevocationResponse, error) {
+	user, id, err := linkIn("link", req.GetLink())
 	if err != nil {
 		return nil, err
 	}
-	return &consentv1.RecordAccessResponse{Entry: entryToProto(appended)}, nil
+	link, err := s.app.ReportBankRevocation(ctx, user, id)
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.ReportBankRevocationResponse{Link: linkToProto(link)}, nil
 }
 
 // WatchConsentChanges streams every committed change of a link's state.

@@ -28,11 +28,14 @@ func userOf(field, name string) (string, error) {
 	return user, nil
 }
 
-// linkOf reads users/{user}/links/{link}.
-func linkOf(name string) (user, id string, err error) {
+// linkOf reads users/{user}/links/{link} from the field name.
+func linkOf(name string) (user, id string, err error) { return linkIn("name", name) }
+
+// linkIn reads users/{user}/links/{link} from the named field.
+func linkIn(field, name string) (user, id string, err error) {
 	parts := strings.Split(name, "/")
 	if len(parts) != 4 || parts[0] != "users" || parts[2] != "links" || parts[1] == "" || parts[3] == "" {
-		return "", "", malformed("name")
+		return "", "", malformed(field)
 	}
 	return parts[1], parts[3], nil
 }
@@ -99,6 +102,7 @@ func linkToProto(l app.Link) *consentv1.Link {
 		CreateTime:      ts(l.CreateTime),
 		VerifyTime:      ts(l.VerifyTime),
 		RevokeTime:      ts(l.RevokeTime),
+		RevokedByBank:   l.RevokedByBank,
 		Sca: &consentv1.ScaChallenge{
 			Name:              l.Name() + "/sca",
 			Method:            methodToProto(l.SCA.Method),
@@ -116,6 +120,7 @@ func entryToProto(e app.AccessEntry) *consentv1.AccessLogEntry {
 		Sequence:     e.Sequence,
 		AccessTime:   ts(e.AccessTime),
 		ClientId:     e.ClientID,
+		SubjectId:    e.SubjectID,
 		Method:       e.Method,
 		Resource:     e.Resource,
 		Purpose:      e.Purpose,

@@ -1,0 +1,152 @@
+package adapters
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// An adapter's answer is a bankbridge reason, and that is all of it
+// bankbridge's callers see: the message is the reason's own, written here,
+// and of the details only what bankbridge can vouch for passes (a bounded
+// RetryInfo, attempts_remaining of SCA_FAILED, an incident id, the paths
+// and rule ids of a BadRequest). The adapter's message, the rest of its
+// metadata and its descriptions may carry the bank's raw text and stay
+// behind.
+
+// maxRetryAfter bounds the RetryInfo delay an adapter may ask of callers.
+const maxRetryAfter = time.Hour
+
+var (
+	incidentIDPattern = regexp.MustCompile(`^[0-9a-f]{16,32}$`)
+	fieldPathPattern  = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\[[0-9]+\])?(\.[a-z_][a-z0-9_]*(\[[0-9]+\])?)*$`)
+	ruleIDPattern     = regexp.MustCompile(`^[a-z0-9_.]{1,64}$`)
+)
+
+// fromAdapter rebuilds an error the adapter answered with a bankbridge
+// reason. CONSENT_REVOKED and CONSENT_REVOKED_BY_BANK both become
+// CONSENT_REVOKED_BY_BANK: either way the bank no longer honours the
+// consent the call acted under, so its link must end and the user link
+// again.
+func (bc *bankClient) fromAdapter(err error) error {
+	reason := apierr.Reason(err)
+	if reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED {
+		reason = commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK
+	}
+	msg, ok := bc.reasonMessage(reason)
+	if !ok {
+		return bc.unavailable(fmt.Sprintf("its adapter answered outside the protocol (reason %s)", apierr.ReasonString(reason)), retryAfterBankFailure)
+	}
+	st := status.Convert(err)
+	md := apierr.Info(err).GetMetadata()
+	var opts []apierr.Option
+	if reason == commonv1.ErrorReason_ERROR_REASON_SCA_FAILED {
+		if n, err := strconv.Atoi(md["attempts_remaining"]); err == nil && n >= 0 && n < 100 {
+			opts = append(opts, apierr.WithMetadata("attempts_remaining", strconv.Itoa(n)))
+		}
+	}
+	if id := md["incident_id"]; incidentIDPattern.MatchString(id) {
+		opts = append(opts, apierr.WithMetadata("incident_id", id))
+		msg += "; quote incident " + id + " when reporting it"
+	}
+	retry, ok := retryAfter(st)
+	if c := apierr.Code(reason); !ok && (c == codes.Unavailable || c == codes.ResourceExhausted) {
+		retry, ok = retryAfterBankFailure, true
+	}
+	if ok {
+		opts = append(opts, apierr.WithRetryAfter(retry))
+	}
+	if fv := bc.fieldViolations(st); len(fv) > 0 {
+		opts = append(opts, apierr.WithFieldViolations(fv...))
+	}
+	return apierr.New(reason, msg, opts...)
+}
+
+// reasonMessage is what bankbridge says of bank bc's answer reason; false
+// for a reason the adapter protocol does not give adapters (such as
+// USER_MISMATCH or AUDIT_UNAVAILABLE, which would mislead callers).
+func (bc *bankClient) reasonMessage(reason commonv1.ErrorReason) (string, bool) {
+	msg := bc.reasonText(reason)
+	return msg, msg != ""
+}
+
+func (bc *bankClient) reasonText(reason commonv1.ErrorReason) string {
+	id := bc.bank.ID
+	switch reason {
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK:
+		return fmt.Sprintf("bank %s no longer knows or honours this consent; ask the user to link the bank again", id)
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED:
+		return fmt.Sprintf("the consent at bank %s has expired; ask the user to link the bank again", id)
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED:
+		return fmt.Sprintf("the consent at bank %s does not cover this data", id)
+	case commonv1.ErrorReason_ERROR_REASON_NOT_FOUND:
+		return fmt.Sprintf("bank %s knows no such resource under this consent", id)
+	case commonv1.ErrorReason_ERROR_REASON_BANK_LOGIN_REQUIRED:
+		return fmt.Sprintf("bank %s needs the user to log in to the bank before it serves data", id)
+	case commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE:
+		return fmt.Sprintf("bank %s is unavailable: it failed or did not answer in time", id)
+	case commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED:
+		return fmt.Sprintf("bank %s's rate limit is reached", id)
+	case commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED:
+		return fmt.Sprintf("bank %s does not support this", id)
+	case commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT:
+		return fmt.Sprintf("bank %s refused the request as invalid", id)
+	case commonv1.ErrorReason_ERROR_REASON_SCA_FAILED:
+		return "the code is wrong"
+	case commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED:
+		return fmt.Sprintf("bank %s accepts no more codes for this challenge", id)
+	case commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED:
+		return fmt.Sprintf("the challenge at bank %s has expired", id)
+	case commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED:
+		return fmt.Sprintf("bank %s saw this idempotency key with a different request", id)
+	case commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID:
+		return fmt.Sprintf("bank %s refused the cursor; start again without one", id)
+	case commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED:
+		return fmt.Sprintf("bank %s rejected bankbridge's credentials", id)
+	case commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION:
+		return fmt.Sprintf("bank %s refused the call in the resource's present state", id)
+	case commonv1.ErrorReason_ERROR_REASON_INTERNAL:
+		return fmt.Sprintf("the adapter of bank %s failed", id)
+	}
+	return ""
+}
+
+// retryAfter reads a RetryInfo delay, bounded by maxRetryAfter.
+func retryAfter(st *status.Status) (time.Duration, bool) {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			return min(max(ri.GetRetryDelay().AsDuration(), 0), maxRetryAfter), true
+		}
+	}
+	return 0, false
+}
+
+// fieldViolations keeps the field paths and rule ids of a BadRequest that
+// look like what they claim to be, with a description of bankbridge's.
+func (bc *bankClient) fieldViolations(st *status.Status) []apierr.FieldViolation {
+	var out []apierr.FieldViolation
+	for _, d := range st.Details() {
+		br, ok := d.(*errdetails.BadRequest)
+		if !ok {
+			continue
+		}
+		for _, v := range br.GetFieldViolations() {
+			if len(v.GetField()) > 128 || !fieldPathPattern.MatchString(v.GetField()) || !ruleIDPattern.MatchString(v.GetReason()) {
+				continue
+			}
+			out = append(out, apierr.FieldViolation{
+				Field: v.GetField(), Reason: v.GetReason(),
+				Description: fmt.Sprintf("refused by bank %s (rule %s)", bc.bank.ID, v.GetReason()),
+			})
+		}
+	}
+	return out
+}
