@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"flag"
+	"log/slog"
 
 	"google.golang.org/grpc"
 
@@ -44,7 +45,7 @@ func run(ctx context.Context, args []string) error {
 			if err != nil {
 				return bootstrap.Service{}, err
 			}
-			svc, err := app.New(banks.New(d.Banks, d.Logger), consents{d.Consent}, app.Config{Pages: pages})
+			svc, err := app.New(banks.New(d.Banks, d.Logger), consents{checker: d.Consent, log: d.Logger}, app.Config{Pages: pages})
 			if err != nil {
 				return bootstrap.Service{}, err
 			}
@@ -55,7 +56,16 @@ func run(ctx context.Context, args []string) error {
 }
 
 // consents is the platform's consent checker as the app's port.
-type consents struct{ checker *consentcheck.Checker }
+type consents struct {
+	checker *consentcheck.Checker
+	log     *slog.Logger
+}
+
+func (c consents) ReportBankRevocation(ctx context.Context, link string) {
+	if err := c.checker.ReportBankRevocation(ctx, link); err != nil {
+		c.log.ErrorContext(ctx, "bank revocation not reported to the consent service", slog.String("error", err.Error()))
+	}
+}
 
 func (c consents) Decide(ctx context.Context, user, bankID string, scope commonv1.Scope, purpose commonv1.Purpose) (app.Consent, error) {
 	d, err := c.checker.Decide(ctx, user, consentcheck.Need{Scope: scope, BankID: bankID}, purpose)

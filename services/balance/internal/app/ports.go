@@ -40,6 +40,11 @@ type Consents interface {
 	// Decide returns the consent of user's link to bankID that covers
 	// scope for purpose, or the apierr refusal (CONSENT_REQUIRED, ...).
 	Decide(ctx context.Context, user, bankID string, scope commonv1.Scope, purpose commonv1.Purpose) (Consent, error)
+	// ReportBankRevocation says that the bank no longer honours the
+	// consent behind link, so the link is revoked; a failure is the
+	// implementation's to log. (For calls that name one bank the server kit
+	// reports it.)
+	ReportBankRevocation(ctx context.Context, link string)
 }
 
 // Consent is a consent that allows reading one bank: the user's link and

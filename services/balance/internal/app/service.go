@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
@@ -158,6 +159,12 @@ func (s *Service) ListAccounts(ctx context.Context, c Caller, in ListAccountsInp
 			continue // lapsed or absent consent for this bank: not listed
 		}
 		accts, err := s.bankAccounts(ctx, in.User, BankAccess{BankID: bank, BankConsentID: consent.BankConsentID, Purpose: c.Purpose}, consent.Link)
+		if err != nil && in.BankID == "" && apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK) {
+			// The bank forgot this consent: the link is revoked and its
+			// accounts are no longer listed, as for any lapsed consent.
+			s.consents.ReportBankRevocation(ctx, consent.Link)
+			continue
+		}
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
 			continue

@@ -209,6 +209,31 @@ func TestGetBalance(t *testing.T) {
 	}
 }
 
+func TestABankThatForgotTheConsentRevokesTheLink(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	alice := e.as(t, "alice")
+	e.banks.set(func(b *fakeBanks) { b.forgot["sandbox"] = true })
+
+	// Named: the caller is told to ask the user to link again; the kit reports it.
+	_, err := e.client.GetBalance(alice, &balancev1.GetBalanceRequest{Name: aliceChecking + "/balance"})
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
+	// Across banks: that bank's accounts are left out, as for any lapsed
+	// consent, and the link is reported by the service.
+	resp, err := e.client.ListAccounts(alice, &balancev1.ListAccountsRequest{Parent: "users/alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range resp.GetAccounts() {
+		if a.GetBankId() == "sandbox" {
+			t.Errorf("listed %s from the bank that forgot the consent", a.GetName())
+		}
+	}
+	if got := e.consent.reportedLinks(); !slices.Equal(got, []string{"users/alice/links/l-sandbox", "users/alice/links/l-sandbox"}) {
+		t.Errorf("reported %v, want the sandbox link twice (once by the kit, once by ListAccounts)", got)
+	}
+}
+
 func TestListAccounts(t *testing.T) {
 	t.Parallel()
 	e := start(t)

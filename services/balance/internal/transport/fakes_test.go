@@ -17,8 +17,9 @@ import (
 // each (user, bank) pair it holds is a VALID link covering every scope.
 type fakeConsent struct {
 	mu      sync.Mutex
-	links   map[[2]string]app.Consent
-	entries []access.Entry
+	links    map[[2]string]app.Consent
+	entries  []access.Entry
+	reported []string
 }
 
 func newFakeConsent() *fakeConsent { return &fakeConsent{links: map[[2]string]app.Consent{}} }
@@ -63,7 +64,18 @@ func (f *fakeConsent) Decide(_ context.Context, user string, need access.Need, _
 }
 
 // ReportBankRevocation is part of access.ConsentChecker.
-func (f *fakeConsent) ReportBankRevocation(context.Context, string) error { return nil }
+func (f *fakeConsent) ReportBankRevocation(_ context.Context, link string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reported = append(f.reported, link)
+	return nil
+}
+
+func (f *fakeConsent) reportedLinks() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.reported)
+}
 
 // Record is the access log (access.Recorder).
 func (f *fakeConsent) Record(_ context.Context, e access.Entry) error {
@@ -76,6 +88,10 @@ func (f *fakeConsent) Record(_ context.Context, e access.Entry) error {
 // appConsents is fakeConsent as the app's port, as main adapts the
 // platform's checker.
 type appConsents struct{ f *fakeConsent }
+
+func (a appConsents) ReportBankRevocation(ctx context.Context, link string) {
+	_ = a.f.ReportBankRevocation(ctx, link)
+}
 
 func (a appConsents) Decide(_ context.Context, user, bankID string, _ commonv1.Scope, _ commonv1.Purpose) (app.Consent, error) {
 	return a.f.decide(user, bankID)
@@ -91,6 +107,7 @@ type fakeBanks struct {
 	txs      map[string][]app.Transaction // by bank account id
 	removed  map[string][]string          // by bank account id, reported on the first sync page
 	down     map[string]bool
+	forgot   map[string]bool // banks that no longer know any consent
 	calls    []bankCall
 }
 
@@ -102,7 +119,7 @@ type bankCall struct {
 func newFakeBanks(ids ...string) *fakeBanks {
 	return &fakeBanks{
 		ids: ids, accounts: map[string][]app.BankAccount{}, balances: map[string][]app.Balance{},
-		txs: map[string][]app.Transaction{}, removed: map[string][]string{}, down: map[string]bool{},
+		txs: map[string][]app.Transaction{}, removed: map[string][]string{}, down: map[string]bool{}, forgot: map[string]bool{},
 	}
 }
 
@@ -130,6 +147,9 @@ func (b *fakeBanks) call(method string, at app.BankAccess) error {
 	b.calls = append(b.calls, bankCall{method: method, at: at})
 	if b.down[at.BankID] {
 		return apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, "the bank is down")
+	}
+	if b.forgot[at.BankID] {
+		return apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank no longer knows this consent")
 	}
 	return nil
 }
