@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"time"
 
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
@@ -16,72 +15,47 @@ import (
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/consent/internal/transport"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
-	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 )
 
-// serve wires the service and serves until ctx ends: telemetry, token
-// verifier, database, Vault, bank adapters, then the gRPC server, the
-// change feed and the sweeper side by side. It tears down in reverse.
-func serve(ctx context.Context, cfg config, ready func(grpcAddr string)) error {
-	// Telemetry, the token verifier, Vault and the bank registry are wired
-	// the way every service wires them; the consent service is the one that
-	// answers consent checks, so it has none of its own.
-	rt, err := bootstrap.Start(ctx, bootstrap.Config{Server: cfg.Server, Vault: cfg.Vault, BanksFile: cfg.BanksFile})
+// start wires the service on the dependencies bootstrap built (database,
+// bank adapters): the gRPC servers, and the change feed and the sweeper
+// beside them.
+func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Service, error) {
+	log := d.Logger
+	st, err := store.New(ctx, d.DB, log)
 	if err != nil {
-		return err
+		return bootstrap.Service{}, err
 	}
-	defer rt.Close()
-	tel, verifier, reg := rt.Telemetry, rt.Verifier, rt.Banks
-	log := tel.Logger
-
-	db, err := storage.Open(ctx, cfg.DatabaseURL)
+	svc, err := app.New(st, banks.New(d.Banks), app.Config{ConsentTTL: cfg.ConsentTTL, Logger: log})
 	if err != nil {
-		return err
+		return bootstrap.Service{}, err
 	}
-	defer db.Close()
-	st, err := store.New(ctx, db, log)
-	if err != nil {
-		return err
-	}
-
-	svc, err := app.New(st, banks.New(reg), app.Config{ConsentTTL: cfg.ConsentTTL, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer svc.Close() // before the registry closes: revocations at banks may be in flight
-
-	g, gctx := errgroup.WithContext(ctx)
-	check := transport.NewCheckServer(svc, log, gctx.Done())
-	srv, err := server.New(cfg.Server, server.Deps{
-		Telemetry: tel,
-		Verifier:  verifier,
-		Recorder:  transport.NewRecorder(check),
-	}, func(r grpc.ServiceRegistrar) {
-		consentv1.RegisterConsentServiceServer(r, transport.NewConsentServer(svc))
-		consentv1.RegisterConsentCheckServiceServer(r, check)
-	})
-	if err != nil {
-		return err
-	}
-	log.Info("consent service starting on "+string(db.Dialect()), slog.String("addr", srv.GRPCAddr()))
-	if ready != nil {
-		ready(srv.GRPCAddr())
-	}
-	g.Go(func() error { return srv.Serve(gctx) })
-	g.Go(func() error { return st.Run(gctx) })
-	g.Go(func() error {
-		svc.RunSweeper(gctx, cfg.SweepInterval)
-		return nil
-	})
-	return g.Wait()
+	// Change streams end at the stop signal, so they do not hold the drain.
+	check := transport.NewCheckServer(svc, log, d.Stopping)
+	log.Info("consent service on " + string(d.DB.Dialect()))
+	return bootstrap.Service{
+		GRPC: func(r grpc.ServiceRegistrar) {
+			consentv1.RegisterConsentServiceServer(r, transport.NewConsentServer(svc))
+			consentv1.RegisterConsentCheckServiceServer(r, check)
+		},
+		Recorder: transport.NewRecorder(check),
+		Tasks: []func(context.Context) error{
+			st.Run,
+			func(ctx context.Context) error {
+				svc.RunSweeper(ctx, cfg.SweepInterval)
+				return nil
+			},
+		},
+		Close: svc.Close, // before the registry closes: revocations at banks may be in flight
+	}, nil
 }
 
 // verifyAccessLog checks the hash chain of one user's access log, or of
 // every user's, and prints what it found. A broken chain is an error, so
 // the command exits non-zero.
-func verifyAccessLog(ctx context.Context, cfg config, user string, out io.Writer) error {
-	db, err := storage.Open(ctx, cfg.DatabaseURL)
+func verifyAccessLog(ctx context.Context, databaseURL string, consentTTL time.Duration, user string, out io.Writer) error {
+	db, err := storage.Open(ctx, databaseURL)
 	if err != nil {
 		return err
 	}
@@ -90,7 +64,7 @@ func verifyAccessLog(ctx context.Context, cfg config, user string, out io.Writer
 	if err != nil {
 		return err
 	}
-	svc, err := app.New(st, nil, app.Config{ConsentTTL: cfg.ConsentTTL})
+	svc, err := app.New(st, nil, app.Config{ConsentTTL: consentTTL})
 	if err != nil {
 		return err
 	}

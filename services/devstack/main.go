@@ -1,30 +1,28 @@
 // Command devstack is `make dev`: it builds and starts the whole bankbridge
 // stack on 127.0.0.1 — a real Vault (in-memory dev server, or the one named
-// by VAULT_ADDR and VAULT_TOKEN), the sandbox bank, the consent and balance
-// services with embedded SQLite, and the gateway — prints how to make a
-// first call, and stops everything cleanly on Ctrl-C.
+// by VAULT_ADDR and VAULT_TOKEN), then every process of the table in
+// stack/table.go: the sandbox bank, the gateway and the services, with
+// embedded SQLite — prints how to make a first call, and stops everything
+// cleanly on Ctrl-C.
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
-	"syscall"
+	"text/tabwriter"
 
 	"github.com/bankbridge/bankbridge/services/devstack/stack"
+	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "devstack:", err)
-		os.Exit(1)
-	}
-}
+func main() { bootstrap.Main("devstack", run) }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected arguments %q: devstack takes none (VAULT_ADDR and VAULT_TOKEN name an external Vault)", args)
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return err
@@ -47,21 +45,33 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer s.Stop()
-	fmt.Printf(banner, s.GatewayURL, s.Vault.Addr)
+	printBanner(os.Stdout, s)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
 	return nil
 }
 
-const banner = `
-bankbridge dev stack is up.
+// printBanner says where every process listens and how to make a first
+// call.
+func printBanner(out io.Writer, s *stack.Stack) {
+	fmt.Fprint(out, "\nbankbridge dev stack is up.\n\n")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, p := range stack.Table() {
+		switch p.Kind {
+		case stack.Gateway:
+			fmt.Fprintf(w, "  %s (REST)\t%s\tOpenAPI: %[2]s/openapi.json\n", p.Name, s.GatewayURL)
+		case stack.Bank:
+			fmt.Fprintf(w, "  %s bank\t%s\tgRPC, bankbridge.adapter.v1; admin http://%s\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
+		case stack.Service:
+			fmt.Fprintf(w, "  %s (gRPC)\t%s\tadmin http://%s (/healthz, /readyz, /metrics)\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
+		}
+	}
+	fmt.Fprintf(w, "  vault\t%s\tbank credentials at bankbridge/banks/<bank id> (KV v2)\n", s.Vault.Addr)
+	_ = w.Flush()
+	fmt.Fprintf(out, firstCall, s.GatewayURL)
+}
 
-  gateway (REST)    %[1]s      OpenAPI: %[1]s/openapi.json
-  consent (gRPC)    127.0.0.1:9101
-  balance (gRPC)    127.0.0.1:9102
-  sandbox bank      127.0.0.1:9400 (gRPC, bankbridge.adapter.v1)
-  vault             %[2]s
-
+const firstCall = `
 A first call (needs curl and jq; the sandbox's two-factor code is 123456):
 
   GW=%[1]s

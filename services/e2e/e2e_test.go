@@ -67,20 +67,12 @@ func runMain(m *testing.M) int {
 	tb := &mainTB{}
 	spans, otlp := startCollector(tb)
 	defer tb.cleanup()
-	addr := func() string {
-		a, err := stack.FreeAddr()
-		if err != nil {
-			panic(err)
-		}
-		return a
-	}
 	logs := &syncBuffer{}
 	opts := stack.Options{
-		Root:        root,
-		DataDir:     must(os.MkdirTemp("", "bankbridge-e2e-")),
-		GatewayAddr: addr(), ConsentAddr: addr(), BalanceAddr: addr(), SandboxAddr: addr(), VaultAddr: addr(),
-		ConsentAdminAddr: addr(), BalanceAdminAddr: addr(),
-		Logs: logs,
+		Root:      root,
+		DataDir:   must(os.MkdirTemp("", "bankbridge-e2e-")),
+		FreePorts: true,
+		Logs:      logs,
 		Env: []string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlp,
 			"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
@@ -99,7 +91,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer s.Stop()
-	shared = &env{stack: s, spans: spans, logs: logs, balance: opts.BalanceAddr, consent: opts.ConsentAddr, balAdmin: opts.BalanceAdminAddr}
+	shared = &env{stack: s, spans: spans, logs: logs, balance: s.Addr("balance"), consent: s.Addr("consent"), balAdmin: s.AdminAddr("balance")}
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintln(os.Stderr, "--- stack output ---\n"+logs.String())

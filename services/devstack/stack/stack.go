@@ -1,9 +1,10 @@
 // Package stack starts bankbridge's whole dev stack as real processes on
-// 127.0.0.1: a Vault (in-memory dev server, or one you point it at), the
-// sandbox bank, every service built so far and the gateway, wired the way a
-// production deployment is — JWTs checked against the gateway's dev issuer,
-// bank credentials read from Vault, real gRPC between processes. `make dev`
-// runs it through ../main.go; the end-to-end tests run it too.
+// 127.0.0.1: a Vault (in-memory dev server, or one you point it at), then
+// every process of the table (table.go) — the sandbox bank, the gateway and
+// every service — wired the way a production deployment is: JWTs checked
+// against the gateway's dev issuer, bank credentials read from Vault, real
+// gRPC between processes. `make dev` runs it through ../main.go; the
+// end-to-end tests run it too.
 package stack
 
 import (
@@ -19,37 +20,34 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Options say where things are and which addresses to use. Zero addresses
-// take the documented defaults; tests pass "127.0.0.1:0"-style free ports
-// from FreeAddr.
+// Options say where things are and which addresses to use.
 type Options struct {
 	// Root is the repository root (the directory holding go.work).
 	Root string
-	// DataDir holds generated config, keys and SQLite files; default
-	// <Root>/.dev.
+	// DataDir holds generated config, keys, binaries and SQLite files;
+	// default <Root>/.dev.
 	DataDir string
 
-	GatewayAddr string // default 127.0.0.1:8080
-	ConsentAddr string // default 127.0.0.1:9101
-	BalanceAddr string // default 127.0.0.1:9102
-	// Admin listeners (/healthz, /readyz, /metrics) of the services.
-	ConsentAdminAddr string // default 127.0.0.1:9201
-	BalanceAdminAddr string // default 127.0.0.1:9202
-	SandboxAddr      string // default 127.0.0.1:9400
-	VaultAddr        string // own dev Vault's address; default 127.0.0.1:8200
+	// FreePorts puts every listener on a port free at start instead of the
+	// table's (tests).
+	FreePorts bool
+	// VaultAddr is the own dev Vault's address; default 127.0.0.1:8200 (a
+	// free port with FreePorts).
+	VaultAddr string
 
 	// ExternalVault, when its Addr is set, is used instead of starting one:
 	// the stack seeds the sandbox credential there (KV v2 mount bankbridge,
 	// enabled if missing).
 	ExternalVault VaultRef
 
-	// Env is added to every service's environment (e.g. OTEL_* for tests).
+	// Env is added to every process's environment (e.g. OTEL_* for tests).
 	Env []string
 	// Logs receives every process's output, each line prefixed by its name.
 	Logs io.Writer
@@ -63,6 +61,8 @@ type VaultRef struct {
 // Stack is a running dev stack.
 type Stack struct {
 	opts       Options
+	table      []Process
+	addrs      map[string]string // "<name>" and "<name>-admin"
 	GatewayURL string
 	Vault      VaultRef
 	// SandboxKeyFile is the sandbox's accepted API key; rotate by writing a
@@ -70,6 +70,9 @@ type Stack struct {
 	SandboxKeyFile string
 	// DevClient is the client id of user tokens from POST /v1/dev/tokens.
 	DevClient string
+
+	serviceSecret string
+	banksFile     string
 
 	mu    sync.Mutex
 	procs []*proc
@@ -87,49 +90,44 @@ const devClient = "dev-client"
 const devClientPurposes = devClient + "=ACCOUNT_INFORMATION,PURCHASE_HISTORY,ORDER_TRACKING,CUSTOMER_SUPPORT,FRAUD_PREVENTION,CONSENT_MANAGEMENT"
 
 func (o *Options) defaults() {
-	o.DataDir = cmpOr(o.DataDir, filepath.Join(o.Root, ".dev"))
-	o.GatewayAddr = cmpOr(o.GatewayAddr, "127.0.0.1:8080")
-	o.ConsentAddr = cmpOr(o.ConsentAddr, "127.0.0.1:9101")
-	o.BalanceAddr = cmpOr(o.BalanceAddr, "127.0.0.1:9102")
-	o.ConsentAdminAddr = cmpOr(o.ConsentAdminAddr, "127.0.0.1:9201")
-	o.BalanceAdminAddr = cmpOr(o.BalanceAdminAddr, "127.0.0.1:9202")
-	o.SandboxAddr = cmpOr(o.SandboxAddr, "127.0.0.1:9400")
-	o.VaultAddr = cmpOr(o.VaultAddr, "127.0.0.1:8200")
+	if o.DataDir == "" {
+		o.DataDir = filepath.Join(o.Root, ".dev")
+	}
+	if o.VaultAddr == "" {
+		o.VaultAddr = "127.0.0.1:8200"
+		if o.FreePorts {
+			o.VaultAddr = mustFreeAddr()
+		}
+	}
 	if o.Logs == nil {
 		o.Logs = io.Discard
 	}
 }
 
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
+// BinDir is where Build puts the binaries.
+func (o Options) BinDir() string {
+	if o.DataDir == "" {
+		return filepath.Join(o.Root, ".dev", "bin")
 	}
-	return v
+	return filepath.Join(o.DataDir, "bin")
 }
 
-// BinDir is where Build puts the binaries.
-func (o Options) BinDir() string { return filepath.Join(o.DataDir, "bin") }
-
-// Build compiles the sandbox bank, the services and the gateway into
-// BinDir, and checks that the Vault binary exists (make vault builds it).
+// Build compiles every process of the table into BinDir, and checks that
+// the Vault binary exists (make vault builds it).
 func Build(ctx context.Context, o Options) error {
 	o.defaults()
 	if err := os.MkdirAll(o.BinDir(), 0o755); err != nil {
 		return err
 	}
-	builds := []struct{ dir, pkg string }{
-		{"services", "./consent"},
-		{"services", "./balance"},
-		{"services", "./gateway"},
-		{"adapters", "./sandbox/cmd/sandbox"},
+	args := []string{"build", "-o", o.BinDir() + "/"}
+	for _, p := range table {
+		args = append(args, p.Package)
 	}
-	for _, b := range builds {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", o.BinDir()+"/", b.pkg)
-		cmd.Dir = filepath.Join(o.Root, b.dir)
-		cmd.Env = append(os.Environ(), "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
-		}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = filepath.Join(o.Root, "services")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	if _, err := os.Stat(vaultBin(o)); err != nil && o.ExternalVault.Addr == "" {
 		return fmt.Errorf("no Vault server binary at %s: run `make vault` (or set VAULT_ADDR and VAULT_TOKEN)", vaultBin(o))
@@ -139,88 +137,41 @@ func Build(ctx context.Context, o Options) error {
 
 func vaultBin(o Options) string { return filepath.Join(o.Root, "bin", "vault") }
 
-// Start starts the stack from binaries Build made, and returns once the
-// gateway reports every backend SERVING. On error, what started is stopped.
+// Start starts the stack from binaries Build made: Vault, then the table in
+// order, each once it answers /readyz; it returns once the gateway reports
+// every backend SERVING. On error, what started is stopped.
 func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	o.defaults()
-	s = &Stack{opts: o, GatewayURL: "http://" + o.GatewayAddr, DevClient: devClient}
+	s = &Stack{opts: o, table: Table(), addrs: map[string]string{}, DevClient: devClient, serviceSecret: randomHex(16)}
 	defer func() {
 		if err != nil {
 			s.Stop()
 		}
 	}()
+	if err := checkTable(s.table); err != nil {
+		return s, err
+	}
+	for _, p := range s.table {
+		s.addrs[p.Name] = s.listenAddr(p.Port)
+		if p.AdminPort != 0 {
+			s.addrs[p.Name+"-admin"] = s.listenAddr(p.AdminPort)
+		}
+	}
+	s.GatewayURL = "http://" + s.addrs["gateway"]
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return s, err
 	}
-
-	// 1. Vault, and the sandbox bank's credential in it.
-	if o.ExternalVault.Addr != "" {
-		s.Vault = o.ExternalVault
-	} else {
-		s.Vault = VaultRef{Addr: "http://" + o.VaultAddr, Token: randomHex(16)}
-		if err := s.start(ctx, "vault", vaultBin(o), nil, "server", "-dev",
-			"-dev-root-token-id="+s.Vault.Token, "-dev-listen-address="+o.VaultAddr, "-dev-no-store-token"); err != nil {
+	if err := s.startVault(ctx); err != nil {
+		return s, err
+	}
+	s.banksFile = filepath.Join(o.DataDir, "banks.yaml")
+	if err := os.WriteFile(s.banksFile, []byte(s.banksYAML()), 0o600); err != nil {
+		return s, err
+	}
+	for _, p := range s.table {
+		if err := s.startProcess(ctx, p); err != nil {
 			return s, err
 		}
-		if err := waitHTTP(ctx, s.Vault.Addr+"/v1/sys/health", 30*time.Second); err != nil {
-			return s, fmt.Errorf("vault: %w", err)
-		}
-	}
-	if err := s.vaultCLI(ctx, "secrets", "enable", "-path=bankbridge", "kv-v2"); err != nil && !strings.Contains(err.Error(), "path is already in use") {
-		return s, fmt.Errorf("enable KV v2 at bankbridge/: %w", err)
-	}
-	key := randomHex(24)
-	if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/banks/sandbox", "api_key="+key); err != nil {
-		return s, fmt.Errorf("seed sandbox credential: %w", err)
-	}
-	s.SandboxKeyFile = filepath.Join(o.DataDir, "sandbox-api-key")
-	if err := os.WriteFile(s.SandboxKeyFile, []byte(key+"\n"), 0o600); err != nil {
-		return s, err
-	}
-
-	// 2. The sandbox bank.
-	bin := o.BinDir()
-	if err := s.start(ctx, "sandbox", filepath.Join(bin, "sandbox"), o.Env,
-		"--addr="+o.SandboxAddr, "--api-key-file="+s.SandboxKeyFile); err != nil {
-		return s, err
-	}
-	banks := filepath.Join(o.DataDir, "banks.yaml")
-	if err := os.WriteFile(banks, []byte(fmt.Sprintf(banksYAML, o.SandboxAddr)), 0o600); err != nil {
-		return s, err
-	}
-
-	// 3. The gateway first: in dev mode it is the token issuer the services
-	// verify against.
-	serviceSecret := randomHex(16)
-	if err := s.start(ctx, "gateway", filepath.Join(bin, "gateway"), o.Env,
-		"--addr="+o.GatewayAddr, "--dev-mode", "--dev-issuer="+s.GatewayURL,
-		"--dev-service-clients=balance,consent", "--dev-service-secret="+serviceSecret,
-		"--consent-addr="+o.ConsentAddr, "--balance-addr="+o.BalanceAddr); err != nil {
-		return s, err
-	}
-	if err := waitHTTP(ctx, s.GatewayURL+"/.well-known/jwks.json", 30*time.Second); err != nil {
-		return s, fmt.Errorf("gateway: %w", err)
-	}
-
-	common := []string{
-		"--dev-mode", "--drain-delay=0s",
-		"--issuer=" + s.GatewayURL, "--jwks-url=" + s.GatewayURL + "/.well-known/jwks.json",
-		"--client-purposes=" + devClientPurposes, "--internal-clients=balance",
-		"--vault-addr=" + s.Vault.Addr, "--vault-token=" + s.Vault.Token,
-		"--banks=" + banks,
-	}
-	// 4. The consent service, with embedded SQLite.
-	if err := s.start(ctx, "consent", filepath.Join(bin, "consent"), o.Env, append(common,
-		"--grpc-addr="+o.ConsentAddr, "--admin-addr="+o.ConsentAdminAddr,
-		"--data-dir="+filepath.Join(o.DataDir, "consent"))...); err != nil {
-		return s, err
-	}
-	// 5. The balance service.
-	if err := s.start(ctx, "balance", filepath.Join(bin, "balance"), o.Env, append(common,
-		"--grpc-addr="+o.BalanceAddr, "--admin-addr="+o.BalanceAdminAddr,
-		"--consent-addr="+o.ConsentAddr, "--token-url="+s.GatewayURL+"/oauth/token",
-		"--client-id=balance", "--client-secret="+serviceSecret)...); err != nil {
-		return s, err
 	}
 	if err := waitHTTP(ctx, s.GatewayURL+"/healthz", 60*time.Second); err != nil {
 		return s, fmt.Errorf("backends did not become healthy: %w", err)
@@ -228,10 +179,87 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	return s, nil
 }
 
-const banksYAML = `# Written by the dev stack. See adapters/README.md for every field.
-banks:
-  - id: sandbox
-    display_name: Sandbox Bank
+// checkTable refuses a table where a process starts before what it needs.
+func checkTable(t []Process) error {
+	started := map[string]bool{}
+	for _, p := range t {
+		for _, d := range p.dependencies(t) {
+			if !started[d] {
+				return fmt.Errorf("dev stack table: %s needs %s, which must come before it", p.Name, d)
+			}
+		}
+		started[p.Name] = true
+	}
+	return nil
+}
+
+func (s *Stack) listenAddr(port int) string {
+	if s.opts.FreePorts {
+		return mustFreeAddr()
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// Addr is the address of a process's gRPC listener (the gateway: HTTP).
+func (s *Stack) Addr(name string) string { return s.addrs[name] }
+
+// AdminAddr is the address of a process's admin listener (/healthz,
+// /readyz, /metrics), "" without one.
+func (s *Stack) AdminAddr(name string) string { return s.addrs[name+"-admin"] }
+
+// startVault starts the own dev Vault, unless an external one is given,
+// and seeds every bank's API key in it.
+func (s *Stack) startVault(ctx context.Context) error {
+	o := s.opts
+	if o.ExternalVault.Addr != "" {
+		s.Vault = o.ExternalVault
+	} else {
+		s.Vault = VaultRef{Addr: "http://" + o.VaultAddr, Token: randomHex(16)}
+		if err := s.start(ctx, "vault", vaultBin(o), nil, "server", "-dev",
+			"-dev-root-token-id="+s.Vault.Token, "-dev-listen-address="+o.VaultAddr, "-dev-no-store-token"); err != nil {
+			return err
+		}
+		if err := waitHTTP(ctx, s.Vault.Addr+"/v1/sys/health", 30*time.Second); err != nil {
+			return fmt.Errorf("vault: %w", err)
+		}
+	}
+	if err := s.vaultCLI(ctx, "secrets", "enable", "-path=bankbridge", "kv-v2"); err != nil && !strings.Contains(err.Error(), "path is already in use") {
+		return fmt.Errorf("enable KV v2 at bankbridge/: %w", err)
+	}
+	for _, p := range s.table {
+		if p.Kind != Bank {
+			continue
+		}
+		key := randomHex(24)
+		if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/banks/"+p.Name, "api_key="+key); err != nil {
+			return fmt.Errorf("seed %s credential: %w", p.Name, err)
+		}
+		if err := os.WriteFile(s.keyFile(p.Name), []byte(key+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	s.SandboxKeyFile = s.keyFile("sandbox")
+	return nil
+}
+
+func (s *Stack) keyFile(bank string) string {
+	return filepath.Join(s.opts.DataDir, bank+"-api-key")
+}
+
+// banksYAML lists every Bank of the table, as remote banks.
+func (s *Stack) banksYAML() string {
+	var b strings.Builder
+	b.WriteString("# Written by the dev stack. See adapters/README.md for every field.\nbanks:\n")
+	for _, p := range s.table {
+		if p.Kind == Bank {
+			fmt.Fprintf(&b, banksEntry, p.Name, strings.ToUpper(p.Name[:1])+p.Name[1:]+" Bank", s.Addr(p.Name))
+		}
+	}
+	return b.String()
+}
+
+const banksEntry = `  - id: %s
+    display_name: %s
     kind: remote
     endpoint: %s
     timeout: 5s
@@ -240,6 +268,76 @@ banks:
       per_second: 2000
       burst: 2000
 `
+
+// args are the flags the stack gives p, derived from its kind and needs.
+func (s *Stack) args(p Process) []string {
+	var args []string
+	switch p.Kind {
+	case Bank:
+		args = []string{"--grpc-addr=" + s.Addr(p.Name), "--api-key-file=" + s.keyFile(p.Name)}
+	case Gateway:
+		var clients []string
+		for _, q := range s.table {
+			if q.Kind == Service {
+				clients = append(clients, q.Name)
+				args = append(args, "--"+q.Name+"-addr="+s.Addr(q.Name))
+			}
+		}
+		args = append([]string{"--addr=" + s.Addr(p.Name), "--dev-mode", "--dev-issuer=" + s.GatewayURL,
+			"--dev-service-clients=" + strings.Join(clients, ","), "--dev-service-secret=" + s.serviceSecret}, args...)
+	case Service:
+		var internal []string
+		for _, q := range s.table {
+			if q.Needs.Consent {
+				internal = append(internal, q.Name)
+			}
+		}
+		args = []string{
+			"--grpc-addr=" + s.Addr(p.Name), "--dev-mode", "--drain-delay=0s",
+			"--issuer=" + s.GatewayURL, "--jwks-url=" + s.GatewayURL + "/.well-known/jwks.json",
+			"--client-purposes=" + devClientPurposes, "--internal-clients=" + strings.Join(internal, ","),
+		}
+	}
+	if p.AdminPort != 0 {
+		args = append(args, "--admin-addr="+s.AdminAddr(p.Name))
+	} else if p.Kind == Bank {
+		args = append(args, "--admin-addr=")
+	}
+	if p.Needs.Banks || p.Needs.Vault {
+		args = append(args, "--vault-addr="+s.Vault.Addr, "--vault-token="+s.Vault.Token)
+	}
+	if p.Needs.Banks {
+		args = append(args, "--banks="+s.banksFile)
+	}
+	if p.Needs.Consent {
+		args = append(args, "--consent-addr="+s.Addr("consent"), "--token-url="+s.GatewayURL+"/oauth/token",
+			"--client-id="+p.Name, "--client-secret="+s.serviceSecret)
+	}
+	if p.Needs.Storage {
+		args = append(args, "--data-dir="+filepath.Join(s.opts.DataDir, p.Name))
+	}
+	return append(args, p.Flags...)
+}
+
+// startProcess starts p with extra flags after its own, and waits until it
+// answers /readyz.
+func (s *Stack) startProcess(ctx context.Context, p Process, extra ...string) error {
+	if err := s.start(ctx, p.Name, filepath.Join(s.opts.BinDir(), filepath.Base(p.Package)), s.opts.Env,
+		append(s.args(p), extra...)...); err != nil {
+		return err
+	}
+	readyz := "http://" + s.Addr(p.Name) + "/readyz"
+	if p.Kind != Gateway {
+		if p.AdminPort == 0 {
+			return nil
+		}
+		readyz = "http://" + s.AdminAddr(p.Name) + "/readyz"
+	}
+	if err := waitHTTP(ctx, readyz, 60*time.Second); err != nil {
+		return fmt.Errorf("%s: %w", p.Name, err)
+	}
+	return nil
+}
 
 // vaultCLI runs the real vault binary as a client.
 func (s *Stack) vaultCLI(ctx context.Context, args ...string) error {
@@ -290,7 +388,7 @@ func (s *Stack) start(ctx context.Context, name, bin string, env []string, args 
 	// not a mystery later.
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited at start (exit %v); its output is above", name, cmd.ProcessState)
+		return fmt.Errorf("%s exited at start (%v); its output is above", name, cmd.ProcessState)
 	case <-time.After(200 * time.Millisecond):
 	case <-ctx.Done():
 		return ctx.Err()
@@ -299,7 +397,9 @@ func (s *Stack) start(ctx context.Context, name, bin string, env []string, args 
 }
 
 // StopProcess stops one process of the stack by name ("sandbox",
-// "balance", ...), as an outage would; tests use it.
+// "balance", ...) with SIGTERM, as an outage or a rolling deploy would, and
+// returns once it has exited. The error says when it did not exit cleanly
+// (a non-zero status, or killed after 10 seconds).
 func (s *Stack) StopProcess(name string) error {
 	s.mu.Lock()
 	var p *proc
@@ -314,14 +414,18 @@ func (s *Stack) StopProcess(name string) error {
 	if p == nil {
 		return fmt.Errorf("no process %q in the stack", name)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+	return stop(p)
+}
+
+// Restart starts a stopped process of the table again, with extra flags
+// after the stack's, and waits until it is ready.
+func (s *Stack) Restart(ctx context.Context, name string, extra ...string) error {
+	for _, p := range s.table {
+		if p.Name == name {
+			return s.startProcess(ctx, p, extra...)
+		}
 	}
-	return nil
+	return fmt.Errorf("no process %q in the table", name)
 }
 
 // Stop sends SIGTERM to every process, newest first, and kills what has not
@@ -332,15 +436,23 @@ func (s *Stack) Stop() {
 	s.procs = nil
 	s.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		p := procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
+		_ = stop(procs[i])
 	}
+}
+
+func stop(p *proc) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		return fmt.Errorf("%s did not exit within 10s of SIGTERM; killed", p.name)
+	}
+	if !p.cmd.ProcessState.Success() {
+		return fmt.Errorf("%s exited with %v after SIGTERM", p.name, p.cmd.ProcessState)
+	}
+	return nil
 }
 
 func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
@@ -376,6 +488,14 @@ func FreeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+func mustFreeAddr() string {
+	a, err := FreeAddr()
+	if err != nil {
+		panic(err)
+	}
+	return a
 }
 
 func randomHex(n int) string {

@@ -1,7 +1,32 @@
-// Package bootstrap wires what every bankbridge data service starts with,
-// so a service's main is config plus its own handlers: telemetry, the token
-// verifier, the Vault credentials provider, the bank adapter registry, the
-// consent check and audit hook, and the server kit.
+// Package bootstrap is the one way a bankbridge binary starts: every
+// service, the gateway and the sandbox bank. A binary declares what it is
+// (a Spec: its kind, its config, the dependencies it needs, and a Start
+// function that wires its handlers); the kit parses flags and BANKBRIDGE_*
+// variables, refuses to start when a declared dependency is not configured,
+// sets up telemetry with the build version, builds the dependencies, serves,
+// and stops with the one shutdown sequence (server.Shutdown).
+//
+// A service's main:
+//
+//	func main() { bootstrap.Main("balance", run) }
+//
+//	func run(ctx context.Context, args []string) error {
+//		cfg := bootstrap.Defaults("balance", "127.0.0.1:9102", "127.0.0.1:9202")
+//		return bootstrap.Run(ctx, args, bootstrap.Spec{
+//			Config: &cfg,
+//			Needs:  bootstrap.Needs{Banks: true, Consent: true},
+//			Start: func(_ context.Context, d *bootstrap.Deps) (bootstrap.Service, error) {
+//				h := transport.New(app.New(banks.New(d.Banks), d.Consent))
+//				return bootstrap.Service{GRPC: func(r grpc.ServiceRegistrar) { balancev1.RegisterBalanceServiceServer(r, h) }}, nil
+//			},
+//		})
+//	}
+//
+// Lifetimes: ctx (from Main, ended by SIGINT or SIGTERM) is only the stop
+// signal. Everything a handler uses — the Vault credentials provider, the
+// token verifier's JWKS cache, the service token, connections, the
+// database — lives on a context of its own that ends after the servers have
+// drained, so calls served during the drain work like any other.
 package bootstrap
 
 import (
@@ -9,220 +34,166 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
-	"time"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/peterbourgon/ff/v3"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 
 	"github.com/bankbridge/bankbridge/adapters"
-	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
-	"github.com/bankbridge/bankbridge/services/platform/auth"
-	"github.com/bankbridge/bankbridge/services/platform/client"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
-	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
-// Config is the server kit's config plus the dependencies a data service
-// reaches: Vault, the banks, the consent service, and the identity
-// provider's token endpoint for service-to-service calls.
-type Config struct {
-	Server server.Config
-	Vault  credentials.Config
+// Kind is how a binary serves; it decides which listener and caller flags
+// it takes.
+type Kind int
 
-	// BanksFile is banks.yaml; empty means the service talks to no bank.
-	BanksFile string
-	// ConsentAddr is the consent service; empty means no consent check
-	// (only the consent service itself runs so).
-	ConsentAddr string
-	// ConsentCacheTTL is how long allowed consent decisions are reused
-	// while the change stream is up; 0 asks every time.
-	ConsentCacheTTL time.Duration
+const (
+	// KindService is a bankbridge service: gRPC through the server kit
+	// (token check, validation, access rules, consent, access log, health,
+	// reflection) on --grpc-addr, and the admin listener on --admin-addr.
+	KindService Kind = iota
+	// KindBank is a bank adapter server (the sandbox bank): gRPC with
+	// telemetry and health but no bankbridge token check — the adapter
+	// protocol authenticates bankbridge by API key — on --grpc-addr, and the
+	// admin listener on --admin-addr.
+	KindBank
+	// KindGateway is an HTTP server on --addr (the REST gateway), with
+	// /readyz added.
+	KindGateway
+)
 
-	// Service credentials (OAuth 2.0 client credentials) for internal calls.
-	TokenURL     string
-	ClientID     string
-	ClientSecret credentials.Sensitive
+// Needs are the dependencies a binary declares. Each one declared must be
+// configured, or the binary refuses to start and names the missing flag;
+// each one declared is set in Deps.
+type Needs struct {
+	// Banks: the bank adapter registry from --banks, with bank credentials
+	// from Vault when --vault-addr is set (required for remote banks).
+	Banks bool
+	// Vault: the Vault credentials provider (--vault-addr, ...).
+	Vault bool
+	// Consent: the consent check and access log through the consent service
+	// (--consent-addr), called with this service's client credentials from
+	// --token-url.
+	Consent bool
+	// Storage: the service's database (--database-url, or a SQLite file
+	// named after the service in --data-dir).
+	Storage bool
 }
 
-// Defaults returns the config a service starts from.
-func Defaults(name, grpcAddr, adminAddr string) Config {
-	return Config{
-		Server:          server.Defaults(name, grpcAddr, adminAddr),
-		Vault:           credentials.Config{Auth: credentials.AuthConfig{Method: credentials.AuthToken}},
-		ConsentCacheTTL: 2 * time.Second,
-		ClientID:        name,
-	}
+// Configurer is a binary's config: a struct that embeds Config. A config
+// with fields of its own also implements FlagRegisterer, and Validator to
+// check them.
+type Configurer interface {
+	base() *Config
 }
 
-// RegisterFlags binds every field to fs.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Server.RegisterFlags(fs)
-	c.Vault.RegisterFlags(fs)
-	fs.StringVar(&c.BanksFile, "banks", c.BanksFile, "banks.yaml: the banks and how to reach their adapters")
-	fs.StringVar(&c.ConsentAddr, "consent-addr", c.ConsentAddr, "consent service gRPC address")
-	fs.DurationVar(&c.ConsentCacheTTL, "consent-cache-ttl", c.ConsentCacheTTL, "reuse allowed consent decisions this long while the change stream is up (0: never)")
-	fs.StringVar(&c.TokenURL, "token-url", c.TokenURL, "identity provider token endpoint for this service's client credentials")
-	fs.StringVar(&c.ClientID, "client-id", c.ClientID, "this service's client id at the identity provider")
-	fs.Func("client-secret", "this service's client secret", func(s string) error {
-		c.ClientSecret = credentials.Sensitive(s)
-		return nil
-	})
+// FlagRegisterer is a config with flags of its own, registered after the
+// kit's.
+type FlagRegisterer interface {
+	RegisterFlags(fs *flag.FlagSet)
 }
 
-// Parse fills c from args and BANKBRIDGE_* environment variables.
-func (c *Config) Parse(args []string) error {
-	fs := flag.NewFlagSet(c.Server.Name, flag.ContinueOnError)
-	c.RegisterFlags(fs)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("BANKBRIDGE")); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if err := c.Server.Validate(); err != nil {
-		return err
-	}
-	if c.ConsentAddr != "" && c.TokenURL == "" {
-		return errors.New("config: --token-url (BANKBRIDGE_TOKEN_URL) is required to call the consent service")
-	}
-	return nil
+// Validator is a config that checks its own fields once they are parsed.
+type Validator interface {
+	Validate() error
 }
 
-// Runtime is what Start wired. Fields are nil when not configured.
-type Runtime struct {
-	Config    Config
+// Spec declares one binary.
+type Spec struct {
+	Kind   Kind
+	Config Configurer
+	Needs  Needs
+	// Start wires the binary's handlers once every dependency is up, and
+	// returns what to serve. It runs once; ctx lives until the servers have
+	// drained.
+	Start func(ctx context.Context, d *Deps) (Service, error)
+	// Ready, when set, learns the bound addresses (tests listen on port 0).
+	Ready func(Listening)
+	// Logs receives the JSON log lines; default os.Stderr.
+	Logs io.Writer
+}
+
+// Listening are the addresses a binary is bound to.
+type Listening struct {
+	// Addr is the gRPC address (KindService, KindBank) or the HTTP address
+	// (KindGateway).
+	Addr string
+	// AdminAddr is the admin listener's address; "" without one.
+	AdminAddr string
+}
+
+// Service is what a Start function hands back to be served.
+type Service struct {
+	// GRPC registers the implementations (KindService, KindBank).
+	GRPC func(grpc.ServiceRegistrar)
+	// HTTP is the handler of a KindGateway binary.
+	HTTP http.Handler
+	// Admin are extra routes on the admin listener.
+	Admin map[string]http.Handler
+	// Recorder appends to the access log in place of the consent service's
+	// (the consent service records its own accesses).
+	Recorder access.Recorder
+	// Tasks run beside the servers until they have drained (then their ctx
+	// ends). A task's error stops the binary.
+	Tasks []func(ctx context.Context) error
+	// Close runs after the servers have drained and the tasks returned,
+	// before the dependencies close.
+	Close func()
+}
+
+// Deps are the dependencies the kit built. A dependency in Needs is never
+// nil; they stay usable until the servers have drained.
+type Deps struct {
 	Telemetry *telemetry.Telemetry
-	Verifier  *auth.Verifier
-	Vault     *credentials.Provider
-	Banks     *adapters.Registry
-	Consent   *consentcheck.Checker
-
-	consentConn *grpc.ClientConn
-	closers     []func()
+	Logger    *slog.Logger
+	// Banks is set with Needs.Banks.
+	Banks *adapters.Registry
+	// Vault is set with Needs.Vault, and with Needs.Banks when --vault-addr
+	// is set.
+	Vault *credentials.Provider
+	// Consent is set with Needs.Consent.
+	Consent *consentcheck.Checker
+	// DB is set with Needs.Storage.
+	DB *storage.DB
+	// Stopping is closed when the stop signal arrives. Long-lived streams
+	// end on it, so they do not hold the graceful stop until the grace
+	// period ends; unary calls are served through the drain.
+	Stopping <-chan struct{}
 }
 
-// Start builds the runtime.
-func Start(ctx context.Context, cfg Config) (rt *Runtime, err error) {
-	rt = &Runtime{Config: cfg}
-	defer func() {
-		if err != nil {
-			rt.Close()
-		}
-	}()
-	if rt.Telemetry, err = telemetry.Setup(ctx, telemetry.Config{
-		ServiceName: cfg.Server.Name, ServiceVersion: cfg.Server.Version, LogLevel: cfg.Server.LogLevel,
-	}); err != nil {
-		return rt, err
+// Main runs a binary: run gets the arguments and a context that ends on
+// SIGINT or SIGTERM. Main exits 2 when run returns flag.ErrHelp (-h),
+// 1 with the error on stderr when it fails, 0 otherwise.
+func Main(name string, run func(ctx context.Context, args []string) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
 	}
-	rt.closers = append(rt.closers, func() { _ = rt.Telemetry.Shutdown(context.WithoutCancel(ctx)) })
-
-	if rt.Verifier, err = auth.NewVerifier(ctx, auth.Config{
-		Issuer: cfg.Server.Issuer, Audience: cfg.Server.Audience, JWKSURL: cfg.Server.JWKSURL,
-	}); err != nil {
-		return rt, err
-	}
-	rt.closers = append(rt.closers, func() { _ = rt.Verifier.Close(context.WithoutCancel(ctx)) })
-
-	if cfg.Vault.Address != "" {
-		if rt.Vault, err = credentials.New(ctx, cfg.Vault,
-			credentials.WithLogger(rt.Telemetry.Logger),
-			credentials.WithMeterProvider(rt.Telemetry.MeterProvider),
-		); err != nil {
-			return rt, fmt.Errorf("vault: %w", err)
-		}
-		rt.closers = append(rt.closers, func() { _ = rt.Vault.Close() })
-	}
-
-	if cfg.BanksFile != "" {
-		banks, err := adapters.LoadConfig(cfg.BanksFile)
-		if err != nil {
-			return rt, err
-		}
-		opts := []adapters.Option{adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-			otelgrpc.WithTracerProvider(rt.Telemetry.TracerProvider),
-			otelgrpc.WithMeterProvider(rt.Telemetry.MeterProvider),
-			otelgrpc.WithPropagators(rt.Telemetry.Propagator),
-		)))}
-		if rt.Vault != nil {
-			opts = append(opts, adapters.WithCredentials(VaultCredentials{Provider: rt.Vault}))
-		}
-		if rt.Banks, err = adapters.NewRegistry(banks, opts...); err != nil {
-			return rt, err
-		}
-		rt.closers = append(rt.closers, func() { _ = rt.Banks.Close() })
-	}
-
-	if cfg.ConsentAddr != "" {
-		token := client.NewServiceToken(ctx, cfg.TokenURL, cfg.ClientID, string(cfg.ClientSecret))
-		if rt.consentConn, err = client.Dial(cfg.ConsentAddr, rt.Telemetry, client.Options{
-			PerRPCCredentials: token,
-			RetryMethods:      []string{consentv1.ConsentCheckService_CheckConsent_FullMethodName},
-		}); err != nil {
-			return rt, err
-		}
-		rt.closers = append(rt.closers, func() { _ = rt.consentConn.Close() })
-		rt.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(rt.consentConn), consentcheck.Options{
-			CacheTTL: cfg.ConsentCacheTTL, Logger: rt.Telemetry.Logger,
-		})
-	}
-	return rt, nil
 }
 
-// Serve runs the service's gRPC server through the kit until ctx ends, with
-// the consent check and audit hook when a consent service is configured.
-func (rt *Runtime) Serve(ctx context.Context, register func(grpc.ServiceRegistrar)) error {
-	deps := server.Deps{Telemetry: rt.Telemetry, Verifier: rt.Verifier}
-	if rt.Banks != nil {
-		deps.Banks = configuredBanks{rt.Banks}
-	}
-	if rt.Consent != nil {
-		deps.Consent, deps.Recorder = rt.Consent, rt.Consent
-		if rt.Config.ConsentCacheTTL > 0 {
-			go rt.Consent.Watch(ctx)
-		}
-	}
-	srv, err := server.New(rt.Config.Server, deps, register)
+// Run parses args into spec.Config, then serves until ctx ends. Arguments
+// left after the flags are an error.
+func Run(ctx context.Context, args []string, spec Spec) error {
+	rest, err := Parse(spec, args)
 	if err != nil {
 		return err
 	}
-	return srv.Serve(ctx)
-}
-
-// Close releases everything Start built, in reverse order.
-func (rt *Runtime) Close() {
-	for i := len(rt.closers) - 1; i >= 0; i-- {
-		rt.closers[i]()
+	if len(rest) > 0 {
+		return fmt.Errorf("unexpected arguments: %q", rest)
 	}
-}
-
-// VaultCredentials serves adapter credentials from the Vault provider (KV v2
-// bankbridge/<bank.VaultPath>, banks/<bank_id> by default), cached and
-// rotated by the provider.
-type VaultCredentials struct {
-	Provider *credentials.Provider
-}
-
-// BankCredential returns the secret at the bank's VaultPath, which must be
-// banks/<id> under the provider's mount. The error names the bank and the
-// path, never a value.
-func (v VaultCredentials) BankCredential(ctx context.Context, bank adapters.Bank) (map[string]string, error) {
-	id, ok := strings.CutPrefix(bank.VaultPath, "banks/")
-	if !ok || id == "" || strings.Contains(id, "/") {
-		return nil, fmt.Errorf("bank %s: vault path %q: the credentials provider reads banks/<id> only", bank.ID, bank.VaultPath)
-	}
-	s, err := v.Provider.Bank(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return s.Data, nil
-}
-
-// configuredBanks tells the server kit which banks the registry knows.
-type configuredBanks struct{ r *adapters.Registry }
-
-// HasBank reports whether bank id is configured.
-func (b configuredBanks) HasBank(id string) bool {
-	_, ok := b.r.Bank(id)
-	return ok
+	return Serve(ctx, spec)
 }

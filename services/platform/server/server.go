@@ -37,7 +37,6 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/metric"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -255,64 +254,28 @@ func (s *Server) adminMux() *http.ServeMux {
 	return mux
 }
 
-// Serve runs until ctx is done (SIGTERM, via signal.NotifyContext in main),
-// then drains: health turns NOT_SERVING and /readyz 503 at once while calls
-// are still served for DrainDelay, so load balancers stop sending; then new
-// calls are refused and in-flight ones get ShutdownGrace to finish before the
-// server stops hard.
+// Serve runs until ctx is done (the stop signal), then stops with the one
+// sequence in shutdown.go: health turns NOT_SERVING and /readyz 503 at once
+// while calls are still served for DrainDelay, so load balancers stop
+// sending; then new calls are refused and in-flight ones get ShutdownGrace
+// to finish before the server stops hard.
 func (s *Server) Serve(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	var admin *http.Server
+	endpoints := []Endpoint{GRPCEndpoint(s.grpc, s.grpcLis)}
+	var admin []Endpoint
 	if s.adminLis != nil {
-		admin = &http.Server{
-			Handler:           s.adminMux(),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      30 * time.Second,
-		}
-		g.Go(func() error {
-			if err := admin.Serve(s.adminLis); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("admin HTTP: %w", err)
-			}
-			return nil
-		})
+		admin = append(admin, AdminEndpoint(s.adminLis,
+			AdminHandler(s.ready.Load, s.deps.Telemetry.MetricsHandler, s.deps.AdminHandlers)))
 	}
-	g.Go(func() error {
-		if err := s.grpc.Serve(s.grpcLis); err != nil {
-			return fmt.Errorf("gRPC: %w", err)
-		}
-		return nil
-	})
 	s.health.Resume()
 	s.ready.Store(true)
 	s.log.Info("serving", slog.String("addr", s.GRPCAddr()), slog.String("component", "grpc"))
-
-	g.Go(func() error {
-		<-gctx.Done()
-		s.ready.Store(false)
-		s.health.Shutdown()
-		s.log.Info("draining", slog.String("duration", (s.cfg.DrainDelay+s.cfg.ShutdownGrace).String()))
-		time.Sleep(s.cfg.DrainDelay)
-		stopped := make(chan struct{})
-		go func() {
-			s.grpc.GracefulStop()
-			close(stopped)
-		}()
-		timer := time.NewTimer(s.cfg.ShutdownGrace)
-		defer timer.Stop()
-		select {
-		case <-stopped:
-		case <-timer.C:
-			s.log.Warn("grace period over; stopping in-flight calls")
-			s.grpc.Stop()
-			<-stopped
-		}
-		if admin != nil {
-			shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = admin.Shutdown(shutdownCtx)
-		}
-		return nil
-	})
-	return g.Wait()
+	return Shutdown{
+		DrainDelay: s.cfg.DrainDelay,
+		Grace:      s.cfg.ShutdownGrace,
+		Logger:     s.log,
+		NotServing: func() {
+			s.ready.Store(false)
+			s.health.Shutdown()
+		},
+	}.Serve(ctx, endpoints, admin)
 }

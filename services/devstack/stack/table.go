@@ -1,0 +1,74 @@
+package stack
+
+import (
+	"slices"
+
+	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
+)
+
+// Kind is what a process of the stack is; it decides the flags the stack
+// gives it.
+type Kind int
+
+const (
+	// Bank is a bank adapter server: --grpc-addr, --admin-addr and its API
+	// key file (the key is also in Vault at bankbridge/banks/<name>).
+	Bank Kind = iota
+	// Gateway is the REST gateway on --addr, in dev mode: the token issuer
+	// the services verify against, routing to every Service (--<name>-addr).
+	Gateway
+	// Service is a bankbridge service: --grpc-addr and --admin-addr, the
+	// gateway's dev issuer, and the flags of what its Needs declare.
+	Service
+)
+
+// Process is one entry of the table: adding a service to the dev stack is
+// adding one entry here.
+type Process struct {
+	// Name is the process name: its log prefix, its client id, and the
+	// gateway's --<name>-addr flag.
+	Name string
+	// Package is its main package in the services module.
+	Package string
+	Kind    Kind
+	// Port and AdminPort are the default ports of its gRPC (the gateway:
+	// HTTP) and admin listeners; AdminPort 0 means none.
+	Port, AdminPort int
+	// Needs are its dependencies, as its main declares them to bootstrap:
+	// Banks gives it banks.yaml (every Bank of the table) and Vault,
+	// Consent the consent service and service credentials, Storage a data
+	// directory. The processes it needs start before it.
+	Needs bootstrap.Needs
+	// Flags are added after the ones the stack derives.
+	Flags []string
+}
+
+// table is the dev stack, in start order.
+var table = []Process{
+	{Name: "sandbox", Package: "./sandbox", Kind: Bank, Port: 9400, AdminPort: 9401},
+	{Name: "gateway", Package: "./gateway", Kind: Gateway, Port: 8080},
+	{Name: "consent", Package: "./consent", Kind: Service, Port: 9101, AdminPort: 9201,
+		Needs: bootstrap.Needs{Banks: true, Storage: true}},
+	{Name: "balance", Package: "./balance", Kind: Service, Port: 9102, AdminPort: 9202,
+		Needs: bootstrap.Needs{Banks: true, Consent: true}},
+}
+
+// Table is the dev stack's processes, in start order.
+func Table() []Process { return slices.Clone(table) }
+
+// dependencies are the processes p needs started first.
+func (p Process) dependencies(table []Process) []string {
+	var deps []string
+	if p.Kind == Service {
+		deps = append(deps, "gateway") // the token issuer
+	}
+	for _, q := range table {
+		if q.Kind == Bank && p.Needs.Banks {
+			deps = append(deps, q.Name)
+		}
+	}
+	if p.Needs.Consent {
+		deps = append(deps, "consent")
+	}
+	return deps
+}

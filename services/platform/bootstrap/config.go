@@ -1,0 +1,190 @@
+package bootstrap
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/storage"
+)
+
+// envPrefix names every binary's environment variables: --banks is
+// BANKBRIDGE_BANKS. A flag wins over the environment.
+const envPrefix = "BANKBRIDGE"
+
+// Config is what every binary reads at start. A binary embeds it in its own
+// config; only the fields of its Kind and Needs are bound to flags.
+type Config struct {
+	// Server is the server kit's config. Its Name and Version are set by
+	// the kit; KindBank and KindGateway read only the addresses, the log
+	// level and the drain settings.
+	Server server.Config
+	// HTTPAddr is a KindGateway binary's listen address (--addr).
+	HTTPAddr string
+
+	Vault credentials.Config
+
+	// BanksFile is banks.yaml (Needs.Banks).
+	BanksFile string
+
+	// ConsentAddr is the consent service (Needs.Consent).
+	ConsentAddr string
+	// ConsentCacheTTL is how long allowed consent decisions are reused
+	// while the change stream is up; 0 asks every time.
+	ConsentCacheTTL time.Duration
+	// Service credentials (OAuth 2.0 client credentials) for calls to the
+	// consent service.
+	TokenURL     string
+	ClientID     string
+	ClientSecret credentials.Sensitive
+
+	// DatabaseURL is sqlite:/path/file.db or postgres://... (Needs.Storage);
+	// empty means the SQLite file <service>.db in DataDir.
+	DatabaseURL string
+	DataDir     string
+}
+
+func (c *Config) base() *Config { return c }
+
+// Defaults returns the config a binary starts from: its name and default
+// listen addresses (gRPC and admin; KindGateway sets HTTPAddr instead).
+func Defaults(name, grpcAddr, adminAddr string) Config {
+	return Config{
+		Server:          server.Defaults(name, grpcAddr, adminAddr),
+		Vault:           credentials.Config{Auth: credentials.AuthConfig{Method: credentials.AuthToken}},
+		ConsentCacheTTL: 2 * time.Second,
+		ClientID:        name,
+		DataDir:         "data",
+	}
+}
+
+// Parse fills spec.Config from args and BANKBRIDGE_* environment variables
+// and returns the arguments left after the flags. It checks the binary's
+// own fields (Validator) but not the dependencies: a subcommand may need
+// fewer of them than serving does, and Serve checks those.
+func Parse(spec Spec, args []string) ([]string, error) {
+	c := spec.Config.base()
+	fs := flag.NewFlagSet(c.Server.Name, flag.ContinueOnError)
+	c.registerFlags(fs, spec.Kind, spec.Needs)
+	if own, ok := spec.Config.(FlagRegisterer); ok {
+		own.RegisterFlags(fs)
+	}
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.Server.Version = BuildVersion()
+	if spec.Needs.Storage && c.DatabaseURL == "" && c.DataDir != "" {
+		c.DatabaseURL = storage.SQLiteURL(c.DataDir, c.Server.Name)
+	}
+	if v, ok := spec.Config.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	return fs.Args(), nil
+}
+
+func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
+	switch kind {
+	case KindService:
+		c.Server.RegisterFlags(fs)
+	case KindBank:
+		fs.StringVar(&c.Server.GRPCAddr, "grpc-addr", c.Server.GRPCAddr, "gRPC listen address")
+		fs.StringVar(&c.Server.AdminAddr, "admin-addr", c.Server.AdminAddr, "HTTP listen address for /healthz, /readyz, /metrics and the admin routes; empty turns it off")
+		c.registerRunFlags(fs)
+	case KindGateway:
+		fs.StringVar(&c.HTTPAddr, "addr", c.HTTPAddr, "HTTP listen address")
+		c.registerRunFlags(fs)
+	}
+	if needs.Vault || needs.Banks {
+		c.Vault.RegisterFlags(fs)
+	}
+	if needs.Banks {
+		fs.StringVar(&c.BanksFile, "banks", c.BanksFile, "banks.yaml: the banks and how to reach their adapters")
+	}
+	if needs.Consent {
+		fs.StringVar(&c.ConsentAddr, "consent-addr", c.ConsentAddr, "consent service gRPC address")
+		fs.DurationVar(&c.ConsentCacheTTL, "consent-cache-ttl", c.ConsentCacheTTL, "reuse allowed consent decisions this long while the change stream is up (0: never)")
+		fs.StringVar(&c.TokenURL, "token-url", c.TokenURL, "identity provider token endpoint for this service's client credentials")
+		fs.StringVar(&c.ClientID, "client-id", c.ClientID, "this service's client id at the identity provider")
+		fs.Func("client-secret", "this service's client secret", func(s string) error {
+			c.ClientSecret = credentials.Sensitive(s)
+			return nil
+		})
+	}
+	if needs.Storage {
+		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded SQLite database")
+		fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "sqlite:/path/to/file.db or postgres://user:pass@host/db; default <service>.db in --data-dir")
+	}
+}
+
+// registerRunFlags binds the settings every binary has, for the kinds that
+// do not take the server kit's flags (which include them).
+func (c *Config) registerRunFlags(fs *flag.FlagSet) {
+	fs.TextVar(&c.Server.LogLevel, "log-level", c.Server.LogLevel, "minimum log level: DEBUG, INFO, WARN, ERROR")
+	fs.DurationVar(&c.Server.DrainDelay, "drain-delay", c.Server.DrainDelay, "on SIGTERM, how long to report not ready while still serving, so load balancers stop routing here first")
+	fs.DurationVar(&c.Server.ShutdownGrace, "shutdown-grace", c.Server.ShutdownGrace, "how long in-flight calls may take to finish after the drain delay before they are cut")
+}
+
+// check reports the first setting that keeps the binary from serving,
+// naming the flag to set.
+func (c *Config) check(kind Kind, needs Needs) error {
+	name := c.Server.Name
+	missing := func(flags ...string) error {
+		var named []string
+		for _, f := range flags {
+			named = append(named, fmt.Sprintf("--%s (%s)", f, envName(f)))
+		}
+		return fmt.Errorf("%s needs %s", name, strings.Join(named, " and "))
+	}
+	switch kind {
+	case KindService:
+		var unset []string
+		if c.Server.Issuer == "" {
+			unset = append(unset, "issuer")
+		}
+		if c.Server.JWKSURL == "" {
+			unset = append(unset, "jwks-url")
+		}
+		if len(unset) > 0 {
+			return missing(unset...) // in dev mode too: every call's token is checked
+		}
+		if err := c.Server.Validate(); err != nil {
+			return err
+		}
+	case KindBank:
+		if c.Server.GRPCAddr == "" {
+			return missing("grpc-addr")
+		}
+	case KindGateway:
+		if c.HTTPAddr == "" {
+			return missing("addr")
+		}
+	}
+	if kind != KindService && (c.Server.DrainDelay < 0 || c.Server.ShutdownGrace <= 0) {
+		return fmt.Errorf("config: --drain-delay must not be negative and --shutdown-grace must be positive")
+	}
+	switch {
+	case needs.Vault && c.Vault.Address == "":
+		return missing("vault-addr")
+	case needs.Banks && c.BanksFile == "":
+		return missing("banks")
+	case needs.Consent && c.ConsentAddr == "":
+		return missing("consent-addr")
+	case needs.Consent && c.TokenURL == "":
+		return missing("token-url")
+	case needs.Storage && c.DatabaseURL == "":
+		return missing("database-url")
+	}
+	return nil
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

@@ -1,0 +1,183 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+)
+
+// svcConfig is a service config with a field of its own, as services
+// write them.
+type svcConfig struct {
+	Config
+	Window time.Duration
+}
+
+func (c *svcConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.Window, "window", c.Window, "a service's own setting")
+}
+
+func (c *svcConfig) Validate() error {
+	if c.Window < 0 {
+		return errors.New("--window must not be negative")
+	}
+	return nil
+}
+
+func newSpec(kind Kind, needs Needs) (Spec, *svcConfig) {
+	c := &svcConfig{Config: Defaults("balance", "127.0.0.1:0", "")}
+	return Spec{Kind: kind, Config: c, Needs: needs, Logs: io.Discard,
+		Start: func(context.Context, *Deps) (Service, error) { return Service{}, errors.New("not reached") }}, c
+}
+
+// TestParse reads flags and BANKBRIDGE_* variables. It sets environment
+// variables, so it does not run in parallel.
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		kind    Kind
+		needs   Needs
+		args    []string
+		env     map[string]string
+		check   func(*testing.T, *svcConfig, []string)
+		wantErr string
+	}{
+		{
+			name: "environment, and a flag wins over it", needs: Needs{Banks: true},
+			args: []string{"--banks=/flag/banks.yaml", "--window=2s"},
+			env:  map[string]string{"BANKBRIDGE_BANKS": "/env/banks.yaml", "BANKBRIDGE_ISSUER": "https://issuer", "BANKBRIDGE_WINDOW": "1s"},
+			check: func(t *testing.T, c *svcConfig, _ []string) {
+				if c.BanksFile != "/flag/banks.yaml" || c.Server.Issuer != "https://issuer" || c.Window != 2*time.Second {
+					t.Errorf("banks %q, issuer %q, window %s", c.BanksFile, c.Server.Issuer, c.Window)
+				}
+			},
+		},
+		{
+			name: "storage defaults to a SQLite file named after the service", needs: Needs{Storage: true},
+			args: []string{"--data-dir=/var/lib/bb"},
+			check: func(t *testing.T, c *svcConfig, _ []string) {
+				if c.DatabaseURL != "sqlite:/var/lib/bb/balance.db" {
+					t.Errorf("database URL %q", c.DatabaseURL)
+				}
+			},
+		},
+		{
+			name: "the build version, not a default", args: nil,
+			check: func(t *testing.T, c *svcConfig, _ []string) {
+				if c.Server.Version == "" || c.Server.Version == "dev" {
+					t.Errorf("version %q", c.Server.Version)
+				}
+			},
+		},
+		{
+			name: "arguments after the flags are returned", args: []string{"verify", "alice"},
+			check: func(t *testing.T, _ *svcConfig, rest []string) {
+				if strings.Join(rest, " ") != "verify alice" {
+					t.Errorf("rest %q", rest)
+				}
+			},
+		},
+		{name: "an undeclared dependency has no flag", args: []string{"--consent-addr=x"}, wantErr: "flag provided but not defined: -consent-addr"},
+		{name: "a gateway takes no gRPC flags", kind: KindGateway, args: []string{"--grpc-addr=x"}, wantErr: "-grpc-addr"},
+		{name: "a bank takes no token flags", kind: KindBank, args: []string{"--jwks-url=x"}, wantErr: "-jwks-url"},
+		{name: "a bad environment value names the variable", env: map[string]string{"BANKBRIDGE_DRAIN_DELAY": "soon"}, wantErr: "BANKBRIDGE_DRAIN_DELAY"},
+		{name: "the service's own check", args: []string{"--window=-1s"}, wantErr: "--window must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			spec, c := newSpec(tt.kind, tt.needs)
+			rest, err := Parse(spec, tt.args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c, rest)
+		})
+	}
+}
+
+func TestHelpIsErrHelp(t *testing.T) {
+	t.Parallel()
+	spec, _ := newSpec(KindService, Needs{})
+	if _, err := Parse(spec, []string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want flag.ErrHelp (Main exits 2)", err)
+	}
+}
+
+// TestServeNamesTheMissingFlag: a declared dependency that is not
+// configured stops the start with the flag to set.
+func TestServeNamesTheMissingFlag(t *testing.T) {
+	t.Parallel()
+	remote := filepath.Join(t.TempDir(), "banks.yaml")
+	if err := os.WriteFile(remote, []byte("banks:\n  - id: acme\n    display_name: Acme\n    kind: remote\n    endpoint: 127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	service := []string{"--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode"}
+	tests := []struct {
+		name  string
+		kind  Kind
+		needs Needs
+		args  []string
+		want  string
+	}{
+		{name: "token issuer", want: "balance needs --issuer (BANKBRIDGE_ISSUER) and --jwks-url (BANKBRIDGE_JWKS_URL)"},
+		{name: "banks", needs: Needs{Banks: true}, args: service, want: "balance needs --banks (BANKBRIDGE_BANKS)"},
+		{name: "vault", needs: Needs{Vault: true}, args: service, want: "balance needs --vault-addr (BANKBRIDGE_VAULT_ADDR)"},
+		{name: "consent service", needs: Needs{Consent: true}, args: service, want: "balance needs --consent-addr (BANKBRIDGE_CONSENT_ADDR)"},
+		{name: "service credentials", needs: Needs{Consent: true}, args: append(service, "--consent-addr=127.0.0.1:1"),
+			want: "balance needs --token-url (BANKBRIDGE_TOKEN_URL)"},
+		{name: "storage", needs: Needs{Storage: true}, args: append(service, "--data-dir="), want: "balance needs --database-url (BANKBRIDGE_DATABASE_URL)"},
+		{name: "gateway address", kind: KindGateway, args: []string{"--addr="}, want: "balance needs --addr (BANKBRIDGE_ADDR)"},
+		{name: "vault for remote banks", needs: Needs{Banks: true}, args: append(service, "--banks="+remote),
+			want: "balance needs --vault-addr (BANKBRIDGE_VAULT_ADDR): bank acme is remote"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			spec, _ := newSpec(tt.kind, tt.needs)
+			err := Run(t.Context(), tt.args, spec)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersionOf(t *testing.T) {
+	t.Parallel()
+	vcs := func(rev, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: modified}}
+	}
+	tests := []struct {
+		name string
+		info *debug.BuildInfo
+		want string
+	}{
+		{"a tagged module", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}, Settings: vcs("abc123", "false")}, "v1.4.0"},
+		{"a pseudo-version", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20260101120000-abcdef123456+dirty"}}, "v0.0.0-20260101120000-abcdef123456+dirty"},
+		{"the revision", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("abcdef1234567890", "false")}, "abcdef1234567890"},
+		{"a changed tree", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("abcdef1234567890", "true")}, "abcdef1234567890+dirty"},
+		{"nothing known", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "(devel)"},
+		{"no build info", nil, "(unknown)"},
+	}
+	for _, tt := range tests {
+		if got := versionOf(tt.info); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

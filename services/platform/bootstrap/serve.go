@@ -1,0 +1,331 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/client"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/storage"
+	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+)
+
+// flushTimeout bounds the last export of spans and metrics at exit.
+const flushTimeout = 5 * time.Second
+
+// Serve checks that every dependency spec declares is configured, builds
+// them, calls spec.Start and serves until ctx ends; then it drains the
+// servers (server.Shutdown), stops the tasks, runs Service.Close, and only
+// then closes the dependencies and flushes telemetry. spec.Config must have
+// been filled by Parse.
+func Serve(ctx context.Context, spec Spec) error {
+	c := spec.Config.base()
+	if err := c.check(spec.Kind, spec.Needs); err != nil {
+		return err
+	}
+	if spec.Start == nil {
+		return errors.New("bootstrap: Spec.Start is nil")
+	}
+	// The dependencies' context: not ended by the stop signal, only once
+	// everything built on it is done with.
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer endLife()
+
+	tel, err := telemetry.Setup(life, telemetry.Config{
+		ServiceName: c.Server.Name, ServiceVersion: c.Server.Version, LogLevel: c.Server.LogLevel, LogOutput: spec.Logs,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(life, flushTimeout)
+		defer cancel()
+		_ = tel.Shutdown(flushCtx)
+	}()
+	tel.Logger.Info("starting", slog.String("version", c.Server.Version))
+
+	b := &builder{spec: spec, cfg: c, deps: &Deps{Telemetry: tel, Logger: tel.Logger, Stopping: ctx.Done()}}
+	defer b.close()
+	if err := b.build(life); err != nil {
+		return err
+	}
+	svc, err := spec.Start(life, b.deps)
+	if err != nil {
+		return err
+	}
+	if svc.Close != nil {
+		b.closers = append(b.closers, svc.Close)
+	}
+	return b.serve(ctx, life, svc)
+}
+
+// builder builds a binary's dependencies and serves it.
+type builder struct {
+	spec     Spec
+	cfg      *Config
+	deps     *Deps
+	verifier *auth.Verifier
+	tasks    []func(context.Context) error
+	closers  []func()
+}
+
+// close releases what build made, newest first.
+func (b *builder) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}
+
+func (b *builder) build(life context.Context) error {
+	c, needs, log := b.cfg, b.spec.Needs, b.deps.Logger
+	if b.spec.Kind == KindService {
+		v, err := auth.NewVerifier(life, auth.Config{Issuer: c.Server.Issuer, Audience: c.Server.Audience, JWKSURL: c.Server.JWKSURL})
+		if err != nil {
+			return err
+		}
+		b.verifier = v
+		b.closers = append(b.closers, func() { _ = v.Close(context.WithoutCancel(life)) })
+	}
+	if (needs.Vault || needs.Banks) && c.Vault.Address != "" {
+		p, err := credentials.New(life, c.Vault,
+			credentials.WithLogger(log), credentials.WithMeterProvider(b.deps.Telemetry.MeterProvider))
+		if err != nil {
+			return fmt.Errorf("vault: %w", err)
+		}
+		b.deps.Vault = p
+		b.closers = append(b.closers, func() { _ = p.Close() })
+	}
+	if needs.Banks {
+		if err := b.buildBanks(); err != nil {
+			return err
+		}
+	}
+	if needs.Storage {
+		db, err := storage.Open(life, c.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		b.deps.DB = db
+		b.closers = append(b.closers, func() { _ = db.Close() })
+	}
+	if needs.Consent {
+		token := client.NewServiceToken(life, c.TokenURL, c.ClientID, string(c.ClientSecret))
+		conn, err := client.Dial(c.ConsentAddr, b.deps.Telemetry, client.Options{
+			PerRPCCredentials: token,
+			RetryMethods:      []string{consentv1.ConsentCheckService_CheckConsent_FullMethodName},
+		})
+		if err != nil {
+			return err
+		}
+		b.closers = append(b.closers, func() { _ = conn.Close() })
+		b.deps.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{
+			CacheTTL: c.ConsentCacheTTL, Logger: log,
+		})
+		if c.ConsentCacheTTL > 0 {
+			b.tasks = append(b.tasks, func(ctx context.Context) error {
+				b.deps.Consent.Watch(ctx)
+				return nil
+			})
+		}
+	}
+	return nil
+}
+
+func (b *builder) buildBanks() error {
+	banks, err := adapters.LoadConfig(b.cfg.BanksFile)
+	if err != nil {
+		return err
+	}
+	tel := b.deps.Telemetry
+	opts := []adapters.Option{adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+		otelgrpc.WithTracerProvider(tel.TracerProvider),
+		otelgrpc.WithMeterProvider(tel.MeterProvider),
+		otelgrpc.WithPropagators(tel.Propagator),
+	)))}
+	if b.deps.Vault != nil {
+		opts = append(opts, adapters.WithCredentials(VaultCredentials{Provider: b.deps.Vault}))
+	} else {
+		for _, bank := range banks {
+			if bank.Kind == adapters.KindRemote {
+				return fmt.Errorf("%s needs --vault-addr (%s): bank %s is remote, and its credentials are in Vault",
+					b.cfg.Server.Name, envName("vault-addr"), bank.ID)
+			}
+		}
+	}
+	reg, err := adapters.NewRegistry(banks, opts...)
+	if err != nil {
+		return err
+	}
+	b.deps.Banks = reg
+	b.closers = append(b.closers, func() { _ = reg.Close() })
+	return nil
+}
+
+// serve runs the servers of svc until ctx ends or a task fails, then the
+// tasks until the servers have drained.
+func (b *builder) serve(ctx, life context.Context, svc Service) error {
+	stopCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	taskCtx, endTasks := context.WithCancel(life)
+	var wg sync.WaitGroup
+	var taskErr error
+	var once sync.Once
+	for _, task := range append(b.tasks, svc.Tasks...) {
+		wg.Go(func() {
+			if err := task(taskCtx); err != nil {
+				once.Do(func() { taskErr = err })
+				stop(err)
+			}
+		})
+	}
+	err := b.serveKind(stopCtx, svc)
+	endTasks()
+	wg.Wait()
+	return errors.Join(err, taskErr)
+}
+
+func (b *builder) serveKind(ctx context.Context, svc Service) error {
+	switch b.spec.Kind {
+	case KindService:
+		return b.serveService(ctx, svc)
+	case KindBank:
+		return b.serveBank(ctx, svc)
+	case KindGateway:
+		return b.serveGateway(ctx, svc)
+	}
+	return fmt.Errorf("bootstrap: unknown kind %d", b.spec.Kind)
+}
+
+// serveService serves through the server kit, with the consent check and
+// access log of Needs.Consent.
+func (b *builder) serveService(ctx context.Context, svc Service) error {
+	if svc.GRPC == nil {
+		return errors.New("bootstrap: a service's Start returned no GRPC registration")
+	}
+	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: svc.Admin}
+	if b.deps.Banks != nil {
+		deps.Banks = configuredBanks{b.deps.Banks}
+	}
+	if b.deps.Consent != nil {
+		deps.Consent, deps.Recorder = b.deps.Consent, b.deps.Consent
+	}
+	if svc.Recorder != nil {
+		deps.Recorder = svc.Recorder
+	}
+	srv, err := server.New(b.cfg.Server, deps, svc.GRPC)
+	if err != nil {
+		return err
+	}
+	b.ready(Listening{Addr: srv.GRPCAddr(), AdminAddr: srv.AdminAddr()})
+	return srv.Serve(ctx)
+}
+
+// serveBank serves a bank adapter: gRPC with telemetry and health, and the
+// admin listener.
+func (b *builder) serveBank(ctx context.Context, svc Service) error {
+	if svc.GRPC == nil {
+		return errors.New("bootstrap: a bank's Start returned no GRPC registration")
+	}
+	tel, cfg := b.deps.Telemetry, b.cfg.Server
+	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(
+		otelgrpc.WithTracerProvider(tel.TracerProvider),
+		otelgrpc.WithMeterProvider(tel.MeterProvider),
+		otelgrpc.WithPropagators(tel.Propagator),
+	)))
+	svc.GRPC(srv)
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(srv, healthSrv)
+
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	var ready atomic.Bool
+	ready.Store(true)
+	endpoints := []server.Endpoint{server.GRPCEndpoint(srv, lis)}
+	var admin []server.Endpoint
+	listening := Listening{Addr: lis.Addr().String()}
+	if cfg.AdminAddr != "" {
+		adminLis, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			_ = lis.Close()
+			return fmt.Errorf("listen admin HTTP on %s: %w", cfg.AdminAddr, err)
+		}
+		listening.AdminAddr = adminLis.Addr().String()
+		admin = append(admin, server.AdminEndpoint(adminLis, server.AdminHandler(ready.Load, tel.MetricsHandler, svc.Admin)))
+	}
+	b.deps.Logger.Info("serving", slog.String("addr", listening.Addr), slog.String("admin_addr", listening.AdminAddr))
+	b.ready(listening)
+	return b.shutdown(func() {
+		ready.Store(false)
+		healthSrv.Shutdown()
+	}).Serve(ctx, endpoints, admin)
+}
+
+// serveGateway serves an HTTP handler on HTTPAddr, with /readyz.
+func (b *builder) serveGateway(ctx context.Context, svc Service) error {
+	if svc.HTTP == nil {
+		return errors.New("bootstrap: a gateway's Start returned no HTTP handler")
+	}
+	lis, err := net.Listen("tcp", b.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen HTTP on %s: %w", b.cfg.HTTPAddr, err)
+	}
+	var ready atomic.Bool
+	ready.Store(true)
+	mux := http.NewServeMux()
+	mux.Handle("GET /readyz", server.Readyz(ready.Load))
+	mux.Handle("/", svc.HTTP)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: streamed responses are long-lived; the handler
+		// bounds every other call.
+	}
+	b.deps.Logger.Info("serving", slog.String("addr", lis.Addr().String()))
+	b.ready(Listening{Addr: lis.Addr().String()})
+	return b.shutdown(func() { ready.Store(false) }).Serve(ctx, []server.Endpoint{server.HTTPEndpoint("HTTP", srv, lis)}, nil)
+}
+
+func (b *builder) shutdown(notServing func()) server.Shutdown {
+	return server.Shutdown{
+		DrainDelay: b.cfg.Server.DrainDelay,
+		Grace:      b.cfg.Server.ShutdownGrace,
+		Logger:     b.deps.Logger,
+		NotServing: notServing,
+	}
+}
+
+func (b *builder) ready(l Listening) {
+	if b.spec.Ready != nil {
+		b.spec.Ready(l)
+	}
+}
+
+// configuredBanks tells the server kit which banks the registry knows.
+type configuredBanks struct{ r *adapters.Registry }
+
+// HasBank reports whether bank id is configured.
+func (b configuredBanks) HasBank(id string) bool {
+	_, ok := b.r.Bank(id)
+	return ok
+}

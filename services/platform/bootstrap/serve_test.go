@@ -1,0 +1,253 @@
+package bootstrap_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
+)
+
+const drain, grace = time.Second, 3 * time.Second
+
+// events records what happened when, in order.
+type events struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *events) add(what string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, what)
+}
+
+func (e *events) String() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := ""
+	for i, s := range e.list {
+		if i > 0 {
+			out += " < "
+		}
+		out += s
+	}
+	return out
+}
+
+// probe is a tiny gRPC service: Read waits as long as its request says,
+// then reads bank acme's API key from the Vault provider the kit built.
+type probe struct{ vault *credentials.Provider }
+
+var probeDesc = grpc.ServiceDesc{
+	ServiceName: "bootstraptest.Probe",
+	HandlerType: (*any)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Read",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			in := new(durationpb.Duration)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			time.Sleep(in.AsDuration())
+			s, err := srv.(*probe).vault.Bank(ctx, "acme")
+			if err != nil {
+				return nil, err
+			}
+			return wrapperspb.String(s.Data["api_key"]), nil
+		},
+	}},
+}
+
+func read(ctx context.Context, conn *grpc.ClientConn, wait time.Duration) (string, error) {
+	out := new(wrapperspb.StringValue)
+	err := conn.Invoke(ctx, "/bootstraptest.Probe/Read", durationpb.New(wait), out)
+	return out.GetValue(), err
+}
+
+// TestDependenciesOutliveTheSignal stops a binary while calls that need
+// Vault are in flight and arriving: through the drain the Vault provider
+// still serves, the in-flight call started before the signal finishes
+// during the graceful stop, and only then do the tasks end, Close run and
+// the provider close.
+func TestDependenciesOutliveTheSignal(t *testing.T) {
+	t.Parallel()
+	v := vaulttest.Start(t)
+	v.PutBankSecret(t, "acme", map[string]any{"api_key": "k1"})
+
+	var ev events
+	var vault *credentials.Provider
+	ready := make(chan bootstrap.Listening, 1)
+	cfg := bootstrap.Defaults("probe", "127.0.0.1:0", "127.0.0.1:0")
+	spec := bootstrap.Spec{
+		Kind:   bootstrap.KindBank,
+		Config: &cfg,
+		Needs:  bootstrap.Needs{Vault: true},
+		Logs:   io.Discard,
+		Ready:  func(l bootstrap.Listening) { ready <- l },
+		Start: func(_ context.Context, d *bootstrap.Deps) (bootstrap.Service, error) {
+			vault = d.Vault
+			return bootstrap.Service{
+				GRPC: func(r grpc.ServiceRegistrar) { r.RegisterService(&probeDesc, &probe{vault: d.Vault}) },
+				Tasks: []func(context.Context) error{func(ctx context.Context) error {
+					<-d.Stopping
+					ev.add("stopping")
+					<-ctx.Done()
+					ev.add("tasks end")
+					return nil
+				}},
+				Close: func() { ev.add("close") },
+			}, nil
+		},
+	}
+	ctx, signal := context.WithCancel(context.Background())
+	defer signal()
+	done := make(chan error, 1)
+	go func() {
+		done <- bootstrap.Run(ctx, []string{
+			"--vault-addr=" + v.Addr(), "--vault-token=" + v.RootToken(),
+			"--drain-delay=" + drain.String(), "--shutdown-grace=" + grace.String(),
+		}, spec)
+	}()
+	var addrs bootstrap.Listening
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addrs.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got, err := read(t.Context(), conn, 0); got != "k1" || err != nil {
+		t.Fatalf("before the signal: %q, %v", got, err)
+	}
+
+	slow := make(chan error, 1)
+	go func() {
+		_, err := read(context.Background(), conn, drain+500*time.Millisecond)
+		ev.add("slow call answered")
+		slow <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	sent := time.Now()
+	signal()
+
+	time.Sleep(100 * time.Millisecond)
+	if got := httpStatus(t, "http://"+addrs.AdminAddr+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the drain = %d, want 503", got)
+	}
+	if h, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health during the drain = %v, %v; want NOT_SERVING", h, err)
+	}
+	if got, err := read(t.Context(), conn, 0); got != "k1" || err != nil {
+		t.Errorf("a call during the drain: %q, %v; want Vault's secret", got, err)
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("the call in flight when the graceful stop began: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(drain + grace + time.Second):
+		t.Fatal("Run did not return within drain + grace")
+	}
+	if took := time.Since(sent); took < drain {
+		t.Errorf("Run returned %s after the signal, before the drain delay ended", took)
+	}
+	if got, want := ev.String(), "stopping < slow call answered < tasks end < close"; got != want {
+		t.Errorf("order: %s; want %s", got, want)
+	}
+	if _, err := vault.Bank(t.Context(), "acme"); err == nil {
+		t.Error("the Vault provider still serves after Run returned; it was not closed")
+	}
+}
+
+// TestGatewayDrains runs the same sequence on an HTTP binary: /readyz turns
+// 503 at the signal, requests are served through the drain, and one in
+// flight when the graceful stop begins finishes.
+func TestGatewayDrains(t *testing.T) {
+	t.Parallel()
+	ready := make(chan bootstrap.Listening, 1)
+	cfg := bootstrap.Defaults("gateway", "", "")
+	cfg.HTTPAddr = "127.0.0.1:0"
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /wait", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		time.Sleep(d)
+		_, _ = w.Write([]byte("ok"))
+	})
+	spec := bootstrap.Spec{
+		Kind:   bootstrap.KindGateway,
+		Config: &cfg,
+		Logs:   io.Discard,
+		Ready:  func(l bootstrap.Listening) { ready <- l },
+		Start: func(context.Context, *bootstrap.Deps) (bootstrap.Service, error) {
+			return bootstrap.Service{HTTP: mux}, nil
+		},
+	}
+	ctx, signal := context.WithCancel(context.Background())
+	defer signal()
+	done := make(chan error, 1)
+	go func() {
+		done <- bootstrap.Run(ctx, []string{"--drain-delay=" + drain.String(), "--shutdown-grace=" + grace.String()}, spec)
+	}()
+	var base string
+	select {
+	case l := <-ready:
+		base = "http://" + l.Addr
+	case err := <-done:
+		t.Fatal(err)
+	}
+	if got := httpStatus(t, base+"/readyz"); got != http.StatusOK {
+		t.Fatalf("/readyz = %d before the signal", got)
+	}
+	slow := make(chan int, 1)
+	go func() { slow <- httpStatus(t, base+"/wait?d="+(drain+500*time.Millisecond).String()) }()
+	time.Sleep(100 * time.Millisecond)
+	signal()
+	time.Sleep(100 * time.Millisecond)
+	if got := httpStatus(t, base+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the drain = %d, want 503", got)
+	}
+	if got := httpStatus(t, base+"/wait?d=0s"); got != http.StatusOK {
+		t.Errorf("a request during the drain = %d, want 200", got)
+	}
+	if got := <-slow; got != http.StatusOK {
+		t.Errorf("the request in flight when the graceful stop began = %d, want 200", got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(drain + grace + time.Second):
+		t.Fatal("Run did not return within drain + grace")
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
+)
+
+// TestConfig parses flags and BANKBRIDGE_* variables as the binary does.
+// It sets environment variables, so it does not run in parallel.
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*testing.T, *config)
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			args: []string{"--api-key-file", "/run/key"},
+			check: func(t *testing.T, c *config) {
+				if c.Server.GRPCAddr != "127.0.0.1:9400" || c.Server.AdminAddr != "127.0.0.1:9401" || c.APIKeyGrace != time.Minute ||
+					c.APIKeyPoll != time.Second || c.Bank.BankID != "sandbox" || c.Bank.ErrorRate != 0 || c.Bank.Latency != 0 || c.Bank.Seed != 1 {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{
+			name: "environment",
+			env: map[string]string{
+				"BANKBRIDGE_API_KEY_FILE": "/run/key", "BANKBRIDGE_GRPC_ADDR": "0.0.0.0:9500",
+				"BANKBRIDGE_LATENCY": "250ms", "BANKBRIDGE_ERROR_RATE": "0.25", "BANKBRIDGE_SEED": "42",
+			},
+			check: func(t *testing.T, c *config) {
+				if c.APIKeyFile != "/run/key" || c.Server.GRPCAddr != "0.0.0.0:9500" || c.Bank.Latency != 250*time.Millisecond ||
+					c.Bank.ErrorRate != 0.25 || c.Bank.Seed != 42 {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{
+			name: "flags win over the environment",
+			args: []string{"--latency", "1s"},
+			env:  map[string]string{"BANKBRIDGE_API_KEY_FILE": "/run/key", "BANKBRIDGE_LATENCY": "250ms"},
+			check: func(t *testing.T, c *config) {
+				if c.Bank.Latency != time.Second {
+					t.Errorf("latency %s, want the flag's 1s", c.Bank.Latency)
+				}
+			},
+		},
+		{name: "api key file required", wantErr: "--api-key-file (BANKBRIDGE_API_KEY_FILE) is required"},
+		{name: "bad environment value", env: map[string]string{"BANKBRIDGE_LATENCY": "slow"}, wantErr: "BANKBRIDGE_LATENCY"},
+		{name: "a service's flag is not a bank's", args: []string{"--api-key-file", "/run/key", "--jwks-url", "x"}, wantErr: "jwks-url"},
+		{name: "stray argument", args: []string{"--api-key-file", "/run/key", "extra"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			c := defaults()
+			s := spec(c)
+			rest, err := bootstrap.Parse(s, tt.args)
+			if err == nil && len(rest) > 0 {
+				err = run(t.Context(), tt.args) // what the binary does with them
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+// credentials is a CredentialSource standing in for Vault.
+type credentials struct {
+	mu  sync.Mutex
+	key string
+}
+
+func (c *credentials) BankCredential(context.Context, adapters.Bank) (map[string]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return map[string]string{"api_key": c.key}, nil
+}
+
+func (c *credentials) set(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.key = key
+}
+
+func writeKey(t *testing.T, path, key string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the sandbox in-process on 127.0.0.1:0, through the kit as the
+// binary does; stop (also run at the test's end) ends it and fails the test
+// unless it returns cleanly within wait.
+func start(t *testing.T, args ...string) (addrs bootstrap.Listening, stop func(wait time.Duration)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan bootstrap.Listening, 1)
+	done := make(chan error, 1)
+	s := spec(defaults())
+	s.Ready = func(l bootstrap.Listening) { ready <- l }
+	s.Logs = io.Discard
+	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)
+	go func() { done <- bootstrap.Run(ctx, args, s) }()
+	var once sync.Once
+	stop = func(wait time.Duration) {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(wait):
+				t.Errorf("run did not return within %s after its context ended", wait)
+			}
+		})
+	}
+	t.Cleanup(func() { stop(10 * time.Second) })
+	select {
+	case a := <-ready:
+		return a, stop
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sandbox did not start")
+	}
+	return bootstrap.Listening{}, stop
+}
+
+func registry(t *testing.T, addr string, creds adapters.CredentialSource) adapterv1.BankAdapterServiceClient {
+	t.Helper()
+	r, err := adapters.NewRegistry([]adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindRemote, Endpoint: addr}},
+		adapters.WithCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	c, err := r.Client("sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestAPIKeyRotation rotates the key file under a running sandbox: the new
+// key works without a restart, the old one for the grace period only.
+func TestAPIKeyRotation(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	writeKey(t, keyFile, "first-key-0001")
+	const grace = 500 * time.Millisecond
+	addrs, _ := start(t, "--api-key-file", keyFile, "--api-key-poll", "20ms", "--api-key-grace", grace.String())
+
+	creds := &credentials{key: "first-key-0001"}
+	c := registry(t, addrs.Addr, creds)
+	call := func() error {
+		_, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
+		return err
+	}
+	rejected := func(err error) bool { return apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED) }
+
+	if err := call(); err != nil {
+		t.Fatal(err)
+	}
+	creds.set("wrong-key-0000")
+	if err := call(); !rejected(err) {
+		t.Fatalf("wrong key: want CREDENTIALS_REJECTED, got %v", err)
+	}
+
+	// Rotate: the file first, then Vault, as an operator would.
+	writeKey(t, keyFile, "second-key-0002")
+	creds.set("second-key-0002")
+	deadline := time.Now().Add(3 * time.Second)
+	for err := call(); err != nil; err = call() {
+		if !rejected(err) || time.Now().After(deadline) {
+			t.Fatalf("new key after rotation: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rotatedAt := time.Now()
+	creds.set("first-key-0001")
+	if err := call(); err != nil {
+		t.Errorf("old key within the grace period: %v", err)
+	}
+	time.Sleep(time.Until(rotatedAt.Add(grace + 200*time.Millisecond)))
+	if err := call(); !rejected(err) {
+		t.Errorf("old key after the grace period: want CREDENTIALS_REJECTED, got %v", err)
+	}
+}
+
+func TestAdminEndpointAndShutdown(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	writeKey(t, keyFile, "first-key-0001")
+	addrs, stop := start(t, "--api-key-file", keyFile)
+
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusOK, "/metrics": http.StatusOK} {
+		if got := get(t, "http://"+addrs.AdminAddr+path); got != want {
+			t.Errorf("GET %s = %d, want %d", path, got, want)
+		}
+	}
+	resp, err := http.Post("http://"+addrs.AdminAddr+"/admin/fraud-alerts?user=alice", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("alert before alice linked: %d, want 409", resp.StatusCode)
+	}
+
+	// An open event stream must not hold up a graceful stop, which would
+	// otherwise wait for the whole grace period.
+	c := registry(t, addrs.Addr, &credentials{key: "first-key-0001"})
+	stream, err := c.StreamEvents(t.Context(), &adapterv1.StreamEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := stream.Recv()
+		ended <- err
+	}()
+	// The stream is open at the sandbox once a call behind it is answered.
+	if _, err := c.CheckHealth(t.Context(), &adapterv1.CheckHealthRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	stop(defaults().Server.ShutdownGrace / 2)
+	select {
+	case err := <-ended:
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("the stream ended with %v, want a clean end (io.EOF) that bankbridge resumes from", err)
+		}
+	case <-time.After(time.Second):
+		t.Error("the stream did not end with the server")
+	}
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestBinary builds the command as a release would, with the version set at
+// link time, and runs it: -h exits 2, a missing setting exits 1 naming it,
+// and a serving sandbox reports the linked version and exits 0 on SIGTERM
+// within its drain delay and grace.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	const version = "v9.8.7-linked"
+	bin := filepath.Join(t.TempDir(), "sandbox")
+	build := exec.Command("go", "build", "-o", bin,
+		"-ldflags", "-X github.com/bankbridge/bankbridge/services/platform/bootstrap.Version="+version, ".")
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	exitCode := func(err error) int {
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			return ee.ExitCode()
+		}
+		return 0
+	}
+
+	out, err := exec.Command(bin, "-h").CombinedOutput()
+	if exitCode(err) != 2 || !strings.Contains(string(out), "-api-key-file") {
+		t.Errorf("sandbox -h: exit %d, want 2 with the usage; output:\n%s", exitCode(err), out)
+	}
+	out, err = exec.Command(bin).CombinedOutput()
+	if exitCode(err) != 1 || !strings.HasPrefix(string(out), "sandbox: ") || !strings.Contains(string(out), "--api-key-file") {
+		t.Errorf("sandbox without a key file: exit %d, want 1 naming the flag; output:\n%s", exitCode(err), out)
+	}
+
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	writeKey(t, keyFile, "first-key-0001")
+	cmd := exec.Command(bin, "--grpc-addr=127.0.0.1:0", "--admin-addr=", "--api-key-file="+keyFile,
+		"--drain-delay=300ms", "--shutdown-grace=2s")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := bufio.NewScanner(stderr)
+	var started, serving bool
+	for !serving && lines.Scan() {
+		var line struct {
+			Msg     string `json:"msg"`
+			Version string `json:"version"`
+		}
+		_ = json.Unmarshal(lines.Bytes(), &line)
+		switch line.Msg {
+		case "starting":
+			started = true
+			if line.Version != version {
+				t.Errorf("reported version %q, want the linked %q", line.Version, version)
+			}
+		case "serving":
+			serving = true
+		}
+	}
+	if !started || !serving {
+		t.Fatalf("no starting and serving lines (%v)", lines.Err())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	sent := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if took := time.Since(sent); exitCode(err) != 0 || err != nil || took > 2300*time.Millisecond+time.Second {
+		t.Errorf("after SIGTERM: %v after %s; want exit 0 within drain + grace", err, took)
+	}
+}
