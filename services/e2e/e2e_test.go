@@ -192,27 +192,11 @@ func devToken(t testing.TB, user string) string {
 	return tok
 }
 
-// link links user's sandbox bank with the sandbox code and returns the link name.
+// link links user's sandbox bank, as the sandbox customer of the same name,
+// with the sandbox code and returns the link name.
 func link(t testing.TB, token, user string) string {
 	t.Helper()
-	r := call(t, http.MethodPost, "/v1/users/"+user+"/links", token, "CONSENT_MANAGEMENT", map[string]any{
-		"bank_id":         "sandbox",
-		"scopes":          []string{"SCOPE_ACCOUNTS", "SCOPE_BALANCES", "SCOPE_TRANSACTIONS"},
-		"purposes":        []string{"PURPOSE_ACCOUNT_INFORMATION"},
-		"bank_login_hint": user,
-	})
-	if r.status != http.StatusOK {
-		t.Fatalf("create link: %d %s", r.status, r.raw)
-	}
-	name, _ := r.body["link"].(map[string]any)["name"].(string)
-	v := call(t, http.MethodPost, "/v1/"+name+":verify", token, "CONSENT_MANAGEMENT", map[string]any{"code": "123456"})
-	if v.status != http.StatusOK {
-		t.Fatalf("verify link: %d %s", v.status, v.raw)
-	}
-	if state, _ := v.body["link"].(map[string]any)["state"].(string); state != "CONSENT_STATE_VALID" {
-		t.Fatalf("link state after verify = %q; body %s", state, v.raw)
-	}
-	return name
+	return linkLogin(t, token, user, user)
 }
 
 func grpcCtx(token, purpose string) context.Context {

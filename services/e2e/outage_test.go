@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -11,6 +12,40 @@ func TestBankLoginRequired(t *testing.T) {
 	carol := devToken(t, "carol")
 	link(t, carol, "carol")
 	call(t, http.MethodGet, "/v1/users/carol/accounts", carol, "ACCOUNT_INFORMATION", nil).want(t, http.StatusBadRequest, "BANK_LOGIN_REQUIRED")
+}
+
+// TestARestartedBankRevokesTheLink restarts the sandbox bank, which keeps
+// its consents in memory, as a bank that lost or dropped them: the next
+// call is 403 CONSENT_REVOKED_BY_BANK in bankbridge's words (never the
+// bank's), the link is REVOKED and marked as revoked by the bank, and
+// later calls are refused by the consent check without asking the bank.
+func TestARestartedBankRevokesTheLink(t *testing.T) {
+	const user, info = "forgotten", "ACCOUNT_INFORMATION"
+	tok := devToken(t, user)
+	linkName := linkLogin(t, tok, user, "alice")
+	call(t, http.MethodGet, "/v1/users/"+user+"/accounts", tok, info, nil).want(t, http.StatusOK, "")
+
+	if err := shared.stack.StopProcess("sandbox"); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.stack.Restart(t.Context(), "sandbox"); err != nil {
+		t.Fatal(err)
+	}
+	balance := "/v1/users/" + user + "/accounts/sandbox~acc-alice-checking/balance"
+	r := call(t, http.MethodGet, balance, tok, info, nil)
+	r.want(t, http.StatusForbidden, "CONSENT_REVOKED_BY_BANK")
+	if msg, _ := r.body["message"].(string); strings.Contains(msg, "knows no") || !strings.Contains(msg, "link") {
+		t.Errorf("message %q: want bankbridge's own words telling to link again", msg)
+	}
+	l := call(t, http.MethodGet, "/v1/"+linkName, tok, "CONSENT_MANAGEMENT", nil)
+	l.want(t, http.StatusOK, "")
+	got, _ := l.body["link"].(map[string]any)
+	if got["state"] != "CONSENT_STATE_REVOKED" || got["revoked_by_bank"] != true {
+		t.Fatalf("link after the bank forgot it: %s", l.raw)
+	}
+	// From now on the consent check refuses, for one bank or across banks.
+	call(t, http.MethodGet, balance, tok, info, nil).want(t, http.StatusForbidden, "CONSENT_REVOKED_BY_BANK")
+	call(t, http.MethodGet, "/v1/users/"+user+"/accounts", tok, info, nil).want(t, http.StatusForbidden, "CONSENT_REVOKED_BY_BANK")
 }
 
 // TestBankOutageServesLastKnown stops the sandbox bank: alice's balance,

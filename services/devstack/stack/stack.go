@@ -417,6 +417,26 @@ func (s *Stack) StopProcess(name string) error {
 	return stop(p)
 }
 
+// Signal sends sig to the running process name: SIGSTOP and SIGCONT freeze
+// and thaw it, as a stalled host or a long GC pause would.
+func (s *Stack) Signal(name string, sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.procs {
+		if p.name == name {
+			return p.cmd.Process.Signal(sig)
+		}
+	}
+	return fmt.Errorf("no process %q in the stack", name)
+}
+
+// DataDir is the directory the stack's processes keep their state in; a
+// process with storage uses DataDir/<name>.
+func (s *Stack) DataDir() string { return s.opts.DataDir }
+
+// BinDir is where the stack's binaries are.
+func (s *Stack) BinDir() string { return s.opts.BinDir() }
+
 // Restart starts a stopped process of the table again, with extra flags
 // after the stack's, and waits until it is ready.
 func (s *Stack) Restart(ctx context.Context, name string, extra ...string) error {

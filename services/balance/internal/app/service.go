@@ -160,10 +160,10 @@ func (s *Service) ListAccounts(ctx context.Context, c Caller, in ListAccountsInp
 		}
 		accts, err := s.bankAccounts(ctx, in.User, BankAccess{BankID: bank, BankConsentID: consent.BankConsentID, Purpose: c.Purpose}, consent.Link)
 		if err != nil && in.BankID == "" && apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK) {
-			// The bank forgot this consent: the link is revoked and its
-			// accounts are no longer listed, as for any lapsed consent.
+			// The bank forgot this consent: the link is revoked, and its
+			// accounts are no longer listed (the kit reports it when the
+			// call names the bank).
 			s.consents.ReportBankRevocation(ctx, consent.Link)
-			continue
 		}
 		if err != nil {
 			firstErr = cmp.Or(firstErr, err)
