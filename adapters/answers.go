@@ -1,7 +1,9 @@
 package adapters
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"time"
@@ -22,6 +24,10 @@ import (
 // metadata and its descriptions may carry the bank's raw text and stay
 // behind.
 
+// logKeyBankID is the log attribute naming a bank, as bankbridge's services
+// name it (their telemetry allow-list lets its value through).
+const logKeyBankID = "bankbridge.bank_id"
+
 // maxRetryAfter bounds the RetryInfo delay an adapter may ask of callers.
 const maxRetryAfter = time.Hour
 
@@ -32,14 +38,26 @@ var (
 )
 
 // fromAdapter rebuilds an error the adapter answered with a bankbridge
-// reason. CONSENT_REVOKED and CONSENT_REVOKED_BY_BANK both become
-// CONSENT_REVOKED_BY_BANK: either way the bank no longer honours the
-// consent the call acted under, so its link must end and the user link
-// again.
-func (bc *bankClient) fromAdapter(err error) error {
+// reason. Two reasons change:
+//   - CONSENT_REVOKED and CONSENT_REVOKED_BY_BANK both become
+//     CONSENT_REVOKED_BY_BANK: either way the bank no longer honours the
+//     consent the call acted under, so its link must end and the user link
+//     again.
+//   - CREDENTIALS_REJECTED, the bank refusing bankbridge's own credentials,
+//     becomes CREDENTIALS_UNAVAILABLE: it is not the caller's doing, and
+//     UNAUTHENTICATED would make a client renew a token that is fine.
+//     Operators get the log line.
+func (bc *bankClient) fromAdapter(ctx context.Context, err error) error {
 	reason := apierr.Reason(err)
-	if reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED {
+	switch reason {
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED:
 		reason = commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK
+	case commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED:
+		bc.log.ErrorContext(ctx, "bank rejected bankbridge's credentials; check the bank's secret in Vault",
+			slog.String(logKeyBankID, bc.bank.ID))
+		return apierr.New(commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE,
+			fmt.Sprintf("bankbridge cannot authenticate to bank %s at the moment; try again later", bc.bank.ID),
+			apierr.WithRetryAfter(retryAfterCredentials))
 	}
 	msg, ok := bc.reasonMessage(reason)
 	if !ok {
@@ -109,8 +127,6 @@ func (bc *bankClient) reasonText(reason commonv1.ErrorReason) string {
 		return fmt.Sprintf("bank %s saw this idempotency key with a different request", id)
 	case commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID:
 		return fmt.Sprintf("bank %s refused the cursor; start again without one", id)
-	case commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED:
-		return fmt.Sprintf("bank %s rejected bankbridge's credentials", id)
 	case commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION:
 		return fmt.Sprintf("bank %s refused the call in the resource's present state", id)
 	case commonv1.ErrorReason_ERROR_REASON_INTERNAL:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type Option func(*registryOptions)
 
 type registryOptions struct {
 	credentials CredentialSource
+	log         *slog.Logger
 	inProcess   map[string]Adapter
 	dialOptions []grpc.DialOption
 	errs        []error
@@ -61,6 +63,17 @@ func WithInProcess(name string, a Adapter) Option {
 			o.errs = append(o.errs, fmt.Errorf("in-process adapter %q: given twice", name))
 		default:
 			o.inProcess[name] = a
+		}
+	}
+}
+
+// WithRegistryLogger sets where the registry tells operators what callers
+// are not told, such as a bank rejecting bankbridge's credentials. Default
+// slog.Default().
+func WithRegistryLogger(l *slog.Logger) Option {
+	return func(o *registryOptions) {
+		if l != nil {
+			o.log = l
 		}
 	}
 }
@@ -91,7 +104,7 @@ const infoCheckTimeout = 5 * time.Second
 // in-process adapter whose Info is invalid or names another bank) and
 // prepares a client for each. Connections are made on first use.
 func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
-	o := registryOptions{inProcess: map[string]Adapter{}}
+	o := registryOptions{inProcess: map[string]Adapter{}, log: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -216,6 +229,7 @@ func (b Bank) clone() Bank {
 type bankClient struct {
 	bank      Bank
 	creds     CredentialSource // nil for in-process banks: they get none
+	log       *slog.Logger
 	validator protovalidate.Validator
 	limiter   *rate.Limiter
 	breaker   *gobreaker.TwoStepCircuitBreaker[struct{}]
@@ -234,6 +248,7 @@ const inProcessBufferSize = 1 << 20
 func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator) (*bankClient, error) {
 	bc := &bankClient{
 		bank:      b,
+		log:       o.log,
 		validator: v,
 		limiter:   rate.NewLimiter(rate.Limit(b.RateLimit.PerSecond), b.RateLimit.Burst),
 	}

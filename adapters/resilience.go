@@ -150,7 +150,10 @@ func (bc *bankClient) mapError(callerCtx context.Context, callerBound bool, err 
 		// The adapter's own answer: its reason, not its words (answers.go).
 		// Only its failures count against it, not business answers such as
 		// NOT_FOUND.
-		mapped := bc.fromAdapter(err)
+		mapped := bc.fromAdapter(callerCtx, err)
+		if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED) {
+			return mapped, nil // the bank answered: it is not failing
+		}
 		switch status.Code(mapped) {
 		case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
 			return mapped, errBankFailed

@@ -1,8 +1,10 @@
 package adapters_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -303,13 +305,14 @@ func TestUnreachableBank(t *testing.T) {
 
 func TestCredentials(t *testing.T) {
 	t.Parallel()
-	newBank := func(t *testing.T, breaker adapters.Breaker) (*testBank, *keySet, *credentials, adapterv1.BankAdapterServiceClient) {
+	newBank := func(t *testing.T, breaker adapters.Breaker, opts ...adapters.Option) (*testBank, *keySet, *credentials, adapterv1.BankAdapterServiceClient) {
 		tb := &testBank{}
 		keys := &keySet{keys: []string{testAPIKey}}
 		creds := newCredentials(map[string]string{"api_key": testAPIKey, "Client_ID": "bankbridge-dev"})
 		bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Kind: adapters.KindRemote,
 			Endpoint: serve(t, tb, adapters.WithAPIKeys(keys.get)), Breaker: breaker}
-		return tb, keys, creds, client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(creds)), "test")
+		opts = append(opts, adapters.WithCredentials(creds))
+		return tb, keys, creds, client(t, newRegistry(t, []adapters.Bank{bank}, opts...), "test")
 	}
 	listOK := func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
 		_, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: "ok"})
@@ -352,11 +355,27 @@ func TestCredentials(t *testing.T) {
 		}
 	})
 
-	t.Run("a rejected key passes through as CREDENTIALS_REJECTED", func(t *testing.T) {
+	t.Run("a rejected key is CREDENTIALS_UNAVAILABLE for callers, logged for operators, and spares the breaker", func(t *testing.T) {
 		t.Parallel()
-		_, _, creds, c := newBank(t, adapters.Breaker{})
+		var logs bytes.Buffer // written only by the calls below, read after them
+		_, _, creds, c := newBank(t, adapters.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute},
+			adapters.WithRegistryLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		creds.set(map[string]string{"api_key": "wrong-key-0000"}, nil)
-		wantReason(t, listOK(t.Context(), c), commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+		for range 3 {
+			err := listOK(t.Context(), c)
+			// Not UNAUTHENTICATED: the caller's token is fine; bankbridge's key is not.
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
+			if retryDelay(err) <= 0 {
+				t.Error("CREDENTIALS_UNAVAILABLE without RetryInfo")
+			}
+		}
+		if !strings.Contains(logs.String(), "bank rejected bankbridge's credentials") || !strings.Contains(logs.String(), "bankbridge.bank_id=test") {
+			t.Errorf("no log line naming the bank whose key was rejected:\n%s", logs.String())
+		}
+		creds.set(map[string]string{"api_key": testAPIKey}, nil)
+		if err := listOK(t.Context(), c); err != nil {
+			t.Fatalf("after the key was fixed: %v", err)
+		}
 	})
 
 	t.Run("a failing source is CREDENTIALS_UNAVAILABLE and spares the breaker", func(t *testing.T) {

@@ -101,43 +101,37 @@ func mentions(problems []string, what string) bool {
 	return false
 }
 
-func TestCheckersCatchAMissingHTTPRule(t *testing.T) {
+func TestCheckersCatchAMissingRule(t *testing.T) {
 	t.Parallel()
-	base := realSet(t)
-	n := 0
-	for i, ref := range ownRPCs(base) {
-		if !ref.public {
-			continue
-		}
-		n++
-		fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
-		proto.ClearExtension(ownRPCs(fds)[i].method().GetOptions(), annotations.E_Http)
-		if got := checkHTTPRules(load(t, fds)); !mentions(got, ref.fullName+": public RPC has no google.api.http rule") {
-			t.Errorf("deleting the HTTP rule of %s went unnoticed; problems: %q", ref.fullName, got)
-		}
+	tests := []struct {
+		name  string
+		ext   protoreflect.ExtensionType
+		check func(*contracts) []string
+		says  string
+	}{
+		{"HTTP rule", annotations.E_Http, checkHTTPRules, ": public RPC has no google.api.http rule"},
+		{"access rule", commonv1.E_Access, checkAccessRules, ": public RPC declares no (bankbridge.common.v1.access) rule"},
 	}
-	if n == 0 {
-		t.Fatal("no public RPC found")
-	}
-}
-
-func TestCheckersCatchAMissingAccessRule(t *testing.T) {
-	t.Parallel()
-	base := realSet(t)
-	n := 0
-	for i, ref := range ownRPCs(base) {
-		if !ref.public {
-			continue
-		}
-		n++
-		fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
-		proto.ClearExtension(ownRPCs(fds)[i].method().GetOptions(), commonv1.E_Access)
-		if got := checkAccessRules(load(t, fds)); !mentions(got, ref.fullName+": public RPC declares no (bankbridge.common.v1.access) rule") {
-			t.Errorf("deleting the access rule of %s went unnoticed; problems: %q", ref.fullName, got)
-		}
-	}
-	if n == 0 {
-		t.Fatal("no public RPC found")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base := realSet(t)
+			n := 0
+			for i, ref := range ownRPCs(base) {
+				if !ref.public {
+					continue
+				}
+				n++
+				fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+				proto.ClearExtension(ownRPCs(fds)[i].method().GetOptions(), tt.ext)
+				if got := tt.check(load(t, fds)); !mentions(got, ref.fullName+tt.says) {
+					t.Errorf("deleting the %s of %s went unnoticed; problems: %q", tt.name, ref.fullName, got)
+				}
+			}
+			if n == 0 {
+				t.Fatal("no public RPC found")
+			}
+		})
 	}
 }
 

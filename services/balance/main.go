@@ -2,14 +2,11 @@
 // accounts, balances and transactions at the banks they linked, read through
 // each bank's adapter under the user's consent. See the package README in
 // the repository root for flags; every flag is also a BANKBRIDGE_*
-// environment variable. Besides the kit's, balance takes
-// --page-token-key: the key page tokens are signed with, the same on every
-// replica (see platform/pagetoken).
+// environment variable. It takes the kit's flags alone.
 package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 
 	"google.golang.org/grpc"
@@ -21,31 +18,17 @@ import (
 	"github.com/bankbridge/bankbridge/services/balance/internal/transport"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
-	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 )
 
 func main() { bootstrap.Main("balance", run) }
 
-// config is the kit's config plus the page token key.
-type config struct {
-	bootstrap.Config
-	Pages pagetoken.Config
-}
-
-// RegisterFlags binds balance's own flags, after the kit's.
-func (c *config) RegisterFlags(fs *flag.FlagSet) { c.Pages.RegisterFlags(fs) }
-
 func run(ctx context.Context, args []string) error {
-	cfg := config{Config: bootstrap.Defaults("balance", "127.0.0.1:9102", "127.0.0.1:9202")}
+	cfg := bootstrap.Defaults("balance", "127.0.0.1:9102", "127.0.0.1:9202")
 	return bootstrap.Run(ctx, args, bootstrap.Spec{
 		Config: &cfg,
 		Needs:  bootstrap.Needs{Banks: true, Consent: true},
 		Start: func(_ context.Context, d *bootstrap.Deps) (bootstrap.Service, error) {
-			pages, err := cfg.Pages.Tokens(d.Logger)
-			if err != nil {
-				return bootstrap.Service{}, err
-			}
-			svc, err := app.New(banks.New(d.Banks, d.Logger), consents{checker: d.Consent, log: d.Logger}, app.Config{Pages: pages})
+			svc, err := app.New(banks.New(d.Banks), consents{checker: d.Consent, log: d.Logger}, app.Config{Pages: d.PageTokens})
 			if err != nil {
 				return bootstrap.Service{}, err
 			}

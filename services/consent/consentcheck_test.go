@@ -18,6 +18,7 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // checker returns a consent checker talking to the env's consent service
@@ -63,7 +64,7 @@ func TestConsentCacheDropsARevocationAtOnce(t *testing.T) {
 	purpose := commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION
 
 	// Once the change stream is up, a second decision comes from the cache.
-	if !eventually(5*time.Second, func() bool {
+	if !testkit.Within(5*time.Second, func() bool {
 		before := calls.Load()
 		_, err1 := c.Decide(ctx, "alice", balances, purpose)
 		_, err2 := c.Decide(ctx, "alice", balances, purpose)
@@ -78,7 +79,7 @@ func TestConsentCacheDropsARevocationAtOnce(t *testing.T) {
 	// The change reaches the watcher within milliseconds; the next decision
 	// after it asks the consent service again and is refused.
 	var err error
-	if !eventually(2*time.Second, func() bool {
+	if !testkit.Within(2*time.Second, func() bool {
 		_, err = c.Decide(ctx, "alice", balances, purpose)
 		return apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
 	}) {
@@ -114,7 +115,7 @@ func BenchmarkConsentDecide(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			c, _ := e.checker(b, bc.ttl)
 			ctx := e.asService(b)
-			if bc.ttl > 0 && !eventually(5*time.Second, func() bool {
+			if bc.ttl > 0 && !testkit.Within(5*time.Second, func() bool {
 				_, err := c.Decide(ctx, "alice", balances, commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION)
 				return err == nil
 			}) {
@@ -130,15 +131,4 @@ func BenchmarkConsentDecide(b *testing.B) {
 			}
 		})
 	}
-}
-
-func eventually(limit time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if f() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return f()
 }

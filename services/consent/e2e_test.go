@@ -14,11 +14,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bankbridge/bankbridge/adapters"
@@ -29,6 +27,7 @@ import (
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
 )
 
@@ -150,16 +149,13 @@ func startConsent(t testing.TB, args []string) string {
 func waitServing(t testing.TB, conn *grpc.ClientConn) {
 	t.Helper()
 	h := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consent service not SERVING: %v, %v", resp, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var resp *healthpb.HealthCheckResponse
+	var err error
+	if !testkit.Within(15*time.Second, func() bool {
+		resp, err = h.Check(t.Context(), &healthpb.HealthCheckRequest{})
+		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	}) {
+		t.Fatalf("consent service not SERVING: %v, %v", resp, err)
 	}
 }
 
@@ -239,20 +235,6 @@ func (e *env) checkConsent(t testing.TB, user, bank string) *consentv1.CheckCons
 	return resp
 }
 
-// wantError checks what a caller sees: the code, and the reason in
-// ErrorInfo; it returns the ErrorInfo metadata.
-func wantError(t testing.TB, err error, code codes.Code, reason commonv1.ErrorReason) map[string]string {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("code = %s (%v), want %s", got, err, code)
-	}
-	info := apierr.Info(err)
-	if info.GetReason() != apierr.ReasonString(reason) || info.GetDomain() != apierr.Domain {
-		t.Fatalf("ErrorInfo = %v, want reason %s", info, apierr.ReasonString(reason))
-	}
-	return info.GetMetadata()
-}
-
 // bankClient calls the sandbox directly, presenting key (none when empty).
 func (e *env) bankClient(t testing.TB) adapterv1.BankAdapterServiceClient {
 	t.Helper()
@@ -280,7 +262,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("a wrong code is refused and links nothing", func(t *testing.T) {
 		pending = e.createLink(t, "alice", "sandbox")
 		_, err := e.verify(t, "alice", pending.GetName(), "000000")
-		md := wantError(t, err, codes.InvalidArgument, commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
+		md := testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
 		if got := md["attempts_remaining"]; got != "4" {
 			t.Errorf("attempts_remaining = %q, want 4", got)
 		}
@@ -321,13 +303,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 		for want := 4; want >= 1; want-- {
 			_, err := e.verify(t, "alice", l.GetName(), "000000")
-			md := wantError(t, err, codes.InvalidArgument, commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
+			md := testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
 			if md["attempts_remaining"] != strconv.Itoa(want) {
 				t.Fatalf("attempts_remaining = %q, want %d", md["attempts_remaining"], want)
 			}
 		}
 		_, err := e.verify(t, "alice", l.GetName(), "000000")
-		wantError(t, err, codes.FailedPrecondition, commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED)
+		testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED)
 		got, err := e.consent.GetLink(e.as(t, "alice"), &consentv1.GetLinkRequest{Name: l.GetName()})
 		if err != nil {
 			t.Fatal(err)
@@ -336,7 +318,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("locked link is %s / %s, want REJECTED / LOCKED", got.GetLink().GetState(), got.GetLink().GetSca().GetStatus())
 		}
 		_, err = e.verify(t, "alice", l.GetName(), sandbox.Code)
-		wantError(t, err, codes.FailedPrecondition, commonv1.ErrorReason_ERROR_REASON_LINK_NOT_PENDING)
+		testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_LINK_NOT_PENDING)
 	})
 
 	t.Run("bob cannot see or revoke alice's link", func(t *testing.T) {
@@ -361,7 +343,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		for name, call := range calls {
 			t.Run(name, func(t *testing.T) {
-				wantError(t, call(), codes.PermissionDenied, commonv1.ErrorReason_ERROR_REASON_USER_MISMATCH)
+				testkit.RequireReason(t, call(), commonv1.ErrorReason_ERROR_REASON_USER_MISMATCH)
 			})
 		}
 		if d := e.checkConsent(t, "alice", "sandbox"); !d.GetAllowed() {
@@ -373,7 +355,7 @@ func TestEndToEnd(t *testing.T) {
 		_, err := e.check.CheckConsent(e.as(t, "alice"), &consentv1.CheckConsentRequest{
 			User: "users/alice", Scope: commonv1.Scope_SCOPE_BALANCES, Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION,
 		})
-		wantError(t, err, codes.PermissionDenied, commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED)
+		testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED)
 	})
 
 	t.Run("the contract's refusals", func(t *testing.T) {
@@ -394,47 +376,46 @@ func TestEndToEnd(t *testing.T) {
 		tests := []struct {
 			name   string
 			call   func() error
-			code   codes.Code
 			reason commonv1.ErrorReason
 		}{
 			{"no scopes", func() error {
 				_, err := e.consent.CreateLink(e.as(t, "alice"), link(func(l *consentv1.Link) { l.Scopes = nil }))
 				return err
-			}, codes.InvalidArgument, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
+			}, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
 			{"advertising among the purposes", func() error {
 				_, err := e.consent.CreateLink(e.as(t, "alice"), link(func(l *consentv1.Link) {
 					l.Purposes = append(l.Purposes, commonv1.Purpose_PURPOSE_ADVERTISING)
 				}))
 				return err
-			}, codes.PermissionDenied, commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
+			}, commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
 			{"a purpose other than consent management", func() error {
 				_, err := e.consent.ListLinks(withPurpose("ACCOUNT_INFORMATION"), &consentv1.ListLinksRequest{Parent: "users/alice"})
 				return err
-			}, codes.PermissionDenied, commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
+			}, commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
 			{"an unknown bank", func() error {
 				_, err := e.consent.CreateLink(e.as(t, "alice"), link(func(l *consentv1.Link) { l.BankId = "nobank" }))
 				return err
-			}, codes.NotFound, commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND},
+			}, commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND},
 			{"a login the bank does not know", func() error {
 				_, err := e.consent.CreateLink(e.as(t, "alice"), link(func(l *consentv1.Link) { l.BankLoginHint = "zed" }))
 				return err
-			}, codes.NotFound, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
+			}, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
 			{"no login for a bank that needs one", func() error {
 				_, err := e.consent.CreateLink(e.as(t, "alice"), link(func(l *consentv1.Link) { l.BankLoginHint = "" }))
 				return err
-			}, codes.InvalidArgument, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
+			}, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
 			{"an unknown link", func() error {
 				_, err := e.consent.GetLink(e.as(t, "alice"), &consentv1.GetLinkRequest{Name: "users/alice/links/nope"})
 				return err
-			}, codes.NotFound, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
+			}, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
 			{"a made-up page token", func() error {
 				_, err := e.consent.ListLinks(e.as(t, "alice"), &consentv1.ListLinksRequest{Parent: "users/alice", PageToken: "bogus"})
 				return err
-			}, codes.InvalidArgument, commonv1.ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID},
+			}, commonv1.ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				wantError(t, tt.call(), tt.code, tt.reason)
+				testkit.RequireReason(t, tt.call(), tt.reason)
 			})
 		}
 	})
@@ -463,15 +444,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("revoking denies the next check and tells watchers and the bank", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(e.asService(t))
-		defer cancel()
-		stream, err := e.check.WatchConsentChanges(ctx, &consentv1.WatchConsentChangesRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hello, err := stream.Recv(); err != nil || hello.GetUser() != "" {
-			t.Fatalf("first message %v, %v: want the empty live marker", hello, err)
-		}
+		stream := e.watch(t)
 		resp, err := e.consent.RevokeLink(e.as(t, "alice"), &consentv1.RevokeLinkRequest{Name: aliceLink, IdempotencyKey: randomKey(t)})
 		if err != nil {
 			t.Fatal(err)
@@ -492,16 +465,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// The bank hears of it shortly after (best effort, not awaited).
 		bank := e.bankClient(t)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			_, err := bank.ListAccounts(withAPIKey(t.Context(), e.currentSandboxKey()), &adapterv1.ListAccountsRequest{BankConsentId: aliceConsentID})
-			if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("bank still serves the revoked consent: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !testkit.Within(10*time.Second, func() bool {
+			_, err = bank.ListAccounts(withAPIKey(t.Context(), e.currentSandboxKey()), &adapterv1.ListAccountsRequest{BankConsentId: aliceConsentID})
+			return apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
+		}) {
+			t.Fatalf("bank still serves the revoked consent: %v", err)
 		}
 	})
 
@@ -531,7 +499,7 @@ func TestEndToEnd(t *testing.T) {
 		for name, key := range map[string]string{"no key": "", "wrong key": "not-the-key"} {
 			t.Run(name, func(t *testing.T) {
 				_, err := bank.GetAdapterInfo(withAPIKey(t.Context(), key), &adapterv1.GetAdapterInfoRequest{})
-				wantError(t, err, codes.Unauthenticated, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+				testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
 			})
 		}
 	})
@@ -543,7 +511,7 @@ func TestEndToEnd(t *testing.T) {
 		// refresh: from now on only the new key works, and is used.
 		time.Sleep(keyGrace + 3*vaultRefrsh + 200*time.Millisecond)
 		_, err := e.bankClient(t).GetAdapterInfo(withAPIKey(t.Context(), old), &adapterv1.GetAdapterInfoRequest{})
-		wantError(t, err, codes.Unauthenticated, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+		testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
 
 		l := e.createLink(t, "bob", "sandbox")
 		got, err := e.verify(t, "bob", l.GetName(), sandbox.Code)

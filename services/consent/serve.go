@@ -15,6 +15,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/consent/internal/transport"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 )
 
@@ -27,7 +28,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
-	svc, err := app.New(st, banks.New(d.Banks), app.Config{ConsentTTL: cfg.ConsentTTL, Logger: log})
+	svc, err := app.New(st, banks.New(d.Banks), app.Config{ConsentTTL: cfg.ConsentTTL, Logger: log, PageTokens: d.PageTokens})
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
@@ -84,7 +85,7 @@ func verifyAccessLog(ctx context.Context, databaseURL string, consentTTL time.Du
 		if !ok {
 			return e // could not read; nothing was judged
 		}
-		fmt.Fprintf(out, "users/%s: %v\n", ce.User, ce)
+		fmt.Fprintf(out, "%s: %v\n", names.User(ce.User), ce)
 	}
 	if len(broken) > 0 {
 		return fmt.Errorf("%d access log chain(s) broken", len(broken))

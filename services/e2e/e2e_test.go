@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,36 +19,20 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bankbridge/bankbridge/services/devstack/stack"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // env is the running stack shared by the tests in this package.
 type env struct {
 	stack    *stack.Stack
 	spans    *collector
-	logs     *syncBuffer
+	logs     *testkit.SyncBuffer
 	balance  string // gRPC address
 	consent  string // gRPC address
 	balAdmin string // balance admin HTTP address (/metrics)
 }
 
 var shared *env
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -67,7 +50,7 @@ func runMain(m *testing.M) int {
 	tb := &mainTB{}
 	spans, otlp := startCollector(tb)
 	defer tb.cleanup()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	opts := stack.Options{
 		Root:      root,
 		DataDir:   must(os.MkdirTemp("", "bankbridge-e2e-")),
@@ -211,18 +194,6 @@ func dial(t testing.TB, addr string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
-}
-
-// eventually retries f until it returns true or the limit passes.
-func eventually(limit time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if f() {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return f()
 }
 
 func contains(s string, subs ...string) bool {

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -52,7 +51,6 @@ import (
 
 // Config is the gateway's configuration (flags or BANKBRIDGE_* env).
 type Config struct {
-	Addr string
 	// Backend gRPC addresses; a backend left empty is not routed.
 	ConsentAddr, BalanceAddr, ReceiptsAddr, ShippingAddr, SupportAddr string
 
@@ -494,29 +492,4 @@ func validUser(u string) bool {
 		}
 	}
 	return true
-}
-
-// Serve serves on lis until ctx ends, then shuts down gracefully.
-func (g *Gateway) Serve(ctx context.Context, lis net.Listener) error {
-	srv := &http.Server{
-		Handler:           g.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// No WriteTimeout: :watch and :stream responses are long-lived; every
-		// other call is bounded by RequestTimeout in limits.
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("gateway HTTP: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("gateway shutdown: %w", err)
-	}
-	return nil
 }

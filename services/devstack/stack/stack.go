@@ -72,7 +72,10 @@ type Stack struct {
 	DevClient string
 
 	serviceSecret string
-	banksFile     string
+	// pageTokenKey signs every service's page tokens: one key for the
+	// stack, as replicas share one, so a token survives a restart.
+	pageTokenKey string
+	banksFile    string
 
 	mu    sync.Mutex
 	procs []*proc
@@ -142,7 +145,8 @@ func vaultBin(o Options) string { return filepath.Join(o.Root, "bin", "vault") }
 // every backend SERVING. On error, what started is stopped.
 func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	o.defaults()
-	s = &Stack{opts: o, table: Table(), addrs: map[string]string{}, DevClient: devClient, serviceSecret: randomHex(16)}
+	s = &Stack{opts: o, table: Table(), addrs: map[string]string{}, DevClient: devClient,
+		serviceSecret: randomHex(16), pageTokenKey: randomHex(32)}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -296,6 +300,7 @@ func (s *Stack) args(p Process) []string {
 			"--grpc-addr=" + s.Addr(p.Name), "--dev-mode", "--drain-delay=0s",
 			"--issuer=" + s.GatewayURL, "--jwks-url=" + s.GatewayURL + "/.well-known/jwks.json",
 			"--client-purposes=" + devClientPurposes, "--internal-clients=" + strings.Join(internal, ","),
+			"--page-token-key=" + s.pageTokenKey,
 		}
 	}
 	if p.AdminPort != 0 {
@@ -347,16 +352,6 @@ func (s *Stack) vaultCLI(ctx context.Context, args ...string) error {
 		return fmt.Errorf("vault %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// RotateSandboxKey writes a new API key to Vault and to the sandbox's key
-// file, as an operator rotating the bank's credential would.
-func (s *Stack) RotateSandboxKey(ctx context.Context) error {
-	key := randomHex(24)
-	if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/banks/sandbox", "api_key="+key); err != nil {
-		return err
-	}
-	return os.WriteFile(s.SandboxKeyFile, []byte(key+"\n"), 0o600)
 }
 
 func (s *Stack) start(ctx context.Context, name, bin string, env []string, args ...string) error {

@@ -18,7 +18,9 @@ const (
 	// the services verify against, routing to every Service (--<name>-addr).
 	Gateway
 	// Service is a bankbridge service: --grpc-addr and --admin-addr, the
-	// gateway's dev issuer, and the flags of what its Needs declare.
+	// gateway's dev issuer, the stack's one --page-token-key (shared by
+	// every service, as by replicas), and the flags of what its Needs
+	// declare.
 	Service
 )
 

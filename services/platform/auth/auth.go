@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -212,17 +211,6 @@ func (v *Verifier) keys(ctx context.Context, kid string) (jwk.Set, error) {
 func hasKey(set jwk.Set, kid string) bool {
 	_, ok := set.LookupKeyID(kid)
 	return ok
-}
-
-// UserOf returns the user a resource name belongs to: "alice" for
-// "users/alice/accounts/a1", false when the name is not under users/.
-func UserOf(resource string) (string, bool) {
-	rest, ok := strings.CutPrefix(resource, "users/")
-	if !ok {
-		return "", false
-	}
-	user, _, _ := strings.Cut(rest, "/")
-	return user, user != ""
 }
 
 type principalKey struct{}

@@ -47,6 +47,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
@@ -154,6 +155,9 @@ type Service struct {
 type Deps struct {
 	Telemetry *telemetry.Telemetry
 	Logger    *slog.Logger
+	// PageTokens mints and reads a KindService's page tokens, with the key
+	// of --page-token-key.
+	PageTokens *pagetoken.Tokens
 	// Banks is set with Needs.Banks.
 	Banks *adapters.Registry
 	// Vault is set with Needs.Vault, and with Needs.Banks when --vault-addr

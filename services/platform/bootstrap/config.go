@@ -3,12 +3,14 @@ package bootstrap
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 )
@@ -26,6 +28,11 @@ type Config struct {
 	Server server.Config
 	// HTTPAddr is a KindGateway binary's listen address (--addr).
 	HTTPAddr string
+	// PageTokenKey signs a KindService's page tokens (--page-token-key):
+	// one secret of at least 32 bytes, the same on every replica, or
+	// "new,old" while a rotation settles. Unset, each process draws its own
+	// (see platform/pagetoken).
+	PageTokenKey credentials.Sensitive
 
 	Vault credentials.Config
 
@@ -93,6 +100,10 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 	switch kind {
 	case KindService:
 		c.Server.RegisterFlags(fs)
+		fs.Func("page-token-key", "HMAC key of page tokens, shared by every replica, at least 32 bytes; new,old while rotating (unset: random per process)", func(s string) error {
+			c.PageTokenKey = credentials.Sensitive(s)
+			return nil
+		})
 	case KindBank:
 		fs.StringVar(&c.Server.GRPCAddr, "grpc-addr", c.Server.GRPCAddr, "gRPC listen address")
 		fs.StringVar(&c.Server.AdminAddr, "admin-addr", c.Server.AdminAddr, "HTTP listen address for /healthz, /readyz, /metrics and the admin routes; empty turns it off")
@@ -182,6 +193,21 @@ func (c *Config) check(kind Kind, needs Needs) error {
 		return missing("database-url")
 	}
 	return nil
+}
+
+// pageTokens returns the page tokens of key, or of a random key of this
+// process, with a warning on log, when none is set.
+func pageTokens(key credentials.Sensitive, log *slog.Logger) (*pagetoken.Tokens, error) {
+	if key == "" {
+		log.Warn("no --page-token-key set: page tokens are signed with a random key of this process, " +
+			"so a page token is refused by any other replica and after a restart")
+		return pagetoken.Random(), nil
+	}
+	t, err := pagetoken.FromKeys(string(key))
+	if err != nil {
+		return nil, fmt.Errorf("--page-token-key (%s): %w", envName("page-token-key"), err)
+	}
+	return t, nil
 }
 
 // envName is the environment variable of a flag.

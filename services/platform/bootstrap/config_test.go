@@ -5,12 +5,16 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 )
 
 // svcConfig is a service config with a field of its own, as services
@@ -84,6 +88,15 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "every service takes the page token key", env: map[string]string{"BANKBRIDGE_PAGE_TOKEN_KEY": "k1,k0"},
+			check: func(t *testing.T, c *svcConfig, _ []string) {
+				if c.PageTokenKey != "k1,k0" {
+					t.Errorf("page token key %q", c.PageTokenKey)
+				}
+			},
+		},
+		{name: "a gateway takes no page token key", kind: KindGateway, args: []string{"--page-token-key=x"}, wantErr: "-page-token-key"},
 		{name: "an undeclared dependency has no flag", args: []string{"--consent-addr=x"}, wantErr: "flag provided but not defined: -consent-addr"},
 		{name: "a gateway takes no gRPC flags", kind: KindGateway, args: []string{"--grpc-addr=x"}, wantErr: "-grpc-addr"},
 		{name: "a bank takes no token flags", kind: KindBank, args: []string{"--jwks-url=x"}, wantErr: "-jwks-url"},
@@ -108,6 +121,33 @@ func TestParse(t *testing.T) {
 			}
 			tt.check(t, c, rest)
 		})
+	}
+}
+
+func TestPageTokens(t *testing.T) {
+	t.Parallel()
+	key := strings.Repeat("k", pagetoken.MinKeyBytes)
+	list := pagetoken.List{Method: "m", Parent: "users/alice"}
+	a, err := pageTokens(credentials.Sensitive(key), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pagetoken.FromKeys(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Decode(list, a.Encode(list, pagetoken.Position{Offset: 1})); err != nil {
+		t.Errorf("another replica with the same key refused the token: %v", err)
+	}
+	if _, err := pageTokens("short", slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "BANKBRIDGE_PAGE_TOKEN_KEY") {
+		t.Errorf("a short key: %v, want an error naming the setting", err)
+	}
+	var logs strings.Builder
+	if r, err := pageTokens("", slog.New(slog.NewTextHandler(&logs, nil))); err != nil || r == nil {
+		t.Fatalf("no key: %v, %v", r, err)
+	}
+	if !strings.Contains(logs.String(), "page-token-key") {
+		t.Errorf("no warning about the random key: %q", logs.String())
 	}
 }
 

@@ -96,6 +96,11 @@ func (b *builder) close() {
 func (b *builder) build(life context.Context) error {
 	c, needs, log := b.cfg, b.spec.Needs, b.deps.Logger
 	if b.spec.Kind == KindService {
+		pages, err := pageTokens(c.PageTokenKey, log)
+		if err != nil {
+			return err
+		}
+		b.deps.PageTokens = pages
 		v, err := auth.NewVerifier(life, auth.Config{Issuer: c.Server.Issuer, Audience: c.Server.Audience, JWKSURL: c.Server.JWKSURL})
 		if err != nil {
 			return err
@@ -154,7 +159,7 @@ func (b *builder) buildBanks() error {
 		return err
 	}
 	tel := b.deps.Telemetry
-	opts := []adapters.Option{adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+	opts := []adapters.Option{adapters.WithRegistryLogger(b.deps.Logger), adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(tel.TracerProvider),
 		otelgrpc.WithMeterProvider(tel.MeterProvider),
 		otelgrpc.WithPropagators(tel.Propagator),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
 )
 
@@ -146,7 +147,7 @@ func TestDependenciesOutliveTheSignal(t *testing.T) {
 	signal()
 
 	time.Sleep(100 * time.Millisecond)
-	if got := httpStatus(t, "http://"+addrs.AdminAddr+"/readyz"); got != http.StatusServiceUnavailable {
+	if got := testkit.GetStatus(t, "http://"+addrs.AdminAddr+"/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz during the drain = %d, want 503", got)
 	}
 	if h, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
@@ -158,14 +159,7 @@ func TestDependenciesOutliveTheSignal(t *testing.T) {
 	if err := <-slow; err != nil {
 		t.Errorf("the call in flight when the graceful stop began: %v", err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(drain + grace + time.Second):
-		t.Fatal("Run did not return within drain + grace")
-	}
+	waitRun(t, done)
 	if took := time.Since(sent); took < drain {
 		t.Errorf("Run returned %s after the signal, before the drain delay ended", took)
 	}
@@ -213,23 +207,29 @@ func TestGatewayDrains(t *testing.T) {
 	case err := <-done:
 		t.Fatal(err)
 	}
-	if got := httpStatus(t, base+"/readyz"); got != http.StatusOK {
+	if got := testkit.GetStatus(t, base+"/readyz"); got != http.StatusOK {
 		t.Fatalf("/readyz = %d before the signal", got)
 	}
 	slow := make(chan int, 1)
-	go func() { slow <- httpStatus(t, base+"/wait?d="+(drain+500*time.Millisecond).String()) }()
+	go func() { slow <- testkit.GetStatus(t, base+"/wait?d="+(drain+500*time.Millisecond).String()) }()
 	time.Sleep(100 * time.Millisecond)
 	signal()
 	time.Sleep(100 * time.Millisecond)
-	if got := httpStatus(t, base+"/readyz"); got != http.StatusServiceUnavailable {
+	if got := testkit.GetStatus(t, base+"/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz during the drain = %d, want 503", got)
 	}
-	if got := httpStatus(t, base+"/wait?d=0s"); got != http.StatusOK {
+	if got := testkit.GetStatus(t, base+"/wait?d=0s"); got != http.StatusOK {
 		t.Errorf("a request during the drain = %d, want 200", got)
 	}
 	if got := <-slow; got != http.StatusOK {
 		t.Errorf("the request in flight when the graceful stop began = %d, want 200", got)
 	}
+	waitRun(t, done)
+}
+
+// waitRun waits for Run's result on done: nil, within drain + grace.
+func waitRun(t *testing.T, done <-chan error) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -238,16 +238,4 @@ func TestGatewayDrains(t *testing.T) {
 	case <-time.After(drain + grace + time.Second):
 		t.Fatal("Run did not return within drain + grace")
 	}
-}
-
-func httpStatus(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Error(err)
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode
 }

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
@@ -45,9 +44,9 @@ type Options struct {
 
 // Checker implements access.ConsentChecker and access.Recorder.
 type Checker struct {
-	client  consentv1.ConsentCheckServiceClient
-	opts    Options
-	log     *slog.Logger
+	client consentv1.ConsentCheckServiceClient
+	opts   Options
+	log    *slog.Logger
 
 	mu        sync.Mutex
 	watching  bool
@@ -89,7 +88,7 @@ func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose co
 	if resp == nil {
 		var err error
 		resp, err = c.client.CheckConsent(ctx, &consentv1.CheckConsentRequest{
-			User: "users/" + user, BankId: need.BankID, Scope: need.Scope, Purpose: purpose,
+			User: names.User(user), BankId: need.BankID, Scope: need.Scope, Purpose: purpose,
 		})
 		if err != nil {
 			id, masked := apierr.Internal()
@@ -201,8 +200,8 @@ func (c *Checker) Watch(ctx context.Context) {
 					// before it could not have been cached anyway.
 					c.setWatching(true)
 				}
-				if u := ev.GetUser(); len(u) > len("users/") {
-					c.forget(u[len("users/"):])
+				if u, ok := names.UserOf(ev.GetUser()); ok {
+					c.forget(u)
 				}
 				backoff = 100 * time.Millisecond
 			}
@@ -229,6 +228,6 @@ func (c *Checker) isWatching() bool {
 func (c *Checker) Record(ctx context.Context, e access.Entry) error {
 	actx, cancel := context.WithTimeout(ctx, c.opts.AuditTimeout)
 	defer cancel()
-	_, err := c.client.RecordAccess(actx, &consentv1.RecordAccessRequest{User: "users/" + e.User, Entry: e.Proto()})
+	_, err := c.client.RecordAccess(actx, &consentv1.RecordAccessRequest{User: names.User(e.User), Entry: e.Proto()})
 	return err
 }

@@ -6,8 +6,8 @@
 // token alive with Vault's lifetime watcher and logs in again when the token
 // reaches its max TTL. Secrets are cached: however many requests ask for a
 // bank at once, Vault sees one read per RefreshInterval. A background
-// refresh picks up rotated versions without a restart and tells OnRotate
-// callbacks. While Vault is unreachable, a cached secret is served until it
+// refresh picks up rotated versions without a restart, so the next caller
+// gets the new one. While Vault is unreachable, a cached secret is served until it
 // is MaxStale old; after that, or with nothing cached, callers get
 // ErrUnavailable.
 //

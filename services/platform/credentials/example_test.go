@@ -24,11 +24,8 @@ func Example() {
 	}
 	defer p.Close()
 
-	p.OnRotate(func(bankID string, oldVersion, newVersion int) {
-		// Rebuild whatever holds the old credentials, such as the bank's
-		// HTTP client.
-	})
-
+	// Ask on every call: a rotated secret is served once the background
+	// refresh has read it, with no restart.
 	secret, err := p.Bank(ctx, "acme")
 	if err != nil {
 		log.Fatal(err) // errors.Is(err, credentials.ErrUnavailable) → UNAVAILABLE

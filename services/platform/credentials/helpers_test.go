@@ -1,14 +1,14 @@
 package credentials_test
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
 )
 
@@ -22,10 +22,10 @@ func rootConfig(v *vaulttest.Server) credentials.Config {
 
 // newProvider starts a provider that logs into a buffer and closes with the
 // test; the log is shown if the test fails.
-func newProvider(t *testing.T, cfg credentials.Config, opts ...credentials.Option) (*credentials.Provider, *logBuffer) {
+func newProvider(t *testing.T, cfg credentials.Config, opts ...credentials.Option) (*credentials.Provider, *testkit.SyncBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
-	opts = append([]credentials.Option{credentials.WithLogger(logs.logger())}, opts...)
+	logs := &testkit.SyncBuffer{}
+	opts = append([]credentials.Option{credentials.WithLogger(debugLogger(logs))}, opts...)
 	p, err := credentials.New(context.Background(), cfg, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -41,59 +41,13 @@ func newProvider(t *testing.T, cfg credentials.Config, opts ...credentials.Optio
 	return p, logs
 }
 
-// logBuffer collects the provider's log lines so tests can scan them.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// debugLogger logs everything, as JSON, into w.
+func debugLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// fakeClock is a clock the test moves by hand, to age cached secrets
+// newClock returns a clock the test moves by hand, to age cached secrets
 // without sleeping.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+func newClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
 )
 
@@ -38,7 +39,7 @@ func TestSecretValuesNeverLeak(t *testing.T) {
 		texts = append(texts, err.Error())
 	}
 
-	clock := newFakeClock()
+	clock := newClock()
 	cfg := credentials.Config{
 		Address:         v.Addr(),
 		Auth:            credentials.AuthConfig{Method: credentials.AuthToken, Token: credentials.Sensitive(token)},
@@ -63,7 +64,7 @@ func TestSecretValuesNeverLeak(t *testing.T) {
 
 	// A rotation is logged.
 	v.PutBankSecret(t, "acme", map[string]any{"api_key": marker + "-acme-2"})
-	clock.Advance(time.Minute)
+	clock.Add(time.Minute)
 	if s, err := p.Bank(t.Context(), "acme"); err != nil || s.Version != 2 {
 		t.Fatalf("Bank(acme) after rotation = version %d, %v; want 2", s.Version, err)
 	}
@@ -79,11 +80,11 @@ func TestSecretValuesNeverLeak(t *testing.T) {
 
 	// An outage, first served from cache (and logged), then past MaxStale.
 	v.Stop()
-	clock.Advance(2 * time.Minute)
+	clock.Add(2 * time.Minute)
 	if _, err := p.Bank(t.Context(), "acme"); err != nil {
 		t.Fatalf("Bank(acme) during the outage: %v", err)
 	}
-	clock.Advance(time.Hour)
+	clock.Add(time.Hour)
 	_, err = p.Bank(t.Context(), "acme")
 	record("past MaxStale", err)
 	_, err = p.Partner(t.Context(), "shipper")
@@ -93,8 +94,8 @@ func TestSecretValuesNeverLeak(t *testing.T) {
 	approleCfg := cfg
 	approleCfg.Auth = credentials.AuthConfig{Method: credentials.AuthAppRole,
 		AppRole: credentials.AppRoleConfig{RoleID: roleID, SecretID: credentials.Sensitive(secretID)}}
-	printed := &logBuffer{}
-	printedLog := printed.logger()
+	printed := &testkit.SyncBuffer{}
+	printedLog := debugLogger(printed)
 	for _, x := range []any{cfg, approleCfg, acme} {
 		texts = append(texts, fmt.Sprintf("%v | %+v | %#v | %s", x, x, x, x))
 		printedLog.Info("printed", slog.Any("value", x))

@@ -18,7 +18,7 @@ func TestMetrics(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.PutBankSecret(t, "acme", map[string]any{"api_key": "k1"})
 	reader := sdkmetric.NewManualReader()
-	clock := newFakeClock()
+	clock := newClock()
 	p, _ := newProvider(t, rootConfig(v),
 		credentials.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
 		credentials.WithClock(clock.Now))
@@ -31,7 +31,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := p.Bank(t.Context(), "missing"); err == nil {
 		t.Fatal("Bank(missing) succeeded")
 	}
-	clock.Advance(42 * time.Second)
+	clock.Add(42 * time.Second)
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(t.Context(), &rm); err != nil {

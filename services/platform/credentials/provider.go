@@ -40,10 +40,6 @@ const (
 	maxFailedReadBackoff = 10 * time.Second
 )
 
-// RotateFunc is called when a refresh finds a new version of a cached
-// secret, with the id and the versions before and after.
-type RotateFunc func(id string, oldVersion, newVersion int)
-
 // Provider serves bank and partner credentials from Vault through a cache.
 // It is safe for concurrent use; Close releases it.
 type Provider struct {
@@ -63,11 +59,10 @@ type Provider struct {
 
 	sf singleflight.Group
 
-	mu       sync.Mutex
-	closed   bool
-	entries  map[key]*entry
-	reads    map[key]int64
-	onRotate map[kind][]RotateFunc
+	mu      sync.Mutex
+	closed  bool
+	entries map[key]*entry
+	reads   map[key]int64
 }
 
 // entry is the cached state of one secret.
@@ -101,16 +96,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 	login.ClearToken()
 
 	p := &Provider{
-		cfg:      cfg,
-		client:   client,
-		login:    login,
-		log:      o.logger,
-		now:      o.now,
-		backoff:  min(cfg.RefreshInterval, maxFailedReadBackoff),
-		reauth:   make(chan struct{}, 1),
-		entries:  make(map[key]*entry),
-		reads:    make(map[key]int64),
-		onRotate: make(map[kind][]RotateFunc),
+		cfg:     cfg,
+		client:  client,
+		login:   login,
+		log:     o.logger,
+		now:     o.now,
+		backoff: min(cfg.RefreshInterval, maxFailedReadBackoff),
+		reauth:  make(chan struct{}, 1),
+		entries: make(map[key]*entry),
+		reads:   make(map[key]int64),
 	}
 	if p.metrics, err = newMetrics(o.meterProvider, p.observeAges); err != nil {
 		return nil, err
@@ -178,23 +172,6 @@ func (p *Provider) Bank(ctx context.Context, bankID string) (Secret, error) {
 // <Mount>/partners/<partnerID>. Errors are as for Bank.
 func (p *Provider) Partner(ctx context.Context, partnerID string) (Secret, error) {
 	return p.get(ctx, key{kind: kindPartner, id: partnerID})
-}
-
-// OnRotate registers f to be called when a refresh finds a new version of a
-// cached bank secret, so holders of derived state (an HTTP client with the
-// old API key, say) can rebuild it without a restart. Callbacks run one at a
-// time per secret, on the goroutine that read the new version, before the
-// callers waiting for that read get it: keep them short, and do not call
-// Close from one.
-func (p *Provider) OnRotate(f RotateFunc) { p.addRotate(kindBank, f) }
-
-// OnPartnerRotate is OnRotate for partner secrets.
-func (p *Provider) OnPartnerRotate(f RotateFunc) { p.addRotate(kindPartner, f) }
-
-func (p *Provider) addRotate(k kind, f RotateFunc) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.onRotate[k] = append(p.onRotate[k], f)
 }
 
 // Reads returns how many reads of a bank's secret were sent to Vault,
@@ -347,13 +324,11 @@ func (p *Provider) staleLocked(e *entry, now time.Time) (Secret, error) {
 	return e.secret, nil
 }
 
-// store caches a freshly read secret and tells the OnRotate callbacks when
-// its version changed.
+// store caches a freshly read secret and logs when its version changed.
 func (p *Provider) store(k key, s Secret) {
 	p.mu.Lock()
 	old := p.entries[k]
 	p.entries[k] = &entry{secret: s}
-	callbacks := slices.Clone(p.onRotate[k.kind])
 	p.mu.Unlock()
 
 	if old == nil || old.secret.Version == s.Version {
@@ -361,9 +336,6 @@ func (p *Provider) store(k key, s Secret) {
 	}
 	p.log.Info("credentials rotated", k.logAttr(),
 		slog.Int(attrOldVersion, old.secret.Version), slog.Int(attrVersion, s.Version))
-	for _, f := range callbacks {
-		f(k.id, old.secret.Version, s.Version)
-	}
 }
 
 // read fetches the current version of k from Vault.

@@ -33,16 +33,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/credentials"
 )
 
 // Page sizes, after AIP-158: 0 asks for the default; the contract refuses
@@ -52,8 +48,8 @@ const (
 	MaxPageSize     = 100
 )
 
-// DefaultTTL is how long a token is accepted after it was minted.
-const DefaultTTL = time.Hour
+// TTL is how long a token is accepted after it was minted.
+const TTL = time.Hour
 
 // MinKeyBytes is the shortest key accepted: the size of the HMAC-SHA256
 // output.
@@ -132,15 +128,11 @@ const version = 1
 // concurrent use.
 type Tokens struct {
 	keys [][]byte // keys[0] signs
-	ttl  time.Duration
 	now  func() time.Time
 }
 
 // Option tunes Tokens.
 type Option func(*Tokens)
-
-// WithTTL sets how long a token is accepted; default DefaultTTL.
-func WithTTL(d time.Duration) Option { return func(t *Tokens) { t.ttl = d } }
 
 // WithClock sets the clock; default time.Now.
 func WithClock(now func() time.Time) Option { return func(t *Tokens) { t.now = now } }
@@ -161,7 +153,7 @@ func New(secret []byte, opts ...Option) (*Tokens, error) {
 	if len(secret) < MinKeyBytes {
 		return nil, fmt.Errorf("page token key: %d bytes, want at least %d", len(secret), MinKeyBytes)
 	}
-	t := &Tokens{keys: [][]byte{derive(secret)}, ttl: DefaultTTL, now: time.Now}
+	t := &Tokens{keys: [][]byte{derive(secret)}, now: time.Now}
 	for _, o := range opts {
 		o(t)
 	}
@@ -169,9 +161,6 @@ func New(secret []byte, opts ...Option) (*Tokens, error) {
 		if k == nil {
 			return nil, fmt.Errorf("page token key: a previous key is shorter than %d bytes", MinKeyBytes)
 		}
-	}
-	if t.ttl <= 0 {
-		return nil, errors.New("page token TTL must be positive")
 	}
 	return t, nil
 }
@@ -211,7 +200,7 @@ func mac(key, listDigest, body []byte) []byte {
 // not written into the token: it is part of what the signature covers, so
 // a token is valid for its own list only.
 func (t *Tokens) Encode(l List, p Position) string {
-	pl := payload{Version: version, Expires: t.now().Add(t.ttl).Unix(), Offset: p.Offset, ID: p.ID, Seq: p.Seq}
+	pl := payload{Version: version, Expires: t.now().Add(TTL).Unix(), Offset: p.Offset, ID: p.ID, Seq: p.Seq}
 	if !p.Time.IsZero() {
 		us := p.Time.UnixMicro()
 		pl.Time = &us
@@ -320,33 +309,11 @@ func invalid(desc string) error {
 		apierr.WithFieldViolations(apierr.FieldViolation{Field: "page_token", Description: desc, Reason: "page_token.invalid"}))
 }
 
-// Config is where a service's page token key comes from.
-type Config struct {
-	// Key is one secret, or several separated by commas while a rotation
-	// settles: the first signs, all verify.
-	Key credentials.Sensitive
-}
-
-// RegisterFlags binds --page-token-key (BANKBRIDGE_PAGE_TOKEN_KEY through
-// the kit's parser).
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.Func("page-token-key", "HMAC key of page tokens, shared by every replica, at least 32 bytes; new,old while rotating (unset: random per process)", func(s string) error {
-		c.Key = credentials.Sensitive(s)
-		return nil
-	})
-}
-
-// Tokens returns the Tokens of the configured key, or of a random key with
-// a warning on log when none is configured.
-func (c Config) Tokens(log *slog.Logger, opts ...Option) (*Tokens, error) {
-	if c.Key == "" {
-		if log != nil {
-			log.Warn("no --page-token-key set: page tokens are signed with a random key of this process, " +
-				"so a page token is refused by any other replica and after a restart")
-		}
-		return Random(opts...), nil
-	}
-	secrets := strings.Split(string(c.Key), ",")
+// FromKeys returns the Tokens of a configured key setting: one secret, or
+// several separated by commas while a rotation settles (the first signs,
+// every one verifies), each at least MinKeyBytes long.
+func FromKeys(keys string, opts ...Option) (*Tokens, error) {
+	secrets := strings.Split(keys, ",")
 	var previous [][]byte
 	for _, s := range secrets[1:] {
 		previous = append(previous, []byte(s))

@@ -2,8 +2,6 @@ package pagetoken_test
 
 import (
 	"encoding/base64"
-	"flag"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -99,7 +97,7 @@ func TestRefuses(t *testing.T) {
 		clk := testkit.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 		tok := newTokens(t, secret, pagetoken.WithClock(clk.Now))
 		token := tok.Encode(transacts, pagetoken.Position{Offset: 25})
-		clk.Add(pagetoken.DefaultTTL - time.Second)
+		clk.Add(pagetoken.TTL - time.Second)
 		if _, _, err := tok.Decode(transacts, token); err != nil {
 			t.Fatalf("a token a second before its end: %v", err)
 		}
@@ -214,15 +212,9 @@ func TestSize(t *testing.T) {
 	}
 }
 
-func TestConfig(t *testing.T) {
+func TestFromKeys(t *testing.T) {
 	t.Parallel()
-	var c pagetoken.Config
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--page-token-key=" + string(secret) + "," + strings.Repeat("o", 32)}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := c.Tokens(nil)
+	tok, err := pagetoken.FromKeys(string(secret) + "," + strings.Repeat("o", 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,14 +222,17 @@ func TestConfig(t *testing.T) {
 	if _, _, err := newTokens(t, secret).Decode(transacts, tok.Encode(transacts, pagetoken.Position{Offset: 3})); err != nil {
 		t.Errorf("a replica with the same key refused the token: %v", err)
 	}
-	if _, err := (pagetoken.Config{Key: "short"}).Tokens(nil); err == nil {
-		t.Error("a 5-byte key was accepted")
-	}
-	var logs testkit.SyncBuffer
-	if _, err := (pagetoken.Config{}).Tokens(slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+	// The previous key still verifies while a rotation settles.
+	old, err := pagetoken.FromKeys(strings.Repeat("o", 32))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "page-token-key") {
-		t.Errorf("no warning about the random key: %q", logs.String())
+	if _, _, err := tok.Decode(transacts, old.Encode(transacts, pagetoken.Position{Offset: 3})); err != nil {
+		t.Errorf("a token of the previous key was refused: %v", err)
+	}
+	for _, keys := range []string{"short", string(secret) + ",short"} {
+		if _, err := pagetoken.FromKeys(keys); err == nil {
+			t.Errorf("FromKeys(%q) accepted a key under 32 bytes", keys)
+		}
 	}
 }

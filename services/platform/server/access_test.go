@@ -15,14 +15,13 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 var aliceBalance = &balancev1.GetBalanceRequest{Name: "users/alice/accounts/sandbox~a1/balance"}
@@ -33,28 +32,27 @@ func TestPurposes(t *testing.T) {
 	tests := []struct {
 		name    string
 		purpose string
-		code    codes.Code
-		reason  string
+		reason  commonv1.ErrorReason // UNSPECIFIED: served
 	}{
-		{"advertising is never allowed", "ADVERTISING", codes.PermissionDenied, "PURPOSE_NOT_ALLOWED"},
-		{"marketing is never allowed", "PURPOSE_MARKETING", codes.PermissionDenied, "PURPOSE_NOT_ALLOWED"},
-		{"a purpose the client is not configured for", "CUSTOMER_SUPPORT", codes.PermissionDenied, "CLIENT_PURPOSE_NOT_ALLOWED"},
-		{"no purpose", "", codes.InvalidArgument, "INVALID_ARGUMENT"},
-		{"an unknown purpose", "CURIOSITY", codes.InvalidArgument, "INVALID_ARGUMENT"},
-		{"an allowed purpose", "ACCOUNT_INFORMATION", codes.OK, ""},
+		{"advertising is never allowed", "ADVERTISING", commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
+		{"marketing is never allowed", "PURPOSE_MARKETING", commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED},
+		{"a purpose the client is not configured for", "CUSTOMER_SUPPORT", commonv1.ErrorReason_ERROR_REASON_CLIENT_PURPOSE_NOT_ALLOWED},
+		{"no purpose", "", commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
+		{"an unknown purpose", "CURIOSITY", commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT},
+		{"an allowed purpose", "ACCOUNT_INFORMATION", commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.balance.GetBalance(e.asFor(t, "alice", tt.purpose), aliceBalance)
-			if tt.code == codes.OK {
+			if tt.reason == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
 				if err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			st := wantError(t, err, tt.code, tt.reason)
-			if tt.code == codes.InvalidArgument {
-				if v := badRequest(st).GetFieldViolations(); len(v) != 1 || v[0].GetField() != "bankbridge-purpose" {
+			testkit.RequireReason(t, err, tt.reason)
+			if tt.reason == commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT {
+				if v := testkit.FieldViolations(err); len(v) != 1 || v[0].GetField() != "bankbridge-purpose" {
 					t.Errorf("field violations = %v, want one on bankbridge-purpose", v)
 				}
 			}
@@ -76,7 +74,7 @@ func TestPurposeOnStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = stream.Recv()
-	wantError(t, err, codes.PermissionDenied, "PURPOSE_NOT_ALLOWED")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED)
 }
 
 func TestAPurposeTheContractDoesNotListIsRefused(t *testing.T) {
@@ -85,7 +83,7 @@ func TestAPurposeTheContractDoesNotListIsRefused(t *testing.T) {
 	// chat-app may declare ORDER_TRACKING, but GetBalance's access rule
 	// lists ACCOUNT_INFORMATION only.
 	_, err := e.balance.GetBalance(e.asFor(t, "alice", "ORDER_TRACKING"), aliceBalance)
-	wantError(t, err, codes.PermissionDenied, "PURPOSE_NOT_ALLOWED")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED)
 }
 
 func TestTheGrantCarriesTheDecisionToTheHandler(t *testing.T) {
@@ -113,25 +111,24 @@ func TestTheBankComesFromTheFieldTheContractNames(t *testing.T) {
 	tests := []struct {
 		name   string
 		call   func() error
-		code   codes.Code
-		reason string
+		reason commonv1.ErrorReason
 	}{
 		{"an account at an unknown bank does not exist", func() error {
 			_, err := e.balance.GetAccount(ctx, getAccount("users/alice/accounts/otherbank~a1"))
 			return err
-		}, codes.NotFound, "NOT_FOUND"},
+		}, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
 		{"an account id without a bank does not exist", func() error {
 			_, err := e.balance.GetAccount(ctx, getAccount("users/alice/accounts/a1"))
 			return err
-		}, codes.NotFound, "NOT_FOUND"},
+		}, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND},
 		{"a bank_id that is not configured", func() error {
 			_, err := e.balance.ListAccounts(ctx, &balancev1.ListAccountsRequest{Parent: "users/alice", BankId: "otherbank"})
 			return err
-		}, codes.NotFound, "BANK_NOT_FOUND"},
+		}, commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantError(t, tt.call(), tt.code, tt.reason)
+			testkit.RequireReason(t, tt.call(), tt.reason)
 		})
 	}
 	e.hooks.mu.Lock()
@@ -149,7 +146,7 @@ func TestEveryDecidedAccessIsRecordedAndNoOther(t *testing.T) {
 		r.refuse = apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED, "no consent for this bank")
 	})
 	_, err := e.balance.GetBalance(ctx, aliceBalance)
-	wantError(t, err, codes.PermissionDenied, "CONSENT_REQUIRED")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED)
 	e.hooks.set(func(r *recorder) { r.refuse = nil })
 	if _, err := e.balance.GetBalance(ctx, aliceBalance); err != nil {
 		t.Fatal(err)
@@ -157,11 +154,11 @@ func TestEveryDecidedAccessIsRecordedAndNoOther(t *testing.T) {
 	// Neither another user's token, nor no token, nor an invalid request
 	// reaches alice's log: only the caller who is alice can write there.
 	_, err = e.balance.GetBalance(e.as(t, "bob"), aliceBalance)
-	wantError(t, err, codes.PermissionDenied, "USER_MISMATCH")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_USER_MISMATCH)
 	_, err = e.balance.GetBalance(withPurpose(context.Background(), "ACCOUNT_INFORMATION"), aliceBalance)
-	wantError(t, err, codes.Unauthenticated, "TOKEN_INVALID")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_TOKEN_INVALID)
 	_, err = e.balance.GetBalance(ctx, &balancev1.GetBalanceRequest{Name: "users/alice/accounts/sandbox~a1/balance/" + strings.Repeat("x", 300)})
-	wantError(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
 
 	entries := e.hooks.recorded()
 	if len(entries) != 2 {
@@ -194,14 +191,14 @@ func TestNoDataLeavesWhenTheAccessCannotBeRecorded(t *testing.T) {
 	e := startExample(t, exampleOpts{})
 	e.hooks.set(func(r *recorder) { r.recordErr = errors.New("consent service frozen") })
 	resp, err := e.balance.GetBalance(e.as(t, "alice"), aliceBalance)
-	st := wantError(t, err, codes.Unavailable, "AUDIT_UNAVAILABLE")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE)
 	if resp != nil {
 		t.Errorf("served %v although the access was not recorded", resp)
 	}
-	if strings.Contains(st.Message(), "frozen") {
-		t.Errorf("message %q leaks the cause", st.Message())
+	if strings.Contains(err.Error(), "frozen") {
+		t.Errorf("reply %q leaks the cause", err)
 	}
-	if retryInfo(st) == nil {
+	if testkit.RetryInfo(err) == nil {
 		t.Error("no RetryInfo on AUDIT_UNAVAILABLE")
 	}
 
@@ -210,7 +207,7 @@ func TestNoDataLeavesWhenTheAccessCannotBeRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, err := stream.Recv()
-	wantError(t, err, codes.Unavailable, "AUDIT_UNAVAILABLE")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE)
 	if msg != nil {
 		t.Errorf("stream sent %v although the access was not recorded", msg)
 	}
@@ -220,7 +217,7 @@ func TestABankRevocationIsReportedForTheGrantedLink(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
 	_, err := e.balance.GetAccount(e.as(t, "alice"), getAccount("users/alice/accounts/sandbox~gone"))
-	wantError(t, err, codes.PermissionDenied, "CONSENT_REVOKED_BY_BANK")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
 	e.hooks.mu.Lock()
 	defer e.hooks.mu.Unlock()
 	if len(e.hooks.reported) != 1 || e.hooks.reported[0] != "users/alice/links/l1" {
@@ -232,7 +229,7 @@ func TestTheSecurityRefusalsAreCounted(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})
 	_, err := e.balance.GetBalance(withPurpose(context.Background(), "ACCOUNT_INFORMATION"), aliceBalance)
-	wantError(t, err, codes.Unauthenticated, "TOKEN_INVALID")
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_TOKEN_INVALID)
 	resp, err := http.Get("http://" + e.srv.AdminAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)

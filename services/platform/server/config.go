@@ -3,16 +3,13 @@ package server
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/peterbourgon/ff/v3"
 )
 
-// Config is what every bankbridge service reads at start, from flags or
-// BANKBRIDGE_* environment variables (a flag wins): --grpc-addr or
-// BANKBRIDGE_GRPC_ADDR, and so on.
+// Config is what every bankbridge service reads at start. bootstrap binds
+// it to flags (RegisterFlags) and BANKBRIDGE_* environment variables, a
+// flag winning: --grpc-addr or BANKBRIDGE_GRPC_ADDR, and so on.
 type Config struct {
 	// Name is the service name in telemetry; set by the service, not a flag.
 	Name string
@@ -71,15 +68,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
 	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", c.MaxRecvMsgBytes, "largest request message accepted")
 	fs.IntVar(&c.MaxSendMsgBytes, "max-send-msg-bytes", c.MaxSendMsgBytes, "largest response message sent")
-}
-
-// Parse fills c from args and BANKBRIDGE_* environment variables.
-func (c *Config) Parse(fs *flag.FlagSet, args []string) error {
-	c.RegisterFlags(fs)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("BANKBRIDGE")); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	return c.Validate()
 }
 
 // Validate reports the first setting that cannot work.

@@ -1,31 +1,12 @@
 package server_test
 
 import (
-	"flag"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bankbridge/bankbridge/services/platform/server"
 )
-
-func TestConfigFromFlagsAndEnv(t *testing.T) {
-	t.Setenv("BANKBRIDGE_GRPC_ADDR", "127.0.0.1:9100")
-	t.Setenv("BANKBRIDGE_JWKS_URL", "https://issuer.test/jwks")
-	t.Setenv("BANKBRIDGE_ISSUER", "https://issuer.test")
-	t.Setenv("BANKBRIDGE_SHUTDOWN_GRACE", "3s")
-	t.Setenv("BANKBRIDGE_SUBJECT_KEY", "k")
-	cfg := server.Defaults("balance", "127.0.0.1:9000", "")
-	if err := cfg.Parse(flag.NewFlagSet("balance", flag.ContinueOnError), []string{"--shutdown-grace=7s"}); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.GRPCAddr != "127.0.0.1:9100" || cfg.JWKSURL != "https://issuer.test/jwks" {
-		t.Errorf("env not applied: %+v", cfg)
-	}
-	if cfg.ShutdownGrace != 7*time.Second {
-		t.Errorf("ShutdownGrace = %v, want the flag's 7s over the env's 3s", cfg.ShutdownGrace)
-	}
-}
 
 func TestConfigErrorsNameTheSetting(t *testing.T) {
 	t.Parallel()

@@ -6,11 +6,9 @@ package server_test
 // (so validation rules are the real ones) with canned answers.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +16,6 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -29,7 +26,9 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // Fixture values that must never show up in telemetry.
@@ -149,33 +148,15 @@ func (r *recorder) recorded() []access.Entry {
 	return append([]access.Entry(nil), r.entries...)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // knownBanks is the set of banks the example serves.
 type knownBanks map[string]bool
 
 func (k knownBanks) HasBank(id string) bool { return k[id] }
 
 const (
-	testIssuer   = "https://issuer.test"
-	testAudience = "bankbridge"
-	testClient   = "chat-app"
+	testIssuer   = servertest.Issuer
+	testAudience = servertest.Audience
+	testClient   = servertest.Client
 )
 
 type example struct {
@@ -185,7 +166,7 @@ type example struct {
 	shipping shippingv1.ShippingServiceClient
 	issuer   *auth.DevIssuer
 	spans    *sdktrace.InMemoryExporter
-	logs     *syncBuffer
+	logs     *testkit.SyncBuffer
 	hooks    *recorder
 	tel      *telemetry.Telemetry
 	verifier *auth.Verifier
@@ -202,65 +183,25 @@ type exampleOpts struct {
 
 func startExample(t testing.TB, o exampleOpts) *example {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	issuer, err := auth.NewDevIssuer(true, testIssuer, testAudience)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks := httptest.NewServer(issuer.JWKSHandler())
-	t.Cleanup(jwks.Close)
-
 	spans := sdktrace.NewInMemoryExporter()
-	logs := &syncBuffer{}
-	tcfg := telemetry.Config{ServiceName: "example", SpanExporter: spans, SyncExport: true, LogOutput: logs}
+	logs := &testkit.SyncBuffer{}
+	tcfg := telemetry.Config{SpanExporter: spans, SyncExport: true, LogOutput: logs}
 	if o.quiet {
 		tcfg.SpanExporter, tcfg.LogOutput = nil, io.Discard
 	}
-	tel, err := telemetry.Setup(ctx, tcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := auth.NewVerifier(ctx, auth.Config{Issuer: testIssuer, Audience: testAudience, JWKSURL: jwks.URL, MinRefresh: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Defaults("example", "127.0.0.1:0", "127.0.0.1:0")
-	cfg.DevMode = true
-	cfg.DrainDelay = o.drainDelay
-	cfg.ShutdownGrace = 2 * time.Second
-	cfg.ClientPurposes = testClient + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
 	hooks := &recorder{}
-	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier, Consent: hooks, Recorder: hooks, Banks: knownBanks{"sandbox": true}},
+	s := servertest.Start(t, server.Deps{Consent: hooks, Recorder: hooks, Banks: knownBanks{"sandbox": true}},
 		func(r grpc.ServiceRegistrar) {
 			balancev1.RegisterBalanceServiceServer(r, exampleBalance{})
 			shippingv1.RegisterShippingServiceServer(r, exampleShipping{})
-		})
-	if err != nil {
-		t.Fatal(err)
+		},
+		servertest.Options{Name: "example", Telemetry: tcfg, Config: func(c *server.Config) { c.DrainDelay = o.drainDelay }})
+	return &example{
+		srv: s.Server, conn: s.Conn, issuer: s.Issuer, spans: spans, logs: logs, hooks: hooks,
+		tel: s.Telemetry, verifier: s.Verifier, stop: s.Stop, done: s.Done,
+		balance:  balancev1.NewBalanceServiceClient(s.Conn),
+		shipping: shippingv1.NewShippingServiceClient(s.Conn),
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &example{
-		srv: srv, conn: conn, issuer: issuer, spans: spans, logs: logs, hooks: hooks, tel: tel, verifier: verifier, stop: cancel, done: done,
-		balance:  balancev1.NewBalanceServiceClient(conn),
-		shipping: shippingv1.NewShippingServiceClient(conn),
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-		_ = verifier.Close(context.Background())
-		_ = tel.Shutdown(context.Background())
-	})
-	return e
 }
 
 // as returns a context for calls by user, with a fresh token and the

@@ -2,12 +2,13 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 func TestHealthTurnsNotServingOnDrain(t *testing.T) {
@@ -23,7 +24,7 @@ func TestHealthTurnsNotServingOnDrain(t *testing.T) {
 	if err != nil || first.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("first status = %v, %v; want SERVING", first.GetStatus(), err)
 	}
-	if code := get(t, "http://"+e.srv.AdminAddr()+"/readyz"); code != http.StatusOK {
+	if code := testkit.GetStatus(t, "http://"+e.srv.AdminAddr()+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d before drain, want 200", code)
 	}
 
@@ -33,7 +34,7 @@ func TestHealthTurnsNotServingOnDrain(t *testing.T) {
 		t.Fatalf("status after drain began = %v, %v; want NOT_SERVING", next.GetStatus(), err)
 	}
 	// Still answering during the drain delay, but not ready.
-	if code := get(t, "http://"+e.srv.AdminAddr()+"/readyz"); code != http.StatusServiceUnavailable {
+	if code := testkit.GetStatus(t, "http://"+e.srv.AdminAddr()+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d while draining, want 503", code)
 	}
 	select {
@@ -45,15 +46,4 @@ func TestHealthTurnsNotServingOnDrain(t *testing.T) {
 		t.Fatal("server did not stop after drain")
 	}
 	e.done <- nil // for the cleanup
-}
-
-func get(t *testing.T, url string) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode
 }

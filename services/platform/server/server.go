@@ -232,28 +232,6 @@ func (s *Server) AdminAddr() string {
 	return s.adminLis.Addr().String()
 }
 
-// Health is the gRPC health server, for services that track dependencies.
-func (s *Server) Health() *health.Server { return s.health }
-
-func (s *Server) adminMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", s.deps.Telemetry.MetricsHandler)
-	for pattern, h := range s.deps.AdminHandlers {
-		mux.Handle(pattern, h)
-	}
-	return mux
-}
-
 // Serve runs until ctx is done (the stop signal), then stops with the one
 // sequence in shutdown.go: health turns NOT_SERVING and /readyz 503 at once
 // while calls are still served for DrainDelay, so load balancers stop

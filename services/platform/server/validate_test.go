@@ -3,10 +3,10 @@ package server_test
 import (
 	"testing"
 
-	"google.golang.org/grpc/codes"
-
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 func TestValidationNamesTheField(t *testing.T) {
@@ -35,8 +35,8 @@ func TestValidationNamesTheField(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.balance.ListAccounts(ctx, tt.req)
-			st := wantError(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-			v := badRequest(st).GetFieldViolations()
+			testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+			v := testkit.FieldViolations(err)
 			if len(v) != 1 || v[0].GetField() != tt.wantField || v[0].GetReason() != tt.wantRule {
 				t.Fatalf("field violations = %v, want one on %s (%s)", v, tt.wantField, tt.wantRule)
 			}
@@ -52,8 +52,8 @@ func TestValidationOnStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = stream.Recv()
-	st := wantError(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-	if v := badRequest(st).GetFieldViolations(); len(v) != 1 || v[0].GetField() != "parent" {
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+	if v := testkit.FieldViolations(err); len(v) != 1 || v[0].GetField() != "parent" {
 		t.Fatalf("field violations = %v, want one on parent", v)
 	}
 }

@@ -48,12 +48,9 @@ var allowedPrefixes = []string{
 const (
 	AttrBankID     = "bankbridge.bank_id"
 	AttrClientID   = "bankbridge.client_id"
-	AttrPurpose    = "bankbridge.purpose"
-	AttrScope      = "bankbridge.scope"
 	AttrReason     = "bankbridge.reason"
 	AttrIncidentID = "bankbridge.incident_id"
 	AttrOutcome    = "bankbridge.outcome"
-	AttrCache      = "bankbridge.cache"
 	// AttrLogType marks log lines of a kind on-call filters on, e.g. "security".
 	AttrLogType = "bankbridge.log_type"
 )

@@ -1,11 +1,14 @@
 // Package testkit holds the helpers bankbridge's tests share: waiting for
 // a condition, asserting what a caller of an API sees (status code,
-// ErrorInfo reason, field violations), a log sink safe for concurrent
-// writers, and a settable clock. Import it from _test.go files only.
+// ErrorInfo reason, field violations, retry advice, an HTTP status), a log
+// sink safe for concurrent writers, a settable clock, and the sandbox bank
+// behind the adapter registry. Import it from _test.go files only.
 package testkit
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -15,24 +18,36 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 
+	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
-// pollInterval is how often Eventually asks.
+// pollInterval is how often Eventually and Within ask.
 const pollInterval = 10 * time.Millisecond
 
 // Eventually calls cond until it returns true, and fails the test when it
 // has not within timeout.
 func Eventually(t testing.TB, cond func() bool, timeout time.Duration) {
 	t.Helper()
+	if !Within(timeout, cond) {
+		t.Fatalf("condition still false after %s", timeout)
+	}
+}
+
+// Within calls cond until it returns true or timeout passes, and reports
+// whether it did; for a test that says itself, with what it saw, what
+// never happened.
+func Within(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("condition still false after %s", timeout)
+			return false
 		}
 		time.Sleep(pollInterval)
 	}
+	return true
 }
 
 // RequireReason fails the test unless err is a bankbridge error with the
@@ -81,6 +96,17 @@ func FieldViolations(err error) []*errdetails.BadRequest_FieldViolation {
 		}
 	}
 	return out
+}
+
+// RetryInfo returns the google.rpc.RetryInfo err carries, or nil.
+func RetryInfo(err error) *errdetails.RetryInfo {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri
+		}
+	}
+	return nil
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: a log sink that a
@@ -140,4 +166,39 @@ func (c *Clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// GetStatus GETs url and returns the response's status code, the body
+// read and closed. When there is no response it fails the test with Error,
+// so it may run on another goroutine, and returns 0.
+func GetStatus(t testing.TB, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// SandboxRegistry is the adapter SDK's registry with one bank, "sandbox",
+// served in process by a fresh sandbox bank: the path a service's calls to
+// a bank take, without a network. Both close with the test.
+func SandboxRegistry(t testing.TB) *adapters.Registry {
+	t.Helper()
+	sb, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	reg, err := adapters.NewRegistry([]adapters.Bank{{
+		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
+	}}, adapters.WithInProcess("sandbox", sb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+	return reg
 }

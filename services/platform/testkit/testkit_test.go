@@ -2,12 +2,15 @@ package testkit_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
@@ -48,6 +51,9 @@ func TestEventually(t *testing.T) {
 	if failed := run(t, func(tb testing.TB) { testkit.Eventually(tb, func() bool { return false }, 30*time.Millisecond) }); !failed {
 		t.Error("Eventually passed on a condition that never held")
 	}
+	if testkit.Within(30*time.Millisecond, func() bool { return false }) {
+		t.Error("Within reported a condition that never held")
+	}
 }
 
 func TestRequireReason(t *testing.T) {
@@ -60,6 +66,12 @@ func TestRequireReason(t *testing.T) {
 	}
 	if v := testkit.RequireFieldViolation(t, err, "page_token"); v.GetReason() != "page_token.invalid" {
 		t.Errorf("violation = %v", v)
+	}
+	if ri := testkit.RetryInfo(err); ri != nil {
+		t.Errorf("RetryInfo = %v on an error without one", ri)
+	}
+	if ri := testkit.RetryInfo(apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, "down", apierr.WithRetryAfter(time.Second))); ri.GetRetryDelay().AsDuration() != time.Second {
+		t.Errorf("RetryInfo = %v, want a delay of 1s", ri)
 	}
 	tests := []struct {
 		name string
@@ -112,5 +124,37 @@ func TestClock(t *testing.T) {
 	c.Set(start)
 	if !c.Now().Equal(start) {
 		t.Errorf("after Set: %s", c.Now())
+	}
+}
+
+func TestGetStatus(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer srv.Close()
+	if got := testkit.GetStatus(t, srv.URL); got != http.StatusTeapot {
+		t.Errorf("GetStatus = %d, want 418", got)
+	}
+	r := &recorder{TB: t}
+	if got := testkit.GetStatus(errorRecorder{r}, "http://127.0.0.1:1/"); got != 0 || !r.failed.Load() {
+		t.Errorf("no server: %d, failed %v; want 0 and a failed test", got, r.failed.Load())
+	}
+}
+
+// errorRecorder records Error as a failure without stopping.
+type errorRecorder struct{ *recorder }
+
+func (r errorRecorder) Error(args ...any) { r.failed.Store(true) }
+
+func TestSandboxRegistry(t *testing.T) {
+	t.Parallel()
+	c, err := testkit.SandboxRegistry(t).Client("sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
+	if err != nil || info.GetBankId() != "sandbox" {
+		t.Fatalf("GetAdapterInfo = %v, %v", info, err)
 	}
 }

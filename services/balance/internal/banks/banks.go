@@ -7,7 +7,6 @@ package banks
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -16,29 +15,20 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
-	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/balance/internal/app"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // Adapters implements app.Banks with the registry's clients.
 type Adapters struct {
 	reg *adapters.Registry
-	log *slog.Logger
 }
 
 var _ app.Banks = (*Adapters)(nil)
 
-// New returns the banks of reg; log hears of banks that refuse
-// bankbridge's own credentials.
-func New(reg *adapters.Registry, log *slog.Logger) *Adapters {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Adapters{reg: reg, log: log}
-}
+// New returns the banks of reg.
+func New(reg *adapters.Registry) *Adapters { return &Adapters{reg: reg} }
 
 // IDs returns the configured banks, in configuration order.
 func (a *Adapters) IDs() []string {
@@ -67,20 +57,6 @@ func (a *Adapters) client(ctx context.Context, at app.BankAccess) (context.Conte
 	return metadata.AppendToOutgoingContext(ctx, adapters.PurposeMetadata, purpose), c, nil
 }
 
-// failed passes on an adapter's error. CREDENTIALS_REJECTED, the bank
-// refusing bankbridge's own credentials, is not the caller's doing:
-// UNAUTHENTICATED would make a client renew a token that is fine, so the
-// caller sees CREDENTIALS_UNAVAILABLE and operators get the log line.
-func (a *Adapters) failed(ctx context.Context, bankID string, err error) error {
-	if !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED) {
-		return err
-	}
-	a.log.ErrorContext(ctx, "bank rejected bankbridge's credentials; check the bank's secret in Vault",
-		slog.String(telemetry.AttrBankID, bankID))
-	return apierr.New(commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE,
-		"bankbridge cannot authenticate to the bank at the moment; try again later")
-}
-
 // ListAccounts returns the accounts the bank consent covers.
 func (a *Adapters) ListAccounts(ctx context.Context, at app.BankAccess) ([]app.BankAccount, error) {
 	ctx, c, err := a.client(ctx, at)
@@ -89,7 +65,7 @@ func (a *Adapters) ListAccounts(ctx context.Context, at app.BankAccess) ([]app.B
 	}
 	resp, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: at.BankConsentID})
 	if err != nil {
-		return nil, a.failed(ctx, at.BankID, err)
+		return nil, err
 	}
 	out := make([]app.BankAccount, len(resp.GetAccounts()))
 	for i, acct := range resp.GetAccounts() {
@@ -114,7 +90,7 @@ func (a *Adapters) GetBalances(ctx context.Context, at app.BankAccess, bankAccou
 	}
 	resp, err := c.GetBalances(ctx, &adapterv1.GetBalancesRequest{BankConsentId: at.BankConsentID, BankAccountId: bankAccountID})
 	if err != nil {
-		return nil, a.failed(ctx, at.BankID, err)
+		return nil, err
 	}
 	out := make([]app.Balance, len(resp.GetBalances()))
 	for i, b := range resp.GetBalances() {
@@ -138,7 +114,7 @@ func (a *Adapters) SyncTransactions(ctx context.Context, at app.BankAccess, bank
 		BankConsentId: at.BankConsentID, BankAccountId: bankAccountID, Cursor: cursor, Count: int32(count),
 	})
 	if err != nil {
-		return app.TransactionChanges{}, a.failed(ctx, at.BankID, err)
+		return app.TransactionChanges{}, err
 	}
 	return app.TransactionChanges{
 		Added:      transactions(resp.GetAdded()),

@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -20,19 +19,7 @@ import (
 // consent alice gave it for accounts, balances and transactions.
 func sandboxBank(t *testing.T) (*banks.Adapters, app.BankAccess) {
 	t.Helper()
-	sb, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sb.Close)
-	reg, err := adapters.NewRegistry([]adapters.Bank{{
-		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
-	}}, adapters.WithInProcess("sandbox", sb))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-
+	reg := testkit.SandboxRegistry(t)
 	c, err := reg.Client("sandbox")
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +36,7 @@ func sandboxBank(t *testing.T) (*banks.Adapters, app.BankAccess) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return banks.New(reg, nil), app.BankAccess{BankID: "sandbox", BankConsentID: v.GetBankConsentId(), Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}
+	return banks.New(reg), app.BankAccess{BankID: "sandbox", BankConsentID: v.GetBankConsentId(), Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}
 }
 
 // TestSandboxInDomainTypes reads alice's data from the sandbox and checks

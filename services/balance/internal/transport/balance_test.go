@@ -8,14 +8,11 @@ package transport_test
 
 import (
 	"context"
-	"io"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -26,13 +23,12 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/server"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 const (
-	testIssuer = "https://issuer.test"
-	testClient = "chat-app"
+	testClient = servertest.Client
 
 	aliceChecking = "users/alice/accounts/sandbox~chk"
 	aliceSavings  = "users/alice/accounts/sandbox~sav"
@@ -53,23 +49,7 @@ type env struct {
 // accounts at sandbox and one at acme, and links to both; bob has none.
 func start(t *testing.T) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	issuer, err := auth.NewDevIssuer(true, testIssuer, "bankbridge")
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks := httptest.NewServer(issuer.JWKSHandler())
-	t.Cleanup(jwks.Close)
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "balance", LogOutput: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := auth.NewVerifier(ctx, auth.Config{Issuer: testIssuer, Audience: "bankbridge", JWKSURL: jwks.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	e := &env{issuer: issuer, consent: newFakeConsent(), banks: newFakeBanks("sandbox", "acme"), clock: testkit.NewClock(readAt)}
+	e := &env{consent: newFakeConsent(), banks: newFakeBanks("sandbox", "acme"), clock: testkit.NewClock(readAt)}
 	e.consent.link("alice", "sandbox")
 	e.consent.link("alice", "acme")
 	e.banks.accounts["sandbox"] = []app.BankAccount{
@@ -94,32 +74,12 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Defaults("balance", "127.0.0.1:0", "")
-	cfg.DevMode = true
-	cfg.DrainDelay = 0
-	cfg.ShutdownGrace = 2 * time.Second
-	cfg.ClientPurposes = testClient + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
-	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier, Consent: e.consent, Recorder: e.consent, Banks: e.banks},
+	srv := servertest.Start(t, server.Deps{Consent: e.consent, Recorder: e.consent, Banks: e.banks},
 		func(r grpc.ServiceRegistrar) {
 			balancev1.RegisterBalanceServiceServer(r, transport.NewBalanceServer(svc))
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		<-done
-		_ = verifier.Close(context.Background())
-		_ = tel.Shutdown(context.Background())
-	})
-	e.client = balancev1.NewBalanceServiceClient(conn)
+		}, servertest.Options{Name: "balance"})
+	e.issuer = srv.Issuer
+	e.client = balancev1.NewBalanceServiceClient(srv.Conn)
 	return e
 }
 

@@ -16,7 +16,7 @@ import (
 // fakeConsent is the consent service as the kit and the app reach it:
 // each (user, bank) pair it holds is a VALID link covering every scope.
 type fakeConsent struct {
-	mu      sync.Mutex
+	mu       sync.Mutex
 	links    map[[2]string]app.Consent
 	entries  []access.Entry
 	reported []string

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
@@ -17,6 +18,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // batchStore is the SQLite store, counting the transactions of access log
@@ -76,23 +78,18 @@ func TestRecordAccessGroupCommit(t *testing.T) {
 	st := newBatchStore(t)
 	svc := newAccessService(t, st, app.Config{AccessBatchSize: 16, AccessBatchWait: 5 * time.Millisecond})
 	const callers, users = 64, 5
-	var wg sync.WaitGroup
-	errs := make(chan error, callers)
+	var g errgroup.Group
 	for i := range callers {
-		wg.Go(func() {
+		g.Go(func() error {
 			e, err := svc.RecordAccess(t.Context(), access(fmt.Sprintf("u%d", i%users), i))
 			if err == nil && (e.Sequence == 0 || e.Hash == "" || e.SubjectID == "") {
 				err = fmt.Errorf("answered before it was appended: %+v", e)
 			}
-			errs <- err
+			return err
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	// 64 appends in batches of at most 16: at least 4 transactions, and
 	// far fewer than 64.
@@ -223,7 +220,7 @@ func TestRecordAccessRefusesWhatTheLogMustNotHold(t *testing.T) {
 			e := access("carol", 1)
 			tt.edit(&e)
 			_, err := svc.RecordAccess(t.Context(), e)
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+			testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
 			if !strings.Contains(status.Convert(err).Message(), tt.field) {
 				t.Errorf("error %q does not name %s", status.Convert(err).Message(), tt.field)
 			}

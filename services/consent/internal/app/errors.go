@@ -82,16 +82,3 @@ func replayError(rec Idempotency) error {
 		return errors.New("idempotency record holds unknown reason " + strconv.Quote(rec.ErrReason))
 	}
 }
-
-// bankError passes on an error from a bank's adapter. The adapter client
-// has already mapped it to a bankbridge reason; only CREDENTIALS_REJECTED
-// changes: the bank refusing bankbridge's own credentials is not the
-// caller's doing, and UNAUTHENTICATED would make a client renew a token
-// that is fine.
-func bankError(err error) error {
-	if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED) {
-		return apierr.New(commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE,
-			"bankbridge cannot authenticate to the bank at the moment; try again later")
-	}
-	return err
-}

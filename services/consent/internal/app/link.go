@@ -5,6 +5,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 )
 
 // State is where a link's consent is in its lifecycle. The names match
@@ -153,10 +154,7 @@ type Link struct {
 }
 
 // Name is the link's resource name, users/{user}/links/{link}.
-func (l Link) Name() string { return LinkName(l.User, l.ID) }
-
-// LinkName builds a link's resource name.
-func LinkName(user, id string) string { return "users/" + user + "/links/" + id }
+func (l Link) Name() string { return names.Link{User: l.User, ID: l.ID}.String() }
 
 // At returns the link as it reads at now: a VALID link whose ExpireTime has
 // passed is EXPIRED, and a RECEIVED link whose challenge has expired is
@@ -171,12 +169,6 @@ func (l Link) At(now time.Time) Link {
 		l.SCA.AttemptsRemaining = 0
 	}
 	return l
-}
-
-// Covers reports whether the link's consent names scope and purpose. It
-// does not look at the state.
-func (l Link) Covers(scope commonv1.Scope, purpose commonv1.Purpose) bool {
-	return slices.Contains(l.Scopes, scope) && slices.Contains(l.Purposes, purpose)
 }
 
 // Change is a committed change of a link's state, as WatchConsentChanges

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -34,11 +33,4 @@ func micros(t time.Time) string {
 		return ""
 	}
 	return strconv.FormatInt(t.UnixMicro(), 10)
-}
-
-// defaultPageTokens signs with a key of this process alone, with a
-// warning, when the service was given none (Config.PageTokens).
-func defaultPageTokens(log *slog.Logger) *pagetoken.Tokens {
-	t, _ := pagetoken.Config{}.Tokens(log) // an empty key cannot fail
-	return t
 }

@@ -99,7 +99,7 @@ func TestAccessLogPaging(t *testing.T) {
 		requirePageTokenInvalid(t, err)
 	})
 	t.Run("refuses an expired token", func(t *testing.T) {
-		clk.Add(pagetoken.DefaultTTL)
+		clk.Add(pagetoken.TTL)
 		_, _, err := svc.ListAccessLog(t.Context(), app.ListAccessLogInput{User: "alice", PageToken: next})
 		requirePageTokenInvalid(t, err)
 	})

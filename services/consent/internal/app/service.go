@@ -77,8 +77,8 @@ type Config struct {
 	// at a bank, a sweep that failed); default discards.
 	Logger *slog.Logger
 	// PageTokens mints and reads the lists' page tokens; every replica
-	// needs the same key. Default: a random key of this process, with a
-	// warning on Logger.
+	// needs the same key (the service passes bootstrap's). Default: a
+	// random key of this process.
 	PageTokens *pagetoken.Tokens
 }
 
@@ -127,7 +127,7 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.PageTokens == nil {
-		cfg.PageTokens = defaultPageTokens(cfg.Logger)
+		cfg.PageTokens = pagetoken.Random()
 	}
 	return &Service{
 		store: store, banks: banks, cfg: cfg, log: cfg.Logger,
@@ -212,7 +212,7 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 		IdempotencyKey:  bankKey(in.User, opCreateLink, in.IdempotencyKey),
 	})
 	if err != nil {
-		return Link{}, s.bankError(ctx, in.BankID, err)
+		return Link{}, err
 	}
 	attempts := 0
 	if ch.Method == ScaMethodOTP {
@@ -252,15 +252,24 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 		}
 		return tx.InsertLink(ctx, link)
 	})
-	if errors.Is(err, ErrIdempotencyKeyTaken) {
-		// A retry raced this call and won; its link is the answer.
-		link, _, err := s.replay(ctx, in.User, opCreateLink, in.IdempotencyKey, fp)
-		return link, err
-	}
 	if err != nil {
-		return Link{}, fmt.Errorf("create link: %w", err)
+		return s.writeFailed(ctx, err, in.User, opCreateLink, in.IdempotencyKey, fp)
 	}
 	return link, nil
+}
+
+// writeFailed answers a link write of operation op whose transaction
+// failed with err: when a retry with the same key raced it and won, the
+// retry's answer is the answer; an unknown link is NOT_FOUND.
+func (s *Service) writeFailed(ctx context.Context, err error, user, op, key, fp string) (Link, error) {
+	switch {
+	case errors.Is(err, ErrIdempotencyKeyTaken):
+		link, _, err := s.replay(ctx, user, op, key, fp)
+		return link, err
+	case errors.Is(err, ErrNotFound):
+		return Link{}, errLinkNotFound()
+	}
+	return Link{}, fmt.Errorf("%s: %w", op, err)
 }
 
 // replay answers a request whose idempotency key was seen before: ok is
@@ -366,7 +375,7 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 			reason == commonv1.ErrorReason_ERROR_REASON_NOT_FOUND:
 			outcome = outcomeExpired
 		default:
-			return Link{}, s.bankError(ctx, current.BankID, err)
+			return Link{}, err
 		}
 	}
 
@@ -439,15 +448,8 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 		link = l
 		return tx.SaveLink(ctx, l)
 	})
-	if errors.Is(err, ErrIdempotencyKeyTaken) {
-		link, _, err := s.replay(ctx, in.User, opVerifyLink, in.IdempotencyKey, fp)
-		return link, err
-	}
-	if errors.Is(err, ErrNotFound) {
-		return Link{}, errLinkNotFound()
-	}
 	if err != nil {
-		return Link{}, fmt.Errorf("verify link: %w", err)
+		return s.writeFailed(ctx, err, in.User, opVerifyLink, in.IdempotencyKey, fp)
 	}
 	for _, old := range superseded {
 		s.revokeAtBank(ctx, old)
@@ -515,34 +517,14 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 		if err != nil {
 			return err
 		}
-		current := l.At(now)
-		switch {
-		case current.State == StateValid || current.State == StateReceived:
-			if current.State == StateReceived {
-				l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
-			}
-			l.State, l.RevokeTime, l.UpdateTime = StateRevoked, now, now
-			revoked = true
-		case current.State != l.State:
-			// It ended on its own already; write down how.
-			l = current
-			l.UpdateTime = now
-		default:
-			link = l
+		var changed bool
+		if link, changed, revoked = revoke(l, now, false); !changed {
 			return nil
 		}
-		link = l
-		return tx.SaveLink(ctx, l)
+		return tx.SaveLink(ctx, link)
 	})
-	if errors.Is(err, ErrIdempotencyKeyTaken) {
-		link, _, err := s.replay(ctx, in.User, opRevokeLink, in.IdempotencyKey, fp)
-		return link, err
-	}
-	if errors.Is(err, ErrNotFound) {
-		return Link{}, errLinkNotFound()
-	}
 	if err != nil {
-		return Link{}, fmt.Errorf("revoke link: %w", err)
+		return s.writeFailed(ctx, err, in.User, opRevokeLink, in.IdempotencyKey, fp)
 	}
 	if revoked {
 		s.revokeAtBank(ctx, link)
@@ -565,22 +547,11 @@ func (s *Service) ReportBankRevocation(ctx context.Context, user, id string) (Li
 		if err != nil {
 			return err
 		}
-		current := l.At(now)
-		switch {
-		case current.State == StateValid || current.State == StateReceived:
-			if current.State == StateReceived {
-				l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
-			}
-			l.State, l.RevokeTime, l.UpdateTime, l.RevokedByBank = StateRevoked, now, now, true
-		case current.State != l.State:
-			l = current
-			l.UpdateTime = now
-		default:
-			link = l
+		var changed bool
+		if link, changed, _ = revoke(l, now, true); !changed {
 			return nil
 		}
-		link = l
-		return tx.SaveLink(ctx, l)
+		return tx.SaveLink(ctx, link)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return Link{}, errLinkNotFound()
@@ -589,6 +560,26 @@ func (s *Service) ReportBankRevocation(ctx context.Context, user, id string) (Li
 		return Link{}, fmt.Errorf("record revocation by the bank: %w", err)
 	}
 	return link.At(now), nil
+}
+
+// revoke ends l at now: a VALID or RECEIVED link becomes REVOKED (byBank
+// marks a revocation the bank made), its challenge cancelled if running; a
+// link that ended on its own is written down as it reads now. changed says
+// whether l must be saved, revoked whether this call ended it.
+func revoke(l Link, now time.Time, byBank bool) (out Link, changed, revoked bool) {
+	current := l.At(now)
+	switch {
+	case current.State == StateValid || current.State == StateReceived:
+		if current.State == StateReceived {
+			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
+		}
+		l.State, l.RevokeTime, l.UpdateTime, l.RevokedByBank = StateRevoked, now, now, byBank
+		return l, true, true
+	case current.State != l.State:
+		current.UpdateTime = now
+		return current, true, false
+	}
+	return l, false, false
 }
 
 // revokeAtBank asks the bank to delete its side of the link's consent, in
@@ -608,16 +599,6 @@ func (s *Service) revokeAtBank(ctx context.Context, l Link) {
 				slog.String(telemetry.AttrReason, apierr.ReasonString(apierr.Reason(err))))
 		}
 	})
-}
-
-// bankError passes on an adapter's error, telling operators when the bank
-// refused bankbridge's credentials.
-func (s *Service) bankError(ctx context.Context, bankID string, err error) error {
-	if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED) {
-		s.log.ErrorContext(ctx, "bank rejected bankbridge's credentials; check the bank's secret in Vault",
-			slog.String(telemetry.AttrBankID, bankID))
-	}
-	return bankError(err)
 }
 
 // GetLink returns one of the user's links as it reads now.

@@ -8,30 +8,18 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/banks"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // inProcess is the sandbox behind the SDK's registry, in process.
 func inProcess(t *testing.T) *banks.Adapters {
 	t.Helper()
-	sb, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sb.Close)
-	reg, err := adapters.NewRegistry([]adapters.Bank{{
-		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
-	}}, adapters.WithInProcess("sandbox", sb))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	return banks.New(reg)
+	return banks.New(testkit.SandboxRegistry(t))
 }
 
 func TestAdaptersLinkWithTheSandbox(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 )
 
@@ -17,7 +18,7 @@ import (
 func (t *tx) InsertExpiryWarning(ctx context.Context, w app.ExpiryWarning) error {
 	msg := &consentv1.ConsentExpiryWarning{
 		EventId:         w.EventID,
-		Link:            app.LinkName(w.User, w.LinkID),
+		Link:            names.Link{User: w.User, ID: w.LinkID}.String(),
 		BankId:          w.BankID,
 		BankDisplayName: w.BankDisplayName,
 		Scopes:          w.Scopes,

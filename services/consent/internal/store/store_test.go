@@ -20,6 +20,8 @@ import (
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // t0 is the suite's clock: microsecond precision, like the columns.
@@ -412,29 +414,24 @@ func entry(user string, i int) app.AccessEntry {
 func testConcurrentAppends(t *testing.T, st *store.Store) {
 	const user, writers, each = "ca", 6, 10
 	svc := service(t, st, t0)
-	var wg sync.WaitGroup
-	errs := make(chan error, (writers+1)*each)
-	for w := range writers {
-		wg.Go(func() {
+	var g errgroup.Group
+	appends := func(user string, from int) func() error {
+		return func() error {
 			for i := range each {
-				_, err := svc.RecordAccess(t.Context(), entry(user, w*each+i))
-				errs <- err
+				if _, err := svc.RecordAccess(t.Context(), entry(user, from+i)); err != nil {
+					return err
+				}
 			}
-		})
+			return nil
+		}
+	}
+	for w := range writers {
+		g.Go(appends(user, w*each))
 	}
 	// Another user's appends run alongside, on their own chain.
-	wg.Go(func() {
-		for i := range each {
-			_, err := svc.RecordAccess(t.Context(), entry("ca-other", i))
-			errs <- err
-		}
-	})
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	g.Go(appends("ca-other", 0))
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	chain, err := st.AccessChain(t.Context(), user, 0, 1000)
 	if err != nil {

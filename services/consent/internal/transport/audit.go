@@ -5,6 +5,7 @@ import (
 
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 )
 
 // Recorder is the consent service's own access.Recorder: the server kit
@@ -20,6 +21,6 @@ func NewRecorder(check *CheckServer) *Recorder { return &Recorder{check: check} 
 
 // Record appends e to its user's access log and waits until it is durable.
 func (r *Recorder) Record(ctx context.Context, e access.Entry) error {
-	_, err := r.check.RecordAccess(ctx, &consentv1.RecordAccessRequest{User: "users/" + e.User, Entry: e.Proto()})
+	_, err := r.check.RecordAccess(ctx, &consentv1.RecordAccessRequest{User: names.User(e.User), Entry: e.Proto()})
 	return err
 }

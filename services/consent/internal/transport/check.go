@@ -11,6 +11,7 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -31,7 +32,7 @@ func NewCheckServer(a *app.Service, log *slog.Logger, shutdown <-chan struct{}) 
 
 // CheckConsent decides on one data call.
 func (s *CheckServer) CheckConsent(ctx context.Context, req *consentv1.CheckConsentRequest) (*consentv1.CheckConsentResponse, error) {
-	user, err := userOf("user", req.GetUser())
+	user, err := parseName(names.ParseUser, "user", req.GetUser())
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +56,7 @@ func (s *CheckServer) CheckConsent(ctx context.Context, req *consentv1.CheckCons
 // INTERNAL with an incident id (the cause is logged under it, never sent),
 // which the caller turns into AUDIT_UNAVAILABLE.
 func (s *CheckServer) RecordAccess(ctx context.Context, req *consentv1.RecordAccessRequest) (*consentv1.RecordAccessResponse, error) {
-	user, err := userOf("user", req.GetUser())
+	user, err := parseName(names.ParseUser, "user", req.GetUser())
 	if err != nil {
 		return nil, err
 	}
@@ -90,11 +91,11 @@ func (s *CheckServer) RecordAccess(ctx context.Context, req *consentv1.RecordAcc
 // ReportBankRevocation marks a link REVOKED because its bank no longer
 // knows or honours its consent; watchers hear of it once committed.
 func (s *CheckServer) ReportBankRevocation(ctx context.Context, req *consentv1.ReportBankRevocationRequest) (*consentv1.ReportBankRevocationResponse, error) {
-	user, id, err := linkIn("link", req.GetLink())
+	name, err := parseName(names.ParseLink, "link", req.GetLink())
 	if err != nil {
 		return nil, err
 	}
-	link, err := s.app.ReportBankRevocation(ctx, user, id)
+	link, err := s.app.ReportBankRevocation(ctx, name.User, name.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +160,8 @@ func (s *CheckServer) feedBroken(ctx context.Context) error {
 
 func changeToProto(c app.Change) *consentv1.WatchConsentChangesResponse {
 	return &consentv1.WatchConsentChangesResponse{
-		User:  "users/" + c.User,
-		Link:  app.LinkName(c.User, c.LinkID),
+		User:  names.User(c.User),
+		Link:  names.Link{User: c.User, ID: c.LinkID}.String(),
 		State: stateToProto(c.State),
 	}
 }

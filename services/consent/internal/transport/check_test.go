@@ -8,15 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // brokenLog is a store whose access log cannot be written.
@@ -44,10 +43,7 @@ func TestRecordAccessMasksAFailedAppend(t *testing.T) {
 		Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION, Scope: commonv1.Scope_SCOPE_BALANCES,
 		Outcome: consentv1.AccessOutcome_ACCESS_OUTCOME_ALLOWED,
 	}})
-	if status.Code(err) != codes.Internal || !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_INTERNAL) {
-		t.Fatalf("RecordAccess = %v, want INTERNAL (INTERNAL)", err)
-	}
-	id := apierr.Info(err).GetMetadata()["incident_id"]
+	id := testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_INTERNAL)["incident_id"]
 	if id == "" || !strings.Contains(logs.String(), id) {
 		t.Errorf("incident id %q not in the log:\n%s", id, logs.String())
 	}

@@ -5,6 +5,7 @@ import (
 
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 )
 
 // ConsentServer serves bankbridge.consent.v1.ConsentService.
@@ -18,7 +19,7 @@ func NewConsentServer(a *app.Service) *ConsentServer { return &ConsentServer{app
 
 // CreateLink starts linking a bank.
 func (s *ConsentServer) CreateLink(ctx context.Context, req *consentv1.CreateLinkRequest) (*consentv1.CreateLinkResponse, error) {
-	user, err := userOf("parent", req.GetParent())
+	user, err := parseName(names.ParseUser, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
@@ -42,11 +43,11 @@ func (s *ConsentServer) CreateLink(ctx context.Context, req *consentv1.CreateLin
 
 // GetLink returns one link.
 func (s *ConsentServer) GetLink(ctx context.Context, req *consentv1.GetLinkRequest) (*consentv1.GetLinkResponse, error) {
-	user, id, err := linkOf(req.GetName())
+	name, err := parseName(names.ParseLink, "name", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	link, err := s.app.GetLink(ctx, user, id)
+	link, err := s.app.GetLink(ctx, name.User, name.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +56,7 @@ func (s *ConsentServer) GetLink(ctx context.Context, req *consentv1.GetLinkReque
 
 // ListLinks returns a page of links.
 func (s *ConsentServer) ListLinks(ctx context.Context, req *consentv1.ListLinksRequest) (*consentv1.ListLinksResponse, error) {
-	user, err := userOf("parent", req.GetParent())
+	user, err := parseName(names.ParseUser, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
@@ -78,12 +79,12 @@ func (s *ConsentServer) ListLinks(ctx context.Context, req *consentv1.ListLinksR
 
 // VerifyLink answers or polls a link's challenge.
 func (s *ConsentServer) VerifyLink(ctx context.Context, req *consentv1.VerifyLinkRequest) (*consentv1.VerifyLinkResponse, error) {
-	user, id, err := linkOf(req.GetName())
+	name, err := parseName(names.ParseLink, "name", req.GetName())
 	if err != nil {
 		return nil, err
 	}
 	link, err := s.app.VerifyLink(ctx, app.VerifyLinkInput{
-		User: user, LinkID: id, Code: req.GetCode(), IdempotencyKey: req.GetIdempotencyKey(),
+		User: name.User, LinkID: name.ID, Code: req.GetCode(), IdempotencyKey: req.GetIdempotencyKey(),
 	})
 	if err != nil {
 		return nil, err
@@ -93,11 +94,11 @@ func (s *ConsentServer) VerifyLink(ctx context.Context, req *consentv1.VerifyLin
 
 // RevokeLink ends a link's consent.
 func (s *ConsentServer) RevokeLink(ctx context.Context, req *consentv1.RevokeLinkRequest) (*consentv1.RevokeLinkResponse, error) {
-	user, id, err := linkOf(req.GetName())
+	name, err := parseName(names.ParseLink, "name", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	link, err := s.app.RevokeLink(ctx, app.RevokeLinkInput{User: user, LinkID: id, IdempotencyKey: req.GetIdempotencyKey()})
+	link, err := s.app.RevokeLink(ctx, app.RevokeLinkInput{User: name.User, LinkID: name.ID, IdempotencyKey: req.GetIdempotencyKey()})
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +107,7 @@ func (s *ConsentServer) RevokeLink(ctx context.Context, req *consentv1.RevokeLin
 
 // ListAccessLog returns a page of the user's access log.
 func (s *ConsentServer) ListAccessLog(ctx context.Context, req *consentv1.ListAccessLogRequest) (*consentv1.ListAccessLogResponse, error) {
-	user, err := userOf("parent", req.GetParent())
+	user, err := parseName(names.ParseUser, "parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}

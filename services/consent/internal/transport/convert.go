@@ -19,31 +19,17 @@ import (
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 )
 
-// userOf reads users/{user} from the named field.
-func userOf(field, name string) (string, error) {
-	user, ok := strings.CutPrefix(name, "users/")
-	if !ok || user == "" || strings.Contains(user, "/") {
-		return "", malformed(field)
+// parseName reads the resource name in the named request field with parse
+// (names.ParseUser, names.ParseLink). A name that does not parse, which
+// validation should have refused already, is INVALID_ARGUMENT naming the
+// field.
+func parseName[T any](parse func(string) (T, error), field, name string) (T, error) {
+	v, err := parse(name)
+	if err != nil {
+		return v, apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "invalid request: "+field+": not a valid resource name",
+			apierr.WithFieldViolations(apierr.FieldViolation{Field: field, Description: "not a valid resource name", Reason: "string.pattern"}))
 	}
-	return user, nil
-}
-
-// linkOf reads users/{user}/links/{link} from the field name.
-func linkOf(name string) (user, id string, err error) { return linkIn("name", name) }
-
-// linkIn reads users/{user}/links/{link} from the named field.
-func linkIn(field, name string) (user, id string, err error) {
-	parts := strings.Split(name, "/")
-	if len(parts) != 4 || parts[0] != "users" || parts[2] != "links" || parts[1] == "" || parts[3] == "" {
-		return "", "", malformed(field)
-	}
-	return parts[1], parts[3], nil
-}
-
-// malformed reports a name that validation should have refused already.
-func malformed(field string) error {
-	return apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, "invalid request: "+field+": not a valid resource name",
-		apierr.WithFieldViolations(apierr.FieldViolation{Field: field, Description: "not a valid resource name", Reason: "string.pattern"}))
+	return v, nil
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {

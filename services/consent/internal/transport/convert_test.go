@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/names"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // TestEnumsMatchTheContract fails when the contract gains an enum value the
@@ -65,7 +68,7 @@ func TestLinkToProtoKeepsTheBankConsentIDInside(t *testing.T) {
 	}
 }
 
-func TestNames(t *testing.T) {
+func TestParseName(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
@@ -81,16 +84,20 @@ func TestNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			user, id, err := linkOf(tt.in)
-			if (err == nil) != tt.ok || user != tt.user || id != tt.id {
-				t.Errorf("linkOf(%q) = %q, %q, %v", tt.in, user, id, err)
+			l, err := parseName(names.ParseLink, "link", tt.in)
+			if tt.ok {
+				if err != nil || l.User != tt.user || l.ID != tt.id {
+					t.Errorf("parseName(%q) = %+v, %v", tt.in, l, err)
+				}
+				return
 			}
+			testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+			testkit.RequireFieldViolation(t, err, "link")
 		})
 	}
-	if u, err := userOf("parent", "users/bob"); err != nil || u != "bob" {
-		t.Errorf("userOf(users/bob) = %q, %v", u, err)
+	if u, err := parseName(names.ParseUser, "parent", "users/bob"); err != nil || u != "bob" {
+		t.Errorf("parseName(users/bob) = %q, %v", u, err)
 	}
-	if _, err := userOf("parent", "users/bob/links/x"); err == nil {
-		t.Error("userOf accepted a link name")
-	}
+	_, err := parseName(names.ParseUser, "parent", "users/bob/links/x")
+	testkit.RequireFieldViolation(t, err, "parent")
 }
