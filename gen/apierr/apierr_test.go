@@ -54,6 +54,7 @@ func TestReasonCodes(t *testing.T) {
 		{"CONVERSATION_CLOSED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"THREAD_CONTROL_NOT_HELD", codes.FailedPrecondition, http.StatusBadRequest},
 		{"INTERNAL", codes.Internal, http.StatusInternalServerError},
+		{"CURSOR_EXPIRED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"AUDIT_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
 		{"CONSENT_REVOKED_BY_BANK", codes.PermissionDenied, http.StatusForbidden},
 	}

@@ -196,6 +196,10 @@ const (
 	Audience_AUDIENCE_INTERNAL Audience = 2
 	// The bank adapter protocol, over gRPC only.
 	Audience_AUDIENCE_ADAPTER Audience = 3
+	// A product team's client itself, with a client-credentials token (no
+	// user): over gRPC and REST, under clients/{client}, e.g. its webhook
+	// endpoints. A path naming another client is refused.
+	Audience_AUDIENCE_CLIENT Audience = 4
 )
 
 // Enum value maps for Audience.
@@ -205,12 +209,14 @@ var (
 		1: "AUDIENCE_PUBLIC",
 		2: "AUDIENCE_INTERNAL",
 		3: "AUDIENCE_ADAPTER",
+		4: "AUDIENCE_CLIENT",
 	}
 	Audience_value = map[string]int32{
 		"AUDIENCE_UNSPECIFIED": 0,
 		"AUDIENCE_PUBLIC":      1,
 		"AUDIENCE_INTERNAL":    2,
 		"AUDIENCE_ADAPTER":     3,
+		"AUDIENCE_CLIENT":      4,
 	}
 )
 
@@ -254,8 +260,11 @@ const (
 	ErrorReason_ERROR_REASON_INVALID_ARGUMENT ErrorReason = 1
 	// A page token is malformed, expired, or belongs to another list.
 	ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID ErrorReason = 2
-	// A sync or stream cursor is malformed or too old to resume from.
+	// A sync or stream cursor is malformed, or belongs to another stream.
 	ErrorReason_ERROR_REASON_CURSOR_INVALID ErrorReason = 3
+	// A stream cursor is older than the events kept; resync with the List
+	// call, then open the stream without a cursor.
+	ErrorReason_ERROR_REASON_CURSOR_EXPIRED ErrorReason = 4
 	// No bearer token, or one that fails verification (signature, alg, iss, aud).
 	ErrorReason_ERROR_REASON_TOKEN_INVALID ErrorReason = 10
 	// The bearer token has expired.
@@ -336,6 +345,7 @@ var (
 		1:  "ERROR_REASON_INVALID_ARGUMENT",
 		2:  "ERROR_REASON_PAGE_TOKEN_INVALID",
 		3:  "ERROR_REASON_CURSOR_INVALID",
+		4:  "ERROR_REASON_CURSOR_EXPIRED",
 		10: "ERROR_REASON_TOKEN_INVALID",
 		11: "ERROR_REASON_TOKEN_EXPIRED",
 		12: "ERROR_REASON_USER_MISMATCH",
@@ -371,6 +381,7 @@ var (
 		"ERROR_REASON_INVALID_ARGUMENT":           1,
 		"ERROR_REASON_PAGE_TOKEN_INVALID":         2,
 		"ERROR_REASON_CURSOR_INVALID":             3,
+		"ERROR_REASON_CURSOR_EXPIRED":             4,
 		"ERROR_REASON_TOKEN_INVALID":              10,
 		"ERROR_REASON_TOKEN_EXPIRED":              11,
 		"ERROR_REASON_USER_MISMATCH":              12,
@@ -726,18 +737,19 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x12SCOPE_TRANSACTIONS\x10\x03\x12\x12\n" +
 	"\x0eSCOPE_RECEIPTS\x10\x04\x12\x12\n" +
 	"\x0eSCOPE_SHIPPING\x10\x05\x12\x11\n" +
-	"\rSCOPE_SUPPORT\x10\x06*f\n" +
+	"\rSCOPE_SUPPORT\x10\x06*{\n" +
 	"\bAudience\x12\x18\n" +
 	"\x14AUDIENCE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fAUDIENCE_PUBLIC\x10\x01\x12\x15\n" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
-	"\x10AUDIENCE_ADAPTER\x10\x03*\xd9\n" +
-	"\n" +
+	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
+	"\x0fAUDIENCE_CLIENT\x10\x04*\x80\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
 	"\x1fERROR_REASON_PAGE_TOKEN_INVALID\x10\x02\x1a\x04\xd0\xf3\x18\x03\x12%\n" +
-	"\x1bERROR_REASON_CURSOR_INVALID\x10\x03\x1a\x04\xd0\xf3\x18\x03\x12$\n" +
+	"\x1bERROR_REASON_CURSOR_INVALID\x10\x03\x1a\x04\xd0\xf3\x18\x03\x12%\n" +
+	"\x1bERROR_REASON_CURSOR_EXPIRED\x10\x04\x1a\x04\xd0\xf3\x18\t\x12$\n" +
 	"\x1aERROR_REASON_TOKEN_INVALID\x10\n" +
 	"\x1a\x04\xd0\xf3\x18\x10\x12$\n" +
 	"\x1aERROR_REASON_TOKEN_EXPIRED\x10\v\x1a\x04\xd0\xf3\x18\x10\x12$\n" +
