@@ -93,10 +93,15 @@ dev: $(if $(VAULT_ADDR),,vault) ## Start Vault, the sandbox bank, every service 
 	cd services && GOWORK=off $(GO) build -o $(BIN)/devstack ./devstack
 	$(BIN)/devstack
 
+# The events benchmark's PostgreSQL half runs on this server (a database of
+# its own, dropped after).
+BENCH_POSTGRES_URL ?= $(or $(BANKBRIDGE_TEST_POSTGRES_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
+
 .PHONY: bench
-bench: vault ## GetBalance over gRPC and REST on the dev stack (req/s, p50, p99), and a consent decision cached vs not.
+bench: vault ## GetBalance on the dev stack (req/s, p50, p99); consent decisions; events outbox -> bus -> stream (events/s, p50, p99) on SQLite and PostgreSQL.
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench GetBalance -benchtime 2000x ./e2e/
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench ConsentDecide -benchtime 2000x -benchmem ./consent/
+	cd services && BANKBRIDGE_TEST_POSTGRES_URL='$(BENCH_POSTGRES_URL)' GOWORK=off $(GO) test -run '^$$' -bench OutboxToStream -benchtime 20000x ./platform/events/
 
 .PHONY: bench-platform
 bench-platform: ## Benchmark the server kit's full interceptor chain on a small unary call.

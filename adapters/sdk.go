@@ -70,6 +70,17 @@ type SCAAdapter interface {
 	RevokeConsent(ctx context.Context, req *adapterv1.RevokeConsentRequest) (*adapterv1.RevokeConsentResponse, error)
 }
 
+// ConsentExtensionAdapter extends a valid consent when the customer
+// reconfirms it in bankbridge, without a new SCA where the bank allows it
+// and with one, completed through [SCAAdapter.VerifySca], where it does not
+// (capability CONSENT_EXTENSION). An adapter that implements it implements
+// SCAAdapter too.
+type ConsentExtensionAdapter interface {
+	// ExtendConsent extends the consent, or starts the challenge that must
+	// come first; the bank's maximum validity caps what it grants.
+	ExtendConsent(ctx context.Context, req *adapterv1.ExtendConsentRequest) (*adapterv1.ExtendConsentResponse, error)
+}
+
 // SupportAdapter hands support conversations to the bank's human agents
 // (capability SUPPORT_HANDOFF). The agents' replies come back as events
 // ([EventsAdapter]).
@@ -119,6 +130,9 @@ func Capabilities(a Adapter) []adapterv1.Capability {
 	}
 	if _, ok := a.(EventsAdapter); ok {
 		caps = append(caps, adapterv1.Capability_CAPABILITY_EVENTS)
+	}
+	if _, ok := a.(ConsentExtensionAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_CONSENT_EXTENSION)
 	}
 	return caps
 }

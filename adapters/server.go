@@ -81,6 +81,7 @@ func NewServer(a Adapter, opts ...ServerOption) adapterv1.BankAdapterServiceServ
 	s.support, _ = a.(SupportAdapter)
 	s.fraud, _ = a.(FraudAdapter)
 	s.events, _ = a.(EventsAdapter)
+	s.extension, _ = a.(ConsentExtensionAdapter)
 	return s
 }
 
@@ -99,6 +100,7 @@ type server struct {
 	support      SupportAdapter
 	fraud        FraudAdapter
 	events       EventsAdapter
+	extension    ConsentExtensionAdapter
 }
 
 // unary runs one call through the server's checks. call is nil when the
@@ -311,6 +313,15 @@ func (s *server) RevokeConsent(ctx context.Context, req *adapterv1.RevokeConsent
 		call = s.sca.RevokeConsent
 	}
 	return unary(ctx, s, "RevokeConsent", adapterv1.Capability_CAPABILITY_SCA, req, call)
+}
+
+// ExtendConsent implements adapterv1.BankAdapterServiceServer.
+func (s *server) ExtendConsent(ctx context.Context, req *adapterv1.ExtendConsentRequest) (*adapterv1.ExtendConsentResponse, error) {
+	var call func(context.Context, *adapterv1.ExtendConsentRequest) (*adapterv1.ExtendConsentResponse, error)
+	if s.extension != nil {
+		call = s.extension.ExtendConsent
+	}
+	return unary(ctx, s, "ExtendConsent", adapterv1.Capability_CAPABILITY_CONSENT_EXTENSION, req, call)
 }
 
 // ListAccounts implements adapterv1.BankAdapterServiceServer.

@@ -20,7 +20,8 @@
 // masked only; that every error carries a bankbridge ErrorInfo whose reason
 // matches its status code; that writes with an idempotency key answer a
 // retry with the first answer and refuse the key with another request;
-// cursors for transactions and events; and revocation.
+// cursors for transactions and events; extending a consent; and
+// revocation.
 //
 // It calls the adapter as bankbridge does, but it does change the test
 // customer's state at the bank: it links, opens support cases, files fraud
@@ -119,6 +120,9 @@ func Run(t *testing.T, client adapterv1.BankAdapterServiceClient, fx Fixtures) {
 		t.Run("Fraud", k.testFraud)
 	}
 	t.Run("Events", k.testEvents)
+	if k.has(adapterv1.Capability_CAPABILITY_CONSENT_EXTENSION) && k.linked {
+		t.Run("ConsentExtension", k.testExtension)
+	}
 	if k.has(adapterv1.Capability_CAPABILITY_SCA) && k.linked {
 		t.Run("RevokeConsent", k.testRevoke)
 	}
@@ -279,6 +283,12 @@ func (k *kit) capabilityCalls() []capabilityCall {
 			_, err := c.RevokeConsent(ctx, &adapterv1.RevokeConsentRequest{BankConsentId: unknownID})
 			return err
 		}},
+		{adapterv1.Capability_CAPABILITY_CONSENT_EXTENSION, "ExtendConsent", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.ExtendConsent(ctx, &adapterv1.ExtendConsentRequest{
+				BankConsentId: unknownID, ValidUntil: validUntil, IdempotencyKey: k.key("unimplemented-extend-" + randomHex()), // each call asks anew
+			})
+			return err
+		}},
 		{adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, "StartSupportHandoff", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
 			_, err := c.StartSupportHandoff(ctx, &adapterv1.StartSupportHandoffRequest{
 				BankConsentId: unknownID, ConversationReference: "conformance-conversation",
@@ -397,6 +407,10 @@ func (k *kit) testInvalidRequests(t *testing.T) {
 				UserReference: "conformance-user", LoginHint: k.fx.LoginHint,
 				ValidUntil: timestamppb.New(time.Now().Add(time.Hour)), IdempotencyKey: k.key("invalid-start"),
 			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CONSENT_EXTENSION, "ExtendConsent without valid_until", "valid_until", func(ctx context.Context) error {
+			_, err := k.client.ExtendConsent(ctx, &adapterv1.ExtendConsentRequest{BankConsentId: unknownID, IdempotencyKey: k.key("invalid-extend")})
 			return err
 		}},
 		{adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, "SendSupportMessage without text", "text", func(ctx context.Context) error {
@@ -951,6 +965,58 @@ func (k *kit) testEvents(t *testing.T) {
 			t.Errorf("StreamEvents resumed after an event: got cursor %q first, want the next event (cursor %q)", first.GetCursor(), got[1].GetCursor())
 		}
 	})
+}
+
+// testExtension extends the consent the kit linked: the answer keeps the
+// protocol's rules whichever way the bank goes (extended, or a challenge
+// that VerifySca with the good code completes), never grants more than
+// asked, is idempotent on its key, and leaves the consent serving.
+func (k *kit) testExtension(t *testing.T) {
+	requested := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	req := &adapterv1.ExtendConsentRequest{BankConsentId: k.consentID, ValidUntil: timestamppb.New(requested), IdempotencyKey: k.key("extend")}
+	first, err := k.client.ExtendConsent(k.ctx(t), req)
+	if !ok(t, "ExtendConsent", err) {
+		return
+	}
+	k.check(t, "ExtendConsent", first)
+	t.Run("ExtendConsentIdempotent", func(t *testing.T) {
+		retry, err := k.client.ExtendConsent(k.ctx(t), req)
+		if ok(t, "ExtendConsent retried with the same key", err) && !proto.Equal(first, retry) {
+			t.Error("ExtendConsent retried with the same key: answer differs from the first")
+		}
+		other := proto.CloneOf(req)
+		other.ValidUntil = timestamppb.New(requested.Add(time.Hour))
+		_, err = k.client.ExtendConsent(k.ctx(t), other)
+		wantError(t, "ExtendConsent with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+	})
+	var until time.Time
+	switch o := first.GetOutcome().(type) {
+	case *adapterv1.ExtendConsentResponse_Extended:
+		until = o.Extended.GetValidUntil().AsTime()
+	case *adapterv1.ExtendConsentResponse_ScaRequired:
+		if o.ScaRequired.GetMethod() != adapterv1.ScaMethod_SCA_METHOD_OTP {
+			t.Skipf("the bank chose %s for the extension; the kit completes OTP challenges only", o.ScaRequired.GetMethod())
+		}
+		resp, err := k.client.VerifySca(k.ctx(t), &adapterv1.VerifyScaRequest{
+			BankConsentId: k.consentID, Code: k.fx.GoodCode, IdempotencyKey: k.key("verify-extension"),
+		})
+		if !ok(t, "VerifySca of the extension's challenge", err) {
+			return
+		}
+		k.check(t, "VerifySca of the extension's challenge", resp)
+		if resp.GetStatus() != adapterv1.ScaStatus_SCA_STATUS_FINALISED {
+			t.Fatalf("VerifySca of the extension's challenge with the good code: status %s, want FINALISED", resp.GetStatus())
+		}
+		until = resp.GetValidUntil().AsTime()
+		k.consentID = resp.GetBankConsentId()
+	}
+	if until.After(requested) {
+		t.Errorf("the extension grants until %s, after the %s asked for", until.Format(time.RFC3339), requested.Format(time.RFC3339))
+	}
+	if k.has(adapterv1.Capability_CAPABILITY_ACCOUNTS) {
+		_, err := k.client.ListAccounts(k.ctx(t), &adapterv1.ListAccountsRequest{BankConsentId: k.consentID})
+		ok(t, "ListAccounts on the extended consent", err)
+	}
 }
 
 func (k *kit) testRevoke(t *testing.T) {

@@ -32,6 +32,9 @@ type customer struct {
 	login     string
 	behaviour behaviour
 	accounts  []*account
+	// extensionNeedsSCA makes ExtendConsent always ask for a new SCA, as
+	// banks that do not offer reconfirmation without one do.
+	extensionNeedsSCA bool
 }
 
 func (c *customer) account(id string) *account {
@@ -225,7 +228,7 @@ func fixtures(today time.Time) map[string]*customer {
 
 	return map[string]*customer{
 		"alice": {login: "alice", accounts: []*account{aliceChecking, aliceCard}},
-		"bob":   {login: "bob", accounts: []*account{bobSavings}},
+		"bob":   {login: "bob", accounts: []*account{bobSavings}, extensionNeedsSCA: true},
 		"carol": {login: "carol", behaviour: behaveLoginRequired},
 		"dave":  {login: "dave", behaviour: behaveUnavailable},
 		"erin":  {login: "erin", behaviour: behaveSlowly, accounts: []*account{erinChecking}},

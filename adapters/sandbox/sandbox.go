@@ -10,12 +10,17 @@
 //     ISO 20022 types (credit limit included), booked and pending
 //     transactions; her pending coffee posts on the first SyncTransactions
 //     after the initial one.
-//   - bob: one savings account.
+//   - bob: one savings account; his bank extends a consent only after a
+//     new SCA (ExtendConsent answers sca_required), where every other
+//     customer's extends without one.
 //   - carol: linking works; every data call fails with FAILED_PRECONDITION
 //     (BANK_LOGIN_REQUIRED).
 //   - dave: linking works; every data call fails with UNAVAILABLE
 //     (BANK_UNAVAILABLE).
 //   - erin: one account; every data call takes [SlowCustomerDelay].
+//
+// A consent lasts at most 90 days from its last grant and, however often it
+// is extended without SCA, 180 days from its last SCA (Berlin Group's cap).
 //
 // Any other login is NOT_FOUND. Account and card numbers exist only masked.
 // State (consents, cases, blocked cards, events) lives in memory, so a
@@ -101,6 +106,8 @@ var (
 	_ adapters.SupportAdapter      = (*Bank)(nil)
 	_ adapters.FraudAdapter        = (*Bank)(nil)
 	_ adapters.EventsAdapter       = (*Bank)(nil)
+
+	_ adapters.ConsentExtensionAdapter = (*Bank)(nil)
 )
 
 // New returns a Sandbox Bank. Its fixtures' dates count back from the day

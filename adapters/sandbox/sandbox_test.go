@@ -378,7 +378,7 @@ func TestKnobs(t *testing.T) {
 		if err != nil || time.Since(start) > 150*time.Millisecond {
 			t.Errorf("Info is not a bank call and takes no latency: %v", err)
 		}
-		if len(info.GetCapabilities()) != 7 {
+		if len(info.GetCapabilities()) != len(adapterv1.Capability_name)-1 { // every capability
 			t.Errorf("capabilities %v", info.GetCapabilities())
 		}
 	})

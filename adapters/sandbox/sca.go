@@ -18,8 +18,13 @@ import (
 const (
 	// challengeLifetime is how long a challenge waits for its code.
 	challengeLifetime = 5 * time.Minute
-	// maxConsentLifetime caps what the bank grants, as PSD2 banks do.
+	// maxConsentLifetime caps what the bank grants at once, as PSD2 banks do.
 	maxConsentLifetime = 90 * 24 * time.Hour
+	// maxSinceSCA caps how long a consent lasts after the customer's last
+	// SCA however often it is extended without one, as Berlin Group banks
+	// allow (180 days since the 2022 RTS); past it, ExtendConsent asks for
+	// a new SCA.
+	maxSinceSCA = 180 * 24 * time.Hour
 )
 
 // grantable reports whether a bank consent can cover scope; receipts and
@@ -43,6 +48,18 @@ type consent struct {
 	revoked        bool
 	requestedUntil time.Time
 	validUntil     time.Time
+	expireTime     time.Time
+	wrongCodes     int
+	// scaTime is when the customer last passed SCA on this consent.
+	scaTime time.Time
+	// extension is the running challenge of an ExtendConsent that asked
+	// for SCA; nil when none runs.
+	extension *extension
+}
+
+// extension is the SCA challenge of a consent's extension.
+type extension struct {
+	requestedUntil time.Time
 	expireTime     time.Time
 	wrongCodes     int
 }
@@ -146,6 +163,7 @@ func (b *Bank) VerifySca(ctx context.Context, req *adapterv1.VerifyScaRequest) (
 			}
 			if req.GetCode() == Code {
 				c.status = adapterv1.ScaStatus_SCA_STATUS_FINALISED
+				c.scaTime = now
 				c.validUntil = c.requestedUntil
 				if limit := now.Add(maxConsentLifetime); limit.Before(c.validUntil) {
 					c.validUntil = limit
@@ -165,6 +183,11 @@ func (b *Bank) VerifySca(ctx context.Context, req *adapterv1.VerifyScaRequest) (
 		case adapterv1.ScaStatus_SCA_STATUS_FINALISED:
 			if !now.Before(c.validUntil) {
 				return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED, "the consent has expired")
+			}
+			if c.extension != nil {
+				if err := c.verifyExtension(now, req.GetCode()); err != nil {
+					return nil, err
+				}
 			}
 		}
 		resp.Status = c.status

@@ -29,6 +29,7 @@ type rpcRef struct {
 	svc, rpc   int
 	fullName   string
 	public     bool
+	client     bool // AUDIENCE_CLIENT: called with a client's own token
 	inputType  string
 	outputType string
 }
@@ -50,6 +51,7 @@ func ownRPCs(fds *descriptorpb.FileDescriptorSet) []rpcRef {
 					file: f, svc: si, rpc: mi,
 					fullName:   fmt.Sprintf("%s.%s.%s", f.GetPackage(), s.GetName(), m.GetName()),
 					public:     a == commonv1.Audience_AUDIENCE_UNSPECIFIED || a == commonv1.Audience_AUDIENCE_PUBLIC,
+					client:     a == commonv1.Audience_AUDIENCE_CLIENT,
 					inputType:  strings.TrimPrefix(m.GetInputType(), "."),
 					outputType: strings.TrimPrefix(m.GetOutputType(), "."),
 				})
@@ -286,4 +288,111 @@ func TestCheckersCatchAPurposeField(t *testing.T) {
 		return
 	}
 	t.Fatal("no public RPC found")
+}
+
+// clientRPCs returns the indexes (into ownRPCs) of the client RPCs.
+func clientRPCs(t *testing.T, fds *descriptorpb.FileDescriptorSet) []int {
+	t.Helper()
+	var out []int
+	for i, ref := range ownRPCs(fds) {
+		if ref.client {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no AUDIENCE_CLIENT RPC found")
+	}
+	return out
+}
+
+// setHTTPPath points an RPC's REST rule at path, keeping its verb.
+func setHTTPPath(rule *annotations.HttpRule, path string) {
+	switch p := rule.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		p.Get = path
+	case *annotations.HttpRule_Post:
+		p.Post = path
+	case *annotations.HttpRule_Delete:
+		p.Delete = path
+	case *annotations.HttpRule_Patch:
+		p.Patch = path
+	case *annotations.HttpRule_Put:
+		p.Put = path
+	}
+}
+
+// A client RPC lives under clients/{client}: moved under users/ (where the
+// kit would bind it to a user nobody checked), it is refused; so is a
+// client RPC without its REST rule, and one declaring an access rule.
+func TestCheckersHoldClientRPCsToClients(t *testing.T) {
+	t.Parallel()
+	base := realSet(t)
+	for _, i := range clientRPCs(t, base) {
+		ref := ownRPCs(base)[i]
+		t.Run(ref.fullName, func(t *testing.T) {
+			t.Parallel()
+			t.Run("under users", func(t *testing.T) {
+				fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+				opts := ownRPCs(fds)[i].method().GetOptions()
+				rule := proto.GetExtension(opts, annotations.E_Http).(*annotations.HttpRule)
+				path := strings.Replace(httpPath(rule), "=clients/", "=users/", 1)
+				setHTTPPath(rule, path)
+				proto.SetExtension(opts, annotations.E_Http, rule)
+				if got := checkHTTPRules(load(t, fds)); !mentions(got, ref.fullName+": REST path \""+path+"\" is not under /v1/{name|parent=clients/...}") {
+					t.Errorf("a client RPC at %s went unnoticed; problems: %q", path, got)
+				}
+			})
+			t.Run("no REST rule", func(t *testing.T) {
+				fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+				proto.ClearExtension(ownRPCs(fds)[i].method().GetOptions(), annotations.E_Http)
+				if got := checkHTTPRules(load(t, fds)); !mentions(got, ref.fullName+": client RPC has no google.api.http rule") {
+					t.Errorf("a client RPC without REST went unnoticed; problems: %q", got)
+				}
+			})
+			t.Run("access rule", func(t *testing.T) {
+				fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+				proto.SetExtension(ownRPCs(fds)[i].method().GetOptions(), commonv1.E_Access, &commonv1.AccessRule{
+					Purposes: []commonv1.Purpose{commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}, ConsentNotRequired: true,
+				})
+				if got := checkAccessRules(load(t, fds)); !mentions(got, ref.fullName+": AUDIENCE_CLIENT RPC must not declare an access rule") {
+					t.Errorf("an access rule on a client RPC went unnoticed; problems: %q", got)
+				}
+			})
+			t.Run("unbound name", func(t *testing.T) {
+				fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+				msg := findMessage(fds, ref.inputType)
+				for _, f := range msg.GetField() {
+					if f.GetName() == "name" || f.GetName() == "parent" {
+						rules := proto.GetExtension(f.GetOptions(), validate.E_Field).(*validate.FieldRules)
+						rules.GetString().SetPattern(strings.Replace(rules.GetString().GetPattern(), "^clients/", "^users/", 1))
+						proto.SetExtension(f.GetOptions(), validate.E_Field, rules)
+					}
+				}
+				if got := checkClientBinding(load(t, fds)); !mentions(got, ref.fullName+": client RPC's") {
+					t.Errorf("a client RPC whose name is not under clients/ went unnoticed; problems: %q", got)
+				}
+			})
+		})
+	}
+}
+
+// A public RPC moved under clients/ is refused too: only client services
+// live there.
+func TestCheckersKeepPublicRPCsUnderUsers(t *testing.T) {
+	t.Parallel()
+	base := realSet(t)
+	for i, ref := range ownRPCs(base) {
+		if !ref.public {
+			continue
+		}
+		opts := ownRPCs(base)[i].method().GetOptions()
+		rule := proto.GetExtension(opts, annotations.E_Http).(*annotations.HttpRule)
+		path := strings.Replace(httpPath(rule), "=users/", "=clients/", 1)
+		setHTTPPath(rule, path)
+		proto.SetExtension(opts, annotations.E_Http, rule)
+		if got := checkHTTPRules(load(t, base)); !mentions(got, ref.fullName+": REST path \""+path+"\" is not under /v1/{name|parent=users/...}") {
+			t.Errorf("a public RPC at %s went unnoticed; problems: %q", path, got)
+		}
+		return
+	}
 }

@@ -84,6 +84,15 @@ func isPublic(s protoreflect.ServiceDescriptor) bool {
 	return a == commonv1.Audience_AUDIENCE_UNSPECIFIED || a == commonv1.Audience_AUDIENCE_PUBLIC
 }
 
+// isClient reports a service a product team's client calls with its own
+// client-credentials token, under clients/{client}.
+func isClient(s protoreflect.ServiceDescriptor) bool {
+	return audience(s) == commonv1.Audience_AUDIENCE_CLIENT
+}
+
+// onREST reports a service that product teams reach over REST too.
+func onREST(s protoreflect.ServiceDescriptor) bool { return isPublic(s) || isClient(s) }
+
 func (c *contracts) services() []protoreflect.ServiceDescriptor {
 	var out []protoreflect.ServiceDescriptor
 	for _, f := range c.files {
@@ -114,7 +123,8 @@ var grpcCodes = func() map[string]code.Code {
 }()
 
 // checkHTTPRules: every RPC of a public service maps to REST under
-// /v1/.../users/...; no other service maps to REST.
+// /v1/{name|parent=users/...}, every RPC of a client service under
+// /v1/{name|parent=clients/...}; no other service maps to REST.
 func checkHTTPRules(c *contracts) []string {
 	var problems []string
 	for _, s := range c.services() {
@@ -124,11 +134,19 @@ func checkHTTPRules(c *contracts) []string {
 			switch {
 			case isPublic(s) && !hasRule:
 				problems = append(problems, fmt.Sprintf("%s: public RPC has no google.api.http rule", m.FullName()))
-			case !isPublic(s) && hasRule:
+			case isClient(s) && !hasRule:
+				problems = append(problems, fmt.Sprintf("%s: client RPC has no google.api.http rule", m.FullName()))
+			case !onREST(s) && hasRule:
 				problems = append(problems, fmt.Sprintf("%s: %s RPC must not map to REST", m.FullName(), audience(s)))
 			case hasRule:
-				if p := httpPath(rule); !strings.HasPrefix(p, "/v1/{name=users/") && !strings.HasPrefix(p, "/v1/{parent=users/") {
-					problems = append(problems, fmt.Sprintf("%s: REST path %q is not under /v1/{name|parent=users/...}", m.FullName(), p))
+				root := "users"
+				if isClient(s) {
+					root = "clients"
+				}
+				for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
+					if p := httpPath(b); !strings.HasPrefix(p, "/v1/{name="+root+"/") && !strings.HasPrefix(p, "/v1/{parent="+root+"/") {
+						problems = append(problems, fmt.Sprintf("%s: REST path %q is not under /v1/{name|parent=%s/...}", m.FullName(), p, root))
+					}
 				}
 			}
 		}
@@ -409,6 +427,8 @@ func checkAccessRules(c *contracts) []string {
 			has := proto.HasExtension(m.Options(), commonv1.E_Access)
 			rule, _ := proto.GetExtension(m.Options(), commonv1.E_Access).(*commonv1.AccessRule)
 			if !isPublic(s) {
+				// Internal, adapter and client RPCs read no user's data:
+				// the kit binds them to a client, not to a consent.
 				if has {
 					problems = append(problems, fmt.Sprintf("%s: %s RPC must not declare an access rule", m.FullName(), audience(s)))
 				}
@@ -440,7 +460,42 @@ func checkAccessRules(c *contracts) []string {
 	return problems
 }
 
+// clientNamePrefix starts the pattern of a name or parent field under
+// clients/{client}.
+const clientNamePrefix = "^clients/"
+
+// checkClientBinding: every RPC of a client service names its client in a
+// name or parent field whose pattern is rooted at clients/, which is what
+// the server kit binds to the token's client. Without one a client could
+// reach another client's resources.
+func checkClientBinding(c *contracts) []string {
+	var problems []string
+	for _, s := range c.services() {
+		if !isClient(s) {
+			continue
+		}
+		for _, m := range methods(s) {
+			var fd protoreflect.FieldDescriptor
+			for _, name := range []protoreflect.Name{"name", "parent"} {
+				if f := m.Input().Fields().ByName(name); f != nil && f.Kind() == protoreflect.StringKind && !f.IsList() {
+					fd = f
+					break
+				}
+			}
+			if fd == nil {
+				problems = append(problems, fmt.Sprintf("%s: client RPC has no name or parent field to bind to the token's client", m.FullName()))
+				continue
+			}
+			if !strings.HasPrefix(fieldRules(fd).GetString().GetPattern(), clientNamePrefix) {
+				problems = append(problems, fmt.Sprintf("%s: client RPC's %s must have a pattern rooted at %s", m.FullName(), fd.FullName(), clientNamePrefix))
+			}
+		}
+	}
+	return problems
+}
+
 var checkers = map[string]func(*contracts) []string{
+	"client binding":         checkClientBinding,
 	"access rules":           checkAccessRules,
 	"http rules":             checkHTTPRules,
 	"doc comments":           checkDocComments,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,10 +50,13 @@ type env struct {
 	dataDir    string
 	keyFile    string
 	sandbox    string // the sandbox's address
+	bank       *switchableBank
 	addr       string // the consent service's address
 	consent    consentv1.ConsentServiceClient
 	check      consentv1.ConsentCheckServiceClient
 	sandboxKey string
+	args       []string // the consent service's
+	stop       func()   // stops the consent service
 }
 
 func startEnv(t testing.TB) *env {
@@ -84,7 +88,17 @@ func startEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sandbox = serveBank(t, sb, keys.Keys)
+	e.bank = &switchableBank{Bank: sb}
+	e.sandbox = serveBank(t, e.bank, keys.Keys)
+	// Old Bank: a sandbox whose adapter predates consent extension, and
+	// whose rate limit bankbridge reaches after four calls.
+	old, err := sandbox.New(sandbox.Options{BankID: "oldbank", DisplayName: "Old Bank"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := randomKey(t)
+	e.vault.PutBankSecret(t, "oldbank", map[string]any{"api_key": oldKey})
+	oldAddr := serveBank(t, withoutExtension{Adapter: old, SCAAdapter: old, AccountsAdapter: old}, func() []string { return []string{oldKey} })
 
 	banks := filepath.Join(t.TempDir(), "banks.yaml")
 	writeFile(t, banks, fmt.Sprintf(`banks:
@@ -92,9 +106,16 @@ func startEnv(t testing.TB) *env {
     display_name: Sandbox Bank
     kind: remote
     endpoint: %s
-`, e.sandbox))
+  - id: oldbank
+    display_name: Old Bank
+    kind: remote
+    endpoint: %s
+    rate_limit:
+      per_second: 0.001
+      burst: 4
+`, e.sandbox, oldAddr))
 
-	addr := startConsent(t, []string{
+	e.args = []string{
 		"--grpc-addr=127.0.0.1:0", "--admin-addr=", "--dev-mode", "--drain-delay=0s", "--shutdown-grace=2s",
 		"--log-level=WARN",
 		"--issuer=" + testIssuer, "--jwks-url=" + jwks.URL,
@@ -103,47 +124,58 @@ func startEnv(t testing.TB) *env {
 		"--data-dir=" + e.dataDir, "--banks=" + banks,
 		"--vault-addr=" + e.vault.Addr(), "--vault-token=" + e.vault.RootToken(),
 		"--vault-refresh=" + vaultRefrsh.String(),
-	})
+	}
+	e.start(t)
+	return e
+}
+
+// start starts the consent service on e.args and points e's clients at it.
+func (e *env) start(t testing.TB) {
+	t.Helper()
+	addr, stop := startConsent(t, e.args)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	waitServing(t, conn)
-	e.addr = addr
+	e.addr, e.stop = addr, stop
 	e.consent = consentv1.NewConsentServiceClient(conn)
 	e.check = consentv1.NewConsentCheckServiceClient(conn)
-	return e
 }
 
-// startConsent runs the service as its binary would, and stops it when
-// the test ends.
-func startConsent(t testing.TB, args []string) string {
+// startConsent runs the service as its binary would, and returns its
+// address and how to stop it (once; the test's end stops it otherwise).
+func startConsent(t testing.TB, args []string) (string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, io.Discard, func(addr string) { ready <- addr }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("consent service: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("consent service: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("consent service did not stop")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("consent service did not stop")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case addr := <-ready:
-		return addr
+		return addr, stop
 	case err := <-done:
 		t.Fatalf("consent service: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("consent service did not start")
 	}
-	return ""
+	return "", stop
 }
 
 func waitServing(t testing.TB, conn *grpc.ClientConn) {

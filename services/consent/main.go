@@ -1,8 +1,14 @@
 // Command consent is bankbridge's consent service: users link a bank under
-// its two-factor challenge, see and revoke their links and read their
-// access log (bankbridge.consent.v1.ConsentService), and bankbridge's data
-// services check consent and record every access
+// its two-factor challenge, see, reconfirm and revoke their links and read
+// their access log (bankbridge.consent.v1.ConsentService), and bankbridge's
+// data services check consent and record every access
 // (bankbridge.consent.v1.ConsentCheckService).
+//
+// It writes events with the changes they report, to the platform's outbox
+// in its database, whence they reach the bus: consent.link.expiring seven
+// days before a link expires, and consent.link.revoked when a link is
+// revoked, from which its own worker tells the bank, retrying until the
+// bank accepts.
 //
 // Usage:
 //
@@ -74,8 +80,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(grpcAd
 	spec := bootstrap.Spec{
 		Config: cfg,
 		// Without banks nothing can be linked. The consent service answers
-		// consent checks itself, so it needs no consent service.
-		Needs: bootstrap.Needs{Banks: true, Storage: true},
+		// consent checks itself, so it needs no consent service. Its events
+		// leave through the outbox and the bus.
+		Needs: bootstrap.Needs{Banks: true, Storage: true, Bus: true},
 		Start: func(ctx context.Context, d *bootstrap.Deps) (bootstrap.Service, error) {
 			return start(ctx, cfg, d)
 		},

@@ -15,16 +15,18 @@ import (
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/consent/internal/transport"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
+	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 )
 
 // start wires the service on the dependencies bootstrap built (database,
-// bank adapters): the gRPC servers, and the change feed and the sweeper
-// beside them.
+// bank adapters, events): the gRPC servers, and beside them the change
+// feed, the sweeper (expiry warnings) and the worker that tells banks of
+// revocations.
 func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Service, error) {
 	log := d.Logger
-	st, err := store.New(ctx, d.DB, log)
+	st, err := store.New(ctx, d.DB, d.Outbox, log)
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
@@ -47,9 +49,21 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 				svc.RunSweeper(ctx, cfg.SweepInterval)
 				return nil
 			},
+			func(ctx context.Context) error {
+				return svc.RunBankRevocations(ctx, busPort{d.Bus})
+			},
 		},
-		Close: svc.Close, // before the registry closes: revocations at banks may be in flight
+		Close: svc.Close,
 	}, nil
+}
+
+// busPort is the platform's bus as app.Bus, with the bank revocation
+// worker's retry policy: a bank that did not accept is asked again after
+// a second, doubling up to five minutes, without end.
+type busPort struct{ bus *events.Bus }
+
+func (p busPort) Consume(ctx context.Context, durable string, f events.Filter, handle func(context.Context, events.Delivered) error) error {
+	return p.bus.Consume(ctx, durable, f, handle, events.WithBackoff(time.Second, 5*time.Minute))
 }
 
 // verifyAccessLog checks the hash chain of one user's access log, or of
@@ -61,7 +75,7 @@ func verifyAccessLog(ctx context.Context, databaseURL string, consentTTL time.Du
 		return err
 	}
 	defer db.Close()
-	st, err := store.New(ctx, db, nil)
+	st, err := store.New(ctx, db, nil, nil) // reads only: no events
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Command devstack is `make dev`: it builds and starts the whole bankbridge
 // stack on 127.0.0.1 — a real Vault (in-memory dev server, or the one named
-// by VAULT_ADDR and VAULT_TOKEN), then every process of the table in
+// by VAULT_ADDR and VAULT_TOKEN) and a NATS server for the event bus (in
+// this process, nothing to install), then every process of the table in
 // stack/table.go: the sandbox bank, the gateway and the services, with
 // embedded SQLite — prints how to make a first call, and stops everything
 // cleanly on Ctrl-C.
@@ -67,6 +68,7 @@ func printBanner(out io.Writer, s *stack.Stack) {
 		}
 	}
 	fmt.Fprintf(w, "  vault\t%s\tbank credentials at bankbridge/banks/<bank id> (KV v2)\n", s.Vault.Addr)
+	fmt.Fprintf(w, "  nats\t%s\tthe event bus (JetStream stream BANKBRIDGE), its token in Vault at bankbridge/nats\n", s.NATS.URL)
 	_ = w.Flush()
 	fmt.Fprintf(out, firstCall, s.GatewayURL)
 }

@@ -61,6 +61,8 @@ func runMain(m *testing.M) int {
 			"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
 			"OTEL_EXPORTER_OTLP_INSECURE=true",
 			"OTEL_BSP_SCHEDULE_DELAY=50",
+			// The consent service's sweep writes expiry warnings (events_test.go).
+			"BANKBRIDGE_SWEEP_INTERVAL=1s",
 		},
 	}
 	defer os.RemoveAll(opts.DataDir)

@@ -41,6 +41,7 @@ import (
 	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	supportv1 "github.com/bankbridge/bankbridge/gen/bankbridge/support/v1"
+	webhooksv1 "github.com/bankbridge/bankbridge/gen/bankbridge/webhooks/v1"
 	"github.com/bankbridge/bankbridge/gen/openapi"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
@@ -52,7 +53,7 @@ import (
 // Config is the gateway's configuration (flags or BANKBRIDGE_* env).
 type Config struct {
 	// Backend gRPC addresses; a backend left empty is not routed.
-	ConsentAddr, BalanceAddr, ReceiptsAddr, ShippingAddr, SupportAddr string
+	ConsentAddr, BalanceAddr, ReceiptsAddr, ShippingAddr, SupportAddr, WebhooksAddr string
 
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
@@ -109,6 +110,7 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		{name: "receipts", addr: cfg.ReceiptsAddr, service: receiptsv1.ReceiptsService_ServiceDesc.ServiceName, register: receiptsv1.RegisterReceiptsServiceHandler},
 		{name: "shipping", addr: cfg.ShippingAddr, service: shippingv1.ShippingService_ServiceDesc.ServiceName, register: shippingv1.RegisterShippingServiceHandler},
 		{name: "support", addr: cfg.SupportAddr, service: supportv1.SupportService_ServiceDesc.ServiceName, register: supportv1.RegisterSupportServiceHandler},
+		{name: "webhooks", addr: cfg.WebhooksAddr, service: webhooksv1.WebhooksService_ServiceDesc.ServiceName, register: webhooksv1.RegisterWebhooksServiceHandler},
 	}
 	routes := queryRoutes{}
 	for _, b := range all {
@@ -383,8 +385,10 @@ func (route queryRoute) takes(pathParams map[string]string) string {
 // so span names carry no personal data.
 func routeOf(r *http.Request) string {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) > 2 && parts[0] == "v1" && parts[1] == "users" {
-		// /v1/users/{user}/accounts/{account}/...: every second segment is an id.
+	if len(parts) > 2 && parts[0] == "v1" && (parts[1] == "users" || parts[1] == "clients") {
+		// /v1/users/{user}/accounts/{account}/... and
+		// /v1/clients/{client}/endpoints/{endpoint}/...: every second
+		// segment is an id.
 		for i := 2; i < len(parts); i += 2 {
 			_, verb, hasVerb := strings.Cut(parts[i], ":")
 			parts[i] = "*"
@@ -456,20 +460,30 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"healthy": healthy, "backends": status})
 }
 
-// devToken mints a user token for the default dev client. It exists only in
-// dev mode; otherwise the route answers 404 like any unknown path.
+// devToken mints a user token for the default dev client, or with
+// {"client_credentials": true} the dev client's own token (sub and azp the
+// client id, as the client credentials grant gives it), for the client's
+// own methods such as its webhook endpoints. It exists only in dev mode;
+// otherwise the route answers 404 like any unknown path.
 func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
 	if g.issuer == nil {
 		http.NotFound(w, r)
 		return
 	}
 	var body struct {
-		User string `json:"user"`
+		User              string `json:"user"`
+		ClientCredentials bool   `json:"client_credentials"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || !validUser(body.User) {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
+	if body.ClientCredentials && body.User == "" {
+		body.User = g.cfg.DevClient
+	} else if body.ClientCredentials {
+		err = errors.New("user and client_credentials exclude each other")
+	}
+	if err != nil || !validUser(body.User) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": `send {"user": "<id>"} with an id of 1-64 letters, digits, _ or -`})
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": `send {"user": "<id>"} with an id of 1-64 letters, digits, _ or -, or {"client_credentials": true}`})
 		return
 	}
 	tok, err := g.issuer.Mint(body.User, g.cfg.DevClient, time.Hour)

@@ -27,6 +27,7 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&g.ReceiptsAddr, "receipts-addr", g.ReceiptsAddr, "receipts service gRPC address")
 	fs.StringVar(&g.ShippingAddr, "shipping-addr", g.ShippingAddr, "shipping service gRPC address")
 	fs.StringVar(&g.SupportAddr, "support-addr", g.SupportAddr, "support service gRPC address")
+	fs.StringVar(&g.WebhooksAddr, "webhooks-addr", g.WebhooksAddr, "webhooks service gRPC address")
 	fs.Int64Var(&g.MaxBodyBytes, "max-body-bytes", g.MaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&g.RequestTimeout, "request-timeout", g.RequestTimeout, "deadline of a non-streaming call")
 	fs.BoolVar(&g.DevMode, "dev-mode", g.DevMode, "serve the dev token issuer (never in production)")

@@ -1,10 +1,11 @@
 // Package stack starts bankbridge's whole dev stack as real processes on
-// 127.0.0.1: a Vault (in-memory dev server, or one you point it at), then
-// every process of the table (table.go) — the sandbox bank, the gateway and
-// every service — wired the way a production deployment is: JWTs checked
-// against the gateway's dev issuer, bank credentials read from Vault, real
-// gRPC between processes. `make dev` runs it through ../main.go; the
-// end-to-end tests run it too.
+// 127.0.0.1: a Vault (in-memory dev server, or one you point it at), the
+// event bus (one NATS server with JetStream, embedded in the stack's own
+// process, for every service), then every process of the table (table.go)
+// — the sandbox bank, the gateway and every service — wired the way a
+// production deployment is: JWTs checked against the gateway's dev issuer,
+// bank and NATS credentials read from Vault, real gRPC between processes.
+// `make dev` runs it through ../main.go; the end-to-end tests run it too.
 package stack
 
 import (
@@ -25,6 +26,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/events"
 )
 
 // Options say where things are and which addresses to use.
@@ -41,6 +45,10 @@ type Options struct {
 	// VaultAddr is the own dev Vault's address; default 127.0.0.1:8200 (a
 	// free port with FreePorts).
 	VaultAddr string
+	// NATSAddr is the stack's NATS server's address; default
+	// 127.0.0.1:4223 (a free port with FreePorts), beside a NATS server
+	// one may run on the standard 4222.
+	NATSAddr string
 
 	// ExternalVault, when its Addr is set, is used instead of starting one:
 	// the stack seeds the sandbox credential there (KV v2 mount bankbridge,
@@ -58,6 +66,11 @@ type VaultRef struct {
 	Addr, Token string
 }
 
+// NATSRef is a NATS server's URL and the token it takes.
+type NATSRef struct {
+	URL, Token string
+}
+
 // Stack is a running dev stack.
 type Stack struct {
 	opts       Options
@@ -65,6 +78,10 @@ type Stack struct {
 	addrs      map[string]string // "<name>" and "<name>-admin"
 	GatewayURL string
 	Vault      VaultRef
+	// NATS is the event bus every process that needs one connects to: a
+	// NATS server with JetStream in the stack's process, its streams in
+	// DataDir/nats, its token in Vault at bankbridge/nats.
+	NATS NATSRef
 	// SandboxKeyFile is the sandbox's accepted API key; rotate by writing a
 	// new key to Vault (bankbridge/banks/sandbox api_key) and to this file.
 	SandboxKeyFile string
@@ -76,6 +93,8 @@ type Stack struct {
 	// stack, as replicas share one, so a token survives a restart.
 	pageTokenKey string
 	banksFile    string
+
+	nats *events.Server
 
 	mu    sync.Mutex
 	procs []*proc
@@ -100,6 +119,12 @@ func (o *Options) defaults() {
 		o.VaultAddr = "127.0.0.1:8200"
 		if o.FreePorts {
 			o.VaultAddr = mustFreeAddr()
+		}
+	}
+	if o.NATSAddr == "" {
+		o.NATSAddr = "127.0.0.1:4223"
+		if o.FreePorts {
+			o.NATSAddr = mustFreeAddr()
 		}
 	}
 	if o.Logs == nil {
@@ -166,6 +191,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return s, err
 	}
 	if err := s.startVault(ctx); err != nil {
+		return s, err
+	}
+	if err := s.startNATS(ctx); err != nil {
 		return s, err
 	}
 	s.banksFile = filepath.Join(o.DataDir, "banks.yaml")
@@ -246,6 +274,22 @@ func (s *Stack) startVault(ctx context.Context) error {
 	return nil
 }
 
+// startNATS starts the stack's event bus in this process and puts its
+// token in Vault, where services read it as they would a cluster's.
+func (s *Stack) startNATS(ctx context.Context) error {
+	token := randomHex(16)
+	srv, err := events.Embedded(filepath.Join(s.opts.DataDir, "nats"), events.WithListenAddr(s.opts.NATSAddr), events.WithToken(token))
+	if err != nil {
+		return fmt.Errorf("NATS on %s: %w", s.opts.NATSAddr, err)
+	}
+	s.nats = srv
+	s.NATS = NATSRef{URL: srv.URL(), Token: token}
+	if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/"+credentials.NATSPath, "token="+token); err != nil {
+		return fmt.Errorf("seed the NATS token: %w", err)
+	}
+	return nil
+}
+
 func (s *Stack) keyFile(bank string) string {
 	return filepath.Join(s.opts.DataDir, bank+"-api-key")
 }
@@ -308,8 +352,11 @@ func (s *Stack) args(p Process) []string {
 	} else if p.Kind == Bank {
 		args = append(args, "--admin-addr=")
 	}
-	if p.Needs.Banks || p.Needs.Vault {
+	if p.Needs.Banks || p.Needs.Vault || p.Needs.Bus {
 		args = append(args, "--vault-addr="+s.Vault.Addr, "--vault-token="+s.Vault.Token)
+	}
+	if p.Needs.Bus {
+		args = append(args, "--nats-url="+s.NATS.URL)
 	}
 	if p.Needs.Banks {
 		args = append(args, "--banks="+s.banksFile)
@@ -444,14 +491,19 @@ func (s *Stack) Restart(ctx context.Context, name string, extra ...string) error
 }
 
 // Stop sends SIGTERM to every process, newest first, and kills what has not
-// exited after 10 seconds.
+// exited after 10 seconds; then it stops the event bus.
 func (s *Stack) Stop() {
 	s.mu.Lock()
 	procs := s.procs
 	s.procs = nil
+	nats := s.nats
+	s.nats = nil
 	s.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
 		_ = stop(procs[i])
+	}
+	if nats != nil {
+		nats.Close()
 	}
 }
 

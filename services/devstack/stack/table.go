@@ -39,7 +39,8 @@ type Process struct {
 	// Needs are its dependencies, as its main declares them to bootstrap:
 	// Banks gives it banks.yaml (every Bank of the table) and Vault,
 	// Consent the consent service and service credentials, Storage a data
-	// directory. The processes it needs start before it.
+	// directory, Bus the stack's NATS server (--nats-url, its token from
+	// Vault). The processes it needs start before it.
 	Needs bootstrap.Needs
 	// Flags are added after the ones the stack derives.
 	Flags []string
@@ -50,9 +51,11 @@ var table = []Process{
 	{Name: "sandbox", Package: "./sandbox", Kind: Bank, Port: 9400, AdminPort: 9401},
 	{Name: "gateway", Package: "./gateway", Kind: Gateway, Port: 8080},
 	{Name: "consent", Package: "./consent", Kind: Service, Port: 9101, AdminPort: 9201,
-		Needs: bootstrap.Needs{Banks: true, Storage: true}},
+		Needs: bootstrap.Needs{Banks: true, Storage: true, Bus: true}},
 	{Name: "balance", Package: "./balance", Kind: Service, Port: 9102, AdminPort: 9202,
 		Needs: bootstrap.Needs{Banks: true, Consent: true}},
+	{Name: "webhooks", Package: "./webhooks", Kind: Service, Port: 9106, AdminPort: 9206,
+		Needs: bootstrap.Needs{Vault: true, Storage: true, Bus: true}},
 }
 
 // Table is the dev stack's processes, in start order.

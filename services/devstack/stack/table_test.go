@@ -26,9 +26,10 @@ func TestTableStartsWhatEachNeedsFirst(t *testing.T) {
 func TestOneEntryWiresAService(t *testing.T) {
 	t.Parallel()
 	tbl := append(Table(), Process{Name: "receipts", Package: "./receipts", Kind: Service, Port: 9103, AdminPort: 9203,
-		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true}})
+		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}})
 	s := &Stack{opts: Options{DataDir: "/dev-data"}, table: tbl, addrs: map[string]string{}, GatewayURL: "http://gw",
-		Vault: VaultRef{Addr: "http://vault", Token: "t"}, serviceSecret: "secret", banksFile: "/dev-data/banks.yaml"}
+		Vault: VaultRef{Addr: "http://vault", Token: "t"}, NATS: NATSRef{URL: "nats://nats", Token: "n"},
+		serviceSecret: "secret", banksFile: "/dev-data/banks.yaml"}
 	for _, p := range tbl {
 		s.addrs[p.Name] = "addr-" + p.Name
 		s.addrs[p.Name+"-admin"] = "admin-" + p.Name
@@ -53,9 +54,10 @@ func TestOneEntryWiresAService(t *testing.T) {
 			"--grpc-addr=addr-receipts", "--admin-addr=admin-receipts", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
 			"--banks=/dev-data/banks.yaml", "--vault-addr=http://vault", "--consent-addr=addr-consent",
 			"--token-url=http://gw/oauth/token", "--client-id=receipts", "--client-secret=secret", "--data-dir=/dev-data/receipts",
+			"--nats-url=nats://nats",
 		}},
 		{"gateway", []string{"--addr=addr-gateway", "--receipts-addr=addr-receipts", "--balance-addr=addr-balance",
-			"--dev-service-clients=consent,balance,receipts"}},
+			"--dev-service-clients=consent,balance,webhooks,receipts"}},
 		{"consent", []string{"--internal-clients=balance,receipts", "--data-dir=/dev-data/consent"}},
 		{"sandbox", []string{"--grpc-addr=addr-sandbox", "--admin-addr=admin-sandbox", "--api-key-file=/dev-data/sandbox-api-key"}},
 	}
@@ -69,5 +71,8 @@ func TestOneEntryWiresAService(t *testing.T) {
 	}
 	if got := args("consent"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--consent-addr") }) {
 		t.Errorf("consent, which needs no consent service, got %q", got)
+	}
+	if got := args("balance"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--nats-url") }) {
+		t.Errorf("balance, which needs no bus, got %q", got)
 	}
 }

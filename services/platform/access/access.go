@@ -46,8 +46,10 @@ type Methods map[string]Method
 
 // Load reads the audience and access rule of every method of the named
 // services from the compiled descriptors. It fails when a service is not
-// in the registry or a public method declares no access rule: there is no
-// default scope, and a method nobody declared is never served.
+// in the registry, a public method declares no access rule (there is no
+// default scope, and a method nobody declared is never served), or a
+// client method (AUDIENCE_CLIENT) has no name or parent to bind it to its
+// client. Client methods have no rule: they read no user's data.
 func Load(services []string) (Methods, error) {
 	out := Methods{}
 	for _, name := range services {
@@ -67,17 +69,36 @@ func Load(services []string) (Methods, error) {
 			md := sd.Methods().Get(i)
 			full := "/" + name + "/" + string(md.Name())
 			m := Method{Audience: aud}
-			if aud == commonv1.Audience_AUDIENCE_PUBLIC {
+			switch aud {
+			case commonv1.Audience_AUDIENCE_PUBLIC:
 				r, err := ruleOf(md)
 				if err != nil {
 					return nil, err
 				}
 				m.Rule = r
+			case commonv1.Audience_AUDIENCE_CLIENT:
+				// The kit binds a client method to the token's client
+				// through its name or parent; one without either could
+				// reach any client's resources.
+				if !hasResourceField(md.Input()) {
+					return nil, fmt.Errorf("access rules: client method %s has no name or parent field to bind to the token's client; refusing to serve it", md.FullName())
+				}
 			}
 			out[full] = m
 		}
 	}
 	return out, nil
+}
+
+// hasResourceField reports whether a request has the string name or
+// parent field ResourceOf reads.
+func hasResourceField(md protoreflect.MessageDescriptor) bool {
+	for _, field := range []protoreflect.Name{"name", "parent"} {
+		if fd := md.Fields().ByName(field); fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
+			return true
+		}
+	}
+	return false
 }
 
 func ruleOf(md protoreflect.MethodDescriptor) (Rule, error) {

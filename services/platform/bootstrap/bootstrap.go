@@ -47,6 +47,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
@@ -87,6 +88,20 @@ type Needs struct {
 	// Storage: the service's database (--database-url, or a SQLite file
 	// named after the service in --data-dir).
 	Storage bool
+	// Bus: the event bus, NATS JetStream (platform/events). --nats-url
+	// names a NATS server or cluster; without it the service embeds a NATS
+	// server of its own, its streams in --nats-dir (default
+	// <data-dir>/<service>/nats), which other processes reach at the URL
+	// it logs. With --nats-url and --vault-addr, the NATS credentials are
+	// read from Vault KV v2 at bankbridge/nats (keys creds, token, or user
+	// and password; see credentials.NATSPath) at every connection, so a
+	// rotation needs no restart; with no secret there, it connects
+	// without. With Storage too, the service gets the outbox
+	// (Deps.Outbox, its table migrated) and runs the relay that publishes
+	// it (one leads per database; published rows are kept
+	// --outbox-retention). Only a KindService may declare it: the users'
+	// references on the bus are keyed with its --subject-key.
+	Bus bool
 }
 
 // Configurer is a binary's config: a struct that embeds Config. A config
@@ -167,6 +182,11 @@ type Deps struct {
 	Consent *consentcheck.Checker
 	// DB is set with Needs.Storage.
 	DB *storage.DB
+	// Bus is set with Needs.Bus.
+	Bus *events.Bus
+	// Outbox is set with Needs.Storage and Needs.Bus: events written in
+	// the caller's transaction, published by the relay the kit runs.
+	Outbox events.Outbox
 	// Stopping is closed when the stop signal arrives. Long-lived streams
 	// end on it, so they do not hold the graceful stop until the grace
 	// period ends; unary calls are served through the drain.

@@ -52,6 +52,7 @@ func TestServicePolicy(t *testing.T) {
 	}
 	v := vaulttest.Start(t)
 	v.PutBankSecret(t, "sandbox", map[string]any{"api_key": "k1"})
+	v.Write(t, "bankbridge/data/nats", map[string]any{"data": map[string]any{"token": "n1"}})
 	v.PutPolicy(t, "bankbridge-service", string(rules))
 	token := v.CreateToken(t, vaulttest.TokenRequest{Policies: []string{"bankbridge-service"}})
 
@@ -66,6 +67,9 @@ func TestServicePolicy(t *testing.T) {
 	if s, err := p.Bank(t.Context(), "sandbox"); err != nil || s.Data["api_key"] != "k1" {
 		t.Fatalf("a service token cannot read the sandbox credential: %v", err)
 	}
+	if s, err := p.NATS(t.Context()); err != nil || s.Data["token"] != "n1" {
+		t.Fatalf("a service token cannot read the NATS credentials: %v", err)
+	}
 	c, err := vaultapi.NewClient(&vaultapi.Config{Address: v.Addr()})
 	if err != nil {
 		t.Fatal(err)
@@ -73,5 +77,8 @@ func TestServicePolicy(t *testing.T) {
 	c.SetToken(token)
 	if _, err := c.KVv2("bankbridge").Put(t.Context(), "banks/sandbox", map[string]any{"api_key": "stolen"}); err == nil {
 		t.Error("a service token could overwrite a bank credential")
+	}
+	if _, err := c.KVv2("bankbridge").Put(t.Context(), "nats", map[string]any{"token": "stolen"}); err == nil {
+		t.Error("a service token could overwrite the NATS credentials")
 	}
 }

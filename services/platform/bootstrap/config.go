@@ -1,15 +1,18 @@
 package bootstrap
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
@@ -54,6 +57,18 @@ type Config struct {
 	// empty means the SQLite file <service>.db in DataDir.
 	DatabaseURL string
 	DataDir     string
+
+	// NATSURL is the NATS server or cluster of the event bus (Needs.Bus);
+	// empty embeds a server, its streams in NATSDir (default
+	// <DataDir>/<service>/nats).
+	NATSURL string
+	NATSDir string
+	// Events is the stream's shape: its retention (--events-max-age) and
+	// copies in a cluster (--nats-replicas). Every service must agree.
+	Events events.StreamConfig
+	// OutboxRetention is how long published outbox rows are kept
+	// (Needs.Storage and Needs.Bus).
+	OutboxRetention time.Duration
 }
 
 func (c *Config) base() *Config { return c }
@@ -67,6 +82,8 @@ func Defaults(name, grpcAddr, adminAddr string) Config {
 		ConsentCacheTTL: 2 * time.Second,
 		ClientID:        name,
 		DataDir:         "data",
+		Events:          events.StreamConfig{MaxAge: events.DefaultMaxAge, Replicas: 1},
+		OutboxRetention: events.DefaultRetention,
 	}
 }
 
@@ -87,6 +104,9 @@ func Parse(spec Spec, args []string) ([]string, error) {
 	c.Server.Version = BuildVersion()
 	if spec.Needs.Storage && c.DatabaseURL == "" && c.DataDir != "" {
 		c.DatabaseURL = storage.SQLiteURL(c.DataDir, c.Server.Name)
+	}
+	if spec.Needs.Bus && c.NATSURL == "" && c.NATSDir == "" && c.DataDir != "" {
+		c.NATSDir = filepath.Join(c.DataDir, c.Server.Name, "nats")
 	}
 	if v, ok := spec.Config.(Validator); ok {
 		if err := v.Validate(); err != nil {
@@ -112,7 +132,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 		fs.StringVar(&c.HTTPAddr, "addr", c.HTTPAddr, "HTTP listen address")
 		c.registerRunFlags(fs)
 	}
-	if needs.Vault || needs.Banks {
+	if needs.Vault || needs.Banks || needs.Bus {
 		c.Vault.RegisterFlags(fs)
 	}
 	if needs.Banks {
@@ -128,9 +148,20 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 			return nil
 		})
 	}
+	if needs.Storage || needs.Bus {
+		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded SQLite database and NATS server")
+	}
 	if needs.Storage {
-		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded SQLite database")
 		fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "sqlite:/path/to/file.db or postgres://user:pass@host/db; default <service>.db in --data-dir")
+	}
+	if needs.Bus {
+		fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server or cluster of the event bus, nats://host:4222[,nats://...]; credentials from Vault at bankbridge/nats when --vault-addr is set; empty embeds a NATS server")
+		fs.StringVar(&c.NATSDir, "nats-dir", c.NATSDir, "directory of the embedded NATS server's streams (no --nats-url); default <data-dir>/<service>/nats")
+		fs.DurationVar(&c.Events.MaxAge, "events-max-age", c.Events.MaxAge, "how long the event stream keeps events (older stream cursors expire); the same for every service")
+		fs.IntVar(&c.Events.Replicas, "nats-replicas", c.Events.Replicas, "copies of the event stream in a NATS cluster")
+	}
+	if needs.Storage && needs.Bus {
+		fs.DurationVar(&c.OutboxRetention, "outbox-retention", c.OutboxRetention, "how long published events stay in the outbox table before they are pruned")
 	}
 }
 
@@ -191,6 +222,15 @@ func (c *Config) check(kind Kind, needs Needs) error {
 		return missing("token-url")
 	case needs.Storage && c.DatabaseURL == "":
 		return missing("database-url")
+	case needs.Bus && kind != KindService:
+		return fmt.Errorf("%s: only a service can need the event bus", name)
+	case needs.Bus && c.NATSURL == "" && c.NATSDir == "":
+		return fmt.Errorf("%s needs --nats-url (%s) or, for an embedded NATS server, --nats-dir (%s)",
+			name, envName("nats-url"), envName("nats-dir"))
+	case needs.Bus && (c.Events.MaxAge <= 0 || c.Events.Replicas <= 0):
+		return errors.New("config: --events-max-age and --nats-replicas must be positive")
+	case needs.Bus && needs.Storage && c.OutboxRetention <= 0:
+		return errors.New("config: --outbox-retention must be positive")
 	}
 	return nil
 }

@@ -96,6 +96,25 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "the bus embeds NATS under the data dir", needs: Needs{Storage: true, Bus: true},
+			args: []string{"--data-dir=/var/lib/bb", "--outbox-retention=48h", "--events-max-age=72h"},
+			check: func(t *testing.T, c *svcConfig, _ []string) {
+				if c.NATSDir != "/var/lib/bb/balance/nats" || c.NATSURL != "" || c.OutboxRetention != 48*time.Hour || c.Events.MaxAge != 72*time.Hour {
+					t.Errorf("nats dir %q, url %q, retention %s, max age %s", c.NATSDir, c.NATSURL, c.OutboxRetention, c.Events.MaxAge)
+				}
+			},
+		},
+		{
+			name: "a NATS URL and Vault for its credentials", needs: Needs{Bus: true},
+			env: map[string]string{"BANKBRIDGE_NATS_URL": "nats://nats-0:4222", "BANKBRIDGE_VAULT_ADDR": "https://vault:8200"},
+			check: func(t *testing.T, c *svcConfig, _ []string) {
+				if c.NATSURL != "nats://nats-0:4222" || c.Vault.Address != "https://vault:8200" {
+					t.Errorf("nats url %q, vault %q", c.NATSURL, c.Vault.Address)
+				}
+			},
+		},
+		{name: "no outbox without storage", needs: Needs{Bus: true}, args: []string{"--outbox-retention=1h"}, wantErr: "-outbox-retention"},
 		{name: "a gateway takes no page token key", kind: KindGateway, args: []string{"--page-token-key=x"}, wantErr: "-page-token-key"},
 		{name: "an undeclared dependency has no flag", args: []string{"--consent-addr=x"}, wantErr: "flag provided but not defined: -consent-addr"},
 		{name: "a gateway takes no gRPC flags", kind: KindGateway, args: []string{"--grpc-addr=x"}, wantErr: "-grpc-addr"},
@@ -183,6 +202,10 @@ func TestServeNamesTheMissingFlag(t *testing.T) {
 			want: "balance needs --token-url (BANKBRIDGE_TOKEN_URL)"},
 		{name: "storage", needs: Needs{Storage: true}, args: append(service, "--data-dir="), want: "balance needs --database-url (BANKBRIDGE_DATABASE_URL)"},
 		{name: "gateway address", kind: KindGateway, args: []string{"--addr="}, want: "balance needs --addr (BANKBRIDGE_ADDR)"},
+		{name: "event bus", needs: Needs{Bus: true}, args: append(service, "--data-dir="),
+			want: "balance needs --nats-url (BANKBRIDGE_NATS_URL) or, for an embedded NATS server, --nats-dir (BANKBRIDGE_NATS_DIR)"},
+		{name: "event bus outside a service", kind: KindGateway, needs: Needs{Bus: true}, args: []string{"--addr=127.0.0.1:0"},
+			want: "balance: only a service can need the event bus"},
 		{name: "vault for remote banks", needs: Needs{Banks: true}, args: append(service, "--banks="+remote),
 			want: "balance needs --vault-addr (BANKBRIDGE_VAULT_ADDR): bank acme is remote"},
 	}

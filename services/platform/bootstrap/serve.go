@@ -108,7 +108,7 @@ func (b *builder) build(life context.Context) error {
 		b.verifier = v
 		b.closers = append(b.closers, func() { _ = v.Close(context.WithoutCancel(life)) })
 	}
-	if (needs.Vault || needs.Banks) && c.Vault.Address != "" {
+	if (needs.Vault || needs.Banks || needs.Bus && c.NATSURL != "") && c.Vault.Address != "" {
 		p, err := credentials.New(life, c.Vault,
 			credentials.WithLogger(log), credentials.WithMeterProvider(b.deps.Telemetry.MeterProvider))
 		if err != nil {
@@ -129,6 +129,11 @@ func (b *builder) build(life context.Context) error {
 		}
 		b.deps.DB = db
 		b.closers = append(b.closers, func() { _ = db.Close() })
+	}
+	if needs.Bus {
+		if err := b.buildBus(life); err != nil {
+			return err
+		}
 	}
 	if needs.Consent {
 		token := client.NewServiceToken(life, c.TokenURL, c.ClientID, string(c.ClientSecret))

@@ -9,6 +9,9 @@
 // WatchConsentChanges stream is connected: every change to a user's links
 // drops that user's cached decisions, and losing the stream drops them all,
 // so a revocation takes effect on the next call.
+//
+// Long-lived calls (server streams) subscribe with Changes to hear when a
+// user's consent may have changed, and decide again.
 package consentcheck
 
 import (
@@ -54,7 +57,14 @@ type Checker struct {
 	// generation counts cache flushes, so a decision fetched before a flush
 	// is not stored after it.
 	generation uint64
+
+	// subs are the Changes subscribers, by user.
+	subs map[string]map[*subscriber]struct{}
 }
+
+// subscriber is one Changes channel; it holds at most one pending
+// notification, as one re-decision covers any number of changes.
+type subscriber struct{ ch chan struct{} }
 
 type key struct {
 	user, bank string
@@ -75,7 +85,7 @@ func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Checker{client: client, opts: opts, log: opts.Logger, decisions: map[key]decision{}}
+	return &Checker{client: client, opts: opts, log: opts.Logger, decisions: map[key]decision{}, subs: map[string]map[*subscriber]struct{}{}}
 }
 
 // Decide asks (or reuses a cached answer) whether user's consent covers need
@@ -176,15 +186,74 @@ func (c *Checker) forget(user string) {
 	}
 }
 
+// setWatching records whether the change stream is up and drops every
+// cached decision. When the stream goes up or down, changes may have been
+// missed (the stream has no resume), so every subscriber hears of it.
 func (c *Checker) setWatching(on bool) {
 	c.mu.Lock()
+	was := c.watching
 	c.watching = on
 	c.mu.Unlock()
 	c.forget("")
+	if was != on {
+		c.notify("")
+	}
+}
+
+// Changes returns a channel that receives a value whenever user's consent
+// may have changed: a change for user arrived on the WatchConsentChanges
+// stream, or the stream went down or came back (changes may have been
+// missed meanwhile). The user's cached decisions are already dropped when
+// the value is sent, so a Decide after it asks the consent service. Values
+// coalesce: a receiver that is slow gets one for many changes. It works
+// only while Watch runs. cancel ends the subscription; the channel is
+// never closed.
+func (c *Checker) Changes(user string) (ch <-chan struct{}, cancel func()) {
+	s := &subscriber{ch: make(chan struct{}, 1)}
+	c.mu.Lock()
+	if c.subs[user] == nil {
+		c.subs[user] = map[*subscriber]struct{}{}
+	}
+	c.subs[user][s] = struct{}{}
+	c.mu.Unlock()
+	var once sync.Once
+	return s.ch, func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			delete(c.subs[user], s)
+			if len(c.subs[user]) == 0 {
+				delete(c.subs, user)
+			}
+		})
+	}
+}
+
+// notify tells the subscribers of user, or of every user when user is "",
+// without blocking.
+func (c *Checker) notify(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	send := func(set map[*subscriber]struct{}) {
+		for s := range set {
+			select {
+			case s.ch <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+	}
+	if user != "" {
+		send(c.subs[user])
+		return
+	}
+	for _, set := range c.subs {
+		send(set)
+	}
 }
 
 // Watch holds the WatchConsentChanges stream until ctx ends, reconnecting
-// with backoff; run it in its own goroutine when CacheTTL > 0.
+// with backoff; run it in its own goroutine when CacheTTL > 0 or when the
+// service serves streams (their re-checks hear of changes through it).
 func (c *Checker) Watch(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -202,6 +271,7 @@ func (c *Checker) Watch(ctx context.Context) {
 				}
 				if u, ok := names.UserOf(ev.GetUser()); ok {
 					c.forget(u)
+					c.notify(u)
 				}
 				backoff = 100 * time.Millisecond
 			}

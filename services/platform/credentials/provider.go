@@ -355,7 +355,13 @@ func (p *Provider) read(k key) (Secret, error) {
 }
 
 func (p *Provider) readVault(ctx context.Context, k key) (Secret, error) {
-	raw, err := p.client.Logical().ReadWithContext(ctx, p.cfg.Mount+"/data/"+k.path())
+	return p.readPath(ctx, k.id, k.path())
+}
+
+// readPath reads the current version of the secret at <Mount>/<path>, for
+// id.
+func (p *Provider) readPath(ctx context.Context, id, path string) (Secret, error) {
+	raw, err := p.client.Logical().ReadWithContext(ctx, p.cfg.Mount+"/data/"+path)
 	if err != nil {
 		return Secret{}, vaultError(err)
 	}
@@ -377,7 +383,7 @@ func (p *Provider) readVault(ctx context.Context, k key) (Secret, error) {
 	if err != nil {
 		return Secret{}, fmt.Errorf("version %d: %w: %w", version, err, ErrUnavailable)
 	}
-	return Secret{ID: k.id, Version: version, Data: values, FetchedAt: p.now()}, nil
+	return Secret{ID: id, Version: version, Data: values, FetchedAt: p.now()}, nil
 }
 
 // kvVersion extracts the version from a KV v2 read's metadata.

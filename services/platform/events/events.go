@@ -20,7 +20,8 @@ import (
 // Event is one thing that happened.
 type Event struct {
 	// ID is unique per event: the bus drops a republished duplicate by it,
-	// and webhooks send it as webhook-id.
+	// and webhooks send it as webhook-id. It rides in a header, so it must
+	// be opaque (a random id), never built from a user id or resource.
 	ID string
 	// Type is the event type, lowercase dot-separated, e.g.
 	// "consent.link.expiring", "consent.link.revoked".

@@ -52,7 +52,13 @@ func bearer(ctx context.Context) string {
 // the token's user; an internal call (a service the contract marks
 // AUDIENCE_INTERNAL) must come from one of the configured internal clients —
 // bankbridge's own services, with tokens from the identity provider's client
-// credentials grant — and names its user in the request instead.
+// credentials grant — and names its user in the request instead. A client
+// call (AUDIENCE_CLIENT: a product team managing its own resources, such as
+// webhook endpoints) must carry the client's own client-credentials token,
+// never a user's, and is bound to that client: a name under another
+// clients/{client} is refused. Client calls read no user's data, so they
+// declare no purpose and pass no consent check; they are logged like every
+// call.
 //
 // Refusals here never reach a user's access log: a caller without a valid
 // token, or naming another user, could otherwise write into anyone's log.
@@ -72,11 +78,21 @@ func (a authenticator) authenticate(ctx context.Context, method string) (context
 		a.refuse(ctx, method, "", err)
 		return ctx, err
 	}
-	if a.internal(method) && !a.internalClients[p.Client] {
-		err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
-			"only bankbridge services may call internal methods", apierr.WithMetadata("client_id", p.Client))
-		a.refuse(ctx, method, p.Client, err)
-		return ctx, err
+	switch a.audience(method) {
+	case commonv1.Audience_AUDIENCE_INTERNAL:
+		if !a.internalClients[p.Client] {
+			err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
+				"only bankbridge services may call internal methods", apierr.WithMetadata("client_id", p.Client))
+			a.refuse(ctx, method, p.Client, err)
+			return ctx, err
+		}
+	case commonv1.Audience_AUDIENCE_CLIENT:
+		if !p.ClientCredentials() {
+			err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
+				"this method takes the client's own client-credentials token, not a user's", apierr.WithMetadata("client_id", p.Client))
+			a.refuse(ctx, method, p.Client, err)
+			return ctx, err
+		}
 	}
 	return auth.WithPrincipal(ctx, p), nil
 }
@@ -91,17 +107,35 @@ func (a authenticator) refuse(ctx context.Context, method, client string, err er
 	a.refusals.Add(ctx, 1, metric.WithAttributes(attribute.String("rpc.method", method), attribute.String(telemetry.AttrReason, reason)))
 }
 
-func (a authenticator) internal(method string) bool {
-	return a.methods[method].Audience == commonv1.Audience_AUDIENCE_INTERNAL
+func (a authenticator) audience(method string) commonv1.Audience {
+	return a.methods[method].Audience
 }
 
-// bind refuses a request whose name or parent names another user.
+func (a authenticator) internal(method string) bool {
+	return a.audience(method) == commonv1.Audience_AUDIENCE_INTERNAL
+}
+
+// bind refuses a request whose name or parent names another user (public
+// methods) or another client (client methods).
 func (a authenticator) bind(ctx context.Context, method string, req proto.Message) error {
 	res, ok := access.ResourceOf(req)
 	if !ok {
 		return nil
 	}
 	p, _ := auth.PrincipalFrom(ctx)
+	if a.audience(method) == commonv1.Audience_AUDIENCE_CLIENT {
+		client, ok := names.ClientOf(res)
+		if ok && client != p.Client {
+			err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
+				"the request names a client other than the token's", apierr.WithMetadata("client_id", p.Client))
+			a.refuse(ctx, method, p.Client, err)
+			return err
+		}
+		// A name outside clients/ is left to validation, whose pattern
+		// for every client method is rooted at clients/ (the contract
+		// tests check it) and names the field.
+		return nil
+	}
 	user, ok := names.UserOf(res)
 	if !ok {
 		// Leave a malformed or empty name to validation, which names the field.

@@ -51,6 +51,10 @@ const (
 	Capability_CAPABILITY_FRAUD Capability = 6
 	// StreamEvents.
 	Capability_CAPABILITY_EVENTS Capability = 7
+	// ExtendConsent: extending a valid consent when the customer reconfirms
+	// it, with a new SCA (completed with VerifySca) where the bank asks for
+	// one. Needs CAPABILITY_SCA.
+	Capability_CAPABILITY_CONSENT_EXTENSION Capability = 8
 )
 
 // Enum value maps for Capability.
@@ -64,16 +68,18 @@ var (
 		5: "CAPABILITY_SUPPORT_HANDOFF",
 		6: "CAPABILITY_FRAUD",
 		7: "CAPABILITY_EVENTS",
+		8: "CAPABILITY_CONSENT_EXTENSION",
 	}
 	Capability_value = map[string]int32{
-		"CAPABILITY_UNSPECIFIED":     0,
-		"CAPABILITY_ACCOUNTS":        1,
-		"CAPABILITY_BALANCES":        2,
-		"CAPABILITY_TRANSACTIONS":    3,
-		"CAPABILITY_SCA":             4,
-		"CAPABILITY_SUPPORT_HANDOFF": 5,
-		"CAPABILITY_FRAUD":           6,
-		"CAPABILITY_EVENTS":          7,
+		"CAPABILITY_UNSPECIFIED":       0,
+		"CAPABILITY_ACCOUNTS":          1,
+		"CAPABILITY_BALANCES":          2,
+		"CAPABILITY_TRANSACTIONS":      3,
+		"CAPABILITY_SCA":               4,
+		"CAPABILITY_SUPPORT_HANDOFF":   5,
+		"CAPABILITY_FRAUD":             6,
+		"CAPABILITY_EVENTS":            7,
+		"CAPABILITY_CONSENT_EXTENSION": 8,
 	}
 )
 
@@ -1414,6 +1420,291 @@ func (*RevokeConsentResponse) Descriptor() ([]byte, []int) {
 	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{9}
 }
 
+// ExtendConsentRequest asks the bank to extend a valid consent.
+type ExtendConsentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent to extend, as StartSca (or VerifySca) named it.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// Until when the consent should last from now on; the bank may grant
+	// less.
+	ValidUntil *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	// Makes retries safe: the same key answers the same extension or the
+	// same challenge, without sending the customer a second code.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExtendConsentRequest) Reset() {
+	*x = ExtendConsentRequest{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendConsentRequest) ProtoMessage() {}
+
+func (x *ExtendConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendConsentRequest.ProtoReflect.Descriptor instead.
+func (*ExtendConsentRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExtendConsentRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *ExtendConsentRequest) GetValidUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidUntil
+	}
+	return nil
+}
+
+func (x *ExtendConsentRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// ExtendConsentResponse is the bank's answer: extended, or a new SCA first.
+type ExtendConsentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the bank did.
+	//
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*ExtendConsentResponse_Extended
+	//	*ExtendConsentResponse_ScaRequired
+	Outcome       isExtendConsentResponse_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtendConsentResponse) Reset() {
+	*x = ExtendConsentResponse{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtendConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtendConsentResponse) ProtoMessage() {}
+
+func (x *ExtendConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtendConsentResponse.ProtoReflect.Descriptor instead.
+func (*ExtendConsentResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExtendConsentResponse) GetOutcome() isExtendConsentResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ExtendConsentResponse) GetExtended() *ConsentExtended {
+	if x != nil {
+		if x, ok := x.Outcome.(*ExtendConsentResponse_Extended); ok {
+			return x.Extended
+		}
+	}
+	return nil
+}
+
+func (x *ExtendConsentResponse) GetScaRequired() *ExtensionChallenge {
+	if x != nil {
+		if x, ok := x.Outcome.(*ExtendConsentResponse_ScaRequired); ok {
+			return x.ScaRequired
+		}
+	}
+	return nil
+}
+
+type isExtendConsentResponse_Outcome interface {
+	isExtendConsentResponse_Outcome()
+}
+
+type ExtendConsentResponse_Extended struct {
+	// The bank extended the consent without a new SCA.
+	Extended *ConsentExtended `protobuf:"bytes,1,opt,name=extended,proto3,oneof"`
+}
+
+type ExtendConsentResponse_ScaRequired struct {
+	// The bank needs the customer to authenticate again first: the
+	// challenge it started on the same consent, completed with VerifySca.
+	ScaRequired *ExtensionChallenge `protobuf:"bytes,2,opt,name=sca_required,json=scaRequired,proto3,oneof"`
+}
+
+func (*ExtendConsentResponse_Extended) isExtendConsentResponse_Outcome() {}
+
+func (*ExtendConsentResponse_ScaRequired) isExtendConsentResponse_Outcome() {}
+
+// ConsentExtended is a consent's new validity.
+type ConsentExtended struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Until when the bank now honours the consent: at most the requested
+	// valid_until, less when the bank's maximum validity caps it.
+	ValidUntil    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentExtended) Reset() {
+	*x = ConsentExtended{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentExtended) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentExtended) ProtoMessage() {}
+
+func (x *ConsentExtended) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentExtended.ProtoReflect.Descriptor instead.
+func (*ConsentExtended) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConsentExtended) GetValidUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidUntil
+	}
+	return nil
+}
+
+// ExtensionChallenge is the SCA challenge a bank starts before it extends a
+// consent, shaped like StartScaResponse's.
+type ExtensionChallenge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The method the bank chose.
+	Method ScaMethod `protobuf:"varint,1,opt,name=method,proto3,enum=bankbridge.adapter.v1.ScaMethod" json:"method,omitempty"`
+	// The bank's short instruction for the customer. Never the code itself.
+	ChallengeText string `protobuf:"bytes,2,opt,name=challenge_text,json=challengeText,proto3" json:"challenge_text,omitempty"`
+	// When the challenge expires if not completed.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// For REDIRECT, the bank's https page where the customer authenticates.
+	RedirectUri string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	// How many wrong codes the bank accepts before it locks the challenge;
+	// 0 when it does not say or the method takes no code.
+	AttemptsAllowed int32 `protobuf:"varint,5,opt,name=attempts_allowed,json=attemptsAllowed,proto3" json:"attempts_allowed,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ExtensionChallenge) Reset() {
+	*x = ExtensionChallenge{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtensionChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtensionChallenge) ProtoMessage() {}
+
+func (x *ExtensionChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtensionChallenge.ProtoReflect.Descriptor instead.
+func (*ExtensionChallenge) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ExtensionChallenge) GetMethod() ScaMethod {
+	if x != nil {
+		return x.Method
+	}
+	return ScaMethod_SCA_METHOD_UNSPECIFIED
+}
+
+func (x *ExtensionChallenge) GetChallengeText() string {
+	if x != nil {
+		return x.ChallengeText
+	}
+	return ""
+}
+
+func (x *ExtensionChallenge) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ExtensionChallenge) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *ExtensionChallenge) GetAttemptsAllowed() int32 {
+	if x != nil {
+		return x.AttemptsAllowed
+	}
+	return 0
+}
+
 // ListAccountsRequest asks for the accounts a consent covers.
 type ListAccountsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1425,7 +1716,7 @@ type ListAccountsRequest struct {
 
 func (x *ListAccountsRequest) Reset() {
 	*x = ListAccountsRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[10]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1728,7 @@ func (x *ListAccountsRequest) String() string {
 func (*ListAccountsRequest) ProtoMessage() {}
 
 func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[10]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1741,7 @@ func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{10}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAccountsRequest) GetBankConsentId() string {
@@ -1471,7 +1762,7 @@ type ListAccountsResponse struct {
 
 func (x *ListAccountsResponse) Reset() {
 	*x = ListAccountsResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[11]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1774,7 @@ func (x *ListAccountsResponse) String() string {
 func (*ListAccountsResponse) ProtoMessage() {}
 
 func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[11]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1787,7 @@ func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{11}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAccountsResponse) GetAccounts() []*Account {
@@ -1527,7 +1818,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[12]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1830,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[12]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1843,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{12}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Account) GetBankAccountId() string {
@@ -1603,7 +1894,7 @@ type GetBalancesRequest struct {
 
 func (x *GetBalancesRequest) Reset() {
 	*x = GetBalancesRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[13]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1906,7 @@ func (x *GetBalancesRequest) String() string {
 func (*GetBalancesRequest) ProtoMessage() {}
 
 func (x *GetBalancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[13]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1919,7 @@ func (x *GetBalancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalancesRequest.ProtoReflect.Descriptor instead.
 func (*GetBalancesRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{13}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetBalancesRequest) GetBankConsentId() string {
@@ -1656,7 +1947,7 @@ type GetBalancesResponse struct {
 
 func (x *GetBalancesResponse) Reset() {
 	*x = GetBalancesResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[14]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1959,7 @@ func (x *GetBalancesResponse) String() string {
 func (*GetBalancesResponse) ProtoMessage() {}
 
 func (x *GetBalancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[14]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1972,7 @@ func (x *GetBalancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalancesResponse.ProtoReflect.Descriptor instead.
 func (*GetBalancesResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{14}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetBalancesResponse) GetBalances() []*Balance {
@@ -1711,7 +2002,7 @@ type Balance struct {
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[15]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +2014,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[15]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +2027,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{15}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Balance) GetType() BalanceType {
@@ -1787,7 +2078,7 @@ type SyncTransactionsRequest struct {
 
 func (x *SyncTransactionsRequest) Reset() {
 	*x = SyncTransactionsRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[16]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +2090,7 @@ func (x *SyncTransactionsRequest) String() string {
 func (*SyncTransactionsRequest) ProtoMessage() {}
 
 func (x *SyncTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[16]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +2103,7 @@ func (x *SyncTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*SyncTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{16}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SyncTransactionsRequest) GetBankConsentId() string {
@@ -1863,7 +2154,7 @@ type SyncTransactionsResponse struct {
 
 func (x *SyncTransactionsResponse) Reset() {
 	*x = SyncTransactionsResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[17]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2166,7 @@ func (x *SyncTransactionsResponse) String() string {
 func (*SyncTransactionsResponse) ProtoMessage() {}
 
 func (x *SyncTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[17]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2179,7 @@ func (x *SyncTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*SyncTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{17}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SyncTransactionsResponse) GetAdded() []*Transaction {
@@ -1962,7 +2253,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[18]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2265,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[18]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2278,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{18}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Transaction) GetTransactionId() string {
@@ -2097,7 +2388,7 @@ type StartSupportHandoffRequest struct {
 
 func (x *StartSupportHandoffRequest) Reset() {
 	*x = StartSupportHandoffRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[19]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2400,7 @@ func (x *StartSupportHandoffRequest) String() string {
 func (*StartSupportHandoffRequest) ProtoMessage() {}
 
 func (x *StartSupportHandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[19]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2413,7 @@ func (x *StartSupportHandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSupportHandoffRequest.ProtoReflect.Descriptor instead.
 func (*StartSupportHandoffRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{19}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StartSupportHandoffRequest) GetBankConsentId() string {
@@ -2183,7 +2474,7 @@ type TranscriptMessage struct {
 
 func (x *TranscriptMessage) Reset() {
 	*x = TranscriptMessage{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[20]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2486,7 @@ func (x *TranscriptMessage) String() string {
 func (*TranscriptMessage) ProtoMessage() {}
 
 func (x *TranscriptMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[20]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2499,7 @@ func (x *TranscriptMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TranscriptMessage.ProtoReflect.Descriptor instead.
 func (*TranscriptMessage) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{20}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TranscriptMessage) GetSender() TranscriptSender {
@@ -2245,7 +2536,7 @@ type StartSupportHandoffResponse struct {
 
 func (x *StartSupportHandoffResponse) Reset() {
 	*x = StartSupportHandoffResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[21]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2548,7 @@ func (x *StartSupportHandoffResponse) String() string {
 func (*StartSupportHandoffResponse) ProtoMessage() {}
 
 func (x *StartSupportHandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[21]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2561,7 @@ func (x *StartSupportHandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSupportHandoffResponse.ProtoReflect.Descriptor instead.
 func (*StartSupportHandoffResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{21}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartSupportHandoffResponse) GetCaseId() string {
@@ -2305,7 +2596,7 @@ type SendSupportMessageRequest struct {
 
 func (x *SendSupportMessageRequest) Reset() {
 	*x = SendSupportMessageRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[22]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2608,7 @@ func (x *SendSupportMessageRequest) String() string {
 func (*SendSupportMessageRequest) ProtoMessage() {}
 
 func (x *SendSupportMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[22]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2621,7 @@ func (x *SendSupportMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendSupportMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendSupportMessageRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{22}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SendSupportMessageRequest) GetBankConsentId() string {
@@ -2372,7 +2663,7 @@ type SendSupportMessageResponse struct {
 
 func (x *SendSupportMessageResponse) Reset() {
 	*x = SendSupportMessageResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2675,7 @@ func (x *SendSupportMessageResponse) String() string {
 func (*SendSupportMessageResponse) ProtoMessage() {}
 
 func (x *SendSupportMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2688,7 @@ func (x *SendSupportMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendSupportMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendSupportMessageResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{23}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SendSupportMessageResponse) GetMessageId() string {
@@ -2433,7 +2724,7 @@ type ReportFraudRequest struct {
 
 func (x *ReportFraudRequest) Reset() {
 	*x = ReportFraudRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2736,7 @@ func (x *ReportFraudRequest) String() string {
 func (*ReportFraudRequest) ProtoMessage() {}
 
 func (x *ReportFraudRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2749,7 @@ func (x *ReportFraudRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFraudRequest.ProtoReflect.Descriptor instead.
 func (*ReportFraudRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{24}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportFraudRequest) GetBankConsentId() string {
@@ -2530,7 +2821,7 @@ type ReportFraudResponse struct {
 
 func (x *ReportFraudResponse) Reset() {
 	*x = ReportFraudResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2833,7 @@ func (x *ReportFraudResponse) String() string {
 func (*ReportFraudResponse) ProtoMessage() {}
 
 func (x *ReportFraudResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2846,7 @@ func (x *ReportFraudResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFraudResponse.ProtoReflect.Descriptor instead.
 func (*ReportFraudResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{25}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReportFraudResponse) GetCaseId() string {
@@ -2591,7 +2882,7 @@ type BlockCardRequest struct {
 
 func (x *BlockCardRequest) Reset() {
 	*x = BlockCardRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2894,7 @@ func (x *BlockCardRequest) String() string {
 func (*BlockCardRequest) ProtoMessage() {}
 
 func (x *BlockCardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +2907,7 @@ func (x *BlockCardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockCardRequest.ProtoReflect.Descriptor instead.
 func (*BlockCardRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{26}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BlockCardRequest) GetBankConsentId() string {
@@ -2667,7 +2958,7 @@ type BlockCardResponse struct {
 
 func (x *BlockCardResponse) Reset() {
 	*x = BlockCardResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +2970,7 @@ func (x *BlockCardResponse) String() string {
 func (*BlockCardResponse) ProtoMessage() {}
 
 func (x *BlockCardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +2983,7 @@ func (x *BlockCardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockCardResponse.ProtoReflect.Descriptor instead.
 func (*BlockCardResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{27}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BlockCardResponse) GetStatus() CardBlockStatus {
@@ -2721,7 +3012,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +3024,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +3037,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{28}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StreamEventsRequest) GetResumeCursor() string {
@@ -2778,7 +3069,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2790,7 +3081,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2803,7 +3094,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{29}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StreamEventsResponse) GetCursor() string {
@@ -2928,7 +3219,7 @@ type FraudAlert struct {
 
 func (x *FraudAlert) Reset() {
 	*x = FraudAlert{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3231,7 @@ func (x *FraudAlert) String() string {
 func (*FraudAlert) ProtoMessage() {}
 
 func (x *FraudAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3244,7 @@ func (x *FraudAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FraudAlert.ProtoReflect.Descriptor instead.
 func (*FraudAlert) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{30}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FraudAlert) GetAlertId() string {
@@ -3044,7 +3335,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +3347,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3360,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{31}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AgentMessage) GetCaseId() string {
@@ -3114,7 +3405,7 @@ type AgentJoined struct {
 
 func (x *AgentJoined) Reset() {
 	*x = AgentJoined{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3126,7 +3417,7 @@ func (x *AgentJoined) String() string {
 func (*AgentJoined) ProtoMessage() {}
 
 func (x *AgentJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3139,7 +3430,7 @@ func (x *AgentJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentJoined.ProtoReflect.Descriptor instead.
 func (*AgentJoined) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{32}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AgentJoined) GetCaseId() string {
@@ -3171,7 +3462,7 @@ type AgentLeft struct {
 
 func (x *AgentLeft) Reset() {
 	*x = AgentLeft{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +3474,7 @@ func (x *AgentLeft) String() string {
 func (*AgentLeft) ProtoMessage() {}
 
 func (x *AgentLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +3487,7 @@ func (x *AgentLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentLeft.ProtoReflect.Descriptor instead.
 func (*AgentLeft) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{33}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AgentLeft) GetCaseId() string {
@@ -3218,7 +3509,7 @@ var File_bankbridge_adapter_v1_adapter_proto protoreflect.FileDescriptor
 const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\n" +
 	"#bankbridge/adapter/v1/adapter.proto\x12\x15bankbridge.adapter.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x17\n" +
-	"\x15GetAdapterInfoRequest\"\xe2\x04\n" +
+	"\x15GetAdapterInfoRequest\"\x95\x06\n" +
 	"\x16GetAdapterInfoResponse\x12:\n" +
 	"\abank_id\x18\x01 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12,\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\vdisplayName\x12J\n" +
@@ -3226,8 +3517,9 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x0fadapter_version\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0eadapterVersion\x12\\\n" +
 	"\fcapabilities\x18\x05 \x03(\x0e2!.bankbridge.adapter.v1.CapabilityB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\x10\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\fcapabilities\x12V\n" +
 	"\vsca_methods\x18\x06 \x03(\x0e2 .bankbridge.adapter.v1.ScaMethodB\x13\xbaH\x10\x92\x01\r\x10\x03\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\n" +
-	"scaMethods:\xa9\x01\xbaH\xa5\x01\x1a\xa2\x01\n" +
-	"!adapter_info.sca_methods_with_sca\x12Dsca_methods must not be empty when capabilities holds CAPABILITY_SCA\x1a7!(4 in this.capabilities) || size(this.sca_methods) > 0\"\x14\n" +
+	"scaMethods:\xdc\x02\xbaH\xd8\x02\x1a\xa2\x01\n" +
+	"!adapter_info.sca_methods_with_sca\x12Dsca_methods must not be empty when capabilities holds CAPABILITY_SCA\x1a7!(4 in this.capabilities) || size(this.sca_methods) > 0\x1a\xb0\x01\n" +
+	"'adapter_info.consent_extension_with_sca\x12Pcapabilities must hold CAPABILITY_SCA when it holds CAPABILITY_CONSENT_EXTENSION\x1a3!(8 in this.capabilities) || 4 in this.capabilities\"\x14\n" +
 	"\x12CheckHealthRequest\"\x80\x01\n" +
 	"\x13CheckHealthResponse\x12G\n" +
 	"\x06status\x18\x01 \x01(\x0e2#.bankbridge.adapter.v1.HealthStatusB\n" +
@@ -3268,7 +3560,29 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"%verify_sca.valid_until_when_finalised\x12Ovalid_until must be set, and in the future, when status is SCA_STATUS_FINALISED\x1aEthis.status != 2 || (has(this.valid_until) && this.valid_until > now)\"_\n" +
 	"\x14RevokeConsentRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\"\x17\n" +
-	"\x15RevokeConsentResponse\"^\n" +
+	"\x15RevokeConsentResponse\"\xeb\x02\n" +
+	"\x14ExtendConsentRequest\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12C\n" +
+	"\vvalid_until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"validUntil\x12F\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey:}\xbaHz\x1ax\n" +
+	"!extend_consent.valid_until_future\x12!valid_until must be in the future\x1a0!has(this.valid_until) || this.valid_until > now\"\xbf\x01\n" +
+	"\x15ExtendConsentResponse\x12D\n" +
+	"\bextended\x18\x01 \x01(\v2&.bankbridge.adapter.v1.ConsentExtendedH\x00R\bextended\x12N\n" +
+	"\fsca_required\x18\x02 \x01(\v2).bankbridge.adapter.v1.ExtensionChallengeH\x00R\vscaRequiredB\x10\n" +
+	"\aoutcome\x12\x05\xbaH\x02\b\x01\"[\n" +
+	"\x0fConsentExtended\x12H\n" +
+	"\vvalid_until\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\v\xbaH\b\xc8\x01\x01\xb2\x01\x02@\x01R\n" +
+	"validUntil\"\xef\x03\n" +
+	"\x12ExtensionChallenge\x12D\n" +
+	"\x06method\x18\x01 \x01(\x0e2 .bankbridge.adapter.v1.ScaMethodB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06method\x12/\n" +
+	"\x0echallenge_text\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\rchallengeText\x12E\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\b\xbaH\x05\xb2\x01\x02@\x01R\n" +
+	"expireTime\x12;\n" +
+	"\fredirect_uri\x18\x04 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\vredirectUri\x124\n" +
+	"\x10attempts_allowed\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x0fattemptsAllowed:\xa7\x01\xbaH\xa3\x01\x1a\xa0\x01\n" +
+	"-extension_challenge.redirect_uri_iff_redirect\x12>redirect_uri must be set for SCA_METHOD_REDIRECT and only then\x1a/(this.method == 3) == (this.redirect_uri != '')\"^\n" +
 	"\x13ListAccountsRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\"]\n" +
 	"\x14ListAccountsResponse\x12E\n" +
@@ -3425,7 +3739,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\tAgentLeft\x128\n" +
 	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12\x1f\n" +
 	"\vcase_closed\x18\x02 \x01(\bR\n" +
-	"caseClosed*\xd8\x01\n" +
+	"caseClosed*\xfa\x01\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3435,7 +3749,8 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x0eCAPABILITY_SCA\x10\x04\x12\x1e\n" +
 	"\x1aCAPABILITY_SUPPORT_HANDOFF\x10\x05\x12\x14\n" +
 	"\x10CAPABILITY_FRAUD\x10\x06\x12\x15\n" +
-	"\x11CAPABILITY_EVENTS\x10\a*n\n" +
+	"\x11CAPABILITY_EVENTS\x10\a\x12 \n" +
+	"\x1cCAPABILITY_CONSENT_EXTENSION\x10\b*n\n" +
 	"\tScaMethod\x12\x1a\n" +
 	"\x16SCA_METHOD_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSCA_METHOD_OTP\x10\x01\x12\x18\n" +
@@ -3500,13 +3815,14 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x1fCARD_BLOCK_STATUS_NOT_REQUESTED\x10\x01\x12\x1d\n" +
 	"\x19CARD_BLOCK_STATUS_BLOCKED\x10\x02\x12\x1d\n" +
 	"\x19CARD_BLOCK_STATUS_PENDING\x10\x03\x12\x1c\n" +
-	"\x18CARD_BLOCK_STATUS_FAILED\x10\x042\x86\v\n" +
+	"\x18CARD_BLOCK_STATUS_FAILED\x10\x042\xf2\v\n" +
 	"\x12BankAdapterService\x12m\n" +
 	"\x0eGetAdapterInfo\x12,.bankbridge.adapter.v1.GetAdapterInfoRequest\x1a-.bankbridge.adapter.v1.GetAdapterInfoResponse\x12d\n" +
 	"\vCheckHealth\x12).bankbridge.adapter.v1.CheckHealthRequest\x1a*.bankbridge.adapter.v1.CheckHealthResponse\x12[\n" +
 	"\bStartSca\x12&.bankbridge.adapter.v1.StartScaRequest\x1a'.bankbridge.adapter.v1.StartScaResponse\x12^\n" +
 	"\tVerifySca\x12'.bankbridge.adapter.v1.VerifyScaRequest\x1a(.bankbridge.adapter.v1.VerifyScaResponse\x12j\n" +
-	"\rRevokeConsent\x12+.bankbridge.adapter.v1.RevokeConsentRequest\x1a,.bankbridge.adapter.v1.RevokeConsentResponse\x12g\n" +
+	"\rRevokeConsent\x12+.bankbridge.adapter.v1.RevokeConsentRequest\x1a,.bankbridge.adapter.v1.RevokeConsentResponse\x12j\n" +
+	"\rExtendConsent\x12+.bankbridge.adapter.v1.ExtendConsentRequest\x1a,.bankbridge.adapter.v1.ExtendConsentResponse\x12g\n" +
 	"\fListAccounts\x12*.bankbridge.adapter.v1.ListAccountsRequest\x1a+.bankbridge.adapter.v1.ListAccountsResponse\x12d\n" +
 	"\vGetBalances\x12).bankbridge.adapter.v1.GetBalancesRequest\x1a*.bankbridge.adapter.v1.GetBalancesResponse\x12s\n" +
 	"\x10SyncTransactions\x12..bankbridge.adapter.v1.SyncTransactionsRequest\x1a/.bankbridge.adapter.v1.SyncTransactionsResponse\x12|\n" +
@@ -3530,7 +3846,7 @@ func file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_adapter_v1_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bankbridge_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_bankbridge_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_bankbridge_adapter_v1_adapter_proto_goTypes = []any{
 	(Capability)(0),                     // 0: bankbridge.adapter.v1.Capability
 	(ScaMethod)(0),                      // 1: bankbridge.adapter.v1.ScaMethod
@@ -3554,108 +3870,120 @@ var file_bankbridge_adapter_v1_adapter_proto_goTypes = []any{
 	(*VerifyScaResponse)(nil),           // 19: bankbridge.adapter.v1.VerifyScaResponse
 	(*RevokeConsentRequest)(nil),        // 20: bankbridge.adapter.v1.RevokeConsentRequest
 	(*RevokeConsentResponse)(nil),       // 21: bankbridge.adapter.v1.RevokeConsentResponse
-	(*ListAccountsRequest)(nil),         // 22: bankbridge.adapter.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil),        // 23: bankbridge.adapter.v1.ListAccountsResponse
-	(*Account)(nil),                     // 24: bankbridge.adapter.v1.Account
-	(*GetBalancesRequest)(nil),          // 25: bankbridge.adapter.v1.GetBalancesRequest
-	(*GetBalancesResponse)(nil),         // 26: bankbridge.adapter.v1.GetBalancesResponse
-	(*Balance)(nil),                     // 27: bankbridge.adapter.v1.Balance
-	(*SyncTransactionsRequest)(nil),     // 28: bankbridge.adapter.v1.SyncTransactionsRequest
-	(*SyncTransactionsResponse)(nil),    // 29: bankbridge.adapter.v1.SyncTransactionsResponse
-	(*Transaction)(nil),                 // 30: bankbridge.adapter.v1.Transaction
-	(*StartSupportHandoffRequest)(nil),  // 31: bankbridge.adapter.v1.StartSupportHandoffRequest
-	(*TranscriptMessage)(nil),           // 32: bankbridge.adapter.v1.TranscriptMessage
-	(*StartSupportHandoffResponse)(nil), // 33: bankbridge.adapter.v1.StartSupportHandoffResponse
-	(*SendSupportMessageRequest)(nil),   // 34: bankbridge.adapter.v1.SendSupportMessageRequest
-	(*SendSupportMessageResponse)(nil),  // 35: bankbridge.adapter.v1.SendSupportMessageResponse
-	(*ReportFraudRequest)(nil),          // 36: bankbridge.adapter.v1.ReportFraudRequest
-	(*ReportFraudResponse)(nil),         // 37: bankbridge.adapter.v1.ReportFraudResponse
-	(*BlockCardRequest)(nil),            // 38: bankbridge.adapter.v1.BlockCardRequest
-	(*BlockCardResponse)(nil),           // 39: bankbridge.adapter.v1.BlockCardResponse
-	(*StreamEventsRequest)(nil),         // 40: bankbridge.adapter.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),        // 41: bankbridge.adapter.v1.StreamEventsResponse
-	(*FraudAlert)(nil),                  // 42: bankbridge.adapter.v1.FraudAlert
-	(*AgentMessage)(nil),                // 43: bankbridge.adapter.v1.AgentMessage
-	(*AgentJoined)(nil),                 // 44: bankbridge.adapter.v1.AgentJoined
-	(*AgentLeft)(nil),                   // 45: bankbridge.adapter.v1.AgentLeft
-	(v1.Scope)(0),                       // 46: bankbridge.common.v1.Scope
-	(*timestamppb.Timestamp)(nil),       // 47: google.protobuf.Timestamp
-	(*v1.MaskedAccountNumber)(nil),      // 48: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.Money)(nil),                    // 49: bankbridge.common.v1.Money
-	(*durationpb.Duration)(nil),         // 50: google.protobuf.Duration
+	(*ExtendConsentRequest)(nil),        // 22: bankbridge.adapter.v1.ExtendConsentRequest
+	(*ExtendConsentResponse)(nil),       // 23: bankbridge.adapter.v1.ExtendConsentResponse
+	(*ConsentExtended)(nil),             // 24: bankbridge.adapter.v1.ConsentExtended
+	(*ExtensionChallenge)(nil),          // 25: bankbridge.adapter.v1.ExtensionChallenge
+	(*ListAccountsRequest)(nil),         // 26: bankbridge.adapter.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),        // 27: bankbridge.adapter.v1.ListAccountsResponse
+	(*Account)(nil),                     // 28: bankbridge.adapter.v1.Account
+	(*GetBalancesRequest)(nil),          // 29: bankbridge.adapter.v1.GetBalancesRequest
+	(*GetBalancesResponse)(nil),         // 30: bankbridge.adapter.v1.GetBalancesResponse
+	(*Balance)(nil),                     // 31: bankbridge.adapter.v1.Balance
+	(*SyncTransactionsRequest)(nil),     // 32: bankbridge.adapter.v1.SyncTransactionsRequest
+	(*SyncTransactionsResponse)(nil),    // 33: bankbridge.adapter.v1.SyncTransactionsResponse
+	(*Transaction)(nil),                 // 34: bankbridge.adapter.v1.Transaction
+	(*StartSupportHandoffRequest)(nil),  // 35: bankbridge.adapter.v1.StartSupportHandoffRequest
+	(*TranscriptMessage)(nil),           // 36: bankbridge.adapter.v1.TranscriptMessage
+	(*StartSupportHandoffResponse)(nil), // 37: bankbridge.adapter.v1.StartSupportHandoffResponse
+	(*SendSupportMessageRequest)(nil),   // 38: bankbridge.adapter.v1.SendSupportMessageRequest
+	(*SendSupportMessageResponse)(nil),  // 39: bankbridge.adapter.v1.SendSupportMessageResponse
+	(*ReportFraudRequest)(nil),          // 40: bankbridge.adapter.v1.ReportFraudRequest
+	(*ReportFraudResponse)(nil),         // 41: bankbridge.adapter.v1.ReportFraudResponse
+	(*BlockCardRequest)(nil),            // 42: bankbridge.adapter.v1.BlockCardRequest
+	(*BlockCardResponse)(nil),           // 43: bankbridge.adapter.v1.BlockCardResponse
+	(*StreamEventsRequest)(nil),         // 44: bankbridge.adapter.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),        // 45: bankbridge.adapter.v1.StreamEventsResponse
+	(*FraudAlert)(nil),                  // 46: bankbridge.adapter.v1.FraudAlert
+	(*AgentMessage)(nil),                // 47: bankbridge.adapter.v1.AgentMessage
+	(*AgentJoined)(nil),                 // 48: bankbridge.adapter.v1.AgentJoined
+	(*AgentLeft)(nil),                   // 49: bankbridge.adapter.v1.AgentLeft
+	(v1.Scope)(0),                       // 50: bankbridge.common.v1.Scope
+	(*timestamppb.Timestamp)(nil),       // 51: google.protobuf.Timestamp
+	(*v1.MaskedAccountNumber)(nil),      // 52: bankbridge.common.v1.MaskedAccountNumber
+	(*v1.Money)(nil),                    // 53: bankbridge.common.v1.Money
+	(*durationpb.Duration)(nil),         // 54: google.protobuf.Duration
 }
 var file_bankbridge_adapter_v1_adapter_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.adapter.v1.GetAdapterInfoResponse.capabilities:type_name -> bankbridge.adapter.v1.Capability
 	1,  // 1: bankbridge.adapter.v1.GetAdapterInfoResponse.sca_methods:type_name -> bankbridge.adapter.v1.ScaMethod
 	3,  // 2: bankbridge.adapter.v1.CheckHealthResponse.status:type_name -> bankbridge.adapter.v1.HealthStatus
-	46, // 3: bankbridge.adapter.v1.StartScaRequest.scopes:type_name -> bankbridge.common.v1.Scope
-	47, // 4: bankbridge.adapter.v1.StartScaRequest.valid_until:type_name -> google.protobuf.Timestamp
+	50, // 3: bankbridge.adapter.v1.StartScaRequest.scopes:type_name -> bankbridge.common.v1.Scope
+	51, // 4: bankbridge.adapter.v1.StartScaRequest.valid_until:type_name -> google.protobuf.Timestamp
 	1,  // 5: bankbridge.adapter.v1.StartScaRequest.preferred_method:type_name -> bankbridge.adapter.v1.ScaMethod
 	1,  // 6: bankbridge.adapter.v1.StartScaResponse.method:type_name -> bankbridge.adapter.v1.ScaMethod
-	47, // 7: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
+	51, // 7: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: bankbridge.adapter.v1.VerifyScaResponse.status:type_name -> bankbridge.adapter.v1.ScaStatus
-	47, // 9: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
-	24, // 10: bankbridge.adapter.v1.ListAccountsResponse.accounts:type_name -> bankbridge.adapter.v1.Account
-	48, // 11: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	4,  // 12: bankbridge.adapter.v1.Account.type:type_name -> bankbridge.adapter.v1.AccountType
-	27, // 13: bankbridge.adapter.v1.GetBalancesResponse.balances:type_name -> bankbridge.adapter.v1.Balance
-	5,  // 14: bankbridge.adapter.v1.Balance.type:type_name -> bankbridge.adapter.v1.BalanceType
-	49, // 15: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
-	47, // 16: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
-	30, // 17: bankbridge.adapter.v1.SyncTransactionsResponse.added:type_name -> bankbridge.adapter.v1.Transaction
-	30, // 18: bankbridge.adapter.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.adapter.v1.Transaction
-	6,  // 19: bankbridge.adapter.v1.Transaction.status:type_name -> bankbridge.adapter.v1.TransactionStatus
-	49, // 20: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
-	47, // 21: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
-	48, // 22: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	32, // 23: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
-	7,  // 24: bankbridge.adapter.v1.TranscriptMessage.sender:type_name -> bankbridge.adapter.v1.TranscriptSender
-	47, // 25: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
-	50, // 26: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
-	8,  // 27: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
-	11, // 28: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	10, // 29: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
-	11, // 30: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	48, // 31: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	47, // 32: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
-	42, // 33: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
-	43, // 34: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
-	44, // 35: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
-	45, // 36: bankbridge.adapter.v1.StreamEventsResponse.agent_left:type_name -> bankbridge.adapter.v1.AgentLeft
-	49, // 37: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
-	47, // 38: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
-	9,  // 39: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
-	12, // 40: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
-	14, // 41: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
-	16, // 42: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
-	18, // 43: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
-	20, // 44: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
-	22, // 45: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
-	25, // 46: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
-	28, // 47: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
-	31, // 48: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
-	34, // 49: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
-	36, // 50: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
-	38, // 51: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
-	40, // 52: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
-	13, // 53: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
-	15, // 54: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
-	17, // 55: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
-	19, // 56: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
-	21, // 57: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
-	23, // 58: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
-	26, // 59: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
-	29, // 60: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
-	33, // 61: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
-	35, // 62: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
-	37, // 63: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
-	39, // 64: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
-	41, // 65: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
-	53, // [53:66] is the sub-list for method output_type
-	40, // [40:53] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	51, // 9: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
+	51, // 10: bankbridge.adapter.v1.ExtendConsentRequest.valid_until:type_name -> google.protobuf.Timestamp
+	24, // 11: bankbridge.adapter.v1.ExtendConsentResponse.extended:type_name -> bankbridge.adapter.v1.ConsentExtended
+	25, // 12: bankbridge.adapter.v1.ExtendConsentResponse.sca_required:type_name -> bankbridge.adapter.v1.ExtensionChallenge
+	51, // 13: bankbridge.adapter.v1.ConsentExtended.valid_until:type_name -> google.protobuf.Timestamp
+	1,  // 14: bankbridge.adapter.v1.ExtensionChallenge.method:type_name -> bankbridge.adapter.v1.ScaMethod
+	51, // 15: bankbridge.adapter.v1.ExtensionChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 16: bankbridge.adapter.v1.ListAccountsResponse.accounts:type_name -> bankbridge.adapter.v1.Account
+	52, // 17: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	4,  // 18: bankbridge.adapter.v1.Account.type:type_name -> bankbridge.adapter.v1.AccountType
+	31, // 19: bankbridge.adapter.v1.GetBalancesResponse.balances:type_name -> bankbridge.adapter.v1.Balance
+	5,  // 20: bankbridge.adapter.v1.Balance.type:type_name -> bankbridge.adapter.v1.BalanceType
+	53, // 21: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
+	51, // 22: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
+	34, // 23: bankbridge.adapter.v1.SyncTransactionsResponse.added:type_name -> bankbridge.adapter.v1.Transaction
+	34, // 24: bankbridge.adapter.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.adapter.v1.Transaction
+	6,  // 25: bankbridge.adapter.v1.Transaction.status:type_name -> bankbridge.adapter.v1.TransactionStatus
+	53, // 26: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
+	51, // 27: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
+	52, // 28: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	36, // 29: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
+	7,  // 30: bankbridge.adapter.v1.TranscriptMessage.sender:type_name -> bankbridge.adapter.v1.TranscriptSender
+	51, // 31: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
+	54, // 32: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
+	8,  // 33: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
+	11, // 34: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	10, // 35: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
+	11, // 36: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	52, // 37: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	51, // 38: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
+	46, // 39: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
+	47, // 40: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
+	48, // 41: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
+	49, // 42: bankbridge.adapter.v1.StreamEventsResponse.agent_left:type_name -> bankbridge.adapter.v1.AgentLeft
+	53, // 43: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
+	51, // 44: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
+	9,  // 45: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
+	12, // 46: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
+	14, // 47: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
+	16, // 48: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
+	18, // 49: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
+	20, // 50: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
+	22, // 51: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:input_type -> bankbridge.adapter.v1.ExtendConsentRequest
+	26, // 52: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
+	29, // 53: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
+	32, // 54: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
+	35, // 55: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
+	38, // 56: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
+	40, // 57: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
+	42, // 58: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
+	44, // 59: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
+	13, // 60: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
+	15, // 61: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
+	17, // 62: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
+	19, // 63: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
+	21, // 64: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
+	23, // 65: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:output_type -> bankbridge.adapter.v1.ExtendConsentResponse
+	27, // 66: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
+	30, // 67: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
+	33, // 68: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
+	37, // 69: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
+	39, // 70: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
+	41, // 71: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
+	43, // 72: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
+	45, // 73: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
+	60, // [60:74] is the sub-list for method output_type
+	46, // [46:60] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_adapter_v1_adapter_proto_init() }
@@ -3663,7 +3991,11 @@ func file_bankbridge_adapter_v1_adapter_proto_init() {
 	if File_bankbridge_adapter_v1_adapter_proto != nil {
 		return
 	}
-	file_bankbridge_adapter_v1_adapter_proto_msgTypes[29].OneofWrappers = []any{
+	file_bankbridge_adapter_v1_adapter_proto_msgTypes[11].OneofWrappers = []any{
+		(*ExtendConsentResponse_Extended)(nil),
+		(*ExtendConsentResponse_ScaRequired)(nil),
+	}
+	file_bankbridge_adapter_v1_adapter_proto_msgTypes[33].OneofWrappers = []any{
 		(*StreamEventsResponse_FraudAlert)(nil),
 		(*StreamEventsResponse_AgentMessage)(nil),
 		(*StreamEventsResponse_AgentJoined)(nil),
@@ -3675,7 +4007,7 @@ func file_bankbridge_adapter_v1_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_adapter_v1_adapter_proto_rawDesc), len(file_bankbridge_adapter_v1_adapter_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   34,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

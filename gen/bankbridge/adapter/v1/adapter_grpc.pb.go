@@ -29,6 +29,7 @@ const (
 	BankAdapterService_StartSca_FullMethodName            = "/bankbridge.adapter.v1.BankAdapterService/StartSca"
 	BankAdapterService_VerifySca_FullMethodName           = "/bankbridge.adapter.v1.BankAdapterService/VerifySca"
 	BankAdapterService_RevokeConsent_FullMethodName       = "/bankbridge.adapter.v1.BankAdapterService/RevokeConsent"
+	BankAdapterService_ExtendConsent_FullMethodName       = "/bankbridge.adapter.v1.BankAdapterService/ExtendConsent"
 	BankAdapterService_ListAccounts_FullMethodName        = "/bankbridge.adapter.v1.BankAdapterService/ListAccounts"
 	BankAdapterService_GetBalances_FullMethodName         = "/bankbridge.adapter.v1.BankAdapterService/GetBalances"
 	BankAdapterService_SyncTransactions_FullMethodName    = "/bankbridge.adapter.v1.BankAdapterService/SyncTransactions"
@@ -117,7 +118,10 @@ type BankAdapterServiceClient interface {
 	// has finished. Answer FINALISED with the consent's validity once the bank
 	// confirmed, STARTED while the user has not yet acted, or FAILED when the
 	// user declined or the bank refused. Calling it again after FINALISED
-	// answers FINALISED again. Capability SCA.
+	// answers FINALISED again. It also completes the challenge of an
+	// ExtendConsent that answered sca_required: FINALISED then carries the
+	// extended validity, and while that challenge runs, or after it failed,
+	// the consent keeps its current validity. Capability SCA.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or code is empty for OTP.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong and more attempts are allowed; ErrorInfo metadata attempts_remaining says how many.
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes for this challenge.
@@ -132,13 +136,36 @@ type BankAdapterServiceClient interface {
 	// RevokeConsent deletes the consent at the bank, after the user revoked
 	// the link in bankbridge (which stops serving data at once, whatever this
 	// call answers). Revoking an unknown, expired or already revoked consent
-	// succeeds, so retries are safe without a key. Capability SCA.
+	// succeeds, so retries are safe without a key: bankbridge retries, with
+	// backoff, until the bank accepts (an outage only delays it). Capability
+	// SCA.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SCA.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	RevokeConsent(ctx context.Context, in *RevokeConsentRequest, opts ...grpc.CallOption) (*RevokeConsentResponse, error)
+	// ExtendConsent extends a valid consent after the customer confirmed in
+	// bankbridge that they want to keep sharing (bankbridge warns them 7 days
+	// before the consent ends). Answer extended, with the consent's new
+	// validity, where the bank may extend without a new SCA (as UK Open
+	// Banking's 90-day reconfirmation does); or sca_required, with a challenge
+	// on the same consent that VerifySca then completes as after StartSca,
+	// answering FINALISED with the new validity. Either way grant at most the
+	// bank's own maximum (e.g. Berlin Group's 180 days from the last SCA),
+	// which may be sooner than valid_until. The consent keeps serving under
+	// its current validity until then. Capability CONSENT_EXTENSION.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has already expired; the customer must link again.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the consent is not authorised yet (its StartSca challenge is still running).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CONSENT_EXTENSION.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	ExtendConsent(ctx context.Context, in *ExtendConsentRequest, opts ...grpc.CallOption) (*ExtendConsentResponse, error)
 	// ListAccounts returns the accounts the consent covers. Capability
 	// ACCOUNTS.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
@@ -317,6 +344,16 @@ func (c *bankAdapterServiceClient) RevokeConsent(ctx context.Context, in *Revoke
 	return out, nil
 }
 
+func (c *bankAdapterServiceClient) ExtendConsent(ctx context.Context, in *ExtendConsentRequest, opts ...grpc.CallOption) (*ExtendConsentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExtendConsentResponse)
+	err := c.cc.Invoke(ctx, BankAdapterService_ExtendConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *bankAdapterServiceClient) ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAccountsResponse)
@@ -484,7 +521,10 @@ type BankAdapterServiceServer interface {
 	// has finished. Answer FINALISED with the consent's validity once the bank
 	// confirmed, STARTED while the user has not yet acted, or FAILED when the
 	// user declined or the bank refused. Calling it again after FINALISED
-	// answers FINALISED again. Capability SCA.
+	// answers FINALISED again. It also completes the challenge of an
+	// ExtendConsent that answered sca_required: FINALISED then carries the
+	// extended validity, and while that challenge runs, or after it failed,
+	// the consent keeps its current validity. Capability SCA.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or code is empty for OTP.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong and more attempts are allowed; ErrorInfo metadata attempts_remaining says how many.
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes for this challenge.
@@ -499,13 +539,36 @@ type BankAdapterServiceServer interface {
 	// RevokeConsent deletes the consent at the bank, after the user revoked
 	// the link in bankbridge (which stops serving data at once, whatever this
 	// call answers). Revoking an unknown, expired or already revoked consent
-	// succeeds, so retries are safe without a key. Capability SCA.
+	// succeeds, so retries are safe without a key: bankbridge retries, with
+	// backoff, until the bank accepts (an outage only delays it). Capability
+	// SCA.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SCA.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	RevokeConsent(context.Context, *RevokeConsentRequest) (*RevokeConsentResponse, error)
+	// ExtendConsent extends a valid consent after the customer confirmed in
+	// bankbridge that they want to keep sharing (bankbridge warns them 7 days
+	// before the consent ends). Answer extended, with the consent's new
+	// validity, where the bank may extend without a new SCA (as UK Open
+	// Banking's 90-day reconfirmation does); or sca_required, with a challenge
+	// on the same consent that VerifySca then completes as after StartSca,
+	// answering FINALISED with the new validity. Either way grant at most the
+	// bank's own maximum (e.g. Berlin Group's 180 days from the last SCA),
+	// which may be sooner than valid_until. The consent keeps serving under
+	// its current validity until then. Capability CONSENT_EXTENSION.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has already expired; the customer must link again.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the consent is not authorised yet (its StartSca challenge is still running).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CONSENT_EXTENSION.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	ExtendConsent(context.Context, *ExtendConsentRequest) (*ExtendConsentResponse, error)
 	// ListAccounts returns the accounts the consent covers. Capability
 	// ACCOUNTS.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
@@ -649,6 +712,9 @@ func (UnimplementedBankAdapterServiceServer) VerifySca(context.Context, *VerifyS
 func (UnimplementedBankAdapterServiceServer) RevokeConsent(context.Context, *RevokeConsentRequest) (*RevokeConsentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeConsent not implemented")
 }
+func (UnimplementedBankAdapterServiceServer) ExtendConsent(context.Context, *ExtendConsentRequest) (*ExtendConsentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExtendConsent not implemented")
+}
 func (UnimplementedBankAdapterServiceServer) ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAccounts not implemented")
 }
@@ -780,6 +846,24 @@ func _BankAdapterService_RevokeConsent_Handler(srv interface{}, ctx context.Cont
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BankAdapterServiceServer).RevokeConsent(ctx, req.(*RevokeConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BankAdapterService_ExtendConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExtendConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BankAdapterServiceServer).ExtendConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BankAdapterService_ExtendConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BankAdapterServiceServer).ExtendConsent(ctx, req.(*ExtendConsentRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -947,6 +1031,10 @@ var BankAdapterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeConsent",
 			Handler:    _BankAdapterService_RevokeConsent_Handler,
+		},
+		{
+			MethodName: "ExtendConsent",
+			Handler:    _BankAdapterService_ExtendConsent_Handler,
 		},
 		{
 			MethodName: "ListAccounts",

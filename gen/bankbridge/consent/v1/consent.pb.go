@@ -318,7 +318,8 @@ type Link struct {
 	// Output only. When the link became REVOKED; unset otherwise.
 	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
 	// Output only. The link's SCA challenge. Set from creation on; once the
-	// link has left RECEIVED it shows how the challenge ended.
+	// link has left RECEIVED it shows how the challenge ended. When
+	// ReconfirmLink needed a new SCA, it is that challenge, on the VALID link.
 	Sca *ScaChallenge `protobuf:"bytes,12,opt,name=sca,proto3" json:"sca,omitempty"`
 	// Input only: the user's login id at the bank (Berlin Group PSU-ID), for
 	// banks whose SCA needs one. Handed to the bank's adapter; never stored
@@ -1169,6 +1170,110 @@ func (x *RevokeLinkResponse) GetLink() *Link {
 	return nil
 }
 
+// ReconfirmLinkRequest names the VALID link the user wants to keep.
+type ReconfirmLinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link, users/{user}/links/{link}.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Makes retries safe: the same key returns the first answer and asks the
+	// bank once. Over REST the Idempotency-Key header fills it.
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReconfirmLinkRequest) Reset() {
+	*x = ReconfirmLinkRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconfirmLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconfirmLinkRequest) ProtoMessage() {}
+
+func (x *ReconfirmLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconfirmLinkRequest.ProtoReflect.Descriptor instead.
+func (*ReconfirmLinkRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReconfirmLinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReconfirmLinkRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// ReconfirmLinkResponse holds the link after the bank's answer.
+type ReconfirmLinkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link, VALID: with its new expire_time when the bank extended the
+	// consent, or with its old one and a new challenge in sca (status
+	// STARTED) to complete with VerifyLink.
+	Link          *Link `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconfirmLinkResponse) Reset() {
+	*x = ReconfirmLinkResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconfirmLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconfirmLinkResponse) ProtoMessage() {}
+
+func (x *ReconfirmLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconfirmLinkResponse.ProtoReflect.Descriptor instead.
+func (*ReconfirmLinkResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReconfirmLinkResponse) GetLink() *Link {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
 // ListAccessLogRequest asks for one page of the user's access log.
 type ListAccessLogRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1192,7 +1297,7 @@ type ListAccessLogRequest struct {
 
 func (x *ListAccessLogRequest) Reset() {
 	*x = ListAccessLogRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[12]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1309,7 @@ func (x *ListAccessLogRequest) String() string {
 func (*ListAccessLogRequest) ProtoMessage() {}
 
 func (x *ListAccessLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[12]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1322,7 @@ func (x *ListAccessLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccessLogRequest.ProtoReflect.Descriptor instead.
 func (*ListAccessLogRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{12}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAccessLogRequest) GetParent() string {
@@ -1275,7 +1380,7 @@ type ListAccessLogResponse struct {
 
 func (x *ListAccessLogResponse) Reset() {
 	*x = ListAccessLogResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[13]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1392,7 @@ func (x *ListAccessLogResponse) String() string {
 func (*ListAccessLogResponse) ProtoMessage() {}
 
 func (x *ListAccessLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[13]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1405,7 @@ func (x *ListAccessLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccessLogResponse.ProtoReflect.Descriptor instead.
 func (*ListAccessLogResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{13}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAccessLogResponse) GetEntries() []*AccessLogEntry {
@@ -1366,7 +1471,7 @@ type AccessLogEntry struct {
 
 func (x *AccessLogEntry) Reset() {
 	*x = AccessLogEntry{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[14]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1483,7 @@ func (x *AccessLogEntry) String() string {
 func (*AccessLogEntry) ProtoMessage() {}
 
 func (x *AccessLogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[14]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1496,7 @@ func (x *AccessLogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessLogEntry.ProtoReflect.Descriptor instead.
 func (*AccessLogEntry) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{14}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AccessLogEntry) GetSequence() int64 {
@@ -1500,7 +1605,7 @@ type RecordAccessRequest struct {
 
 func (x *RecordAccessRequest) Reset() {
 	*x = RecordAccessRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1617,7 @@ func (x *RecordAccessRequest) String() string {
 func (*RecordAccessRequest) ProtoMessage() {}
 
 func (x *RecordAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[15]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1630,7 @@ func (x *RecordAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAccessRequest.ProtoReflect.Descriptor instead.
 func (*RecordAccessRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{15}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RecordAccessRequest) GetUser() string {
@@ -1554,7 +1659,7 @@ type ReportBankRevocationRequest struct {
 
 func (x *ReportBankRevocationRequest) Reset() {
 	*x = ReportBankRevocationRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1671,7 @@ func (x *ReportBankRevocationRequest) String() string {
 func (*ReportBankRevocationRequest) ProtoMessage() {}
 
 func (x *ReportBankRevocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[16]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1684,7 @@ func (x *ReportBankRevocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportBankRevocationRequest.ProtoReflect.Descriptor instead.
 func (*ReportBankRevocationRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{16}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReportBankRevocationRequest) GetLink() string {
@@ -1600,7 +1705,7 @@ type ReportBankRevocationResponse struct {
 
 func (x *ReportBankRevocationResponse) Reset() {
 	*x = ReportBankRevocationResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1717,7 @@ func (x *ReportBankRevocationResponse) String() string {
 func (*ReportBankRevocationResponse) ProtoMessage() {}
 
 func (x *ReportBankRevocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[17]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1730,7 @@ func (x *ReportBankRevocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportBankRevocationResponse.ProtoReflect.Descriptor instead.
 func (*ReportBankRevocationResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{17}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportBankRevocationResponse) GetLink() *Link {
@@ -1646,7 +1751,7 @@ type RecordAccessResponse struct {
 
 func (x *RecordAccessResponse) Reset() {
 	*x = RecordAccessResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1763,7 @@ func (x *RecordAccessResponse) String() string {
 func (*RecordAccessResponse) ProtoMessage() {}
 
 func (x *RecordAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[18]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1776,7 @@ func (x *RecordAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordAccessResponse.ProtoReflect.Descriptor instead.
 func (*RecordAccessResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{18}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RecordAccessResponse) GetEntry() *AccessLogEntry {
@@ -1690,7 +1795,7 @@ type WatchConsentChangesRequest struct {
 
 func (x *WatchConsentChangesRequest) Reset() {
 	*x = WatchConsentChangesRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1807,7 @@ func (x *WatchConsentChangesRequest) String() string {
 func (*WatchConsentChangesRequest) ProtoMessage() {}
 
 func (x *WatchConsentChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[19]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1820,7 @@ func (x *WatchConsentChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConsentChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchConsentChangesRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{19}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{21}
 }
 
 // WatchConsentChangesResponse is one committed change of a link.
@@ -1733,7 +1838,7 @@ type WatchConsentChangesResponse struct {
 
 func (x *WatchConsentChangesResponse) Reset() {
 	*x = WatchConsentChangesResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1850,7 @@ func (x *WatchConsentChangesResponse) String() string {
 func (*WatchConsentChangesResponse) ProtoMessage() {}
 
 func (x *WatchConsentChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[20]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1863,7 @@ func (x *WatchConsentChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConsentChangesResponse.ProtoReflect.Descriptor instead.
 func (*WatchConsentChangesResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{20}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchConsentChangesResponse) GetUser() string {
@@ -1801,7 +1906,7 @@ type CheckConsentRequest struct {
 
 func (x *CheckConsentRequest) Reset() {
 	*x = CheckConsentRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1918,7 @@ func (x *CheckConsentRequest) String() string {
 func (*CheckConsentRequest) ProtoMessage() {}
 
 func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[21]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1931,7 @@ func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentRequest.ProtoReflect.Descriptor instead.
 func (*CheckConsentRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{21}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CheckConsentRequest) GetUser() string {
@@ -1883,7 +1988,7 @@ type CheckConsentResponse struct {
 
 func (x *CheckConsentResponse) Reset() {
 	*x = CheckConsentResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[22]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2000,7 @@ func (x *CheckConsentResponse) String() string {
 func (*CheckConsentResponse) ProtoMessage() {}
 
 func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[22]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2013,7 @@ func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentResponse.ProtoReflect.Descriptor instead.
 func (*CheckConsentResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{22}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CheckConsentResponse) GetAllowed() bool {
@@ -1946,19 +2051,21 @@ func (x *CheckConsentResponse) GetDenialReason() v1.ErrorReason {
 	return v1.ErrorReason(0)
 }
 
-// ConsentExpiryWarning is the event the consent service writes to its outbox
-// 7 days before a VALID link expires, so that the product can ask the user
-// whether to link again. It is written once per link.
+// ConsentExpiryWarning is the payload of event consent.link.expiring, which
+// the consent service writes 7 days before a VALID link expires, so that the
+// product can ask the user whether to keep it (ReconfirmLink) or link again.
+// It is written once per expiry: a reconfirmed link is warned again before
+// its new expire_time. Thin: ids and times only; read the link with the
+// user's token for the rest.
 type ConsentExpiryWarning struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// A unique id of the event, for consumers to drop duplicates.
+	// A unique id of the event, for consumers to drop duplicates; the
+	// webhook-id of its deliveries.
 	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// The link about to expire, users/{user}/links/{link}.
 	Link string `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
 	// The link's bank.
 	BankId string `protobuf:"bytes,3,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
-	// The bank's name as users know it.
-	BankDisplayName string `protobuf:"bytes,4,opt,name=bank_display_name,json=bankDisplayName,proto3" json:"bank_display_name,omitempty"`
 	// The scopes the consent covers.
 	Scopes []v1.Scope `protobuf:"varint,5,rep,packed,name=scopes,proto3,enum=bankbridge.common.v1.Scope" json:"scopes,omitempty"`
 	// When the consent expires.
@@ -1971,7 +2078,7 @@ type ConsentExpiryWarning struct {
 
 func (x *ConsentExpiryWarning) Reset() {
 	*x = ConsentExpiryWarning{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2090,7 @@ func (x *ConsentExpiryWarning) String() string {
 func (*ConsentExpiryWarning) ProtoMessage() {}
 
 func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2103,7 @@ func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentExpiryWarning.ProtoReflect.Descriptor instead.
 func (*ConsentExpiryWarning) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{23}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ConsentExpiryWarning) GetEventId() string {
@@ -2020,13 +2127,6 @@ func (x *ConsentExpiryWarning) GetBankId() string {
 	return ""
 }
 
-func (x *ConsentExpiryWarning) GetBankDisplayName() string {
-	if x != nil {
-		return x.BankDisplayName
-	}
-	return ""
-}
-
 func (x *ConsentExpiryWarning) GetScopes() []v1.Scope {
 	if x != nil {
 		return x.Scopes
@@ -2042,6 +2142,102 @@ func (x *ConsentExpiryWarning) GetExpireTime() *timestamppb.Timestamp {
 }
 
 func (x *ConsentExpiryWarning) GetEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
+// ConsentLinkRevoked is the payload of event consent.link.revoked, which the
+// consent service writes in the transaction that makes a link REVOKED: at
+// the user's request, because a newer link to the same bank replaced it, or
+// because the bank no longer honours its consent. The consent service's own
+// worker tells the bank from it. Thin: ids and times only.
+type ConsentLinkRevoked struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A unique id of the event, for consumers to drop duplicates.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The revoked link, users/{user}/links/{link}.
+	Link string `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
+	// The link's bank.
+	BankId string `protobuf:"bytes,3,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// True when the bank no longer honours the consent (nothing to tell the
+	// bank), false when bankbridge revoked it.
+	RevokedByBank bool `protobuf:"varint,4,opt,name=revoked_by_bank,json=revokedByBank,proto3" json:"revoked_by_bank,omitempty"`
+	// When the link became REVOKED.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// When the event was written.
+	EventTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentLinkRevoked) Reset() {
+	*x = ConsentLinkRevoked{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentLinkRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentLinkRevoked) ProtoMessage() {}
+
+func (x *ConsentLinkRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentLinkRevoked.ProtoReflect.Descriptor instead.
+func (*ConsentLinkRevoked) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ConsentLinkRevoked) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ConsentLinkRevoked) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
+}
+
+func (x *ConsentLinkRevoked) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *ConsentLinkRevoked) GetRevokedByBank() bool {
+	if x != nil {
+		return x.RevokedByBank
+	}
+	return false
+}
+
+func (x *ConsentLinkRevoked) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *ConsentLinkRevoked) GetEventTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.EventTime
 	}
@@ -2116,6 +2312,11 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12F\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"E\n" +
 	"\x12RevokeLinkResponse\x12/\n" +
+	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\xb3\x01\n" +
+	"\x14ReconfirmLinkRequest\x12S\n" +
+	"\x04name\x18\x01 \x01(\tB?\xbaH<r:28^users/[A-Za-z0-9_-]{1,64}/links/[A-Za-z0-9._~-]{1,128}$R\x04name\x12F\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"H\n" +
+	"\x15ReconfirmLinkResponse\x12/\n" +
 	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"\x80\x04\n" +
 	"\x14ListAccessLogRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
@@ -2176,17 +2377,25 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12&\n" +
 	"\x0fbank_consent_id\x18\x04 \x01(\tR\rbankConsentId\x12F\n" +
-	"\rdenial_reason\x18\x05 \x01(\x0e2!.bankbridge.common.v1.ErrorReasonR\fdenialReason\"\xb7\x02\n" +
+	"\rdenial_reason\x18\x05 \x01(\x0e2!.bankbridge.common.v1.ErrorReasonR\fdenialReason\"\xa4\x02\n" +
 	"\x14ConsentExpiryWarning\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04link\x18\x02 \x01(\tR\x04link\x12\x17\n" +
-	"\abank_id\x18\x03 \x01(\tR\x06bankId\x12*\n" +
-	"\x11bank_display_name\x18\x04 \x01(\tR\x0fbankDisplayName\x123\n" +
+	"\abank_id\x18\x03 \x01(\tR\x06bankId\x123\n" +
 	"\x06scopes\x18\x05 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeR\x06scopes\x12;\n" +
 	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x129\n" +
 	"\n" +
-	"event_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\teventTime*\xb4\x01\n" +
+	"event_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\teventTimeJ\x04\b\x04\x10\x05R\x11bank_display_name\"\xfc\x01\n" +
+	"\x12ConsentLinkRevoked\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
+	"\x04link\x18\x02 \x01(\tR\x04link\x12\x17\n" +
+	"\abank_id\x18\x03 \x01(\tR\x06bankId\x12&\n" +
+	"\x0frevoked_by_bank\x18\x04 \x01(\bR\rrevokedByBank\x12;\n" +
+	"\vrevoke_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x129\n" +
+	"\n" +
+	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime*\xb4\x01\n" +
 	"\fConsentState\x12\x1d\n" +
 	"\x19CONSENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CONSENT_STATE_RECEIVED\x10\x01\x12\x17\n" +
@@ -2209,7 +2418,7 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\rAccessOutcome\x12\x1e\n" +
 	"\x1aACCESS_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACCESS_OUTCOME_ALLOWED\x10\x01\x12\x19\n" +
-	"\x15ACCESS_OUTCOME_DENIED\x10\x022\x91\a\n" +
+	"\x15ACCESS_OUTCOME_DENIED\x10\x022\xb8\b\n" +
 	"\x0eConsentService\x12\x94\x01\n" +
 	"\n" +
 	"CreateLink\x12(.bankbridge.consent.v1.CreateLinkRequest\x1a).bankbridge.consent.v1.CreateLinkResponse\"1\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\":\x04link\"\x1a/v1/{parent=users/*}/links\x12\x85\x01\n" +
@@ -2218,7 +2427,8 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\n" +
 	"VerifyLink\x12(.bankbridge.consent.v1.VerifyLinkRequest\x1a).bankbridge.consent.v1.VerifyLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:verify\x12\x98\x01\n" +
 	"\n" +
-	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\x9b\x01\n" +
+	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\xa4\x01\n" +
+	"\rReconfirmLink\x12+.bankbridge.consent.v1.ReconfirmLinkRequest\x1a,.bankbridge.consent.v1.ReconfirmLinkResponse\"8\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{name=users/*/links/*}:reconfirm\x12\x9b\x01\n" +
 	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"/\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\xee\x03\n" +
 	"\x13ConsentCheckService\x12g\n" +
 	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x12g\n" +
@@ -2240,7 +2450,7 @@ func file_bankbridge_consent_v1_consent_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(ConsentState)(0),                    // 0: bankbridge.consent.v1.ConsentState
 	(ScaMethod)(0),                       // 1: bankbridge.consent.v1.ScaMethod
@@ -2258,37 +2468,40 @@ var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(*VerifyLinkResponse)(nil),           // 13: bankbridge.consent.v1.VerifyLinkResponse
 	(*RevokeLinkRequest)(nil),            // 14: bankbridge.consent.v1.RevokeLinkRequest
 	(*RevokeLinkResponse)(nil),           // 15: bankbridge.consent.v1.RevokeLinkResponse
-	(*ListAccessLogRequest)(nil),         // 16: bankbridge.consent.v1.ListAccessLogRequest
-	(*ListAccessLogResponse)(nil),        // 17: bankbridge.consent.v1.ListAccessLogResponse
-	(*AccessLogEntry)(nil),               // 18: bankbridge.consent.v1.AccessLogEntry
-	(*RecordAccessRequest)(nil),          // 19: bankbridge.consent.v1.RecordAccessRequest
-	(*ReportBankRevocationRequest)(nil),  // 20: bankbridge.consent.v1.ReportBankRevocationRequest
-	(*ReportBankRevocationResponse)(nil), // 21: bankbridge.consent.v1.ReportBankRevocationResponse
-	(*RecordAccessResponse)(nil),         // 22: bankbridge.consent.v1.RecordAccessResponse
-	(*WatchConsentChangesRequest)(nil),   // 23: bankbridge.consent.v1.WatchConsentChangesRequest
-	(*WatchConsentChangesResponse)(nil),  // 24: bankbridge.consent.v1.WatchConsentChangesResponse
-	(*CheckConsentRequest)(nil),          // 25: bankbridge.consent.v1.CheckConsentRequest
-	(*CheckConsentResponse)(nil),         // 26: bankbridge.consent.v1.CheckConsentResponse
-	(*ConsentExpiryWarning)(nil),         // 27: bankbridge.consent.v1.ConsentExpiryWarning
-	(v1.Scope)(0),                        // 28: bankbridge.common.v1.Scope
-	(v1.Purpose)(0),                      // 29: bankbridge.common.v1.Purpose
-	(*timestamppb.Timestamp)(nil),        // 30: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 31: google.protobuf.Duration
-	(v1.ErrorReason)(0),                  // 32: bankbridge.common.v1.ErrorReason
+	(*ReconfirmLinkRequest)(nil),         // 16: bankbridge.consent.v1.ReconfirmLinkRequest
+	(*ReconfirmLinkResponse)(nil),        // 17: bankbridge.consent.v1.ReconfirmLinkResponse
+	(*ListAccessLogRequest)(nil),         // 18: bankbridge.consent.v1.ListAccessLogRequest
+	(*ListAccessLogResponse)(nil),        // 19: bankbridge.consent.v1.ListAccessLogResponse
+	(*AccessLogEntry)(nil),               // 20: bankbridge.consent.v1.AccessLogEntry
+	(*RecordAccessRequest)(nil),          // 21: bankbridge.consent.v1.RecordAccessRequest
+	(*ReportBankRevocationRequest)(nil),  // 22: bankbridge.consent.v1.ReportBankRevocationRequest
+	(*ReportBankRevocationResponse)(nil), // 23: bankbridge.consent.v1.ReportBankRevocationResponse
+	(*RecordAccessResponse)(nil),         // 24: bankbridge.consent.v1.RecordAccessResponse
+	(*WatchConsentChangesRequest)(nil),   // 25: bankbridge.consent.v1.WatchConsentChangesRequest
+	(*WatchConsentChangesResponse)(nil),  // 26: bankbridge.consent.v1.WatchConsentChangesResponse
+	(*CheckConsentRequest)(nil),          // 27: bankbridge.consent.v1.CheckConsentRequest
+	(*CheckConsentResponse)(nil),         // 28: bankbridge.consent.v1.CheckConsentResponse
+	(*ConsentExpiryWarning)(nil),         // 29: bankbridge.consent.v1.ConsentExpiryWarning
+	(*ConsentLinkRevoked)(nil),           // 30: bankbridge.consent.v1.ConsentLinkRevoked
+	(v1.Scope)(0),                        // 31: bankbridge.common.v1.Scope
+	(v1.Purpose)(0),                      // 32: bankbridge.common.v1.Purpose
+	(*timestamppb.Timestamp)(nil),        // 33: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 34: google.protobuf.Duration
+	(v1.ErrorReason)(0),                  // 35: bankbridge.common.v1.ErrorReason
 }
 var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.consent.v1.Link.state:type_name -> bankbridge.consent.v1.ConsentState
-	28, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
-	29, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
-	30, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
-	31, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
-	30, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
-	30, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
-	30, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
+	31, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
+	32, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
+	33, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
+	33, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
+	33, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
+	33, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
 	5,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
 	1,  // 9: bankbridge.consent.v1.ScaChallenge.method:type_name -> bankbridge.consent.v1.ScaMethod
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
-	30, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	33, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
 	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
 	4,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
@@ -2297,50 +2510,55 @@ var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	4,  // 17: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
 	4,  // 18: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	4,  // 19: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	30, // 20: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	30, // 21: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 22: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	18, // 23: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	30, // 24: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	29, // 25: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
-	28, // 26: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
-	3,  // 27: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	18, // 28: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
-	4,  // 29: bankbridge.consent.v1.ReportBankRevocationResponse.link:type_name -> bankbridge.consent.v1.Link
-	18, // 30: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
-	0,  // 31: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
-	28, // 32: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	29, // 33: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	30, // 34: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	32, // 35: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	28, // 36: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	30, // 37: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	30, // 38: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 39: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	8,  // 40: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	10, // 41: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	12, // 42: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	14, // 43: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	16, // 44: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	25, // 45: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	19, // 46: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	20, // 47: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
-	23, // 48: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
-	7,  // 49: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	9,  // 50: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	11, // 51: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	13, // 52: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	15, // 53: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	17, // 54: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	26, // 55: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	22, // 56: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	21, // 57: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
-	24, // 58: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
-	49, // [49:59] is the sub-list for method output_type
-	39, // [39:49] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	4,  // 20: bankbridge.consent.v1.ReconfirmLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	33, // 21: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 22: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 23: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	20, // 24: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
+	33, // 25: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	32, // 26: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	31, // 27: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	3,  // 28: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	20, // 29: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	4,  // 30: bankbridge.consent.v1.ReportBankRevocationResponse.link:type_name -> bankbridge.consent.v1.Link
+	20, // 31: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	0,  // 32: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
+	31, // 33: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	32, // 34: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	33, // 35: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 36: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	31, // 37: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	33, // 38: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	33, // 39: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	33, // 40: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	33, // 41: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
+	6,  // 42: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	8,  // 43: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	10, // 44: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	12, // 45: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	14, // 46: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	16, // 47: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
+	18, // 48: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	27, // 49: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	21, // 50: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	22, // 51: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
+	25, // 52: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	7,  // 53: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	9,  // 54: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	11, // 55: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	13, // 56: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	15, // 57: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	17, // 58: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
+	19, // 59: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	28, // 60: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	24, // 61: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	23, // 62: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
+	26, // 63: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	53, // [53:64] is the sub-list for method output_type
+	42, // [42:53] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }
@@ -2358,7 +2576,7 @@ func file_bankbridge_consent_v1_consent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_consent_v1_consent_proto_rawDesc), len(file_bankbridge_consent_v1_consent_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -28,6 +28,7 @@ const (
 	ConsentService_ListLinks_FullMethodName     = "/bankbridge.consent.v1.ConsentService/ListLinks"
 	ConsentService_VerifyLink_FullMethodName    = "/bankbridge.consent.v1.ConsentService/VerifyLink"
 	ConsentService_RevokeLink_FullMethodName    = "/bankbridge.consent.v1.ConsentService/RevokeLink"
+	ConsentService_ReconfirmLink_FullMethodName = "/bankbridge.consent.v1.ConsentService/ReconfirmLink"
 	ConsentService_ListAccessLog_FullMethodName = "/bankbridge.consent.v1.ConsentService/ListAccessLog"
 )
 
@@ -45,7 +46,10 @@ const (
 // SCA fails, locks or times out ends REJECTED. The flow is: CreateLink (the
 // bank sends its challenge), then VerifyLink (with the code for OTP, or to
 // poll for DECOUPLED and REDIRECT), then data calls anywhere in bankbridge
-// until the link expires or RevokeLink.
+// until the link expires or RevokeLink. Seven days before a VALID link
+// expires, the product is told (event consent.link.expiring) and may ask the
+// user to keep it: ReconfirmLink then extends it, with a new SCA challenge
+// when the bank asks for one.
 //
 // Every request declares purpose PURPOSE_CONSENT_MANAGEMENT. Any call may
 // also fail with UNAVAILABLE or INTERNAL (INTERNAL) for reasons unrelated to
@@ -91,22 +95,26 @@ type ConsentServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	ListLinks(ctx context.Context, in *ListLinksRequest, opts ...grpc.CallOption) (*ListLinksResponse, error)
-	// VerifyLink completes the SCA challenge of a RECEIVED link. For OTP, send
+	// VerifyLink completes the SCA challenge of a RECEIVED link, or the
+	// reconfirmation challenge ReconfirmLink started on a VALID link. For OTP, send
 	// the code the bank gave the user; for DECOUPLED and REDIRECT, send no code
 	// once the user says they are done, or poll (at most every 2 seconds): the
 	// server asks the bank once and returns. The response holds the link:
 	// VALID when the bank confirmed; still RECEIVED (sca.status STARTED) while
 	// the user has not yet approved; REJECTED (sca.status FAILED) when the user
-	// declined in the bank's app. When a link becomes VALID, an older VALID
+	// declined in the bank's app. A reconfirmation challenge never changes the
+	// link's state: the link stays VALID, with the new expire_time once the
+	// bank confirmed and with the old one when the challenge failed, locked or
+	// expired (sca.status says which). When a link becomes VALID, an older VALID
 	// link of the user to the same bank becomes REVOKED: a user holds at most
 	// one VALID link per bank, so renewing a consent is linking again.
 	// A retry with the same idempotency_key returns the first answer and
 	// spends no attempt.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, code is empty for OTP, or code is set for DECOUPLED or REDIRECT.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong; ErrorInfo metadata attempts_remaining says how many tries are left.
-	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; the link is now REJECTED.
-	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed, or the bank no longer knows it; the link is now REJECTED.
-	// Fails with FAILED_PRECONDITION (LINK_NOT_PENDING) when the link is not RECEIVED.
+	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; a RECEIVED link is now REJECTED, a reconfirmed one keeps its old expire_time.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed, or the bank no longer knows it; a RECEIVED link is now REJECTED, a reconfirmed one keeps its old expire_time.
+	// Fails with FAILED_PRECONDITION (LINK_NOT_PENDING) when the link is neither RECEIVED nor VALID with a reconfirmation challenge running.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
@@ -120,9 +128,11 @@ type ConsentServiceClient interface {
 	// RevokeLink ends a link's consent. It takes effect on the next data call
 	// anywhere in bankbridge: no service caches an allowed consent decision.
 	// A RECEIVED link's challenge is cancelled. bankbridge then asks the bank
-	// to delete its side of the consent, but does not wait for it. Revoking a
-	// link that is already REVOKED, EXPIRED or REJECTED changes nothing and
-	// returns it as it is.
+	// to delete its side of the consent, but does not wait for it: the
+	// revocation (event consent.link.revoked) is written with the change and
+	// sent to the bank until the bank accepts it, across restarts and bank
+	// outages. Revoking a link that is already REVOKED, EXPIRED or REJECTED
+	// changes nothing and returns it as it is.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
@@ -133,6 +143,35 @@ type ConsentServiceClient interface {
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	RevokeLink(ctx context.Context, in *RevokeLinkRequest, opts ...grpc.CallOption) (*RevokeLinkResponse, error)
+	// ReconfirmLink extends a VALID link after the user confirmed in the
+	// product that they want to keep it (typically after the expiry warning,
+	// event consent.link.expiring). It asks the bank to extend its consent to
+	// 90 days from now (the service's consent lifetime, at most 90 days).
+	// Where the bank allows it (as UK Open Banking's 90-day
+	// reconfirmation does) the link comes back VALID with its new expire_time
+	// and no second factor. Where the bank wants the user to authenticate
+	// again, the link comes back still VALID, with its old expire_time and a
+	// new challenge in sca (status STARTED); complete it with VerifyLink as on
+	// creation. Either way the bank's own maximum validity (e.g. Berlin
+	// Group's 180 days from the last SCA) caps the new expire_time, which may
+	// therefore be sooner than 90 days from now. The link keeps serving data
+	// under its current expiry meanwhile. A new expiry warning follows seven
+	// days before the new expire_time. A retry with the same idempotency_key
+	// returns the first answer and asks the bank nothing.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank no longer knows the link's consent; the link is now REVOKED, revoked_by_bank set: link the bank again.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no link with this name.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the link is not VALID (RECEIVED, EXPIRED, REVOKED or REJECTED); ErrorInfo metadata state says which: link the bank again instead.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter cannot extend a consent; link the bank again instead.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when bankbridge's rate limit for the bank is reached, or the client or user calls too often; nothing changed; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank's adapter did not answer in time; nothing changed; RetryInfo says when to retry.
+	ReconfirmLink(ctx context.Context, in *ReconfirmLinkRequest, opts ...grpc.CallOption) (*ReconfirmLinkResponse, error)
 	// ListAccessLog returns the user's own access log, newest first: every
 	// access to the user's data, allowed or denied, with who asked, for what
 	// purpose and why it was refused. The entries form a hash chain, so the
@@ -207,6 +246,16 @@ func (c *consentServiceClient) RevokeLink(ctx context.Context, in *RevokeLinkReq
 	return out, nil
 }
 
+func (c *consentServiceClient) ReconfirmLink(ctx context.Context, in *ReconfirmLinkRequest, opts ...grpc.CallOption) (*ReconfirmLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconfirmLinkResponse)
+	err := c.cc.Invoke(ctx, ConsentService_ReconfirmLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *consentServiceClient) ListAccessLog(ctx context.Context, in *ListAccessLogRequest, opts ...grpc.CallOption) (*ListAccessLogResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAccessLogResponse)
@@ -231,7 +280,10 @@ func (c *consentServiceClient) ListAccessLog(ctx context.Context, in *ListAccess
 // SCA fails, locks or times out ends REJECTED. The flow is: CreateLink (the
 // bank sends its challenge), then VerifyLink (with the code for OTP, or to
 // poll for DECOUPLED and REDIRECT), then data calls anywhere in bankbridge
-// until the link expires or RevokeLink.
+// until the link expires or RevokeLink. Seven days before a VALID link
+// expires, the product is told (event consent.link.expiring) and may ask the
+// user to keep it: ReconfirmLink then extends it, with a new SCA challenge
+// when the bank asks for one.
 //
 // Every request declares purpose PURPOSE_CONSENT_MANAGEMENT. Any call may
 // also fail with UNAVAILABLE or INTERNAL (INTERNAL) for reasons unrelated to
@@ -277,22 +329,26 @@ type ConsentServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	ListLinks(context.Context, *ListLinksRequest) (*ListLinksResponse, error)
-	// VerifyLink completes the SCA challenge of a RECEIVED link. For OTP, send
+	// VerifyLink completes the SCA challenge of a RECEIVED link, or the
+	// reconfirmation challenge ReconfirmLink started on a VALID link. For OTP, send
 	// the code the bank gave the user; for DECOUPLED and REDIRECT, send no code
 	// once the user says they are done, or poll (at most every 2 seconds): the
 	// server asks the bank once and returns. The response holds the link:
 	// VALID when the bank confirmed; still RECEIVED (sca.status STARTED) while
 	// the user has not yet approved; REJECTED (sca.status FAILED) when the user
-	// declined in the bank's app. When a link becomes VALID, an older VALID
+	// declined in the bank's app. A reconfirmation challenge never changes the
+	// link's state: the link stays VALID, with the new expire_time once the
+	// bank confirmed and with the old one when the challenge failed, locked or
+	// expired (sca.status says which). When a link becomes VALID, an older VALID
 	// link of the user to the same bank becomes REVOKED: a user holds at most
 	// one VALID link per bank, so renewing a consent is linking again.
 	// A retry with the same idempotency_key returns the first answer and
 	// spends no attempt.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, code is empty for OTP, or code is set for DECOUPLED or REDIRECT.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong; ErrorInfo metadata attempts_remaining says how many tries are left.
-	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; the link is now REJECTED.
-	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed, or the bank no longer knows it; the link is now REJECTED.
-	// Fails with FAILED_PRECONDITION (LINK_NOT_PENDING) when the link is not RECEIVED.
+	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; a RECEIVED link is now REJECTED, a reconfirmed one keeps its old expire_time.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired before it was completed, or the bank no longer knows it; a RECEIVED link is now REJECTED, a reconfirmed one keeps its old expire_time.
+	// Fails with FAILED_PRECONDITION (LINK_NOT_PENDING) when the link is neither RECEIVED nor VALID with a reconfirmation challenge running.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
@@ -306,9 +362,11 @@ type ConsentServiceServer interface {
 	// RevokeLink ends a link's consent. It takes effect on the next data call
 	// anywhere in bankbridge: no service caches an allowed consent decision.
 	// A RECEIVED link's challenge is cancelled. bankbridge then asks the bank
-	// to delete its side of the consent, but does not wait for it. Revoking a
-	// link that is already REVOKED, EXPIRED or REJECTED changes nothing and
-	// returns it as it is.
+	// to delete its side of the consent, but does not wait for it: the
+	// revocation (event consent.link.revoked) is written with the change and
+	// sent to the bank until the bank accepts it, across restarts and bank
+	// outages. Revoking a link that is already REVOKED, EXPIRED or REJECTED
+	// changes nothing and returns it as it is.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
@@ -319,6 +377,35 @@ type ConsentServiceServer interface {
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	RevokeLink(context.Context, *RevokeLinkRequest) (*RevokeLinkResponse, error)
+	// ReconfirmLink extends a VALID link after the user confirmed in the
+	// product that they want to keep it (typically after the expiry warning,
+	// event consent.link.expiring). It asks the bank to extend its consent to
+	// 90 days from now (the service's consent lifetime, at most 90 days).
+	// Where the bank allows it (as UK Open Banking's 90-day
+	// reconfirmation does) the link comes back VALID with its new expire_time
+	// and no second factor. Where the bank wants the user to authenticate
+	// again, the link comes back still VALID, with its old expire_time and a
+	// new challenge in sca (status STARTED); complete it with VerifyLink as on
+	// creation. Either way the bank's own maximum validity (e.g. Berlin
+	// Group's 180 days from the last SCA) caps the new expire_time, which may
+	// therefore be sooner than 90 days from now. The link keeps serving data
+	// under its current expiry meanwhile. A new expiry warning follows seven
+	// days before the new expire_time. A retry with the same idempotency_key
+	// returns the first answer and asks the bank nothing.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank no longer knows the link's consent; the link is now REVOKED, revoked_by_bank set: link the bank again.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no link with this name.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the link is not VALID (RECEIVED, EXPIRED, REVOKED or REJECTED); ErrorInfo metadata state says which: link the bank again instead.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter cannot extend a consent; link the bank again instead.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when bankbridge's rate limit for the bank is reached, or the client or user calls too often; nothing changed; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank's adapter did not answer in time; nothing changed; RetryInfo says when to retry.
+	ReconfirmLink(context.Context, *ReconfirmLinkRequest) (*ReconfirmLinkResponse, error)
 	// ListAccessLog returns the user's own access log, newest first: every
 	// access to the user's data, allowed or denied, with who asked, for what
 	// purpose and why it was refused. The entries form a hash chain, so the
@@ -357,6 +444,9 @@ func (UnimplementedConsentServiceServer) VerifyLink(context.Context, *VerifyLink
 }
 func (UnimplementedConsentServiceServer) RevokeLink(context.Context, *RevokeLinkRequest) (*RevokeLinkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeLink not implemented")
+}
+func (UnimplementedConsentServiceServer) ReconfirmLink(context.Context, *ReconfirmLinkRequest) (*ReconfirmLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReconfirmLink not implemented")
 }
 func (UnimplementedConsentServiceServer) ListAccessLog(context.Context, *ListAccessLogRequest) (*ListAccessLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAccessLog not implemented")
@@ -472,6 +562,24 @@ func _ConsentService_RevokeLink_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentService_ReconfirmLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconfirmLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentServiceServer).ReconfirmLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentService_ReconfirmLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentServiceServer).ReconfirmLink(ctx, req.(*ReconfirmLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConsentService_ListAccessLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAccessLogRequest)
 	if err := dec(in); err != nil {
@@ -516,6 +624,10 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeLink",
 			Handler:    _ConsentService_RevokeLink_Handler,
+		},
+		{
+			MethodName: "ReconfirmLink",
+			Handler:    _ConsentService_ReconfirmLink_Handler,
 		},
 		{
 			MethodName: "ListAccessLog",

@@ -100,7 +100,8 @@ type ShippingServiceClient interface {
 	// stay valid for at least 7 days. The stream ends with the consent: when
 	// it is revoked the stream fails with PERMISSION_DENIED (CONSENT_REVOKED).
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed, belongs to another user, or is too old to resume from.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
@@ -267,7 +268,8 @@ type ShippingServiceServer interface {
 	// stay valid for at least 7 days. The stream ends with the consent: when
 	// it is revoked the stream fails with PERMISSION_DENIED (CONSENT_REVOKED).
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed, belongs to another user, or is too old to resume from.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.

@@ -201,7 +201,8 @@ type SupportServiceClient interface {
 	// stay valid for at least 7 days. When the consent is revoked the stream
 	// fails with PERMISSION_DENIED (CONSENT_REVOKED).
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed, belongs to another conversation, or is too old to resume from.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
@@ -608,7 +609,8 @@ type SupportServiceServer interface {
 	// stay valid for at least 7 days. When the consent is revoked the stream
 	// fails with PERMISSION_DENIED (CONSENT_REVOKED).
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed, belongs to another conversation, or is too old to resume from.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.

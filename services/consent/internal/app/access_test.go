@@ -47,7 +47,7 @@ func (s *batchStore) AppendAccess(ctx context.Context, users []string, build fun
 
 func newBatchStore(t *testing.T) *batchStore {
 	t.Helper()
-	st, err := store.New(t.Context(), storagetest.OpenSQLite(t), nil)
+	st, err := store.New(t.Context(), storagetest.OpenSQLite(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Package app is the consent service's logic: linking a bank under a
 // two-factor (SCA) challenge, the consent lifecycle RECEIVED → VALID →
-// EXPIRED or REVOKED (or REJECTED), consent decisions for data services,
-// expiry warnings, and each user's tamper-evident access log.
+// EXPIRED or REVOKED (or REJECTED), reconfirmation, consent decisions for
+// data services, expiry warnings, revocations sent to banks, and each
+// user's tamper-evident access log.
 //
 // It knows nothing of gRPC or SQL: transport calls it, and it reaches the
 // database through [Store] and banks through [Banks]. Errors meant for the
@@ -14,6 +15,16 @@
 // passed reads as EXPIRED, and a RECEIVED link whose challenge has expired
 // reads as REJECTED, everywhere, before the background sweep (Sweep)
 // writes the change. See [Link.At].
+//
+// # Events
+//
+// What happens to a link that someone outside must hear of is written to
+// the outbox in the transaction that makes the change ([Tx.AddExpiryWarning],
+// [Tx.AddRevocation]), and the platform relays it to the bus: the expiry
+// warning (consent.link.expiring) for the product, which may then ask the
+// user to keep the link ([Service.ReconfirmLink]); the revocation
+// (consent.link.revoked), from which the service's own worker tells the bank,
+// again and again until the bank accepts ([Service.RunBankRevocations]).
 //
 // # The access log hash chain
 //

@@ -30,6 +30,17 @@ func errLinkNotPending(s State) error {
 		"the link is "+s.String()+", not RECEIVED: its challenge is over", apierr.WithMetadata("state", s.String()))
 }
 
+func errLinkNotValid(s State) error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION,
+		"the link is "+s.String()+", not VALID: only a VALID link can be reconfirmed; link the bank again",
+		apierr.WithMetadata("state", s.String()))
+}
+
+func errRevokedByBank() error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK,
+		"the bank no longer knows this link's consent: the link is revoked; link the bank again")
+}
+
 func errCodeRequired() error {
 	return invalid("code", "the one-time code is required for SCA_METHOD_OTP", "code.required")
 }
@@ -53,18 +64,19 @@ func errScaFailed(remaining int) error {
 
 func errScaLocked() error {
 	return apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED,
-		"too many wrong codes: the challenge is locked and the link rejected; link the bank again")
+		"too many wrong codes: the challenge is locked (a new link is rejected; a reconfirmed one keeps its expiry)")
 }
 
 func errScaExpired() error {
 	return apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED,
-		"the challenge expired before it was completed; link the bank again")
+		"the challenge expired before it was completed (a new link is rejected; a reconfirmed one keeps its expiry)")
 }
 
 var (
-	reasonScaFailed  = apierr.ReasonString(commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
-	reasonScaLocked  = apierr.ReasonString(commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED)
-	reasonScaExpired = apierr.ReasonString(commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED)
+	reasonScaFailed     = apierr.ReasonString(commonv1.ErrorReason_ERROR_REASON_SCA_FAILED)
+	reasonScaLocked     = apierr.ReasonString(commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED)
+	reasonScaExpired    = apierr.ReasonString(commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED)
+	reasonRevokedByBank = apierr.ReasonString(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
 )
 
 // replayError rebuilds the error an idempotency record holds.
@@ -78,6 +90,8 @@ func replayError(rec Idempotency) error {
 		return errScaLocked()
 	case reasonScaExpired:
 		return errScaExpired()
+	case reasonRevokedByBank:
+		return errRevokedByBank()
 	default:
 		return errors.New("idempotency record holds unknown reason " + strconv.Quote(rec.ErrReason))
 	}

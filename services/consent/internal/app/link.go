@@ -17,7 +17,8 @@ const (
 	StateUnspecified State = iota
 	// StateReceived: created, the SCA challenge is running; covers no data.
 	StateReceived
-	// StateValid: the user passed SCA; covers its scopes and purposes.
+	// StateValid: the user passed SCA; covers its scopes and purposes. Its
+	// SCA may be a running reconfirmation challenge (ReconfirmLink).
 	StateValid
 	// StateExpired: expire_time passed. Final.
 	StateExpired
@@ -127,7 +128,11 @@ type SCA struct {
 // Link is a user's link to one bank and the consent it carries.
 type Link struct {
 	// User and ID make the name users/{User}/links/{ID}.
-	User, ID        string
+	User, ID string
+	// Client is the client (product) the link was created through; its
+	// webhooks get the link's events. Empty for links older than that
+	// record: their events go to no webhook.
+	Client          string
 	BankID          string
 	BankDisplayName string
 	State           State
@@ -157,12 +162,18 @@ type Link struct {
 func (l Link) Name() string { return names.Link{User: l.User, ID: l.ID}.String() }
 
 // At returns the link as it reads at now: a VALID link whose ExpireTime has
-// passed is EXPIRED, and a RECEIVED link whose challenge has expired is
+// passed is EXPIRED, a VALID link's reconfirmation challenge that has
+// expired is EXPIRED, and a RECEIVED link whose challenge has expired is
 // REJECTED with its challenge EXPIRED.
 func (l Link) At(now time.Time) Link {
 	switch {
 	case l.State == StateValid && !now.Before(l.ExpireTime):
 		l.State = StateExpired
+		if l.SCA.Status == ScaStatusStarted {
+			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusExpired, 0
+		}
+	case l.State == StateValid && l.SCA.Status == ScaStatusStarted && !l.SCA.ExpireTime.IsZero() && !now.Before(l.SCA.ExpireTime):
+		l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusExpired, 0
 	case l.State == StateReceived && !l.SCA.ExpireTime.IsZero() && !now.Before(l.SCA.ExpireTime):
 		l.State = StateRejected
 		l.SCA.Status = ScaStatusExpired

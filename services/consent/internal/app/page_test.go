@@ -16,7 +16,7 @@ import (
 // withTokens is a service whose page tokens run on clk.
 func withTokens(t *testing.T, clk *testkit.Clock) *app.Service {
 	t.Helper()
-	st, err := store.New(t.Context(), storagetest.OpenSQLite(t), nil)
+	st, err := store.New(t.Context(), storagetest.OpenSQLite(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

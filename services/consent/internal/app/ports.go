@@ -6,6 +6,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/events"
 )
 
 // Errors a Store returns that the service acts on.
@@ -89,8 +90,12 @@ type Tx interface {
 	SaveLink(ctx context.Context, l Link) error
 	// InsertIdempotency records a key, or returns ErrIdempotencyKeyTaken.
 	InsertIdempotency(ctx context.Context, rec Idempotency) error
-	// InsertExpiryWarning writes the event to the outbox.
-	InsertExpiryWarning(ctx context.Context, w ExpiryWarning) error
+	// AddExpiryWarning writes the consent.link.expiring event to the
+	// outbox, in this transaction.
+	AddExpiryWarning(ctx context.Context, w ExpiryWarning) error
+	// AddRevocation writes the consent.link.revoked event to the outbox,
+	// in this transaction.
+	AddRevocation(ctx context.Context, r Revocation) error
 }
 
 // LinkFilter narrows ListLinks. Zero fields match everything. State is
@@ -137,16 +142,52 @@ type Idempotency struct {
 	CreateTime        time.Time
 }
 
+// The event types the consent service writes (events.Event.Type).
+const (
+	// EventLinkExpiring: a VALID link expires within ExpiryWarning.
+	EventLinkExpiring = "consent.link.expiring"
+	// EventLinkRevoked: a link became REVOKED.
+	EventLinkRevoked = "consent.link.revoked"
+)
+
 // ExpiryWarning is the event written to the outbox 7 days before a VALID
-// link expires (bankbridge.consent.v1.ConsentExpiryWarning).
+// link expires: EventLinkExpiring, whose payload is
+// bankbridge.consent.v1.ConsentExpiryWarning.
 type ExpiryWarning struct {
-	EventID         string
-	User, LinkID    string
-	BankID          string
-	BankDisplayName string
-	Scopes          []commonv1.Scope
-	ExpireTime      time.Time
-	EventTime       time.Time
+	EventID      string
+	User, LinkID string
+	// Client is the client the link was created through; its webhooks get
+	// the event.
+	Client     string
+	BankID     string
+	Scopes     []commonv1.Scope
+	ExpireTime time.Time
+	EventTime  time.Time
+}
+
+// Revocation is the event written to the outbox when a link becomes
+// REVOKED: EventLinkRevoked, whose payload is
+// bankbridge.consent.v1.ConsentLinkRevoked. The service's own worker tells
+// the bank from it (RunBankRevocations).
+type Revocation struct {
+	EventID       string
+	User, LinkID  string
+	Client        string
+	BankID        string
+	RevokedByBank bool
+	RevokeTime    time.Time
+	EventTime     time.Time
+}
+
+// Bus is the event bus, from which the service's workers read the events
+// its outbox published.
+type Bus interface {
+	// Consume hands every event that matches f to handle, through the
+	// durable consumer named durable, until ctx ends: an event whose
+	// handle returns nil is done; one whose handle fails is delivered
+	// again later, with backoff. What a consumer had not finished when
+	// its process stopped is delivered again when it starts anew.
+	Consume(ctx context.Context, durable string, f events.Filter, handle func(context.Context, events.Delivered) error) error
 }
 
 // Banks reaches the banks' adapters. Errors are apierr errors as the
@@ -162,6 +203,25 @@ type Banks interface {
 	VerifySca(ctx context.Context, bankID string, r VerifyScaRequest) (VerifyScaResult, error)
 	// RevokeConsent deletes the consent at the bank.
 	RevokeConsent(ctx context.Context, bankID, bankConsentID string) error
+	// ExtendConsent extends a valid consent, or starts the challenge the
+	// bank wants first; a bank without the capability fails with
+	// UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED).
+	ExtendConsent(ctx context.Context, bankID string, r ExtendConsentRequest) (Extension, error)
+}
+
+// ExtendConsentRequest asks a bank to extend a consent.
+type ExtendConsentRequest struct {
+	BankConsentID  string
+	ValidUntil     time.Time
+	IdempotencyKey string
+}
+
+// Extension is a bank's answer to ExtendConsent: either the consent's new
+// validity, or (Challenge set) the SCA challenge the bank started on the
+// same consent, which VerifySca completes.
+type Extension struct {
+	ValidUntil time.Time
+	Challenge  *Challenge
 }
 
 // BankInfo describes a configured bank.

@@ -11,13 +11,11 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // Defaults of Config.
@@ -32,7 +30,8 @@ const (
 	DefaultExpiryWarning = 7 * 24 * time.Hour
 	// DefaultIdempotencyRetention is how long an idempotency key is kept.
 	DefaultIdempotencyRetention = 24 * time.Hour
-	// DefaultBankRevokeTimeout bounds the best-effort revocation at the bank.
+	// DefaultBankRevokeTimeout bounds one attempt of a revocation at the
+	// bank; a failed attempt is retried later.
 	DefaultBankRevokeTimeout = 10 * time.Second
 	// DefaultAccessBatchSize is the most access log entries one
 	// transaction appends.
@@ -44,9 +43,10 @@ const (
 
 // The operations that take an idempotency key.
 const (
-	opCreateLink = "CreateLink"
-	opVerifyLink = "VerifyLink"
-	opRevokeLink = "RevokeLink"
+	opCreateLink    = "CreateLink"
+	opVerifyLink    = "VerifyLink"
+	opRevokeLink    = "RevokeLink"
+	opReconfirmLink = "ReconfirmLink"
 )
 
 // Config tunes the service. Zero fields take their defaults.
@@ -59,7 +59,7 @@ type Config struct {
 	ExpiryWarning time.Duration
 	// IdempotencyRetention is how long idempotency keys are remembered.
 	IdempotencyRetention time.Duration
-	// BankRevokeTimeout bounds each best-effort RevokeConsent at a bank.
+	// BankRevokeTimeout bounds each attempt of RevokeConsent at a bank.
 	BankRevokeTimeout time.Duration
 	// AccessBatchSize is the most access log entries appended in one
 	// transaction (group commit).
@@ -73,8 +73,8 @@ type Config struct {
 	AccessAppendTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Logger receives what the service handles itself (a failed revocation
-	// at a bank, a sweep that failed); default discards.
+	// Logger receives what the service handles itself (a revocation a
+	// bank refused for good, a sweep that failed); default discards.
 	Logger *slog.Logger
 	// PageTokens mints and reads the lists' page tokens; every replica
 	// needs the same key (the service passes bootstrap's). Default: a
@@ -89,9 +89,6 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	appender *appender
-
-	// bank revocations run after the caller got its answer
-	wg sync.WaitGroup
 }
 
 // New returns the service.
@@ -135,11 +132,9 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 	}, nil
 }
 
-// Close waits for the access log batch being written, and for the
-// revocations at banks still in flight, each bounded by BankRevokeTimeout.
+// Close waits for the access log batch being written.
 func (s *Service) Close() {
 	s.appender.close()
-	s.wg.Wait()
 }
 
 // now is the clock at the database's precision, microseconds.
@@ -154,7 +149,10 @@ func micro(t time.Time) time.Time {
 
 // CreateLinkInput is what CreateLink needs.
 type CreateLinkInput struct {
-	User     string
+	User string
+	// Client is the client (product) the user links through; its webhooks
+	// get the link's events.
+	Client   string
 	BankID   string
 	Scopes   []commonv1.Scope
 	Purposes []commonv1.Purpose
@@ -214,16 +212,10 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 	if err != nil {
 		return Link{}, err
 	}
-	attempts := 0
-	if ch.Method == ScaMethodOTP {
-		attempts = MaxScaAttempts
-		if ch.AttemptsAllowed > 0 {
-			attempts = min(attempts, ch.AttemptsAllowed)
-		}
-	}
 	link := Link{
 		User:            in.User,
 		ID:              newID(),
+		Client:          in.Client,
 		BankID:          bank.ID,
 		BankDisplayName: bank.DisplayName,
 		State:           StateReceived,
@@ -233,14 +225,7 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 		CreateTime:      now,
 		UpdateTime:      now,
 		BankConsentID:   ch.BankConsentID,
-		SCA: SCA{
-			Method:            ch.Method,
-			Status:            ScaStatusStarted,
-			AttemptsRemaining: attempts,
-			ExpireTime:        micro(ch.ExpireTime),
-			RedirectURI:       ch.RedirectURI,
-			Instruction:       ch.Instruction,
-		},
+		SCA:             startedSCA(ch),
 	}
 	err = s.store.Tx(ctx, func(tx Tx) error {
 		err := tx.InsertIdempotency(ctx, Idempotency{
@@ -256,6 +241,25 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 		return s.writeFailed(ctx, err, in.User, opCreateLink, in.IdempotencyKey, fp)
 	}
 	return link, nil
+}
+
+// startedSCA is the link's record of a challenge the bank started.
+func startedSCA(ch Challenge) SCA {
+	attempts := 0
+	if ch.Method == ScaMethodOTP {
+		attempts = MaxScaAttempts
+		if ch.AttemptsAllowed > 0 {
+			attempts = min(attempts, ch.AttemptsAllowed)
+		}
+	}
+	return SCA{
+		Method:            ch.Method,
+		Status:            ScaStatusStarted,
+		AttemptsRemaining: attempts,
+		ExpireTime:        micro(ch.ExpireTime),
+		RedirectURI:       ch.RedirectURI,
+		Instruction:       ch.Instruction,
+	}
 }
 
 // writeFailed answers a link write of operation op whose transaction
@@ -313,12 +317,15 @@ const (
 	outcomeExpired
 )
 
-// VerifyLink completes (or polls) a RECEIVED link's challenge. A right
-// code makes the link VALID and revokes the user's older VALID link to the
-// same bank; a wrong one costs an attempt, and the fifth locks the
-// challenge and rejects the link. An answer the bank could not give
-// (BANK_UNAVAILABLE and the like) costs nothing and records nothing, so a
-// retry asks the bank again.
+// VerifyLink completes (or polls) a RECEIVED link's challenge, or the
+// reconfirmation challenge of a VALID link (see ReconfirmLink). A right
+// code makes a RECEIVED link VALID and revokes the user's older VALID link
+// to the same bank; a wrong one costs an attempt, and the fifth locks the
+// challenge and rejects the link. A reconfirmation challenge never changes
+// the link's state: passed, it moves the link's expiry to what the bank
+// granted; failed, locked or expired, it leaves the link as it was. An
+// answer the bank could not give (BANK_UNAVAILABLE and the like) costs
+// nothing and records nothing, so a retry asks the bank again.
 func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, error) {
 	fp := fingerprint(in.LinkID, in.Code)
 	if link, ok, err := s.replay(ctx, in.User, opVerifyLink, in.IdempotencyKey, fp); ok || err != nil {
@@ -339,9 +346,10 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 		bankLeft = -1 // the bank's attempts_remaining, when it says
 	)
 	switch {
-	case current.State == StateRejected && stored.State == StateReceived:
+	case current.State == StateRejected && stored.State == StateReceived,
+		reconfirming(stored) && current.State == StateValid && current.SCA.Status == ScaStatusExpired:
 		outcome = outcomeExpired // the challenge timed out here first
-	case current.State != StateReceived:
+	case !pending(current):
 		return Link{}, errLinkNotPending(current.State)
 	case current.SCA.Method == ScaMethodOTP && in.Code == "":
 		return Link{}, errCodeRequired()
@@ -380,22 +388,22 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 	}
 
 	var (
-		link       Link
-		answer     error
-		superseded []Link
+		link   Link
+		answer error
 	)
 	err = s.store.Tx(ctx, func(tx Tx) error {
-		link, answer, superseded = Link{}, nil, nil
+		link, answer = Link{}, nil
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
 		if err != nil {
 			return err
 		}
-		if l.State != StateReceived {
+		if !pending(l) || (l.State == StateValid && l.At(now).State != StateValid) {
 			// Changed under us (revoked, or verified by another key).
 			answer = errLinkNotPending(l.At(now).State)
 			link = l
 			return nil
 		}
+		renewal := l.State == StateValid // a reconfirmation's challenge
 		rec := Idempotency{
 			User: in.User, Operation: opVerifyLink, Key: in.IdempotencyKey,
 			RequestHash: fp, LinkID: l.ID, CreateTime: now,
@@ -404,19 +412,28 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 		switch outcome {
 		case outcomePending:
 		case outcomeFinalised:
-			if superseded, err = s.supersede(ctx, tx, l, now); err != nil {
-				return err
-			}
-			l.State, l.VerifyTime = StateValid, now
 			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFinalised, 0
 			if result.BankConsentID != "" {
 				l.BankConsentID = result.BankConsentID
 			}
-			if vu := micro(result.ValidUntil); !vu.IsZero() && vu.Before(l.ExpireTime) {
+			vu := micro(result.ValidUntil)
+			if renewal {
+				if !vu.IsZero() {
+					s.extend(&l, vu, now)
+				}
+				break
+			}
+			if err := s.supersede(ctx, tx, l, now); err != nil {
+				return err
+			}
+			l.State, l.VerifyTime = StateValid, now
+			if !vu.IsZero() && vu.Before(l.ExpireTime) {
 				l.ExpireTime = vu
 			}
 		case outcomeDeclined:
-			l.State = StateRejected
+			if !renewal {
+				l.State = StateRejected
+			}
 			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
 		case outcomeWrongCode:
 			l.SCA.FailedAttempts++
@@ -432,12 +449,16 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 			}
 			fallthrough
 		case outcomeLocked:
-			l.State = StateRejected
+			if !renewal {
+				l.State = StateRejected
+			}
 			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusLocked, 0
 			answer = errScaLocked()
 			rec.ErrReason = reasonScaLocked
 		case outcomeExpired:
-			l.State = StateRejected
+			if !renewal {
+				l.State = StateRejected
+			}
 			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusExpired, 0
 			answer = errScaExpired()
 			rec.ErrReason = reasonScaExpired
@@ -451,37 +472,55 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 	if err != nil {
 		return s.writeFailed(ctx, err, in.User, opVerifyLink, in.IdempotencyKey, fp)
 	}
-	for _, old := range superseded {
-		s.revokeAtBank(ctx, old)
-	}
 	return link.At(now), answer
 }
 
+// reconfirming reports whether l, as stored, is a VALID link whose
+// reconfirmation challenge is running.
+func reconfirming(l Link) bool {
+	return l.State == StateValid && l.SCA.Status == ScaStatusStarted
+}
+
+// pending reports whether l has a challenge VerifyLink may answer: a
+// RECEIVED link's, or a VALID link's reconfirmation challenge.
+func pending(l Link) bool { return l.State == StateReceived || reconfirming(l) }
+
+// extend moves a VALID link's expiry to until, as the bank granted it,
+// capped by the service's ConsentTTL from now. A later expiry gets its
+// own warning.
+func (s *Service) extend(l *Link, until, now time.Time) {
+	if most := now.Add(s.cfg.ConsentTTL); until.After(most) {
+		until = most
+	}
+	if until.After(l.ExpireTime) {
+		l.ExpiryWarnTime = time.Time{}
+	}
+	l.ExpireTime = until
+}
+
 // supersede ends the user's other VALID links to the bank of l, which is
-// about to become VALID: a user holds at most one VALID link per bank. It
-// returns the links it revoked, for the bank to be told.
-func (s *Service) supersede(ctx context.Context, tx Tx, l Link, now time.Time) ([]Link, error) {
+// about to become VALID: a user holds at most one VALID link per bank. The
+// revocation of each goes to the outbox, for the bank to be told.
+func (s *Service) supersede(ctx context.Context, tx Tx, l Link, now time.Time) error {
 	others, err := tx.LockValidLinks(ctx, l.User, l.BankID)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var revoked []Link
 	for _, o := range others {
 		if o.ID == l.ID {
 			continue
 		}
-		o.UpdateTime = now
-		if o.At(now).State == StateExpired {
-			o.State = StateExpired
-		} else {
-			o.State, o.RevokeTime = StateRevoked, now
-			revoked = append(revoked, o)
-		}
+		o, _, revoked := revoke(o, now, false)
 		if err := tx.SaveLink(ctx, o); err != nil {
-			return nil, err
+			return err
+		}
+		if revoked {
+			if err := tx.AddRevocation(ctx, revocation(o, now)); err != nil {
+				return err
+			}
 		}
 	}
-	return revoked, nil
+	return nil
 }
 
 // RevokeLinkInput is what RevokeLink needs.
@@ -492,20 +531,18 @@ type RevokeLinkInput struct {
 
 // RevokeLink ends a link's consent at once: a VALID link becomes REVOKED,
 // a RECEIVED one too, its challenge cancelled. A link that already ended is
-// returned as it is. The bank is then asked to delete its side of the
-// consent, without waiting for it.
+// returned as it is. The revocation goes to the outbox in the same
+// transaction (event consent.link.revoked), from which the bank is told
+// (RunBankRevocations) without the caller waiting for it.
 func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, error) {
 	fp := fingerprint(in.LinkID)
 	if link, ok, err := s.replay(ctx, in.User, opRevokeLink, in.IdempotencyKey, fp); ok || err != nil {
 		return link, err
 	}
 	now := s.now()
-	var (
-		link    Link
-		revoked bool
-	)
+	var link Link
 	err := s.store.Tx(ctx, func(tx Tx) error {
-		link, revoked = Link{}, false
+		link = Link{}
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
 		if err != nil {
 			return err
@@ -517,19 +554,125 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 		if err != nil {
 			return err
 		}
-		var changed bool
-		if link, changed, revoked = revoke(l, now, false); !changed {
-			return nil
-		}
-		return tx.SaveLink(ctx, link)
+		return s.saveRevoked(ctx, tx, &link, l, now, false)
 	})
 	if err != nil {
 		return s.writeFailed(ctx, err, in.User, opRevokeLink, in.IdempotencyKey, fp)
 	}
-	if revoked {
-		s.revokeAtBank(ctx, link)
-	}
 	return link.At(now), nil
+}
+
+// saveRevoked ends l at now as revoke does, saves it into *out and, when
+// it was revoked just now, writes its revocation to the outbox.
+func (s *Service) saveRevoked(ctx context.Context, tx Tx, out *Link, l Link, now time.Time, byBank bool) error {
+	var changed, revoked bool
+	if *out, changed, revoked = revoke(l, now, byBank); !changed {
+		return nil
+	}
+	if err := tx.SaveLink(ctx, *out); err != nil {
+		return err
+	}
+	if !revoked {
+		return nil
+	}
+	return tx.AddRevocation(ctx, revocation(*out, now))
+}
+
+// revocation is the consent.link.revoked event of l, revoked at now.
+func revocation(l Link, now time.Time) Revocation {
+	return Revocation{
+		EventID: newID(), User: l.User, LinkID: l.ID, Client: l.Client, BankID: l.BankID,
+		RevokedByBank: l.RevokedByBank, RevokeTime: l.RevokeTime, EventTime: now,
+	}
+}
+
+// ReconfirmLinkInput is what ReconfirmLink needs.
+type ReconfirmLinkInput struct {
+	User, LinkID   string
+	IdempotencyKey string
+}
+
+// ReconfirmLink extends a VALID link the user wants to keep, asking the
+// bank to extend its consent to ConsentTTL from now. A bank that extends
+// without a new SCA answers with what it granted (capped by its own
+// maximum validity), which becomes the link's expiry; a bank that wants
+// SCA first starts a challenge, which the link holds (still VALID, its
+// expiry unchanged) until VerifyLink completes it. A bank that no longer
+// knows the consent makes the link REVOKED, by the bank. An answer the
+// bank could not give records nothing, so a retry asks again.
+func (s *Service) ReconfirmLink(ctx context.Context, in ReconfirmLinkInput) (Link, error) {
+	fp := fingerprint(in.LinkID)
+	if link, ok, err := s.replay(ctx, in.User, opReconfirmLink, in.IdempotencyKey, fp); ok || err != nil {
+		return link, err
+	}
+	stored, err := s.store.Link(ctx, in.User, in.LinkID)
+	if errors.Is(err, ErrNotFound) {
+		return Link{}, errLinkNotFound()
+	}
+	if err != nil {
+		return Link{}, fmt.Errorf("read link: %w", err)
+	}
+	now := s.now()
+	if current := stored.At(now); current.State != StateValid {
+		return Link{}, errLinkNotValid(current.State)
+	}
+	want := now.Add(s.cfg.ConsentTTL)
+	ext, err := s.banks.ExtendConsent(ctx, stored.BankID, ExtendConsentRequest{
+		BankConsentID:  stored.BankConsentID,
+		ValidUntil:     want,
+		IdempotencyKey: bankKey(in.User, opReconfirmLink, in.IdempotencyKey),
+	})
+	forgotten := apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
+	if err != nil && !forgotten {
+		return Link{}, err
+	}
+
+	var (
+		link   Link
+		answer error
+	)
+	err = s.store.Tx(ctx, func(tx Tx) error {
+		link, answer = Link{}, nil
+		l, err := tx.LockLink(ctx, in.User, in.LinkID)
+		if err != nil {
+			return err
+		}
+		if current := l.At(now); current.State != StateValid {
+			// Ended under us (revoked, expired, replaced).
+			link, answer = l, errLinkNotValid(current.State)
+			return nil
+		}
+		rec := Idempotency{
+			User: in.User, Operation: opReconfirmLink, Key: in.IdempotencyKey,
+			RequestHash: fp, LinkID: l.ID, CreateTime: now,
+		}
+		if forgotten {
+			rec.ErrReason = reasonRevokedByBank
+		}
+		if err := tx.InsertIdempotency(ctx, rec); err != nil {
+			return err
+		}
+		switch {
+		case forgotten:
+			answer = errRevokedByBank()
+			return s.saveRevoked(ctx, tx, &link, l, now, true)
+		case ext.Challenge != nil:
+			l.SCA = startedSCA(*ext.Challenge)
+		default:
+			s.extend(&l, micro(ext.ValidUntil), now)
+			if l.SCA.Status == ScaStatusStarted {
+				// An earlier reconfirmation's challenge is moot now.
+				l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
+			}
+		}
+		l.UpdateTime = now
+		link = l
+		return tx.SaveLink(ctx, l)
+	})
+	if err != nil {
+		return s.writeFailed(ctx, err, in.User, opReconfirmLink, in.IdempotencyKey, fp)
+	}
+	return link.At(now), answer
 }
 
 // ReportBankRevocation records that the bank no longer knows, or has
@@ -538,7 +681,8 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 // watchers hear of it once committed. The bank is not asked to revoke:
 // it has no consent left. A link that has already ended is returned as it
 // is (an end that the clock alone made is written down), so repeated
-// reports are safe. An unknown link is NOT_FOUND.
+// reports are safe. An unknown link is NOT_FOUND. The revocation goes to
+// the outbox, marked as the bank's, for the product to hear of it.
 func (s *Service) ReportBankRevocation(ctx context.Context, user, id string) (Link, error) {
 	now := s.now()
 	var link Link
@@ -547,11 +691,7 @@ func (s *Service) ReportBankRevocation(ctx context.Context, user, id string) (Li
 		if err != nil {
 			return err
 		}
-		var changed bool
-		if link, changed, _ = revoke(l, now, true); !changed {
-			return nil
-		}
-		return tx.SaveLink(ctx, link)
+		return s.saveRevoked(ctx, tx, &link, l, now, true)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return Link{}, errLinkNotFound()
@@ -570,7 +710,9 @@ func revoke(l Link, now time.Time, byBank bool) (out Link, changed, revoked bool
 	current := l.At(now)
 	switch {
 	case current.State == StateValid || current.State == StateReceived:
-		if current.State == StateReceived {
+		l.SCA = current.SCA
+		if l.SCA.Status == ScaStatusStarted {
+			// a RECEIVED link's challenge, or a reconfirmation's
 			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
 		}
 		l.State, l.RevokeTime, l.UpdateTime, l.RevokedByBank = StateRevoked, now, now, byBank
@@ -580,25 +722,6 @@ func revoke(l Link, now time.Time, byBank bool) (out Link, changed, revoked bool
 		return current, true, false
 	}
 	return l, false, false
-}
-
-// revokeAtBank asks the bank to delete its side of the link's consent, in
-// the background: bankbridge stopped serving the data already, so the
-// caller does not wait, and a failure is logged for operators.
-func (s *Service) revokeAtBank(ctx context.Context, l Link) {
-	if l.BankConsentID == "" {
-		return
-	}
-	ctx = context.WithoutCancel(ctx) // keeps the trace, not the caller's deadline
-	s.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.BankRevokeTimeout)
-		defer cancel()
-		if err := s.banks.RevokeConsent(ctx, l.BankID, l.BankConsentID); err != nil {
-			s.log.WarnContext(ctx, "bank did not confirm the revocation; it will expire at the bank",
-				slog.String(telemetry.AttrBankID, l.BankID),
-				slog.String(telemetry.AttrReason, apierr.ReasonString(apierr.Reason(err))))
-		}
-	})
 }
 
 // GetLink returns one of the user's links as it reads now.

@@ -12,6 +12,8 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
+	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
@@ -39,8 +41,17 @@ type fakeBank struct {
 	starts      []app.StartScaRequest
 	verifies    []app.VerifyScaRequest
 	revoked     chan string
+	revokeErr   error // the bank's answer to RevokeConsent while set
 	bankLeft    map[string]int
 	requestedTo map[string]time.Time
+
+	// ExtendConsent: extendSCA asks for a challenge, extendCap (when set)
+	// caps what it grants, extendErr fails it; extends counts the calls.
+	extendSCA bool
+	extendCap time.Time
+	extendErr error
+	extends   []app.ExtendConsentRequest
+	now       func() time.Time // the fixture's clock, for extension challenges
 }
 
 func newFakeBank() *fakeBank {
@@ -109,8 +120,49 @@ func (b *fakeBank) VerifySca(_ context.Context, _ string, r app.VerifyScaRequest
 }
 
 func (b *fakeBank) RevokeConsent(_ context.Context, _, id string) error {
+	b.mu.Lock()
+	err := b.revokeErr
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	b.revoked <- id
 	return nil
+}
+
+func (b *fakeBank) setRevokeErr(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.revokeErr = err
+}
+
+func (b *fakeBank) ExtendConsent(_ context.Context, _ string, r app.ExtendConsentRequest) (app.Extension, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.extends = append(b.extends, r)
+	if b.extendErr != nil {
+		return app.Extension{}, b.extendErr
+	}
+	until := r.ValidUntil
+	if !b.extendCap.IsZero() && b.extendCap.Before(until) {
+		until = b.extendCap
+	}
+	if b.extendSCA {
+		// VerifySca grants what was asked, from the same consent.
+		b.requestedTo[r.BankConsentID] = until
+		b.bankLeft[r.BankConsentID] = b.attempts
+		return app.Extension{Challenge: &app.Challenge{
+			BankConsentID: r.BankConsentID, Method: app.ScaMethodOTP, Instruction: "Enter the code to keep sharing",
+			ExpireTime: b.now().Add(5 * time.Minute), AttemptsAllowed: b.attempts,
+		}}, nil
+	}
+	return app.Extension{ValidUntil: until}, nil
+}
+
+func (b *fakeBank) extendCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.extends)
 }
 
 func (b *fakeBank) verifyCount() int {
@@ -124,20 +176,38 @@ type fixture struct {
 	bank  *fakeBank
 	clock *testkit.Clock
 	st    *store.Store
+	db    *storage.DB
 }
 
+// setup is the service on a SQLite store with the platform's outbox, and
+// its bank revocation worker reading that outbox through outboxBus.
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	st, err := store.New(t.Context(), storagetest.OpenSQLite(t), nil)
+	db := storagetest.OpenSQLite(t)
+	if err := events.Migrate(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(t.Context(), db, events.NewOutbox(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{bank: newFakeBank(), clock: testkit.NewClock(time.Now().UTC()), st: st}
+	f := &fixture{bank: newFakeBank(), clock: testkit.NewClock(time.Now().UTC()), st: st, db: db}
+	f.bank.now = f.clock.Now
 	f.svc, err = app.New(st, f.bank, app.Config{Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.svc.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.svc.RunBankRevocations(ctx, &outboxBus{db: db, retry: 20 * time.Millisecond})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	return f
 }
 
@@ -741,7 +811,8 @@ func TestLinkAt(t *testing.T) {
 		wantScaSt app.ScaStatus
 	}{
 		{"valid before its end", app.StateValid, now, app.StateValid, app.ScaStatusStarted},
-		{"valid at its end is expired", app.StateValid, now.Add(time.Hour), app.StateExpired, app.ScaStatusStarted},
+		{"valid at its end is expired, a running reconfirmation with it", app.StateValid, now.Add(time.Hour), app.StateExpired, app.ScaStatusExpired},
+		{"valid after its reconfirmation's challenge ends stays valid", app.StateValid, now.Add(time.Minute), app.StateValid, app.ScaStatusExpired},
 		{"received before the challenge ends", app.StateReceived, now, app.StateReceived, app.ScaStatusStarted},
 		{"received after the challenge ends is rejected", app.StateReceived, now.Add(time.Minute), app.StateRejected, app.ScaStatusExpired},
 		{"revoked stays revoked", app.StateRevoked, now.Add(2 * time.Hour), app.StateRevoked, app.ScaStatusStarted},

@@ -19,7 +19,8 @@ type SweepResult struct {
 	// Ended counts links flipped to EXPIRED (consent) or REJECTED
 	// (challenge) because their time passed.
 	Ended int
-	// Warned counts expiry warnings written to the outbox.
+	// Warned counts expiry warnings (consent.link.expiring) written to the
+	// outbox.
 	Warned int
 	// KeysForgotten counts idempotency keys past their retention.
 	KeysForgotten int
@@ -27,8 +28,9 @@ type SweepResult struct {
 
 // Sweep writes down what time has changed: VALID links past their
 // expire_time become EXPIRED, RECEIVED links whose challenge expired
-// become REJECTED, a ConsentExpiryWarning goes to the outbox, once, for
-// each VALID link within ExpiryWarning of its end, and old idempotency keys
+// become REJECTED, an expiry warning (consent.link.expiring) goes to the
+// outbox, once per expiry, for each VALID link within ExpiryWarning of its
+// end, in the transaction that marks the link warned, and old idempotency keys
 // are forgotten. Reads never wait for it: they apply the clock themselves
 // (Link.At). Replicas may sweep at once; each warning is still written once.
 func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
@@ -77,21 +79,24 @@ func (s *Service) warnExpiry(ctx context.Context, user, id string, now time.Time
 			return nil
 		}
 		l.ExpiryWarnTime = now
-		err = tx.InsertExpiryWarning(ctx, ExpiryWarning{
-			EventID:         newID(),
-			User:            l.User,
-			LinkID:          l.ID,
-			BankID:          l.BankID,
-			BankDisplayName: l.BankDisplayName,
-			Scopes:          l.Scopes,
-			ExpireTime:      l.ExpireTime,
-			EventTime:       now,
+		if err := tx.SaveLink(ctx, l); err != nil {
+			return err
+		}
+		err = tx.AddExpiryWarning(ctx, ExpiryWarning{
+			EventID:    newID(),
+			User:       l.User,
+			LinkID:     l.ID,
+			Client:     l.Client,
+			BankID:     l.BankID,
+			Scopes:     l.Scopes,
+			ExpireTime: l.ExpireTime,
+			EventTime:  now,
 		})
 		if err != nil {
 			return err
 		}
 		warned = true
-		return tx.SaveLink(ctx, l)
+		return nil
 	})
 	if errors.Is(err, ErrNotFound) {
 		return false, nil

@@ -121,3 +121,32 @@ func (a *Adapters) RevokeConsent(ctx context.Context, bankID, bankConsentID stri
 	_, err = c.RevokeConsent(consentManagement(ctx), &adapterv1.RevokeConsentRequest{BankConsentId: bankConsentID})
 	return err
 }
+
+// ExtendConsent asks the bank to extend a consent: extended, or the
+// challenge the bank wants first.
+func (a *Adapters) ExtendConsent(ctx context.Context, bankID string, r app.ExtendConsentRequest) (app.Extension, error) {
+	c, err := a.reg.Client(bankID)
+	if err != nil {
+		return app.Extension{}, err
+	}
+	resp, err := c.ExtendConsent(consentManagement(ctx), &adapterv1.ExtendConsentRequest{
+		BankConsentId:  r.BankConsentID,
+		ValidUntil:     timestamppb.New(r.ValidUntil),
+		IdempotencyKey: r.IdempotencyKey,
+	})
+	if err != nil {
+		return app.Extension{}, err
+	}
+	if ch := resp.GetScaRequired(); ch != nil {
+		return app.Extension{Challenge: &app.Challenge{
+			BankConsentID:   r.BankConsentID,
+			Method:          app.ParseScaMethod(strings.TrimPrefix(ch.GetMethod().String(), "SCA_METHOD_")),
+			Instruction:     ch.GetChallengeText(),
+			ExpireTime:      ch.GetExpireTime().AsTime(),
+			RedirectURI:     ch.GetRedirectUri(),
+			AttemptsAllowed: int(ch.GetAttemptsAllowed()),
+		}}, nil
+	}
+	// The registry validated the answer: one of the two is set.
+	return app.Extension{ValidUntil: resp.GetExtended().GetValidUntil().AsTime()}, nil
+}

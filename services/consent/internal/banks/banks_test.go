@@ -51,9 +51,39 @@ func TestAdaptersLinkWithTheSandbox(t *testing.T) {
 	if res.Status != app.ScaStatusFinalised || !res.ValidUntil.Equal(until) {
 		t.Fatalf("verify = %+v, want FINALISED until %v", res, until)
 	}
+	longer := until.Add(10 * 24 * time.Hour)
+	ext, err := b.ExtendConsent(t.Context(), "sandbox", app.ExtendConsentRequest{BankConsentID: ch.BankConsentID, ValidUntil: longer, IdempotencyKey: "key-00000003"})
+	if err != nil || ext.Challenge != nil || !ext.ValidUntil.Equal(longer) {
+		t.Fatalf("extend = %+v, %v; want extended until %v without SCA", ext, err, longer)
+	}
 	if err := b.RevokeConsent(t.Context(), "sandbox", ch.BankConsentID); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestAdaptersExtendWithSCAWhereTheBankAsks(t *testing.T) {
+	t.Parallel()
+	b := inProcess(t)
+	until := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	ch, err := b.StartSca(t.Context(), "sandbox", app.StartScaRequest{
+		UserReference: "u-ref-2", LoginHint: "bob", Scopes: []commonv1.Scope{commonv1.Scope_SCOPE_ACCOUNTS},
+		ValidUntil: until, IdempotencyKey: "key-00000011",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.VerifySca(t.Context(), "sandbox", app.VerifyScaRequest{BankConsentID: ch.BankConsentID, Code: sandbox.Code, IdempotencyKey: "key-00000012"}); err != nil {
+		t.Fatal(err)
+	}
+	ext, err := b.ExtendConsent(t.Context(), "sandbox", app.ExtendConsentRequest{BankConsentID: ch.BankConsentID, ValidUntil: until.Add(24 * time.Hour), IdempotencyKey: "key-00000013"})
+	if err != nil || ext.Challenge == nil {
+		t.Fatalf("extend = %+v, %v; want a challenge", ext, err)
+	}
+	if c := ext.Challenge; c.Method != app.ScaMethodOTP || c.BankConsentID != ch.BankConsentID || c.AttemptsAllowed != 5 || c.Instruction == "" {
+		t.Errorf("challenge %+v: want OTP on the same consent, 5 attempts, an instruction", c)
+	}
+	_, err = b.ExtendConsent(t.Context(), "sandbox", app.ExtendConsentRequest{BankConsentID: "cns-unknown", ValidUntil: until, IdempotencyKey: "key-00000014"})
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
 }
 
 func TestAdaptersPassTheBanksErrorsOn(t *testing.T) {

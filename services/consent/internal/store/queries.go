@@ -29,7 +29,7 @@ type queries struct {
 const linkColumns = `user_id, link_id, bank_id, bank_display_name, state, scopes, purposes, expire_time,
 	create_time, update_time, verify_time, revoke_time, bank_consent_id, sca_method, sca_status,
 	sca_attempts_remaining, sca_failed_attempts, sca_expire_time, sca_redirect_uri, sca_instruction,
-	expiry_warn_time, revoked_by_bank`
+	expiry_warn_time, revoked_by_bank, client_id`
 
 // linkValues lists l's column values in linkColumns order.
 func linkValues(l app.Link) []any {
@@ -39,7 +39,7 @@ func linkValues(l app.Link) []any {
 		storage.NullMicros(l.VerifyTime), storage.NullMicros(l.RevokeTime), l.BankConsentID,
 		l.SCA.Method.String(), l.SCA.Status.String(), l.SCA.AttemptsRemaining, l.SCA.FailedAttempts,
 		zeroMicros(l.SCA.ExpireTime), l.SCA.RedirectURI, l.SCA.Instruction, storage.NullMicros(l.ExpiryWarnTime),
-		l.RevokedByBank,
+		l.RevokedByBank, l.Client,
 	}
 }
 
@@ -69,7 +69,7 @@ func scanLink(rows interface{ Scan(...any) error }) (app.Link, error) {
 	err := rows.Scan(&l.User, &l.ID, &l.BankID, &l.BankDisplayName, &state, &scopes, &purposes, &expire,
 		&create, &update, &verify, &revoke, &l.BankConsentID, &method, &status,
 		&l.SCA.AttemptsRemaining, &l.SCA.FailedAttempts, &scaExpire, &l.SCA.RedirectURI, &l.SCA.Instruction,
-		&warned, &l.RevokedByBank)
+		&warned, &l.RevokedByBank, &l.Client)
 	if err != nil {
 		return app.Link{}, err
 	}

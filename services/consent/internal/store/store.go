@@ -1,7 +1,9 @@
 // Package store keeps the consent service's state in SQL, on SQLite or
 // PostgreSQL alike (platform/storage): links, user pseudonyms at banks,
-// idempotency keys, each user's hash-chained access log, and the outbox of
-// expiry warnings. It implements app.Store.
+// idempotency keys and each user's hash-chained access log. It implements
+// app.Store, writing the service's events (expiry warnings, revocations)
+// to the platform's outbox (events.Outbox) in the transaction of the change
+// they report.
 //
 // Link state changes are published to watchers once their transaction
 // commits: on SQLite within the process (one process owns the file), on
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 )
 
@@ -40,16 +43,19 @@ const maxTxAttempts = 5
 // use.
 type Store struct {
 	queries
-	db   *storage.DB
-	log  *slog.Logger
-	feed *feed
+	db     *storage.DB
+	outbox events.Outbox
+	log    *slog.Logger
+	feed   *feed
 }
 
 var _ app.Store = (*Store)(nil)
 
-// New migrates db to the consent schema and returns the store. Call Run
-// for the life of the service so watchers get changes.
-func New(ctx context.Context, db *storage.DB, log *slog.Logger) (*Store, error) {
+// New migrates db to the consent schema and returns the store, which
+// writes events to outbox (in db: events.NewOutbox, after events.Migrate).
+// Call Run for the life of the service so watchers get changes. A store
+// without an outbox (nil) reads, and fails every write of an event.
+func New(ctx context.Context, db *storage.DB, outbox events.Outbox, log *slog.Logger) (*Store, error) {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("consent migrations: %w", err)
@@ -60,7 +66,7 @@ func New(ctx context.Context, db *storage.DB, log *slog.Logger) (*Store, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{queries: queries{q: db.DB, db: db}, db: db, log: log, feed: newFeed()}
+	s := &Store{queries: queries{q: db.DB, db: db}, db: db, outbox: outbox, log: log, feed: newFeed()}
 	if db.Dialect() == storage.SQLite {
 		// Every change is made through this process, so the feed is live
 		// from the start.
@@ -75,7 +81,7 @@ func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
 	var changes []app.Change
 	err := s.retry(ctx, func() error {
 		return s.db.InTx(ctx, func(sqlTx *sql.Tx) error {
-			t := &tx{queries: queries{q: sqlTx, db: s.db}, locked: map[linkKey]app.State{}}
+			t := &tx{queries: queries{q: sqlTx, db: s.db}, sqlTx: sqlTx, outbox: s.outbox, locked: map[linkKey]app.State{}}
 			if err := fn(t); err != nil {
 				return err
 			}
@@ -267,7 +273,10 @@ func (s *Store) ExpireLinks(ctx context.Context, now time.Time) (int, error) {
 				query string
 				state app.State
 			}{
-				{`UPDATE links SET state = 'EXPIRED', update_time = $1
+				// A reconfirmation's challenge still running ends with its link.
+				{`UPDATE links SET state = 'EXPIRED', update_time = $1,
+					sca_attempts_remaining = CASE WHEN sca_status = 'STARTED' THEN 0 ELSE sca_attempts_remaining END,
+					sca_status = CASE WHEN sca_status = 'STARTED' THEN 'EXPIRED' ELSE sca_status END
 					WHERE state = 'VALID' AND expire_time <= $1 RETURNING user_id, link_id`, app.StateExpired},
 				{`UPDATE links SET state = 'REJECTED', sca_status = 'EXPIRED', sca_attempts_remaining = 0, update_time = $1
 					WHERE state = 'RECEIVED' AND sca_expire_time <> 0 AND sca_expire_time <= $1 RETURNING user_id, link_id`, app.StateRejected},
@@ -318,6 +327,8 @@ type linkKey struct{ user, id string }
 // link it locked, to tell which saves change a state.
 type tx struct {
 	queries
+	sqlTx   *sql.Tx
+	outbox  events.Outbox
 	locked  map[linkKey]app.State
 	changes []app.Change
 }
@@ -343,7 +354,7 @@ func (t *tx) LockValidLinks(ctx context.Context, user, bankID string) ([]app.Lin
 // InsertLink stores a new link.
 func (t *tx) InsertLink(ctx context.Context, l app.Link) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO links (`+linkColumns+`) VALUES (
-		$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`, linkValues(l)...)
+		$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`, linkValues(l)...)
 	if err != nil {
 		return fmt.Errorf("insert link: %w", err)
 	}
@@ -362,7 +373,7 @@ func (t *tx) SaveLink(ctx context.Context, l app.Link) error {
 		purposes = $7, expire_time = $8, create_time = $9, update_time = $10, verify_time = $11, revoke_time = $12,
 		bank_consent_id = $13, sca_method = $14, sca_status = $15, sca_attempts_remaining = $16,
 		sca_failed_attempts = $17, sca_expire_time = $18, sca_redirect_uri = $19, sca_instruction = $20,
-		expiry_warn_time = $21, revoked_by_bank = $22
+		expiry_warn_time = $21, revoked_by_bank = $22, client_id = $23
 		WHERE user_id = $1 AND link_id = $2`, v...)
 	if err != nil {
 		return fmt.Errorf("save link: %w", err)

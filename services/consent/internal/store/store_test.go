@@ -18,6 +18,7 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
+	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
 
@@ -27,10 +28,14 @@ import (
 // t0 is the suite's clock: microsecond precision, like the columns.
 var t0 = time.Date(2031, 3, 4, 5, 6, 7, 891234000, time.UTC)
 
-// open migrates db and starts the store's change feed for the test.
+// open migrates db, the platform's outbox with it, and starts the store's
+// change feed for the test.
 func open(t *testing.T, db *storage.DB) *store.Store {
 	t.Helper()
-	st, err := store.New(t.Context(), db, nil)
+	if err := events.Migrate(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(t.Context(), db, events.NewOutbox(db), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +105,8 @@ func TestStore(t *testing.T) {
 		t.Run("SaveLink needs a locked link", func(t *testing.T) { testSaveUnlocked(t, st) })
 		t.Run("state changes reach subscribers after commit", func(t *testing.T) { testChanges(t, st) })
 		t.Run("sweep ends links and warns once", func(t *testing.T) { testSweep(t, st, db) })
+		t.Run("events are written with their transaction, or not at all", func(t *testing.T) { testEvents(t, st, db) })
+		t.Run("the old outbox table is gone", func(t *testing.T) { testOldOutboxGone(t, db) })
 		t.Run("concurrent appends make one gapless chain", func(t *testing.T) { testConcurrentAppends(t, st) })
 		t.Run("one transaction appends to many chains", func(t *testing.T) { testBatchAppend(t, st) })
 		t.Run("a batch that would break a chain writes nothing", func(t *testing.T) { testBatchRefused(t, st) })
@@ -118,6 +125,7 @@ func testLinkRoundTrip(t *testing.T, st *store.Store) {
 		ExpireTime: t0.Add(time.Hour), RedirectURI: "https://bank.example/sca", Instruction: "Open the page"}
 	l.ExpiryWarnTime = t0.Add(2 * time.Minute)
 	l.RevokedByBank = true
+	l.Client = "chat-app"
 	insert(t, st, l)
 	got, err := st.Link(t.Context(), "rt", "l1")
 	if err != nil {
@@ -383,14 +391,72 @@ func testSweep(t *testing.T, st *store.Store, db *storage.DB) {
 		if id == "stuck" && l.SCA.Status != app.ScaStatusExpired {
 			t.Errorf("stuck link's challenge is %s, want EXPIRED", l.SCA.Status)
 		}
+		if id == "over" && (l.SCA.Status != app.ScaStatusExpired || l.SCA.AttemptsRemaining != 0) {
+			t.Errorf("the expired link's running reconfirmation challenge is %s (%d left), want EXPIRED", l.SCA.Status, l.SCA.AttemptsRemaining)
+		}
 	}
 	var n int
-	var payload string
-	if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*), MAX(payload) FROM outbox WHERE event_type = 'bankbridge.consent.v1.ConsentExpiryWarning'`).Scan(&n, &payload); err != nil {
+	var resource, payload string
+	if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*), MAX(resource), MAX(data) FROM events_outbox
+		WHERE event_type = 'consent.link.expiring' AND user_id = 'sw'`).Scan(&n, &resource, &payload); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || !strings.Contains(payload, "users/sw/links/soon") {
-		t.Errorf("outbox holds %d warnings (%s), want one for users/sw/links/soon", n, payload)
+	if n != 1 || resource != "users/sw/links/soon" || !strings.Contains(payload, `"link":"users/sw/links/soon"`) {
+		t.Errorf("outbox holds %d warnings (%s: %s), want one for users/sw/links/soon", n, resource, payload)
+	}
+}
+
+// testEvents: an event added in a transaction is in the outbox once the
+// transaction commits, with the fields the relay publishes, and not at
+// all when the transaction fails.
+func testEvents(t *testing.T, st *store.Store, db *storage.DB) {
+	l := newLink("ev", "l1", "sandbox", app.StateRevoked, t0)
+	l.Client = "chat-app"
+	insert(t, st, l)
+	count := func(id string) int {
+		var n int
+		if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM events_outbox WHERE event_id = $1`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rev := app.Revocation{EventID: "ev-committed", User: "ev", LinkID: "l1", Client: "chat-app", BankID: "sandbox", RevokeTime: t0, EventTime: t0.Add(time.Second)}
+	if err := st.Tx(t.Context(), func(tx app.Tx) error { return tx.AddRevocation(t.Context(), rev) }); err != nil {
+		t.Fatal(err)
+	}
+	var typ, source, client, resource, data string
+	var eventTime int64
+	err := db.QueryRowContext(t.Context(), `SELECT event_type, source, client_id, resource, event_time, data FROM events_outbox WHERE event_id = 'ev-committed'`).
+		Scan(&typ, &source, &client, &resource, &eventTime, &data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ != app.EventLinkRevoked || source != "consent" || client != "chat-app" || resource != "users/ev/links/l1" ||
+		!storage.FromMicros(eventTime).Equal(rev.EventTime) || !strings.Contains(data, `"eventId":"ev-committed"`) {
+		t.Errorf("outbox row %s %s %s %s %d %s", typ, source, client, resource, eventTime, data)
+	}
+
+	w := app.ExpiryWarning{EventID: "ev-rolled-back", User: "ev", LinkID: "l1", BankID: "sandbox", ExpireTime: t0, EventTime: t0}
+	boom := errors.New("boom")
+	err = st.Tx(t.Context(), func(tx app.Tx) error {
+		if err := tx.AddExpiryWarning(t.Context(), w); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Tx = %v, want boom", err)
+	}
+	if n := count("ev-rolled-back"); n != 0 {
+		t.Errorf("the event of a failed transaction is in the outbox %d times", n)
+	}
+}
+
+// testOldOutboxGone: migration 00003 dropped the consent service's own
+// outbox table, whose rows were never sent.
+func testOldOutboxGone(t *testing.T, db *storage.DB) {
+	if _, err := db.ExecContext(t.Context(), `SELECT COUNT(*) FROM outbox`); err == nil {
+		t.Error("table outbox still exists")
 	}
 }
 
@@ -777,7 +843,7 @@ func BenchmarkAppendAccess(b *testing.B) {
 	for _, d := range dbs {
 		for _, c := range configs {
 			b.Run(d.name+"/"+c.name, func(b *testing.B) {
-				st, err := store.New(b.Context(), d.open(b), nil)
+				st, err := store.New(b.Context(), d.open(b), nil, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

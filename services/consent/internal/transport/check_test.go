@@ -27,7 +27,7 @@ func (brokenLog) AppendAccess(context.Context, []string, func(map[string]app.Cha
 
 func TestRecordAccessMasksAFailedAppend(t *testing.T) {
 	t.Parallel()
-	st, err := store.New(t.Context(), storagetest.OpenSQLite(t), nil)
+	st, err := store.New(t.Context(), storagetest.OpenSQLite(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

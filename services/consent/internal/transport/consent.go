@@ -5,6 +5,7 @@ import (
 
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/names"
 )
 
@@ -26,6 +27,7 @@ func (s *ConsentServer) CreateLink(ctx context.Context, req *consentv1.CreateLin
 	l := req.GetLink()
 	link, err := s.app.CreateLink(ctx, app.CreateLinkInput{
 		User:            user,
+		Client:          access.GrantFrom(ctx).Principal.Client,
 		BankID:          l.GetBankId(),
 		Scopes:          l.GetScopes(),
 		Purposes:        l.GetPurposes(),
@@ -103,6 +105,19 @@ func (s *ConsentServer) RevokeLink(ctx context.Context, req *consentv1.RevokeLin
 		return nil, err
 	}
 	return &consentv1.RevokeLinkResponse{Link: linkToProto(link)}, nil
+}
+
+// ReconfirmLink extends a VALID link, or starts the bank's challenge for it.
+func (s *ConsentServer) ReconfirmLink(ctx context.Context, req *consentv1.ReconfirmLinkRequest) (*consentv1.ReconfirmLinkResponse, error) {
+	name, err := parseName(names.ParseLink, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	link, err := s.app.ReconfirmLink(ctx, app.ReconfirmLinkInput{User: name.User, LinkID: name.ID, IdempotencyKey: req.GetIdempotencyKey()})
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.ReconfirmLinkResponse{Link: linkToProto(link)}, nil
 }
 
 // ListAccessLog returns a page of the user's access log.

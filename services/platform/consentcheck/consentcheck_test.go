@@ -1,0 +1,246 @@
+package consentcheck_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	"github.com/bankbridge/bankbridge/services/platform/access"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
+	"github.com/bankbridge/bankbridge/services/platform/names"
+)
+
+// consentServer is the consent service's check API over real gRPC: users
+// in allowed have consent; push sends a change on every open watch; drop
+// ends every open watch.
+type consentServer struct {
+	consentv1.UnimplementedConsentCheckServiceServer
+
+	mu      sync.Mutex
+	allowed map[string]bool
+	checks  int
+	down    bool
+	watches map[chan *consentv1.WatchConsentChangesResponse]chan struct{}
+}
+
+func (s *consentServer) CheckConsent(_ context.Context, req *consentv1.CheckConsentRequest) (*consentv1.CheckConsentResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks++
+	user, _ := names.UserOf(req.GetUser())
+	if !s.allowed[user] {
+		return &consentv1.CheckConsentResponse{DenialReason: commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED}, nil
+	}
+	return &consentv1.CheckConsentResponse{Allowed: true, Link: req.GetUser() + "/links/l1"}, nil
+}
+
+func (s *consentServer) WatchConsentChanges(_ *consentv1.WatchConsentChangesRequest, stream grpc.ServerStreamingServer[consentv1.WatchConsentChangesResponse]) error {
+	ch, drop := make(chan *consentv1.WatchConsentChangesResponse, 16), make(chan struct{})
+	s.mu.Lock()
+	if s.down {
+		s.mu.Unlock()
+		return status.Error(codes.Unavailable, "change feed down")
+	}
+	s.watches[ch] = drop
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.watches, ch)
+		s.mu.Unlock()
+	}()
+	if err := stream.Send(&consentv1.WatchConsentChangesResponse{}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case c := <-ch:
+			if err := stream.Send(c); err != nil {
+				return err
+			}
+		case <-drop:
+			_, err := apierr.Internal()
+			return err
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+func (s *consentServer) watchers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.watches)
+}
+
+func (s *consentServer) checkCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checks
+}
+
+// revoke takes user's consent away and tells the watchers.
+func (s *consentServer) revoke(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allowed[user] = false
+	for ch := range s.watches {
+		ch <- &consentv1.WatchConsentChangesResponse{User: names.User(user), Link: names.User(user) + "/links/l1", State: consentv1.ConsentState_CONSENT_STATE_REVOKED}
+	}
+}
+
+// drop ends every open watch with INTERNAL, as a broken change feed does,
+// and refuses new ones until up.
+func (s *consentServer) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = true
+	for ch, drop := range s.watches {
+		close(drop)
+		delete(s.watches, ch)
+	}
+}
+
+func (s *consentServer) up() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = false
+}
+
+// start serves a consent server and runs a checker's Watch against it.
+func start(t *testing.T, users ...string) (*consentServer, *consentcheck.Checker) {
+	t.Helper()
+	fake := &consentServer{allowed: map[string]bool{}, watches: map[chan *consentv1.WatchConsentChangesResponse]chan struct{}{}}
+	for _, u := range users {
+		fake.allowed[u] = true
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	consentv1.RegisterConsentCheckServiceServer(srv, fake)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	c := consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{CacheTTL: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Watch(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return fake, c
+}
+
+var need = access.Need{Scope: commonv1.Scope_SCOPE_SHIPPING}
+
+const purpose = commonv1.Purpose_PURPOSE_ORDER_TRACKING
+
+func receive(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no notification: %s", what)
+	}
+}
+
+func none(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("unexpected notification: %s", what)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// drain empties ch of the notifications the watch's start sent.
+func drain(ch <-chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		case <-time.After(200 * time.Millisecond):
+			return
+		}
+	}
+}
+
+// TestChangesNotifiesTheUserAfterForgetting: a change for alice reaches
+// alice's subscribers, not bob's, and a Decide after the notification asks
+// the consent service again even though the cache would have kept the
+// allowed decision for an hour.
+func TestChangesNotifiesTheUserAfterForgetting(t *testing.T) {
+	t.Parallel()
+	fake, c := start(t, "alice", "bob")
+	alice, cancelAlice := c.Changes("alice")
+	defer cancelAlice()
+	bob, cancelBob := c.Changes("bob")
+	defer cancelBob()
+	waitWatching(t, fake)
+	drain(alice)
+	drain(bob)
+
+	// Cached while the watch is up: the second Decide does not ask.
+	for range 2 {
+		if _, err := c.Decide(t.Context(), "alice", need, purpose); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fake.checkCount(); n != 1 {
+		t.Fatalf("consent checks = %d, want 1 (the second decision cached)", n)
+	}
+
+	fake.revoke("alice")
+	receive(t, alice, "alice's consent changed")
+	none(t, bob, "only alice's consent changed")
+	_, err := c.Decide(t.Context(), "alice", need, purpose)
+	if !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED) {
+		t.Fatalf("Decide after the change = %v, want CONSENT_REVOKED (the cached decision dropped before the notification)", err)
+	}
+}
+
+// TestChangesOnFeedLoss: when the change stream drops, changes may be
+// missed, so every subscriber hears of it; again when it comes back.
+func TestChangesOnFeedLoss(t *testing.T) {
+	t.Parallel()
+	fake, c := start(t, "alice", "bob")
+	alice, cancelAlice := c.Changes("alice")
+	defer cancelAlice()
+	bob, cancelBob := c.Changes("bob")
+	waitWatching(t, fake)
+	drain(alice)
+	drain(bob)
+	cancelBob()
+	cancelBob() // safe twice
+
+	fake.drop()
+	receive(t, alice, "the change stream dropped")
+	none(t, alice, "failed reconnects change nothing")
+	fake.up()
+	waitWatching(t, fake)
+	receive(t, alice, "the change stream came back")
+	none(t, bob, "bob cancelled")
+}
+
+func waitWatching(t *testing.T, fake *consentServer) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for fake.watchers() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the checker never opened the change stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
