@@ -148,12 +148,13 @@ func (b *builder) build(life context.Context) error {
 		b.deps.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{
 			CacheTTL: c.ConsentCacheTTL, Logger: log,
 		})
-		if c.ConsentCacheTTL > 0 {
-			b.tasks = append(b.tasks, func(ctx context.Context) error {
-				b.deps.Consent.Watch(ctx)
-				return nil
-			})
-		}
+		// The change stream drops cached decisions and tells open event
+		// streams to re-check consent, so it runs whether or not decisions
+		// are cached.
+		b.tasks = append(b.tasks, func(ctx context.Context) error {
+			b.deps.Consent.Watch(ctx)
+			return nil
+		})
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -412,4 +413,59 @@ func TestSubjectMatch(t *testing.T) {
 			t.Errorf("match(%q, %q) = %v, want %v", tt.pattern, tt.subject, got, tt.want)
 		}
 	}
+}
+
+// TestCredentialsAreReadAtEachConnection: the server's token changes (a
+// rotation) while the bus is connected; the bus reads the new one when it
+// reconnects, without a restart.
+func TestCredentialsAreReadAtEachConnection(t *testing.T) {
+	dir := t.TempDir()
+	addr := "127.0.0.1:" + freePort(t)
+	s, err := events.Embedded(dir, events.WithListenAddr(addr), events.WithToken("t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	token := "t1"
+	get := func(context.Context) (events.Credentials, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return events.Credentials{Token: token}, nil
+	}
+	b, err := events.Connect(t.Context(), events.Config{URL: s.URL(), SubjectKey: testKey, Stream: uniqueStream(), Credentials: get})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	publish(t, b, event("kate", "a.b", 1))
+
+	s.Close()
+	mu.Lock()
+	token = "t2"
+	mu.Unlock()
+	embedded(t, dir, events.WithListenAddr(addr), events.WithToken("t2"))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		err := b.Publish(ctx, event("kate", "a.b", 2))
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no publish after the rotation: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
 }
