@@ -25,8 +25,9 @@ type hook struct {
 // the bus, and delivered by the webhooks service to the endpoint the link's
 // client registered, signed as Standard Webhooks says. The signature is
 // checked here from the published format, not with bankbridge's code.
+//
+// Not parallel: it needs the sandbox, which outage_test.go stops (file order).
 func TestExpiryWarningReachesAWebhook(t *testing.T) {
-	t.Parallel()
 	hooks := make(chan hook, 16)
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
