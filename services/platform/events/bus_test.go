@@ -288,8 +288,10 @@ func TestBus(t *testing.T) {
 			ctx, stop := context.WithCancel(t.Context())
 			ended := make(chan error, 1)
 			go func() {
+				// A short ack wait: a message the stopped iterator had pulled
+				// but not handled is redelivered within it after a restart.
 				ended <- b.Consume(ctx, "revocations", events.Filter{Types: []string{"consent.link.revoked"}}, handle,
-					events.WithBackoff(200*time.Millisecond, time.Second))
+					events.WithBackoff(200*time.Millisecond, time.Second), events.WithAckWait(2*time.Second))
 			}()
 			waitDone(t, done)
 			mu.Lock()
@@ -313,7 +315,7 @@ func TestBus(t *testing.T) {
 			ctx, stop = context.WithCancel(t.Context())
 			defer stop()
 			go func() {
-				ended <- b.Consume(ctx, "revocations", events.Filter{Types: []string{"consent.link.revoked"}}, handle)
+				ended <- b.Consume(ctx, "revocations", events.Filter{Types: []string{"consent.link.revoked"}}, handle, events.WithAckWait(2*time.Second))
 			}()
 			waitDone(t, done)
 			time.Sleep(200 * time.Millisecond)
