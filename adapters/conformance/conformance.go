@@ -48,6 +48,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -147,7 +148,7 @@ func (k *kit) has(c adapterv1.Capability) bool { return slices.Contains(k.capabi
 func (k *kit) ctx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), k.fx.CallTimeout)
 	t.Cleanup(cancel)
-	return metadata.AppendToOutgoingContext(ctx, "bankbridge-purpose", "ACCOUNT_INFORMATION")
+	return metadata.AppendToOutgoingContext(ctx, adapters.PurposeMetadata, "ACCOUNT_INFORMATION")
 }
 
 // key returns an idempotency key unique to this run.

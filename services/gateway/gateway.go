@@ -90,9 +90,9 @@ type Gateway struct {
 
 // headers the gateway passes to gRPC as metadata, beyond Authorization.
 var forwardedHeaders = map[string]string{
-	"bankbridge-purpose": access.PurposeHeader,
-	"idempotency-key":    "idempotency-key",
-	"authorization":      "authorization",
+	"bankbridge-purpose":        access.PurposeHeader,
+	server.IdempotencyKeyHeader: server.IdempotencyKeyHeader,
+	"authorization":             "authorization",
 }
 
 // New dials every configured backend and builds the handler.

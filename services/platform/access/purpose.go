@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
@@ -32,8 +33,9 @@ func ResourceOf(req proto.Message) (string, bool) {
 
 // PurposeHeader is the gRPC metadata key every call to a public service
 // declares its purpose in; the gateway fills it from the HTTP header
-// Bankbridge-Purpose.
-const PurposeHeader = "bankbridge-purpose"
+// Bankbridge-Purpose. It is the key bankbridge passes the purpose on to
+// banks with, defined once in the adapter SDK.
+const PurposeHeader = adapters.PurposeMetadata
 
 // PurposeFromContext reads the declared purpose from the incoming metadata:
 // a Purpose name without or with its PURPOSE_ prefix, in any case. A missing,
