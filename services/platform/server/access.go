@@ -225,6 +225,18 @@ func (s *grantStream) RecvMsg(m any) error {
 	return nil
 }
 
+// consentEnded reports an error that ends an open stream because the
+// consent no longer covers it.
+func consentEnded(err error) bool {
+	switch apierr.Reason(err) {
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED, commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED,
+		commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK,
+		commonv1.ErrorReason_ERROR_REASON_PURPOSE_NOT_ALLOWED:
+		return true
+	}
+	return false
+}
+
 func (c *accessCheck) stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if !c.public(info.FullMethod) {
@@ -232,8 +244,13 @@ func (c *accessCheck) stream() grpc.StreamServerInterceptor {
 		}
 		gs := &grantStream{ServerStream: ss, c: c, method: info.FullMethod, ctx: ss.Context()}
 		err := handler(srv, gs)
-		if err != nil && gs.checked {
+		if err != nil && gs.grant.User != "" {
 			c.bankRevoked(gs.ctx, gs.grant, err)
+			if consentEnded(err) {
+				// The opening was recorded as allowed; the user's log also
+				// says when and why the consent stopped the stream.
+				c.denied(gs.ctx, gs.grant, info.FullMethod, err)
+			}
 		}
 		return err
 	}

@@ -213,6 +213,25 @@ func TestNoDataLeavesWhenTheAccessCannotBeRecorded(t *testing.T) {
 	}
 }
 
+func TestAStreamEndedByConsentIsRecorded(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	stream, err := e.shipping.WatchShipments(e.asFor(t, "alice", "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/alice", ResumeCursor: "revoke"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
+	entries := e.hooks.recorded()
+	if len(entries) != 2 || !entries[0].Allowed || entries[1].Allowed || entries[1].Reason != commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED ||
+		entries[1].Method != "/bankbridge.shipping.v1.ShippingService/WatchShipments" {
+		t.Errorf("recorded %+v, want the opening allowed, then the end denied with CONSENT_REVOKED", entries)
+	}
+}
+
 func TestABankRevocationIsReportedForTheGrantedLink(t *testing.T) {
 	t.Parallel()
 	e := startExample(t, exampleOpts{})

@@ -88,8 +88,16 @@ func (exampleShipping) CreateShipment(_ context.Context, req *shippingv1.CreateS
 	return &shippingv1.CreateShipmentResponse{Shipment: &shippingv1.Shipment{TrackingNumber: req.GetIdempotencyKey()}}, nil
 }
 
-func (exampleShipping) WatchShipments(_ *shippingv1.WatchShipmentsRequest, stream grpc.ServerStreamingServer[shippingv1.WatchShipmentsResponse]) error {
-	return stream.Send(&shippingv1.WatchShipmentsResponse{Cursor: "c1"})
+// WatchShipments sends one event; with resume_cursor "revoke" the consent
+// then ends the stream, as events/stream does on a revocation.
+func (exampleShipping) WatchShipments(req *shippingv1.WatchShipmentsRequest, stream grpc.ServerStreamingServer[shippingv1.WatchShipmentsResponse]) error {
+	if err := stream.Send(&shippingv1.WatchShipmentsResponse{Cursor: "c1"}); err != nil {
+		return err
+	}
+	if req.GetResumeCursor() == "revoke" {
+		return apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, "the user revoked the consent")
+	}
+	return nil
 }
 
 // recorder is a consent checker and access-log recorder that remembers
