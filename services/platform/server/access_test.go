@@ -277,17 +277,19 @@ func TestAPublicMethodWithoutAnAccessRuleStopsTheStart(t *testing.T) {
 			Method: []*descriptorpb.MethodDescriptorProto{{Name: proto.String("Ping"), InputType: proto.String(".norule.v1.PingRequest"), OutputType: proto.String(".norule.v1.PingRequest")}},
 		}},
 	}
-	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := protoregistry.GlobalFiles.RegisterFile(fd); err != nil {
-		t.Fatal(err)
+	if _, err := protoregistry.GlobalFiles.FindFileByPath(fdp.GetName()); err != nil { // once per process (-count)
+		fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := protoregistry.GlobalFiles.RegisterFile(fd); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e := startExample(t, exampleOpts{}) // for its telemetry and verifier
 	cfg := server.Defaults("norule", "127.0.0.1:0", "")
 	cfg.DevMode = true
-	_, err = server.New(cfg, server.Deps{Telemetry: e.tel, Verifier: e.verifier, Recorder: e.hooks}, func(r grpc.ServiceRegistrar) {
+	_, err := server.New(cfg, server.Deps{Telemetry: e.tel, Verifier: e.verifier, Recorder: e.hooks}, func(r grpc.ServiceRegistrar) {
 		r.RegisterService(&grpc.ServiceDesc{ServiceName: "norule.v1.NoRuleService", HandlerType: (*any)(nil),
 			Methods: []grpc.MethodDesc{{MethodName: "Ping", Handler: func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
 				return nil, nil

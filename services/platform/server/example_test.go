@@ -89,13 +89,18 @@ func (exampleShipping) CreateShipment(_ context.Context, req *shippingv1.CreateS
 }
 
 // WatchShipments sends one event; with resume_cursor "revoke" the consent
-// then ends the stream, as events/stream does on a revocation.
+// then ends the stream, as events/stream does on a revocation; with "hold"
+// it stays open, as a live stream does.
 func (exampleShipping) WatchShipments(req *shippingv1.WatchShipmentsRequest, stream grpc.ServerStreamingServer[shippingv1.WatchShipmentsResponse]) error {
 	if err := stream.Send(&shippingv1.WatchShipmentsResponse{Cursor: "c1"}); err != nil {
 		return err
 	}
-	if req.GetResumeCursor() == "revoke" {
+	switch req.GetResumeCursor() {
+	case "revoke":
 		return apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, "the user revoked the consent")
+	case "hold": // a live stream: open until the client or the server ends it
+		<-stream.Context().Done()
+		return stream.Context().Err()
 	}
 	return nil
 }

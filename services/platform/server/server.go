@@ -7,6 +7,7 @@
 // The chain, outermost first — each concern in its own file:
 //
 //	recovery   panic → INTERNAL with an incident id          recover.go
+//	drain      streams end when the server stops (streams)     drain.go
 //	(stats)    OpenTelemetry, as a stats handler               server.go
 //	trace id   x-trace-id response header                      traceid.go
 //	logging    one JSON line per call with trace ids           logging.go
@@ -89,6 +90,8 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	ready  atomic.Bool
+	// stopping is closed when the graceful stop begins; open streams end.
+	stopping chan struct{}
 
 	grpcLis, adminLis net.Listener
 }
@@ -107,7 +110,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Telemetry.Logger, health: health.NewServer()}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Telemetry.Logger, health: health.NewServer(), stopping: make(chan struct{})}
 
 	// The validator and the access rules need the service names before the
 	// chain exists, so collect them from a throwaway registrar first.
@@ -162,6 +165,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		),
 		grpc.ChainStreamInterceptor(
 			recoveryStream(s.log),
+			drainStream(s.stopping),
 			traceIDStream,
 			loggingStream(s.log),
 			maskStream(s.log),
@@ -255,5 +259,6 @@ func (s *Server) Serve(ctx context.Context) error {
 			s.ready.Store(false)
 			s.health.Shutdown()
 		},
+		Stopping: func() { close(s.stopping) },
 	}.Serve(ctx, endpoints, admin)
 }

@@ -103,7 +103,8 @@ func Readyz(ready func() bool) http.Handler {
 //  1. NotServing runs at once: gRPC health NOT_SERVING, /readyz 503;
 //  2. for DrainDelay every call is still served, so load balancers stop
 //     routing here before anything is refused;
-//  3. the endpoints stop gracefully: no new calls, in-flight ones finish;
+//  3. the endpoints stop gracefully: no new calls, in-flight ones finish
+//     (open gRPC streams are ended, see Stopping);
 //  4. once Grace has passed, what is still running is stopped hard;
 //  5. the admin endpoints stop last, so /readyz says 503 throughout.
 //
@@ -115,6 +116,9 @@ type Shutdown struct {
 	Logger     *slog.Logger
 	// NotServing turns the process's readiness off (step 1).
 	NotServing func()
+	// Stopping, when set, runs as the graceful stop begins (step 3): the
+	// gRPC server ends its open streams then.
+	Stopping func()
 }
 
 // Serve serves every endpoint until ctx ends or one of them fails, then
@@ -158,6 +162,9 @@ func (sd Shutdown) stop(endpoints, admin []Endpoint) {
 	}
 	log.Info("draining", slog.String("drain_delay", sd.DrainDelay.String()), slog.String("grace", sd.Grace.String()))
 	time.Sleep(sd.DrainDelay)
+	if sd.Stopping != nil {
+		sd.Stopping()
+	}
 	if !stopAll(endpoints, sd.Grace) {
 		log.Warn("grace period over; stopping in-flight calls")
 	}

@@ -336,6 +336,9 @@ const (
 	// The access could not be recorded in the user's access log, so no data
 	// was served; retry after RetryInfo's delay.
 	ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE ErrorReason = 61
+	// The server is stopping (a deploy or a scale-down) and ended the stream;
+	// reopen it at once with the last cursor, and another replica answers.
+	ErrorReason_ERROR_REASON_SERVER_STOPPING ErrorReason = 62
 )
 
 // Enum value maps for ErrorReason.
@@ -375,6 +378,7 @@ var (
 		56: "ERROR_REASON_THREAD_CONTROL_NOT_HELD",
 		60: "ERROR_REASON_INTERNAL",
 		61: "ERROR_REASON_AUDIT_UNAVAILABLE",
+		62: "ERROR_REASON_SERVER_STOPPING",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -411,6 +415,7 @@ var (
 		"ERROR_REASON_THREAD_CONTROL_NOT_HELD":    56,
 		"ERROR_REASON_INTERNAL":                   60,
 		"ERROR_REASON_AUDIT_UNAVAILABLE":          61,
+		"ERROR_REASON_SERVER_STOPPING":            62,
 	}
 )
 
@@ -743,7 +748,7 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x0fAUDIENCE_PUBLIC\x10\x01\x12\x15\n" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
-	"\x0fAUDIENCE_CLIENT\x10\x04*\x80\v\n" +
+	"\x0fAUDIENCE_CLIENT\x10\x04*\xa8\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -779,7 +784,8 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	" ERROR_REASON_CONVERSATION_CLOSED\x107\x1a\x04\xd0\xf3\x18\t\x12.\n" +
 	"$ERROR_REASON_THREAD_CONTROL_NOT_HELD\x108\x1a\x04\xd0\xf3\x18\t\x12\x1f\n" +
 	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r\x12(\n" +
-	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e:]\n" +
+	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e\x12&\n" +
+	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e:]\n" +
 	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:Z\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\v2 .bankbridge.common.v1.AccessRuleR\x06access:R\n" +
 	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xdd\x01\n" +

@@ -203,6 +203,7 @@ type SupportServiceClient interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
 	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
 	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
+	// Fails with UNAVAILABLE (SERVER_STOPPING) when the server stops (a deploy, a scale-down); reopen at once with the last cursor.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
@@ -611,6 +612,7 @@ type SupportServiceServer interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
 	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
 	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
+	// Fails with UNAVAILABLE (SERVER_STOPPING) when the server stops (a deploy, a scale-down); reopen at once with the last cursor.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
