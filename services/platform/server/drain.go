@@ -29,6 +29,9 @@ func drainStream(stopping <-chan struct{}) grpc.StreamServerInterceptor {
 			}
 		}()
 		err := handler(srv, &checkedStream{ServerStream: ss, ctx: ctx})
+		if err == nil {
+			return nil // it ended by itself, whatever the server does now
+		}
 		select {
 		case <-ended:
 			return apierr.New(commonv1.ErrorReason_ERROR_REASON_SERVER_STOPPING,
