@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 func TestTraceIDComesBackInHeaders(t *testing.T) {
@@ -28,12 +30,16 @@ func TestTraceIDComesBackInHeaders(t *testing.T) {
 		if len(got) != 1 || len(got[0]) != 32 {
 			t.Fatalf("%s = %v, want one 32-hex trace id", server.TraceIDHeader, got)
 		}
-		found := false
-		for _, s := range e.spans.GetSpans() {
-			if s.SpanContext.TraceID().String() == got[0] && s.Name == "bankbridge.balance.v1.BalanceService/GetBalance" {
-				found = true
+		// The server ends its span after the answer is on the wire, so the
+		// client may read the answer first.
+		found := testkit.Within(5*time.Second, func() bool {
+			for _, s := range e.spans.GetSpans() {
+				if s.SpanContext.TraceID().String() == got[0] && s.Name == "bankbridge.balance.v1.BalanceService/GetBalance" {
+					return true
+				}
 			}
-		}
+			return false
+		})
 		if !found {
 			t.Errorf("no exported server span has trace id %s", got[0])
 		}
@@ -90,6 +96,8 @@ func TestNoPersonalDataInTelemetry(t *testing.T) {
 	_, _ = e.balance.GetBalance(e.as(t, "bob"), aliceBalance)
 
 	forbidden := []string{fixtureLast4, fmt.Sprint(fixtureAmountUnits), "4111111111111111", "hunter2", token, "users/alice"}
+	// Each server span ends after its answer is sent: wait for all five.
+	testkit.Within(5*time.Second, func() bool { return len(e.spans.GetSpans()) >= 5 })
 	spans := e.spans.GetSpans()
 	if len(spans) < 5 {
 		t.Fatalf("only %d spans exported", len(spans))
