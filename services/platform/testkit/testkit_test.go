@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,5 +157,14 @@ func TestSandboxRegistry(t *testing.T) {
 	info, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
 	if err != nil || info.GetBankId() != "sandbox" {
 		t.Fatalf("GetAdapterInfo = %v, %v", info, err)
+	}
+}
+
+func TestWithoutRandomFields(t *testing.T) {
+	t.Parallel()
+	line := `{"time":"2026-11-27T12:22:32.111951608Z","level":"INFO","trace_id":"4821aa","span_id":"19516000","duration_ms":48.21,"bankbridge.incident_id":"48214821","msg":"account 4821"}`
+	got := testkit.WithoutRandomFields(line)
+	if strings.Count(got, "4821") != 1 || strings.Contains(got, "195160") || !strings.Contains(got, `"msg":"account 4821"`) {
+		t.Errorf("WithoutRandomFields(%s) = %s; want only the message's 4821 left", line, got)
 	}
 }
