@@ -52,8 +52,9 @@ import (
 
 // Config is the gateway's configuration (flags or BANKBRIDGE_* env).
 type Config struct {
-	// Backend gRPC addresses; a backend left empty is not routed.
-	ConsentAddr, BalanceAddr, ReceiptsAddr, ShippingAddr, SupportAddr, WebhooksAddr string
+	// Backends are the services' gRPC addresses by name (Backends(), flag
+	// --<name>-addr); a backend without one is not routed.
+	Backends map[string]string
 
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
@@ -69,13 +70,39 @@ type Config struct {
 	DevServiceSecret  string
 }
 
-// backend is one service the gateway routes to.
-type backend struct {
+// route is one service the gateway can route to.
+type route struct {
 	name     string
-	addr     string
 	service  string // the gRPC service's full name
 	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
-	conn     *grpc.ClientConn
+}
+
+// routes are every service the gateway knows; adding a service to the REST
+// surface is one entry here (its --<name>-addr flag follows).
+var routes = []route{
+	{name: "consent", service: consentv1.ConsentService_ServiceDesc.ServiceName, register: consentv1.RegisterConsentServiceHandler},
+	{name: "balance", service: balancev1.BalanceService_ServiceDesc.ServiceName, register: balancev1.RegisterBalanceServiceHandler},
+	{name: "receipts", service: receiptsv1.ReceiptsService_ServiceDesc.ServiceName, register: receiptsv1.RegisterReceiptsServiceHandler},
+	{name: "shipping", service: shippingv1.ShippingService_ServiceDesc.ServiceName, register: shippingv1.RegisterShippingServiceHandler},
+	{name: "support", service: supportv1.SupportService_ServiceDesc.ServiceName, register: supportv1.RegisterSupportServiceHandler},
+	{name: "webhooks", service: webhooksv1.WebhooksService_ServiceDesc.ServiceName, register: webhooksv1.RegisterWebhooksServiceHandler},
+}
+
+// Backends are the names of the services the gateway can route to, the
+// keys of Config.Backends.
+func Backends() []string {
+	out := make([]string, len(routes))
+	for i, r := range routes {
+		out[i] = r.name
+	}
+	return out
+}
+
+// backend is one routed service and its connection.
+type backend struct {
+	route
+	addr string
+	conn *grpc.ClientConn
 }
 
 // Gateway is the HTTP handler and the connections behind it.
@@ -104,17 +131,13 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		cfg.RequestTimeout = 30 * time.Second
 	}
 	g := &Gateway{cfg: cfg, tel: tel, log: tel.Logger, issuer: issuer}
-	all := []*backend{
-		{name: "consent", addr: cfg.ConsentAddr, service: consentv1.ConsentService_ServiceDesc.ServiceName, register: consentv1.RegisterConsentServiceHandler},
-		{name: "balance", addr: cfg.BalanceAddr, service: balancev1.BalanceService_ServiceDesc.ServiceName, register: balancev1.RegisterBalanceServiceHandler},
-		{name: "receipts", addr: cfg.ReceiptsAddr, service: receiptsv1.ReceiptsService_ServiceDesc.ServiceName, register: receiptsv1.RegisterReceiptsServiceHandler},
-		{name: "shipping", addr: cfg.ShippingAddr, service: shippingv1.ShippingService_ServiceDesc.ServiceName, register: shippingv1.RegisterShippingServiceHandler},
-		{name: "support", addr: cfg.SupportAddr, service: supportv1.SupportService_ServiceDesc.ServiceName, register: supportv1.RegisterSupportServiceHandler},
-		{name: "webhooks", addr: cfg.WebhooksAddr, service: webhooksv1.WebhooksService_ServiceDesc.ServiceName, register: webhooksv1.RegisterWebhooksServiceHandler},
+	all := make([]*backend, len(routes))
+	for i, r := range routes {
+		all[i] = &backend{route: r, addr: cfg.Backends[r.name]}
 	}
-	routes := queryRoutes{}
+	query := queryRoutes{}
 	for _, b := range all {
-		if err := routes.add(b.service); err != nil {
+		if err := query.add(b.service); err != nil {
 			return nil, err
 		}
 	}
@@ -122,7 +145,7 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 	mux = runtime.NewServeMux(
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
-				if err := routes.check(r, pathParams); err != nil {
+				if err := query.check(r, pathParams); err != nil {
 					if errors.Is(err, errNoRoute) {
 						id, masked := apierr.Internal()
 						g.log.ErrorContext(r.Context(), "REST route without an indexed HTTP binding", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))

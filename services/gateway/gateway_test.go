@@ -102,7 +102,7 @@ func start(t *testing.T, devMode bool) *fixture {
 	beDone := make(chan error, 1)
 	go func() { beDone <- srv.Serve(beCtx) }()
 
-	gcfg := Config{BalanceAddr: srv.GRPCAddr(), MaxBodyBytes: 1024, RequestTimeout: 5 * time.Second, DevClient: "dev-client"}
+	gcfg := Config{Backends: map[string]string{"balance": srv.GRPCAddr()}, MaxBodyBytes: 1024, RequestTimeout: 5 * time.Second, DevClient: "dev-client"}
 	var gwIssuer *auth.DevIssuer
 	if devMode {
 		gwIssuer = issuer
@@ -343,7 +343,7 @@ func TestEveryRouteRefusesUnknownQueryParameters(t *testing.T) {
 	}
 	// The refusal comes before any backend is called: these never answer.
 	const nowhere = "127.0.0.1:1"
-	g, err := New(ctx, Config{ConsentAddr: nowhere, BalanceAddr: nowhere, ReceiptsAddr: nowhere, ShippingAddr: nowhere, SupportAddr: nowhere}, tel, nil)
+	g, err := New(ctx, Config{Backends: map[string]string{"consent": nowhere, "balance": nowhere, "receipts": nowhere, "shipping": nowhere, "support": nowhere}}, tel, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"strings"
 	"time"
 
 	"github.com/bankbridge/bankbridge/services/platform/auth"
@@ -22,12 +23,15 @@ type config struct {
 // RegisterFlags binds the gateway's own flags, after the kit's.
 func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	g := &c.Gateway
-	fs.StringVar(&g.ConsentAddr, "consent-addr", g.ConsentAddr, "consent service gRPC address")
-	fs.StringVar(&g.BalanceAddr, "balance-addr", g.BalanceAddr, "balance service gRPC address")
-	fs.StringVar(&g.ReceiptsAddr, "receipts-addr", g.ReceiptsAddr, "receipts service gRPC address")
-	fs.StringVar(&g.ShippingAddr, "shipping-addr", g.ShippingAddr, "shipping service gRPC address")
-	fs.StringVar(&g.SupportAddr, "support-addr", g.SupportAddr, "support service gRPC address")
-	fs.StringVar(&g.WebhooksAddr, "webhooks-addr", g.WebhooksAddr, "webhooks service gRPC address")
+	if g.Backends == nil {
+		g.Backends = map[string]string{}
+	}
+	for _, name := range Backends() {
+		fs.Func(name+"-addr", name+" service gRPC address (not routed when empty)", func(v string) error {
+			g.Backends[name] = v
+			return nil
+		})
+	}
 	fs.Int64Var(&g.MaxBodyBytes, "max-body-bytes", g.MaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&g.RequestTimeout, "request-timeout", g.RequestTimeout, "deadline of a non-streaming call")
 	fs.BoolVar(&g.DevMode, "dev-mode", g.DevMode, "serve the dev token issuer (never in production)")
@@ -55,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 			DevIssuer:         "http://127.0.0.1:8080",
 			DevAudience:       "bankbridge",
 			DevClient:         "dev-client",
-			DevServiceClients: "balance,consent,receipts,shipping,support",
+			DevServiceClients: strings.Join(Backends(), ","),
 		},
 	}
 	cfg.HTTPAddr = "127.0.0.1:8080"

@@ -66,7 +66,7 @@ func TestWebhooksOverREST(t *testing.T) {
 	beCtx, stop := context.WithCancel(ctx)
 	go func() { done <- srv.Serve(beCtx) }()
 	t.Cleanup(func() { stop(); <-done })
-	g, err := New(ctx, Config{WebhooksAddr: srv.GRPCAddr(), MaxBodyBytes: 4096, RequestTimeout: 5 * time.Second, DevClient: "dev-client"}, tel, issuer)
+	g, err := New(ctx, Config{Backends: map[string]string{"webhooks": srv.GRPCAddr()}, MaxBodyBytes: 4096, RequestTimeout: 5 * time.Second, DevClient: "dev-client"}, tel, issuer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -14,15 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
-
-// NATSURLEnv names the NATS server (with JetStream) the suites also run
-// against. CI sets it (.ci/run starts nats-server), which makes that half
-// required; locally it defaults to nats://127.0.0.1:4222, and the half is
-// skipped, saying so, when nothing answers there.
-const NATSURLEnv = "BANKBRIDGE_TEST_NATS_URL"
-
-const defaultNATSURL = "nats://127.0.0.1:4222"
 
 var testKey = []byte("test-subject-key-of-at-least-32-bytes!")
 
@@ -34,7 +24,7 @@ func eachNATS(t *testing.T, suite func(t *testing.T, url string)) {
 		suite(t, embedded(t, t.TempDir()).URL())
 	})
 	t.Run("nats-server", func(t *testing.T) {
-		suite(t, realNATS(t))
+		suite(t, testkit.RealNATS(t))
 	})
 }
 
@@ -68,29 +58,6 @@ func embedded(t testing.TB, dir string, opts ...events.EmbeddedOption) *events.S
 		}
 	}
 	return s
-}
-
-// realNATS is the URL of the real nats-server, or skips the test.
-func realNATS(t testing.TB) string {
-	t.Helper()
-	raw, required := os.LookupEnv(NATSURLEnv)
-	if !required || raw == "" {
-		raw, required = defaultNATSURL, false
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("%s: not a URL", NATSURLEnv)
-	}
-	c, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if required {
-			t.Fatalf("%s=%s is set but nothing answers: %v", NATSURLEnv, raw, err)
-		}
-		t.Skipf("no nats-server at %s, so this suite did NOT run against a real NATS server; "+
-			"start one (nats-server -js) or set %s", raw, NATSURLEnv)
-	}
-	_ = c.Close()
-	return raw
 }
 
 // uniqueStream is a stream of its own for one test, so tests can share the

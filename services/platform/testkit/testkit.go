@@ -8,7 +8,10 @@ package testkit
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -214,4 +217,34 @@ var randomLogFields = regexp.MustCompile(`"(trace_id|span_id|bankbridge\.inciden
 // what the clock did.
 func WithoutRandomFields(logs string) string {
 	return randomLogFields.ReplaceAllString(logs, "")
+}
+
+// NATSURLEnv names the NATS server (with JetStream) the event suites also
+// run against. CI sets it (.ci/run starts nats-server), which makes that
+// half required; locally it defaults to nats://127.0.0.1:4222, and the half
+// is skipped, saying so, when nothing answers there.
+const NATSURLEnv = "BANKBRIDGE_TEST_NATS_URL"
+
+// RealNATS is the URL of the real nats-server, or skips the test (fails it
+// when NATSURLEnv is set and nothing answers).
+func RealNATS(t testing.TB) string {
+	t.Helper()
+	raw, required := os.LookupEnv(NATSURLEnv)
+	if !required || raw == "" {
+		raw, required = "nats://127.0.0.1:4222", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%s: not a URL", NATSURLEnv)
+	}
+	c, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		if required {
+			t.Fatalf("%s=%s is set but nothing answers: %v", NATSURLEnv, raw, err)
+		}
+		t.Skipf("no nats-server at %s, so this did NOT run against a real NATS server; "+
+			"start one (nats-server -js) or set %s", raw, NATSURLEnv)
+	}
+	_ = c.Close()
+	return raw
 }

@@ -3,9 +3,6 @@ package stream_test
 import (
 	"context"
 	"database/sql"
-	"net"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,15 +12,8 @@ import (
 
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
-
-// natsURLEnv names the real NATS server (with JetStream) the tests also
-// run against, as in the events package: set, it is required; unset, the
-// tests try nats://127.0.0.1:4222 and skip that half, saying so, when
-// nothing answers there.
-const natsURLEnv = "BANKBRIDGE_TEST_NATS_URL"
-
-const defaultNATSURL = "nats://127.0.0.1:4222"
 
 var subjectKey = []byte("stream-test-subject-key-of-32-bytes!")
 
@@ -44,30 +34,8 @@ func backends(*testing.T) []backend {
 			t.Cleanup(s.Close)
 			return s.URL()
 		}},
-		{name: "nats-server", url: realNATS},
+		{name: "nats-server", url: func(t *testing.T) string { return testkit.RealNATS(t) }},
 	}
-}
-
-// realNATS is the URL of the real nats-server, or skips the test.
-func realNATS(t *testing.T) string {
-	t.Helper()
-	raw, required := os.LookupEnv(natsURLEnv)
-	if !required || raw == "" {
-		raw, required = defaultNATSURL, false
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("%s: not a URL", natsURLEnv)
-	}
-	c, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if required {
-			t.Fatalf("%s=%s is set but nothing answers: %v", natsURLEnv, raw, err)
-		}
-		t.Skipf("no nats-server at %s, so this did NOT run against a real NATS server; start one (nats-server -js) or set %s", raw, natsURLEnv)
-	}
-	_ = c.Close()
-	return raw
 }
 
 // testStream is a stream of the test's own on a backend (so tests can
