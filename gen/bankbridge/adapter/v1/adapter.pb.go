@@ -55,6 +55,9 @@ const (
 	// it, with a new SCA (completed with VerifySca) where the bank asks for
 	// one. Needs CAPABILITY_SCA.
 	Capability_CAPABILITY_CONSENT_EXTENSION Capability = 8
+	// GetPurchaseDetails: the line items behind a card purchase, from the
+	// card issuer. Needs CAPABILITY_TRANSACTIONS.
+	Capability_CAPABILITY_PURCHASE_DETAILS Capability = 9
 )
 
 // Enum value maps for Capability.
@@ -69,6 +72,7 @@ var (
 		6: "CAPABILITY_FRAUD",
 		7: "CAPABILITY_EVENTS",
 		8: "CAPABILITY_CONSENT_EXTENSION",
+		9: "CAPABILITY_PURCHASE_DETAILS",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED":       0,
@@ -80,6 +84,7 @@ var (
 		"CAPABILITY_FRAUD":             6,
 		"CAPABILITY_EVENTS":            7,
 		"CAPABILITY_CONSENT_EXTENSION": 8,
+		"CAPABILITY_PURCHASE_DETAILS":  9,
 	}
 )
 
@@ -2365,6 +2370,318 @@ func (x *Transaction) GetMaskedCardNumber() *v1.MaskedAccountNumber {
 	return nil
 }
 
+// GetPurchaseDetailsRequest names one card transaction.
+type GetPurchaseDetailsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent to act under.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// The account, as ListAccounts returned it.
+	BankAccountId string `protobuf:"bytes,2,opt,name=bank_account_id,json=bankAccountId,proto3" json:"bank_account_id,omitempty"`
+	// The card transaction, as SyncTransactions returned it.
+	TransactionId string `protobuf:"bytes,3,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPurchaseDetailsRequest) Reset() {
+	*x = GetPurchaseDetailsRequest{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPurchaseDetailsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPurchaseDetailsRequest) ProtoMessage() {}
+
+func (x *GetPurchaseDetailsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPurchaseDetailsRequest.ProtoReflect.Descriptor instead.
+func (*GetPurchaseDetailsRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetPurchaseDetailsRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *GetPurchaseDetailsRequest) GetBankAccountId() string {
+	if x != nil {
+		return x.BankAccountId
+	}
+	return ""
+}
+
+func (x *GetPurchaseDetailsRequest) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+// GetPurchaseDetailsResponse is the purchase behind a card transaction.
+// bankbridge checks that it adds up before it keeps it.
+type GetPurchaseDetailsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The merchant's name as the card network reports it, e.g. "Nordic
+	// Outdoor Online".
+	MerchantName string `protobuf:"bytes,1,opt,name=merchant_name,json=merchantName,proto3" json:"merchant_name,omitempty"`
+	// The merchant's order number; empty when the merchant sent none.
+	OrderNumber string `protobuf:"bytes,2,opt,name=order_number,json=orderNumber,proto3" json:"order_number,omitempty"`
+	// When the purchase was made.
+	PurchaseTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=purchase_time,json=purchaseTime,proto3" json:"purchase_time,omitempty"`
+	// What was bought; at least one line.
+	LineItems []*PurchaseLineItem `protobuf:"bytes,4,rep,name=line_items,json=lineItems,proto3" json:"line_items,omitempty"`
+	// The sum of the line items; unset when the merchant sent none.
+	Subtotal *v1.Money `protobuf:"bytes,5,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
+	// What shipping cost; unset when there was none.
+	ShippingCost *v1.Money `protobuf:"bytes,6,opt,name=shipping_cost,json=shippingCost,proto3" json:"shipping_cost,omitempty"`
+	// The total tax; unset when the merchant sent none.
+	Tax *v1.Money `protobuf:"bytes,7,opt,name=tax,proto3" json:"tax,omitempty"`
+	// Discounts and credits, each a positive amount taken off.
+	Adjustments []*PurchaseAdjustment `protobuf:"bytes,8,rep,name=adjustments,proto3" json:"adjustments,omitempty"`
+	// What the card was charged, as a positive amount.
+	Total         *v1.Money `protobuf:"bytes,9,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPurchaseDetailsResponse) Reset() {
+	*x = GetPurchaseDetailsResponse{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPurchaseDetailsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPurchaseDetailsResponse) ProtoMessage() {}
+
+func (x *GetPurchaseDetailsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPurchaseDetailsResponse.ProtoReflect.Descriptor instead.
+func (*GetPurchaseDetailsResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetPurchaseDetailsResponse) GetMerchantName() string {
+	if x != nil {
+		return x.MerchantName
+	}
+	return ""
+}
+
+func (x *GetPurchaseDetailsResponse) GetOrderNumber() string {
+	if x != nil {
+		return x.OrderNumber
+	}
+	return ""
+}
+
+func (x *GetPurchaseDetailsResponse) GetPurchaseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PurchaseTime
+	}
+	return nil
+}
+
+func (x *GetPurchaseDetailsResponse) GetLineItems() []*PurchaseLineItem {
+	if x != nil {
+		return x.LineItems
+	}
+	return nil
+}
+
+func (x *GetPurchaseDetailsResponse) GetSubtotal() *v1.Money {
+	if x != nil {
+		return x.Subtotal
+	}
+	return nil
+}
+
+func (x *GetPurchaseDetailsResponse) GetShippingCost() *v1.Money {
+	if x != nil {
+		return x.ShippingCost
+	}
+	return nil
+}
+
+func (x *GetPurchaseDetailsResponse) GetTax() *v1.Money {
+	if x != nil {
+		return x.Tax
+	}
+	return nil
+}
+
+func (x *GetPurchaseDetailsResponse) GetAdjustments() []*PurchaseAdjustment {
+	if x != nil {
+		return x.Adjustments
+	}
+	return nil
+}
+
+func (x *GetPurchaseDetailsResponse) GetTotal() *v1.Money {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+// PurchaseLineItem is one line of a card purchase.
+type PurchaseLineItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What was bought, e.g. "Trail running shoes".
+	Title string `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
+	// More about it, e.g. "Size 42, blue"; empty when none.
+	Subtitle string `protobuf:"bytes,2,opt,name=subtitle,proto3" json:"subtitle,omitempty"`
+	// How many, at least 1.
+	Quantity int32 `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The price of one, not negative.
+	UnitPrice     *v1.Money `protobuf:"bytes,4,opt,name=unit_price,json=unitPrice,proto3" json:"unit_price,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurchaseLineItem) Reset() {
+	*x = PurchaseLineItem{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurchaseLineItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurchaseLineItem) ProtoMessage() {}
+
+func (x *PurchaseLineItem) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurchaseLineItem.ProtoReflect.Descriptor instead.
+func (*PurchaseLineItem) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PurchaseLineItem) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *PurchaseLineItem) GetSubtitle() string {
+	if x != nil {
+		return x.Subtitle
+	}
+	return ""
+}
+
+func (x *PurchaseLineItem) GetQuantity() int32 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *PurchaseLineItem) GetUnitPrice() *v1.Money {
+	if x != nil {
+		return x.UnitPrice
+	}
+	return nil
+}
+
+// PurchaseAdjustment is a discount or credit on a card purchase.
+type PurchaseAdjustment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What it is, e.g. "Member discount".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How much was taken off, as a positive amount.
+	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurchaseAdjustment) Reset() {
+	*x = PurchaseAdjustment{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurchaseAdjustment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurchaseAdjustment) ProtoMessage() {}
+
+func (x *PurchaseAdjustment) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurchaseAdjustment.ProtoReflect.Descriptor instead.
+func (*PurchaseAdjustment) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PurchaseAdjustment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PurchaseAdjustment) GetAmount() *v1.Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
 // StartSupportHandoffRequest opens a support case at the bank.
 type StartSupportHandoffRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2388,7 +2705,7 @@ type StartSupportHandoffRequest struct {
 
 func (x *StartSupportHandoffRequest) Reset() {
 	*x = StartSupportHandoffRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2717,7 @@ func (x *StartSupportHandoffRequest) String() string {
 func (*StartSupportHandoffRequest) ProtoMessage() {}
 
 func (x *StartSupportHandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[23]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2730,7 @@ func (x *StartSupportHandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSupportHandoffRequest.ProtoReflect.Descriptor instead.
 func (*StartSupportHandoffRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{23}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StartSupportHandoffRequest) GetBankConsentId() string {
@@ -2474,7 +2791,7 @@ type TranscriptMessage struct {
 
 func (x *TranscriptMessage) Reset() {
 	*x = TranscriptMessage{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2803,7 @@ func (x *TranscriptMessage) String() string {
 func (*TranscriptMessage) ProtoMessage() {}
 
 func (x *TranscriptMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[24]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2816,7 @@ func (x *TranscriptMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TranscriptMessage.ProtoReflect.Descriptor instead.
 func (*TranscriptMessage) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{24}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TranscriptMessage) GetSender() TranscriptSender {
@@ -2536,7 +2853,7 @@ type StartSupportHandoffResponse struct {
 
 func (x *StartSupportHandoffResponse) Reset() {
 	*x = StartSupportHandoffResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2865,7 @@ func (x *StartSupportHandoffResponse) String() string {
 func (*StartSupportHandoffResponse) ProtoMessage() {}
 
 func (x *StartSupportHandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[25]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2878,7 @@ func (x *StartSupportHandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSupportHandoffResponse.ProtoReflect.Descriptor instead.
 func (*StartSupportHandoffResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{25}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StartSupportHandoffResponse) GetCaseId() string {
@@ -2596,7 +2913,7 @@ type SendSupportMessageRequest struct {
 
 func (x *SendSupportMessageRequest) Reset() {
 	*x = SendSupportMessageRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2925,7 @@ func (x *SendSupportMessageRequest) String() string {
 func (*SendSupportMessageRequest) ProtoMessage() {}
 
 func (x *SendSupportMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[26]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2938,7 @@ func (x *SendSupportMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendSupportMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendSupportMessageRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{26}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SendSupportMessageRequest) GetBankConsentId() string {
@@ -2663,7 +2980,7 @@ type SendSupportMessageResponse struct {
 
 func (x *SendSupportMessageResponse) Reset() {
 	*x = SendSupportMessageResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2992,7 @@ func (x *SendSupportMessageResponse) String() string {
 func (*SendSupportMessageResponse) ProtoMessage() {}
 
 func (x *SendSupportMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[27]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +3005,7 @@ func (x *SendSupportMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendSupportMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendSupportMessageResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{27}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SendSupportMessageResponse) GetMessageId() string {
@@ -2724,7 +3041,7 @@ type ReportFraudRequest struct {
 
 func (x *ReportFraudRequest) Reset() {
 	*x = ReportFraudRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +3053,7 @@ func (x *ReportFraudRequest) String() string {
 func (*ReportFraudRequest) ProtoMessage() {}
 
 func (x *ReportFraudRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[28]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +3066,7 @@ func (x *ReportFraudRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFraudRequest.ProtoReflect.Descriptor instead.
 func (*ReportFraudRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{28}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReportFraudRequest) GetBankConsentId() string {
@@ -2821,7 +3138,7 @@ type ReportFraudResponse struct {
 
 func (x *ReportFraudResponse) Reset() {
 	*x = ReportFraudResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +3150,7 @@ func (x *ReportFraudResponse) String() string {
 func (*ReportFraudResponse) ProtoMessage() {}
 
 func (x *ReportFraudResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[29]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +3163,7 @@ func (x *ReportFraudResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFraudResponse.ProtoReflect.Descriptor instead.
 func (*ReportFraudResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{29}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReportFraudResponse) GetCaseId() string {
@@ -2882,7 +3199,7 @@ type BlockCardRequest struct {
 
 func (x *BlockCardRequest) Reset() {
 	*x = BlockCardRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3211,7 @@ func (x *BlockCardRequest) String() string {
 func (*BlockCardRequest) ProtoMessage() {}
 
 func (x *BlockCardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[30]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3224,7 @@ func (x *BlockCardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockCardRequest.ProtoReflect.Descriptor instead.
 func (*BlockCardRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{30}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *BlockCardRequest) GetBankConsentId() string {
@@ -2958,7 +3275,7 @@ type BlockCardResponse struct {
 
 func (x *BlockCardResponse) Reset() {
 	*x = BlockCardResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3287,7 @@ func (x *BlockCardResponse) String() string {
 func (*BlockCardResponse) ProtoMessage() {}
 
 func (x *BlockCardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[31]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3300,7 @@ func (x *BlockCardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockCardResponse.ProtoReflect.Descriptor instead.
 func (*BlockCardResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{31}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BlockCardResponse) GetStatus() CardBlockStatus {
@@ -3012,7 +3329,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3341,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3354,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{32}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *StreamEventsRequest) GetResumeCursor() string {
@@ -3069,7 +3386,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3398,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3411,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{33}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StreamEventsResponse) GetCursor() string {
@@ -3219,7 +3536,7 @@ type FraudAlert struct {
 
 func (x *FraudAlert) Reset() {
 	*x = FraudAlert{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +3548,7 @@ func (x *FraudAlert) String() string {
 func (*FraudAlert) ProtoMessage() {}
 
 func (x *FraudAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +3561,7 @@ func (x *FraudAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FraudAlert.ProtoReflect.Descriptor instead.
 func (*FraudAlert) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{34}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FraudAlert) GetAlertId() string {
@@ -3335,7 +3652,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3664,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3677,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{35}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AgentMessage) GetCaseId() string {
@@ -3405,7 +3722,7 @@ type AgentJoined struct {
 
 func (x *AgentJoined) Reset() {
 	*x = AgentJoined{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3734,7 @@ func (x *AgentJoined) String() string {
 func (*AgentJoined) ProtoMessage() {}
 
 func (x *AgentJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3747,7 @@ func (x *AgentJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentJoined.ProtoReflect.Descriptor instead.
 func (*AgentJoined) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{36}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AgentJoined) GetCaseId() string {
@@ -3462,7 +3779,7 @@ type AgentLeft struct {
 
 func (x *AgentLeft) Reset() {
 	*x = AgentLeft{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3474,7 +3791,7 @@ func (x *AgentLeft) String() string {
 func (*AgentLeft) ProtoMessage() {}
 
 func (x *AgentLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3487,7 +3804,7 @@ func (x *AgentLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentLeft.ProtoReflect.Descriptor instead.
 func (*AgentLeft) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{37}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AgentLeft) GetCaseId() string {
@@ -3641,7 +3958,35 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"bankCardId\x12W\n" +
 	"\x12masked_card_number\x18\f \x01(\v2).bankbridge.common.v1.MaskedAccountNumberR\x10maskedCardNumber:\xe2\x02\xbaH\xde\x02\x1a\xb1\x01\n" +
 	"'transaction.pending_id_only_when_booked\x12Opending_transaction_id must be empty unless status is TRANSACTION_STATUS_BOOKED\x1a5this.pending_transaction_id == '' || this.status == 2\x1a\xa7\x01\n" +
-	"#transaction.booking_date_iff_booked\x12Obooking_date must be set when status is TRANSACTION_STATUS_BOOKED and only then\x1a/(this.status == 2) == (this.booking_date != '')\"\xce\x03\n" +
+	"#transaction.booking_date_iff_booked\x12Obooking_date must be set when status is TRANSACTION_STATUS_BOOKED and only then\x1a/(this.status == 2) == (this.booking_date != '')\"\xf5\x01\n" +
+	"\x19GetPurchaseDetailsRequest\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12G\n" +
+	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\x12F\n" +
+	"\x0etransaction_id\x18\x03 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rtransactionId\"\xcc\a\n" +
+	"\x1aGetPurchaseDetailsResponse\x12/\n" +
+	"\rmerchant_name\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\fmerchantName\x12+\n" +
+	"\forder_number\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vorderNumber\x12G\n" +
+	"\rpurchase_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\fpurchaseTime\x12R\n" +
+	"\n" +
+	"line_items\x18\x04 \x03(\v2'.bankbridge.adapter.v1.PurchaseLineItemB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10dR\tlineItems\x127\n" +
+	"\bsubtotal\x18\x05 \x01(\v2\x1b.bankbridge.common.v1.MoneyR\bsubtotal\x12@\n" +
+	"\rshipping_cost\x18\x06 \x01(\v2\x1b.bankbridge.common.v1.MoneyR\fshippingCost\x12-\n" +
+	"\x03tax\x18\a \x01(\v2\x1b.bankbridge.common.v1.MoneyR\x03tax\x12U\n" +
+	"\vadjustments\x18\b \x03(\v2).bankbridge.adapter.v1.PurchaseAdjustmentB\b\xbaH\x05\x92\x01\x02\x10\x14R\vadjustments\x129\n" +
+	"\x05total\x18\t \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x05total:\xf6\x02\xbaH\xf2\x02\x1a\xef\x02\n" +
+	" purchase_details.single_currency\x12-every amount must be in the currency of total\x1a\x9b\x02[this.subtotal, this.shipping_cost, this.tax].all(m, m.currency_code == '' || m.currency_code == this.total.currency_code) && this.line_items.all(i, i.unit_price.currency_code == this.total.currency_code) && this.adjustments.all(a, a.amount.currency_code == this.total.currency_code)\"\xc7\x01\n" +
+	"\x10PurchaseLineItem\x12 \n" +
+	"\x05title\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x05title\x12$\n" +
+	"\bsubtitle\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\bsubtitle\x12'\n" +
+	"\bquantity\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06 \x00R\bquantity\x12B\n" +
+	"\n" +
+	"unit_price\x18\x04 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\tunitPrice\"p\n" +
+	"\x12PurchaseAdjustment\x12\x1d\n" +
+	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12;\n" +
+	"\x06amount\x18\x02 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\"\xce\x03\n" +
 	"\x1aStartSupportHandoffRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12V\n" +
 	"\x16conversation_reference\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x15conversationReference\x12R\n" +
@@ -3739,7 +4084,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\tAgentLeft\x128\n" +
 	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12\x1f\n" +
 	"\vcase_closed\x18\x02 \x01(\bR\n" +
-	"caseClosed*\xfa\x01\n" +
+	"caseClosed*\x9b\x02\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -3750,7 +4095,8 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x1aCAPABILITY_SUPPORT_HANDOFF\x10\x05\x12\x14\n" +
 	"\x10CAPABILITY_FRAUD\x10\x06\x12\x15\n" +
 	"\x11CAPABILITY_EVENTS\x10\a\x12 \n" +
-	"\x1cCAPABILITY_CONSENT_EXTENSION\x10\b*n\n" +
+	"\x1cCAPABILITY_CONSENT_EXTENSION\x10\b\x12\x1f\n" +
+	"\x1bCAPABILITY_PURCHASE_DETAILS\x10\t*n\n" +
 	"\tScaMethod\x12\x1a\n" +
 	"\x16SCA_METHOD_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSCA_METHOD_OTP\x10\x01\x12\x18\n" +
@@ -3815,7 +4161,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x1fCARD_BLOCK_STATUS_NOT_REQUESTED\x10\x01\x12\x1d\n" +
 	"\x19CARD_BLOCK_STATUS_BLOCKED\x10\x02\x12\x1d\n" +
 	"\x19CARD_BLOCK_STATUS_PENDING\x10\x03\x12\x1c\n" +
-	"\x18CARD_BLOCK_STATUS_FAILED\x10\x042\xf2\v\n" +
+	"\x18CARD_BLOCK_STATUS_FAILED\x10\x042\xed\f\n" +
 	"\x12BankAdapterService\x12m\n" +
 	"\x0eGetAdapterInfo\x12,.bankbridge.adapter.v1.GetAdapterInfoRequest\x1a-.bankbridge.adapter.v1.GetAdapterInfoResponse\x12d\n" +
 	"\vCheckHealth\x12).bankbridge.adapter.v1.CheckHealthRequest\x1a*.bankbridge.adapter.v1.CheckHealthResponse\x12[\n" +
@@ -3825,7 +4171,8 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\rExtendConsent\x12+.bankbridge.adapter.v1.ExtendConsentRequest\x1a,.bankbridge.adapter.v1.ExtendConsentResponse\x12g\n" +
 	"\fListAccounts\x12*.bankbridge.adapter.v1.ListAccountsRequest\x1a+.bankbridge.adapter.v1.ListAccountsResponse\x12d\n" +
 	"\vGetBalances\x12).bankbridge.adapter.v1.GetBalancesRequest\x1a*.bankbridge.adapter.v1.GetBalancesResponse\x12s\n" +
-	"\x10SyncTransactions\x12..bankbridge.adapter.v1.SyncTransactionsRequest\x1a/.bankbridge.adapter.v1.SyncTransactionsResponse\x12|\n" +
+	"\x10SyncTransactions\x12..bankbridge.adapter.v1.SyncTransactionsRequest\x1a/.bankbridge.adapter.v1.SyncTransactionsResponse\x12y\n" +
+	"\x12GetPurchaseDetails\x120.bankbridge.adapter.v1.GetPurchaseDetailsRequest\x1a1.bankbridge.adapter.v1.GetPurchaseDetailsResponse\x12|\n" +
 	"\x13StartSupportHandoff\x121.bankbridge.adapter.v1.StartSupportHandoffRequest\x1a2.bankbridge.adapter.v1.StartSupportHandoffResponse\x12y\n" +
 	"\x12SendSupportMessage\x120.bankbridge.adapter.v1.SendSupportMessageRequest\x1a1.bankbridge.adapter.v1.SendSupportMessageResponse\x12d\n" +
 	"\vReportFraud\x12).bankbridge.adapter.v1.ReportFraudRequest\x1a*.bankbridge.adapter.v1.ReportFraudResponse\x12^\n" +
@@ -3846,7 +4193,7 @@ func file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_adapter_v1_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bankbridge_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_bankbridge_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_bankbridge_adapter_v1_adapter_proto_goTypes = []any{
 	(Capability)(0),                     // 0: bankbridge.adapter.v1.Capability
 	(ScaMethod)(0),                      // 1: bankbridge.adapter.v1.ScaMethod
@@ -3883,107 +4230,122 @@ var file_bankbridge_adapter_v1_adapter_proto_goTypes = []any{
 	(*SyncTransactionsRequest)(nil),     // 32: bankbridge.adapter.v1.SyncTransactionsRequest
 	(*SyncTransactionsResponse)(nil),    // 33: bankbridge.adapter.v1.SyncTransactionsResponse
 	(*Transaction)(nil),                 // 34: bankbridge.adapter.v1.Transaction
-	(*StartSupportHandoffRequest)(nil),  // 35: bankbridge.adapter.v1.StartSupportHandoffRequest
-	(*TranscriptMessage)(nil),           // 36: bankbridge.adapter.v1.TranscriptMessage
-	(*StartSupportHandoffResponse)(nil), // 37: bankbridge.adapter.v1.StartSupportHandoffResponse
-	(*SendSupportMessageRequest)(nil),   // 38: bankbridge.adapter.v1.SendSupportMessageRequest
-	(*SendSupportMessageResponse)(nil),  // 39: bankbridge.adapter.v1.SendSupportMessageResponse
-	(*ReportFraudRequest)(nil),          // 40: bankbridge.adapter.v1.ReportFraudRequest
-	(*ReportFraudResponse)(nil),         // 41: bankbridge.adapter.v1.ReportFraudResponse
-	(*BlockCardRequest)(nil),            // 42: bankbridge.adapter.v1.BlockCardRequest
-	(*BlockCardResponse)(nil),           // 43: bankbridge.adapter.v1.BlockCardResponse
-	(*StreamEventsRequest)(nil),         // 44: bankbridge.adapter.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),        // 45: bankbridge.adapter.v1.StreamEventsResponse
-	(*FraudAlert)(nil),                  // 46: bankbridge.adapter.v1.FraudAlert
-	(*AgentMessage)(nil),                // 47: bankbridge.adapter.v1.AgentMessage
-	(*AgentJoined)(nil),                 // 48: bankbridge.adapter.v1.AgentJoined
-	(*AgentLeft)(nil),                   // 49: bankbridge.adapter.v1.AgentLeft
-	(v1.Scope)(0),                       // 50: bankbridge.common.v1.Scope
-	(*timestamppb.Timestamp)(nil),       // 51: google.protobuf.Timestamp
-	(*v1.MaskedAccountNumber)(nil),      // 52: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.Money)(nil),                    // 53: bankbridge.common.v1.Money
-	(*durationpb.Duration)(nil),         // 54: google.protobuf.Duration
+	(*GetPurchaseDetailsRequest)(nil),   // 35: bankbridge.adapter.v1.GetPurchaseDetailsRequest
+	(*GetPurchaseDetailsResponse)(nil),  // 36: bankbridge.adapter.v1.GetPurchaseDetailsResponse
+	(*PurchaseLineItem)(nil),            // 37: bankbridge.adapter.v1.PurchaseLineItem
+	(*PurchaseAdjustment)(nil),          // 38: bankbridge.adapter.v1.PurchaseAdjustment
+	(*StartSupportHandoffRequest)(nil),  // 39: bankbridge.adapter.v1.StartSupportHandoffRequest
+	(*TranscriptMessage)(nil),           // 40: bankbridge.adapter.v1.TranscriptMessage
+	(*StartSupportHandoffResponse)(nil), // 41: bankbridge.adapter.v1.StartSupportHandoffResponse
+	(*SendSupportMessageRequest)(nil),   // 42: bankbridge.adapter.v1.SendSupportMessageRequest
+	(*SendSupportMessageResponse)(nil),  // 43: bankbridge.adapter.v1.SendSupportMessageResponse
+	(*ReportFraudRequest)(nil),          // 44: bankbridge.adapter.v1.ReportFraudRequest
+	(*ReportFraudResponse)(nil),         // 45: bankbridge.adapter.v1.ReportFraudResponse
+	(*BlockCardRequest)(nil),            // 46: bankbridge.adapter.v1.BlockCardRequest
+	(*BlockCardResponse)(nil),           // 47: bankbridge.adapter.v1.BlockCardResponse
+	(*StreamEventsRequest)(nil),         // 48: bankbridge.adapter.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),        // 49: bankbridge.adapter.v1.StreamEventsResponse
+	(*FraudAlert)(nil),                  // 50: bankbridge.adapter.v1.FraudAlert
+	(*AgentMessage)(nil),                // 51: bankbridge.adapter.v1.AgentMessage
+	(*AgentJoined)(nil),                 // 52: bankbridge.adapter.v1.AgentJoined
+	(*AgentLeft)(nil),                   // 53: bankbridge.adapter.v1.AgentLeft
+	(v1.Scope)(0),                       // 54: bankbridge.common.v1.Scope
+	(*timestamppb.Timestamp)(nil),       // 55: google.protobuf.Timestamp
+	(*v1.MaskedAccountNumber)(nil),      // 56: bankbridge.common.v1.MaskedAccountNumber
+	(*v1.Money)(nil),                    // 57: bankbridge.common.v1.Money
+	(*durationpb.Duration)(nil),         // 58: google.protobuf.Duration
 }
 var file_bankbridge_adapter_v1_adapter_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.adapter.v1.GetAdapterInfoResponse.capabilities:type_name -> bankbridge.adapter.v1.Capability
 	1,  // 1: bankbridge.adapter.v1.GetAdapterInfoResponse.sca_methods:type_name -> bankbridge.adapter.v1.ScaMethod
 	3,  // 2: bankbridge.adapter.v1.CheckHealthResponse.status:type_name -> bankbridge.adapter.v1.HealthStatus
-	50, // 3: bankbridge.adapter.v1.StartScaRequest.scopes:type_name -> bankbridge.common.v1.Scope
-	51, // 4: bankbridge.adapter.v1.StartScaRequest.valid_until:type_name -> google.protobuf.Timestamp
+	54, // 3: bankbridge.adapter.v1.StartScaRequest.scopes:type_name -> bankbridge.common.v1.Scope
+	55, // 4: bankbridge.adapter.v1.StartScaRequest.valid_until:type_name -> google.protobuf.Timestamp
 	1,  // 5: bankbridge.adapter.v1.StartScaRequest.preferred_method:type_name -> bankbridge.adapter.v1.ScaMethod
 	1,  // 6: bankbridge.adapter.v1.StartScaResponse.method:type_name -> bankbridge.adapter.v1.ScaMethod
-	51, // 7: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
+	55, // 7: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: bankbridge.adapter.v1.VerifyScaResponse.status:type_name -> bankbridge.adapter.v1.ScaStatus
-	51, // 9: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
-	51, // 10: bankbridge.adapter.v1.ExtendConsentRequest.valid_until:type_name -> google.protobuf.Timestamp
+	55, // 9: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
+	55, // 10: bankbridge.adapter.v1.ExtendConsentRequest.valid_until:type_name -> google.protobuf.Timestamp
 	24, // 11: bankbridge.adapter.v1.ExtendConsentResponse.extended:type_name -> bankbridge.adapter.v1.ConsentExtended
 	25, // 12: bankbridge.adapter.v1.ExtendConsentResponse.sca_required:type_name -> bankbridge.adapter.v1.ExtensionChallenge
-	51, // 13: bankbridge.adapter.v1.ConsentExtended.valid_until:type_name -> google.protobuf.Timestamp
+	55, // 13: bankbridge.adapter.v1.ConsentExtended.valid_until:type_name -> google.protobuf.Timestamp
 	1,  // 14: bankbridge.adapter.v1.ExtensionChallenge.method:type_name -> bankbridge.adapter.v1.ScaMethod
-	51, // 15: bankbridge.adapter.v1.ExtensionChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	55, // 15: bankbridge.adapter.v1.ExtensionChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	28, // 16: bankbridge.adapter.v1.ListAccountsResponse.accounts:type_name -> bankbridge.adapter.v1.Account
-	52, // 17: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	56, // 17: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
 	4,  // 18: bankbridge.adapter.v1.Account.type:type_name -> bankbridge.adapter.v1.AccountType
 	31, // 19: bankbridge.adapter.v1.GetBalancesResponse.balances:type_name -> bankbridge.adapter.v1.Balance
 	5,  // 20: bankbridge.adapter.v1.Balance.type:type_name -> bankbridge.adapter.v1.BalanceType
-	53, // 21: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
-	51, // 22: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
+	57, // 21: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
+	55, // 22: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
 	34, // 23: bankbridge.adapter.v1.SyncTransactionsResponse.added:type_name -> bankbridge.adapter.v1.Transaction
 	34, // 24: bankbridge.adapter.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.adapter.v1.Transaction
 	6,  // 25: bankbridge.adapter.v1.Transaction.status:type_name -> bankbridge.adapter.v1.TransactionStatus
-	53, // 26: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
-	51, // 27: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
-	52, // 28: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	36, // 29: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
-	7,  // 30: bankbridge.adapter.v1.TranscriptMessage.sender:type_name -> bankbridge.adapter.v1.TranscriptSender
-	51, // 31: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
-	54, // 32: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
-	8,  // 33: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
-	11, // 34: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	10, // 35: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
-	11, // 36: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	52, // 37: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	51, // 38: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
-	46, // 39: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
-	47, // 40: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
-	48, // 41: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
-	49, // 42: bankbridge.adapter.v1.StreamEventsResponse.agent_left:type_name -> bankbridge.adapter.v1.AgentLeft
-	53, // 43: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
-	51, // 44: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
-	9,  // 45: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
-	12, // 46: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
-	14, // 47: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
-	16, // 48: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
-	18, // 49: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
-	20, // 50: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
-	22, // 51: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:input_type -> bankbridge.adapter.v1.ExtendConsentRequest
-	26, // 52: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
-	29, // 53: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
-	32, // 54: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
-	35, // 55: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
-	38, // 56: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
-	40, // 57: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
-	42, // 58: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
-	44, // 59: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
-	13, // 60: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
-	15, // 61: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
-	17, // 62: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
-	19, // 63: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
-	21, // 64: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
-	23, // 65: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:output_type -> bankbridge.adapter.v1.ExtendConsentResponse
-	27, // 66: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
-	30, // 67: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
-	33, // 68: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
-	37, // 69: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
-	39, // 70: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
-	41, // 71: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
-	43, // 72: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
-	45, // 73: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
-	60, // [60:74] is the sub-list for method output_type
-	46, // [46:60] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	57, // 26: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
+	55, // 27: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
+	56, // 28: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	55, // 29: bankbridge.adapter.v1.GetPurchaseDetailsResponse.purchase_time:type_name -> google.protobuf.Timestamp
+	37, // 30: bankbridge.adapter.v1.GetPurchaseDetailsResponse.line_items:type_name -> bankbridge.adapter.v1.PurchaseLineItem
+	57, // 31: bankbridge.adapter.v1.GetPurchaseDetailsResponse.subtotal:type_name -> bankbridge.common.v1.Money
+	57, // 32: bankbridge.adapter.v1.GetPurchaseDetailsResponse.shipping_cost:type_name -> bankbridge.common.v1.Money
+	57, // 33: bankbridge.adapter.v1.GetPurchaseDetailsResponse.tax:type_name -> bankbridge.common.v1.Money
+	38, // 34: bankbridge.adapter.v1.GetPurchaseDetailsResponse.adjustments:type_name -> bankbridge.adapter.v1.PurchaseAdjustment
+	57, // 35: bankbridge.adapter.v1.GetPurchaseDetailsResponse.total:type_name -> bankbridge.common.v1.Money
+	57, // 36: bankbridge.adapter.v1.PurchaseLineItem.unit_price:type_name -> bankbridge.common.v1.Money
+	57, // 37: bankbridge.adapter.v1.PurchaseAdjustment.amount:type_name -> bankbridge.common.v1.Money
+	40, // 38: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
+	7,  // 39: bankbridge.adapter.v1.TranscriptMessage.sender:type_name -> bankbridge.adapter.v1.TranscriptSender
+	55, // 40: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
+	58, // 41: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
+	8,  // 42: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
+	11, // 43: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	10, // 44: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
+	11, // 45: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	56, // 46: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	55, // 47: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
+	50, // 48: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
+	51, // 49: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
+	52, // 50: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
+	53, // 51: bankbridge.adapter.v1.StreamEventsResponse.agent_left:type_name -> bankbridge.adapter.v1.AgentLeft
+	57, // 52: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
+	55, // 53: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
+	9,  // 54: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
+	12, // 55: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
+	14, // 56: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
+	16, // 57: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
+	18, // 58: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
+	20, // 59: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
+	22, // 60: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:input_type -> bankbridge.adapter.v1.ExtendConsentRequest
+	26, // 61: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
+	29, // 62: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
+	32, // 63: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
+	35, // 64: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:input_type -> bankbridge.adapter.v1.GetPurchaseDetailsRequest
+	39, // 65: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
+	42, // 66: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
+	44, // 67: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
+	46, // 68: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
+	48, // 69: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
+	13, // 70: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
+	15, // 71: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
+	17, // 72: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
+	19, // 73: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
+	21, // 74: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
+	23, // 75: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:output_type -> bankbridge.adapter.v1.ExtendConsentResponse
+	27, // 76: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
+	30, // 77: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
+	33, // 78: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
+	36, // 79: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:output_type -> bankbridge.adapter.v1.GetPurchaseDetailsResponse
+	41, // 80: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
+	43, // 81: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
+	45, // 82: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
+	47, // 83: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
+	49, // 84: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
+	70, // [70:85] is the sub-list for method output_type
+	55, // [55:70] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_adapter_v1_adapter_proto_init() }
@@ -3995,7 +4357,7 @@ func file_bankbridge_adapter_v1_adapter_proto_init() {
 		(*ExtendConsentResponse_Extended)(nil),
 		(*ExtendConsentResponse_ScaRequired)(nil),
 	}
-	file_bankbridge_adapter_v1_adapter_proto_msgTypes[33].OneofWrappers = []any{
+	file_bankbridge_adapter_v1_adapter_proto_msgTypes[37].OneofWrappers = []any{
 		(*StreamEventsResponse_FraudAlert)(nil),
 		(*StreamEventsResponse_AgentMessage)(nil),
 		(*StreamEventsResponse_AgentJoined)(nil),
@@ -4007,7 +4369,7 @@ func file_bankbridge_adapter_v1_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_adapter_v1_adapter_proto_rawDesc), len(file_bankbridge_adapter_v1_adapter_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   38,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

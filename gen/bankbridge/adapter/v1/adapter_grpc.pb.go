@@ -33,6 +33,7 @@ const (
 	BankAdapterService_ListAccounts_FullMethodName        = "/bankbridge.adapter.v1.BankAdapterService/ListAccounts"
 	BankAdapterService_GetBalances_FullMethodName         = "/bankbridge.adapter.v1.BankAdapterService/GetBalances"
 	BankAdapterService_SyncTransactions_FullMethodName    = "/bankbridge.adapter.v1.BankAdapterService/SyncTransactions"
+	BankAdapterService_GetPurchaseDetails_FullMethodName  = "/bankbridge.adapter.v1.BankAdapterService/GetPurchaseDetails"
 	BankAdapterService_StartSupportHandoff_FullMethodName = "/bankbridge.adapter.v1.BankAdapterService/StartSupportHandoff"
 	BankAdapterService_SendSupportMessage_FullMethodName  = "/bankbridge.adapter.v1.BankAdapterService/SendSupportMessage"
 	BankAdapterService_ReportFraud_FullMethodName         = "/bankbridge.adapter.v1.BankAdapterService/ReportFraud"
@@ -213,6 +214,23 @@ type BankAdapterServiceClient interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	SyncTransactions(ctx context.Context, in *SyncTransactionsRequest, opts ...grpc.CallOption) (*SyncTransactionsResponse, error)
+	// GetPurchaseDetails returns what a card purchase bought, as the card
+	// issuer knows it from the merchant (enhanced transaction data, Level 3):
+	// the merchant, the line items and the summary of the purchase behind one
+	// card transaction. bankbridge turns it into a receipt matched to that
+	// transaction. Optional: an issuer that has no purchase data leaves the
+	// capability out. Capability PURCHASE_DETAILS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover transactions of this account.
+	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id.
+	// Fails with NOT_FOUND (NOT_FOUND) when the account has no such transaction, or the bank has no purchase details for it (not a card purchase, or the merchant sent none).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement PURCHASE_DETAILS.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	GetPurchaseDetails(ctx context.Context, in *GetPurchaseDetailsRequest, opts ...grpc.CallOption) (*GetPurchaseDetailsResponse, error)
 	// StartSupportHandoff hands a support conversation from bankbridge's bot
 	// to the bank's human agents: it opens a case at the bank with the
 	// transcript so far. The agents' replies come back on StreamEvents.
@@ -378,6 +396,16 @@ func (c *bankAdapterServiceClient) SyncTransactions(ctx context.Context, in *Syn
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SyncTransactionsResponse)
 	err := c.cc.Invoke(ctx, BankAdapterService_SyncTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bankAdapterServiceClient) GetPurchaseDetails(ctx context.Context, in *GetPurchaseDetailsRequest, opts ...grpc.CallOption) (*GetPurchaseDetailsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPurchaseDetailsResponse)
+	err := c.cc.Invoke(ctx, BankAdapterService_GetPurchaseDetails_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -616,6 +644,23 @@ type BankAdapterServiceServer interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	SyncTransactions(context.Context, *SyncTransactionsRequest) (*SyncTransactionsResponse, error)
+	// GetPurchaseDetails returns what a card purchase bought, as the card
+	// issuer knows it from the merchant (enhanced transaction data, Level 3):
+	// the merchant, the line items and the summary of the purchase behind one
+	// card transaction. bankbridge turns it into a receipt matched to that
+	// transaction. Optional: an issuer that has no purchase data leaves the
+	// capability out. Capability PURCHASE_DETAILS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover transactions of this account.
+	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent has expired at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id.
+	// Fails with NOT_FOUND (NOT_FOUND) when the account has no such transaction, or the bank has no purchase details for it (not a card purchase, or the merchant sent none).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement PURCHASE_DETAILS.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	GetPurchaseDetails(context.Context, *GetPurchaseDetailsRequest) (*GetPurchaseDetailsResponse, error)
 	// StartSupportHandoff hands a support conversation from bankbridge's bot
 	// to the bank's human agents: it opens a case at the bank with the
 	// transcript so far. The agents' replies come back on StreamEvents.
@@ -723,6 +768,9 @@ func (UnimplementedBankAdapterServiceServer) GetBalances(context.Context, *GetBa
 }
 func (UnimplementedBankAdapterServiceServer) SyncTransactions(context.Context, *SyncTransactionsRequest) (*SyncTransactionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SyncTransactions not implemented")
+}
+func (UnimplementedBankAdapterServiceServer) GetPurchaseDetails(context.Context, *GetPurchaseDetailsRequest) (*GetPurchaseDetailsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPurchaseDetails not implemented")
 }
 func (UnimplementedBankAdapterServiceServer) StartSupportHandoff(context.Context, *StartSupportHandoffRequest) (*StartSupportHandoffResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartSupportHandoff not implemented")
@@ -922,6 +970,24 @@ func _BankAdapterService_SyncTransactions_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BankAdapterService_GetPurchaseDetails_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPurchaseDetailsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BankAdapterServiceServer).GetPurchaseDetails(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BankAdapterService_GetPurchaseDetails_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BankAdapterServiceServer).GetPurchaseDetails(ctx, req.(*GetPurchaseDetailsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BankAdapterService_StartSupportHandoff_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StartSupportHandoffRequest)
 	if err := dec(in); err != nil {
@@ -1047,6 +1113,10 @@ var BankAdapterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SyncTransactions",
 			Handler:    _BankAdapterService_SyncTransactions_Handler,
+		},
+		{
+			MethodName: "GetPurchaseDetails",
+			Handler:    _BankAdapterService_GetPurchaseDetails_Handler,
 		},
 		{
 			MethodName: "StartSupportHandoff",

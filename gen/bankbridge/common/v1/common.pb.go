@@ -200,6 +200,14 @@ const (
 	// user): over gRPC and REST, under clients/{client}, e.g. its webhook
 	// endpoints. A path naming another client is refused.
 	Audience_AUDIENCE_CLIENT Audience = 4
+	// A partner (payment provider, merchant, carrier) pushing data for users
+	// who opted in to it, with the partner's own client-credentials token:
+	// over gRPC and REST, under clients/{client}. Partners write, never read:
+	// every partner method takes an idempotency key, and a partner's token is
+	// refused by every method of any other audience. The partner's client id
+	// must be configured as a partner (--partner-clients). Partners name
+	// users only by the partner-scoped ids minted when a user opts in.
+	Audience_AUDIENCE_PARTNER Audience = 5
 )
 
 // Enum value maps for Audience.
@@ -210,6 +218,7 @@ var (
 		2: "AUDIENCE_INTERNAL",
 		3: "AUDIENCE_ADAPTER",
 		4: "AUDIENCE_CLIENT",
+		5: "AUDIENCE_PARTNER",
 	}
 	Audience_value = map[string]int32{
 		"AUDIENCE_UNSPECIFIED": 0,
@@ -217,6 +226,7 @@ var (
 		"AUDIENCE_INTERNAL":    2,
 		"AUDIENCE_ADAPTER":     3,
 		"AUDIENCE_CLIENT":      4,
+		"AUDIENCE_PARTNER":     5,
 	}
 )
 
@@ -331,6 +341,10 @@ const (
 	// The caller does not hold the thread control the call needs (or already
 	// holds what it asks for).
 	ErrorReason_ERROR_REASON_THREAD_CONTROL_NOT_HELD ErrorReason = 56
+	// A resource with the id the caller chose exists already with other
+	// content, e.g. a partner's receipt_id sent again with a different
+	// receipt; amend it instead.
+	ErrorReason_ERROR_REASON_ALREADY_EXISTS ErrorReason = 57
 	// An unexpected error; metadata incident_id matches the server's log line.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 60
 	// The access could not be recorded in the user's access log, so no data
@@ -376,6 +390,7 @@ var (
 		54: "ERROR_REASON_CARRIER_UNKNOWN",
 		55: "ERROR_REASON_CONVERSATION_CLOSED",
 		56: "ERROR_REASON_THREAD_CONTROL_NOT_HELD",
+		57: "ERROR_REASON_ALREADY_EXISTS",
 		60: "ERROR_REASON_INTERNAL",
 		61: "ERROR_REASON_AUDIT_UNAVAILABLE",
 		62: "ERROR_REASON_SERVER_STOPPING",
@@ -413,6 +428,7 @@ var (
 		"ERROR_REASON_CARRIER_UNKNOWN":            54,
 		"ERROR_REASON_CONVERSATION_CLOSED":        55,
 		"ERROR_REASON_THREAD_CONTROL_NOT_HELD":    56,
+		"ERROR_REASON_ALREADY_EXISTS":             57,
 		"ERROR_REASON_INTERNAL":                   60,
 		"ERROR_REASON_AUDIT_UNAVAILABLE":          61,
 		"ERROR_REASON_SERVER_STOPPING":            62,
@@ -742,13 +758,14 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x12SCOPE_TRANSACTIONS\x10\x03\x12\x12\n" +
 	"\x0eSCOPE_RECEIPTS\x10\x04\x12\x12\n" +
 	"\x0eSCOPE_SHIPPING\x10\x05\x12\x11\n" +
-	"\rSCOPE_SUPPORT\x10\x06*{\n" +
+	"\rSCOPE_SUPPORT\x10\x06*\x91\x01\n" +
 	"\bAudience\x12\x18\n" +
 	"\x14AUDIENCE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fAUDIENCE_PUBLIC\x10\x01\x12\x15\n" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
-	"\x0fAUDIENCE_CLIENT\x10\x04*\xa8\v\n" +
+	"\x0fAUDIENCE_CLIENT\x10\x04\x12\x14\n" +
+	"\x10AUDIENCE_PARTNER\x10\x05*\xcf\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -782,7 +799,8 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	" ERROR_REASON_FAILED_PRECONDITION\x105\x1a\x04\xd0\xf3\x18\t\x12&\n" +
 	"\x1cERROR_REASON_CARRIER_UNKNOWN\x106\x1a\x04\xd0\xf3\x18\x03\x12*\n" +
 	" ERROR_REASON_CONVERSATION_CLOSED\x107\x1a\x04\xd0\xf3\x18\t\x12.\n" +
-	"$ERROR_REASON_THREAD_CONTROL_NOT_HELD\x108\x1a\x04\xd0\xf3\x18\t\x12\x1f\n" +
+	"$ERROR_REASON_THREAD_CONTROL_NOT_HELD\x108\x1a\x04\xd0\xf3\x18\t\x12%\n" +
+	"\x1bERROR_REASON_ALREADY_EXISTS\x109\x1a\x04\xd0\xf3\x18\x06\x12\x1f\n" +
 	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r\x12(\n" +
 	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e\x12&\n" +
 	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e:]\n" +

@@ -279,6 +279,60 @@ func (AccessOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{3}
 }
 
+// PartnerOptInState is where a partner opt-in is.
+type PartnerOptInState int32
+
+const (
+	// Not set. Never returned.
+	PartnerOptInState_PARTNER_OPT_IN_STATE_UNSPECIFIED PartnerOptInState = 0
+	// The partner may push data for the user within the opt-in's scopes.
+	PartnerOptInState_PARTNER_OPT_IN_STATE_ACTIVE PartnerOptInState = 1
+	// The user revoked it; pushes are refused and what the partner sent is
+	// deleted. Final.
+	PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED PartnerOptInState = 2
+)
+
+// Enum value maps for PartnerOptInState.
+var (
+	PartnerOptInState_name = map[int32]string{
+		0: "PARTNER_OPT_IN_STATE_UNSPECIFIED",
+		1: "PARTNER_OPT_IN_STATE_ACTIVE",
+		2: "PARTNER_OPT_IN_STATE_REVOKED",
+	}
+	PartnerOptInState_value = map[string]int32{
+		"PARTNER_OPT_IN_STATE_UNSPECIFIED": 0,
+		"PARTNER_OPT_IN_STATE_ACTIVE":      1,
+		"PARTNER_OPT_IN_STATE_REVOKED":     2,
+	}
+)
+
+func (x PartnerOptInState) Enum() *PartnerOptInState {
+	p := new(PartnerOptInState)
+	*p = x
+	return p
+}
+
+func (x PartnerOptInState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PartnerOptInState) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_consent_v1_consent_proto_enumTypes[4].Descriptor()
+}
+
+func (PartnerOptInState) Type() protoreflect.EnumType {
+	return &file_bankbridge_consent_v1_consent_proto_enumTypes[4]
+}
+
+func (x PartnerOptInState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PartnerOptInState.Descriptor instead.
+func (PartnerOptInState) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{4}
+}
+
 // Link is a user's link to one bank and the consent it carries: which kinds
 // of data (scopes) bankbridge may fetch from the bank, for which purposes,
 // until when. Its name is users/{user}/links/{link}.
@@ -1826,14 +1880,22 @@ func (*WatchConsentChangesRequest) Descriptor() ([]byte, []int) {
 // WatchConsentChangesResponse is one committed change of a link.
 type WatchConsentChangesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user whose link changed, users/{user}.
+	// The user whose link or partner opt-in changed, users/{user}.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// The link that changed, users/{user}/links/{link}.
+	// The link that changed, users/{user}/links/{link}; empty for a partner
+	// opt-in change.
 	Link string `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
-	// The link's new state.
-	State         ConsentState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.consent.v1.ConsentState" json:"state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The link's new state; unset for a partner opt-in change.
+	State ConsentState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.consent.v1.ConsentState" json:"state,omitempty"`
+	// The partner opt-in that changed, users/{user}/partnerOptIns/{opt_in};
+	// empty for a link change.
+	PartnerOptIn string `protobuf:"bytes,4,opt,name=partner_opt_in,json=partnerOptIn,proto3" json:"partner_opt_in,omitempty"`
+	// The partner opt-in's partner (its client id); empty for a link change.
+	Partner string `protobuf:"bytes,5,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The partner opt-in's new state; unset for a link change.
+	PartnerOptInState PartnerOptInState `protobuf:"varint,6,opt,name=partner_opt_in_state,json=partnerOptInState,proto3,enum=bankbridge.consent.v1.PartnerOptInState" json:"partner_opt_in_state,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *WatchConsentChangesResponse) Reset() {
@@ -1887,6 +1949,779 @@ func (x *WatchConsentChangesResponse) GetState() ConsentState {
 	return ConsentState_CONSENT_STATE_UNSPECIFIED
 }
 
+func (x *WatchConsentChangesResponse) GetPartnerOptIn() string {
+	if x != nil {
+		return x.PartnerOptIn
+	}
+	return ""
+}
+
+func (x *WatchConsentChangesResponse) GetPartner() string {
+	if x != nil {
+		return x.Partner
+	}
+	return ""
+}
+
+func (x *WatchConsentChangesResponse) GetPartnerOptInState() PartnerOptInState {
+	if x != nil {
+		return x.PartnerOptInState
+	}
+	return PartnerOptInState_PARTNER_OPT_IN_STATE_UNSPECIFIED
+}
+
+// PartnerOptIn is a user's opt-in to a partner — a payment provider,
+// merchant or carrier — pushing them data: receipts, shipments. Its name is
+// users/{user}/partnerOptIns/{opt_in}. The partner knows the user only as
+// partner_user_id.
+type PartnerOptIn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only. The resource name, users/{user}/partnerOptIns/{opt_in}; the
+	// server picks {opt_in}.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The partner's client id, e.g. "demo-partner". Immutable.
+	Partner string `protobuf:"bytes,2,opt,name=partner,proto3" json:"partner,omitempty"`
+	// What the partner may push: SCOPE_RECEIPTS, SCOPE_SHIPPING or both, each
+	// once. Immutable: to change them, revoke and opt in again.
+	Scopes []v1.Scope `protobuf:"varint,3,rep,packed,name=scopes,proto3,enum=bankbridge.common.v1.Scope" json:"scopes,omitempty"`
+	// Output only. The partner-scoped user id the product hands to the
+	// partner: opaque, random, and unique to this opt-in, so two partners
+	// cannot tell they serve the same user and a new opt-in after a
+	// revocation gets a new id.
+	PartnerUserId string `protobuf:"bytes,4,opt,name=partner_user_id,json=partnerUserId,proto3" json:"partner_user_id,omitempty"`
+	// Output only. ACTIVE until the user revokes it.
+	State PartnerOptInState `protobuf:"varint,5,opt,name=state,proto3,enum=bankbridge.consent.v1.PartnerOptInState" json:"state,omitempty"`
+	// Output only. When the user opted in.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only. When the user revoked the opt-in; unset while ACTIVE.
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartnerOptIn) Reset() {
+	*x = PartnerOptIn{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartnerOptIn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartnerOptIn) ProtoMessage() {}
+
+func (x *PartnerOptIn) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartnerOptIn.ProtoReflect.Descriptor instead.
+func (*PartnerOptIn) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PartnerOptIn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PartnerOptIn) GetPartner() string {
+	if x != nil {
+		return x.Partner
+	}
+	return ""
+}
+
+func (x *PartnerOptIn) GetScopes() []v1.Scope {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *PartnerOptIn) GetPartnerUserId() string {
+	if x != nil {
+		return x.PartnerUserId
+	}
+	return ""
+}
+
+func (x *PartnerOptIn) GetState() PartnerOptInState {
+	if x != nil {
+		return x.State
+	}
+	return PartnerOptInState_PARTNER_OPT_IN_STATE_UNSPECIFIED
+}
+
+func (x *PartnerOptIn) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *PartnerOptIn) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+// CreatePartnerOptInRequest opts the user in to a partner.
+type CreatePartnerOptInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The opt-in: partner and scopes; the rest is output only.
+	PartnerOptIn  *PartnerOptIn `protobuf:"bytes,2,opt,name=partner_opt_in,json=partnerOptIn,proto3" json:"partner_opt_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePartnerOptInRequest) Reset() {
+	*x = CreatePartnerOptInRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePartnerOptInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePartnerOptInRequest) ProtoMessage() {}
+
+func (x *CreatePartnerOptInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePartnerOptInRequest.ProtoReflect.Descriptor instead.
+func (*CreatePartnerOptInRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreatePartnerOptInRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreatePartnerOptInRequest) GetPartnerOptIn() *PartnerOptIn {
+	if x != nil {
+		return x.PartnerOptIn
+	}
+	return nil
+}
+
+// CreatePartnerOptInResponse holds the opt-in, with its partner_user_id.
+type CreatePartnerOptInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The opt-in.
+	PartnerOptIn  *PartnerOptIn `protobuf:"bytes,1,opt,name=partner_opt_in,json=partnerOptIn,proto3" json:"partner_opt_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePartnerOptInResponse) Reset() {
+	*x = CreatePartnerOptInResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePartnerOptInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePartnerOptInResponse) ProtoMessage() {}
+
+func (x *CreatePartnerOptInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePartnerOptInResponse.ProtoReflect.Descriptor instead.
+func (*CreatePartnerOptInResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreatePartnerOptInResponse) GetPartnerOptIn() *PartnerOptIn {
+	if x != nil {
+		return x.PartnerOptIn
+	}
+	return nil
+}
+
+// ListPartnerOptInsRequest asks for one page of the user's partner opt-ins.
+type ListPartnerOptInsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartnerOptInsRequest) Reset() {
+	*x = ListPartnerOptInsRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartnerOptInsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartnerOptInsRequest) ProtoMessage() {}
+
+func (x *ListPartnerOptInsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartnerOptInsRequest.ProtoReflect.Descriptor instead.
+func (*ListPartnerOptInsRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListPartnerOptInsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListPartnerOptInsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPartnerOptInsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListPartnerOptInsResponse is one page of the user's partner opt-ins.
+type ListPartnerOptInsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The opt-ins, newest first.
+	PartnerOptIns []*PartnerOptIn `protobuf:"bytes,1,rep,name=partner_opt_ins,json=partnerOptIns,proto3" json:"partner_opt_ins,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartnerOptInsResponse) Reset() {
+	*x = ListPartnerOptInsResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartnerOptInsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartnerOptInsResponse) ProtoMessage() {}
+
+func (x *ListPartnerOptInsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartnerOptInsResponse.ProtoReflect.Descriptor instead.
+func (*ListPartnerOptInsResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListPartnerOptInsResponse) GetPartnerOptIns() []*PartnerOptIn {
+	if x != nil {
+		return x.PartnerOptIns
+	}
+	return nil
+}
+
+func (x *ListPartnerOptInsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RevokePartnerOptInRequest names the opt-in to end.
+type RevokePartnerOptInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The opt-in, users/{user}/partnerOptIns/{opt_in}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePartnerOptInRequest) Reset() {
+	*x = RevokePartnerOptInRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePartnerOptInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePartnerOptInRequest) ProtoMessage() {}
+
+func (x *RevokePartnerOptInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePartnerOptInRequest.ProtoReflect.Descriptor instead.
+func (*RevokePartnerOptInRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RevokePartnerOptInRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// RevokePartnerOptInResponse is the opt-in, REVOKED.
+type RevokePartnerOptInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The opt-in.
+	PartnerOptIn  *PartnerOptIn `protobuf:"bytes,1,opt,name=partner_opt_in,json=partnerOptIn,proto3" json:"partner_opt_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokePartnerOptInResponse) Reset() {
+	*x = RevokePartnerOptInResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokePartnerOptInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokePartnerOptInResponse) ProtoMessage() {}
+
+func (x *RevokePartnerOptInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokePartnerOptInResponse.ProtoReflect.Descriptor instead.
+func (*RevokePartnerOptInResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RevokePartnerOptInResponse) GetPartnerOptIn() *PartnerOptIn {
+	if x != nil {
+		return x.PartnerOptIn
+	}
+	return nil
+}
+
+// ResolvePartnerUserRequest names the partner-scoped id a partner pushed to.
+type ResolvePartnerUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner's client id, from its token.
+	Partner string `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The partner-scoped user id the partner sent.
+	PartnerUserId string `protobuf:"bytes,2,opt,name=partner_user_id,json=partnerUserId,proto3" json:"partner_user_id,omitempty"`
+	// The kind of data the partner pushes.
+	Scope         v1.Scope `protobuf:"varint,3,opt,name=scope,proto3,enum=bankbridge.common.v1.Scope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolvePartnerUserRequest) Reset() {
+	*x = ResolvePartnerUserRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolvePartnerUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolvePartnerUserRequest) ProtoMessage() {}
+
+func (x *ResolvePartnerUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolvePartnerUserRequest.ProtoReflect.Descriptor instead.
+func (*ResolvePartnerUserRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ResolvePartnerUserRequest) GetPartner() string {
+	if x != nil {
+		return x.Partner
+	}
+	return ""
+}
+
+func (x *ResolvePartnerUserRequest) GetPartnerUserId() string {
+	if x != nil {
+		return x.PartnerUserId
+	}
+	return ""
+}
+
+func (x *ResolvePartnerUserRequest) GetScope() v1.Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return v1.Scope(0)
+}
+
+// ResolvePartnerUserResponse is the decision and, when allowed, the user.
+type ResolvePartnerUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the partner may push data of scope for the id.
+	Allowed bool `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// When denied, why: CONSENT_REQUIRED or CONSENT_REVOKED.
+	DenialReason v1.ErrorReason `protobuf:"varint,2,opt,name=denial_reason,json=denialReason,proto3,enum=bankbridge.common.v1.ErrorReason" json:"denial_reason,omitempty"`
+	// When allowed, the user, users/{user}; empty otherwise.
+	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// The opt-in, users/{user}/partnerOptIns/{opt_in}; empty when the id is
+	// unknown to the partner.
+	PartnerOptIn string `protobuf:"bytes,4,opt,name=partner_opt_in,json=partnerOptIn,proto3" json:"partner_opt_in,omitempty"`
+	// When allowed, the client id of the product through which the user opted
+	// in: events about what the partner pushes go to that product.
+	Client        string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolvePartnerUserResponse) Reset() {
+	*x = ResolvePartnerUserResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolvePartnerUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolvePartnerUserResponse) ProtoMessage() {}
+
+func (x *ResolvePartnerUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolvePartnerUserResponse.ProtoReflect.Descriptor instead.
+func (*ResolvePartnerUserResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ResolvePartnerUserResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *ResolvePartnerUserResponse) GetDenialReason() v1.ErrorReason {
+	if x != nil {
+		return x.DenialReason
+	}
+	return v1.ErrorReason(0)
+}
+
+func (x *ResolvePartnerUserResponse) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ResolvePartnerUserResponse) GetPartnerOptIn() string {
+	if x != nil {
+		return x.PartnerOptIn
+	}
+	return ""
+}
+
+func (x *ResolvePartnerUserResponse) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+// ListCoveringLinksRequest names the user, scope and purpose.
+type ListCoveringLinksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, users/{user}.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The kind of data to read.
+	Scope v1.Scope `protobuf:"varint,2,opt,name=scope,proto3,enum=bankbridge.common.v1.Scope" json:"scope,omitempty"`
+	// Why. PURPOSE_ADVERTISING and PURPOSE_MARKETING cover no link.
+	Purpose       v1.Purpose `protobuf:"varint,3,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCoveringLinksRequest) Reset() {
+	*x = ListCoveringLinksRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCoveringLinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCoveringLinksRequest) ProtoMessage() {}
+
+func (x *ListCoveringLinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCoveringLinksRequest.ProtoReflect.Descriptor instead.
+func (*ListCoveringLinksRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListCoveringLinksRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ListCoveringLinksRequest) GetScope() v1.Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return v1.Scope(0)
+}
+
+func (x *ListCoveringLinksRequest) GetPurpose() v1.Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return v1.Purpose(0)
+}
+
+// ListCoveringLinksResponse lists the links that cover the request.
+type ListCoveringLinksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per link, newest first; at most one per bank (the newest VALID link
+	// replaces older ones).
+	Links         []*CoveringLink `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCoveringLinksResponse) Reset() {
+	*x = ListCoveringLinksResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCoveringLinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCoveringLinksResponse) ProtoMessage() {}
+
+func (x *ListCoveringLinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCoveringLinksResponse.ProtoReflect.Descriptor instead.
+func (*ListCoveringLinksResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListCoveringLinksResponse) GetLinks() []*CoveringLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+// CoveringLink is a VALID link that covers a scope and purpose.
+type CoveringLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link, users/{user}/links/{link}.
+	Link string `protobuf:"bytes,1,opt,name=link,proto3" json:"link,omitempty"`
+	// The bank.
+	BankId string `protobuf:"bytes,2,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// The bank's id for the consent, for the adapter calls.
+	BankConsentId string `protobuf:"bytes,3,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// When the consent expires.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CoveringLink) Reset() {
+	*x = CoveringLink{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CoveringLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CoveringLink) ProtoMessage() {}
+
+func (x *CoveringLink) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CoveringLink.ProtoReflect.Descriptor instead.
+func (*CoveringLink) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CoveringLink) GetLink() string {
+	if x != nil {
+		return x.Link
+	}
+	return ""
+}
+
+func (x *CoveringLink) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *CoveringLink) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *CoveringLink) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // CheckConsentRequest describes the data call to decide on.
 type CheckConsentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1906,7 +2741,7 @@ type CheckConsentRequest struct {
 
 func (x *CheckConsentRequest) Reset() {
 	*x = CheckConsentRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2753,7 @@ func (x *CheckConsentRequest) String() string {
 func (*CheckConsentRequest) ProtoMessage() {}
 
 func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[23]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2766,7 @@ func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentRequest.ProtoReflect.Descriptor instead.
 func (*CheckConsentRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{23}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CheckConsentRequest) GetUser() string {
@@ -1988,7 +2823,7 @@ type CheckConsentResponse struct {
 
 func (x *CheckConsentResponse) Reset() {
 	*x = CheckConsentResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[24]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2835,7 @@ func (x *CheckConsentResponse) String() string {
 func (*CheckConsentResponse) ProtoMessage() {}
 
 func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[24]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2848,7 @@ func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentResponse.ProtoReflect.Descriptor instead.
 func (*CheckConsentResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{24}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CheckConsentResponse) GetAllowed() bool {
@@ -2078,7 +2913,7 @@ type ConsentExpiryWarning struct {
 
 func (x *ConsentExpiryWarning) Reset() {
 	*x = ConsentExpiryWarning{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[25]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2090,7 +2925,7 @@ func (x *ConsentExpiryWarning) String() string {
 func (*ConsentExpiryWarning) ProtoMessage() {}
 
 func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[25]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2103,7 +2938,7 @@ func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentExpiryWarning.ProtoReflect.Descriptor instead.
 func (*ConsentExpiryWarning) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{25}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ConsentExpiryWarning) GetEventId() string {
@@ -2174,7 +3009,7 @@ type ConsentLinkRevoked struct {
 
 func (x *ConsentLinkRevoked) Reset() {
 	*x = ConsentLinkRevoked{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[26]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +3021,7 @@ func (x *ConsentLinkRevoked) String() string {
 func (*ConsentLinkRevoked) ProtoMessage() {}
 
 func (x *ConsentLinkRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[26]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,7 +3034,7 @@ func (x *ConsentLinkRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentLinkRevoked.ProtoReflect.Descriptor instead.
 func (*ConsentLinkRevoked) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{26}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ConsentLinkRevoked) GetEventId() string {
@@ -2359,11 +3194,65 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x04link\x18\x01 \x01(\v2\x1b.bankbridge.consent.v1.LinkR\x04link\"S\n" +
 	"\x14RecordAccessResponse\x12;\n" +
 	"\x05entry\x18\x01 \x01(\v2%.bankbridge.consent.v1.AccessLogEntryR\x05entry\"\x1c\n" +
-	"\x1aWatchConsentChangesRequest\"\x80\x01\n" +
+	"\x1aWatchConsentChangesRequest\"\x9b\x02\n" +
 	"\x1bWatchConsentChangesResponse\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
 	"\x04link\x18\x02 \x01(\tR\x04link\x129\n" +
-	"\x05state\x18\x03 \x01(\x0e2#.bankbridge.consent.v1.ConsentStateR\x05state\"\x90\x02\n" +
+	"\x05state\x18\x03 \x01(\x0e2#.bankbridge.consent.v1.ConsentStateR\x05state\x12$\n" +
+	"\x0epartner_opt_in\x18\x04 \x01(\tR\fpartnerOptIn\x12\x18\n" +
+	"\apartner\x18\x05 \x01(\tR\apartner\x12Y\n" +
+	"\x14partner_opt_in_state\x18\x06 \x01(\x0e2(.bankbridge.consent.v1.PartnerOptInStateR\x11partnerOptInState\"\x8b\x03\n" +
+	"\fPartnerOptIn\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
+	"\apartner\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9._-]{1,64}$R\apartner\x12L\n" +
+	"\x06scopes\x18\x03 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeB\x17\xbaH\x14\x92\x01\x11\b\x01\x10\x02\x18\x01\"\t\x82\x01\x06\x10\x01\x18\x04\x18\x05R\x06scopes\x12&\n" +
+	"\x0fpartner_user_id\x18\x04 \x01(\tR\rpartnerUserId\x12>\n" +
+	"\x05state\x18\x05 \x01(\x0e2(.bankbridge.consent.v1.PartnerOptInStateR\x05state\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"\xaa\x01\n" +
+	"\x19CreatePartnerOptInRequest\x12:\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12Q\n" +
+	"\x0epartner_opt_in\x18\x02 \x01(\v2#.bankbridge.consent.v1.PartnerOptInB\x06\xbaH\x03\xc8\x01\x01R\fpartnerOptIn\"g\n" +
+	"\x1aCreatePartnerOptInResponse\x12I\n" +
+	"\x0epartner_opt_in\x18\x01 \x01(\v2#.bankbridge.consent.v1.PartnerOptInR\fpartnerOptIn\"\xa7\x01\n" +
+	"\x18ListPartnerOptInsRequest\x12:\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"\x90\x01\n" +
+	"\x19ListPartnerOptInsResponse\x12K\n" +
+	"\x0fpartner_opt_ins\x18\x01 \x03(\v2#.bankbridge.consent.v1.PartnerOptInR\rpartnerOptIns\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"x\n" +
+	"\x19RevokePartnerOptInRequest\x12[\n" +
+	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/partnerOptIns/[A-Za-z0-9._~-]{1,128}$R\x04name\"g\n" +
+	"\x1aRevokePartnerOptInResponse\x12I\n" +
+	"\x0epartner_opt_in\x18\x01 \x01(\v2#.bankbridge.consent.v1.PartnerOptInR\fpartnerOptIn\"\xdb\x01\n" +
+	"\x19ResolvePartnerUserRequest\x127\n" +
+	"\apartner\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9._-]{1,64}$R\apartner\x12D\n" +
+	"\x0fpartner_user_id\x18\x02 \x01(\tB\x1c\xbaH\x19r\x172\x15^[A-Za-z0-9_-]{8,64}$R\rpartnerUserId\x12?\n" +
+	"\x05scope\x18\x03 \x01(\x0e2\x1b.bankbridge.common.v1.ScopeB\f\xbaH\t\x82\x01\x06\x10\x01\x18\x04\x18\x05R\x05scope\"\xd0\x01\n" +
+	"\x1aResolvePartnerUserResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12F\n" +
+	"\rdenial_reason\x18\x02 \x01(\x0e2!.bankbridge.common.v1.ErrorReasonR\fdenialReason\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12$\n" +
+	"\x0epartner_opt_in\x18\x04 \x01(\tR\fpartnerOptIn\x12\x16\n" +
+	"\x06client\x18\x05 \x01(\tR\x06client\"\xd6\x01\n" +
+	"\x18ListCoveringLinksRequest\x126\n" +
+	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12=\n" +
+	"\x05scope\x18\x02 \x01(\x0e2\x1b.bankbridge.common.v1.ScopeB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05scope\x12C\n" +
+	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"V\n" +
+	"\x19ListCoveringLinksResponse\x129\n" +
+	"\x05links\x18\x01 \x03(\v2#.bankbridge.consent.v1.CoveringLinkR\x05links\"\xa0\x01\n" +
+	"\fCoveringLink\x12\x12\n" +
+	"\x04link\x18\x01 \x01(\tR\x04link\x12\x17\n" +
+	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12&\n" +
+	"\x0fbank_consent_id\x18\x03 \x01(\tR\rbankConsentId\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\x90\x02\n" +
 	"\x13CheckConsentRequest\x126\n" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12=\n" +
 	"\abank_id\x18\x02 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12=\n" +
@@ -2418,7 +3307,11 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\rAccessOutcome\x12\x1e\n" +
 	"\x1aACCESS_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACCESS_OUTCOME_ALLOWED\x10\x01\x12\x19\n" +
-	"\x15ACCESS_OUTCOME_DENIED\x10\x022\xb8\b\n" +
+	"\x15ACCESS_OUTCOME_DENIED\x10\x02*|\n" +
+	"\x11PartnerOptInState\x12$\n" +
+	" PARTNER_OPT_IN_STATE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bPARTNER_OPT_IN_STATE_ACTIVE\x10\x01\x12 \n" +
+	"\x1cPARTNER_OPT_IN_STATE_REVOKED\x10\x022\xe2\f\n" +
 	"\x0eConsentService\x12\x94\x01\n" +
 	"\n" +
 	"CreateLink\x12(.bankbridge.consent.v1.CreateLinkRequest\x1a).bankbridge.consent.v1.CreateLinkResponse\"1\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\":\x04link\"\x1a/v1/{parent=users/*}/links\x12\x85\x01\n" +
@@ -2429,11 +3322,16 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\n" +
 	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\xa4\x01\n" +
 	"\rReconfirmLink\x12+.bankbridge.consent.v1.ReconfirmLinkRequest\x1a,.bankbridge.consent.v1.ReconfirmLinkResponse\"8\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{name=users/*/links/*}:reconfirm\x12\x9b\x01\n" +
-	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"/\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog2\xee\x03\n" +
+	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"/\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog\x12\xbe\x01\n" +
+	"\x12CreatePartnerOptIn\x120.bankbridge.consent.v1.CreatePartnerOptInRequest\x1a1.bankbridge.consent.v1.CreatePartnerOptInResponse\"C\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x024:\x0epartner_opt_in\"\"/v1/{parent=users/*}/partnerOptIns\x12\xab\x01\n" +
+	"\x11ListPartnerOptIns\x12/.bankbridge.consent.v1.ListPartnerOptInsRequest\x1a0.bankbridge.consent.v1.ListPartnerOptInsResponse\"3\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/partnerOptIns\x12\xb8\x01\n" +
+	"\x12RevokePartnerOptIn\x120.bankbridge.consent.v1.RevokePartnerOptInRequest\x1a1.bankbridge.consent.v1.RevokePartnerOptInResponse\"=\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{name=users/*/partnerOptIns/*}:revoke2\xe1\x05\n" +
 	"\x13ConsentCheckService\x12g\n" +
 	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x12g\n" +
 	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x12\x7f\n" +
-	"\x14ReportBankRevocation\x122.bankbridge.consent.v1.ReportBankRevocationRequest\x1a3.bankbridge.consent.v1.ReportBankRevocationResponse\x12~\n" +
+	"\x14ReportBankRevocation\x122.bankbridge.consent.v1.ReportBankRevocationRequest\x1a3.bankbridge.consent.v1.ReportBankRevocationResponse\x12y\n" +
+	"\x12ResolvePartnerUser\x120.bankbridge.consent.v1.ResolvePartnerUserRequest\x1a1.bankbridge.consent.v1.ResolvePartnerUserResponse\x12v\n" +
+	"\x11ListCoveringLinks\x12/.bankbridge.consent.v1.ListCoveringLinksRequest\x1a0.bankbridge.consent.v1.ListCoveringLinksResponse\x12~\n" +
 	"\x13WatchConsentChanges\x121.bankbridge.consent.v1.WatchConsentChangesRequest\x1a2.bankbridge.consent.v1.WatchConsentChangesResponse0\x01\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
 	"\x19com.bankbridge.consent.v1B\fConsentProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/consent/v1;consentv1\xa2\x02\x03BCX\xaa\x02\x15Bankbridge.Consent.V1\xca\x02\x15Bankbridge\\Consent\\V1\xe2\x02!Bankbridge\\Consent\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Consent::V1b\x06proto3"
 
@@ -2449,116 +3347,154 @@ func file_bankbridge_consent_v1_consent_proto_rawDescGZIP() []byte {
 	return file_bankbridge_consent_v1_consent_proto_rawDescData
 }
 
-var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(ConsentState)(0),                    // 0: bankbridge.consent.v1.ConsentState
 	(ScaMethod)(0),                       // 1: bankbridge.consent.v1.ScaMethod
 	(ScaStatus)(0),                       // 2: bankbridge.consent.v1.ScaStatus
 	(AccessOutcome)(0),                   // 3: bankbridge.consent.v1.AccessOutcome
-	(*Link)(nil),                         // 4: bankbridge.consent.v1.Link
-	(*ScaChallenge)(nil),                 // 5: bankbridge.consent.v1.ScaChallenge
-	(*CreateLinkRequest)(nil),            // 6: bankbridge.consent.v1.CreateLinkRequest
-	(*CreateLinkResponse)(nil),           // 7: bankbridge.consent.v1.CreateLinkResponse
-	(*GetLinkRequest)(nil),               // 8: bankbridge.consent.v1.GetLinkRequest
-	(*GetLinkResponse)(nil),              // 9: bankbridge.consent.v1.GetLinkResponse
-	(*ListLinksRequest)(nil),             // 10: bankbridge.consent.v1.ListLinksRequest
-	(*ListLinksResponse)(nil),            // 11: bankbridge.consent.v1.ListLinksResponse
-	(*VerifyLinkRequest)(nil),            // 12: bankbridge.consent.v1.VerifyLinkRequest
-	(*VerifyLinkResponse)(nil),           // 13: bankbridge.consent.v1.VerifyLinkResponse
-	(*RevokeLinkRequest)(nil),            // 14: bankbridge.consent.v1.RevokeLinkRequest
-	(*RevokeLinkResponse)(nil),           // 15: bankbridge.consent.v1.RevokeLinkResponse
-	(*ReconfirmLinkRequest)(nil),         // 16: bankbridge.consent.v1.ReconfirmLinkRequest
-	(*ReconfirmLinkResponse)(nil),        // 17: bankbridge.consent.v1.ReconfirmLinkResponse
-	(*ListAccessLogRequest)(nil),         // 18: bankbridge.consent.v1.ListAccessLogRequest
-	(*ListAccessLogResponse)(nil),        // 19: bankbridge.consent.v1.ListAccessLogResponse
-	(*AccessLogEntry)(nil),               // 20: bankbridge.consent.v1.AccessLogEntry
-	(*RecordAccessRequest)(nil),          // 21: bankbridge.consent.v1.RecordAccessRequest
-	(*ReportBankRevocationRequest)(nil),  // 22: bankbridge.consent.v1.ReportBankRevocationRequest
-	(*ReportBankRevocationResponse)(nil), // 23: bankbridge.consent.v1.ReportBankRevocationResponse
-	(*RecordAccessResponse)(nil),         // 24: bankbridge.consent.v1.RecordAccessResponse
-	(*WatchConsentChangesRequest)(nil),   // 25: bankbridge.consent.v1.WatchConsentChangesRequest
-	(*WatchConsentChangesResponse)(nil),  // 26: bankbridge.consent.v1.WatchConsentChangesResponse
-	(*CheckConsentRequest)(nil),          // 27: bankbridge.consent.v1.CheckConsentRequest
-	(*CheckConsentResponse)(nil),         // 28: bankbridge.consent.v1.CheckConsentResponse
-	(*ConsentExpiryWarning)(nil),         // 29: bankbridge.consent.v1.ConsentExpiryWarning
-	(*ConsentLinkRevoked)(nil),           // 30: bankbridge.consent.v1.ConsentLinkRevoked
-	(v1.Scope)(0),                        // 31: bankbridge.common.v1.Scope
-	(v1.Purpose)(0),                      // 32: bankbridge.common.v1.Purpose
-	(*timestamppb.Timestamp)(nil),        // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 34: google.protobuf.Duration
-	(v1.ErrorReason)(0),                  // 35: bankbridge.common.v1.ErrorReason
+	(PartnerOptInState)(0),               // 4: bankbridge.consent.v1.PartnerOptInState
+	(*Link)(nil),                         // 5: bankbridge.consent.v1.Link
+	(*ScaChallenge)(nil),                 // 6: bankbridge.consent.v1.ScaChallenge
+	(*CreateLinkRequest)(nil),            // 7: bankbridge.consent.v1.CreateLinkRequest
+	(*CreateLinkResponse)(nil),           // 8: bankbridge.consent.v1.CreateLinkResponse
+	(*GetLinkRequest)(nil),               // 9: bankbridge.consent.v1.GetLinkRequest
+	(*GetLinkResponse)(nil),              // 10: bankbridge.consent.v1.GetLinkResponse
+	(*ListLinksRequest)(nil),             // 11: bankbridge.consent.v1.ListLinksRequest
+	(*ListLinksResponse)(nil),            // 12: bankbridge.consent.v1.ListLinksResponse
+	(*VerifyLinkRequest)(nil),            // 13: bankbridge.consent.v1.VerifyLinkRequest
+	(*VerifyLinkResponse)(nil),           // 14: bankbridge.consent.v1.VerifyLinkResponse
+	(*RevokeLinkRequest)(nil),            // 15: bankbridge.consent.v1.RevokeLinkRequest
+	(*RevokeLinkResponse)(nil),           // 16: bankbridge.consent.v1.RevokeLinkResponse
+	(*ReconfirmLinkRequest)(nil),         // 17: bankbridge.consent.v1.ReconfirmLinkRequest
+	(*ReconfirmLinkResponse)(nil),        // 18: bankbridge.consent.v1.ReconfirmLinkResponse
+	(*ListAccessLogRequest)(nil),         // 19: bankbridge.consent.v1.ListAccessLogRequest
+	(*ListAccessLogResponse)(nil),        // 20: bankbridge.consent.v1.ListAccessLogResponse
+	(*AccessLogEntry)(nil),               // 21: bankbridge.consent.v1.AccessLogEntry
+	(*RecordAccessRequest)(nil),          // 22: bankbridge.consent.v1.RecordAccessRequest
+	(*ReportBankRevocationRequest)(nil),  // 23: bankbridge.consent.v1.ReportBankRevocationRequest
+	(*ReportBankRevocationResponse)(nil), // 24: bankbridge.consent.v1.ReportBankRevocationResponse
+	(*RecordAccessResponse)(nil),         // 25: bankbridge.consent.v1.RecordAccessResponse
+	(*WatchConsentChangesRequest)(nil),   // 26: bankbridge.consent.v1.WatchConsentChangesRequest
+	(*WatchConsentChangesResponse)(nil),  // 27: bankbridge.consent.v1.WatchConsentChangesResponse
+	(*PartnerOptIn)(nil),                 // 28: bankbridge.consent.v1.PartnerOptIn
+	(*CreatePartnerOptInRequest)(nil),    // 29: bankbridge.consent.v1.CreatePartnerOptInRequest
+	(*CreatePartnerOptInResponse)(nil),   // 30: bankbridge.consent.v1.CreatePartnerOptInResponse
+	(*ListPartnerOptInsRequest)(nil),     // 31: bankbridge.consent.v1.ListPartnerOptInsRequest
+	(*ListPartnerOptInsResponse)(nil),    // 32: bankbridge.consent.v1.ListPartnerOptInsResponse
+	(*RevokePartnerOptInRequest)(nil),    // 33: bankbridge.consent.v1.RevokePartnerOptInRequest
+	(*RevokePartnerOptInResponse)(nil),   // 34: bankbridge.consent.v1.RevokePartnerOptInResponse
+	(*ResolvePartnerUserRequest)(nil),    // 35: bankbridge.consent.v1.ResolvePartnerUserRequest
+	(*ResolvePartnerUserResponse)(nil),   // 36: bankbridge.consent.v1.ResolvePartnerUserResponse
+	(*ListCoveringLinksRequest)(nil),     // 37: bankbridge.consent.v1.ListCoveringLinksRequest
+	(*ListCoveringLinksResponse)(nil),    // 38: bankbridge.consent.v1.ListCoveringLinksResponse
+	(*CoveringLink)(nil),                 // 39: bankbridge.consent.v1.CoveringLink
+	(*CheckConsentRequest)(nil),          // 40: bankbridge.consent.v1.CheckConsentRequest
+	(*CheckConsentResponse)(nil),         // 41: bankbridge.consent.v1.CheckConsentResponse
+	(*ConsentExpiryWarning)(nil),         // 42: bankbridge.consent.v1.ConsentExpiryWarning
+	(*ConsentLinkRevoked)(nil),           // 43: bankbridge.consent.v1.ConsentLinkRevoked
+	(v1.Scope)(0),                        // 44: bankbridge.common.v1.Scope
+	(v1.Purpose)(0),                      // 45: bankbridge.common.v1.Purpose
+	(*timestamppb.Timestamp)(nil),        // 46: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 47: google.protobuf.Duration
+	(v1.ErrorReason)(0),                  // 48: bankbridge.common.v1.ErrorReason
 }
 var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.consent.v1.Link.state:type_name -> bankbridge.consent.v1.ConsentState
-	31, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
-	32, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
-	33, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
-	34, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
-	33, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
-	33, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
-	33, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
-	5,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
+	44, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
+	45, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
+	46, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
+	47, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
+	46, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
+	46, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
+	46, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
+	6,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
 	1,  // 9: bankbridge.consent.v1.ScaChallenge.method:type_name -> bankbridge.consent.v1.ScaMethod
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
-	33, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
+	46, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
 	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
-	4,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	4,  // 15: bankbridge.consent.v1.GetLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	5,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	5,  // 15: bankbridge.consent.v1.GetLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	0,  // 16: bankbridge.consent.v1.ListLinksRequest.state:type_name -> bankbridge.consent.v1.ConsentState
-	4,  // 17: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
-	4,  // 18: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	4,  // 19: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	4,  // 20: bankbridge.consent.v1.ReconfirmLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	33, // 21: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 22: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 17: bankbridge.consent.v1.ListLinksResponse.links:type_name -> bankbridge.consent.v1.Link
+	5,  // 18: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	5,  // 19: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	5,  // 20: bankbridge.consent.v1.ReconfirmLinkResponse.link:type_name -> bankbridge.consent.v1.Link
+	46, // 21: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	46, // 22: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 23: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	20, // 24: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	33, // 25: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	32, // 26: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
-	31, // 27: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	21, // 24: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
+	46, // 25: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	45, // 26: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	44, // 27: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
 	3,  // 28: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
-	20, // 29: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
-	4,  // 30: bankbridge.consent.v1.ReportBankRevocationResponse.link:type_name -> bankbridge.consent.v1.Link
-	20, // 31: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	21, // 29: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
+	5,  // 30: bankbridge.consent.v1.ReportBankRevocationResponse.link:type_name -> bankbridge.consent.v1.Link
+	21, // 31: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
 	0,  // 32: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
-	31, // 33: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	32, // 34: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	33, // 35: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	35, // 36: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	31, // 37: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	33, // 38: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	33, // 39: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	33, // 40: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	33, // 41: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
-	6,  // 42: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	8,  // 43: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	10, // 44: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	12, // 45: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	14, // 46: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	16, // 47: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
-	18, // 48: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	27, // 49: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	21, // 50: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	22, // 51: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
-	25, // 52: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
-	7,  // 53: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	9,  // 54: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	11, // 55: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	13, // 56: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	15, // 57: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	17, // 58: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
-	19, // 59: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	28, // 60: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	24, // 61: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	23, // 62: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
-	26, // 63: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
-	53, // [53:64] is the sub-list for method output_type
-	42, // [42:53] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	4,  // 33: bankbridge.consent.v1.WatchConsentChangesResponse.partner_opt_in_state:type_name -> bankbridge.consent.v1.PartnerOptInState
+	44, // 34: bankbridge.consent.v1.PartnerOptIn.scopes:type_name -> bankbridge.common.v1.Scope
+	4,  // 35: bankbridge.consent.v1.PartnerOptIn.state:type_name -> bankbridge.consent.v1.PartnerOptInState
+	46, // 36: bankbridge.consent.v1.PartnerOptIn.create_time:type_name -> google.protobuf.Timestamp
+	46, // 37: bankbridge.consent.v1.PartnerOptIn.revoke_time:type_name -> google.protobuf.Timestamp
+	28, // 38: bankbridge.consent.v1.CreatePartnerOptInRequest.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
+	28, // 39: bankbridge.consent.v1.CreatePartnerOptInResponse.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
+	28, // 40: bankbridge.consent.v1.ListPartnerOptInsResponse.partner_opt_ins:type_name -> bankbridge.consent.v1.PartnerOptIn
+	28, // 41: bankbridge.consent.v1.RevokePartnerOptInResponse.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
+	44, // 42: bankbridge.consent.v1.ResolvePartnerUserRequest.scope:type_name -> bankbridge.common.v1.Scope
+	48, // 43: bankbridge.consent.v1.ResolvePartnerUserResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	44, // 44: bankbridge.consent.v1.ListCoveringLinksRequest.scope:type_name -> bankbridge.common.v1.Scope
+	45, // 45: bankbridge.consent.v1.ListCoveringLinksRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	39, // 46: bankbridge.consent.v1.ListCoveringLinksResponse.links:type_name -> bankbridge.consent.v1.CoveringLink
+	46, // 47: bankbridge.consent.v1.CoveringLink.expire_time:type_name -> google.protobuf.Timestamp
+	44, // 48: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	45, // 49: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	46, // 50: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	48, // 51: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	44, // 52: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	46, // 53: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	46, // 54: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	46, // 55: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 56: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
+	7,  // 57: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	9,  // 58: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	11, // 59: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	13, // 60: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	15, // 61: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	17, // 62: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
+	19, // 63: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	29, // 64: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
+	31, // 65: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
+	33, // 66: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
+	40, // 67: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	22, // 68: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	23, // 69: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
+	35, // 70: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
+	37, // 71: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
+	26, // 72: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	8,  // 73: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	10, // 74: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	12, // 75: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	14, // 76: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	16, // 77: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	18, // 78: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
+	20, // 79: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	30, // 80: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
+	32, // 81: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
+	34, // 82: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
+	41, // 83: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	25, // 84: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	24, // 85: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
+	36, // 86: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
+	38, // 87: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
+	27, // 88: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	73, // [73:89] is the sub-list for method output_type
+	57, // [57:73] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }
@@ -2575,8 +3511,8 @@ func file_bankbridge_consent_v1_consent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_consent_v1_consent_proto_rawDesc), len(file_bankbridge_consent_v1_consent_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   27,
+			NumEnums:      5,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,13 +23,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConsentService_CreateLink_FullMethodName    = "/bankbridge.consent.v1.ConsentService/CreateLink"
-	ConsentService_GetLink_FullMethodName       = "/bankbridge.consent.v1.ConsentService/GetLink"
-	ConsentService_ListLinks_FullMethodName     = "/bankbridge.consent.v1.ConsentService/ListLinks"
-	ConsentService_VerifyLink_FullMethodName    = "/bankbridge.consent.v1.ConsentService/VerifyLink"
-	ConsentService_RevokeLink_FullMethodName    = "/bankbridge.consent.v1.ConsentService/RevokeLink"
-	ConsentService_ReconfirmLink_FullMethodName = "/bankbridge.consent.v1.ConsentService/ReconfirmLink"
-	ConsentService_ListAccessLog_FullMethodName = "/bankbridge.consent.v1.ConsentService/ListAccessLog"
+	ConsentService_CreateLink_FullMethodName         = "/bankbridge.consent.v1.ConsentService/CreateLink"
+	ConsentService_GetLink_FullMethodName            = "/bankbridge.consent.v1.ConsentService/GetLink"
+	ConsentService_ListLinks_FullMethodName          = "/bankbridge.consent.v1.ConsentService/ListLinks"
+	ConsentService_VerifyLink_FullMethodName         = "/bankbridge.consent.v1.ConsentService/VerifyLink"
+	ConsentService_RevokeLink_FullMethodName         = "/bankbridge.consent.v1.ConsentService/RevokeLink"
+	ConsentService_ReconfirmLink_FullMethodName      = "/bankbridge.consent.v1.ConsentService/ReconfirmLink"
+	ConsentService_ListAccessLog_FullMethodName      = "/bankbridge.consent.v1.ConsentService/ListAccessLog"
+	ConsentService_CreatePartnerOptIn_FullMethodName = "/bankbridge.consent.v1.ConsentService/CreatePartnerOptIn"
+	ConsentService_ListPartnerOptIns_FullMethodName  = "/bankbridge.consent.v1.ConsentService/ListPartnerOptIns"
+	ConsentService_RevokePartnerOptIn_FullMethodName = "/bankbridge.consent.v1.ConsentService/RevokePartnerOptIn"
 )
 
 // ConsentServiceClient is the client API for ConsentService service.
@@ -186,6 +189,47 @@ type ConsentServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	ListAccessLog(ctx context.Context, in *ListAccessLogRequest, opts ...grpc.CallOption) (*ListAccessLogResponse, error)
+	// CreatePartnerOptIn records that the user opts in to a partner (a
+	// payment provider, merchant or carrier) sending them data, and mints the
+	// partner-scoped user id: an opaque id, different for every partner and
+	// every opt-in, that the product hands to the partner so the partner can
+	// address the user without ever learning the user's bankbridge id (as
+	// Messenger's page-scoped ids work). The partner pushes data (receipts,
+	// shipments) for that id, within the opt-in's scopes, until the user
+	// revokes it. Safe to retry: while the user has an ACTIVE opt-in to the
+	// partner, it is returned, with the same partner_user_id.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	// Fails with NOT_FOUND (NOT_FOUND) when partner_opt_in.partner is not a partner bankbridge knows.
+	// Fails with ALREADY_EXISTS (ALREADY_EXISTS) when the user's ACTIVE opt-in to the partner has other scopes; revoke it first.
+	CreatePartnerOptIn(ctx context.Context, in *CreatePartnerOptInRequest, opts ...grpc.CallOption) (*CreatePartnerOptInResponse, error)
+	// ListPartnerOptIns returns the user's partner opt-ins, newest first,
+	// ACTIVE and REVOKED.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or from another list.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	ListPartnerOptIns(ctx context.Context, in *ListPartnerOptInsRequest, opts ...grpc.CallOption) (*ListPartnerOptInsResponse, error)
+	// RevokePartnerOptIn ends a partner opt-in: from the next push on, the
+	// partner is refused (PERMISSION_DENIED, CONSENT_REVOKED) for its
+	// partner-scoped id, and the services that keep what the partner sent
+	// (receipts, shipments) delete it. Revoking a REVOKED opt-in returns it
+	// unchanged.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such opt-in.
+	RevokePartnerOptIn(ctx context.Context, in *RevokePartnerOptInRequest, opts ...grpc.CallOption) (*RevokePartnerOptInResponse, error)
 }
 
 type consentServiceClient struct {
@@ -260,6 +304,36 @@ func (c *consentServiceClient) ListAccessLog(ctx context.Context, in *ListAccess
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAccessLogResponse)
 	err := c.cc.Invoke(ctx, ConsentService_ListAccessLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentServiceClient) CreatePartnerOptIn(ctx context.Context, in *CreatePartnerOptInRequest, opts ...grpc.CallOption) (*CreatePartnerOptInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePartnerOptInResponse)
+	err := c.cc.Invoke(ctx, ConsentService_CreatePartnerOptIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentServiceClient) ListPartnerOptIns(ctx context.Context, in *ListPartnerOptInsRequest, opts ...grpc.CallOption) (*ListPartnerOptInsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPartnerOptInsResponse)
+	err := c.cc.Invoke(ctx, ConsentService_ListPartnerOptIns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentServiceClient) RevokePartnerOptIn(ctx context.Context, in *RevokePartnerOptInRequest, opts ...grpc.CallOption) (*RevokePartnerOptInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokePartnerOptInResponse)
+	err := c.cc.Invoke(ctx, ConsentService_RevokePartnerOptIn_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -420,6 +494,47 @@ type ConsentServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	ListAccessLog(context.Context, *ListAccessLogRequest) (*ListAccessLogResponse, error)
+	// CreatePartnerOptIn records that the user opts in to a partner (a
+	// payment provider, merchant or carrier) sending them data, and mints the
+	// partner-scoped user id: an opaque id, different for every partner and
+	// every opt-in, that the product hands to the partner so the partner can
+	// address the user without ever learning the user's bankbridge id (as
+	// Messenger's page-scoped ids work). The partner pushes data (receipts,
+	// shipments) for that id, within the opt-in's scopes, until the user
+	// revokes it. Safe to retry: while the user has an ACTIVE opt-in to the
+	// partner, it is returned, with the same partner_user_id.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	// Fails with NOT_FOUND (NOT_FOUND) when partner_opt_in.partner is not a partner bankbridge knows.
+	// Fails with ALREADY_EXISTS (ALREADY_EXISTS) when the user's ACTIVE opt-in to the partner has other scopes; revoke it first.
+	CreatePartnerOptIn(context.Context, *CreatePartnerOptInRequest) (*CreatePartnerOptInResponse, error)
+	// ListPartnerOptIns returns the user's partner opt-ins, newest first,
+	// ACTIVE and REVOKED.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or from another list.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	ListPartnerOptIns(context.Context, *ListPartnerOptInsRequest) (*ListPartnerOptInsResponse, error)
+	// RevokePartnerOptIn ends a partner opt-in: from the next push on, the
+	// partner is refused (PERMISSION_DENIED, CONSENT_REVOKED) for its
+	// partner-scoped id, and the services that keep what the partner sent
+	// (receipts, shipments) delete it. Revoking a REVOKED opt-in returns it
+	// unchanged.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such opt-in.
+	RevokePartnerOptIn(context.Context, *RevokePartnerOptInRequest) (*RevokePartnerOptInResponse, error)
 	mustEmbedUnimplementedConsentServiceServer()
 }
 
@@ -450,6 +565,15 @@ func (UnimplementedConsentServiceServer) ReconfirmLink(context.Context, *Reconfi
 }
 func (UnimplementedConsentServiceServer) ListAccessLog(context.Context, *ListAccessLogRequest) (*ListAccessLogResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAccessLog not implemented")
+}
+func (UnimplementedConsentServiceServer) CreatePartnerOptIn(context.Context, *CreatePartnerOptInRequest) (*CreatePartnerOptInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePartnerOptIn not implemented")
+}
+func (UnimplementedConsentServiceServer) ListPartnerOptIns(context.Context, *ListPartnerOptInsRequest) (*ListPartnerOptInsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPartnerOptIns not implemented")
+}
+func (UnimplementedConsentServiceServer) RevokePartnerOptIn(context.Context, *RevokePartnerOptInRequest) (*RevokePartnerOptInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokePartnerOptIn not implemented")
 }
 func (UnimplementedConsentServiceServer) mustEmbedUnimplementedConsentServiceServer() {}
 func (UnimplementedConsentServiceServer) testEmbeddedByValue()                        {}
@@ -598,6 +722,60 @@ func _ConsentService_ListAccessLog_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentService_CreatePartnerOptIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePartnerOptInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentServiceServer).CreatePartnerOptIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentService_CreatePartnerOptIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentServiceServer).CreatePartnerOptIn(ctx, req.(*CreatePartnerOptInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsentService_ListPartnerOptIns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPartnerOptInsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentServiceServer).ListPartnerOptIns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentService_ListPartnerOptIns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentServiceServer).ListPartnerOptIns(ctx, req.(*ListPartnerOptInsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsentService_RevokePartnerOptIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokePartnerOptInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentServiceServer).RevokePartnerOptIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentService_RevokePartnerOptIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentServiceServer).RevokePartnerOptIn(ctx, req.(*RevokePartnerOptInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConsentService_ServiceDesc is the grpc.ServiceDesc for ConsentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -633,6 +811,18 @@ var ConsentService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListAccessLog",
 			Handler:    _ConsentService_ListAccessLog_Handler,
 		},
+		{
+			MethodName: "CreatePartnerOptIn",
+			Handler:    _ConsentService_CreatePartnerOptIn_Handler,
+		},
+		{
+			MethodName: "ListPartnerOptIns",
+			Handler:    _ConsentService_ListPartnerOptIns_Handler,
+		},
+		{
+			MethodName: "RevokePartnerOptIn",
+			Handler:    _ConsentService_RevokePartnerOptIn_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "bankbridge/consent/v1/consent.proto",
@@ -642,6 +832,8 @@ const (
 	ConsentCheckService_CheckConsent_FullMethodName         = "/bankbridge.consent.v1.ConsentCheckService/CheckConsent"
 	ConsentCheckService_RecordAccess_FullMethodName         = "/bankbridge.consent.v1.ConsentCheckService/RecordAccess"
 	ConsentCheckService_ReportBankRevocation_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/ReportBankRevocation"
+	ConsentCheckService_ResolvePartnerUser_FullMethodName   = "/bankbridge.consent.v1.ConsentCheckService/ResolvePartnerUser"
+	ConsentCheckService_ListCoveringLinks_FullMethodName    = "/bankbridge.consent.v1.ConsentCheckService/ListCoveringLinks"
 	ConsentCheckService_WatchConsentChanges_FullMethodName  = "/bankbridge.consent.v1.ConsentCheckService/WatchConsentChanges"
 )
 
@@ -683,6 +875,24 @@ type ConsentCheckServiceClient interface {
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such link.
 	// Fails with INTERNAL (INTERNAL) when the consent store cannot be written.
 	ReportBankRevocation(ctx context.Context, in *ReportBankRevocationRequest, opts ...grpc.CallOption) (*ReportBankRevocationResponse, error)
+	// ResolvePartnerUser turns a partner-scoped user id into the user, for a
+	// service that takes a partner's push: allowed when the id belongs to an
+	// ACTIVE opt-in of the user to that partner that covers scope. A denial is
+	// an answer, not an error: CONSENT_REQUIRED when the partner has no such
+	// id (never minted, or minted for another partner) or the opt-in does not
+	// cover scope, CONSENT_REVOKED when the user revoked the opt-in. It writes
+	// nothing.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller refuses.
+	ResolvePartnerUser(ctx context.Context, in *ResolvePartnerUserRequest, opts ...grpc.CallOption) (*ResolvePartnerUserResponse, error)
+	// ListCoveringLinks returns the user's VALID, unexpired links that cover
+	// scope and purpose, at every bank, for a service that must read from
+	// each of the user's banks on its own (e.g. matching a receipt to a card
+	// transaction). It writes nothing, not even the access log: the caller
+	// records each bank read itself.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller reads nothing.
+	ListCoveringLinks(ctx context.Context, in *ListCoveringLinksRequest, opts ...grpc.CallOption) (*ListCoveringLinksResponse, error)
 	// WatchConsentChanges streams a ConsentChange every time any link changes
 	// state (verified, revoked, expired, rejected), for every user, as it is
 	// committed. Data services that cache consent decisions hold this stream
@@ -726,6 +936,26 @@ func (c *consentCheckServiceClient) ReportBankRevocation(ctx context.Context, in
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportBankRevocationResponse)
 	err := c.cc.Invoke(ctx, ConsentCheckService_ReportBankRevocation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentCheckServiceClient) ResolvePartnerUser(ctx context.Context, in *ResolvePartnerUserRequest, opts ...grpc.CallOption) (*ResolvePartnerUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolvePartnerUserResponse)
+	err := c.cc.Invoke(ctx, ConsentCheckService_ResolvePartnerUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentCheckServiceClient) ListCoveringLinks(ctx context.Context, in *ListCoveringLinksRequest, opts ...grpc.CallOption) (*ListCoveringLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCoveringLinksResponse)
+	err := c.cc.Invoke(ctx, ConsentCheckService_ListCoveringLinks_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -789,6 +1019,24 @@ type ConsentCheckServiceServer interface {
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such link.
 	// Fails with INTERNAL (INTERNAL) when the consent store cannot be written.
 	ReportBankRevocation(context.Context, *ReportBankRevocationRequest) (*ReportBankRevocationResponse, error)
+	// ResolvePartnerUser turns a partner-scoped user id into the user, for a
+	// service that takes a partner's push: allowed when the id belongs to an
+	// ACTIVE opt-in of the user to that partner that covers scope. A denial is
+	// an answer, not an error: CONSENT_REQUIRED when the partner has no such
+	// id (never minted, or minted for another partner) or the opt-in does not
+	// cover scope, CONSENT_REVOKED when the user revoked the opt-in. It writes
+	// nothing.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller refuses.
+	ResolvePartnerUser(context.Context, *ResolvePartnerUserRequest) (*ResolvePartnerUserResponse, error)
+	// ListCoveringLinks returns the user's VALID, unexpired links that cover
+	// scope and purpose, at every bank, for a service that must read from
+	// each of the user's banks on its own (e.g. matching a receipt to a card
+	// transaction). It writes nothing, not even the access log: the caller
+	// records each bank read itself.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller reads nothing.
+	ListCoveringLinks(context.Context, *ListCoveringLinksRequest) (*ListCoveringLinksResponse, error)
 	// WatchConsentChanges streams a ConsentChange every time any link changes
 	// state (verified, revoked, expired, rejected), for every user, as it is
 	// committed. Data services that cache consent decisions hold this stream
@@ -816,6 +1064,12 @@ func (UnimplementedConsentCheckServiceServer) RecordAccess(context.Context, *Rec
 }
 func (UnimplementedConsentCheckServiceServer) ReportBankRevocation(context.Context, *ReportBankRevocationRequest) (*ReportBankRevocationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportBankRevocation not implemented")
+}
+func (UnimplementedConsentCheckServiceServer) ResolvePartnerUser(context.Context, *ResolvePartnerUserRequest) (*ResolvePartnerUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolvePartnerUser not implemented")
+}
+func (UnimplementedConsentCheckServiceServer) ListCoveringLinks(context.Context, *ListCoveringLinksRequest) (*ListCoveringLinksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCoveringLinks not implemented")
 }
 func (UnimplementedConsentCheckServiceServer) WatchConsentChanges(*WatchConsentChangesRequest, grpc.ServerStreamingServer[WatchConsentChangesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchConsentChanges not implemented")
@@ -895,6 +1149,42 @@ func _ConsentCheckService_ReportBankRevocation_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentCheckService_ResolvePartnerUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolvePartnerUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentCheckServiceServer).ResolvePartnerUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentCheckService_ResolvePartnerUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentCheckServiceServer).ResolvePartnerUser(ctx, req.(*ResolvePartnerUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConsentCheckService_ListCoveringLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCoveringLinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentCheckServiceServer).ListCoveringLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentCheckService_ListCoveringLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentCheckServiceServer).ListCoveringLinks(ctx, req.(*ListCoveringLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConsentCheckService_WatchConsentChanges_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchConsentChangesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -924,6 +1214,14 @@ var ConsentCheckService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportBankRevocation",
 			Handler:    _ConsentCheckService_ReportBankRevocation_Handler,
+		},
+		{
+			MethodName: "ResolvePartnerUser",
+			Handler:    _ConsentCheckService_ResolvePartnerUser_Handler,
+		},
+		{
+			MethodName: "ListCoveringLinks",
+			Handler:    _ConsentCheckService_ListCoveringLinks_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

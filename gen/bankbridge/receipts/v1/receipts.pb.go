@@ -4,9 +4,11 @@
 // 	protoc        (unknown)
 // source: bankbridge/receipts/v1/receipts.proto
 
-// Package bankbridge.receipts.v1 holds itemised purchase receipts that payment
-// partners send on a user's behalf, so the user can see what a card payment
-// bought, right next to the transaction.
+// Package bankbridge.receipts.v1 holds itemised purchase receipts, so a user
+// sees in the chat what a card payment bought, right next to the
+// transaction. Receipts come from two places: partners (payment providers,
+// merchants) the user opted in to push them, and card-issuing banks give the
+// purchase details behind a card transaction.
 
 package receiptsv1
 
@@ -191,51 +193,174 @@ func (CardNetwork) EnumDescriptor() ([]byte, []int) {
 	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{1}
 }
 
-// Receipt is the itemised record of one purchase. Every amount in it is in
-// the currency of total.
+// MatchConfidence is how a receipt was matched to its transaction. There is
+// no low confidence: when two transactions could match, none is chosen.
+type MatchConfidence int32
+
+const (
+	// Not set. Never returned.
+	MatchConfidence_MATCH_CONFIDENCE_UNSPECIFIED MatchConfidence = 0
+	// The card-issuing bank gave the receipt for this very transaction.
+	MatchConfidence_MATCH_CONFIDENCE_ISSUER MatchConfidence = 1
+	// Amount, currency, time window, merchant name and card last 4 agree,
+	// and no other transaction does.
+	MatchConfidence_MATCH_CONFIDENCE_HIGH MatchConfidence = 2
+	// Amount, currency, time window and merchant name agree and no other
+	// transaction does; the receipt gives no card last 4 to compare.
+	MatchConfidence_MATCH_CONFIDENCE_MEDIUM MatchConfidence = 3
+)
+
+// Enum value maps for MatchConfidence.
+var (
+	MatchConfidence_name = map[int32]string{
+		0: "MATCH_CONFIDENCE_UNSPECIFIED",
+		1: "MATCH_CONFIDENCE_ISSUER",
+		2: "MATCH_CONFIDENCE_HIGH",
+		3: "MATCH_CONFIDENCE_MEDIUM",
+	}
+	MatchConfidence_value = map[string]int32{
+		"MATCH_CONFIDENCE_UNSPECIFIED": 0,
+		"MATCH_CONFIDENCE_ISSUER":      1,
+		"MATCH_CONFIDENCE_HIGH":        2,
+		"MATCH_CONFIDENCE_MEDIUM":      3,
+	}
+)
+
+func (x MatchConfidence) Enum() *MatchConfidence {
+	p := new(MatchConfidence)
+	*p = x
+	return p
+}
+
+func (x MatchConfidence) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MatchConfidence) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_receipts_v1_receipts_proto_enumTypes[2].Descriptor()
+}
+
+func (MatchConfidence) Type() protoreflect.EnumType {
+	return &file_bankbridge_receipts_v1_receipts_proto_enumTypes[2]
+}
+
+func (x MatchConfidence) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MatchConfidence.Descriptor instead.
+func (MatchConfidence) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{2}
+}
+
+// MatchFilter selects receipts by whether they are matched.
+type MatchFilter int32
+
+const (
+	// Every receipt.
+	MatchFilter_MATCH_FILTER_UNSPECIFIED MatchFilter = 0
+	// Only receipts matched to a transaction.
+	MatchFilter_MATCH_FILTER_MATCHED MatchFilter = 1
+	// Only receipts not matched (yet).
+	MatchFilter_MATCH_FILTER_UNMATCHED MatchFilter = 2
+)
+
+// Enum value maps for MatchFilter.
+var (
+	MatchFilter_name = map[int32]string{
+		0: "MATCH_FILTER_UNSPECIFIED",
+		1: "MATCH_FILTER_MATCHED",
+		2: "MATCH_FILTER_UNMATCHED",
+	}
+	MatchFilter_value = map[string]int32{
+		"MATCH_FILTER_UNSPECIFIED": 0,
+		"MATCH_FILTER_MATCHED":     1,
+		"MATCH_FILTER_UNMATCHED":   2,
+	}
+)
+
+func (x MatchFilter) Enum() *MatchFilter {
+	p := new(MatchFilter)
+	*p = x
+	return p
+}
+
+func (x MatchFilter) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MatchFilter) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_receipts_v1_receipts_proto_enumTypes[3].Descriptor()
+}
+
+func (MatchFilter) Type() protoreflect.EnumType {
+	return &file_bankbridge_receipts_v1_receipts_proto_enumTypes[3]
+}
+
+func (x MatchFilter) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MatchFilter.Descriptor instead.
+func (MatchFilter) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{3}
+}
+
+// Receipt is the itemised record of one purchase, after Messenger's receipt
+// template. Amounts are exact and all in one currency; they add up:
+// summary.total_cost = summary.subtotal + summary.shipping_cost +
+// summary.total_tax − the adjustments, and, when line items have prices,
+// summary.subtotal = Σ quantity × unit_price.
 type Receipt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Output only. The resource name, `users/{user}/receipts/{receipt}`; ignored
-	// on input.
+	// Output only. The resource name, `users/{user}/receipts/{receipt}`;
+	// ignored on input.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Who sold the goods or services.
-	Merchant *Merchant `protobuf:"bytes,2,opt,name=merchant,proto3" json:"merchant,omitempty"`
+	// The merchant's name as the buyer knows it, e.g. "Nordic Outdoor".
+	MerchantName string `protobuf:"bytes,2,opt,name=merchant_name,json=merchantName,proto3" json:"merchant_name,omitempty"`
 	// The merchant's order number, as shown to the buyer; empty when there is
 	// none.
 	OrderNumber string `protobuf:"bytes,3,opt,name=order_number,json=orderNumber,proto3" json:"order_number,omitempty"`
-	// When the purchase was made.
-	PurchaseTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=purchase_time,json=purchaseTime,proto3" json:"purchase_time,omitempty"`
-	// What was bought, in the order the merchant lists it.
-	LineItems []*LineItem `protobuf:"bytes,5,rep,name=line_items,json=lineItems,proto3" json:"line_items,omitempty"`
-	// How the purchase was paid; unset when the partner does not say.
+	// The order's page at the merchant. Only https: chats render it as a
+	// link, and any other scheme (javascript:, data:, http:) would be unsafe
+	// to open.
+	OrderUrl string `protobuf:"bytes,4,opt,name=order_url,json=orderUrl,proto3" json:"order_url,omitempty"`
+	// Who the order is for, e.g. "Alice Example"; empty when not given.
+	RecipientName string `protobuf:"bytes,5,opt,name=recipient_name,json=recipientName,proto3" json:"recipient_name,omitempty"`
+	// How the purchase was paid; unset when the partner does not say. Its
+	// card's last 4 digits help match the receipt to the card transaction.
 	PaymentMethod *PaymentMethod `protobuf:"bytes,6,opt,name=payment_method,json=paymentMethod,proto3" json:"payment_method,omitempty"`
-	// The sum of the line items before tax, shipping and discount; unset when
-	// the merchant gives none.
-	Subtotal *v1.Money `protobuf:"bytes,7,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
-	// The total tax; unset when the merchant gives none or prices include it
-	// without saying how much.
-	Tax *v1.Money `protobuf:"bytes,8,opt,name=tax,proto3" json:"tax,omitempty"`
-	// The tax broken down by kind or rate, e.g. two VAT rates; empty when
-	// there is no breakdown.
-	TaxLines []*TaxLine `protobuf:"bytes,9,rep,name=tax_lines,json=taxLines,proto3" json:"tax_lines,omitempty"`
-	// What shipping cost; unset when there was no shipping or it was free.
-	ShippingCost *v1.Money `protobuf:"bytes,10,opt,name=shipping_cost,json=shippingCost,proto3" json:"shipping_cost,omitempty"`
-	// The amount taken off the purchase, as a positive amount; unset when
-	// there was no discount.
-	Discount *v1.Money `protobuf:"bytes,11,opt,name=discount,proto3" json:"discount,omitempty"`
-	// What the buyer paid in all.
-	Total *v1.Money `protobuf:"bytes,12,opt,name=total,proto3" json:"total,omitempty"`
+	// What was bought, in the order the merchant lists it.
+	LineItems []*LineItem `protobuf:"bytes,7,rep,name=line_items,json=lineItems,proto3" json:"line_items,omitempty"`
+	// The sums.
+	Summary *Summary `protobuf:"bytes,8,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Discounts and credits, each a positive amount taken off the total.
+	Adjustments []*Adjustment `protobuf:"bytes,9,rep,name=adjustments,proto3" json:"adjustments,omitempty"`
 	// Where the goods were shipped; unset when nothing was shipped.
-	ShippingAddress *PostalAddress `protobuf:"bytes,13,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
-	// The card or account transaction that paid for the purchase,
-	// `users/{user}/accounts/{account}/transactions/{transaction}`, of the
-	// receipt's user; empty when the partner does not know it.
-	Transaction string `protobuf:"bytes,14,opt,name=transaction,proto3" json:"transaction,omitempty"`
-	// Output only. The client id of the payment partner that ingested the
-	// receipt, from its token; ignored on input.
-	Partner string `protobuf:"bytes,15,opt,name=partner,proto3" json:"partner,omitempty"`
-	// Output only. When bankbridge stored the receipt; ignored on input.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	ShippingAddress *PostalAddress `protobuf:"bytes,10,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
+	// When the purchase was made.
+	PurchaseTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=purchase_time,json=purchaseTime,proto3" json:"purchase_time,omitempty"`
+	// Output only. Who sent the receipt: a partner's client id, e.g.
+	// "demo-partner"; empty when the card-issuing bank gave it.
+	Partner string `protobuf:"bytes,12,opt,name=partner,proto3" json:"partner,omitempty"`
+	// Output only. The card-issuing bank that gave the receipt; empty when a
+	// partner sent it.
+	BankId string `protobuf:"bytes,13,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// Output only. 1 for a receipt as first sent; n+1 for a refund or
+	// correction of version n.
+	Version int32 `protobuf:"varint,14,opt,name=version,proto3" json:"version,omitempty"`
+	// Output only. The receipt this one amends, users/{user}/receipts/{receipt};
+	// empty for version 1.
+	Amends string `protobuf:"bytes,15,opt,name=amends,proto3" json:"amends,omitempty"`
+	// Output only. The newer version that amends this one; empty for the
+	// latest version.
+	AmendedBy string `protobuf:"bytes,16,opt,name=amended_by,json=amendedBy,proto3" json:"amended_by,omitempty"`
+	// Output only. The card transaction the receipt belongs to; unset while
+	// none matches, or when two or more could and bankbridge would have to
+	// guess.
+	Match *TransactionMatch `protobuf:"bytes,17,opt,name=match,proto3" json:"match,omitempty"`
+	// Output only. When bankbridge stored the receipt.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -277,11 +402,11 @@ func (x *Receipt) GetName() string {
 	return ""
 }
 
-func (x *Receipt) GetMerchant() *Merchant {
+func (x *Receipt) GetMerchantName() string {
 	if x != nil {
-		return x.Merchant
+		return x.MerchantName
 	}
-	return nil
+	return ""
 }
 
 func (x *Receipt) GetOrderNumber() string {
@@ -291,9 +416,23 @@ func (x *Receipt) GetOrderNumber() string {
 	return ""
 }
 
-func (x *Receipt) GetPurchaseTime() *timestamppb.Timestamp {
+func (x *Receipt) GetOrderUrl() string {
 	if x != nil {
-		return x.PurchaseTime
+		return x.OrderUrl
+	}
+	return ""
+}
+
+func (x *Receipt) GetRecipientName() string {
+	if x != nil {
+		return x.RecipientName
+	}
+	return ""
+}
+
+func (x *Receipt) GetPaymentMethod() *PaymentMethod {
+	if x != nil {
+		return x.PaymentMethod
 	}
 	return nil
 }
@@ -305,51 +444,16 @@ func (x *Receipt) GetLineItems() []*LineItem {
 	return nil
 }
 
-func (x *Receipt) GetPaymentMethod() *PaymentMethod {
+func (x *Receipt) GetSummary() *Summary {
 	if x != nil {
-		return x.PaymentMethod
+		return x.Summary
 	}
 	return nil
 }
 
-func (x *Receipt) GetSubtotal() *v1.Money {
+func (x *Receipt) GetAdjustments() []*Adjustment {
 	if x != nil {
-		return x.Subtotal
-	}
-	return nil
-}
-
-func (x *Receipt) GetTax() *v1.Money {
-	if x != nil {
-		return x.Tax
-	}
-	return nil
-}
-
-func (x *Receipt) GetTaxLines() []*TaxLine {
-	if x != nil {
-		return x.TaxLines
-	}
-	return nil
-}
-
-func (x *Receipt) GetShippingCost() *v1.Money {
-	if x != nil {
-		return x.ShippingCost
-	}
-	return nil
-}
-
-func (x *Receipt) GetDiscount() *v1.Money {
-	if x != nil {
-		return x.Discount
-	}
-	return nil
-}
-
-func (x *Receipt) GetTotal() *v1.Money {
-	if x != nil {
-		return x.Total
+		return x.Adjustments
 	}
 	return nil
 }
@@ -361,11 +465,11 @@ func (x *Receipt) GetShippingAddress() *PostalAddress {
 	return nil
 }
 
-func (x *Receipt) GetTransaction() string {
+func (x *Receipt) GetPurchaseTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.Transaction
+		return x.PurchaseTime
 	}
-	return ""
+	return nil
 }
 
 func (x *Receipt) GetPartner() string {
@@ -375,6 +479,41 @@ func (x *Receipt) GetPartner() string {
 	return ""
 }
 
+func (x *Receipt) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *Receipt) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Receipt) GetAmends() string {
+	if x != nil {
+		return x.Amends
+	}
+	return ""
+}
+
+func (x *Receipt) GetAmendedBy() string {
+	if x != nil {
+		return x.AmendedBy
+	}
+	return ""
+}
+
+func (x *Receipt) GetMatch() *TransactionMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
 func (x *Receipt) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
@@ -382,96 +521,26 @@ func (x *Receipt) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// Merchant is who sold the goods or services on a receipt.
-type Merchant struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The merchant's name as the buyer knows it, e.g. "Coffee Corner".
-	DisplayName string `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// The partner's id for the merchant; empty when the partner has none.
-	// Meaningful only together with the receipt's partner.
-	MerchantId string `protobuf:"bytes,2,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
-	// The merchant's website, e.g. "https://coffeecorner.example"; empty
-	// when unknown. Only https: chats render it as a link, and any other
-	// scheme (javascript:, data:, http:) would be unsafe to open.
-	WebsiteUri    string `protobuf:"bytes,3,opt,name=website_uri,json=websiteUri,proto3" json:"website_uri,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Merchant) Reset() {
-	*x = Merchant{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Merchant) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Merchant) ProtoMessage() {}
-
-func (x *Merchant) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Merchant.ProtoReflect.Descriptor instead.
-func (*Merchant) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *Merchant) GetDisplayName() string {
-	if x != nil {
-		return x.DisplayName
-	}
-	return ""
-}
-
-func (x *Merchant) GetMerchantId() string {
-	if x != nil {
-		return x.MerchantId
-	}
-	return ""
-}
-
-func (x *Merchant) GetWebsiteUri() string {
-	if x != nil {
-		return x.WebsiteUri
-	}
-	return ""
-}
-
-// LineItem is one line of a receipt: an article or service, how many, and
-// what it cost.
+// LineItem is one line of a receipt.
 type LineItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// What was bought, as the merchant describes it, e.g. "Flat white, large".
-	Description string `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
-	// How many units were bought; whole units only (sell loose goods as one
-	// unit and say the weight in description).
-	Quantity int32 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	// The price of one unit.
-	UnitPrice *v1.Money `protobuf:"bytes,3,opt,name=unit_price,json=unitPrice,proto3" json:"unit_price,omitempty"`
-	// What the line cost in all, normally quantity × unit_price less any
-	// discount on the line.
-	Total *v1.Money `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
-	// The merchant's stock keeping unit; empty when there is none.
-	Sku           string `protobuf:"bytes,5,opt,name=sku,proto3" json:"sku,omitempty"`
+	// What was bought, e.g. "Trail running shoes".
+	Title string `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
+	// More about it, e.g. "Size 42, blue"; empty when none.
+	Subtitle string `protobuf:"bytes,2,opt,name=subtitle,proto3" json:"subtitle,omitempty"`
+	// How many; whole units only, at least 1.
+	Quantity int32 `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The price of one, not negative.
+	UnitPrice *v1.Money `protobuf:"bytes,4,opt,name=unit_price,json=unitPrice,proto3" json:"unit_price,omitempty"`
+	// A picture of the item. Only https.
+	ImageUrl      string `protobuf:"bytes,5,opt,name=image_url,json=imageUrl,proto3" json:"image_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LineItem) Reset() {
 	*x = LineItem{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[2]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +552,7 @@ func (x *LineItem) String() string {
 func (*LineItem) ProtoMessage() {}
 
 func (x *LineItem) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[2]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,12 +565,19 @@ func (x *LineItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LineItem.ProtoReflect.Descriptor instead.
 func (*LineItem) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{2}
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *LineItem) GetDescription() string {
+func (x *LineItem) GetTitle() string {
 	if x != nil {
-		return x.Description
+		return x.Title
+	}
+	return ""
+}
+
+func (x *LineItem) GetSubtitle() string {
+	if x != nil {
+		return x.Subtitle
 	}
 	return ""
 }
@@ -520,45 +596,112 @@ func (x *LineItem) GetUnitPrice() *v1.Money {
 	return nil
 }
 
-func (x *LineItem) GetTotal() *v1.Money {
+func (x *LineItem) GetImageUrl() string {
 	if x != nil {
-		return x.Total
-	}
-	return nil
-}
-
-func (x *LineItem) GetSku() string {
-	if x != nil {
-		return x.Sku
+		return x.ImageUrl
 	}
 	return ""
 }
 
-// TaxLine is one kind or rate of tax on a receipt.
-type TaxLine struct {
+// Summary holds a receipt's sums. Every amount is not negative.
+type Summary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The tax as the merchant labels it, e.g. "VAT 19%".
-	Description string `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
-	// The amount of this tax.
+	// The sum of the line items before shipping, tax and adjustments; unset
+	// when the merchant gives none.
+	Subtotal *v1.Money `protobuf:"bytes,1,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
+	// What shipping cost; unset when there was no shipping or it was free.
+	ShippingCost *v1.Money `protobuf:"bytes,2,opt,name=shipping_cost,json=shippingCost,proto3" json:"shipping_cost,omitempty"`
+	// The total tax; unset when the merchant gives none.
+	TotalTax *v1.Money `protobuf:"bytes,3,opt,name=total_tax,json=totalTax,proto3" json:"total_tax,omitempty"`
+	// What the buyer paid in all.
+	TotalCost     *v1.Money `protobuf:"bytes,4,opt,name=total_cost,json=totalCost,proto3" json:"total_cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Summary) Reset() {
+	*x = Summary{}
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Summary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Summary) ProtoMessage() {}
+
+func (x *Summary) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Summary.ProtoReflect.Descriptor instead.
+func (*Summary) Descriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Summary) GetSubtotal() *v1.Money {
+	if x != nil {
+		return x.Subtotal
+	}
+	return nil
+}
+
+func (x *Summary) GetShippingCost() *v1.Money {
+	if x != nil {
+		return x.ShippingCost
+	}
+	return nil
+}
+
+func (x *Summary) GetTotalTax() *v1.Money {
+	if x != nil {
+		return x.TotalTax
+	}
+	return nil
+}
+
+func (x *Summary) GetTotalCost() *v1.Money {
+	if x != nil {
+		return x.TotalCost
+	}
+	return nil
+}
+
+// Adjustment is a discount or credit on a receipt.
+type Adjustment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What it is, e.g. "Member discount".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How much was taken off, as a positive amount.
 	Amount        *v1.Money `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *TaxLine) Reset() {
-	*x = TaxLine{}
+func (x *Adjustment) Reset() {
+	*x = Adjustment{}
 	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *TaxLine) String() string {
+func (x *Adjustment) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*TaxLine) ProtoMessage() {}
+func (*Adjustment) ProtoMessage() {}
 
-func (x *TaxLine) ProtoReflect() protoreflect.Message {
+func (x *Adjustment) ProtoReflect() protoreflect.Message {
 	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -570,19 +713,19 @@ func (x *TaxLine) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use TaxLine.ProtoReflect.Descriptor instead.
-func (*TaxLine) Descriptor() ([]byte, []int) {
+// Deprecated: Use Adjustment.ProtoReflect.Descriptor instead.
+func (*Adjustment) Descriptor() ([]byte, []int) {
 	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *TaxLine) GetDescription() string {
+func (x *Adjustment) GetName() string {
 	if x != nil {
-		return x.Description
+		return x.Name
 	}
 	return ""
 }
 
-func (x *TaxLine) GetAmount() *v1.Money {
+func (x *Adjustment) GetAmount() *v1.Money {
 	if x != nil {
 		return x.Amount
 	}
@@ -656,25 +799,23 @@ func (x *PaymentMethod) GetCardNetwork() CardNetwork {
 	return CardNetwork_CARD_NETWORK_UNSPECIFIED
 }
 
-// PostalAddress is where goods were shipped, after google.type.PostalAddress
-// but smaller.
+// PostalAddress is where goods were shipped, after Messenger's receipt
+// address.
 type PostalAddress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Who the parcel was addressed to; empty when not given.
-	Recipient string `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
-	// The street address, most specific first, e.g. "Hauptstraße 5",
-	// "Apartment 3"; at most three lines.
-	AddressLines []string `protobuf:"bytes,2,rep,name=address_lines,json=addressLines,proto3" json:"address_lines,omitempty"`
-	// The city or town, e.g. "Berlin"; empty where the country uses none.
-	Locality string `protobuf:"bytes,3,opt,name=locality,proto3" json:"locality,omitempty"`
+	// The street address, e.g. "Hauptstraße 5".
+	Street_1 string `protobuf:"bytes,1,opt,name=street_1,json=street1,proto3" json:"street_1,omitempty"`
+	// More of it, e.g. "Apartment 3"; empty when none.
+	Street_2 string `protobuf:"bytes,2,opt,name=street_2,json=street2,proto3" json:"street_2,omitempty"`
+	// The city or town, e.g. "Berlin".
+	City string `protobuf:"bytes,3,opt,name=city,proto3" json:"city,omitempty"`
+	// The postal code, e.g. "10115" or "SW1A 1AA".
+	PostalCode string `protobuf:"bytes,4,opt,name=postal_code,json=postalCode,proto3" json:"postal_code,omitempty"`
 	// The state, province or county, e.g. "CA"; empty where the country uses
 	// none.
-	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
-	// The postal code, e.g. "10115" or "SW1A 1AA"; empty where the country
-	// uses none.
-	PostalCode string `protobuf:"bytes,5,opt,name=postal_code,json=postalCode,proto3" json:"postal_code,omitempty"`
+	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	// The country, as an ISO 3166-1 alpha-2 code, e.g. "DE".
-	RegionCode    string `protobuf:"bytes,6,opt,name=region_code,json=regionCode,proto3" json:"region_code,omitempty"`
+	Country       string `protobuf:"bytes,6,opt,name=country,proto3" json:"country,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -709,30 +850,23 @@ func (*PostalAddress) Descriptor() ([]byte, []int) {
 	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *PostalAddress) GetRecipient() string {
+func (x *PostalAddress) GetStreet_1() string {
 	if x != nil {
-		return x.Recipient
+		return x.Street_1
 	}
 	return ""
 }
 
-func (x *PostalAddress) GetAddressLines() []string {
+func (x *PostalAddress) GetStreet_2() string {
 	if x != nil {
-		return x.AddressLines
-	}
-	return nil
-}
-
-func (x *PostalAddress) GetLocality() string {
-	if x != nil {
-		return x.Locality
+		return x.Street_2
 	}
 	return ""
 }
 
-func (x *PostalAddress) GetRegion() string {
+func (x *PostalAddress) GetCity() string {
 	if x != nil {
-		return x.Region
+		return x.City
 	}
 	return ""
 }
@@ -744,11 +878,82 @@ func (x *PostalAddress) GetPostalCode() string {
 	return ""
 }
 
-func (x *PostalAddress) GetRegionCode() string {
+func (x *PostalAddress) GetState() string {
 	if x != nil {
-		return x.RegionCode
+		return x.State
 	}
 	return ""
+}
+
+func (x *PostalAddress) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+// TransactionMatch is the card transaction a receipt belongs to.
+type TransactionMatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transaction, users/{user}/accounts/{account}/transactions/{transaction}.
+	Transaction string `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// How sure bankbridge is.
+	Confidence MatchConfidence `protobuf:"varint,2,opt,name=confidence,proto3,enum=bankbridge.receipts.v1.MatchConfidence" json:"confidence,omitempty"`
+	// When the match was made.
+	MatchTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=match_time,json=matchTime,proto3" json:"match_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransactionMatch) Reset() {
+	*x = TransactionMatch{}
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransactionMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransactionMatch) ProtoMessage() {}
+
+func (x *TransactionMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransactionMatch.ProtoReflect.Descriptor instead.
+func (*TransactionMatch) Descriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TransactionMatch) GetTransaction() string {
+	if x != nil {
+		return x.Transaction
+	}
+	return ""
+}
+
+func (x *TransactionMatch) GetConfidence() MatchConfidence {
+	if x != nil {
+		return x.Confidence
+	}
+	return MatchConfidence_MATCH_CONFIDENCE_UNSPECIFIED
+}
+
+func (x *TransactionMatch) GetMatchTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.MatchTime
+	}
+	return nil
 }
 
 // ListReceiptsRequest asks for one page of a user's receipts.
@@ -758,21 +963,31 @@ type ListReceiptsRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The most items to return, 1 to 100; 0 means the default of 25. The
 	// server may return fewer, even when more pages follow.
-	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page, or empty for the first page.
 	// A token is valid only for the same list with the same filters.
-	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	// Only receipts of this transaction,
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only receipts matched to this transaction,
 	// `users/{user}/accounts/{account}/transactions/{transaction}`; empty for
 	// all. The way to show "what did this payment buy".
-	Transaction   string `protobuf:"bytes,4,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	Transaction string `protobuf:"bytes,4,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// Only receipts of this merchant, compared as bankbridge normalises
+	// merchant names (case, punctuation and legal suffixes such as "GmbH"
+	// ignored); empty for all.
+	MerchantName string `protobuf:"bytes,5,opt,name=merchant_name,json=merchantName,proto3" json:"merchant_name,omitempty"`
+	// Only purchases at or after this time; unset for no lower bound.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only purchases before this time; unset for no upper bound.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only matched, or only unmatched, receipts; unset for both.
+	MatchFilter   MatchFilter `protobuf:"varint,8,opt,name=match_filter,json=matchFilter,proto3,enum=bankbridge.receipts.v1.MatchFilter" json:"match_filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListReceiptsRequest) Reset() {
 	*x = ListReceiptsRequest{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[6]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +999,7 @@ func (x *ListReceiptsRequest) String() string {
 func (*ListReceiptsRequest) ProtoMessage() {}
 
 func (x *ListReceiptsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[6]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +1012,7 @@ func (x *ListReceiptsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReceiptsRequest.ProtoReflect.Descriptor instead.
 func (*ListReceiptsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{6}
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListReceiptsRequest) GetParent() string {
@@ -828,6 +1043,34 @@ func (x *ListReceiptsRequest) GetTransaction() string {
 	return ""
 }
 
+func (x *ListReceiptsRequest) GetMerchantName() string {
+	if x != nil {
+		return x.MerchantName
+	}
+	return ""
+}
+
+func (x *ListReceiptsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListReceiptsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListReceiptsRequest) GetMatchFilter() MatchFilter {
+	if x != nil {
+		return x.MatchFilter
+	}
+	return MatchFilter_MATCH_FILTER_UNSPECIFIED
+}
+
 // ListReceiptsResponse is one page of a user's receipts.
 type ListReceiptsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -841,7 +1084,7 @@ type ListReceiptsResponse struct {
 
 func (x *ListReceiptsResponse) Reset() {
 	*x = ListReceiptsResponse{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[7]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1096,7 @@ func (x *ListReceiptsResponse) String() string {
 func (*ListReceiptsResponse) ProtoMessage() {}
 
 func (x *ListReceiptsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[7]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1109,7 @@ func (x *ListReceiptsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReceiptsResponse.ProtoReflect.Descriptor instead.
 func (*ListReceiptsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{7}
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListReceiptsResponse) GetReceipts() []*Receipt {
@@ -894,7 +1137,7 @@ type GetReceiptRequest struct {
 
 func (x *GetReceiptRequest) Reset() {
 	*x = GetReceiptRequest{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[8]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1149,7 @@ func (x *GetReceiptRequest) String() string {
 func (*GetReceiptRequest) ProtoMessage() {}
 
 func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[8]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1162,7 @@ func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
 func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{8}
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetReceiptRequest) GetName() string {
@@ -940,7 +1183,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[9]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1195,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[9]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1208,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{9}
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetReceiptResponse) GetReceipt() *Receipt {
@@ -975,24 +1218,303 @@ func (x *GetReceiptResponse) GetReceipt() *Receipt {
 	return nil
 }
 
-// IngestReceiptRequest is a payment partner handing bankbridge a receipt for
-// a user.
+// DeleteReceiptRequest names the receipt to delete.
+type DeleteReceiptRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The receipt, `users/{user}/receipts/{receipt}`; every version of it is
+	// deleted.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteReceiptRequest) Reset() {
+	*x = DeleteReceiptRequest{}
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteReceiptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteReceiptRequest) ProtoMessage() {}
+
+func (x *DeleteReceiptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteReceiptRequest.ProtoReflect.Descriptor instead.
+func (*DeleteReceiptRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DeleteReceiptRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteReceiptResponse is empty: the receipt is gone.
+type DeleteReceiptResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteReceiptResponse) Reset() {
+	*x = DeleteReceiptResponse{}
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteReceiptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteReceiptResponse) ProtoMessage() {}
+
+func (x *DeleteReceiptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteReceiptResponse.ProtoReflect.Descriptor instead.
+func (*DeleteReceiptResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{12}
+}
+
+// WatchReceiptsRequest opens a stream of the user's receipt events.
+type WatchReceiptsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, `users/{user}`.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The cursor of the last event received, to resume right after it; empty
+	// to start with the next event.
+	ResumeCursor  string `protobuf:"bytes,2,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchReceiptsRequest) Reset() {
+	*x = WatchReceiptsRequest{}
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReceiptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReceiptsRequest) ProtoMessage() {}
+
+func (x *WatchReceiptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReceiptsRequest.ProtoReflect.Descriptor instead.
+func (*WatchReceiptsRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WatchReceiptsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *WatchReceiptsRequest) GetResumeCursor() string {
+	if x != nil {
+		return x.ResumeCursor
+	}
+	return ""
+}
+
+// WatchReceiptsResponse is one receipt event.
+type WatchReceiptsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What happened.
+	Event *ReceiptEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// The cursor that resumes right after this event.
+	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchReceiptsResponse) Reset() {
+	*x = WatchReceiptsResponse{}
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReceiptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReceiptsResponse) ProtoMessage() {}
+
+func (x *WatchReceiptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReceiptsResponse.ProtoReflect.Descriptor instead.
+func (*WatchReceiptsResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *WatchReceiptsResponse) GetEvent() *ReceiptEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchReceiptsResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+// ReceiptEvent is the thin payload of the events receipts.receipt.created
+// and receipts.receipt.matched, on streams and webhooks alike: read the
+// receipt with GetReceipt.
+type ReceiptEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event type: "receipts.receipt.created" or "receipts.receipt.matched".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// The receipt, users/{user}/receipts/{receipt}.
+	Receipt string `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// For receipts.receipt.matched, the match; unset otherwise.
+	Match *TransactionMatch `protobuf:"bytes,3,opt,name=match,proto3" json:"match,omitempty"`
+	// When it happened.
+	EventTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptEvent) Reset() {
+	*x = ReceiptEvent{}
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptEvent) ProtoMessage() {}
+
+func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptEvent.ProtoReflect.Descriptor instead.
+func (*ReceiptEvent) Descriptor() ([]byte, []int) {
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReceiptEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ReceiptEvent) GetReceipt() string {
+	if x != nil {
+		return x.Receipt
+	}
+	return ""
+}
+
+func (x *ReceiptEvent) GetMatch() *TransactionMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *ReceiptEvent) GetEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
+// IngestReceiptRequest is a partner handing bankbridge a receipt for a user
+// who opted in to it.
 type IngestReceiptRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user the receipt is for, `users/{user}`.
+	// The partner itself, `clients/{client}`: its client id, as in its token.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The receipt. Output-only fields (name, partner, create_time) are ignored.
-	Receipt *Receipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// The partner-scoped user id the product handed to the partner when the
+	// user opted in.
+	PartnerUserId string `protobuf:"bytes,2,opt,name=partner_user_id,json=partnerUserId,proto3" json:"partner_user_id,omitempty"`
+	// The partner's own id for this receipt, e.g. its order or invoice
+	// number; unique per partner and user. A correction gets a new id.
+	ReceiptId string `protobuf:"bytes,3,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	// For a refund or correction, the partner's receipt_id of the receipt it
+	// amends, which must be the latest version; empty for a new purchase.
+	AmendsReceiptId string `protobuf:"bytes,4,opt,name=amends_receipt_id,json=amendsReceiptId,proto3" json:"amends_receipt_id,omitempty"`
+	// The receipt. Output-only fields are ignored.
+	Receipt *Receipt `protobuf:"bytes,5,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	// A key the partner makes up once per receipt and sends again on every
 	// retry of it; over REST the Idempotency-Key header fills it.
-	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *IngestReceiptRequest) Reset() {
 	*x = IngestReceiptRequest{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[10]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1526,7 @@ func (x *IngestReceiptRequest) String() string {
 func (*IngestReceiptRequest) ProtoMessage() {}
 
 func (x *IngestReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[10]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,12 +1539,33 @@ func (x *IngestReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestReceiptRequest.ProtoReflect.Descriptor instead.
 func (*IngestReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{10}
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IngestReceiptRequest) GetParent() string {
 	if x != nil {
 		return x.Parent
+	}
+	return ""
+}
+
+func (x *IngestReceiptRequest) GetPartnerUserId() string {
+	if x != nil {
+		return x.PartnerUserId
+	}
+	return ""
+}
+
+func (x *IngestReceiptRequest) GetReceiptId() string {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return ""
+}
+
+func (x *IngestReceiptRequest) GetAmendsReceiptId() string {
+	if x != nil {
+		return x.AmendsReceiptId
 	}
 	return ""
 }
@@ -1041,19 +1584,23 @@ func (x *IngestReceiptRequest) GetIdempotencyKey() string {
 	return ""
 }
 
-// IngestReceiptResponse holds the stored receipt.
+// IngestReceiptResponse says what was stored. It names no user: the partner
+// knows the user only by partner_user_id.
 type IngestReceiptResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The receipt as stored, with name, partner and create_time set; on a
-	// retry with the same key, the receipt stored the first time.
-	Receipt       *Receipt `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// The partner's receipt_id, as sent.
+	ReceiptId string `protobuf:"bytes,1,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	// The receipt's version: 1, or n+1 for an amendment of version n.
+	Version int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// When bankbridge stored it; on a retry, the first time.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IngestReceiptResponse) Reset() {
 	*x = IngestReceiptResponse{}
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[11]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1612,7 @@ func (x *IngestReceiptResponse) String() string {
 func (*IngestReceiptResponse) ProtoMessage() {}
 
 func (x *IngestReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[11]
+	mi := &file_bankbridge_receipts_v1_receipts_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,12 +1625,26 @@ func (x *IngestReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestReceiptResponse.ProtoReflect.Descriptor instead.
 func (*IngestReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{11}
+	return file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP(), []int{17}
 }
 
-func (x *IngestReceiptResponse) GetReceipt() *Receipt {
+func (x *IngestReceiptResponse) GetReceiptId() string {
 	if x != nil {
-		return x.Receipt
+		return x.ReceiptId
+	}
+	return ""
+}
+
+func (x *IngestReceiptResponse) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *IngestReceiptResponse) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
 	}
 	return nil
 }
@@ -1092,85 +1653,123 @@ var File_bankbridge_receipts_v1_receipts_proto protoreflect.FileDescriptor
 
 const file_bankbridge_receipts_v1_receipts_proto_rawDesc = "" +
 	"\n" +
-	"%bankbridge/receipts/v1/receipts.proto\x12\x16bankbridge.receipts.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x10\n" +
-	"\aReceipt\x12Y\n" +
-	"\x04name\x18\x01 \x01(\tBE\xbaHB\xd8\x01\x01r=2;^users/[A-Za-z0-9_-]{1,64}/receipts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12D\n" +
-	"\bmerchant\x18\x02 \x01(\v2 .bankbridge.receipts.v1.MerchantB\x06\xbaH\x03\xc8\x01\x01R\bmerchant\x12+\n" +
-	"\forder_number\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vorderNumber\x12\xb3\x01\n" +
-	"\rpurchase_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampBr\xbaHo\xba\x01i\n" +
-	" receipt.purchase_time_not_future\x12'purchase_time must not be in the future\x1a\x1cthis <= now + duration('5m')\xc8\x01\x01R\fpurchaseTime\x12J\n" +
+	"%bankbridge/receipts/v1/receipts.proto\x12\x16bankbridge.receipts.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\v\n" +
+	"\aReceipt\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\rmerchant_name\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\fmerchantName\x12+\n" +
+	"\forder_number\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\vorderNumber\x125\n" +
+	"\torder_url\x18\x04 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\borderUrl\x12/\n" +
+	"\x0erecipient_name\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\rrecipientName\x12L\n" +
+	"\x0epayment_method\x18\x06 \x01(\v2%.bankbridge.receipts.v1.PaymentMethodR\rpaymentMethod\x12I\n" +
 	"\n" +
-	"line_items\x18\x05 \x03(\v2 .bankbridge.receipts.v1.LineItemB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\tlineItems\x12L\n" +
-	"\x0epayment_method\x18\x06 \x01(\v2%.bankbridge.receipts.v1.PaymentMethodR\rpaymentMethod\x127\n" +
-	"\bsubtotal\x18\a \x01(\v2\x1b.bankbridge.common.v1.MoneyR\bsubtotal\x12-\n" +
-	"\x03tax\x18\b \x01(\v2\x1b.bankbridge.common.v1.MoneyR\x03tax\x12F\n" +
-	"\ttax_lines\x18\t \x03(\v2\x1f.bankbridge.receipts.v1.TaxLineB\b\xbaH\x05\x92\x01\x02\x10\x14R\btaxLines\x12@\n" +
-	"\rshipping_cost\x18\n" +
-	" \x01(\v2\x1b.bankbridge.common.v1.MoneyR\fshippingCost\x127\n" +
-	"\bdiscount\x18\v \x01(\v2\x1b.bankbridge.common.v1.MoneyR\bdiscount\x129\n" +
-	"\x05total\x18\f \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x05total\x12P\n" +
-	"\x10shipping_address\x18\r \x01(\v2%.bankbridge.receipts.v1.PostalAddressR\x0fshippingAddress\x12\x8b\x01\n" +
-	"\vtransaction\x18\x0e \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction\x12\"\n" +
-	"\apartner\x18\x0f \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\apartner\x12;\n" +
-	"\vcreate_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime:\xc9\x06\xbaH\xc5\x06\x1a\xeb\x04\n" +
-	"\x17receipt.single_currency\x12-every amount must be in the currency of total\x1a\xa0\x04(!has(this.subtotal) || this.subtotal.currency_code == this.total.currency_code) && (!has(this.tax) || this.tax.currency_code == this.total.currency_code) && (!has(this.shipping_cost) || this.shipping_cost.currency_code == this.total.currency_code) && (!has(this.discount) || this.discount.currency_code == this.total.currency_code) && this.tax_lines.all(t, t.amount.currency_code == this.total.currency_code) && this.line_items.all(i, i.unit_price.currency_code == this.total.currency_code && i.total.currency_code == this.total.currency_code)\x1a\xd4\x01\n" +
-	"\x1creceipt.amounts_not_negative\x12Esubtotal, tax, shipping_cost, discount and total must not be negative\x1am[this.subtotal, this.tax, this.shipping_cost, this.discount, this.total].all(m, m.units >= 0 && m.nanos >= 0)\"\xaf\x01\n" +
-	"\bMerchant\x12-\n" +
-	"\fdisplay_name\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\vdisplayName\x129\n" +
-	"\vmerchant_id\x18\x02 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x102\x0e^[!-~]{1,128}$R\n" +
-	"merchantId\x129\n" +
-	"\vwebsite_uri\x18\x03 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\n" +
-	"websiteUri\"\xfb\x01\n" +
-	"\bLineItem\x12,\n" +
-	"\vdescription\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xf4\x03R\vdescription\x12'\n" +
-	"\bquantity\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84= \x00R\bquantity\x12B\n" +
+	"line_items\x18\a \x03(\v2 .bankbridge.receipts.v1.LineItemB\b\xbaH\x05\x92\x01\x02\x10dR\tlineItems\x12A\n" +
+	"\asummary\x18\b \x01(\v2\x1f.bankbridge.receipts.v1.SummaryB\x06\xbaH\x03\xc8\x01\x01R\asummary\x12N\n" +
+	"\vadjustments\x18\t \x03(\v2\".bankbridge.receipts.v1.AdjustmentB\b\xbaH\x05\x92\x01\x02\x10\x14R\vadjustments\x12P\n" +
+	"\x10shipping_address\x18\n" +
+	" \x01(\v2%.bankbridge.receipts.v1.PostalAddressR\x0fshippingAddress\x12\xb3\x01\n" +
+	"\rpurchase_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampBr\xbaHo\xba\x01i\n" +
+	" receipt.purchase_time_not_future\x12'purchase_time must not be in the future\x1a\x1cthis <= now + duration('5m')\xc8\x01\x01R\fpurchaseTime\x12\x18\n" +
+	"\apartner\x18\f \x01(\tR\apartner\x12\x17\n" +
+	"\abank_id\x18\r \x01(\tR\x06bankId\x12\x18\n" +
+	"\aversion\x18\x0e \x01(\x05R\aversion\x12\x16\n" +
+	"\x06amends\x18\x0f \x01(\tR\x06amends\x12\x1d\n" +
 	"\n" +
-	"unit_price\x18\x03 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\tunitPrice\x129\n" +
-	"\x05total\x18\x04 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x05total\x12\x19\n" +
-	"\x03sku\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x03sku\"s\n" +
-	"\aTaxLine\x12+\n" +
-	"\vdescription\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\vdescription\x12;\n" +
+	"amended_by\x18\x10 \x01(\tR\tamendedBy\x12>\n" +
+	"\x05match\x18\x11 \x01(\v2(.bankbridge.receipts.v1.TransactionMatchR\x05match\x12;\n" +
+	"\vcreate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime:\xd7\x03\xbaH\xd3\x03\x1a\xd0\x03\n" +
+	"\x17receipt.single_currency\x12:every amount must be in the currency of summary.total_cost\x1a\xf8\x02!has(this.summary) || ([this.summary.subtotal, this.summary.shipping_cost, this.summary.total_tax].all(m, m.currency_code == '' || m.currency_code == this.summary.total_cost.currency_code) && this.line_items.all(i, i.unit_price.currency_code == this.summary.total_cost.currency_code) && this.adjustments.all(a, a.amount.currency_code == this.summary.total_cost.currency_code))\"\xf6\x01\n" +
+	"\bLineItem\x12 \n" +
+	"\x05title\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\x05title\x12$\n" +
+	"\bsubtitle\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\bsubtitle\x12'\n" +
+	"\bquantity\x18\x03 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06 \x00R\bquantity\x12B\n" +
+	"\n" +
+	"unit_price\x18\x04 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\tunitPrice\x125\n" +
+	"\timage_url\x18\x05 \x01(\tB\x18\xbaH\x15\xd8\x01\x01r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\bimageUrl\"\x82\x02\n" +
+	"\aSummary\x127\n" +
+	"\bsubtotal\x18\x01 \x01(\v2\x1b.bankbridge.common.v1.MoneyR\bsubtotal\x12@\n" +
+	"\rshipping_cost\x18\x02 \x01(\v2\x1b.bankbridge.common.v1.MoneyR\fshippingCost\x128\n" +
+	"\ttotal_tax\x18\x03 \x01(\v2\x1b.bankbridge.common.v1.MoneyR\btotalTax\x12B\n" +
+	"\n" +
+	"total_cost\x18\x04 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\ttotalCost\"h\n" +
+	"\n" +
+	"Adjustment\x12\x1d\n" +
+	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12;\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\"\xe1\x04\n" +
 	"\rPaymentMethod\x12I\n" +
 	"\x04type\x18\x01 \x01(\x0e2).bankbridge.receipts.v1.PaymentMethodTypeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\x12N\n" +
 	"\rmasked_number\x18\x02 \x01(\v2).bankbridge.common.v1.MaskedAccountNumberR\fmaskedNumber\x12P\n" +
 	"\fcard_network\x18\x03 \x01(\x0e2#.bankbridge.receipts.v1.CardNetworkB\b\xbaH\x05\x82\x01\x02\x10\x01R\vcardNetwork:\xe2\x02\xbaH\xde\x02\x1a\xdb\x02\n" +
-	"&payment_method.card_network_needs_card\x128card_network may be set only when type is CARD or WALLET\x1a\xf6\x01this.card_network == bankbridge.receipts.v1.CardNetwork.CARD_NETWORK_UNSPECIFIED || this.type == bankbridge.receipts.v1.PaymentMethodType.PAYMENT_METHOD_TYPE_CARD || this.type == bankbridge.receipts.v1.PaymentMethodType.PAYMENT_METHOD_TYPE_WALLET\"\xb6\x02\n" +
-	"\rPostalAddress\x12&\n" +
-	"\trecipient\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\trecipient\x126\n" +
-	"\raddress_lines\x18\x02 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10\x03\"\ar\x05\x10\x01\x18\xc8\x01R\faddressLines\x12#\n" +
-	"\blocality\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18dR\blocality\x12\x1f\n" +
-	"\x06region\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18dR\x06region\x12K\n" +
-	"\vpostal_code\x18\x05 \x01(\tB*\xbaH'\xd8\x01\x01r\"2 ^[A-Za-z0-9][A-Za-z0-9 -]{0,15}$R\n" +
-	"postalCode\x122\n" +
-	"\vregion_code\x18\x06 \x01(\tB\x11\xbaH\x0er\f2\n" +
-	"^[A-Z]{2}$R\n" +
-	"regionCode\"\xe9\x03\n" +
+	"&payment_method.card_network_needs_card\x128card_network may be set only when type is CARD or WALLET\x1a\xf6\x01this.card_network == bankbridge.receipts.v1.CardNetwork.CARD_NETWORK_UNSPECIFIED || this.type == bankbridge.receipts.v1.PaymentMethodType.PAYMENT_METHOD_TYPE_CARD || this.type == bankbridge.receipts.v1.PaymentMethodType.PAYMENT_METHOD_TYPE_WALLET\"\x90\x02\n" +
+	"\rPostalAddress\x12%\n" +
+	"\bstreet_1\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\astreet1\x12#\n" +
+	"\bstreet_2\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\astreet2\x12\x1d\n" +
+	"\x04city\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04city\x12H\n" +
+	"\vpostal_code\x18\x04 \x01(\tB'\xbaH$r\"2 ^[A-Za-z0-9][A-Za-z0-9 -]{0,15}$R\n" +
+	"postalCode\x12\x1d\n" +
+	"\x05state\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18dR\x05state\x12+\n" +
+	"\acountry\x18\x06 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[A-Z]{2}$R\acountry\"\xae\x02\n" +
+	"\x10TransactionMatch\x12\x8b\x01\n" +
+	"\vtransaction\x18\x01 \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction\x12Q\n" +
+	"\n" +
+	"confidence\x18\x02 \x01(\x0e2'.bankbridge.receipts.v1.MatchConfidenceB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
+	"confidence\x129\n" +
+	"\n" +
+	"match_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tmatchTime\"\xf7\x06\n" +
 	"\x13ListReceiptsRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
-	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12\x8b\x01\n" +
-	"\vtransaction\x18\x04 \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction:\xb6\x01\xbaH\xb2\x01\x1a\xaf\x01\n" +
-	"+list_receipts_request.transaction_of_parent\x12-transaction must belong to the user in parent\x1aQthis.transaction == '' || this.transaction.startsWith(this.parent + '/accounts/')\"\x85\x01\n" +
-	"\x14ListReceiptsResponse\x12E\n" +
-	"\breceipts\x18\x01 \x03(\v2\x1f.bankbridge.receipts.v1.ReceiptB\b\xbaH\x05\x92\x01\x02\x10dR\breceipts\x12&\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12\x8b\x01\n" +
+	"\vtransaction\x18\x04 \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction\x12-\n" +
+	"\rmerchant_name\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\fmerchantName\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12P\n" +
+	"\fmatch_filter\x18\b \x01(\x0e2#.bankbridge.receipts.v1.MatchFilterB\b\xbaH\x05\x82\x01\x02\x10\x01R\vmatchFilter:\xd1\x02\xbaH\xcd\x02\x1a\xaf\x01\n" +
+	"+list_receipts_request.transaction_of_parent\x12-transaction must belong to the user in parent\x1aQthis.transaction == '' || this.transaction.startsWith(this.parent + '/accounts/')\x1a\x98\x01\n" +
+	"!list_receipts_request.time_window\x12\"start_time must be before end_time\x1aO!has(this.start_time) || !has(this.end_time) || this.start_time < this.end_time\"{\n" +
+	"\x14ListReceiptsResponse\x12;\n" +
+	"\breceipts\x18\x01 \x03(\v2\x1f.bankbridge.receipts.v1.ReceiptR\breceipts\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"k\n" +
 	"\x11GetReceiptRequest\x12V\n" +
 	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/receipts/[A-Za-z0-9._~-]{1,128}$R\x04name\"O\n" +
 	"\x12GetReceiptResponse\x129\n" +
-	"\areceipt\x18\x01 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptR\areceipt\"\xaf\x03\n" +
-	"\x14IngestReceiptRequest\x12:\n" +
-	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12A\n" +
-	"\areceipt\x18\x02 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptB\x06\xbaH\x03\xc8\x01\x01R\areceipt\x12F\n" +
-	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey:\xcf\x01\xbaH\xcb\x01\x1a\xc8\x01\n" +
-	",ingest_receipt_request.transaction_of_parent\x125receipt.transaction must belong to the user in parent\x1aathis.receipt.transaction == '' || this.receipt.transaction.startsWith(this.parent + '/accounts/')\"R\n" +
-	"\x15IngestReceiptResponse\x129\n" +
-	"\areceipt\x18\x01 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptR\areceipt*\x8d\x02\n" +
+	"\areceipt\x18\x01 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptR\areceipt\"n\n" +
+	"\x14DeleteReceiptRequest\x12V\n" +
+	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/receipts/[A-Za-z0-9._~-]{1,128}$R\x04name\"\x17\n" +
+	"\x15DeleteReceiptResponse\"\x81\x01\n" +
+	"\x14WatchReceiptsRequest\x12:\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12-\n" +
+	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\fresumeCursor\"k\n" +
+	"\x15WatchReceiptsResponse\x12:\n" +
+	"\x05event\x18\x01 \x01(\v2$.bankbridge.receipts.v1.ReceiptEventR\x05event\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\xb7\x01\n" +
+	"\fReceiptEvent\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
+	"\areceipt\x18\x02 \x01(\tR\areceipt\x12>\n" +
+	"\x05match\x18\x03 \x01(\v2(.bankbridge.receipts.v1.TransactionMatchR\x05match\x129\n" +
+	"\n" +
+	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"\xb6\x03\n" +
+	"\x14IngestReceiptRequest\x12=\n" +
+	"\x06parent\x18\x01 \x01(\tB%\xbaH\"r 2\x1e^clients/[A-Za-z0-9._-]{1,64}$R\x06parent\x12D\n" +
+	"\x0fpartner_user_id\x18\x02 \x01(\tB\x1c\xbaH\x19r\x172\x15^[A-Za-z0-9_-]{8,64}$R\rpartnerUserId\x12>\n" +
+	"\n" +
+	"receipt_id\x18\x03 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\treceiptId\x12N\n" +
+	"\x11amends_receipt_id\x18\x04 \x01(\tB\"\xbaH\x1f\xd8\x01\x01r\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x0famendsReceiptId\x12A\n" +
+	"\areceipt\x18\x05 \x01(\v2\x1f.bankbridge.receipts.v1.ReceiptB\x06\xbaH\x03\xc8\x01\x01R\areceipt\x12F\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\x8d\x01\n" +
+	"\x15IngestReceiptResponse\x12\x1d\n" +
+	"\n" +
+	"receipt_id\x18\x01 \x01(\tR\treceiptId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime*\x8d\x02\n" +
 	"\x11PaymentMethodType\x12#\n" +
 	"\x1fPAYMENT_METHOD_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PAYMENT_METHOD_TYPE_CARD\x10\x01\x12%\n" +
@@ -1193,15 +1792,27 @@ const file_bankbridge_receipts_v1_receipts_proto_rawDesc = "" +
 	"\x1dCARD_NETWORK_CARTES_BANCAIRES\x10\n" +
 	"\x12\x19\n" +
 	"\x15CARD_NETWORK_GIROCARD\x10\v\x12\x16\n" +
-	"\x12CARD_NETWORK_OTHER\x10\f2\xef\x03\n" +
+	"\x12CARD_NETWORK_OTHER\x10\f*\x88\x01\n" +
+	"\x0fMatchConfidence\x12 \n" +
+	"\x1cMATCH_CONFIDENCE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17MATCH_CONFIDENCE_ISSUER\x10\x01\x12\x19\n" +
+	"\x15MATCH_CONFIDENCE_HIGH\x10\x02\x12\x1b\n" +
+	"\x17MATCH_CONFIDENCE_MEDIUM\x10\x03*a\n" +
+	"\vMatchFilter\x12\x1c\n" +
+	"\x18MATCH_FILTER_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14MATCH_FILTER_MATCHED\x10\x01\x12\x1a\n" +
+	"\x16MATCH_FILTER_UNMATCHED\x10\x022\x8d\x05\n" +
 	"\x0fReceiptsService\x12\x9a\x01\n" +
 	"\fListReceipts\x12+.bankbridge.receipts.v1.ListReceiptsRequest\x1a,.bankbridge.receipts.v1.ListReceiptsResponse\"/\xda\xf3\x18\x06\n" +
 	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/receipts\x12\x94\x01\n" +
 	"\n" +
 	"GetReceipt\x12).bankbridge.receipts.v1.GetReceiptRequest\x1a*.bankbridge.receipts.v1.GetReceiptResponse\"/\xda\xf3\x18\x06\n" +
-	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/receipts/*}\x12\xa7\x01\n" +
-	"\rIngestReceipt\x12,.bankbridge.receipts.v1.IngestReceiptRequest\x1a-.bankbridge.receipts.v1.IngestReceiptResponse\"9\xda\xf3\x18\x06\n" +
-	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{parent=users/*}/receipts:ingestB\xed\x01\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/receipts/*}\x12\x9d\x01\n" +
+	"\rDeleteReceipt\x12,.bankbridge.receipts.v1.DeleteReceiptRequest\x1a-.bankbridge.receipts.v1.DeleteReceiptResponse\"/\xda\xf3\x18\x06\x12\x02\x02\x06\x18\x01\x82\xd3\xe4\x93\x02\x1f*\x1d/v1/{name=users/*/receipts/*}\x12\xa5\x01\n" +
+	"\rWatchReceipts\x12,.bankbridge.receipts.v1.WatchReceiptsRequest\x1a-.bankbridge.receipts.v1.WatchReceiptsResponse\"5\xda\xf3\x18\x06\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=users/*}/receipts:watch0\x012\xc0\x01\n" +
+	"\x16PartnerReceiptsService\x12\x9f\x01\n" +
+	"\rIngestReceipt\x12,.bankbridge.receipts.v1.IngestReceiptRequest\x1a-.bankbridge.receipts.v1.IngestReceiptResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/{parent=clients/*}/receipts:ingest\x1a\x04\xc8\xf3\x18\x05B\xed\x01\n" +
 	"\x1acom.bankbridge.receipts.v1B\rReceiptsProtoP\x01ZFgithub.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1;receiptsv1\xa2\x02\x03BRX\xaa\x02\x16Bankbridge.Receipts.V1\xca\x02\x16Bankbridge\\Receipts\\V1\xe2\x02\"Bankbridge\\Receipts\\V1\\GPBMetadata\xea\x02\x18Bankbridge::Receipts::V1b\x06proto3"
 
 var (
@@ -1216,61 +1827,80 @@ func file_bankbridge_receipts_v1_receipts_proto_rawDescGZIP() []byte {
 	return file_bankbridge_receipts_v1_receipts_proto_rawDescData
 }
 
-var file_bankbridge_receipts_v1_receipts_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bankbridge_receipts_v1_receipts_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_bankbridge_receipts_v1_receipts_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_bankbridge_receipts_v1_receipts_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_bankbridge_receipts_v1_receipts_proto_goTypes = []any{
 	(PaymentMethodType)(0),         // 0: bankbridge.receipts.v1.PaymentMethodType
 	(CardNetwork)(0),               // 1: bankbridge.receipts.v1.CardNetwork
-	(*Receipt)(nil),                // 2: bankbridge.receipts.v1.Receipt
-	(*Merchant)(nil),               // 3: bankbridge.receipts.v1.Merchant
-	(*LineItem)(nil),               // 4: bankbridge.receipts.v1.LineItem
-	(*TaxLine)(nil),                // 5: bankbridge.receipts.v1.TaxLine
-	(*PaymentMethod)(nil),          // 6: bankbridge.receipts.v1.PaymentMethod
-	(*PostalAddress)(nil),          // 7: bankbridge.receipts.v1.PostalAddress
-	(*ListReceiptsRequest)(nil),    // 8: bankbridge.receipts.v1.ListReceiptsRequest
-	(*ListReceiptsResponse)(nil),   // 9: bankbridge.receipts.v1.ListReceiptsResponse
-	(*GetReceiptRequest)(nil),      // 10: bankbridge.receipts.v1.GetReceiptRequest
-	(*GetReceiptResponse)(nil),     // 11: bankbridge.receipts.v1.GetReceiptResponse
-	(*IngestReceiptRequest)(nil),   // 12: bankbridge.receipts.v1.IngestReceiptRequest
-	(*IngestReceiptResponse)(nil),  // 13: bankbridge.receipts.v1.IngestReceiptResponse
-	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
-	(*v1.Money)(nil),               // 15: bankbridge.common.v1.Money
-	(*v1.MaskedAccountNumber)(nil), // 16: bankbridge.common.v1.MaskedAccountNumber
+	(MatchConfidence)(0),           // 2: bankbridge.receipts.v1.MatchConfidence
+	(MatchFilter)(0),               // 3: bankbridge.receipts.v1.MatchFilter
+	(*Receipt)(nil),                // 4: bankbridge.receipts.v1.Receipt
+	(*LineItem)(nil),               // 5: bankbridge.receipts.v1.LineItem
+	(*Summary)(nil),                // 6: bankbridge.receipts.v1.Summary
+	(*Adjustment)(nil),             // 7: bankbridge.receipts.v1.Adjustment
+	(*PaymentMethod)(nil),          // 8: bankbridge.receipts.v1.PaymentMethod
+	(*PostalAddress)(nil),          // 9: bankbridge.receipts.v1.PostalAddress
+	(*TransactionMatch)(nil),       // 10: bankbridge.receipts.v1.TransactionMatch
+	(*ListReceiptsRequest)(nil),    // 11: bankbridge.receipts.v1.ListReceiptsRequest
+	(*ListReceiptsResponse)(nil),   // 12: bankbridge.receipts.v1.ListReceiptsResponse
+	(*GetReceiptRequest)(nil),      // 13: bankbridge.receipts.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),     // 14: bankbridge.receipts.v1.GetReceiptResponse
+	(*DeleteReceiptRequest)(nil),   // 15: bankbridge.receipts.v1.DeleteReceiptRequest
+	(*DeleteReceiptResponse)(nil),  // 16: bankbridge.receipts.v1.DeleteReceiptResponse
+	(*WatchReceiptsRequest)(nil),   // 17: bankbridge.receipts.v1.WatchReceiptsRequest
+	(*WatchReceiptsResponse)(nil),  // 18: bankbridge.receipts.v1.WatchReceiptsResponse
+	(*ReceiptEvent)(nil),           // 19: bankbridge.receipts.v1.ReceiptEvent
+	(*IngestReceiptRequest)(nil),   // 20: bankbridge.receipts.v1.IngestReceiptRequest
+	(*IngestReceiptResponse)(nil),  // 21: bankbridge.receipts.v1.IngestReceiptResponse
+	(*timestamppb.Timestamp)(nil),  // 22: google.protobuf.Timestamp
+	(*v1.Money)(nil),               // 23: bankbridge.common.v1.Money
+	(*v1.MaskedAccountNumber)(nil), // 24: bankbridge.common.v1.MaskedAccountNumber
 }
 var file_bankbridge_receipts_v1_receipts_proto_depIdxs = []int32{
-	3,  // 0: bankbridge.receipts.v1.Receipt.merchant:type_name -> bankbridge.receipts.v1.Merchant
-	14, // 1: bankbridge.receipts.v1.Receipt.purchase_time:type_name -> google.protobuf.Timestamp
-	4,  // 2: bankbridge.receipts.v1.Receipt.line_items:type_name -> bankbridge.receipts.v1.LineItem
-	6,  // 3: bankbridge.receipts.v1.Receipt.payment_method:type_name -> bankbridge.receipts.v1.PaymentMethod
-	15, // 4: bankbridge.receipts.v1.Receipt.subtotal:type_name -> bankbridge.common.v1.Money
-	15, // 5: bankbridge.receipts.v1.Receipt.tax:type_name -> bankbridge.common.v1.Money
-	5,  // 6: bankbridge.receipts.v1.Receipt.tax_lines:type_name -> bankbridge.receipts.v1.TaxLine
-	15, // 7: bankbridge.receipts.v1.Receipt.shipping_cost:type_name -> bankbridge.common.v1.Money
-	15, // 8: bankbridge.receipts.v1.Receipt.discount:type_name -> bankbridge.common.v1.Money
-	15, // 9: bankbridge.receipts.v1.Receipt.total:type_name -> bankbridge.common.v1.Money
-	7,  // 10: bankbridge.receipts.v1.Receipt.shipping_address:type_name -> bankbridge.receipts.v1.PostalAddress
-	14, // 11: bankbridge.receipts.v1.Receipt.create_time:type_name -> google.protobuf.Timestamp
-	15, // 12: bankbridge.receipts.v1.LineItem.unit_price:type_name -> bankbridge.common.v1.Money
-	15, // 13: bankbridge.receipts.v1.LineItem.total:type_name -> bankbridge.common.v1.Money
-	15, // 14: bankbridge.receipts.v1.TaxLine.amount:type_name -> bankbridge.common.v1.Money
-	0,  // 15: bankbridge.receipts.v1.PaymentMethod.type:type_name -> bankbridge.receipts.v1.PaymentMethodType
-	16, // 16: bankbridge.receipts.v1.PaymentMethod.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	1,  // 17: bankbridge.receipts.v1.PaymentMethod.card_network:type_name -> bankbridge.receipts.v1.CardNetwork
-	2,  // 18: bankbridge.receipts.v1.ListReceiptsResponse.receipts:type_name -> bankbridge.receipts.v1.Receipt
-	2,  // 19: bankbridge.receipts.v1.GetReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	2,  // 20: bankbridge.receipts.v1.IngestReceiptRequest.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	2,  // 21: bankbridge.receipts.v1.IngestReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
-	8,  // 22: bankbridge.receipts.v1.ReceiptsService.ListReceipts:input_type -> bankbridge.receipts.v1.ListReceiptsRequest
-	10, // 23: bankbridge.receipts.v1.ReceiptsService.GetReceipt:input_type -> bankbridge.receipts.v1.GetReceiptRequest
-	12, // 24: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:input_type -> bankbridge.receipts.v1.IngestReceiptRequest
-	9,  // 25: bankbridge.receipts.v1.ReceiptsService.ListReceipts:output_type -> bankbridge.receipts.v1.ListReceiptsResponse
-	11, // 26: bankbridge.receipts.v1.ReceiptsService.GetReceipt:output_type -> bankbridge.receipts.v1.GetReceiptResponse
-	13, // 27: bankbridge.receipts.v1.ReceiptsService.IngestReceipt:output_type -> bankbridge.receipts.v1.IngestReceiptResponse
-	25, // [25:28] is the sub-list for method output_type
-	22, // [22:25] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	8,  // 0: bankbridge.receipts.v1.Receipt.payment_method:type_name -> bankbridge.receipts.v1.PaymentMethod
+	5,  // 1: bankbridge.receipts.v1.Receipt.line_items:type_name -> bankbridge.receipts.v1.LineItem
+	6,  // 2: bankbridge.receipts.v1.Receipt.summary:type_name -> bankbridge.receipts.v1.Summary
+	7,  // 3: bankbridge.receipts.v1.Receipt.adjustments:type_name -> bankbridge.receipts.v1.Adjustment
+	9,  // 4: bankbridge.receipts.v1.Receipt.shipping_address:type_name -> bankbridge.receipts.v1.PostalAddress
+	22, // 5: bankbridge.receipts.v1.Receipt.purchase_time:type_name -> google.protobuf.Timestamp
+	10, // 6: bankbridge.receipts.v1.Receipt.match:type_name -> bankbridge.receipts.v1.TransactionMatch
+	22, // 7: bankbridge.receipts.v1.Receipt.create_time:type_name -> google.protobuf.Timestamp
+	23, // 8: bankbridge.receipts.v1.LineItem.unit_price:type_name -> bankbridge.common.v1.Money
+	23, // 9: bankbridge.receipts.v1.Summary.subtotal:type_name -> bankbridge.common.v1.Money
+	23, // 10: bankbridge.receipts.v1.Summary.shipping_cost:type_name -> bankbridge.common.v1.Money
+	23, // 11: bankbridge.receipts.v1.Summary.total_tax:type_name -> bankbridge.common.v1.Money
+	23, // 12: bankbridge.receipts.v1.Summary.total_cost:type_name -> bankbridge.common.v1.Money
+	23, // 13: bankbridge.receipts.v1.Adjustment.amount:type_name -> bankbridge.common.v1.Money
+	0,  // 14: bankbridge.receipts.v1.PaymentMethod.type:type_name -> bankbridge.receipts.v1.PaymentMethodType
+	24, // 15: bankbridge.receipts.v1.PaymentMethod.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	1,  // 16: bankbridge.receipts.v1.PaymentMethod.card_network:type_name -> bankbridge.receipts.v1.CardNetwork
+	2,  // 17: bankbridge.receipts.v1.TransactionMatch.confidence:type_name -> bankbridge.receipts.v1.MatchConfidence
+	22, // 18: bankbridge.receipts.v1.TransactionMatch.match_time:type_name -> google.protobuf.Timestamp
+	22, // 19: bankbridge.receipts.v1.ListReceiptsRequest.start_time:type_name -> google.protobuf.Timestamp
+	22, // 20: bankbridge.receipts.v1.ListReceiptsRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 21: bankbridge.receipts.v1.ListReceiptsRequest.match_filter:type_name -> bankbridge.receipts.v1.MatchFilter
+	4,  // 22: bankbridge.receipts.v1.ListReceiptsResponse.receipts:type_name -> bankbridge.receipts.v1.Receipt
+	4,  // 23: bankbridge.receipts.v1.GetReceiptResponse.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	19, // 24: bankbridge.receipts.v1.WatchReceiptsResponse.event:type_name -> bankbridge.receipts.v1.ReceiptEvent
+	10, // 25: bankbridge.receipts.v1.ReceiptEvent.match:type_name -> bankbridge.receipts.v1.TransactionMatch
+	22, // 26: bankbridge.receipts.v1.ReceiptEvent.event_time:type_name -> google.protobuf.Timestamp
+	4,  // 27: bankbridge.receipts.v1.IngestReceiptRequest.receipt:type_name -> bankbridge.receipts.v1.Receipt
+	22, // 28: bankbridge.receipts.v1.IngestReceiptResponse.create_time:type_name -> google.protobuf.Timestamp
+	11, // 29: bankbridge.receipts.v1.ReceiptsService.ListReceipts:input_type -> bankbridge.receipts.v1.ListReceiptsRequest
+	13, // 30: bankbridge.receipts.v1.ReceiptsService.GetReceipt:input_type -> bankbridge.receipts.v1.GetReceiptRequest
+	15, // 31: bankbridge.receipts.v1.ReceiptsService.DeleteReceipt:input_type -> bankbridge.receipts.v1.DeleteReceiptRequest
+	17, // 32: bankbridge.receipts.v1.ReceiptsService.WatchReceipts:input_type -> bankbridge.receipts.v1.WatchReceiptsRequest
+	20, // 33: bankbridge.receipts.v1.PartnerReceiptsService.IngestReceipt:input_type -> bankbridge.receipts.v1.IngestReceiptRequest
+	12, // 34: bankbridge.receipts.v1.ReceiptsService.ListReceipts:output_type -> bankbridge.receipts.v1.ListReceiptsResponse
+	14, // 35: bankbridge.receipts.v1.ReceiptsService.GetReceipt:output_type -> bankbridge.receipts.v1.GetReceiptResponse
+	16, // 36: bankbridge.receipts.v1.ReceiptsService.DeleteReceipt:output_type -> bankbridge.receipts.v1.DeleteReceiptResponse
+	18, // 37: bankbridge.receipts.v1.ReceiptsService.WatchReceipts:output_type -> bankbridge.receipts.v1.WatchReceiptsResponse
+	21, // 38: bankbridge.receipts.v1.PartnerReceiptsService.IngestReceipt:output_type -> bankbridge.receipts.v1.IngestReceiptResponse
+	34, // [34:39] is the sub-list for method output_type
+	29, // [29:34] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_receipts_v1_receipts_proto_init() }
@@ -1283,10 +1913,10 @@ func file_bankbridge_receipts_v1_receipts_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_receipts_v1_receipts_proto_rawDesc), len(file_bankbridge_receipts_v1_receipts_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   12,
+			NumEnums:      4,
+			NumMessages:   18,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_bankbridge_receipts_v1_receipts_proto_goTypes,
 		DependencyIndexes: file_bankbridge_receipts_v1_receipts_proto_depIdxs,

@@ -127,7 +127,83 @@ func local_request_ReceiptsService_GetReceipt_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func request_ReceiptsService_IngestReceipt_0(ctx context.Context, marshaler runtime.Marshaler, client ReceiptsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_ReceiptsService_DeleteReceipt_0(ctx context.Context, marshaler runtime.Marshaler, client ReceiptsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq DeleteReceiptRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.DeleteReceipt(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ReceiptsService_DeleteReceipt_0(ctx context.Context, marshaler runtime.Marshaler, server ReceiptsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq DeleteReceiptRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.DeleteReceipt(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+var filter_ReceiptsService_WatchReceipts_0 = &utilities.DoubleArray{Encoding: map[string]int{"parent": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
+func request_ReceiptsService_WatchReceipts_0(ctx context.Context, marshaler runtime.Marshaler, client ReceiptsServiceClient, req *http.Request, pathParams map[string]string) (ReceiptsService_WatchReceiptsClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq WatchReceiptsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["parent"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "parent")
+	}
+	protoReq.Parent, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_ReceiptsService_WatchReceipts_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchReceipts(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
+func request_PartnerReceiptsService_IngestReceipt_0(ctx context.Context, marshaler runtime.Marshaler, client PartnerReceiptsServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq IngestReceiptRequest
 		metadata runtime.ServerMetadata
@@ -151,7 +227,7 @@ func request_ReceiptsService_IngestReceipt_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_ReceiptsService_IngestReceipt_0(ctx context.Context, marshaler runtime.Marshaler, server ReceiptsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_PartnerReceiptsService_IngestReceipt_0(ctx context.Context, marshaler runtime.Marshaler, server PartnerReceiptsServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq IngestReceiptRequest
 		metadata runtime.ServerMetadata
@@ -218,25 +294,62 @@ func RegisterReceiptsServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 		}
 		forward_ReceiptsService_GetReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodPost, pattern_ReceiptsService_IngestReceipt_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodDelete, pattern_ReceiptsService_DeleteReceipt_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bankbridge.receipts.v1.ReceiptsService/IngestReceipt", runtime.WithHTTPPathPattern("/v1/{parent=users/*}/receipts:ingest"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bankbridge.receipts.v1.ReceiptsService/DeleteReceipt", runtime.WithHTTPPathPattern("/v1/{name=users/*/receipts/*}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := local_request_ReceiptsService_IngestReceipt_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		resp, md, err := local_request_ReceiptsService_DeleteReceipt_0(annotatedContext, inboundMarshaler, server, req, pathParams)
 		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_ReceiptsService_IngestReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_ReceiptsService_DeleteReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+
+	mux.Handle(http.MethodGet, pattern_ReceiptsService_WatchReceipts_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
+
+	return nil
+}
+
+// RegisterPartnerReceiptsServiceHandlerServer registers the http handlers for service PartnerReceiptsService to "mux".
+// UnaryRPC     :call PartnerReceiptsServiceServer directly.
+// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
+// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterPartnerReceiptsServiceHandlerFromEndpoint instead.
+// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
+func RegisterPartnerReceiptsServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server PartnerReceiptsServiceServer) error {
+	mux.Handle(http.MethodPost, pattern_PartnerReceiptsService_IngestReceipt_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bankbridge.receipts.v1.PartnerReceiptsService/IngestReceipt", runtime.WithHTTPPathPattern("/v1/{parent=clients/*}/receipts:ingest"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_PartnerReceiptsService_IngestReceipt_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PartnerReceiptsService_IngestReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -312,22 +425,39 @@ func RegisterReceiptsServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 		}
 		forward_ReceiptsService_GetReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodPost, pattern_ReceiptsService_IngestReceipt_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	mux.Handle(http.MethodDelete, pattern_ReceiptsService_DeleteReceipt_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bankbridge.receipts.v1.ReceiptsService/IngestReceipt", runtime.WithHTTPPathPattern("/v1/{parent=users/*}/receipts:ingest"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bankbridge.receipts.v1.ReceiptsService/DeleteReceipt", runtime.WithHTTPPathPattern("/v1/{name=users/*/receipts/*}"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := request_ReceiptsService_IngestReceipt_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		resp, md, err := request_ReceiptsService_DeleteReceipt_0(annotatedContext, inboundMarshaler, client, req, pathParams)
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_ReceiptsService_IngestReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_ReceiptsService_DeleteReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_ReceiptsService_WatchReceipts_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bankbridge.receipts.v1.ReceiptsService/WatchReceipts", runtime.WithHTTPPathPattern("/v1/{parent=users/*}/receipts:watch"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ReceiptsService_WatchReceipts_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ReceiptsService_WatchReceipts_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
 	return nil
 }
@@ -335,11 +465,77 @@ func RegisterReceiptsServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 var (
 	pattern_ReceiptsService_ListReceipts_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "receipts"}, ""))
 	pattern_ReceiptsService_GetReceipt_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "receipts", "name"}, ""))
-	pattern_ReceiptsService_IngestReceipt_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "receipts"}, "ingest"))
+	pattern_ReceiptsService_DeleteReceipt_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "receipts", "name"}, ""))
+	pattern_ReceiptsService_WatchReceipts_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "receipts"}, "watch"))
 )
 
 var (
 	forward_ReceiptsService_ListReceipts_0  = runtime.ForwardResponseMessage
 	forward_ReceiptsService_GetReceipt_0    = runtime.ForwardResponseMessage
-	forward_ReceiptsService_IngestReceipt_0 = runtime.ForwardResponseMessage
+	forward_ReceiptsService_DeleteReceipt_0 = runtime.ForwardResponseMessage
+	forward_ReceiptsService_WatchReceipts_0 = runtime.ForwardResponseStream
+)
+
+// RegisterPartnerReceiptsServiceHandlerFromEndpoint is same as RegisterPartnerReceiptsServiceHandler but
+// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
+func RegisterPartnerReceiptsServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+			return
+		}
+		go func() {
+			<-ctx.Done()
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+		}()
+	}()
+	return RegisterPartnerReceiptsServiceHandler(ctx, mux, conn)
+}
+
+// RegisterPartnerReceiptsServiceHandler registers the http handlers for service PartnerReceiptsService to "mux".
+// The handlers forward requests to the grpc endpoint over "conn".
+func RegisterPartnerReceiptsServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return RegisterPartnerReceiptsServiceHandlerClient(ctx, mux, NewPartnerReceiptsServiceClient(conn))
+}
+
+// RegisterPartnerReceiptsServiceHandlerClient registers the http handlers for service PartnerReceiptsService
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "PartnerReceiptsServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "PartnerReceiptsServiceClient"
+// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
+// "PartnerReceiptsServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterPartnerReceiptsServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client PartnerReceiptsServiceClient) error {
+	mux.Handle(http.MethodPost, pattern_PartnerReceiptsService_IngestReceipt_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bankbridge.receipts.v1.PartnerReceiptsService/IngestReceipt", runtime.WithHTTPPathPattern("/v1/{parent=clients/*}/receipts:ingest"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_PartnerReceiptsService_IngestReceipt_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_PartnerReceiptsService_IngestReceipt_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	return nil
+}
+
+var (
+	pattern_PartnerReceiptsService_IngestReceipt_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "clients", "parent", "receipts"}, "ingest"))
+)
+
+var (
+	forward_PartnerReceiptsService_IngestReceipt_0 = runtime.ForwardResponseMessage
 )

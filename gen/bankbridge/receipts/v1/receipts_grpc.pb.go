@@ -4,9 +4,11 @@
 // - protoc             (unknown)
 // source: bankbridge/receipts/v1/receipts.proto
 
-// Package bankbridge.receipts.v1 holds itemised purchase receipts that payment
-// partners send on a user's behalf, so the user can see what a card payment
-// bought, right next to the transaction.
+// Package bankbridge.receipts.v1 holds itemised purchase receipts, so a user
+// sees in the chat what a card payment bought, right next to the
+// transaction. Receipts come from two places: partners (payment providers,
+// merchants) the user opted in to push them, and card-issuing banks give the
+// purchase details behind a card transaction.
 
 package receiptsv1
 
@@ -25,31 +27,36 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ReceiptsService_ListReceipts_FullMethodName  = "/bankbridge.receipts.v1.ReceiptsService/ListReceipts"
 	ReceiptsService_GetReceipt_FullMethodName    = "/bankbridge.receipts.v1.ReceiptsService/GetReceipt"
-	ReceiptsService_IngestReceipt_FullMethodName = "/bankbridge.receipts.v1.ReceiptsService/IngestReceipt"
+	ReceiptsService_DeleteReceipt_FullMethodName = "/bankbridge.receipts.v1.ReceiptsService/DeleteReceipt"
+	ReceiptsService_WatchReceipts_FullMethodName = "/bankbridge.receipts.v1.ReceiptsService/WatchReceipts"
 )
 
 // ReceiptsServiceClient is the client API for ReceiptsService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ReceiptsService stores receipts that payment partners ingest and lets the
-// user's client read them. Receipts are kept only for users whose consent
-// covers receipts; a receipt is immutable once ingested.
+// ReceiptsService lets the user's product read and delete the user's
+// receipts. Reads need a VALID link covering SCOPE_RECEIPTS for
+// PURPOSE_PURCHASE_HISTORY, and are written to the user's access log.
+// Receipts are deleted, for real, when their retention period ends
+// (13 months by default), when the user no longer has any consent covering
+// receipts because they revoked it, and, for a partner's receipts, when the
+// user revokes their opt-in to that partner.
 type ReceiptsServiceClient interface {
-	// ListReceipts lists the user's receipts, newest purchase first.
+	// ListReceipts lists the user's receipts, newest purchase first. Only the
+	// latest version of each receipt is listed; older versions are read with
+	// GetReceipt through amends.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, e.g. a transaction of another user; BadRequest lists each one.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired or from another query.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired or from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering receipts has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
-	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	ListReceipts(ctx context.Context, in *ListReceiptsRequest, opts ...grpc.CallOption) (*ListReceiptsResponse, error)
-	// GetReceipt returns one receipt.
+	// GetReceipt returns one receipt, any version.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -57,30 +64,36 @@ type ReceiptsServiceClient interface {
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering receipts has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such receipt.
-	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error)
-	// IngestReceipt stores a receipt that a payment partner sends for the
-	// user. It is safe to retry: the same idempotency_key with the same request
-	// returns the receipt stored the first time instead of a second copy.
-	// Keys are scoped to the calling partner and remembered for at least 24
-	// hours. The receipt's transaction need not exist yet: a receipt often
-	// arrives before the bank reports the payment.
+	// DeleteReceipt deletes a receipt with every version of it, for real. A
+	// user may always delete their data, so no consent is needed; the call is
+	// written to the access log.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, e.g. amounts in two currencies; BadRequest lists each one.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising or marketing.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such receipt.
+	DeleteReceipt(ctx context.Context, in *DeleteReceiptRequest, opts ...grpc.CallOption) (*DeleteReceiptResponse, error)
+	// WatchReceipts streams the user's receipt events as they happen: a
+	// receipt was created, or matched to a card transaction. Each event
+	// carries a cursor; pass the last one back as resume_cursor to continue
+	// after a disconnect without losing or repeating events. The stream ends
+	// when the user's consent covering receipts ends.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed or from another stream.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when the events after resume_cursor are no longer kept; list the receipts again.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not a payment partner.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts; the receipt is not stored.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering receipts has expired; the receipt is not stored.
-	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts; the receipt is not stored.
-	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
-	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
-	IngestReceipt(ctx context.Context, in *IngestReceiptRequest, opts ...grpc.CallOption) (*IngestReceiptResponse, error)
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts, also mid-stream.
+	WatchReceipts(ctx context.Context, in *WatchReceiptsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReceiptsResponse], error)
 }
 
 type receiptsServiceClient struct {
@@ -111,38 +124,61 @@ func (c *receiptsServiceClient) GetReceipt(ctx context.Context, in *GetReceiptRe
 	return out, nil
 }
 
-func (c *receiptsServiceClient) IngestReceipt(ctx context.Context, in *IngestReceiptRequest, opts ...grpc.CallOption) (*IngestReceiptResponse, error) {
+func (c *receiptsServiceClient) DeleteReceipt(ctx context.Context, in *DeleteReceiptRequest, opts ...grpc.CallOption) (*DeleteReceiptResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(IngestReceiptResponse)
-	err := c.cc.Invoke(ctx, ReceiptsService_IngestReceipt_FullMethodName, in, out, cOpts...)
+	out := new(DeleteReceiptResponse)
+	err := c.cc.Invoke(ctx, ReceiptsService_DeleteReceipt_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+func (c *receiptsServiceClient) WatchReceipts(ctx context.Context, in *WatchReceiptsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReceiptsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ReceiptsService_ServiceDesc.Streams[0], ReceiptsService_WatchReceipts_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchReceiptsRequest, WatchReceiptsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ReceiptsService_WatchReceiptsClient = grpc.ServerStreamingClient[WatchReceiptsResponse]
+
 // ReceiptsServiceServer is the server API for ReceiptsService service.
 // All implementations must embed UnimplementedReceiptsServiceServer
 // for forward compatibility.
 //
-// ReceiptsService stores receipts that payment partners ingest and lets the
-// user's client read them. Receipts are kept only for users whose consent
-// covers receipts; a receipt is immutable once ingested.
+// ReceiptsService lets the user's product read and delete the user's
+// receipts. Reads need a VALID link covering SCOPE_RECEIPTS for
+// PURPOSE_PURCHASE_HISTORY, and are written to the user's access log.
+// Receipts are deleted, for real, when their retention period ends
+// (13 months by default), when the user no longer has any consent covering
+// receipts because they revoked it, and, for a partner's receipts, when the
+// user revokes their opt-in to that partner.
 type ReceiptsServiceServer interface {
-	// ListReceipts lists the user's receipts, newest purchase first.
+	// ListReceipts lists the user's receipts, newest purchase first. Only the
+	// latest version of each receipt is listed; older versions are read with
+	// GetReceipt through amends.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, e.g. a transaction of another user; BadRequest lists each one.
-	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired or from another query.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired or from a list with other filters.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering receipts has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
-	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	ListReceipts(context.Context, *ListReceiptsRequest) (*ListReceiptsResponse, error)
-	// GetReceipt returns one receipt.
+	// GetReceipt returns one receipt, any version.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -150,30 +186,36 @@ type ReceiptsServiceServer interface {
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering receipts has expired.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such receipt.
-	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 	GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error)
-	// IngestReceipt stores a receipt that a payment partner sends for the
-	// user. It is safe to retry: the same idempotency_key with the same request
-	// returns the receipt stored the first time instead of a second copy.
-	// Keys are scoped to the calling partner and remembered for at least 24
-	// hours. The receipt's transaction need not exist yet: a receipt often
-	// arrives before the bank reports the payment.
+	// DeleteReceipt deletes a receipt with every version of it, for real. A
+	// user may always delete their data, so no consent is needed; the call is
+	// written to the access log.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, e.g. amounts in two currencies; BadRequest lists each one.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising or marketing.
+	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such receipt.
+	DeleteReceipt(context.Context, *DeleteReceiptRequest) (*DeleteReceiptResponse, error)
+	// WatchReceipts streams the user's receipt events as they happen: a
+	// receipt was created, or matched to a card transaction. Each event
+	// carries a cursor; pass the last one back as resume_cursor to continue
+	// after a disconnect without losing or repeating events. The stream ends
+	// when the user's consent covering receipts ends.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed or from another stream.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when the events after resume_cursor are no longer kept; list the receipts again.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not a payment partner.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts; the receipt is not stored.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering receipts has expired; the receipt is not stored.
-	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts; the receipt is not stored.
-	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
-	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
-	IngestReceipt(context.Context, *IngestReceiptRequest) (*IngestReceiptResponse, error)
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts, also mid-stream.
+	WatchReceipts(*WatchReceiptsRequest, grpc.ServerStreamingServer[WatchReceiptsResponse]) error
 	mustEmbedUnimplementedReceiptsServiceServer()
 }
 
@@ -190,8 +232,11 @@ func (UnimplementedReceiptsServiceServer) ListReceipts(context.Context, *ListRec
 func (UnimplementedReceiptsServiceServer) GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetReceipt not implemented")
 }
-func (UnimplementedReceiptsServiceServer) IngestReceipt(context.Context, *IngestReceiptRequest) (*IngestReceiptResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method IngestReceipt not implemented")
+func (UnimplementedReceiptsServiceServer) DeleteReceipt(context.Context, *DeleteReceiptRequest) (*DeleteReceiptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteReceipt not implemented")
+}
+func (UnimplementedReceiptsServiceServer) WatchReceipts(*WatchReceiptsRequest, grpc.ServerStreamingServer[WatchReceiptsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchReceipts not implemented")
 }
 func (UnimplementedReceiptsServiceServer) mustEmbedUnimplementedReceiptsServiceServer() {}
 func (UnimplementedReceiptsServiceServer) testEmbeddedByValue()                         {}
@@ -250,23 +295,34 @@ func _ReceiptsService_GetReceipt_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ReceiptsService_IngestReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(IngestReceiptRequest)
+func _ReceiptsService_DeleteReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteReceiptRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(ReceiptsServiceServer).IngestReceipt(ctx, in)
+		return srv.(ReceiptsServiceServer).DeleteReceipt(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: ReceiptsService_IngestReceipt_FullMethodName,
+		FullMethod: ReceiptsService_DeleteReceipt_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ReceiptsServiceServer).IngestReceipt(ctx, req.(*IngestReceiptRequest))
+		return srv.(ReceiptsServiceServer).DeleteReceipt(ctx, req.(*DeleteReceiptRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _ReceiptsService_WatchReceipts_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchReceiptsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ReceiptsServiceServer).WatchReceipts(m, &grpc.GenericServerStream[WatchReceiptsRequest, WatchReceiptsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ReceiptsService_WatchReceiptsServer = grpc.ServerStreamingServer[WatchReceiptsResponse]
 
 // ReceiptsService_ServiceDesc is the grpc.ServiceDesc for ReceiptsService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -284,8 +340,165 @@ var ReceiptsService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ReceiptsService_GetReceipt_Handler,
 		},
 		{
+			MethodName: "DeleteReceipt",
+			Handler:    _ReceiptsService_DeleteReceipt_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchReceipts",
+			Handler:       _ReceiptsService_WatchReceipts_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "bankbridge/receipts/v1/receipts.proto",
+}
+
+const (
+	PartnerReceiptsService_IngestReceipt_FullMethodName = "/bankbridge.receipts.v1.PartnerReceiptsService/IngestReceipt"
+)
+
+// PartnerReceiptsServiceClient is the client API for PartnerReceiptsService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// PartnerReceiptsService takes receipts from partners: payment providers
+// and merchants, each authenticated with its own client-credentials token
+// and configured as a partner. A partner never learns a bankbridge user id:
+// it addresses the user by the partner-scoped id minted when the user opted
+// in to it (ConsentService.CreatePartnerOptIn), and it can only write.
+type PartnerReceiptsServiceClient interface {
+	// IngestReceipt stores a receipt for the user behind partner_user_id. It
+	// is safe to retry: the same idempotency_key with the same request
+	// answers the receipt stored the first time, and keys are kept for at
+	// least 7 days. A refund or correction is a new receipt whose
+	// amends_receipt_id names the partner's receipt it amends; receipts are
+	// never edited in place. The receipt's card transaction need not exist
+	// yet: a receipt often arrives before the bank reports the payment, and
+	// matching is retried as transactions arrive.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the token is not a partner's client-credentials token, or parent names another client.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or the amounts do not add up; BadRequest names each field.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for receipts; nothing is stored.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with ALREADY_EXISTS (ALREADY_EXISTS) when receipt_id was stored before with another receipt; send a correction with amends_receipt_id.
+	// Fails with NOT_FOUND (NOT_FOUND) when amends_receipt_id names no receipt the partner sent for this user.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when amends_receipt_id names a receipt that was amended already; amend the latest version.
+	IngestReceipt(ctx context.Context, in *IngestReceiptRequest, opts ...grpc.CallOption) (*IngestReceiptResponse, error)
+}
+
+type partnerReceiptsServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPartnerReceiptsServiceClient(cc grpc.ClientConnInterface) PartnerReceiptsServiceClient {
+	return &partnerReceiptsServiceClient{cc}
+}
+
+func (c *partnerReceiptsServiceClient) IngestReceipt(ctx context.Context, in *IngestReceiptRequest, opts ...grpc.CallOption) (*IngestReceiptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IngestReceiptResponse)
+	err := c.cc.Invoke(ctx, PartnerReceiptsService_IngestReceipt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PartnerReceiptsServiceServer is the server API for PartnerReceiptsService service.
+// All implementations must embed UnimplementedPartnerReceiptsServiceServer
+// for forward compatibility.
+//
+// PartnerReceiptsService takes receipts from partners: payment providers
+// and merchants, each authenticated with its own client-credentials token
+// and configured as a partner. A partner never learns a bankbridge user id:
+// it addresses the user by the partner-scoped id minted when the user opted
+// in to it (ConsentService.CreatePartnerOptIn), and it can only write.
+type PartnerReceiptsServiceServer interface {
+	// IngestReceipt stores a receipt for the user behind partner_user_id. It
+	// is safe to retry: the same idempotency_key with the same request
+	// answers the receipt stored the first time, and keys are kept for at
+	// least 7 days. A refund or correction is a new receipt whose
+	// amends_receipt_id names the partner's receipt it amends; receipts are
+	// never edited in place. The receipt's card transaction need not exist
+	// yet: a receipt often arrives before the bank reports the payment, and
+	// matching is retried as transactions arrive.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the token is not a partner's client-credentials token, or parent names another client.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or the amounts do not add up; BadRequest names each field.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for receipts; nothing is stored.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with ALREADY_EXISTS (ALREADY_EXISTS) when receipt_id was stored before with another receipt; send a correction with amends_receipt_id.
+	// Fails with NOT_FOUND (NOT_FOUND) when amends_receipt_id names no receipt the partner sent for this user.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when amends_receipt_id names a receipt that was amended already; amend the latest version.
+	IngestReceipt(context.Context, *IngestReceiptRequest) (*IngestReceiptResponse, error)
+	mustEmbedUnimplementedPartnerReceiptsServiceServer()
+}
+
+// UnimplementedPartnerReceiptsServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPartnerReceiptsServiceServer struct{}
+
+func (UnimplementedPartnerReceiptsServiceServer) IngestReceipt(context.Context, *IngestReceiptRequest) (*IngestReceiptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IngestReceipt not implemented")
+}
+func (UnimplementedPartnerReceiptsServiceServer) mustEmbedUnimplementedPartnerReceiptsServiceServer() {
+}
+func (UnimplementedPartnerReceiptsServiceServer) testEmbeddedByValue() {}
+
+// UnsafePartnerReceiptsServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PartnerReceiptsServiceServer will
+// result in compilation errors.
+type UnsafePartnerReceiptsServiceServer interface {
+	mustEmbedUnimplementedPartnerReceiptsServiceServer()
+}
+
+func RegisterPartnerReceiptsServiceServer(s grpc.ServiceRegistrar, srv PartnerReceiptsServiceServer) {
+	// If the following call panics, it indicates UnimplementedPartnerReceiptsServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&PartnerReceiptsService_ServiceDesc, srv)
+}
+
+func _PartnerReceiptsService_IngestReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IngestReceiptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PartnerReceiptsServiceServer).IngestReceipt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PartnerReceiptsService_IngestReceipt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PartnerReceiptsServiceServer).IngestReceipt(ctx, req.(*IngestReceiptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// PartnerReceiptsService_ServiceDesc is the grpc.ServiceDesc for PartnerReceiptsService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var PartnerReceiptsService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "bankbridge.receipts.v1.PartnerReceiptsService",
+	HandlerType: (*PartnerReceiptsServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
 			MethodName: "IngestReceipt",
-			Handler:    _ReceiptsService_IngestReceipt_Handler,
+			Handler:    _PartnerReceiptsService_IngestReceipt_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
