@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,10 @@ type Config struct {
 	JWKSURL         string
 	ClientPurposes  string
 	InternalClients string
+	// PartnerClients are the client ids of partners (payment providers,
+	// merchants, carriers): the only clients that may call AUDIENCE_PARTNER
+	// methods, and refused by every other method. Comma-separated.
+	PartnerClients string
 	// SubjectKey keys the pseudonymous subject ids in access-log entries;
 	// every replica of every service shares it.
 	SubjectKey string
@@ -64,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientPurposes, "client-purposes", c.ClientPurposes, "purposes each client may declare: client=PURPOSE,PURPOSE;client2=...")
 	fs.StringVar(&c.SubjectKey, "subject-key", c.SubjectKey, "secret key of the pseudonymous subject ids in access logs; the same for every service and replica (required outside dev mode)")
 	fs.StringVar(&c.InternalClients, "internal-clients", c.InternalClients, "comma-separated client ids of bankbridge services allowed to call internal methods")
+	fs.StringVar(&c.PartnerClients, "partner-clients", c.PartnerClients, "comma-separated client ids of partners (payment providers, merchants, carriers) allowed to push data with client-credentials tokens; they may call nothing else")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, how long to report NOT_SERVING while still serving, so load balancers stop routing here first")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
 	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", c.MaxRecvMsgBytes, "largest request message accepted")
@@ -91,4 +97,15 @@ func (c *Config) Validate() error {
 		return errors.New("config: message size limits must be positive")
 	}
 	return nil
+}
+
+// Partners returns the configured partner client ids as a set.
+func (c Config) Partners() map[string]bool {
+	set := map[string]bool{}
+	for p := range strings.SplitSeq(c.PartnerClients, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			set[p] = true
+		}
+	}
+	return set
 }

@@ -2659,7 +2659,10 @@ type CoveringLink struct {
 	// The bank's id for the consent, for the adapter calls.
 	BankConsentId string `protobuf:"bytes,3,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
 	// When the consent expires.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Every scope the link covers, e.g. to tell whether it also covers
+	// SCOPE_RECEIPTS.
+	Scopes        []v1.Scope `protobuf:"varint,5,rep,packed,name=scopes,proto3,enum=bankbridge.common.v1.Scope" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2718,6 +2721,13 @@ func (x *CoveringLink) GetBankConsentId() string {
 func (x *CoveringLink) GetExpireTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *CoveringLink) GetScopes() []v1.Scope {
+	if x != nil {
+		return x.Scopes
 	}
 	return nil
 }
@@ -3246,13 +3256,14 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"V\n" +
 	"\x19ListCoveringLinksResponse\x129\n" +
-	"\x05links\x18\x01 \x03(\v2#.bankbridge.consent.v1.CoveringLinkR\x05links\"\xa0\x01\n" +
+	"\x05links\x18\x01 \x03(\v2#.bankbridge.consent.v1.CoveringLinkR\x05links\"\xd5\x01\n" +
 	"\fCoveringLink\x12\x12\n" +
 	"\x04link\x18\x01 \x01(\tR\x04link\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12&\n" +
 	"\x0fbank_consent_id\x18\x03 \x01(\tR\rbankConsentId\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\x90\x02\n" +
+	"expireTime\x123\n" +
+	"\x06scopes\x18\x05 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeR\x06scopes\"\x90\x02\n" +
 	"\x13CheckConsentRequest\x126\n" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12=\n" +
 	"\abank_id\x18\x02 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12=\n" +
@@ -3449,52 +3460,53 @@ var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	45, // 45: bankbridge.consent.v1.ListCoveringLinksRequest.purpose:type_name -> bankbridge.common.v1.Purpose
 	39, // 46: bankbridge.consent.v1.ListCoveringLinksResponse.links:type_name -> bankbridge.consent.v1.CoveringLink
 	46, // 47: bankbridge.consent.v1.CoveringLink.expire_time:type_name -> google.protobuf.Timestamp
-	44, // 48: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	45, // 49: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	46, // 50: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	48, // 51: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	44, // 52: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	46, // 53: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	46, // 54: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	46, // 55: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	46, // 56: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
-	7,  // 57: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	9,  // 58: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	11, // 59: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	13, // 60: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	15, // 61: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	17, // 62: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
-	19, // 63: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	29, // 64: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
-	31, // 65: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
-	33, // 66: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
-	40, // 67: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	22, // 68: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	23, // 69: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
-	35, // 70: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
-	37, // 71: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
-	26, // 72: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
-	8,  // 73: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	10, // 74: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	12, // 75: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	14, // 76: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	16, // 77: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	18, // 78: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
-	20, // 79: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	30, // 80: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
-	32, // 81: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
-	34, // 82: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
-	41, // 83: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	25, // 84: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	24, // 85: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
-	36, // 86: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
-	38, // 87: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
-	27, // 88: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
-	73, // [73:89] is the sub-list for method output_type
-	57, // [57:73] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	44, // 48: bankbridge.consent.v1.CoveringLink.scopes:type_name -> bankbridge.common.v1.Scope
+	44, // 49: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	45, // 50: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	46, // 51: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	48, // 52: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	44, // 53: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	46, // 54: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	46, // 55: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	46, // 56: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 57: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
+	7,  // 58: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	9,  // 59: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	11, // 60: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	13, // 61: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	15, // 62: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	17, // 63: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
+	19, // 64: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	29, // 65: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
+	31, // 66: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
+	33, // 67: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
+	40, // 68: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	22, // 69: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	23, // 70: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
+	35, // 71: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
+	37, // 72: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
+	26, // 73: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	8,  // 74: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	10, // 75: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	12, // 76: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	14, // 77: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	16, // 78: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	18, // 79: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
+	20, // 80: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	30, // 81: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
+	32, // 82: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
+	34, // 83: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
+	41, // 84: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	25, // 85: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	24, // 86: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
+	36, // 87: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
+	38, // 88: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
+	27, // 89: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	74, // [74:90] is the sub-list for method output_type
+	58, // [58:74] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }

@@ -611,7 +611,8 @@ type Summary struct {
 	Subtotal *v1.Money `protobuf:"bytes,1,opt,name=subtotal,proto3" json:"subtotal,omitempty"`
 	// What shipping cost; unset when there was no shipping or it was free.
 	ShippingCost *v1.Money `protobuf:"bytes,2,opt,name=shipping_cost,json=shippingCost,proto3" json:"shipping_cost,omitempty"`
-	// The total tax; unset when the merchant gives none.
+	// Tax charged on top of the subtotal, e.g. US sales tax; unset when the
+	// prices include it (as with VAT in Europe) or the merchant gives none.
 	TotalTax *v1.Money `protobuf:"bytes,3,opt,name=total_tax,json=totalTax,proto3" json:"total_tax,omitempty"`
 	// What the buyer paid in all.
 	TotalCost     *v1.Money `protobuf:"bytes,4,opt,name=total_cost,json=totalCost,proto3" json:"total_cost,omitempty"`
