@@ -2662,7 +2662,10 @@ type CoveringLink struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// Every scope the link covers, e.g. to tell whether it also covers
 	// SCOPE_RECEIPTS.
-	Scopes        []v1.Scope `protobuf:"varint,5,rep,packed,name=scopes,proto3,enum=bankbridge.common.v1.Scope" json:"scopes,omitempty"`
+	Scopes []v1.Scope `protobuf:"varint,5,rep,packed,name=scopes,proto3,enum=bankbridge.common.v1.Scope" json:"scopes,omitempty"`
+	// The client id of the product that created the link: events about data
+	// read under it go to that product.
+	Client        string `protobuf:"bytes,6,opt,name=client,proto3" json:"client,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2730,6 +2733,13 @@ func (x *CoveringLink) GetScopes() []v1.Scope {
 		return x.Scopes
 	}
 	return nil
+}
+
+func (x *CoveringLink) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
 }
 
 // CheckConsentRequest describes the data call to decide on.
@@ -3256,14 +3266,15 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\apurpose\x18\x03 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"V\n" +
 	"\x19ListCoveringLinksResponse\x129\n" +
-	"\x05links\x18\x01 \x03(\v2#.bankbridge.consent.v1.CoveringLinkR\x05links\"\xd5\x01\n" +
+	"\x05links\x18\x01 \x03(\v2#.bankbridge.consent.v1.CoveringLinkR\x05links\"\xed\x01\n" +
 	"\fCoveringLink\x12\x12\n" +
 	"\x04link\x18\x01 \x01(\tR\x04link\x12\x17\n" +
 	"\abank_id\x18\x02 \x01(\tR\x06bankId\x12&\n" +
 	"\x0fbank_consent_id\x18\x03 \x01(\tR\rbankConsentId\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x123\n" +
-	"\x06scopes\x18\x05 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeR\x06scopes\"\x90\x02\n" +
+	"\x06scopes\x18\x05 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeR\x06scopes\x12\x16\n" +
+	"\x06client\x18\x06 \x01(\tR\x06client\"\x90\x02\n" +
 	"\x13CheckConsentRequest\x126\n" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12=\n" +
 	"\abank_id\x18\x02 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12=\n" +
