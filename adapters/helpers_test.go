@@ -2,6 +2,7 @@ package adapters_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -277,6 +278,61 @@ func (b *testBank) GetBalances(_ context.Context, req *adapterv1.GetBalancesRequ
 		Amount: &commonv1.Money{CurrencyCode: "EUR", Units: 10},
 		AsOf:   timestamppb.Now(),
 	}}}, nil
+}
+
+// purchaseBank is testBank with TRANSACTIONS and PURCHASE_DETAILS. What
+// GetPurchaseDetails answers depends on the transaction id, so that it can
+// answer outside the protocol.
+type purchaseBank struct{ *testBank }
+
+func (b purchaseBank) Info(ctx context.Context) (*adapterv1.GetAdapterInfoResponse, error) {
+	info, err := b.testBank.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info.Capabilities = adapters.Capabilities(b)
+	return info, nil
+}
+
+func (purchaseBank) SyncTransactions(context.Context, *adapterv1.SyncTransactionsRequest) (*adapterv1.SyncTransactionsResponse, error) {
+	return &adapterv1.SyncTransactionsResponse{NextCursor: "end"}, nil
+}
+
+func (purchaseBank) GetPurchaseDetails(_ context.Context, req *adapterv1.GetPurchaseDetailsRequest) (*adapterv1.GetPurchaseDetailsResponse, error) {
+	eur := func(cents int64) *commonv1.Money {
+		return &commonv1.Money{CurrencyCode: "EUR", Units: cents / 100, Nanos: int32(cents%100) * 10_000_000}
+	}
+	resp := &adapterv1.GetPurchaseDetailsResponse{
+		MerchantName: "Nordic Outdoor Online",
+		OrderNumber:  "NO-100234",
+		PurchaseTime: timestamppb.Now(),
+		LineItems: []*adapterv1.PurchaseLineItem{
+			{Title: "Trail running socks", Quantity: 2, UnitPrice: eur(12_50)},
+			{Title: "Headlamp 300 lm", Quantity: 1, UnitPrice: eur(29_99)},
+		},
+		Subtotal:     eur(54_99),
+		ShippingCost: eur(5_00),
+		Total:        eur(59_99),
+	}
+	switch req.GetTransactionId() {
+	case "tx-ok":
+		return resp, nil
+	case "tx-mixed-currency":
+		// A converted line, and the bank's raw words in the text.
+		resp.MerchantName = secretText
+		resp.LineItems[1].UnitPrice = &commonv1.Money{CurrencyCode: "USD", Units: 32, Nanos: 490_000_000}
+		resp.LineItems[1].Subtitle = secretText
+		return resp, nil
+	}
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank has no purchase details for this transaction")
+}
+
+// purchasesOnlyBank has GetPurchaseDetails but no SyncTransactions, so
+// PURCHASE_DETAILS is not one of its capabilities.
+type purchasesOnlyBank struct{ *testBank }
+
+func (purchasesOnlyBank) GetPurchaseDetails(context.Context, *adapterv1.GetPurchaseDetailsRequest) (*adapterv1.GetPurchaseDetailsResponse, error) {
+	return nil, errors.New("never called: not a capability without TRANSACTIONS")
 }
 
 func (b *testBank) metadata() metadata.MD {

@@ -1,11 +1,14 @@
 package adapters_test
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/adapters"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -190,4 +193,43 @@ func TestCloseEndsCalls(t *testing.T) {
 	}
 	_, err = c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
 	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+}
+
+// TestRegistryRefusesBadPurchaseDetails shows that an adapter's purchase
+// details that break the protocol's rules (here one line in another
+// currency, rule purchase_details.single_currency) never reach a caller:
+// the call fails as the bank's, naming the rule only, never the text the
+// adapter sent.
+func TestRegistryRefusesBadPurchaseDetails(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			c := tr.reach(t, purchaseBank{testBank: &testBank{}}, adapters.Bank{ID: "test", DisplayName: "Test Bank"})
+			req := func(tx string) *adapterv1.GetPurchaseDetailsRequest {
+				return &adapterv1.GetPurchaseDetailsRequest{BankConsentId: "ok", BankAccountId: "acc-1", TransactionId: tx}
+			}
+			if _, err := c.GetPurchaseDetails(t.Context(), req("tx-ok")); err != nil {
+				t.Fatalf("valid purchase details: %v", err)
+			}
+			_, err := c.GetPurchaseDetails(t.Context(), req("tx-not-a-purchase"))
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+
+			resp, err := c.GetPurchaseDetails(t.Context(), req("tx-mixed-currency"))
+			if resp != nil {
+				t.Errorf("the caller got the invalid response: %v", resp)
+			}
+			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+			if retryDelay(err) <= 0 {
+				t.Error("BANK_UNAVAILABLE without RetryInfo")
+			}
+			st := status.Convert(err)
+			if !strings.Contains(st.Message(), "purchase_details.single_currency") {
+				t.Errorf("message %q does not name the broken rule", st.Message())
+			}
+			if wire := fmt.Sprint(st.Proto()); strings.Contains(wire, "DE89") || strings.Contains(wire, "1234.56") || strings.Contains(wire, "32.49") {
+				t.Errorf("the adapter's text reached the caller: %s", wire)
+			}
+		})
+	}
 }

@@ -81,6 +81,21 @@ type ConsentExtensionAdapter interface {
 	ExtendConsent(ctx context.Context, req *adapterv1.ExtendConsentRequest) (*adapterv1.ExtendConsentResponse, error)
 }
 
+// PurchaseDetailsAdapter tells what a card purchase bought, as the card
+// issuer knows it from the merchant (enhanced transaction data, Level 3):
+// the merchant, the line items and the summary behind one card
+// transaction (capability PURCHASE_DETAILS). It is optional: an issuer
+// without purchase data leaves it out. An adapter that implements it
+// implements [TransactionsAdapter] too, since it names the transactions
+// SyncTransactions returned; without one it is not a capability.
+type PurchaseDetailsAdapter interface {
+	// GetPurchaseDetails returns the purchase behind one card transaction
+	// of the account, adding up (total = subtotal + shipping_cost + tax -
+	// the adjustments) and in one currency; NOT_FOUND when the account has
+	// no such transaction or the bank no purchase details for it.
+	GetPurchaseDetails(ctx context.Context, req *adapterv1.GetPurchaseDetailsRequest) (*adapterv1.GetPurchaseDetailsResponse, error)
+}
+
 // SupportAdapter hands support conversations to the bank's human agents
 // (capability SUPPORT_HANDOFF). The agents' replies come back as events
 // ([EventsAdapter]).
@@ -134,7 +149,21 @@ func Capabilities(a Adapter) []adapterv1.Capability {
 	if _, ok := a.(ConsentExtensionAdapter); ok {
 		caps = append(caps, adapterv1.Capability_CAPABILITY_CONSENT_EXTENSION)
 	}
+	if purchaseDetails(a) != nil {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS)
+	}
 	return caps
+}
+
+// purchaseDetails returns a as a PurchaseDetailsAdapter when it serves
+// capability PURCHASE_DETAILS: only together with TRANSACTIONS, whose
+// transaction ids its requests name.
+func purchaseDetails(a Adapter) PurchaseDetailsAdapter {
+	p, ok := a.(PurchaseDetailsAdapter)
+	if _, tx := a.(TransactionsAdapter); !ok || !tx {
+		return nil
+	}
+	return p
 }
 
 // Credentials returns the credentials bankbridge sent with the incoming call

@@ -82,6 +82,7 @@ func NewServer(a Adapter, opts ...ServerOption) adapterv1.BankAdapterServiceServ
 	s.fraud, _ = a.(FraudAdapter)
 	s.events, _ = a.(EventsAdapter)
 	s.extension, _ = a.(ConsentExtensionAdapter)
+	s.purchases = purchaseDetails(a)
 	return s
 }
 
@@ -101,6 +102,7 @@ type server struct {
 	fraud        FraudAdapter
 	events       EventsAdapter
 	extension    ConsentExtensionAdapter
+	purchases    PurchaseDetailsAdapter // nil without TransactionsAdapter too
 }
 
 // unary runs one call through the server's checks. call is nil when the
@@ -349,6 +351,15 @@ func (s *server) SyncTransactions(ctx context.Context, req *adapterv1.SyncTransa
 		call = s.transactions.SyncTransactions
 	}
 	return unary(ctx, s, "SyncTransactions", adapterv1.Capability_CAPABILITY_TRANSACTIONS, req, call)
+}
+
+// GetPurchaseDetails implements adapterv1.BankAdapterServiceServer.
+func (s *server) GetPurchaseDetails(ctx context.Context, req *adapterv1.GetPurchaseDetailsRequest) (*adapterv1.GetPurchaseDetailsResponse, error) {
+	var call func(context.Context, *adapterv1.GetPurchaseDetailsRequest) (*adapterv1.GetPurchaseDetailsResponse, error)
+	if s.purchases != nil {
+		call = s.purchases.GetPurchaseDetails
+	}
+	return unary(ctx, s, "GetPurchaseDetails", adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS, req, call)
 }
 
 // StartSupportHandoff implements adapterv1.BankAdapterServiceServer.

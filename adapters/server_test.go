@@ -152,6 +152,14 @@ func TestServerUnimplementedCapabilities(t *testing.T) {
 			_, err := c.BlockCard(t.Context(), &adapterv1.BlockCardRequest{})
 			return err
 		},
+		"ExtendConsent": func() error {
+			_, err := c.ExtendConsent(t.Context(), &adapterv1.ExtendConsentRequest{})
+			return err
+		},
+		"GetPurchaseDetails": func() error {
+			_, err := c.GetPurchaseDetails(t.Context(), &adapterv1.GetPurchaseDetailsRequest{})
+			return err
+		},
 		"StartSupportHandoff": func() error {
 			_, err := c.StartSupportHandoff(t.Context(), &adapterv1.StartSupportHandoffRequest{})
 			return err
@@ -193,6 +201,57 @@ func TestCapabilities(t *testing.T) {
 	}
 	if n, all := len(adapters.Capabilities(newSandbox(t))), len(adapterv1.Capability_name)-1; n != all {
 		t.Errorf("the sandbox implements %d capabilities, want all %d", n, all)
+	}
+}
+
+// TestPurchaseDetailsNeedsTransactions shows that PURCHASE_DETAILS is a
+// capability only together with TRANSACTIONS, whose transactions it
+// details: without it, the SDK neither lists nor serves it.
+func TestPurchaseDetailsNeedsTransactions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		adapter    adapters.Adapter
+		wantListed bool
+		wantReason commonv1.ErrorReason
+		wantCaps   []adapterv1.Capability
+	}{
+		{
+			name:       "with transactions",
+			adapter:    &purchaseBank{testBank: &testBank{}},
+			wantListed: true,
+			wantReason: commonv1.ErrorReason_ERROR_REASON_NOT_FOUND,
+			wantCaps: []adapterv1.Capability{
+				adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES,
+				adapterv1.Capability_CAPABILITY_TRANSACTIONS, adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS,
+			},
+		},
+		{
+			name:       "without transactions",
+			adapter:    purchasesOnlyBank{testBank: &testBank{}},
+			wantReason: commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED,
+			wantCaps:   []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := adapters.Capabilities(tt.adapter); !slices.Equal(got, tt.wantCaps) {
+				t.Errorf("Capabilities = %v, want %v", got, tt.wantCaps)
+			}
+			c := dial(t, serve(t, tt.adapter))
+			info, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if listed := slices.Contains(info.GetCapabilities(), adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS); listed != tt.wantListed {
+				t.Errorf("GetAdapterInfo lists PURCHASE_DETAILS: %v, want %v", listed, tt.wantListed)
+			}
+			_, err = c.GetPurchaseDetails(t.Context(), &adapterv1.GetPurchaseDetailsRequest{
+				BankConsentId: "ok", BankAccountId: "acc-1", TransactionId: "tx-unknown",
+			})
+			wantReason(t, err, tt.wantReason)
+		})
 	}
 }
 

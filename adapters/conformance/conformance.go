@@ -20,8 +20,8 @@
 // masked only; that every error carries a bankbridge ErrorInfo whose reason
 // matches its status code; that writes with an idempotency key answer a
 // retry with the first answer and refuse the key with another request;
-// cursors for transactions and events; extending a consent; and
-// revocation.
+// cursors for transactions and events; the purchase details of a card
+// transaction; extending a consent; and revocation.
 //
 // It calls the adapter as bankbridge does, but it does change the test
 // customer's state at the bank: it links, opens support cases, files fraud
@@ -34,6 +34,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -117,6 +118,7 @@ func Run(t *testing.T, client adapterv1.BankAdapterServiceClient, fx Fixtures) {
 	} else {
 		t.Run("Accounts", k.testAccounts)
 		t.Run("Transactions", k.testTransactions)
+		t.Run("PurchaseDetails", k.testPurchaseDetails)
 		t.Run("SupportHandoff", k.testSupport)
 		t.Run("Fraud", k.testFraud)
 	}
@@ -139,6 +141,15 @@ type kit struct {
 	consentID    string
 	linked       bool // consentID was linked by the kit, which may revoke it
 	accounts     []*adapterv1.Account
+	// cardTransactions are the card transactions SyncTransactions showed
+	// and did not remove, in the order it showed them.
+	cardTransactions []cardTransaction
+}
+
+// cardTransaction is a card payment and the account it is on.
+type cardTransaction struct {
+	accountID string
+	tx        *adapterv1.Transaction
 }
 
 func (k *kit) has(c adapterv1.Capability) bool { return slices.Contains(k.capabilities, c) }
@@ -268,6 +279,10 @@ func (k *kit) capabilityCalls() []capabilityCall {
 			_, err := c.SyncTransactions(ctx, &adapterv1.SyncTransactionsRequest{BankConsentId: unknownID, BankAccountId: unknownID})
 			return err
 		}},
+		{adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS, "GetPurchaseDetails", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.GetPurchaseDetails(ctx, &adapterv1.GetPurchaseDetailsRequest{BankConsentId: unknownID, BankAccountId: unknownID, TransactionId: unknownID})
+			return err
+		}},
 		{adapterv1.Capability_CAPABILITY_SCA, "StartSca", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
 			_, err := c.StartSca(ctx, &adapterv1.StartScaRequest{
 				UserReference: "conformance-user", LoginHint: k.fx.UnknownLoginHint,
@@ -342,6 +357,9 @@ func (k *kit) testInfo(t *testing.T) {
 		t.Fatal("GetAdapterInfo: lists no capability")
 	}
 	k.capabilities = info.GetCapabilities()
+	if k.has(adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS) && !k.has(adapterv1.Capability_CAPABILITY_TRANSACTIONS) {
+		t.Error("GetAdapterInfo: lists PURCHASE_DETAILS without TRANSACTIONS, whose transactions it details")
+	}
 	again, err := k.client.GetAdapterInfo(k.ctx(t), &adapterv1.GetAdapterInfoRequest{})
 	if ok(t, "GetAdapterInfo again", err) && !proto.Equal(info, again) {
 		t.Error("GetAdapterInfo: answers differently from one call to the next")
@@ -401,6 +419,10 @@ func (k *kit) testInvalidRequests(t *testing.T) {
 		}},
 		{adapterv1.Capability_CAPABILITY_TRANSACTIONS, "SyncTransactions with count above 500", "count", func(ctx context.Context) error {
 			_, err := k.client.SyncTransactions(ctx, &adapterv1.SyncTransactionsRequest{BankConsentId: unknownID, BankAccountId: unknownID, Count: 501})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS, "GetPurchaseDetails without a transaction", "transaction_id", func(ctx context.Context) error {
+			_, err := k.client.GetPurchaseDetails(ctx, &adapterv1.GetPurchaseDetailsRequest{BankConsentId: unknownID, BankAccountId: unknownID})
 			return err
 		}},
 		{adapterv1.Capability_CAPABILITY_SCA, "StartSca without scopes", "scopes", func(ctx context.Context) error {
@@ -697,6 +719,9 @@ func (k *kit) testTransactions(t *testing.T) {
 					if tx.GetStatus() == adapterv1.TransactionStatus_TRANSACTION_STATUS_PENDING {
 						pending[id] = true
 					}
+					if tx.GetBankCardId() != "" || tx.GetMaskedCardNumber() != nil {
+						k.cardTransactions = append(k.cardTransactions, cardTransaction{accountID: a.GetBankAccountId(), tx: tx})
+					}
 					if p := tx.GetPendingTransactionId(); p != "" && pending[p] && !slices.Contains(resp.GetRemovedTransactionIds(), p) {
 						t.Errorf("SyncTransactions: transaction %q posts pending %q but the same response does not remove it", id, p)
 					}
@@ -704,6 +729,9 @@ func (k *kit) testTransactions(t *testing.T) {
 				for _, id := range resp.GetRemovedTransactionIds() {
 					delete(known, id)
 					delete(pending, id)
+					k.cardTransactions = slices.DeleteFunc(k.cardTransactions, func(c cardTransaction) bool {
+						return c.accountID == a.GetBankAccountId() && c.tx.GetTransactionId() == id
+					})
 				}
 				cursor = resp.GetNextCursor()
 				if !resp.GetHasMore() {
@@ -734,6 +762,115 @@ func (k *kit) testTransactions(t *testing.T) {
 		_, err := k.client.SyncTransactions(k.ctx(t), &adapterv1.SyncTransactionsRequest{BankConsentId: k.consentID, BankAccountId: unknownID})
 		wantError(t, "SyncTransactions of an unknown account", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
 	})
+}
+
+// maxPurchaseTries bounds how many card transactions the kit asks for
+// purchase details before it finds one the merchant sent them for.
+const maxPurchaseTries = 20
+
+// testPurchaseDetails asks for the purchase behind a card transaction that
+// SyncTransactions showed: it keeps the protocol's rules, was charged what
+// the transaction says, adds up, and reads the same twice. The bank may
+// have no details for some card transactions (NOT_FOUND): the kit tries
+// the next. An unknown transaction is NOT_FOUND.
+func (k *kit) testPurchaseDetails(t *testing.T) {
+	if !k.has(adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS) {
+		t.Skip("no capability PURCHASE_DETAILS")
+	}
+	if len(k.accounts) == 0 {
+		t.Skip("no accounts known (ListAccounts did not pass)")
+	}
+	t.Run("UnknownTransaction", func(t *testing.T) {
+		account := k.accounts[0].GetBankAccountId()
+		if len(k.cardTransactions) > 0 {
+			account = k.cardTransactions[0].accountID
+		}
+		_, err := k.client.GetPurchaseDetails(k.ctx(t), &adapterv1.GetPurchaseDetailsRequest{
+			BankConsentId: k.consentID, BankAccountId: account, TransactionId: unknownID,
+		})
+		wantError(t, "GetPurchaseDetails of an unknown transaction", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+	})
+	t.Run("CardTransaction", func(t *testing.T) {
+		for i, ct := range k.cardTransactions {
+			if i == maxPurchaseTries {
+				break
+			}
+			req := &adapterv1.GetPurchaseDetailsRequest{
+				BankConsentId: k.consentID, BankAccountId: ct.accountID, TransactionId: ct.tx.GetTransactionId(),
+			}
+			what := fmt.Sprintf("GetPurchaseDetails of card transaction %q", ct.tx.GetTransactionId())
+			details, err := k.client.GetPurchaseDetails(k.ctx(t), req)
+			if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND) {
+				checkErrorInfo(t, what, err)
+				continue // the merchant sent no details for this one
+			}
+			if !ok(t, what, err) {
+				return
+			}
+			k.check(t, what, details)
+			checkPurchaseTotal(t, what, details, ct.tx)
+			again, err := k.client.GetPurchaseDetails(k.ctx(t), req)
+			if ok(t, what+" again", err) && !proto.Equal(details, again) {
+				t.Errorf("%s: answers differently from one call to the next", what)
+			}
+			return
+		}
+		if len(k.cardTransactions) == 0 {
+			t.Skip("SyncTransactions showed no card transaction (bank_card_id or masked_card_number set); not checked")
+		}
+		t.Skipf("the bank has purchase details for none of the first %d card transactions; not checked",
+			min(len(k.cardTransactions), maxPurchaseTries))
+	})
+}
+
+// checkPurchaseTotal wants the purchase's total to be what the card was
+// charged (the transaction's amount, as a positive amount, in its currency)
+// and, when the subtotal is given, the sums to add up as bankbridge's
+// receipts do: subtotal = Σ quantity × unit_price, and total = subtotal +
+// shipping_cost + tax − the adjustments.
+func checkPurchaseTotal(t *testing.T, what string, p *adapterv1.GetPurchaseDetailsResponse, tx *adapterv1.Transaction) {
+	t.Helper()
+	charged := new(big.Int).Abs(nanos(tx.GetAmount()))
+	if got := nanos(p.GetTotal()); got.Cmp(charged) != 0 || p.GetTotal().GetCurrencyCode() != tx.GetAmount().GetCurrencyCode() {
+		t.Errorf("%s: total is %s %s, want the transaction's %s %s", what,
+			decimal(got), p.GetTotal().GetCurrencyCode(), decimal(charged), tx.GetAmount().GetCurrencyCode())
+	}
+	if p.GetSubtotal() == nil {
+		return
+	}
+	items := new(big.Int)
+	for _, it := range p.GetLineItems() {
+		items.Add(items, new(big.Int).Mul(big.NewInt(int64(it.GetQuantity())), nanos(it.GetUnitPrice())))
+	}
+	if nanos(p.GetSubtotal()).Cmp(items) != 0 {
+		t.Errorf("%s: subtotal is %s, but the line items (quantity × unit_price) add up to %s", what, decimal(nanos(p.GetSubtotal())), decimal(items))
+	}
+	sum := new(big.Int).Add(nanos(p.GetSubtotal()), nanos(p.GetShippingCost()))
+	sum.Add(sum, nanos(p.GetTax()))
+	for _, a := range p.GetAdjustments() {
+		sum.Sub(sum, nanos(a.GetAmount()))
+	}
+	if sum.Cmp(nanos(p.GetTotal())) != 0 {
+		t.Errorf("%s: subtotal + shipping_cost + tax − adjustments is %s, but total is %s", what, decimal(sum), decimal(nanos(p.GetTotal())))
+	}
+}
+
+// nanos is m in billionths of its unit; 0 for an unset amount.
+func nanos(m *commonv1.Money) *big.Int {
+	n := new(big.Int).Mul(big.NewInt(m.GetUnits()), big.NewInt(1_000_000_000))
+	return n.Add(n, big.NewInt(int64(m.GetNanos())))
+}
+
+// decimal writes an amount in billionths as a decimal number, e.g. 59.99.
+func decimal(n *big.Int) string {
+	r := new(big.Rat).SetFrac(n, big.NewInt(1_000_000_000))
+	s := r.FloatString(9)
+	s = strings.TrimRight(s, "0")
+	s = strings.TrimSuffix(s, ".")
+	if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-i == 2 {
+		s += "0"
+	}
+	return s
 }
 
 func (k *kit) testSupport(t *testing.T) {

@@ -6,13 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
@@ -227,6 +230,84 @@ func TestKitRefusesNotFoundForAnUnknownConsent(t *testing.T) {
 		"--- FAIL: TestForgetfulAdapterUnderKit/UnknownConsent/VerifySca",
 		"--- PASS: TestForgetfulAdapterUnderKit/UnknownConsent/StartSupportHandoff",
 		"--- PASS: TestForgetfulAdapterUnderKit/Accounts",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the kit's report does not say %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("the kit's report:\n%s", out)
+	}
+}
+
+// sloppyPurchasesBank is Sandbox Bank with purchase details that get the
+// protocol wrong: a total a euro above what the card was charged, an order
+// number that changes from one call to the next, and made-up details for
+// a transaction the bank does not know.
+type sloppyPurchasesBank struct{ *sandbox.Bank }
+
+func (b sloppyPurchasesBank) GetPurchaseDetails(ctx context.Context, req *adapterv1.GetPurchaseDetailsRequest) (*adapterv1.GetPurchaseDetailsResponse, error) {
+	known := proto.CloneOf(req)
+	if req.GetTransactionId() == "conformance-unknown-0000" {
+		known.TransactionId = "tx-alice-chk-003"
+	}
+	resp, err := b.Bank.GetPurchaseDetails(ctx, known)
+	if err != nil {
+		return nil, err
+	}
+	resp.Total.Units++
+	resp.OrderNumber = "ORD-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	return resp, nil
+}
+
+const sloppyEnv = "BANKBRIDGE_CONFORMANCE_SLOPPY_PURCHASES"
+
+// TestSloppyPurchasesUnderKit runs the kit against sloppyPurchasesBank; it
+// is meant to fail, and runs only inside TestKitChecksPurchaseDetails.
+func TestSloppyPurchasesUnderKit(t *testing.T) {
+	if os.Getenv(sloppyEnv) != "1" {
+		t.Skip("run by TestKitChecksPurchaseDetails")
+	}
+	bank, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bank.Close()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(sloppyPurchasesBank{bank}))
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{
+		LoginHint: "alice", UnknownLoginHint: "mallory", GoodCode: sandbox.Code, BadCode: "654321",
+	})
+}
+
+// TestKitChecksPurchaseDetails proves that the kit fails purchase details
+// that do not match the card transaction, do not add up, change between
+// calls, or exist for an unknown transaction, and says which.
+func TestKitChecksPurchaseDetails(t *testing.T) {
+	t.Parallel()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSloppyPurchasesUnderKit$", "-test.v")
+	cmd.Env = append(os.Environ(), sloppyEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the kit passed an adapter with wrong purchase details:\n%s", out)
+	}
+	for _, want := range []string{
+		"GetPurchaseDetails of an unknown transaction: want NotFound (NOT_FOUND), got success",
+		`GetPurchaseDetails of card transaction "tx-alice-chk-003": total is 87.40 EUR, want the transaction's 86.40 EUR`,
+		`GetPurchaseDetails of card transaction "tx-alice-chk-003": subtotal + shipping_cost + tax − adjustments is 86.40, but total is 87.40`,
+		`GetPurchaseDetails of card transaction "tx-alice-chk-003": answers differently from one call to the next`,
+		"--- PASS: TestSloppyPurchasesUnderKit/Transactions",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the kit's report does not say %q", want)

@@ -84,12 +84,21 @@ func (a *account) transactions(posted bool) []*adapterv1.Transaction {
 }
 
 func (a *account) hasTransaction(id string) bool {
-	for _, t := range a.transactions(false) {
+	return a.transaction(id) != nil
+}
+
+// transaction returns the account's transaction with id, pending or
+// booked, before or after the posting; nil when it never had one.
+func (a *account) transaction(id string) *adapterv1.Transaction {
+	for _, t := range a.history {
 		if t.GetTransactionId() == id {
-			return true
+			return t
 		}
 	}
-	return a.posting != nil && a.posting.GetTransactionId() == id
+	if a.posting != nil && a.posting.GetTransactionId() == id {
+		return a.posting
+	}
+	return nil
 }
 
 func (a *account) card(id string) (card, bool) {

@@ -9,7 +9,8 @@
 //   - alice: an everyday account and a credit card, balances of several
 //     ISO 20022 types (credit limit included), booked and pending
 //     transactions; her pending coffee posts on the first SyncTransactions
-//     after the initial one.
+//     after the initial one. Her card payments have purchase details
+//     (GetPurchaseDetails): the line items behind each.
 //   - bob: one savings account; his bank extends a consent only after a
 //     new SCA (ExtendConsent answers sca_required), where every other
 //     customer's extends without one.
@@ -83,6 +84,7 @@ var bankIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,62}$`)
 type Bank struct {
 	opts      Options
 	customers map[string]*customer
+	purchases map[string]purchase // by transaction id
 	events    *eventLog
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -108,6 +110,7 @@ var (
 	_ adapters.EventsAdapter       = (*Bank)(nil)
 
 	_ adapters.ConsentExtensionAdapter = (*Bank)(nil)
+	_ adapters.PurchaseDetailsAdapter  = (*Bank)(nil)
 )
 
 // New returns a Sandbox Bank. Its fixtures' dates count back from the day
@@ -137,6 +140,7 @@ func New(o Options) (*Bank, error) {
 	return &Bank{
 		opts:      o,
 		customers: fixtures(today),
+		purchases: purchaseFixtures(),
 		events:    newEventLog(randomID(""), o.Now),
 		closed:    make(chan struct{}),
 		rng:       mathrand.New(mathrand.NewPCG(o.Seed, 0x5a4db0c5)),
