@@ -53,6 +53,7 @@ func TestReasonCodes(t *testing.T) {
 		{"CARRIER_UNKNOWN", codes.InvalidArgument, http.StatusBadRequest},
 		{"CONVERSATION_CLOSED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"THREAD_CONTROL_NOT_HELD", codes.FailedPrecondition, http.StatusBadRequest},
+		{"ALREADY_EXISTS", codes.AlreadyExists, http.StatusConflict},
 		{"INTERNAL", codes.Internal, http.StatusInternalServerError},
 		{"CURSOR_EXPIRED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"SERVER_STOPPING", codes.Unavailable, http.StatusServiceUnavailable},

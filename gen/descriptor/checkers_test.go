@@ -6,6 +6,7 @@ package descriptor_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,6 +31,7 @@ type rpcRef struct {
 	fullName   string
 	public     bool
 	client     bool // AUDIENCE_CLIENT: called with a client's own token
+	partner    bool // AUDIENCE_PARTNER: called with a partner's own token, to write
 	inputType  string
 	outputType string
 }
@@ -52,6 +54,7 @@ func ownRPCs(fds *descriptorpb.FileDescriptorSet) []rpcRef {
 					fullName:   fmt.Sprintf("%s.%s.%s", f.GetPackage(), s.GetName(), m.GetName()),
 					public:     a == commonv1.Audience_AUDIENCE_UNSPECIFIED || a == commonv1.Audience_AUDIENCE_PUBLIC,
 					client:     a == commonv1.Audience_AUDIENCE_CLIENT,
+					partner:    a == commonv1.Audience_AUDIENCE_PARTNER,
 					inputType:  strings.TrimPrefix(m.GetInputType(), "."),
 					outputType: strings.TrimPrefix(m.GetOutputType(), "."),
 				})
@@ -394,5 +397,140 @@ func TestCheckersKeepPublicRPCsUnderUsers(t *testing.T) {
 			t.Errorf("a public RPC at %s went unnoticed; problems: %q", path, got)
 		}
 		return
+	}
+}
+
+// partnerRPCs returns the indexes (into ownRPCs) of the partner RPCs.
+func partnerRPCs(t *testing.T, fds *descriptorpb.FileDescriptorSet) []int {
+	t.Helper()
+	var out []int
+	for i, ref := range ownRPCs(fds) {
+		if ref.partner {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no AUDIENCE_PARTNER RPC found")
+	}
+	return out
+}
+
+// editField changes a field of a message in place, if it has the field.
+func editField(msg *descriptorpb.DescriptorProto, name string, edit func(f *descriptorpb.FieldDescriptorProto)) {
+	for _, f := range msg.GetField() {
+		if f.GetName() == name {
+			edit(f)
+		}
+	}
+}
+
+// dropField deletes a field of a request message.
+func dropField(msg *descriptorpb.DescriptorProto, name string) {
+	msg.Field = slices.DeleteFunc(msg.Field, func(f *descriptorpb.FieldDescriptorProto) bool { return f.GetName() == name })
+}
+
+// A partner RPC writes under clients/{client}, bound to the partner's own
+// token: each way of breaking that is refused, one at a time — moved under
+// users/, without its REST rule, reading with GET, declaring an access
+// rule, without a parent rooted at clients/, without an idempotency key,
+// or with one that may be left empty.
+func TestCheckersHoldPartnerRPCsToWritesUnderClients(t *testing.T) {
+	t.Parallel()
+	base := realSet(t)
+	for _, i := range partnerRPCs(t, base) {
+		ref := ownRPCs(base)[i]
+		tests := []struct {
+			name  string
+			edit  func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string // returns what the check must say
+			check func(*contracts) []string
+		}{
+			{"under users", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				opts := ref.method().GetOptions()
+				rule := proto.GetExtension(opts, annotations.E_Http).(*annotations.HttpRule)
+				path := strings.Replace(httpPath(rule), "=clients/", "=users/", 1)
+				setHTTPPath(rule, path)
+				proto.SetExtension(opts, annotations.E_Http, rule)
+				return ": REST path \"" + path + "\" is not under /v1/{name|parent=clients/...}"
+			}, checkHTTPRules},
+			{"no REST rule", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				proto.ClearExtension(ref.method().GetOptions(), annotations.E_Http)
+				return ": partner RPC has no google.api.http rule"
+			}, checkHTTPRules},
+			{"read with GET", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				opts := ref.method().GetOptions()
+				rule := proto.GetExtension(opts, annotations.E_Http).(*annotations.HttpRule)
+				rule.Pattern, rule.Body = &annotations.HttpRule_Get{Get: httpPath(rule)}, ""
+				proto.SetExtension(opts, annotations.E_Http, rule)
+				return ": partner RPC maps to REST with GET"
+			}, checkHTTPRules},
+			{"a GET binding besides the POST", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				opts := ref.method().GetOptions()
+				rule := proto.GetExtension(opts, annotations.E_Http).(*annotations.HttpRule)
+				rule.AdditionalBindings = append(rule.AdditionalBindings, &annotations.HttpRule{Pattern: &annotations.HttpRule_Get{Get: httpPath(rule)}})
+				proto.SetExtension(opts, annotations.E_Http, rule)
+				return ": partner RPC maps to REST with GET"
+			}, checkHTTPRules},
+			{"access rule", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				proto.SetExtension(ref.method().GetOptions(), commonv1.E_Access, &commonv1.AccessRule{
+					Scopes: []commonv1.Scope{commonv1.Scope_SCOPE_RECEIPTS}, Purposes: []commonv1.Purpose{commonv1.Purpose_PURPOSE_PURCHASE_HISTORY},
+				})
+				return ": AUDIENCE_PARTNER RPC must not declare an access rule"
+			}, checkAccessRules},
+			{"parent not under clients", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				msg := findMessage(fds, ref.inputType)
+				for _, name := range []string{"name", "parent"} {
+					editField(msg, name, func(f *descriptorpb.FieldDescriptorProto) {
+						rules := proto.GetExtension(f.GetOptions(), validate.E_Field).(*validate.FieldRules)
+						rules.GetString().SetPattern(strings.Replace(rules.GetString().GetPattern(), "^clients/", "^users/", 1))
+						proto.SetExtension(f.GetOptions(), validate.E_Field, rules)
+					})
+				}
+				return ": partner RPC's"
+			}, checkClientBinding},
+			{"no parent", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				msg := findMessage(fds, ref.inputType)
+				dropField(msg, "name")
+				dropField(msg, "parent")
+				return ": partner RPC has no name or parent field to bind to the token's client"
+			}, checkClientBinding},
+			{"no idempotency key", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				dropField(findMessage(fds, ref.inputType), "idempotency_key")
+				return ": partner RPC has no string idempotency_key field"
+			}, checkPartnerWrites},
+			{"an idempotency key without a rule", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				editField(findMessage(fds, ref.inputType), "idempotency_key", func(f *descriptorpb.FieldDescriptorProto) {
+					proto.ClearExtension(f.GetOptions(), validate.E_Field)
+				})
+				return ".idempotency_key needs a validation rule that refuses an empty key"
+			}, checkPartnerWrites},
+			{"an idempotency key that may be empty", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				editField(findMessage(fds, ref.inputType), "idempotency_key", func(f *descriptorpb.FieldDescriptorProto) {
+					rules := proto.GetExtension(f.GetOptions(), validate.E_Field).(*validate.FieldRules)
+					rules.SetIgnore(validate.Ignore_IGNORE_IF_ZERO_VALUE)
+					proto.SetExtension(f.GetOptions(), validate.E_Field, rules)
+				})
+				return ".idempotency_key needs a validation rule that refuses an empty key"
+			}, checkPartnerWrites},
+			{"an idempotency key bounded only in length", func(fds *descriptorpb.FileDescriptorSet, ref rpcRef) string {
+				editField(findMessage(fds, ref.inputType), "idempotency_key", func(f *descriptorpb.FieldDescriptorProto) {
+					proto.SetExtension(f.GetOptions(), validate.E_Field, validate.FieldRules_builder{
+						String: validate.StringRules_builder{MaxLen: proto.Uint64(128)}.Build(),
+					}.Build())
+				})
+				return ".idempotency_key needs a validation rule that refuses an empty key"
+			}, checkPartnerWrites},
+		}
+		t.Run(ref.fullName, func(t *testing.T) {
+			t.Parallel()
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					fds := proto.Clone(base).(*descriptorpb.FileDescriptorSet)
+					says := tt.edit(fds, ownRPCs(fds)[i])
+					if got := tt.check(load(t, fds)); !mentions(got, ref.fullName+says) && !mentions(got, ref.inputType+says) {
+						t.Errorf("%s on %s went unnoticed; problems: %q", tt.name, ref.fullName, got)
+					}
+				})
+			}
+		})
 	}
 }

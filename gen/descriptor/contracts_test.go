@@ -90,8 +90,33 @@ func isClient(s protoreflect.ServiceDescriptor) bool {
 	return audience(s) == commonv1.Audience_AUDIENCE_CLIENT
 }
 
-// onREST reports a service that product teams reach over REST too.
-func onREST(s protoreflect.ServiceDescriptor) bool { return isPublic(s) || isClient(s) }
+// isPartner reports a service partners (payment providers, merchants,
+// carriers) call with their own client-credentials token, under
+// clients/{client}, to push data: partners write, never read.
+func isPartner(s protoreflect.ServiceDescriptor) bool {
+	return audience(s) == commonv1.Audience_AUDIENCE_PARTNER
+}
+
+// underClients reports a service whose RPCs the server kit binds to the
+// token's client, under clients/{client}, rather than to a user.
+func underClients(s protoreflect.ServiceDescriptor) bool { return isClient(s) || isPartner(s) }
+
+// kind names a service's callers in problems: "public", "client", ...
+func kind(s protoreflect.ServiceDescriptor) string {
+	switch {
+	case isPublic(s):
+		return "public"
+	case isClient(s):
+		return "client"
+	case isPartner(s):
+		return "partner"
+	}
+	return audience(s).String()
+}
+
+// onREST reports a service that product teams or partners reach over REST
+// too.
+func onREST(s protoreflect.ServiceDescriptor) bool { return isPublic(s) || underClients(s) }
 
 func (c *contracts) services() []protoreflect.ServiceDescriptor {
 	var out []protoreflect.ServiceDescriptor
@@ -123,8 +148,10 @@ var grpcCodes = func() map[string]code.Code {
 }()
 
 // checkHTTPRules: every RPC of a public service maps to REST under
-// /v1/{name|parent=users/...}, every RPC of a client service under
-// /v1/{name|parent=clients/...}; no other service maps to REST.
+// /v1/{name|parent=users/...}, every RPC of a client or partner service
+// under /v1/{name|parent=clients/...}, and every RPC of a partner service
+// with POST only (partners write, never read); no other service maps to
+// REST.
 func checkHTTPRules(c *contracts) []string {
 	var problems []string
 	for _, s := range c.services() {
@@ -132,26 +159,46 @@ func checkHTTPRules(c *contracts) []string {
 			rule := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
 			hasRule := rule != nil && rule.GetPattern() != nil
 			switch {
-			case isPublic(s) && !hasRule:
-				problems = append(problems, fmt.Sprintf("%s: public RPC has no google.api.http rule", m.FullName()))
-			case isClient(s) && !hasRule:
-				problems = append(problems, fmt.Sprintf("%s: client RPC has no google.api.http rule", m.FullName()))
+			case onREST(s) && !hasRule:
+				problems = append(problems, fmt.Sprintf("%s: %s RPC has no google.api.http rule", m.FullName(), kind(s)))
 			case !onREST(s) && hasRule:
 				problems = append(problems, fmt.Sprintf("%s: %s RPC must not map to REST", m.FullName(), audience(s)))
 			case hasRule:
 				root := "users"
-				if isClient(s) {
+				if underClients(s) {
 					root = "clients"
 				}
 				for _, b := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
 					if p := httpPath(b); !strings.HasPrefix(p, "/v1/{name="+root+"/") && !strings.HasPrefix(p, "/v1/{parent="+root+"/") {
 						problems = append(problems, fmt.Sprintf("%s: REST path %q is not under /v1/{name|parent=%s/...}", m.FullName(), p, root))
 					}
+					if _, post := b.GetPattern().(*annotations.HttpRule_Post); isPartner(s) && !post {
+						problems = append(problems, fmt.Sprintf("%s: partner RPC maps to REST with %s %q; partners only write, with POST", m.FullName(), httpVerb(b), httpPath(b)))
+					}
 				}
 			}
 		}
 	}
 	return problems
+}
+
+// httpVerb is the HTTP method of a binding.
+func httpVerb(r *annotations.HttpRule) string {
+	switch p := r.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		return "GET"
+	case *annotations.HttpRule_Post:
+		return "POST"
+	case *annotations.HttpRule_Put:
+		return "PUT"
+	case *annotations.HttpRule_Patch:
+		return "PATCH"
+	case *annotations.HttpRule_Delete:
+		return "DELETE"
+	case *annotations.HttpRule_Custom:
+		return p.Custom.GetKind()
+	}
+	return ""
 }
 
 func httpPath(r *annotations.HttpRule) string {
@@ -427,8 +474,9 @@ func checkAccessRules(c *contracts) []string {
 			has := proto.HasExtension(m.Options(), commonv1.E_Access)
 			rule, _ := proto.GetExtension(m.Options(), commonv1.E_Access).(*commonv1.AccessRule)
 			if !isPublic(s) {
-				// Internal, adapter and client RPCs read no user's data:
-				// the kit binds them to a client, not to a consent.
+				// Internal, adapter, client and partner RPCs read no
+				// user's data: the kit binds them to a client, not to a
+				// consent.
 				if has {
 					problems = append(problems, fmt.Sprintf("%s: %s RPC must not declare an access rule", m.FullName(), audience(s)))
 				}
@@ -464,14 +512,15 @@ func checkAccessRules(c *contracts) []string {
 // clients/{client}.
 const clientNamePrefix = "^clients/"
 
-// checkClientBinding: every RPC of a client service names its client in a
-// name or parent field whose pattern is rooted at clients/, which is what
-// the server kit binds to the token's client. Without one a client could
-// reach another client's resources.
+// checkClientBinding: every RPC of a client or partner service names its
+// client in a name or parent field whose pattern is rooted at clients/,
+// which is what the server kit binds to the token's client. Without one a
+// client could reach another client's resources, or a partner push data as
+// another partner.
 func checkClientBinding(c *contracts) []string {
 	var problems []string
 	for _, s := range c.services() {
-		if !isClient(s) {
+		if !underClients(s) {
 			continue
 		}
 		for _, m := range methods(s) {
@@ -483,19 +532,63 @@ func checkClientBinding(c *contracts) []string {
 				}
 			}
 			if fd == nil {
-				problems = append(problems, fmt.Sprintf("%s: client RPC has no name or parent field to bind to the token's client", m.FullName()))
+				problems = append(problems, fmt.Sprintf("%s: %s RPC has no name or parent field to bind to the token's client", m.FullName(), kind(s)))
 				continue
 			}
 			if !strings.HasPrefix(fieldRules(fd).GetString().GetPattern(), clientNamePrefix) {
-				problems = append(problems, fmt.Sprintf("%s: client RPC's %s must have a pattern rooted at %s", m.FullName(), fd.FullName(), clientNamePrefix))
+				problems = append(problems, fmt.Sprintf("%s: %s RPC's %s must have a pattern rooted at %s", m.FullName(), kind(s), fd.FullName(), clientNamePrefix))
 			}
 		}
 	}
 	return problems
 }
 
+// checkPartnerWrites: partners write, never read, and a partner's push
+// must be safe to retry, so every RPC of a partner service takes a string
+// idempotency_key (over REST the Idempotency-Key header fills it) whose
+// validation rule refuses an empty key.
+func checkPartnerWrites(c *contracts) []string {
+	var problems []string
+	for _, s := range c.services() {
+		if !isPartner(s) {
+			continue
+		}
+		for _, m := range methods(s) {
+			fd := m.Input().Fields().ByName("idempotency_key")
+			if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+				problems = append(problems, fmt.Sprintf("%s: partner RPC has no string idempotency_key field; partners only write, and a write takes an idempotency key", m.FullName()))
+				continue
+			}
+			if !refusesEmpty(fieldRules(fd)) {
+				problems = append(problems, fmt.Sprintf("%s: partner RPC's %s needs a validation rule that refuses an empty key (a pattern, min_len or required)", m.FullName(), fd.FullName()))
+			}
+		}
+	}
+	return problems
+}
+
+// refusesEmpty reports a string field rule that an empty value breaks.
+func refusesEmpty(r *validate.FieldRules) bool {
+	if r.GetIgnore() == validate.Ignore_IGNORE_IF_ZERO_VALUE || r.GetIgnore() == validate.Ignore_IGNORE_ALWAYS {
+		return false
+	}
+	if r.GetRequired() {
+		return true
+	}
+	sr := r.GetString()
+	if sr.GetMinLen() > 0 || sr.GetMinBytes() > 0 || (sr.HasLen() && sr.GetLen() > 0) {
+		return true
+	}
+	if sr.HasPattern() {
+		re, err := regexp.Compile(sr.GetPattern())
+		return err == nil && !re.MatchString("")
+	}
+	return false
+}
+
 var checkers = map[string]func(*contracts) []string{
 	"client binding":         checkClientBinding,
+	"partner writes":         checkPartnerWrites,
 	"access rules":           checkAccessRules,
 	"http rules":             checkHTTPRules,
 	"doc comments":           checkDocComments,

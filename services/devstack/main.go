@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/bankbridge/bankbridge/services/devstack/stack"
@@ -69,6 +70,7 @@ func printBanner(out io.Writer, s *stack.Stack) {
 	}
 	fmt.Fprintf(w, "  vault\t%s\tbank credentials at bankbridge/banks/<bank id> (KV v2)\n", s.Vault.Addr)
 	fmt.Fprintf(w, "  nats\t%s\tthe event bus (JetStream stream BANKBRIDGE), its token in Vault at bankbridge/nats\n", s.NATS.URL)
+	fmt.Fprintf(w, "  partners\t%s\tclient-credentials tokens from POST %s/oauth/token with secret %s\n", strings.ReplaceAll(stack.DevPartners, ",", ", "), s.GatewayURL, stack.DevPartnerSecret)
 	_ = w.Flush()
 	fmt.Fprintf(out, firstCall, s.GatewayURL)
 }

@@ -61,31 +61,54 @@ type Config struct {
 
 	DevMode bool
 	// Dev issuer (dev mode only): the gateway mints user tokens at
-	// POST /v1/dev/tokens and service tokens at /oauth/token, and publishes
-	// the keys at /.well-known/jwks.json, for the services to verify.
+	// POST /v1/dev/tokens and service and partner tokens at /oauth/token
+	// (the client credentials grant), and publishes the keys at
+	// /.well-known/jwks.json, for the services to verify.
 	DevIssuer         string
 	DevAudience       string
 	DevClient         string
 	DevServiceClients string
 	DevServiceSecret  string
+	// DevPartnerClients are partners (comma-separated) whose client
+	// credentials /oauth/token also takes, with DevPartnerSecret, so that
+	// a partner's push can be tried in dev; the services must list them in
+	// --partner-clients.
+	DevPartnerClients string
+	DevPartnerSecret  string
 }
 
-// route is one service the gateway can route to.
+// route is one backend the gateway can route to: a service binary, with
+// the gRPC services it serves over REST.
 type route struct {
 	name     string
-	service  string // the gRPC service's full name
+	services []restService
+}
+
+// restService is one gRPC service of a backend and the registration of its
+// REST handlers.
+type restService struct {
+	name     string // the gRPC service's full name
 	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
 }
 
-// routes are every service the gateway knows; adding a service to the REST
-// surface is one entry here (its --<name>-addr flag follows).
+func rest(desc *grpc.ServiceDesc, register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error) restService {
+	return restService{name: desc.ServiceName, register: register}
+}
+
+// routes are every backend the gateway knows; adding a service to the REST
+// surface is one entry here (its --<name>-addr flag follows), or one more
+// service in the entry of the binary that serves it.
 var routes = []route{
-	{name: "consent", service: consentv1.ConsentService_ServiceDesc.ServiceName, register: consentv1.RegisterConsentServiceHandler},
-	{name: "balance", service: balancev1.BalanceService_ServiceDesc.ServiceName, register: balancev1.RegisterBalanceServiceHandler},
-	{name: "receipts", service: receiptsv1.ReceiptsService_ServiceDesc.ServiceName, register: receiptsv1.RegisterReceiptsServiceHandler},
-	{name: "shipping", service: shippingv1.ShippingService_ServiceDesc.ServiceName, register: shippingv1.RegisterShippingServiceHandler},
-	{name: "support", service: supportv1.SupportService_ServiceDesc.ServiceName, register: supportv1.RegisterSupportServiceHandler},
-	{name: "webhooks", service: webhooksv1.WebhooksService_ServiceDesc.ServiceName, register: webhooksv1.RegisterWebhooksServiceHandler},
+	{name: "consent", services: []restService{rest(&consentv1.ConsentService_ServiceDesc, consentv1.RegisterConsentServiceHandler)}},
+	{name: "balance", services: []restService{rest(&balancev1.BalanceService_ServiceDesc, balancev1.RegisterBalanceServiceHandler)}},
+	{name: "receipts", services: []restService{
+		rest(&receiptsv1.ReceiptsService_ServiceDesc, receiptsv1.RegisterReceiptsServiceHandler),
+		// Partners push receipts to the same binary.
+		rest(&receiptsv1.PartnerReceiptsService_ServiceDesc, receiptsv1.RegisterPartnerReceiptsServiceHandler),
+	}},
+	{name: "shipping", services: []restService{rest(&shippingv1.ShippingService_ServiceDesc, shippingv1.RegisterShippingServiceHandler)}},
+	{name: "support", services: []restService{rest(&supportv1.SupportService_ServiceDesc, supportv1.RegisterSupportServiceHandler)}},
+	{name: "webhooks", services: []restService{rest(&webhooksv1.WebhooksService_ServiceDesc, webhooksv1.RegisterWebhooksServiceHandler)}},
 }
 
 // Backends are the names of the services the gateway can route to, the
@@ -137,8 +160,10 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 	}
 	query := queryRoutes{}
 	for _, b := range all {
-		if err := query.add(b.service); err != nil {
-			return nil, err
+		for _, svc := range b.services {
+			if err := query.add(svc.name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var mux *runtime.ServeMux
@@ -179,11 +204,13 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 			return nil, fmt.Errorf("backend %s: %w", b.name, err)
 		}
 		b.conn = conn
-		if err := b.register(ctx, mux, conn); err != nil {
-			g.Close()
-			return nil, fmt.Errorf("register %s handlers: %w", b.name, err)
-		}
 		g.backends = append(g.backends, b)
+		for _, svc := range b.services {
+			if err := svc.register(ctx, mux, conn); err != nil {
+				g.Close()
+				return nil, fmt.Errorf("register %s handlers: %w", svc.name, err)
+			}
+		}
 	}
 
 	root := http.NewServeMux()
@@ -195,13 +222,12 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 	root.HandleFunc("GET /healthz", g.healthz)
 	root.HandleFunc("POST /v1/dev/tokens", g.devToken)
 	if issuer != nil {
-		root.Handle("GET /.well-known/jwks.json", issuer.JWKSHandler())
-		clients := map[string]string{}
-		for c := range strings.SplitSeq(cfg.DevServiceClients, ",") {
-			if c = strings.TrimSpace(c); c != "" {
-				clients[c] = cfg.DevServiceSecret
-			}
+		clients, err := devClients(cfg)
+		if err != nil {
+			g.Close()
+			return nil, err
 		}
+		root.Handle("GET /.well-known/jwks.json", issuer.JWKSHandler())
 		root.Handle("POST /oauth/token", issuer.TokenHandler(clients, time.Hour))
 	}
 	g.handler = otelhttp.NewHandler(traceIDHeader(root), "gateway",
@@ -211,6 +237,32 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method + " " + routeOf(r) }),
 	)
 	return g, nil
+}
+
+// devClients maps each client the dev /oauth/token endpoint serves to its
+// secret: bankbridge's services with the service secret, partners with the
+// partner secret. A client in both lists, or a list without its secret
+// (which would let anyone in with an empty one), is a mistake.
+func devClients(cfg Config) (map[string]string, error) {
+	clients := map[string]string{}
+	for _, list := range []struct{ ids, secret, flag string }{
+		{cfg.DevServiceClients, cfg.DevServiceSecret, "--dev-service-secret"},
+		{cfg.DevPartnerClients, cfg.DevPartnerSecret, "--dev-partner-secret"},
+	} {
+		for c := range strings.SplitSeq(list.ids, ",") {
+			c = strings.TrimSpace(c)
+			switch _, dup := clients[c]; {
+			case c == "":
+				continue
+			case dup:
+				return nil, fmt.Errorf("dev client %s is both a service and a partner", c)
+			case list.secret == "":
+				return nil, fmt.Errorf("dev client %s has no secret: set %s", c, list.flag)
+			}
+			clients[c] = list.secret
+		}
+	}
+	return clients, nil
 }
 
 // queryRoutes knows, for every REST route of the contracts, which query

@@ -24,6 +24,8 @@ import (
 
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
+	"github.com/bankbridge/bankbridge/gen/openapi"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/server"
@@ -51,6 +53,16 @@ func (cannedBalance) ListAccounts(context.Context, *balancev1.ListAccountsReques
 	return &balancev1.ListAccountsResponse{}, nil
 }
 
+// cannedPartnerReceipts takes any receipt, and answers with its id and
+// the idempotency key that reached it.
+type cannedPartnerReceipts struct {
+	receiptsv1.UnimplementedPartnerReceiptsServiceServer
+}
+
+func (cannedPartnerReceipts) IngestReceipt(_ context.Context, req *receiptsv1.IngestReceiptRequest) (*receiptsv1.IngestReceiptResponse, error) {
+	return &receiptsv1.IngestReceiptResponse{ReceiptId: req.GetReceiptId() + "|" + req.GetIdempotencyKey(), Version: 1, CreateTime: timestamppb.Now()}, nil
+}
+
 // consentAndLog allows every consent and keeps no access log: the gateway's
 // tests are about HTTP, the kit's own tests about consent and audit.
 type consentAndLog struct{}
@@ -69,8 +81,17 @@ type fixture struct {
 	beDone chan error
 }
 
-// start runs a real balance backend through the server kit and the gateway
-// in front of it, in dev mode so the gateway is the token issuer.
+// Dev clients of the fixture's /oauth/token.
+const (
+	devPartner       = "demo-partner"
+	devPartnerSecret = "dev-partner-secret"
+	devService       = "balance"
+	devServiceSecret = "dev-service-secret"
+)
+
+// start runs a real backend through the server kit, serving balance and
+// partner receipts, and the gateway in front of it, in dev mode so the
+// gateway is the token issuer.
 func start(t *testing.T, devMode bool) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,9 +113,11 @@ func start(t *testing.T, devMode bool) *fixture {
 	cfg := server.Defaults("balance", "127.0.0.1:0", "")
 	cfg.DevMode, cfg.DrainDelay = true, 0
 	cfg.ClientPurposes = "dev-client=ACCOUNT_INFORMATION"
+	cfg.PartnerClients = devPartner
 	beCtx, stopBE := context.WithCancel(ctx)
 	srv, err := server.New(cfg, server.Deps{Telemetry: tel, Verifier: verifier, Consent: consentAndLog{}, Recorder: consentAndLog{}, Banks: consentAndLog{}}, func(r grpc.ServiceRegistrar) {
 		balancev1.RegisterBalanceServiceServer(r, cannedBalance{})
+		receiptsv1.RegisterPartnerReceiptsServiceServer(r, cannedPartnerReceipts{})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +125,9 @@ func start(t *testing.T, devMode bool) *fixture {
 	beDone := make(chan error, 1)
 	go func() { beDone <- srv.Serve(beCtx) }()
 
-	gcfg := Config{Backends: map[string]string{"balance": srv.GRPCAddr()}, MaxBodyBytes: 1024, RequestTimeout: 5 * time.Second, DevClient: "dev-client"}
+	gcfg := Config{Backends: map[string]string{"balance": srv.GRPCAddr(), "receipts": srv.GRPCAddr()}, MaxBodyBytes: 1024, RequestTimeout: 5 * time.Second,
+		DevClient: "dev-client", DevServiceClients: devService, DevServiceSecret: devServiceSecret,
+		DevPartnerClients: devPartner, DevPartnerSecret: devPartnerSecret}
 	var gwIssuer *auth.DevIssuer
 	if devMode {
 		gwIssuer = issuer
@@ -262,6 +287,135 @@ func TestDevTokensAreNotFoundOutsideDevMode(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /v1/dev/tokens outside dev mode = %d, want 404", resp.StatusCode)
 	}
+	if resp, _ := oauthToken(t, f.url, devPartner, devPartnerSecret); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /oauth/token outside dev mode = %d, want 404", resp.StatusCode)
+	}
+}
+
+// oauthToken asks the dev /oauth/token endpoint for a client-credentials
+// token, as a partner's quick start does with curl -u id:secret.
+func oauthToken(t *testing.T, base, id, secret string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+// In dev mode the gateway's /oauth/token also serves the dev partners,
+// with their own secret, and the token it gives a partner pushes over
+// REST and reads nothing.
+func TestDevPartnerTokens(t *testing.T) {
+	t.Parallel()
+	f := start(t, true)
+	tests := []struct {
+		name, id, secret string
+		status           int
+	}{
+		{"a partner with its secret", devPartner, devPartnerSecret, http.StatusOK},
+		{"a partner with a wrong secret", devPartner, "guess", http.StatusUnauthorized},
+		{"a partner with the services' secret", devPartner, devServiceSecret, http.StatusUnauthorized},
+		{"a service with the partners' secret", devService, devPartnerSecret, http.StatusUnauthorized},
+		{"a service with its secret", devService, devServiceSecret, http.StatusOK},
+		{"an unknown client with the partners' secret", "other-partner", devPartnerSecret, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := oauthToken(t, f.url, tt.id, tt.secret)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d; body %v", resp.StatusCode, tt.status, body)
+			}
+			if tt.status != http.StatusOK {
+				if body["error"] != "invalid_client" || body["access_token"] != nil {
+					t.Errorf("body = %v, want error invalid_client and no token", body)
+				}
+				return
+			}
+			if tok, _ := body["access_token"].(string); tok == "" || body["token_type"] != "Bearer" {
+				t.Errorf("body = %v, want a Bearer access_token", body)
+			}
+		})
+	}
+
+	_, body := oauthToken(t, f.url, devPartner, devPartnerSecret)
+	partner, _ := body["access_token"].(string)
+	ingest := func(client string) (*http.Response, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, f.url+"/v1/clients/"+client+"/receipts:ingest", strings.NewReader(`{
+			"partner_user_id": "pu_12345678", "receipt_id": "order-1001",
+			"receipt": {"merchant_name": "Nordic Outdoor", "summary": {"total_cost": {"currency_code": "EUR", "units": "42"}},
+				"purchase_time": "2025-01-02T03:04:05Z"}}`))
+		req.Header.Set("Authorization", "Bearer "+partner)
+		req.Header.Set("Idempotency-Key", "key-0001")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp, out
+	}
+	t.Run("the partner's token pushes a receipt over REST", func(t *testing.T) {
+		resp, body := ingest(devPartner)
+		if resp.StatusCode != http.StatusOK || body["receipt_id"] != "order-1001|key-0001" {
+			t.Errorf("status %d body %v; want 200 with the receipt id and the Idempotency-Key that reached the service", resp.StatusCode, body)
+		}
+	})
+	t.Run("under another client's name", func(t *testing.T) {
+		resp, body := ingest("other-partner")
+		if resp.StatusCode != http.StatusForbidden || reason(body) != "CLIENT_NOT_ALLOWED" {
+			t.Errorf("status %d reason %q, want 403 CLIENT_NOT_ALLOWED; body %v", resp.StatusCode, reason(body), body)
+		}
+	})
+	t.Run("the partner's token reads nothing", func(t *testing.T) {
+		resp, body := do(t, http.MethodGet, f.url+"/v1/users/"+devPartner+"/accounts/sandbox~a1/balance", partner, "ACCOUNT_INFORMATION", nil)
+		if resp.StatusCode != http.StatusForbidden || reason(body) != "CLIENT_NOT_ALLOWED" {
+			t.Errorf("status %d reason %q, want 403 CLIENT_NOT_ALLOWED; body %v", resp.StatusCode, reason(body), body)
+		}
+	})
+}
+
+func TestDevClientMistakesStopTheStart(t *testing.T) {
+	t.Parallel()
+	tel, err := telemetry.Setup(t.Context(), telemetry.Config{ServiceName: "gateway-test", LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := auth.NewDevIssuer(true, "https://dev.test", "bankbridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"a client in both lists", Config{DevServiceClients: "balance, receipts", DevServiceSecret: "s1", DevPartnerClients: "receipts", DevPartnerSecret: "s2"},
+			"dev client receipts is both a service and a partner"},
+		{"partners without a secret", Config{DevServiceClients: "balance", DevServiceSecret: "s1", DevPartnerClients: "demo-partner"},
+			"dev client demo-partner has no secret: set --dev-partner-secret"},
+		{"services without a secret", Config{DevServiceClients: "balance"},
+			"dev client balance has no secret: set --dev-service-secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := New(t.Context(), tt.cfg, tel, issuer)
+			if err == nil {
+				g.Close()
+			}
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("New = %v, want %q", err, tt.want)
+			}
+		})
+	}
 }
 
 // violations lists "field reason" of the BadRequest in a JSON google.rpc.Status.
@@ -343,7 +497,11 @@ func TestEveryRouteRefusesUnknownQueryParameters(t *testing.T) {
 	}
 	// The refusal comes before any backend is called: these never answer.
 	const nowhere = "127.0.0.1:1"
-	g, err := New(ctx, Config{Backends: map[string]string{"consent": nowhere, "balance": nowhere, "receipts": nowhere, "shipping": nowhere, "support": nowhere}}, tel, nil)
+	backends := map[string]string{}
+	for _, name := range Backends() {
+		backends[name] = nowhere
+	}
+	g, err := New(ctx, Config{Backends: backends}, tel, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,21 +509,12 @@ func TestEveryRouteRefusesUnknownQueryParameters(t *testing.T) {
 	hs := httptest.NewServer(g.Handler())
 	t.Cleanup(hs.Close)
 
-	routes := 0
+	tested := map[string]bool{}
 	for _, b := range g.backends {
-		sd, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(b.service))
-		if err != nil {
-			t.Fatal(err)
-		}
-		methods := sd.(protoreflect.ServiceDescriptor).Methods()
-		for i := range methods.Len() {
-			rule, _ := proto.GetExtension(methods.Get(i).Options(), annotations.E_Http).(*annotations.HttpRule)
-			if rule == nil {
-				continue
-			}
-			for _, binding := range append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...) {
+		for _, svc := range b.services {
+			for _, binding := range httpBindings(t, svc.name) {
 				method, template := httpBinding(binding)
-				routes++
+				tested[method+" "+template] = true
 				t.Run(method+" "+template, func(t *testing.T) {
 					resp, body := do(t, method, hs.URL+samplePath(template)+"?zz_unknown=1", "", "", []byte("{}"))
 					if resp.StatusCode != http.StatusBadRequest || !slices.Equal(violations(body), []string{"zz_unknown query_parameter.unknown"}) {
@@ -375,8 +524,76 @@ func TestEveryRouteRefusesUnknownQueryParameters(t *testing.T) {
 			}
 		}
 	}
-	if routes < 30 {
-		t.Errorf("only %d HTTP bindings found; the contracts have more", routes)
+	if len(tested) < 30 {
+		t.Errorf("only %d HTTP bindings found; the contracts have more", len(tested))
+	}
+	// Client and partner routes live under clients/: the partner's push
+	// is routed, and indexed, like any other.
+	for _, want := range []string{"POST /v1/{parent=clients/*}/receipts:ingest", "GET /v1/{parent=clients/*}/endpoints"} {
+		if !tested[want] {
+			t.Errorf("%s is not among the routes the gateway serves", want)
+		}
+	}
+}
+
+// httpBindings returns every HTTP binding of the service's methods.
+func httpBindings(t *testing.T, service string) []*annotations.HttpRule {
+	t.Helper()
+	sd, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*annotations.HttpRule
+	methods := sd.(protoreflect.ServiceDescriptor).Methods()
+	for i := range methods.Len() {
+		if rule, _ := proto.GetExtension(methods.Get(i).Options(), annotations.E_Http).(*annotations.HttpRule); rule != nil {
+			out = append(out, append([]*annotations.HttpRule{rule}, rule.GetAdditionalBindings()...)...)
+		}
+	}
+	return out
+}
+
+// TestTheOpenAPIDocumentHasEveryRoute holds the served /openapi.json to
+// the routes: every RPC the gateway serves over REST, partner pushes
+// included, is an operation of the document with its HTTP method.
+func TestTheOpenAPIDocumentHasEveryRoute(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openapi.JSON(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]bool{}
+	for _, methods := range doc.Paths {
+		for verb, op := range methods {
+			ops[strings.ToUpper(verb)+" "+op.OperationID] = true
+		}
+	}
+	for _, r := range routes {
+		for _, svc := range r.services {
+			sd, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			methods := sd.(protoreflect.ServiceDescriptor).Methods()
+			for i := range methods.Len() {
+				m := methods.Get(i)
+				rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
+				if rule == nil {
+					continue
+				}
+				verb, _ := httpBinding(rule)
+				if op := verb + " " + string(sd.Name()) + "_" + string(m.Name()); !ops[op] {
+					t.Errorf("the OpenAPI document has no operation %s", op)
+				}
+			}
+		}
+	}
+	if !ops["POST PartnerReceiptsService_IngestReceipt"] {
+		t.Error("the OpenAPI document lacks the partner push")
 	}
 }
 

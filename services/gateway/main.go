@@ -40,12 +40,18 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&g.DevClient, "dev-client", g.DevClient, "client id of dev user tokens (dev mode)")
 	fs.StringVar(&g.DevServiceClients, "dev-service-clients", g.DevServiceClients, "service client ids the dev /oauth/token endpoint serves (dev mode)")
 	fs.StringVar(&g.DevServiceSecret, "dev-service-secret", g.DevServiceSecret, "their shared client secret (dev mode)")
+	fs.StringVar(&g.DevPartnerClients, "dev-partner-clients", g.DevPartnerClients, "partner client ids the dev /oauth/token endpoint serves too (dev mode); the services must list them in --partner-clients")
+	fs.StringVar(&g.DevPartnerSecret, "dev-partner-secret", g.DevPartnerSecret, "their shared client secret (dev mode)")
 }
 
 // Validate checks the gateway's own settings.
 func (c *config) Validate() error {
-	if c.Gateway.DevMode && c.Gateway.DevServiceSecret == "" {
+	g := c.Gateway
+	switch {
+	case g.DevMode && g.DevServiceSecret == "":
 		return errors.New("--dev-service-secret (BANKBRIDGE_DEV_SERVICE_SECRET) is required in dev mode")
+	case g.DevMode && g.DevPartnerSecret == "" && strings.TrimSpace(g.DevPartnerClients) != "":
+		return errors.New("--dev-partner-secret (BANKBRIDGE_DEV_PARTNER_SECRET) is required in dev mode with --dev-partner-clients")
 	}
 	return nil
 }
@@ -60,6 +66,8 @@ func run(ctx context.Context, args []string) error {
 			DevAudience:       "bankbridge",
 			DevClient:         "dev-client",
 			DevServiceClients: strings.Join(Backends(), ","),
+			DevPartnerClients: "demo-partner",
+			DevPartnerSecret:  "dev-partner-secret",
 		},
 	}
 	cfg.HTTPAddr = "127.0.0.1:8080"

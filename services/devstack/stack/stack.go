@@ -108,6 +108,15 @@ type proc struct {
 
 const devClient = "dev-client"
 
+// The dev stack's partners (payment providers, merchants, carriers): the
+// gateway's dev issuer gives them client-credentials tokens with the dev
+// partner secret, and every service knows them as partners. Two, so the
+// tests can show one partner cannot push for another's users.
+const (
+	DevPartners      = "demo-partner,demo-shop"
+	DevPartnerSecret = "dev-partner-secret"
+)
+
 // The purposes the dev client may declare: every one bankbridge serves.
 const devClientPurposes = devClient + "=ACCOUNT_INFORMATION,PURCHASE_HISTORY,ORDER_TRACKING,CUSTOMER_SUPPORT,FRAUD_PREVENTION,CONSENT_MANAGEMENT"
 
@@ -332,7 +341,8 @@ func (s *Stack) args(p Process) []string {
 			}
 		}
 		args = append([]string{"--addr=" + s.Addr(p.Name), "--dev-mode", "--dev-issuer=" + s.GatewayURL,
-			"--dev-service-clients=" + strings.Join(clients, ","), "--dev-service-secret=" + s.serviceSecret}, args...)
+			"--dev-service-clients=" + strings.Join(clients, ","), "--dev-service-secret=" + s.serviceSecret,
+			"--dev-partner-clients=" + DevPartners, "--dev-partner-secret=" + DevPartnerSecret}, args...)
 	case Service:
 		var internal []string
 		for _, q := range s.table {
@@ -344,7 +354,7 @@ func (s *Stack) args(p Process) []string {
 			"--grpc-addr=" + s.Addr(p.Name), "--dev-mode", "--drain-delay=0s",
 			"--issuer=" + s.GatewayURL, "--jwks-url=" + s.GatewayURL + "/.well-known/jwks.json",
 			"--client-purposes=" + devClientPurposes, "--internal-clients=" + strings.Join(internal, ","),
-			"--page-token-key=" + s.pageTokenKey,
+			"--page-token-key=" + s.pageTokenKey, "--partner-clients=" + DevPartners,
 		}
 	}
 	if p.AdminPort != 0 {

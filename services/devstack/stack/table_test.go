@@ -54,10 +54,10 @@ func TestOneEntryWiresAService(t *testing.T) {
 			"--grpc-addr=addr-receipts", "--admin-addr=admin-receipts", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
 			"--banks=/dev-data/banks.yaml", "--vault-addr=http://vault", "--consent-addr=addr-consent",
 			"--token-url=http://gw/oauth/token", "--client-id=receipts", "--client-secret=secret", "--data-dir=/dev-data/receipts",
-			"--nats-url=nats://nats",
+			"--nats-url=nats://nats", "--partner-clients=demo-partner,demo-shop",
 		}},
 		{"gateway", []string{"--addr=addr-gateway", "--receipts-addr=addr-receipts", "--balance-addr=addr-balance",
-			"--dev-service-clients=consent,balance,webhooks,receipts"}},
+			"--dev-service-clients=consent,balance,webhooks,receipts", "--dev-partner-clients=demo-partner,demo-shop"}},
 		{"consent", []string{"--internal-clients=balance,receipts", "--data-dir=/dev-data/consent"}},
 		{"sandbox", []string{"--grpc-addr=addr-sandbox", "--admin-addr=admin-sandbox", "--api-key-file=/dev-data/sandbox-api-key"}},
 	}

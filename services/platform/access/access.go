@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -48,8 +49,9 @@ type Methods map[string]Method
 // services from the compiled descriptors. It fails when a service is not
 // in the registry, a public method declares no access rule (there is no
 // default scope, and a method nobody declared is never served), or a
-// client method (AUDIENCE_CLIENT) has no name or parent to bind it to its
-// client. Client methods have no rule: they read no user's data.
+// client or partner method (AUDIENCE_CLIENT, AUDIENCE_PARTNER) has no name
+// or parent to bind it to its client. Client and partner methods have no
+// rule: they read no user's data.
 func Load(services []string) (Methods, error) {
 	out := Methods{}
 	for _, name := range services {
@@ -76,12 +78,12 @@ func Load(services []string) (Methods, error) {
 					return nil, err
 				}
 				m.Rule = r
-			case commonv1.Audience_AUDIENCE_CLIENT:
-				// The kit binds a client method to the token's client
-				// through its name or parent; one without either could
-				// reach any client's resources.
+			case commonv1.Audience_AUDIENCE_CLIENT, commonv1.Audience_AUDIENCE_PARTNER:
+				// The kit binds a client or partner method to the token's
+				// client through its name or parent; one without either
+				// could reach any client's resources.
 				if !hasResourceField(md.Input()) {
-					return nil, fmt.Errorf("access rules: client method %s has no name or parent field to bind to the token's client; refusing to serve it", md.FullName())
+					return nil, fmt.Errorf("access rules: %s method %s has no name or parent field to bind to the token's client; refusing to serve it", strings.ToLower(strings.TrimPrefix(aud.String(), "AUDIENCE_")), md.FullName())
 				}
 			}
 			out[full] = m

@@ -65,7 +65,8 @@ type Principal struct {
 // OAuth 2.0 client credentials grant, acting for no user: its sub is its
 // own client id, as RFC 9068 (section 2.2) asks of such tokens and as the
 // dev issuer's token endpoint mints them. Only such a token may call a
-// client's own methods (AUDIENCE_CLIENT); a user's token never can.
+// client's own methods (AUDIENCE_CLIENT) and, for a configured partner,
+// the partner methods (AUDIENCE_PARTNER); a user's token never can.
 func (p Principal) ClientCredentials() bool { return p.User != "" && p.User == p.Client }
 
 // Verifier checks tokens against the issuer's JWKS.

@@ -60,6 +60,15 @@ func bearer(ctx context.Context) string {
 // declare no purpose and pass no consent check; they are logged like every
 // call.
 //
+// A partner call (AUDIENCE_PARTNER: a payment provider, merchant or carrier
+// pushing data) must carry a client-credentials token of a client
+// configured as a partner (--partner-clients) and is bound to that client
+// like a client call. Partners write, never read: a token whose client is a
+// partner, whatever its subject, is refused by every method that is not a
+// partner method (public, client and internal alike), so a partner cannot
+// read what it pushed nor act for a user. Partner calls, like client calls,
+// declare no purpose and pass no consent check.
+//
 // Refusals here never reach a user's access log: a caller without a valid
 // token, or naming another user, could otherwise write into anyone's log.
 // They go to the security log (a WARN line with bankbridge.log_type=security) and the
@@ -68,6 +77,7 @@ type authenticator struct {
 	verifier        *auth.Verifier
 	methods         access.Methods
 	internalClients map[string]bool
+	partners        map[string]bool
 	security        *slog.Logger
 	refusals        metric.Int64Counter
 }
@@ -78,23 +88,33 @@ func (a authenticator) authenticate(ctx context.Context, method string) (context
 		a.refuse(ctx, method, "", err)
 		return ctx, err
 	}
-	switch a.audience(method) {
+	aud := a.audience(method)
+	partner := a.partners[p.Client]
+	switch {
+	case aud == commonv1.Audience_AUDIENCE_PARTNER && !partner:
+		return ctx, a.clientNotAllowed(ctx, method, p, "only configured partners may call partner methods")
+	case aud != commonv1.Audience_AUDIENCE_PARTNER && partner:
+		return ctx, a.clientNotAllowed(ctx, method, p, "a partner's token may call partner methods only")
+	}
+	switch aud {
 	case commonv1.Audience_AUDIENCE_INTERNAL:
 		if !a.internalClients[p.Client] {
-			err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
-				"only bankbridge services may call internal methods", apierr.WithMetadata("client_id", p.Client))
-			a.refuse(ctx, method, p.Client, err)
-			return ctx, err
+			return ctx, a.clientNotAllowed(ctx, method, p, "only bankbridge services may call internal methods")
 		}
-	case commonv1.Audience_AUDIENCE_CLIENT:
+	case commonv1.Audience_AUDIENCE_CLIENT, commonv1.Audience_AUDIENCE_PARTNER:
 		if !p.ClientCredentials() {
-			err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
-				"this method takes the client's own client-credentials token, not a user's", apierr.WithMetadata("client_id", p.Client))
-			a.refuse(ctx, method, p.Client, err)
-			return ctx, err
+			return ctx, a.clientNotAllowed(ctx, method, p, "this method takes the client's own client-credentials token, not a user's")
 		}
 	}
 	return auth.WithPrincipal(ctx, p), nil
+}
+
+// clientNotAllowed refuses the call for its client: PERMISSION_DENIED,
+// CLIENT_NOT_ALLOWED, written to the security log.
+func (a authenticator) clientNotAllowed(ctx context.Context, method string, p auth.Principal, msg string) error {
+	err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED, msg, apierr.WithMetadata("client_id", p.Client))
+	a.refuse(ctx, method, p.Client, err)
+	return err
 }
 
 // refuse writes the security log line and counts the refusal. It names the
@@ -116,24 +136,20 @@ func (a authenticator) internal(method string) bool {
 }
 
 // bind refuses a request whose name or parent names another user (public
-// methods) or another client (client methods).
+// methods) or another client (client and partner methods).
 func (a authenticator) bind(ctx context.Context, method string, req proto.Message) error {
 	res, ok := access.ResourceOf(req)
 	if !ok {
 		return nil
 	}
 	p, _ := auth.PrincipalFrom(ctx)
-	if a.audience(method) == commonv1.Audience_AUDIENCE_CLIENT {
-		client, ok := names.ClientOf(res)
-		if ok && client != p.Client {
-			err := apierr.New(commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED,
-				"the request names a client other than the token's", apierr.WithMetadata("client_id", p.Client))
-			a.refuse(ctx, method, p.Client, err)
-			return err
+	if aud := a.audience(method); aud == commonv1.Audience_AUDIENCE_CLIENT || aud == commonv1.Audience_AUDIENCE_PARTNER {
+		if client, ok := names.ClientOf(res); ok && client != p.Client {
+			return a.clientNotAllowed(ctx, method, p, "the request names a client other than the token's")
 		}
 		// A name outside clients/ is left to validation, whose pattern
-		// for every client method is rooted at clients/ (the contract
-		// tests check it) and names the field.
+		// for every client and partner method is rooted at clients/ (the
+		// contract tests check it) and names the field.
 		return nil
 	}
 	user, ok := names.UserOf(res)

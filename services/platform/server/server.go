@@ -22,7 +22,11 @@
 //
 // Each public method's access rule comes from its contract
 // ((bankbridge.common.v1.access)); New refuses to build a server with a
-// public method that declares none.
+// public method that declares none. Client and partner methods
+// (AUDIENCE_CLIENT, AUDIENCE_PARTNER) have no rule: they read no user's
+// data, and authn binds them to the client of a client-credentials token
+// instead; only partners (--partner-clients) call partner methods, and
+// nothing else.
 package server
 
 import (
@@ -128,15 +132,20 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		return nil, err
 	}
 	refusals, err := deps.Telemetry.MeterProvider.Meter("bankbridge/server").Int64Counter("bankbridge.security.refusals",
-		metric.WithDescription("Calls refused before reaching user data: no valid token, another user's name, an internal method by an outside client."))
+		metric.WithDescription("Calls refused before reaching user data: no valid token, another user's or client's name, an internal or partner method by another client, a partner's token on any other method."))
 	if err != nil {
 		return nil, err
 	}
 	authn := authenticator{verifier: deps.Verifier, methods: methods, internalClients: map[string]bool{},
-		security: s.log, refusals: refusals}
+		partners: cfg.Partners(), security: s.log, refusals: refusals}
 	for c := range strings.SplitSeq(cfg.InternalClients, ",") {
 		if c = strings.TrimSpace(c); c != "" {
 			authn.internalClients[c] = true
+		}
+		if authn.partners[c] {
+			// A partner's token is refused by internal methods; a client
+			// listed as both is a configuration mistake, not a choice.
+			return nil, fmt.Errorf("server: client %s is configured as both an internal client and a partner", c)
 		}
 	}
 	subjectKey := cfg.SubjectKey

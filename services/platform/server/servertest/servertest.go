@@ -22,11 +22,15 @@ import (
 
 // The tokens the server accepts: issued by Issuer for Audience; Client is
 // the client the user tokens of Server.Issuer.Mint name, allowed the
-// purposes ACCOUNT_INFORMATION and ORDER_TRACKING.
+// purposes ACCOUNT_INFORMATION and ORDER_TRACKING. Partner is configured as
+// a partner (--partner-clients): its client-credentials token,
+// Server.Issuer.Mint(Partner, Partner, ttl), calls partner methods
+// (AUDIENCE_PARTNER) under clients/test-partner, and nothing else.
 const (
 	Issuer   = "https://issuer.test"
 	Audience = "bankbridge"
 	Client   = "chat-app"
+	Partner  = "test-partner"
 )
 
 // stopTimeout bounds how long the cleanup waits for Serve to return.
@@ -40,7 +44,8 @@ type Options struct {
 	// nothing is exported. ServiceName defaults to Name.
 	Telemetry telemetry.Config
 	// Config edits the server config, which starts in dev mode on
-	// 127.0.0.1:0 (gRPC and admin), with no drain delay and a 2 s grace.
+	// 127.0.0.1:0 (gRPC and admin), with no drain delay and a 2 s grace,
+	// Client's purposes and Partner as the one partner.
 	Config func(*server.Config)
 }
 
@@ -97,6 +102,7 @@ func Start(t testing.TB, deps server.Deps, register func(grpc.ServiceRegistrar),
 	cfg.DrainDelay = 0
 	cfg.ShutdownGrace = 2 * time.Second
 	cfg.ClientPurposes = Client + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
+	cfg.PartnerClients = Partner
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
