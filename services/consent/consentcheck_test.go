@@ -132,3 +132,115 @@ func BenchmarkConsentDecide(b *testing.B) {
 		})
 	}
 }
+
+// TestCheckerResolvesPartnersAndListsCoveringLinks: the data services' view
+// of partner opt-ins and covering links, through the checker.
+func TestCheckerResolvesPartnersAndListsCoveringLinks(t *testing.T) {
+	e := startEnv(t)
+	c, _ := e.checker(t, time.Minute)
+	ctx := e.asService(t)
+	o := e.mustOptIn(t, "alice", demoPartner, commonv1.Scope_SCOPE_RECEIPTS)
+
+	got, err := c.ResolvePartner(ctx, demoPartner, o.GetPartnerUserId(), commonv1.Scope_SCOPE_RECEIPTS)
+	if want := (consentcheck.PartnerUser{User: "alice", OptIn: o.GetName(), Client: chatApp}); err != nil || got != want {
+		t.Fatalf("ResolvePartner = %+v, %v; want %+v", got, err, want)
+	}
+	for name, call := range map[string]func() error{
+		"another partner": func() error {
+			_, err := c.ResolvePartner(ctx, otherPartner, o.GetPartnerUserId(), commonv1.Scope_SCOPE_RECEIPTS)
+			return err
+		},
+		"a scope not opted in to": func() error {
+			_, err := c.ResolvePartner(ctx, demoPartner, o.GetPartnerUserId(), commonv1.Scope_SCOPE_SHIPPING)
+			return err
+		},
+		"an id never minted": func() error {
+			_, err := c.ResolvePartner(ctx, demoPartner, "AAAAAAAAAAAAAAAAAAAAAA", commonv1.Scope_SCOPE_RECEIPTS)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			testkit.RequireReason(t, call(), commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED)
+		})
+	}
+	_, err = c.ResolvePartner(ctx, demoPartner, "bad id!", commonv1.Scope_SCOPE_RECEIPTS)
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_INTERNAL) // no answer: refused
+
+	if _, err := e.consent.RevokePartnerOptIn(e.as(t, "alice"), &consentv1.RevokePartnerOptInRequest{Name: o.GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ResolvePartner(ctx, demoPartner, o.GetPartnerUserId(), commonv1.Scope_SCOPE_RECEIPTS)
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
+
+	link := e.linkValid(t, "alice")
+	links, err := c.CoveringLinks(ctx, "alice", commonv1.Scope_SCOPE_BALANCES, commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION)
+	if err != nil || len(links) != 1 || links[0].Link != link || links[0].BankID != "sandbox" || links[0].BankConsentID == "" ||
+		links[0].Client != chatApp || links[0].ExpireTime.Before(time.Now()) || len(links[0].Scopes) != 2 {
+		t.Fatalf("CoveringLinks = %+v, %v; want %s", links, err, link)
+	}
+	links, err = c.CoveringLinks(ctx, "alice", commonv1.Scope_SCOPE_BALANCES, commonv1.Purpose_PURPOSE_MARKETING)
+	if err != nil || len(links) != 0 {
+		t.Errorf("CoveringLinks for marketing = %+v, %v; want none", links, err)
+	}
+}
+
+// TestPartnerRevocationReachesTheCheckersSubscribers: revoking an opt-in
+// reaches every AllChanges subscriber and the user's Changes subscribers.
+func TestPartnerRevocationReachesTheCheckersSubscribers(t *testing.T) {
+	e := startEnv(t)
+	c, _ := e.checker(t, time.Minute)
+	all, cancelAll := c.AllChanges()
+	defer cancelAll()
+	alice, cancelAlice := c.Changes("alice")
+	defer cancelAlice()
+	o := e.mustOptIn(t, "alice", demoPartner, commonv1.Scope_SCOPE_RECEIPTS, commonv1.Scope_SCOPE_SHIPPING)
+
+	// The stream's coming up says Resync; the opt-in may come before or
+	// after it.
+	want := consentcheck.Change{User: "alice", PartnerOptIn: o.GetName(), Partner: demoPartner,
+		PartnerState: consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED}
+	deadline := time.After(5 * time.Second)
+	var resynced bool
+	for !resynced {
+		select {
+		case ch := <-all:
+			resynced = ch.Resync
+		case <-deadline:
+			t.Fatal("the change stream never came up")
+		}
+	}
+	drainChanges(alice)
+
+	if _, err := e.consent.RevokePartnerOptIn(e.as(t, "alice"), &consentv1.RevokePartnerOptInRequest{Name: o.GetName()}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case ch := <-all:
+			if ch.PartnerState == consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_ACTIVE {
+				continue // the opt-in itself, had it come after the Resync
+			}
+			if ch != want {
+				t.Fatalf("change %+v, want %+v", ch, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the revocation did not reach AllChanges")
+		}
+		break
+	}
+	select {
+	case <-alice:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revocation did not reach Changes(alice)")
+	}
+}
+
+func drainChanges(ch <-chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		case <-time.After(200 * time.Millisecond):
+			return
+		}
+	}
+}

@@ -33,11 +33,13 @@ import (
 )
 
 const (
-	testIssuer  = "https://issuer.test"
-	chatApp     = "chat-app"
-	balanceSvc  = "balance"
-	keyGrace    = 300 * time.Millisecond
-	vaultRefrsh = 100 * time.Millisecond
+	testIssuer   = "https://issuer.test"
+	chatApp      = "chat-app"
+	balanceSvc   = "balance"
+	demoPartner  = "demo-partner"
+	otherPartner = "other-partner"
+	keyGrace     = 300 * time.Millisecond
+	vaultRefrsh  = 100 * time.Millisecond
 )
 
 // env is one consent service on 127.0.0.1 with everything it talks to:
@@ -121,6 +123,7 @@ func startEnv(t testing.TB) *env {
 		"--issuer=" + testIssuer, "--jwks-url=" + jwks.URL,
 		"--client-purposes=" + chatApp + "=CONSENT_MANAGEMENT,ACCOUNT_INFORMATION",
 		"--internal-clients=" + balanceSvc,
+		"--partner-clients=" + demoPartner + "," + otherPartner,
 		"--data-dir=" + e.dataDir, "--banks=" + banks,
 		"--vault-addr=" + e.vault.Addr(), "--vault-token=" + e.vault.RootToken(),
 		"--vault-refresh=" + vaultRefrsh.String(),

@@ -1,14 +1,17 @@
 // Command consent is bankbridge's consent service: users link a bank under
-// its two-factor challenge, see, reconfirm and revoke their links and read
-// their access log (bankbridge.consent.v1.ConsentService), and bankbridge's
-// data services check consent and record every access
-// (bankbridge.consent.v1.ConsentCheckService).
+// its two-factor challenge, see, reconfirm and revoke their links, opt in
+// to partners pushing them data (and revoke that), and read their access
+// log (bankbridge.consent.v1.ConsentService); bankbridge's data services
+// check consent, resolve partners' partner-scoped user ids and record every
+// access (bankbridge.consent.v1.ConsentCheckService).
 //
 // It writes events with the changes they report, to the platform's outbox
 // in its database, whence they reach the bus: consent.link.expiring seven
-// days before a link expires, and consent.link.revoked when a link is
+// days before a link expires, consent.link.revoked when a link is
 // revoked, from which its own worker tells the bank, retrying until the
-// bank accepts.
+// bank accepts, and consent.partner_opt_in.created and
+// consent.partner_opt_in.revoked when a user opts in to a partner or
+// revokes it.
 //
 // Usage:
 //
@@ -19,7 +22,7 @@
 // BANKBRIDGE_* environment variable (a flag wins): --database-url is
 // BANKBRIDGE_DATABASE_URL, and so on. Besides the platform server's flags
 // (--grpc-addr, --issuer, --jwks-url, --client-purposes, --internal-clients,
-// ...), the Vault flags (--vault-addr, --vault-auth, --vault-token,
+// --partner-clients: the partners users may opt in to, ...), the Vault flags (--vault-addr, --vault-auth, --vault-token,
 // --vault-refresh, ...) and the storage flags:
 //
 //	--data-dir        directory of the embedded SQLite database (default "data")

@@ -30,7 +30,11 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
-	svc, err := app.New(st, banks.New(d.Banks), app.Config{ConsentTTL: cfg.ConsentTTL, Logger: log, PageTokens: d.PageTokens})
+	svc, err := app.New(st, banks.New(d.Banks), app.Config{
+		ConsentTTL: cfg.ConsentTTL, Logger: log, PageTokens: d.PageTokens,
+		// Users opt in to the partners the kit lets push (--partner-clients).
+		Partners: cfg.Server.Partners(),
+	})
 	if err != nil {
 		return bootstrap.Service{}, err
 	}

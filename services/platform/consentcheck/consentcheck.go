@@ -7,15 +7,22 @@
 //
 // Allowed decisions are cached for a few seconds, but only while a
 // WatchConsentChanges stream is connected: every change to a user's links
-// drops that user's cached decisions, and losing the stream drops them all,
-// so a revocation takes effect on the next call.
+// or partner opt-ins drops that user's cached decisions, and losing the
+// stream drops them all, so a revocation takes effect on the next call.
 //
 // Long-lived calls (server streams) subscribe with Changes to hear when a
-// user's consent may have changed, and decide again.
+// user's consent may have changed, and decide again; a service that acts on
+// every user's changes (e.g. deletes data when consent ends) subscribes
+// with AllChanges.
+//
+// A service that takes partners' pushes resolves a partner-scoped user id
+// with ResolvePartner (never cached), and one that reads each of a user's
+// banks on its own lists the links to read under with CoveringLinks.
 package consentcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -60,6 +67,8 @@ type Checker struct {
 
 	// subs are the Changes subscribers, by user.
 	subs map[string]map[*subscriber]struct{}
+	// all are the AllChanges subscribers.
+	all map[*allSubscriber]struct{}
 }
 
 // subscriber is one Changes channel; it holds at most one pending
@@ -85,7 +94,10 @@ func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Checker{client: client, opts: opts, log: opts.Logger, decisions: map[key]decision{}, subs: map[string]map[*subscriber]struct{}{}}
+	return &Checker{
+		client: client, opts: opts, log: opts.Logger, decisions: map[key]decision{},
+		subs: map[string]map[*subscriber]struct{}{}, all: map[*allSubscriber]struct{}{},
+	}
 }
 
 // Decide asks (or reuses a cached answer) whether user's consent covers need
@@ -101,9 +113,7 @@ func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose co
 			User: names.User(user), BankId: need.BankID, Scope: need.Scope, Purpose: purpose,
 		})
 		if err != nil {
-			id, masked := apierr.Internal()
-			c.log.ErrorContext(ctx, "consent check failed; refusing", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
-			return Decision{}, masked
+			return Decision{}, c.refuse(ctx, "consent check failed; refusing", err)
 		}
 		if resp.GetAllowed() {
 			c.store(k, resp, gen)
@@ -198,6 +208,10 @@ func (c *Checker) setWatching(on bool) {
 	if was != on {
 		c.notify("")
 	}
+	if on && !was {
+		// Whatever happened while the stream was down is lost.
+		c.deliver(Change{Resync: true})
+	}
 }
 
 // Changes returns a channel that receives a value whenever user's consent
@@ -251,9 +265,162 @@ func (c *Checker) notify(user string) {
 	}
 }
 
+// allBuffer is how many changes an AllChanges subscriber may fall behind
+// by before it gets Resync instead.
+const allBuffer = 256
+
+// Change is one committed consent change, for a service that acts on the
+// changes of every user (e.g. deletes data when consent ends).
+type Change struct {
+	User         string // the user id
+	Link         string // users/{user}/links/{link}; "" for a partner opt-in change
+	LinkState    consentv1.ConsentState
+	PartnerOptIn string // users/{user}/partnerOptIns/{opt_in}; "" for a link change
+	Partner      string
+	PartnerState consentv1.PartnerOptInState
+	// Resync is set, alone, when the change stream (re)connected or a
+	// subscriber fell behind: changes may have been missed, so reconcile.
+	Resync bool
+}
+
+func changeFromProto(user string, ev *consentv1.WatchConsentChangesResponse) Change {
+	return Change{
+		User: user, Link: ev.GetLink(), LinkState: ev.GetState(),
+		PartnerOptIn: ev.GetPartnerOptIn(), Partner: ev.GetPartner(), PartnerState: ev.GetPartnerOptInState(),
+	}
+}
+
+// allSubscriber is one AllChanges channel. Its last slot is kept for a
+// Resync: a change is queued only while two slots are free, so a full
+// channel always ends with a Resync the subscriber has yet to read, and no
+// change is lost without a Resync after it.
+type allSubscriber struct{ ch chan Change }
+
+// offer queues c without blocking. Only deliver sends, under the
+// checker's lock, so a length read here can only grow by its own send.
+func (s *allSubscriber) offer(c Change) {
+	free := cap(s.ch) - len(s.ch)
+	switch {
+	case free == 0:
+		// A Resync is pending already; it covers c.
+	case c.Resync || free == 1:
+		s.ch <- Change{Resync: true}
+	default:
+		s.ch <- c
+	}
+}
+
+// deliver hands c to every AllChanges subscriber, without blocking.
+func (c *Checker) deliver(ch Change) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s := range c.all {
+		s.offer(ch)
+	}
+}
+
+// AllChanges delivers every change the Watch stream receives, for all users,
+// until cancel. It never blocks the watcher: a subscriber that falls behind
+// gets Resync instead of the changes it missed. Resync also arrives each
+// time the stream comes up, the first time included, since changes may
+// have been missed while it was down; a subscriber that arrives while the
+// stream is up gets none, and reconciles once on its own as it starts. The
+// user's cached decisions are dropped, and Changes subscribers told,
+// before a change is delivered here. It works only while Watch runs.
+// cancel ends the subscription and closes the channel; it is safe to call
+// more than once.
+func (c *Checker) AllChanges() (ch <-chan Change, cancel func()) {
+	s := &allSubscriber{ch: make(chan Change, allBuffer)}
+	c.mu.Lock()
+	c.all[s] = struct{}{}
+	c.mu.Unlock()
+	var once sync.Once
+	return s.ch, func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			delete(c.all, s)
+			close(s.ch)
+		})
+	}
+}
+
+// PartnerUser is who a partner's push is for.
+type PartnerUser struct {
+	User   string // the user id, not users/{user}
+	OptIn  string // users/{user}/partnerOptIns/{opt_in}
+	Client string // the product client the user opted in through
+}
+
+// ResolvePartner asks who partnerUserID is for partner. A denial is an apierr
+// PERMISSION_DENIED with the reason (CONSENT_REQUIRED or CONSENT_REVOKED);
+// any failure to get an answer refuses with a masked INTERNAL (fail closed), like Decide.
+// The answer is never cached: a revoked opt-in refuses the next push.
+func (c *Checker) ResolvePartner(ctx context.Context, partner, partnerUserID string, scope commonv1.Scope) (PartnerUser, error) {
+	resp, err := c.client.ResolvePartnerUser(ctx, &consentv1.ResolvePartnerUserRequest{
+		Partner: partner, PartnerUserId: partnerUserID, Scope: scope,
+	})
+	if err != nil {
+		return PartnerUser{}, c.refuse(ctx, "partner user resolution failed; refusing", err)
+	}
+	if !resp.GetAllowed() {
+		// Only the two reasons the contract names leave here; anything
+		// else reads as no opt-in.
+		reason := commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED
+		msg := "the user has not opted in to this partner pushing " + scope.String()
+		if resp.GetDenialReason() == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED {
+			reason, msg = commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, "the user revoked the opt-in to this partner"
+		}
+		return PartnerUser{}, apierr.New(reason, msg, apierr.WithMetadata("scope", scope.String()))
+	}
+	user, err := names.ParseUser(resp.GetUser())
+	if err != nil {
+		// The parse error quotes the name, a user id: not for the log.
+		return PartnerUser{}, c.refuse(ctx, "partner user resolution allowed no user; refusing", errors.New("the answer names no user"))
+	}
+	return PartnerUser{User: user, OptIn: resp.GetPartnerOptIn(), Client: resp.GetClient()}, nil
+}
+
+// CoveringLink is a VALID link covering a scope and purpose.
+type CoveringLink struct {
+	Link, BankID, BankConsentID, Client string
+	ExpireTime                          time.Time
+	Scopes                              []commonv1.Scope
+}
+
+// CoveringLinks returns user's VALID, unexpired links that cover scope and
+// purpose, newest first, at most one per bank, for a service that reads
+// from each of the user's banks on its own (and records each read). Never
+// cached. Any failure to get an answer is a masked INTERNAL: read nothing.
+func (c *Checker) CoveringLinks(ctx context.Context, user string, scope commonv1.Scope, purpose commonv1.Purpose) ([]CoveringLink, error) {
+	resp, err := c.client.ListCoveringLinks(ctx, &consentv1.ListCoveringLinksRequest{
+		User: names.User(user), Scope: scope, Purpose: purpose,
+	})
+	if err != nil {
+		return nil, c.refuse(ctx, "covering links not listed; refusing", err)
+	}
+	links := make([]CoveringLink, 0, len(resp.GetLinks()))
+	for _, l := range resp.GetLinks() {
+		links = append(links, CoveringLink{
+			Link: l.GetLink(), BankID: l.GetBankId(), BankConsentID: l.GetBankConsentId(), Client: l.GetClient(),
+			ExpireTime: l.GetExpireTime().AsTime(), Scopes: l.GetScopes(),
+		})
+	}
+	return links, nil
+}
+
+// refuse logs err under a fresh incident id and returns the masked
+// INTERNAL error that carries it.
+func (c *Checker) refuse(ctx context.Context, msg string, err error) error {
+	id, masked := apierr.Internal()
+	c.log.ErrorContext(ctx, msg, slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
+	return masked
+}
+
 // Watch holds the WatchConsentChanges stream until ctx ends, reconnecting
-// with backoff; run it in its own goroutine when CacheTTL > 0 or when the
-// service serves streams (their re-checks hear of changes through it).
+// with backoff; run it in its own goroutine when CacheTTL > 0, when the
+// service serves streams (their re-checks hear of changes through it), or
+// when it reads AllChanges.
 func (c *Checker) Watch(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -272,6 +439,7 @@ func (c *Checker) Watch(ctx context.Context) {
 				if u, ok := names.UserOf(ev.GetUser()); ok {
 					c.forget(u)
 					c.notify(u)
+					c.deliver(changeFromProto(u, ev))
 				}
 				backoff = 100 * time.Millisecond
 			}

@@ -31,6 +31,41 @@ type consentServer struct {
 	checks  int
 	down    bool
 	watches map[chan *consentv1.WatchConsentChangesResponse]chan struct{}
+
+	// resolved and covering answer ResolvePartnerUser and
+	// ListCoveringLinks, and failing fails both; got* are the requests.
+	resolved    *consentv1.ResolvePartnerUserResponse
+	covering    []*consentv1.CoveringLink
+	failing     error
+	gotResolve  *consentv1.ResolvePartnerUserRequest
+	gotCovering *consentv1.ListCoveringLinksRequest
+}
+
+func (s *consentServer) ResolvePartnerUser(_ context.Context, req *consentv1.ResolvePartnerUserRequest) (*consentv1.ResolvePartnerUserResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gotResolve = req
+	if s.failing != nil {
+		return nil, s.failing
+	}
+	return s.resolved, nil
+}
+
+func (s *consentServer) ListCoveringLinks(_ context.Context, req *consentv1.ListCoveringLinksRequest) (*consentv1.ListCoveringLinksResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gotCovering = req
+	if s.failing != nil {
+		return nil, s.failing
+	}
+	return &consentv1.ListCoveringLinksResponse{Links: s.covering}, nil
+}
+
+// set changes the fake's answers under its lock.
+func (s *consentServer) set(f func(s *consentServer)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
 }
 
 func (s *consentServer) CheckConsent(_ context.Context, req *consentv1.CheckConsentRequest) (*consentv1.CheckConsentResponse, error) {
@@ -95,6 +130,15 @@ func (s *consentServer) revoke(user string) {
 	s.allowed[user] = false
 	for ch := range s.watches {
 		ch <- &consentv1.WatchConsentChangesResponse{User: names.User(user), Link: names.User(user) + "/links/l1", State: consentv1.ConsentState_CONSENT_STATE_REVOKED}
+	}
+}
+
+// push sends a change on every open watch.
+func (s *consentServer) push(c *consentv1.WatchConsentChangesResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.watches {
+		ch <- c
 	}
 }
 

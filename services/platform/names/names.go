@@ -35,6 +35,7 @@ const (
 	transactions = "transactions"
 	links        = "links"
 	balance      = "balance"
+	optIns       = "partnerOptIns"
 )
 
 // User formats users/{user}.
@@ -151,6 +152,25 @@ func ParseLink(name string) (Link, error) {
 	return Link{User: ids[0], ID: ids[1]}, nil
 }
 
+// PartnerOptIn is a partner opt-in's name:
+// users/{user}/partnerOptIns/{opt_in}.
+type PartnerOptIn struct {
+	User string
+	ID   string
+}
+
+// String formats users/{user}/partnerOptIns/{opt_in}.
+func (p PartnerOptIn) String() string { return User(p.User) + "/" + optIns + "/" + p.ID }
+
+// ParsePartnerOptIn reads users/{user}/partnerOptIns/{opt_in}.
+func ParsePartnerOptIn(name string) (PartnerOptIn, error) {
+	ids, err := match(name, users, "", optIns, "")
+	if err != nil {
+		return PartnerOptIn{}, err
+	}
+	return PartnerOptIn{User: ids[0], ID: ids[1]}, nil
+}
+
 // BankOf returns the bank a resource name belongs to: the bank of the
 // account it names or lives under (its balance, its transactions). ok is
 // false for any other name, and for an account id without a bank. The
@@ -168,7 +188,8 @@ func BankOf(resourceName string) (bankID string, ok bool) {
 }
 
 // KindOf names the kind of resource name is, for messages: "account",
-// "balance", "transaction", "link", or "resource" for any other name.
+// "balance", "transaction", "link", "partner opt-in", or "resource" for
+// any other name.
 func KindOf(name string) string {
 	parts := strings.Split(name, "/")
 	n := len(parts)
@@ -181,6 +202,8 @@ func KindOf(name string) string {
 		return "transaction"
 	case n == 4 && parts[2] == links:
 		return "link"
+	case n == 4 && parts[2] == optIns:
+		return "partner opt-in"
 	}
 	return "resource"
 }

@@ -40,6 +40,7 @@ func TestKindOf(t *testing.T) {
 		"users/alice/accounts/a/transactions/t1": "transaction",
 		"users/alice":                            "resource",
 		"users/alice/links/l1":                   "link",
+		"users/alice/partnerOptIns/o1":           "partner opt-in",
 	}
 	for in, want := range tests {
 		if got := names.KindOf(in); got != want {
@@ -77,6 +78,10 @@ func TestParseFormatRoundTrip(t *testing.T) {
 			l, err := names.ParseLink(s)
 			return l.String(), err
 		}, true},
+		{"partner opt-in", "users/alice/partnerOptIns/o1", func(s string) (string, error) {
+			p, err := names.ParsePartnerOptIn(s)
+			return p.String(), err
+		}, true},
 		{"user with a trailing slash", "users/alice/", func(s string) (string, error) {
 			_, err := names.ParseUser(s)
 			return "", err
@@ -113,6 +118,18 @@ func TestParseFormatRoundTrip(t *testing.T) {
 			_, err := names.ParseLink(s)
 			return "", err
 		}, false},
+		{"link read as a partner opt-in", "users/alice/links/l1", func(s string) (string, error) {
+			_, err := names.ParsePartnerOptIn(s)
+			return "", err
+		}, false},
+		{"partner opt-in without id", "users/alice/partnerOptIns/", func(s string) (string, error) {
+			_, err := names.ParsePartnerOptIn(s)
+			return "", err
+		}, false},
+		{"partner opt-in below another", "users/alice/partnerOptIns/o1/x", func(s string) (string, error) {
+			_, err := names.ParsePartnerOptIn(s)
+			return "", err
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,6 +148,9 @@ func TestParseFormatRoundTrip(t *testing.T) {
 
 	if got := alice.Transaction("t1"); got.String() != "users/alice/accounts/sandbox~acc~x.1/transactions/t1" || got.Account != alice {
 		t.Errorf("Transaction = %+v", got)
+	}
+	if got, err := names.ParsePartnerOptIn("users/alice/partnerOptIns/o1"); err != nil || got != (names.PartnerOptIn{User: "alice", ID: "o1"}) {
+		t.Errorf("ParsePartnerOptIn = %+v, %v", got, err)
 	}
 	a, err := names.ParseAccount(alice.String())
 	if err != nil || a != alice {

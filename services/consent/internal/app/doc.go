@@ -1,8 +1,8 @@
 // Package app is the consent service's logic: linking a bank under a
 // two-factor (SCA) challenge, the consent lifecycle RECEIVED → VALID →
 // EXPIRED or REVOKED (or REJECTED), reconfirmation, consent decisions for
-// data services, expiry warnings, revocations sent to banks, and each
-// user's tamper-evident access log.
+// data services, expiry warnings, revocations sent to banks, partner
+// opt-ins, and each user's tamper-evident access log.
 //
 // It knows nothing of gRPC or SQL: transport calls it, and it reaches the
 // database through [Store] and banks through [Banks]. Errors meant for the
@@ -18,13 +18,32 @@
 //
 // # Events
 //
-// What happens to a link that someone outside must hear of is written to
-// the outbox in the transaction that makes the change ([Tx.AddExpiryWarning],
-// [Tx.AddRevocation]), and the platform relays it to the bus: the expiry
-// warning (consent.link.expiring) for the product, which may then ask the
-// user to keep the link ([Service.ReconfirmLink]); the revocation
-// (consent.link.revoked), from which the service's own worker tells the bank,
-// again and again until the bank accepts ([Service.RunBankRevocations]).
+// What happens to a link or a partner opt-in that someone outside must
+// hear of is written to the outbox in the transaction that makes the change
+// ([Tx.AddExpiryWarning], [Tx.AddRevocation], [Tx.AddOptInEvent]), and the
+// platform relays it to the bus: the expiry warning (consent.link.expiring)
+// for the product, which may then ask the user to keep the link
+// ([Service.ReconfirmLink]); the revocation (consent.link.revoked), from
+// which the service's own worker tells the bank, again and again until the
+// bank accepts ([Service.RunBankRevocations]); a partner opt-in made or
+// revoked (consent.partner_opt_in.created, .revoked), for the product.
+//
+// # Partner opt-ins
+//
+// A partner (a payment provider, merchant or carrier; a client listed in
+// [Config.Partners]) pushes data to users who opted in to it, and knows
+// them only by the partner-scoped user id minted at the opt-in
+// ([Service.CreatePartnerOptIn]): 128 random bits, unique to the opt-in, so
+// two partners cannot tell they serve the same user and an opt-in made
+// after a revocation gets a new id. A user holds at most one ACTIVE opt-in
+// per partner, which a repeated create returns. The opt-in records the
+// product the user opted in through; events about what the partner
+// pushes go to that product. A service taking a push resolves the id
+// ([Service.ResolvePartnerUser]) by partner and id together, so another
+// partner's id reads as one never minted. Revoking
+// ([Service.RevokePartnerOptIn]) is final; watchers hear of it like a link
+// change, and consent.partner_opt_in.created and .revoked go to the
+// outbox with the change. The id is never logged nor put in an event.
 //
 // # The access log hash chain
 //

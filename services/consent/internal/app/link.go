@@ -182,9 +182,13 @@ func (l Link) At(now time.Time) Link {
 	return l
 }
 
-// Change is a committed change of a link's state, as WatchConsentChanges
-// streams it.
+// Change is a committed change of a link's or a partner opt-in's state, as
+// WatchConsentChanges streams it: LinkID and State for a link, OptInID,
+// Partner and OptInState for a partner opt-in.
 type Change struct {
 	User, LinkID string
 	State        State
+	OptInID      string
+	Partner      string
+	OptInState   OptInState
 }

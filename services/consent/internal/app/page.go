@@ -19,6 +19,13 @@ func linksList(in ListLinksInput) pagetoken.List {
 	}
 }
 
+func optInsList(in ListPartnerOptInsInput) pagetoken.List {
+	return pagetoken.List{
+		Method: "bankbridge.consent.v1.ConsentService/ListPartnerOptIns",
+		Parent: names.User(in.User),
+	}
+}
+
 func accessLogList(in ListAccessLogInput) pagetoken.List {
 	f := in.Filter
 	return pagetoken.List{

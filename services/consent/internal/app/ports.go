@@ -44,6 +44,13 @@ type Reader interface {
 	// LinksToWarn returns up to limit VALID links that expire after now and
 	// at or before horizon and have no expiry warning yet.
 	LinksToWarn(ctx context.Context, now, horizon time.Time, limit int) ([]Link, error)
+	// ListPartnerOptIns returns up to limit of the user's partner opt-ins,
+	// newest first, starting after the cursor (nil for the first page).
+	ListPartnerOptIns(ctx context.Context, user string, after *OptInCursor, limit int) ([]PartnerOptIn, error)
+	// PartnerOptInByPartnerUserID returns the opt-in of partner that
+	// carries partnerUserID, in any state, or ErrNotFound: also when the
+	// id belongs to another partner's opt-in.
+	PartnerOptInByPartnerUserID(ctx context.Context, partner, partnerUserID string) (PartnerOptIn, error)
 }
 
 // Store is the consent service's persistence.
@@ -96,6 +103,23 @@ type Tx interface {
 	// AddRevocation writes the consent.link.revoked event to the outbox,
 	// in this transaction.
 	AddRevocation(ctx context.Context, r Revocation) error
+	// LockActivePartnerOptIn reads the user's ACTIVE opt-in to partner and
+	// locks it until the transaction ends, or returns ErrNotFound.
+	LockActivePartnerOptIn(ctx context.Context, user, partner string) (PartnerOptIn, error)
+	// LockPartnerOptIn reads one opt-in and locks it until the
+	// transaction ends, or returns ErrNotFound.
+	LockPartnerOptIn(ctx context.Context, user, id string) (PartnerOptIn, error)
+	// InsertPartnerOptIn stores a new opt-in, published as a change once
+	// the transaction commits. A second ACTIVE opt-in of the user to the
+	// partner, or a partner user id taken already, fails as a conflict,
+	// which Tx retries.
+	InsertPartnerOptIn(ctx context.Context, o PartnerOptIn) error
+	// SavePartnerOptIn stores a locked opt-in's new state; a change of
+	// state is published once the transaction commits.
+	SavePartnerOptIn(ctx context.Context, o PartnerOptIn) error
+	// AddOptInEvent writes a partner opt-in's event (its Type) to the
+	// outbox, in this transaction.
+	AddOptInEvent(ctx context.Context, e OptInEvent) error
 }
 
 // LinkFilter narrows ListLinks. Zero fields match everything. State is

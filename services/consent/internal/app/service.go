@@ -80,6 +80,9 @@ type Config struct {
 	// needs the same key (the service passes bootstrap's). Default: a
 	// random key of this process.
 	PageTokens *pagetoken.Tokens
+	// Partners are the client ids of the partners users may opt in to
+	// (the kit's --partner-clients); none by default.
+	Partners map[string]bool
 }
 
 // Service is the consent service's logic. It is safe for concurrent use.
@@ -126,6 +129,7 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 	if cfg.PageTokens == nil {
 		cfg.PageTokens = pagetoken.Random()
 	}
+	cfg.Partners = partners(cfg.Partners)
 	return &Service{
 		store: store, banks: banks, cfg: cfg, log: cfg.Logger,
 		appender: newAppender(store, cfg.AccessBatchSize, cfg.AccessBatchWait, cfg.AccessAppendTimeout),
@@ -808,7 +812,7 @@ func newID() string {
 }
 
 // WatchChanges returns a channel of every committed change of a link's
-// state from now on, for every user. It is closed when ctx ends, when the
+// or a partner opt-in's state from now on, for every user. It is closed when ctx ends, when the
 // watcher falls behind, or when changes may have been missed; the watcher
 // then reconnects and trusts nothing it cached.
 func (s *Service) WatchChanges(ctx context.Context) <-chan Change { return s.store.Subscribe(ctx) }

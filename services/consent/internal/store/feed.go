@@ -15,7 +15,8 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 )
 
-// notifyChannel is the PostgreSQL channel that carries link changes.
+// notifyChannel is the PostgreSQL channel that carries link and partner
+// opt-in changes.
 const notifyChannel = "bankbridge_consent_changes"
 
 // subscriberBuffer is how many changes a watcher may fall behind by before
@@ -105,11 +106,29 @@ func (s *Store) publishLocal(changes []app.Change) {
 	}
 }
 
-// changeMessage is a change as NOTIFY carries it.
+// changeMessage is a change as NOTIFY carries it: a link's (l, s) or a
+// partner opt-in's (o, p, os). It never carries a partner-scoped user id.
 type changeMessage struct {
-	User  string `json:"u"`
-	Link  string `json:"l"`
-	State string `json:"s"`
+	User       string `json:"u"`
+	Link       string `json:"l,omitempty"`
+	State      string `json:"s,omitempty"`
+	OptIn      string `json:"o,omitempty"`
+	Partner    string `json:"p,omitempty"`
+	OptInState string `json:"os,omitempty"`
+}
+
+func toMessage(c app.Change) changeMessage {
+	if c.OptInID != "" {
+		return changeMessage{User: c.User, OptIn: c.OptInID, Partner: c.Partner, OptInState: c.OptInState.String()}
+	}
+	return changeMessage{User: c.User, Link: c.LinkID, State: c.State.String()}
+}
+
+func (m changeMessage) change() app.Change {
+	if m.OptIn != "" {
+		return app.Change{User: m.User, OptInID: m.OptIn, Partner: m.Partner, OptInState: app.ParseOptInState(m.OptInState)}
+	}
+	return app.Change{User: m.User, LinkID: m.Link, State: app.ParseState(m.State)}
 }
 
 // notify queues a transaction's changes with PostgreSQL, which delivers
@@ -119,7 +138,7 @@ func (s *Store) notify(ctx context.Context, tx *sql.Tx, changes []app.Change) er
 		return nil
 	}
 	for _, c := range changes {
-		payload, _ := json.Marshal(changeMessage{User: c.User, Link: c.LinkID, State: c.State.String()})
+		payload, _ := json.Marshal(toMessage(c))
 		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, string(payload)); err != nil {
 			return fmt.Errorf("notify change: %w", err)
 		}
@@ -183,7 +202,7 @@ func (s *Store) listen(ctx context.Context) error {
 			if err := json.Unmarshal([]byte(n.Payload), &m); err != nil {
 				return fmt.Errorf("notification payload: %w", err)
 			}
-			s.feed.publish([]app.Change{{User: m.User, LinkID: m.Link, State: app.ParseState(m.State)}})
+			s.feed.publish([]app.Change{m.change()})
 		}
 	})
 }

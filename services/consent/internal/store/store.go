@@ -1,14 +1,14 @@
 // Package store keeps the consent service's state in SQL, on SQLite or
-// PostgreSQL alike (platform/storage): links, user pseudonyms at banks,
-// idempotency keys and each user's hash-chained access log. It implements
-// app.Store, writing the service's events (expiry warnings, revocations)
-// to the platform's outbox (events.Outbox) in the transaction of the change
-// they report.
+// PostgreSQL alike (platform/storage): links, partner opt-ins, user
+// pseudonyms at banks, idempotency keys and each user's hash-chained access
+// log. It implements app.Store, writing the service's events (expiry
+// warnings, revocations, partner opt-ins) to the platform's outbox
+// (events.Outbox) in the transaction of the change they report.
 //
-// Link state changes are published to watchers once their transaction
-// commits: on SQLite within the process (one process owns the file), on
-// PostgreSQL through NOTIFY, so every replica's watchers see every
-// replica's changes.
+// Link and partner opt-in state changes are published to watchers once
+// their transaction commits: on SQLite within the process (one process owns
+// the file), on PostgreSQL through NOTIFY, so every replica's watchers see
+// every replica's changes.
 package store
 
 import (
@@ -81,7 +81,8 @@ func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
 	var changes []app.Change
 	err := s.retry(ctx, func() error {
 		return s.db.InTx(ctx, func(sqlTx *sql.Tx) error {
-			t := &tx{queries: queries{q: sqlTx, db: s.db}, sqlTx: sqlTx, outbox: s.outbox, locked: map[linkKey]app.State{}}
+			t := &tx{queries: queries{q: sqlTx, db: s.db}, sqlTx: sqlTx, outbox: s.outbox,
+				locked: map[linkKey]app.State{}, lockedOptIns: map[linkKey]app.OptInState{}}
 			if err := fn(t); err != nil {
 				return err
 			}
@@ -320,17 +321,18 @@ func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time) (int, e
 	return int(n), err
 }
 
-// linkKey names a link within a transaction.
+// linkKey names a link, or a partner opt-in, within a transaction.
 type linkKey struct{ user, id string }
 
 // tx is app.Tx over one SQL transaction. It remembers the state of each
-// link it locked, to tell which saves change a state.
+// link and partner opt-in it locked, to tell which saves change a state.
 type tx struct {
 	queries
-	sqlTx   *sql.Tx
-	outbox  events.Outbox
-	locked  map[linkKey]app.State
-	changes []app.Change
+	sqlTx        *sql.Tx
+	outbox       events.Outbox
+	locked       map[linkKey]app.State
+	lockedOptIns map[linkKey]app.OptInState
+	changes      []app.Change
 }
 
 // LockLink reads a link and locks its row until the transaction ends.

@@ -113,6 +113,13 @@ func TestStore(t *testing.T) {
 		t.Run("concurrent batches across users keep every chain", func(t *testing.T) { testConcurrentBatches(t, st) })
 		t.Run("access log pages and filters", func(t *testing.T) { testAccessLogList(t, st) })
 		t.Run("tampering is detected", func(t *testing.T) { testTamper(t, st, db) })
+		t.Run("partner opt-in round-trips and resolves for its partner only", func(t *testing.T) { testOptInRoundTrip(t, st) })
+		t.Run("one ACTIVE opt-in per user and partner, partner user ids unique", func(t *testing.T) { testOptInUnique(t, st) })
+		t.Run("ListPartnerOptIns pages newest first", func(t *testing.T) { testListOptIns(t, st) })
+		t.Run("partner opt-in changes reach subscribers after commit", func(t *testing.T) { testOptInChanges(t, st) })
+		t.Run("partner opt-in events are written with their transaction", func(t *testing.T) { testOptInEvents(t, st, db) })
+		t.Run("SavePartnerOptIn needs a locked opt-in", func(t *testing.T) { testSaveOptInUnlocked(t, st) })
+		t.Run("concurrent opt-ins to one partner make one", func(t *testing.T) { testConcurrentOptIns(t, st) })
 	})
 }
 
@@ -290,14 +297,13 @@ func testSaveUnlocked(t *testing.T, st *store.Store) {
 	}
 }
 
-func testChanges(t *testing.T, st *store.Store) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	// On PostgreSQL the feed goes live once LISTEN is up.
-	var changes <-chan app.Change
+// subscribe subscribes to st's change feed until ctx ends, once the feed
+// is live: on PostgreSQL it goes live once LISTEN is up.
+func subscribe(ctx context.Context, t *testing.T, st *store.Store) <-chan app.Change {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		changes = st.Subscribe(ctx)
+		changes := st.Subscribe(ctx)
 		select {
 		case _, ok := <-changes:
 			if !ok && time.Now().Before(deadline) {
@@ -309,8 +315,14 @@ func testChanges(t *testing.T, st *store.Store) {
 			}
 		default:
 		}
-		break
+		return changes
 	}
+}
+
+func testChanges(t *testing.T, st *store.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	changes := subscribe(ctx, t, st)
 	insert(t, st, newLink("ch", "l1", "sandbox", app.StateReceived, t0))
 	boom := errors.New("boom")
 	for _, commit := range []bool{false, true} {

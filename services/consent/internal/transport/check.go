@@ -102,7 +102,47 @@ func (s *CheckServer) ReportBankRevocation(ctx context.Context, req *consentv1.R
 	return &consentv1.ReportBankRevocationResponse{Link: linkToProto(link)}, nil
 }
 
-// WatchConsentChanges streams every committed change of a link's state.
+// ResolvePartnerUser turns a partner's partner-scoped user id into the
+// user, when an ACTIVE opt-in to that partner covers scope. The opt-in is
+// named only when the id is the partner's own; the user and the product
+// client only when allowed.
+func (s *CheckServer) ResolvePartnerUser(ctx context.Context, req *consentv1.ResolvePartnerUserRequest) (*consentv1.ResolvePartnerUserResponse, error) {
+	d, err := s.app.ResolvePartnerUser(ctx, app.PartnerUserQuery{
+		Partner: req.GetPartner(), PartnerUserID: req.GetPartnerUserId(), Scope: req.GetScope(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &consentv1.ResolvePartnerUserResponse{Allowed: d.Allowed, DenialReason: d.DenialReason}
+	if d.OptIn.ID != "" {
+		resp.PartnerOptIn = d.OptIn.Name()
+	}
+	if d.Allowed {
+		resp.User, resp.Client = names.User(d.OptIn.User), d.OptIn.Client
+	}
+	return resp, nil
+}
+
+// ListCoveringLinks lists the user's VALID links that cover a scope and
+// purpose, one per bank, newest first.
+func (s *CheckServer) ListCoveringLinks(ctx context.Context, req *consentv1.ListCoveringLinksRequest) (*consentv1.ListCoveringLinksResponse, error) {
+	user, err := parseName(names.ParseUser, "user", req.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	links, err := s.app.ListCoveringLinks(ctx, app.CoveringLinksQuery{User: user, Scope: req.GetScope(), Purpose: req.GetPurpose()})
+	if err != nil {
+		return nil, err
+	}
+	resp := &consentv1.ListCoveringLinksResponse{}
+	for _, l := range links {
+		resp.Links = append(resp.Links, coveringLinkToProto(l))
+	}
+	return resp, nil
+}
+
+// WatchConsentChanges streams every committed change of a link's or a
+// partner opt-in's state.
 // Its first message is empty (no user, no link): it tells the watcher that
 // the stream is live, so it may start caching.
 func (s *CheckServer) WatchConsentChanges(_ *consentv1.WatchConsentChangesRequest, stream grpc.ServerStreamingServer[consentv1.WatchConsentChangesResponse]) error {
@@ -159,6 +199,14 @@ func (s *CheckServer) feedBroken(ctx context.Context) error {
 }
 
 func changeToProto(c app.Change) *consentv1.WatchConsentChangesResponse {
+	if c.OptInID != "" {
+		return &consentv1.WatchConsentChangesResponse{
+			User:              names.User(c.User),
+			PartnerOptIn:      names.PartnerOptIn{User: c.User, ID: c.OptInID}.String(),
+			Partner:           c.Partner,
+			PartnerOptInState: optInStateToProto(c.OptInState),
+		}
+	}
 	return &consentv1.WatchConsentChangesResponse{
 		User:  names.User(c.User),
 		Link:  names.Link{User: c.User, ID: c.LinkID}.String(),

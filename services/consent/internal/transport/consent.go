@@ -145,3 +145,54 @@ func (s *ConsentServer) ListAccessLog(ctx context.Context, req *consentv1.ListAc
 	}
 	return resp, nil
 }
+
+// CreatePartnerOptIn opts the user in to a partner, through the calling
+// product.
+func (s *ConsentServer) CreatePartnerOptIn(ctx context.Context, req *consentv1.CreatePartnerOptInRequest) (*consentv1.CreatePartnerOptInResponse, error) {
+	user, err := parseName(names.ParseUser, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.app.CreatePartnerOptIn(ctx, app.CreatePartnerOptInInput{
+		User:    user,
+		Client:  access.GrantFrom(ctx).Principal.Client,
+		Partner: req.GetPartnerOptIn().GetPartner(),
+		Scopes:  req.GetPartnerOptIn().GetScopes(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.CreatePartnerOptInResponse{PartnerOptIn: optInToProto(o)}, nil
+}
+
+// ListPartnerOptIns returns a page of the user's partner opt-ins.
+func (s *ConsentServer) ListPartnerOptIns(ctx context.Context, req *consentv1.ListPartnerOptInsRequest) (*consentv1.ListPartnerOptInsResponse, error) {
+	user, err := parseName(names.ParseUser, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	optIns, next, err := s.app.ListPartnerOptIns(ctx, app.ListPartnerOptInsInput{
+		User: user, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &consentv1.ListPartnerOptInsResponse{NextPageToken: next}
+	for _, o := range optIns {
+		resp.PartnerOptIns = append(resp.PartnerOptIns, optInToProto(o))
+	}
+	return resp, nil
+}
+
+// RevokePartnerOptIn ends a partner opt-in.
+func (s *ConsentServer) RevokePartnerOptIn(ctx context.Context, req *consentv1.RevokePartnerOptInRequest) (*consentv1.RevokePartnerOptInResponse, error) {
+	name, err := parseName(names.ParsePartnerOptIn, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.app.RevokePartnerOptIn(ctx, name.User, name.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &consentv1.RevokePartnerOptInResponse{PartnerOptIn: optInToProto(o)}, nil
+}

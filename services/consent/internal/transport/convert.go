@@ -68,6 +68,10 @@ func statusToProto(s app.ScaStatus) consentv1.ScaStatus {
 	return consentv1.ScaStatus(consentv1.ScaStatus_value["SCA_STATUS_"+s.String()])
 }
 
+func optInStateToProto(s app.OptInState) consentv1.PartnerOptInState {
+	return consentv1.PartnerOptInState(consentv1.PartnerOptInState_value["PARTNER_OPT_IN_STATE_"+s.String()])
+}
+
 func outcomeToProto(o app.Outcome) consentv1.AccessOutcome {
 	return consentv1.AccessOutcome(consentv1.AccessOutcome_value[o.String()])
 }
@@ -116,5 +120,32 @@ func entryToProto(e app.AccessEntry) *consentv1.AccessLogEntry {
 		TraceId:      e.TraceID,
 		Hash:         e.Hash,
 		PreviousHash: e.PreviousHash,
+	}
+}
+
+// optInToProto renders a partner opt-in for its user, partner_user_id
+// included: the product hands it to the partner.
+func optInToProto(o app.PartnerOptIn) *consentv1.PartnerOptIn {
+	return &consentv1.PartnerOptIn{
+		Name:          o.Name(),
+		Partner:       o.Partner,
+		Scopes:        o.Scopes,
+		PartnerUserId: o.PartnerUserID,
+		State:         optInStateToProto(o.State),
+		CreateTime:    ts(o.CreateTime),
+		RevokeTime:    ts(o.RevokeTime),
+	}
+}
+
+// coveringLinkToProto renders a link for a bankbridge service that reads
+// the user's banks under it: the bank's consent id included.
+func coveringLinkToProto(l app.Link) *consentv1.CoveringLink {
+	return &consentv1.CoveringLink{
+		Link:          l.Name(),
+		BankId:        l.BankID,
+		BankConsentId: l.BankConsentID,
+		ExpireTime:    ts(l.ExpireTime),
+		Scopes:        l.Scopes,
+		Client:        l.Client,
 	}
 }

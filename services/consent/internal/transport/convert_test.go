@@ -33,6 +33,9 @@ func TestEnumsMatchTheContract(t *testing.T) {
 		{"ScaStatus", consentv1.ScaStatus_value, "SCA_STATUS_", func(n string) bool {
 			return statusToProto(app.ParseScaStatus(n)).String() == "SCA_STATUS_"+n
 		}},
+		{"PartnerOptInState", consentv1.PartnerOptInState_value, "PARTNER_OPT_IN_STATE_", func(n string) bool {
+			return optInStateToProto(app.ParseOptInState(n)).String() == "PARTNER_OPT_IN_STATE_"+n
+		}},
 		{"AccessOutcome", consentv1.AccessOutcome_value, "", func(n string) bool {
 			o := app.ParseOutcome(n)
 			return outcomeToProto(o).String() == n && outcomeFromProto(outcomeToProto(o)) == o
