@@ -116,6 +116,13 @@ type rest struct {
 
 func call(t testing.TB, method, path, token, purpose string, body any) rest {
 	t.Helper()
+	return callWithKey(t, method, path, token, purpose, "", body)
+}
+
+// callWithKey is call with the Idempotency-Key of a POST chosen by the
+// caller; "" picks a fresh one.
+func callWithKey(t testing.TB, method, path, token, purpose, key string, body any) rest {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -129,7 +136,10 @@ func call(t testing.TB, method, path, token, purpose string, body any) rest {
 		req.Header.Set("Bankbridge-Purpose", purpose)
 	}
 	if method == http.MethodPost {
-		req.Header.Set("Idempotency-Key", randomKey())
+		if key == "" {
+			key = randomKey()
+		}
+		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,7 +52,8 @@ func TestARestartedBankRevokesTheLink(t *testing.T) {
 // TestBankOutageServesLastKnown stops the sandbox bank: alice's balance,
 // read moments ago, comes back marked stale with the time it was read, and
 // her account list is still served; an account never read is a clean 503.
-// It runs last (file order): the bank stays down.
+// The bank starts again when the test ends, with no consents (it keeps
+// them in memory), so tests after it link afresh.
 func TestBankOutageServesLastKnown(t *testing.T) {
 	alice := devToken(t, "alice")
 	link(t, alice, "alice")
@@ -63,6 +65,11 @@ func TestBankOutageServesLastKnown(t *testing.T) {
 	if err := shared.stack.StopProcess("sandbox"); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := shared.stack.Restart(context.Background(), "sandbox"); err != nil {
+			t.Error(err)
+		}
+	})
 	stale := call(t, http.MethodGet, "/v1/"+aliceChecking+"/balance", alice, info, nil)
 	stale.want(t, http.StatusOK, "")
 	b := stale.body["balance"].(map[string]any)

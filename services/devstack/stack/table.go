@@ -54,6 +54,8 @@ var table = []Process{
 		Needs: bootstrap.Needs{Banks: true, Storage: true, Bus: true}},
 	{Name: "balance", Package: "./balance", Kind: Service, Port: 9102, AdminPort: 9202,
 		Needs: bootstrap.Needs{Banks: true, Consent: true}},
+	{Name: "receipts", Package: "./receipts", Kind: Service, Port: 9103, AdminPort: 9203,
+		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}},
 	{Name: "webhooks", Package: "./webhooks", Kind: Service, Port: 9106, AdminPort: 9206,
 		Needs: bootstrap.Needs{Vault: true, Storage: true, Bus: true}},
 }

@@ -25,7 +25,7 @@ func TestTableStartsWhatEachNeedsFirst(t *testing.T) {
 // changes for the new service to be started, routed and trusted.
 func TestOneEntryWiresAService(t *testing.T) {
 	t.Parallel()
-	tbl := append(Table(), Process{Name: "receipts", Package: "./receipts", Kind: Service, Port: 9103, AdminPort: 9203,
+	tbl := append(Table(), Process{Name: "shipping", Package: "./shipping", Kind: Service, Port: 9105, AdminPort: 9205,
 		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}})
 	s := &Stack{opts: Options{DataDir: "/dev-data"}, table: tbl, addrs: map[string]string{}, GatewayURL: "http://gw",
 		Vault: VaultRef{Addr: "http://vault", Token: "t"}, NATS: NATSRef{URL: "nats://nats", Token: "n"},
@@ -50,15 +50,15 @@ func TestOneEntryWiresAService(t *testing.T) {
 		process string
 		want    []string
 	}{
-		{"receipts", []string{
-			"--grpc-addr=addr-receipts", "--admin-addr=admin-receipts", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
+		{"shipping", []string{
+			"--grpc-addr=addr-shipping", "--admin-addr=admin-shipping", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
 			"--banks=/dev-data/banks.yaml", "--vault-addr=http://vault", "--consent-addr=addr-consent",
-			"--token-url=http://gw/oauth/token", "--client-id=receipts", "--client-secret=secret", "--data-dir=/dev-data/receipts",
+			"--token-url=http://gw/oauth/token", "--client-id=shipping", "--client-secret=secret", "--data-dir=/dev-data/shipping",
 			"--nats-url=nats://nats", "--partner-clients=demo-partner,demo-shop",
 		}},
-		{"gateway", []string{"--addr=addr-gateway", "--receipts-addr=addr-receipts", "--balance-addr=addr-balance",
-			"--dev-service-clients=consent,balance,webhooks,receipts", "--dev-partner-clients=demo-partner,demo-shop"}},
-		{"consent", []string{"--internal-clients=balance,receipts", "--data-dir=/dev-data/consent"}},
+		{"gateway", []string{"--addr=addr-gateway", "--shipping-addr=addr-shipping", "--receipts-addr=addr-receipts", "--balance-addr=addr-balance",
+			"--dev-service-clients=consent,balance,receipts,webhooks,shipping", "--dev-partner-clients=demo-partner,demo-shop"}},
+		{"consent", []string{"--internal-clients=balance,receipts,shipping", "--data-dir=/dev-data/consent"}},
 		{"sandbox", []string{"--grpc-addr=addr-sandbox", "--admin-addr=admin-sandbox", "--api-key-file=/dev-data/sandbox-api-key"}},
 	}
 	for _, tt := range tests {
