@@ -82,13 +82,15 @@ A first call (needs curl and jq; the sandbox's two-factor code is 123456):
   TOKEN=$(curl -s -X POST $GW/v1/dev/tokens -d '{"user":"alice"}' | jq -r .access_token)
   LINK=$(curl -s -X POST $GW/v1/users/alice/links -H "Authorization: Bearer $TOKEN" \
     -H 'Bankbridge-Purpose: CONSENT_MANAGEMENT' -H "Idempotency-Key: link-$RANDOM$RANDOM" \
-    -d '{"bank_id":"sandbox","scopes":["SCOPE_ACCOUNTS","SCOPE_BALANCES","SCOPE_TRANSACTIONS"],"purposes":["PURPOSE_ACCOUNT_INFORMATION"],"bank_login_hint":"alice"}' \
+    -d '{"bank_id":"sandbox","scopes":["SCOPE_ACCOUNTS","SCOPE_BALANCES","SCOPE_TRANSACTIONS","SCOPE_RECEIPTS"],"purposes":["PURPOSE_ACCOUNT_INFORMATION","PURPOSE_PURCHASE_HISTORY"],"bank_login_hint":"alice"}' \
     | jq -r .link.name)
   curl -s -X POST $GW/v1/$LINK:verify -H "Authorization: Bearer $TOKEN" \
     -H 'Bankbridge-Purpose: CONSENT_MANAGEMENT' -H "Idempotency-Key: verify-$RANDOM$RANDOM" -d '{"code":"123456"}'
   ACCOUNT=$(curl -s $GW/v1/users/alice/accounts -H "Authorization: Bearer $TOKEN" \
     -H 'Bankbridge-Purpose: ACCOUNT_INFORMATION' | jq -r '.accounts[0].name')
   curl -s $GW/v1/$ACCOUNT/balance -H "Authorization: Bearer $TOKEN" -H 'Bankbridge-Purpose: ACCOUNT_INFORMATION'
+
+Then a partner's receipt for alice, matched to her card payment: README.md, Quick start, steps 6-8.
 
 Press Ctrl-C to stop everything.
 `
