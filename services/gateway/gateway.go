@@ -106,7 +106,11 @@ var routes = []route{
 		// Partners push receipts to the same binary.
 		rest(&receiptsv1.PartnerReceiptsService_ServiceDesc, receiptsv1.RegisterPartnerReceiptsServiceHandler),
 	}},
-	{name: "shipping", services: []restService{rest(&shippingv1.ShippingService_ServiceDesc, shippingv1.RegisterShippingServiceHandler)}},
+	{name: "shipping", services: []restService{
+		rest(&shippingv1.ShippingService_ServiceDesc, shippingv1.RegisterShippingServiceHandler),
+		// Partners register parcels with the same binary.
+		rest(&shippingv1.PartnerShippingService_ServiceDesc, shippingv1.RegisterPartnerShippingServiceHandler),
+	}},
 	{name: "support", services: []restService{rest(&supportv1.SupportService_ServiceDesc, supportv1.RegisterSupportServiceHandler)}},
 	{name: "webhooks", services: []restService{rest(&webhooksv1.WebhooksService_ServiceDesc, webhooksv1.RegisterWebhooksServiceHandler)}},
 }

@@ -5,9 +5,11 @@
 // source: bankbridge/shipping/v1/shipping.proto
 
 // Package bankbridge.shipping.v1 tracks the parcels a user opted to follow in
-// the chat: shipments, the carrier's checkpoints, a resumable watch stream of
-// their changes, and the ingest through which carriers and partners push
-// tracking events.
+// the chat: shipments, the carrier's checkpoints, and a resumable watch
+// stream of their changes. Users register tracking numbers through their
+// product; partners they opted in to register them with partner-scoped
+// ids; carriers push tracking events, keyed by (carrier, tracking number),
+// to a signed HTTP endpoint whose body is CarrierPush.
 
 package shippingv1
 
@@ -30,8 +32,12 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ShipmentStatus is a carrier-independent status, as AfterShip and EasyPost
-// normalise them. DELIVERED, RETURNED and EXPIRED are final.
+// ShipmentStatus is a carrier-independent status, as AfterShip normalises
+// them (pending, info received, in transit, out for delivery, failed
+// attempt, available for pickup, delivered, exception, returned, expired).
+// DELIVERED, RETURNED and EXPIRED are final. A shipment's status never
+// moves backwards: a checkpoint that arrives late is placed in time order
+// among the checkpoints but changes the status only when it is the newest.
 type ShipmentStatus int32
 
 const (
@@ -56,8 +62,8 @@ const (
 	ShipmentStatus_SHIPMENT_STATUS_EXCEPTION ShipmentStatus = 8
 	// The parcel is on its way back, or back, to the sender. Final.
 	ShipmentStatus_SHIPMENT_STATUS_RETURNED ShipmentStatus = 9
-	// bankbridge stopped tracking: the carrier reported nothing for 30 days.
-	// Final.
+	// bankbridge stopped tracking: the carrier reported nothing for the
+	// expiry period (30 days by default). Final.
 	ShipmentStatus_SHIPMENT_STATUS_EXPIRED ShipmentStatus = 10
 )
 
@@ -209,7 +215,20 @@ type Shipment struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only. When the shipment last changed (checkpoint, status or
 	// estimate).
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Output only. When carrier is empty because the tracking number fits
+	// several carriers, those carriers; the shipment waits for SelectCarrier.
+	// Empty otherwise.
+	CarrierCandidates []string `protobuf:"bytes,11,rep,name=carrier_candidates,json=carrierCandidates,proto3" json:"carrier_candidates,omitempty"`
+	// Output only. The substatus of the latest checkpoint, e.g.
+	// "delivered.signed" or "exception.customs"; see Checkpoint.substatus.
+	Substatus string `protobuf:"bytes,12,opt,name=substatus,proto3" json:"substatus,omitempty"`
+	// Output only. Who signed for the parcel, as the carrier reports it;
+	// empty until delivered with a signature.
+	SignedBy string `protobuf:"bytes,13,opt,name=signed_by,json=signedBy,proto3" json:"signed_by,omitempty"`
+	// Output only. The partner (client id) that registered the shipment;
+	// empty when the user did.
+	Partner       string `protobuf:"bytes,14,opt,name=partner,proto3" json:"partner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -314,6 +333,34 @@ func (x *Shipment) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Shipment) GetCarrierCandidates() []string {
+	if x != nil {
+		return x.CarrierCandidates
+	}
+	return nil
+}
+
+func (x *Shipment) GetSubstatus() string {
+	if x != nil {
+		return x.Substatus
+	}
+	return ""
+}
+
+func (x *Shipment) GetSignedBy() string {
+	if x != nil {
+		return x.SignedBy
+	}
+	return ""
+}
+
+func (x *Shipment) GetPartner() string {
+	if x != nil {
+		return x.Partner
+	}
+	return ""
+}
+
 // Checkpoint is one event the carrier recorded for a parcel.
 type Checkpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -323,6 +370,11 @@ type Checkpoint struct {
 	// The event, normalised. Required; never PENDING or EXPIRED, which
 	// bankbridge alone decides.
 	Status ShipmentStatus `protobuf:"varint,2,opt,name=status,proto3,enum=bankbridge.shipping.v1.ShipmentStatus" json:"status,omitempty"`
+	// The substatus, "<status>.<detail>" in lower case, e.g.
+	// "delivered.signed", "delivered.left_at_door", "exception.customs",
+	// "exception.damaged", "attempt_failed.recipient_absent",
+	// "in_transit.customs_cleared"; empty when the carrier gives no detail.
+	Substatus string `protobuf:"bytes,6,opt,name=substatus,proto3" json:"substatus,omitempty"`
 	// The carrier's own status code, as sent, e.g. "OD" or "DEL". Optional.
 	CarrierStatusCode string `protobuf:"bytes,3,opt,name=carrier_status_code,json=carrierStatusCode,proto3" json:"carrier_status_code,omitempty"`
 	// The carrier's own description, as sent, e.g. "Out for delivery".
@@ -376,6 +428,13 @@ func (x *Checkpoint) GetStatus() ShipmentStatus {
 		return x.Status
 	}
 	return ShipmentStatus_SHIPMENT_STATUS_UNSPECIFIED
+}
+
+func (x *Checkpoint) GetSubstatus() string {
+	if x != nil {
+		return x.Substatus
+	}
+	return ""
 }
 
 func (x *Checkpoint) GetCarrierStatusCode() string {
@@ -1078,37 +1137,31 @@ func (x *ShipmentEvent) GetEventTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// IngestTrackingEventsRequest pushes a batch of checkpoints for one shipment.
-type IngestTrackingEventsRequest struct {
+// SelectCarrierRequest chooses the carrier of an ambiguous shipment.
+type SelectCarrierRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The shipment, users/{user}/shipments/{shipment}. Required.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The checkpoints, in any order; 1 to 100.
-	Checkpoints []*Checkpoint `protobuf:"bytes,2,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
-	// The carrier's new delivery estimate; unset to keep the current one.
-	// After 2000-01-01 and at most a year ahead.
-	EstimatedDeliveryTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=estimated_delivery_time,json=estimatedDeliveryTime,proto3" json:"estimated_delivery_time,omitempty"`
-	// Makes retries safe: the same key with the same body returns the first
-	// response. Over REST the Idempotency-Key header fills it. Required.
-	IdempotencyKey string `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// One of the shipment's carrier_candidates. Required.
+	Carrier       string `protobuf:"bytes,2,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *IngestTrackingEventsRequest) Reset() {
-	*x = IngestTrackingEventsRequest{}
+func (x *SelectCarrierRequest) Reset() {
+	*x = SelectCarrierRequest{}
 	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *IngestTrackingEventsRequest) String() string {
+func (x *SelectCarrierRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*IngestTrackingEventsRequest) ProtoMessage() {}
+func (*SelectCarrierRequest) ProtoMessage() {}
 
-func (x *IngestTrackingEventsRequest) ProtoReflect() protoreflect.Message {
+func (x *SelectCarrierRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1120,66 +1173,48 @@ func (x *IngestTrackingEventsRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use IngestTrackingEventsRequest.ProtoReflect.Descriptor instead.
-func (*IngestTrackingEventsRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use SelectCarrierRequest.ProtoReflect.Descriptor instead.
+func (*SelectCarrierRequest) Descriptor() ([]byte, []int) {
 	return file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *IngestTrackingEventsRequest) GetName() string {
+func (x *SelectCarrierRequest) GetName() string {
 	if x != nil {
 		return x.Name
 	}
 	return ""
 }
 
-func (x *IngestTrackingEventsRequest) GetCheckpoints() []*Checkpoint {
+func (x *SelectCarrierRequest) GetCarrier() string {
 	if x != nil {
-		return x.Checkpoints
-	}
-	return nil
-}
-
-func (x *IngestTrackingEventsRequest) GetEstimatedDeliveryTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.EstimatedDeliveryTime
-	}
-	return nil
-}
-
-func (x *IngestTrackingEventsRequest) GetIdempotencyKey() string {
-	if x != nil {
-		return x.IdempotencyKey
+		return x.Carrier
 	}
 	return ""
 }
 
-// IngestTrackingEventsResponse says what the batch changed.
-type IngestTrackingEventsResponse struct {
+// SelectCarrierResponse holds the shipment, now tracked with the carrier.
+type SelectCarrierResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The shipment after the batch.
-	Shipment *Shipment `protobuf:"bytes,1,opt,name=shipment,proto3" json:"shipment,omitempty"`
-	// How many checkpoints were new and recorded.
-	RecordedCount int32 `protobuf:"varint,2,opt,name=recorded_count,json=recordedCount,proto3" json:"recorded_count,omitempty"`
-	// How many checkpoints were already recorded and skipped.
-	DuplicateCount int32 `protobuf:"varint,3,opt,name=duplicate_count,json=duplicateCount,proto3" json:"duplicate_count,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The shipment.
+	Shipment      *Shipment `protobuf:"bytes,1,opt,name=shipment,proto3" json:"shipment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *IngestTrackingEventsResponse) Reset() {
-	*x = IngestTrackingEventsResponse{}
+func (x *SelectCarrierResponse) Reset() {
+	*x = SelectCarrierResponse{}
 	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *IngestTrackingEventsResponse) String() string {
+func (x *SelectCarrierResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*IngestTrackingEventsResponse) ProtoMessage() {}
+func (*SelectCarrierResponse) ProtoMessage() {}
 
-func (x *IngestTrackingEventsResponse) ProtoReflect() protoreflect.Message {
+func (x *SelectCarrierResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1191,26 +1226,368 @@ func (x *IngestTrackingEventsResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use IngestTrackingEventsResponse.ProtoReflect.Descriptor instead.
-func (*IngestTrackingEventsResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use SelectCarrierResponse.ProtoReflect.Descriptor instead.
+func (*SelectCarrierResponse) Descriptor() ([]byte, []int) {
 	return file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP(), []int{15}
 }
 
-func (x *IngestTrackingEventsResponse) GetShipment() *Shipment {
+func (x *SelectCarrierResponse) GetShipment() *Shipment {
 	if x != nil {
 		return x.Shipment
 	}
 	return nil
 }
 
-func (x *IngestTrackingEventsResponse) GetRecordedCount() int32 {
+// RegisterShipmentRequest is a partner registering a parcel for a user who
+// opted in to it.
+type RegisterShipmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner itself, clients/{client}, as in its token.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The partner-scoped user id the product handed to the partner.
+	PartnerUserId string `protobuf:"bytes,2,opt,name=partner_user_id,json=partnerUserId,proto3" json:"partner_user_id,omitempty"`
+	// The carrier's tracking number, as Shipment.tracking_number.
+	TrackingNumber string `protobuf:"bytes,3,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
+	// The carrier code; empty to detect it from the tracking number.
+	Carrier string `protobuf:"bytes,4,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	// A key the partner makes up once per registration and sends again on
+	// every retry of it; over REST the Idempotency-Key header fills it.
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RegisterShipmentRequest) Reset() {
+	*x = RegisterShipmentRequest{}
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterShipmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterShipmentRequest) ProtoMessage() {}
+
+func (x *RegisterShipmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterShipmentRequest.ProtoReflect.Descriptor instead.
+func (*RegisterShipmentRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RegisterShipmentRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *RegisterShipmentRequest) GetPartnerUserId() string {
+	if x != nil {
+		return x.PartnerUserId
+	}
+	return ""
+}
+
+func (x *RegisterShipmentRequest) GetTrackingNumber() string {
+	if x != nil {
+		return x.TrackingNumber
+	}
+	return ""
+}
+
+func (x *RegisterShipmentRequest) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *RegisterShipmentRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// RegisterShipmentResponse says what was registered. It names no user.
+type RegisterShipmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tracking number, as sent.
+	TrackingNumber string `protobuf:"bytes,1,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
+	// The carrier, given or detected; empty when the number fits several.
+	Carrier string `protobuf:"bytes,2,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	// When the number fits several carriers, those carriers; the user
+	// chooses one in the chat.
+	CarrierCandidates []string `protobuf:"bytes,3,rep,name=carrier_candidates,json=carrierCandidates,proto3" json:"carrier_candidates,omitempty"`
+	// When tracking started; on a retry, the first time.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterShipmentResponse) Reset() {
+	*x = RegisterShipmentResponse{}
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterShipmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterShipmentResponse) ProtoMessage() {}
+
+func (x *RegisterShipmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterShipmentResponse.ProtoReflect.Descriptor instead.
+func (*RegisterShipmentResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RegisterShipmentResponse) GetTrackingNumber() string {
+	if x != nil {
+		return x.TrackingNumber
+	}
+	return ""
+}
+
+func (x *RegisterShipmentResponse) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *RegisterShipmentResponse) GetCarrierCandidates() []string {
+	if x != nil {
+		return x.CarrierCandidates
+	}
+	return nil
+}
+
+func (x *RegisterShipmentResponse) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// CarrierPush is the JSON body a carrier or tracking aggregator POSTs to
+// bankbridge's carrier endpoint, /v1/carriers/{carrier}/trackingEvents. It
+// is not a gRPC method: the push is authenticated by a signature over its
+// exact bytes, in the Standard Webhooks scheme, with the carrier's secret
+// (kept in Vault at bankbridge/carriers/{carrier}): headers webhook-id (a
+// unique id per push), webhook-timestamp (Unix seconds) and
+// webhook-signature ("v1," + base64 HMAC-SHA256 of
+// "{webhook-id}.{webhook-timestamp}.{body}"). A push with a bad signature,
+// a timestamp more than 5 minutes off, or a webhook-id seen before is
+// refused with 401 and nothing is stored. Each event fans out to every
+// shipment registered with its (carrier, tracking number), for every user;
+// an event_id seen before is stored once, so a resent event is harmless.
+// The answer is CarrierPushResponse.
+type CarrierPush struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events, 1 to 100, in any order.
+	Events        []*CarrierEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CarrierPush) Reset() {
+	*x = CarrierPush{}
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarrierPush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarrierPush) ProtoMessage() {}
+
+func (x *CarrierPush) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarrierPush.ProtoReflect.Descriptor instead.
+func (*CarrierPush) Descriptor() ([]byte, []int) {
+	return file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CarrierPush) GetEvents() []*CarrierEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// CarrierEvent is one tracking event of one parcel.
+type CarrierEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The carrier's unique id for the event: the same event sent twice is
+	// stored once.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The parcel's tracking number.
+	TrackingNumber string `protobuf:"bytes,2,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
+	// What happened, when and where.
+	Checkpoint *Checkpoint `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// The carrier's delivery estimate; unset to keep the current one. At
+	// most a year ahead.
+	EstimatedDeliveryTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=estimated_delivery_time,json=estimatedDeliveryTime,proto3" json:"estimated_delivery_time,omitempty"`
+	// Who signed for the parcel, for a DELIVERED checkpoint; empty otherwise.
+	SignedBy      string `protobuf:"bytes,5,opt,name=signed_by,json=signedBy,proto3" json:"signed_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CarrierEvent) Reset() {
+	*x = CarrierEvent{}
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarrierEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarrierEvent) ProtoMessage() {}
+
+func (x *CarrierEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarrierEvent.ProtoReflect.Descriptor instead.
+func (*CarrierEvent) Descriptor() ([]byte, []int) {
+	return file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CarrierEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CarrierEvent) GetTrackingNumber() string {
+	if x != nil {
+		return x.TrackingNumber
+	}
+	return ""
+}
+
+func (x *CarrierEvent) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *CarrierEvent) GetEstimatedDeliveryTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EstimatedDeliveryTime
+	}
+	return nil
+}
+
+func (x *CarrierEvent) GetSignedBy() string {
+	if x != nil {
+		return x.SignedBy
+	}
+	return ""
+}
+
+// CarrierPushResponse says what a push changed. It names no user and no
+// shipment.
+type CarrierPushResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many events were new and recorded.
+	RecordedCount int32 `protobuf:"varint,1,opt,name=recorded_count,json=recordedCount,proto3" json:"recorded_count,omitempty"`
+	// How many events were recorded before and skipped.
+	DuplicateCount int32 `protobuf:"varint,2,opt,name=duplicate_count,json=duplicateCount,proto3" json:"duplicate_count,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CarrierPushResponse) Reset() {
+	*x = CarrierPushResponse{}
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarrierPushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarrierPushResponse) ProtoMessage() {}
+
+func (x *CarrierPushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_shipping_v1_shipping_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarrierPushResponse.ProtoReflect.Descriptor instead.
+func (*CarrierPushResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CarrierPushResponse) GetRecordedCount() int32 {
 	if x != nil {
 		return x.RecordedCount
 	}
 	return 0
 }
 
-func (x *IngestTrackingEventsResponse) GetDuplicateCount() int32 {
+func (x *CarrierPushResponse) GetDuplicateCount() int32 {
 	if x != nil {
 		return x.DuplicateCount
 	}
@@ -1221,7 +1598,7 @@ var File_bankbridge_shipping_v1_shipping_proto protoreflect.FileDescriptor
 
 const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\n" +
-	"%bankbridge/shipping/v1/shipping.proto\x12\x16bankbridge.shipping.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x05\n" +
+	"%bankbridge/shipping/v1/shipping.proto\x12\x16bankbridge.shipping.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\a\n" +
 	"\bShipment\x12Z\n" +
 	"\x04name\x18\x01 \x01(\tBF\xbaHC\xd8\x01\x01r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12D\n" +
 	"\x0ftracking_number\x18\x02 \x01(\tB\x1b\xbaH\x18r\x162\x14^[A-Za-z0-9-]{4,64}$R\x0etrackingNumber\x12>\n" +
@@ -1235,13 +1612,19 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xbf\x03\n" +
+	"updateTime\x12W\n" +
+	"\x12carrier_candidates\x18\v \x03(\tB(\xbaH%\x92\x01\"\x10\n" +
+	"\"\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,31}$R\x11carrierCandidates\x12D\n" +
+	"\tsubstatus\x18\f \x01(\tB&\xbaH#r!2\x1f^([a-z_]{1,32}\\.[a-z_]{1,48})?$R\tsubstatus\x12%\n" +
+	"\tsigned_by\x18\r \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\bsignedBy\x12!\n" +
+	"\apartner\x18\x0e \x01(\tB\a\xbaH\x04r\x02\x18@R\apartner\"\x85\x04\n" +
 	"\n" +
 	"Checkpoint\x12\xb6\x01\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x85\x01\xbaH\x81\x01\xba\x01p\n" +
 	"\x1acheckpoint.time_not_future\x122time must not be more than 5 minutes in the future\x1a\x1ethis <= now + duration('300s')\xc8\x01\x01\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\x04time\x12N\n" +
 	"\x06status\x18\x02 \x01(\x0e2&.bankbridge.shipping.v1.ShipmentStatusB\x0e\xbaH\v\x82\x01\b\x10\x01 \x00 \x01 \n" +
-	"R\x06status\x127\n" +
+	"R\x06status\x12D\n" +
+	"\tsubstatus\x18\x06 \x01(\tB&\xbaH#r!2\x1f^([a-z_]{1,32}\\.[a-z_]{1,48})?$R\tsubstatus\x127\n" +
 	"\x13carrier_status_code\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x11carrierStatusCode\x121\n" +
 	"\x0fcarrier_message\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x0ecarrierMessage\x12<\n" +
 	"\blocation\x18\x05 \x01(\v2 .bankbridge.shipping.v1.LocationR\blocation\"\xbf\x01\n" +
@@ -1289,18 +1672,39 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"checkpoint\x18\x03 \x01(\v2\".bankbridge.shipping.v1.CheckpointR\n" +
 	"checkpoint\x129\n" +
 	"\n" +
-	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"\xff\x03\n" +
-	"\x1bIngestTrackingEventsRequest\x12W\n" +
-	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12P\n" +
-	"\vcheckpoints\x18\x02 \x03(\v2\".bankbridge.shipping.v1.CheckpointB\n" +
-	"\xbaH\a\x92\x01\x04\b\x01\x10dR\vcheckpoints\x12\xec\x01\n" +
-	"\x17estimated_delivery_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x97\x01\xbaH\x93\x01\xba\x01\x84\x01\n" +
-	"+ingest_tracking_events.estimate_within_year\x124estimated_delivery_time must be at most a year ahead\x1a\x1fthis <= now + duration('8760h')\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\x15estimatedDeliveryTime\x12F\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xac\x01\n" +
-	"\x1cIngestTrackingEventsResponse\x12<\n" +
-	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\x12%\n" +
-	"\x0erecorded_count\x18\x02 \x01(\x05R\rrecordedCount\x12'\n" +
-	"\x0fduplicate_count\x18\x03 \x01(\x05R\x0eduplicateCount*\xfe\x02\n" +
+	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"\xac\x01\n" +
+	"\x14SelectCarrierRequest\x12W\n" +
+	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12;\n" +
+	"\acarrier\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,31}$R\acarrier\"U\n" +
+	"\x15SelectCarrierResponse\x12<\n" +
+	"\bshipment\x18\x01 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\"\xec\x02\n" +
+	"\x17RegisterShipmentRequest\x12=\n" +
+	"\x06parent\x18\x01 \x01(\tB%\xbaH\"r 2\x1e^clients/[A-Za-z0-9._-]{1,64}$R\x06parent\x12D\n" +
+	"\x0fpartner_user_id\x18\x02 \x01(\tB\x1c\xbaH\x19r\x172\x15^[A-Za-z0-9_-]{8,64}$R\rpartnerUserId\x12D\n" +
+	"\x0ftracking_number\x18\x03 \x01(\tB\x1b\xbaH\x18r\x162\x14^[A-Za-z0-9-]{4,64}$R\x0etrackingNumber\x12>\n" +
+	"\acarrier\x18\x04 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,31}$R\acarrier\x12F\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xc9\x01\n" +
+	"\x18RegisterShipmentResponse\x12'\n" +
+	"\x0ftracking_number\x18\x01 \x01(\tR\x0etrackingNumber\x12\x18\n" +
+	"\acarrier\x18\x02 \x01(\tR\acarrier\x12-\n" +
+	"\x12carrier_candidates\x18\x03 \x03(\tR\x11carrierCandidates\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"W\n" +
+	"\vCarrierPush\x12H\n" +
+	"\x06events\x18\x01 \x03(\v2$.bankbridge.shipping.v1.CarrierEventB\n" +
+	"\xbaH\a\x92\x01\x04\b\x01\x10dR\x06events\"\xe9\x03\n" +
+	"\fCarrierEvent\x12;\n" +
+	"\bevent_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[A-Za-z0-9._~:-]{1,128}$R\aeventId\x12D\n" +
+	"\x0ftracking_number\x18\x02 \x01(\tB\x1b\xbaH\x18r\x162\x14^[A-Za-z0-9-]{4,64}$R\x0etrackingNumber\x12J\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\v2\".bankbridge.shipping.v1.CheckpointB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"checkpoint\x12\xe2\x01\n" +
+	"\x17estimated_delivery_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x8d\x01\xbaH\x89\x01\xba\x01{\n" +
+	"\"carrier_event.estimate_within_year\x124estimated_delivery_time must be at most a year ahead\x1a\x1fthis <= now + duration('8760h')\xb2\x01\b*\x06\b\x80\x87\xb5\xc3\x03R\x15estimatedDeliveryTime\x12%\n" +
+	"\tsigned_by\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\bsignedBy\"e\n" +
+	"\x13CarrierPushResponse\x12%\n" +
+	"\x0erecorded_count\x18\x01 \x01(\x05R\rrecordedCount\x12'\n" +
+	"\x0fduplicate_count\x18\x02 \x01(\x05R\x0eduplicateCount*\xfe\x02\n" +
 	"\x0eShipmentStatus\x12\x1f\n" +
 	"\x1bSHIPMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SHIPMENT_STATUS_PENDING\x10\x01\x12!\n" +
@@ -1318,7 +1722,7 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\x1fSHIPMENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSHIPMENT_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n" +
 	"\x1bSHIPMENT_EVENT_TYPE_UPDATED\x10\x02\x12\x1f\n" +
-	"\x1bSHIPMENT_EVENT_TYPE_DELETED\x10\x032\x99\b\n" +
+	"\x1bSHIPMENT_EVENT_TYPE_DELETED\x10\x032\xfd\a\n" +
 	"\x0fShippingService\x12\xab\x01\n" +
 	"\x0eCreateShipment\x12-.bankbridge.shipping.v1.CreateShipmentRequest\x1a..bankbridge.shipping.v1.CreateShipmentResponse\":\xda\xf3\x18\x06\n" +
 	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02*:\bshipment\"\x1e/v1/{parent=users/*}/shipments\x12\x98\x01\n" +
@@ -1327,11 +1731,13 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\rListShipments\x12,.bankbridge.shipping.v1.ListShipmentsRequest\x1a-.bankbridge.shipping.v1.ListShipmentsResponse\"0\xda\xf3\x18\x06\n" +
 	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/shipments\x12\xa1\x01\n" +
 	"\x0eDeleteShipment\x12-.bankbridge.shipping.v1.DeleteShipmentRequest\x1a..bankbridge.shipping.v1.DeleteShipmentResponse\"0\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=users/*/shipments/*}\x12\xa9\x01\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=users/*/shipments/*}\x12\xaf\x01\n" +
+	"\rSelectCarrier\x12,.bankbridge.shipping.v1.SelectCarrierRequest\x1a-.bankbridge.shipping.v1.SelectCarrierResponse\"A\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x021:\x01*\",/v1/{name=users/*/shipments/*}:selectCarrier\x12\xa9\x01\n" +
 	"\x0eWatchShipments\x12-.bankbridge.shipping.v1.WatchShipmentsRequest\x1a..bankbridge.shipping.v1.WatchShipmentsResponse\"6\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=users/*}/shipments:watch0\x01\x12\xcb\x01\n" +
-	"\x14IngestTrackingEvents\x123.bankbridge.shipping.v1.IngestTrackingEventsRequest\x1a4.bankbridge.shipping.v1.IngestTrackingEventsResponse\"H\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x028:\x01*\"3/v1/{name=users/*/shipments/*}:ingestTrackingEventsB\xed\x01\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=users/*}/shipments:watch0\x012\xcc\x01\n" +
+	"\x16PartnerShippingService\x12\xab\x01\n" +
+	"\x10RegisterShipment\x12/.bankbridge.shipping.v1.RegisterShipmentRequest\x1a0.bankbridge.shipping.v1.RegisterShipmentResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{parent=clients/*}/shipments:register\x1a\x04\xc8\xf3\x18\x05B\xed\x01\n" +
 	"\x1acom.bankbridge.shipping.v1B\rShippingProtoP\x01ZFgithub.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1;shippingv1\xa2\x02\x03BSX\xaa\x02\x16Bankbridge.Shipping.V1\xca\x02\x16Bankbridge\\Shipping\\V1\xe2\x02\"Bankbridge\\Shipping\\V1\\GPBMetadata\xea\x02\x18Bankbridge::Shipping::V1b\x06proto3"
 
 var (
@@ -1347,35 +1753,40 @@ func file_bankbridge_shipping_v1_shipping_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_shipping_v1_shipping_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bankbridge_shipping_v1_shipping_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_bankbridge_shipping_v1_shipping_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_bankbridge_shipping_v1_shipping_proto_goTypes = []any{
-	(ShipmentStatus)(0),                  // 0: bankbridge.shipping.v1.ShipmentStatus
-	(ShipmentEventType)(0),               // 1: bankbridge.shipping.v1.ShipmentEventType
-	(*Shipment)(nil),                     // 2: bankbridge.shipping.v1.Shipment
-	(*Checkpoint)(nil),                   // 3: bankbridge.shipping.v1.Checkpoint
-	(*Location)(nil),                     // 4: bankbridge.shipping.v1.Location
-	(*CreateShipmentRequest)(nil),        // 5: bankbridge.shipping.v1.CreateShipmentRequest
-	(*CreateShipmentResponse)(nil),       // 6: bankbridge.shipping.v1.CreateShipmentResponse
-	(*GetShipmentRequest)(nil),           // 7: bankbridge.shipping.v1.GetShipmentRequest
-	(*GetShipmentResponse)(nil),          // 8: bankbridge.shipping.v1.GetShipmentResponse
-	(*ListShipmentsRequest)(nil),         // 9: bankbridge.shipping.v1.ListShipmentsRequest
-	(*ListShipmentsResponse)(nil),        // 10: bankbridge.shipping.v1.ListShipmentsResponse
-	(*DeleteShipmentRequest)(nil),        // 11: bankbridge.shipping.v1.DeleteShipmentRequest
-	(*DeleteShipmentResponse)(nil),       // 12: bankbridge.shipping.v1.DeleteShipmentResponse
-	(*WatchShipmentsRequest)(nil),        // 13: bankbridge.shipping.v1.WatchShipmentsRequest
-	(*WatchShipmentsResponse)(nil),       // 14: bankbridge.shipping.v1.WatchShipmentsResponse
-	(*ShipmentEvent)(nil),                // 15: bankbridge.shipping.v1.ShipmentEvent
-	(*IngestTrackingEventsRequest)(nil),  // 16: bankbridge.shipping.v1.IngestTrackingEventsRequest
-	(*IngestTrackingEventsResponse)(nil), // 17: bankbridge.shipping.v1.IngestTrackingEventsResponse
-	(*timestamppb.Timestamp)(nil),        // 18: google.protobuf.Timestamp
+	(ShipmentStatus)(0),              // 0: bankbridge.shipping.v1.ShipmentStatus
+	(ShipmentEventType)(0),           // 1: bankbridge.shipping.v1.ShipmentEventType
+	(*Shipment)(nil),                 // 2: bankbridge.shipping.v1.Shipment
+	(*Checkpoint)(nil),               // 3: bankbridge.shipping.v1.Checkpoint
+	(*Location)(nil),                 // 4: bankbridge.shipping.v1.Location
+	(*CreateShipmentRequest)(nil),    // 5: bankbridge.shipping.v1.CreateShipmentRequest
+	(*CreateShipmentResponse)(nil),   // 6: bankbridge.shipping.v1.CreateShipmentResponse
+	(*GetShipmentRequest)(nil),       // 7: bankbridge.shipping.v1.GetShipmentRequest
+	(*GetShipmentResponse)(nil),      // 8: bankbridge.shipping.v1.GetShipmentResponse
+	(*ListShipmentsRequest)(nil),     // 9: bankbridge.shipping.v1.ListShipmentsRequest
+	(*ListShipmentsResponse)(nil),    // 10: bankbridge.shipping.v1.ListShipmentsResponse
+	(*DeleteShipmentRequest)(nil),    // 11: bankbridge.shipping.v1.DeleteShipmentRequest
+	(*DeleteShipmentResponse)(nil),   // 12: bankbridge.shipping.v1.DeleteShipmentResponse
+	(*WatchShipmentsRequest)(nil),    // 13: bankbridge.shipping.v1.WatchShipmentsRequest
+	(*WatchShipmentsResponse)(nil),   // 14: bankbridge.shipping.v1.WatchShipmentsResponse
+	(*ShipmentEvent)(nil),            // 15: bankbridge.shipping.v1.ShipmentEvent
+	(*SelectCarrierRequest)(nil),     // 16: bankbridge.shipping.v1.SelectCarrierRequest
+	(*SelectCarrierResponse)(nil),    // 17: bankbridge.shipping.v1.SelectCarrierResponse
+	(*RegisterShipmentRequest)(nil),  // 18: bankbridge.shipping.v1.RegisterShipmentRequest
+	(*RegisterShipmentResponse)(nil), // 19: bankbridge.shipping.v1.RegisterShipmentResponse
+	(*CarrierPush)(nil),              // 20: bankbridge.shipping.v1.CarrierPush
+	(*CarrierEvent)(nil),             // 21: bankbridge.shipping.v1.CarrierEvent
+	(*CarrierPushResponse)(nil),      // 22: bankbridge.shipping.v1.CarrierPushResponse
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
 }
 var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.shipping.v1.Shipment.status:type_name -> bankbridge.shipping.v1.ShipmentStatus
-	18, // 1: bankbridge.shipping.v1.Shipment.estimated_delivery_time:type_name -> google.protobuf.Timestamp
+	23, // 1: bankbridge.shipping.v1.Shipment.estimated_delivery_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: bankbridge.shipping.v1.Shipment.checkpoints:type_name -> bankbridge.shipping.v1.Checkpoint
-	18, // 3: bankbridge.shipping.v1.Shipment.create_time:type_name -> google.protobuf.Timestamp
-	18, // 4: bankbridge.shipping.v1.Shipment.update_time:type_name -> google.protobuf.Timestamp
-	18, // 5: bankbridge.shipping.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
+	23, // 3: bankbridge.shipping.v1.Shipment.create_time:type_name -> google.protobuf.Timestamp
+	23, // 4: bankbridge.shipping.v1.Shipment.update_time:type_name -> google.protobuf.Timestamp
+	23, // 5: bankbridge.shipping.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
 	0,  // 6: bankbridge.shipping.v1.Checkpoint.status:type_name -> bankbridge.shipping.v1.ShipmentStatus
 	4,  // 7: bankbridge.shipping.v1.Checkpoint.location:type_name -> bankbridge.shipping.v1.Location
 	2,  // 8: bankbridge.shipping.v1.CreateShipmentRequest.shipment:type_name -> bankbridge.shipping.v1.Shipment
@@ -1387,27 +1798,31 @@ var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	1,  // 14: bankbridge.shipping.v1.ShipmentEvent.type:type_name -> bankbridge.shipping.v1.ShipmentEventType
 	2,  // 15: bankbridge.shipping.v1.ShipmentEvent.shipment:type_name -> bankbridge.shipping.v1.Shipment
 	3,  // 16: bankbridge.shipping.v1.ShipmentEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
-	18, // 17: bankbridge.shipping.v1.ShipmentEvent.event_time:type_name -> google.protobuf.Timestamp
-	3,  // 18: bankbridge.shipping.v1.IngestTrackingEventsRequest.checkpoints:type_name -> bankbridge.shipping.v1.Checkpoint
-	18, // 19: bankbridge.shipping.v1.IngestTrackingEventsRequest.estimated_delivery_time:type_name -> google.protobuf.Timestamp
-	2,  // 20: bankbridge.shipping.v1.IngestTrackingEventsResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	5,  // 21: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
-	7,  // 22: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
-	9,  // 23: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
-	11, // 24: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
-	13, // 25: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
-	16, // 26: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:input_type -> bankbridge.shipping.v1.IngestTrackingEventsRequest
-	6,  // 27: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
-	8,  // 28: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
-	10, // 29: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
-	12, // 30: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
-	14, // 31: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
-	17, // 32: bankbridge.shipping.v1.ShippingService.IngestTrackingEvents:output_type -> bankbridge.shipping.v1.IngestTrackingEventsResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	23, // 17: bankbridge.shipping.v1.ShipmentEvent.event_time:type_name -> google.protobuf.Timestamp
+	2,  // 18: bankbridge.shipping.v1.SelectCarrierResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	23, // 19: bankbridge.shipping.v1.RegisterShipmentResponse.create_time:type_name -> google.protobuf.Timestamp
+	21, // 20: bankbridge.shipping.v1.CarrierPush.events:type_name -> bankbridge.shipping.v1.CarrierEvent
+	3,  // 21: bankbridge.shipping.v1.CarrierEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
+	23, // 22: bankbridge.shipping.v1.CarrierEvent.estimated_delivery_time:type_name -> google.protobuf.Timestamp
+	5,  // 23: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
+	7,  // 24: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
+	9,  // 25: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
+	11, // 26: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
+	16, // 27: bankbridge.shipping.v1.ShippingService.SelectCarrier:input_type -> bankbridge.shipping.v1.SelectCarrierRequest
+	13, // 28: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
+	18, // 29: bankbridge.shipping.v1.PartnerShippingService.RegisterShipment:input_type -> bankbridge.shipping.v1.RegisterShipmentRequest
+	6,  // 30: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
+	8,  // 31: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
+	10, // 32: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
+	12, // 33: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
+	17, // 34: bankbridge.shipping.v1.ShippingService.SelectCarrier:output_type -> bankbridge.shipping.v1.SelectCarrierResponse
+	14, // 35: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
+	19, // 36: bankbridge.shipping.v1.PartnerShippingService.RegisterShipment:output_type -> bankbridge.shipping.v1.RegisterShipmentResponse
+	30, // [30:37] is the sub-list for method output_type
+	23, // [23:30] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_shipping_v1_shipping_proto_init() }
@@ -1421,9 +1836,9 @@ func file_bankbridge_shipping_v1_shipping_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_shipping_v1_shipping_proto_rawDesc), len(file_bankbridge_shipping_v1_shipping_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   21,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_bankbridge_shipping_v1_shipping_proto_goTypes,
 		DependencyIndexes: file_bankbridge_shipping_v1_shipping_proto_depIdxs,

@@ -225,6 +225,51 @@ func local_request_ShippingService_DeleteShipment_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
+func request_ShippingService_SelectCarrier_0(ctx context.Context, marshaler runtime.Marshaler, client ShippingServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SelectCarrierRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.SelectCarrier(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ShippingService_SelectCarrier_0(ctx context.Context, marshaler runtime.Marshaler, server ShippingServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SelectCarrierRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.SelectCarrier(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_ShippingService_WatchShipments_0 = &utilities.DoubleArray{Encoding: map[string]int{"parent": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
 func request_ShippingService_WatchShipments_0(ctx context.Context, marshaler runtime.Marshaler, client ShippingServiceClient, req *http.Request, pathParams map[string]string) (ShippingService_WatchShipmentsClient, runtime.ServerMetadata, error) {
@@ -262,48 +307,48 @@ func request_ShippingService_WatchShipments_0(ctx context.Context, marshaler run
 	return stream, metadata, nil
 }
 
-func request_ShippingService_IngestTrackingEvents_0(ctx context.Context, marshaler runtime.Marshaler, client ShippingServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_PartnerShippingService_RegisterShipment_0(ctx context.Context, marshaler runtime.Marshaler, client PartnerShippingServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq IngestTrackingEventsRequest
+		protoReq RegisterShipmentRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	val, ok := pathParams["name"]
+	val, ok := pathParams["parent"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "parent")
 	}
-	protoReq.Name, err = runtime.String(val)
+	protoReq.Parent, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
 	}
-	msg, err := client.IngestTrackingEvents(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	msg, err := client.RegisterShipment(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
 	return msg, metadata, err
 }
 
-func local_request_ShippingService_IngestTrackingEvents_0(ctx context.Context, marshaler runtime.Marshaler, server ShippingServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_PartnerShippingService_RegisterShipment_0(ctx context.Context, marshaler runtime.Marshaler, server PartnerShippingServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq IngestTrackingEventsRequest
+		protoReq RegisterShipmentRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	val, ok := pathParams["name"]
+	val, ok := pathParams["parent"]
 	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "parent")
 	}
-	protoReq.Name, err = runtime.String(val)
+	protoReq.Parent, err = runtime.String(val)
 	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "parent", err)
 	}
-	msg, err := server.IngestTrackingEvents(ctx, &protoReq)
+	msg, err := server.RegisterShipment(ctx, &protoReq)
 	return msg, metadata, err
 }
 
@@ -393,6 +438,26 @@ func RegisterShippingServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 		}
 		forward_ShippingService_DeleteShipment_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_ShippingService_SelectCarrier_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bankbridge.shipping.v1.ShippingService/SelectCarrier", runtime.WithHTTPPathPattern("/v1/{name=users/*/shipments/*}:selectCarrier"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ShippingService_SelectCarrier_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ShippingService_SelectCarrier_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 
 	mux.Handle(http.MethodGet, pattern_ShippingService_WatchShipments_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
@@ -400,25 +465,35 @@ func RegisterShippingServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 		return
 	})
-	mux.Handle(http.MethodPost, pattern_ShippingService_IngestTrackingEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+
+	return nil
+}
+
+// RegisterPartnerShippingServiceHandlerServer registers the http handlers for service PartnerShippingService to "mux".
+// UnaryRPC     :call PartnerShippingServiceServer directly.
+// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
+// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterPartnerShippingServiceHandlerFromEndpoint instead.
+// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
+func RegisterPartnerShippingServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server PartnerShippingServiceServer) error {
+	mux.Handle(http.MethodPost, pattern_PartnerShippingService_RegisterShipment_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		var stream runtime.ServerTransportStream
 		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bankbridge.shipping.v1.ShippingService/IngestTrackingEvents", runtime.WithHTTPPathPattern("/v1/{name=users/*/shipments/*}:ingestTrackingEvents"))
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/bankbridge.shipping.v1.PartnerShippingService/RegisterShipment", runtime.WithHTTPPathPattern("/v1/{parent=clients/*}/shipments:register"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := local_request_ShippingService_IngestTrackingEvents_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		resp, md, err := local_request_PartnerShippingService_RegisterShipment_0(annotatedContext, inboundMarshaler, server, req, pathParams)
 		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_ShippingService_IngestTrackingEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_PartnerShippingService_RegisterShipment_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -528,6 +603,23 @@ func RegisterShippingServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 		}
 		forward_ShippingService_DeleteShipment_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_ShippingService_SelectCarrier_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bankbridge.shipping.v1.ShippingService/SelectCarrier", runtime.WithHTTPPathPattern("/v1/{name=users/*/shipments/*}:selectCarrier"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ShippingService_SelectCarrier_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ShippingService_SelectCarrier_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_ShippingService_WatchShipments_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -545,40 +637,87 @@ func RegisterShippingServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 		}
 		forward_ShippingService_WatchShipments_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodPost, pattern_ShippingService_IngestTrackingEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+	return nil
+}
+
+var (
+	pattern_ShippingService_CreateShipment_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "shipments"}, ""))
+	pattern_ShippingService_GetShipment_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "shipments", "name"}, ""))
+	pattern_ShippingService_ListShipments_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "shipments"}, ""))
+	pattern_ShippingService_DeleteShipment_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "shipments", "name"}, ""))
+	pattern_ShippingService_SelectCarrier_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "shipments", "name"}, "selectCarrier"))
+	pattern_ShippingService_WatchShipments_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "shipments"}, "watch"))
+)
+
+var (
+	forward_ShippingService_CreateShipment_0 = runtime.ForwardResponseMessage
+	forward_ShippingService_GetShipment_0    = runtime.ForwardResponseMessage
+	forward_ShippingService_ListShipments_0  = runtime.ForwardResponseMessage
+	forward_ShippingService_DeleteShipment_0 = runtime.ForwardResponseMessage
+	forward_ShippingService_SelectCarrier_0  = runtime.ForwardResponseMessage
+	forward_ShippingService_WatchShipments_0 = runtime.ForwardResponseStream
+)
+
+// RegisterPartnerShippingServiceHandlerFromEndpoint is same as RegisterPartnerShippingServiceHandler but
+// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
+func RegisterPartnerShippingServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+			return
+		}
+		go func() {
+			<-ctx.Done()
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+		}()
+	}()
+	return RegisterPartnerShippingServiceHandler(ctx, mux, conn)
+}
+
+// RegisterPartnerShippingServiceHandler registers the http handlers for service PartnerShippingService to "mux".
+// The handlers forward requests to the grpc endpoint over "conn".
+func RegisterPartnerShippingServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return RegisterPartnerShippingServiceHandlerClient(ctx, mux, NewPartnerShippingServiceClient(conn))
+}
+
+// RegisterPartnerShippingServiceHandlerClient registers the http handlers for service PartnerShippingService
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "PartnerShippingServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "PartnerShippingServiceClient"
+// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
+// "PartnerShippingServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterPartnerShippingServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client PartnerShippingServiceClient) error {
+	mux.Handle(http.MethodPost, pattern_PartnerShippingService_RegisterShipment_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
 		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bankbridge.shipping.v1.ShippingService/IngestTrackingEvents", runtime.WithHTTPPathPattern("/v1/{name=users/*/shipments/*}:ingestTrackingEvents"))
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/bankbridge.shipping.v1.PartnerShippingService/RegisterShipment", runtime.WithHTTPPathPattern("/v1/{parent=clients/*}/shipments:register"))
 		if err != nil {
 			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		resp, md, err := request_ShippingService_IngestTrackingEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		resp, md, err := request_PartnerShippingService_RegisterShipment_0(annotatedContext, inboundMarshaler, client, req, pathParams)
 		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
 		if err != nil {
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_ShippingService_IngestTrackingEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_PartnerShippingService_RegisterShipment_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 	return nil
 }
 
 var (
-	pattern_ShippingService_CreateShipment_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "shipments"}, ""))
-	pattern_ShippingService_GetShipment_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "shipments", "name"}, ""))
-	pattern_ShippingService_ListShipments_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "shipments"}, ""))
-	pattern_ShippingService_DeleteShipment_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "shipments", "name"}, ""))
-	pattern_ShippingService_WatchShipments_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "shipments"}, "watch"))
-	pattern_ShippingService_IngestTrackingEvents_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "shipments", "name"}, "ingestTrackingEvents"))
+	pattern_PartnerShippingService_RegisterShipment_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "clients", "parent", "shipments"}, "register"))
 )
 
 var (
-	forward_ShippingService_CreateShipment_0       = runtime.ForwardResponseMessage
-	forward_ShippingService_GetShipment_0          = runtime.ForwardResponseMessage
-	forward_ShippingService_ListShipments_0        = runtime.ForwardResponseMessage
-	forward_ShippingService_DeleteShipment_0       = runtime.ForwardResponseMessage
-	forward_ShippingService_WatchShipments_0       = runtime.ForwardResponseStream
-	forward_ShippingService_IngestTrackingEvents_0 = runtime.ForwardResponseMessage
+	forward_PartnerShippingService_RegisterShipment_0 = runtime.ForwardResponseMessage
 )

@@ -5,9 +5,11 @@
 // source: bankbridge/shipping/v1/shipping.proto
 
 // Package bankbridge.shipping.v1 tracks the parcels a user opted to follow in
-// the chat: shipments, the carrier's checkpoints, a resumable watch stream of
-// their changes, and the ingest through which carriers and partners push
-// tracking events.
+// the chat: shipments, the carrier's checkpoints, and a resumable watch
+// stream of their changes. Users register tracking numbers through their
+// product; partners they opted in to register them with partner-scoped
+// ids; carriers push tracking events, keyed by (carrier, tracking number),
+// to a signed HTTP endpoint whose body is CarrierPush.
 
 package shippingv1
 
@@ -24,12 +26,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ShippingService_CreateShipment_FullMethodName       = "/bankbridge.shipping.v1.ShippingService/CreateShipment"
-	ShippingService_GetShipment_FullMethodName          = "/bankbridge.shipping.v1.ShippingService/GetShipment"
-	ShippingService_ListShipments_FullMethodName        = "/bankbridge.shipping.v1.ShippingService/ListShipments"
-	ShippingService_DeleteShipment_FullMethodName       = "/bankbridge.shipping.v1.ShippingService/DeleteShipment"
-	ShippingService_WatchShipments_FullMethodName       = "/bankbridge.shipping.v1.ShippingService/WatchShipments"
-	ShippingService_IngestTrackingEvents_FullMethodName = "/bankbridge.shipping.v1.ShippingService/IngestTrackingEvents"
+	ShippingService_CreateShipment_FullMethodName = "/bankbridge.shipping.v1.ShippingService/CreateShipment"
+	ShippingService_GetShipment_FullMethodName    = "/bankbridge.shipping.v1.ShippingService/GetShipment"
+	ShippingService_ListShipments_FullMethodName  = "/bankbridge.shipping.v1.ShippingService/ListShipments"
+	ShippingService_DeleteShipment_FullMethodName = "/bankbridge.shipping.v1.ShippingService/DeleteShipment"
+	ShippingService_SelectCarrier_FullMethodName  = "/bankbridge.shipping.v1.ShippingService/SelectCarrier"
+	ShippingService_WatchShipments_FullMethodName = "/bankbridge.shipping.v1.ShippingService/WatchShipments"
 )
 
 // ShippingServiceClient is the client API for ShippingService service.
@@ -38,32 +40,32 @@ const (
 //
 // ShippingService tracks a user's shipments. Public: product teams call it
 // over gRPC and REST under /v1/users/{user}/shipments, with a token bound to
-// the user; carriers and payment partners push checkpoints with
-// IngestTrackingEvents. Tracking is opt-in: every call needs an active
-// consent covering SCOPE_SHIPPING.
+// the user. Tracking is opt-in: every call needs a VALID link covering
+// SCOPE_SHIPPING for PURPOSE_ORDER_TRACKING, and is written to the user's
+// access log.
 //
 // Besides the failures each RPC lists, every RPC can fail as follows.
 // Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or does not verify.
 // Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 // Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare the purpose.
-// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering SCOPE_SHIPPING has expired.
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SHIPPING.
-// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 type ShippingServiceClient interface {
 	// CreateShipment starts tracking a parcel for the user. When carrier is
-	// empty the server detects it from the tracking number and sets
-	// carrier_detected. A user tracks a tracking number once: creating a
-	// shipment for a tracking number and carrier the user already tracks
-	// returns that shipment unchanged, so the chat never shows a parcel twice.
-	// A retry with the same idempotency_key and body returns the first
-	// response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier can be detected from the tracking number.
+	// empty the server detects it from the tracking number's format, check
+	// digit included (UPS, FedEx, USPS, DHL Express, UPU S10 postal numbers),
+	// and sets carrier_detected. When the number fits several carriers, the
+	// shipment lists them in carrier_candidates and waits, PENDING, for
+	// SelectCarrier: it never picks one silently. A user tracks a tracking
+	// number once: creating a shipment for a tracking number and carrier the
+	// user already tracks returns that shipment unchanged, so the chat never
+	// shows a parcel twice. A retry with the same idempotency_key and body
+	// returns the first response.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, or the tracking number fits the carrier's format but its check digit is wrong; the field violation names shipment.tracking_number.
+	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier's format fits the tracking number.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
-	// Fails with NOT_FOUND (NOT_FOUND) when shipment.receipt names a receipt that does not exist.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
 	CreateShipment(ctx context.Context, in *CreateShipmentRequest, opts ...grpc.CallOption) (*CreateShipmentResponse, error)
 	// GetShipment returns one shipment with its checkpoints.
@@ -90,6 +92,15 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or was already deleted.
 	DeleteShipment(ctx context.Context, in *DeleteShipmentRequest, opts ...grpc.CallOption) (*DeleteShipmentResponse, error)
+	// SelectCarrier chooses the carrier of a shipment whose tracking number
+	// fits several, from its carrier_candidates; tracking starts then.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, or carrier is not one of the shipment's carrier_candidates.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
+	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the shipment's carrier is already set.
+	SelectCarrier(ctx context.Context, in *SelectCarrierRequest, opts ...grpc.CallOption) (*SelectCarrierResponse, error)
 	// WatchShipments streams every change to the user's shipments (created,
 	// updated by a checkpoint or a new estimate, deleted), in the order they
 	// happened. Each response carries one event and the cursor to resume
@@ -107,21 +118,6 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	WatchShipments(ctx context.Context, in *WatchShipmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShipmentsResponse], error)
-	// IngestTrackingEvents records checkpoints a carrier or partner pushes for
-	// one shipment, and optionally a new delivery estimate. Checkpoints may
-	// arrive late and out of order: the shipment's status follows the latest
-	// checkpoint by time, not by arrival. A checkpoint equal to one already
-	// recorded (same time, status, carrier status code and location) is
-	// skipped, so overlapping batches are safe to resend. A retry with the
-	// same idempotency_key and body returns the first response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not a carrier or partner allowed to ingest tracking events.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
-	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or is no longer tracked.
-	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
-	IngestTrackingEvents(ctx context.Context, in *IngestTrackingEventsRequest, opts ...grpc.CallOption) (*IngestTrackingEventsResponse, error)
 }
 
 type shippingServiceClient struct {
@@ -172,6 +168,16 @@ func (c *shippingServiceClient) DeleteShipment(ctx context.Context, in *DeleteSh
 	return out, nil
 }
 
+func (c *shippingServiceClient) SelectCarrier(ctx context.Context, in *SelectCarrierRequest, opts ...grpc.CallOption) (*SelectCarrierResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SelectCarrierResponse)
+	err := c.cc.Invoke(ctx, ShippingService_SelectCarrier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *shippingServiceClient) WatchShipments(ctx context.Context, in *WatchShipmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShipmentsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &ShippingService_ServiceDesc.Streams[0], ShippingService_WatchShipments_FullMethodName, cOpts...)
@@ -191,48 +197,38 @@ func (c *shippingServiceClient) WatchShipments(ctx context.Context, in *WatchShi
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ShippingService_WatchShipmentsClient = grpc.ServerStreamingClient[WatchShipmentsResponse]
 
-func (c *shippingServiceClient) IngestTrackingEvents(ctx context.Context, in *IngestTrackingEventsRequest, opts ...grpc.CallOption) (*IngestTrackingEventsResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(IngestTrackingEventsResponse)
-	err := c.cc.Invoke(ctx, ShippingService_IngestTrackingEvents_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // ShippingServiceServer is the server API for ShippingService service.
 // All implementations must embed UnimplementedShippingServiceServer
 // for forward compatibility.
 //
 // ShippingService tracks a user's shipments. Public: product teams call it
 // over gRPC and REST under /v1/users/{user}/shipments, with a token bound to
-// the user; carriers and payment partners push checkpoints with
-// IngestTrackingEvents. Tracking is opt-in: every call needs an active
-// consent covering SCOPE_SHIPPING.
+// the user. Tracking is opt-in: every call needs a VALID link covering
+// SCOPE_SHIPPING for PURPOSE_ORDER_TRACKING, and is written to the user's
+// access log.
 //
 // Besides the failures each RPC lists, every RPC can fail as follows.
 // Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or does not verify.
 // Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 // Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare the purpose.
-// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering SCOPE_SHIPPING has expired.
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SHIPPING.
-// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 type ShippingServiceServer interface {
 	// CreateShipment starts tracking a parcel for the user. When carrier is
-	// empty the server detects it from the tracking number and sets
-	// carrier_detected. A user tracks a tracking number once: creating a
-	// shipment for a tracking number and carrier the user already tracks
-	// returns that shipment unchanged, so the chat never shows a parcel twice.
-	// A retry with the same idempotency_key and body returns the first
-	// response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier can be detected from the tracking number.
+	// empty the server detects it from the tracking number's format, check
+	// digit included (UPS, FedEx, USPS, DHL Express, UPU S10 postal numbers),
+	// and sets carrier_detected. When the number fits several carriers, the
+	// shipment lists them in carrier_candidates and waits, PENDING, for
+	// SelectCarrier: it never picks one silently. A user tracks a tracking
+	// number once: creating a shipment for a tracking number and carrier the
+	// user already tracks returns that shipment unchanged, so the chat never
+	// shows a parcel twice. A retry with the same idempotency_key and body
+	// returns the first response.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, or the tracking number fits the carrier's format but its check digit is wrong; the field violation names shipment.tracking_number.
+	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier's format fits the tracking number.
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
-	// Fails with NOT_FOUND (NOT_FOUND) when shipment.receipt names a receipt that does not exist.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
 	CreateShipment(context.Context, *CreateShipmentRequest) (*CreateShipmentResponse, error)
 	// GetShipment returns one shipment with its checkpoints.
@@ -259,6 +255,15 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or was already deleted.
 	DeleteShipment(context.Context, *DeleteShipmentRequest) (*DeleteShipmentResponse, error)
+	// SelectCarrier chooses the carrier of a shipment whose tracking number
+	// fits several, from its carrier_candidates; tracking starts then.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, or carrier is not one of the shipment's carrier_candidates.
+	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
+	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
+	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the shipment's carrier is already set.
+	SelectCarrier(context.Context, *SelectCarrierRequest) (*SelectCarrierResponse, error)
 	// WatchShipments streams every change to the user's shipments (created,
 	// updated by a checkpoint or a new estimate, deleted), in the order they
 	// happened. Each response carries one event and the cursor to resume
@@ -276,21 +281,6 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	WatchShipments(*WatchShipmentsRequest, grpc.ServerStreamingServer[WatchShipmentsResponse]) error
-	// IngestTrackingEvents records checkpoints a carrier or partner pushes for
-	// one shipment, and optionally a new delivery estimate. Checkpoints may
-	// arrive late and out of order: the shipment's status follows the latest
-	// checkpoint by time, not by arrival. A checkpoint equal to one already
-	// recorded (same time, status, carrier status code and location) is
-	// skipped, so overlapping batches are safe to resend. A retry with the
-	// same idempotency_key and body returns the first response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not a carrier or partner allowed to ingest tracking events.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
-	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or is no longer tracked.
-	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
-	IngestTrackingEvents(context.Context, *IngestTrackingEventsRequest) (*IngestTrackingEventsResponse, error)
 	mustEmbedUnimplementedShippingServiceServer()
 }
 
@@ -313,11 +303,11 @@ func (UnimplementedShippingServiceServer) ListShipments(context.Context, *ListSh
 func (UnimplementedShippingServiceServer) DeleteShipment(context.Context, *DeleteShipmentRequest) (*DeleteShipmentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteShipment not implemented")
 }
+func (UnimplementedShippingServiceServer) SelectCarrier(context.Context, *SelectCarrierRequest) (*SelectCarrierResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SelectCarrier not implemented")
+}
 func (UnimplementedShippingServiceServer) WatchShipments(*WatchShipmentsRequest, grpc.ServerStreamingServer[WatchShipmentsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchShipments not implemented")
-}
-func (UnimplementedShippingServiceServer) IngestTrackingEvents(context.Context, *IngestTrackingEventsRequest) (*IngestTrackingEventsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method IngestTrackingEvents not implemented")
 }
 func (UnimplementedShippingServiceServer) mustEmbedUnimplementedShippingServiceServer() {}
 func (UnimplementedShippingServiceServer) testEmbeddedByValue()                         {}
@@ -412,6 +402,24 @@ func _ShippingService_DeleteShipment_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ShippingService_SelectCarrier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SelectCarrierRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ShippingServiceServer).SelectCarrier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ShippingService_SelectCarrier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ShippingServiceServer).SelectCarrier(ctx, req.(*SelectCarrierRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ShippingService_WatchShipments_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchShipmentsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -422,24 +430,6 @@ func _ShippingService_WatchShipments_Handler(srv interface{}, stream grpc.Server
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ShippingService_WatchShipmentsServer = grpc.ServerStreamingServer[WatchShipmentsResponse]
-
-func _ShippingService_IngestTrackingEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(IngestTrackingEventsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ShippingServiceServer).IngestTrackingEvents(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ShippingService_IngestTrackingEvents_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ShippingServiceServer).IngestTrackingEvents(ctx, req.(*IngestTrackingEventsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
 
 // ShippingService_ServiceDesc is the grpc.ServiceDesc for ShippingService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -465,8 +455,8 @@ var ShippingService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ShippingService_DeleteShipment_Handler,
 		},
 		{
-			MethodName: "IngestTrackingEvents",
-			Handler:    _ShippingService_IngestTrackingEvents_Handler,
+			MethodName: "SelectCarrier",
+			Handler:    _ShippingService_SelectCarrier_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -476,5 +466,142 @@ var ShippingService_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "bankbridge/shipping/v1/shipping.proto",
+}
+
+const (
+	PartnerShippingService_RegisterShipment_FullMethodName = "/bankbridge.shipping.v1.PartnerShippingService/RegisterShipment"
+)
+
+// PartnerShippingServiceClient is the client API for PartnerShippingService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// PartnerShippingService lets a partner the user opted in to for
+// SCOPE_SHIPPING (a merchant, a payment provider) register a parcel for the
+// user, addressed by the partner-scoped id minted at the opt-in. Partners
+// write, never read.
+type PartnerShippingServiceClient interface {
+	// RegisterShipment starts tracking a parcel for the user behind
+	// partner_user_id, as CreateShipment does for the user (carrier
+	// detection, candidates, one shipment per tracking number and carrier).
+	// The answer names no user.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the token is not a partner's client-credentials token, or parent names another client.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, or the tracking number's check digit is wrong.
+	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier's format fits the tracking number.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for shipping, or the user has no consent covering shipping; nothing is stored.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	RegisterShipment(ctx context.Context, in *RegisterShipmentRequest, opts ...grpc.CallOption) (*RegisterShipmentResponse, error)
+}
+
+type partnerShippingServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPartnerShippingServiceClient(cc grpc.ClientConnInterface) PartnerShippingServiceClient {
+	return &partnerShippingServiceClient{cc}
+}
+
+func (c *partnerShippingServiceClient) RegisterShipment(ctx context.Context, in *RegisterShipmentRequest, opts ...grpc.CallOption) (*RegisterShipmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterShipmentResponse)
+	err := c.cc.Invoke(ctx, PartnerShippingService_RegisterShipment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PartnerShippingServiceServer is the server API for PartnerShippingService service.
+// All implementations must embed UnimplementedPartnerShippingServiceServer
+// for forward compatibility.
+//
+// PartnerShippingService lets a partner the user opted in to for
+// SCOPE_SHIPPING (a merchant, a payment provider) register a parcel for the
+// user, addressed by the partner-scoped id minted at the opt-in. Partners
+// write, never read.
+type PartnerShippingServiceServer interface {
+	// RegisterShipment starts tracking a parcel for the user behind
+	// partner_user_id, as CreateShipment does for the user (carrier
+	// detection, candidates, one shipment per tracking number and carrier).
+	// The answer names no user.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the token is not a partner's client-credentials token, or parent names another client.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, or the tracking number's check digit is wrong.
+	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier's format fits the tracking number.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for shipping, or the user has no consent covering shipping; nothing is stored.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	RegisterShipment(context.Context, *RegisterShipmentRequest) (*RegisterShipmentResponse, error)
+	mustEmbedUnimplementedPartnerShippingServiceServer()
+}
+
+// UnimplementedPartnerShippingServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPartnerShippingServiceServer struct{}
+
+func (UnimplementedPartnerShippingServiceServer) RegisterShipment(context.Context, *RegisterShipmentRequest) (*RegisterShipmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegisterShipment not implemented")
+}
+func (UnimplementedPartnerShippingServiceServer) mustEmbedUnimplementedPartnerShippingServiceServer() {
+}
+func (UnimplementedPartnerShippingServiceServer) testEmbeddedByValue() {}
+
+// UnsafePartnerShippingServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PartnerShippingServiceServer will
+// result in compilation errors.
+type UnsafePartnerShippingServiceServer interface {
+	mustEmbedUnimplementedPartnerShippingServiceServer()
+}
+
+func RegisterPartnerShippingServiceServer(s grpc.ServiceRegistrar, srv PartnerShippingServiceServer) {
+	// If the following call panics, it indicates UnimplementedPartnerShippingServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&PartnerShippingService_ServiceDesc, srv)
+}
+
+func _PartnerShippingService_RegisterShipment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegisterShipmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PartnerShippingServiceServer).RegisterShipment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PartnerShippingService_RegisterShipment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PartnerShippingServiceServer).RegisterShipment(ctx, req.(*RegisterShipmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// PartnerShippingService_ServiceDesc is the grpc.ServiceDesc for PartnerShippingService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var PartnerShippingService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "bankbridge.shipping.v1.PartnerShippingService",
+	HandlerType: (*PartnerShippingServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RegisterShipment",
+			Handler:    _PartnerShippingService_RegisterShipment_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "bankbridge/shipping/v1/shipping.proto",
 }
