@@ -1,41 +1,23 @@
 package app
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
 	"time"
 )
 
-// Webhooks follow the Standard Webhooks specification
-// (github.com/standard-webhooks/standard-webhooks, spec/standard-webhooks.md):
-//
-//	webhook-id:        the event id, the same on every attempt
-//	webhook-timestamp: the attempt's time, unix seconds
-//	webhook-signature: "v1,<base64 HMAC-SHA256>" per signing secret,
-//	                   space-separated, of "<id>.<timestamp>.<body>" keyed
-//	                   with the secret's base64-decoded bytes
-//
-// and the body is {"type", "timestamp", "data"}.
+// Webhooks follow the Standard Webhooks specification, signed by
+// adapters/stdwebhook (webhook-id is the event id, the same on every
+// attempt), and the body is {"type", "timestamp", "data"}.
 
 // Header names of a webhook.
 const (
-	HeaderID        = "webhook-id"
-	HeaderTimestamp = "webhook-timestamp"
-	HeaderSignature = "webhook-signature"
+	HeaderID        = stdwebhook.HeaderID
+	HeaderTimestamp = stdwebhook.HeaderTimestamp
+	HeaderSignature = stdwebhook.HeaderSignature
 )
-
-// secretPrefix marks a signing secret, as Standard Webhooks writes them.
-const secretPrefix = "whsec_"
-
-// secretBytes is the size of a signing secret's key: that of the HMAC.
-const secretBytes = 32
 
 // maxSecrets bounds how many secrets sign at once: rotating many times
 // within one overlap keeps at most this many (the newest).
@@ -51,19 +33,11 @@ type SigningSecret struct {
 	ExpireTime time.Time `json:"expire_time,omitzero"`
 }
 
-func (s SigningSecret) key() ([]byte, error) {
-	k, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s.Value, secretPrefix))
-	if err != nil || !strings.HasPrefix(s.Value, secretPrefix) || len(k) == 0 {
-		return nil, errors.New("malformed signing secret")
-	}
-	return k, nil
-}
+func (s SigningSecret) key() ([]byte, error) { return stdwebhook.Key(s.Value) }
 
 // NewSecret draws a fresh signing secret.
 func NewSecret(now time.Time) SigningSecret {
-	k := make([]byte, secretBytes)
-	_, _ = rand.Read(k) // never fails
-	return SigningSecret{Value: secretPrefix + base64.StdEncoding.EncodeToString(k), CreateTime: now}
+	return SigningSecret{Value: stdwebhook.NewSecret(), CreateTime: now}
 }
 
 // SecretSet is an endpoint's secrets, the current one first.
@@ -146,19 +120,11 @@ func DecodeSecrets(v string) (SecretSet, error) {
 // Sign returns the webhook-signature header of a message: one
 // "v1,<base64 HMAC-SHA256>" per secret, space-separated.
 func Sign(secrets SecretSet, id string, timestamp time.Time, body []byte) (string, error) {
-	content := []byte(id + "." + strconv.FormatInt(timestamp.Unix(), 10) + ".")
-	content = append(content, body...)
-	sigs := make([]string, 0, len(secrets))
-	for _, sec := range secrets {
-		k, err := sec.key()
-		if err != nil {
-			return "", err
-		}
-		m := hmac.New(sha256.New, k)
-		m.Write(content)
-		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	values := make([]string, len(secrets))
+	for i, sec := range secrets {
+		values[i] = sec.Value
 	}
-	return strings.Join(sigs, " "), nil
+	return stdwebhook.Sign(values, id, timestamp, body)
 }
 
 // Payload is the body of an event's webhook:
