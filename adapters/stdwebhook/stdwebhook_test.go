@@ -57,7 +57,11 @@ func TestVerify(t *testing.T) {
 			return h
 		}(), body, []string{current}, ErrSignature},
 		{"no signature header", func() http.Header { h := signed([]string{current}, "p1", now, body); h.Del(HeaderSignature); return h }(), body, []string{current}, ErrMissingHeaders},
-		{"timestamp not a number", func() http.Header { h := signed([]string{current}, "p1", now, body); h.Set(HeaderTimestamp, "soon"); return h }(), body, []string{current}, ErrTimestamp},
+		{"timestamp not a number", func() http.Header {
+			h := signed([]string{current}, "p1", now, body)
+			h.Set(HeaderTimestamp, "soon")
+			return h
+		}(), body, []string{current}, ErrTimestamp},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
