@@ -13,7 +13,8 @@ import (
 //
 // makes the bank raise a fraud alert for the customer (see
 // TriggerFraudAlert) and answers 200 with {"alert_ids": [...]}; 404 for an
-// unknown customer, 409 when the customer has no active consent.
+// unknown customer, 409 when the customer has no active consent. The
+// sandbox carrier's endpoint is CarrierAdminHandler's.
 func (b *Bank) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/fraud-alerts", func(w http.ResponseWriter, r *http.Request) {
@@ -32,6 +33,41 @@ func (b *Bank) AdminHandler() http.Handler {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 		default:
 			writeJSON(w, http.StatusOK, map[string][]string{"alert_ids": ids})
+		}
+	})
+	return mux
+}
+
+// CarrierAdminHandler serves the sandbox carrier's admin endpoint, for
+// development and tests only; mount it at /admin/carrier/:
+//
+//	POST /admin/carrier/play?tracking_number=<number>
+//
+// plays one of TrackingNumbers in the background (see Carrier.Start) and
+// answers 202 with {"tracking_number": ..., "steps": N}; 404 for a number
+// that is not a sandbox one, 409 when c is nil (no carrier configured).
+func CarrierAdminHandler(c *Carrier) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/carrier/play", func(w http.ResponseWriter, r *http.Request) {
+		number := r.URL.Query().Get("tracking_number")
+		if number == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "query parameter tracking_number is required"})
+			return
+		}
+		if c == nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "no carrier is configured; give the sandbox a carrier push URL and secret"})
+			return
+		}
+		steps, err := c.Start(number)
+		switch {
+		case errors.Is(err, ErrUnknownTrackingNumber):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "not a sandbox tracking number"})
+		case errors.Is(err, ErrCarrierClosed):
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the carrier is shutting down"})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+		default:
+			writeJSON(w, http.StatusAccepted, map[string]any{"tracking_number": number, "steps": steps})
 		}
 	})
 	return mux

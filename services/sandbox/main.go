@@ -11,6 +11,13 @@
 //
 //	curl -X POST 'http://127.0.0.1:9401/admin/fraud-alerts?user=alice'
 //
+// With --carrier-push-url and --carrier-secret-file it is also the sandbox
+// carrier: it pushes the scripted tracking events of its fixture numbers
+// to bankbridge's shipping service, signed, one every --carrier-step, on
+// demand or, with --carrier-autoplay, all four once at start:
+//
+//	curl -X POST 'http://127.0.0.1:9401/admin/carrier/play?tracking_number=SBX0000000018'
+//
 // Every flag can also be set as a BANKBRIDGE_* environment variable (a flag
 // wins): --api-key-file is BANKBRIDGE_API_KEY_FILE, and so on.
 package main
@@ -19,8 +26,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -40,7 +51,23 @@ type config struct {
 	APIKeyGrace time.Duration
 	APIKeyPoll  time.Duration
 	Bank        sandbox.Options
+	Carrier     carrierConfig
 }
+
+// carrierConfig is the sandbox carrier's: off without a push URL.
+type carrierConfig struct {
+	PushURL    string
+	SecretFile string
+	Step       time.Duration
+	Autoplay   bool
+}
+
+// autoplayDelay lets the rest of a dev stack come up before
+// --carrier-autoplay's first push.
+const autoplayDelay = time.Second
+
+// pushTimeout bounds one carrier push.
+const pushTimeout = 10 * time.Second
 
 func defaults() *config {
 	c := &config{
@@ -48,6 +75,7 @@ func defaults() *config {
 		APIKeyGrace: time.Minute,
 		APIKeyPoll:  time.Second,
 		Bank:        sandbox.Options{BankID: "sandbox", DisplayName: "Sandbox Bank", Seed: 1},
+		Carrier:     carrierConfig{Step: sandbox.DefaultCarrierStep},
 	}
 	// A dev and test bank: no load balancer to wait for, and a short grace
 	// (event streams end at the stop signal; the bank's calls are short).
@@ -65,6 +93,12 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Bank.Latency, "latency", c.Bank.Latency, "latency added to every bank call")
 	fs.Float64Var(&c.Bank.ErrorRate, "error-rate", c.Bank.ErrorRate, "share of bank calls, 0 to 1, that fail with BANK_UNAVAILABLE")
 	fs.Uint64Var(&c.Bank.Seed, "seed", c.Bank.Seed, "seed of the error rate's draws")
+	fs.StringVar(&c.Carrier.PushURL, "carrier-push-url", c.Carrier.PushURL,
+		"`URL` the sandbox carrier POSTs tracking events to, e.g. http://127.0.0.1:8080/v1/carriers/sandbox/trackingEvents (empty: no carrier)")
+	fs.StringVar(&c.Carrier.SecretFile, "carrier-secret-file", c.Carrier.SecretFile,
+		"`file` holding the whsec_ secret the carrier signs pushes with (required with --carrier-push-url)")
+	fs.DurationVar(&c.Carrier.Step, "carrier-step", c.Carrier.Step, "time between two tracking events of a parcel (the compressed clock)")
+	fs.BoolVar(&c.Carrier.Autoplay, "carrier-autoplay", c.Carrier.Autoplay, "play every sandbox tracking number once, shortly after start")
 }
 
 // Validate checks the bank's own settings.
@@ -75,7 +109,74 @@ func (c *config) Validate() error {
 	case c.APIKeyPoll <= 0:
 		return errors.New("--api-key-poll must be positive")
 	}
+	return c.Carrier.validate()
+}
+
+func (c *carrierConfig) validate() error {
+	if c.PushURL == "" {
+		switch {
+		case c.SecretFile != "":
+			return errors.New("--carrier-secret-file needs --carrier-push-url")
+		case c.Autoplay:
+			return errors.New("--carrier-autoplay needs --carrier-push-url")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.PushURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("--carrier-push-url must be an absolute http or https URL")
+	case c.SecretFile == "":
+		return errors.New("--carrier-secret-file (BANKBRIDGE_CARRIER_SECRET_FILE) is required with --carrier-push-url: pushes are signed")
+	case c.Step <= 0:
+		return errors.New("--carrier-step must be positive")
+	}
 	return nil
+}
+
+// newCarrier returns the configured sandbox carrier, or nil without one.
+func (c *carrierConfig) newCarrier(log *slog.Logger) (*sandbox.Carrier, error) {
+	if c.PushURL == "" {
+		return nil, nil
+	}
+	secret, err := os.ReadFile(c.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--carrier-secret-file: %w", err)
+	}
+	carrier, err := sandbox.NewCarrier(sandbox.CarrierConfig{
+		PushURL: c.PushURL,
+		Secret:  strings.TrimSpace(string(secret)),
+		Step:    c.Step,
+		Client:  &http.Client{Timeout: pushTimeout},
+		Logger:  log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--carrier-secret-file %s: %w", c.SecretFile, err)
+	}
+	return carrier, nil
+}
+
+// autoplay plays every tracking number once, after autoplayDelay, and
+// stops at the stop signal.
+func autoplay(ctx context.Context, stopping <-chan struct{}, carrier *sandbox.Carrier, log *slog.Logger) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	select {
+	case <-time.After(autoplayDelay):
+	case <-ctx.Done():
+		return
+	}
+	log.Info("carrier autoplay: playing every sandbox tracking number", slog.Any("tracking_numbers", sandbox.TrackingNumbers()))
+	if err := carrier.PlayAll(ctx); err != nil && ctx.Err() == nil {
+		log.Error("carrier autoplay", slog.String("error", err.Error()))
+	}
 }
 
 // spec declares the sandbox bank to the kit.
@@ -93,20 +194,41 @@ func spec(cfg *config) bootstrap.Spec {
 				return bootstrap.Service{}, err
 			}
 			log := d.Logger.With(slog.String("bank_id", cfg.Bank.BankID))
+			carrier, err := cfg.Carrier.newCarrier(d.Logger)
+			if err != nil {
+				return bootstrap.Service{}, err
+			}
+			tasks := []func(context.Context) error{}
+			closeCarrier := func() {}
+			if carrier != nil {
+				closeCarrier = carrier.Close
+				u, _ := url.Parse(cfg.Carrier.PushURL) // checked by Validate
+				log.Info("sandbox carrier on", slog.String("push_url", u.Redacted()), slog.String("step", cfg.Carrier.Step.String()))
+				if cfg.Carrier.Autoplay {
+					tasks = append(tasks, func(ctx context.Context) error {
+						autoplay(ctx, d.Stopping, carrier, d.Logger)
+						return nil
+					})
+				}
+			}
 			return bootstrap.Service{
 				GRPC: func(r grpc.ServiceRegistrar) {
 					adapterv1.RegisterBankAdapterServiceServer(r, adapters.NewServer(bank,
 						adapters.WithAPIKeys(keys.Keys), adapters.WithLogger(log)))
 				},
-				Admin: map[string]http.Handler{"/admin/": bank.AdminHandler()},
-				Tasks: []func(context.Context) error{func(ctx context.Context) error {
-					// Event streams end at the stop signal, so they do not
-					// hold the graceful stop.
+				Admin: map[string]http.Handler{
+					"/admin/":         bank.AdminHandler(),
+					"/admin/carrier/": sandbox.CarrierAdminHandler(carrier),
+				},
+				Tasks: append(tasks, func(ctx context.Context) error {
+					// Event streams and carrier runs end at the stop
+					// signal, so they do not hold the graceful stop.
 					select {
 					case <-d.Stopping:
 					case <-ctx.Done():
 					}
 					bank.Close()
+					closeCarrier()
 					return nil
 				}, func(ctx context.Context) error {
 					keys.Watch(ctx, cfg.APIKeyPoll,
@@ -118,8 +240,8 @@ func spec(cfg *config) bootstrap.Spec {
 							log.Warn("api key file unreadable; the accepted keys are unchanged", slog.String("error", err.Error()))
 						})
 					return nil
-				}},
-				Close: bank.Close,
+				}),
+				Close: func() { bank.Close(); closeCarrier() },
 			}, nil
 		},
 	}

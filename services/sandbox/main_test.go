@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/sandbox"
+	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
@@ -40,10 +46,62 @@ func TestConfig(t *testing.T) {
 			args: []string{"--api-key-file", "/run/key"},
 			check: func(t *testing.T, c *config) {
 				if c.Server.GRPCAddr != "127.0.0.1:9400" || c.Server.AdminAddr != "127.0.0.1:9401" || c.APIKeyGrace != time.Minute ||
-					c.APIKeyPoll != time.Second || c.Bank.BankID != "sandbox" || c.Bank.ErrorRate != 0 || c.Bank.Latency != 0 || c.Bank.Seed != 1 {
+					c.APIKeyPoll != time.Second || c.Bank.BankID != "sandbox" || c.Bank.ErrorRate != 0 || c.Bank.Latency != 0 || c.Bank.Seed != 1 ||
+					c.Carrier != (carrierConfig{Step: 2 * time.Second}) {
 					t.Errorf("config %+v", c)
 				}
 			},
+		},
+		{
+			name: "carrier",
+			args: []string{"--api-key-file", "/run/key", "--carrier-push-url", "http://127.0.0.1:8080/v1/carriers/sandbox/trackingEvents",
+				"--carrier-secret-file", "/run/carrier-secret", "--carrier-step", "500ms", "--carrier-autoplay"},
+			check: func(t *testing.T, c *config) {
+				want := carrierConfig{PushURL: "http://127.0.0.1:8080/v1/carriers/sandbox/trackingEvents", SecretFile: "/run/carrier-secret",
+					Step: 500 * time.Millisecond, Autoplay: true}
+				if c.Carrier != want {
+					t.Errorf("carrier %+v, want %+v", c.Carrier, want)
+				}
+			},
+		},
+		{
+			name: "carrier from the environment",
+			env: map[string]string{
+				"BANKBRIDGE_API_KEY_FILE": "/run/key", "BANKBRIDGE_CARRIER_PUSH_URL": "https://gw.example/v1/carriers/sandbox/trackingEvents",
+				"BANKBRIDGE_CARRIER_SECRET_FILE": "/run/carrier-secret", "BANKBRIDGE_CARRIER_STEP": "1s", "BANKBRIDGE_CARRIER_AUTOPLAY": "true",
+			},
+			check: func(t *testing.T, c *config) {
+				if c.Carrier.PushURL != "https://gw.example/v1/carriers/sandbox/trackingEvents" || c.Carrier.SecretFile != "/run/carrier-secret" ||
+					c.Carrier.Step != time.Second || !c.Carrier.Autoplay {
+					t.Errorf("carrier %+v", c.Carrier)
+				}
+			},
+		},
+		{
+			name:    "carrier push URL without a secret",
+			args:    []string{"--api-key-file", "/run/key", "--carrier-push-url", "http://127.0.0.1:8080/v1/carriers/sandbox/trackingEvents"},
+			wantErr: "--carrier-secret-file (BANKBRIDGE_CARRIER_SECRET_FILE) is required",
+		},
+		{
+			name:    "carrier secret without a push URL",
+			args:    []string{"--api-key-file", "/run/key", "--carrier-secret-file", "/run/carrier-secret"},
+			wantErr: "--carrier-secret-file needs --carrier-push-url",
+		},
+		{
+			name:    "carrier autoplay without a push URL",
+			args:    []string{"--api-key-file", "/run/key", "--carrier-autoplay"},
+			wantErr: "--carrier-autoplay needs --carrier-push-url",
+		},
+		{
+			name:    "carrier push URL without a scheme",
+			args:    []string{"--api-key-file", "/run/key", "--carrier-push-url", "127.0.0.1:8080/v1", "--carrier-secret-file", "/run/s"},
+			wantErr: "--carrier-push-url must be an absolute http or https URL",
+		},
+		{
+			name: "carrier step not positive",
+			args: []string{"--api-key-file", "/run/key", "--carrier-push-url", "http://127.0.0.1:8080/v1", "--carrier-secret-file", "/run/s",
+				"--carrier-step", "0s"},
+			wantErr: "--carrier-step must be positive",
 		},
 		{
 			name: "environment",
@@ -246,6 +304,14 @@ func TestAdminEndpointAndShutdown(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict {
 		t.Errorf("alert before alice linked: %d, want 409", resp.StatusCode)
 	}
+	resp, err = http.Post("http://"+addrs.AdminAddr+"/admin/carrier/play?tracking_number="+sandbox.TrackingDelivered, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("carrier play without a carrier: %d, want 409", resp.StatusCode)
+	}
 
 	// An open event stream must not hold up a graceful stop, which would
 	// otherwise wait for the whole grace period.
@@ -349,5 +415,173 @@ func TestBinary(t *testing.T) {
 	err = cmd.Wait()
 	if took := time.Since(sent); exitCode(err) != 0 || err != nil || took > 2300*time.Millisecond+time.Second {
 		t.Errorf("after SIGTERM: %v after %s; want exit 0 within drain + grace", err, took)
+	}
+}
+
+// carrierReceiver stands in for bankbridge's carrier push endpoint: it
+// answers 401 to a push whose signature does not verify with secret or
+// whose push id it accepted before, and keeps the events of the others.
+type carrierReceiver struct {
+	secret string
+	url    string
+
+	mu     sync.Mutex
+	events []*shippingv1.CarrierEvent
+	seen   map[string]bool
+	bad    int
+}
+
+func newCarrierReceiver(t *testing.T) *carrierReceiver {
+	t.Helper()
+	r := &carrierReceiver{secret: stdwebhook.NewSecret(), seen: map[string]bool{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		id, err := stdwebhook.Verify([]string{r.secret}, req.Header, body, time.Now(), stdwebhook.DefaultTolerance)
+		var push shippingv1.CarrierPush
+		if err == nil && !r.seen[id] {
+			err = protojson.Unmarshal(body, &push)
+		}
+		if err != nil || r.seen[id] || req.URL.Path != "/v1/carriers/sandbox/trackingEvents" {
+			r.bad++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		r.seen[id] = true
+		r.events = append(r.events, push.GetEvents()...)
+		_, _ = w.Write([]byte(`{"recordedCount":1}`))
+	}))
+	t.Cleanup(srv.Close)
+	r.url = srv.URL + "/v1/carriers/sandbox/trackingEvents"
+	return r
+}
+
+// statuses returns the statuses received per tracking number, in order,
+// and how many pushes were refused.
+func (r *carrierReceiver) statuses() (map[string]string, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]string{}
+	for _, e := range r.events {
+		s := strings.TrimPrefix(e.GetCheckpoint().GetStatus().String(), "SHIPMENT_STATUS_")
+		if out[e.GetTrackingNumber()] != "" {
+			s = " " + s
+		}
+		out[e.GetTrackingNumber()] += s
+	}
+	return out, r.bad
+}
+
+func (r *carrierReceiver) secretFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "carrier-secret")
+	if err := os.WriteFile(path, []byte(r.secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitUntil polls cond for up to 15s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+	}
+}
+
+var carrierScripts = map[string]string{
+	sandbox.TrackingDelivered:           "INFO_RECEIVED IN_TRANSIT IN_TRANSIT OUT_FOR_DELIVERY DELIVERED",
+	sandbox.TrackingException:           "INFO_RECEIVED IN_TRANSIT EXCEPTION",
+	sandbox.TrackingReturned:            "INFO_RECEIVED IN_TRANSIT ATTEMPT_FAILED RETURNED",
+	sandbox.TrackingFailedThenDelivered: "INFO_RECEIVED IN_TRANSIT OUT_FOR_DELIVERY ATTEMPT_FAILED OUT_FOR_DELIVERY DELIVERED",
+}
+
+// TestCarrierPlay: with a carrier configured, the admin endpoint plays a
+// number and the receiver gets its signed events in order.
+func TestCarrierPlay(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	writeKey(t, keyFile, "first-key-0001")
+	rcv := newCarrierReceiver(t)
+	addrs, _ := start(t, "--api-key-file", keyFile,
+		"--carrier-push-url", rcv.url, "--carrier-secret-file", rcv.secretFile(t), "--carrier-step", "10ms")
+
+	play := func(number string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post("http://"+addrs.AdminAddr+"/admin/carrier/play?tracking_number="+number, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	if code, _ := play("SBX0000000109"); code != http.StatusNotFound {
+		t.Errorf("a number not in the fixtures: %d, want 404", code)
+	}
+	if code, body := play(sandbox.TrackingFailedThenDelivered); code != http.StatusAccepted || body["steps"] != float64(6) {
+		t.Fatalf("play: %d %v, want 202 with 6 steps", code, body)
+	}
+	want := carrierScripts[sandbox.TrackingFailedThenDelivered]
+	waitUntil(t, "the script played", func() bool {
+		got, _ := rcv.statuses()
+		return len(got[sandbox.TrackingFailedThenDelivered]) >= len(want)
+	})
+	got, refused := rcv.statuses()
+	if got[sandbox.TrackingFailedThenDelivered] != want || refused != 0 {
+		t.Errorf("received %v (%d refused), want %s", got, refused, want)
+	}
+}
+
+// TestCarrierAutoplay: --carrier-autoplay moves all four parcels.
+func TestCarrierAutoplay(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	writeKey(t, keyFile, "first-key-0001")
+	rcv := newCarrierReceiver(t)
+	start(t, "--api-key-file", keyFile, "--carrier-push-url", rcv.url, "--carrier-secret-file", rcv.secretFile(t),
+		"--carrier-step", "10ms", "--carrier-autoplay")
+	waitUntil(t, "every parcel delivered, held or returned", func() bool {
+		got, _ := rcv.statuses()
+		for n, want := range carrierScripts {
+			if len(got[n]) < len(want) {
+				return false
+			}
+		}
+		return true
+	})
+	got, refused := rcv.statuses()
+	for n, want := range carrierScripts {
+		if got[n] != want {
+			t.Errorf("%s: received %s, want %s", n, got[n], want)
+		}
+	}
+	if refused != 0 {
+		t.Errorf("%d pushes refused", refused)
+	}
+}
+
+// TestCarrierBadSecretFile: a secret that is not whsec_ fails start-up,
+// naming the file but not its content.
+func TestCarrierBadSecretFile(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "api-key")
+	writeKey(t, keyFile, "first-key-0001")
+	secretFile := filepath.Join(t.TempDir(), "carrier-secret")
+	if err := os.WriteFile(secretFile, []byte("hunter2-not-a-whsec\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s := spec(defaults())
+	s.Logs = io.Discard
+	err := bootstrap.Run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--api-key-file", keyFile,
+		"--carrier-push-url", "http://127.0.0.1:1/v1/carriers/sandbox/trackingEvents", "--carrier-secret-file", secretFile}, s)
+	if err == nil || !strings.Contains(err.Error(), secretFile) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("run = %v, want an error naming the secret file without its content", err)
 	}
 }
