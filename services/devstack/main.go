@@ -2,9 +2,10 @@
 // stack on 127.0.0.1 — a real Vault (in-memory dev server, or the one named
 // by VAULT_ADDR and VAULT_TOKEN) and a NATS server for the event bus (in
 // this process, nothing to install), then every process of the table in
-// stack/table.go: the sandbox bank, the gateway and the services, with
-// embedded SQLite — prints how to make a first call, and stops everything
-// cleanly on Ctrl-C.
+// stack/table.go: the sandbox bank (which also plays a carrier, pushing
+// signed tracking events to the gateway), the gateway and the services,
+// with embedded SQLite — prints how to make a first call, and stops
+// everything cleanly on Ctrl-C.
 package main
 
 import (
@@ -66,9 +67,18 @@ func printBanner(out io.Writer, s *stack.Stack) {
 			fmt.Fprintf(w, "  %s bank\t%s\tgRPC, bankbridge.adapter.v1; admin http://%s\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
 		case stack.Service:
 			fmt.Fprintf(w, "  %s (gRPC)\t%s\tadmin http://%s (/healthz, /readyz, /metrics)\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
+			if p.Needs.HTTP {
+				fmt.Fprintf(w, "  %s (HTTP)\thttp://%s\tpublic listener (carriers' signed pushes), reached through the gateway\n", p.Name, s.HTTPAddr(p.Name))
+			}
 		}
 	}
-	fmt.Fprintf(w, "  vault\t%s\tbank credentials at bankbridge/banks/<bank id> (KV v2)\n", s.Vault.Addr)
+	for _, p := range stack.Table() {
+		if p.Carrier != "" {
+			fmt.Fprintf(w, "  carrier %s\t%s\tsigned pushes (Standard Webhooks) from the %s bank; secret in Vault at bankbridge/carriers/%s and in %s\n",
+				p.Carrier, s.CarrierPushURL(p.Carrier), p.Name, p.Carrier, s.CarrierSecretFile(p.Carrier))
+		}
+	}
+	fmt.Fprintf(w, "  vault\t%s\tbank credentials at bankbridge/banks/<bank id>, carriers' signing secrets at bankbridge/carriers/<carrier> (KV v2)\n", s.Vault.Addr)
 	fmt.Fprintf(w, "  nats\t%s\tthe event bus (JetStream stream BANKBRIDGE), its token in Vault at bankbridge/nats\n", s.NATS.URL)
 	fmt.Fprintf(w, "  partners\t%s\tclient-credentials tokens from POST %s/oauth/token with secret %s\n", strings.ReplaceAll(stack.DevPartners, ",", ", "), s.GatewayURL, stack.DevPartnerSecret)
 	_ = w.Flush()

@@ -56,6 +56,8 @@ func runMain(m *testing.M) int {
 		DataDir:   must(os.MkdirTemp("", "bankbridge-e2e-")),
 		FreePorts: true,
 		Logs:      logs,
+		// The sandbox carrier's scripted parcels move fast (shipping_test.go).
+		CarrierStep: 300 * time.Millisecond,
 		Env: []string{
 			"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlp,
 			"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",

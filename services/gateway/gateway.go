@@ -6,8 +6,9 @@
 // google.rpc.Status errors with the right HTTP status, the
 // x-trace-id header on every response, Bankbridge-Purpose and
 // Idempotency-Key headers passed on as gRPC metadata, the OpenAPI document,
-// a /healthz that reflects the backends, and — in dev mode only — a token
-// issuer for trying the API.
+// a /healthz that reflects the backends, carriers' signed pushes passed
+// through to the shipping service's HTTP listener (carriers.go), and — in
+// dev mode only — a token issuer for trying the API.
 package main
 
 import (
@@ -55,6 +56,11 @@ type Config struct {
 	// Backends are the services' gRPC addresses by name (Backends(), flag
 	// --<name>-addr); a backend without one is not routed.
 	Backends map[string]string
+	// ShippingHTTPAddr is the shipping service's public HTTP listener
+	// (host:port, flag --shipping-http-addr), where carriers' signed
+	// pushes to /v1/carriers/{carrier}/trackingEvents are passed through
+	// untouched; empty, that path is not served (404).
+	ShippingHTTPAddr string
 
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
@@ -193,6 +199,7 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		}),
 		// Only the trace id goes back out; other response metadata stays inside.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithForwardResponseOption(openStream),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -219,6 +226,10 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 
 	root := http.NewServeMux()
 	root.Handle("/v1/", g.limits(mux))
+	if cfg.ShippingHTTPAddr != "" {
+		// Every method: the shipping service answers what it does not take.
+		root.Handle(carrierPushRoute, g.carrierProxy(cfg.ShippingHTTPAddr, mux))
+	}
 	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.JSON())
@@ -464,10 +475,11 @@ func (route queryRoute) takes(pathParams map[string]string) string {
 // so span names carry no personal data.
 func routeOf(r *http.Request) string {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) > 2 && parts[0] == "v1" && (parts[1] == "users" || parts[1] == "clients") {
-		// /v1/users/{user}/accounts/{account}/... and
-		// /v1/clients/{client}/endpoints/{endpoint}/...: every second
-		// segment is an id.
+	if len(parts) > 2 && parts[0] == "v1" && (parts[1] == "users" || parts[1] == "clients" || parts[1] == "carriers") {
+		// /v1/users/{user}/accounts/{account}/...,
+		// /v1/clients/{client}/endpoints/{endpoint}/... and
+		// /v1/carriers/{carrier}/trackingEvents: every second segment is
+		// an id.
 		for i := 2; i < len(parts); i += 2 {
 			_, verb, hasVerb := strings.Cut(parts[i], ":")
 			parts[i] = "*"
@@ -585,4 +597,22 @@ func validUser(u string) bool {
 		}
 	}
 	return true
+}
+
+// openStream answers a server stream's HTTP headers as soon as the service
+// has opened it, before its first message: grpc-gateway otherwise holds
+// them back until an event comes, so a REST client watching for changes
+// would block in its request (and miss the chance to list, knowing the
+// watch is on). grpc-gateway calls the option with a nil message once,
+// after the stream's gRPC headers arrived (the service subscribed; a
+// refusal such as PERMISSION_DENIED has already been answered with its
+// own status) and only for streams. Each event then follows as one line
+// of JSON (newline-delimited JSON, {"result": ...} or {"error": ...}).
+func openStream(_ context.Context, w http.ResponseWriter, msg proto.Message) error {
+	if msg != nil {
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(w).Flush()
 }

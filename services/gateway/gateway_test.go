@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -636,5 +637,239 @@ func TestCanonicalTemplate(t *testing.T) {
 		if want := canonicalTemplate(template); got != want {
 			t.Errorf("mux prints %q as %q, the index spells it %q", template, got, want)
 		}
+	}
+}
+
+// carrierBackend stands in for the shipping service's public HTTP
+// listener: it records what reached it and answers with a canned reply.
+type carrierBackend struct {
+	mu     sync.Mutex
+	got    []*http.Request
+	bodies [][]byte
+	code   int
+	reply  string
+}
+
+func (b *carrierBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	b.mu.Lock()
+	b.got = append(b.got, r)
+	b.bodies = append(b.bodies, body)
+	code, reply := b.code, b.reply
+	b.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Trace-Id", "0123456789abcdef0123456789abcdef")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, reply)
+}
+
+func (b *carrierBackend) received() ([]*http.Request, [][]byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.got), slices.Clone(b.bodies)
+}
+
+// gatewayFor serves a gateway with cfg until the test ends.
+func gatewayFor(t *testing.T, cfg Config) string {
+	t.Helper()
+	tel, err := telemetry.Setup(t.Context(), telemetry.Config{ServiceName: "gateway-test", LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(t.Context(), cfg, tel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	hs := httptest.NewServer(g.Handler())
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+// TestCarrierPushesPassThrough: a carrier's signed push reaches the
+// shipping service's HTTP listener byte for byte, the signature headers
+// untouched, in the caller's trace, and nothing else the caller sent.
+func TestCarrierPushesPassThrough(t *testing.T) {
+	t.Parallel()
+	be := &carrierBackend{code: http.StatusOK, reply: `{"recorded_count":1}`}
+	backend := httptest.NewServer(be)
+	t.Cleanup(backend.Close)
+	gw := gatewayFor(t, Config{ShippingHTTPAddr: strings.TrimPrefix(backend.URL, "http://"), MaxBodyBytes: 1024, RequestTimeout: 5 * time.Second})
+
+	// Odd spacing and key order: the signature covers these exact bytes.
+	body := []byte("{ \"events\" :[{\"tracking_number\":\"1Z999AA10123456784\",\t\"event_id\":\"e1\"}] }\n")
+	const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	push := func(t *testing.T, path string, body []byte) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, gw+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+		req.Header.Set("webhook-timestamp", "1774521600")
+		req.Header.Set("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= v1,bm9wZQ==")
+		req.Header.Set("traceparent", "00-"+callerTrace+"-00f067aa0ba902b7-01")
+		req.Header.Set("Authorization", "Bearer someone-elses-token")
+		req.Header.Set("Cookie", "session=abc")
+		req.Header.Set("X-Forwarded-For", "10.0.0.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp, raw
+	}
+
+	resp, raw := push(t, "/v1/carriers/sandbox/trackingEvents", body)
+	if resp.StatusCode != http.StatusOK || string(raw) != `{"recorded_count":1}` {
+		t.Fatalf("status %d, body %s; want the backend's 200 and body", resp.StatusCode, raw)
+	}
+	if got := resp.Header.Values("X-Trace-Id"); len(got) != 1 || got[0] != callerTrace {
+		t.Errorf("X-Trace-Id = %q, want the caller's trace id once", got)
+	}
+	reqs, bodies := be.received()
+	if len(reqs) != 1 {
+		t.Fatalf("the backend got %d requests", len(reqs))
+	}
+	r := reqs[0]
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/carriers/sandbox/trackingEvents" {
+		t.Errorf("backend got %s %s", r.Method, r.URL.Path)
+	}
+	if !bytes.Equal(bodies[0], body) {
+		t.Errorf("backend got body %q, want %q", bodies[0], body)
+	}
+	for k, want := range map[string]string{
+		"Webhook-Id":        "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+		"Webhook-Timestamp": "1774521600",
+		"Webhook-Signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= v1,bm9wZQ==",
+		"Content-Type":      "application/json",
+	} {
+		if got := r.Header.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("backend got %s = %q, want %q", k, got, want)
+		}
+	}
+	if tp := r.Header.Get("traceparent"); !strings.HasPrefix(tp, "00-"+callerTrace+"-") || strings.Contains(tp, "00f067aa0ba902b7") {
+		t.Errorf("backend got traceparent %q, want the caller's trace under the gateway's span", tp)
+	}
+	for _, k := range []string{"Authorization", "Cookie", "X-Forwarded-For"} {
+		if v := r.Header.Get(k); v != "" {
+			t.Errorf("backend got %s: %q; the gateway passes only what the endpoint reads", k, v)
+		}
+	}
+
+	t.Run("the backend's refusal passes through", func(t *testing.T) {
+		be.mu.Lock()
+		be.code, be.reply = http.StatusUnauthorized, `{"code":16,"message":"no"}`
+		be.mu.Unlock()
+		resp, raw := push(t, "/v1/carriers/sandbox/trackingEvents", body)
+		if resp.StatusCode != http.StatusUnauthorized || string(raw) != `{"code":16,"message":"no"}` {
+			t.Errorf("status %d, body %s", resp.StatusCode, raw)
+		}
+	})
+	t.Run("a body over the limit", func(t *testing.T) {
+		before, _ := be.received()
+		resp, raw := push(t, "/v1/carriers/sandbox/trackingEvents", bytes.Repeat([]byte("x"), 2048))
+		var body map[string]any
+		_ = json.Unmarshal(raw, &body)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || reason(body) != "INVALID_ARGUMENT" {
+			t.Errorf("status %d, body %s; want 413 INVALID_ARGUMENT", resp.StatusCode, raw)
+		}
+		if after, _ := be.received(); len(after) != len(before) {
+			t.Error("the oversize push reached the backend")
+		}
+	})
+	t.Run("a chunked body over the limit", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = pw.Write(bytes.Repeat([]byte("x"), 4096))
+			_ = pw.Close()
+		}()
+		req, _ := http.NewRequest(http.MethodPost, gw+"/v1/carriers/sandbox/trackingEvents", pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			raw, _ := io.ReadAll(resp.Body)
+			t.Errorf("status %d, body %s; want 413", resp.StatusCode, raw)
+		}
+	})
+	t.Run("other paths are not the carriers'", func(t *testing.T) {
+		before, _ := be.received()
+		if resp, _ := push(t, "/v1/carriers/sandbox/somethingElse", body); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("status %d, want 404", resp.StatusCode)
+		}
+		if after, _ := be.received(); len(after) != len(before) {
+			t.Error("another path reached the backend")
+		}
+	})
+}
+
+func TestCarrierPushesWithoutAShippingHTTPAddress(t *testing.T) {
+	t.Parallel()
+	gw := gatewayFor(t, Config{})
+	post := func(path string) (int, string) {
+		resp, err := http.Post(gw+path, "application/json", strings.NewReader(`{"events":[]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	code, body := post("/v1/carriers/sandbox/trackingEvents")
+	wantCode, wantBody := post("/v1/nothing/here")
+	if code != http.StatusNotFound || code != wantCode || body != wantBody {
+		t.Errorf("got %d %s; want the gateway's usual %d %s", code, body, wantCode, wantBody)
+	}
+}
+
+func TestCarrierPushesWhileShippingIsDown(t *testing.T) {
+	t.Parallel()
+	gw := gatewayFor(t, Config{ShippingHTTPAddr: "127.0.0.1:1", RequestTimeout: 5 * time.Second})
+	resp, err := http.Post(gw+"/v1/carriers/sandbox/trackingEvents", "application/json", strings.NewReader(`{"events":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusServiceUnavailable || body["code"] != float64(14) {
+		t.Errorf("status %d, body %v; want 503 UNAVAILABLE", resp.StatusCode, body)
+	}
+}
+
+func TestShippingHTTPAddrIsHostPort(t *testing.T) {
+	t.Parallel()
+	for addr, ok := range map[string]bool{"": true, "127.0.0.1:9305": true, "shipping:9305": true,
+		"http://shipping:9305": false, "shipping": false, "shipping:9305/v1": false} {
+		c := config{Gateway: Config{ShippingHTTPAddr: addr}}
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("--shipping-http-addr=%q: %v", addr, err)
+		}
+	}
+}
+
+func TestCarrierPushesToASlowShippingService(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(backend.Close)
+	t.Cleanup(func() { close(release) })
+	gw := gatewayFor(t, Config{ShippingHTTPAddr: strings.TrimPrefix(backend.URL, "http://"), RequestTimeout: 200 * time.Millisecond})
+	resp, err := http.Post(gw+"/v1/carriers/sandbox/trackingEvents", "application/json", strings.NewReader(`{"events":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusGatewayTimeout || body["code"] != float64(4) {
+		t.Errorf("status %d, body %v; want 504 DEADLINE_EXCEEDED", resp.StatusCode, body)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 			return nil
 		})
 	}
+	fs.StringVar(&g.ShippingHTTPAddr, "shipping-http-addr", g.ShippingHTTPAddr, "shipping service's public HTTP address (host:port), for carriers' signed pushes to "+carrierPushRoute+" (not served when empty)")
 	fs.Int64Var(&g.MaxBodyBytes, "max-body-bytes", g.MaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&g.RequestTimeout, "request-timeout", g.RequestTimeout, "deadline of a non-streaming call")
 	fs.BoolVar(&g.DevMode, "dev-mode", g.DevMode, "serve the dev token issuer (never in production)")
@@ -47,6 +50,11 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks the gateway's own settings.
 func (c *config) Validate() error {
 	g := c.Gateway
+	if g.ShippingHTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(g.ShippingHTTPAddr); err != nil || strings.Contains(g.ShippingHTTPAddr, "/") {
+			return fmt.Errorf("--shipping-http-addr (BANKBRIDGE_SHIPPING_HTTP_ADDR) %q: want host:port", g.ShippingHTTPAddr)
+		}
+	}
 	switch {
 	case g.DevMode && g.DevServiceSecret == "":
 		return errors.New("--dev-service-secret (BANKBRIDGE_DEV_SERVICE_SECRET) is required in dev mode")

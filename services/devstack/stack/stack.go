@@ -4,7 +4,8 @@
 // process, for every service), then every process of the table (table.go)
 // — the sandbox bank, the gateway and every service — wired the way a
 // production deployment is: JWTs checked against the gateway's dev issuer,
-// bank and NATS credentials read from Vault, real gRPC between processes.
+// bank, carrier and NATS credentials read from Vault, real gRPC between
+// processes.
 // `make dev` runs it through ../main.go; the end-to-end tests run it too.
 package stack
 
@@ -27,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 )
@@ -54,6 +56,11 @@ type Options struct {
 	// the stack seeds the sandbox credential there (KV v2 mount bankbridge,
 	// enabled if missing).
 	ExternalVault VaultRef
+
+	// CarrierStep is how often a Bank that plays a carrier (the sandbox)
+	// advances its parcels and pushes their tracking events; default
+	// DefaultCarrierStep. Tests shorten it.
+	CarrierStep time.Duration
 
 	// Env is added to every process's environment (e.g. OTEL_* for tests).
 	Env []string
@@ -85,6 +92,11 @@ type Stack struct {
 	// SandboxKeyFile is the sandbox's accepted API key; rotate by writing a
 	// new key to Vault (bankbridge/banks/sandbox api_key) and to this file.
 	SandboxKeyFile string
+	// SandboxCarrierSecretFile holds the signing secret ("whsec_...") the
+	// sandbox signs its carrier pushes with, the one in Vault at
+	// bankbridge/carriers/sandbox (key secret), for tests that push as the
+	// sandbox carrier themselves.
+	SandboxCarrierSecretFile string
 	// DevClient is the client id of user tokens from POST /v1/dev/tokens.
 	DevClient string
 
@@ -120,7 +132,13 @@ const (
 // The purposes the dev client may declare: every one bankbridge serves.
 const devClientPurposes = devClient + "=ACCOUNT_INFORMATION,PURCHASE_HISTORY,ORDER_TRACKING,CUSTOMER_SUPPORT,FRAUD_PREVENTION,CONSENT_MANAGEMENT"
 
+// DefaultCarrierStep is Options.CarrierStep's default.
+const DefaultCarrierStep = 2 * time.Second
+
 func (o *Options) defaults() {
+	if o.CarrierStep <= 0 {
+		o.CarrierStep = DefaultCarrierStep
+	}
 	if o.DataDir == "" {
 		o.DataDir = filepath.Join(o.Root, ".dev")
 	}
@@ -194,6 +212,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if p.AdminPort != 0 {
 			s.addrs[p.Name+"-admin"] = s.listenAddr(p.AdminPort)
 		}
+		if p.HTTPPort != 0 {
+			s.addrs[p.Name+"-http"] = s.listenAddr(p.HTTPPort)
+		}
 	}
 	s.GatewayURL = "http://" + s.addrs["gateway"]
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
@@ -220,10 +241,19 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	return s, nil
 }
 
-// checkTable refuses a table where a process starts before what it needs.
+// checkTable refuses a table where a process starts before what it needs,
+// or whose entries contradict themselves.
 func checkTable(t []Process) error {
 	started := map[string]bool{}
 	for _, p := range t {
+		switch {
+		case p.Needs.HTTP != (p.HTTPPort != 0):
+			return fmt.Errorf("dev stack table: %s: a public HTTP listener needs both Needs.HTTP and an HTTPPort", p.Name)
+		case p.Needs.HTTP && p.Kind != Service:
+			return fmt.Errorf("dev stack table: %s: only a Service has a public HTTP listener", p.Name)
+		case p.Carrier != "" && p.Kind != Bank:
+			return fmt.Errorf("dev stack table: %s: only a Bank plays a carrier", p.Name)
+		}
 		for _, d := range p.dependencies(t) {
 			if !started[d] {
 				return fmt.Errorf("dev stack table: %s needs %s, which must come before it", p.Name, d)
@@ -248,8 +278,19 @@ func (s *Stack) Addr(name string) string { return s.addrs[name] }
 // /readyz, /metrics), "" without one.
 func (s *Stack) AdminAddr(name string) string { return s.addrs[name+"-admin"] }
 
+// HTTPAddr is the address of a service's public HTTP listener, "" without
+// one.
+func (s *Stack) HTTPAddr(name string) string { return s.addrs[name+"-http"] }
+
+// CarrierPushURL is where a carrier pushes its tracking events: the
+// gateway's carrier endpoint, passed through to the shipping service.
+func (s *Stack) CarrierPushURL(carrier string) string {
+	return s.GatewayURL + "/v1/carriers/" + carrier + "/trackingEvents"
+}
+
 // startVault starts the own dev Vault, unless an external one is given,
-// and seeds every bank's API key in it.
+// and seeds in it every bank's API key and a fresh signing secret for
+// every Bank that plays a carrier.
 func (s *Stack) startVault(ctx context.Context) error {
 	o := s.opts
 	if o.ExternalVault.Addr != "" {
@@ -278,8 +319,19 @@ func (s *Stack) startVault(ctx context.Context) error {
 		if err := os.WriteFile(s.keyFile(p.Name), []byte(key+"\n"), 0o600); err != nil {
 			return err
 		}
+		if p.Carrier == "" {
+			continue
+		}
+		secret := stdwebhook.NewSecret()
+		if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/carriers/"+p.Carrier, "secret="+secret); err != nil {
+			return fmt.Errorf("seed carrier %s's signing secret: %w", p.Carrier, err)
+		}
+		if err := os.WriteFile(s.CarrierSecretFile(p.Carrier), []byte(secret+"\n"), 0o600); err != nil {
+			return err
+		}
 	}
 	s.SandboxKeyFile = s.keyFile("sandbox")
+	s.SandboxCarrierSecretFile = s.CarrierSecretFile("sandbox")
 	return nil
 }
 
@@ -301,6 +353,12 @@ func (s *Stack) startNATS(ctx context.Context) error {
 
 func (s *Stack) keyFile(bank string) string {
 	return filepath.Join(s.opts.DataDir, bank+"-api-key")
+}
+
+// CarrierSecretFile is the file holding the signing secret of a carrier
+// the stack seeded (a Bank's Carrier), as in Vault.
+func (s *Stack) CarrierSecretFile(carrier string) string {
+	return filepath.Join(s.opts.DataDir, carrier+"-carrier-secret")
 }
 
 // banksYAML lists every Bank of the table, as remote banks.
@@ -332,12 +390,23 @@ func (s *Stack) args(p Process) []string {
 	switch p.Kind {
 	case Bank:
 		args = []string{"--grpc-addr=" + s.Addr(p.Name), "--api-key-file=" + s.keyFile(p.Name)}
+		if p.Carrier != "" {
+			step := s.opts.CarrierStep
+			if step <= 0 {
+				step = DefaultCarrierStep
+			}
+			args = append(args, "--carrier-push-url="+s.CarrierPushURL(p.Carrier),
+				"--carrier-secret-file="+s.CarrierSecretFile(p.Carrier), "--carrier-step="+step.String())
+		}
 	case Gateway:
 		var clients []string
 		for _, q := range s.table {
 			if q.Kind == Service {
 				clients = append(clients, q.Name)
 				args = append(args, "--"+q.Name+"-addr="+s.Addr(q.Name))
+			}
+			if q.Kind == Service && q.Needs.HTTP {
+				args = append(args, "--"+q.Name+"-http-addr="+s.HTTPAddr(q.Name))
 			}
 		}
 		args = append([]string{"--addr=" + s.Addr(p.Name), "--dev-mode", "--dev-issuer=" + s.GatewayURL,
@@ -355,6 +424,9 @@ func (s *Stack) args(p Process) []string {
 			"--issuer=" + s.GatewayURL, "--jwks-url=" + s.GatewayURL + "/.well-known/jwks.json",
 			"--client-purposes=" + devClientPurposes, "--internal-clients=" + strings.Join(internal, ","),
 			"--page-token-key=" + s.pageTokenKey, "--partner-clients=" + DevPartners,
+		}
+		if p.Needs.HTTP {
+			args = append(args, "--http-addr="+s.HTTPAddr(p.Name))
 		}
 	}
 	if p.AdminPort != 0 {
@@ -480,6 +552,19 @@ func (s *Stack) Signal(name string, sig os.Signal) error {
 		}
 	}
 	return fmt.Errorf("no process %q in the stack", name)
+}
+
+// PID is the process id of the running process name, 0 when none runs
+// (for tests that read its resource use from /proc).
+func (s *Stack) PID(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.procs {
+		if p.name == name {
+			return p.cmd.Process.Pid
+		}
+	}
+	return 0
 }
 
 // DataDir is the directory the stack's processes keep their state in; a

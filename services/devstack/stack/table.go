@@ -12,15 +12,17 @@ type Kind int
 
 const (
 	// Bank is a bank adapter server: --grpc-addr, --admin-addr and its API
-	// key file (the key is also in Vault at bankbridge/banks/<name>).
+	// key file (the key is also in Vault at bankbridge/banks/<name>); a
+	// Bank that is also a Carrier pushes tracking events too.
 	Bank Kind = iota
 	// Gateway is the REST gateway on --addr, in dev mode: the token issuer
-	// the services verify against, routing to every Service (--<name>-addr).
+	// the services verify against, routing to every Service (--<name>-addr,
+	// and --<name>-http-addr to one with a public HTTP listener).
 	Gateway
-	// Service is a bankbridge service: --grpc-addr and --admin-addr, the
-	// gateway's dev issuer, the stack's one --page-token-key (shared by
-	// every service, as by replicas), and the flags of what its Needs
-	// declare.
+	// Service is a bankbridge service: --grpc-addr and --admin-addr (and
+	// --http-addr with Needs.HTTP), the gateway's dev issuer, the stack's
+	// one --page-token-key (shared by every service, as by replicas), and
+	// the flags of what its Needs declare.
 	Service
 )
 
@@ -36,11 +38,22 @@ type Process struct {
 	// Port and AdminPort are the default ports of its gRPC (the gateway:
 	// HTTP) and admin listeners; AdminPort 0 means none.
 	Port, AdminPort int
+	// HTTPPort is the default port of a Service's public HTTP listener,
+	// which it has exactly when its Needs declare HTTP; the gateway passes
+	// the service's public routes there (--<name>-http-addr).
+	HTTPPort int
+	// Carrier, on a Bank, is the carrier id it also pushes tracking events
+	// as (the sandbox plays a carrier): the stack seeds a fresh signing
+	// secret in Vault at bankbridge/carriers/<Carrier>, writes it to a file
+	// for the process, and gives it the gateway's carrier endpoint
+	// (--carrier-push-url, --carrier-secret-file, --carrier-step).
+	Carrier string
 	// Needs are its dependencies, as its main declares them to bootstrap:
 	// Banks gives it banks.yaml (every Bank of the table) and Vault,
 	// Consent the consent service and service credentials, Storage a data
 	// directory, Bus the stack's NATS server (--nats-url, its token from
-	// Vault). The processes it needs start before it.
+	// Vault), HTTP its public listener on HTTPPort. The processes it needs
+	// start before it.
 	Needs bootstrap.Needs
 	// Flags are added after the ones the stack derives.
 	Flags []string
@@ -48,7 +61,7 @@ type Process struct {
 
 // table is the dev stack, in start order.
 var table = []Process{
-	{Name: "sandbox", Package: "./sandbox", Kind: Bank, Port: 9400, AdminPort: 9401},
+	{Name: "sandbox", Package: "./sandbox", Kind: Bank, Port: 9400, AdminPort: 9401, Carrier: "sandbox"},
 	{Name: "gateway", Package: "./gateway", Kind: Gateway, Port: 8080},
 	{Name: "consent", Package: "./consent", Kind: Service, Port: 9101, AdminPort: 9201,
 		Needs: bootstrap.Needs{Banks: true, Storage: true, Bus: true}},
@@ -56,6 +69,10 @@ var table = []Process{
 		Needs: bootstrap.Needs{Banks: true, Consent: true}},
 	{Name: "receipts", Package: "./receipts", Kind: Service, Port: 9103, AdminPort: 9203,
 		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}},
+	// Vault: the carriers' signing secrets (bankbridge/carriers/<carrier>);
+	// HTTP: their signed pushes, through the gateway.
+	{Name: "shipping", Package: "./shipping", Kind: Service, Port: 9105, AdminPort: 9205, HTTPPort: 9305,
+		Needs: bootstrap.Needs{Vault: true, Consent: true, Storage: true, Bus: true, HTTP: true}},
 	{Name: "webhooks", Package: "./webhooks", Kind: Service, Port: 9106, AdminPort: 9206,
 		Needs: bootstrap.Needs{Vault: true, Storage: true, Bus: true}},
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 )
@@ -25,14 +26,17 @@ func TestTableStartsWhatEachNeedsFirst(t *testing.T) {
 // changes for the new service to be started, routed and trusted.
 func TestOneEntryWiresAService(t *testing.T) {
 	t.Parallel()
-	tbl := append(Table(), Process{Name: "shipping", Package: "./shipping", Kind: Service, Port: 9105, AdminPort: 9205,
+	tbl := append(Table(), Process{Name: "support", Package: "./support", Kind: Service, Port: 9104, AdminPort: 9204,
 		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}})
-	s := &Stack{opts: Options{DataDir: "/dev-data"}, table: tbl, addrs: map[string]string{}, GatewayURL: "http://gw",
+	s := &Stack{opts: Options{DataDir: "/dev-data", CarrierStep: 500 * time.Millisecond}, table: tbl, addrs: map[string]string{}, GatewayURL: "http://gw",
 		Vault: VaultRef{Addr: "http://vault", Token: "t"}, NATS: NATSRef{URL: "nats://nats", Token: "n"},
 		serviceSecret: "secret", banksFile: "/dev-data/banks.yaml"}
 	for _, p := range tbl {
 		s.addrs[p.Name] = "addr-" + p.Name
 		s.addrs[p.Name+"-admin"] = "admin-" + p.Name
+		if p.HTTPPort != 0 {
+			s.addrs[p.Name+"-http"] = "http-" + p.Name
+		}
 	}
 	if err := checkTable(tbl); err != nil {
 		t.Fatal(err)
@@ -50,16 +54,24 @@ func TestOneEntryWiresAService(t *testing.T) {
 		process string
 		want    []string
 	}{
-		{"shipping", []string{
-			"--grpc-addr=addr-shipping", "--admin-addr=admin-shipping", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
+		{"support", []string{
+			"--grpc-addr=addr-support", "--admin-addr=admin-support", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
 			"--banks=/dev-data/banks.yaml", "--vault-addr=http://vault", "--consent-addr=addr-consent",
-			"--token-url=http://gw/oauth/token", "--client-id=shipping", "--client-secret=secret", "--data-dir=/dev-data/shipping",
+			"--token-url=http://gw/oauth/token", "--client-id=support", "--client-secret=secret", "--data-dir=/dev-data/support",
 			"--nats-url=nats://nats", "--partner-clients=demo-partner,demo-shop",
 		}},
-		{"gateway", []string{"--addr=addr-gateway", "--shipping-addr=addr-shipping", "--receipts-addr=addr-receipts", "--balance-addr=addr-balance",
-			"--dev-service-clients=consent,balance,receipts,webhooks,shipping", "--dev-partner-clients=demo-partner,demo-shop"}},
-		{"consent", []string{"--internal-clients=balance,receipts,shipping", "--data-dir=/dev-data/consent"}},
-		{"sandbox", []string{"--grpc-addr=addr-sandbox", "--admin-addr=admin-sandbox", "--api-key-file=/dev-data/sandbox-api-key"}},
+		{"shipping", []string{
+			"--grpc-addr=addr-shipping", "--admin-addr=admin-shipping", "--http-addr=http-shipping",
+			"--vault-addr=http://vault", "--consent-addr=addr-consent", "--client-id=shipping", "--data-dir=/dev-data/shipping",
+			"--nats-url=nats://nats",
+		}},
+		{"gateway", []string{"--addr=addr-gateway", "--support-addr=addr-support", "--shipping-addr=addr-shipping",
+			"--shipping-http-addr=http-shipping", "--receipts-addr=addr-receipts", "--balance-addr=addr-balance",
+			"--dev-service-clients=consent,balance,receipts,shipping,webhooks,support", "--dev-partner-clients=demo-partner,demo-shop"}},
+		{"consent", []string{"--internal-clients=balance,receipts,shipping,support", "--data-dir=/dev-data/consent"}},
+		{"sandbox", []string{"--grpc-addr=addr-sandbox", "--admin-addr=admin-sandbox", "--api-key-file=/dev-data/sandbox-api-key",
+			"--carrier-push-url=http://gw/v1/carriers/sandbox/trackingEvents", "--carrier-secret-file=/dev-data/sandbox-carrier-secret",
+			"--carrier-step=500ms"}},
 	}
 	for _, tt := range tests {
 		got := args(tt.process)
@@ -74,5 +86,65 @@ func TestOneEntryWiresAService(t *testing.T) {
 	}
 	if got := args("balance"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--nats-url") }) {
 		t.Errorf("balance, which needs no bus, got %q", got)
+	}
+	for _, name := range []string{"support", "balance", "sandbox"} {
+		if got := args(name); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--http-addr") }) {
+			t.Errorf("%s, which has no public HTTP listener, got %q", name, got)
+		}
+	}
+	if got := args("gateway"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--support-http-addr") }) {
+		t.Errorf("the gateway routes HTTP to a service without a public listener: %q", got)
+	}
+}
+
+// TestTheShippingEntry: the shipping service is in the table with its
+// carrier listener, and the sandbox plays the carrier that pushes to it.
+func TestTheShippingEntry(t *testing.T) {
+	t.Parallel()
+	tbl := Table()
+	i := slices.IndexFunc(tbl, func(p Process) bool { return p.Name == "shipping" })
+	if i < 0 {
+		t.Fatal("no shipping in the table")
+	}
+	p := tbl[i]
+	if p.Port != 9105 || p.AdminPort != 9205 || p.HTTPPort != 9305 || p.Kind != Service ||
+		!p.Needs.Consent || !p.Needs.Storage || !p.Needs.Bus || !p.Needs.HTTP || !p.Needs.Vault {
+		t.Errorf("shipping = %+v", p)
+	}
+	if j := slices.IndexFunc(tbl, func(p Process) bool { return p.Name == "receipts" }); j < 0 || j > i {
+		t.Errorf("shipping at %d, receipts at %d; want shipping after receipts", i, j)
+	}
+	if j := slices.IndexFunc(tbl, func(p Process) bool { return p.Carrier == "sandbox" }); j < 0 || tbl[j].Name != "sandbox" {
+		t.Error("the sandbox does not play the sandbox carrier")
+	}
+	ports := map[int]string{}
+	for _, p := range tbl {
+		for _, port := range []int{p.Port, p.AdminPort, p.HTTPPort} {
+			if port == 0 {
+				continue
+			}
+			if other, dup := ports[port]; dup {
+				t.Errorf("port %d is both %s's and %s's", port, other, p.Name)
+			}
+			ports[port] = p.Name
+		}
+	}
+}
+
+func TestTableEntriesAgreeWithThemselves(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		p    Process
+		want string
+	}{
+		{"HTTP without a port", Process{Name: "x", Kind: Service, Needs: bootstrap.Needs{HTTP: true}}, "needs both Needs.HTTP and an HTTPPort"},
+		{"a port without HTTP", Process{Name: "x", Kind: Service, HTTPPort: 9399}, "needs both Needs.HTTP and an HTTPPort"},
+		{"a carrier that is no bank", Process{Name: "x", Kind: Service, Carrier: "x"}, "only a Bank plays a carrier"},
+	}
+	for _, tt := range tests {
+		if err := checkTable(append(Table(), tt.p)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
 	}
 }

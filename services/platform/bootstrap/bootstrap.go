@@ -60,7 +60,8 @@ type Kind int
 const (
 	// KindService is a bankbridge service: gRPC through the server kit
 	// (token check, validation, access rules, consent, access log, health,
-	// reflection) on --grpc-addr, and the admin listener on --admin-addr.
+	// reflection) on --grpc-addr, and the admin listener on --admin-addr;
+	// with Needs.HTTP, also a public HTTP handler on --http-addr.
 	KindService Kind = iota
 	// KindBank is a bank adapter server (the sandbox bank): gRPC with
 	// telemetry and health but no bankbridge token check — the adapter
@@ -102,6 +103,15 @@ type Needs struct {
 	// --outbox-retention). Only a KindService may declare it: the users'
 	// references on the bus are keyed with its --subject-key.
 	Bus bool
+	// HTTP: a public HTTP listener on --http-addr beside the gRPC one,
+	// serving Service.HTTP, for callers that cannot speak gRPC with a
+	// bearer token (a carrier's signed webhooks). The handler
+	// authenticates its callers itself: none of the server kit's
+	// interceptors run there. It gets OpenTelemetry instrumentation, the
+	// X-Trace-Id response header, panics answered with a masked INTERNAL,
+	// and the gRPC listener's drain and graceful stop. Only a KindService
+	// may declare it (a gateway is an HTTP server already).
+	HTTP bool
 }
 
 // Configurer is a binary's config: a struct that embeds Config. A config
@@ -144,13 +154,18 @@ type Listening struct {
 	Addr string
 	// AdminAddr is the admin listener's address; "" without one.
 	AdminAddr string
+	// HTTPAddr is a KindService's public HTTP listener (Needs.HTTP); ""
+	// without one.
+	HTTPAddr string
 }
 
 // Service is what a Start function hands back to be served.
 type Service struct {
 	// GRPC registers the implementations (KindService, KindBank).
 	GRPC func(grpc.ServiceRegistrar)
-	// HTTP is the handler of a KindGateway binary.
+	// HTTP is the handler of a KindGateway binary, or the public HTTP
+	// handler of a KindService that declares Needs.HTTP (required then,
+	// refused otherwise).
 	HTTP http.Handler
 	// Admin are extra routes on the admin listener.
 	Admin map[string]http.Handler

@@ -3,6 +3,7 @@ package bootstrap_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	vaultapi "github.com/hashicorp/vault/api"
@@ -43,7 +44,8 @@ func TestVaultCredentials(t *testing.T) {
 
 // TestServicePolicy loads the policy operators give services
 // (deploy/vault/policies/bankbridge-service.hcl) into a real Vault: a
-// service token with it reads bank credentials and cannot change them.
+// service token with it reads bank credentials, the NATS credentials and
+// carriers' signing secrets, and cannot change them.
 func TestServicePolicy(t *testing.T) {
 	t.Parallel()
 	rules, err := os.ReadFile("../../../deploy/vault/policies/bankbridge-service.hcl")
@@ -53,6 +55,7 @@ func TestServicePolicy(t *testing.T) {
 	v := vaulttest.Start(t)
 	v.PutBankSecret(t, "sandbox", map[string]any{"api_key": "k1"})
 	v.Write(t, "bankbridge/data/nats", map[string]any{"data": map[string]any{"token": "n1"}})
+	v.Write(t, "bankbridge/data/carriers/sandbox", map[string]any{"data": map[string]any{"secret": "whsec_c2FuZGJveA=="}})
 	v.PutPolicy(t, "bankbridge-service", string(rules))
 	token := v.CreateToken(t, vaulttest.TokenRequest{Policies: []string{"bankbridge-service"}})
 
@@ -70,6 +73,13 @@ func TestServicePolicy(t *testing.T) {
 	if s, err := p.NATS(t.Context()); err != nil || s.Data["token"] != "n1" {
 		t.Fatalf("a service token cannot read the NATS credentials: %v", err)
 	}
+	carriers, err := p.KV("carriers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := carriers.Get(t.Context(), "sandbox"); err != nil || s.Data["secret"] != "whsec_c2FuZGJveA==" {
+		t.Fatalf("a service token cannot read a carrier's signing secret: %v", err)
+	}
 	c, err := vaultapi.NewClient(&vaultapi.Config{Address: v.Addr()})
 	if err != nil {
 		t.Fatal(err)
@@ -80,5 +90,11 @@ func TestServicePolicy(t *testing.T) {
 	}
 	if _, err := c.KVv2("bankbridge").Put(t.Context(), "nats", map[string]any{"token": "stolen"}); err == nil {
 		t.Error("a service token could overwrite the NATS credentials")
+	}
+	if _, err := c.KVv2("bankbridge").Put(t.Context(), "carriers/sandbox", map[string]any{"secret": "whsec_c3RvbGVu"}); err == nil {
+		t.Error("a service token could overwrite a carrier's signing secret")
+	}
+	if _, err := c.KVv2("bankbridge").Get(t.Context(), "webhooks/ep_1"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("a service token reaches the webhooks' signing secrets: %v", err)
 	}
 }

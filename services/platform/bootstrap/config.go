@@ -29,7 +29,8 @@ type Config struct {
 	// the kit; KindBank and KindGateway read only the addresses, the log
 	// level and the drain settings.
 	Server server.Config
-	// HTTPAddr is a KindGateway binary's listen address (--addr).
+	// HTTPAddr is a KindGateway binary's listen address (--addr), or a
+	// KindService's public HTTP listener (--http-addr, with Needs.HTTP).
 	HTTPAddr string
 	// PageTokenKey signs a KindService's page tokens (--page-token-key):
 	// one secret of at least 32 bytes, the same on every replica, or
@@ -132,6 +133,9 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 		fs.StringVar(&c.HTTPAddr, "addr", c.HTTPAddr, "HTTP listen address")
 		c.registerRunFlags(fs)
 	}
+	if needs.HTTP && kind == KindService {
+		fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "public HTTP listen address, for callers that cannot use gRPC (e.g. carriers' signed pushes)")
+	}
 	if needs.Vault || needs.Banks || needs.Bus {
 		c.Vault.RegisterFlags(fs)
 	}
@@ -224,6 +228,10 @@ func (c *Config) check(kind Kind, needs Needs) error {
 		return missing("database-url")
 	case needs.Bus && kind != KindService:
 		return fmt.Errorf("%s: only a service can need the event bus", name)
+	case needs.HTTP && kind != KindService:
+		return fmt.Errorf("%s: only a service can need a public HTTP listener", name)
+	case needs.HTTP && c.HTTPAddr == "":
+		return missing("http-addr")
 	case needs.Bus && c.NATSURL == "" && c.NATSDir == "":
 		return fmt.Errorf("%s needs --nats-url (%s) or, for an embedded NATS server, --nats-dir (%s)",
 			name, envName("nats-url"), envName("nats-dir"))

@@ -114,6 +114,17 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "a service with a public HTTP listener takes --http-addr", needs: Needs{HTTP: true},
+			env: map[string]string{"BANKBRIDGE_HTTP_ADDR": "0.0.0.0:9305"},
+			check: func(t *testing.T, c *svcConfig, _ []string) {
+				if c.HTTPAddr != "0.0.0.0:9305" {
+					t.Errorf("http addr %q", c.HTTPAddr)
+				}
+			},
+		},
+		{name: "no public HTTP listener undeclared", args: []string{"--http-addr=127.0.0.1:9305"}, wantErr: "flag provided but not defined: -http-addr"},
+		{name: "a gateway has --addr, not --http-addr", kind: KindGateway, needs: Needs{HTTP: true}, args: []string{"--http-addr=x"}, wantErr: "-http-addr"},
 		{name: "no outbox without storage", needs: Needs{Bus: true}, args: []string{"--outbox-retention=1h"}, wantErr: "-outbox-retention"},
 		{name: "a gateway takes no page token key", kind: KindGateway, args: []string{"--page-token-key=x"}, wantErr: "-page-token-key"},
 		{name: "an undeclared dependency has no flag", args: []string{"--consent-addr=x"}, wantErr: "flag provided but not defined: -consent-addr"},
@@ -206,6 +217,9 @@ func TestServeNamesTheMissingFlag(t *testing.T) {
 			want: "balance needs --nats-url (BANKBRIDGE_NATS_URL) or, for an embedded NATS server, --nats-dir (BANKBRIDGE_NATS_DIR)"},
 		{name: "event bus outside a service", kind: KindGateway, needs: Needs{Bus: true}, args: []string{"--addr=127.0.0.1:0"},
 			want: "balance: only a service can need the event bus"},
+		{name: "public HTTP listener", needs: Needs{HTTP: true}, args: service, want: "balance needs --http-addr (BANKBRIDGE_HTTP_ADDR)"},
+		{name: "public HTTP outside a service", kind: KindGateway, needs: Needs{HTTP: true}, args: []string{"--addr=127.0.0.1:0"},
+			want: "balance: only a service can need a public HTTP listener"},
 		{name: "vault for remote banks", needs: Needs{Banks: true}, args: append(service, "--banks="+remote),
 			want: "balance needs --vault-addr (BANKBRIDGE_VAULT_ADDR): bank acme is remote"},
 	}

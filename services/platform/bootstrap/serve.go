@@ -225,10 +225,14 @@ func (b *builder) serveKind(ctx context.Context, svc Service) error {
 }
 
 // serveService serves through the server kit, with the consent check and
-// access log of Needs.Consent.
+// access log of Needs.Consent, and the public HTTP handler of Needs.HTTP.
 func (b *builder) serveService(ctx context.Context, svc Service) error {
 	if svc.GRPC == nil {
 		return errors.New("bootstrap: a service's Start returned no GRPC registration")
+	}
+	httpLis, err := b.listenPublicHTTP(svc)
+	if err != nil {
+		return err
 	}
 	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: svc.Admin}
 	if b.deps.Banks != nil {
@@ -242,10 +246,19 @@ func (b *builder) serveService(ctx context.Context, svc Service) error {
 	}
 	srv, err := server.New(b.cfg.Server, deps, svc.GRPC)
 	if err != nil {
+		if httpLis != nil {
+			_ = httpLis.Close()
+		}
 		return err
 	}
-	b.ready(Listening{Addr: srv.GRPCAddr(), AdminAddr: srv.AdminAddr()})
-	return srv.Serve(ctx)
+	listening := Listening{Addr: srv.GRPCAddr(), AdminAddr: srv.AdminAddr()}
+	if httpLis == nil {
+		b.ready(listening)
+		return srv.Serve(ctx)
+	}
+	listening.HTTPAddr = httpLis.Addr().String()
+	b.ready(listening)
+	return b.serveWithPublicHTTP(ctx, srv, svc.HTTP, httpLis)
 }
 
 // serveBank serves a bank adapter: gRPC with telemetry and health, and the

@@ -4,16 +4,21 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
@@ -237,5 +242,131 @@ func waitRun(t *testing.T, done <-chan error) {
 		}
 	case <-time.After(drain + grace + time.Second):
 		t.Fatal("Run did not return within drain + grace")
+	}
+}
+
+// TestServicePublicHTTP runs a service with a public HTTP listener
+// (Needs.HTTP): it serves beside gRPC with the trace id header and panics
+// masked, and follows the gRPC listener's stop: requests are served
+// through the drain, and one in flight when the graceful stop begins
+// finishes.
+func TestServicePublicHTTP(t *testing.T) {
+	t.Parallel()
+	logs := &testkit.SyncBuffer{}
+	ready := make(chan bootstrap.Listening, 1)
+	cfg := bootstrap.Defaults("carrierprobe", "127.0.0.1:0", "127.0.0.1:0")
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /wait", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		time.Sleep(d)
+		_, _ = w.Write([]byte("ok"))
+	})
+	mux.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("a value built from a request") })
+	spec := bootstrap.Spec{
+		Kind:   bootstrap.KindService,
+		Config: &cfg,
+		Needs:  bootstrap.Needs{HTTP: true},
+		Logs:   logs,
+		Ready:  func(l bootstrap.Listening) { ready <- l },
+		Start: func(context.Context, *bootstrap.Deps) (bootstrap.Service, error) {
+			return bootstrap.Service{GRPC: func(grpc.ServiceRegistrar) {}, HTTP: mux}, nil
+		},
+	}
+	ctx, signal := context.WithCancel(context.Background())
+	defer signal()
+	done := make(chan error, 1)
+	go func() {
+		done <- bootstrap.Run(ctx, []string{"--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode",
+			"--http-addr=127.0.0.1:0", "--drain-delay=" + drain.String(), "--shutdown-grace=" + grace.String()}, spec)
+	}()
+	var l bootstrap.Listening
+	select {
+	case l = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	if l.HTTPAddr == "" || l.HTTPAddr == l.Addr || l.HTTPAddr == l.AdminAddr {
+		t.Fatalf("Listening = %+v, want a public HTTP address of its own", l)
+	}
+	base := "http://" + l.HTTPAddr
+
+	resp, err := http.Get(base + "/wait?d=0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(resp.Header.Get("X-Trace-Id")) != 32 {
+		t.Errorf("status %d, X-Trace-Id %q; want 200 and a trace id", resp.StatusCode, resp.Header.Get("X-Trace-Id"))
+	}
+
+	t.Run("a panic is masked", func(t *testing.T) {
+		resp, err := http.Get(base + "/panic")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var st spb.Status
+		if err := protojson.Unmarshal(raw, &st); err != nil || resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("status %d, body %s (%v); want 500 and a JSON google.rpc.Status", resp.StatusCode, raw, err)
+		}
+		md := testkit.RequireReason(t, status.ErrorProto(&st), commonv1.ErrorReason_ERROR_REASON_INTERNAL)
+		if id := md["incident_id"]; id == "" || !strings.Contains(logs.String(), id) {
+			t.Errorf("incident %q not logged", id)
+		}
+		if strings.Contains(string(raw)+logs.String(), "built from a request") {
+			t.Error("the panic value reached the caller or the log")
+		}
+	})
+
+	slow := make(chan int, 1)
+	go func() { slow <- testkit.GetStatus(t, base+"/wait?d="+(drain+500*time.Millisecond).String()) }()
+	time.Sleep(100 * time.Millisecond)
+	signal()
+	time.Sleep(100 * time.Millisecond)
+	if got := testkit.GetStatus(t, "http://"+l.AdminAddr+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the drain = %d, want 503", got)
+	}
+	if got := testkit.GetStatus(t, base+"/wait?d=0s"); got != http.StatusOK {
+		t.Errorf("a public request during the drain = %d, want 200", got)
+	}
+	if got := <-slow; got != http.StatusOK {
+		t.Errorf("the public request in flight when the graceful stop began = %d, want 200", got)
+	}
+	waitRun(t, done)
+	if _, err := http.Get(base + "/wait?d=0s"); err == nil {
+		t.Error("the public listener still answers after Run returned")
+	}
+}
+
+// TestPublicHTTPIsDeclared: a service serves HTTP only when its Spec
+// declares Needs.HTTP, and must hand a handler when it does.
+func TestPublicHTTPIsDeclared(t *testing.T) {
+	t.Parallel()
+	args := []string{"--grpc-addr=127.0.0.1:0", "--admin-addr=", "--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode"}
+	tests := []struct {
+		name  string
+		needs bootstrap.Needs
+		args  []string
+		http  http.Handler
+		want  string
+	}{
+		{"a handler without Needs.HTTP", bootstrap.Needs{}, nil, http.NotFoundHandler(), "does not declare Needs.HTTP"},
+		{"Needs.HTTP without a handler", bootstrap.Needs{HTTP: true}, []string{"--http-addr=127.0.0.1:0"}, nil, "returned no HTTP handler"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := bootstrap.Defaults("carrierprobe", "127.0.0.1:0", "")
+			err := bootstrap.Run(t.Context(), append(append([]string(nil), args...), tt.args...), bootstrap.Spec{
+				Kind: bootstrap.KindService, Config: &cfg, Needs: tt.needs, Logs: io.Discard,
+				Start: func(context.Context, *bootstrap.Deps) (bootstrap.Service, error) {
+					return bootstrap.Service{GRPC: func(grpc.ServiceRegistrar) {}, HTTP: tt.http}, nil
+				},
+			})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run = %v, want an error saying %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/bankbridge/bankbridge/adapters/sandbox"
+	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
+	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+)
+
+// BenchmarkShipmentFanout opens one watch stream per user on the one
+// shipping instance of the dev stack — 10,000 users by default
+// (BANKBRIDGE_BENCH_WATCHERS), each with a VALID link covering shipping
+// and the same parcel registered — then has the carrier push one event for
+// that parcel through the signed endpoint, and reports how long each
+// stream took to receive it (p50, p99, from just before the push), how
+// many received it, and the shipping process's resident memory with every
+// stream open. Run it with `make bench`.
+func BenchmarkShipmentFanout(b *testing.B) {
+	watchers := 10_000
+	if v, err := strconv.Atoi(os.Getenv("BANKBRIDGE_BENCH_WATCHERS")); err == nil && v > 0 {
+		watchers = v
+	}
+	number := sandbox.TrackingFailedThenDelivered
+	const workers, conns = 16, 32
+	// Every user links the sandbox bank and registers the parcel.
+	tokens := make([]string, watchers)
+	var wg sync.WaitGroup
+	var next int
+	var mu sync.Mutex
+	pool := make([]*grpc.ClientConn, conns)
+	for i := range pool {
+		pool[i] = dial(b, shared.stack.Addr("shipping"))
+	}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= watchers {
+					return
+				}
+				user := fmt.Sprintf("fan%05d", i)
+				tok := devToken(b, user)
+				linkFor(b, tok, user, "alice", []string{"SCOPE_ACCOUNTS", "SCOPE_SHIPPING"}, []string{"PURPOSE_ORDER_TRACKING"})
+				c := shippingv1.NewShippingServiceClient(pool[i%conns])
+				if _, err := c.CreateShipment(grpcCtx(tok, "ORDER_TRACKING"), &shippingv1.CreateShipmentRequest{
+					Parent: "users/" + user, Shipment: &shippingv1.Shipment{TrackingNumber: number}, IdempotencyKey: randomKey(),
+				}); err != nil {
+					b.Error(err)
+					return
+				}
+				tokens[i] = tok
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+
+	for b.Loop() {
+		// Open every stream, and wait until each is subscribed (headers).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		var sent time.Time
+		start := make(chan struct{})
+		got := make(chan time.Duration, watchers)
+		var opened sync.WaitGroup
+		for i, tok := range tokens {
+			c := shippingv1.NewShippingServiceClient(pool[i%conns])
+			st, err := c.WatchShipments(grpcCtx(tok, "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/" + fmt.Sprintf("fan%05d", i)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			opened.Add(1)
+			go func() {
+				_, err := st.Header()
+				opened.Done()
+				if err != nil {
+					return
+				}
+				<-start
+				for {
+					resp, err := st.Recv()
+					if err != nil {
+						return
+					}
+					if resp.GetEvent().GetType() == shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_UPDATED {
+						got <- time.Since(sent)
+						return
+					}
+				}
+			}()
+		}
+		opened.Wait()
+		rss := residentMiB(b, "shipping")
+
+		sent = time.Now()
+		close(start)
+		pushTrackingEvent(b, number, "SHIPMENT_STATUS_IN_TRANSIT")
+		var latencies []time.Duration
+		timeout := time.After(60 * time.Second)
+	collect:
+		for len(latencies) < watchers {
+			select {
+			case d := <-got:
+				latencies = append(latencies, d)
+			case <-timeout:
+				break collect
+			}
+		}
+		cancel()
+		_ = ctx
+		if len(latencies) == 0 {
+			b.Fatal("no stream received the event")
+		}
+		slices.Sort(latencies)
+		b.ReportMetric(float64(watchers), "streams")
+		b.ReportMetric(float64(len(latencies)), "delivered")
+		b.ReportMetric(float64(latencies[len(latencies)*50/100].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(rss, "rss-MiB")
+	}
+}
+
+// pushTrackingEvent pushes one event for number as the sandbox carrier, signed
+// with its secret.
+func pushTrackingEvent(tb testing.TB, number, status string) {
+	tb.Helper()
+	secret, err := os.ReadFile(filepath.Join(shared.stack.DataDir(), "sandbox-carrier-secret"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	body := []byte(fmt.Sprintf(`{"events":[{"event_id":"bench-%d","tracking_number":%q,"checkpoint":{"time":%q,"status":%q}}]}`,
+		time.Now().UnixNano(), number, time.Now().UTC().Format(time.RFC3339Nano), status))
+	req, _ := http.NewRequest(http.MethodPost, shared.stack.GatewayURL+"/v1/carriers/sandbox/trackingEvents", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if err := stdwebhook.SetHeaders(req.Header, []string{strings.TrimSpace(string(secret))}, randomKey(), time.Now(), body); err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("carrier push: %d", resp.StatusCode)
+	}
+}
+
+// residentMiB is the resident memory of the stack's process name (VmRSS).
+func residentMiB(tb testing.TB, name string) float64 {
+	tb.Helper()
+	pid := shared.stack.PID(name)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return float64(kb) / 1024
+		}
+	}
+	tb.Fatal("no VmRSS")
+	return 0
+}
