@@ -57,6 +57,7 @@ func TestReasonCodes(t *testing.T) {
 		{"INTERNAL", codes.Internal, http.StatusInternalServerError},
 		{"CURSOR_EXPIRED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"SERVER_STOPPING", codes.Unavailable, http.StatusServiceUnavailable},
+		{"STREAM_BEHIND", codes.Unavailable, http.StatusServiceUnavailable},
 		{"AUDIT_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
 		{"CONSENT_REVOKED_BY_BANK", codes.PermissionDenied, http.StatusForbidden},
 	}

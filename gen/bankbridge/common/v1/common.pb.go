@@ -353,6 +353,10 @@ const (
 	// The server is stopping (a deploy or a scale-down) and ended the stream;
 	// reopen it at once with the last cursor, and another replica answers.
 	ErrorReason_ERROR_REASON_SERVER_STOPPING ErrorReason = 62
+	// The stream's client read more slowly than events came, so the server
+	// ended the stream rather than hold every other stream back; reopen it at
+	// once with the last cursor received, and nothing is lost.
+	ErrorReason_ERROR_REASON_STREAM_BEHIND ErrorReason = 63
 )
 
 // Enum value maps for ErrorReason.
@@ -394,6 +398,7 @@ var (
 		60: "ERROR_REASON_INTERNAL",
 		61: "ERROR_REASON_AUDIT_UNAVAILABLE",
 		62: "ERROR_REASON_SERVER_STOPPING",
+		63: "ERROR_REASON_STREAM_BEHIND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -432,6 +437,7 @@ var (
 		"ERROR_REASON_INTERNAL":                   60,
 		"ERROR_REASON_AUDIT_UNAVAILABLE":          61,
 		"ERROR_REASON_SERVER_STOPPING":            62,
+		"ERROR_REASON_STREAM_BEHIND":              63,
 	}
 )
 
@@ -765,7 +771,7 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
 	"\x0fAUDIENCE_CLIENT\x10\x04\x12\x14\n" +
-	"\x10AUDIENCE_PARTNER\x10\x05*\xcf\v\n" +
+	"\x10AUDIENCE_PARTNER\x10\x05*\xf5\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -803,7 +809,8 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x1bERROR_REASON_ALREADY_EXISTS\x109\x1a\x04\xd0\xf3\x18\x06\x12\x1f\n" +
 	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r\x12(\n" +
 	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e\x12&\n" +
-	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e:]\n" +
+	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e\x12$\n" +
+	"\x1aERROR_REASON_STREAM_BEHIND\x10?\x1a\x04\xd0\xf3\x18\x0e:]\n" +
 	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:Z\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\v2 .bankbridge.common.v1.AccessRuleR\x06access:R\n" +
 	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xdd\x01\n" +
