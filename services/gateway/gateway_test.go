@@ -795,12 +795,16 @@ func TestCarrierPushesPassThrough(t *testing.T) {
 		}
 	})
 	t.Run("other paths are not the carriers'", func(t *testing.T) {
-		before, _ := be.received()
 		if resp, _ := push(t, "/v1/carriers/sandbox/somethingElse", body); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("status %d, want 404", resp.StatusCode)
 		}
-		if after, _ := be.received(); len(after) != len(before) {
-			t.Error("another path reached the backend")
+		// By path, not by count: the chunked oversize push of the case
+		// before may still be arriving at the backend, cut short.
+		got, _ := be.received()
+		for _, r := range got {
+			if strings.HasSuffix(r.URL.Path, "/somethingElse") {
+				t.Error("another path reached the backend")
+			}
 		}
 	})
 }
