@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -249,5 +251,58 @@ func TestCarrierPushesAreAuthenticated(t *testing.T) {
 	g := call(t, http.MethodGet, "/v1/"+name, tok, "ORDER_TRACKING", nil)
 	if n := len(asList(g.body["shipment"].(map[string]any)["checkpoints"])); n != 1 {
 		t.Errorf("one event pushed three times (one replay refused) is stored %d times: %s", n, g.raw)
+	}
+}
+
+// TestShipmentChangesReachAWebhook: the product's endpoint subscribed to
+// shipping.shipment.updated receives, signed, the change a carrier push
+// makes to its user's shipment, naming that shipment only.
+func TestShipmentChangesReachAWebhook(t *testing.T) {
+	hooks := make(chan hook, 64)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hooks <- hook{header: r.Header.Clone(), body: body}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(rcv.Close)
+	r := call(t, http.MethodPost, "/v1/dev/tokens", "", "", map[string]any{"client_credentials": true})
+	clientToken, _ := r.body["access_token"].(string)
+	r = call(t, http.MethodPost, "/v1/clients/"+shared.stack.DevClient+"/endpoints", clientToken, "",
+		map[string]any{"url": rcv.URL + "/parcels", "event_types": []string{"shipping.shipment.updated"}})
+	r.want(t, http.StatusOK, "")
+	secret, _ := r.body["secret"].(string)
+
+	const user = "parcel-dave"
+	tok := devToken(t, user)
+	linkFor(t, tok, user, "alice", []string{"SCOPE_ACCOUNTS", "SCOPE_SHIPPING"}, []string{"PURPOSE_ORDER_TRACKING"})
+	c := call(t, http.MethodPost, "/v1/users/"+user+"/shipments", tok, "ORDER_TRACKING", map[string]any{"tracking_number": sandbox.TrackingReturned})
+	c.want(t, http.StatusOK, "")
+	name := c.body["shipment"].(map[string]any)["name"].(string)
+	pushTrackingEvent(t, sandbox.TrackingReturned, "SHIPMENT_STATUS_IN_TRANSIT")
+
+	deadline := time.After(60 * time.Second)
+	for {
+		var h hook
+		select {
+		case h = <-hooks:
+		case <-deadline:
+			t.Fatalf("no shipping.shipment.updated for %s reached the endpoint", name)
+		}
+		var payload struct {
+			Type string `json:"type"`
+			Data struct {
+				Resource string `json:"resource"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(h.body, &payload); err != nil {
+			t.Fatalf("webhook body %s: %v", h.body, err)
+		}
+		if payload.Data.Resource != name {
+			continue // another test's user of the same client
+		}
+		if payload.Type != "shipping.shipment.updated" || !signedWith(secret, h) {
+			t.Errorf("webhook %s, signature verifies: %v", h.body, signedWith(secret, h))
+		}
+		return
 	}
 }
