@@ -219,32 +219,45 @@ func TestCardIssuerReceipts(t *testing.T) {
 	}, 30*time.Second)
 }
 
-// TestReceiptsInReflection: both receipts services answer reflection, so
+// TestServicesInReflection: the receipts and shipping binaries answer
+// reflection with every service they serve, public and partner, so
 // grpcurl and Postman find them.
-func TestReceiptsInReflection(t *testing.T) {
+func TestServicesInReflection(t *testing.T) {
 	t.Parallel()
-	conn := dial(t, shared.stack.Addr("receipts"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := grpc_reflection_v1.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		process string
+		want    []string
+	}{
+		{"receipts", []string{"bankbridge.receipts.v1.ReceiptsService", "bankbridge.receipts.v1.PartnerReceiptsService"}},
+		{"shipping", []string{"bankbridge.shipping.v1.ShippingService", "bankbridge.shipping.v1.PartnerShippingService"}},
 	}
-	if err := st.Send(&grpc_reflection_v1.ServerReflectionRequest{MessageRequest: &grpc_reflection_v1.ServerReflectionRequest_ListServices{}}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := st.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, s := range resp.GetListServicesResponse().GetService() {
-		got = append(got, s.GetName())
-	}
-	for _, want := range []string{"bankbridge.receipts.v1.ReceiptsService", "bankbridge.receipts.v1.PartnerReceiptsService"} {
-		if !slices.Contains(got, want) {
-			t.Errorf("reflection lists %q, missing %s", got, want)
-		}
+	for _, tt := range tests {
+		t.Run(tt.process, func(t *testing.T) {
+			t.Parallel()
+			conn := dial(t, shared.stack.Addr(tt.process))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			st, err := grpc_reflection_v1.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&grpc_reflection_v1.ServerReflectionRequest{MessageRequest: &grpc_reflection_v1.ServerReflectionRequest_ListServices{}}); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := st.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range resp.GetListServicesResponse().GetService() {
+				got = append(got, s.GetName())
+			}
+			for _, want := range tt.want {
+				if !slices.Contains(got, want) {
+					t.Errorf("reflection lists %q, missing %s", got, want)
+				}
+			}
+		})
 	}
 }
 
