@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 )
 
@@ -83,6 +85,8 @@ func BenchmarkShipmentFanout(b *testing.B) {
 		start := make(chan struct{})
 		got := make(chan time.Duration, watchers)
 		var opened sync.WaitGroup
+		var refusedMu sync.Mutex
+		refused := map[string]int{} // streams the server ended before the event, by status
 		for i, tok := range tokens {
 			c := shippingv1.NewShippingServiceClient(pool[i%conns])
 			st, err := c.WatchShipments(grpcCtx(tok, "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/" + fmt.Sprintf("fan%05d", i)})
@@ -100,6 +104,9 @@ func BenchmarkShipmentFanout(b *testing.B) {
 				for {
 					resp, err := st.Recv()
 					if err != nil {
+						refusedMu.Lock()
+						refused[status.Code(err).String()+" "+apierr.ReasonString(apierr.Reason(err))]++
+						refusedMu.Unlock()
 						return
 					}
 					if resp.GetEvent().GetType() == shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_UPDATED {
@@ -128,6 +135,13 @@ func BenchmarkShipmentFanout(b *testing.B) {
 		}
 		cancel()
 		_ = ctx
+		refusedMu.Lock()
+		for why, n := range refused {
+			if !strings.HasPrefix(why, "Canceled") {
+				b.Logf("%d streams ended before the event: %s", n, why)
+			}
+		}
+		refusedMu.Unlock()
 		if len(latencies) == 0 {
 			b.Fatal("no stream received the event")
 		}

@@ -168,7 +168,13 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
-	reads := transport.NewReceiptsServer(svc, stream.Feed{Bus: d.Bus, Consent: d.Consent, Logger: d.Logger})
+	// One subscription to the bus fans the events out to every watch of
+	// the process; closed once the servers have drained.
+	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.WatchTypes, Logger: d.Logger})
+	if err != nil {
+		return bootstrap.Service{}, err
+	}
+	reads := transport.NewReceiptsServer(svc, stream.Feed{Bus: d.Bus, Hub: hub, Consent: d.Consent, Logger: d.Logger})
 	pushes := transport.NewPartnerServer(svc)
 	return bootstrap.Service{
 		GRPC: func(r grpc.ServiceRegistrar) {
@@ -176,6 +182,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 			receiptsv1.RegisterPartnerReceiptsServiceServer(r, pushes)
 		},
 		Tasks: []func(context.Context) error{svc.RunMatcher, svc.RunIssuer, svc.RunSweeper, svc.FollowChanges},
+		Close: hub.Close,
 	}, nil
 }
 

@@ -133,7 +133,13 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
-	reads := transport.NewShippingServer(svc, stream.Feed{Bus: d.Bus, Consent: d.Consent, Logger: d.Logger})
+	// One subscription to the bus fans the events out to every watch of
+	// the process; closed once the servers have drained.
+	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.WatchTypes, Logger: d.Logger})
+	if err != nil {
+		return bootstrap.Service{}, err
+	}
+	reads := transport.NewShippingServer(svc, stream.Feed{Bus: d.Bus, Hub: hub, Consent: d.Consent, Logger: d.Logger})
 	partners := transport.NewPartnerServer(svc)
 	return bootstrap.Service{
 		GRPC: func(r grpc.ServiceRegistrar) {
@@ -142,6 +148,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 		},
 		HTTP:  carrierpush.NewHandler(transport.NewCarrierIngester(svc), secrets, carrierpush.Options{Logger: d.Logger}),
 		Tasks: []func(context.Context) error{svc.RunSweeper, svc.FollowChanges},
+		Close: hub.Close,
 	}, nil
 }
 

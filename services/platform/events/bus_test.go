@@ -253,6 +253,38 @@ func TestBus(t *testing.T) {
 			}
 		})
 
+		t.Run("a subscription from now that restarts before its first event misses nothing", func(t *testing.T) {
+			// The ordered consumer is recreated when it is lost (here: deleted
+			// on the server; also a reconnect, missed heartbeats). One that
+			// had delivered nothing yet must resume where it started, not
+			// at the new end, or what was stored meanwhile is lost.
+			b := connect(t, url, uniqueStream())
+			publish(t, b, event("kim", "a.b", 1)) // before: not delivered
+			for round := range 5 {
+				ctx, cancel := context.WithCancel(t.Context())
+				ch, err := b.Subscribe(ctx, events.Filter{}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, err := events.JetStream(b).Stream(t.Context(), b.Stream())
+				if err != nil {
+					t.Fatal(err)
+				}
+				names := st.ConsumerNames(t.Context())
+				for name := range names.Name() {
+					if err := st.DeleteConsumer(t.Context(), name); err != nil {
+						t.Fatal(err)
+					}
+				}
+				e := event("kim", "a.b", 10+round)
+				publish(t, b, e)
+				if got := receive(t, ch, 1)[0].ID; got != e.ID {
+					t.Fatalf("round %d: got %s, want %s", round, got, e.ID)
+				}
+				cancel()
+			}
+		})
+
 		t.Run("a bad filter is refused", func(t *testing.T) {
 			b := connect(t, url, uniqueStream())
 			for _, typ := range []string{"", "a..b", "a b", ">.a", "a.>.b"} {

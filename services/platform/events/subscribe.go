@@ -24,13 +24,21 @@ func (b *Bus) Subscribe(ctx context.Context, f Filter, cursor string) (<-chan De
 	if err != nil {
 		return nil, err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: sel.subjects, DeliverPolicy: jetstream.DeliverNewPolicy}
-	if cursor != "" {
-		start, err := b.resume(ctx, cursor)
-		if err != nil {
-			return nil, err
-		}
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	// From now is from the sequence after the stream's last, not
+	// DeliverNew: the ordered consumer is recreated when it is lost (a
+	// reconnect, missed heartbeats), and one that had delivered nothing yet
+	// would start again at the new end, losing what was stored meanwhile.
+	var start uint64
+	if cursor == "" {
+		start, err = b.end(ctx)
+	} else {
+		start, err = b.resume(ctx, cursor)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects: sel.subjects, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
 	}
 	cons, err := b.js.OrderedConsumer(ctx, b.name, cfg)
 	if err != nil {
@@ -70,6 +78,15 @@ func (b *Bus) Subscribe(ctx context.Context, f Filter, cursor string) (<-chan De
 		}
 	}()
 	return out, nil
+}
+
+// end returns the sequence the stream's next event will have.
+func (b *Bus) end(ctx context.Context) (uint64, error) {
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("events: stream info: %w", err)
+	}
+	return info.State.LastSeq + 1, nil
 }
 
 // resume returns the stream sequence to start from after cursor s.

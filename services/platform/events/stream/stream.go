@@ -20,6 +20,13 @@
 // grant (access.GrantFrom), never from the handler. Resuming is the bus's:
 // a cursor names a position in the bus, so a client may reconnect to any
 // replica of the service.
+//
+// A stream from now (no cursor) reads the process's Hub when the feed has
+// one: one subscription for every such stream of the process, fanned out
+// in memory, so that ten thousand watches cost the NATS server one
+// consumer. A stream that resumes from a cursor, or whose types the hub
+// does not read, subscribes to the bus itself, from its cursor. Either
+// way its events carry the bus's cursors.
 package stream
 
 import (
@@ -61,6 +68,9 @@ type Consent interface {
 type Feed struct {
 	// Bus delivers the events. Required.
 	Bus Bus
+	// Hub, when set, serves the streams that start from now (see Hub);
+	// without one every stream subscribes to Bus.
+	Hub *Hub
 	// Consent re-checks the streams of methods whose access rule lists
 	// scopes. Required for those.
 	Consent Consent
@@ -101,14 +111,18 @@ type Options[Resp any] struct {
 // kit's access check, whose grant (in srv.Context()) names the user, the
 // scopes, the bank and the purpose.
 //
-// Once subscribed it sends the response headers: a client that waits for
-// them (ClientStream.Header) knows the watch is open, so a List it makes
-// next misses no change. Every consent change of the user, and every loss
-// of the consent change feed, decides the grant's consent again; a refusal
+// Once registered with the feed's hub, or subscribed to the bus, it sends
+// the response headers: a client that waits for them (ClientStream.Header)
+// knows the watch is open, so a List it makes next misses no change. Every
+// consent change of the user, and every loss of the consent change feed,
+// decides the grant's consent again; a refusal
 // ends the stream with the decision's error (PERMISSION_DENIED and its
 // reason, e.g. CONSENT_REVOKED). A cursor the bus no longer holds ends it
 // with FAILED_PRECONDITION (CURSOR_EXPIRED); a malformed one with
-// INVALID_ARGUMENT (CURSOR_INVALID) and a field violation.
+// INVALID_ARGUMENT (CURSOR_INVALID) and a field violation. A stream the
+// hub serves ends with UNAVAILABLE (STREAM_BEHIND) when its client reads
+// more slowly than its events come, or when the hub loses the bus: the
+// client resumes from its last cursor.
 func Serve[Resp any](srv grpc.ServerStreamingServer[Resp], feed Feed, o Options[Resp]) error {
 	ctx, cancel := context.WithCancel(srv.Context())
 	defer cancel()
@@ -139,12 +153,62 @@ func Serve[Resp any](srv grpc.ServerStreamingServer[Resp], feed Feed, o Options[
 		}
 	}
 
-	evs, err := feed.Bus.Subscribe(ctx, events.Filter{User: g.User, Types: o.Types}, o.Cursor)
-	if err != nil {
-		return cursorError(err, o.CursorField)
+	// Exactly one of evs (a subscription of the stream's own) and shared
+	// (the hub's) delivers; a nil channel never does.
+	var (
+		evs    <-chan events.Delivered
+		shared <-chan *events.Delivered
+		w      *Watcher
+	)
+	if o.Cursor == "" && feed.Hub != nil && feed.Hub.serves(o.Types) {
+		// The headers below promise that nothing published from then on
+		// is missed, and the hub keeps the promise a subscription of the
+		// stream's own keeps. Watch returns once the watcher is on the
+		// hub's running subscription, added under the lock the hub
+		// delivers under: every event the hub reads from then on is
+		// offered to it, in stream order. That subscription started at
+		// the stream's end when the hub's first watcher came, and reads
+		// every later event in order; an event published after the
+		// headers went out is stored after the registration, so the hub
+		// reads it after the registration too, and delivers it. One
+		// published just before may arrive as well, as it may on a
+		// subscription of the stream's own: harmless, events carry whole
+		// state. Should the hub lose the bus, or the stream fall behind,
+		// the stream ends rather than miss anything quietly, and the
+		// client resumes from its last cursor.
+		var err error
+		if w, err = feed.Hub.Watch(g.User, o.Types); err != nil {
+			return fmt.Errorf("stream: watch: %w", err)
+		}
+		defer w.Close()
+		shared = w.Events()
+	} else {
+		var err error
+		if evs, err = feed.Bus.Subscribe(ctx, events.Filter{User: g.User, Types: o.Types}, o.Cursor); err != nil {
+			return cursorError(err, o.CursorField)
+		}
 	}
 	if err := srv.SendHeader(metadata.MD{}); err != nil {
 		return err
+	}
+	send := func(d events.Delivered) error {
+		if d.User != g.User {
+			// The filter selects the user's events only; never send
+			// another user's, whatever the bus did.
+			log.ErrorContext(ctx, "event of another user delivered to a stream; dropped",
+				slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String(attrEventID, d.ID), slog.String(attrEventType, d.Type))
+			return nil
+		}
+		msg, err := o.ToMessage(d)
+		if err != nil {
+			log.ErrorContext(ctx, "event not streamed: cannot convert it",
+				slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String(attrEventID, d.ID), slog.String(attrEventType, d.Type), slog.String("error", err.Error()))
+			return nil
+		}
+		if msg == nil {
+			return nil
+		}
+		return srv.Send(msg)
 	}
 	for {
 		// A change signalled before the next event is read goes first, so
@@ -172,23 +236,19 @@ func Serve[Resp any](srv grpc.ServerStreamingServer[Resp], feed Feed, o Options[
 				// client resumes from its last cursor.
 				return errors.New("stream: the event subscription ended")
 			}
-			if d.User != g.User {
-				// The filter selects the user's events only; never send
-				// another user's, whatever the bus did.
-				log.ErrorContext(ctx, "event of another user delivered to a stream; dropped",
-					slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String(attrEventID, d.ID), slog.String(attrEventType, d.Type))
-				continue
+			if err := send(d); err != nil {
+				return err
 			}
-			msg, err := o.ToMessage(d)
-			if err != nil {
-				log.ErrorContext(ctx, "event not streamed: cannot convert it",
-					slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String(attrEventID, d.ID), slog.String(attrEventType, d.Type), slog.String("error", err.Error()))
-				continue
+		case d, ok := <-shared:
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				// Behind, or the hub lost the bus: UNAVAILABLE, and the
+				// client resumes from its last cursor.
+				return w.Err()
 			}
-			if msg == nil {
-				continue
-			}
-			if err := srv.Send(msg); err != nil {
+			if err := send(*d); err != nil {
 				return err
 			}
 		}
