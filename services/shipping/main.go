@@ -29,17 +29,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
-	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
-	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/events/stream"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrierpush"
@@ -123,7 +118,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 		return bootstrap.Service{}, err
 	}
 	svc, err := app.New(app.Config{
-		Store: st, Consent: consents{d.Consent}, Pages: d.PageTokens, Logger: d.Logger,
+		Store: st, Consent: d.Consent, Pages: d.PageTokens, Logger: d.Logger,
 		ExpireAfter: cfg.ExpireAfter, SweepInterval: cfg.SweepInterval, IdempotencyTTL: cfg.IdempotencyTTL,
 	})
 	if err != nil {
@@ -150,78 +145,4 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 		Tasks: []func(context.Context) error{svc.RunSweeper, svc.FollowChanges},
 		Close: hub.Close,
 	}, nil
-}
-
-// consents is the platform's consent checker as the app's port.
-type consents struct{ c *consentcheck.Checker }
-
-func (c consents) ResolvePartner(ctx context.Context, partner, partnerUserID string, scope commonv1.Scope) (app.PartnerUser, error) {
-	p, err := c.c.ResolvePartner(ctx, partner, partnerUserID, scope)
-	return app.PartnerUser{User: p.User, OptIn: p.OptIn, Client: p.Client}, err
-}
-
-func (c consents) CoveringLinks(ctx context.Context, user string, scope commonv1.Scope, purpose commonv1.Purpose) ([]app.CoveringLink, error) {
-	links, err := c.c.CoveringLinks(ctx, user, scope, purpose)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]app.CoveringLink, len(links))
-	for i, l := range links {
-		out[i] = app.CoveringLink{Link: l.Link, BankID: l.BankID, Client: l.Client}
-	}
-	return out, nil
-}
-
-func (c consents) Decide(ctx context.Context, user string, scope commonv1.Scope, purpose commonv1.Purpose) error {
-	_, err := c.c.Decide(ctx, user, consentcheck.Need{Scope: scope}, purpose)
-	return err
-}
-
-func (c consents) Record(ctx context.Context, e access.Entry) error { return c.c.Record(ctx, e) }
-
-// AllChanges turns the checker's changes into the app's until cancel.
-func (c consents) AllChanges() (<-chan app.Change, func()) {
-	in, stop := c.c.AllChanges()
-	out := make(chan app.Change)
-	done := make(chan struct{})
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case ch, ok := <-in:
-				if !ok {
-					return
-				}
-				select {
-				case out <- change(ch):
-				case <-done:
-					return
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return out, func() {
-		once.Do(func() {
-			close(done)
-			stop()
-		})
-	}
-}
-
-// change is a consent change as the app acts on it.
-func change(ch consentcheck.Change) app.Change {
-	out := app.Change{User: ch.User, Link: ch.Link, PartnerOptIn: ch.PartnerOptIn, Partner: ch.Partner, Resync: ch.Resync,
-		PartnerRevoked: ch.PartnerState == consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED}
-	switch ch.LinkState {
-	case consentv1.ConsentState_CONSENT_STATE_VALID:
-		out.LinkState = app.LinkValid
-	case consentv1.ConsentState_CONSENT_STATE_EXPIRED:
-		out.LinkState = app.LinkExpired
-	case consentv1.ConsentState_CONSENT_STATE_REVOKED:
-		out.LinkState = app.LinkRevoked
-	}
-	return out
 }

@@ -5,10 +5,7 @@ import (
 	"testing"
 	"time"
 
-	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
-	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
-	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
 )
 
 // TestFlags reads the service's own flags, their defaults, and refuses
@@ -44,32 +41,6 @@ func TestFlags(t *testing.T) {
 	} {
 		if _, err := parse(tt.arg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want one naming %s", tt.arg, err, tt.want)
-		}
-	}
-}
-
-// TestChanges maps the consent checker's changes to what the app acts on.
-func TestChanges(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   consentcheck.Change
-		want app.Change
-	}{
-		{consentcheck.Change{User: "alice", Link: "users/alice/links/l1", LinkState: consentv1.ConsentState_CONSENT_STATE_VALID},
-			app.Change{User: "alice", Link: "users/alice/links/l1", LinkState: app.LinkValid}},
-		{consentcheck.Change{User: "alice", Link: "users/alice/links/l1", LinkState: consentv1.ConsentState_CONSENT_STATE_REVOKED},
-			app.Change{User: "alice", Link: "users/alice/links/l1", LinkState: app.LinkRevoked}},
-		{consentcheck.Change{User: "alice", Link: "users/alice/links/l1", LinkState: consentv1.ConsentState_CONSENT_STATE_EXPIRED},
-			app.Change{User: "alice", Link: "users/alice/links/l1", LinkState: app.LinkExpired}},
-		{consentcheck.Change{User: "alice", Link: "users/alice/links/l1", LinkState: consentv1.ConsentState_CONSENT_STATE_REJECTED},
-			app.Change{User: "alice", Link: "users/alice/links/l1", LinkState: app.LinkOther}},
-		{consentcheck.Change{User: "alice", PartnerOptIn: "users/alice/partnerOptIns/o1", Partner: "shop", PartnerState: consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED},
-			app.Change{User: "alice", PartnerOptIn: "users/alice/partnerOptIns/o1", Partner: "shop", PartnerRevoked: true}},
-		{consentcheck.Change{Resync: true}, app.Change{Resync: true}},
-	}
-	for _, tt := range tests {
-		if got := change(tt.in); got != tt.want {
-			t.Errorf("change(%+v) = %+v, want %+v", tt.in, got, tt.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
@@ -27,7 +28,7 @@ type env struct {
 	svc     *app.Service
 	st      *store.Store
 	db      *storage.DB
-	consent *fakes.Consent
+	consent *consenttest.Consent
 	banks   *fakes.Banks
 	clock   *testkit.Clock
 	logs    *testkit.SyncBuffer
@@ -35,7 +36,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{db: storagetest.OpenSQLite(t), consent: fakes.NewConsent(), banks: fakes.NewBanks(), clock: testkit.NewClock(now), logs: &testkit.SyncBuffer{}}
+	e := &env{db: storagetest.OpenSQLite(t), consent: consenttest.New(fakes.Scopes...), banks: fakes.NewBanks(), clock: testkit.NewClock(now), logs: &testkit.SyncBuffer{}}
 	if err := events.Migrate(t.Context(), e.db); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e.st = st
 	e.svc, err = app.New(app.Config{
-		Store: st, Consent: e.consent.App(), Banks: e.banks, Pages: pagetoken.Random(pagetoken.WithClock(e.clock.Now)),
+		Store: st, Consent: e.consent, Banks: e.banks, Pages: pagetoken.Random(pagetoken.WithClock(e.clock.Now)),
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clock.Now, ClientID: "receipts",
 	})
 	if err != nil {

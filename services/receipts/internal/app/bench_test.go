@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
@@ -35,7 +36,7 @@ func databases(b *testing.B, run func(b *testing.B, db *storage.DB)) {
 	})
 }
 
-func benchService(b *testing.B, db *storage.DB, consent *fakes.Consent) (*app.Service, *store.Store) {
+func benchService(b *testing.B, db *storage.DB, consent *consenttest.Consent) (*app.Service, *store.Store) {
 	b.Helper()
 	if err := events.Migrate(context.Background(), db); err != nil {
 		b.Fatal(err)
@@ -44,7 +45,7 @@ func benchService(b *testing.B, db *storage.DB, consent *fakes.Consent) (*app.Se
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc, err := app.New(app.Config{Store: st, Consent: consent.App(), Banks: fakes.NewBanks(), Pages: pagetoken.Random()})
+	svc, err := app.New(app.Config{Store: st, Consent: consent, Banks: fakes.NewBanks(), Pages: pagetoken.Random()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func benchService(b *testing.B, db *storage.DB, consent *fakes.Consent) (*app.Se
 func BenchmarkIngest(b *testing.B) {
 	databases(b, func(b *testing.B, db *storage.DB) {
 		const users = 1000
-		consent := fakes.NewConsent()
+		consent := consenttest.New(fakes.Scopes...)
 		for u := range users {
 			user := fmt.Sprintf("user%04d", u)
 			consent.AddLink(user, "sandbox")
@@ -93,7 +94,7 @@ func BenchmarkIngest(b *testing.B) {
 // p99 latency of a page in µs.
 func BenchmarkListPage(b *testing.B) {
 	databases(b, func(b *testing.B, db *storage.DB) {
-		svc, st := benchService(b, db, fakes.NewConsent())
+		svc, st := benchService(b, db, consenttest.New(fakes.Scopes...))
 		const total, batch = 10_000, 500
 		for start := 0; start < total; start += batch {
 			err := st.Tx(context.Background(), func(tx app.Tx) error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/receipts/internal/app"
 )
@@ -145,7 +146,7 @@ func TestIssuerSyncOnListAndOnLinkValid(t *testing.T) {
 
 	e.banks.AddTransactions("sandbox", "chk", card("tx-2", 20_00, paid, "Kiosk", "1043"))
 	e.banks.SetDetails("tx-2", details("Kiosk", paid, app.LineItem{Title: "Pens", Quantity: 1, UnitPrice: eur(20_00)}))
-	if err := e.svc.HandleChange(ctx, app.Change{User: "alice", Link: link, LinkState: app.LinkValid}); err != nil {
+	if err := e.svc.HandleChange(ctx, app.Change{User: "alice", Link: link, LinkState: consentv1.ConsentState_CONSENT_STATE_VALID}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, func() bool { return len(e.receipts(t, "alice")) == 2 }, 5*time.Second)

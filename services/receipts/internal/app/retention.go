@@ -9,6 +9,8 @@ import (
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -86,19 +88,19 @@ func (s *Service) HandleChange(ctx context.Context, c Change) error {
 	switch {
 	case c.Resync:
 		return s.Reconcile(ctx)
-	case c.PartnerRevoked:
+	case c.PartnerState == consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED:
 		_, err := s.store.DeletePartnerReceipts(ctx, c.User, c.Partner, "")
 		return err
 	case c.Link == "":
 		return nil
-	case c.LinkState == LinkValid:
+	case c.LinkState == consentv1.ConsentState_CONSENT_STATE_VALID:
 		s.kickIssuer(c.User, true)
 		return nil
-	case c.LinkState == LinkRevoked || c.LinkState == LinkExpired:
+	case c.LinkState == consentv1.ConsentState_CONSENT_STATE_REVOKED || c.LinkState == consentv1.ConsentState_CONSENT_STATE_EXPIRED:
 		if _, err := s.store.DeleteLinkReceipts(ctx, c.User, c.Link); err != nil {
 			return err
 		}
-		if c.LinkState != LinkRevoked {
+		if c.LinkState != consentv1.ConsentState_CONSENT_STATE_REVOKED {
 			return nil
 		}
 		links, err := s.consent.CoveringLinks(ctx, c.User, commonv1.Scope_SCOPE_RECEIPTS, commonv1.Purpose_PURPOSE_PURCHASE_HISTORY)
@@ -162,7 +164,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			return err
 		}
 		for _, u := range users {
-			err := s.consent.Decide(ctx, u, commonv1.Scope_SCOPE_RECEIPTS, commonv1.Purpose_PURPOSE_PURCHASE_HISTORY)
+			_, err := s.consent.Decide(ctx, u, access.Need{Scope: commonv1.Scope_SCOPE_RECEIPTS}, commonv1.Purpose_PURPOSE_PURCHASE_HISTORY)
 			switch {
 			case apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED):
 				_, err = s.store.DeleteUserReceipts(ctx, u)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/receipts/internal/app"
 )
@@ -81,7 +82,7 @@ func TestRevocationDeletes(t *testing.T) {
 	}
 
 	e.consent.RevokeOptIn("shop", "puid-alice-shop")
-	e.consent.Send(app.Change{User: "alice", PartnerOptIn: "users/alice/partnerOptIns/o1", Partner: "shop", PartnerRevoked: true})
+	e.consent.Send(app.Change{User: "alice", PartnerOptIn: "users/alice/partnerOptIns/o1", Partner: "shop", PartnerState: consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED})
 	settled("alice", "/"+chk+"tx-1 other/O1")
 	if n := e.count(t, "match_jobs", "user_id = $1", "alice"); n != 1 {
 		t.Errorf("%d match jobs left, want other's receipt's only", n)
@@ -90,8 +91,8 @@ func TestRevocationDeletes(t *testing.T) {
 	// The link expires: its issuer receipt goes; partners' receipts stay,
 	// since the user revoked nothing.
 	link := "users/alice/links/l-sandbox-0"
-	e.consent.SetLinkState(link, app.LinkExpired)
-	e.consent.Send(app.Change{User: "alice", Link: link, LinkState: app.LinkExpired})
+	e.consent.SetLinkState(link, consentv1.ConsentState_CONSENT_STATE_EXPIRED)
+	e.consent.Send(app.Change{User: "alice", Link: link, LinkState: consentv1.ConsentState_CONSENT_STATE_EXPIRED})
 	settled("alice", "other/O1")
 
 	// bob revokes one of two links covering receipts: nothing goes; the
@@ -100,23 +101,23 @@ func TestRevocationDeletes(t *testing.T) {
 	e.optIn("bob", "puid-bob-shop")
 	acme := e.consent.AddLink("bob", "acme")
 	e.ingest(t, "puid-bob-shop", "B1", receipt("Shop", paid, 10_00, ""))
-	handle := func(link string, state app.LinkState) {
+	handle := func(link string, state consentv1.ConsentState) {
 		t.Helper()
 		e.consent.SetLinkState(link, state)
 		if err := e.svc.HandleChange(ctx, app.Change{User: "bob", Link: link, LinkState: state}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	handle("users/bob/links/l-sandbox-0", app.LinkRevoked)
+	handle("users/bob/links/l-sandbox-0", consentv1.ConsentState_CONSENT_STATE_REVOKED)
 	if got := left("bob"); got != "shop/B1" {
 		t.Fatalf("after revoking one of two links: %q", got)
 	}
-	handle(acme, app.LinkExpired)
+	handle(acme, consentv1.ConsentState_CONSENT_STATE_EXPIRED)
 	if got := left("bob"); got != "shop/B1" {
 		t.Fatalf("after the other expired: %q", got)
 	}
 	third := e.consent.AddLink("bob", "third", commonv1.Scope_SCOPE_RECEIPTS)
-	handle(third, app.LinkRevoked)
+	handle(third, consentv1.ConsentState_CONSENT_STATE_REVOKED)
 	if got := left("bob"); got != "" {
 		t.Fatalf("after revoking the last: %q", got)
 	}
@@ -139,8 +140,8 @@ func TestReconcile(t *testing.T) {
 		e.ingest(t, "puid-"+u+"-shop", "R-"+u, receipt("Shop", paid, 10_00, ""))
 	}
 	e.consent.RevokeOptIn("shop", "puid-carol-shop")
-	e.consent.SetLinkState("users/dave/links/l-sandbox-0", app.LinkRevoked)
-	e.consent.SetLinkState("users/erin/links/l-sandbox-0", app.LinkExpired)
+	e.consent.SetLinkState("users/dave/links/l-sandbox-0", consentv1.ConsentState_CONSENT_STATE_REVOKED)
+	e.consent.SetLinkState("users/erin/links/l-sandbox-0", consentv1.ConsentState_CONSENT_STATE_EXPIRED)
 	if err := e.svc.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}

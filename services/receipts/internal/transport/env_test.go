@@ -24,6 +24,7 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/events/stream"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
@@ -42,7 +43,7 @@ const partnerParent = "clients/" + servertest.Partner
 type env struct {
 	svc      *app.Service
 	db       *storage.DB
-	consent  *fakes.Consent
+	consent  *consenttest.Consent
 	banks    *fakes.Banks
 	issuer   *auth.DevIssuer
 	receipts receiptsv1.ReceiptsServiceClient
@@ -70,7 +71,7 @@ func start(t *testing.T, url busURL) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &env{db: storagetest.OpenSQLite(t), consent: fakes.NewConsent(), banks: fakes.NewBanks()}
+	e := &env{db: storagetest.OpenSQLite(t), consent: consenttest.New(fakes.Scopes...), banks: fakes.NewBanks()}
 	if err := events.Migrate(ctx, e.db); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func start(t *testing.T, url busURL) *env {
 	go func() { defer close(relayDone); _ = relay.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-relayDone })
 
-	e.svc, err = app.New(app.Config{Store: st, Consent: e.consent.App(), Banks: e.banks, Pages: pagetoken.Random(), ClientID: "receipts"})
+	e.svc, err = app.New(app.Config{Store: st, Consent: e.consent, Banks: e.banks, Pages: pagetoken.Random(), ClientID: "receipts"})
 	if err != nil {
 		t.Fatal(err)
 	}

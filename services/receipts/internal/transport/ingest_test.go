@@ -11,9 +11,9 @@ import (
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
-	"github.com/bankbridge/bankbridge/services/receipts/internal/fakes"
 )
 
 // receiptName is a receipt's name: the user's, with an opaque random id
@@ -247,7 +247,7 @@ func TestIngestRefused(t *testing.T) {
 	}
 
 	t.Run("the access log is unavailable: nothing is stored", func(t *testing.T) {
-		e.consent.FailRecord(fakes.ErrRecord)
+		e.consent.FailRecord(consenttest.ErrRecord)
 		defer e.consent.FailRecord(nil)
 		_, err := e.partner.IngestReceipt(e.asPartner(t), ingestReq("puid-alice-0001", "R10", "key-00000010", nordic(paid)))
 		testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/receipts/internal/app"
@@ -165,7 +166,7 @@ func TestWatchReceipts(t *testing.T) {
 			}
 
 			// The user revokes the consent covering receipts: the stream ends.
-			e.consent.SetLinkState("users/alice/links/l-sandbox-0", app.LinkRevoked)
+			e.consent.SetLinkState("users/alice/links/l-sandbox-0", consentv1.ConsentState_CONSENT_STATE_REVOKED)
 			_, err = w.Recv()
 			testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
 		})
@@ -179,7 +180,7 @@ func TestEveryFailureTheContractNames(t *testing.T) {
 	e := start(t, embeddedNATS)
 	e.optIn("alice", "puid-alice-0001")
 	e.consent.AddLink("bob", "sandbox")
-	e.consent.SetLinkState("users/bob/links/l-sandbox-0", app.LinkRevoked)
+	e.consent.SetLinkState("users/bob/links/l-sandbox-0", consentv1.ConsentState_CONSENT_STATE_REVOKED)
 	paid := time.Now().Add(-time.Hour).UTC()
 	e.ingest(t, ingestReq("puid-alice-0001", "ORD-1", "key-00000001", nordic(paid)))
 	name := e.list(t, "alice", nil)[0].GetName()

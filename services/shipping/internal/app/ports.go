@@ -7,11 +7,12 @@ import (
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 )
 
-// The ports the logic needs: internal/store implements Store, and main
-// adapts the platform's consent checker to Consent.
+// The ports the logic needs: internal/store implements Store, and the
+// platform's consent checker (*consentcheck.Checker) is Consent.
 
 // Errors a Store returns that the service acts on.
 var (
@@ -39,10 +40,10 @@ type Consent interface {
 	// CoveringLinks returns the user's VALID links covering scope for
 	// purpose, one per bank.
 	CoveringLinks(ctx context.Context, user string, scope commonv1.Scope, purpose commonv1.Purpose) ([]CoveringLink, error)
-	// Decide returns nil when the user's consent covers scope for purpose
-	// at any bank, else the apierr refusal (CONSENT_REQUIRED,
-	// CONSENT_REVOKED, ...).
-	Decide(ctx context.Context, user string, scope commonv1.Scope, purpose commonv1.Purpose) error
+	// Decide answers whether the user's consent covers need for purpose
+	// (need.BankID "": at any bank), else the apierr refusal
+	// (CONSENT_REQUIRED, CONSENT_REVOKED, ...).
+	Decide(ctx context.Context, user string, need access.Need, purpose commonv1.Purpose) (access.Decision, error)
 	// Record appends e to the user's access log, durably; an error means
 	// it is not recorded.
 	Record(ctx context.Context, e access.Entry) error
@@ -52,49 +53,15 @@ type Consent interface {
 }
 
 // PartnerUser is the user behind a partner-scoped id.
-type PartnerUser struct {
-	// User is the user id (not users/{user}).
-	User string
-	// OptIn is users/{user}/partnerOptIns/{opt_in}.
-	OptIn string
-	// Client is the product client the user opted in through.
-	Client string
-}
+type PartnerUser = consentcheck.PartnerUser
 
 // CoveringLink is a VALID link that covers a scope and purpose.
-type CoveringLink struct {
-	// Link is users/{user}/links/{link}.
-	Link   string
-	BankID string
-	// Client is the product that created the link.
-	Client string
-}
+type CoveringLink = consentcheck.CoveringLink
 
-// LinkState is where a link is, as a change reports it.
-type LinkState int
-
-// The link states the service acts on; any other is LinkOther.
-const (
-	LinkOther LinkState = iota
-	LinkValid
-	LinkExpired
-	LinkRevoked
-)
-
-// Change is one committed consent change.
-type Change struct {
-	User string
-	// Link and LinkState are set for a link change.
-	Link      string
-	LinkState LinkState
-	// PartnerOptIn, Partner and PartnerRevoked are set for a partner
-	// opt-in change.
-	PartnerOptIn   string
-	Partner        string
-	PartnerRevoked bool
-	// Resync alone says changes may have been missed: reconcile.
-	Resync bool
-}
+// Change is one committed consent change: a link's new ConsentState, a
+// partner opt-in's new PartnerOptInState, or, alone, Resync (changes may
+// have been missed: reconcile).
+type Change = consentcheck.Change
 
 // Store keeps shipments, the carriers' tracking events, push ids and
 // idempotency keys.

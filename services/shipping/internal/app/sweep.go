@@ -11,6 +11,8 @@ import (
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -131,10 +133,10 @@ func (s *Service) HandleChange(ctx context.Context, c Change) error {
 	switch {
 	case c.Resync:
 		return s.Reconcile(ctx)
-	case c.PartnerRevoked:
+	case c.PartnerState == consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED:
 		_, err := s.DeleteShipments(ctx, c.User, c.Partner, "")
 		return err
-	case c.Link != "" && c.LinkState == LinkRevoked:
+	case c.Link != "" && c.LinkState == consentv1.ConsentState_CONSENT_STATE_REVOKED:
 		links, err := s.consent.CoveringLinks(ctx, c.User, commonv1.Scope_SCOPE_SHIPPING, commonv1.Purpose_PURPOSE_ORDER_TRACKING)
 		if err != nil {
 			return fmt.Errorf("list links covering shipping: %w", err)
@@ -233,7 +235,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			return err
 		}
 		for _, u := range users {
-			err := s.consent.Decide(ctx, u, commonv1.Scope_SCOPE_SHIPPING, commonv1.Purpose_PURPOSE_ORDER_TRACKING)
+			_, err := s.consent.Decide(ctx, u, access.Need{Scope: commonv1.Scope_SCOPE_SHIPPING}, commonv1.Purpose_PURPOSE_ORDER_TRACKING)
 			switch {
 			case apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED):
 				_, err = s.DeleteShipments(ctx, u, "", "")

@@ -12,10 +12,10 @@ import (
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrier"
-	"github.com/bankbridge/bankbridge/services/shipping/internal/fakes"
 )
 
 // shipmentName is a shipment's name: the user's, with an opaque random id
@@ -299,7 +299,7 @@ func TestRegisterRefused(t *testing.T) {
 	}
 
 	t.Run("the access log is unavailable: nothing is stored", func(t *testing.T) {
-		e.consent.FailRecord(fakes.ErrRecord)
+		e.consent.FailRecord(consenttest.ErrRecord)
 		defer e.consent.FailRecord(nil)
 		r := reg("puid-alice-0001", upsNumber, "")
 		_, err := e.partner.RegisterShipment(e.asPartner(t), r)

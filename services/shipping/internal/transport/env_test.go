@@ -28,8 +28,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/events/stream"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
@@ -41,7 +43,6 @@ import (
 	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrier"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrierpush"
-	"github.com/bankbridge/bankbridge/services/shipping/internal/fakes"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/store"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/transport"
 )
@@ -64,7 +65,7 @@ const partnerParent = "clients/" + servertest.Partner
 type env struct {
 	svc      *app.Service
 	db       *storage.DB
-	consent  *fakes.Consent
+	consent  *consenttest.Consent
 	clock    *testkit.Clock
 	issuer   *auth.DevIssuer
 	srv      *servertest.Server
@@ -112,7 +113,7 @@ func startOn(t *testing.T, url busURL, db *storage.DB) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &env{db: db, consent: fakes.NewConsent(), clock: testkit.NewClock(time.Now()), secret: stdwebhook.NewSecret()}
+	e := &env{db: db, consent: consenttest.New(commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_SHIPPING), clock: testkit.NewClock(time.Now()), secret: stdwebhook.NewSecret()}
 	if err := events.Migrate(ctx, e.db); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func startOn(t *testing.T, url busURL, db *storage.DB) *env {
 	go func() { defer close(relayDone); _ = relay.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-relayDone })
 
-	e.svc, err = app.New(app.Config{Store: st, Consent: e.consent.App(), Pages: pagetoken.Random(), Now: e.clock.Now})
+	e.svc, err = app.New(app.Config{Store: st, Consent: e.consent, Pages: pagetoken.Random(), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

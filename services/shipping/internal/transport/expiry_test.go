@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
@@ -102,7 +103,7 @@ func TestConsentEnds(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	e.consent.RevokeOptIn(servertest.Partner, "puid-alice-0001")
-	e.consent.Send(app.Change{User: "alice", PartnerOptIn: "users/alice/partnerOptIns/o1", Partner: servertest.Partner, PartnerRevoked: true})
+	e.consent.Send(app.Change{User: "alice", PartnerOptIn: "users/alice/partnerOptIns/o1", Partner: servertest.Partner, PartnerState: consentv1.PartnerOptInState_PARTNER_OPT_IN_STATE_REVOKED})
 	testkit.Eventually(t, func() bool { return e.stored(t, "alice") == 1 }, 10*time.Second)
 	if got := e.list(t, "alice", nil); len(got) != 1 || got[0].GetName() != own.GetName() {
 		t.Errorf("alice's shipments = %v, want only her own", got)
@@ -116,12 +117,12 @@ func TestConsentEnds(t *testing.T) {
 	}
 
 	link := "users/alice/links/l-sandbox-0"
-	e.consent.SetLinkState(link, app.LinkRevoked)
-	e.consent.Send(app.Change{User: "alice", Link: link, LinkState: app.LinkRevoked})
+	e.consent.SetLinkState(link, consentv1.ConsentState_CONSENT_STATE_REVOKED)
+	e.consent.Send(app.Change{User: "alice", Link: link, LinkState: consentv1.ConsentState_CONSENT_STATE_REVOKED})
 	testkit.Eventually(t, func() bool { return e.stored(t, "alice") == 0 }, 10*time.Second)
 
 	// A revocation the follower missed: the next resync finds it.
-	e.consent.SetLinkState(bobLink, app.LinkRevoked)
+	e.consent.SetLinkState(bobLink, consentv1.ConsentState_CONSENT_STATE_REVOKED)
 	e.consent.Send(app.Change{Resync: true})
 	testkit.Eventually(t, func() bool { return e.stored(t, "bob") == 0 }, 10*time.Second)
 	if n := e.rows(t, "tracking_events"); n != 0 {

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
-	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrier"
 )
 
@@ -23,7 +23,7 @@ func TestEveryFailureTheContractNames(t *testing.T) {
 	e.optIn("alice", "puid-alice-0001")
 	e.consent.OptIn("carol", "test-partner", "puid-carol-0001") // carol has no consent at all
 	e.link("bob")
-	e.consent.SetLinkState("users/bob/links/l-sandbox-0", app.LinkRevoked)
+	e.consent.SetLinkState("users/bob/links/l-sandbox-0", consentv1.ConsentState_CONSENT_STATE_REVOKED)
 	e.optIn("dave", "puid-dave-00001")
 	e.consent.RevokeOptIn("test-partner", "puid-dave-00001")
 	name := e.create(t, "alice", upsNumber, "").GetName()

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
-	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrier"
 )
 
@@ -67,7 +67,7 @@ func TestWatchShipments(t *testing.T) {
 			}
 
 			// The user revokes the consent covering shipping: the stream ends.
-			e.consent.SetLinkState(link, app.LinkRevoked)
+			e.consent.SetLinkState(link, consentv1.ConsentState_CONSENT_STATE_REVOKED)
 			_, err := w2.s.Recv()
 			testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
 		})

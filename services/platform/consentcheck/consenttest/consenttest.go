@@ -1,7 +1,9 @@
-// Package fakes holds the shipping service's test doubles at its ports:
-// the consent service, as the server kit, the event streams and the app
-// reach it. Import it from _test.go files only.
-package fakes
+// Package consenttest holds a fake consent service for handler and app
+// tests, because the real one needs its own process, storage and change
+// stream: links, partner opt-ins, the access log and the change feed, kept
+// in memory and changed by the test. It implements what services ask of
+// *consentcheck.Checker. Import it from _test.go files only.
+package consenttest
 
 import (
 	"context"
@@ -12,9 +14,10 @@ import (
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/names"
-	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
 )
 
 // Link is one of a user's links in the fake consent service.
@@ -24,7 +27,7 @@ type Link struct {
 	BankConsentID string
 	Client        string
 	Scopes        []commonv1.Scope
-	State         app.LinkState
+	State         consentv1.ConsentState
 }
 
 // OptIn is a user's opt-in to a partner.
@@ -35,9 +38,10 @@ type OptIn struct {
 }
 
 // Consent is the consent service: links, partner opt-ins, the access log
-// and the change feed. It implements the kit's access.ConsentChecker and
-// access.Recorder and the streams' stream.Consent; App is it as the app's
-// port.
+// and the change feed. Like *consentcheck.Checker, it implements the kit's
+// access.ConsentChecker and access.Recorder, the streams' stream.Consent,
+// and ResolvePartner, CoveringLinks and AllChanges, so it serves as a
+// service's Consent port too.
 type Consent struct {
 	mu      sync.Mutex
 	links   map[string][]Link   // by user
@@ -47,34 +51,35 @@ type Consent struct {
 	recordErr error
 	// resolveErr, when set, fails every ResolvePartner.
 	resolveErr error
-	changes    chan app.Change
+	changes    chan consentcheck.Change
 	subs       map[string][]chan struct{}
+	// scopes are those of a link AddLink makes without any.
+	scopes []commonv1.Scope
 }
 
-// NewConsent returns an empty consent service.
-func NewConsent() *Consent {
-	return &Consent{links: map[string][]Link{}, optIns: map[[2]string]OptIn{}, changes: make(chan app.Change, 64), subs: map[string][]chan struct{}{}}
+// New returns an empty consent service whose links, when AddLink names no
+// scopes, cover scopes: the ones the service under test reads.
+func New(scopes ...commonv1.Scope) *Consent {
+	return &Consent{links: map[string][]Link{}, optIns: map[[2]string]OptIn{}, changes: make(chan consentcheck.Change, 64),
+		subs: map[string][]chan struct{}{}, scopes: slices.Clone(scopes)}
 }
 
-// AllScopes are the scopes of a link that covers shipping, and more.
-var AllScopes = []commonv1.Scope{commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_SHIPPING}
-
-// AddLink gives user a VALID link to bank with scopes (AllScopes when
-// none), made through client "chat-app", and returns its name.
+// AddLink gives user a VALID link to bank with scopes (New's when none),
+// made through client "chat-app", and returns its name.
 func (c *Consent) AddLink(user, bank string, scopes ...commonv1.Scope) string {
 	if len(scopes) == 0 {
-		scopes = AllScopes
+		scopes = c.scopes
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := "l-" + bank + "-" + strconv.Itoa(len(c.links[user]))
-	c.links[user] = append(c.links[user], Link{ID: id, BankID: bank, BankConsentID: "bc-" + user + "-" + bank, Client: "chat-app", Scopes: scopes, State: app.LinkValid})
+	c.links[user] = append(c.links[user], Link{ID: id, BankID: bank, BankConsentID: "bc-" + user + "-" + bank, Client: "chat-app", Scopes: scopes, State: consentv1.ConsentState_CONSENT_STATE_VALID})
 	c.notify(user)
 	return names.Link{User: user, ID: id}.String()
 }
 
 // SetLinkState moves the user's link (its name) to state.
-func (c *Consent) SetLinkState(link string, state app.LinkState) {
+func (c *Consent) SetLinkState(link string, state consentv1.ConsentState) {
 	l, err := names.ParseLink(link)
 	if err != nil {
 		panic(err)
@@ -127,7 +132,7 @@ func (c *Consent) Entries() []access.Entry {
 }
 
 // Send publishes a change on the feed AllChanges returns.
-func (c *Consent) Send(ch app.Change) { c.changes <- ch }
+func (c *Consent) Send(ch consentcheck.Change) { c.changes <- ch }
 
 // covering returns the user's VALID links with scope; revoked tells
 // whether a revoked one had it.
@@ -137,9 +142,9 @@ func (c *Consent) covering(user string, scope commonv1.Scope) (valid []Link, rev
 			continue
 		}
 		switch l.State {
-		case app.LinkValid:
+		case consentv1.ConsentState_CONSENT_STATE_VALID:
 			valid = append(valid, l)
-		case app.LinkRevoked:
+		case consentv1.ConsentState_CONSENT_STATE_REVOKED:
 			revoked = true
 		}
 	}
@@ -210,46 +215,41 @@ func (c *Consent) notify(user string) {
 	}
 }
 
-// App is the fake as the app's Consent port.
-func (c *Consent) App() app.Consent { return appConsent{c} }
-
-type appConsent struct{ c *Consent }
-
-func (a appConsent) ResolvePartner(_ context.Context, partner, partnerUserID string, _ commonv1.Scope) (app.PartnerUser, error) {
-	a.c.mu.Lock()
-	defer a.c.mu.Unlock()
-	if a.c.resolveErr != nil {
-		return app.PartnerUser{}, a.c.resolveErr
+// ResolvePartner answers who partnerUserID is for partner, like
+// consentcheck.Checker.ResolvePartner: CONSENT_REQUIRED without an
+// opt-in, CONSENT_REVOKED after RevokeOptIn, FailResolve's error when set.
+func (c *Consent) ResolvePartner(_ context.Context, partner, partnerUserID string, _ commonv1.Scope) (consentcheck.PartnerUser, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.resolveErr != nil {
+		return consentcheck.PartnerUser{}, c.resolveErr
 	}
-	o, ok := a.c.optIns[[2]string{partner, partnerUserID}]
+	o, ok := c.optIns[[2]string{partner, partnerUserID}]
 	switch {
 	case !ok:
-		return app.PartnerUser{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED, "no such partner user")
+		return consentcheck.PartnerUser{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED, "no such partner user")
 	case o.Revoked:
-		return app.PartnerUser{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, "the opt-in was revoked")
+		return consentcheck.PartnerUser{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, "the opt-in was revoked")
 	}
-	return app.PartnerUser{User: o.User, OptIn: names.User(o.User) + "/partnerOptIns/" + partner, Client: o.Client}, nil
+	return consentcheck.PartnerUser{User: o.User, OptIn: names.User(o.User) + "/partnerOptIns/" + partner, Client: o.Client}, nil
 }
 
-func (a appConsent) CoveringLinks(_ context.Context, user string, scope commonv1.Scope, _ commonv1.Purpose) ([]app.CoveringLink, error) {
-	a.c.mu.Lock()
-	defer a.c.mu.Unlock()
-	valid, _ := a.c.covering(user, scope)
-	var out []app.CoveringLink
+// CoveringLinks returns the user's VALID links with scope, in the order
+// they were added, like consentcheck.Checker.CoveringLinks.
+func (c *Consent) CoveringLinks(_ context.Context, user string, scope commonv1.Scope, _ commonv1.Purpose) ([]consentcheck.CoveringLink, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	valid, _ := c.covering(user, scope)
+	var out []consentcheck.CoveringLink
 	for _, l := range valid {
-		out = append(out, app.CoveringLink{Link: names.Link{User: user, ID: l.ID}.String(), BankID: l.BankID, Client: l.Client})
+		out = append(out, consentcheck.CoveringLink{Link: names.Link{User: user, ID: l.ID}.String(), BankID: l.BankID,
+			BankConsentID: l.BankConsentID, Client: l.Client, Scopes: slices.Clone(l.Scopes)})
 	}
 	return out, nil
 }
 
-func (a appConsent) Decide(_ context.Context, user string, scope commonv1.Scope, purpose commonv1.Purpose) error {
-	_, err := a.c.decide(user, scope, "", purpose)
-	return err
-}
-
-func (a appConsent) Record(ctx context.Context, e access.Entry) error { return a.c.Record(ctx, e) }
-
-func (a appConsent) AllChanges() (<-chan app.Change, func()) { return a.c.changes, func() {} }
+// AllChanges returns the feed Send publishes on; cancel does nothing.
+func (c *Consent) AllChanges() (<-chan consentcheck.Change, func()) { return c.changes, func() {} }
 
 // ErrRecord is a failure of the access log.
 var ErrRecord = errors.New("the access log is unavailable")
