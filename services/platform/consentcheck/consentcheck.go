@@ -200,17 +200,23 @@ func (c *Checker) forget(user string) {
 // cached decision. When the stream goes up or down, changes may have been
 // missed (the stream has no resume), so every subscriber hears of it.
 func (c *Checker) setWatching(on bool) {
+	// Dropped first: no decision is cached while the stream is down, and
+	// none from before a reconnect survives it.
+	c.forget("")
 	c.mu.Lock()
 	was := c.watching
 	c.watching = on
+	if on && !was {
+		// Whatever happened while the stream was down is lost. Under the
+		// same lock as watching, so a subscriber joining now gets exactly
+		// one Resync: this one, or AllChanges' own.
+		for s := range c.all {
+			s.offer(Change{Resync: true})
+		}
+	}
 	c.mu.Unlock()
-	c.forget("")
 	if was != on {
 		c.notify("")
-	}
-	if on && !was {
-		// Whatever happened while the stream was down is lost.
-		c.deliver(Change{Resync: true})
 	}
 }
 
@@ -323,8 +329,10 @@ func (c *Checker) deliver(ch Change) {
 // until cancel. It never blocks the watcher: a subscriber that falls behind
 // gets Resync instead of the changes it missed. Resync also arrives each
 // time the stream comes up, the first time included, since changes may
-// have been missed while it was down; a subscriber that arrives while the
-// stream is up gets none, and reconciles once on its own as it starts. The
+// have been missed while it was down, and first thing for a subscriber
+// that arrives while the stream is up, which missed what came before it:
+// the first value is always a Resync, so a subscriber reconciles once as
+// it starts, whenever it starts. The
 // user's cached decisions are dropped, and Changes subscribers told,
 // before a change is delivered here. It works only while Watch runs.
 // cancel ends the subscription and closes the channel; it is safe to call
@@ -332,6 +340,9 @@ func (c *Checker) deliver(ch Change) {
 func (c *Checker) AllChanges() (ch <-chan Change, cancel func()) {
 	s := &allSubscriber{ch: make(chan Change, allBuffer)}
 	c.mu.Lock()
+	if c.watching {
+		s.ch <- Change{Resync: true} // the buffer is empty
+	}
 	c.all[s] = struct{}{}
 	c.mu.Unlock()
 	var once sync.Once

@@ -254,6 +254,8 @@ func TestAllChangesNeverBlocksTheWatcher(t *testing.T) {
 	fast, cancelFast := c.AllChanges()
 	defer cancelFast()
 	waitWatching(t, fake)
+	// Whether the watch came up before or after the subscriptions (start
+	// runs it), each begins with one Resync.
 	for _, ch := range []<-chan consentcheck.Change{slow, fast} {
 		if got := next(t, ch, "the stream came up"); !got.Resync {
 			t.Fatalf("first change %+v, want Resync", got)
