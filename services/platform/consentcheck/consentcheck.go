@@ -47,7 +47,7 @@ type Options struct {
 	// CacheTTL is how long an allowed decision is reused while the change
 	// stream is connected; 0 disables the cache. Default 0.
 	CacheTTL time.Duration
-	// AuditTimeout bounds one RecordAccess call; default 2s.
+	// AuditTimeout bounds one RecordAccess call; default 5s.
 	AuditTimeout time.Duration
 	Logger       *slog.Logger
 }
