@@ -2,8 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"log/slog"
 	"time"
 
@@ -56,27 +56,9 @@ func (s *Service) RunSweeper(ctx context.Context) error {
 // nobody), every ReconcileInterval, and whenever changes may have been
 // missed.
 func (s *Service) FollowChanges(ctx context.Context) error {
-	changes, cancel := s.consent.AllChanges()
-	defer cancel()
-	t := time.NewTicker(s.cfg.ReconcileInterval)
-	defer t.Stop()
-	s.reconcileLogged(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case c, ok := <-changes:
-			if !ok {
-				return errors.New("receipts: the consent change feed ended")
-			}
-			if err := s.HandleChange(ctx, c); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "consent change not acted on; the next reconcile will",
-					slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
-			}
-		case <-t.C:
-			s.reconcileLogged(ctx)
-		}
-	}
+	return consentcheck.Follow(ctx, s.consent.AllChanges, consentcheck.Follower{
+		Handle: s.HandleChange, Reconcile: s.Reconcile, Every: s.cfg.ReconcileInterval, What: "receipts", Logger: s.log,
+	})
 }
 
 // HandleChange acts on one consent change: a revoked partner opt-in
@@ -113,13 +95,6 @@ func (s *Service) HandleChange(ctx context.Context, c Change) error {
 		return err
 	}
 	return nil
-}
-
-func (s *Service) reconcileLogged(ctx context.Context) {
-	if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
-		s.log.ErrorContext(ctx, "receipts not reconciled with consents; retrying at the next tick",
-			slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
-	}
 }
 
 // Reconcile checks every stored receipt against the consent it needs, for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"log/slog"
 	"slices"
 	"strings"
@@ -102,27 +103,9 @@ func (s *Service) RunSweeper(ctx context.Context) error {
 // nobody), every ReconcileInterval, and whenever changes may have been
 // missed.
 func (s *Service) FollowChanges(ctx context.Context) error {
-	changes, cancel := s.consent.AllChanges()
-	defer cancel()
-	t := time.NewTicker(s.cfg.ReconcileInterval)
-	defer t.Stop()
-	s.reconcileLogged(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case c, ok := <-changes:
-			if !ok {
-				return errors.New("shipping: the consent change feed ended")
-			}
-			if err := s.HandleChange(ctx, c); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "consent change not acted on; the next reconcile will",
-					slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
-			}
-		case <-t.C:
-			s.reconcileLogged(ctx)
-		}
-	}
+	return consentcheck.Follow(ctx, s.consent.AllChanges, consentcheck.Follower{
+		Handle: s.HandleChange, Reconcile: s.Reconcile, Every: s.cfg.ReconcileInterval, What: "shipments", Logger: s.log,
+	})
 }
 
 // HandleChange acts on one consent change: a revoked partner opt-in
@@ -184,13 +167,6 @@ func (s *Service) DeleteShipments(ctx context.Context, user, partner, partnerUse
 		return 0, err
 	}
 	return n, nil
-}
-
-func (s *Service) reconcileLogged(ctx context.Context) {
-	if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
-		s.log.ErrorContext(ctx, "shipments not reconciled with consents; retrying at the next tick",
-			slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
-	}
 }
 
 // Reconcile checks every stored shipment against the consent it needs,
