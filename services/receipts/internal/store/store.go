@@ -65,30 +65,12 @@ func New(ctx context.Context, db *storage.DB, outbox events.Outbox) (*Store, err
 	return &Store{db: db, outbox: outbox}, nil
 }
 
-// queryer is a *sql.DB or a *sql.Tx.
-type queryer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // conflict turns a write that lost to a concurrent one into app.ErrConflict.
 func conflict(what string, err error) error {
 	if storage.IsRetryable(err) {
 		return fmt.Errorf("%s: %w: %w", what, app.ErrConflict, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-func null(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-
-// placeholders returns "$from, $from+1, ..." n times.
-func placeholders(from, n int) string {
-	ps := make([]string, n)
-	for i := range ps {
-		ps[i] = "$" + strconv.Itoa(from+i)
-	}
-	return strings.Join(ps, ", ")
 }
 
 // Tx runs fn in one transaction. fn's own errors come back as they are.
@@ -98,7 +80,7 @@ func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
 
 // tx is an ingest's transaction.
 type tx struct {
-	q      queryer
+	q      storage.Queryer
 	sqlTx  *sql.Tx
 	outbox events.Outbox
 }
@@ -167,7 +149,7 @@ const receiptColumns = `r.user_id, r.receipt_id, r.chain_id, r.version, r.amends
 	r.bank_id, r.link, r.source_transaction, r.client_id, r.content, r.content_hash,
 	r.match_transaction, r.match_confidence, r.match_time, r.create_time`
 
-func insertReceipt(ctx context.Context, q queryer, r app.Receipt) error {
+func insertReceipt(ctx context.Context, q storage.Queryer, r app.Receipt) error {
 	content, err := receiptpb.MarshalContent(r.Content)
 	if err != nil {
 		return err
@@ -175,14 +157,14 @@ func insertReceipt(ctx context.Context, q queryer, r app.Receipt) error {
 	var mTx, mConf sql.NullString
 	var mTime sql.NullInt64
 	if r.Match != nil {
-		mTx, mConf, mTime = null(r.Match.Transaction), null(string(r.Match.Confidence)), storage.NullMicros(r.Match.Time)
+		mTx, mConf, mTime = storage.NullString(r.Match.Transaction), storage.NullString(string(r.Match.Confidence)), storage.NullMicros(r.Match.Time)
 	}
 	_, err = q.ExecContext(ctx, `INSERT INTO receipts (user_id, receipt_id, chain_id, version, amends, partner, partner_user_id,
 		partner_receipt_id, bank_id, link, source_transaction, client_id, merchant_key, purchase_time, content, content_hash,
 		match_transaction, match_confidence, match_time, create_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
-		r.User, r.ID, r.ChainID, r.Version, null(r.Amends), null(r.Partner), null(r.PartnerUserID), null(r.PartnerReceiptID),
-		null(r.BankID), null(r.Link), null(r.SourceTransaction), r.Client, app.MerchantKey(r.Content.MerchantName),
+		r.User, r.ID, r.ChainID, r.Version, storage.NullString(r.Amends), storage.NullString(r.Partner), storage.NullString(r.PartnerUserID), storage.NullString(r.PartnerReceiptID),
+		storage.NullString(r.BankID), storage.NullString(r.Link), storage.NullString(r.SourceTransaction), r.Client, app.MerchantKey(r.Content.MerchantName),
 		storage.Micros(r.Content.PurchaseTime), content, r.ContentHash, mTx, mConf, mTime, storage.Micros(r.CreateTime))
 	if err != nil {
 		return conflict("insert receipt", err)
@@ -428,7 +410,7 @@ func (s *Store) IssuerKnown(ctx context.Context, user string, transactions []str
 		for _, t := range chunk {
 			args = append(args, t)
 		}
-		in := placeholders(2, len(chunk))
+		in := storage.Placeholders(2, len(chunk))
 		rows, err := s.db.QueryContext(ctx, `SELECT source_transaction FROM receipts WHERE user_id = $1 AND source_transaction IN (`+in+`)
 			UNION SELECT transaction_name FROM issuer_misses WHERE user_id = $1 AND transaction_name IN (`+in+`)`, args...)
 		if err != nil {

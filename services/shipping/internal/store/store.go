@@ -65,13 +65,6 @@ func New(ctx context.Context, db *storage.DB, outbox events.Outbox) (*Store, err
 	return &Store{db: db, outbox: outbox}, nil
 }
 
-// queryer is a *sql.DB or a *sql.Tx.
-type queryer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // conflict turns a write that lost to a concurrent one into app.ErrConflict.
 func conflict(what string, err error) error {
 	if storage.IsRetryable(err) {
@@ -79,8 +72,6 @@ func conflict(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
-
-func null(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // Tx runs fn in one transaction. fn's own errors come back as they are; a
 // transaction the database failed for a concurrent one is ErrConflict.
@@ -94,7 +85,7 @@ func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
 
 // tx is one transaction of the shipping logic.
 type tx struct {
-	q      queryer
+	q      storage.Queryer
 	sqlTx  *sql.Tx
 	outbox events.Outbox
 	db     *storage.DB
@@ -128,7 +119,7 @@ func scanShipment(row scanner) (app.Shipment, error) {
 }
 
 // shipments runs a query of shipmentColumns.
-func shipments(ctx context.Context, q queryer, query string, args ...any) ([]app.Shipment, error) {
+func shipments(ctx context.Context, q storage.Queryer, query string, args ...any) ([]app.Shipment, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read shipments: %w", err)
@@ -164,7 +155,7 @@ const eventColumns = `carrier, event_id, tracking_number, checkpoint_time, statu
 
 // trackingEvents reads the MaxCheckpoints newest events of a parcel,
 // oldest first.
-func trackingEvents(ctx context.Context, q queryer, carrier, number string) ([]app.TrackingEvent, error) {
+func trackingEvents(ctx context.Context, q storage.Queryer, carrier, number string) ([]app.TrackingEvent, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+eventColumns+` FROM tracking_events WHERE carrier = $1 AND tracking_number = $2
 		ORDER BY checkpoint_time DESC, event_id DESC LIMIT `+strconv.Itoa(app.MaxCheckpoints), carrier, number)
 	if err != nil {
@@ -199,7 +190,7 @@ func trackingEvents(ctx context.Context, q queryer, carrier, number string) ([]a
 
 // fillCheckpoints reads the checkpoints of each shipment's parcel, each
 // parcel once.
-func fillCheckpoints(ctx context.Context, q queryer, shs []app.Shipment) error {
+func fillCheckpoints(ctx context.Context, q storage.Queryer, shs []app.Shipment) error {
 	read := map[[2]string][]app.Checkpoint{}
 	for i := range shs {
 		sh := &shs[i]
@@ -408,7 +399,7 @@ func (t *tx) InsertShipment(ctx context.Context, sh app.Shipment) error {
 		status_time, last_event_time, active_time, create_time, update_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		sh.User, sh.ID, sh.TrackingNumber, sh.Carrier, sh.CarrierDetected, strings.Join(sh.CarrierCandidates, ","),
-		null(sh.Receipt), null(sh.Partner), null(sh.PartnerUserID), sh.Client, string(sh.Status), sh.Substatus, sh.SignedBy,
+		storage.NullString(sh.Receipt), storage.NullString(sh.Partner), storage.NullString(sh.PartnerUserID), sh.Client, string(sh.Status), sh.Substatus, sh.SignedBy,
 		storage.NullMicros(sh.EstimatedDelivery), storage.NullMicros(sh.StatusTime), storage.NullMicros(sh.LastEventTime),
 		storage.Micros(sh.ActiveTime()), storage.Micros(sh.CreateTime), storage.Micros(sh.UpdateTime))
 	if err != nil {

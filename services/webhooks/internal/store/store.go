@@ -57,13 +57,6 @@ func New(ctx context.Context, db *storage.DB) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
-// queryer is a *sql.DB or a *sql.Tx.
-type queryer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 func nullMicros(t time.Time) sql.NullInt64 { return storage.NullMicros(t) }
 
 const endpointColumns = `client_id, endpoint_id, url, event_types, description, create_time, secret_create_time, previous_secret_expire_time`
@@ -82,7 +75,7 @@ func scanEndpoint(row interface{ Scan(...any) error }) (app.Endpoint, error) {
 	return e, nil
 }
 
-func insertKey(ctx context.Context, q queryer, k app.IdempotencyKey) error {
+func insertKey(ctx context.Context, q storage.Queryer, k app.IdempotencyKey) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO idempotency_keys (client_id, idem_key, method, request_hash, result, create_time)
 		VALUES ($1, $2, $3, $4, $5, $6)`, k.Client, k.Key, k.Method, k.Hash, k.Result, storage.Micros(k.Time))
 	if storage.IsUniqueViolation(err) {
@@ -293,7 +286,7 @@ func (s *Store) EventsAfter(ctx context.Context, client string, types []string, 
 		args = append(args, storage.Micros(after), afterID)
 	}
 	if len(types) > 0 {
-		q += ` AND event_type IN (` + placeholders(len(args)+1, len(types)) + `)`
+		q += ` AND event_type IN (` + storage.Placeholders(len(args)+1, len(types)) + `)`
 		for _, t := range types {
 			args = append(args, t)
 		}
@@ -316,15 +309,6 @@ func (s *Store) EventsAfter(ctx context.Context, client string, types []string, 
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return out, nil
-}
-
-// placeholders returns "$from, $from+1, ..." n times.
-func placeholders(from, n int) string {
-	ps := make([]string, n)
-	for i := range ps {
-		ps[i] = "$" + strconv.Itoa(from+i)
-	}
-	return strings.Join(ps, ", ")
 }
 
 // Replay queues deliveries, and key when it is set, in one transaction.
@@ -373,7 +357,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 		if len(ids) == 0 {
 			return nil
 		}
-		in := placeholders(2, len(ids))
+		in := storage.Placeholders(2, len(ids))
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_time = $1 WHERE delivery_id IN (`+in+`)`,
 			append([]any{storage.Micros(now.Add(lease))}, ids...)...); err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
@@ -382,7 +366,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration
 			d.attempt_count, p.url, e.event_id, e.client_id, e.event_type, e.resource, e.event_time, e.data
 			FROM deliveries d JOIN endpoints p ON p.client_id = d.client_id AND p.endpoint_id = d.endpoint_id
 			JOIN events e ON e.event_id = d.event_id
-			WHERE d.delivery_id IN (`+placeholders(1, len(ids))+`) ORDER BY d.next_attempt_time, d.delivery_id`, ids...)
+			WHERE d.delivery_id IN (`+storage.Placeholders(1, len(ids))+`) ORDER BY d.next_attempt_time, d.delivery_id`, ids...)
 		if err != nil {
 			return fmt.Errorf("read claimed deliveries: %w", err)
 		}
@@ -488,7 +472,7 @@ func (s *Store) ListDeliveries(ctx context.Context, client, endpointID string, s
 		ids[i], index[d.ID] = d.ID, i
 	}
 	rows, err = s.db.QueryContext(ctx, `SELECT delivery_id, attempt_time, duration_us, http_status, outcome FROM delivery_attempts
-		WHERE delivery_id IN (`+placeholders(1, len(ids))+`) ORDER BY delivery_id, attempt`, ids...)
+		WHERE delivery_id IN (`+storage.Placeholders(1, len(ids))+`) ORDER BY delivery_id, attempt`, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("list attempts: %w", err)
 	}
