@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 )
 
@@ -26,6 +28,13 @@ const APIKeyMetadata = CredentialMetadataPrefix + "api_key"
 // asks for a user's data, e.g. "ACCOUNT_INFORMATION" (a
 // bankbridge.common.v1.Purpose name). A bank may record it.
 const PurposeMetadata = "bankbridge-purpose"
+
+// WithPurpose returns ctx declaring to the bank, in PurposeMetadata, the
+// purpose p of the calls made with it ("ACCOUNT_INFORMATION" for
+// PURPOSE_ACCOUNT_INFORMATION): the one way every service tells a bank why.
+func WithPurpose(ctx context.Context, p commonv1.Purpose) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, PurposeMetadata, strings.TrimPrefix(p.String(), "PURPOSE_"))
+}
 
 // Adapter is what every bank adapter implements: it describes itself and
 // reports its health. A bank implements Adapter plus the capability

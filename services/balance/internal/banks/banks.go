@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
@@ -53,8 +52,7 @@ func (a *Adapters) client(ctx context.Context, at app.BankAccess) (context.Conte
 	if err != nil {
 		return nil, nil, err
 	}
-	purpose := strings.TrimPrefix(at.Purpose.String(), "PURPOSE_")
-	return metadata.AppendToOutgoingContext(ctx, adapters.PurposeMetadata, purpose), c, nil
+	return adapters.WithPurpose(ctx, at.Purpose), c, nil
 }
 
 // ListAccounts returns the accounts the bank consent covers.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
@@ -43,7 +42,7 @@ func (a *Adapters) Bank(id string) (app.BankInfo, error) {
 // consentManagement declares to the bank why bankbridge calls: linking and
 // unlinking, never data.
 func consentManagement(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, adapters.PurposeMetadata, "CONSENT_MANAGEMENT")
+	return adapters.WithPurpose(ctx, commonv1.Purpose_PURPOSE_CONSENT_MANAGEMENT)
 }
 
 // bankScopes are the scopes whose data a bank holds: only those are asked

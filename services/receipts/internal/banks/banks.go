@@ -8,10 +8,7 @@ package banks
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
-
-	"google.golang.org/grpc/metadata"
 
 	"github.com/bankbridge/bankbridge/adapters"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -36,8 +33,7 @@ func (a *Adapters) client(ctx context.Context, at app.BankAccess) (context.Conte
 	if err != nil {
 		return nil, nil, err
 	}
-	purpose := strings.TrimPrefix(at.Purpose.String(), "PURPOSE_")
-	return metadata.AppendToOutgoingContext(ctx, adapters.PurposeMetadata, purpose), c, nil
+	return adapters.WithPurpose(ctx, at.Purpose), c, nil
 }
 
 // ListAccounts returns the ids of the accounts the bank consent covers.
