@@ -69,15 +69,22 @@ func TestMetricsExposeRPCs(t *testing.T) {
 	if _, err := e.balance.GetBalance(e.as(t, "alice"), aliceBalance); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://" + e.srv.AdminAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	text := string(body)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(text, "rpc_server_") || !strings.Contains(text, `rpc_server_call_duration_seconds_count{`) || !strings.Contains(text, `rpc_method="bankbridge.balance.v1.BalanceService/GetBalance"`) {
-		t.Fatalf("/metrics (%d) has no RPC server metric for GetBalance:\n%s", resp.StatusCode, grepLines(text, "rpc"))
+	// The server records the call's duration when the call ends, which is
+	// after the answer is on the wire: look until it is there.
+	var code int
+	var text string
+	found := testkit.Within(5*time.Second, func() bool {
+		resp, err := http.Get("http://" + e.srv.AdminAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		code, text = resp.StatusCode, string(body)
+		return code == http.StatusOK && strings.Contains(text, "rpc_server_") && strings.Contains(text, `rpc_server_call_duration_seconds_count{`) && strings.Contains(text, `rpc_method="bankbridge.balance.v1.BalanceService/GetBalance"`)
+	})
+	if !found {
+		t.Fatalf("/metrics (%d) has no RPC server metric for GetBalance:\n%s", code, grepLines(text, "rpc"))
 	}
 }
 
