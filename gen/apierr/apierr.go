@@ -185,6 +185,21 @@ func Reason(err error) commonv1.ErrorReason {
 	return commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED
 }
 
+// RetryDelay is the delay err's RetryInfo asks a client to wait before it
+// tries again, or 0 when it carries none.
+func RetryDelay(err error) time.Duration {
+	var target interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &target) {
+		return 0
+	}
+	for _, d := range target.GRPCStatus().Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}
+
 // Is reports whether err is a bankbridge error with the given reason.
 func Is(err error, reason commonv1.ErrorReason) bool {
 	var target interface{ GRPCStatus() *status.Status }

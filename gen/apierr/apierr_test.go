@@ -1,6 +1,7 @@
 package apierr_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -121,6 +122,15 @@ func TestDetails(t *testing.T) {
 	}
 	if got := apierr.Info(err).GetMetadata()["bank_id"]; got != "sandbox" {
 		t.Errorf("metadata bank_id = %q", got)
+	}
+	// What a client reads, after the status crossed the wire and was
+	// wrapped on the way.
+	wire := fmt.Errorf("open: %w", status.ErrorProto(status.Convert(err).Proto()))
+	if got := apierr.RetryDelay(wire); got != 30*time.Second {
+		t.Errorf("RetryDelay = %v, want 30s", got)
+	}
+	if got := apierr.RetryDelay(apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "no such thing")); got != 0 {
+		t.Errorf("RetryDelay without RetryInfo = %v, want 0", got)
 	}
 }
 

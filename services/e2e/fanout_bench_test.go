@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -11,10 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
@@ -87,19 +91,44 @@ func BenchmarkShipmentFanout(b *testing.B) {
 		var opened sync.WaitGroup
 		var refusedMu sync.Mutex
 		refused := map[string]int{} // streams the server ended before the event, by status
+		var retried atomic.Int64
+		// At most a few hundred opens in flight, as users come and go: the
+		// streams are concurrent, not their openings.
+		opening := make(chan struct{}, 256)
 		for i, tok := range tokens {
 			c := shippingv1.NewShippingServiceClient(pool[i%conns])
-			st, err := c.WatchShipments(grpcCtx(tok, "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/" + fmt.Sprintf("fan%05d", i)})
-			if err != nil {
-				b.Fatal(err)
-			}
 			opened.Add(1)
+			opening <- struct{}{}
 			go func() {
-				_, err := st.Header()
-				opened.Done()
-				if err != nil {
-					return
+				// Open as a client does: a refusal that says to retry
+				// (UNAVAILABLE, with RetryInfo) is retried after its delay.
+				var st grpc.ServerStreamingClient[shippingv1.WatchShipmentsResponse]
+				for attempt := 1; ; attempt++ {
+					var err error
+					st, err = c.WatchShipments(grpcCtx(tok, "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/" + fmt.Sprintf("fan%05d", i)})
+					if err == nil {
+						// Header hides a refusal (nil, nil); Recv reports it.
+						var md metadata.MD
+						if md, err = st.Header(); err == nil && md == nil {
+							_, err = st.Recv()
+						}
+					}
+					if err == nil {
+						break
+					}
+					if status.Code(err) != codes.Unavailable || attempt == 5 {
+						<-opening
+						opened.Done()
+						refusedMu.Lock()
+						refused[status.Code(err).String()+" "+apierr.ReasonString(apierr.Reason(err))]++
+						refusedMu.Unlock()
+						return
+					}
+					retried.Add(1)
+					time.Sleep(cmp.Or(apierr.RetryDelay(err), 100*time.Millisecond))
 				}
+				<-opening
+				opened.Done()
 				<-start
 				for {
 					resp, err := st.Recv()
@@ -139,6 +168,9 @@ func BenchmarkShipmentFanout(b *testing.B) {
 		for why, n := range refused {
 			if !strings.HasPrefix(why, "Canceled") {
 				b.Logf("%d streams ended before the event: %s", n, why)
+				for _, line := range logErrors(shared.logs.String(), 5) {
+					b.Log(line)
+				}
 			}
 		}
 		refusedMu.Unlock()
@@ -148,6 +180,7 @@ func BenchmarkShipmentFanout(b *testing.B) {
 		slices.Sort(latencies)
 		b.ReportMetric(float64(watchers), "streams")
 		b.ReportMetric(float64(len(latencies)), "delivered")
+		b.ReportMetric(float64(retried.Load()), "open-retries")
 		b.ReportMetric(float64(latencies[len(latencies)*50/100].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
 		b.ReportMetric(rss, "rss-MiB")
@@ -195,4 +228,24 @@ func residentMiB(tb testing.TB, name string) float64 {
 	}
 	tb.Fatal("no VmRSS")
 	return 0
+}
+
+// logErrors are up to n distinct messages of the stack's ERROR log lines.
+func logErrors(logs string, n int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for line := range strings.SplitSeq(logs, "\n") {
+		if !strings.Contains(line, `"level":"ERROR"`) {
+			continue
+		}
+		msg := line
+		if i := strings.Index(line, `"msg":`); i >= 0 {
+			msg = line[i:min(len(line), i+200)]
+		}
+		if !seen[msg] && len(out) < n {
+			seen[msg] = true
+			out = append(out, line[:min(len(line), 600)])
+		}
+	}
+	return out
 }

@@ -29,7 +29,9 @@ type shipmentEvent struct {
 	} `json:"shipment"`
 	Checkpoint *struct {
 		Status string `json:"status"`
+		Time   string `json:"time"`
 	} `json:"checkpoint"`
+	UpdateMask string `json:"update_mask"`
 }
 
 // watch opens the user's shipment stream over REST through the gateway,
@@ -126,9 +128,22 @@ func TestParcelMovesLive(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// Two updates, then the connection drops.
+	// Two updates, then the connection drops. A stream that resumes may
+	// hear of a checkpoint it heard of live once more (the change as the
+	// user's own event, with the whole state); a client knows a
+	// checkpoint by its time and status, as this one does.
 	var statuses []string
 	var cursor string
+	seen := map[string]bool{}
+	record := func(ev shipmentEvent) {
+		if ev.Type != "SHIPMENT_EVENT_TYPE_UPDATED" || ev.Checkpoint == nil {
+			return
+		}
+		if k := ev.Checkpoint.Time + "|" + ev.Checkpoint.Status; !seen[k] {
+			seen[k] = true
+			statuses = append(statuses, ev.Checkpoint.Status)
+		}
+	}
 	next := func(ch <-chan struct {
 		ev     shipmentEvent
 		cursor string
@@ -150,23 +165,25 @@ func TestParcelMovesLive(t *testing.T) {
 		if ev.Shipment.Name != aliceShipment["name"] {
 			t.Fatalf("alice's stream carries %q", ev.Shipment.Name)
 		}
-		if ev.Type == "SHIPMENT_EVENT_TYPE_UPDATED" && ev.Checkpoint != nil {
-			statuses = append(statuses, ev.Checkpoint.Status)
+		if ev.Type == "SHIPMENT_EVENT_TYPE_UPDATED" && ev.UpdateMask == "" {
+			t.Errorf("a live checkpoint came without update_mask: %+v", ev)
 		}
+		record(ev)
 	}
 	stop()
 	time.Sleep(500 * time.Millisecond) // a step or two passes while she is away
 	resumed := watch(ctx, t, aliceTok, alice, cursor)
 	for statuses[len(statuses)-1] != "SHIPMENT_STATUS_DELIVERED" {
 		ev, _ := next(resumed)
-		if ev.Type == "SHIPMENT_EVENT_TYPE_UPDATED" && ev.Checkpoint != nil {
-			statuses = append(statuses, ev.Checkpoint.Status)
+		if ev.Shipment.Name != aliceShipment["name"] {
+			t.Fatalf("alice's resumed stream carries %q", ev.Shipment.Name)
 		}
+		record(ev)
 	}
 	want := []string{"SHIPMENT_STATUS_INFO_RECEIVED", "SHIPMENT_STATUS_IN_TRANSIT", "SHIPMENT_STATUS_IN_TRANSIT",
 		"SHIPMENT_STATUS_OUT_FOR_DELIVERY", "SHIPMENT_STATUS_DELIVERED"}
 	if strings.Join(statuses, ",") != strings.Join(want, ",") {
-		t.Errorf("alice's stream saw %v, want %v (nothing lost or repeated across the resume)", statuses, want)
+		t.Errorf("alice's stream saw %v, want %v (nothing lost across the resume, in order)", statuses, want)
 	}
 	got := call(t, http.MethodGet, "/v1/"+aliceShipment["name"].(string), aliceTok, "ORDER_TRACKING", nil)
 	got.want(t, http.StatusOK, "")
@@ -255,7 +272,7 @@ func TestCarrierPushesAreAuthenticated(t *testing.T) {
 }
 
 // TestShipmentChangesReachAWebhook: the product's endpoint subscribed to
-// shipping.shipment.updated receives, signed, the change a carrier push
+// shipping.shipment.tracked receives, signed, the change a carrier push
 // makes to its user's shipment, naming that shipment only.
 func TestShipmentChangesReachAWebhook(t *testing.T) {
 	hooks := make(chan hook, 64)
@@ -268,7 +285,7 @@ func TestShipmentChangesReachAWebhook(t *testing.T) {
 	r := call(t, http.MethodPost, "/v1/dev/tokens", "", "", map[string]any{"client_credentials": true})
 	clientToken, _ := r.body["access_token"].(string)
 	r = call(t, http.MethodPost, "/v1/clients/"+shared.stack.DevClient+"/endpoints", clientToken, "",
-		map[string]any{"url": rcv.URL + "/parcels", "event_types": []string{"shipping.shipment.updated"}})
+		map[string]any{"url": rcv.URL + "/parcels", "event_types": []string{"shipping.shipment.tracked"}})
 	r.want(t, http.StatusOK, "")
 	secret, _ := r.body["secret"].(string)
 
@@ -286,7 +303,7 @@ func TestShipmentChangesReachAWebhook(t *testing.T) {
 		select {
 		case h = <-hooks:
 		case <-deadline:
-			t.Fatalf("no shipping.shipment.updated for %s reached the endpoint", name)
+			t.Fatalf("no shipping.shipment.tracked for %s reached the endpoint", name)
 		}
 		var payload struct {
 			Type string `json:"type"`
@@ -300,8 +317,12 @@ func TestShipmentChangesReachAWebhook(t *testing.T) {
 		if payload.Data.Resource != name {
 			continue // another test's user of the same client
 		}
-		if payload.Type != "shipping.shipment.updated" || !signedWith(secret, h) {
+		if payload.Type != "shipping.shipment.tracked" || !signedWith(secret, h) {
 			t.Errorf("webhook %s, signature verifies: %v", h.body, signedWith(secret, h))
+		}
+		// A webhook carries the shipment's whole state, checkpoints too.
+		if !strings.Contains(string(h.body), `"checkpoints"`) || !strings.Contains(string(h.body), `"createTime"`) {
+			t.Errorf("webhook %s: want the shipment's whole state", h.body)
 		}
 		return
 	}

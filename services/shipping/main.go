@@ -130,7 +130,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	}
 	// One subscription to the bus fans the events out to every watch of
 	// the process; closed once the servers have drained.
-	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.WatchTypes, Logger: d.Logger})
+	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.LiveWatchTypes, Logger: d.Logger})
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
@@ -142,7 +142,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 			shippingv1.RegisterPartnerShippingServiceServer(r, partners)
 		},
 		HTTP:  carrierpush.NewHandler(transport.NewCarrierIngester(svc), secrets, carrierpush.Options{Logger: d.Logger}),
-		Tasks: []func(context.Context) error{svc.RunSweeper, svc.FollowChanges},
+		Tasks: []func(context.Context) error{svc.RunSweeper, svc.FollowChanges, transport.ExpandParcelEvents(d.Bus, svc, d.Logger)},
 		Close: hub.Close,
 	}, nil
 }

@@ -193,7 +193,7 @@ func newBus(ctx context.Context, nc *nats.Conn, sc StreamConfig, key []byte, log
 		Duplicates:  sc.Duplicates,
 		Storage:     jetstream.FileStorage,
 		Replicas:    sc.Replicas,
-		MaxMsgSize:  MaxDataBytes + 16<<10,
+		MaxMsgSize:  MaxDataBytes + MaxAudienceBytes + 16<<10,
 	})
 	if err != nil {
 		existing, lookErr := js.Stream(ctx, sc.Name)

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -146,6 +147,75 @@ func TestBus(t *testing.T) {
 				if got := m.Header.Get(k); got != want {
 					t.Errorf("header %s = %q, want %q", k, got, want)
 				}
+			}
+		})
+
+		t.Run("an audience event's recipients ride in its payload only, and other payloads are as before", func(t *testing.T) {
+			sc := uniqueStream()
+			b := connect(t, url, sc)
+			nc, err := nats.Connect(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			raw, err := nc.SubscribeSync(sc.SubjectPrefix + ".>")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			ch, err := b.Subscribe(t.Context(), events.Filter{}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			parcel := audienceEvent("01JD7Z6Q4V8M3K2N1P0R9S8T7X", []string{"users/alice/shipments/a1", "users/bob@example.com/shipments/b1"})
+			plain := event("carol", "shipping.shipment.updated", 1)
+			publish(t, b, parcel, plain)
+
+			m, err := raw.NextMsg(10 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := sc.SubjectPrefix + "." + b.Refs().User(parcel.User) + "." + parcel.Type; m.Subject != want {
+				t.Errorf("subject %q, want %q (the parcel's reference)", m.Subject, want)
+			}
+			onWire := m.Subject
+			for k, vs := range m.Header {
+				onWire += "\n" + k + ": " + strings.Join(vs, ",")
+			}
+			for _, personal := range []string{"alice", "bob", "example.com", "users/"} {
+				if strings.Contains(onWire, personal) {
+					t.Errorf("%q on the wire outside the payload:\n%s", personal, onWire)
+				}
+			}
+			var payload struct {
+				Audience []string `json:"audience"`
+			}
+			if err := json.Unmarshal(m.Data, &payload); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(payload.Audience, parcel.Audience) {
+				t.Errorf("payload audience %q, want %q", payload.Audience, parcel.Audience)
+			}
+			m, err = raw.NextMsg(10 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal(m.Data, &fields); err != nil {
+				t.Fatal(err)
+			}
+			if a, ok := fields["audience"]; ok {
+				t.Errorf("a per-user event's payload has an audience: %s", a)
+			}
+
+			got := receive(t, ch, 2)
+			if got[0].ID != parcel.ID || got[0].User != parcel.User || got[0].Client != "" || !slices.Equal(got[0].Audience, parcel.Audience) {
+				t.Errorf("delivered %+v, want %+v", got[0].Event, parcel)
+			}
+			if got[1].ID != plain.ID || got[1].Audience != nil {
+				t.Errorf("delivered %s with audience %q, want %s with none", got[1].ID, got[1].Audience, plain.ID)
 			}
 		})
 

@@ -43,6 +43,47 @@ type Event struct {
 	Time time.Time
 	// Data is the thin payload, protojson of the source's event message.
 	Data []byte
+	// Audience, when set, makes this one event reach many users at once:
+	// one change that concerns every user listed (a parcel's checkpoint,
+	// for every user tracking it), written and published once rather than
+	// once per user. Each entry is the resource of one recipient, under
+	// users/{user}/ (e.g. users/alice/shipments/s1); a process's stream
+	// hub hands each recipient's streams the event as their own, with
+	// User and Resource the recipient's, so no user learns of another.
+	// User then names what the event is about (e.g.
+	// parcels/ups/1Z999AA10123456784): it orders those events and derives
+	// the subject's reference. Client must be empty: webhooks go per user,
+	// so a source that needs them writes per-user events as well (off the
+	// latency path). At most MaxAudienceBytes of entries; SplitAudience
+	// cuts a longer list.
+	Audience []string
+}
+
+// MaxAudienceBytes bounds the entries of one event's Audience: about
+// ten thousand recipients, so that a parcel ten thousand users follow is
+// one event (each event more is a round trip of the relay's), and with
+// Data the message stays under NATS's default max_payload (1 MiB).
+// SplitAudience cuts a longer list into events of this size.
+const MaxAudienceBytes = 768 << 10
+
+// SplitAudience cuts resources into audiences of at most
+// MaxAudienceBytes each, in order (an entry larger than that alone is an
+// audience of its own, which Validate refuses).
+func SplitAudience(resources []string) [][]string {
+	var out [][]string
+	start, size := 0, 0
+	for i, r := range resources {
+		n := len(r) + 3 // the JSON string's quotes and comma
+		if size+n > MaxAudienceBytes && i > start {
+			out = append(out, resources[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(resources) {
+		out = append(out, resources[start:])
+	}
+	return out
 }
 
 // Delivered is an event read from the bus, with the cursor that resumes

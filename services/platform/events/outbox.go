@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/bankbridge/bankbridge/services/platform/storage"
@@ -79,9 +80,10 @@ func (o *SQLOutbox) Add(ctx context.Context, tx *sql.Tx, e Event) error {
 		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO events_outbox
-		(event_id, user_id, event_type, source, client_id, resource, event_time, data, create_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		e.ID, e.User, e.Type, e.Source, e.Client, e.Resource, storage.Micros(e.Time), string(e.Data), storage.Micros(now))
+		(event_id, user_id, event_type, source, client_id, resource, event_time, data, audience, create_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.ID, e.User, e.Type, e.Source, e.Client, e.Resource, storage.Micros(e.Time), string(e.Data),
+		strings.Join(e.Audience, "\n"), storage.Micros(now))
 	if err != nil {
 		return fmt.Errorf("events: outbox insert %q: %w", e.ID, err)
 	}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/bankbridge/bankbridge/services/platform/events"
@@ -283,6 +287,89 @@ func TestRelay(t *testing.T) {
 				}
 			})
 
+			t.Run("an audience event arrives with its audience, on no recipient's subject; other events with none", func(t *testing.T) {
+				empty(t)
+				b := connect(t, url, uniqueStream())
+				all, err := b.Subscribe(t.Context(), events.Filter{}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				recipient, err := b.Subscribe(t.Context(), events.Filter{User: "user-1"}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				relayRun(t, events.NewRelay(o, b, events.RelayConfig{}))
+				// More recipients than one event holds, each audience as
+				// large as the kit lets it be, the first with the largest
+				// payload too: the largest events the outbox accepts.
+				var parcels []events.Event
+				for i, a := range events.SplitAudience(manyResources(2 * events.MaxAudienceBytes / 30)) {
+					parcels = append(parcels, audienceEvent(fmt.Sprintf("parcel-%d", i), a))
+				}
+				if len(parcels) < 2 {
+					t.Fatalf("%d audience events, want several", len(parcels))
+				}
+				parcels[0].Data = []byte(`"` + strings.Repeat("x", events.MaxDataBytes-2) + `"`)
+				plain := event("user-1", "shipping.shipment.updated", 1)
+				add(t, db, o, append(parcels, plain)...)
+
+				// An audience event goes after every row before it and
+				// before every row after it: the parcels', then user-1's.
+				got := receive(t, all, len(parcels)+1)
+				if got[len(got)-1].ID != plain.ID {
+					t.Errorf("delivered %v, want %s last, after the audience events written before it", ids(got), plain.ID)
+				}
+				var parcelsGot []events.Delivered
+				for _, d := range got {
+					if d.ID == plain.ID {
+						if d.Audience != nil {
+							t.Errorf("%s delivered with %d recipients, want none", d.ID, len(d.Audience))
+						}
+						continue
+					}
+					parcelsGot = append(parcelsGot, d)
+				}
+				if len(parcelsGot) != len(parcels) {
+					t.Fatalf("delivered %v, want %d audience events and %s", ids(got), len(parcels), plain.ID)
+				}
+				for i, want := range parcels {
+					d := parcelsGot[i]
+					if d.ID != want.ID || d.User != want.User || d.Resource != want.Resource || d.Client != "" || string(d.Data) != string(want.Data) {
+						t.Errorf("audience event %d: delivered %s of %s, want %s of %s", i, d.ID, d.User, want.ID, want.User)
+					}
+					if !slices.Equal(d.Audience, want.Audience) {
+						t.Errorf("audience event %d: %d recipients delivered, want the %d written, in order", i, len(d.Audience), len(want.Audience))
+					}
+				}
+				// The recipient's own events are on its subject; the
+				// audience events that list it are not.
+				if d := receive(t, recipient, 1)[0]; d.ID != plain.ID {
+					t.Errorf("the recipient's subscription got %s first, want its own %s", d.ID, plain.ID)
+				}
+				quiet(t, all, 100*time.Millisecond)
+			})
+
+			t.Run("an audience event goes after the rows before it and before those after it", func(t *testing.T) {
+				empty(t)
+				b := connect(t, url, uniqueStream())
+				all, err := b.Subscribe(t.Context(), events.Filter{}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Written before the relay runs, so one batch holds them
+				// all: a user's rows would otherwise go one per wave, the
+				// audience event in the first.
+				a1, a2 := event("user-a", "shipping.shipment.created", 1), event("user-a", "shipping.shipment.updated", 2)
+				p1 := audienceEvent("parcel-order", []string{"users/user-a/shipments/s1", "users/user-b/shipments/s1"})
+				b1, a3 := event("user-b", "shipping.shipment.created", 3), event("user-a", "shipping.shipment.deleted", 4)
+				add(t, db, o, a1, a2, p1, b1, a3)
+				relayRun(t, events.NewRelay(o, b, events.RelayConfig{}))
+				got := ids(receive(t, all, 5))
+				if want := ids([]events.Delivered{{Event: a1}, {Event: a2}, {Event: p1}, {Event: b1}, {Event: a3}}); !slices.Equal(got[:3], want[:3]) || !slices.Contains(got[3:], b1.ID) || !slices.Contains(got[3:], a3.ID) {
+					t.Errorf("bus order %v, want %v (user-b's and user-a's last ones in either order)", got, want)
+				}
+			})
+
 			t.Run("published rows are pruned after the retention, unpublished ones kept", func(t *testing.T) {
 				empty(t)
 				b := connect(t, url, uniqueStream())
@@ -353,5 +440,50 @@ func TestOneRelayLeads(t *testing.T) {
 		}
 		add(t, db, o, event("x", "a.b", 3))
 		waitFor(t, "the relay back with a new connection", func() bool { return two.Published() == 2 })
+	})
+}
+
+// TestOutboxUpgradeKeepsPendingEvents: rows the previous version of a
+// service left unpublished (before the outbox had audiences) are relayed
+// after the upgrade as the per-user events they are, and the upgraded
+// outbox writes audience events beside them.
+func TestOutboxUpgradeKeepsPendingEvents(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db *storage.DB) {
+		ctx := t.Context()
+		first, err := os.ReadFile("migrations/" + string(db.Dialect()) + "/00001_events_outbox.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := fstest.MapFS{"00001_events_outbox.sql": {Data: first}}
+		if err := db.Migrate(ctx, before, events.MigrationsTable); err != nil {
+			t.Fatal(err)
+		}
+		// The row as the previous SQLOutbox.Add wrote it.
+		old := event("alice", "shipping.shipment.updated", 1)
+		if _, err := db.ExecContext(ctx, `INSERT INTO events_outbox
+			(event_id, user_id, event_type, source, client_id, resource, event_time, data, create_time)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			old.ID, old.User, old.Type, old.Source, old.Client, old.Resource, storage.Micros(time.Now()), string(old.Data), storage.Micros(time.Now())); err != nil {
+			t.Fatal(err)
+		}
+
+		migrated(t, db)
+		o := events.NewOutbox(db)
+		parcel := audienceEvent("parcel-1", []string{"users/alice/shipments/a1", "users/bob/shipments/b1"})
+		add(t, db, o, parcel)
+		b := connect(t, embedded(t, t.TempDir()).URL(), uniqueStream())
+		ch, err := b.Subscribe(ctx, events.Filter{}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		relayRun(t, events.NewRelay(o, b, events.RelayConfig{}))
+		got := receive(t, ch, 2)
+		if got[0].ID != old.ID || got[0].User != "alice" || got[0].Client != old.Client || got[0].Audience != nil {
+			t.Errorf("the pending row was delivered as %s of %s for %q with audience %q, want %s of alice for %q with none",
+				got[0].ID, got[0].User, got[0].Client, got[0].Audience, old.ID, old.Client)
+		}
+		if got[1].ID != parcel.ID || !slices.Equal(got[1].Audience, parcel.Audience) {
+			t.Errorf("then %s with audience %q, want %s with %q", got[1].ID, got[1].Audience, parcel.ID, parcel.Audience)
+		}
 	})
 }

@@ -331,7 +331,9 @@ type row struct {
 // wave carries at most one row per user and is published pipelined; the
 // next wave carries each user's next row. Once one of a user's rows fails,
 // the user's later rows wait for the next batch, so nothing is ever
-// published ahead of an earlier row of its user.
+// published ahead of an earlier row of its user. An audience event (its
+// recipients' too) is a wave of its own, published once every row before
+// it is, and before any row after it.
 func (r *Relay) batch(ctx context.Context, q querier, m *marks) (int, error) {
 	rows, err := r.read(ctx, q, m)
 	if storage.IsRetryable(err) {
@@ -346,9 +348,26 @@ func (r *Relay) batch(ctx context.Context, q querier, m *marks) (int, error) {
 	for pending := rows; len(pending) > 0; {
 		var wave, rest []row
 		inWave := map[string]bool{}
-		for _, rw := range pending {
+		held := false // a row of a blocked user was held back
+	rows:
+		for i, rw := range pending {
 			switch {
+			case len(rw.e.Audience) > 0:
+				// An audience event concerns every recipient: it goes
+				// after every row before it, alone, and before every row
+				// after it. Behind a row held back, everything waits for
+				// the next batch.
+				switch {
+				case held:
+				case len(wave) == 0 && len(rest) == 0:
+					wave = append(wave, rw)
+					rest = append(rest, pending[i+1:]...)
+				default:
+					rest = append(rest, pending[i:]...)
+				}
+				break rows
 			case blocked[rw.e.User]:
+				held = true
 			case inWave[rw.e.User]:
 				rest = append(rest, rw)
 			default:
@@ -360,13 +379,19 @@ func (r *Relay) batch(ctx context.Context, q querier, m *marks) (int, error) {
 		for i, rw := range wave {
 			events[i] = rw.e
 		}
+		stop := false
 		for i, err := range r.bus.publishAll(ctx, events) {
 			if err != nil {
 				blocked[wave[i].e.User] = true
 				failed = orFirst(failed, err)
+				// Nothing goes ahead of a failed audience event.
+				stop = stop || len(wave[i].e.Audience) > 0
 				continue
 			}
 			done = append(done, wave[i].seq)
+		}
+		if stop {
+			break
 		}
 		pending = rest
 	}
@@ -399,7 +424,7 @@ func orFirst(first, next error) error {
 // read returns up to BatchSize unpublished rows in seq order, but those
 // in m (published, not yet marked).
 func (r *Relay) read(ctx context.Context, q querier, m *marks) ([]row, error) {
-	rs, err := q.QueryContext(ctx, `SELECT seq, event_id, user_id, event_type, source, client_id, resource, event_time, data
+	rs, err := q.QueryContext(ctx, `SELECT seq, event_id, user_id, event_type, source, client_id, resource, event_time, data, audience
 		FROM events_outbox WHERE publish_time IS NULL ORDER BY seq LIMIT $1`, r.cfg.BatchSize+len(m.seqs))
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
@@ -409,8 +434,8 @@ func (r *Relay) read(ctx context.Context, q querier, m *marks) ([]row, error) {
 	for rs.Next() && len(out) < r.cfg.BatchSize {
 		var rw row
 		var at int64
-		var data string
-		if err := rs.Scan(&rw.seq, &rw.e.ID, &rw.e.User, &rw.e.Type, &rw.e.Source, &rw.e.Client, &rw.e.Resource, &at, &data); err != nil {
+		var data, audience string
+		if err := rs.Scan(&rw.seq, &rw.e.ID, &rw.e.User, &rw.e.Type, &rw.e.Source, &rw.e.Client, &rw.e.Resource, &at, &data, &audience); err != nil {
 			return nil, fmt.Errorf("read outbox: %w", err)
 		}
 		if m.set[rw.seq] {
@@ -419,6 +444,9 @@ func (r *Relay) read(ctx context.Context, q querier, m *marks) ([]row, error) {
 		rw.e.Time = storage.FromMicros(at)
 		if data != "" {
 			rw.e.Data = []byte(data)
+		}
+		if audience != "" {
+			rw.e.Audience = strings.Split(audience, "\n")
 		}
 		out = append(out, rw)
 	}

@@ -1,11 +1,14 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/bankbridge/bankbridge/services/platform/names"
 )
 
 // How an event looks on the bus.
@@ -22,7 +25,9 @@ import (
 //
 // Payload: the Event as JSON (wireEvent), version 1; Data is embedded as
 // the JSON it is (protojson of the source's message), not base64, so a
-// message read with the nats CLI is legible.
+// message read with the nats CLI is legible. An audience event lists its
+// recipients' resources in "audience" (absent otherwise, so version 1
+// readers of other events see no change).
 const (
 	headerType   = "Bankbridge-Event-Type"
 	headerSource = "Bankbridge-Event-Source"
@@ -44,15 +49,24 @@ type wireEvent struct {
 	Resource string          `json:"resource,omitempty"`
 	Time     time.Time       `json:"time"`
 	Data     json.RawMessage `json:"data,omitempty"`
+	Audience []string        `json:"audience,omitempty"`
 }
 
 const wireVersion = 1
 
 func encodeEvent(e Event) ([]byte, error) {
-	return json.Marshal(wireEvent{
+	// Without HTML escaping, a string is as long on the wire as Validate
+	// counted it (json.Marshal writes each <, > and & as six bytes).
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(wireEvent{
 		V: wireVersion, ID: e.ID, Type: e.Type, Source: e.Source, User: e.User,
-		Client: e.Client, Resource: e.Resource, Time: e.Time.UTC(), Data: json.RawMessage(e.Data),
-	})
+		Client: e.Client, Resource: e.Resource, Time: e.Time.UTC(), Data: json.RawMessage(e.Data), Audience: e.Audience,
+	}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func decodeEvent(b []byte) (Event, error) {
@@ -64,7 +78,7 @@ func decodeEvent(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("events: payload version %d, want %d", w.V, wireVersion)
 	}
 	e := Event{ID: w.ID, Type: w.Type, Source: w.Source, User: w.User, Client: w.Client,
-		Resource: w.Resource, Time: w.Time, Data: []byte(w.Data)}
+		Resource: w.Resource, Time: w.Time, Data: []byte(w.Data), Audience: w.Audience}
 	if len(e.Data) == 0 {
 		e.Data = nil
 	}
@@ -95,10 +109,35 @@ func (e Event) Validate() error {
 	} else if len(e.Data) > 0 && !json.Valid(e.Data) {
 		problems = append(problems, "Data is not JSON")
 	}
+	if len(e.Audience) > 0 {
+		problems = append(problems, checkAudience(e)...)
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("events: invalid event %q: %s", e.ID, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// checkAudience reports what is wrong with an audience event.
+func checkAudience(e Event) []string {
+	var problems []string
+	if e.Client != "" {
+		problems = append(problems, "an event with an Audience goes to no webhook: Client must be empty")
+	}
+	size := 0
+	for _, r := range e.Audience {
+		size += len(r) + 3
+		// Printable ASCII without quotes or backslashes: an entry is as
+		// long in the payload as counted here.
+		if _, ok := names.UserOf(r); !ok || !printable(r) || strings.ContainsAny(r, "\"\\") {
+			problems = append(problems, fmt.Sprintf("Audience entry %q is not a resource under users/{user}/", r))
+			break
+		}
+	}
+	if size > MaxAudienceBytes {
+		problems = append(problems, fmt.Sprintf("Audience is %d bytes, more than %d (SplitAudience)", size, MaxAudienceBytes))
+	}
+	return problems
 }
 
 // checkType accepts dot-separated tokens of [A-Za-z0-9_-]; with wildcards,

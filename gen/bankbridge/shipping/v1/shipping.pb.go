@@ -19,6 +19,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1067,14 +1068,24 @@ type ShipmentEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What happened.
 	Type ShipmentEventType `protobuf:"varint,1,opt,name=type,proto3,enum=bankbridge.shipping.v1.ShipmentEventType" json:"type,omitempty"`
-	// The shipment's state after the change. For SHIPMENT_EVENT_TYPE_DELETED
-	// only name is set.
+	// The shipment's state after the change: the fields update_mask names,
+	// or every field when it is empty. For SHIPMENT_EVENT_TYPE_DELETED only
+	// name is set.
 	Shipment *Shipment `protobuf:"bytes,2,opt,name=shipment,proto3" json:"shipment,omitempty"`
 	// The checkpoint that caused the change; unset when none did (creation,
 	// deletion, a new estimate alone, expiry).
 	Checkpoint *Checkpoint `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
 	// When the change happened in bankbridge.
-	EventTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// The fields of shipment the event sets; empty when it sets every one.
+	// A live stream (no resume_cursor) hears of a carrier's checkpoint the
+	// moment it arrives, as one event that reaches every user tracking the
+	// parcel at once: its shipment holds the tracking fields only (name,
+	// tracking_number, carrier, status, substatus, estimated_delivery_time,
+	// signed_by, update_time), checkpoint holds the new checkpoint, and
+	// GetShipment has the rest. Webhooks and resumed streams carry the same
+	// change with every field, moments later.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1133,6 +1144,13 @@ func (x *ShipmentEvent) GetCheckpoint() *Checkpoint {
 func (x *ShipmentEvent) GetEventTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.EventTime
+	}
+	return nil
+}
+
+func (x *ShipmentEvent) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
 	}
 	return nil
 }
@@ -1598,7 +1616,7 @@ var File_bankbridge_shipping_v1_shipping_proto protoreflect.FileDescriptor
 
 const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\n" +
-	"%bankbridge/shipping/v1/shipping.proto\x12\x16bankbridge.shipping.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\a\n" +
+	"%bankbridge/shipping/v1/shipping.proto\x12\x16bankbridge.shipping.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\a\n" +
 	"\bShipment\x12Z\n" +
 	"\x04name\x18\x01 \x01(\tBF\xbaHC\xd8\x01\x01r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12D\n" +
 	"\x0ftracking_number\x18\x02 \x01(\tB\x1b\xbaH\x18r\x162\x14^[A-Za-z0-9-]{4,64}$R\x0etrackingNumber\x12>\n" +
@@ -1664,7 +1682,7 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"m\n" +
 	"\x16WatchShipmentsResponse\x12;\n" +
 	"\x05event\x18\x01 \x01(\v2%.bankbridge.shipping.v1.ShipmentEventR\x05event\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\x95\x02\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\xd2\x02\n" +
 	"\rShipmentEvent\x12G\n" +
 	"\x04type\x18\x01 \x01(\x0e2).bankbridge.shipping.v1.ShipmentEventTypeB\b\xbaH\x05\x82\x01\x02\x10\x01R\x04type\x12<\n" +
 	"\bshipment\x18\x02 \x01(\v2 .bankbridge.shipping.v1.ShipmentR\bshipment\x12B\n" +
@@ -1672,7 +1690,9 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"checkpoint\x18\x03 \x01(\v2\".bankbridge.shipping.v1.CheckpointR\n" +
 	"checkpoint\x129\n" +
 	"\n" +
-	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"\xac\x01\n" +
+	"event_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x12;\n" +
+	"\vupdate_mask\x18\x05 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"\xac\x01\n" +
 	"\x14SelectCarrierRequest\x12W\n" +
 	"\x04name\x18\x01 \x01(\tBC\xbaH@r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12;\n" +
 	"\acarrier\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,31}$R\acarrier\"U\n" +
@@ -1779,6 +1799,7 @@ var file_bankbridge_shipping_v1_shipping_proto_goTypes = []any{
 	(*CarrierEvent)(nil),             // 21: bankbridge.shipping.v1.CarrierEvent
 	(*CarrierPushResponse)(nil),      // 22: bankbridge.shipping.v1.CarrierPushResponse
 	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 24: google.protobuf.FieldMask
 }
 var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.shipping.v1.Shipment.status:type_name -> bankbridge.shipping.v1.ShipmentStatus
@@ -1799,30 +1820,31 @@ var file_bankbridge_shipping_v1_shipping_proto_depIdxs = []int32{
 	2,  // 15: bankbridge.shipping.v1.ShipmentEvent.shipment:type_name -> bankbridge.shipping.v1.Shipment
 	3,  // 16: bankbridge.shipping.v1.ShipmentEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
 	23, // 17: bankbridge.shipping.v1.ShipmentEvent.event_time:type_name -> google.protobuf.Timestamp
-	2,  // 18: bankbridge.shipping.v1.SelectCarrierResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
-	23, // 19: bankbridge.shipping.v1.RegisterShipmentResponse.create_time:type_name -> google.protobuf.Timestamp
-	21, // 20: bankbridge.shipping.v1.CarrierPush.events:type_name -> bankbridge.shipping.v1.CarrierEvent
-	3,  // 21: bankbridge.shipping.v1.CarrierEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
-	23, // 22: bankbridge.shipping.v1.CarrierEvent.estimated_delivery_time:type_name -> google.protobuf.Timestamp
-	5,  // 23: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
-	7,  // 24: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
-	9,  // 25: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
-	11, // 26: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
-	16, // 27: bankbridge.shipping.v1.ShippingService.SelectCarrier:input_type -> bankbridge.shipping.v1.SelectCarrierRequest
-	13, // 28: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
-	18, // 29: bankbridge.shipping.v1.PartnerShippingService.RegisterShipment:input_type -> bankbridge.shipping.v1.RegisterShipmentRequest
-	6,  // 30: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
-	8,  // 31: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
-	10, // 32: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
-	12, // 33: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
-	17, // 34: bankbridge.shipping.v1.ShippingService.SelectCarrier:output_type -> bankbridge.shipping.v1.SelectCarrierResponse
-	14, // 35: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
-	19, // 36: bankbridge.shipping.v1.PartnerShippingService.RegisterShipment:output_type -> bankbridge.shipping.v1.RegisterShipmentResponse
-	30, // [30:37] is the sub-list for method output_type
-	23, // [23:30] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	24, // 18: bankbridge.shipping.v1.ShipmentEvent.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 19: bankbridge.shipping.v1.SelectCarrierResponse.shipment:type_name -> bankbridge.shipping.v1.Shipment
+	23, // 20: bankbridge.shipping.v1.RegisterShipmentResponse.create_time:type_name -> google.protobuf.Timestamp
+	21, // 21: bankbridge.shipping.v1.CarrierPush.events:type_name -> bankbridge.shipping.v1.CarrierEvent
+	3,  // 22: bankbridge.shipping.v1.CarrierEvent.checkpoint:type_name -> bankbridge.shipping.v1.Checkpoint
+	23, // 23: bankbridge.shipping.v1.CarrierEvent.estimated_delivery_time:type_name -> google.protobuf.Timestamp
+	5,  // 24: bankbridge.shipping.v1.ShippingService.CreateShipment:input_type -> bankbridge.shipping.v1.CreateShipmentRequest
+	7,  // 25: bankbridge.shipping.v1.ShippingService.GetShipment:input_type -> bankbridge.shipping.v1.GetShipmentRequest
+	9,  // 26: bankbridge.shipping.v1.ShippingService.ListShipments:input_type -> bankbridge.shipping.v1.ListShipmentsRequest
+	11, // 27: bankbridge.shipping.v1.ShippingService.DeleteShipment:input_type -> bankbridge.shipping.v1.DeleteShipmentRequest
+	16, // 28: bankbridge.shipping.v1.ShippingService.SelectCarrier:input_type -> bankbridge.shipping.v1.SelectCarrierRequest
+	13, // 29: bankbridge.shipping.v1.ShippingService.WatchShipments:input_type -> bankbridge.shipping.v1.WatchShipmentsRequest
+	18, // 30: bankbridge.shipping.v1.PartnerShippingService.RegisterShipment:input_type -> bankbridge.shipping.v1.RegisterShipmentRequest
+	6,  // 31: bankbridge.shipping.v1.ShippingService.CreateShipment:output_type -> bankbridge.shipping.v1.CreateShipmentResponse
+	8,  // 32: bankbridge.shipping.v1.ShippingService.GetShipment:output_type -> bankbridge.shipping.v1.GetShipmentResponse
+	10, // 33: bankbridge.shipping.v1.ShippingService.ListShipments:output_type -> bankbridge.shipping.v1.ListShipmentsResponse
+	12, // 34: bankbridge.shipping.v1.ShippingService.DeleteShipment:output_type -> bankbridge.shipping.v1.DeleteShipmentResponse
+	17, // 35: bankbridge.shipping.v1.ShippingService.SelectCarrier:output_type -> bankbridge.shipping.v1.SelectCarrierResponse
+	14, // 36: bankbridge.shipping.v1.ShippingService.WatchShipments:output_type -> bankbridge.shipping.v1.WatchShipmentsResponse
+	19, // 37: bankbridge.shipping.v1.PartnerShippingService.RegisterShipment:output_type -> bankbridge.shipping.v1.RegisterShipmentResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_shipping_v1_shipping_proto_init() }

@@ -28,6 +28,12 @@ const (
 	typeCreated = "shipping.shipment.created"
 	typeUpdated = "shipping.shipment.updated"
 	typeDeleted = "shipping.shipment.deleted"
+	// typeTracked is a carrier's checkpoint written for one user (for
+	// webhooks and resumed streams); typeParcelTracked is the same
+	// checkpoint written once for the parcel, an audience event of every
+	// shipment that tracks it.
+	typeTracked       = "shipping.shipment.tracked"
+	typeParcelTracked = "shipping.parcel.tracked"
 )
 
 // watchServer is a ShippingService whose WatchShipments is the helper, as
@@ -36,22 +42,38 @@ const (
 type watchServer struct {
 	shippingv1.UnimplementedShippingServiceServer
 	feed stream.Feed
+	// types, when set, replace the method's types (shipmentTypes); live
+	// are its LiveTypes.
+	types, live []string
 }
 
 func (s *watchServer) WatchShipments(req *shippingv1.WatchShipmentsRequest, srv grpc.ServerStreamingServer[shippingv1.WatchShipmentsResponse]) error {
+	types := s.types
+	if types == nil {
+		types = []string{typeCreated, typeUpdated, typeDeleted}
+	}
 	return stream.Serve(srv, s.feed, stream.Options[shippingv1.WatchShipmentsResponse]{
-		Types:     []string{typeCreated, typeUpdated, typeDeleted},
+		Types:     types,
+		LiveTypes: s.live,
 		Cursor:    req.GetResumeCursor(),
 		ToMessage: toWatchResponse,
 	})
 }
 
 // toWatchResponse reads the event's thin payload, a ShipmentEvent, and
-// sends it with the event's cursor.
+// sends it with the event's cursor. A parcel's event is shared by the
+// shipments tracking it: each stream's copy names its own, the event's
+// Resource, as the shipping service's does.
 func toWatchResponse(d events.Delivered) (*shippingv1.WatchShipmentsResponse, error) {
 	ev := &shippingv1.ShipmentEvent{}
 	if err := protojson.Unmarshal(d.Data, ev); err != nil {
 		return nil, err
+	}
+	if d.Type == typeParcelTracked {
+		if ev.Shipment == nil {
+			ev.Shipment = &shippingv1.Shipment{}
+		}
+		ev.Shipment.Name = d.Resource
 	}
 	return &shippingv1.WatchShipmentsResponse{Event: ev, Cursor: d.Cursor}, nil
 }

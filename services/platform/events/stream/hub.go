@@ -14,6 +14,7 @@ import (
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -36,13 +37,8 @@ const (
 // thousand watchers' buffers take 20 MiB.
 const DefaultHubBuffer = 256
 
-// HubBus is the bus a Hub reads: a Bus whose deliveries carry the user's
-// reference that Refs derives (events.Delivered.UserRef, the subject's
-// token); *events.Bus implements it.
-type HubBus interface {
-	Bus
-	Refs() events.Refs
-}
+// HubBus is the bus a Hub reads; *events.Bus implements it.
+type HubBus = Bus
 
 // HubOptions tune a Hub.
 type HubOptions struct {
@@ -62,9 +58,10 @@ type HubOptions struct {
 // Hub fans the bus's events out to the streams of one process: one
 // subscription, from now on, to every event of its types, opened at the
 // first Watch and read until Close, each event handed to the watchers of
-// its user. It never waits for a watcher: one whose buffer is full is ended
-// (UNAVAILABLE, STREAM_BEHIND), to resume from its last cursor, and the
-// others go on. When the subscription fails, every watcher is ended the
+// its user, and an audience event (events.Event.Audience) to those of
+// each recipient, as the recipient's own. It never waits for a watcher:
+// one whose buffer is full is ended (UNAVAILABLE, STREAM_BEHIND), to
+// resume from its last cursor, and the others go on. When the subscription fails, every watcher is ended the
 // same way, and the next Watch subscribes again.
 //
 // Build one per process with NewHub, hand it to every stream in
@@ -72,7 +69,6 @@ type HubOptions struct {
 // use.
 type Hub struct {
 	bus    HubBus
-	refs   events.Refs
 	filter events.Filter
 	buffer int
 	log    *slog.Logger
@@ -94,7 +90,7 @@ type Hub struct {
 // hubFeed is one subscription of the hub and the watchers registered on
 // it.
 type hubFeed struct {
-	// watchers are by user reference; nil once the feed has ended.
+	// watchers are by user; nil once the feed has ended.
 	watchers map[string][]*Watcher
 	// done closes when the feed's dispatcher has returned.
 	done chan struct{}
@@ -118,7 +114,7 @@ func NewHub(bus HubBus, o HubOptions) (*Hub, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Hub{bus: bus, refs: bus.Refs(), filter: f, buffer: o.Buffer, log: log, ctx: ctx, stop: stop}, nil
+	return &Hub{bus: bus, filter: f, buffer: o.Buffer, log: log, ctx: ctx, stop: stop}, nil
 }
 
 // errHubClosed is Watch's answer after Close.
@@ -135,7 +131,7 @@ func (h *Hub) Watch(user string, types []string) (*Watcher, error) {
 	if !h.serves(types) {
 		return nil, fmt.Errorf("stream: the hub does not read every event of types %q", types)
 	}
-	w := &Watcher{hub: h, ref: h.refs.User(user), types: types, ch: make(chan *events.Delivered, h.buffer)}
+	w := &Watcher{hub: h, user: user, types: types, ch: make(chan *events.Delivered, h.buffer)}
 	// A feed that fails between its start and the registration is started
 	// once more; one that fails again is the bus's failure to report.
 	for range 2 {
@@ -146,7 +142,7 @@ func (h *Hub) Watch(user string, types []string) (*Watcher, error) {
 		}
 		if f := h.feed; f != nil {
 			w.feed = f
-			f.watchers[w.ref] = append(f.watchers[w.ref], w)
+			f.watchers[w.user] = append(f.watchers[w.user], w)
 			h.mu.Unlock()
 			return w, nil
 		}
@@ -240,24 +236,49 @@ func (h *Hub) dispatch(f *hubFeed, evs <-chan events.Delivered) {
 	}
 }
 
-// deliver hands d to the watchers of its user that want its type, and
-// ends those that have no room for it; it returns how many it ended.
+// deliver hands d to the watchers of its user that want its type, or,
+// for an audience event, to those of each recipient, and ends those that
+// have no room for it; it returns how many it ended.
 func (h *Hub) deliver(f *hubFeed, d events.Delivered) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ws := f.watchers[d.UserRef]
-	if len(ws) == 0 {
-		return 0
+	if len(d.Audience) == 0 {
+		ws := f.watchers[d.User]
+		if len(ws) == 0 {
+			return 0
+		}
+		// One copy, shared by the user's watchers, and none for an event
+		// nobody here watches.
+		shared := new(events.Delivered)
+		*shared = d
+		return h.offer(f, d.User, shared)
 	}
-	// One copy, shared by the user's watchers, and none for an event
-	// nobody here watches.
-	shared := new(events.Delivered)
-	*shared = d
+	ended := 0
+	for _, res := range d.Audience {
+		user, ok := names.UserOf(res)
+		if !ok || len(f.watchers[user]) == 0 {
+			continue
+		}
+		// The recipient's own event: its user and its resource, and no
+		// word of the other recipients.
+		own := new(events.Delivered)
+		*own = d
+		own.User, own.UserRef, own.Resource, own.Audience = user, "", res, nil
+		ended += h.offer(f, user, own)
+	}
+	return ended
+}
+
+// offer hands d to the watchers of user that want its type, and ends
+// those that have no room for it; it returns how many it ended. The
+// caller holds h.mu.
+func (h *Hub) offer(f *hubFeed, user string, d *events.Delivered) int {
+	ws := f.watchers[user]
 	kept := ws[:0]
 	for _, w := range ws {
 		if w.wants(d.Type) {
 			select {
-			case w.ch <- shared:
+			case w.ch <- d:
 			default:
 				w.end(errBehind())
 				continue
@@ -271,9 +292,9 @@ func (h *Hub) deliver(f *hubFeed, d events.Delivered) int {
 	}
 	clear(ws[len(kept):])
 	if len(kept) == 0 {
-		delete(f.watchers, d.UserRef)
+		delete(f.watchers, user)
 	} else {
-		f.watchers[d.UserRef] = kept
+		f.watchers[user] = kept
 	}
 	return ended
 }
@@ -315,7 +336,7 @@ func (h *Hub) Close() {
 type Watcher struct {
 	hub   *Hub
 	feed  *hubFeed
-	ref   string
+	user  string
 	types []string
 	// ch and err are guarded by hub.mu: the hub sends, and closes ch once,
 	// after setting err.
@@ -345,16 +366,16 @@ func (w *Watcher) Close() {
 	h := w.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ws := w.feed.watchers[w.ref]
+	ws := w.feed.watchers[w.user]
 	i := slices.Index(ws, w)
 	if i < 0 {
 		return
 	}
 	ws = slices.Delete(ws, i, i+1)
 	if len(ws) == 0 {
-		delete(w.feed.watchers, w.ref)
+		delete(w.feed.watchers, w.user)
 	} else {
-		w.feed.watchers[w.ref] = ws
+		w.feed.watchers[w.user] = ws
 	}
 }
 

@@ -6,7 +6,9 @@ package stream_test
 // sees. They run on an embedded NATS server and on the real one.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -26,7 +28,6 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/events/stream"
-	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
@@ -34,6 +35,15 @@ import (
 // shipmentTypes are the types WatchShipments streams, which the shipping
 // service's hub reads.
 var shipmentTypes = []string{typeCreated, typeUpdated, typeDeleted}
+
+// With parcels' audience events, a stream reads resumeTypes from a cursor
+// (each user's own copy of a checkpoint) and liveTypes from now (the
+// parcel's one event instead); the hub reads hubTypes, both.
+var (
+	resumeTypes = []string{typeCreated, typeUpdated, typeDeleted, typeTracked}
+	liveTypes   = []string{typeCreated, typeUpdated, typeDeleted, typeParcelTracked}
+	hubTypes    = []string{typeCreated, typeUpdated, typeDeleted, typeTracked, typeParcelTracked}
+)
 
 // newHub is a hub over bus, closed when the test ends.
 func newHub(t testing.TB, bus stream.HubBus, o stream.HubOptions) *stream.Hub {
@@ -58,18 +68,21 @@ type hubBus interface {
 // serveHub starts one replica whose streams from now read hub.
 func serveHub(t *testing.T, bus hubBus, consent *fakeConsent, hub *stream.Hub) *replica {
 	t.Helper()
-	srv := servertest.Start(t, server.Deps{Consent: consent, Recorder: consent},
-		func(r grpc.ServiceRegistrar) {
-			shippingv1.RegisterShippingServiceServer(r, &watchServer{feed: stream.Feed{Bus: bus, Hub: hub, Consent: consent}})
-		}, servertest.Options{Name: "shipping"})
-	return &replica{bus: bus, srv: srv, client: shippingv1.NewShippingServiceClient(srv.Conn)}
+	return serveShipments(t, bus, consent, &watchServer{feed: stream.Feed{Bus: bus, Hub: hub, Consent: consent}})
 }
 
 // watch registers a watcher of user's shipments, taken off when the test
 // ends.
 func watch(t testing.TB, h *stream.Hub, user string) *stream.Watcher {
 	t.Helper()
-	w, err := h.Watch(user, shipmentTypes)
+	return watchOf(t, h, user, shipmentTypes)
+}
+
+// watchOf registers a watcher of user's events of types, taken off when
+// the test ends.
+func watchOf(t testing.TB, h *stream.Hub, user string, types []string) *stream.Watcher {
+	t.Helper()
+	w, err := h.Watch(user, types)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +121,26 @@ func nothingMore(t testing.TB, w *stream.Watcher, d time.Duration) {
 		}
 		t.Fatalf("watcher ended: %v", w.Err())
 	case <-time.After(d):
+	}
+}
+
+// drain reads w until the hub ends it, failing if that takes longer than
+// within.
+func drain(t testing.TB, w *stream.Watcher, within time.Duration) []events.Delivered {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	var got []events.Delivered
+	for {
+		select {
+		case d, ok := <-w.Events():
+			if !ok {
+				return got
+			}
+			got = append(got, *d)
+		case <-deadline.C:
+			t.Fatalf("watcher not ended after %d events in %s", len(got), within)
+		}
 	}
 }
 
@@ -325,6 +358,219 @@ func TestHubEndsASlowWatcherAlone(t *testing.T) {
 			nothingMore(t, same, 10*time.Millisecond)
 		})
 	}
+}
+
+// TestHubAudience: an audience event reaches every watcher of each user
+// it lists that asked for its type, as that user's own event (the user,
+// the user's resource, no word of the other recipients or of the parcel's
+// reference), in stream order with the users' own events, and reaches
+// nobody else.
+func TestHubAudience(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			bus := b.bus(t, events.StreamConfig{}).connect()
+			hub := newHub(t, bus, stream.HubOptions{Types: hubTypes})
+			r := newRun(t)
+			alice := watchOf(t, hub, "alice", liveTypes)
+			bob := []*stream.Watcher{watchOf(t, hub, "bob", liveTypes), watchOf(t, hub, "bob", liveTypes)}
+			carol := watchOf(t, hub, "carol", liveTypes)
+			dave := watchOf(t, hub, "dave", shipmentTypes) // listed, but not for the parcel's type
+
+			parcel := r.parcel(1, "users/alice/shipments/a1", "users/bob/shipments/b1", "users/dave/shipments/d1")
+			publish(t, bus, parcel)
+			// Then each user's own event: what each watcher gets next, or
+			// first when the parcel's is not for it.
+			own := map[string]events.Event{}
+			for _, u := range []string{"alice", "bob", "carol", "dave"} {
+				own[u] = r.event(u, typeUpdated, 2)
+				publish(t, bus, own[u])
+			}
+
+			recipient := func(w *stream.Watcher, user, resource string) {
+				t.Helper()
+				got := take(t, w, 2, 20*time.Second)
+				d := got[0]
+				if d.ID != parcel.ID || d.Type != parcel.Type || compact(t, d.Data) != compact(t, parcel.Data) || d.Cursor == "" {
+					t.Errorf("%s's watcher got %s (%s, %s, cursor %q), want the parcel's %s (%s) with a cursor", user, d.ID, d.Type, d.Data, d.Cursor, parcel.ID, parcel.Data)
+				}
+				if d.User != user || d.Resource != resource {
+					t.Errorf("%s's watcher got the parcel's event as %s's, about %s; want %s's, about %s", user, d.User, d.Resource, user, resource)
+				}
+				if d.Audience != nil || d.UserRef != "" {
+					t.Errorf("%s's watcher got the parcel's event with audience %q and reference %q, want neither", user, d.Audience, d.UserRef)
+				}
+				if got[1].ID != own[user].ID {
+					t.Errorf("%s's watcher got %s after the parcel's, want its own %s", user, got[1].ID, own[user].ID)
+				}
+			}
+			recipient(alice, "alice", "users/alice/shipments/a1")
+			for _, w := range bob {
+				recipient(w, "bob", "users/bob/shipments/b1")
+			}
+			for user, w := range map[string]*stream.Watcher{"carol": carol, "dave": dave} {
+				if d := take(t, w, 1, 20*time.Second)[0]; d.ID != own[user].ID {
+					t.Errorf("%s's watcher got %s of %s first, want its own %s", user, d.ID, d.User, own[user].ID)
+				}
+			}
+			for _, w := range []*stream.Watcher{alice, bob[0], bob[1], carol, dave} {
+				nothingMore(t, w, 10*time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestHubAudienceEndsASlowRecipientAlone: a recipient's watcher whose
+// buffer the audience events fill is ended with UNAVAILABLE
+// (STREAM_BEHIND) and a RetryInfo, after what its buffer holds; the same
+// user's other watcher and the other recipients get every event, before
+// and after.
+func TestHubAudienceEndsASlowRecipientAlone(t *testing.T) {
+	t.Parallel()
+	const buffer = 2
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			bus := b.bus(t, events.StreamConfig{}).connect()
+			hub := newHub(t, bus, stream.HubOptions{Types: hubTypes, Buffer: buffer})
+			r := newRun(t)
+			slow := watchOf(t, hub, "alice", liveTypes)
+			fast := map[string]*stream.Watcher{"alice": watchOf(t, hub, "alice", liveTypes), "bob": watchOf(t, hub, "bob", liveTypes)}
+
+			// The fast watchers read each event before the next is
+			// published, so only the slow one's buffer fills: the event
+			// after buffer of them finds no room.
+			var sent []string
+			for n := range buffer + 2 {
+				p := r.parcel(n, "users/alice/shipments/a1", "users/bob/shipments/b1")
+				publish(t, bus, p)
+				sent = append(sent, p.ID)
+				for user, w := range fast {
+					if d := take(t, w, 1, 20*time.Second)[0]; d.ID != p.ID || d.User != user {
+						t.Fatalf("%s's fast watcher got %s as %s's, want %s", user, d.ID, d.User, p.ID)
+					}
+				}
+			}
+
+			kept := drain(t, slow, 10*time.Second)
+			if ids := eventIDs(kept); !slices.Equal(ids, sent[:buffer]) {
+				t.Fatalf("the slow watcher kept %v, want its first %d events %v", ids, buffer, sent[:buffer])
+			}
+			for _, d := range kept {
+				if d.User != "alice" || d.Resource != "users/alice/shipments/a1" {
+					t.Fatalf("the slow watcher kept %s as %s's, about %s", d.ID, d.User, d.Resource)
+				}
+			}
+			err := slow.Err()
+			testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_STREAM_BEHIND)
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("code %s, want UNAVAILABLE", status.Code(err))
+			}
+			requireRetrySoon(t, err)
+			if n := hub.Watchers(); n != len(fast) {
+				t.Fatalf("%d watchers on the hub, want the %d fast ones", n, len(fast))
+			}
+			for _, w := range fast {
+				nothingMore(t, w, 10*time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestServeLiveTypes: a stream from now on a replica whose hub reads the
+// method's LiveTypes reads those instead of its Types: a carrier's
+// checkpoint reaches it once, as the parcel's audience event, naming the
+// user's own shipment (update_mask status), and not again as the user's
+// own copy. A stream from a cursor reads Types from the bus: the user's
+// own copy, never the parcel's event. Without a hub, or with one that
+// does not read LiveTypes, every stream reads Types from the bus.
+func TestServeLiveTypes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// hub is what the replica's hub reads; nil: the replica has none.
+		hub []string
+		// parcel: a live stream hears the checkpoint as the parcel's event.
+		parcel bool
+	}{
+		{"a hub reading the live types", hubTypes, true},
+		{"no hub", nil, false},
+		{"a hub not reading the parcel's type", resumeTypes, false},
+	}
+	for _, b := range backends(t) {
+		for _, tt := range tests {
+			t.Run(b.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				bus := b.bus(t, events.StreamConfig{}).connect()
+				r := newRun(t)
+				other := "o" + r.id
+				consent := newFakeConsent(r.user, other)
+				feed := stream.Feed{Bus: bus, Consent: consent}
+				if tt.hub != nil {
+					feed.Hub = newHub(t, bus, stream.HubOptions{Types: tt.hub})
+				}
+				rep := serveShipments(t, bus, consent, &watchServer{feed: feed, types: resumeTypes, live: liveTypes})
+
+				live, _ := rep.watch(t, r.user, "")
+				theirs, _ := rep.watch(t, other, "")
+				mine, their := fmt.Sprintf("users/%s/shipments/s2", r.user), fmt.Sprintf("users/%s/shipments/s2", other)
+				publish(t, bus,
+					r.shipment(1),
+					r.parcel(2, mine, their),
+					r.event(r.user, typeTracked, 2), r.event(other, typeTracked, 2), // each user's copy, moments later
+					r.shipment(3))
+
+				checkpoint := "[]" // the user's own copy: every field
+				if tt.parcel {
+					checkpoint = "[status]" // the parcel's: the tracking fields
+				}
+				got := recv(t, live, 3)
+				if want := []string{r.want(1, 1)[0] + " []", mine + " " + checkpoint, r.want(3, 3)[0] + " []"}; !slices.Equal(described(got), want) {
+					t.Fatalf("the live stream sent %v, want %v", described(got), want)
+				}
+				if got, want := described(recv(t, theirs, 1)), []string{their + " " + checkpoint}; !slices.Equal(got, want) {
+					t.Fatalf("the other recipient's live stream sent %v, want %v", got, want)
+				}
+
+				// From the cursor of s1: the user's own copy of the
+				// checkpoint, then s3.
+				st, _ := rep.watch(t, r.user, got[0].GetCursor())
+				if resumed, want := described(recv(t, st, 2)), []string{mine + " []", r.want(3, 3)[0] + " []"}; !slices.Equal(resumed, want) {
+					t.Fatalf("resumed after s1 with %v, want %v", resumed, want)
+				}
+				// From the checkpoint's cursor: what follows it in the bus.
+				want := []string{r.want(3, 3)[0] + " []"}
+				if tt.parcel {
+					want = append([]string{mine + " []"}, want...)
+				}
+				st, _ = rep.watch(t, r.user, got[1].GetCursor())
+				if resumed := described(recv(t, st, len(want))); !slices.Equal(resumed, want) {
+					t.Fatalf("resumed after the checkpoint with %v, want %v", resumed, want)
+				}
+			})
+		}
+	}
+}
+
+// compact is JSON without its spaces (which protojson varies).
+func compact(t testing.TB, b []byte) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+// described are the responses' shipment names, each with the fields its
+// event sets ([] for every field).
+func described(ms []*shippingv1.WatchShipmentsResponse) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = fmt.Sprintf("%s %v", m.GetEvent().GetShipment().GetName(), m.GetEvent().GetUpdateMask().GetPaths())
+	}
+	return out
 }
 
 // blockingStream is a server stream whose client does not read: Send

@@ -94,6 +94,15 @@ type Options[Resp any] struct {
 	// Types are the event types the method streams; empty means all of
 	// the user's events.
 	Types []string
+	// LiveTypes, when set, are the types a stream from now reads instead
+	// of Types when the feed's hub serves it: for a method whose changes
+	// reach many users as one audience event each (events.Event.Audience),
+	// the audience events' types beside the per-user ones. The source
+	// writes each change for the users too, per user, later, under a type
+	// in Types and not here: a stream resuming from a cursor reads those
+	// (an audience event is on no user's subject), and a live stream is
+	// not sent each change twice.
+	LiveTypes []string
 	// Cursor is the request's resume cursor; "" starts at the current end.
 	Cursor string
 	// CursorField is the request field Cursor came from, named in the
@@ -160,7 +169,11 @@ func Serve[Resp any](srv grpc.ServerStreamingServer[Resp], feed Feed, o Options[
 		shared <-chan *events.Delivered
 		w      *Watcher
 	)
-	if o.Cursor == "" && feed.Hub != nil && feed.Hub.serves(o.Types) {
+	live := o.Types
+	if o.LiveTypes != nil {
+		live = o.LiveTypes
+	}
+	if o.Cursor == "" && feed.Hub != nil && feed.Hub.serves(live) {
 		// The headers below promise that nothing published from then on
 		// is missed, and the hub keeps the promise a subscription of the
 		// stream's own keeps. Watch returns once the watcher is on the
@@ -177,7 +190,7 @@ func Serve[Resp any](srv grpc.ServerStreamingServer[Resp], feed Feed, o Options[
 		// the stream ends rather than miss anything quietly, and the
 		// client resumes from its last cursor.
 		var err error
-		if w, err = feed.Hub.Watch(g.User, o.Types); err != nil {
+		if w, err = feed.Hub.Watch(g.User, live); err != nil {
 			return fmt.Errorf("stream: watch: %w", err)
 		}
 		defer w.Close()

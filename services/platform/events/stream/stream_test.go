@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
@@ -52,10 +53,16 @@ type replica struct {
 // serve starts one replica reading from bus.
 func serve(t *testing.T, bus testBus, consent *fakeConsent) *replica {
 	t.Helper()
+	return serveShipments(t, bus, consent, &watchServer{feed: stream.Feed{Bus: bus, Consent: consent}})
+}
+
+// serveShipments starts one replica whose WatchShipments is ws, reading
+// from bus.
+func serveShipments(t *testing.T, bus testBus, consent *fakeConsent, ws *watchServer) *replica {
+	t.Helper()
 	srv := servertest.Start(t, server.Deps{Consent: consent, Recorder: consent},
-		func(r grpc.ServiceRegistrar) {
-			shippingv1.RegisterShippingServiceServer(r, &watchServer{feed: stream.Feed{Bus: bus, Consent: consent}})
-		}, servertest.Options{Name: "shipping"})
+		func(r grpc.ServiceRegistrar) { shippingv1.RegisterShippingServiceServer(r, ws) },
+		servertest.Options{Name: "shipping"})
 	return &replica{bus: bus, srv: srv, client: shippingv1.NewShippingServiceClient(srv.Conn)}
 }
 
@@ -145,6 +152,26 @@ func (r run) event(user, typ string, n int) events.Event {
 	return events.Event{
 		ID: fmt.Sprintf("%s-%s-%d", r.id, user, n), Type: typ, Source: "shipping", User: user,
 		Resource: name, Time: time.Now().UTC(), Data: data,
+	}
+}
+
+// parcel is the run's n-th carrier checkpoint of one parcel, as an
+// audience event of the shipments (resources) that track it: the parcel
+// names it, and its payload holds the tracking fields only (update_mask
+// status), for every recipient's stream to name its own shipment.
+func (r run) parcel(n int, resources ...string) events.Event {
+	data, err := protojson.Marshal(&shippingv1.ShipmentEvent{
+		Type:       shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_UPDATED,
+		Shipment:   &shippingv1.Shipment{Status: shippingv1.ShipmentStatus_SHIPMENT_STATUS_OUT_FOR_DELIVERY},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"status"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	topic := "parcels/test/" + r.id
+	return events.Event{
+		ID: fmt.Sprintf("%s-parcel-%d", r.id, n), Type: typeParcelTracked, Source: "shipping", User: topic,
+		Resource: topic, Time: time.Now().UTC(), Data: data, Audience: resources,
 	}
 }
 

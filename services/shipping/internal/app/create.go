@@ -212,7 +212,8 @@ func (s *Service) choose(ctx context.Context, tx Tx, sh Shipment, c string, now 
 	return sh, []Event{{ID: newID(), Type: EventUpdated, User: sh.User, Client: sh.Client, Shipment: sh, Time: now}}, nil
 }
 
-// withCheckpoints fills sh's checkpoints.
+// withCheckpoints fills sh's checkpoints, and catches sh up with them
+// (CatchUp).
 func withCheckpoints(ctx context.Context, tx Tx, sh Shipment) (Shipment, error) {
 	if sh.Carrier == "" {
 		return sh, nil
@@ -221,6 +222,7 @@ func withCheckpoints(ctx context.Context, tx Tx, sh Shipment) (Shipment, error) 
 	if err != nil {
 		return Shipment{}, err
 	}
+	CatchUp(&sh, evs)
 	sh.Checkpoints = checkpoints(evs)
 	return sh, nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrier"
 )
 
@@ -22,17 +23,24 @@ type PushResult struct {
 // IngestCarrierPush stores a carrier's verified push, in one transaction:
 // its id against replays (ErrReplayedPush, and nothing stored, when the
 // carrier used it before), each event once per (carrier, event id), kept
-// once per (carrier, tracking number) whoever tracks the parcel, and fanned
-// out to every shipment of the parcel, of every user, each with an updated
-// event naming that user's shipment alone. A checkpoint moves a
-// shipment's status only when it is the shipment's newest by time: a late
-// one takes its place among the checkpoints and nothing more. Events for
-// a number no shipment awaits are dropped, counted neither recorded nor
-// duplicate: bankbridge keeps no tracking of parcels nobody follows.
-// Shipments waiting for their carrier to be chosen get no event; the
-// events wait for the choice.
-func (s *Service) IngestCarrierPush(ctx context.Context, carrierCode, pushID string, events []CarrierEvent) (PushResult, error) {
-	res, err := retry(func() (PushResult, error) { return s.ingest(ctx, carrierCode, pushID, events) })
+// once per (carrier, tracking number) whoever tracks the parcel, and
+// applied to every shipment of the parcel, of every user. A checkpoint
+// moves a shipment's status only when it is the shipment's newest by
+// time: a late one takes its place among the checkpoints and nothing more.
+//
+// Each new checkpoint leaves as one audience event (EventParcelTracked)
+// for all the parcel's shipments in the same state, however many users
+// track it: the push's transaction writes a few rows whatever the
+// parcel's following, and live streams hear of it at once. The per-user
+// events webhooks and resumed streams need (EventTracked) are written
+// afterwards by ExpandParcelEvent, off the push's path.
+//
+// Events for a number no shipment awaits are dropped, counted neither
+// recorded nor duplicate: bankbridge keeps no tracking of parcels nobody
+// follows. Shipments waiting for their carrier to be chosen get no event;
+// the events wait for the choice.
+func (s *Service) IngestCarrierPush(ctx context.Context, carrierCode, pushID string, in []CarrierEvent) (PushResult, error) {
+	res, err := retry(func() (PushResult, error) { return s.ingest(ctx, carrierCode, pushID, in) })
 	if errors.Is(err, ErrReplayedPush) {
 		return PushResult{}, err
 	}
@@ -83,8 +91,13 @@ func (s *Service) ingest(ctx context.Context, carrierCode, pushID string, in []C
 	return res, err
 }
 
-// ingestParcel stores one parcel's new events and applies each, in time
-// order, to the shipments tracking it.
+// ingestParcel stores one parcel's new events and announces each, in
+// time order, to the shipments tracking it, a state at a time: a parcel's
+// shipments share their state but for those the expiry ended. The
+// shipments' rows are left as they are: they absorb the events moments
+// later (ExpandParcelEvent), and whatever reads one first catches it up
+// (CatchUp), so a push costs a few rows however many users follow the
+// parcel.
 func (s *Service) ingestParcel(ctx context.Context, tx Tx, carrierCode, number string, in []TrackingEvent, res *PushResult, now time.Time) ([]Event, error) {
 	if err := tx.LockParcel(ctx, number); err != nil {
 		return nil, err
@@ -93,17 +106,43 @@ func (s *Service) ingestParcel(ctx context.Context, tx Tx, carrierCode, number s
 	if err != nil || !awaited {
 		return nil, err
 	}
-	shipments, err := tx.Tracking(ctx, carrierCode, number)
-	if err != nil {
-		return nil, err
-	}
 	stored, err := tx.TrackingEvents(ctx, carrierCode, number)
 	if err != nil {
 		return nil, err
 	}
+	// Rows absorb events by their receive time: the push's must come after
+	// every stored one, though its clock was read before the parcel's lock.
+	for _, e := range stored {
+		if !now.After(e.ReceiveTime) {
+			now = e.ReceiveTime.Add(time.Microsecond)
+		}
+	}
+	shipments, err := tx.ParcelShipments(ctx, carrierCode, number)
+	if err != nil {
+		return nil, err
+	}
+	// Shipments by the state their rows will have once caught up.
+	type group struct {
+		state TrackingState
+		names []string
+	}
+	var groups []*group
+	for _, ps := range shipments {
+		sh := Shipment{}
+		sh.SetState(ps.State)
+		CatchUp(&sh, stored)
+		st := sh.State()
+		i := slices.IndexFunc(groups, func(g *group) bool { return g.state == st })
+		if i < 0 {
+			i = len(groups)
+			groups = append(groups, &group{state: st})
+		}
+		groups[i].names = append(groups[i].names, ps.Shipments...)
+	}
 	var out []Event
 	changed := false
 	for _, e := range in {
+		e.ReceiveTime = now
 		added, err := tx.AddTrackingEvent(ctx, e)
 		if err != nil {
 			return nil, err
@@ -114,27 +153,50 @@ func (s *Service) ingestParcel(ctx context.Context, tx Tx, carrierCode, number s
 		}
 		res.Recorded++
 		changed = true
-		stored = insertSorted(stored, e)
-		cps := checkpoints(stored)
-		for i := range shipments {
-			sh := &shipments[i]
-			apply(sh, e)
-			sh.UpdateTime = now
-			snapshot := *sh
-			snapshot.Checkpoints = cps
-			cp := e.Checkpoint
-			out = append(out, Event{ID: newID(), Type: EventUpdated, User: sh.User, Client: sh.Client, Shipment: snapshot, Checkpoint: &cp, Time: now})
+		cp := e.Checkpoint
+		for _, g := range groups {
+			sh := Shipment{TrackingNumber: number, Carrier: carrierCode, UpdateTime: now}
+			sh.SetState(g.state)
+			apply(&sh, e)
+			g.state = sh.State()
+			for _, audience := range events.SplitAudience(g.names) {
+				out = append(out, Event{ID: newID(), Type: EventParcelTracked, Shipment: sh, Checkpoint: &cp, Time: now, Audience: audience})
+			}
 		}
 	}
 	if !changed {
 		return nil, nil
 	}
-	for _, sh := range shipments {
-		if err := tx.UpdateShipment(ctx, sh); err != nil {
-			return nil, err
+	return out, tx.PruneTracking(ctx, carrierCode, number, MaxCheckpoints)
+}
+
+// CatchUp applies to sh the stored events of its parcel (stored, as
+// TrackingEvents reads them) that it has not absorbed yet, those received
+// after its LastEventTime, in the order they arrived, and reports whether
+// it changed. A push announces a parcel's events at once and leaves the
+// shipments' rows to absorb them moments later (ExpandParcelEvent);
+// everything that reads a row meanwhile catches it up first, and so
+// reads the state the row is about to have.
+func CatchUp(sh *Shipment, stored []TrackingEvent) bool {
+	var pending []TrackingEvent
+	for _, e := range stored {
+		if e.ReceiveTime.After(sh.LastEventTime) {
+			pending = append(pending, e)
 		}
 	}
-	return out, tx.PruneTracking(ctx, carrierCode, number, MaxCheckpoints)
+	if len(pending) == 0 {
+		return false
+	}
+	slices.SortStableFunc(pending, func(a, b TrackingEvent) int {
+		return cmp.Or(a.ReceiveTime.Compare(b.ReceiveTime), compareEvents(a, b))
+	})
+	for _, e := range pending {
+		apply(sh, e)
+		if e.ReceiveTime.After(sh.UpdateTime) {
+			sh.UpdateTime = e.ReceiveTime
+		}
+	}
+	return true
 }
 
 // compareEvents orders a parcel's events: by checkpoint time, then id.

@@ -16,8 +16,17 @@ import (
 // The event types the service writes to the outbox.
 const (
 	EventCreated = "shipping.shipment.created"
+	// EventUpdated is a change the user's own action or the expiry made:
+	// the carrier chosen, the shipment expired.
 	EventUpdated = "shipping.shipment.updated"
 	EventDeleted = "shipping.shipment.deleted"
+	// EventTracked is a carrier's checkpoint, for one user's shipment with
+	// its whole state: what webhooks and resumed streams carry. It is
+	// written moments after EventParcelTracked, off the push's path.
+	EventTracked = "shipping.shipment.tracked"
+	// EventParcelTracked is a carrier's checkpoint, once for every
+	// shipment of the parcel (an audience event): what live streams carry.
+	EventParcelTracked = "shipping.parcel.tracked"
 )
 
 // Status is a carrier-independent status: the contract's ShipmentStatus
@@ -155,6 +164,11 @@ func ParseShipmentName(name string) (user, id string, err error) {
 
 // Event is a shipment event for the outbox; the store renders its payload
 // (the contract's ShipmentEvent).
+//
+// An EventParcelTracked event is for a parcel, not a user: Shipment holds
+// the parcel (TrackingNumber, Carrier) and its tracking state after the
+// checkpoint, Audience the names of the shipments it reaches, and User
+// and Client are empty.
 type Event struct {
 	ID   string
 	Type string
@@ -167,6 +181,44 @@ type Event struct {
 	// Checkpoint is the one that caused the change, or nil.
 	Checkpoint *Checkpoint
 	Time       time.Time
+	// Audience are the shipments (names) an EventParcelTracked reaches.
+	Audience []string
+}
+
+// ParcelTopic is what a parcel's audience events are about: their order
+// and their subject's pseudonym.
+func ParcelTopic(carrier, trackingNumber string) string {
+	return "parcels/" + carrier + "/" + trackingNumber
+}
+
+// TrackingState is the part of a shipment a carrier's checkpoints move.
+type TrackingState struct {
+	Status            Status
+	Substatus         string
+	SignedBy          string
+	EstimatedDelivery time.Time
+	StatusTime        time.Time
+	LastEventTime     time.Time
+}
+
+// State is sh's tracking state.
+func (s Shipment) State() TrackingState {
+	return TrackingState{Status: s.Status, Substatus: s.Substatus, SignedBy: s.SignedBy,
+		EstimatedDelivery: s.EstimatedDelivery, StatusTime: s.StatusTime, LastEventTime: s.LastEventTime}
+}
+
+// SetState sets sh's tracking state.
+func (s *Shipment) SetState(st TrackingState) {
+	s.Status, s.Substatus, s.SignedBy = st.Status, st.Substatus, st.SignedBy
+	s.EstimatedDelivery, s.StatusTime, s.LastEventTime = st.EstimatedDelivery, st.StatusTime, st.LastEventTime
+}
+
+// ParcelState is the shipments of a parcel whose rows hold one tracking
+// state, as a carrier's push sees them.
+type ParcelState struct {
+	State TrackingState
+	// Shipments are their names, in no particular order.
+	Shipments []string
 }
 
 // Filter selects a user's shipments in a list; zero fields select all.

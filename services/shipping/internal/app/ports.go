@@ -128,9 +128,10 @@ type Tx interface {
 
 	// AddPush records a carrier's push id at t; false when it was seen.
 	AddPush(ctx context.Context, carrier, pushID string, t time.Time) (bool, error)
-	// Tracking reads the shipments tracking (carrier, number), of every
-	// user, ordered by user and id.
-	Tracking(ctx context.Context, carrier, trackingNumber string) ([]Shipment, error)
+	// ParcelShipments reads who tracks (carrier, number), every user's
+	// shipments, by the tracking state their rows hold (see CatchUp),
+	// without locking them.
+	ParcelShipments(ctx context.Context, carrier, trackingNumber string) ([]ParcelState, error)
 	// Awaited reports whether some shipment tracks the number with
 	// carrier or waits for its carrier to be chosen: whether the
 	// carrier's events for it are kept.

@@ -38,12 +38,12 @@ const (
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	expired := 0
 	for {
-		n, err := s.expireBatch(ctx)
+		read, n, err := s.expireBatch(ctx)
 		expired += n
 		if err != nil {
 			return expired, err
 		}
-		if n < expireBatch {
+		if read < expireBatch {
 			break
 		}
 	}
@@ -51,17 +51,33 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return expired, s.store.DeleteExpired(ctx, now.Add(-PushIDTTL), now.Add(-s.cfg.IdempotencyTTL))
 }
 
-func (s *Service) expireBatch(ctx context.Context) (int, error) {
+// expireBatch expires a batch of stale shipments; it returns how many it
+// read and how many of them expired (those whose parcel had spoken since,
+// unknown to their rows, are caught up instead).
+func (s *Service) expireBatch(ctx context.Context) (read, expired int, err error) {
 	now := s.stamp()
-	n := 0
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	err = s.store.Tx(ctx, func(tx Tx) error {
 		shs, err := tx.StaleShipments(ctx, now.Add(-s.cfg.ExpireAfter), expireBatch)
 		if err != nil {
 			return err
 		}
-		n = len(shs)
+		read, expired = len(shs), 0
 		evs := make([]Event, 0, len(shs))
+		cutoff := now.Add(-s.cfg.ExpireAfter)
 		for _, sh := range shs {
+			// A row may not have absorbed its parcel's newest events yet.
+			if sh.Carrier != "" {
+				stored, err := tx.TrackingEvents(ctx, sh.Carrier, sh.TrackingNumber)
+				if err != nil {
+					return err
+				}
+				if CatchUp(&sh, stored) && (!sh.ActiveTime().Before(cutoff) || sh.Status.Final()) {
+					if err := tx.UpdateShipment(ctx, sh); err != nil {
+						return err
+					}
+					continue
+				}
+			}
 			sh.Status, sh.UpdateTime = StatusExpired, now
 			if err := tx.UpdateShipment(ctx, sh); err != nil {
 				return err
@@ -70,13 +86,14 @@ func (s *Service) expireBatch(ctx context.Context) (int, error) {
 				return err
 			}
 			evs = append(evs, Event{ID: newID(), Type: EventUpdated, User: sh.User, Client: sh.Client, Shipment: sh, Time: now})
+			expired++
 		}
 		return addEvents(ctx, tx, evs)
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return n, nil
+	return read, expired, nil
 }
 
 // RunSweeper sweeps every SweepInterval until ctx ends.

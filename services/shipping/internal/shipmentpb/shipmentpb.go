@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
@@ -106,11 +107,21 @@ var eventTypes = map[string]shippingv1.ShipmentEventType{
 	app.EventCreated: shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_CREATED,
 	app.EventUpdated: shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_UPDATED,
 	app.EventDeleted: shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_DELETED,
+	app.EventTracked: shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_UPDATED,
+	// The parcel's event is an update of each shipment it reaches.
+	app.EventParcelTracked: shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_UPDATED,
 }
+
+// TrackingMask is the update_mask of a parcel's audience event: the
+// fields its shipment holds, the same for every user tracking the parcel
+// (name is each recipient's own, set when the stream sends it).
+var TrackingMask = []string{"name", "tracking_number", "carrier", "status", "substatus",
+	"estimated_delivery_time", "signed_by", "update_time"}
 
 // EventData is the payload of e: the contract's ShipmentEvent, in
 // protojson, with the shipment's whole state (only its name for a
-// deletion). A parcel's checkpoints can outgrow what one event may carry
+// deletion; for a parcel's audience event, the TrackingMask fields but
+// name, which each recipient's stream sets). A parcel's checkpoints can outgrow what one event may carry
 // on the bus (events.MaxDataBytes): then the oldest are left out, the
 // newest and the shipment's every other field always kept.
 func EventData(e app.Event) ([]byte, error) {
@@ -119,9 +130,17 @@ func EventData(e app.Event) ([]byte, error) {
 		return nil, fmt.Errorf("encode event: unknown type %q", e.Type)
 	}
 	ev := &shippingv1.ShipmentEvent{Type: typ, EventTime: ts(e.Time)}
-	if typ == shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_DELETED {
+	switch {
+	case typ == shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_DELETED:
 		ev.Shipment = &shippingv1.Shipment{Name: e.Shipment.Name()}
-	} else {
+	case e.Type == app.EventParcelTracked:
+		sh := e.Shipment
+		ev.Shipment = &shippingv1.Shipment{
+			TrackingNumber: sh.TrackingNumber, Carrier: sh.Carrier, Status: StatusProto(sh.Status), Substatus: sh.Substatus,
+			EstimatedDeliveryTime: ts(sh.EstimatedDelivery), SignedBy: sh.SignedBy, UpdateTime: ts(sh.UpdateTime),
+		}
+		ev.UpdateMask = &fieldmaskpb.FieldMask{Paths: TrackingMask}
+	default:
 		ev.Shipment = ShipmentProto(e.Shipment)
 	}
 	if e.Checkpoint != nil {

@@ -189,9 +189,10 @@ func trackingEvents(ctx context.Context, q storage.Queryer, carrier, number stri
 }
 
 // fillCheckpoints reads the checkpoints of each shipment's parcel, each
-// parcel once.
+// parcel once, and catches the shipment up with them (app.CatchUp).
 func fillCheckpoints(ctx context.Context, q storage.Queryer, shs []app.Shipment) error {
 	read := map[[2]string][]app.Checkpoint{}
+	stored := map[[2]string][]app.TrackingEvent{}
 	for i := range shs {
 		sh := &shs[i]
 		if sh.Carrier == "" {
@@ -208,7 +209,10 @@ func fillCheckpoints(ctx context.Context, q storage.Queryer, shs []app.Shipment)
 				cps = append(cps, e.Checkpoint)
 			}
 			read[k] = cps
+			stored[k] = evs
 		}
+		// The row may not have absorbed its parcel's newest events yet.
+		app.CatchUp(sh, stored[k])
 		sh.Checkpoints = cps
 	}
 	return nil
@@ -475,10 +479,38 @@ func (t *tx) AddPush(ctx context.Context, carrier, pushID string, at time.Time) 
 	return n == 1, nil
 }
 
-// Tracking reads every shipment of a parcel.
-func (t *tx) Tracking(ctx context.Context, carrier, number string) ([]app.Shipment, error) {
-	return shipments(ctx, t.q, `SELECT `+shipmentColumns+` FROM shipments WHERE tracking_number = $1 AND carrier = $2
-		ORDER BY user_id, shipment_id`+t.db.ForUpdate(), number, carrier)
+// ParcelShipments reads who tracks a parcel, and in which state: a row
+// per state, its shipments' names aggregated by the database, as a
+// parcel may have ten thousand.
+func (t *tx) ParcelShipments(ctx context.Context, carrier, number string) ([]app.ParcelState, error) {
+	agg := `group_concat('users/' || user_id || '/shipments/' || shipment_id, char(10))`
+	if t.db.Dialect() == storage.Postgres {
+		agg = `string_agg('users/' || user_id || '/shipments/' || shipment_id, chr(10))`
+	}
+	rows, err := t.q.QueryContext(ctx, `SELECT status, substatus, signed_by, estimated_delivery_time, status_time, last_event_time, `+agg+`
+		FROM shipments WHERE tracking_number = $1 AND carrier = $2
+		GROUP BY status, substatus, signed_by, estimated_delivery_time, status_time, last_event_time`, number, carrier)
+	if err != nil {
+		return nil, fmt.Errorf("read parcel shipments: %w", err)
+	}
+	defer rows.Close()
+	var out []app.ParcelState
+	for rows.Next() {
+		var ps app.ParcelState
+		var status, names string
+		var est, statusTime, lastEvent sql.NullInt64
+		if err := rows.Scan(&status, &ps.State.Substatus, &ps.State.SignedBy, &est, &statusTime, &lastEvent, &names); err != nil {
+			return nil, fmt.Errorf("read parcel shipments: %w", err)
+		}
+		ps.State.Status = app.Status(status)
+		ps.State.EstimatedDelivery, ps.State.StatusTime, ps.State.LastEventTime = storage.FromNullMicros(est), storage.FromNullMicros(statusTime), storage.FromNullMicros(lastEvent)
+		ps.Shipments = strings.Split(names, "\n")
+		out = append(out, ps)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read parcel shipments: %w", err)
+	}
+	return out, nil
 }
 
 // Awaited reports whether a shipment awaits the carrier's events for the
@@ -556,13 +588,20 @@ func (t *tx) StaleShipments(ctx context.Context, before time.Time, limit int) ([
 		AND status NOT IN (`+strings.Join(final, ", ")+`) ORDER BY active_time LIMIT `+strconv.Itoa(limit)+lock, args...)
 }
 
-// AddEvent writes e to the outbox in this transaction.
+// AddEvent writes e to the outbox in this transaction. A parcel's
+// audience event is about the parcel (app.ParcelTopic) and goes to no
+// client.
 func (t *tx) AddEvent(ctx context.Context, e app.Event) error {
 	data, err := shipmentpb.EventData(e)
 	if err != nil {
 		return err
 	}
-	return t.outbox.Add(ctx, t.sqlTx, events.Event{
+	ev := events.Event{
 		ID: e.ID, Type: e.Type, Source: Source, User: e.User, Client: e.Client, Resource: e.Shipment.Name(), Time: e.Time, Data: data,
-	})
+	}
+	if e.Type == app.EventParcelTracked {
+		topic := app.ParcelTopic(e.Shipment.Carrier, e.Shipment.TrackingNumber)
+		ev.User, ev.Client, ev.Resource, ev.Audience = topic, "", topic, e.Audience
+	}
+	return t.outbox.Add(ctx, t.sqlTx, ev)
 }

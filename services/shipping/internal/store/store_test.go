@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,9 +192,9 @@ func TestStore(t *testing.T) {
 				if evs[0].Checkpoint.Location != nil {
 					t.Errorf("location of an event without one = %+v", evs[0].Checkpoint.Location)
 				}
-				both, err := tx.Tracking(ctx, "ups", n)
-				if err != nil || !slices.Equal(ids(both), []string{"ev-a/s1", "ev-b/s1"}) {
-					t.Errorf("Tracking = %v, %v", ids(both), err)
+				both, err := tx.ParcelShipments(ctx, "ups", n)
+				if err != nil || !slices.Equal(parcelIDs(both), []string{"ev-a/s1", "ev-b/s1"}) {
+					t.Errorf("ParcelShipments = %v, %v", parcelIDs(both), err)
 				}
 				return nil
 			})
@@ -222,8 +223,8 @@ func TestStore(t *testing.T) {
 				}
 				// Ambiguous shipments wait for their carrier: no carrier's
 				// push reaches them.
-				if shs, err := tx.Tracking(ctx, "fedex", ambig); len(shs) != 0 || err != nil {
-					t.Errorf("Tracking(fedex, ambiguous) = %v, %v", ids(shs), err)
+				if shs, err := tx.ParcelShipments(ctx, "fedex", ambig); len(shs) != 0 || err != nil {
+					t.Errorf("ParcelShipments(fedex, ambiguous) = %v, %v", parcelIDs(shs), err)
 				}
 				return nil
 			})
@@ -465,6 +466,133 @@ func TestStore(t *testing.T) {
 			})
 		})
 
+		t.Run("a parcel's shipments, in their states as their rows hold them", func(t *testing.T) {
+			n, other := "1ZSTATE00001", "1ZSTATE00002"
+			usual := app.TrackingState{Status: app.StatusInTransit, Substatus: "in_transit.departed",
+				StatusTime: t0.Add(10 * time.Minute), LastEventTime: t0.Add(time.Hour)} // no estimate: NULL
+			expiredState := usual
+			expiredState.Status, expiredState.StatusTime = app.StatusExpired, t0.Add(5*time.Minute)
+			estimated := usual
+			estimated.EstimatedDelivery, estimated.SignedBy = t0.Add(48*time.Hour), "A. Example"
+			with := func(user, number, carrier string, st app.TrackingState) app.Shipment {
+				sh := shipment(user, "s1", number, carrier)
+				sh.SetState(st)
+				return sh
+			}
+			want := []parcelRow{
+				{Name: "users/ps-a/shipments/s1", State: usual},
+				{Name: "users/ps-b/shipments/s1", State: usual},
+				{Name: "users/ps-c/shipments/s1", State: expiredState},
+				{Name: "users/ps-e/shipments/s1", State: estimated},
+				// Never heard of: no status time, no last event (NULLs).
+				{Name: "users/ps-p/shipments/s1", State: app.TrackingState{Status: app.StatusPending}},
+			}
+			// Inserted out of order, with the number's other carriers' (and
+			// one waiting for its carrier) and another number's.
+			insert(t, st, with("ps-p", n, "ups", want[4].State), with("ps-fedex", n, "fedex", usual), with("ps-c", n, "ups", expiredState),
+				with("ps-other", other, "ups", usual), with("ps-b", n, "ups", usual), with("ps-e", n, "ups", estimated),
+				with("ps-a", n, "ups", usual), with("ps-amb", n, "", app.TrackingState{Status: app.StatusPending}))
+			tx(t, st, func(tx app.Tx) error {
+				got, err := tx.ParcelShipments(ctx, "ups", n)
+				if err != nil || !reflect.DeepEqual(parcelRows(t, got), want) || len(got) != 4 {
+					t.Errorf("ParcelShipments =\n%+v, %v\nwant\n%+v in 4 states", got, err, want)
+				}
+				return nil
+			})
+
+			// The parcel's events since the rows' last (received after t0+1h)
+			// are the rows' to absorb: reads show them absorbed, the rows keep
+			// what they hold until written.
+			absorbed := event("ups", "st-1", n, 1, app.StatusInfoReceived) // received t0+1h: every row but ps-p's has it
+			newer := event("ups", "st-2", n, 20, app.StatusOutForDelivery)
+			newer.ReceiveTime, newer.EstimatedDelivery = t0.Add(2*time.Hour), t0.Add(30*time.Hour)
+			late := event("ups", "st-3", n, 2, app.StatusInTransit)
+			late.ReceiveTime, late.SignedBy = t0.Add(3*time.Hour), "B. Example"
+			addEvents(t, st, absorbed, newer, late)
+			for _, user := range []string{"ps-a", "ps-c", "ps-p"} {
+				got, err := st.Shipment(ctx, user, "s1")
+				if err != nil || got.Status != app.StatusOutForDelivery || !got.StatusTime.Equal(newer.Checkpoint.Time) ||
+					!got.EstimatedDelivery.Equal(newer.EstimatedDelivery) || got.SignedBy != "B. Example" ||
+					!got.LastEventTime.Equal(late.ReceiveTime) || len(got.Checkpoints) != 3 {
+					t.Errorf("%s's shipment = %+v, %v; want OUT_FOR_DELIVERY since t0+20m, the estimate, the late one's signature, last event t0+3h", user, got, err)
+				}
+			}
+			// A late checkpoint's signature fills only one not known yet.
+			if got, _ := st.Shipment(ctx, "ps-e", "s1"); got.SignedBy != "A. Example" || !got.EstimatedDelivery.Equal(newer.EstimatedDelivery) {
+				t.Errorf("ps-e's shipment = %+v, want its signature kept and the newer estimate", got)
+			}
+			if page, err := st.ListShipments(ctx, "ps-c", app.Filter{}, nil, 10); err != nil || len(page) != 1 || page[0].Status != app.StatusOutForDelivery {
+				t.Errorf("ListShipments(ps-c) = %+v, %v; want it caught up", page, err)
+			}
+			tx(t, st, func(tx app.Tx) error {
+				got, err := tx.ParcelShipments(ctx, "ups", n)
+				if err != nil || !reflect.DeepEqual(parcelRows(t, got), want) {
+					t.Errorf("ParcelShipments after reads =\n%+v, %v\nwant the rows unchanged", got, err)
+				}
+				return nil
+			})
+
+			// Written caught up, a row's expiry counts from its last event.
+			activeTime := func(user string) time.Time {
+				var us int64
+				if err := db.QueryRowContext(ctx, `SELECT active_time FROM shipments WHERE user_id = $1`, user).Scan(&us); err != nil {
+					t.Fatal(err)
+				}
+				return storage.FromMicros(us)
+			}
+			if got := activeTime("ps-p"); !got.Equal(t0) {
+				t.Errorf("ps-p's active_time = %v, want its creation, t0", got)
+			}
+			caught, err := st.Shipment(ctx, "ps-p", "s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx(t, st, func(tx app.Tx) error { return tx.UpdateShipment(ctx, caught) })
+			if got := activeTime("ps-p"); !got.Equal(late.ReceiveTime) {
+				t.Errorf("ps-p's active_time = %v, want its last event's, t0+3h", got)
+			}
+			stale := func(before time.Time) []string {
+				var out []string
+				tx(t, st, func(tx app.Tx) error {
+					shs, err := tx.StaleShipments(ctx, before, 1000)
+					for _, sh := range shs {
+						if strings.HasPrefix(sh.User, "ps-") {
+							out = append(out, sh.User)
+						}
+					}
+					return err
+				})
+				return out
+			}
+			if got := stale(t0.Add(2 * time.Hour)); slices.Contains(got, "ps-p") || !slices.Contains(got, "ps-a") || slices.Contains(got, "ps-c") {
+				t.Errorf("quiet before t0+2h: %v; want ps-a (last event t0+1h), not ps-p (t0+3h) nor the expired ps-c", got)
+			}
+			if got := stale(t0.Add(4 * time.Hour)); !slices.Contains(got, "ps-p") {
+				t.Errorf("quiet before t0+4h: %v; want ps-p", got)
+			}
+		})
+
+		t.Run("a parcel's checkpoint goes to the outbox once, for its audience", func(t *testing.T) {
+			cp := app.Checkpoint{Time: t0, Status: app.StatusInTransit}
+			parcel := app.Shipment{TrackingNumber: dhl, Carrier: "dhl-express", Status: app.StatusInTransit, UpdateTime: t0}
+			audience := []string{"users/aud-a/shipments/s1", "users/aud-b/shipments/s1"}
+			tx(t, st, func(tx app.Tx) error {
+				return tx.AddEvent(ctx, app.Event{ID: "ev-parcel-1", Type: app.EventParcelTracked, Shipment: parcel, Checkpoint: &cp, Time: t0, Audience: audience})
+			})
+			var user, client, resource, got string
+			if err := db.QueryRowContext(ctx, `SELECT user_id, client_id, resource, audience FROM events_outbox WHERE event_id = $1`, "ev-parcel-1").
+				Scan(&user, &client, &resource, &got); err != nil {
+				t.Fatal(err)
+			}
+			topic := app.ParcelTopic("dhl-express", dhl)
+			if user != topic || resource != topic || client != "" || got != strings.Join(audience, "\n") {
+				t.Errorf("outbox row: user %q, client %q, resource %q, audience %q; want the parcel's, no client, both recipients", user, client, resource, got)
+			}
+			if n := count(t, db, "events_outbox", "user_id LIKE $1", "aud-%"); n != 0 {
+				t.Errorf("%d per-user rows for an audience event, want none", n)
+			}
+		})
+
 		t.Run("events go to the outbox with the shipment's state", func(t *testing.T) {
 			sh := shipment("outboxer", "o1", ups, "ups")
 			cp := app.Checkpoint{Time: t0, Status: app.StatusInTransit}
@@ -502,4 +630,42 @@ func TestStore(t *testing.T) {
 			}
 		})
 	})
+}
+
+// parcelIDs are user/id of each of a parcel's shipments, in order.
+func parcelIDs(states []app.ParcelState) []string {
+	var out []string
+	for _, ps := range states {
+		for _, name := range ps.Shipments {
+			user, id, _ := app.ParseShipmentName(name)
+			out = append(out, user+"/"+id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// parcelRow is one of a parcel's shipments with the state its row holds.
+type parcelRow struct {
+	Name  string
+	State app.TrackingState
+}
+
+// parcelRows are a parcel's shipments, by name, each with its state; it
+// fails t when two of the states are one.
+func parcelRows(t *testing.T, states []app.ParcelState) []parcelRow {
+	t.Helper()
+	var out []parcelRow
+	for i, ps := range states {
+		for _, other := range states[:i] {
+			if other.State == ps.State {
+				t.Errorf("state %+v read as two", ps.State)
+			}
+		}
+		for _, name := range ps.Shipments {
+			out = append(out, parcelRow{Name: name, State: ps.State})
+		}
+	}
+	slices.SortFunc(out, func(a, b parcelRow) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

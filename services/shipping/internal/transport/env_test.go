@@ -143,7 +143,20 @@ func startOn(t *testing.T, url busURL, db *storage.DB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed := stream.Feed{Bus: bus, Consent: e.consent, Logger: slog.New(slog.DiscardHandler)}
+	// Wired as the service's start wires it: a hub for the live streams,
+	// and the consumer writing each parcel event's per-user events.
+	hub, err := stream.NewHub(bus, stream.HubOptions{Types: transport.LiveWatchTypes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Close)
+	expandDone := make(chan struct{})
+	go func() {
+		defer close(expandDone)
+		_ = transport.ExpandParcelEvents(bus, e.svc, slog.New(slog.DiscardHandler))(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-expandDone })
+	feed := stream.Feed{Bus: bus, Hub: hub, Consent: e.consent, Logger: slog.New(slog.DiscardHandler)}
 	srv := servertest.Start(t, server.Deps{Consent: e.consent, Recorder: e.consent},
 		func(r grpc.ServiceRegistrar) {
 			shippingv1.RegisterShippingServiceServer(r, transport.NewShippingServer(e.svc, feed))

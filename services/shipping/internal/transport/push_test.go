@@ -3,16 +3,19 @@ package transport_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/carrier"
+	"github.com/bankbridge/bankbridge/services/shipping/internal/shipmentpb"
 )
 
 const (
@@ -27,41 +30,81 @@ const (
 	deleted        = shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_DELETED
 )
 
-// TestFanOut: a carrier's event reaches every user who tracks the parcel,
-// each told of their own shipment alone, and nobody else.
+// TestFanOut: a carrier's event reaches the live stream of every user who
+// tracks the parcel at once, each told of their own shipment alone (the
+// checkpoint and the fields it moves, named in update_mask), and nobody
+// else; a stream resumed from before it gets the user's own event with
+// the shipment's whole state.
 func TestFanOut(t *testing.T) {
 	t.Parallel()
 	e := start(t, embeddedNATS)
 	watchers := map[string]watcher{}
 	mine := map[string]*shippingv1.Shipment{}
+	// cursors are where each user's stream stood before the push.
+	cursors := map[string]string{}
 	for user, number := range map[string]string{"alice": upsNumber, "bob": upsNumber, "carol": upsOther} {
 		e.link(user)
 		watchers[user] = e.watch(t, nil, user, "")
 		mine[user] = e.create(t, user, number, "")
-		if got := watchers[user].next().GetEvent(); got.GetType() != created || got.GetShipment().GetName() != mine[user].GetName() {
+		r := watchers[user].next()
+		if got := r.GetEvent(); got.GetType() != created || got.GetShipment().GetName() != mine[user].GetName() {
 			t.Fatalf("%s's first event = %v, want the creation of %s", user, got, mine[user].GetName())
 		}
+		cursors[user] = r.GetCursor()
 	}
 
 	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	estimate := at.Add(48 * time.Hour)
 	push := ev(upsNumber, inTransit, at)
 	push.Checkpoint.Location = &shippingv1.Location{City: "Leipzig", PostalCode: "04109", CountryCode: "DE"}
-	push.EstimatedDeliveryTime = timestamppb.New(at.Add(48 * time.Hour))
+	push.EstimatedDeliveryTime = timestamppb.New(estimate)
 	if r := e.mustPush(t, carrier.UPS, push); r.GetRecordedCount() != 1 || r.GetDuplicateCount() != 0 {
 		t.Errorf("push = %v, want 1 recorded", r)
 	}
 	for _, user := range []string{"alice", "bob"} {
 		got := watchers[user].next().GetEvent()
-		sh := got.GetShipment()
-		if got.GetType() != updated || sh.GetName() != mine[user].GetName() || sh.GetStatus() != inTransit || len(sh.GetCheckpoints()) != 1 ||
-			!sh.GetEstimatedDeliveryTime().AsTime().Equal(at.Add(48*time.Hour)) || got.GetCheckpoint().GetLocation().GetCity() != "Leipzig" ||
-			!got.GetCheckpoint().GetTime().AsTime().Equal(at) || got.GetEventTime() == nil {
-			t.Errorf("%s's event = %v, want the checkpoint on %s", user, got, mine[user].GetName())
+		// Live, the change comes as the fields it moved: nothing of the
+		// shipment's own (receipt, creation, checkpoints) nor of anyone
+		// else's.
+		want := &shippingv1.Shipment{Name: mine[user].GetName(), TrackingNumber: upsNumber, Carrier: carrier.UPS, Status: inTransit,
+			EstimatedDeliveryTime: timestamppb.New(estimate), UpdateTime: got.GetShipment().GetUpdateTime()}
+		if got.GetType() != updated || !proto.Equal(got.GetShipment(), want) || got.GetShipment().GetUpdateTime() == nil {
+			t.Errorf("%s's live shipment = %v\nwant %v", user, got.GetShipment(), want)
 		}
-		if read := e.get(t, user, mine[user].GetName()); read.GetStatus() != inTransit || len(read.GetCheckpoints()) != 1 {
-			t.Errorf("%s's shipment = %v", user, read)
+		if paths := got.GetUpdateMask().GetPaths(); !slices.Equal(paths, shipmentpb.TrackingMask) {
+			t.Errorf("%s's update_mask = %v, want %v", user, paths, shipmentpb.TrackingMask)
+		}
+		if cp := got.GetCheckpoint(); cp.GetStatus() != inTransit || cp.GetLocation().GetCity() != "Leipzig" || !cp.GetTime().AsTime().Equal(at) || got.GetEventTime() == nil {
+			t.Errorf("%s's live event = %v, want the Leipzig checkpoint", user, got)
+		}
+		if read := e.get(t, user, mine[user].GetName()); read.GetStatus() != inTransit || len(read.GetCheckpoints()) != 1 ||
+			!read.GetUpdateTime().AsTime().Equal(got.GetShipment().GetUpdateTime().AsTime()) {
+			t.Errorf("%s's shipment = %v, want it as the event said", user, read)
 		}
 	}
+
+	// A stream resumed from before the push gets the user's own event, with
+	// the shipment's whole state, and nothing of the other user's.
+	for _, user := range []string{"alice", "bob"} {
+		w := e.watch(t, nil, user, cursors[user])
+		got := w.next().GetEvent()
+		sh := got.GetShipment()
+		if got.GetType() != updated || sh.GetName() != mine[user].GetName() || sh.GetStatus() != inTransit || len(sh.GetCheckpoints()) != 1 ||
+			sh.GetCheckpoints()[0].GetLocation().GetCity() != "Leipzig" || !sh.GetEstimatedDeliveryTime().AsTime().Equal(estimate) ||
+			!sh.GetCreateTime().AsTime().Equal(mine[user].GetCreateTime().AsTime()) || !sh.GetCarrierDetected() ||
+			got.GetUpdateMask() != nil || got.GetCheckpoint().GetLocation().GetCity() != "Leipzig" {
+			t.Errorf("%s's resumed event = %v, want the whole shipment after the Leipzig checkpoint", user, got)
+		}
+		// Nothing else was waiting for the user, and a live stream is not
+		// told of the change twice: the next event on both is one made now.
+		again := e.create(t, user, dhlNumber, "")
+		for name, s := range map[string]watcher{"resumed": w, "live": watchers[user]} {
+			if got := s.next().GetEvent(); got.GetType() != created || got.GetShipment().GetName() != again.GetName() {
+				t.Errorf("%s's %s stream then = %v, want the creation of %s", user, name, got, again.GetName())
+			}
+		}
+	}
+
 	// carol's parcel moves next: the first event she hears of is hers, so
 	// nothing of the other parcel reached her.
 	e.mustPush(t, carrier.UPS, ev(upsOther, infoReceived, at))

@@ -16,9 +16,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
@@ -33,14 +35,21 @@ import (
 	"github.com/bankbridge/bankbridge/services/shipping/internal/shipmentpb"
 )
 
-// WatchTypes are the event types WatchShipments streams.
-var WatchTypes = []string{app.EventCreated, app.EventUpdated, app.EventDeleted}
+// WatchTypes are the event types WatchShipments streams from a cursor:
+// the user's own events.
+var WatchTypes = []string{app.EventCreated, app.EventUpdated, app.EventDeleted, app.EventTracked}
+
+// LiveWatchTypes are those it streams live, from the process's hub: a
+// carrier's checkpoint comes as the parcel's one audience event, the
+// moment it is stored, rather than as the user's own a moment later.
+var LiveWatchTypes = []string{app.EventCreated, app.EventUpdated, app.EventDeleted, app.EventParcelTracked}
 
 // ShippingServer serves bankbridge.shipping.v1.ShippingService.
 type ShippingServer struct {
 	shippingv1.UnimplementedShippingServiceServer
-	app  *app.Service
-	feed stream.Feed
+	app     *app.Service
+	feed    stream.Feed
+	parcels parcelEvents
 }
 
 // NewShippingServer serves a, its watches from feed.
@@ -162,18 +171,82 @@ func (s *ShippingServer) SelectCarrier(ctx context.Context, req *shippingv1.Sele
 func (s *ShippingServer) WatchShipments(req *shippingv1.WatchShipmentsRequest, srv grpc.ServerStreamingServer[shippingv1.WatchShipmentsResponse]) error {
 	return stream.Serve(srv, s.feed, stream.Options[shippingv1.WatchShipmentsResponse]{
 		Types:     WatchTypes,
+		LiveTypes: LiveWatchTypes,
 		Cursor:    req.GetResumeCursor(),
-		ToMessage: watchResponse,
+		ToMessage: s.watchResponse,
 	})
 }
 
-// watchResponse is an event of the bus as the stream sends it.
-func watchResponse(d events.Delivered) (*shippingv1.WatchShipmentsResponse, error) {
-	var ev shippingv1.ShipmentEvent
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(d.Data, &ev); err != nil {
+// watchResponse is an event of the bus as the stream sends it. A parcel's
+// audience event reaches every stream of its recipients at once: it is
+// read once for all of them, and each stream's message is a copy naming
+// its own shipment.
+func (s *ShippingServer) watchResponse(d events.Delivered) (*shippingv1.WatchShipmentsResponse, error) {
+	if d.Type != app.EventParcelTracked {
+		ev, err := readEvent(d)
+		if err != nil {
+			return nil, err
+		}
+		return &shippingv1.WatchShipmentsResponse{Event: ev, Cursor: d.Cursor}, nil
+	}
+	shared, err := s.parcels.read(d)
+	if err != nil {
+		return nil, err
+	}
+	ev := proto.CloneOf(shared)
+	ev.Shipment.Name = d.Resource
+	return &shippingv1.WatchShipmentsResponse{Event: ev, Cursor: d.Cursor}, nil
+}
+
+// readEvent reads an event's payload.
+func readEvent(d events.Delivered) (*shippingv1.ShipmentEvent, error) {
+	ev := new(shippingv1.ShipmentEvent)
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(d.Data, ev); err != nil {
 		return nil, fmt.Errorf("read %s event: %w", d.Type, err)
 	}
-	return &shippingv1.WatchShipmentsResponse{Event: &ev, Cursor: d.Cursor}, nil
+	if ev.GetShipment() == nil {
+		return nil, fmt.Errorf("read %s event: no shipment", d.Type)
+	}
+	return ev, nil
+}
+
+// parcelEvents reads each parcel event once for every stream it reaches:
+// the few latest, by id. Those streams read it within moments of each
+// other, so a handful suffice.
+type parcelEvents struct {
+	mu   sync.Mutex
+	byID map[string]*parcelEvent
+	ids  []string
+}
+
+// parcelEvent is one parcel event, read once.
+type parcelEvent struct {
+	once sync.Once
+	ev   *shippingv1.ShipmentEvent
+	err  error
+}
+
+// keptParcelEvents is how many parcel events parcelEvents keeps read.
+const keptParcelEvents = 64
+
+func (p *parcelEvents) read(d events.Delivered) (*shippingv1.ShipmentEvent, error) {
+	p.mu.Lock()
+	if p.byID == nil {
+		p.byID = map[string]*parcelEvent{}
+	}
+	pe, ok := p.byID[d.ID]
+	if !ok {
+		pe = new(parcelEvent)
+		p.byID[d.ID] = pe
+		p.ids = append(p.ids, d.ID)
+		if len(p.ids) > keptParcelEvents {
+			delete(p.byID, p.ids[0])
+			p.ids = p.ids[1:]
+		}
+	}
+	p.mu.Unlock()
+	pe.once.Do(func() { pe.ev, pe.err = readEvent(d) })
+	return pe.ev, pe.err
 }
 
 // PartnerServer serves bankbridge.shipping.v1.PartnerShippingService.
