@@ -260,10 +260,11 @@ func TestTheSecurityRefusalsAreCounted(t *testing.T) {
 	}
 }
 
-// A public method whose contract declares no access rule is never served:
-// the server does not start.
-func TestAPublicMethodWithoutAnAccessRuleStopsTheStart(t *testing.T) {
-	t.Parallel()
+// init registers norule/v1/norule.proto, a contract with a method and no
+// access rule, before any test runs: registering it while a parallel test
+// builds a validator (which ranges over the registry, and looks files up
+// inside that range) deadlocks the registry's lock.
+func init() {
 	fdp := &descriptorpb.FileDescriptorProto{
 		Name:    proto.String("norule/v1/norule.proto"),
 		Package: proto.String("norule.v1"),
@@ -277,15 +278,19 @@ func TestAPublicMethodWithoutAnAccessRuleStopsTheStart(t *testing.T) {
 			Method: []*descriptorpb.MethodDescriptorProto{{Name: proto.String("Ping"), InputType: proto.String(".norule.v1.PingRequest"), OutputType: proto.String(".norule.v1.PingRequest")}},
 		}},
 	}
-	if _, err := protoregistry.GlobalFiles.FindFileByPath(fdp.GetName()); err != nil { // once per process (-count)
-		fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := protoregistry.GlobalFiles.RegisterFile(fd); err != nil {
-			t.Fatal(err)
-		}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		panic(err)
 	}
+	if err := protoregistry.GlobalFiles.RegisterFile(fd); err != nil {
+		panic(err)
+	}
+}
+
+// A public method whose contract declares no access rule is never served:
+// the server does not start.
+func TestAPublicMethodWithoutAnAccessRuleStopsTheStart(t *testing.T) {
+	t.Parallel()
 	e := startExample(t, exampleOpts{}) // for its telemetry and verifier
 	cfg := server.Defaults("norule", "127.0.0.1:0", "")
 	cfg.DevMode = true
