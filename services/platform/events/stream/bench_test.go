@@ -183,14 +183,24 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-// BenchmarkServeFanout is BenchmarkHubFanout through gRPC: 10,000 watch
-// streams (WatchShipments served by Serve on a hub, behind the real server
-// kit on 127.0.0.1, over 32 client connections), every user's event
-// published at once, latency from each Publish call to the client's Recv.
-//
-//	go test -run '^$' -bench ServeFanout -benchtime 3x ./platform/events/stream/
-func BenchmarkServeFanout(b *testing.B) {
-	const users, publishers, conns = 10_000, 32, 32
+// serveFanout is a shipping-like server on 127.0.0.1 behind the real
+// server kit, its watches served by Serve on one hub, with one watch
+// stream open for each of its users, over 32 client connections.
+type serveFanout struct {
+	pub      *events.Bus
+	id       string
+	userName func(int) string
+	// round is done once per event each stream receives; received is
+	// when each user's stream last received one (UnixNano).
+	round    *sync.WaitGroup
+	received []int64
+	failed   atomic.Int64
+}
+
+// startServeFanout starts it with users streams, reading live the given
+// types (nil: the per-user ones only).
+func startServeFanout(b *testing.B, users int, live []string) *serveFanout {
+	const conns = 32
 	s, err := events.Embedded(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -209,7 +219,11 @@ func BenchmarkServeFanout(b *testing.B) {
 		return bus
 	}
 	pub, sub := connect(), connect()
-	hub, err := stream.NewHub(sub, stream.HubOptions{Types: shipmentTypes})
+	hubTypes := shipmentTypes
+	if live != nil {
+		hubTypes = live
+	}
+	hub, err := stream.NewHub(sub, stream.HubOptions{Types: hubTypes})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -222,7 +236,7 @@ func BenchmarkServeFanout(b *testing.B) {
 	consent := newFakeConsent(all...)
 	srv := servertest.Start(b, server.Deps{Consent: consent, Recorder: consent},
 		func(r grpc.ServiceRegistrar) {
-			shippingv1.RegisterShippingServiceServer(r, &watchServer{feed: stream.Feed{Bus: sub, Hub: hub, Consent: consent}})
+			shippingv1.RegisterShippingServiceServer(r, &watchServer{feed: stream.Feed{Bus: sub, Hub: hub, Consent: consent}, live: live})
 		}, servertest.Options{Name: "shipping"})
 	clients := make([]shippingv1.ShippingServiceClient, conns)
 	for i := range clients {
@@ -236,9 +250,8 @@ func BenchmarkServeFanout(b *testing.B) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	received := make([]int64, users)
-	var round, opened sync.WaitGroup
-	var failed atomic.Int64
+	f := &serveFanout{pub: pub, id: id, userName: userName, round: new(sync.WaitGroup), received: make([]int64, users)}
+	var opened sync.WaitGroup
 	for i := range users {
 		tok, err := srv.Issuer.Mint(userName(i), servertest.Client, time.Hour)
 		if err != nil {
@@ -254,25 +267,83 @@ func BenchmarkServeFanout(b *testing.B) {
 			_, err := st.Header()
 			opened.Done()
 			if err != nil {
-				failed.Add(1)
+				f.failed.Add(1)
 				return
 			}
 			for {
 				if _, err := st.Recv(); err != nil {
 					if ctx.Err() == nil {
-						failed.Add(1)
+						f.failed.Add(1)
 					}
 					return
 				}
-				received[i] = time.Now().UnixNano()
-				round.Done()
+				f.received[i] = time.Now().UnixNano()
+				f.round.Done()
 			}
 		}()
 	}
 	opened.Wait()
-	if n := failed.Load(); n > 0 {
+	if n := f.failed.Load(); n > 0 {
 		b.Fatalf("%d streams failed to open", n)
 	}
+	return f
+}
+
+// BenchmarkServeAudienceFanout is BenchmarkServeFanout with one event for
+// every user at once, as a carrier's checkpoint for a parcel 10,000 users
+// track reaches them: one audience event listing each user's shipment,
+// published once, latency from the Publish call to each client's Recv.
+// It is the floor of the shipping fan-out (BenchmarkShipmentFanout in
+// e2e) without the push, its transaction and the relay.
+//
+//	go test -run '^$' -bench ServeAudienceFanout -benchtime 3x ./platform/events/stream/
+func BenchmarkServeAudienceFanout(b *testing.B) {
+	const users = 10_000
+	f := startServeFanout(b, users, liveTypes)
+	audience := make([]string, users)
+	for i := range audience {
+		audience[i] = "users/" + f.userName(i) + "/shipments/s1"
+	}
+	data, err := protojson.Marshal(&shippingv1.ShipmentEvent{
+		Type:     shippingv1.ShipmentEventType_SHIPMENT_EVENT_TYPE_UPDATED,
+		Shipment: &shippingv1.Shipment{Status: shippingv1.ShipmentStatus_SHIPMENT_STATUS_IN_TRANSIT},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var latencies []time.Duration
+	for r := 0; b.Loop(); r++ {
+		f.round.Add(users)
+		e := events.Event{ID: f.id + "-parcel-" + strconv.Itoa(r), Type: typeParcelTracked, Source: "bench", User: "parcels/ups/1Z0000000000000000", Data: data, Audience: audience}
+		sent := time.Now().UnixNano()
+		if err := f.pub.Publish(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+		if !waitTimeout(f.round, 2*time.Minute) {
+			b.Fatalf("round %d: not every stream got the event within 2 minutes (%d streams failed)", r, f.failed.Load())
+		}
+		for i := range users {
+			latencies = append(latencies, time.Duration(f.received[i]-sent))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(latencies)
+	n := len(latencies)
+	b.ReportMetric(float64(latencies[n/2].Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(latencies[n*99/100].Microseconds())/1000, "p99_ms")
+	b.ReportMetric(float64(latencies[n-1].Microseconds())/1000, "max_ms")
+}
+
+// BenchmarkServeFanout is BenchmarkHubFanout through gRPC: 10,000 watch
+// streams (WatchShipments served by Serve on a hub, behind the real server
+// kit on 127.0.0.1, over 32 client connections), every user's event
+// published at once, latency from each Publish call to the client's Recv.
+//
+//	go test -run '^$' -bench ServeFanout -benchtime 3x ./platform/events/stream/
+func BenchmarkServeFanout(b *testing.B) {
+	const users, publishers = 10_000, 32
+	f := startServeFanout(b, users, nil)
+	pub, id, userName, round, received, failed := f.pub, f.id, f.userName, f.round, f.received, &f.failed
 
 	sent := make([]int64, users)
 	var latencies []time.Duration
@@ -304,7 +375,7 @@ func BenchmarkServeFanout(b *testing.B) {
 			})
 		}
 		pubs.Wait()
-		if !waitTimeout(&round, 2*time.Minute) {
+		if !waitTimeout(round, 2*time.Minute) {
 			b.Fatalf("round %d: not every stream got its event within 2 minutes (%d streams failed)", r, failed.Load())
 		}
 		for i := range users {
