@@ -170,7 +170,7 @@ func (s *Service) track(ctx context.Context, tx Tx, in newShipment, now time.Tim
 	sh := Shipment{
 		User: in.User, ID: newID(), TrackingNumber: in.Number, Carrier: in.Carrier, CarrierDetected: in.Detected,
 		CarrierCandidates: in.Candidates, Receipt: in.Receipt, Partner: in.Partner, PartnerUserID: in.PartnerUserID,
-		Client: in.Client, Status: StatusPending, CreateTime: now, UpdateTime: now,
+		Client: in.Client, TrackingState: TrackingState{Status: StatusPending}, CreateTime: now, UpdateTime: now,
 	}
 	if sh.Carrier != "" {
 		// The carrier may have reported on the parcel for another user.

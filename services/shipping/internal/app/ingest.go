@@ -128,10 +128,9 @@ func (s *Service) ingestParcel(ctx context.Context, tx Tx, carrierCode, number s
 	}
 	var groups []*group
 	for _, ps := range shipments {
-		sh := Shipment{}
-		sh.SetState(ps.State)
+		sh := Shipment{TrackingState: ps.State}
 		CatchUp(&sh, stored)
-		st := sh.State()
+		st := sh.TrackingState
 		i := slices.IndexFunc(groups, func(g *group) bool { return g.state == st })
 		if i < 0 {
 			i = len(groups)
@@ -155,10 +154,9 @@ func (s *Service) ingestParcel(ctx context.Context, tx Tx, carrierCode, number s
 		changed = true
 		cp := e.Checkpoint
 		for _, g := range groups {
-			sh := Shipment{TrackingNumber: number, Carrier: carrierCode, UpdateTime: now}
-			sh.SetState(g.state)
+			sh := Shipment{TrackingNumber: number, Carrier: carrierCode, TrackingState: g.state, UpdateTime: now}
 			apply(&sh, e)
-			g.state = sh.State()
+			g.state = sh.TrackingState
 			for _, audience := range events.SplitAudience(g.names) {
 				out = append(out, Event{ID: newID(), Type: EventParcelTracked, Shipment: sh, Checkpoint: &cp, Time: now, Audience: audience})
 			}

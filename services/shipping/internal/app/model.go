@@ -115,20 +115,11 @@ type Shipment struct {
 	PartnerUserID string
 	// Client is the product the user uses bankbridge through: the events
 	// (and so webhooks) go to it.
-	Client    string
-	Status    Status
-	Substatus string
-	SignedBy  string
-	// EstimatedDelivery is zero while the carrier has not said.
-	EstimatedDelivery time.Time
-	// StatusTime is the time of the checkpoint Status comes from; zero
-	// before any.
-	StatusTime time.Time
-	// LastEventTime is when bankbridge last received a carrier event for
-	// the parcel; zero before any. Expiry counts from it (or CreateTime).
-	LastEventTime time.Time
-	CreateTime    time.Time
-	UpdateTime    time.Time
+	Client string
+	// TrackingState is what the carrier's checkpoints moved.
+	TrackingState
+	CreateTime time.Time
+	UpdateTime time.Time
 	// Checkpoints are the carrier's checkpoints, oldest first by time, at
 	// most MaxCheckpoints; filled on reads only.
 	Checkpoints []Checkpoint
@@ -193,24 +184,17 @@ func ParcelTopic(carrier, trackingNumber string) string {
 
 // TrackingState is the part of a shipment a carrier's checkpoints move.
 type TrackingState struct {
-	Status            Status
-	Substatus         string
-	SignedBy          string
+	Status    Status
+	Substatus string
+	SignedBy  string
+	// EstimatedDelivery is zero while the carrier has not said.
 	EstimatedDelivery time.Time
-	StatusTime        time.Time
-	LastEventTime     time.Time
-}
-
-// State is sh's tracking state.
-func (s Shipment) State() TrackingState {
-	return TrackingState{Status: s.Status, Substatus: s.Substatus, SignedBy: s.SignedBy,
-		EstimatedDelivery: s.EstimatedDelivery, StatusTime: s.StatusTime, LastEventTime: s.LastEventTime}
-}
-
-// SetState sets sh's tracking state.
-func (s *Shipment) SetState(st TrackingState) {
-	s.Status, s.Substatus, s.SignedBy = st.Status, st.Substatus, st.SignedBy
-	s.EstimatedDelivery, s.StatusTime, s.LastEventTime = st.EstimatedDelivery, st.StatusTime, st.LastEventTime
+	// StatusTime is the time of the checkpoint Status comes from; zero
+	// before any.
+	StatusTime time.Time
+	// LastEventTime is when bankbridge last received a carrier event for
+	// the parcel; zero before any. Expiry counts from it (or CreateTime).
+	LastEventTime time.Time
 }
 
 // ParcelState is the shipments of a parcel whose rows hold one tracking

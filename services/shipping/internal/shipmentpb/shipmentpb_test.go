@@ -41,7 +41,7 @@ func TestStatusesMapByName(t *testing.T) {
 func TestEventData(t *testing.T) {
 	t.Parallel()
 	sh := app.Shipment{User: "alice", ID: "s1", TrackingNumber: "1Z999AA10123456784", Carrier: "ups", Client: "chat-app",
-		Status: app.StatusInTransit, CreateTime: t0, UpdateTime: t0}
+		TrackingState: app.TrackingState{Status: app.StatusInTransit}, CreateTime: t0, UpdateTime: t0}
 	for i := range app.MaxCheckpoints {
 		sh.Checkpoints = append(sh.Checkpoints, app.Checkpoint{Time: t0.Add(time.Duration(i) * time.Minute), Status: app.StatusInTransit,
 			CarrierMessage: strings.Repeat("m", 1024), Location: &app.Location{City: "Leipzig"}})
@@ -83,8 +83,8 @@ func TestEventDataOfACheckpoint(t *testing.T) {
 	// the audience event must not tell one recipient of another's.
 	sh := app.Shipment{User: "alice", ID: "s1", TrackingNumber: "1Z999AA10123456784", Carrier: "ups", CarrierDetected: true,
 		Receipt: "users/alice/receipts/r1", Partner: "shop", PartnerUserID: "puid-alice", Client: "chat-app",
-		Status: app.StatusOutForDelivery, Substatus: "out_for_delivery.on_vehicle", SignedBy: "A. Example",
-		EstimatedDelivery: t0.Add(8 * time.Hour), StatusTime: t0.Add(-time.Minute), LastEventTime: t0,
+		TrackingState: app.TrackingState{Status: app.StatusOutForDelivery, Substatus: "out_for_delivery.on_vehicle", SignedBy: "A. Example",
+			EstimatedDelivery: t0.Add(8 * time.Hour), StatusTime: t0.Add(-time.Minute), LastEventTime: t0},
 		CreateTime: t0.Add(-48 * time.Hour), UpdateTime: t0,
 		Checkpoints: []app.Checkpoint{{Time: t0.Add(-2 * time.Hour), Status: app.StatusInTransit}, {Time: t0.Add(-time.Minute), Status: app.StatusOutForDelivery}}}
 	cp := app.Checkpoint{Time: t0.Add(-time.Minute), Status: app.StatusOutForDelivery, Substatus: "out_for_delivery.on_vehicle",

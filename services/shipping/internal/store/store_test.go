@@ -45,7 +45,7 @@ func open(t testing.TB, db *storage.DB) *store.Store {
 // the ambiguous number's candidates).
 func shipment(user, id, number, carrier string) app.Shipment {
 	sh := app.Shipment{User: user, ID: id, TrackingNumber: number, Carrier: carrier, CarrierDetected: carrier != "",
-		Client: "chat-app", Status: app.StatusPending, CreateTime: t0, UpdateTime: t0}
+		Client: "chat-app", TrackingState: app.TrackingState{Status: app.StatusPending}, CreateTime: t0, UpdateTime: t0}
 	if carrier == "" {
 		sh.CarrierCandidates = []string{"fedex", "usps"}
 	}
@@ -476,7 +476,7 @@ func TestStore(t *testing.T) {
 			estimated.EstimatedDelivery, estimated.SignedBy = t0.Add(48*time.Hour), "A. Example"
 			with := func(user, number, carrier string, st app.TrackingState) app.Shipment {
 				sh := shipment(user, "s1", number, carrier)
-				sh.SetState(st)
+				sh.TrackingState = st
 				return sh
 			}
 			want := []parcelRow{
@@ -574,7 +574,7 @@ func TestStore(t *testing.T) {
 
 		t.Run("a parcel's checkpoint goes to the outbox once, for its audience", func(t *testing.T) {
 			cp := app.Checkpoint{Time: t0, Status: app.StatusInTransit}
-			parcel := app.Shipment{TrackingNumber: dhl, Carrier: "dhl-express", Status: app.StatusInTransit, UpdateTime: t0}
+			parcel := app.Shipment{TrackingNumber: dhl, Carrier: "dhl-express", TrackingState: app.TrackingState{Status: app.StatusInTransit}, UpdateTime: t0}
 			audience := []string{"users/aud-a/shipments/s1", "users/aud-b/shipments/s1"}
 			tx(t, st, func(tx app.Tx) error {
 				return tx.AddEvent(ctx, app.Event{ID: "ev-parcel-1", Type: app.EventParcelTracked, Shipment: parcel, Checkpoint: &cp, Time: t0, Audience: audience})
