@@ -49,10 +49,10 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 		Recorder: transport.NewRecorder(check),
 		Tasks: []func(context.Context) error{
 			st.Run,
-			func(ctx context.Context) error {
-				svc.RunSweeper(ctx, cfg.SweepInterval)
-				return nil
-			},
+			bootstrap.Periodic{What: "consent sweep", Every: cfg.SweepInterval, Logger: log, Run: func(ctx context.Context) (int, error) {
+				_, err := svc.Sweep(ctx)
+				return 0, err
+			}}.Task,
 			func(ctx context.Context) error {
 				return svc.RunBankRevocations(ctx, busPort{d.Bus})
 			},

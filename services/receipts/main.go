@@ -158,7 +158,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 		Store: st, Consent: d.Consent, Banks: banks.New(d.Banks), Pages: d.PageTokens, Logger: d.Logger,
 		ClientID: cfg.ClientID, Retention: cfg.Retention, IdempotencyTTL: cfg.IdempotencyTTL,
 		MatchBackoff: cfg.MatchBackoff, MatchGiveUp: cfg.MatchGiveUp, IssuerInterval: cfg.IssuerInterval,
-		ReconcileInterval: cfg.ReconcileInterval, SweepInterval: cfg.SweepInterval,
+		ReconcileInterval: cfg.ReconcileInterval,
 	})
 	if err != nil {
 		return bootstrap.Service{}, err
@@ -176,7 +176,9 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 			receiptsv1.RegisterReceiptsServiceServer(r, reads)
 			receiptsv1.RegisterPartnerReceiptsServiceServer(r, pushes)
 		},
-		Tasks: []func(context.Context) error{svc.RunMatcher, svc.RunIssuer, svc.RunSweeper, svc.FollowChanges},
+		Tasks: []func(context.Context) error{svc.RunMatcher, svc.RunIssuer, bootstrap.Periodic{
+			What: "receipts sweep", Every: cfg.SweepInterval, Run: svc.Sweep, Done: "receipts past their retention deleted", Logger: d.Logger,
+		}.Task, svc.FollowChanges},
 		Close: hub.Close,
 	}, nil
 }

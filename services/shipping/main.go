@@ -119,7 +119,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	}
 	svc, err := app.New(app.Config{
 		Store: st, Consent: d.Consent, Pages: d.PageTokens, Logger: d.Logger,
-		ExpireAfter: cfg.ExpireAfter, SweepInterval: cfg.SweepInterval, IdempotencyTTL: cfg.IdempotencyTTL,
+		ExpireAfter: cfg.ExpireAfter, IdempotencyTTL: cfg.IdempotencyTTL,
 	})
 	if err != nil {
 		return bootstrap.Service{}, err
@@ -142,7 +142,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 			shippingv1.RegisterPartnerShippingServiceServer(r, partners)
 		},
 		HTTP:  carrierpush.NewHandler(transport.NewCarrierIngester(svc), secrets, carrierpush.Options{Logger: d.Logger}),
-		Tasks: []func(context.Context) error{svc.RunSweeper, svc.FollowChanges, transport.ExpandParcelEvents(d.Bus, svc, d.Logger)},
+		Tasks: []func(context.Context) error{bootstrap.Periodic{What: "shipping sweep", Every: cfg.SweepInterval, Run: svc.Sweep, Done: "shipments expired", Logger: d.Logger}.Task, svc.FollowChanges, transport.ExpandParcelEvents(d.Bus, svc, d.Logger)},
 		Close: hub.Close,
 	}, nil
 }

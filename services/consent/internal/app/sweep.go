@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
-
-	"github.com/bankbridge/bankbridge/gen/apierr"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // warnBatch is how many links one sweep step warns about at once.
@@ -105,22 +101,4 @@ func (s *Service) warnExpiry(ctx context.Context, user, id string, now time.Time
 		return false, fmt.Errorf("write expiry warning: %w", err)
 	}
 	return warned, nil
-}
-
-// RunSweeper sweeps every interval until ctx ends. A failed sweep is
-// logged and tried again at the next tick.
-func (s *Service) RunSweeper(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "consent sweep failed; retrying at the next tick",
-				slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
-	"log/slog"
-	"time"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // Receipts are deleted, for real, when their retention ends (Sweep), when
@@ -30,25 +27,6 @@ const reconcileBatch = 200
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	return s.store.DeleteExpired(ctx, now.Add(-s.cfg.Retention), now.Add(-s.cfg.IdempotencyTTL), now.Add(-s.cfg.IssuerLookback))
-}
-
-// RunSweeper sweeps every SweepInterval until ctx ends.
-func (s *Service) RunSweeper(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "receipts sweep failed; retrying at the next tick",
-				slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
-		} else if n > 0 {
-			s.log.InfoContext(ctx, "receipts past their retention deleted", slog.Int("bankbridge.count", n))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }
 
 // FollowChanges acts on every consent change until ctx ends, and

@@ -95,7 +95,6 @@ type Config struct {
 	IssuerInterval    time.Duration
 	IssuerLookback    time.Duration
 	ReconcileInterval time.Duration
-	SweepInterval     time.Duration
 }
 
 // Service is the receipts logic. It is safe for concurrent use.
@@ -131,7 +130,6 @@ func New(cfg Config) (*Service, error) {
 	cfg.IssuerInterval = cmp.Or(cfg.IssuerInterval, DefaultIssuerInterval)
 	cfg.IssuerLookback = cmp.Or(cfg.IssuerLookback, DefaultIssuerLookback)
 	cfg.ReconcileInterval = cmp.Or(cfg.ReconcileInterval, DefaultReconcileInterval)
-	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, DefaultSweepInterval)
 	cfg.ClientID = cmp.Or(cfg.ClientID, "receipts")
 	if len(cfg.MatchBackoff) == 0 {
 		cfg.MatchBackoff = DefaultMatchBackoff()

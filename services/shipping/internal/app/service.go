@@ -64,7 +64,6 @@ type Config struct {
 
 	ExpireAfter       time.Duration
 	IdempotencyTTL    time.Duration
-	SweepInterval     time.Duration
 	ReconcileInterval time.Duration
 }
 
@@ -85,12 +84,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	cfg.ExpireAfter = cmp.Or(cfg.ExpireAfter, DefaultExpireAfter)
 	cfg.IdempotencyTTL = cmp.Or(cfg.IdempotencyTTL, DefaultIdempotencyTTL)
-	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, DefaultSweepInterval)
 	cfg.ReconcileInterval = cmp.Or(cfg.ReconcileInterval, DefaultReconcileInterval)
 	switch {
 	case cfg.IdempotencyTTL < MinIdempotencyTTL:
 		return nil, errors.New("shipping: idempotency keys must be kept at least 7 days")
-	case cfg.ExpireAfter < 0 || cfg.SweepInterval < 0 || cfg.ReconcileInterval < 0:
+	case cfg.ExpireAfter < 0 || cfg.ReconcileInterval < 0:
 		return nil, errors.New("shipping: durations must be positive")
 	}
 	if cfg.Logger == nil {

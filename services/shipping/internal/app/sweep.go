@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
-	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
 // Shipments expire when their carrier reports nothing for ExpireAfter
@@ -94,25 +91,6 @@ func (s *Service) expireBatch(ctx context.Context) (read, expired int, err error
 		return 0, 0, err
 	}
 	return read, expired, nil
-}
-
-// RunSweeper sweeps every SweepInterval until ctx ends.
-func (s *Service) RunSweeper(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "shipping sweep failed; retrying at the next tick",
-				slog.String(telemetry.AttrIncidentID, apierr.IncidentID()), slog.String("error", err.Error()))
-		} else if n > 0 {
-			s.log.InfoContext(ctx, "shipments expired", slog.Int("bankbridge.count", n))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }
 
 // FollowChanges acts on every consent change until ctx ends, and
