@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -25,7 +23,7 @@ import (
 	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
-	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/events/eventstest"
 	"github.com/bankbridge/bankbridge/services/platform/events/stream"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/server"
@@ -55,14 +53,7 @@ type env struct {
 // busURL is a NATS server for one test: embedded in it, or the real one.
 type busURL func(t *testing.T) string
 
-func embeddedNATS(t *testing.T) string {
-	s, err := events.Embedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s.URL()
-}
+func embeddedNATS(t *testing.T) string { return eventstest.EmbeddedNATS(t) }
 
 // start serves the receipts service with the test partner and the chat
 // app's purchase-history purpose configured, its events relayed to a
@@ -72,30 +63,13 @@ func start(t *testing.T, url busURL) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e := &env{db: storagetest.OpenSQLite(t), consent: consenttest.New(fakes.Scopes...), banks: fakes.NewBanks()}
-	if err := events.Migrate(ctx, e.db); err != nil {
-		t.Fatal(err)
-	}
-	outbox := events.NewOutbox(e.db)
-	st, err := store.New(ctx, e.db, outbox)
+	relayed := eventstest.Relay(t, url(t), e.db, "receipts")
+	bus := relayed.Bus
+	e.stream = relayed.Stream
+	st, err := store.New(ctx, e.db, relayed.Outbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	e.stream = "RECEIPTSTEST_" + id
-	u := url(t)
-	bus, err := events.Connect(ctx, events.Config{URL: u, Name: "receipts-test", SubjectKey: []byte("receipts-test-subject-key-32-bytes!!"),
-		Stream: events.StreamConfig{Name: e.stream, SubjectPrefix: "receiptstest." + id + ".events"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteStream(t, u, e.stream) })
-	t.Cleanup(bus.Close)
-	relay := events.NewRelay(outbox, bus, events.RelayConfig{Poll: 20 * time.Millisecond})
-	relayDone := make(chan struct{})
-	go func() { defer close(relayDone); _ = relay.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-relayDone })
 
 	e.svc, err = app.New(app.Config{Store: st, Consent: e.consent, Banks: e.banks, Pages: pagetoken.Random(), ClientID: "receipts"})
 	if err != nil {
@@ -113,23 +87,6 @@ func start(t *testing.T, url busURL) *env {
 	e.receipts = receiptsv1.NewReceiptsServiceClient(srv.Conn)
 	e.partner = receiptsv1.NewPartnerReceiptsServiceClient(srv.Conn)
 	return e
-}
-
-func deleteStream(t *testing.T, url, name string) {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := js.DeleteStream(ctx, name); err != nil {
-		t.Logf("stream %s not deleted: %v", name, err)
-	}
 }
 
 // token mints a token of user for client, valid for ttl.

@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -32,7 +30,7 @@ import (
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
-	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/events/eventstest"
 	"github.com/bankbridge/bankbridge/services/platform/events/stream"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/server"
@@ -82,14 +80,7 @@ type env struct {
 // busURL is a NATS server for one test: embedded in it, or the real one.
 type busURL func(t *testing.T) string
 
-func embeddedNATS(t *testing.T) string {
-	s, err := events.Embedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s.URL()
-}
+func embeddedNATS(t *testing.T) string { return eventstest.EmbeddedNATS(t) }
 
 // secrets gives every carrier the one secret.
 type secrets struct{ secret string }
@@ -114,30 +105,13 @@ func startOn(t *testing.T, url busURL, db *storage.DB) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e := &env{db: db, consent: consenttest.New(commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_SHIPPING), clock: testkit.NewClock(time.Now()), secret: stdwebhook.NewSecret()}
-	if err := events.Migrate(ctx, e.db); err != nil {
-		t.Fatal(err)
-	}
-	outbox := events.NewOutbox(e.db)
-	st, err := store.New(ctx, e.db, outbox)
+	relayed := eventstest.Relay(t, url(t), e.db, "shipping")
+	bus := relayed.Bus
+	e.stream = relayed.Stream
+	st, err := store.New(ctx, e.db, relayed.Outbox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	e.stream = "SHIPPINGTEST_" + id
-	u := url(t)
-	bus, err := events.Connect(ctx, events.Config{URL: u, Name: "shipping-test", SubjectKey: []byte("shipping-test-subject-key-32-bytes!!"),
-		Stream: events.StreamConfig{Name: e.stream, SubjectPrefix: "shippingtest." + id + ".events"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteStream(t, u, e.stream) })
-	t.Cleanup(bus.Close)
-	relay := events.NewRelay(outbox, bus, events.RelayConfig{Poll: 20 * time.Millisecond})
-	relayDone := make(chan struct{})
-	go func() { defer close(relayDone); _ = relay.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-relayDone })
 
 	e.svc, err = app.New(app.Config{Store: st, Consent: e.consent, Pages: pagetoken.Random(), Now: e.clock.Now})
 	if err != nil {
@@ -171,23 +145,6 @@ func startOn(t *testing.T, url busURL, db *storage.DB) *env {
 	t.Cleanup(hs.Close)
 	e.carrierURL = hs.URL
 	return e
-}
-
-func deleteStream(t *testing.T, url, name string) {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := js.DeleteStream(ctx, name); err != nil {
-		t.Logf("stream %s not deleted: %v", name, err)
-	}
 }
 
 // token mints a token of user for client, valid for ttl.
