@@ -49,6 +49,7 @@ func (s *Service) expand(ctx context.Context, pe ParcelEvent, names []string) er
 		// The chunk's shipments share their parcel: its events are read
 		// once.
 		var stored []TrackingEvent
+		var cps []Checkpoint
 		read := false
 		for _, name := range names {
 			user, id, err := ParseShipmentName(name)
@@ -66,14 +67,14 @@ func (s *Service) expand(ctx context.Context, pe ParcelEvent, names []string) er
 				if stored, err = tx.TrackingEvents(ctx, sh.Carrier, sh.TrackingNumber); err != nil {
 					return err
 				}
-				read = true
+				cps, read = checkpoints(stored), true
 			}
 			if CatchUp(&sh, stored) {
 				if err := tx.UpdateShipment(ctx, sh); err != nil {
 					return err
 				}
 			}
-			sh.Checkpoints = checkpoints(stored)
+			sh.Checkpoints = cps
 			cp := pe.Checkpoint
 			out = append(out, Event{ID: newID(), Type: EventTracked, User: sh.User, Client: sh.Client, Shipment: sh, Checkpoint: &cp, Time: pe.Time})
 		}
