@@ -53,7 +53,6 @@ func TestReasonCodes(t *testing.T) {
 		{"FAILED_PRECONDITION", codes.FailedPrecondition, http.StatusBadRequest},
 		{"CARRIER_UNKNOWN", codes.InvalidArgument, http.StatusBadRequest},
 		{"CONVERSATION_CLOSED", codes.FailedPrecondition, http.StatusBadRequest},
-		{"THREAD_CONTROL_NOT_HELD", codes.FailedPrecondition, http.StatusBadRequest},
 		{"ALREADY_EXISTS", codes.AlreadyExists, http.StatusConflict},
 		{"INTERNAL", codes.Internal, http.StatusInternalServerError},
 		{"CURSOR_EXPIRED", codes.FailedPrecondition, http.StatusBadRequest},

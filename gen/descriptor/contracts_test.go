@@ -497,15 +497,32 @@ func checkAccessRules(c *contracts) []string {
 			if (len(rule.GetScopes()) == 0) != rule.GetConsentNotRequired() {
 				problems = append(problems, fmt.Sprintf("%s: access rule must list scopes, or set consent_not_required, not both", m.FullName()))
 			}
-			if f := rule.GetBankField(); f != "" {
-				fd := m.Input().Fields().ByName(protoreflect.Name(f))
-				if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-					problems = append(problems, fmt.Sprintf("%s: access rule bank_field %q is not a string field of %s", m.FullName(), f, m.Input().FullName()))
-				}
+			if f := rule.GetBankField(); f != "" && !isStringPath(m.Input(), f) {
+				problems = append(problems, fmt.Sprintf("%s: access rule bank_field %q is not a string field of %s", m.FullName(), f, m.Input().FullName()))
 			}
 		}
 	}
 	return problems
+}
+
+// isStringPath tells whether path ("bank_id", "conversation.bank_id") names
+// a singular string field of md, through singular message fields.
+func isStringPath(md protoreflect.MessageDescriptor, path string) bool {
+	parts := strings.Split(path, ".")
+	for i, p := range parts {
+		fd := md.Fields().ByName(protoreflect.Name(p))
+		if fd == nil || fd.IsList() || fd.IsMap() {
+			return false
+		}
+		if i == len(parts)-1 {
+			return fd.Kind() == protoreflect.StringKind
+		}
+		if fd.Kind() != protoreflect.MessageKind {
+			return false
+		}
+		md = fd.Message()
+	}
+	return false
 }
 
 // clientNamePrefix starts the pattern of a name or parent field under

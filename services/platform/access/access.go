@@ -30,8 +30,40 @@ type Rule struct {
 	Purposes []commonv1.Purpose
 	// ConsentNotRequired: the method reads no consented data.
 	ConsentNotRequired bool
-	// BankField is the request field naming the bank ("" for any bank).
-	BankField protoreflect.Name
+	// BankField is the path of the request field naming the bank ("" for
+	// any bank): a field ("name") or a field of a message field
+	// ("conversation.bank_id").
+	BankField string
+}
+
+// BankValue reads the request field BankField names: "" when the rule names
+// no field or a message on the path is unset.
+func (r Rule) BankValue(req protoreflect.Message) string {
+	if r.BankField == "" {
+		return ""
+	}
+	m := req
+	parts := strings.Split(r.BankField, ".")
+	for i, p := range parts {
+		fd := m.Descriptor().Fields().ByName(protoreflect.Name(p))
+		if fd == nil {
+			return ""
+		}
+		if i == len(parts)-1 {
+			return m.Get(fd).String()
+		}
+		if !m.Has(fd) {
+			return ""
+		}
+		m = m.Get(fd).Message()
+	}
+	return ""
+}
+
+// NamesBankID tells whether BankField is a bank id (its last part is
+// "bank_id") rather than a resource name whose id carries the bank.
+func (r Rule) NamesBankID() bool {
+	return r.BankField == "bank_id" || strings.HasSuffix(r.BankField, ".bank_id")
 }
 
 // Method is what the kit knows of one registered method.
@@ -112,7 +144,7 @@ func ruleOf(md protoreflect.MethodDescriptor) (Rule, error) {
 		Scopes:             slices.Clone(pr.GetScopes()),
 		Purposes:           slices.Clone(pr.GetPurposes()),
 		ConsentNotRequired: pr.GetConsentNotRequired(),
-		BankField:          protoreflect.Name(pr.GetBankField()),
+		BankField:          pr.GetBankField(),
 	}
 	switch {
 	case len(r.Purposes) == 0:
@@ -120,13 +152,30 @@ func ruleOf(md protoreflect.MethodDescriptor) (Rule, error) {
 	case (len(r.Scopes) == 0) != r.ConsentNotRequired:
 		return Rule{}, fmt.Errorf("access rules: %s must list scopes or set consent_not_required", md.FullName())
 	}
-	if r.BankField != "" {
-		fd := md.Input().Fields().ByName(r.BankField)
-		if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-			return Rule{}, fmt.Errorf("access rules: %s: bank_field %q is not a string field of %s", md.FullName(), r.BankField, md.Input().FullName())
-		}
+	if r.BankField != "" && !stringPath(md.Input(), r.BankField) {
+		return Rule{}, fmt.Errorf("access rules: %s: bank_field %q is not a string field of %s", md.FullName(), r.BankField, md.Input().FullName())
 	}
 	return r, nil
+}
+
+// stringPath tells whether path names a singular string field of md,
+// through singular message fields.
+func stringPath(md protoreflect.MessageDescriptor, path string) bool {
+	parts := strings.Split(path, ".")
+	for i, p := range parts {
+		fd := md.Fields().ByName(protoreflect.Name(p))
+		if fd == nil || fd.IsList() || fd.IsMap() {
+			return false
+		}
+		if i == len(parts)-1 {
+			return fd.Kind() == protoreflect.StringKind
+		}
+		if fd.Kind() != protoreflect.MessageKind {
+			return false
+		}
+		md = fd.Message()
+	}
+	return false
 }
 
 // Grant is the kit's decision on one allowed public call.

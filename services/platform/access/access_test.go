@@ -8,6 +8,7 @@ import (
 	// The contracts register their descriptors when imported.
 	_ "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	_ "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	supportv1 "github.com/bankbridge/bankbridge/gen/bankbridge/support/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 )
 
@@ -65,5 +66,34 @@ func TestSubjectIDsArePseudonymousAndKeyed(t *testing.T) {
 	}
 	if id == b.SubjectID("https://issuer", "alice") || id == a.SubjectID("https://issuer", "bob") || id == a.SubjectID("https://other", "alice") {
 		t.Error("SubjectID ignores the key, the subject or the issuer")
+	}
+}
+
+// A bank field may sit inside the request's body message, as
+// CreateConversation's conversation.bank_id does: the kit must read it
+// there, and read nothing when the body is unset.
+func TestBankValueFollowsAFieldPath(t *testing.T) {
+	t.Parallel()
+	m, err := access.Load([]string{"bankbridge.support.v1.SupportService"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := m["/bankbridge.support.v1.SupportService/CreateConversation"].Rule
+	if create.BankField != "conversation.bank_id" || !create.NamesBankID() {
+		t.Fatalf("CreateConversation rule = %+v", create)
+	}
+	req := &supportv1.CreateConversationRequest{Parent: "users/alice", Conversation: &supportv1.Conversation{BankId: "sandbox"}}
+	if got := create.BankValue(req.ProtoReflect()); got != "sandbox" {
+		t.Errorf("BankValue = %q; want sandbox", got)
+	}
+	if got := create.BankValue((&supportv1.CreateConversationRequest{Parent: "users/alice"}).ProtoReflect()); got != "" {
+		t.Errorf("BankValue without a conversation = %q; want empty", got)
+	}
+	get := m["/bankbridge.support.v1.SupportService/GetConversation"].Rule
+	if get.NamesBankID() {
+		t.Error("GetConversation's name was taken for a bank id")
+	}
+	if got := get.BankValue((&supportv1.GetConversationRequest{Name: "users/alice/conversations/sandbox~c1"}).ProtoReflect()); got != "users/alice/conversations/sandbox~c1" {
+		t.Errorf("BankValue(name) = %q", got)
 	}
 }

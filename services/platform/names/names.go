@@ -18,6 +18,7 @@ package names
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -172,19 +173,89 @@ func ParsePartnerOptIn(name string) (PartnerOptIn, error) {
 }
 
 // BankOf returns the bank a resource name belongs to: the bank of the
-// account it names or lives under (its balance, its transactions). ok is
+// account it names or lives under (its balance, its transactions), or of
+// the conversation, card, alert or fraud report it names or lives under. ok is
 // false for any other name, and for an account id without a bank. The
 // server kit calls it to find which bank's consent a call needs.
 func BankOf(resourceName string) (bankID string, ok bool) {
 	parts := strings.Split(resourceName, "/")
-	if len(parts) < 4 || parts[0] != users || parts[1] == "" || parts[2] != accounts {
+	if len(parts) < 4 || parts[0] != users || parts[1] == "" {
 		return "", false
 	}
-	a, err := account(resourceName, parts[1], parts[3])
+	if parts[2] != accounts && !slices.Contains(bankCollections, parts[2]) {
+		return "", false
+	}
+	bank, id, ok := strings.Cut(parts[3], BankSeparator)
+	if !ok || bank == "" || id == "" {
+		return "", false
+	}
+	return bank, true
+}
+
+// Collections of resources a user holds at one bank, whose ids are
+// "<bank_id>~<id>" like an account's.
+const (
+	Conversations = "conversations"
+	Cards         = "cards"
+	Alerts        = "alerts"
+	FraudReports  = "fraudReports"
+	messages      = "messages"
+)
+
+var bankCollections = []string{Conversations, Cards, Alerts, FraudReports}
+
+// BankResource is a user's resource held at one bank:
+// users/{user}/{collection}/{bank_id}~{id}, e.g. a conversation, a card,
+// an alert or a fraud report.
+type BankResource struct {
+	User string
+	// Collection is one of Conversations, Cards, Alerts, FraudReports.
+	Collection string
+	// BankID is the bank, as configured.
+	BankID string
+	// ID is the id within the bank: the bank's own (a card, an alert) or
+	// bankbridge's (a conversation, a fraud report).
+	ID string
+}
+
+// String formats users/{user}/{collection}/{bank_id}~{id}.
+func (r BankResource) String() string {
+	return User(r.User) + "/" + r.Collection + "/" + r.BankID + BankSeparator + r.ID
+}
+
+// ParseBankResource reads users/{user}/{collection}/{bank_id}~{id}.
+func ParseBankResource(name, collection string) (BankResource, error) {
+	ids, err := match(name, users, "", collection, "")
 	if err != nil {
-		return "", false
+		return BankResource{}, err
 	}
-	return a.BankID, true
+	bank, id, ok := strings.Cut(ids[1], BankSeparator)
+	if !ok || bank == "" || id == "" {
+		return BankResource{}, fmt.Errorf("%w: %q: id is not {bank_id}%s{id}", ErrMalformed, name, BankSeparator)
+	}
+	return BankResource{User: ids[0], Collection: collection, BankID: bank, ID: id}, nil
+}
+
+// Message formats a conversation's message,
+// users/{user}/conversations/{conversation}/messages/{message}.
+func Message(conversation BankResource, id string) string {
+	return conversation.String() + "/" + messages + "/" + id
+}
+
+// ParseMessage reads
+// users/{user}/conversations/{conversation}/messages/{message} and returns
+// the conversation and the message id.
+func ParseMessage(name string) (BankResource, string, error) {
+	i := strings.LastIndex(name, "/"+messages+"/")
+	if i < 0 {
+		return BankResource{}, "", fmt.Errorf("%w: %q: want users/{}/conversations/{}/messages/{}", ErrMalformed, name)
+	}
+	conv, err := ParseBankResource(name[:i], Conversations)
+	id := name[i+len(messages)+2:]
+	if err != nil || id == "" || strings.Contains(id, "/") {
+		return BankResource{}, "", fmt.Errorf("%w: %q: want users/{}/conversations/{}/messages/{}", ErrMalformed, name)
+	}
+	return conv, id, nil
 }
 
 // KindOf names the kind of resource name is, for messages: "account",
@@ -204,6 +275,14 @@ func KindOf(name string) string {
 		return "link"
 	case n == 4 && parts[2] == optIns:
 		return "partner opt-in"
+	case n == 4 && parts[2] == Conversations:
+		return "conversation"
+	case n == 4 && parts[2] == Cards:
+		return "card"
+	case n == 4 && parts[2] == Alerts:
+		return "alert"
+	case n == 4 && parts[2] == FraudReports:
+		return "fraud report"
 	}
 	return "resource"
 }

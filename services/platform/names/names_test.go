@@ -20,6 +20,13 @@ func TestBankOf(t *testing.T) {
 		{"empty id", "users/alice/accounts/sandbox~", "", false},
 		{"user only", "users/alice", "", false},
 		{"not a user name", "banks/x/accounts/sandbox~1", "", false},
+		{"conversation", "users/alice/conversations/sandbox~c1", "sandbox", true},
+		{"under a conversation", "users/alice/conversations/sandbox~c1/messages/m1", "sandbox", true},
+		{"card", "users/alice/cards/sandbox~card-1", "sandbox", true},
+		{"alert", "users/alice/alerts/sandbox~alert-1", "sandbox", true},
+		{"fraud report", "users/alice/fraudReports/sandbox~r1", "sandbox", true},
+		{"conversation without bank", "users/alice/conversations/c1", "", false},
+		{"receipts carry no bank", "users/alice/receipts/sandbox~r1", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +182,45 @@ func TestUserOf(t *testing.T) {
 	for _, tt := range tests {
 		if user, ok := names.UserOf(tt.in); user != tt.user || ok != tt.ok {
 			t.Errorf("UserOf(%q) = %q, %v; want %q, %v", tt.in, user, ok, tt.user, tt.ok)
+		}
+	}
+}
+
+func TestBankResource(t *testing.T) {
+	t.Parallel()
+	r := names.BankResource{User: "alice", Collection: names.Conversations, BankID: "sandbox", ID: "c1"}
+	if got := r.String(); got != "users/alice/conversations/sandbox~c1" {
+		t.Fatalf("String() = %q", got)
+	}
+	back, err := names.ParseBankResource(r.String(), names.Conversations)
+	if err != nil || back != r {
+		t.Fatalf("ParseBankResource = %+v, %v; want %+v", back, err, r)
+	}
+	msg := names.Message(r, "m1")
+	if msg != "users/alice/conversations/sandbox~c1/messages/m1" {
+		t.Fatalf("Message() = %q", msg)
+	}
+	conv, id, err := names.ParseMessage(msg)
+	if err != nil || conv != r || id != "m1" {
+		t.Fatalf("ParseMessage = %+v, %q, %v", conv, id, err)
+	}
+	tests := []struct{ name, in, collection string }{
+		{"other collection", "users/alice/cards/sandbox~c1", names.Conversations},
+		{"no bank", "users/alice/conversations/c1", names.Conversations},
+		{"empty id", "users/alice/conversations/sandbox~", names.Conversations},
+		{"too deep", "users/alice/conversations/sandbox~c1/x", names.Conversations},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := names.ParseBankResource(tt.in, tt.collection); !errors.Is(err, names.ErrMalformed) {
+				t.Errorf("ParseBankResource(%q) = %v; want ErrMalformed", tt.in, err)
+			}
+		})
+	}
+	for _, bad := range []string{"users/alice/conversations/sandbox~c1/messages/", "users/alice/conversations/c1/messages/m1", "users/alice/conversations/sandbox~c1"} {
+		if _, _, err := names.ParseMessage(bad); !errors.Is(err, names.ErrMalformed) {
+			t.Errorf("ParseMessage(%q) = %v; want ErrMalformed", bad, err)
 		}
 	}
 }

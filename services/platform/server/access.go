@@ -88,15 +88,11 @@ func (c *accessCheck) decide(ctx context.Context, method string, req proto.Messa
 // BANK_NOT_FOUND when named by id, and the resource NOT_FOUND when named by
 // a resource (an account at a bank we do not know does not exist).
 func (c *accessCheck) bankOf(rule access.Rule, req proto.Message) (string, error) {
-	if rule.BankField == "" {
-		return "", nil
-	}
-	m := req.ProtoReflect()
-	v := m.Get(m.Descriptor().Fields().ByName(rule.BankField)).String()
+	v := rule.BankValue(req.ProtoReflect())
 	if v == "" {
 		return "", nil
 	}
-	if rule.BankField == "bank_id" {
+	if rule.NamesBankID() {
 		if c.banks != nil && !c.banks.HasBank(v) {
 			return "", apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND, "no bank "+v+" is configured",
 				apierr.WithMetadata("bank_id", v))

@@ -44,10 +44,11 @@ const (
 	Capability_CAPABILITY_TRANSACTIONS Capability = 3
 	// StartSca, VerifySca and RevokeConsent: linking a customer.
 	Capability_CAPABILITY_SCA Capability = 4
-	// StartSupportHandoff and SendSupportMessage, with agent events on
-	// StreamEvents.
+	// StartSupportHandoff, SendSupportMessage and NotifyThreadControl, with
+	// agent events on StreamEvents.
 	Capability_CAPABILITY_SUPPORT_HANDOFF Capability = 5
-	// ReportFraud and BlockCard, with fraud alerts on StreamEvents.
+	// ReportFraud and AnswerFraudAlert, with fraud alerts and fraud-case
+	// updates on StreamEvents.
 	Capability_CAPABILITY_FRAUD Capability = 6
 	// StreamEvents.
 	Capability_CAPABILITY_EVENTS Capability = 7
@@ -58,21 +59,24 @@ const (
 	// GetPurchaseDetails: the line items behind a card purchase, from the
 	// card issuer. Needs CAPABILITY_TRANSACTIONS.
 	Capability_CAPABILITY_PURCHASE_DETAILS Capability = 9
+	// ListCards, BlockCard, StartCardUnblock and VerifyCardUnblock.
+	Capability_CAPABILITY_CARDS Capability = 10
 )
 
 // Enum value maps for Capability.
 var (
 	Capability_name = map[int32]string{
-		0: "CAPABILITY_UNSPECIFIED",
-		1: "CAPABILITY_ACCOUNTS",
-		2: "CAPABILITY_BALANCES",
-		3: "CAPABILITY_TRANSACTIONS",
-		4: "CAPABILITY_SCA",
-		5: "CAPABILITY_SUPPORT_HANDOFF",
-		6: "CAPABILITY_FRAUD",
-		7: "CAPABILITY_EVENTS",
-		8: "CAPABILITY_CONSENT_EXTENSION",
-		9: "CAPABILITY_PURCHASE_DETAILS",
+		0:  "CAPABILITY_UNSPECIFIED",
+		1:  "CAPABILITY_ACCOUNTS",
+		2:  "CAPABILITY_BALANCES",
+		3:  "CAPABILITY_TRANSACTIONS",
+		4:  "CAPABILITY_SCA",
+		5:  "CAPABILITY_SUPPORT_HANDOFF",
+		6:  "CAPABILITY_FRAUD",
+		7:  "CAPABILITY_EVENTS",
+		8:  "CAPABILITY_CONSENT_EXTENSION",
+		9:  "CAPABILITY_PURCHASE_DETAILS",
+		10: "CAPABILITY_CARDS",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED":       0,
@@ -85,6 +89,7 @@ var (
 		"CAPABILITY_EVENTS":            7,
 		"CAPABILITY_CONSENT_EXTENSION": 8,
 		"CAPABILITY_PURCHASE_DETAILS":  9,
+		"CAPABILITY_CARDS":             10,
 	}
 )
 
@@ -498,8 +503,8 @@ const (
 	TranscriptSender_TRANSCRIPT_SENDER_UNSPECIFIED TranscriptSender = 0
 	// The user.
 	TranscriptSender_TRANSCRIPT_SENDER_USER TranscriptSender = 1
-	// bankbridge's support bot.
-	TranscriptSender_TRANSCRIPT_SENDER_BOT TranscriptSender = 2
+	// bankbridge's assistant.
+	TranscriptSender_TRANSCRIPT_SENDER_ASSISTANT TranscriptSender = 2
 )
 
 // Enum value maps for TranscriptSender.
@@ -507,12 +512,12 @@ var (
 	TranscriptSender_name = map[int32]string{
 		0: "TRANSCRIPT_SENDER_UNSPECIFIED",
 		1: "TRANSCRIPT_SENDER_USER",
-		2: "TRANSCRIPT_SENDER_BOT",
+		2: "TRANSCRIPT_SENDER_ASSISTANT",
 	}
 	TranscriptSender_value = map[string]int32{
 		"TRANSCRIPT_SENDER_UNSPECIFIED": 0,
 		"TRANSCRIPT_SENDER_USER":        1,
-		"TRANSCRIPT_SENDER_BOT":         2,
+		"TRANSCRIPT_SENDER_ASSISTANT":   2,
 	}
 )
 
@@ -789,6 +794,236 @@ func (x CardBlockStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use CardBlockStatus.Descriptor instead.
 func (CardBlockStatus) EnumDescriptor() ([]byte, []int) {
 	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{11}
+}
+
+// CardState is whether a card can be used.
+type CardState int32
+
+const (
+	// Not set. Never valid.
+	CardState_CARD_STATE_UNSPECIFIED CardState = 0
+	// The card works.
+	CardState_CARD_STATE_ACTIVE CardState = 1
+	// The card is blocked; payments with it are declined.
+	CardState_CARD_STATE_BLOCKED CardState = 2
+)
+
+// Enum value maps for CardState.
+var (
+	CardState_name = map[int32]string{
+		0: "CARD_STATE_UNSPECIFIED",
+		1: "CARD_STATE_ACTIVE",
+		2: "CARD_STATE_BLOCKED",
+	}
+	CardState_value = map[string]int32{
+		"CARD_STATE_UNSPECIFIED": 0,
+		"CARD_STATE_ACTIVE":      1,
+		"CARD_STATE_BLOCKED":     2,
+	}
+)
+
+func (x CardState) Enum() *CardState {
+	p := new(CardState)
+	*p = x
+	return p
+}
+
+func (x CardState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CardState) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_adapter_v1_adapter_proto_enumTypes[12].Descriptor()
+}
+
+func (CardState) Type() protoreflect.EnumType {
+	return &file_bankbridge_adapter_v1_adapter_proto_enumTypes[12]
+}
+
+func (x CardState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CardState.Descriptor instead.
+func (CardState) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{12}
+}
+
+// ThreadControlAction is what bankbridge's assistant did to a case's thread,
+// after Messenger's handover protocol.
+type ThreadControlAction int32
+
+const (
+	// Not set. Never valid.
+	ThreadControlAction_THREAD_CONTROL_ACTION_UNSPECIFIED ThreadControlAction = 0
+	// The assistant passed control to the agent (answering the agent's
+	// request for it).
+	ThreadControlAction_THREAD_CONTROL_ACTION_PASS ThreadControlAction = 1
+	// The assistant took control without asking; the agent should stop
+	// writing until control is passed again.
+	ThreadControlAction_THREAD_CONTROL_ACTION_TAKE ThreadControlAction = 2
+	// The assistant asks the agent to pass control back.
+	ThreadControlAction_THREAD_CONTROL_ACTION_REQUEST ThreadControlAction = 3
+	// The conversation was closed on bankbridge's side; close the case.
+	ThreadControlAction_THREAD_CONTROL_ACTION_CLOSE ThreadControlAction = 4
+)
+
+// Enum value maps for ThreadControlAction.
+var (
+	ThreadControlAction_name = map[int32]string{
+		0: "THREAD_CONTROL_ACTION_UNSPECIFIED",
+		1: "THREAD_CONTROL_ACTION_PASS",
+		2: "THREAD_CONTROL_ACTION_TAKE",
+		3: "THREAD_CONTROL_ACTION_REQUEST",
+		4: "THREAD_CONTROL_ACTION_CLOSE",
+	}
+	ThreadControlAction_value = map[string]int32{
+		"THREAD_CONTROL_ACTION_UNSPECIFIED": 0,
+		"THREAD_CONTROL_ACTION_PASS":        1,
+		"THREAD_CONTROL_ACTION_TAKE":        2,
+		"THREAD_CONTROL_ACTION_REQUEST":     3,
+		"THREAD_CONTROL_ACTION_CLOSE":       4,
+	}
+)
+
+func (x ThreadControlAction) Enum() *ThreadControlAction {
+	p := new(ThreadControlAction)
+	*p = x
+	return p
+}
+
+func (x ThreadControlAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ThreadControlAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_adapter_v1_adapter_proto_enumTypes[13].Descriptor()
+}
+
+func (ThreadControlAction) Type() protoreflect.EnumType {
+	return &file_bankbridge_adapter_v1_adapter_proto_enumTypes[13]
+}
+
+func (x ThreadControlAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ThreadControlAction.Descriptor instead.
+func (ThreadControlAction) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{13}
+}
+
+// FraudCaseStatus is where the bank is with a fraud case. Numbered as
+// bankbridge.support.v1.FraudReportStatus; 1 is bankbridge's own state
+// (delivery to the bank pending) and never comes from a bank.
+type FraudCaseStatus int32
+
+const (
+	// Not set. Never valid.
+	FraudCaseStatus_FRAUD_CASE_STATUS_UNSPECIFIED FraudCaseStatus = 0
+	// The bank received the report and opened the case.
+	FraudCaseStatus_FRAUD_CASE_STATUS_RECEIVED FraudCaseStatus = 2
+	// The bank is investigating.
+	FraudCaseStatus_FRAUD_CASE_STATUS_IN_REVIEW FraudCaseStatus = 3
+	// The bank closed the case. Final.
+	FraudCaseStatus_FRAUD_CASE_STATUS_RESOLVED FraudCaseStatus = 4
+)
+
+// Enum value maps for FraudCaseStatus.
+var (
+	FraudCaseStatus_name = map[int32]string{
+		0: "FRAUD_CASE_STATUS_UNSPECIFIED",
+		2: "FRAUD_CASE_STATUS_RECEIVED",
+		3: "FRAUD_CASE_STATUS_IN_REVIEW",
+		4: "FRAUD_CASE_STATUS_RESOLVED",
+	}
+	FraudCaseStatus_value = map[string]int32{
+		"FRAUD_CASE_STATUS_UNSPECIFIED": 0,
+		"FRAUD_CASE_STATUS_RECEIVED":    2,
+		"FRAUD_CASE_STATUS_IN_REVIEW":   3,
+		"FRAUD_CASE_STATUS_RESOLVED":    4,
+	}
+)
+
+func (x FraudCaseStatus) Enum() *FraudCaseStatus {
+	p := new(FraudCaseStatus)
+	*p = x
+	return p
+}
+
+func (x FraudCaseStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FraudCaseStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_adapter_v1_adapter_proto_enumTypes[14].Descriptor()
+}
+
+func (FraudCaseStatus) Type() protoreflect.EnumType {
+	return &file_bankbridge_adapter_v1_adapter_proto_enumTypes[14]
+}
+
+func (x FraudCaseStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FraudCaseStatus.Descriptor instead.
+func (FraudCaseStatus) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{14}
+}
+
+// FraudAlertAnswer is the customer's answer to a fraud alert. Numbered as
+// bankbridge.support.v1.AlertResponse.
+type FraudAlertAnswer int32
+
+const (
+	// Not set. Never valid.
+	FraudAlertAnswer_FRAUD_ALERT_ANSWER_UNSPECIFIED FraudAlertAnswer = 0
+	// "This was me": the customer made or allowed the activity.
+	FraudAlertAnswer_FRAUD_ALERT_ANSWER_RECOGNISED FraudAlertAnswer = 1
+	// "Not me": the customer did not; the bank acts on it.
+	FraudAlertAnswer_FRAUD_ALERT_ANSWER_NOT_RECOGNISED FraudAlertAnswer = 2
+)
+
+// Enum value maps for FraudAlertAnswer.
+var (
+	FraudAlertAnswer_name = map[int32]string{
+		0: "FRAUD_ALERT_ANSWER_UNSPECIFIED",
+		1: "FRAUD_ALERT_ANSWER_RECOGNISED",
+		2: "FRAUD_ALERT_ANSWER_NOT_RECOGNISED",
+	}
+	FraudAlertAnswer_value = map[string]int32{
+		"FRAUD_ALERT_ANSWER_UNSPECIFIED":    0,
+		"FRAUD_ALERT_ANSWER_RECOGNISED":     1,
+		"FRAUD_ALERT_ANSWER_NOT_RECOGNISED": 2,
+	}
+)
+
+func (x FraudAlertAnswer) Enum() *FraudAlertAnswer {
+	p := new(FraudAlertAnswer)
+	*p = x
+	return p
+}
+
+func (x FraudAlertAnswer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FraudAlertAnswer) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_adapter_v1_adapter_proto_enumTypes[15].Descriptor()
+}
+
+func (FraudAlertAnswer) Type() protoreflect.EnumType {
+	return &file_bankbridge_adapter_v1_adapter_proto_enumTypes[15]
+}
+
+func (x FraudAlertAnswer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FraudAlertAnswer.Descriptor instead.
+func (FraudAlertAnswer) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{15}
 }
 
 // GetAdapterInfoRequest asks the adapter to describe itself.
@@ -2692,7 +2927,8 @@ type StartSupportHandoffRequest struct {
 	ConversationReference string `protobuf:"bytes,2,opt,name=conversation_reference,json=conversationReference,proto3" json:"conversation_reference,omitempty"`
 	// The conversation so far, oldest first, at most the last 100 messages.
 	Transcript []*TranscriptMessage `protobuf:"bytes,3,rep,name=transcript,proto3" json:"transcript,omitempty"`
-	// Why the user wants a human, in a sentence, e.g. from the bot's summary.
+	// The assistant's note for the agent (Messenger's pass_thread_control
+	// metadata): why the user wants a human, in a sentence.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The user's language as a BCP 47 tag, e.g. "de" or "pt-BR"; empty when
 	// unknown.
@@ -3015,6 +3251,401 @@ func (x *SendSupportMessageResponse) GetMessageId() string {
 	return ""
 }
 
+// NotifyThreadControlRequest tells the bank what the assistant did to a
+// case's thread.
+type NotifyThreadControlRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent the case was opened under.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// The case, as StartSupportHandoff returned it.
+	CaseId string `protobuf:"bytes,2,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	// What the assistant did.
+	Action ThreadControlAction `protobuf:"varint,3,opt,name=action,proto3,enum=bankbridge.adapter.v1.ThreadControlAction" json:"action,omitempty"`
+	// The assistant's note for the agent, e.g. why it takes control.
+	Metadata string `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Makes retries safe: the same key is answered once.
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *NotifyThreadControlRequest) Reset() {
+	*x = NotifyThreadControlRequest{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyThreadControlRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyThreadControlRequest) ProtoMessage() {}
+
+func (x *NotifyThreadControlRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyThreadControlRequest.ProtoReflect.Descriptor instead.
+func (*NotifyThreadControlRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *NotifyThreadControlRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *NotifyThreadControlRequest) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *NotifyThreadControlRequest) GetAction() ThreadControlAction {
+	if x != nil {
+		return x.Action
+	}
+	return ThreadControlAction_THREAD_CONTROL_ACTION_UNSPECIFIED
+}
+
+func (x *NotifyThreadControlRequest) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+func (x *NotifyThreadControlRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// NotifyThreadControlResponse confirms the bank heard.
+type NotifyThreadControlResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyThreadControlResponse) Reset() {
+	*x = NotifyThreadControlResponse{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyThreadControlResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyThreadControlResponse) ProtoMessage() {}
+
+func (x *NotifyThreadControlResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyThreadControlResponse.ProtoReflect.Descriptor instead.
+func (*NotifyThreadControlResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{33}
+}
+
+// AnswerFraudAlertRequest is the customer's answer to a fraud alert.
+type AnswerFraudAlertRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent the alert came under.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// The alert, as FraudAlert named it.
+	AlertId string `protobuf:"bytes,2,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	// The customer's answer.
+	Answer        FraudAlertAnswer `protobuf:"varint,3,opt,name=answer,proto3,enum=bankbridge.adapter.v1.FraudAlertAnswer" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerFraudAlertRequest) Reset() {
+	*x = AnswerFraudAlertRequest{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerFraudAlertRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerFraudAlertRequest) ProtoMessage() {}
+
+func (x *AnswerFraudAlertRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerFraudAlertRequest.ProtoReflect.Descriptor instead.
+func (*AnswerFraudAlertRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AnswerFraudAlertRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *AnswerFraudAlertRequest) GetAlertId() string {
+	if x != nil {
+		return x.AlertId
+	}
+	return ""
+}
+
+func (x *AnswerFraudAlertRequest) GetAnswer() FraudAlertAnswer {
+	if x != nil {
+		return x.Answer
+	}
+	return FraudAlertAnswer_FRAUD_ALERT_ANSWER_UNSPECIFIED
+}
+
+// AnswerFraudAlertResponse confirms the bank recorded the answer.
+type AnswerFraudAlertResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerFraudAlertResponse) Reset() {
+	*x = AnswerFraudAlertResponse{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerFraudAlertResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerFraudAlertResponse) ProtoMessage() {}
+
+func (x *AnswerFraudAlertResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerFraudAlertResponse.ProtoReflect.Descriptor instead.
+func (*AnswerFraudAlertResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{35}
+}
+
+// ListCardsRequest asks for the cards a consent covers.
+type ListCardsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent to act under.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCardsRequest) Reset() {
+	*x = ListCardsRequest{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCardsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCardsRequest) ProtoMessage() {}
+
+func (x *ListCardsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCardsRequest.ProtoReflect.Descriptor instead.
+func (*ListCardsRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListCardsRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+// ListCardsResponse holds the cards.
+type ListCardsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every card of the accounts the consent covers; at most 100.
+	Cards         []*Card `protobuf:"bytes,1,rep,name=cards,proto3" json:"cards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCardsResponse) Reset() {
+	*x = ListCardsResponse{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCardsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCardsResponse) ProtoMessage() {}
+
+func (x *ListCardsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCardsResponse.ProtoReflect.Descriptor instead.
+func (*ListCardsResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListCardsResponse) GetCards() []*Card {
+	if x != nil {
+		return x.Cards
+	}
+	return nil
+}
+
+// Card is a payment card, masked.
+type Card struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bank's opaque id for the card; never its number.
+	BankCardId string `protobuf:"bytes,1,opt,name=bank_card_id,json=bankCardId,proto3" json:"bank_card_id,omitempty"`
+	// The account the card draws on, as ListAccounts names it.
+	BankAccountId string `protobuf:"bytes,2,opt,name=bank_account_id,json=bankAccountId,proto3" json:"bank_account_id,omitempty"`
+	// The card number, masked.
+	MaskedNumber *v1.MaskedAccountNumber `protobuf:"bytes,3,opt,name=masked_number,json=maskedNumber,proto3" json:"masked_number,omitempty"`
+	// Whether it works.
+	State CardState `protobuf:"varint,4,opt,name=state,proto3,enum=bankbridge.adapter.v1.CardState" json:"state,omitempty"`
+	// Why it is blocked; unset when ACTIVE.
+	BlockReason   CardBlockReason `protobuf:"varint,5,opt,name=block_reason,json=blockReason,proto3,enum=bankbridge.adapter.v1.CardBlockReason" json:"block_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Card) Reset() {
+	*x = Card{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Card) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Card) ProtoMessage() {}
+
+func (x *Card) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Card.ProtoReflect.Descriptor instead.
+func (*Card) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Card) GetBankCardId() string {
+	if x != nil {
+		return x.BankCardId
+	}
+	return ""
+}
+
+func (x *Card) GetBankAccountId() string {
+	if x != nil {
+		return x.BankAccountId
+	}
+	return ""
+}
+
+func (x *Card) GetMaskedNumber() *v1.MaskedAccountNumber {
+	if x != nil {
+		return x.MaskedNumber
+	}
+	return nil
+}
+
+func (x *Card) GetState() CardState {
+	if x != nil {
+		return x.State
+	}
+	return CardState_CARD_STATE_UNSPECIFIED
+}
+
+func (x *Card) GetBlockReason() CardBlockReason {
+	if x != nil {
+		return x.BlockReason
+	}
+	return CardBlockReason_CARD_BLOCK_REASON_UNSPECIFIED
+}
+
 // ReportFraudRequest files a fraud report.
 type ReportFraudRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3041,7 +3672,7 @@ type ReportFraudRequest struct {
 
 func (x *ReportFraudRequest) Reset() {
 	*x = ReportFraudRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3053,7 +3684,7 @@ func (x *ReportFraudRequest) String() string {
 func (*ReportFraudRequest) ProtoMessage() {}
 
 func (x *ReportFraudRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[32]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3066,7 +3697,7 @@ func (x *ReportFraudRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFraudRequest.ProtoReflect.Descriptor instead.
 func (*ReportFraudRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{32}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReportFraudRequest) GetBankConsentId() string {
@@ -3138,7 +3769,7 @@ type ReportFraudResponse struct {
 
 func (x *ReportFraudResponse) Reset() {
 	*x = ReportFraudResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3781,7 @@ func (x *ReportFraudResponse) String() string {
 func (*ReportFraudResponse) ProtoMessage() {}
 
 func (x *ReportFraudResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[33]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3794,7 @@ func (x *ReportFraudResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportFraudResponse.ProtoReflect.Descriptor instead.
 func (*ReportFraudResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{33}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReportFraudResponse) GetCaseId() string {
@@ -3199,7 +3830,7 @@ type BlockCardRequest struct {
 
 func (x *BlockCardRequest) Reset() {
 	*x = BlockCardRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3842,7 @@ func (x *BlockCardRequest) String() string {
 func (*BlockCardRequest) ProtoMessage() {}
 
 func (x *BlockCardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[34]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3855,7 @@ func (x *BlockCardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockCardRequest.ProtoReflect.Descriptor instead.
 func (*BlockCardRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{34}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BlockCardRequest) GetBankConsentId() string {
@@ -3275,7 +3906,7 @@ type BlockCardResponse struct {
 
 func (x *BlockCardResponse) Reset() {
 	*x = BlockCardResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3918,7 @@ func (x *BlockCardResponse) String() string {
 func (*BlockCardResponse) ProtoMessage() {}
 
 func (x *BlockCardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[35]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3931,7 @@ func (x *BlockCardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockCardResponse.ProtoReflect.Descriptor instead.
 func (*BlockCardResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{35}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BlockCardResponse) GetStatus() CardBlockStatus {
@@ -3317,6 +3948,284 @@ func (x *BlockCardResponse) GetMaskedCardNumbers() []*v1.MaskedAccountNumber {
 	return nil
 }
 
+// StartCardUnblockRequest asks to lift a card's block.
+type StartCardUnblockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent to act under.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// The blocked card.
+	BankCardId string `protobuf:"bytes,2,opt,name=bank_card_id,json=bankCardId,proto3" json:"bank_card_id,omitempty"`
+	// Makes retries safe: the same key answers the same challenge, without
+	// sending the customer a second code.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StartCardUnblockRequest) Reset() {
+	*x = StartCardUnblockRequest{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartCardUnblockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartCardUnblockRequest) ProtoMessage() {}
+
+func (x *StartCardUnblockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartCardUnblockRequest.ProtoReflect.Descriptor instead.
+func (*StartCardUnblockRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *StartCardUnblockRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *StartCardUnblockRequest) GetBankCardId() string {
+	if x != nil {
+		return x.BankCardId
+	}
+	return ""
+}
+
+func (x *StartCardUnblockRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// StartCardUnblockResponse is the challenge the bank started.
+type StartCardUnblockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bank's id for the challenge, for VerifyCardUnblock.
+	ChallengeId string `protobuf:"bytes,1,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
+	// The method the bank chose: OTP or DECOUPLED.
+	Method ScaMethod `protobuf:"varint,2,opt,name=method,proto3,enum=bankbridge.adapter.v1.ScaMethod" json:"method,omitempty"`
+	// The bank's short instruction for the customer. Never the code itself.
+	ChallengeText string `protobuf:"bytes,3,opt,name=challenge_text,json=challengeText,proto3" json:"challenge_text,omitempty"`
+	// When the challenge expires if not completed.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// How many wrong codes the bank accepts; 0 when it does not say.
+	AttemptsAllowed int32 `protobuf:"varint,5,opt,name=attempts_allowed,json=attemptsAllowed,proto3" json:"attempts_allowed,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StartCardUnblockResponse) Reset() {
+	*x = StartCardUnblockResponse{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartCardUnblockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartCardUnblockResponse) ProtoMessage() {}
+
+func (x *StartCardUnblockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartCardUnblockResponse.ProtoReflect.Descriptor instead.
+func (*StartCardUnblockResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *StartCardUnblockResponse) GetChallengeId() string {
+	if x != nil {
+		return x.ChallengeId
+	}
+	return ""
+}
+
+func (x *StartCardUnblockResponse) GetMethod() ScaMethod {
+	if x != nil {
+		return x.Method
+	}
+	return ScaMethod_SCA_METHOD_UNSPECIFIED
+}
+
+func (x *StartCardUnblockResponse) GetChallengeText() string {
+	if x != nil {
+		return x.ChallengeText
+	}
+	return ""
+}
+
+func (x *StartCardUnblockResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *StartCardUnblockResponse) GetAttemptsAllowed() int32 {
+	if x != nil {
+		return x.AttemptsAllowed
+	}
+	return 0
+}
+
+// VerifyCardUnblockRequest answers or polls an unblock challenge.
+type VerifyCardUnblockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent to act under.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// The card.
+	BankCardId string `protobuf:"bytes,2,opt,name=bank_card_id,json=bankCardId,proto3" json:"bank_card_id,omitempty"`
+	// The challenge, as StartCardUnblock named it.
+	ChallengeId string `protobuf:"bytes,3,opt,name=challenge_id,json=challengeId,proto3" json:"challenge_id,omitempty"`
+	// The one-time code, 4 to 8 digits, for OTP; empty for DECOUPLED. Never
+	// log it.
+	Code string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
+	// Makes retries safe: the same key gets the first answer and spends no
+	// second attempt.
+	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VerifyCardUnblockRequest) Reset() {
+	*x = VerifyCardUnblockRequest{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyCardUnblockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyCardUnblockRequest) ProtoMessage() {}
+
+func (x *VerifyCardUnblockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyCardUnblockRequest.ProtoReflect.Descriptor instead.
+func (*VerifyCardUnblockRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *VerifyCardUnblockRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *VerifyCardUnblockRequest) GetBankCardId() string {
+	if x != nil {
+		return x.BankCardId
+	}
+	return ""
+}
+
+func (x *VerifyCardUnblockRequest) GetChallengeId() string {
+	if x != nil {
+		return x.ChallengeId
+	}
+	return ""
+}
+
+func (x *VerifyCardUnblockRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *VerifyCardUnblockRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// VerifyCardUnblockResponse is where the challenge is.
+type VerifyCardUnblockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// STARTED while the customer has not yet approved, FINALISED once the
+	// card is unblocked, FAILED when the customer declined.
+	Status        ScaStatus `protobuf:"varint,1,opt,name=status,proto3,enum=bankbridge.adapter.v1.ScaStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyCardUnblockResponse) Reset() {
+	*x = VerifyCardUnblockResponse{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyCardUnblockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyCardUnblockResponse) ProtoMessage() {}
+
+func (x *VerifyCardUnblockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyCardUnblockResponse.ProtoReflect.Descriptor instead.
+func (*VerifyCardUnblockResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *VerifyCardUnblockResponse) GetStatus() ScaStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ScaStatus_SCA_STATUS_UNSPECIFIED
+}
+
 // StreamEventsRequest opens or resumes the event stream.
 type StreamEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3329,7 +4238,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +4250,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[36]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +4263,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{36}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *StreamEventsRequest) GetResumeCursor() string {
@@ -3378,7 +4287,10 @@ type StreamEventsResponse struct {
 	//	*StreamEventsResponse_FraudAlert
 	//	*StreamEventsResponse_AgentMessage
 	//	*StreamEventsResponse_AgentJoined
-	//	*StreamEventsResponse_AgentLeft
+	//	*StreamEventsResponse_AgentRequestedControl
+	//	*StreamEventsResponse_AgentPassedControl
+	//	*StreamEventsResponse_SupportCaseClosed
+	//	*StreamEventsResponse_FraudCaseUpdated
 	Event         isStreamEventsResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3386,7 +4298,7 @@ type StreamEventsResponse struct {
 
 func (x *StreamEventsResponse) Reset() {
 	*x = StreamEventsResponse{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3398,7 +4310,7 @@ func (x *StreamEventsResponse) String() string {
 func (*StreamEventsResponse) ProtoMessage() {}
 
 func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[37]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3411,7 +4323,7 @@ func (x *StreamEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsResponse.ProtoReflect.Descriptor instead.
 func (*StreamEventsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{37}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StreamEventsResponse) GetCursor() string {
@@ -3462,10 +4374,37 @@ func (x *StreamEventsResponse) GetAgentJoined() *AgentJoined {
 	return nil
 }
 
-func (x *StreamEventsResponse) GetAgentLeft() *AgentLeft {
+func (x *StreamEventsResponse) GetAgentRequestedControl() *AgentRequestedControl {
 	if x != nil {
-		if x, ok := x.Event.(*StreamEventsResponse_AgentLeft); ok {
-			return x.AgentLeft
+		if x, ok := x.Event.(*StreamEventsResponse_AgentRequestedControl); ok {
+			return x.AgentRequestedControl
+		}
+	}
+	return nil
+}
+
+func (x *StreamEventsResponse) GetAgentPassedControl() *AgentPassedControl {
+	if x != nil {
+		if x, ok := x.Event.(*StreamEventsResponse_AgentPassedControl); ok {
+			return x.AgentPassedControl
+		}
+	}
+	return nil
+}
+
+func (x *StreamEventsResponse) GetSupportCaseClosed() *SupportCaseClosed {
+	if x != nil {
+		if x, ok := x.Event.(*StreamEventsResponse_SupportCaseClosed); ok {
+			return x.SupportCaseClosed
+		}
+	}
+	return nil
+}
+
+func (x *StreamEventsResponse) GetFraudCaseUpdated() *FraudCaseUpdated {
+	if x != nil {
+		if x, ok := x.Event.(*StreamEventsResponse_FraudCaseUpdated); ok {
+			return x.FraudCaseUpdated
 		}
 	}
 	return nil
@@ -3486,13 +4425,31 @@ type StreamEventsResponse_AgentMessage struct {
 }
 
 type StreamEventsResponse_AgentJoined struct {
-	// An agent took over a support case.
+	// An agent picked up a support case: from now on the agent answers.
 	AgentJoined *AgentJoined `protobuf:"bytes,5,opt,name=agent_joined,json=agentJoined,proto3,oneof"`
 }
 
-type StreamEventsResponse_AgentLeft struct {
-	// The agent left a support case.
-	AgentLeft *AgentLeft `protobuf:"bytes,6,opt,name=agent_left,json=agentLeft,proto3,oneof"`
+type StreamEventsResponse_AgentRequestedControl struct {
+	// The agent asks bankbridge's assistant to pass control back to it
+	// (Messenger's request_thread_control), e.g. to follow up after
+	// passing control back.
+	AgentRequestedControl *AgentRequestedControl `protobuf:"bytes,7,opt,name=agent_requested_control,json=agentRequestedControl,proto3,oneof"`
+}
+
+type StreamEventsResponse_AgentPassedControl struct {
+	// The agent passed control back to bankbridge's assistant (Messenger's
+	// pass_thread_control); the case stays open.
+	AgentPassedControl *AgentPassedControl `protobuf:"bytes,8,opt,name=agent_passed_control,json=agentPassedControl,proto3,oneof"`
+}
+
+type StreamEventsResponse_SupportCaseClosed struct {
+	// The bank closed a support case; bankbridge closes the conversation.
+	SupportCaseClosed *SupportCaseClosed `protobuf:"bytes,9,opt,name=support_case_closed,json=supportCaseClosed,proto3,oneof"`
+}
+
+type StreamEventsResponse_FraudCaseUpdated struct {
+	// A fraud case filed with ReportFraud moved on.
+	FraudCaseUpdated *FraudCaseUpdated `protobuf:"bytes,10,opt,name=fraud_case_updated,json=fraudCaseUpdated,proto3,oneof"`
 }
 
 func (*StreamEventsResponse_FraudAlert) isStreamEventsResponse_Event() {}
@@ -3501,7 +4458,13 @@ func (*StreamEventsResponse_AgentMessage) isStreamEventsResponse_Event() {}
 
 func (*StreamEventsResponse_AgentJoined) isStreamEventsResponse_Event() {}
 
-func (*StreamEventsResponse_AgentLeft) isStreamEventsResponse_Event() {}
+func (*StreamEventsResponse_AgentRequestedControl) isStreamEventsResponse_Event() {}
+
+func (*StreamEventsResponse_AgentPassedControl) isStreamEventsResponse_Event() {}
+
+func (*StreamEventsResponse_SupportCaseClosed) isStreamEventsResponse_Event() {}
+
+func (*StreamEventsResponse_FraudCaseUpdated) isStreamEventsResponse_Event() {}
 
 // FraudAlert is the bank's warning about suspected fraud, to show the user
 // at once.
@@ -3528,7 +4491,9 @@ type FraudAlert struct {
 	// How urgent the alert is.
 	Severity FraudSeverity `protobuf:"varint,9,opt,name=severity,proto3,enum=bankbridge.adapter.v1.FraudSeverity" json:"severity,omitempty"`
 	// The bank's short explanation for the user, e.g. "Card payment in a
-	// country you have not used it in before".
+	// country you have not used it in before". bankbridge masks any run of
+	// digits that could be an account or card number before the user sees
+	// it; never put one here.
 	Description   string `protobuf:"bytes,10,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3536,7 +4501,7 @@ type FraudAlert struct {
 
 func (x *FraudAlert) Reset() {
 	*x = FraudAlert{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[38]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +4513,7 @@ func (x *FraudAlert) String() string {
 func (*FraudAlert) ProtoMessage() {}
 
 func (x *FraudAlert) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[38]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +4526,7 @@ func (x *FraudAlert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FraudAlert.ProtoReflect.Descriptor instead.
 func (*FraudAlert) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{38}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FraudAlert) GetAlertId() string {
@@ -3652,7 +4617,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[39]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3664,7 +4629,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[39]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3677,7 +4642,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{39}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AgentMessage) GetCaseId() string {
@@ -3722,7 +4687,7 @@ type AgentJoined struct {
 
 func (x *AgentJoined) Reset() {
 	*x = AgentJoined{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[40]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3734,7 +4699,7 @@ func (x *AgentJoined) String() string {
 func (*AgentJoined) ProtoMessage() {}
 
 func (x *AgentJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[40]
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3747,7 +4712,7 @@ func (x *AgentJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentJoined.ProtoReflect.Descriptor instead.
 func (*AgentJoined) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{40}
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AgentJoined) GetCaseId() string {
@@ -3764,34 +4729,33 @@ func (x *AgentJoined) GetAgentDisplayName() string {
 	return ""
 }
 
-// AgentLeft says the agent left a support case: control goes back to
-// bankbridge's bot.
-type AgentLeft struct {
+// AgentRequestedControl is the agent asking for control of a case's
+// thread while bankbridge's assistant holds it.
+type AgentRequestedControl struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The case, as StartSupportHandoff returned it.
 	CaseId string `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
-	// Whether the bank closed the case; SendSupportMessage on a closed case
-	// fails.
-	CaseClosed    bool `protobuf:"varint,2,opt,name=case_closed,json=caseClosed,proto3" json:"case_closed,omitempty"`
+	// The agent's note for the assistant, e.g. why.
+	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *AgentLeft) Reset() {
-	*x = AgentLeft{}
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[41]
+func (x *AgentRequestedControl) Reset() {
+	*x = AgentRequestedControl{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *AgentLeft) String() string {
+func (x *AgentRequestedControl) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*AgentLeft) ProtoMessage() {}
+func (*AgentRequestedControl) ProtoMessage() {}
 
-func (x *AgentLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[41]
+func (x *AgentRequestedControl) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3802,23 +4766,190 @@ func (x *AgentLeft) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use AgentLeft.ProtoReflect.Descriptor instead.
-func (*AgentLeft) Descriptor() ([]byte, []int) {
-	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{41}
+// Deprecated: Use AgentRequestedControl.ProtoReflect.Descriptor instead.
+func (*AgentRequestedControl) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{52}
 }
 
-func (x *AgentLeft) GetCaseId() string {
+func (x *AgentRequestedControl) GetCaseId() string {
 	if x != nil {
 		return x.CaseId
 	}
 	return ""
 }
 
-func (x *AgentLeft) GetCaseClosed() bool {
+func (x *AgentRequestedControl) GetMetadata() string {
 	if x != nil {
-		return x.CaseClosed
+		return x.Metadata
 	}
-	return false
+	return ""
+}
+
+// AgentPassedControl is the agent passing control of a case's thread back
+// to bankbridge's assistant.
+type AgentPassedControl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The case, as StartSupportHandoff returned it.
+	CaseId string `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	// The agent's note for the assistant, e.g. "resolved".
+	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentPassedControl) Reset() {
+	*x = AgentPassedControl{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentPassedControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentPassedControl) ProtoMessage() {}
+
+func (x *AgentPassedControl) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentPassedControl.ProtoReflect.Descriptor instead.
+func (*AgentPassedControl) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *AgentPassedControl) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *AgentPassedControl) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+// SupportCaseClosed says the bank closed a support case;
+// SendSupportMessage on it fails from now on.
+type SupportCaseClosed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The case, as StartSupportHandoff returned it.
+	CaseId        string `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SupportCaseClosed) Reset() {
+	*x = SupportCaseClosed{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupportCaseClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupportCaseClosed) ProtoMessage() {}
+
+func (x *SupportCaseClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupportCaseClosed.ProtoReflect.Descriptor instead.
+func (*SupportCaseClosed) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *SupportCaseClosed) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+// FraudCaseUpdated says where the bank is with a fraud case.
+type FraudCaseUpdated struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The consent the case was filed under.
+	BankConsentId string `protobuf:"bytes,1,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// The case, as ReportFraud returned it.
+	CaseId string `protobuf:"bytes,2,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	// Where the case is now.
+	Status        FraudCaseStatus `protobuf:"varint,3,opt,name=status,proto3,enum=bankbridge.adapter.v1.FraudCaseStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FraudCaseUpdated) Reset() {
+	*x = FraudCaseUpdated{}
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FraudCaseUpdated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FraudCaseUpdated) ProtoMessage() {}
+
+func (x *FraudCaseUpdated) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_adapter_v1_adapter_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FraudCaseUpdated.ProtoReflect.Descriptor instead.
+func (*FraudCaseUpdated) Descriptor() ([]byte, []int) {
+	return file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *FraudCaseUpdated) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *FraudCaseUpdated) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *FraudCaseUpdated) GetStatus() FraudCaseStatus {
+	if x != nil {
+		return x.Status
+	}
+	return FraudCaseStatus_FRAUD_CASE_STATUS_UNSPECIFIED
 }
 
 var File_bankbridge_adapter_v1_adapter_proto protoreflect.FileDescriptor
@@ -3846,7 +4977,7 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x0euser_reference\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\ruserReference\x12'\n" +
 	"\n" +
 	"login_hint\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\tloginHint\x12J\n" +
-	"\x06scopes\x18\x03 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\x06\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06scopes\x12C\n" +
+	"\x06scopes\x18\x03 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\a\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06scopes\x12C\n" +
 	"\vvalid_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"validUntil\x12U\n" +
 	"\x10preferred_method\x18\x05 \x01(\x0e2 .bankbridge.adapter.v1.ScaMethodB\b\xbaH\x05\x82\x01\x02\x10\x01R\x0fpreferredMethod\x127\n" +
@@ -4014,7 +5145,33 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x11client_message_id\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0fclientMessageId\"\\\n" +
 	"\x1aSendSupportMessageResponse\x12>\n" +
 	"\n" +
-	"message_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\tmessageId\"\x98\x04\n" +
+	"message_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\tmessageId\"\xdd\x02\n" +
+	"\x1aNotifyThreadControlRequest\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x128\n" +
+	"\acase_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12N\n" +
+	"\x06action\x18\x03 \x01(\x0e2*.bankbridge.adapter.v1.ThreadControlActionB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06action\x12$\n" +
+	"\bmetadata\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\x12F\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\x1d\n" +
+	"\x1bNotifyThreadControlResponse\"\xeb\x01\n" +
+	"\x17AnswerFraudAlertRequest\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12:\n" +
+	"\balert_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\aalertId\x12K\n" +
+	"\x06answer\x18\x03 \x01(\x0e2'.bankbridge.adapter.v1.FraudAlertAnswerB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06answer\"\x1a\n" +
+	"\x18AnswerFraudAlertResponse\"[\n" +
+	"\x10ListCardsRequest\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\"P\n" +
+	"\x11ListCardsResponse\x12;\n" +
+	"\x05cards\x18\x01 \x03(\v2\x1b.bankbridge.adapter.v1.CardB\b\xbaH\x05\x92\x01\x02\x10dR\x05cards\"\x83\x03\n" +
+	"\x04Card\x12A\n" +
+	"\fbank_card_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\n" +
+	"bankCardId\x12G\n" +
+	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\x12V\n" +
+	"\rmasked_number\x18\x03 \x01(\v2).bankbridge.common.v1.MaskedAccountNumberB\x06\xbaH\x03\xc8\x01\x01R\fmaskedNumber\x12B\n" +
+	"\x05state\x18\x04 \x01(\x0e2 .bankbridge.adapter.v1.CardStateB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05state\x12S\n" +
+	"\fblock_reason\x18\x05 \x01(\x0e2&.bankbridge.adapter.v1.CardBlockReasonB\b\xbaH\x05\x82\x01\x02\x10\x01R\vblockReason\"\x98\x04\n" +
 	"\x12ReportFraudRequest\x12G\n" +
 	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12G\n" +
 	"\x0fbank_account_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankAccountId\x12I\n" +
@@ -4041,9 +5198,31 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x06 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xc8\x01\n" +
 	"\x11BlockCardResponse\x12N\n" +
 	"\x06status\x18\x01 \x01(\x0e2&.bankbridge.adapter.v1.CardBlockStatusB\x0e\xbaH\v\x82\x01\b\x10\x01\x18\x02\x18\x03\x18\x04R\x06status\x12c\n" +
-	"\x13masked_card_numbers\x18\x02 \x03(\v2).bankbridge.common.v1.MaskedAccountNumberB\b\xbaH\x05\x92\x01\x02\x10\x14R\x11maskedCardNumbers\"D\n" +
+	"\x13masked_card_numbers\x18\x02 \x03(\v2).bankbridge.common.v1.MaskedAccountNumberB\b\xbaH\x05\x92\x01\x02\x10\x14R\x11maskedCardNumbers\"\xed\x01\n" +
+	"\x17StartCardUnblockRequest\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12A\n" +
+	"\fbank_card_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\n" +
+	"bankCardId\x12F\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"\xd4\x02\n" +
+	"\x18StartCardUnblockResponse\x12B\n" +
+	"\fchallenge_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\vchallengeId\x12F\n" +
+	"\x06method\x18\x02 \x01(\x0e2 .bankbridge.adapter.v1.ScaMethodB\f\xbaH\t\x82\x01\x06\x10\x01\x18\x01\x18\x02R\x06method\x12/\n" +
+	"\x0echallenge_text\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xf4\x03R\rchallengeText\x12E\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\b\xbaH\x05\xb2\x01\x02@\x01R\n" +
+	"expireTime\x124\n" +
+	"\x10attempts_allowed\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x0fattemptsAllowed\"\xde\x02\n" +
+	"\x18VerifyCardUnblockRequest\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12A\n" +
+	"\fbank_card_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\n" +
+	"bankCardId\x12B\n" +
+	"\fchallenge_id\x18\x03 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\vchallengeId\x12*\n" +
+	"\x04code\x18\x04 \x01(\tB\x16\xbaH\x13\xd8\x01\x01r\x0e2\f^[0-9]{4,8}$R\x04code\x12F\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"a\n" +
+	"\x19VerifyCardUnblockResponse\x12D\n" +
+	"\x06status\x18\x01 \x01(\x0e2 .bankbridge.adapter.v1.ScaStatusB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\"D\n" +
 	"\x13StreamEventsRequest\x12-\n" +
-	"\rresume_cursor\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"\xab\x03\n" +
+	"\rresume_cursor\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"\xf6\x05\n" +
 	"\x14StreamEventsResponse\x12\"\n" +
 	"\x06cursor\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\bR\x06cursor\x12A\n" +
@@ -4052,10 +5231,14 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\vfraud_alert\x18\x03 \x01(\v2!.bankbridge.adapter.v1.FraudAlertH\x00R\n" +
 	"fraudAlert\x12J\n" +
 	"\ragent_message\x18\x04 \x01(\v2#.bankbridge.adapter.v1.AgentMessageH\x00R\fagentMessage\x12G\n" +
-	"\fagent_joined\x18\x05 \x01(\v2\".bankbridge.adapter.v1.AgentJoinedH\x00R\vagentJoined\x12A\n" +
-	"\n" +
-	"agent_left\x18\x06 \x01(\v2 .bankbridge.adapter.v1.AgentLeftH\x00R\tagentLeftB\x0e\n" +
-	"\x05event\x12\x05\xbaH\x02\b\x01\"\x92\x05\n" +
+	"\fagent_joined\x18\x05 \x01(\v2\".bankbridge.adapter.v1.AgentJoinedH\x00R\vagentJoined\x12f\n" +
+	"\x17agent_requested_control\x18\a \x01(\v2,.bankbridge.adapter.v1.AgentRequestedControlH\x00R\x15agentRequestedControl\x12]\n" +
+	"\x14agent_passed_control\x18\b \x01(\v2).bankbridge.adapter.v1.AgentPassedControlH\x00R\x12agentPassedControl\x12Z\n" +
+	"\x13support_case_closed\x18\t \x01(\v2(.bankbridge.adapter.v1.SupportCaseClosedH\x00R\x11supportCaseClosed\x12W\n" +
+	"\x12fraud_case_updated\x18\n" +
+	" \x01(\v2'.bankbridge.adapter.v1.FraudCaseUpdatedH\x00R\x10fraudCaseUpdatedB\x0e\n" +
+	"\x05event\x12\x05\xbaH\x02\b\x01J\x04\b\x06\x10\aR\n" +
+	"agent_left\"\x92\x05\n" +
 	"\n" +
 	"FraudAlert\x12:\n" +
 	"\balert_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\aalertId\x12G\n" +
@@ -4080,11 +5263,20 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\x01\x18\xa0\x1fR\x04text\"\x80\x01\n" +
 	"\vAgentJoined\x128\n" +
 	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x127\n" +
-	"\x12agent_display_name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x10agentDisplayName\"f\n" +
-	"\tAgentLeft\x128\n" +
-	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12\x1f\n" +
-	"\vcase_closed\x18\x02 \x01(\bR\n" +
-	"caseClosed*\x9b\x02\n" +
+	"\x12agent_display_name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x10agentDisplayName\"w\n" +
+	"\x15AgentRequestedControl\x128\n" +
+	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12$\n" +
+	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"t\n" +
+	"\x12AgentPassedControl\x128\n" +
+	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12$\n" +
+	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"M\n" +
+	"\x11SupportCaseClosed\x128\n" +
+	"\acase_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\"\xe1\x01\n" +
+	"\x10FraudCaseUpdated\x12G\n" +
+	"\x0fbank_consent_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x128\n" +
+	"\acase_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06caseId\x12J\n" +
+	"\x06status\x18\x03 \x01(\x0e2&.bankbridge.adapter.v1.FraudCaseStatusB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status*\xb1\x02\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -4096,7 +5288,9 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x10CAPABILITY_FRAUD\x10\x06\x12\x15\n" +
 	"\x11CAPABILITY_EVENTS\x10\a\x12 \n" +
 	"\x1cCAPABILITY_CONSENT_EXTENSION\x10\b\x12\x1f\n" +
-	"\x1bCAPABILITY_PURCHASE_DETAILS\x10\t*n\n" +
+	"\x1bCAPABILITY_PURCHASE_DETAILS\x10\t\x12\x14\n" +
+	"\x10CAPABILITY_CARDS\x10\n" +
+	"*n\n" +
 	"\tScaMethod\x12\x1a\n" +
 	"\x16SCA_METHOD_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSCA_METHOD_OTP\x10\x01\x12\x18\n" +
@@ -4132,11 +5326,11 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x11TransactionStatus\x12\"\n" +
 	"\x1eTRANSACTION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTRANSACTION_STATUS_PENDING\x10\x01\x12\x1d\n" +
-	"\x19TRANSACTION_STATUS_BOOKED\x10\x02*l\n" +
+	"\x19TRANSACTION_STATUS_BOOKED\x10\x02*r\n" +
 	"\x10TranscriptSender\x12!\n" +
 	"\x1dTRANSCRIPT_SENDER_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16TRANSCRIPT_SENDER_USER\x10\x01\x12\x19\n" +
-	"\x15TRANSCRIPT_SENDER_BOT\x10\x02*\x8f\x02\n" +
+	"\x16TRANSCRIPT_SENDER_USER\x10\x01\x12\x1f\n" +
+	"\x1bTRANSCRIPT_SENDER_ASSISTANT\x10\x02*\x8f\x02\n" +
 	"\rFraudCategory\x12\x1e\n" +
 	"\x1aFRAUD_CATEGORY_UNSPECIFIED\x10\x00\x12+\n" +
 	"'FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION\x10\x01\x12\x1c\n" +
@@ -4161,7 +5355,26 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x1fCARD_BLOCK_STATUS_NOT_REQUESTED\x10\x01\x12\x1d\n" +
 	"\x19CARD_BLOCK_STATUS_BLOCKED\x10\x02\x12\x1d\n" +
 	"\x19CARD_BLOCK_STATUS_PENDING\x10\x03\x12\x1c\n" +
-	"\x18CARD_BLOCK_STATUS_FAILED\x10\x042\xed\f\n" +
+	"\x18CARD_BLOCK_STATUS_FAILED\x10\x04*V\n" +
+	"\tCardState\x12\x1a\n" +
+	"\x16CARD_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CARD_STATE_ACTIVE\x10\x01\x12\x16\n" +
+	"\x12CARD_STATE_BLOCKED\x10\x02*\xc0\x01\n" +
+	"\x13ThreadControlAction\x12%\n" +
+	"!THREAD_CONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aTHREAD_CONTROL_ACTION_PASS\x10\x01\x12\x1e\n" +
+	"\x1aTHREAD_CONTROL_ACTION_TAKE\x10\x02\x12!\n" +
+	"\x1dTHREAD_CONTROL_ACTION_REQUEST\x10\x03\x12\x1f\n" +
+	"\x1bTHREAD_CONTROL_ACTION_CLOSE\x10\x04*\xb9\x01\n" +
+	"\x0fFraudCaseStatus\x12!\n" +
+	"\x1dFRAUD_CASE_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aFRAUD_CASE_STATUS_RECEIVED\x10\x02\x12\x1f\n" +
+	"\x1bFRAUD_CASE_STATUS_IN_REVIEW\x10\x03\x12\x1e\n" +
+	"\x1aFRAUD_CASE_STATUS_RESOLVED\x10\x04\"\x04\b\x01\x10\x01*\x1cFRAUD_CASE_STATUS_SUBMITTING*\x80\x01\n" +
+	"\x10FraudAlertAnswer\x12\"\n" +
+	"\x1eFRAUD_ALERT_ANSWER_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dFRAUD_ALERT_ANSWER_RECOGNISED\x10\x01\x12%\n" +
+	"!FRAUD_ALERT_ANSWER_NOT_RECOGNISED\x10\x022\xad\x11\n" +
 	"\x12BankAdapterService\x12m\n" +
 	"\x0eGetAdapterInfo\x12,.bankbridge.adapter.v1.GetAdapterInfoRequest\x1a-.bankbridge.adapter.v1.GetAdapterInfoResponse\x12d\n" +
 	"\vCheckHealth\x12).bankbridge.adapter.v1.CheckHealthRequest\x1a*.bankbridge.adapter.v1.CheckHealthResponse\x12[\n" +
@@ -4174,9 +5387,14 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x10SyncTransactions\x12..bankbridge.adapter.v1.SyncTransactionsRequest\x1a/.bankbridge.adapter.v1.SyncTransactionsResponse\x12y\n" +
 	"\x12GetPurchaseDetails\x120.bankbridge.adapter.v1.GetPurchaseDetailsRequest\x1a1.bankbridge.adapter.v1.GetPurchaseDetailsResponse\x12|\n" +
 	"\x13StartSupportHandoff\x121.bankbridge.adapter.v1.StartSupportHandoffRequest\x1a2.bankbridge.adapter.v1.StartSupportHandoffResponse\x12y\n" +
-	"\x12SendSupportMessage\x120.bankbridge.adapter.v1.SendSupportMessageRequest\x1a1.bankbridge.adapter.v1.SendSupportMessageResponse\x12d\n" +
-	"\vReportFraud\x12).bankbridge.adapter.v1.ReportFraudRequest\x1a*.bankbridge.adapter.v1.ReportFraudResponse\x12^\n" +
-	"\tBlockCard\x12'.bankbridge.adapter.v1.BlockCardRequest\x1a(.bankbridge.adapter.v1.BlockCardResponse\x12i\n" +
+	"\x12SendSupportMessage\x120.bankbridge.adapter.v1.SendSupportMessageRequest\x1a1.bankbridge.adapter.v1.SendSupportMessageResponse\x12|\n" +
+	"\x13NotifyThreadControl\x121.bankbridge.adapter.v1.NotifyThreadControlRequest\x1a2.bankbridge.adapter.v1.NotifyThreadControlResponse\x12d\n" +
+	"\vReportFraud\x12).bankbridge.adapter.v1.ReportFraudRequest\x1a*.bankbridge.adapter.v1.ReportFraudResponse\x12s\n" +
+	"\x10AnswerFraudAlert\x12..bankbridge.adapter.v1.AnswerFraudAlertRequest\x1a/.bankbridge.adapter.v1.AnswerFraudAlertResponse\x12^\n" +
+	"\tListCards\x12'.bankbridge.adapter.v1.ListCardsRequest\x1a(.bankbridge.adapter.v1.ListCardsResponse\x12^\n" +
+	"\tBlockCard\x12'.bankbridge.adapter.v1.BlockCardRequest\x1a(.bankbridge.adapter.v1.BlockCardResponse\x12s\n" +
+	"\x10StartCardUnblock\x12..bankbridge.adapter.v1.StartCardUnblockRequest\x1a/.bankbridge.adapter.v1.StartCardUnblockResponse\x12v\n" +
+	"\x11VerifyCardUnblock\x12/.bankbridge.adapter.v1.VerifyCardUnblockRequest\x1a0.bankbridge.adapter.v1.VerifyCardUnblockResponse\x12i\n" +
 	"\fStreamEvents\x12*.bankbridge.adapter.v1.StreamEventsRequest\x1a+.bankbridge.adapter.v1.StreamEventsResponse0\x01\x1a\x04\xc8\xf3\x18\x03B\xe5\x01\n" +
 	"\x19com.bankbridge.adapter.v1B\fAdapterProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1;adapterv1\xa2\x02\x03BAX\xaa\x02\x15Bankbridge.Adapter.V1\xca\x02\x15Bankbridge\\Adapter\\V1\xe2\x02!Bankbridge\\Adapter\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Adapter::V1b\x06proto3"
 
@@ -4192,8 +5410,8 @@ func file_bankbridge_adapter_v1_adapter_proto_rawDescGZIP() []byte {
 	return file_bankbridge_adapter_v1_adapter_proto_rawDescData
 }
 
-var file_bankbridge_adapter_v1_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bankbridge_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_bankbridge_adapter_v1_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
+var file_bankbridge_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_bankbridge_adapter_v1_adapter_proto_goTypes = []any{
 	(Capability)(0),                     // 0: bankbridge.adapter.v1.Capability
 	(ScaMethod)(0),                      // 1: bankbridge.adapter.v1.ScaMethod
@@ -4207,145 +5425,186 @@ var file_bankbridge_adapter_v1_adapter_proto_goTypes = []any{
 	(FraudSeverity)(0),                  // 9: bankbridge.adapter.v1.FraudSeverity
 	(CardBlockReason)(0),                // 10: bankbridge.adapter.v1.CardBlockReason
 	(CardBlockStatus)(0),                // 11: bankbridge.adapter.v1.CardBlockStatus
-	(*GetAdapterInfoRequest)(nil),       // 12: bankbridge.adapter.v1.GetAdapterInfoRequest
-	(*GetAdapterInfoResponse)(nil),      // 13: bankbridge.adapter.v1.GetAdapterInfoResponse
-	(*CheckHealthRequest)(nil),          // 14: bankbridge.adapter.v1.CheckHealthRequest
-	(*CheckHealthResponse)(nil),         // 15: bankbridge.adapter.v1.CheckHealthResponse
-	(*StartScaRequest)(nil),             // 16: bankbridge.adapter.v1.StartScaRequest
-	(*StartScaResponse)(nil),            // 17: bankbridge.adapter.v1.StartScaResponse
-	(*VerifyScaRequest)(nil),            // 18: bankbridge.adapter.v1.VerifyScaRequest
-	(*VerifyScaResponse)(nil),           // 19: bankbridge.adapter.v1.VerifyScaResponse
-	(*RevokeConsentRequest)(nil),        // 20: bankbridge.adapter.v1.RevokeConsentRequest
-	(*RevokeConsentResponse)(nil),       // 21: bankbridge.adapter.v1.RevokeConsentResponse
-	(*ExtendConsentRequest)(nil),        // 22: bankbridge.adapter.v1.ExtendConsentRequest
-	(*ExtendConsentResponse)(nil),       // 23: bankbridge.adapter.v1.ExtendConsentResponse
-	(*ConsentExtended)(nil),             // 24: bankbridge.adapter.v1.ConsentExtended
-	(*ExtensionChallenge)(nil),          // 25: bankbridge.adapter.v1.ExtensionChallenge
-	(*ListAccountsRequest)(nil),         // 26: bankbridge.adapter.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil),        // 27: bankbridge.adapter.v1.ListAccountsResponse
-	(*Account)(nil),                     // 28: bankbridge.adapter.v1.Account
-	(*GetBalancesRequest)(nil),          // 29: bankbridge.adapter.v1.GetBalancesRequest
-	(*GetBalancesResponse)(nil),         // 30: bankbridge.adapter.v1.GetBalancesResponse
-	(*Balance)(nil),                     // 31: bankbridge.adapter.v1.Balance
-	(*SyncTransactionsRequest)(nil),     // 32: bankbridge.adapter.v1.SyncTransactionsRequest
-	(*SyncTransactionsResponse)(nil),    // 33: bankbridge.adapter.v1.SyncTransactionsResponse
-	(*Transaction)(nil),                 // 34: bankbridge.adapter.v1.Transaction
-	(*GetPurchaseDetailsRequest)(nil),   // 35: bankbridge.adapter.v1.GetPurchaseDetailsRequest
-	(*GetPurchaseDetailsResponse)(nil),  // 36: bankbridge.adapter.v1.GetPurchaseDetailsResponse
-	(*PurchaseLineItem)(nil),            // 37: bankbridge.adapter.v1.PurchaseLineItem
-	(*PurchaseAdjustment)(nil),          // 38: bankbridge.adapter.v1.PurchaseAdjustment
-	(*StartSupportHandoffRequest)(nil),  // 39: bankbridge.adapter.v1.StartSupportHandoffRequest
-	(*TranscriptMessage)(nil),           // 40: bankbridge.adapter.v1.TranscriptMessage
-	(*StartSupportHandoffResponse)(nil), // 41: bankbridge.adapter.v1.StartSupportHandoffResponse
-	(*SendSupportMessageRequest)(nil),   // 42: bankbridge.adapter.v1.SendSupportMessageRequest
-	(*SendSupportMessageResponse)(nil),  // 43: bankbridge.adapter.v1.SendSupportMessageResponse
-	(*ReportFraudRequest)(nil),          // 44: bankbridge.adapter.v1.ReportFraudRequest
-	(*ReportFraudResponse)(nil),         // 45: bankbridge.adapter.v1.ReportFraudResponse
-	(*BlockCardRequest)(nil),            // 46: bankbridge.adapter.v1.BlockCardRequest
-	(*BlockCardResponse)(nil),           // 47: bankbridge.adapter.v1.BlockCardResponse
-	(*StreamEventsRequest)(nil),         // 48: bankbridge.adapter.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),        // 49: bankbridge.adapter.v1.StreamEventsResponse
-	(*FraudAlert)(nil),                  // 50: bankbridge.adapter.v1.FraudAlert
-	(*AgentMessage)(nil),                // 51: bankbridge.adapter.v1.AgentMessage
-	(*AgentJoined)(nil),                 // 52: bankbridge.adapter.v1.AgentJoined
-	(*AgentLeft)(nil),                   // 53: bankbridge.adapter.v1.AgentLeft
-	(v1.Scope)(0),                       // 54: bankbridge.common.v1.Scope
-	(*timestamppb.Timestamp)(nil),       // 55: google.protobuf.Timestamp
-	(*v1.MaskedAccountNumber)(nil),      // 56: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.Money)(nil),                    // 57: bankbridge.common.v1.Money
-	(*durationpb.Duration)(nil),         // 58: google.protobuf.Duration
+	(CardState)(0),                      // 12: bankbridge.adapter.v1.CardState
+	(ThreadControlAction)(0),            // 13: bankbridge.adapter.v1.ThreadControlAction
+	(FraudCaseStatus)(0),                // 14: bankbridge.adapter.v1.FraudCaseStatus
+	(FraudAlertAnswer)(0),               // 15: bankbridge.adapter.v1.FraudAlertAnswer
+	(*GetAdapterInfoRequest)(nil),       // 16: bankbridge.adapter.v1.GetAdapterInfoRequest
+	(*GetAdapterInfoResponse)(nil),      // 17: bankbridge.adapter.v1.GetAdapterInfoResponse
+	(*CheckHealthRequest)(nil),          // 18: bankbridge.adapter.v1.CheckHealthRequest
+	(*CheckHealthResponse)(nil),         // 19: bankbridge.adapter.v1.CheckHealthResponse
+	(*StartScaRequest)(nil),             // 20: bankbridge.adapter.v1.StartScaRequest
+	(*StartScaResponse)(nil),            // 21: bankbridge.adapter.v1.StartScaResponse
+	(*VerifyScaRequest)(nil),            // 22: bankbridge.adapter.v1.VerifyScaRequest
+	(*VerifyScaResponse)(nil),           // 23: bankbridge.adapter.v1.VerifyScaResponse
+	(*RevokeConsentRequest)(nil),        // 24: bankbridge.adapter.v1.RevokeConsentRequest
+	(*RevokeConsentResponse)(nil),       // 25: bankbridge.adapter.v1.RevokeConsentResponse
+	(*ExtendConsentRequest)(nil),        // 26: bankbridge.adapter.v1.ExtendConsentRequest
+	(*ExtendConsentResponse)(nil),       // 27: bankbridge.adapter.v1.ExtendConsentResponse
+	(*ConsentExtended)(nil),             // 28: bankbridge.adapter.v1.ConsentExtended
+	(*ExtensionChallenge)(nil),          // 29: bankbridge.adapter.v1.ExtensionChallenge
+	(*ListAccountsRequest)(nil),         // 30: bankbridge.adapter.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),        // 31: bankbridge.adapter.v1.ListAccountsResponse
+	(*Account)(nil),                     // 32: bankbridge.adapter.v1.Account
+	(*GetBalancesRequest)(nil),          // 33: bankbridge.adapter.v1.GetBalancesRequest
+	(*GetBalancesResponse)(nil),         // 34: bankbridge.adapter.v1.GetBalancesResponse
+	(*Balance)(nil),                     // 35: bankbridge.adapter.v1.Balance
+	(*SyncTransactionsRequest)(nil),     // 36: bankbridge.adapter.v1.SyncTransactionsRequest
+	(*SyncTransactionsResponse)(nil),    // 37: bankbridge.adapter.v1.SyncTransactionsResponse
+	(*Transaction)(nil),                 // 38: bankbridge.adapter.v1.Transaction
+	(*GetPurchaseDetailsRequest)(nil),   // 39: bankbridge.adapter.v1.GetPurchaseDetailsRequest
+	(*GetPurchaseDetailsResponse)(nil),  // 40: bankbridge.adapter.v1.GetPurchaseDetailsResponse
+	(*PurchaseLineItem)(nil),            // 41: bankbridge.adapter.v1.PurchaseLineItem
+	(*PurchaseAdjustment)(nil),          // 42: bankbridge.adapter.v1.PurchaseAdjustment
+	(*StartSupportHandoffRequest)(nil),  // 43: bankbridge.adapter.v1.StartSupportHandoffRequest
+	(*TranscriptMessage)(nil),           // 44: bankbridge.adapter.v1.TranscriptMessage
+	(*StartSupportHandoffResponse)(nil), // 45: bankbridge.adapter.v1.StartSupportHandoffResponse
+	(*SendSupportMessageRequest)(nil),   // 46: bankbridge.adapter.v1.SendSupportMessageRequest
+	(*SendSupportMessageResponse)(nil),  // 47: bankbridge.adapter.v1.SendSupportMessageResponse
+	(*NotifyThreadControlRequest)(nil),  // 48: bankbridge.adapter.v1.NotifyThreadControlRequest
+	(*NotifyThreadControlResponse)(nil), // 49: bankbridge.adapter.v1.NotifyThreadControlResponse
+	(*AnswerFraudAlertRequest)(nil),     // 50: bankbridge.adapter.v1.AnswerFraudAlertRequest
+	(*AnswerFraudAlertResponse)(nil),    // 51: bankbridge.adapter.v1.AnswerFraudAlertResponse
+	(*ListCardsRequest)(nil),            // 52: bankbridge.adapter.v1.ListCardsRequest
+	(*ListCardsResponse)(nil),           // 53: bankbridge.adapter.v1.ListCardsResponse
+	(*Card)(nil),                        // 54: bankbridge.adapter.v1.Card
+	(*ReportFraudRequest)(nil),          // 55: bankbridge.adapter.v1.ReportFraudRequest
+	(*ReportFraudResponse)(nil),         // 56: bankbridge.adapter.v1.ReportFraudResponse
+	(*BlockCardRequest)(nil),            // 57: bankbridge.adapter.v1.BlockCardRequest
+	(*BlockCardResponse)(nil),           // 58: bankbridge.adapter.v1.BlockCardResponse
+	(*StartCardUnblockRequest)(nil),     // 59: bankbridge.adapter.v1.StartCardUnblockRequest
+	(*StartCardUnblockResponse)(nil),    // 60: bankbridge.adapter.v1.StartCardUnblockResponse
+	(*VerifyCardUnblockRequest)(nil),    // 61: bankbridge.adapter.v1.VerifyCardUnblockRequest
+	(*VerifyCardUnblockResponse)(nil),   // 62: bankbridge.adapter.v1.VerifyCardUnblockResponse
+	(*StreamEventsRequest)(nil),         // 63: bankbridge.adapter.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),        // 64: bankbridge.adapter.v1.StreamEventsResponse
+	(*FraudAlert)(nil),                  // 65: bankbridge.adapter.v1.FraudAlert
+	(*AgentMessage)(nil),                // 66: bankbridge.adapter.v1.AgentMessage
+	(*AgentJoined)(nil),                 // 67: bankbridge.adapter.v1.AgentJoined
+	(*AgentRequestedControl)(nil),       // 68: bankbridge.adapter.v1.AgentRequestedControl
+	(*AgentPassedControl)(nil),          // 69: bankbridge.adapter.v1.AgentPassedControl
+	(*SupportCaseClosed)(nil),           // 70: bankbridge.adapter.v1.SupportCaseClosed
+	(*FraudCaseUpdated)(nil),            // 71: bankbridge.adapter.v1.FraudCaseUpdated
+	(v1.Scope)(0),                       // 72: bankbridge.common.v1.Scope
+	(*timestamppb.Timestamp)(nil),       // 73: google.protobuf.Timestamp
+	(*v1.MaskedAccountNumber)(nil),      // 74: bankbridge.common.v1.MaskedAccountNumber
+	(*v1.Money)(nil),                    // 75: bankbridge.common.v1.Money
+	(*durationpb.Duration)(nil),         // 76: google.protobuf.Duration
 }
 var file_bankbridge_adapter_v1_adapter_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.adapter.v1.GetAdapterInfoResponse.capabilities:type_name -> bankbridge.adapter.v1.Capability
 	1,  // 1: bankbridge.adapter.v1.GetAdapterInfoResponse.sca_methods:type_name -> bankbridge.adapter.v1.ScaMethod
 	3,  // 2: bankbridge.adapter.v1.CheckHealthResponse.status:type_name -> bankbridge.adapter.v1.HealthStatus
-	54, // 3: bankbridge.adapter.v1.StartScaRequest.scopes:type_name -> bankbridge.common.v1.Scope
-	55, // 4: bankbridge.adapter.v1.StartScaRequest.valid_until:type_name -> google.protobuf.Timestamp
+	72, // 3: bankbridge.adapter.v1.StartScaRequest.scopes:type_name -> bankbridge.common.v1.Scope
+	73, // 4: bankbridge.adapter.v1.StartScaRequest.valid_until:type_name -> google.protobuf.Timestamp
 	1,  // 5: bankbridge.adapter.v1.StartScaRequest.preferred_method:type_name -> bankbridge.adapter.v1.ScaMethod
 	1,  // 6: bankbridge.adapter.v1.StartScaResponse.method:type_name -> bankbridge.adapter.v1.ScaMethod
-	55, // 7: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
+	73, // 7: bankbridge.adapter.v1.StartScaResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: bankbridge.adapter.v1.VerifyScaResponse.status:type_name -> bankbridge.adapter.v1.ScaStatus
-	55, // 9: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
-	55, // 10: bankbridge.adapter.v1.ExtendConsentRequest.valid_until:type_name -> google.protobuf.Timestamp
-	24, // 11: bankbridge.adapter.v1.ExtendConsentResponse.extended:type_name -> bankbridge.adapter.v1.ConsentExtended
-	25, // 12: bankbridge.adapter.v1.ExtendConsentResponse.sca_required:type_name -> bankbridge.adapter.v1.ExtensionChallenge
-	55, // 13: bankbridge.adapter.v1.ConsentExtended.valid_until:type_name -> google.protobuf.Timestamp
+	73, // 9: bankbridge.adapter.v1.VerifyScaResponse.valid_until:type_name -> google.protobuf.Timestamp
+	73, // 10: bankbridge.adapter.v1.ExtendConsentRequest.valid_until:type_name -> google.protobuf.Timestamp
+	28, // 11: bankbridge.adapter.v1.ExtendConsentResponse.extended:type_name -> bankbridge.adapter.v1.ConsentExtended
+	29, // 12: bankbridge.adapter.v1.ExtendConsentResponse.sca_required:type_name -> bankbridge.adapter.v1.ExtensionChallenge
+	73, // 13: bankbridge.adapter.v1.ConsentExtended.valid_until:type_name -> google.protobuf.Timestamp
 	1,  // 14: bankbridge.adapter.v1.ExtensionChallenge.method:type_name -> bankbridge.adapter.v1.ScaMethod
-	55, // 15: bankbridge.adapter.v1.ExtensionChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 16: bankbridge.adapter.v1.ListAccountsResponse.accounts:type_name -> bankbridge.adapter.v1.Account
-	56, // 17: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	73, // 15: bankbridge.adapter.v1.ExtensionChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	32, // 16: bankbridge.adapter.v1.ListAccountsResponse.accounts:type_name -> bankbridge.adapter.v1.Account
+	74, // 17: bankbridge.adapter.v1.Account.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
 	4,  // 18: bankbridge.adapter.v1.Account.type:type_name -> bankbridge.adapter.v1.AccountType
-	31, // 19: bankbridge.adapter.v1.GetBalancesResponse.balances:type_name -> bankbridge.adapter.v1.Balance
+	35, // 19: bankbridge.adapter.v1.GetBalancesResponse.balances:type_name -> bankbridge.adapter.v1.Balance
 	5,  // 20: bankbridge.adapter.v1.Balance.type:type_name -> bankbridge.adapter.v1.BalanceType
-	57, // 21: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
-	55, // 22: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
-	34, // 23: bankbridge.adapter.v1.SyncTransactionsResponse.added:type_name -> bankbridge.adapter.v1.Transaction
-	34, // 24: bankbridge.adapter.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.adapter.v1.Transaction
+	75, // 21: bankbridge.adapter.v1.Balance.amount:type_name -> bankbridge.common.v1.Money
+	73, // 22: bankbridge.adapter.v1.Balance.as_of:type_name -> google.protobuf.Timestamp
+	38, // 23: bankbridge.adapter.v1.SyncTransactionsResponse.added:type_name -> bankbridge.adapter.v1.Transaction
+	38, // 24: bankbridge.adapter.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.adapter.v1.Transaction
 	6,  // 25: bankbridge.adapter.v1.Transaction.status:type_name -> bankbridge.adapter.v1.TransactionStatus
-	57, // 26: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
-	55, // 27: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
-	56, // 28: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	55, // 29: bankbridge.adapter.v1.GetPurchaseDetailsResponse.purchase_time:type_name -> google.protobuf.Timestamp
-	37, // 30: bankbridge.adapter.v1.GetPurchaseDetailsResponse.line_items:type_name -> bankbridge.adapter.v1.PurchaseLineItem
-	57, // 31: bankbridge.adapter.v1.GetPurchaseDetailsResponse.subtotal:type_name -> bankbridge.common.v1.Money
-	57, // 32: bankbridge.adapter.v1.GetPurchaseDetailsResponse.shipping_cost:type_name -> bankbridge.common.v1.Money
-	57, // 33: bankbridge.adapter.v1.GetPurchaseDetailsResponse.tax:type_name -> bankbridge.common.v1.Money
-	38, // 34: bankbridge.adapter.v1.GetPurchaseDetailsResponse.adjustments:type_name -> bankbridge.adapter.v1.PurchaseAdjustment
-	57, // 35: bankbridge.adapter.v1.GetPurchaseDetailsResponse.total:type_name -> bankbridge.common.v1.Money
-	57, // 36: bankbridge.adapter.v1.PurchaseLineItem.unit_price:type_name -> bankbridge.common.v1.Money
-	57, // 37: bankbridge.adapter.v1.PurchaseAdjustment.amount:type_name -> bankbridge.common.v1.Money
-	40, // 38: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
+	75, // 26: bankbridge.adapter.v1.Transaction.amount:type_name -> bankbridge.common.v1.Money
+	73, // 27: bankbridge.adapter.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
+	74, // 28: bankbridge.adapter.v1.Transaction.masked_card_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	73, // 29: bankbridge.adapter.v1.GetPurchaseDetailsResponse.purchase_time:type_name -> google.protobuf.Timestamp
+	41, // 30: bankbridge.adapter.v1.GetPurchaseDetailsResponse.line_items:type_name -> bankbridge.adapter.v1.PurchaseLineItem
+	75, // 31: bankbridge.adapter.v1.GetPurchaseDetailsResponse.subtotal:type_name -> bankbridge.common.v1.Money
+	75, // 32: bankbridge.adapter.v1.GetPurchaseDetailsResponse.shipping_cost:type_name -> bankbridge.common.v1.Money
+	75, // 33: bankbridge.adapter.v1.GetPurchaseDetailsResponse.tax:type_name -> bankbridge.common.v1.Money
+	42, // 34: bankbridge.adapter.v1.GetPurchaseDetailsResponse.adjustments:type_name -> bankbridge.adapter.v1.PurchaseAdjustment
+	75, // 35: bankbridge.adapter.v1.GetPurchaseDetailsResponse.total:type_name -> bankbridge.common.v1.Money
+	75, // 36: bankbridge.adapter.v1.PurchaseLineItem.unit_price:type_name -> bankbridge.common.v1.Money
+	75, // 37: bankbridge.adapter.v1.PurchaseAdjustment.amount:type_name -> bankbridge.common.v1.Money
+	44, // 38: bankbridge.adapter.v1.StartSupportHandoffRequest.transcript:type_name -> bankbridge.adapter.v1.TranscriptMessage
 	7,  // 39: bankbridge.adapter.v1.TranscriptMessage.sender:type_name -> bankbridge.adapter.v1.TranscriptSender
-	55, // 40: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
-	58, // 41: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
-	8,  // 42: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
-	11, // 43: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	10, // 44: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
-	11, // 45: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
-	56, // 46: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	55, // 47: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
-	50, // 48: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
-	51, // 49: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
-	52, // 50: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
-	53, // 51: bankbridge.adapter.v1.StreamEventsResponse.agent_left:type_name -> bankbridge.adapter.v1.AgentLeft
-	57, // 52: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
-	55, // 53: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
-	9,  // 54: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
-	12, // 55: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
-	14, // 56: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
-	16, // 57: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
-	18, // 58: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
-	20, // 59: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
-	22, // 60: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:input_type -> bankbridge.adapter.v1.ExtendConsentRequest
-	26, // 61: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
-	29, // 62: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
-	32, // 63: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
-	35, // 64: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:input_type -> bankbridge.adapter.v1.GetPurchaseDetailsRequest
-	39, // 65: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
-	42, // 66: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
-	44, // 67: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
-	46, // 68: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
-	48, // 69: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
-	13, // 70: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
-	15, // 71: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
-	17, // 72: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
-	19, // 73: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
-	21, // 74: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
-	23, // 75: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:output_type -> bankbridge.adapter.v1.ExtendConsentResponse
-	27, // 76: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
-	30, // 77: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
-	33, // 78: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
-	36, // 79: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:output_type -> bankbridge.adapter.v1.GetPurchaseDetailsResponse
-	41, // 80: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
-	43, // 81: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
-	45, // 82: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
-	47, // 83: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
-	49, // 84: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
-	70, // [70:85] is the sub-list for method output_type
-	55, // [55:70] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	73, // 40: bankbridge.adapter.v1.TranscriptMessage.send_time:type_name -> google.protobuf.Timestamp
+	76, // 41: bankbridge.adapter.v1.StartSupportHandoffResponse.estimated_wait:type_name -> google.protobuf.Duration
+	13, // 42: bankbridge.adapter.v1.NotifyThreadControlRequest.action:type_name -> bankbridge.adapter.v1.ThreadControlAction
+	15, // 43: bankbridge.adapter.v1.AnswerFraudAlertRequest.answer:type_name -> bankbridge.adapter.v1.FraudAlertAnswer
+	54, // 44: bankbridge.adapter.v1.ListCardsResponse.cards:type_name -> bankbridge.adapter.v1.Card
+	74, // 45: bankbridge.adapter.v1.Card.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	12, // 46: bankbridge.adapter.v1.Card.state:type_name -> bankbridge.adapter.v1.CardState
+	10, // 47: bankbridge.adapter.v1.Card.block_reason:type_name -> bankbridge.adapter.v1.CardBlockReason
+	8,  // 48: bankbridge.adapter.v1.ReportFraudRequest.category:type_name -> bankbridge.adapter.v1.FraudCategory
+	11, // 49: bankbridge.adapter.v1.ReportFraudResponse.card_block_status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	10, // 50: bankbridge.adapter.v1.BlockCardRequest.reason:type_name -> bankbridge.adapter.v1.CardBlockReason
+	11, // 51: bankbridge.adapter.v1.BlockCardResponse.status:type_name -> bankbridge.adapter.v1.CardBlockStatus
+	74, // 52: bankbridge.adapter.v1.BlockCardResponse.masked_card_numbers:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	1,  // 53: bankbridge.adapter.v1.StartCardUnblockResponse.method:type_name -> bankbridge.adapter.v1.ScaMethod
+	73, // 54: bankbridge.adapter.v1.StartCardUnblockResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 55: bankbridge.adapter.v1.VerifyCardUnblockResponse.status:type_name -> bankbridge.adapter.v1.ScaStatus
+	73, // 56: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
+	65, // 57: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
+	66, // 58: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
+	67, // 59: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
+	68, // 60: bankbridge.adapter.v1.StreamEventsResponse.agent_requested_control:type_name -> bankbridge.adapter.v1.AgentRequestedControl
+	69, // 61: bankbridge.adapter.v1.StreamEventsResponse.agent_passed_control:type_name -> bankbridge.adapter.v1.AgentPassedControl
+	70, // 62: bankbridge.adapter.v1.StreamEventsResponse.support_case_closed:type_name -> bankbridge.adapter.v1.SupportCaseClosed
+	71, // 63: bankbridge.adapter.v1.StreamEventsResponse.fraud_case_updated:type_name -> bankbridge.adapter.v1.FraudCaseUpdated
+	75, // 64: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
+	73, // 65: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
+	9,  // 66: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
+	14, // 67: bankbridge.adapter.v1.FraudCaseUpdated.status:type_name -> bankbridge.adapter.v1.FraudCaseStatus
+	16, // 68: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
+	18, // 69: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
+	20, // 70: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
+	22, // 71: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
+	24, // 72: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
+	26, // 73: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:input_type -> bankbridge.adapter.v1.ExtendConsentRequest
+	30, // 74: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
+	33, // 75: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
+	36, // 76: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
+	39, // 77: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:input_type -> bankbridge.adapter.v1.GetPurchaseDetailsRequest
+	43, // 78: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
+	46, // 79: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
+	48, // 80: bankbridge.adapter.v1.BankAdapterService.NotifyThreadControl:input_type -> bankbridge.adapter.v1.NotifyThreadControlRequest
+	55, // 81: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
+	50, // 82: bankbridge.adapter.v1.BankAdapterService.AnswerFraudAlert:input_type -> bankbridge.adapter.v1.AnswerFraudAlertRequest
+	52, // 83: bankbridge.adapter.v1.BankAdapterService.ListCards:input_type -> bankbridge.adapter.v1.ListCardsRequest
+	57, // 84: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
+	59, // 85: bankbridge.adapter.v1.BankAdapterService.StartCardUnblock:input_type -> bankbridge.adapter.v1.StartCardUnblockRequest
+	61, // 86: bankbridge.adapter.v1.BankAdapterService.VerifyCardUnblock:input_type -> bankbridge.adapter.v1.VerifyCardUnblockRequest
+	63, // 87: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
+	17, // 88: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
+	19, // 89: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
+	21, // 90: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
+	23, // 91: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
+	25, // 92: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
+	27, // 93: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:output_type -> bankbridge.adapter.v1.ExtendConsentResponse
+	31, // 94: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
+	34, // 95: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
+	37, // 96: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
+	40, // 97: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:output_type -> bankbridge.adapter.v1.GetPurchaseDetailsResponse
+	45, // 98: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
+	47, // 99: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
+	49, // 100: bankbridge.adapter.v1.BankAdapterService.NotifyThreadControl:output_type -> bankbridge.adapter.v1.NotifyThreadControlResponse
+	56, // 101: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
+	51, // 102: bankbridge.adapter.v1.BankAdapterService.AnswerFraudAlert:output_type -> bankbridge.adapter.v1.AnswerFraudAlertResponse
+	53, // 103: bankbridge.adapter.v1.BankAdapterService.ListCards:output_type -> bankbridge.adapter.v1.ListCardsResponse
+	58, // 104: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
+	60, // 105: bankbridge.adapter.v1.BankAdapterService.StartCardUnblock:output_type -> bankbridge.adapter.v1.StartCardUnblockResponse
+	62, // 106: bankbridge.adapter.v1.BankAdapterService.VerifyCardUnblock:output_type -> bankbridge.adapter.v1.VerifyCardUnblockResponse
+	64, // 107: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
+	88, // [88:108] is the sub-list for method output_type
+	68, // [68:88] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_adapter_v1_adapter_proto_init() }
@@ -4357,19 +5616,22 @@ func file_bankbridge_adapter_v1_adapter_proto_init() {
 		(*ExtendConsentResponse_Extended)(nil),
 		(*ExtendConsentResponse_ScaRequired)(nil),
 	}
-	file_bankbridge_adapter_v1_adapter_proto_msgTypes[37].OneofWrappers = []any{
+	file_bankbridge_adapter_v1_adapter_proto_msgTypes[48].OneofWrappers = []any{
 		(*StreamEventsResponse_FraudAlert)(nil),
 		(*StreamEventsResponse_AgentMessage)(nil),
 		(*StreamEventsResponse_AgentJoined)(nil),
-		(*StreamEventsResponse_AgentLeft)(nil),
+		(*StreamEventsResponse_AgentRequestedControl)(nil),
+		(*StreamEventsResponse_AgentPassedControl)(nil),
+		(*StreamEventsResponse_SupportCaseClosed)(nil),
+		(*StreamEventsResponse_FraudCaseUpdated)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_adapter_v1_adapter_proto_rawDesc), len(file_bankbridge_adapter_v1_adapter_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   42,
+			NumEnums:      16,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

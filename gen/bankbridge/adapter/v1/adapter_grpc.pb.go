@@ -36,8 +36,13 @@ const (
 	BankAdapterService_GetPurchaseDetails_FullMethodName  = "/bankbridge.adapter.v1.BankAdapterService/GetPurchaseDetails"
 	BankAdapterService_StartSupportHandoff_FullMethodName = "/bankbridge.adapter.v1.BankAdapterService/StartSupportHandoff"
 	BankAdapterService_SendSupportMessage_FullMethodName  = "/bankbridge.adapter.v1.BankAdapterService/SendSupportMessage"
+	BankAdapterService_NotifyThreadControl_FullMethodName = "/bankbridge.adapter.v1.BankAdapterService/NotifyThreadControl"
 	BankAdapterService_ReportFraud_FullMethodName         = "/bankbridge.adapter.v1.BankAdapterService/ReportFraud"
+	BankAdapterService_AnswerFraudAlert_FullMethodName    = "/bankbridge.adapter.v1.BankAdapterService/AnswerFraudAlert"
+	BankAdapterService_ListCards_FullMethodName           = "/bankbridge.adapter.v1.BankAdapterService/ListCards"
 	BankAdapterService_BlockCard_FullMethodName           = "/bankbridge.adapter.v1.BankAdapterService/BlockCard"
+	BankAdapterService_StartCardUnblock_FullMethodName    = "/bankbridge.adapter.v1.BankAdapterService/StartCardUnblock"
+	BankAdapterService_VerifyCardUnblock_FullMethodName   = "/bankbridge.adapter.v1.BankAdapterService/VerifyCardUnblock"
 	BankAdapterService_StreamEvents_FullMethodName        = "/bankbridge.adapter.v1.BankAdapterService/StreamEvents"
 )
 
@@ -231,9 +236,12 @@ type BankAdapterServiceClient interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	GetPurchaseDetails(ctx context.Context, in *GetPurchaseDetailsRequest, opts ...grpc.CallOption) (*GetPurchaseDetailsResponse, error)
-	// StartSupportHandoff hands a support conversation from bankbridge's bot
-	// to the bank's human agents: it opens a case at the bank with the
-	// transcript so far. The agents' replies come back on StreamEvents.
+	// StartSupportHandoff passes thread control of a support conversation
+	// from bankbridge's assistant to the bank's human agents (Messenger's
+	// pass_thread_control, the assistant being the primary receiver): it opens
+	// a case at the bank with the transcript so far and the assistant's note.
+	// What the agents do comes back on StreamEvents: AgentJoined, AgentMessage,
+	// AgentPassedControl, AgentRequestedControl, SupportCaseClosed.
 	// Capability SUPPORT_HANDOFF.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
@@ -260,8 +268,26 @@ type BankAdapterServiceClient interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	SendSupportMessage(ctx context.Context, in *SendSupportMessageRequest, opts ...grpc.CallOption) (*SendSupportMessageResponse, error)
+	// NotifyThreadControl tells the bank what bankbridge's assistant did to a
+	// case's thread: PASS (control back to the agent after the agent asked
+	// for it), TAKE (the assistant took control without asking, e.g. the
+	// agent went idle), REQUEST (the assistant asks the agent to pass control
+	// back; control does not change until an AgentPassedControl event), CLOSE
+	// (the user or bankbridge closed the conversation; the case should close,
+	// and SupportCaseClosed need not follow). A retry with the same
+	// idempotency_key is answered once. Capability SUPPORT_HANDOFF.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no case case_id under this consent.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SUPPORT_HANDOFF.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	NotifyThreadControl(ctx context.Context, in *NotifyThreadControlRequest, opts ...grpc.CallOption) (*NotifyThreadControlResponse, error)
 	// ReportFraud files the user's fraud report with the bank and, when
-	// block_card is set, blocks the card as BlockCard would. Capability
+	// block_card is set, blocks the card as BlockCard would. The case's
+	// progress comes back on StreamEvents as FraudCaseUpdated. Capability
 	// FRAUD.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
@@ -274,23 +300,79 @@ type BankAdapterServiceClient interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	ReportFraud(ctx context.Context, in *ReportFraudRequest, opts ...grpc.CallOption) (*ReportFraudResponse, error)
-	// BlockCard blocks one card of an account, or every card of it, at once
-	// and for good (a new card follows the bank's own process). Blocking a
-	// blocked card answers BLOCKED. Capability FRAUD.
+	// AnswerFraudAlert passes the user's answer to a fraud alert to the bank:
+	// RECOGNISED ("this was me") or NOT_RECOGNISED ("not me"), on which the
+	// bank acts under its own policy. Answering again with the same answer
+	// succeeds; with another answer it fails. Capability FRAUD.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the bank raised no alert alert_id under this consent.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the alert was already answered otherwise.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	AnswerFraudAlert(ctx context.Context, in *AnswerFraudAlertRequest, opts ...grpc.CallOption) (*AnswerFraudAlertResponse, error)
+	// ListCards returns the payment cards of the accounts the consent
+	// covers, masked, with whether each is blocked. Capability CARDS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover support.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	ListCards(ctx context.Context, in *ListCardsRequest, opts ...grpc.CallOption) (*ListCardsResponse, error)
+	// BlockCard blocks one card of an account, or every card of it, at once.
+	// The block lasts until StartCardUnblock and VerifyCardUnblock lift it
+	// (a bank that cannot lift blocks, e.g. after a card was reported stolen,
+	// refuses the unblock). Blocking a blocked card answers BLOCKED.
+	// Capability CARDS.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this account.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such account or card.
-	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	BlockCard(ctx context.Context, in *BlockCardRequest, opts ...grpc.CallOption) (*BlockCardResponse, error)
+	// StartCardUnblock starts the two-factor step that lifting a card block
+	// needs: the bank sends the customer a code (or a push to approve) and
+	// answers with the challenge, which VerifyCardUnblock completes. The card
+	// stays blocked until then. Capability CARDS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this card.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such card.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the card is not blocked, or its block cannot be lifted (e.g. reported stolen).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	StartCardUnblock(ctx context.Context, in *StartCardUnblockRequest, opts ...grpc.CallOption) (*StartCardUnblockResponse, error)
+	// VerifyCardUnblock completes an unblock challenge: with the code for
+	// OTP, or without one to ask whether a DECOUPLED approval arrived. The
+	// card is unblocked when it answers FINALISED. Capability CARDS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or code is empty for OTP.
+	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong and more attempts are allowed; ErrorInfo metadata attempts_remaining says how many.
+	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes for this challenge.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such card or challenge.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed; no attempt may be spent.
+	VerifyCardUnblock(ctx context.Context, in *VerifyCardUnblockRequest, opts ...grpc.CallOption) (*VerifyCardUnblockResponse, error)
 	// StreamEvents streams the bank's events for every consent of this
-	// bankbridge installation, in order: fraud alerts and what agents do on
-	// support cases. bankbridge holds one stream per bank and reconnects with
+	// bankbridge installation, in order: fraud alerts, fraud-case progress,
+	// and what agents do on support cases. bankbridge holds one stream per bank and reconnects with
 	// the cursor of the last event it stored, so send each event with the
 	// cursor that resumes after it and keep events for at least 7 days.
 	// Delivery is at least once. You may end the stream at any time (e.g. to
@@ -432,6 +514,16 @@ func (c *bankAdapterServiceClient) SendSupportMessage(ctx context.Context, in *S
 	return out, nil
 }
 
+func (c *bankAdapterServiceClient) NotifyThreadControl(ctx context.Context, in *NotifyThreadControlRequest, opts ...grpc.CallOption) (*NotifyThreadControlResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NotifyThreadControlResponse)
+	err := c.cc.Invoke(ctx, BankAdapterService_NotifyThreadControl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *bankAdapterServiceClient) ReportFraud(ctx context.Context, in *ReportFraudRequest, opts ...grpc.CallOption) (*ReportFraudResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReportFraudResponse)
@@ -442,10 +534,50 @@ func (c *bankAdapterServiceClient) ReportFraud(ctx context.Context, in *ReportFr
 	return out, nil
 }
 
+func (c *bankAdapterServiceClient) AnswerFraudAlert(ctx context.Context, in *AnswerFraudAlertRequest, opts ...grpc.CallOption) (*AnswerFraudAlertResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerFraudAlertResponse)
+	err := c.cc.Invoke(ctx, BankAdapterService_AnswerFraudAlert_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bankAdapterServiceClient) ListCards(ctx context.Context, in *ListCardsRequest, opts ...grpc.CallOption) (*ListCardsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCardsResponse)
+	err := c.cc.Invoke(ctx, BankAdapterService_ListCards_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *bankAdapterServiceClient) BlockCard(ctx context.Context, in *BlockCardRequest, opts ...grpc.CallOption) (*BlockCardResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BlockCardResponse)
 	err := c.cc.Invoke(ctx, BankAdapterService_BlockCard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bankAdapterServiceClient) StartCardUnblock(ctx context.Context, in *StartCardUnblockRequest, opts ...grpc.CallOption) (*StartCardUnblockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartCardUnblockResponse)
+	err := c.cc.Invoke(ctx, BankAdapterService_StartCardUnblock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *bankAdapterServiceClient) VerifyCardUnblock(ctx context.Context, in *VerifyCardUnblockRequest, opts ...grpc.CallOption) (*VerifyCardUnblockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyCardUnblockResponse)
+	err := c.cc.Invoke(ctx, BankAdapterService_VerifyCardUnblock_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -661,9 +793,12 @@ type BankAdapterServiceServer interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	GetPurchaseDetails(context.Context, *GetPurchaseDetailsRequest) (*GetPurchaseDetailsResponse, error)
-	// StartSupportHandoff hands a support conversation from bankbridge's bot
-	// to the bank's human agents: it opens a case at the bank with the
-	// transcript so far. The agents' replies come back on StreamEvents.
+	// StartSupportHandoff passes thread control of a support conversation
+	// from bankbridge's assistant to the bank's human agents (Messenger's
+	// pass_thread_control, the assistant being the primary receiver): it opens
+	// a case at the bank with the transcript so far and the assistant's note.
+	// What the agents do comes back on StreamEvents: AgentJoined, AgentMessage,
+	// AgentPassedControl, AgentRequestedControl, SupportCaseClosed.
 	// Capability SUPPORT_HANDOFF.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
@@ -690,8 +825,26 @@ type BankAdapterServiceServer interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	SendSupportMessage(context.Context, *SendSupportMessageRequest) (*SendSupportMessageResponse, error)
+	// NotifyThreadControl tells the bank what bankbridge's assistant did to a
+	// case's thread: PASS (control back to the agent after the agent asked
+	// for it), TAKE (the assistant took control without asking, e.g. the
+	// agent went idle), REQUEST (the assistant asks the agent to pass control
+	// back; control does not change until an AgentPassedControl event), CLOSE
+	// (the user or bankbridge closed the conversation; the case should close,
+	// and SupportCaseClosed need not follow). A retry with the same
+	// idempotency_key is answered once. Capability SUPPORT_HANDOFF.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the bank knows no case case_id under this consent.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement SUPPORT_HANDOFF.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	NotifyThreadControl(context.Context, *NotifyThreadControlRequest) (*NotifyThreadControlResponse, error)
 	// ReportFraud files the user's fraud report with the bank and, when
-	// block_card is set, blocks the card as BlockCard would. Capability
+	// block_card is set, blocks the card as BlockCard would. The case's
+	// progress comes back on StreamEvents as FraudCaseUpdated. Capability
 	// FRAUD.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
@@ -704,23 +857,79 @@ type BankAdapterServiceServer interface {
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	ReportFraud(context.Context, *ReportFraudRequest) (*ReportFraudResponse, error)
-	// BlockCard blocks one card of an account, or every card of it, at once
-	// and for good (a new card follows the bank's own process). Blocking a
-	// blocked card answers BLOCKED. Capability FRAUD.
+	// AnswerFraudAlert passes the user's answer to a fraud alert to the bank:
+	// RECOGNISED ("this was me") or NOT_RECOGNISED ("not me"), on which the
+	// bank acts under its own policy. Answering again with the same answer
+	// succeeds; with another answer it fails. Capability FRAUD.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the bank raised no alert alert_id under this consent.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the alert was already answered otherwise.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	AnswerFraudAlert(context.Context, *AnswerFraudAlertRequest) (*AnswerFraudAlertResponse, error)
+	// ListCards returns the payment cards of the accounts the consent
+	// covers, masked, with whether each is blocked. Capability CARDS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover support.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	ListCards(context.Context, *ListCardsRequest) (*ListCardsResponse, error)
+	// BlockCard blocks one card of an account, or every card of it, at once.
+	// The block lasts until StartCardUnblock and VerifyCardUnblock lift it
+	// (a bank that cannot lift blocks, e.g. after a card was reported stolen,
+	// refuses the unblock). Blocking a blocked card answers BLOCKED.
+	// Capability CARDS.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this account.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the customer revoked the consent at the bank.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
 	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such account or card.
-	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement FRAUD.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
 	BlockCard(context.Context, *BlockCardRequest) (*BlockCardResponse, error)
+	// StartCardUnblock starts the two-factor step that lifting a card block
+	// needs: the bank sends the customer a code (or a push to approve) and
+	// answers with the challenge, which VerifyCardUnblock completes. The card
+	// stays blocked until then. Capability CARDS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the consent does not cover this card.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such card.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the card is not blocked, or its block cannot be lifted (e.g. reported stolen).
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed.
+	StartCardUnblock(context.Context, *StartCardUnblockRequest) (*StartCardUnblockResponse, error)
+	// VerifyCardUnblock completes an unblock challenge: with the code for
+	// OTP, or without one to ask whether a DECOUPLED approval arrived. The
+	// card is unblocked when it answers FINALISED. Capability CARDS.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or code is empty for OTP.
+	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong and more attempts are allowed; ErrorInfo metadata attempts_remaining says how many.
+	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes for this challenge.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired.
+	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when the bank knows no consent bank_consent_id (never granted, deleted, or lost).
+	// Fails with NOT_FOUND (NOT_FOUND) when the consent has no such card or challenge.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the adapter does not implement CARDS.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the bank's rate limit is reached.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time or failed; no attempt may be spent.
+	VerifyCardUnblock(context.Context, *VerifyCardUnblockRequest) (*VerifyCardUnblockResponse, error)
 	// StreamEvents streams the bank's events for every consent of this
-	// bankbridge installation, in order: fraud alerts and what agents do on
-	// support cases. bankbridge holds one stream per bank and reconnects with
+	// bankbridge installation, in order: fraud alerts, fraud-case progress,
+	// and what agents do on support cases. bankbridge holds one stream per bank and reconnects with
 	// the cursor of the last event it stored, so send each event with the
 	// cursor that resumes after it and keep events for at least 7 days.
 	// Delivery is at least once. You may end the stream at any time (e.g. to
@@ -778,11 +987,26 @@ func (UnimplementedBankAdapterServiceServer) StartSupportHandoff(context.Context
 func (UnimplementedBankAdapterServiceServer) SendSupportMessage(context.Context, *SendSupportMessageRequest) (*SendSupportMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendSupportMessage not implemented")
 }
+func (UnimplementedBankAdapterServiceServer) NotifyThreadControl(context.Context, *NotifyThreadControlRequest) (*NotifyThreadControlResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NotifyThreadControl not implemented")
+}
 func (UnimplementedBankAdapterServiceServer) ReportFraud(context.Context, *ReportFraudRequest) (*ReportFraudResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportFraud not implemented")
 }
+func (UnimplementedBankAdapterServiceServer) AnswerFraudAlert(context.Context, *AnswerFraudAlertRequest) (*AnswerFraudAlertResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerFraudAlert not implemented")
+}
+func (UnimplementedBankAdapterServiceServer) ListCards(context.Context, *ListCardsRequest) (*ListCardsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCards not implemented")
+}
 func (UnimplementedBankAdapterServiceServer) BlockCard(context.Context, *BlockCardRequest) (*BlockCardResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BlockCard not implemented")
+}
+func (UnimplementedBankAdapterServiceServer) StartCardUnblock(context.Context, *StartCardUnblockRequest) (*StartCardUnblockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartCardUnblock not implemented")
+}
+func (UnimplementedBankAdapterServiceServer) VerifyCardUnblock(context.Context, *VerifyCardUnblockRequest) (*VerifyCardUnblockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyCardUnblock not implemented")
 }
 func (UnimplementedBankAdapterServiceServer) StreamEvents(*StreamEventsRequest, grpc.ServerStreamingServer[StreamEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamEvents not implemented")
@@ -1024,6 +1248,24 @@ func _BankAdapterService_SendSupportMessage_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BankAdapterService_NotifyThreadControl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NotifyThreadControlRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BankAdapterServiceServer).NotifyThreadControl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BankAdapterService_NotifyThreadControl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BankAdapterServiceServer).NotifyThreadControl(ctx, req.(*NotifyThreadControlRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BankAdapterService_ReportFraud_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReportFraudRequest)
 	if err := dec(in); err != nil {
@@ -1042,6 +1284,42 @@ func _BankAdapterService_ReportFraud_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BankAdapterService_AnswerFraudAlert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerFraudAlertRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BankAdapterServiceServer).AnswerFraudAlert(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BankAdapterService_AnswerFraudAlert_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BankAdapterServiceServer).AnswerFraudAlert(ctx, req.(*AnswerFraudAlertRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BankAdapterService_ListCards_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCardsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BankAdapterServiceServer).ListCards(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BankAdapterService_ListCards_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BankAdapterServiceServer).ListCards(ctx, req.(*ListCardsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BankAdapterService_BlockCard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(BlockCardRequest)
 	if err := dec(in); err != nil {
@@ -1056,6 +1334,42 @@ func _BankAdapterService_BlockCard_Handler(srv interface{}, ctx context.Context,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BankAdapterServiceServer).BlockCard(ctx, req.(*BlockCardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BankAdapterService_StartCardUnblock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartCardUnblockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BankAdapterServiceServer).StartCardUnblock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BankAdapterService_StartCardUnblock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BankAdapterServiceServer).StartCardUnblock(ctx, req.(*StartCardUnblockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BankAdapterService_VerifyCardUnblock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyCardUnblockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BankAdapterServiceServer).VerifyCardUnblock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BankAdapterService_VerifyCardUnblock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BankAdapterServiceServer).VerifyCardUnblock(ctx, req.(*VerifyCardUnblockRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1127,12 +1441,32 @@ var BankAdapterService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _BankAdapterService_SendSupportMessage_Handler,
 		},
 		{
+			MethodName: "NotifyThreadControl",
+			Handler:    _BankAdapterService_NotifyThreadControl_Handler,
+		},
+		{
 			MethodName: "ReportFraud",
 			Handler:    _BankAdapterService_ReportFraud_Handler,
 		},
 		{
+			MethodName: "AnswerFraudAlert",
+			Handler:    _BankAdapterService_AnswerFraudAlert_Handler,
+		},
+		{
+			MethodName: "ListCards",
+			Handler:    _BankAdapterService_ListCards_Handler,
+		},
+		{
 			MethodName: "BlockCard",
 			Handler:    _BankAdapterService_BlockCard_Handler,
+		},
+		{
+			MethodName: "StartCardUnblock",
+			Handler:    _BankAdapterService_StartCardUnblock_Handler,
+		},
+		{
+			MethodName: "VerifyCardUnblock",
+			Handler:    _BankAdapterService_VerifyCardUnblock_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -43,7 +43,9 @@ const (
 // each call, with the last one read within 24 hours as a stale fallback;
 // transactions are read from the bank and offered both as a paged list and
 // as a cursor-based change feed. Nothing read from a bank is written to
-// disk.
+// disk. Each read accepts purpose ACCOUNT_INFORMATION (the user looking at
+// their accounts) and CUSTOMER_SUPPORT (the support assistant answering
+// "what's my balance" for the user, under the same consent and access log).
 type BalanceServiceClient interface {
 	// ListAccounts lists the accounts the user shared through links whose
 	// consent is active and covers accounts. A bank that is down does not hide
@@ -255,7 +257,9 @@ func (c *balanceServiceClient) SyncTransactions(ctx context.Context, in *SyncTra
 // each call, with the last one read within 24 hours as a stale fallback;
 // transactions are read from the bank and offered both as a paged list and
 // as a cursor-based change feed. Nothing read from a bank is written to
-// disk.
+// disk. Each read accepts purpose ACCOUNT_INFORMATION (the user looking at
+// their accounts) and CUSTOMER_SUPPORT (the support assistant answering
+// "what's my balance" for the user, under the same consent and access log).
 type BalanceServiceServer interface {
 	// ListAccounts lists the accounts the user shared through links whose
 	// consent is active and covers accounts. A bank that is down does not hide

@@ -129,8 +129,11 @@ const (
 	Scope_SCOPE_RECEIPTS Scope = 4
 	// Shipment tracking.
 	Scope_SCOPE_SHIPPING Scope = 5
-	// Support conversations, fraud reports and fraud alerts.
+	// Support conversations, fraud reports and the user's cards (to block
+	// and unblock them).
 	Scope_SCOPE_SUPPORT Scope = 6
+	// Fraud alerts the bank raises about the user's accounts.
+	Scope_SCOPE_FRAUD_ALERTS Scope = 7
 )
 
 // Enum value maps for Scope.
@@ -143,6 +146,7 @@ var (
 		4: "SCOPE_RECEIPTS",
 		5: "SCOPE_SHIPPING",
 		6: "SCOPE_SUPPORT",
+		7: "SCOPE_FRAUD_ALERTS",
 	}
 	Scope_value = map[string]int32{
 		"SCOPE_UNSPECIFIED":  0,
@@ -152,6 +156,7 @@ var (
 		"SCOPE_RECEIPTS":     4,
 		"SCOPE_SHIPPING":     5,
 		"SCOPE_SUPPORT":      6,
+		"SCOPE_FRAUD_ALERTS": 7,
 	}
 )
 
@@ -338,9 +343,6 @@ const (
 	ErrorReason_ERROR_REASON_CARRIER_UNKNOWN ErrorReason = 54
 	// The support conversation is closed; start a new one.
 	ErrorReason_ERROR_REASON_CONVERSATION_CLOSED ErrorReason = 55
-	// The caller does not hold the thread control the call needs (or already
-	// holds what it asks for).
-	ErrorReason_ERROR_REASON_THREAD_CONTROL_NOT_HELD ErrorReason = 56
 	// A resource with the id the caller chose exists already with other
 	// content, e.g. a partner's receipt_id sent again with a different
 	// receipt; amend it instead.
@@ -393,7 +395,6 @@ var (
 		53: "ERROR_REASON_FAILED_PRECONDITION",
 		54: "ERROR_REASON_CARRIER_UNKNOWN",
 		55: "ERROR_REASON_CONVERSATION_CLOSED",
-		56: "ERROR_REASON_THREAD_CONTROL_NOT_HELD",
 		57: "ERROR_REASON_ALREADY_EXISTS",
 		60: "ERROR_REASON_INTERNAL",
 		61: "ERROR_REASON_AUDIT_UNAVAILABLE",
@@ -432,7 +433,6 @@ var (
 		"ERROR_REASON_FAILED_PRECONDITION":        53,
 		"ERROR_REASON_CARRIER_UNKNOWN":            54,
 		"ERROR_REASON_CONVERSATION_CLOSED":        55,
-		"ERROR_REASON_THREAD_CONTROL_NOT_HELD":    56,
 		"ERROR_REASON_ALREADY_EXISTS":             57,
 		"ERROR_REASON_INTERNAL":                   60,
 		"ERROR_REASON_AUDIT_UNAVAILABLE":          61,
@@ -756,7 +756,7 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x18PURPOSE_FRAUD_PREVENTION\x10\x05\x12\x1e\n" +
 	"\x1aPURPOSE_CONSENT_MANAGEMENT\x10\x06\x12\x17\n" +
 	"\x13PURPOSE_ADVERTISING\x10\a\x12\x15\n" +
-	"\x11PURPOSE_MARKETING\x10\b*\x99\x01\n" +
+	"\x11PURPOSE_MARKETING\x10\b*\xb1\x01\n" +
 	"\x05Scope\x12\x15\n" +
 	"\x11SCOPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSCOPE_ACCOUNTS\x10\x01\x12\x12\n" +
@@ -764,14 +764,15 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x12SCOPE_TRANSACTIONS\x10\x03\x12\x12\n" +
 	"\x0eSCOPE_RECEIPTS\x10\x04\x12\x12\n" +
 	"\x0eSCOPE_SHIPPING\x10\x05\x12\x11\n" +
-	"\rSCOPE_SUPPORT\x10\x06*\x91\x01\n" +
+	"\rSCOPE_SUPPORT\x10\x06\x12\x16\n" +
+	"\x12SCOPE_FRAUD_ALERTS\x10\a*\x91\x01\n" +
 	"\bAudience\x12\x18\n" +
 	"\x14AUDIENCE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fAUDIENCE_PUBLIC\x10\x01\x12\x15\n" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
 	"\x0fAUDIENCE_CLIENT\x10\x04\x12\x14\n" +
-	"\x10AUDIENCE_PARTNER\x10\x05*\xf5\v\n" +
+	"\x10AUDIENCE_PARTNER\x10\x05*\xf1\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -804,13 +805,12 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x16ERROR_REASON_NOT_FOUND\x104\x1a\x04\xd0\xf3\x18\x05\x12*\n" +
 	" ERROR_REASON_FAILED_PRECONDITION\x105\x1a\x04\xd0\xf3\x18\t\x12&\n" +
 	"\x1cERROR_REASON_CARRIER_UNKNOWN\x106\x1a\x04\xd0\xf3\x18\x03\x12*\n" +
-	" ERROR_REASON_CONVERSATION_CLOSED\x107\x1a\x04\xd0\xf3\x18\t\x12.\n" +
-	"$ERROR_REASON_THREAD_CONTROL_NOT_HELD\x108\x1a\x04\xd0\xf3\x18\t\x12%\n" +
+	" ERROR_REASON_CONVERSATION_CLOSED\x107\x1a\x04\xd0\xf3\x18\t\x12%\n" +
 	"\x1bERROR_REASON_ALREADY_EXISTS\x109\x1a\x04\xd0\xf3\x18\x06\x12\x1f\n" +
 	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r\x12(\n" +
 	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e\x12&\n" +
 	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e\x12$\n" +
-	"\x1aERROR_REASON_STREAM_BEHIND\x10?\x1a\x04\xd0\xf3\x18\x0e:]\n" +
+	"\x1aERROR_REASON_STREAM_BEHIND\x10?\x1a\x04\xd0\xf3\x18\x0e\"\x04\b8\x108*$ERROR_REASON_THREAD_CONTROL_NOT_HELD:]\n" +
 	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:Z\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\v2 .bankbridge.common.v1.AccessRuleR\x06access:R\n" +
 	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xdd\x01\n" +

@@ -347,7 +347,7 @@ type Link struct {
 	BankDisplayName string `protobuf:"bytes,3,opt,name=bank_display_name,json=bankDisplayName,proto3" json:"bank_display_name,omitempty"`
 	// Output only. Where the consent is in its lifecycle.
 	State ConsentState `protobuf:"varint,4,opt,name=state,proto3,enum=bankbridge.consent.v1.ConsentState" json:"state,omitempty"`
-	// The kinds of data the user agrees to share, one to six, each once.
+	// The kinds of data the user agrees to share, one to seven, each once.
 	// Immutable: to change them, link again.
 	Scopes []v1.Scope `protobuf:"varint,5,rep,packed,name=scopes,proto3,enum=bankbridge.common.v1.Scope" json:"scopes,omitempty"`
 	// The purposes the user agrees the data may be used for, each once. A data
@@ -2742,6 +2742,144 @@ func (x *CoveringLink) GetClient() string {
 	return ""
 }
 
+// ResolveBankConsentRequest names a bank's consent.
+type ResolveBankConsentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bank, e.g. "sandbox".
+	BankId string `protobuf:"bytes,1,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// The bank's id for the consent, as its adapter sends it.
+	BankConsentId string `protobuf:"bytes,2,opt,name=bank_consent_id,json=bankConsentId,proto3" json:"bank_consent_id,omitempty"`
+	// The scope the caller is about to act under.
+	Scope         v1.Scope `protobuf:"varint,3,opt,name=scope,proto3,enum=bankbridge.common.v1.Scope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveBankConsentRequest) Reset() {
+	*x = ResolveBankConsentRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveBankConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveBankConsentRequest) ProtoMessage() {}
+
+func (x *ResolveBankConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveBankConsentRequest.ProtoReflect.Descriptor instead.
+func (*ResolveBankConsentRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ResolveBankConsentRequest) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *ResolveBankConsentRequest) GetBankConsentId() string {
+	if x != nil {
+		return x.BankConsentId
+	}
+	return ""
+}
+
+func (x *ResolveBankConsentRequest) GetScope() v1.Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return v1.Scope(0)
+}
+
+// ResolveBankConsentResponse is the decision and, when allowed, the link.
+type ResolveBankConsentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the consent is a VALID link's that covers scope.
+	Allowed bool `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// Why not, when not allowed.
+	DenialReason v1.ErrorReason `protobuf:"varint,2,opt,name=denial_reason,json=denialReason,proto3,enum=bankbridge.common.v1.ErrorReason" json:"denial_reason,omitempty"`
+	// The user, users/{user}; set when allowed.
+	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// The link, with its bank consent id, scopes and client; set when
+	// allowed.
+	Link          *CoveringLink `protobuf:"bytes,4,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveBankConsentResponse) Reset() {
+	*x = ResolveBankConsentResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveBankConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveBankConsentResponse) ProtoMessage() {}
+
+func (x *ResolveBankConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveBankConsentResponse.ProtoReflect.Descriptor instead.
+func (*ResolveBankConsentResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ResolveBankConsentResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *ResolveBankConsentResponse) GetDenialReason() v1.ErrorReason {
+	if x != nil {
+		return x.DenialReason
+	}
+	return v1.ErrorReason(0)
+}
+
+func (x *ResolveBankConsentResponse) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ResolveBankConsentResponse) GetLink() *CoveringLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
 // CheckConsentRequest describes the data call to decide on.
 type CheckConsentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2761,7 +2899,7 @@ type CheckConsentRequest struct {
 
 func (x *CheckConsentRequest) Reset() {
 	*x = CheckConsentRequest{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[35]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2911,7 @@ func (x *CheckConsentRequest) String() string {
 func (*CheckConsentRequest) ProtoMessage() {}
 
 func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[35]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2924,7 @@ func (x *CheckConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentRequest.ProtoReflect.Descriptor instead.
 func (*CheckConsentRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{35}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CheckConsentRequest) GetUser() string {
@@ -2843,7 +2981,7 @@ type CheckConsentResponse struct {
 
 func (x *CheckConsentResponse) Reset() {
 	*x = CheckConsentResponse{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[36]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +2993,7 @@ func (x *CheckConsentResponse) String() string {
 func (*CheckConsentResponse) ProtoMessage() {}
 
 func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[36]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +3006,7 @@ func (x *CheckConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckConsentResponse.ProtoReflect.Descriptor instead.
 func (*CheckConsentResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{36}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CheckConsentResponse) GetAllowed() bool {
@@ -2933,7 +3071,7 @@ type ConsentExpiryWarning struct {
 
 func (x *ConsentExpiryWarning) Reset() {
 	*x = ConsentExpiryWarning{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[37]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3083,7 @@ func (x *ConsentExpiryWarning) String() string {
 func (*ConsentExpiryWarning) ProtoMessage() {}
 
 func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[37]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3096,7 @@ func (x *ConsentExpiryWarning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentExpiryWarning.ProtoReflect.Descriptor instead.
 func (*ConsentExpiryWarning) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{37}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ConsentExpiryWarning) GetEventId() string {
@@ -3029,7 +3167,7 @@ type ConsentLinkRevoked struct {
 
 func (x *ConsentLinkRevoked) Reset() {
 	*x = ConsentLinkRevoked{}
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[38]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3179,7 @@ func (x *ConsentLinkRevoked) String() string {
 func (*ConsentLinkRevoked) ProtoMessage() {}
 
 func (x *ConsentLinkRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[38]
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3192,7 @@ func (x *ConsentLinkRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentLinkRevoked.ProtoReflect.Descriptor instead.
 func (*ConsentLinkRevoked) Descriptor() ([]byte, []int) {
-	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{38}
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ConsentLinkRevoked) GetEventId() string {
@@ -3109,7 +3247,7 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\abank_id\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12*\n" +
 	"\x11bank_display_name\x18\x03 \x01(\tR\x0fbankDisplayName\x129\n" +
 	"\x05state\x18\x04 \x01(\x0e2#.bankbridge.consent.v1.ConsentStateR\x05state\x12J\n" +
-	"\x06scopes\x18\x05 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\x06\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06scopes\x12P\n" +
+	"\x06scopes\x18\x05 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\a\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x06scopes\x12P\n" +
 	"\bpurposes\x18\x06 \x03(\x0e2\x1d.bankbridge.common.v1.PurposeB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\b\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\bpurposes\x12=\n" +
 	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampH\x00R\n" +
 	"expireTime\x12B\n" +
@@ -3274,7 +3412,17 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x123\n" +
 	"\x06scopes\x18\x05 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeR\x06scopes\x12\x16\n" +
-	"\x06client\x18\x06 \x01(\tR\x06client\"\x90\x02\n" +
+	"\x06client\x18\x06 \x01(\tR\x06client\"\xdf\x01\n" +
+	"\x19ResolveBankConsentRequest\x12:\n" +
+	"\abank_id\x18\x01 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12G\n" +
+	"\x0fbank_consent_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\rbankConsentId\x12=\n" +
+	"\x05scope\x18\x03 \x01(\x0e2\x1b.bankbridge.common.v1.ScopeB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05scope\"\xcb\x01\n" +
+	"\x1aResolveBankConsentResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12F\n" +
+	"\rdenial_reason\x18\x02 \x01(\x0e2!.bankbridge.common.v1.ErrorReasonR\fdenialReason\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x127\n" +
+	"\x04link\x18\x04 \x01(\v2#.bankbridge.consent.v1.CoveringLinkR\x04link\"\x90\x02\n" +
 	"\x13CheckConsentRequest\x126\n" +
 	"\x04user\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x04user\x12=\n" +
 	"\abank_id\x18\x02 \x01(\tB$\xbaH!\xd8\x01\x01r\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12=\n" +
@@ -3347,13 +3495,14 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"/\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog\x12\xbe\x01\n" +
 	"\x12CreatePartnerOptIn\x120.bankbridge.consent.v1.CreatePartnerOptInRequest\x1a1.bankbridge.consent.v1.CreatePartnerOptInResponse\"C\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x024:\x0epartner_opt_in\"\"/v1/{parent=users/*}/partnerOptIns\x12\xab\x01\n" +
 	"\x11ListPartnerOptIns\x12/.bankbridge.consent.v1.ListPartnerOptInsRequest\x1a0.bankbridge.consent.v1.ListPartnerOptInsResponse\"3\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/partnerOptIns\x12\xb8\x01\n" +
-	"\x12RevokePartnerOptIn\x120.bankbridge.consent.v1.RevokePartnerOptInRequest\x1a1.bankbridge.consent.v1.RevokePartnerOptInResponse\"=\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{name=users/*/partnerOptIns/*}:revoke2\xe1\x05\n" +
+	"\x12RevokePartnerOptIn\x120.bankbridge.consent.v1.RevokePartnerOptInRequest\x1a1.bankbridge.consent.v1.RevokePartnerOptInResponse\"=\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{name=users/*/partnerOptIns/*}:revoke2\xdc\x06\n" +
 	"\x13ConsentCheckService\x12g\n" +
 	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x12g\n" +
 	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x12\x7f\n" +
 	"\x14ReportBankRevocation\x122.bankbridge.consent.v1.ReportBankRevocationRequest\x1a3.bankbridge.consent.v1.ReportBankRevocationResponse\x12y\n" +
 	"\x12ResolvePartnerUser\x120.bankbridge.consent.v1.ResolvePartnerUserRequest\x1a1.bankbridge.consent.v1.ResolvePartnerUserResponse\x12v\n" +
-	"\x11ListCoveringLinks\x12/.bankbridge.consent.v1.ListCoveringLinksRequest\x1a0.bankbridge.consent.v1.ListCoveringLinksResponse\x12~\n" +
+	"\x11ListCoveringLinks\x12/.bankbridge.consent.v1.ListCoveringLinksRequest\x1a0.bankbridge.consent.v1.ListCoveringLinksResponse\x12y\n" +
+	"\x12ResolveBankConsent\x120.bankbridge.consent.v1.ResolveBankConsentRequest\x1a1.bankbridge.consent.v1.ResolveBankConsentResponse\x12~\n" +
 	"\x13WatchConsentChanges\x121.bankbridge.consent.v1.WatchConsentChangesRequest\x1a2.bankbridge.consent.v1.WatchConsentChangesResponse0\x01\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
 	"\x19com.bankbridge.consent.v1B\fConsentProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/consent/v1;consentv1\xa2\x02\x03BCX\xaa\x02\x15Bankbridge.Consent.V1\xca\x02\x15Bankbridge\\Consent\\V1\xe2\x02!Bankbridge\\Consent\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Consent::V1b\x06proto3"
 
@@ -3370,7 +3519,7 @@ func file_bankbridge_consent_v1_consent_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(ConsentState)(0),                    // 0: bankbridge.consent.v1.ConsentState
 	(ScaMethod)(0),                       // 1: bankbridge.consent.v1.ScaMethod
@@ -3412,29 +3561,31 @@ var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(*ListCoveringLinksRequest)(nil),     // 37: bankbridge.consent.v1.ListCoveringLinksRequest
 	(*ListCoveringLinksResponse)(nil),    // 38: bankbridge.consent.v1.ListCoveringLinksResponse
 	(*CoveringLink)(nil),                 // 39: bankbridge.consent.v1.CoveringLink
-	(*CheckConsentRequest)(nil),          // 40: bankbridge.consent.v1.CheckConsentRequest
-	(*CheckConsentResponse)(nil),         // 41: bankbridge.consent.v1.CheckConsentResponse
-	(*ConsentExpiryWarning)(nil),         // 42: bankbridge.consent.v1.ConsentExpiryWarning
-	(*ConsentLinkRevoked)(nil),           // 43: bankbridge.consent.v1.ConsentLinkRevoked
-	(v1.Scope)(0),                        // 44: bankbridge.common.v1.Scope
-	(v1.Purpose)(0),                      // 45: bankbridge.common.v1.Purpose
-	(*timestamppb.Timestamp)(nil),        // 46: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 47: google.protobuf.Duration
-	(v1.ErrorReason)(0),                  // 48: bankbridge.common.v1.ErrorReason
+	(*ResolveBankConsentRequest)(nil),    // 40: bankbridge.consent.v1.ResolveBankConsentRequest
+	(*ResolveBankConsentResponse)(nil),   // 41: bankbridge.consent.v1.ResolveBankConsentResponse
+	(*CheckConsentRequest)(nil),          // 42: bankbridge.consent.v1.CheckConsentRequest
+	(*CheckConsentResponse)(nil),         // 43: bankbridge.consent.v1.CheckConsentResponse
+	(*ConsentExpiryWarning)(nil),         // 44: bankbridge.consent.v1.ConsentExpiryWarning
+	(*ConsentLinkRevoked)(nil),           // 45: bankbridge.consent.v1.ConsentLinkRevoked
+	(v1.Scope)(0),                        // 46: bankbridge.common.v1.Scope
+	(v1.Purpose)(0),                      // 47: bankbridge.common.v1.Purpose
+	(*timestamppb.Timestamp)(nil),        // 48: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 49: google.protobuf.Duration
+	(v1.ErrorReason)(0),                  // 50: bankbridge.common.v1.ErrorReason
 }
 var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.consent.v1.Link.state:type_name -> bankbridge.consent.v1.ConsentState
-	44, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
-	45, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
-	46, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
-	47, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
-	46, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
-	46, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
-	46, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
+	47, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
+	48, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
+	49, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
+	48, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
+	48, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
+	48, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
 	6,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
 	1,  // 9: bankbridge.consent.v1.ScaChallenge.method:type_name -> bankbridge.consent.v1.ScaMethod
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
-	46, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	48, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
 	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
 	5,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
@@ -3444,80 +3595,85 @@ var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	5,  // 18: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	5,  // 19: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	5,  // 20: bankbridge.consent.v1.ReconfirmLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	46, // 21: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	46, // 22: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	48, // 21: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	48, // 22: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 23: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
 	21, // 24: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	46, // 25: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	45, // 26: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
-	44, // 27: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	48, // 25: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	47, // 26: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	46, // 27: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
 	3,  // 28: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
 	21, // 29: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
 	5,  // 30: bankbridge.consent.v1.ReportBankRevocationResponse.link:type_name -> bankbridge.consent.v1.Link
 	21, // 31: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
 	0,  // 32: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
 	4,  // 33: bankbridge.consent.v1.WatchConsentChangesResponse.partner_opt_in_state:type_name -> bankbridge.consent.v1.PartnerOptInState
-	44, // 34: bankbridge.consent.v1.PartnerOptIn.scopes:type_name -> bankbridge.common.v1.Scope
+	46, // 34: bankbridge.consent.v1.PartnerOptIn.scopes:type_name -> bankbridge.common.v1.Scope
 	4,  // 35: bankbridge.consent.v1.PartnerOptIn.state:type_name -> bankbridge.consent.v1.PartnerOptInState
-	46, // 36: bankbridge.consent.v1.PartnerOptIn.create_time:type_name -> google.protobuf.Timestamp
-	46, // 37: bankbridge.consent.v1.PartnerOptIn.revoke_time:type_name -> google.protobuf.Timestamp
+	48, // 36: bankbridge.consent.v1.PartnerOptIn.create_time:type_name -> google.protobuf.Timestamp
+	48, // 37: bankbridge.consent.v1.PartnerOptIn.revoke_time:type_name -> google.protobuf.Timestamp
 	28, // 38: bankbridge.consent.v1.CreatePartnerOptInRequest.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
 	28, // 39: bankbridge.consent.v1.CreatePartnerOptInResponse.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
 	28, // 40: bankbridge.consent.v1.ListPartnerOptInsResponse.partner_opt_ins:type_name -> bankbridge.consent.v1.PartnerOptIn
 	28, // 41: bankbridge.consent.v1.RevokePartnerOptInResponse.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
-	44, // 42: bankbridge.consent.v1.ResolvePartnerUserRequest.scope:type_name -> bankbridge.common.v1.Scope
-	48, // 43: bankbridge.consent.v1.ResolvePartnerUserResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	44, // 44: bankbridge.consent.v1.ListCoveringLinksRequest.scope:type_name -> bankbridge.common.v1.Scope
-	45, // 45: bankbridge.consent.v1.ListCoveringLinksRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	46, // 42: bankbridge.consent.v1.ResolvePartnerUserRequest.scope:type_name -> bankbridge.common.v1.Scope
+	50, // 43: bankbridge.consent.v1.ResolvePartnerUserResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	46, // 44: bankbridge.consent.v1.ListCoveringLinksRequest.scope:type_name -> bankbridge.common.v1.Scope
+	47, // 45: bankbridge.consent.v1.ListCoveringLinksRequest.purpose:type_name -> bankbridge.common.v1.Purpose
 	39, // 46: bankbridge.consent.v1.ListCoveringLinksResponse.links:type_name -> bankbridge.consent.v1.CoveringLink
-	46, // 47: bankbridge.consent.v1.CoveringLink.expire_time:type_name -> google.protobuf.Timestamp
-	44, // 48: bankbridge.consent.v1.CoveringLink.scopes:type_name -> bankbridge.common.v1.Scope
-	44, // 49: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	45, // 50: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	46, // 51: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	48, // 52: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	44, // 53: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	46, // 54: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	46, // 55: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	46, // 56: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	46, // 57: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
-	7,  // 58: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	9,  // 59: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	11, // 60: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	13, // 61: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	15, // 62: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	17, // 63: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
-	19, // 64: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	29, // 65: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
-	31, // 66: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
-	33, // 67: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
-	40, // 68: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	22, // 69: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	23, // 70: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
-	35, // 71: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
-	37, // 72: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
-	26, // 73: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
-	8,  // 74: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	10, // 75: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	12, // 76: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	14, // 77: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	16, // 78: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	18, // 79: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
-	20, // 80: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	30, // 81: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
-	32, // 82: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
-	34, // 83: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
-	41, // 84: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	25, // 85: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	24, // 86: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
-	36, // 87: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
-	38, // 88: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
-	27, // 89: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
-	74, // [74:90] is the sub-list for method output_type
-	58, // [58:74] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	48, // 47: bankbridge.consent.v1.CoveringLink.expire_time:type_name -> google.protobuf.Timestamp
+	46, // 48: bankbridge.consent.v1.CoveringLink.scopes:type_name -> bankbridge.common.v1.Scope
+	46, // 49: bankbridge.consent.v1.ResolveBankConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	50, // 50: bankbridge.consent.v1.ResolveBankConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	39, // 51: bankbridge.consent.v1.ResolveBankConsentResponse.link:type_name -> bankbridge.consent.v1.CoveringLink
+	46, // 52: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	47, // 53: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	48, // 54: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	50, // 55: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	46, // 56: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	48, // 57: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	48, // 58: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	48, // 59: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	48, // 60: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
+	7,  // 61: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	9,  // 62: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	11, // 63: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	13, // 64: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	15, // 65: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	17, // 66: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
+	19, // 67: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	29, // 68: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
+	31, // 69: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
+	33, // 70: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
+	42, // 71: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	22, // 72: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	23, // 73: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
+	35, // 74: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
+	37, // 75: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
+	40, // 76: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:input_type -> bankbridge.consent.v1.ResolveBankConsentRequest
+	26, // 77: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	8,  // 78: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	10, // 79: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	12, // 80: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	14, // 81: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	16, // 82: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	18, // 83: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
+	20, // 84: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	30, // 85: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
+	32, // 86: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
+	34, // 87: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
+	43, // 88: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	25, // 89: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	24, // 90: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
+	36, // 91: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
+	38, // 92: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
+	41, // 93: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:output_type -> bankbridge.consent.v1.ResolveBankConsentResponse
+	27, // 94: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	78, // [78:95] is the sub-list for method output_type
+	61, // [61:78] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }
@@ -3535,7 +3691,7 @@ func file_bankbridge_consent_v1_consent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_consent_v1_consent_proto_rawDesc), len(file_bankbridge_consent_v1_consent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -834,6 +834,7 @@ const (
 	ConsentCheckService_ReportBankRevocation_FullMethodName = "/bankbridge.consent.v1.ConsentCheckService/ReportBankRevocation"
 	ConsentCheckService_ResolvePartnerUser_FullMethodName   = "/bankbridge.consent.v1.ConsentCheckService/ResolvePartnerUser"
 	ConsentCheckService_ListCoveringLinks_FullMethodName    = "/bankbridge.consent.v1.ConsentCheckService/ListCoveringLinks"
+	ConsentCheckService_ResolveBankConsent_FullMethodName   = "/bankbridge.consent.v1.ConsentCheckService/ResolveBankConsent"
 	ConsentCheckService_WatchConsentChanges_FullMethodName  = "/bankbridge.consent.v1.ConsentCheckService/WatchConsentChanges"
 )
 
@@ -893,6 +894,17 @@ type ConsentCheckServiceClient interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller reads nothing.
 	ListCoveringLinks(ctx context.Context, in *ListCoveringLinksRequest, opts ...grpc.CallOption) (*ListCoveringLinksResponse, error)
+	// ResolveBankConsent turns a bank's consent id, as a bank's adapter names
+	// it in an event (a fraud alert), into the user and link it belongs to,
+	// for a service that takes a bank's events. Allowed when the link is
+	// VALID, unexpired, and covers scope; the answer then holds the link. A
+	// denial is an answer, not an error: CONSENT_REQUIRED when no link of
+	// bank_id has that consent id or it does not cover scope,
+	// CONSENT_EXPIRED or CONSENT_REVOKED when the link is over. It writes
+	// nothing.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller drops nothing and retries.
+	ResolveBankConsent(ctx context.Context, in *ResolveBankConsentRequest, opts ...grpc.CallOption) (*ResolveBankConsentResponse, error)
 	// WatchConsentChanges streams a ConsentChange every time any link changes
 	// state (verified, revoked, expired, rejected), for every user, as it is
 	// committed. Data services that cache consent decisions hold this stream
@@ -956,6 +968,16 @@ func (c *consentCheckServiceClient) ListCoveringLinks(ctx context.Context, in *L
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListCoveringLinksResponse)
 	err := c.cc.Invoke(ctx, ConsentCheckService_ListCoveringLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *consentCheckServiceClient) ResolveBankConsent(ctx context.Context, in *ResolveBankConsentRequest, opts ...grpc.CallOption) (*ResolveBankConsentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveBankConsentResponse)
+	err := c.cc.Invoke(ctx, ConsentCheckService_ResolveBankConsent_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1037,6 +1059,17 @@ type ConsentCheckServiceServer interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
 	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller reads nothing.
 	ListCoveringLinks(context.Context, *ListCoveringLinksRequest) (*ListCoveringLinksResponse, error)
+	// ResolveBankConsent turns a bank's consent id, as a bank's adapter names
+	// it in an event (a fraud alert), into the user and link it belongs to,
+	// for a service that takes a bank's events. Allowed when the link is
+	// VALID, unexpired, and covers scope; the answer then holds the link. A
+	// denial is an answer, not an error: CONSENT_REQUIRED when no link of
+	// bank_id has that consent id or it does not cover scope,
+	// CONSENT_EXPIRED or CONSENT_REVOKED when the link is over. It writes
+	// nothing.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule.
+	// Fails with INTERNAL (INTERNAL) when the consent store cannot answer; the caller drops nothing and retries.
+	ResolveBankConsent(context.Context, *ResolveBankConsentRequest) (*ResolveBankConsentResponse, error)
 	// WatchConsentChanges streams a ConsentChange every time any link changes
 	// state (verified, revoked, expired, rejected), for every user, as it is
 	// committed. Data services that cache consent decisions hold this stream
@@ -1070,6 +1103,9 @@ func (UnimplementedConsentCheckServiceServer) ResolvePartnerUser(context.Context
 }
 func (UnimplementedConsentCheckServiceServer) ListCoveringLinks(context.Context, *ListCoveringLinksRequest) (*ListCoveringLinksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCoveringLinks not implemented")
+}
+func (UnimplementedConsentCheckServiceServer) ResolveBankConsent(context.Context, *ResolveBankConsentRequest) (*ResolveBankConsentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveBankConsent not implemented")
 }
 func (UnimplementedConsentCheckServiceServer) WatchConsentChanges(*WatchConsentChangesRequest, grpc.ServerStreamingServer[WatchConsentChangesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchConsentChanges not implemented")
@@ -1185,6 +1221,24 @@ func _ConsentCheckService_ListCoveringLinks_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConsentCheckService_ResolveBankConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveBankConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentCheckServiceServer).ResolveBankConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentCheckService_ResolveBankConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentCheckServiceServer).ResolveBankConsent(ctx, req.(*ResolveBankConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ConsentCheckService_WatchConsentChanges_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchConsentChangesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1222,6 +1276,10 @@ var ConsentCheckService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListCoveringLinks",
 			Handler:    _ConsentCheckService_ListCoveringLinks_Handler,
+		},
+		{
+			MethodName: "ResolveBankConsent",
+			Handler:    _ConsentCheckService_ResolveBankConsent_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

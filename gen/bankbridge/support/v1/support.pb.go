@@ -4,10 +4,11 @@
 // 	protoc        (unknown)
 // source: bankbridge/support/v1/support.proto
 
-// Package bankbridge.support.v1 lets a user talk to their bank's support
-// inside the chat (a bot first, a human agent on request, with thread
-// control after Messenger's handover protocol), report fraud, and answer the
-// fraud alerts their bank raises.
+// Package bankbridge.support.v1 lets a user talk to their bank inside the
+// chat: bankbridge's assistant answers first and hands the conversation to
+// the bank's human agent on request, with thread control after Messenger's
+// handover protocol; the user reports fraud, blocks and unblocks cards, and
+// answers the fraud alerts their bank raises.
 
 package supportv1
 
@@ -38,8 +39,8 @@ const (
 	ConversationState_CONVERSATION_STATE_UNSPECIFIED ConversationState = 0
 	// Open: messages and control changes are accepted.
 	ConversationState_CONVERSATION_STATE_OPEN ConversationState = 1
-	// Closed, by the user, the bot or the agent. Final: messages can be read
-	// but not sent.
+	// Closed, by the user or the bank. Final: messages can be read but not
+	// sent.
 	ConversationState_CONVERSATION_STATE_CLOSED ConversationState = 2
 )
 
@@ -85,15 +86,16 @@ func (ConversationState) EnumDescriptor() ([]byte, []int) {
 }
 
 // Controller is who holds thread control, after Messenger's handover
-// protocol: the bot is the primary receiver, the bank's agent the
+// protocol: the assistant is the primary receiver, the bank's agent the
 // secondary.
 type Controller int32
 
 const (
-	// Not set; never returned.
+	// Not set; never returned. As HandoverConversation's target, means
+	// CONTROLLER_BANK_AGENT.
 	Controller_CONTROLLER_UNSPECIFIED Controller = 0
-	// The product's bot answers.
-	Controller_CONTROLLER_BOT Controller = 1
+	// bankbridge's assistant answers.
+	Controller_CONTROLLER_ASSISTANT Controller = 1
 	// The bank's human agent answers, through the bank adapter.
 	Controller_CONTROLLER_BANK_AGENT Controller = 2
 )
@@ -102,12 +104,12 @@ const (
 var (
 	Controller_name = map[int32]string{
 		0: "CONTROLLER_UNSPECIFIED",
-		1: "CONTROLLER_BOT",
+		1: "CONTROLLER_ASSISTANT",
 		2: "CONTROLLER_BANK_AGENT",
 	}
 	Controller_value = map[string]int32{
 		"CONTROLLER_UNSPECIFIED": 0,
-		"CONTROLLER_BOT":         1,
+		"CONTROLLER_ASSISTANT":   1,
 		"CONTROLLER_BANK_AGENT":  2,
 	}
 )
@@ -147,11 +149,11 @@ const (
 	ParticipantRole_PARTICIPANT_ROLE_UNSPECIFIED ParticipantRole = 0
 	// The user, through the product's client.
 	ParticipantRole_PARTICIPANT_ROLE_USER ParticipantRole = 1
-	// The product's bot.
-	ParticipantRole_PARTICIPANT_ROLE_BOT ParticipantRole = 2
+	// bankbridge's assistant.
+	ParticipantRole_PARTICIPANT_ROLE_ASSISTANT ParticipantRole = 2
 	// The bank's human agent, through the bank adapter.
 	ParticipantRole_PARTICIPANT_ROLE_BANK_AGENT ParticipantRole = 3
-	// bankbridge itself, e.g. "You are being connected to an agent".
+	// bankbridge itself, e.g. "Anna joined the conversation".
 	ParticipantRole_PARTICIPANT_ROLE_SYSTEM ParticipantRole = 4
 )
 
@@ -160,14 +162,14 @@ var (
 	ParticipantRole_name = map[int32]string{
 		0: "PARTICIPANT_ROLE_UNSPECIFIED",
 		1: "PARTICIPANT_ROLE_USER",
-		2: "PARTICIPANT_ROLE_BOT",
+		2: "PARTICIPANT_ROLE_ASSISTANT",
 		3: "PARTICIPANT_ROLE_BANK_AGENT",
 		4: "PARTICIPANT_ROLE_SYSTEM",
 	}
 	ParticipantRole_value = map[string]int32{
 		"PARTICIPANT_ROLE_UNSPECIFIED": 0,
 		"PARTICIPANT_ROLE_USER":        1,
-		"PARTICIPANT_ROLE_BOT":         2,
+		"PARTICIPANT_ROLE_ASSISTANT":   2,
 		"PARTICIPANT_ROLE_BANK_AGENT":  3,
 		"PARTICIPANT_ROLE_SYSTEM":      4,
 	}
@@ -206,31 +208,31 @@ type ThreadControlAction int32
 const (
 	// Not set; never sent.
 	ThreadControlAction_THREAD_CONTROL_ACTION_UNSPECIFIED ThreadControlAction = 0
-	// The user asked for a human; control passed to the bank's agent.
-	ThreadControlAction_THREAD_CONTROL_ACTION_HANDOVER ThreadControlAction = 1
 	// The side in control passed it to the other side.
 	ThreadControlAction_THREAD_CONTROL_ACTION_PASS ThreadControlAction = 2
-	// The bot took control without asking.
+	// The assistant took control without asking (the agent went idle).
 	ThreadControlAction_THREAD_CONTROL_ACTION_TAKE ThreadControlAction = 3
 	// The side not in control asked for it; control did not change.
 	ThreadControlAction_THREAD_CONTROL_ACTION_REQUEST ThreadControlAction = 4
+	// The bank's agent picked the conversation up; agent_display_name is set.
+	ThreadControlAction_THREAD_CONTROL_ACTION_AGENT_JOINED ThreadControlAction = 5
 )
 
 // Enum value maps for ThreadControlAction.
 var (
 	ThreadControlAction_name = map[int32]string{
 		0: "THREAD_CONTROL_ACTION_UNSPECIFIED",
-		1: "THREAD_CONTROL_ACTION_HANDOVER",
 		2: "THREAD_CONTROL_ACTION_PASS",
 		3: "THREAD_CONTROL_ACTION_TAKE",
 		4: "THREAD_CONTROL_ACTION_REQUEST",
+		5: "THREAD_CONTROL_ACTION_AGENT_JOINED",
 	}
 	ThreadControlAction_value = map[string]int32{
-		"THREAD_CONTROL_ACTION_UNSPECIFIED": 0,
-		"THREAD_CONTROL_ACTION_HANDOVER":    1,
-		"THREAD_CONTROL_ACTION_PASS":        2,
-		"THREAD_CONTROL_ACTION_TAKE":        3,
-		"THREAD_CONTROL_ACTION_REQUEST":     4,
+		"THREAD_CONTROL_ACTION_UNSPECIFIED":  0,
+		"THREAD_CONTROL_ACTION_PASS":         2,
+		"THREAD_CONTROL_ACTION_TAKE":         3,
+		"THREAD_CONTROL_ACTION_REQUEST":      4,
+		"THREAD_CONTROL_ACTION_AGENT_JOINED": 5,
 	}
 )
 
@@ -261,45 +263,162 @@ func (ThreadControlAction) EnumDescriptor() ([]byte, []int) {
 	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{3}
 }
 
-// FraudCategory is what kind of fraud the user reports.
+// CardState is whether a card can be used. Numbered as the adapter
+// protocol's CardState.
+type CardState int32
+
+const (
+	// Not set; never returned.
+	CardState_CARD_STATE_UNSPECIFIED CardState = 0
+	// The card works.
+	CardState_CARD_STATE_ACTIVE CardState = 1
+	// The card is blocked; payments with it are declined.
+	CardState_CARD_STATE_BLOCKED CardState = 2
+)
+
+// Enum value maps for CardState.
+var (
+	CardState_name = map[int32]string{
+		0: "CARD_STATE_UNSPECIFIED",
+		1: "CARD_STATE_ACTIVE",
+		2: "CARD_STATE_BLOCKED",
+	}
+	CardState_value = map[string]int32{
+		"CARD_STATE_UNSPECIFIED": 0,
+		"CARD_STATE_ACTIVE":      1,
+		"CARD_STATE_BLOCKED":     2,
+	}
+)
+
+func (x CardState) Enum() *CardState {
+	p := new(CardState)
+	*p = x
+	return p
+}
+
+func (x CardState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CardState) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_support_v1_support_proto_enumTypes[4].Descriptor()
+}
+
+func (CardState) Type() protoreflect.EnumType {
+	return &file_bankbridge_support_v1_support_proto_enumTypes[4]
+}
+
+func (x CardState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CardState.Descriptor instead.
+func (CardState) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{4}
+}
+
+// CardBlockReason is why a card is blocked. Numbered as the adapter
+// protocol's CardBlockReason.
+type CardBlockReason int32
+
+const (
+	// Not set: refused as INVALID_ARGUMENT.
+	CardBlockReason_CARD_BLOCK_REASON_UNSPECIFIED CardBlockReason = 0
+	// The card is lost.
+	CardBlockReason_CARD_BLOCK_REASON_LOST CardBlockReason = 1
+	// The card was stolen; most banks will not lift such a block.
+	CardBlockReason_CARD_BLOCK_REASON_STOLEN CardBlockReason = 2
+	// The user suspects the card is being misused.
+	CardBlockReason_CARD_BLOCK_REASON_FRAUD_SUSPECTED CardBlockReason = 3
+)
+
+// Enum value maps for CardBlockReason.
+var (
+	CardBlockReason_name = map[int32]string{
+		0: "CARD_BLOCK_REASON_UNSPECIFIED",
+		1: "CARD_BLOCK_REASON_LOST",
+		2: "CARD_BLOCK_REASON_STOLEN",
+		3: "CARD_BLOCK_REASON_FRAUD_SUSPECTED",
+	}
+	CardBlockReason_value = map[string]int32{
+		"CARD_BLOCK_REASON_UNSPECIFIED":     0,
+		"CARD_BLOCK_REASON_LOST":            1,
+		"CARD_BLOCK_REASON_STOLEN":          2,
+		"CARD_BLOCK_REASON_FRAUD_SUSPECTED": 3,
+	}
+)
+
+func (x CardBlockReason) Enum() *CardBlockReason {
+	p := new(CardBlockReason)
+	*p = x
+	return p
+}
+
+func (x CardBlockReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CardBlockReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_bankbridge_support_v1_support_proto_enumTypes[5].Descriptor()
+}
+
+func (CardBlockReason) Type() protoreflect.EnumType {
+	return &file_bankbridge_support_v1_support_proto_enumTypes[5]
+}
+
+func (x CardBlockReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CardBlockReason.Descriptor instead.
+func (CardBlockReason) EnumDescriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{5}
+}
+
+// FraudCategory is what kind of fraud the user reports. Numbered as the
+// adapter protocol's FraudCategory; a contract test keeps the two aligned.
 type FraudCategory int32
 
 const (
 	// Not set: refused as INVALID_ARGUMENT.
 	FraudCategory_FRAUD_CATEGORY_UNSPECIFIED FraudCategory = 0
-	// The user lost a card.
-	FraudCategory_FRAUD_CATEGORY_CARD_LOST FraudCategory = 1
-	// A card was stolen.
-	FraudCategory_FRAUD_CATEGORY_CARD_STOLEN FraudCategory = 2
 	// A transaction the user did not make; transaction is required.
-	FraudCategory_FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION FraudCategory = 3
-	// The user was tricked into giving away credentials or paying.
-	FraudCategory_FRAUD_CATEGORY_PHISHING FraudCategory = 4
+	FraudCategory_FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION FraudCategory = 1
+	// The user lost a card.
+	FraudCategory_FRAUD_CATEGORY_CARD_LOST FraudCategory = 2
+	// A card was stolen.
+	FraudCategory_FRAUD_CATEGORY_CARD_STOLEN FraudCategory = 3
 	// Someone else took over the user's online banking.
-	FraudCategory_FRAUD_CATEGORY_ACCOUNT_TAKEOVER FraudCategory = 5
+	FraudCategory_FRAUD_CATEGORY_ACCOUNT_TAKEOVER FraudCategory = 4
+	// The user was tricked into paying (authorised push payment scam).
+	FraudCategory_FRAUD_CATEGORY_SCAM FraudCategory = 5
+	// The user gave away credentials or codes to a fake site, mail or call.
+	FraudCategory_FRAUD_CATEGORY_PHISHING FraudCategory = 6
 	// Anything else; description is required.
-	FraudCategory_FRAUD_CATEGORY_OTHER FraudCategory = 6
+	FraudCategory_FRAUD_CATEGORY_OTHER FraudCategory = 7
 )
 
 // Enum value maps for FraudCategory.
 var (
 	FraudCategory_name = map[int32]string{
 		0: "FRAUD_CATEGORY_UNSPECIFIED",
-		1: "FRAUD_CATEGORY_CARD_LOST",
-		2: "FRAUD_CATEGORY_CARD_STOLEN",
-		3: "FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION",
-		4: "FRAUD_CATEGORY_PHISHING",
-		5: "FRAUD_CATEGORY_ACCOUNT_TAKEOVER",
-		6: "FRAUD_CATEGORY_OTHER",
+		1: "FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION",
+		2: "FRAUD_CATEGORY_CARD_LOST",
+		3: "FRAUD_CATEGORY_CARD_STOLEN",
+		4: "FRAUD_CATEGORY_ACCOUNT_TAKEOVER",
+		5: "FRAUD_CATEGORY_SCAM",
+		6: "FRAUD_CATEGORY_PHISHING",
+		7: "FRAUD_CATEGORY_OTHER",
 	}
 	FraudCategory_value = map[string]int32{
 		"FRAUD_CATEGORY_UNSPECIFIED":              0,
-		"FRAUD_CATEGORY_CARD_LOST":                1,
-		"FRAUD_CATEGORY_CARD_STOLEN":              2,
-		"FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION": 3,
-		"FRAUD_CATEGORY_PHISHING":                 4,
-		"FRAUD_CATEGORY_ACCOUNT_TAKEOVER":         5,
-		"FRAUD_CATEGORY_OTHER":                    6,
+		"FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION": 1,
+		"FRAUD_CATEGORY_CARD_LOST":                2,
+		"FRAUD_CATEGORY_CARD_STOLEN":              3,
+		"FRAUD_CATEGORY_ACCOUNT_TAKEOVER":         4,
+		"FRAUD_CATEGORY_SCAM":                     5,
+		"FRAUD_CATEGORY_PHISHING":                 6,
+		"FRAUD_CATEGORY_OTHER":                    7,
 	}
 )
 
@@ -314,11 +433,11 @@ func (x FraudCategory) String() string {
 }
 
 func (FraudCategory) Descriptor() protoreflect.EnumDescriptor {
-	return file_bankbridge_support_v1_support_proto_enumTypes[4].Descriptor()
+	return file_bankbridge_support_v1_support_proto_enumTypes[6].Descriptor()
 }
 
 func (FraudCategory) Type() protoreflect.EnumType {
-	return &file_bankbridge_support_v1_support_proto_enumTypes[4]
+	return &file_bankbridge_support_v1_support_proto_enumTypes[6]
 }
 
 func (x FraudCategory) Number() protoreflect.EnumNumber {
@@ -327,19 +446,21 @@ func (x FraudCategory) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FraudCategory.Descriptor instead.
 func (FraudCategory) EnumDescriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{4}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{6}
 }
 
-// FraudReportStatus is where the bank is with a fraud report.
+// FraudReportStatus is where the bank is with a fraud report. Numbered as
+// the adapter protocol's FraudCaseStatus, which has every value but
+// SUBMITTING.
 type FraudReportStatus int32
 
 const (
 	// Not set; never returned.
 	FraudReportStatus_FRAUD_REPORT_STATUS_UNSPECIFIED FraudReportStatus = 0
 	// Recorded by bankbridge; delivery to the bank is pending and retried.
-	FraudReportStatus_FRAUD_REPORT_STATUS_RECEIVED FraudReportStatus = 1
-	// The bank acknowledged the report; bank_case_reference is set.
-	FraudReportStatus_FRAUD_REPORT_STATUS_SUBMITTED FraudReportStatus = 2
+	FraudReportStatus_FRAUD_REPORT_STATUS_SUBMITTING FraudReportStatus = 1
+	// The bank has the case; bank_case_reference is set.
+	FraudReportStatus_FRAUD_REPORT_STATUS_RECEIVED FraudReportStatus = 2
 	// The bank is investigating.
 	FraudReportStatus_FRAUD_REPORT_STATUS_IN_REVIEW FraudReportStatus = 3
 	// The bank closed the case. Final.
@@ -350,15 +471,15 @@ const (
 var (
 	FraudReportStatus_name = map[int32]string{
 		0: "FRAUD_REPORT_STATUS_UNSPECIFIED",
-		1: "FRAUD_REPORT_STATUS_RECEIVED",
-		2: "FRAUD_REPORT_STATUS_SUBMITTED",
+		1: "FRAUD_REPORT_STATUS_SUBMITTING",
+		2: "FRAUD_REPORT_STATUS_RECEIVED",
 		3: "FRAUD_REPORT_STATUS_IN_REVIEW",
 		4: "FRAUD_REPORT_STATUS_RESOLVED",
 	}
 	FraudReportStatus_value = map[string]int32{
 		"FRAUD_REPORT_STATUS_UNSPECIFIED": 0,
-		"FRAUD_REPORT_STATUS_RECEIVED":    1,
-		"FRAUD_REPORT_STATUS_SUBMITTED":   2,
+		"FRAUD_REPORT_STATUS_SUBMITTING":  1,
+		"FRAUD_REPORT_STATUS_RECEIVED":    2,
 		"FRAUD_REPORT_STATUS_IN_REVIEW":   3,
 		"FRAUD_REPORT_STATUS_RESOLVED":    4,
 	}
@@ -375,11 +496,11 @@ func (x FraudReportStatus) String() string {
 }
 
 func (FraudReportStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_bankbridge_support_v1_support_proto_enumTypes[5].Descriptor()
+	return file_bankbridge_support_v1_support_proto_enumTypes[7].Descriptor()
 }
 
 func (FraudReportStatus) Type() protoreflect.EnumType {
-	return &file_bankbridge_support_v1_support_proto_enumTypes[5]
+	return &file_bankbridge_support_v1_support_proto_enumTypes[7]
 }
 
 func (x FraudReportStatus) Number() protoreflect.EnumNumber {
@@ -388,10 +509,12 @@ func (x FraudReportStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FraudReportStatus.Descriptor instead.
 func (FraudReportStatus) EnumDescriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{5}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{7}
 }
 
-// CardBlockStatus is where a requested card block is.
+// CardBlockStatus is where a requested card block is. Numbered as the
+// adapter protocol's CardBlockStatus, which has every value but
+// NOT_SUPPORTED.
 type CardBlockStatus int32
 
 const (
@@ -399,10 +522,10 @@ const (
 	CardBlockStatus_CARD_BLOCK_STATUS_UNSPECIFIED CardBlockStatus = 0
 	// The report did not ask for a block.
 	CardBlockStatus_CARD_BLOCK_STATUS_NOT_REQUESTED CardBlockStatus = 1
-	// The block is asked for and not yet confirmed by the bank.
-	CardBlockStatus_CARD_BLOCK_STATUS_PENDING CardBlockStatus = 2
 	// The bank confirmed the card is blocked.
-	CardBlockStatus_CARD_BLOCK_STATUS_BLOCKED CardBlockStatus = 3
+	CardBlockStatus_CARD_BLOCK_STATUS_BLOCKED CardBlockStatus = 2
+	// The block is asked for and not yet confirmed by the bank.
+	CardBlockStatus_CARD_BLOCK_STATUS_PENDING CardBlockStatus = 3
 	// The bank could not block the card; the user should call the bank.
 	CardBlockStatus_CARD_BLOCK_STATUS_FAILED CardBlockStatus = 4
 	// The bank's adapter cannot block cards; the user should call the bank.
@@ -414,16 +537,16 @@ var (
 	CardBlockStatus_name = map[int32]string{
 		0: "CARD_BLOCK_STATUS_UNSPECIFIED",
 		1: "CARD_BLOCK_STATUS_NOT_REQUESTED",
-		2: "CARD_BLOCK_STATUS_PENDING",
-		3: "CARD_BLOCK_STATUS_BLOCKED",
+		2: "CARD_BLOCK_STATUS_BLOCKED",
+		3: "CARD_BLOCK_STATUS_PENDING",
 		4: "CARD_BLOCK_STATUS_FAILED",
 		5: "CARD_BLOCK_STATUS_NOT_SUPPORTED",
 	}
 	CardBlockStatus_value = map[string]int32{
 		"CARD_BLOCK_STATUS_UNSPECIFIED":   0,
 		"CARD_BLOCK_STATUS_NOT_REQUESTED": 1,
-		"CARD_BLOCK_STATUS_PENDING":       2,
-		"CARD_BLOCK_STATUS_BLOCKED":       3,
+		"CARD_BLOCK_STATUS_BLOCKED":       2,
+		"CARD_BLOCK_STATUS_PENDING":       3,
 		"CARD_BLOCK_STATUS_FAILED":        4,
 		"CARD_BLOCK_STATUS_NOT_SUPPORTED": 5,
 	}
@@ -440,11 +563,11 @@ func (x CardBlockStatus) String() string {
 }
 
 func (CardBlockStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_bankbridge_support_v1_support_proto_enumTypes[6].Descriptor()
+	return file_bankbridge_support_v1_support_proto_enumTypes[8].Descriptor()
 }
 
 func (CardBlockStatus) Type() protoreflect.EnumType {
-	return &file_bankbridge_support_v1_support_proto_enumTypes[6]
+	return &file_bankbridge_support_v1_support_proto_enumTypes[8]
 }
 
 func (x CardBlockStatus) Number() protoreflect.EnumNumber {
@@ -453,10 +576,11 @@ func (x CardBlockStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CardBlockStatus.Descriptor instead.
 func (CardBlockStatus) EnumDescriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{6}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{8}
 }
 
-// AlertSeverity is how serious the bank thinks an alert is.
+// AlertSeverity is how serious the bank thinks an alert is. Numbered as
+// the adapter protocol's FraudSeverity.
 type AlertSeverity int32
 
 const (
@@ -497,11 +621,11 @@ func (x AlertSeverity) String() string {
 }
 
 func (AlertSeverity) Descriptor() protoreflect.EnumDescriptor {
-	return file_bankbridge_support_v1_support_proto_enumTypes[7].Descriptor()
+	return file_bankbridge_support_v1_support_proto_enumTypes[9].Descriptor()
 }
 
 func (AlertSeverity) Type() protoreflect.EnumType {
-	return &file_bankbridge_support_v1_support_proto_enumTypes[7]
+	return &file_bankbridge_support_v1_support_proto_enumTypes[9]
 }
 
 func (x AlertSeverity) Number() protoreflect.EnumNumber {
@@ -510,7 +634,7 @@ func (x AlertSeverity) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertSeverity.Descriptor instead.
 func (AlertSeverity) EnumDescriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{7}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{9}
 }
 
 // AlertState is whether the user answered an alert.
@@ -550,11 +674,11 @@ func (x AlertState) String() string {
 }
 
 func (AlertState) Descriptor() protoreflect.EnumDescriptor {
-	return file_bankbridge_support_v1_support_proto_enumTypes[8].Descriptor()
+	return file_bankbridge_support_v1_support_proto_enumTypes[10].Descriptor()
 }
 
 func (AlertState) Type() protoreflect.EnumType {
-	return &file_bankbridge_support_v1_support_proto_enumTypes[8]
+	return &file_bankbridge_support_v1_support_proto_enumTypes[10]
 }
 
 func (x AlertState) Number() protoreflect.EnumNumber {
@@ -563,18 +687,19 @@ func (x AlertState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertState.Descriptor instead.
 func (AlertState) EnumDescriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{8}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{10}
 }
 
-// AlertResponse is the user's answer to an alert.
+// AlertResponse is the user's answer to an alert. Numbered as the adapter
+// protocol's FraudAlertAnswer.
 type AlertResponse int32
 
 const (
 	// Not set: refused as INVALID_ARGUMENT.
 	AlertResponse_ALERT_RESPONSE_UNSPECIFIED AlertResponse = 0
-	// The user made or allowed the activity; no fraud.
+	// "This was me": the user made or allowed the activity; no fraud.
 	AlertResponse_ALERT_RESPONSE_RECOGNISED AlertResponse = 1
-	// The user did not make the activity: likely fraud; the bank acts.
+	// "Not me": likely fraud; the bank acts.
 	AlertResponse_ALERT_RESPONSE_NOT_RECOGNISED AlertResponse = 2
 )
 
@@ -603,11 +728,11 @@ func (x AlertResponse) String() string {
 }
 
 func (AlertResponse) Descriptor() protoreflect.EnumDescriptor {
-	return file_bankbridge_support_v1_support_proto_enumTypes[9].Descriptor()
+	return file_bankbridge_support_v1_support_proto_enumTypes[11].Descriptor()
 }
 
 func (AlertResponse) Type() protoreflect.EnumType {
-	return &file_bankbridge_support_v1_support_proto_enumTypes[9]
+	return &file_bankbridge_support_v1_support_proto_enumTypes[11]
 }
 
 func (x AlertResponse) Number() protoreflect.EnumNumber {
@@ -616,13 +741,14 @@ func (x AlertResponse) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AlertResponse.Descriptor instead.
 func (AlertResponse) EnumDescriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{9}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{11}
 }
 
 // Conversation is one support thread between the user and a bank, named
-// users/{user}/conversations/{conversation}. Exactly one side controls it
-// at a time, as in Messenger's handover protocol: the bot first, the bank's
-// agent after a handover.
+// users/{user}/conversations/{conversation}, the id being
+// "<bank_id>~<id>". Exactly one side controls it at a time, as in
+// Messenger's handover protocol: the assistant first, the bank's agent
+// after a handover.
 type Conversation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The resource name,
@@ -633,14 +759,13 @@ type Conversation struct {
 	BankId string `protobuf:"bytes,2,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
 	// Output only. OPEN until closed.
 	State ConversationState `protobuf:"varint,3,opt,name=state,proto3,enum=bankbridge.support.v1.ConversationState" json:"state,omitempty"`
-	// Output only. Who controls the thread: who may write besides the user.
+	// Output only. Who answers the user.
 	Controller Controller `protobuf:"varint,4,opt,name=controller,proto3,enum=bankbridge.support.v1.Controller" json:"controller,omitempty"`
 	// Output only. A request by the side not in control to get control;
 	// unset when there is none.
 	PendingControlRequest *PendingControlRequest `protobuf:"bytes,5,opt,name=pending_control_request,json=pendingControlRequest,proto3" json:"pending_control_request,omitempty"`
-	// Output only. The bank agent's display name, e.g. "Anna"; set only while
-	// the controller is CONTROLLER_BANK_AGENT and an agent has picked the
-	// conversation up.
+	// Output only. The bank agent's display name, e.g. "Anna"; set once an
+	// agent picked the conversation up, while the agent holds control.
 	AgentDisplayName string `protobuf:"bytes,6,opt,name=agent_display_name,json=agentDisplayName,proto3" json:"agent_display_name,omitempty"`
 	// Output only. When the conversation was opened.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -740,8 +865,8 @@ func (x *Conversation) GetUpdateTime() *timestamppb.Timestamp {
 // PendingControlRequest is one side asking the side in control to pass it.
 type PendingControlRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Who asks: CONTROLLER_BOT through RequestThreadControl, or
-	// CONTROLLER_BANK_AGENT through the adapter.
+	// Who asks: CONTROLLER_ASSISTANT (on the user's HandoverConversation to
+	// the assistant) or CONTROLLER_BANK_AGENT (through the adapter).
 	RequestedBy Controller `protobuf:"varint,1,opt,name=requested_by,json=requestedBy,proto3,enum=bankbridge.support.v1.Controller" json:"requested_by,omitempty"`
 	// The asking side's note for the side in control, e.g. why.
 	Metadata string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
@@ -809,21 +934,27 @@ type Message struct {
 	// Output only. The resource name,
 	// users/{user}/conversations/{conversation}/messages/{message}.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Output only. Who wrote it; set from the calling client on send.
+	// Output only. Who wrote it.
 	SenderRole ParticipantRole `protobuf:"varint,2,opt,name=sender_role,json=senderRole,proto3,enum=bankbridge.support.v1.ParticipantRole" json:"sender_role,omitempty"`
-	// Output only. The sender's display name for BOT and BANK_AGENT messages,
-	// e.g. "Anna"; empty for USER and SYSTEM.
+	// Output only. The sender's display name for ASSISTANT and BANK_AGENT
+	// messages, e.g. "Anna"; empty for USER and SYSTEM.
 	SenderDisplayName string `protobuf:"bytes,3,opt,name=sender_display_name,json=senderDisplayName,proto3" json:"sender_display_name,omitempty"`
 	// The text, plain UTF-8, 1 to 4000 characters, not only white space.
-	// Required.
+	// Set text or postback, not both.
 	Text string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
 	// The sender's own id for the message, unique per conversation; makes
 	// sends idempotent and lets a client match the message it shows
 	// optimistically with the one streamed back. Required on SendMessage;
-	// empty on BANK_AGENT and SYSTEM messages.
+	// empty on the assistant's, the agent's and SYSTEM messages.
 	ClientMessageId string `protobuf:"bytes,5,opt,name=client_message_id,json=clientMessageId,proto3" json:"client_message_id,omitempty"`
 	// Output only. When bankbridge accepted the message.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only. On the assistant's messages, the choices it offers; the
+	// client shows them as buttons and sends the chosen one's payload back
+	// as a postback.
+	QuickReplies []*QuickReply `protobuf:"bytes,7,rep,name=quick_replies,json=quickReplies,proto3" json:"quick_replies,omitempty"`
+	// The user's choice of a quick reply; on send, instead of text.
+	Postback      *Postback `protobuf:"bytes,8,opt,name=postback,proto3" json:"postback,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,6 +1031,131 @@ func (x *Message) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Message) GetQuickReplies() []*QuickReply {
+	if x != nil {
+		return x.QuickReplies
+	}
+	return nil
+}
+
+func (x *Message) GetPostback() *Postback {
+	if x != nil {
+		return x.Postback
+	}
+	return nil
+}
+
+// QuickReply is one choice the assistant offers, after Messenger's quick
+// replies.
+type QuickReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The button's label, up to 40 characters.
+	Title string `protobuf:"bytes,1,opt,name=title,proto3" json:"title,omitempty"`
+	// What the client sends back as Postback.payload when the user picks it.
+	Payload       string `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuickReply) Reset() {
+	*x = QuickReply{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuickReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuickReply) ProtoMessage() {}
+
+func (x *QuickReply) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuickReply.ProtoReflect.Descriptor instead.
+func (*QuickReply) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *QuickReply) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *QuickReply) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+// Postback is the user picking a quick reply.
+type Postback struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The picked quick reply's payload, exactly as offered. Required.
+	Payload string `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Output only. The picked quick reply's title, for the chat to show.
+	Title         string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Postback) Reset() {
+	*x = Postback{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Postback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Postback) ProtoMessage() {}
+
+func (x *Postback) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Postback.ProtoReflect.Descriptor instead.
+func (*Postback) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Postback) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *Postback) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
 // CreateConversationRequest opens a conversation.
 type CreateConversationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -917,7 +1173,7 @@ type CreateConversationRequest struct {
 
 func (x *CreateConversationRequest) Reset() {
 	*x = CreateConversationRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[3]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1185,7 @@ func (x *CreateConversationRequest) String() string {
 func (*CreateConversationRequest) ProtoMessage() {}
 
 func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[3]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1198,7 @@ func (x *CreateConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationRequest.ProtoReflect.Descriptor instead.
 func (*CreateConversationRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{3}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateConversationRequest) GetParent() string {
@@ -969,7 +1225,7 @@ func (x *CreateConversationRequest) GetIdempotencyKey() string {
 // CreateConversationResponse holds the new conversation.
 type CreateConversationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, OPEN, controlled by the bot.
+	// The conversation, OPEN, controlled by the assistant.
 	Conversation  *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -977,7 +1233,7 @@ type CreateConversationResponse struct {
 
 func (x *CreateConversationResponse) Reset() {
 	*x = CreateConversationResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[4]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1245,7 @@ func (x *CreateConversationResponse) String() string {
 func (*CreateConversationResponse) ProtoMessage() {}
 
 func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[4]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1258,7 @@ func (x *CreateConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversationResponse.ProtoReflect.Descriptor instead.
 func (*CreateConversationResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{4}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateConversationResponse) GetConversation() *Conversation {
@@ -1023,7 +1279,7 @@ type GetConversationRequest struct {
 
 func (x *GetConversationRequest) Reset() {
 	*x = GetConversationRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[5]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1291,7 @@ func (x *GetConversationRequest) String() string {
 func (*GetConversationRequest) ProtoMessage() {}
 
 func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[5]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1304,7 @@ func (x *GetConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationRequest.ProtoReflect.Descriptor instead.
 func (*GetConversationRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{5}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetConversationRequest) GetName() string {
@@ -1069,7 +1325,7 @@ type GetConversationResponse struct {
 
 func (x *GetConversationResponse) Reset() {
 	*x = GetConversationResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[6]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1337,7 @@ func (x *GetConversationResponse) String() string {
 func (*GetConversationResponse) ProtoMessage() {}
 
 func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[6]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1350,7 @@ func (x *GetConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversationResponse.ProtoReflect.Descriptor instead.
 func (*GetConversationResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{6}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetConversationResponse) GetConversation() *Conversation {
@@ -1123,7 +1379,7 @@ type ListConversationsRequest struct {
 
 func (x *ListConversationsRequest) Reset() {
 	*x = ListConversationsRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[7]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1391,7 @@ func (x *ListConversationsRequest) String() string {
 func (*ListConversationsRequest) ProtoMessage() {}
 
 func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[7]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1404,7 @@ func (x *ListConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ListConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{7}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListConversationsRequest) GetParent() string {
@@ -1192,7 +1448,7 @@ type ListConversationsResponse struct {
 
 func (x *ListConversationsResponse) Reset() {
 	*x = ListConversationsResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[8]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1460,7 @@ func (x *ListConversationsResponse) String() string {
 func (*ListConversationsResponse) ProtoMessage() {}
 
 func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[8]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1473,7 @@ func (x *ListConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ListConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{8}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListConversationsResponse) GetConversations() []*Conversation {
@@ -1239,8 +1495,8 @@ type SendMessageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The conversation, users/{user}/conversations/{conversation}. Required.
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	// The message: text and client_message_id required; output-only fields
-	// are ignored. Required.
+	// The message: client_message_id and one of text or postback required;
+	// output-only fields are ignored. Required.
 	Message       *Message `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1248,7 +1504,7 @@ type SendMessageRequest struct {
 
 func (x *SendMessageRequest) Reset() {
 	*x = SendMessageRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[9]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1516,7 @@ func (x *SendMessageRequest) String() string {
 func (*SendMessageRequest) ProtoMessage() {}
 
 func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[9]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1529,7 @@ func (x *SendMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageRequest.ProtoReflect.Descriptor instead.
 func (*SendMessageRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{9}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SendMessageRequest) GetParent() string {
@@ -1301,7 +1557,7 @@ type SendMessageResponse struct {
 
 func (x *SendMessageResponse) Reset() {
 	*x = SendMessageResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[10]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1569,7 @@ func (x *SendMessageResponse) String() string {
 func (*SendMessageResponse) ProtoMessage() {}
 
 func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[10]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1582,7 @@ func (x *SendMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendMessageResponse.ProtoReflect.Descriptor instead.
 func (*SendMessageResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{10}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendMessageResponse) GetMessage() *Message {
@@ -1353,7 +1609,7 @@ type ListMessagesRequest struct {
 
 func (x *ListMessagesRequest) Reset() {
 	*x = ListMessagesRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[11]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1621,7 @@ func (x *ListMessagesRequest) String() string {
 func (*ListMessagesRequest) ProtoMessage() {}
 
 func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[11]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1634,7 @@ func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{11}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListMessagesRequest) GetParent() string {
@@ -1415,7 +1671,7 @@ type ListMessagesResponse struct {
 
 func (x *ListMessagesResponse) Reset() {
 	*x = ListMessagesResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[12]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1683,7 @@ func (x *ListMessagesResponse) String() string {
 func (*ListMessagesResponse) ProtoMessage() {}
 
 func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[12]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1696,7 @@ func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{12}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListMessagesResponse) GetMessages() []*Message {
@@ -1457,12 +1713,15 @@ func (x *ListMessagesResponse) GetNextPageToken() string {
 	return ""
 }
 
-// HandoverConversationRequest is the user asking for a human agent.
+// HandoverConversationRequest is the user choosing who answers.
 type HandoverConversationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The conversation, users/{user}/conversations/{conversation}. Required.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The user's note for the agent, e.g. what they need help with. Optional.
+	// Who should answer; unset means CONTROLLER_BANK_AGENT.
+	Target Controller `protobuf:"varint,3,opt,name=target,proto3,enum=bankbridge.support.v1.Controller" json:"target,omitempty"`
+	// The user's note for the other side, e.g. what they need help with.
+	// Optional.
 	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1470,7 +1729,7 @@ type HandoverConversationRequest struct {
 
 func (x *HandoverConversationRequest) Reset() {
 	*x = HandoverConversationRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[13]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1741,7 @@ func (x *HandoverConversationRequest) String() string {
 func (*HandoverConversationRequest) ProtoMessage() {}
 
 func (x *HandoverConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[13]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1754,7 @@ func (x *HandoverConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoverConversationRequest.ProtoReflect.Descriptor instead.
 func (*HandoverConversationRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{13}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HandoverConversationRequest) GetName() string {
@@ -1503,6 +1762,13 @@ func (x *HandoverConversationRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *HandoverConversationRequest) GetTarget() Controller {
+	if x != nil {
+		return x.Target
+	}
+	return Controller_CONTROLLER_UNSPECIFIED
 }
 
 func (x *HandoverConversationRequest) GetMetadata() string {
@@ -1515,7 +1781,9 @@ func (x *HandoverConversationRequest) GetMetadata() string {
 // HandoverConversationResponse holds the conversation after the handover.
 type HandoverConversationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, controlled by CONTROLLER_BANK_AGENT.
+	// The conversation: controlled by the bank's agent, or, for the
+	// assistant as target, with the assistant's request pending (or already
+	// controlled by it).
 	Conversation  *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1523,7 +1791,7 @@ type HandoverConversationResponse struct {
 
 func (x *HandoverConversationResponse) Reset() {
 	*x = HandoverConversationResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[14]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1803,7 @@ func (x *HandoverConversationResponse) String() string {
 func (*HandoverConversationResponse) ProtoMessage() {}
 
 func (x *HandoverConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[14]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,316 +1816,10 @@ func (x *HandoverConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoverConversationResponse.ProtoReflect.Descriptor instead.
 func (*HandoverConversationResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *HandoverConversationResponse) GetConversation() *Conversation {
-	if x != nil {
-		return x.Conversation
-	}
-	return nil
-}
-
-// PassThreadControlRequest is the bot passing control to the bank's agent.
-type PassThreadControlRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, users/{user}/conversations/{conversation}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The bot's note for the agent, e.g. a summary of the conversation so
-	// far. Optional.
-	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PassThreadControlRequest) Reset() {
-	*x = PassThreadControlRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PassThreadControlRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PassThreadControlRequest) ProtoMessage() {}
-
-func (x *PassThreadControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PassThreadControlRequest.ProtoReflect.Descriptor instead.
-func (*PassThreadControlRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *PassThreadControlRequest) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *PassThreadControlRequest) GetMetadata() string {
-	if x != nil {
-		return x.Metadata
-	}
-	return ""
-}
-
-// PassThreadControlResponse holds the conversation after the pass.
-type PassThreadControlResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, controlled by CONTROLLER_BANK_AGENT.
-	Conversation  *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PassThreadControlResponse) Reset() {
-	*x = PassThreadControlResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PassThreadControlResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PassThreadControlResponse) ProtoMessage() {}
-
-func (x *PassThreadControlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PassThreadControlResponse.ProtoReflect.Descriptor instead.
-func (*PassThreadControlResponse) Descriptor() ([]byte, []int) {
 	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{16}
 }
 
-func (x *PassThreadControlResponse) GetConversation() *Conversation {
-	if x != nil {
-		return x.Conversation
-	}
-	return nil
-}
-
-// TakeThreadControlRequest is the bot taking control from the bank's agent.
-type TakeThreadControlRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, users/{user}/conversations/{conversation}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The bot's note for the agent, e.g. why it takes control. Optional.
-	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TakeThreadControlRequest) Reset() {
-	*x = TakeThreadControlRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TakeThreadControlRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TakeThreadControlRequest) ProtoMessage() {}
-
-func (x *TakeThreadControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TakeThreadControlRequest.ProtoReflect.Descriptor instead.
-func (*TakeThreadControlRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *TakeThreadControlRequest) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *TakeThreadControlRequest) GetMetadata() string {
-	if x != nil {
-		return x.Metadata
-	}
-	return ""
-}
-
-// TakeThreadControlResponse holds the conversation after the take.
-type TakeThreadControlResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, controlled by CONTROLLER_BOT.
-	Conversation  *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TakeThreadControlResponse) Reset() {
-	*x = TakeThreadControlResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[18]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TakeThreadControlResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TakeThreadControlResponse) ProtoMessage() {}
-
-func (x *TakeThreadControlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[18]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TakeThreadControlResponse.ProtoReflect.Descriptor instead.
-func (*TakeThreadControlResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{18}
-}
-
-func (x *TakeThreadControlResponse) GetConversation() *Conversation {
-	if x != nil {
-		return x.Conversation
-	}
-	return nil
-}
-
-// RequestThreadControlRequest is the bot asking the bank's agent for
-// control.
-type RequestThreadControlRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, users/{user}/conversations/{conversation}. Required.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The bot's note for the agent, e.g. why it asks. Optional.
-	Metadata      string `protobuf:"bytes,2,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RequestThreadControlRequest) Reset() {
-	*x = RequestThreadControlRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[19]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RequestThreadControlRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RequestThreadControlRequest) ProtoMessage() {}
-
-func (x *RequestThreadControlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[19]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RequestThreadControlRequest.ProtoReflect.Descriptor instead.
-func (*RequestThreadControlRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{19}
-}
-
-func (x *RequestThreadControlRequest) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *RequestThreadControlRequest) GetMetadata() string {
-	if x != nil {
-		return x.Metadata
-	}
-	return ""
-}
-
-// RequestThreadControlResponse holds the conversation with the request
-// pending.
-type RequestThreadControlResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, with pending_control_request set.
-	Conversation  *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RequestThreadControlResponse) Reset() {
-	*x = RequestThreadControlResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[20]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RequestThreadControlResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RequestThreadControlResponse) ProtoMessage() {}
-
-func (x *RequestThreadControlResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[20]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RequestThreadControlResponse.ProtoReflect.Descriptor instead.
-func (*RequestThreadControlResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{20}
-}
-
-func (x *RequestThreadControlResponse) GetConversation() *Conversation {
+func (x *HandoverConversationResponse) GetConversation() *Conversation {
 	if x != nil {
 		return x.Conversation
 	}
@@ -1875,7 +1837,7 @@ type CloseConversationRequest struct {
 
 func (x *CloseConversationRequest) Reset() {
 	*x = CloseConversationRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[21]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1849,7 @@ func (x *CloseConversationRequest) String() string {
 func (*CloseConversationRequest) ProtoMessage() {}
 
 func (x *CloseConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[21]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1862,7 @@ func (x *CloseConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseConversationRequest.ProtoReflect.Descriptor instead.
 func (*CloseConversationRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{21}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CloseConversationRequest) GetName() string {
@@ -1921,7 +1883,7 @@ type CloseConversationResponse struct {
 
 func (x *CloseConversationResponse) Reset() {
 	*x = CloseConversationResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[22]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1933,7 +1895,7 @@ func (x *CloseConversationResponse) String() string {
 func (*CloseConversationResponse) ProtoMessage() {}
 
 func (x *CloseConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[22]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1946,7 +1908,7 @@ func (x *CloseConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseConversationResponse.ProtoReflect.Descriptor instead.
 func (*CloseConversationResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{22}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CloseConversationResponse) GetConversation() *Conversation {
@@ -1970,7 +1932,7 @@ type StreamConversationRequest struct {
 
 func (x *StreamConversationRequest) Reset() {
 	*x = StreamConversationRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[23]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +1944,7 @@ func (x *StreamConversationRequest) String() string {
 func (*StreamConversationRequest) ProtoMessage() {}
 
 func (x *StreamConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[23]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +1957,7 @@ func (x *StreamConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamConversationRequest.ProtoReflect.Descriptor instead.
 func (*StreamConversationRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{23}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamConversationRequest) GetName() string {
@@ -2033,7 +1995,7 @@ type StreamConversationResponse struct {
 
 func (x *StreamConversationResponse) Reset() {
 	*x = StreamConversationResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[24]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2007,7 @@ func (x *StreamConversationResponse) String() string {
 func (*StreamConversationResponse) ProtoMessage() {}
 
 func (x *StreamConversationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[24]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2020,7 @@ func (x *StreamConversationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamConversationResponse.ProtoReflect.Descriptor instead.
 func (*StreamConversationResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{24}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamConversationResponse) GetCursor() string {
@@ -2142,12 +2104,10 @@ type ControlChanged struct {
 	Conversation *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
 	// What was done.
 	Action ThreadControlAction `protobuf:"varint,2,opt,name=action,proto3,enum=bankbridge.support.v1.ThreadControlAction" json:"action,omitempty"`
-	// Who did it: USER for a handover, BOT or BANK_AGENT for the thread
-	// control calls, SYSTEM when bankbridge did, e.g. returning control to
-	// the bot when the agent desk closed.
+	// Who did it: USER for a handover the user asked for, ASSISTANT or
+	// BANK_AGENT for the protocol's steps.
 	Actor ParticipantRole `protobuf:"varint,3,opt,name=actor,proto3,enum=bankbridge.support.v1.ParticipantRole" json:"actor,omitempty"`
-	// The actor's note for the other side; shown to the bot and the agent,
-	// not meant for the user.
+	// The actor's note for the other side.
 	Metadata      string `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2155,7 +2115,7 @@ type ControlChanged struct {
 
 func (x *ControlChanged) Reset() {
 	*x = ControlChanged{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[25]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2127,7 @@ func (x *ControlChanged) String() string {
 func (*ControlChanged) ProtoMessage() {}
 
 func (x *ControlChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[25]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2140,7 @@ func (x *ControlChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlChanged.ProtoReflect.Descriptor instead.
 func (*ControlChanged) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{25}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ControlChanged) GetConversation() *Conversation {
@@ -2216,7 +2176,7 @@ type ConversationClosed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The conversation, CLOSED.
 	Conversation *Conversation `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
-	// Who closed it.
+	// Who closed it: USER, BANK_AGENT, or SYSTEM (the consent ended).
 	ClosedBy      ParticipantRole `protobuf:"varint,2,opt,name=closed_by,json=closedBy,proto3,enum=bankbridge.support.v1.ParticipantRole" json:"closed_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2224,7 +2184,7 @@ type ConversationClosed struct {
 
 func (x *ConversationClosed) Reset() {
 	*x = ConversationClosed{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[26]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +2196,7 @@ func (x *ConversationClosed) String() string {
 func (*ConversationClosed) ProtoMessage() {}
 
 func (x *ConversationClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[26]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +2209,7 @@ func (x *ConversationClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationClosed.ProtoReflect.Descriptor instead.
 func (*ConversationClosed) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{26}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ConversationClosed) GetConversation() *Conversation {
@@ -2266,8 +2226,622 @@ func (x *ConversationClosed) GetClosedBy() ParticipantRole {
 	return ParticipantRole_PARTICIPANT_ROLE_UNSPECIFIED
 }
 
+// Card is one of the user's payment cards, named users/{user}/cards/{card},
+// the id being "<bank_id>~<bank's card id>". Never its number: only the
+// masked one.
+type Card struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Output only. The resource name, users/{user}/cards/{card}.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Output only. The account the card draws on,
+	// users/{user}/accounts/{account}.
+	Account string `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// Output only. The card number, masked.
+	MaskedNumber *v1.MaskedAccountNumber `protobuf:"bytes,3,opt,name=masked_number,json=maskedNumber,proto3" json:"masked_number,omitempty"`
+	// Output only. Whether the card works.
+	State CardState `protobuf:"varint,4,opt,name=state,proto3,enum=bankbridge.support.v1.CardState" json:"state,omitempty"`
+	// Output only. Why it is blocked; unset when ACTIVE.
+	BlockReason CardBlockReason `protobuf:"varint,5,opt,name=block_reason,json=blockReason,proto3,enum=bankbridge.support.v1.CardBlockReason" json:"block_reason,omitempty"`
+	// Output only. The two-factor step of an unblock, while one runs.
+	UnblockChallenge *UnblockChallenge `protobuf:"bytes,6,opt,name=unblock_challenge,json=unblockChallenge,proto3" json:"unblock_challenge,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Card) Reset() {
+	*x = Card{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Card) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Card) ProtoMessage() {}
+
+func (x *Card) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Card.ProtoReflect.Descriptor instead.
+func (*Card) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Card) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Card) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *Card) GetMaskedNumber() *v1.MaskedAccountNumber {
+	if x != nil {
+		return x.MaskedNumber
+	}
+	return nil
+}
+
+func (x *Card) GetState() CardState {
+	if x != nil {
+		return x.State
+	}
+	return CardState_CARD_STATE_UNSPECIFIED
+}
+
+func (x *Card) GetBlockReason() CardBlockReason {
+	if x != nil {
+		return x.BlockReason
+	}
+	return CardBlockReason_CARD_BLOCK_REASON_UNSPECIFIED
+}
+
+func (x *Card) GetUnblockChallenge() *UnblockChallenge {
+	if x != nil {
+		return x.UnblockChallenge
+	}
+	return nil
+}
+
+// UnblockChallenge is the two-factor step the bank runs before it lifts a
+// card's block.
+type UnblockChallenge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bank's short instruction, e.g. "Enter the code we sent to your
+	// phone". Never the code.
+	ChallengeText string `protobuf:"bytes,1,opt,name=challenge_text,json=challengeText,proto3" json:"challenge_text,omitempty"`
+	// When the challenge expires.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// How many wrong codes the bank accepts; 0 when it does not say.
+	AttemptsAllowed int32 `protobuf:"varint,3,opt,name=attempts_allowed,json=attemptsAllowed,proto3" json:"attempts_allowed,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UnblockChallenge) Reset() {
+	*x = UnblockChallenge{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnblockChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnblockChallenge) ProtoMessage() {}
+
+func (x *UnblockChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnblockChallenge.ProtoReflect.Descriptor instead.
+func (*UnblockChallenge) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UnblockChallenge) GetChallengeText() string {
+	if x != nil {
+		return x.ChallengeText
+	}
+	return ""
+}
+
+func (x *UnblockChallenge) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *UnblockChallenge) GetAttemptsAllowed() int32 {
+	if x != nil {
+		return x.AttemptsAllowed
+	}
+	return 0
+}
+
+// ListCardsRequest asks for the user's cards at one bank.
+type ListCardsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, users/{user}. Required.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The bank, e.g. "sandbox". Required.
+	BankId string `protobuf:"bytes,2,opt,name=bank_id,json=bankId,proto3" json:"bank_id,omitempty"`
+	// The most items to return, 1 to 100; 0 means the default of 25.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page, or empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCardsRequest) Reset() {
+	*x = ListCardsRequest{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCardsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCardsRequest) ProtoMessage() {}
+
+func (x *ListCardsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCardsRequest.ProtoReflect.Descriptor instead.
+func (*ListCardsRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListCardsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListCardsRequest) GetBankId() string {
+	if x != nil {
+		return x.BankId
+	}
+	return ""
+}
+
+func (x *ListCardsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCardsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListCardsResponse is one page of cards.
+type ListCardsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cards, in the bank's order.
+	Cards []*Card `protobuf:"bytes,1,rep,name=cards,proto3" json:"cards,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCardsResponse) Reset() {
+	*x = ListCardsResponse{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCardsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCardsResponse) ProtoMessage() {}
+
+func (x *ListCardsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCardsResponse.ProtoReflect.Descriptor instead.
+func (*ListCardsResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListCardsResponse) GetCards() []*Card {
+	if x != nil {
+		return x.Cards
+	}
+	return nil
+}
+
+func (x *ListCardsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// BlockCardRequest blocks a card.
+type BlockCardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The card, users/{user}/cards/{card}. Required.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why. Required.
+	Reason CardBlockReason `protobuf:"varint,2,opt,name=reason,proto3,enum=bankbridge.support.v1.CardBlockReason" json:"reason,omitempty"`
+	// Makes retries safe: the same key with the same body returns the first
+	// response. Over REST the Idempotency-Key header fills it. Required.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BlockCardRequest) Reset() {
+	*x = BlockCardRequest{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockCardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockCardRequest) ProtoMessage() {}
+
+func (x *BlockCardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockCardRequest.ProtoReflect.Descriptor instead.
+func (*BlockCardRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *BlockCardRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BlockCardRequest) GetReason() CardBlockReason {
+	if x != nil {
+		return x.Reason
+	}
+	return CardBlockReason_CARD_BLOCK_REASON_UNSPECIFIED
+}
+
+func (x *BlockCardRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// BlockCardResponse holds the blocked card.
+type BlockCardResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The card, BLOCKED.
+	Card          *Card `protobuf:"bytes,1,opt,name=card,proto3" json:"card,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockCardResponse) Reset() {
+	*x = BlockCardResponse{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockCardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockCardResponse) ProtoMessage() {}
+
+func (x *BlockCardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockCardResponse.ProtoReflect.Descriptor instead.
+func (*BlockCardResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *BlockCardResponse) GetCard() *Card {
+	if x != nil {
+		return x.Card
+	}
+	return nil
+}
+
+// StartCardUnblockRequest starts unblocking a card.
+type StartCardUnblockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The card, users/{user}/cards/{card}. Required.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Makes retries safe: the same key returns the same challenge without a
+	// second code. Over REST the Idempotency-Key header fills it. Required.
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StartCardUnblockRequest) Reset() {
+	*x = StartCardUnblockRequest{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartCardUnblockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartCardUnblockRequest) ProtoMessage() {}
+
+func (x *StartCardUnblockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartCardUnblockRequest.ProtoReflect.Descriptor instead.
+func (*StartCardUnblockRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *StartCardUnblockRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StartCardUnblockRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// StartCardUnblockResponse holds the card with its challenge.
+type StartCardUnblockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The card, still BLOCKED, with unblock_challenge set.
+	Card          *Card `protobuf:"bytes,1,opt,name=card,proto3" json:"card,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartCardUnblockResponse) Reset() {
+	*x = StartCardUnblockResponse{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartCardUnblockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartCardUnblockResponse) ProtoMessage() {}
+
+func (x *StartCardUnblockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartCardUnblockResponse.ProtoReflect.Descriptor instead.
+func (*StartCardUnblockResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *StartCardUnblockResponse) GetCard() *Card {
+	if x != nil {
+		return x.Card
+	}
+	return nil
+}
+
+// VerifyCardUnblockRequest completes an unblock.
+type VerifyCardUnblockRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The card, users/{user}/cards/{card}. Required.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The code the bank sent, 4 to 8 digits. Required. Never logged.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Makes retries safe: the same key gets the first answer and spends no
+	// second attempt. Over REST the Idempotency-Key header fills it.
+	// Required.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VerifyCardUnblockRequest) Reset() {
+	*x = VerifyCardUnblockRequest{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyCardUnblockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyCardUnblockRequest) ProtoMessage() {}
+
+func (x *VerifyCardUnblockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyCardUnblockRequest.ProtoReflect.Descriptor instead.
+func (*VerifyCardUnblockRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *VerifyCardUnblockRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VerifyCardUnblockRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *VerifyCardUnblockRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// VerifyCardUnblockResponse holds the card.
+type VerifyCardUnblockResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The card, ACTIVE.
+	Card          *Card `protobuf:"bytes,1,opt,name=card,proto3" json:"card,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyCardUnblockResponse) Reset() {
+	*x = VerifyCardUnblockResponse{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyCardUnblockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyCardUnblockResponse) ProtoMessage() {}
+
+func (x *VerifyCardUnblockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyCardUnblockResponse.ProtoReflect.Descriptor instead.
+func (*VerifyCardUnblockResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *VerifyCardUnblockResponse) GetCard() *Card {
+	if x != nil {
+		return x.Card
+	}
+	return nil
+}
+
 // FraudReport is the user reporting fraud on one of their accounts, named
-// users/{user}/fraudReports/{fraud_report}.
+// users/{user}/fraudReports/{fraud_report}, the id being
+// "<bank_id>~<id>".
 type FraudReport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Output only. The resource name,
@@ -2286,8 +2860,8 @@ type FraudReport struct {
 	// The user's account of what happened, up to 2000 characters. Required
 	// for FRAUD_CATEGORY_OTHER, optional otherwise; immutable.
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
-	// Asks the bank to block the card at once: the card used for transaction
-	// when one is named, otherwise every card of account. Immutable.
+	// Asks the bank to block the card at once: the card named in card when
+	// set, otherwise every card of account. Immutable.
 	BlockCard bool `protobuf:"varint,6,opt,name=block_card,json=blockCard,proto3" json:"block_card,omitempty"`
 	// Output only. Where the bank is with the report.
 	Status FraudReportStatus `protobuf:"varint,7,opt,name=status,proto3,enum=bankbridge.support.v1.FraudReportStatus" json:"status,omitempty"`
@@ -2295,19 +2869,22 @@ type FraudReport struct {
 	// when block_card is false.
 	CardBlockStatus CardBlockStatus `protobuf:"varint,8,opt,name=card_block_status,json=cardBlockStatus,proto3,enum=bankbridge.support.v1.CardBlockStatus" json:"card_block_status,omitempty"`
 	// Output only. The bank's case reference, for the user to quote when
-	// calling the bank; set once the bank acknowledged the report.
+	// calling the bank; set once the bank has the case.
 	BankCaseReference string `protobuf:"bytes,9,opt,name=bank_case_reference,json=bankCaseReference,proto3" json:"bank_case_reference,omitempty"`
 	// Output only. When the user filed the report.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only. When status or card_block_status last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// With block_card, the card to block, users/{user}/cards/{card}, at the
+	// account's bank; empty blocks every card of account. Immutable.
+	Card          string `protobuf:"bytes,12,opt,name=card,proto3" json:"card,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FraudReport) Reset() {
 	*x = FraudReport{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[27]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2896,7 @@ func (x *FraudReport) String() string {
 func (*FraudReport) ProtoMessage() {}
 
 func (x *FraudReport) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[27]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2909,7 @@ func (x *FraudReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FraudReport.ProtoReflect.Descriptor instead.
 func (*FraudReport) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{27}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FraudReport) GetName() string {
@@ -2412,6 +2989,13 @@ func (x *FraudReport) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *FraudReport) GetCard() string {
+	if x != nil {
+		return x.Card
+	}
+	return ""
+}
+
 // CreateFraudReportRequest files a fraud report.
 type CreateFraudReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2430,7 +3014,7 @@ type CreateFraudReportRequest struct {
 
 func (x *CreateFraudReportRequest) Reset() {
 	*x = CreateFraudReportRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[28]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +3026,7 @@ func (x *CreateFraudReportRequest) String() string {
 func (*CreateFraudReportRequest) ProtoMessage() {}
 
 func (x *CreateFraudReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[28]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2455,7 +3039,7 @@ func (x *CreateFraudReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFraudReportRequest.ProtoReflect.Descriptor instead.
 func (*CreateFraudReportRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{28}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateFraudReportRequest) GetParent() string {
@@ -2482,7 +3066,7 @@ func (x *CreateFraudReportRequest) GetIdempotencyKey() string {
 // CreateFraudReportResponse holds the new report.
 type CreateFraudReportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The report, status RECEIVED or later.
+	// The report, status SUBMITTING or later.
 	FraudReport   *FraudReport `protobuf:"bytes,1,opt,name=fraud_report,json=fraudReport,proto3" json:"fraud_report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2490,7 +3074,7 @@ type CreateFraudReportResponse struct {
 
 func (x *CreateFraudReportResponse) Reset() {
 	*x = CreateFraudReportResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[29]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +3086,7 @@ func (x *CreateFraudReportResponse) String() string {
 func (*CreateFraudReportResponse) ProtoMessage() {}
 
 func (x *CreateFraudReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[29]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +3099,7 @@ func (x *CreateFraudReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFraudReportResponse.ProtoReflect.Descriptor instead.
 func (*CreateFraudReportResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{29}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateFraudReportResponse) GetFraudReport() *FraudReport {
@@ -2536,7 +3120,7 @@ type GetFraudReportRequest struct {
 
 func (x *GetFraudReportRequest) Reset() {
 	*x = GetFraudReportRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[30]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +3132,7 @@ func (x *GetFraudReportRequest) String() string {
 func (*GetFraudReportRequest) ProtoMessage() {}
 
 func (x *GetFraudReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[30]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +3145,7 @@ func (x *GetFraudReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFraudReportRequest.ProtoReflect.Descriptor instead.
 func (*GetFraudReportRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{30}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetFraudReportRequest) GetName() string {
@@ -2582,7 +3166,7 @@ type GetFraudReportResponse struct {
 
 func (x *GetFraudReportResponse) Reset() {
 	*x = GetFraudReportResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[31]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +3178,7 @@ func (x *GetFraudReportResponse) String() string {
 func (*GetFraudReportResponse) ProtoMessage() {}
 
 func (x *GetFraudReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[31]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +3191,7 @@ func (x *GetFraudReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFraudReportResponse.ProtoReflect.Descriptor instead.
 func (*GetFraudReportResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{31}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetFraudReportResponse) GetFraudReport() *FraudReport {
@@ -2634,7 +3218,7 @@ type ListFraudReportsRequest struct {
 
 func (x *ListFraudReportsRequest) Reset() {
 	*x = ListFraudReportsRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[32]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +3230,7 @@ func (x *ListFraudReportsRequest) String() string {
 func (*ListFraudReportsRequest) ProtoMessage() {}
 
 func (x *ListFraudReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[32]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +3243,7 @@ func (x *ListFraudReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFraudReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListFraudReportsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{32}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListFraudReportsRequest) GetParent() string {
@@ -2696,7 +3280,7 @@ type ListFraudReportsResponse struct {
 
 func (x *ListFraudReportsResponse) Reset() {
 	*x = ListFraudReportsResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[33]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +3292,7 @@ func (x *ListFraudReportsResponse) String() string {
 func (*ListFraudReportsResponse) ProtoMessage() {}
 
 func (x *ListFraudReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[33]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +3305,7 @@ func (x *ListFraudReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFraudReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListFraudReportsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{33}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListFraudReportsResponse) GetFraudReports() []*FraudReport {
@@ -2739,7 +3323,8 @@ func (x *ListFraudReportsResponse) GetNextPageToken() string {
 }
 
 // Alert is a fraud alert a bank raised about activity on the user's
-// account, named users/{user}/alerts/{alert}. The user answers it with
+// account, named users/{user}/alerts/{alert}, the id being
+// "<bank_id>~<bank's alert id>". The user answers it with
 // AcknowledgeAlert.
 type Alert struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2752,14 +3337,18 @@ type Alert struct {
 	// the alert is about an attempt the bank declined or about no
 	// transaction.
 	Transaction string `protobuf:"bytes,3,opt,name=transaction,proto3" json:"transaction,omitempty"`
-	// Output only. The card used, masked; unset when no card was.
-	Card *v1.MaskedAccountNumber `protobuf:"bytes,4,opt,name=card,proto3" json:"card,omitempty"`
+	// Output only. The card concerned, users/{user}/cards/{card}; empty when
+	// no card was used. BlockCard takes it.
+	Card string `protobuf:"bytes,13,opt,name=card,proto3" json:"card,omitempty"`
 	// Output only. The amount of the suspicious activity, exact; unset when
 	// there is none (e.g. a login from a new device).
 	Amount *v1.Money `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
 	// Output only. The merchant's name as the bank shows it; empty when there
 	// is none.
 	MerchantName string `protobuf:"bytes,6,opt,name=merchant_name,json=merchantName,proto3" json:"merchant_name,omitempty"`
+	// Output only. The bank's explanation for the user, with any run of
+	// digits that could be an account or card number masked.
+	Description string `protobuf:"bytes,14,opt,name=description,proto3" json:"description,omitempty"`
 	// Output only. When the suspicious activity happened.
 	ActivityTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=activity_time,json=activityTime,proto3" json:"activity_time,omitempty"`
 	// Output only. How serious the bank thinks it is.
@@ -2770,7 +3359,7 @@ type Alert struct {
 	Response AlertResponse `protobuf:"varint,10,opt,name=response,proto3,enum=bankbridge.support.v1.AlertResponse" json:"response,omitempty"`
 	// Output only. When the user answered; set when state is ACKNOWLEDGED.
 	AcknowledgeTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=acknowledge_time,json=acknowledgeTime,proto3" json:"acknowledge_time,omitempty"`
-	// Output only. When the bank raised the alert.
+	// Output only. When bankbridge received the alert from the bank.
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2778,7 +3367,7 @@ type Alert struct {
 
 func (x *Alert) Reset() {
 	*x = Alert{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[34]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2790,7 +3379,7 @@ func (x *Alert) String() string {
 func (*Alert) ProtoMessage() {}
 
 func (x *Alert) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[34]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2803,7 +3392,7 @@ func (x *Alert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alert.ProtoReflect.Descriptor instead.
 func (*Alert) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{34}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Alert) GetName() string {
@@ -2827,11 +3416,11 @@ func (x *Alert) GetTransaction() string {
 	return ""
 }
 
-func (x *Alert) GetCard() *v1.MaskedAccountNumber {
+func (x *Alert) GetCard() string {
 	if x != nil {
 		return x.Card
 	}
-	return nil
+	return ""
 }
 
 func (x *Alert) GetAmount() *v1.Money {
@@ -2844,6 +3433,13 @@ func (x *Alert) GetAmount() *v1.Money {
 func (x *Alert) GetMerchantName() string {
 	if x != nil {
 		return x.MerchantName
+	}
+	return ""
+}
+
+func (x *Alert) GetDescription() string {
+	if x != nil {
+		return x.Description
 	}
 	return ""
 }
@@ -2910,7 +3506,7 @@ type ListAlertsRequest struct {
 
 func (x *ListAlertsRequest) Reset() {
 	*x = ListAlertsRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[35]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +3518,7 @@ func (x *ListAlertsRequest) String() string {
 func (*ListAlertsRequest) ProtoMessage() {}
 
 func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[35]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +3531,7 @@ func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{35}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAlertsRequest) GetParent() string {
@@ -2979,7 +3575,7 @@ type ListAlertsResponse struct {
 
 func (x *ListAlertsResponse) Reset() {
 	*x = ListAlertsResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[36]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2991,7 +3587,7 @@ func (x *ListAlertsResponse) String() string {
 func (*ListAlertsResponse) ProtoMessage() {}
 
 func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[36]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3004,7 +3600,7 @@ func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{36}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAlertsResponse) GetAlerts() []*Alert {
@@ -3032,7 +3628,7 @@ type GetAlertRequest struct {
 
 func (x *GetAlertRequest) Reset() {
 	*x = GetAlertRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[37]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3640,7 @@ func (x *GetAlertRequest) String() string {
 func (*GetAlertRequest) ProtoMessage() {}
 
 func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[37]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3653,7 @@ func (x *GetAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertRequest.ProtoReflect.Descriptor instead.
 func (*GetAlertRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{37}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetAlertRequest) GetName() string {
@@ -3078,7 +3674,7 @@ type GetAlertResponse struct {
 
 func (x *GetAlertResponse) Reset() {
 	*x = GetAlertResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[38]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3090,7 +3686,7 @@ func (x *GetAlertResponse) String() string {
 func (*GetAlertResponse) ProtoMessage() {}
 
 func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[38]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,10 +3699,130 @@ func (x *GetAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAlertResponse.ProtoReflect.Descriptor instead.
 func (*GetAlertResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{38}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetAlertResponse) GetAlert() *Alert {
+	if x != nil {
+		return x.Alert
+	}
+	return nil
+}
+
+// WatchAlertsRequest opens, or resumes, the user's alert stream.
+type WatchAlertsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, users/{user}. Required.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The cursor of the last event the client processed, to resume right
+	// after it; empty to start at the current end of the stream.
+	ResumeCursor  string `protobuf:"bytes,2,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAlertsRequest) Reset() {
+	*x = WatchAlertsRequest{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAlertsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAlertsRequest) ProtoMessage() {}
+
+func (x *WatchAlertsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAlertsRequest.ProtoReflect.Descriptor instead.
+func (*WatchAlertsRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *WatchAlertsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *WatchAlertsRequest) GetResumeCursor() string {
+	if x != nil {
+		return x.ResumeCursor
+	}
+	return ""
+}
+
+// WatchAlertsResponse is one alert event.
+type WatchAlertsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque. Pass it as resume_cursor to resume right after this event.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// When the event happened.
+	EventTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	// The alert as it now is: NEW when raised, ACKNOWLEDGED when answered.
+	Alert         *Alert `protobuf:"bytes,3,opt,name=alert,proto3" json:"alert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAlertsResponse) Reset() {
+	*x = WatchAlertsResponse{}
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAlertsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAlertsResponse) ProtoMessage() {}
+
+func (x *WatchAlertsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAlertsResponse.ProtoReflect.Descriptor instead.
+func (*WatchAlertsResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WatchAlertsResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchAlertsResponse) GetEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
+func (x *WatchAlertsResponse) GetAlert() *Alert {
 	if x != nil {
 		return x.Alert
 	}
@@ -3126,7 +3842,7 @@ type AcknowledgeAlertRequest struct {
 
 func (x *AcknowledgeAlertRequest) Reset() {
 	*x = AcknowledgeAlertRequest{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[39]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3138,7 +3854,7 @@ func (x *AcknowledgeAlertRequest) String() string {
 func (*AcknowledgeAlertRequest) ProtoMessage() {}
 
 func (x *AcknowledgeAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[39]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3151,7 +3867,7 @@ func (x *AcknowledgeAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeAlertRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeAlertRequest) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{39}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AcknowledgeAlertRequest) GetName() string {
@@ -3172,14 +3888,18 @@ func (x *AcknowledgeAlertRequest) GetResponse() AlertResponse {
 type AcknowledgeAlertResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The alert, ACKNOWLEDGED.
-	Alert         *Alert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Alert *Alert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	// For NOT_RECOGNISED on an alert about a card: the card,
+	// users/{user}/cards/{card}, which the client should offer to block
+	// (BlockCard). Empty otherwise.
+	CardBlockOffer string `protobuf:"bytes,2,opt,name=card_block_offer,json=cardBlockOffer,proto3" json:"card_block_offer,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AcknowledgeAlertResponse) Reset() {
 	*x = AcknowledgeAlertResponse{}
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[40]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3191,7 +3911,7 @@ func (x *AcknowledgeAlertResponse) String() string {
 func (*AcknowledgeAlertResponse) ProtoMessage() {}
 
 func (x *AcknowledgeAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bankbridge_support_v1_support_proto_msgTypes[40]
+	mi := &file_bankbridge_support_v1_support_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3204,7 +3924,7 @@ func (x *AcknowledgeAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeAlertResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeAlertResponse) Descriptor() ([]byte, []int) {
-	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{40}
+	return file_bankbridge_support_v1_support_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AcknowledgeAlertResponse) GetAlert() *Alert {
@@ -3214,13 +3934,20 @@ func (x *AcknowledgeAlertResponse) GetAlert() *Alert {
 	return nil
 }
 
+func (x *AcknowledgeAlertResponse) GetCardBlockOffer() string {
+	if x != nil {
+		return x.CardBlockOffer
+	}
+	return ""
+}
+
 var File_bankbridge_support_v1_support_proto protoreflect.FileDescriptor
 
 const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\n" +
-	"#bankbridge/support/v1/support.proto\x12\x15bankbridge.support.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x04\n" +
-	"\fConversation\x12^\n" +
-	"\x04name\x18\x01 \x01(\tBJ\xbaHG\xd8\x01\x01rB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12:\n" +
+	"#bankbridge/support/v1/support.proto\x12\x15bankbridge.support.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x04\n" +
+	"\fConversation\x12v\n" +
+	"\x04name\x18\x01 \x01(\tBb\xbaH_\xd8\x01\x01rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12:\n" +
 	"\abank_id\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12H\n" +
 	"\x05state\x18\x03 \x01(\x0e2(.bankbridge.support.v1.ConversationStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12K\n" +
 	"\n" +
@@ -3235,24 +3962,35 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\x15PendingControlRequest\x12N\n" +
 	"\frequested_by\x18\x01 \x01(\x0e2!.bankbridge.support.v1.ControllerB\b\xbaH\x05\x82\x01\x02\x10\x01R\vrequestedBy\x12$\n" +
 	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\x12=\n" +
-	"\frequest_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\"\xc3\x03\n" +
-	"\aMessage\x12~\n" +
-	"\x04name\x18\x01 \x01(\tBj\xbaHg\xd8\x01\x01rb2`^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}/messages/[A-Za-z0-9._~-]{1,128}$R\x04name\x12Q\n" +
+	"\frequest_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\"\x86\x05\n" +
+	"\aMessage\x12\x97\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x82\x01\xbaH\x7f\xd8\x01\x01rz2x^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}/messages/[A-Za-z0-9._~-]{1,128}$R\x04name\x12Q\n" +
 	"\vsender_role\x18\x02 \x01(\x0e2&.bankbridge.support.v1.ParticipantRoleB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
 	"senderRole\x128\n" +
-	"\x13sender_display_name\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x11senderDisplayName\x12 \n" +
-	"\x04text\x18\x04 \x01(\tB\f\xbaH\tr\a\x18\xa0\x1f2\x02\\SR\x04text\x12L\n" +
+	"\x13sender_display_name\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x11senderDisplayName\x12#\n" +
+	"\x04text\x18\x04 \x01(\tB\x0f\xbaH\f\xd8\x01\x01r\a\x18\xa0\x1f2\x02\\SR\x04text\x12L\n" +
 	"\x11client_message_id\x18\x05 \x01(\tB \xbaH\x1d\xd8\x01\x01r\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0fclientMessageId\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf0\x01\n" +
+	"createTime\x12P\n" +
+	"\rquick_replies\x18\a \x03(\v2!.bankbridge.support.v1.QuickReplyB\b\xbaH\x05\x92\x01\x02\x10\rR\fquickReplies\x12;\n" +
+	"\bpostback\x18\b \x01(\v2\x1f.bankbridge.support.v1.PostbackR\bpostback:\x15\xbaH\x12\"\x10\n" +
+	"\x04text\n" +
+	"\bpostback\"i\n" +
+	"\n" +
+	"QuickReply\x12\x1f\n" +
+	"\x05title\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18(R\x05title\x12:\n" +
+	"\apayload\x18\x02 \x01(\tB \xbaH\x1dr\x1b2\x19^[A-Za-z0-9_:.~-]{1,256}$R\apayload\"e\n" +
+	"\bPostback\x12:\n" +
+	"\apayload\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[A-Za-z0-9_:.~-]{1,256}$R\apayload\x12\x1d\n" +
+	"\x05title\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18(R\x05title\"\xf0\x01\n" +
 	"\x19CreateConversationRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12O\n" +
 	"\fconversation\x18\x02 \x01(\v2#.bankbridge.support.v1.ConversationB\x06\xbaH\x03\xc8\x01\x01R\fconversation\x12F\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"e\n" +
 	"\x1aCreateConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"u\n" +
-	"\x16GetConversationRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\"b\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\x8d\x01\n" +
+	"\x16GetConversationRequest\x12s\n" +
+	"\x04name\x18\x01 \x01(\tB_\xbaH\\rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\"b\n" +
 	"\x17GetConversationResponse\x12G\n" +
 	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xf1\x01\n" +
 	"\x18ListConversationsRequest\x12:\n" +
@@ -3263,47 +4001,34 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2(.bankbridge.support.v1.ConversationStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"\x98\x01\n" +
 	"\x19ListConversationsResponse\x12S\n" +
 	"\rconversations\x18\x01 \x03(\v2#.bankbridge.support.v1.ConversationB\b\xbaH\x05\x92\x01\x02\x10dR\rconversations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x02\n" +
-	"\x12SendMessageRequest\x12_\n" +
-	"\x06parent\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12\xb1\x01\n" +
-	"\amessage\x18\x02 \x01(\v2\x1e.bankbridge.support.v1.MessageBw\xbaHt\xba\x01n\n" +
-	"'send_message.client_message_id_required\x12%message.client_message_id is required\x1a\x1cthis.client_message_id != ''\xc8\x01\x01R\amessage\"O\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc3\x03\n" +
+	"\x12SendMessageRequest\x12w\n" +
+	"\x06parent\x18\x01 \x01(\tB_\xbaH\\rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x06parent\x12\xb3\x02\n" +
+	"\amessage\x18\x02 \x01(\v2\x1e.bankbridge.support.v1.MessageB\xf8\x01\xbaH\xf4\x01\xba\x01n\n" +
+	"'send_message.client_message_id_required\x12%message.client_message_id is required\x1a\x1cthis.client_message_id != ''\xba\x01}\n" +
+	"&send_message.text_or_postback_required\x12,message.text or message.postback is required\x1a%this.text != '' || has(this.postback)\xc8\x01\x01R\amessage\"O\n" +
 	"\x13SendMessageResponse\x128\n" +
-	"\amessage\x18\x01 \x01(\v2\x1e.bankbridge.support.v1.MessageR\amessage\"\xc7\x01\n" +
-	"\x13ListMessagesRequest\x12_\n" +
-	"\x06parent\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12&\n" +
+	"\amessage\x18\x01 \x01(\v2\x1e.bankbridge.support.v1.MessageR\amessage\"\xdf\x01\n" +
+	"\x13ListMessagesRequest\x12w\n" +
+	"\x06parent\x18\x01 \x01(\tB_\xbaH\\rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x06parent\x12&\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"\x84\x01\n" +
 	"\x14ListMessagesResponse\x12D\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1e.bankbridge.support.v1.MessageB\b\xbaH\x05\x92\x01\x02\x10dR\bmessages\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa0\x01\n" +
-	"\x1bHandoverConversationRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfd\x01\n" +
+	"\x1bHandoverConversationRequest\x12s\n" +
+	"\x04name\x18\x01 \x01(\tB_\xbaH\\rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12C\n" +
+	"\x06target\x18\x03 \x01(\x0e2!.bankbridge.support.v1.ControllerB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06target\x12$\n" +
 	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"g\n" +
 	"\x1cHandoverConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\x9d\x01\n" +
-	"\x18PassThreadControlRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
-	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"d\n" +
-	"\x19PassThreadControlResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\x9d\x01\n" +
-	"\x18TakeThreadControlRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
-	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"d\n" +
-	"\x19TakeThreadControlResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xa0\x01\n" +
-	"\x1bRequestThreadControlRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12$\n" +
-	"\bmetadata\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"g\n" +
-	"\x1cRequestThreadControlResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"w\n" +
-	"\x18CloseConversationRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\"d\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\x8f\x01\n" +
+	"\x18CloseConversationRequest\x12s\n" +
+	"\x04name\x18\x01 \x01(\tB_\xbaH\\rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\"d\n" +
 	"\x19CloseConversationResponse\x12G\n" +
-	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xa7\x01\n" +
-	"\x19StreamConversationRequest\x12[\n" +
-	"\x04name\x18\x01 \x01(\tBG\xbaHDrB2@^users/[A-Za-z0-9_-]{1,64}/conversations/[A-Za-z0-9._~-]{1,128}$R\x04name\x12-\n" +
+	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\"\xbf\x01\n" +
+	"\x19StreamConversationRequest\x12s\n" +
+	"\x04name\x18\x01 \x01(\tB_\xbaH\\rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12-\n" +
 	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"\xef\x02\n" +
 	"\x1aStreamConversationResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x129\n" +
@@ -3320,10 +4045,48 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\bmetadata\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\bmetadata\"\xac\x01\n" +
 	"\x12ConversationClosed\x12G\n" +
 	"\fconversation\x18\x01 \x01(\v2#.bankbridge.support.v1.ConversationR\fconversation\x12M\n" +
-	"\tclosed_by\x18\x02 \x01(\x0e2&.bankbridge.support.v1.ParticipantRoleB\b\xbaH\x05\x82\x01\x02\x10\x01R\bclosedBy\"\xb3\n" +
+	"\tclosed_by\x18\x02 \x01(\x0e2&.bankbridge.support.v1.ParticipantRoleB\b\xbaH\x05\x82\x01\x02\x10\x01R\bclosedBy\"\xdd\x02\n" +
+	"\x04Card\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12N\n" +
+	"\rmasked_number\x18\x03 \x01(\v2).bankbridge.common.v1.MaskedAccountNumberR\fmaskedNumber\x126\n" +
+	"\x05state\x18\x04 \x01(\x0e2 .bankbridge.support.v1.CardStateR\x05state\x12I\n" +
+	"\fblock_reason\x18\x05 \x01(\x0e2&.bankbridge.support.v1.CardBlockReasonR\vblockReason\x12T\n" +
+	"\x11unblock_challenge\x18\x06 \x01(\v2'.bankbridge.support.v1.UnblockChallengeR\x10unblockChallenge\"\xa1\x01\n" +
+	"\x10UnblockChallenge\x12%\n" +
+	"\x0echallenge_text\x18\x01 \x01(\tR\rchallengeText\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12)\n" +
+	"\x10attempts_allowed\x18\x03 \x01(\x05R\x0fattemptsAllowed\"\xdb\x01\n" +
+	"\x10ListCardsRequest\x12:\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12:\n" +
+	"\abank_id\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12&\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"\vFraudReport\x12]\n" +
-	"\x04name\x18\x01 \x01(\tBI\xbaHF\xd8\x01\x01rA2?^users/[A-Za-z0-9_-]{1,64}/fraudReports/[A-Za-z0-9._~-]{1,128}$R\x04name\x12\\\n" +
+	"page_token\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"x\n" +
+	"\x11ListCardsResponse\x12;\n" +
+	"\x05cards\x18\x01 \x03(\v2\x1b.bankbridge.support.v1.CardB\b\xbaH\x05\x92\x01\x02\x10dR\x05cards\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\x02\n" +
+	"\x10BlockCardRequest\x12k\n" +
+	"\x04name\x18\x01 \x01(\tBW\xbaHTrR2P^users/[A-Za-z0-9_-]{1,64}/cards/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12J\n" +
+	"\x06reason\x18\x02 \x01(\x0e2&.bankbridge.support.v1.CardBlockReasonB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06reason\x12F\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"D\n" +
+	"\x11BlockCardResponse\x12/\n" +
+	"\x04card\x18\x01 \x01(\v2\x1b.bankbridge.support.v1.CardR\x04card\"\xce\x01\n" +
+	"\x17StartCardUnblockRequest\x12k\n" +
+	"\x04name\x18\x01 \x01(\tBW\xbaHTrR2P^users/[A-Za-z0-9_-]{1,64}/cards/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12F\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"K\n" +
+	"\x18StartCardUnblockResponse\x12/\n" +
+	"\x04card\x18\x01 \x01(\v2\x1b.bankbridge.support.v1.CardR\x04card\"\xf8\x01\n" +
+	"\x18VerifyCardUnblockRequest\x12k\n" +
+	"\x04name\x18\x01 \x01(\tBW\xbaHTrR2P^users/[A-Za-z0-9_-]{1,64}/cards/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12'\n" +
+	"\x04code\x18\x02 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{4,8}$R\x04code\x12F\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"L\n" +
+	"\x19VerifyCardUnblockResponse\x12/\n" +
+	"\x04card\x18\x01 \x01(\v2\x1b.bankbridge.support.v1.CardR\x04card\"\xbc\v\n" +
+	"\vFraudReport\x12u\n" +
+	"\x04name\x18\x01 \x01(\tBa\xbaH^\xd8\x01\x01rY2W^users/[A-Za-z0-9_-]{1,64}/fraudReports/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12\\\n" +
 	"\aaccount\x18\x02 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\aaccount\x12\x8b\x01\n" +
 	"\vtransaction\x18\x03 \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction\x12L\n" +
 	"\bcategory\x18\x04 \x01(\x0e2$.bankbridge.support.v1.FraudCategoryB\n" +
@@ -3332,25 +4095,26 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\n" +
 	"block_card\x18\x06 \x01(\bR\tblockCard\x12J\n" +
 	"\x06status\x18\a \x01(\x0e2(.bankbridge.support.v1.FraudReportStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12\\\n" +
-	"\x11card_block_status\x18\b \x01(\x0e2&.bankbridge.support.v1.CardBlockStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x0fcardBlockStatus\x127\n" +
-	"\x13bank_case_reference\x18\t \x01(\tB\a\xbaH\x04r\x02\x18@R\x11bankCaseReference\x12;\n" +
+	"\x11card_block_status\x18\b \x01(\x0e2&.bankbridge.support.v1.CardBlockStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x0fcardBlockStatus\x128\n" +
+	"\x13bank_case_reference\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\x11bankCaseReference\x12;\n" +
 	"\vcreate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime:\xe2\x03\xbaH\xde\x03\x1a\xa1\x01\n" +
+	"updateTime\x12n\n" +
+	"\x04card\x18\f \x01(\tBZ\xbaHW\xd8\x01\x01rR2P^users/[A-Za-z0-9_-]{1,64}/cards/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04card:\xe2\x03\xbaH\xde\x03\x1a\xa1\x01\n" +
 	"#fraud_report.transaction_in_account\x12\"transaction must belong to account\x1aVthis.transaction == '' || this.transaction.startsWith(this.account + '/transactions/')\x1a\xa7\x01\n" +
-	"2fraud_report.transaction_required_for_unrecognised\x12Ctransaction is required for FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION\x1a,this.category != 3 || this.transaction != ''\x1a\x8d\x01\n" +
-	"+fraud_report.description_required_for_other\x120description is required for FRAUD_CATEGORY_OTHER\x1a,this.category != 6 || this.description != ''\"\xb9\x03\n" +
+	"2fraud_report.transaction_required_for_unrecognised\x12Ctransaction is required for FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION\x1a,this.category != 1 || this.transaction != ''\x1a\x8d\x01\n" +
+	"+fraud_report.description_required_for_other\x120description is required for FRAUD_CATEGORY_OTHER\x1a,this.category != 7 || this.description != ''\"\xb9\x03\n" +
 	"\x18CreateFraudReportRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12M\n" +
 	"\ffraud_report\x18\x02 \x01(\v2\".bankbridge.support.v1.FraudReportB\x06\xbaH\x03\xc8\x01\x01R\vfraudReport\x12F\n" +
 	"\x0fidempotency_key\x18\x03 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey:\xc9\x01\xbaH\xc5\x01\x1a\xc2\x01\n" +
 	"%create_fraud_report.account_same_user\x12<fraud_report.account must belong to the user named in parent\x1a[!has(this.fraud_report) || this.fraud_report.account.startsWith(this.parent + '/accounts/')\"b\n" +
 	"\x19CreateFraudReportResponse\x12E\n" +
-	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"s\n" +
-	"\x15GetFraudReportRequest\x12Z\n" +
-	"\x04name\x18\x01 \x01(\tBF\xbaHCrA2?^users/[A-Za-z0-9_-]{1,64}/fraudReports/[A-Za-z0-9._~-]{1,128}$R\x04name\"_\n" +
+	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"\x8b\x01\n" +
+	"\x15GetFraudReportRequest\x12r\n" +
+	"\x04name\x18\x01 \x01(\tB^\xbaH[rY2W^users/[A-Za-z0-9_-]{1,64}/fraudReports/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\"_\n" +
 	"\x16GetFraudReportResponse\x12E\n" +
 	"\ffraud_report\x18\x01 \x01(\v2\".bankbridge.support.v1.FraudReportR\vfraudReport\"\xa6\x01\n" +
 	"\x17ListFraudReportsRequest\x12:\n" +
@@ -3360,22 +4124,23 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"\x95\x01\n" +
 	"\x18ListFraudReportsResponse\x12Q\n" +
 	"\rfraud_reports\x18\x01 \x03(\v2\".bankbridge.support.v1.FraudReportB\b\xbaH\x05\x92\x01\x02\x10dR\ffraudReports\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x92\a\n" +
-	"\x05Alert\x12W\n" +
-	"\x04name\x18\x01 \x01(\tBC\xbaH@\xd8\x01\x01r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12_\n" +
-	"\aaccount\x18\x02 \x01(\tBE\xbaHB\xd8\x01\x01r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\aaccount\x12\x8b\x01\n" +
-	"\vtransaction\x18\x03 \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\vtransaction\x12=\n" +
-	"\x04card\x18\x04 \x01(\v2).bankbridge.common.v1.MaskedAccountNumberR\x04card\x123\n" +
-	"\x06amount\x18\x05 \x01(\v2\x1b.bankbridge.common.v1.MoneyR\x06amount\x12-\n" +
-	"\rmerchant_name\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\fmerchantName\x12?\n" +
-	"\ractivity_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\factivityTime\x12J\n" +
-	"\bseverity\x18\b \x01(\x0e2$.bankbridge.support.v1.AlertSeverityB\b\xbaH\x05\x82\x01\x02\x10\x01R\bseverity\x12A\n" +
-	"\x05state\x18\t \x01(\x0e2!.bankbridge.support.v1.AlertStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\x12J\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfc\x04\n" +
+	"\x05Alert\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12 \n" +
+	"\vtransaction\x18\x03 \x01(\tR\vtransaction\x12\x12\n" +
+	"\x04card\x18\r \x01(\tR\x04card\x123\n" +
+	"\x06amount\x18\x05 \x01(\v2\x1b.bankbridge.common.v1.MoneyR\x06amount\x12#\n" +
+	"\rmerchant_name\x18\x06 \x01(\tR\fmerchantName\x12 \n" +
+	"\vdescription\x18\x0e \x01(\tR\vdescription\x12?\n" +
+	"\ractivity_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\factivityTime\x12@\n" +
+	"\bseverity\x18\b \x01(\x0e2$.bankbridge.support.v1.AlertSeverityR\bseverity\x127\n" +
+	"\x05state\x18\t \x01(\x0e2!.bankbridge.support.v1.AlertStateR\x05state\x12@\n" +
 	"\bresponse\x18\n" +
-	" \x01(\x0e2$.bankbridge.support.v1.AlertResponseB\b\xbaH\x05\x82\x01\x02\x10\x01R\bresponse\x12E\n" +
+	" \x01(\x0e2$.bankbridge.support.v1.AlertResponseR\bresponse\x12E\n" +
 	"\x10acknowledge_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0facknowledgeTime\x12;\n" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xe3\x01\n" +
+	"createTimeJ\x04\b\x04\x10\x05R\vcard_masked\"\xe3\x01\n" +
 	"\x11ListAlertsRequest\x12:\n" +
 	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12&\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
@@ -3384,57 +4149,76 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2!.bankbridge.support.v1.AlertStateB\b\xbaH\x05\x82\x01\x02\x10\x01R\x05state\"|\n" +
 	"\x12ListAlertsResponse\x12>\n" +
 	"\x06alerts\x18\x01 \x03(\v2\x1c.bankbridge.support.v1.AlertB\b\xbaH\x05\x92\x01\x02\x10dR\x06alerts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"g\n" +
-	"\x0fGetAlertRequest\x12T\n" +
-	"\x04name\x18\x01 \x01(\tB@\xbaH=r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\"F\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x7f\n" +
+	"\x0fGetAlertRequest\x12l\n" +
+	"\x04name\x18\x01 \x01(\tBX\xbaHUrS2Q^users/[A-Za-z0-9_-]{1,64}/alerts/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\"F\n" +
 	"\x10GetAlertResponse\x122\n" +
-	"\x05alert\x18\x01 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert\"\xbd\x01\n" +
-	"\x17AcknowledgeAlertRequest\x12T\n" +
-	"\x04name\x18\x01 \x01(\tB@\xbaH=r;29^users/[A-Za-z0-9_-]{1,64}/alerts/[A-Za-z0-9._~-]{1,128}$R\x04name\x12L\n" +
+	"\x05alert\x18\x01 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert\"\x7f\n" +
+	"\x12WatchAlertsRequest\x12:\n" +
+	"\x06parent\x18\x01 \x01(\tB\"\xbaH\x1fr\x1d2\x1b^users/[A-Za-z0-9_-]{1,64}$R\x06parent\x12-\n" +
+	"\rresume_cursor\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"\x9c\x01\n" +
+	"\x13WatchAlertsResponse\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x129\n" +
+	"\n" +
+	"event_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\x122\n" +
+	"\x05alert\x18\x03 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert\"\xd5\x01\n" +
+	"\x17AcknowledgeAlertRequest\x12l\n" +
+	"\x04name\x18\x01 \x01(\tBX\xbaHUrS2Q^users/[A-Za-z0-9_-]{1,64}/alerts/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12L\n" +
 	"\bresponse\x18\x02 \x01(\x0e2$.bankbridge.support.v1.AlertResponseB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bresponse\"N\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bresponse\"x\n" +
 	"\x18AcknowledgeAlertResponse\x122\n" +
-	"\x05alert\x18\x01 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert*s\n" +
+	"\x05alert\x18\x01 \x01(\v2\x1c.bankbridge.support.v1.AlertR\x05alert\x12(\n" +
+	"\x10card_block_offer\x18\x02 \x01(\tR\x0ecardBlockOffer*s\n" +
 	"\x11ConversationState\x12\"\n" +
 	"\x1eCONVERSATION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CONVERSATION_STATE_OPEN\x10\x01\x12\x1d\n" +
-	"\x19CONVERSATION_STATE_CLOSED\x10\x02*W\n" +
+	"\x19CONVERSATION_STATE_CLOSED\x10\x02*]\n" +
 	"\n" +
 	"Controller\x12\x1a\n" +
-	"\x16CONTROLLER_UNSPECIFIED\x10\x00\x12\x12\n" +
-	"\x0eCONTROLLER_BOT\x10\x01\x12\x19\n" +
-	"\x15CONTROLLER_BANK_AGENT\x10\x02*\xa6\x01\n" +
+	"\x16CONTROLLER_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14CONTROLLER_ASSISTANT\x10\x01\x12\x19\n" +
+	"\x15CONTROLLER_BANK_AGENT\x10\x02*\xac\x01\n" +
 	"\x0fParticipantRole\x12 \n" +
 	"\x1cPARTICIPANT_ROLE_UNSPECIFIED\x10\x00\x12\x19\n" +
-	"\x15PARTICIPANT_ROLE_USER\x10\x01\x12\x18\n" +
-	"\x14PARTICIPANT_ROLE_BOT\x10\x02\x12\x1f\n" +
+	"\x15PARTICIPANT_ROLE_USER\x10\x01\x12\x1e\n" +
+	"\x1aPARTICIPANT_ROLE_ASSISTANT\x10\x02\x12\x1f\n" +
 	"\x1bPARTICIPANT_ROLE_BANK_AGENT\x10\x03\x12\x1b\n" +
-	"\x17PARTICIPANT_ROLE_SYSTEM\x10\x04*\xc3\x01\n" +
+	"\x17PARTICIPANT_ROLE_SYSTEM\x10\x04*\xed\x01\n" +
 	"\x13ThreadControlAction\x12%\n" +
-	"!THREAD_CONTROL_ACTION_UNSPECIFIED\x10\x00\x12\"\n" +
-	"\x1eTHREAD_CONTROL_ACTION_HANDOVER\x10\x01\x12\x1e\n" +
+	"!THREAD_CONTROL_ACTION_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTHREAD_CONTROL_ACTION_PASS\x10\x02\x12\x1e\n" +
 	"\x1aTHREAD_CONTROL_ACTION_TAKE\x10\x03\x12!\n" +
-	"\x1dTHREAD_CONTROL_ACTION_REQUEST\x10\x04*\xf6\x01\n" +
+	"\x1dTHREAD_CONTROL_ACTION_REQUEST\x10\x04\x12&\n" +
+	"\"THREAD_CONTROL_ACTION_AGENT_JOINED\x10\x05\"\x04\b\x01\x10\x01*\x1eTHREAD_CONTROL_ACTION_HANDOVER*V\n" +
+	"\tCardState\x12\x1a\n" +
+	"\x16CARD_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CARD_STATE_ACTIVE\x10\x01\x12\x16\n" +
+	"\x12CARD_STATE_BLOCKED\x10\x02*\x95\x01\n" +
+	"\x0fCardBlockReason\x12!\n" +
+	"\x1dCARD_BLOCK_REASON_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16CARD_BLOCK_REASON_LOST\x10\x01\x12\x1c\n" +
+	"\x18CARD_BLOCK_REASON_STOLEN\x10\x02\x12%\n" +
+	"!CARD_BLOCK_REASON_FRAUD_SUSPECTED\x10\x03*\x8f\x02\n" +
 	"\rFraudCategory\x12\x1e\n" +
-	"\x1aFRAUD_CATEGORY_UNSPECIFIED\x10\x00\x12\x1c\n" +
-	"\x18FRAUD_CATEGORY_CARD_LOST\x10\x01\x12\x1e\n" +
-	"\x1aFRAUD_CATEGORY_CARD_STOLEN\x10\x02\x12+\n" +
-	"'FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION\x10\x03\x12\x1b\n" +
-	"\x17FRAUD_CATEGORY_PHISHING\x10\x04\x12#\n" +
-	"\x1fFRAUD_CATEGORY_ACCOUNT_TAKEOVER\x10\x05\x12\x18\n" +
-	"\x14FRAUD_CATEGORY_OTHER\x10\x06*\xc2\x01\n" +
+	"\x1aFRAUD_CATEGORY_UNSPECIFIED\x10\x00\x12+\n" +
+	"'FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION\x10\x01\x12\x1c\n" +
+	"\x18FRAUD_CATEGORY_CARD_LOST\x10\x02\x12\x1e\n" +
+	"\x1aFRAUD_CATEGORY_CARD_STOLEN\x10\x03\x12#\n" +
+	"\x1fFRAUD_CATEGORY_ACCOUNT_TAKEOVER\x10\x04\x12\x17\n" +
+	"\x13FRAUD_CATEGORY_SCAM\x10\x05\x12\x1b\n" +
+	"\x17FRAUD_CATEGORY_PHISHING\x10\x06\x12\x18\n" +
+	"\x14FRAUD_CATEGORY_OTHER\x10\a*\xc3\x01\n" +
 	"\x11FraudReportStatus\x12#\n" +
-	"\x1fFRAUD_REPORT_STATUS_UNSPECIFIED\x10\x00\x12 \n" +
-	"\x1cFRAUD_REPORT_STATUS_RECEIVED\x10\x01\x12!\n" +
-	"\x1dFRAUD_REPORT_STATUS_SUBMITTED\x10\x02\x12!\n" +
+	"\x1fFRAUD_REPORT_STATUS_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eFRAUD_REPORT_STATUS_SUBMITTING\x10\x01\x12 \n" +
+	"\x1cFRAUD_REPORT_STATUS_RECEIVED\x10\x02\x12!\n" +
 	"\x1dFRAUD_REPORT_STATUS_IN_REVIEW\x10\x03\x12 \n" +
 	"\x1cFRAUD_REPORT_STATUS_RESOLVED\x10\x04*\xda\x01\n" +
 	"\x0fCardBlockStatus\x12!\n" +
 	"\x1dCARD_BLOCK_STATUS_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fCARD_BLOCK_STATUS_NOT_REQUESTED\x10\x01\x12\x1d\n" +
-	"\x19CARD_BLOCK_STATUS_PENDING\x10\x02\x12\x1d\n" +
-	"\x19CARD_BLOCK_STATUS_BLOCKED\x10\x03\x12\x1c\n" +
+	"\x19CARD_BLOCK_STATUS_BLOCKED\x10\x02\x12\x1d\n" +
+	"\x19CARD_BLOCK_STATUS_PENDING\x10\x03\x12\x1c\n" +
 	"\x18CARD_BLOCK_STATUS_FAILED\x10\x04\x12#\n" +
 	"\x1fCARD_BLOCK_STATUS_NOT_SUPPORTED\x10\x05*{\n" +
 	"\rAlertSeverity\x12\x1e\n" +
@@ -3450,43 +4234,47 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\rAlertResponse\x12\x1e\n" +
 	"\x1aALERT_RESPONSE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ALERT_RESPONSE_RECOGNISED\x10\x01\x12!\n" +
-	"\x1dALERT_RESPONSE_NOT_RECOGNISED\x10\x022\xf3\x17\n" +
-	"\x0eSupportService\x12\xbd\x01\n" +
-	"\x12CreateConversation\x120.bankbridge.support.v1.CreateConversationRequest\x1a1.bankbridge.support.v1.CreateConversationResponse\"B\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x022:\fconversation\"\"/v1/{parent=users/*}/conversations\x12\xa6\x01\n" +
-	"\x0fGetConversation\x12-.bankbridge.support.v1.GetConversationRequest\x1a..bankbridge.support.v1.GetConversationResponse\"4\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=users/*/conversations/*}\x12\xac\x01\n" +
+	"\x1dALERT_RESPONSE_NOT_RECOGNISED\x10\x022\xcf\x1a\n" +
+	"\x0eSupportService\x12\xd3\x01\n" +
+	"\x12CreateConversation\x120.bankbridge.support.v1.CreateConversationRequest\x1a1.bankbridge.support.v1.CreateConversationResponse\"X\xda\xf3\x18\x1c\n" +
+	"\x01\x06\x12\x01\x04\"\x14conversation.bank_id\x82\xd3\xe4\x93\x022:\fconversation\"\"/v1/{parent=users/*}/conversations\x12\xac\x01\n" +
+	"\x0fGetConversation\x12-.bankbridge.support.v1.GetConversationRequest\x1a..bankbridge.support.v1.GetConversationResponse\":\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=users/*/conversations/*}\x12\xac\x01\n" +
 	"\x11ListConversations\x12/.bankbridge.support.v1.ListConversationsRequest\x1a0.bankbridge.support.v1.ListConversationsResponse\"4\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/conversations\x12\xae\x01\n" +
-	"\vSendMessage\x12).bankbridge.support.v1.SendMessageRequest\x1a*.bankbridge.support.v1.SendMessageResponse\"H\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x028:\amessage\"-/v1/{parent=users/*/conversations/*}/messages\x12\xa8\x01\n" +
-	"\fListMessages\x12*.bankbridge.support.v1.ListMessagesRequest\x1a+.bankbridge.support.v1.ListMessagesResponse\"?\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=users/*/conversations/*}/messages\x12\xc1\x01\n" +
-	"\x14HandoverConversation\x122.bankbridge.support.v1.HandoverConversationRequest\x1a3.bankbridge.support.v1.HandoverConversationResponse\"@\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x020:\x01*\"+/v1/{name=users/*/conversations/*}:handover\x12\xc1\x01\n" +
-	"\x11PassThreadControl\x12/.bankbridge.support.v1.PassThreadControlRequest\x1a0.bankbridge.support.v1.PassThreadControlResponse\"I\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x029:\x01*\"4/v1/{name=users/*/conversations/*}:passThreadControl\x12\xc1\x01\n" +
-	"\x11TakeThreadControl\x12/.bankbridge.support.v1.TakeThreadControlRequest\x1a0.bankbridge.support.v1.TakeThreadControlResponse\"I\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x029:\x01*\"4/v1/{name=users/*/conversations/*}:takeThreadControl\x12\xcd\x01\n" +
-	"\x14RequestThreadControl\x122.bankbridge.support.v1.RequestThreadControlRequest\x1a3.bankbridge.support.v1.RequestThreadControlResponse\"L\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02<:\x01*\"7/v1/{name=users/*/conversations/*}:requestThreadControl\x12\xb5\x01\n" +
-	"\x11CloseConversation\x12/.bankbridge.support.v1.CloseConversationRequest\x1a0.bankbridge.support.v1.CloseConversationResponse\"=\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/conversations/*}:close\x12\xb8\x01\n" +
-	"\x12StreamConversation\x120.bankbridge.support.v1.StreamConversationRequest\x1a1.bankbridge.support.v1.StreamConversationResponse\";\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02+\x12)/v1/{name=users/*/conversations/*}:stream0\x01\x12\xb9\x01\n" +
-	"\x11CreateFraudReport\x12/.bankbridge.support.v1.CreateFraudReportRequest\x1a0.bankbridge.support.v1.CreateFraudReportResponse\"A\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x021:\ffraud_report\"!/v1/{parent=users/*}/fraudReports\x12\xa2\x01\n" +
-	"\x0eGetFraudReport\x12,.bankbridge.support.v1.GetFraudReportRequest\x1a-.bankbridge.support.v1.GetFraudReportResponse\"3\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02#\x12!/v1/{name=users/*/fraudReports/*}\x12\xa8\x01\n" +
-	"\x10ListFraudReports\x12..bankbridge.support.v1.ListFraudReportsRequest\x1a/.bankbridge.support.v1.ListFraudReportsResponse\"3\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/fraudReports\x12\x90\x01\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/conversations\x12\xb6\x01\n" +
+	"\vSendMessage\x12).bankbridge.support.v1.SendMessageRequest\x1a*.bankbridge.support.v1.SendMessageResponse\"P\xda\xf3\x18\x0e\n" +
+	"\x01\x06\x12\x01\x04\"\x06parent\x82\xd3\xe4\x93\x028:\amessage\"-/v1/{parent=users/*/conversations/*}/messages\x12\xb0\x01\n" +
+	"\fListMessages\x12*.bankbridge.support.v1.ListMessagesRequest\x1a+.bankbridge.support.v1.ListMessagesResponse\"G\xda\xf3\x18\x0e\n" +
+	"\x01\x06\x12\x01\x04\"\x06parent\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=users/*/conversations/*}/messages\x12\xc7\x01\n" +
+	"\x14HandoverConversation\x122.bankbridge.support.v1.HandoverConversationRequest\x1a3.bankbridge.support.v1.HandoverConversationResponse\"F\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x020:\x01*\"+/v1/{name=users/*/conversations/*}:handover\x12\xbb\x01\n" +
+	"\x11CloseConversation\x12/.bankbridge.support.v1.CloseConversationRequest\x1a0.bankbridge.support.v1.CloseConversationResponse\"C\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/conversations/*}:close\x12\xbe\x01\n" +
+	"\x12StreamConversation\x120.bankbridge.support.v1.StreamConversationRequest\x1a1.bankbridge.support.v1.StreamConversationResponse\"A\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02+\x12)/v1/{name=users/*/conversations/*}:stream0\x01\x12\x96\x01\n" +
+	"\tListCards\x12'.bankbridge.support.v1.ListCardsRequest\x1a(.bankbridge.support.v1.ListCardsResponse\"6\xda\xf3\x18\x10\n" +
+	"\x01\x06\x12\x02\x04\x05\"\abank_id\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=users/*}/cards\x12\x9c\x01\n" +
+	"\tBlockCard\x12'.bankbridge.support.v1.BlockCardRequest\x1a(.bankbridge.support.v1.BlockCardResponse\"<\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=users/*/cards/*}:block\x12\xb3\x01\n" +
+	"\x10StartCardUnblock\x12..bankbridge.support.v1.StartCardUnblockRequest\x1a/.bankbridge.support.v1.StartCardUnblockResponse\">\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=users/*/cards/*}:unblock\x12\xbc\x01\n" +
+	"\x11VerifyCardUnblock\x12/.bankbridge.support.v1.VerifyCardUnblockRequest\x1a0.bankbridge.support.v1.VerifyCardUnblockResponse\"D\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/cards/*}:verifyUnblock\x12\xd0\x01\n" +
+	"\x11CreateFraudReport\x12/.bankbridge.support.v1.CreateFraudReportRequest\x1a0.bankbridge.support.v1.CreateFraudReportResponse\"X\xda\xf3\x18\x1d\n" +
+	"\x01\x06\x12\x02\x05\x04\"\x14fraud_report.account\x82\xd3\xe4\x93\x021:\ffraud_report\"!/v1/{parent=users/*}/fraudReports\x12\xa9\x01\n" +
+	"\x0eGetFraudReport\x12,.bankbridge.support.v1.GetFraudReportRequest\x1a-.bankbridge.support.v1.GetFraudReportResponse\":\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x05\x04\"\x04name\x82\xd3\xe4\x93\x02#\x12!/v1/{name=users/*/fraudReports/*}\x12\xa9\x01\n" +
+	"\x10ListFraudReports\x12..bankbridge.support.v1.ListFraudReportsRequest\x1a/.bankbridge.support.v1.ListFraudReportsResponse\"4\xda\xf3\x18\a\n" +
+	"\x01\x06\x12\x02\x05\x04\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/fraudReports\x12\x90\x01\n" +
 	"\n" +
 	"ListAlerts\x12(.bankbridge.support.v1.ListAlertsRequest\x1a).bankbridge.support.v1.ListAlertsResponse\"-\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=users/*}/alerts\x12\x8a\x01\n" +
-	"\bGetAlert\x12&.bankbridge.support.v1.GetAlertRequest\x1a'.bankbridge.support.v1.GetAlertResponse\"-\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=users/*/alerts/*}\x12\xb1\x01\n" +
-	"\x10AcknowledgeAlert\x12..bankbridge.support.v1.AcknowledgeAlertRequest\x1a/.bankbridge.support.v1.AcknowledgeAlertResponse\"<\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x05\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/{name=users/*/alerts/*}:acknowledgeB\xe5\x01\n" +
+	"\x01\a\x12\x01\x05\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=users/*}/alerts\x12\x90\x01\n" +
+	"\bGetAlert\x12&.bankbridge.support.v1.GetAlertRequest\x1a'.bankbridge.support.v1.GetAlertResponse\"3\xda\xf3\x18\f\n" +
+	"\x01\a\x12\x01\x05\"\x04name\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=users/*/alerts/*}\x12\x9b\x01\n" +
+	"\vWatchAlerts\x12).bankbridge.support.v1.WatchAlertsRequest\x1a*.bankbridge.support.v1.WatchAlertsResponse\"3\xda\xf3\x18\x06\n" +
+	"\x01\a\x12\x01\x05\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/alerts:watch0\x01\x12\xb7\x01\n" +
+	"\x10AcknowledgeAlert\x12..bankbridge.support.v1.AcknowledgeAlertRequest\x1a/.bankbridge.support.v1.AcknowledgeAlertResponse\"B\xda\xf3\x18\f\n" +
+	"\x01\a\x12\x01\x05\"\x04name\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/{name=users/*/alerts/*}:acknowledgeB\xe5\x01\n" +
 	"\x19com.bankbridge.support.v1B\fSupportProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/support/v1;supportv1\xa2\x02\x03BSX\xaa\x02\x15Bankbridge.Support.V1\xca\x02\x15Bankbridge\\Support\\V1\xe2\x02!Bankbridge\\Support\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Support::V1b\x06proto3"
 
 var (
@@ -3501,157 +4289,182 @@ func file_bankbridge_support_v1_support_proto_rawDescGZIP() []byte {
 	return file_bankbridge_support_v1_support_proto_rawDescData
 }
 
-var file_bankbridge_support_v1_support_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
-var file_bankbridge_support_v1_support_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_bankbridge_support_v1_support_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_bankbridge_support_v1_support_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_bankbridge_support_v1_support_proto_goTypes = []any{
 	(ConversationState)(0),               // 0: bankbridge.support.v1.ConversationState
 	(Controller)(0),                      // 1: bankbridge.support.v1.Controller
 	(ParticipantRole)(0),                 // 2: bankbridge.support.v1.ParticipantRole
 	(ThreadControlAction)(0),             // 3: bankbridge.support.v1.ThreadControlAction
-	(FraudCategory)(0),                   // 4: bankbridge.support.v1.FraudCategory
-	(FraudReportStatus)(0),               // 5: bankbridge.support.v1.FraudReportStatus
-	(CardBlockStatus)(0),                 // 6: bankbridge.support.v1.CardBlockStatus
-	(AlertSeverity)(0),                   // 7: bankbridge.support.v1.AlertSeverity
-	(AlertState)(0),                      // 8: bankbridge.support.v1.AlertState
-	(AlertResponse)(0),                   // 9: bankbridge.support.v1.AlertResponse
-	(*Conversation)(nil),                 // 10: bankbridge.support.v1.Conversation
-	(*PendingControlRequest)(nil),        // 11: bankbridge.support.v1.PendingControlRequest
-	(*Message)(nil),                      // 12: bankbridge.support.v1.Message
-	(*CreateConversationRequest)(nil),    // 13: bankbridge.support.v1.CreateConversationRequest
-	(*CreateConversationResponse)(nil),   // 14: bankbridge.support.v1.CreateConversationResponse
-	(*GetConversationRequest)(nil),       // 15: bankbridge.support.v1.GetConversationRequest
-	(*GetConversationResponse)(nil),      // 16: bankbridge.support.v1.GetConversationResponse
-	(*ListConversationsRequest)(nil),     // 17: bankbridge.support.v1.ListConversationsRequest
-	(*ListConversationsResponse)(nil),    // 18: bankbridge.support.v1.ListConversationsResponse
-	(*SendMessageRequest)(nil),           // 19: bankbridge.support.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),          // 20: bankbridge.support.v1.SendMessageResponse
-	(*ListMessagesRequest)(nil),          // 21: bankbridge.support.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),         // 22: bankbridge.support.v1.ListMessagesResponse
-	(*HandoverConversationRequest)(nil),  // 23: bankbridge.support.v1.HandoverConversationRequest
-	(*HandoverConversationResponse)(nil), // 24: bankbridge.support.v1.HandoverConversationResponse
-	(*PassThreadControlRequest)(nil),     // 25: bankbridge.support.v1.PassThreadControlRequest
-	(*PassThreadControlResponse)(nil),    // 26: bankbridge.support.v1.PassThreadControlResponse
-	(*TakeThreadControlRequest)(nil),     // 27: bankbridge.support.v1.TakeThreadControlRequest
-	(*TakeThreadControlResponse)(nil),    // 28: bankbridge.support.v1.TakeThreadControlResponse
-	(*RequestThreadControlRequest)(nil),  // 29: bankbridge.support.v1.RequestThreadControlRequest
-	(*RequestThreadControlResponse)(nil), // 30: bankbridge.support.v1.RequestThreadControlResponse
-	(*CloseConversationRequest)(nil),     // 31: bankbridge.support.v1.CloseConversationRequest
-	(*CloseConversationResponse)(nil),    // 32: bankbridge.support.v1.CloseConversationResponse
-	(*StreamConversationRequest)(nil),    // 33: bankbridge.support.v1.StreamConversationRequest
-	(*StreamConversationResponse)(nil),   // 34: bankbridge.support.v1.StreamConversationResponse
-	(*ControlChanged)(nil),               // 35: bankbridge.support.v1.ControlChanged
-	(*ConversationClosed)(nil),           // 36: bankbridge.support.v1.ConversationClosed
-	(*FraudReport)(nil),                  // 37: bankbridge.support.v1.FraudReport
-	(*CreateFraudReportRequest)(nil),     // 38: bankbridge.support.v1.CreateFraudReportRequest
-	(*CreateFraudReportResponse)(nil),    // 39: bankbridge.support.v1.CreateFraudReportResponse
-	(*GetFraudReportRequest)(nil),        // 40: bankbridge.support.v1.GetFraudReportRequest
-	(*GetFraudReportResponse)(nil),       // 41: bankbridge.support.v1.GetFraudReportResponse
-	(*ListFraudReportsRequest)(nil),      // 42: bankbridge.support.v1.ListFraudReportsRequest
-	(*ListFraudReportsResponse)(nil),     // 43: bankbridge.support.v1.ListFraudReportsResponse
-	(*Alert)(nil),                        // 44: bankbridge.support.v1.Alert
-	(*ListAlertsRequest)(nil),            // 45: bankbridge.support.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),           // 46: bankbridge.support.v1.ListAlertsResponse
-	(*GetAlertRequest)(nil),              // 47: bankbridge.support.v1.GetAlertRequest
-	(*GetAlertResponse)(nil),             // 48: bankbridge.support.v1.GetAlertResponse
-	(*AcknowledgeAlertRequest)(nil),      // 49: bankbridge.support.v1.AcknowledgeAlertRequest
-	(*AcknowledgeAlertResponse)(nil),     // 50: bankbridge.support.v1.AcknowledgeAlertResponse
-	(*timestamppb.Timestamp)(nil),        // 51: google.protobuf.Timestamp
-	(*v1.MaskedAccountNumber)(nil),       // 52: bankbridge.common.v1.MaskedAccountNumber
-	(*v1.Money)(nil),                     // 53: bankbridge.common.v1.Money
+	(CardState)(0),                       // 4: bankbridge.support.v1.CardState
+	(CardBlockReason)(0),                 // 5: bankbridge.support.v1.CardBlockReason
+	(FraudCategory)(0),                   // 6: bankbridge.support.v1.FraudCategory
+	(FraudReportStatus)(0),               // 7: bankbridge.support.v1.FraudReportStatus
+	(CardBlockStatus)(0),                 // 8: bankbridge.support.v1.CardBlockStatus
+	(AlertSeverity)(0),                   // 9: bankbridge.support.v1.AlertSeverity
+	(AlertState)(0),                      // 10: bankbridge.support.v1.AlertState
+	(AlertResponse)(0),                   // 11: bankbridge.support.v1.AlertResponse
+	(*Conversation)(nil),                 // 12: bankbridge.support.v1.Conversation
+	(*PendingControlRequest)(nil),        // 13: bankbridge.support.v1.PendingControlRequest
+	(*Message)(nil),                      // 14: bankbridge.support.v1.Message
+	(*QuickReply)(nil),                   // 15: bankbridge.support.v1.QuickReply
+	(*Postback)(nil),                     // 16: bankbridge.support.v1.Postback
+	(*CreateConversationRequest)(nil),    // 17: bankbridge.support.v1.CreateConversationRequest
+	(*CreateConversationResponse)(nil),   // 18: bankbridge.support.v1.CreateConversationResponse
+	(*GetConversationRequest)(nil),       // 19: bankbridge.support.v1.GetConversationRequest
+	(*GetConversationResponse)(nil),      // 20: bankbridge.support.v1.GetConversationResponse
+	(*ListConversationsRequest)(nil),     // 21: bankbridge.support.v1.ListConversationsRequest
+	(*ListConversationsResponse)(nil),    // 22: bankbridge.support.v1.ListConversationsResponse
+	(*SendMessageRequest)(nil),           // 23: bankbridge.support.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),          // 24: bankbridge.support.v1.SendMessageResponse
+	(*ListMessagesRequest)(nil),          // 25: bankbridge.support.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),         // 26: bankbridge.support.v1.ListMessagesResponse
+	(*HandoverConversationRequest)(nil),  // 27: bankbridge.support.v1.HandoverConversationRequest
+	(*HandoverConversationResponse)(nil), // 28: bankbridge.support.v1.HandoverConversationResponse
+	(*CloseConversationRequest)(nil),     // 29: bankbridge.support.v1.CloseConversationRequest
+	(*CloseConversationResponse)(nil),    // 30: bankbridge.support.v1.CloseConversationResponse
+	(*StreamConversationRequest)(nil),    // 31: bankbridge.support.v1.StreamConversationRequest
+	(*StreamConversationResponse)(nil),   // 32: bankbridge.support.v1.StreamConversationResponse
+	(*ControlChanged)(nil),               // 33: bankbridge.support.v1.ControlChanged
+	(*ConversationClosed)(nil),           // 34: bankbridge.support.v1.ConversationClosed
+	(*Card)(nil),                         // 35: bankbridge.support.v1.Card
+	(*UnblockChallenge)(nil),             // 36: bankbridge.support.v1.UnblockChallenge
+	(*ListCardsRequest)(nil),             // 37: bankbridge.support.v1.ListCardsRequest
+	(*ListCardsResponse)(nil),            // 38: bankbridge.support.v1.ListCardsResponse
+	(*BlockCardRequest)(nil),             // 39: bankbridge.support.v1.BlockCardRequest
+	(*BlockCardResponse)(nil),            // 40: bankbridge.support.v1.BlockCardResponse
+	(*StartCardUnblockRequest)(nil),      // 41: bankbridge.support.v1.StartCardUnblockRequest
+	(*StartCardUnblockResponse)(nil),     // 42: bankbridge.support.v1.StartCardUnblockResponse
+	(*VerifyCardUnblockRequest)(nil),     // 43: bankbridge.support.v1.VerifyCardUnblockRequest
+	(*VerifyCardUnblockResponse)(nil),    // 44: bankbridge.support.v1.VerifyCardUnblockResponse
+	(*FraudReport)(nil),                  // 45: bankbridge.support.v1.FraudReport
+	(*CreateFraudReportRequest)(nil),     // 46: bankbridge.support.v1.CreateFraudReportRequest
+	(*CreateFraudReportResponse)(nil),    // 47: bankbridge.support.v1.CreateFraudReportResponse
+	(*GetFraudReportRequest)(nil),        // 48: bankbridge.support.v1.GetFraudReportRequest
+	(*GetFraudReportResponse)(nil),       // 49: bankbridge.support.v1.GetFraudReportResponse
+	(*ListFraudReportsRequest)(nil),      // 50: bankbridge.support.v1.ListFraudReportsRequest
+	(*ListFraudReportsResponse)(nil),     // 51: bankbridge.support.v1.ListFraudReportsResponse
+	(*Alert)(nil),                        // 52: bankbridge.support.v1.Alert
+	(*ListAlertsRequest)(nil),            // 53: bankbridge.support.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),           // 54: bankbridge.support.v1.ListAlertsResponse
+	(*GetAlertRequest)(nil),              // 55: bankbridge.support.v1.GetAlertRequest
+	(*GetAlertResponse)(nil),             // 56: bankbridge.support.v1.GetAlertResponse
+	(*WatchAlertsRequest)(nil),           // 57: bankbridge.support.v1.WatchAlertsRequest
+	(*WatchAlertsResponse)(nil),          // 58: bankbridge.support.v1.WatchAlertsResponse
+	(*AcknowledgeAlertRequest)(nil),      // 59: bankbridge.support.v1.AcknowledgeAlertRequest
+	(*AcknowledgeAlertResponse)(nil),     // 60: bankbridge.support.v1.AcknowledgeAlertResponse
+	(*timestamppb.Timestamp)(nil),        // 61: google.protobuf.Timestamp
+	(*v1.MaskedAccountNumber)(nil),       // 62: bankbridge.common.v1.MaskedAccountNumber
+	(*v1.Money)(nil),                     // 63: bankbridge.common.v1.Money
 }
 var file_bankbridge_support_v1_support_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.support.v1.Conversation.state:type_name -> bankbridge.support.v1.ConversationState
 	1,  // 1: bankbridge.support.v1.Conversation.controller:type_name -> bankbridge.support.v1.Controller
-	11, // 2: bankbridge.support.v1.Conversation.pending_control_request:type_name -> bankbridge.support.v1.PendingControlRequest
-	51, // 3: bankbridge.support.v1.Conversation.create_time:type_name -> google.protobuf.Timestamp
-	51, // 4: bankbridge.support.v1.Conversation.update_time:type_name -> google.protobuf.Timestamp
+	13, // 2: bankbridge.support.v1.Conversation.pending_control_request:type_name -> bankbridge.support.v1.PendingControlRequest
+	61, // 3: bankbridge.support.v1.Conversation.create_time:type_name -> google.protobuf.Timestamp
+	61, // 4: bankbridge.support.v1.Conversation.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: bankbridge.support.v1.PendingControlRequest.requested_by:type_name -> bankbridge.support.v1.Controller
-	51, // 6: bankbridge.support.v1.PendingControlRequest.request_time:type_name -> google.protobuf.Timestamp
+	61, // 6: bankbridge.support.v1.PendingControlRequest.request_time:type_name -> google.protobuf.Timestamp
 	2,  // 7: bankbridge.support.v1.Message.sender_role:type_name -> bankbridge.support.v1.ParticipantRole
-	51, // 8: bankbridge.support.v1.Message.create_time:type_name -> google.protobuf.Timestamp
-	10, // 9: bankbridge.support.v1.CreateConversationRequest.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 10: bankbridge.support.v1.CreateConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 11: bankbridge.support.v1.GetConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	0,  // 12: bankbridge.support.v1.ListConversationsRequest.state:type_name -> bankbridge.support.v1.ConversationState
-	10, // 13: bankbridge.support.v1.ListConversationsResponse.conversations:type_name -> bankbridge.support.v1.Conversation
-	12, // 14: bankbridge.support.v1.SendMessageRequest.message:type_name -> bankbridge.support.v1.Message
-	12, // 15: bankbridge.support.v1.SendMessageResponse.message:type_name -> bankbridge.support.v1.Message
-	12, // 16: bankbridge.support.v1.ListMessagesResponse.messages:type_name -> bankbridge.support.v1.Message
-	10, // 17: bankbridge.support.v1.HandoverConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 18: bankbridge.support.v1.PassThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 19: bankbridge.support.v1.TakeThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 20: bankbridge.support.v1.RequestThreadControlResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	10, // 21: bankbridge.support.v1.CloseConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
-	51, // 22: bankbridge.support.v1.StreamConversationResponse.event_time:type_name -> google.protobuf.Timestamp
-	12, // 23: bankbridge.support.v1.StreamConversationResponse.message_added:type_name -> bankbridge.support.v1.Message
-	35, // 24: bankbridge.support.v1.StreamConversationResponse.control_changed:type_name -> bankbridge.support.v1.ControlChanged
-	36, // 25: bankbridge.support.v1.StreamConversationResponse.conversation_closed:type_name -> bankbridge.support.v1.ConversationClosed
-	10, // 26: bankbridge.support.v1.ControlChanged.conversation:type_name -> bankbridge.support.v1.Conversation
+	61, // 8: bankbridge.support.v1.Message.create_time:type_name -> google.protobuf.Timestamp
+	15, // 9: bankbridge.support.v1.Message.quick_replies:type_name -> bankbridge.support.v1.QuickReply
+	16, // 10: bankbridge.support.v1.Message.postback:type_name -> bankbridge.support.v1.Postback
+	12, // 11: bankbridge.support.v1.CreateConversationRequest.conversation:type_name -> bankbridge.support.v1.Conversation
+	12, // 12: bankbridge.support.v1.CreateConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	12, // 13: bankbridge.support.v1.GetConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	0,  // 14: bankbridge.support.v1.ListConversationsRequest.state:type_name -> bankbridge.support.v1.ConversationState
+	12, // 15: bankbridge.support.v1.ListConversationsResponse.conversations:type_name -> bankbridge.support.v1.Conversation
+	14, // 16: bankbridge.support.v1.SendMessageRequest.message:type_name -> bankbridge.support.v1.Message
+	14, // 17: bankbridge.support.v1.SendMessageResponse.message:type_name -> bankbridge.support.v1.Message
+	14, // 18: bankbridge.support.v1.ListMessagesResponse.messages:type_name -> bankbridge.support.v1.Message
+	1,  // 19: bankbridge.support.v1.HandoverConversationRequest.target:type_name -> bankbridge.support.v1.Controller
+	12, // 20: bankbridge.support.v1.HandoverConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	12, // 21: bankbridge.support.v1.CloseConversationResponse.conversation:type_name -> bankbridge.support.v1.Conversation
+	61, // 22: bankbridge.support.v1.StreamConversationResponse.event_time:type_name -> google.protobuf.Timestamp
+	14, // 23: bankbridge.support.v1.StreamConversationResponse.message_added:type_name -> bankbridge.support.v1.Message
+	33, // 24: bankbridge.support.v1.StreamConversationResponse.control_changed:type_name -> bankbridge.support.v1.ControlChanged
+	34, // 25: bankbridge.support.v1.StreamConversationResponse.conversation_closed:type_name -> bankbridge.support.v1.ConversationClosed
+	12, // 26: bankbridge.support.v1.ControlChanged.conversation:type_name -> bankbridge.support.v1.Conversation
 	3,  // 27: bankbridge.support.v1.ControlChanged.action:type_name -> bankbridge.support.v1.ThreadControlAction
 	2,  // 28: bankbridge.support.v1.ControlChanged.actor:type_name -> bankbridge.support.v1.ParticipantRole
-	10, // 29: bankbridge.support.v1.ConversationClosed.conversation:type_name -> bankbridge.support.v1.Conversation
+	12, // 29: bankbridge.support.v1.ConversationClosed.conversation:type_name -> bankbridge.support.v1.Conversation
 	2,  // 30: bankbridge.support.v1.ConversationClosed.closed_by:type_name -> bankbridge.support.v1.ParticipantRole
-	4,  // 31: bankbridge.support.v1.FraudReport.category:type_name -> bankbridge.support.v1.FraudCategory
-	5,  // 32: bankbridge.support.v1.FraudReport.status:type_name -> bankbridge.support.v1.FraudReportStatus
-	6,  // 33: bankbridge.support.v1.FraudReport.card_block_status:type_name -> bankbridge.support.v1.CardBlockStatus
-	51, // 34: bankbridge.support.v1.FraudReport.create_time:type_name -> google.protobuf.Timestamp
-	51, // 35: bankbridge.support.v1.FraudReport.update_time:type_name -> google.protobuf.Timestamp
-	37, // 36: bankbridge.support.v1.CreateFraudReportRequest.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	37, // 37: bankbridge.support.v1.CreateFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	37, // 38: bankbridge.support.v1.GetFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
-	37, // 39: bankbridge.support.v1.ListFraudReportsResponse.fraud_reports:type_name -> bankbridge.support.v1.FraudReport
-	52, // 40: bankbridge.support.v1.Alert.card:type_name -> bankbridge.common.v1.MaskedAccountNumber
-	53, // 41: bankbridge.support.v1.Alert.amount:type_name -> bankbridge.common.v1.Money
-	51, // 42: bankbridge.support.v1.Alert.activity_time:type_name -> google.protobuf.Timestamp
-	7,  // 43: bankbridge.support.v1.Alert.severity:type_name -> bankbridge.support.v1.AlertSeverity
-	8,  // 44: bankbridge.support.v1.Alert.state:type_name -> bankbridge.support.v1.AlertState
-	9,  // 45: bankbridge.support.v1.Alert.response:type_name -> bankbridge.support.v1.AlertResponse
-	51, // 46: bankbridge.support.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
-	51, // 47: bankbridge.support.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
-	8,  // 48: bankbridge.support.v1.ListAlertsRequest.state:type_name -> bankbridge.support.v1.AlertState
-	44, // 49: bankbridge.support.v1.ListAlertsResponse.alerts:type_name -> bankbridge.support.v1.Alert
-	44, // 50: bankbridge.support.v1.GetAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
-	9,  // 51: bankbridge.support.v1.AcknowledgeAlertRequest.response:type_name -> bankbridge.support.v1.AlertResponse
-	44, // 52: bankbridge.support.v1.AcknowledgeAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
-	13, // 53: bankbridge.support.v1.SupportService.CreateConversation:input_type -> bankbridge.support.v1.CreateConversationRequest
-	15, // 54: bankbridge.support.v1.SupportService.GetConversation:input_type -> bankbridge.support.v1.GetConversationRequest
-	17, // 55: bankbridge.support.v1.SupportService.ListConversations:input_type -> bankbridge.support.v1.ListConversationsRequest
-	19, // 56: bankbridge.support.v1.SupportService.SendMessage:input_type -> bankbridge.support.v1.SendMessageRequest
-	21, // 57: bankbridge.support.v1.SupportService.ListMessages:input_type -> bankbridge.support.v1.ListMessagesRequest
-	23, // 58: bankbridge.support.v1.SupportService.HandoverConversation:input_type -> bankbridge.support.v1.HandoverConversationRequest
-	25, // 59: bankbridge.support.v1.SupportService.PassThreadControl:input_type -> bankbridge.support.v1.PassThreadControlRequest
-	27, // 60: bankbridge.support.v1.SupportService.TakeThreadControl:input_type -> bankbridge.support.v1.TakeThreadControlRequest
-	29, // 61: bankbridge.support.v1.SupportService.RequestThreadControl:input_type -> bankbridge.support.v1.RequestThreadControlRequest
-	31, // 62: bankbridge.support.v1.SupportService.CloseConversation:input_type -> bankbridge.support.v1.CloseConversationRequest
-	33, // 63: bankbridge.support.v1.SupportService.StreamConversation:input_type -> bankbridge.support.v1.StreamConversationRequest
-	38, // 64: bankbridge.support.v1.SupportService.CreateFraudReport:input_type -> bankbridge.support.v1.CreateFraudReportRequest
-	40, // 65: bankbridge.support.v1.SupportService.GetFraudReport:input_type -> bankbridge.support.v1.GetFraudReportRequest
-	42, // 66: bankbridge.support.v1.SupportService.ListFraudReports:input_type -> bankbridge.support.v1.ListFraudReportsRequest
-	45, // 67: bankbridge.support.v1.SupportService.ListAlerts:input_type -> bankbridge.support.v1.ListAlertsRequest
-	47, // 68: bankbridge.support.v1.SupportService.GetAlert:input_type -> bankbridge.support.v1.GetAlertRequest
-	49, // 69: bankbridge.support.v1.SupportService.AcknowledgeAlert:input_type -> bankbridge.support.v1.AcknowledgeAlertRequest
-	14, // 70: bankbridge.support.v1.SupportService.CreateConversation:output_type -> bankbridge.support.v1.CreateConversationResponse
-	16, // 71: bankbridge.support.v1.SupportService.GetConversation:output_type -> bankbridge.support.v1.GetConversationResponse
-	18, // 72: bankbridge.support.v1.SupportService.ListConversations:output_type -> bankbridge.support.v1.ListConversationsResponse
-	20, // 73: bankbridge.support.v1.SupportService.SendMessage:output_type -> bankbridge.support.v1.SendMessageResponse
-	22, // 74: bankbridge.support.v1.SupportService.ListMessages:output_type -> bankbridge.support.v1.ListMessagesResponse
-	24, // 75: bankbridge.support.v1.SupportService.HandoverConversation:output_type -> bankbridge.support.v1.HandoverConversationResponse
-	26, // 76: bankbridge.support.v1.SupportService.PassThreadControl:output_type -> bankbridge.support.v1.PassThreadControlResponse
-	28, // 77: bankbridge.support.v1.SupportService.TakeThreadControl:output_type -> bankbridge.support.v1.TakeThreadControlResponse
-	30, // 78: bankbridge.support.v1.SupportService.RequestThreadControl:output_type -> bankbridge.support.v1.RequestThreadControlResponse
-	32, // 79: bankbridge.support.v1.SupportService.CloseConversation:output_type -> bankbridge.support.v1.CloseConversationResponse
-	34, // 80: bankbridge.support.v1.SupportService.StreamConversation:output_type -> bankbridge.support.v1.StreamConversationResponse
-	39, // 81: bankbridge.support.v1.SupportService.CreateFraudReport:output_type -> bankbridge.support.v1.CreateFraudReportResponse
-	41, // 82: bankbridge.support.v1.SupportService.GetFraudReport:output_type -> bankbridge.support.v1.GetFraudReportResponse
-	43, // 83: bankbridge.support.v1.SupportService.ListFraudReports:output_type -> bankbridge.support.v1.ListFraudReportsResponse
-	46, // 84: bankbridge.support.v1.SupportService.ListAlerts:output_type -> bankbridge.support.v1.ListAlertsResponse
-	48, // 85: bankbridge.support.v1.SupportService.GetAlert:output_type -> bankbridge.support.v1.GetAlertResponse
-	50, // 86: bankbridge.support.v1.SupportService.AcknowledgeAlert:output_type -> bankbridge.support.v1.AcknowledgeAlertResponse
-	70, // [70:87] is the sub-list for method output_type
-	53, // [53:70] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	62, // 31: bankbridge.support.v1.Card.masked_number:type_name -> bankbridge.common.v1.MaskedAccountNumber
+	4,  // 32: bankbridge.support.v1.Card.state:type_name -> bankbridge.support.v1.CardState
+	5,  // 33: bankbridge.support.v1.Card.block_reason:type_name -> bankbridge.support.v1.CardBlockReason
+	36, // 34: bankbridge.support.v1.Card.unblock_challenge:type_name -> bankbridge.support.v1.UnblockChallenge
+	61, // 35: bankbridge.support.v1.UnblockChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 36: bankbridge.support.v1.ListCardsResponse.cards:type_name -> bankbridge.support.v1.Card
+	5,  // 37: bankbridge.support.v1.BlockCardRequest.reason:type_name -> bankbridge.support.v1.CardBlockReason
+	35, // 38: bankbridge.support.v1.BlockCardResponse.card:type_name -> bankbridge.support.v1.Card
+	35, // 39: bankbridge.support.v1.StartCardUnblockResponse.card:type_name -> bankbridge.support.v1.Card
+	35, // 40: bankbridge.support.v1.VerifyCardUnblockResponse.card:type_name -> bankbridge.support.v1.Card
+	6,  // 41: bankbridge.support.v1.FraudReport.category:type_name -> bankbridge.support.v1.FraudCategory
+	7,  // 42: bankbridge.support.v1.FraudReport.status:type_name -> bankbridge.support.v1.FraudReportStatus
+	8,  // 43: bankbridge.support.v1.FraudReport.card_block_status:type_name -> bankbridge.support.v1.CardBlockStatus
+	61, // 44: bankbridge.support.v1.FraudReport.create_time:type_name -> google.protobuf.Timestamp
+	61, // 45: bankbridge.support.v1.FraudReport.update_time:type_name -> google.protobuf.Timestamp
+	45, // 46: bankbridge.support.v1.CreateFraudReportRequest.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	45, // 47: bankbridge.support.v1.CreateFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	45, // 48: bankbridge.support.v1.GetFraudReportResponse.fraud_report:type_name -> bankbridge.support.v1.FraudReport
+	45, // 49: bankbridge.support.v1.ListFraudReportsResponse.fraud_reports:type_name -> bankbridge.support.v1.FraudReport
+	63, // 50: bankbridge.support.v1.Alert.amount:type_name -> bankbridge.common.v1.Money
+	61, // 51: bankbridge.support.v1.Alert.activity_time:type_name -> google.protobuf.Timestamp
+	9,  // 52: bankbridge.support.v1.Alert.severity:type_name -> bankbridge.support.v1.AlertSeverity
+	10, // 53: bankbridge.support.v1.Alert.state:type_name -> bankbridge.support.v1.AlertState
+	11, // 54: bankbridge.support.v1.Alert.response:type_name -> bankbridge.support.v1.AlertResponse
+	61, // 55: bankbridge.support.v1.Alert.acknowledge_time:type_name -> google.protobuf.Timestamp
+	61, // 56: bankbridge.support.v1.Alert.create_time:type_name -> google.protobuf.Timestamp
+	10, // 57: bankbridge.support.v1.ListAlertsRequest.state:type_name -> bankbridge.support.v1.AlertState
+	52, // 58: bankbridge.support.v1.ListAlertsResponse.alerts:type_name -> bankbridge.support.v1.Alert
+	52, // 59: bankbridge.support.v1.GetAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
+	61, // 60: bankbridge.support.v1.WatchAlertsResponse.event_time:type_name -> google.protobuf.Timestamp
+	52, // 61: bankbridge.support.v1.WatchAlertsResponse.alert:type_name -> bankbridge.support.v1.Alert
+	11, // 62: bankbridge.support.v1.AcknowledgeAlertRequest.response:type_name -> bankbridge.support.v1.AlertResponse
+	52, // 63: bankbridge.support.v1.AcknowledgeAlertResponse.alert:type_name -> bankbridge.support.v1.Alert
+	17, // 64: bankbridge.support.v1.SupportService.CreateConversation:input_type -> bankbridge.support.v1.CreateConversationRequest
+	19, // 65: bankbridge.support.v1.SupportService.GetConversation:input_type -> bankbridge.support.v1.GetConversationRequest
+	21, // 66: bankbridge.support.v1.SupportService.ListConversations:input_type -> bankbridge.support.v1.ListConversationsRequest
+	23, // 67: bankbridge.support.v1.SupportService.SendMessage:input_type -> bankbridge.support.v1.SendMessageRequest
+	25, // 68: bankbridge.support.v1.SupportService.ListMessages:input_type -> bankbridge.support.v1.ListMessagesRequest
+	27, // 69: bankbridge.support.v1.SupportService.HandoverConversation:input_type -> bankbridge.support.v1.HandoverConversationRequest
+	29, // 70: bankbridge.support.v1.SupportService.CloseConversation:input_type -> bankbridge.support.v1.CloseConversationRequest
+	31, // 71: bankbridge.support.v1.SupportService.StreamConversation:input_type -> bankbridge.support.v1.StreamConversationRequest
+	37, // 72: bankbridge.support.v1.SupportService.ListCards:input_type -> bankbridge.support.v1.ListCardsRequest
+	39, // 73: bankbridge.support.v1.SupportService.BlockCard:input_type -> bankbridge.support.v1.BlockCardRequest
+	41, // 74: bankbridge.support.v1.SupportService.StartCardUnblock:input_type -> bankbridge.support.v1.StartCardUnblockRequest
+	43, // 75: bankbridge.support.v1.SupportService.VerifyCardUnblock:input_type -> bankbridge.support.v1.VerifyCardUnblockRequest
+	46, // 76: bankbridge.support.v1.SupportService.CreateFraudReport:input_type -> bankbridge.support.v1.CreateFraudReportRequest
+	48, // 77: bankbridge.support.v1.SupportService.GetFraudReport:input_type -> bankbridge.support.v1.GetFraudReportRequest
+	50, // 78: bankbridge.support.v1.SupportService.ListFraudReports:input_type -> bankbridge.support.v1.ListFraudReportsRequest
+	53, // 79: bankbridge.support.v1.SupportService.ListAlerts:input_type -> bankbridge.support.v1.ListAlertsRequest
+	55, // 80: bankbridge.support.v1.SupportService.GetAlert:input_type -> bankbridge.support.v1.GetAlertRequest
+	57, // 81: bankbridge.support.v1.SupportService.WatchAlerts:input_type -> bankbridge.support.v1.WatchAlertsRequest
+	59, // 82: bankbridge.support.v1.SupportService.AcknowledgeAlert:input_type -> bankbridge.support.v1.AcknowledgeAlertRequest
+	18, // 83: bankbridge.support.v1.SupportService.CreateConversation:output_type -> bankbridge.support.v1.CreateConversationResponse
+	20, // 84: bankbridge.support.v1.SupportService.GetConversation:output_type -> bankbridge.support.v1.GetConversationResponse
+	22, // 85: bankbridge.support.v1.SupportService.ListConversations:output_type -> bankbridge.support.v1.ListConversationsResponse
+	24, // 86: bankbridge.support.v1.SupportService.SendMessage:output_type -> bankbridge.support.v1.SendMessageResponse
+	26, // 87: bankbridge.support.v1.SupportService.ListMessages:output_type -> bankbridge.support.v1.ListMessagesResponse
+	28, // 88: bankbridge.support.v1.SupportService.HandoverConversation:output_type -> bankbridge.support.v1.HandoverConversationResponse
+	30, // 89: bankbridge.support.v1.SupportService.CloseConversation:output_type -> bankbridge.support.v1.CloseConversationResponse
+	32, // 90: bankbridge.support.v1.SupportService.StreamConversation:output_type -> bankbridge.support.v1.StreamConversationResponse
+	38, // 91: bankbridge.support.v1.SupportService.ListCards:output_type -> bankbridge.support.v1.ListCardsResponse
+	40, // 92: bankbridge.support.v1.SupportService.BlockCard:output_type -> bankbridge.support.v1.BlockCardResponse
+	42, // 93: bankbridge.support.v1.SupportService.StartCardUnblock:output_type -> bankbridge.support.v1.StartCardUnblockResponse
+	44, // 94: bankbridge.support.v1.SupportService.VerifyCardUnblock:output_type -> bankbridge.support.v1.VerifyCardUnblockResponse
+	47, // 95: bankbridge.support.v1.SupportService.CreateFraudReport:output_type -> bankbridge.support.v1.CreateFraudReportResponse
+	49, // 96: bankbridge.support.v1.SupportService.GetFraudReport:output_type -> bankbridge.support.v1.GetFraudReportResponse
+	51, // 97: bankbridge.support.v1.SupportService.ListFraudReports:output_type -> bankbridge.support.v1.ListFraudReportsResponse
+	54, // 98: bankbridge.support.v1.SupportService.ListAlerts:output_type -> bankbridge.support.v1.ListAlertsResponse
+	56, // 99: bankbridge.support.v1.SupportService.GetAlert:output_type -> bankbridge.support.v1.GetAlertResponse
+	58, // 100: bankbridge.support.v1.SupportService.WatchAlerts:output_type -> bankbridge.support.v1.WatchAlertsResponse
+	60, // 101: bankbridge.support.v1.SupportService.AcknowledgeAlert:output_type -> bankbridge.support.v1.AcknowledgeAlertResponse
+	83, // [83:102] is the sub-list for method output_type
+	64, // [64:83] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_support_v1_support_proto_init() }
@@ -3659,7 +4472,7 @@ func file_bankbridge_support_v1_support_proto_init() {
 	if File_bankbridge_support_v1_support_proto != nil {
 		return
 	}
-	file_bankbridge_support_v1_support_proto_msgTypes[24].OneofWrappers = []any{
+	file_bankbridge_support_v1_support_proto_msgTypes[20].OneofWrappers = []any{
 		(*StreamConversationResponse_MessageAdded)(nil),
 		(*StreamConversationResponse_ControlChanged)(nil),
 		(*StreamConversationResponse_ConversationClosed)(nil),
@@ -3669,8 +4482,8 @@ func file_bankbridge_support_v1_support_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_support_v1_support_proto_rawDesc), len(file_bankbridge_support_v1_support_proto_rawDesc)),
-			NumEnums:      10,
-			NumMessages:   41,
+			NumEnums:      12,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -4,10 +4,11 @@
 // - protoc             (unknown)
 // source: bankbridge/support/v1/support.proto
 
-// Package bankbridge.support.v1 lets a user talk to their bank's support
-// inside the chat (a bot first, a human agent on request, with thread
-// control after Messenger's handover protocol), report fraud, and answer the
-// fraud alerts their bank raises.
+// Package bankbridge.support.v1 lets a user talk to their bank inside the
+// chat: bankbridge's assistant answers first and hands the conversation to
+// the bank's human agent on request, with thread control after Messenger's
+// handover protocol; the user reports fraud, blocks and unblocks cards, and
+// answers the fraud alerts their bank raises.
 
 package supportv1
 
@@ -30,16 +31,18 @@ const (
 	SupportService_SendMessage_FullMethodName          = "/bankbridge.support.v1.SupportService/SendMessage"
 	SupportService_ListMessages_FullMethodName         = "/bankbridge.support.v1.SupportService/ListMessages"
 	SupportService_HandoverConversation_FullMethodName = "/bankbridge.support.v1.SupportService/HandoverConversation"
-	SupportService_PassThreadControl_FullMethodName    = "/bankbridge.support.v1.SupportService/PassThreadControl"
-	SupportService_TakeThreadControl_FullMethodName    = "/bankbridge.support.v1.SupportService/TakeThreadControl"
-	SupportService_RequestThreadControl_FullMethodName = "/bankbridge.support.v1.SupportService/RequestThreadControl"
 	SupportService_CloseConversation_FullMethodName    = "/bankbridge.support.v1.SupportService/CloseConversation"
 	SupportService_StreamConversation_FullMethodName   = "/bankbridge.support.v1.SupportService/StreamConversation"
+	SupportService_ListCards_FullMethodName            = "/bankbridge.support.v1.SupportService/ListCards"
+	SupportService_BlockCard_FullMethodName            = "/bankbridge.support.v1.SupportService/BlockCard"
+	SupportService_StartCardUnblock_FullMethodName     = "/bankbridge.support.v1.SupportService/StartCardUnblock"
+	SupportService_VerifyCardUnblock_FullMethodName    = "/bankbridge.support.v1.SupportService/VerifyCardUnblock"
 	SupportService_CreateFraudReport_FullMethodName    = "/bankbridge.support.v1.SupportService/CreateFraudReport"
 	SupportService_GetFraudReport_FullMethodName       = "/bankbridge.support.v1.SupportService/GetFraudReport"
 	SupportService_ListFraudReports_FullMethodName     = "/bankbridge.support.v1.SupportService/ListFraudReports"
 	SupportService_ListAlerts_FullMethodName           = "/bankbridge.support.v1.SupportService/ListAlerts"
 	SupportService_GetAlert_FullMethodName             = "/bankbridge.support.v1.SupportService/GetAlert"
+	SupportService_WatchAlerts_FullMethodName          = "/bankbridge.support.v1.SupportService/WatchAlerts"
 	SupportService_AcknowledgeAlert_FullMethodName     = "/bankbridge.support.v1.SupportService/AcknowledgeAlert"
 )
 
@@ -47,147 +50,84 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// SupportService holds support conversations, fraud reports and fraud
-// alerts. Public: product teams call it over gRPC and REST under
-// /v1/users/{user}, with a token bound to the user. Two kinds of client
-// call it for the user: the user's own client (the chat UI), and the
-// product's bot, which answers first and holds thread control until it, or
-// the user, hands the conversation to the bank's agent. The bank's agent
-// acts through the bank adapter protocol, not through this service. Every
-// call needs an active consent covering SCOPE_SUPPORT for the bank
-// concerned.
+// SupportService holds support conversations, cards, fraud reports and
+// fraud alerts. Public: product teams call it over gRPC and REST under
+// /v1/users/{user}, with a token bound to the user. A conversation has
+// three participants besides bankbridge itself: the user, bankbridge's
+// assistant (deterministic intents and rules, no language model; the
+// primary receiver, in control first), and the bank's human agent (the
+// secondary receiver), who acts through the bank adapter protocol, not
+// through this service. Every resource id holds its bank as
+// "<bank_id>~<id>", and each call needs an active consent at that bank:
+// SCOPE_SUPPORT for conversations, cards and fraud reports,
+// SCOPE_FRAUD_ALERTS for alerts.
 //
 // Besides the failures each RPC lists, every RPC can fail as follows.
 // Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or does not verify.
 // Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+// Fails with PERMISSION_DENIED (USER_MISMATCH) when the request names a user other than the token's subject.
 // Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare the purpose.
-// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering SCOPE_SUPPORT has expired.
-// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SUPPORT.
+// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when the purpose is advertising, marketing, or not covered by the consent.
+// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent at the bank concerned covering the RPC's scope.
+// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when that consent has expired.
+// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked that consent.
+// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule; the field violation names it.
 // Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+// Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the access log cannot be written; nothing was read or changed.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 type SupportServiceClient interface {
 	// CreateConversation opens a support conversation with one of the user's
-	// banks. It starts OPEN, with the bot in control. A retry with the same
+	// banks. It starts OPEN, with the assistant in control, and the
+	// assistant's greeting as its first message. A retry with the same
 	// idempotency_key and body returns the first response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when no bank with conversation.bank_id is configured.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
 	CreateConversation(ctx context.Context, in *CreateConversationRequest, opts ...grpc.CallOption) (*CreateConversationResponse, error)
 	// GetConversation returns one conversation, with who controls it.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	GetConversation(ctx context.Context, in *GetConversationRequest, opts ...grpc.CallOption) (*GetConversationResponse, error)
 	// ListConversations returns the user's conversations, most recently
 	// updated first, optionally only OPEN or only CLOSED ones. Conversations
-	// with banks whose consent lapsed are left out.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
+	// with banks whose consent no longer covers SCOPE_SUPPORT are left out.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
 	ListConversations(ctx context.Context, in *ListConversationsRequest, opts ...grpc.CallOption) (*ListConversationsResponse, error)
-	// SendMessage adds a message to an open conversation. The sender role
-	// follows the calling client: USER for the user's client, BOT for the
-	// product's bot. The user may always write; the bot only while it holds
-	// thread control, as in Messenger's handover protocol. Messages for the
-	// bank's agent are delivered through an outbox, so a bank that is briefly
-	// down does not fail the call. client_message_id makes retries safe: the
-	// same id with the same text returns the message already created.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, e.g. client_message_id is missing.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
+	// SendMessage adds the user's message to an open conversation: text, or
+	// a postback (the payload of a quick reply the assistant offered). While
+	// the assistant holds control it answers at once, and its answers arrive
+	// on the stream (and in ListMessages) right after the user's message;
+	// while the bank's agent holds control the message goes to the bank
+	// through an outbox, so a bank that is briefly down does not fail the
+	// call. client_message_id makes retries safe: the same id with the same
+	// content returns the message already stored, and nothing is sent twice.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot sends while it does not hold thread control.
-	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when client_message_id was used before in this conversation with a different text.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when postback.payload is not one of the quick replies the assistant's last message offered.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when client_message_id was used before in this conversation with other content.
 	SendMessage(ctx context.Context, in *SendMessageRequest, opts ...grpc.CallOption) (*SendMessageResponse, error)
 	// ListMessages returns a conversation's messages, newest first, so the
 	// first page is what the chat shows; later pages go back in time. Works on
-	// closed conversations too.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
+	// closed conversations too, until the messages' retention ends or the
+	// user revokes the support consent, which deletes them.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	ListMessages(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error)
-	// HandoverConversation is the user asking for a human: called by the
-	// user's client, it makes the bot pass thread control to the bank's
-	// agent, adds a SYSTEM message saying so, and tells the agent desk, with
-	// metadata as the user's note. When the bank's agent already holds
-	// control, or has a handover pending, it succeeds and changes nothing, so
-	// retries are safe.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
+	// HandoverConversation is the user choosing who answers. With target
+	// CONTROLLER_BANK_AGENT (the default) the assistant passes thread control
+	// to the bank's agent: a case opens at the bank with the transcript and
+	// metadata as the user's note. With CONTROLLER_ASSISTANT the assistant
+	// requests control from the agent, and control changes when the agent
+	// passes it. When the target already holds control, or a request for it
+	// is pending, it succeeds and changes nothing, so retries are safe.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank offers no human agents through its adapter.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank could not open the case; control stays with the assistant.
 	HandoverConversation(ctx context.Context, in *HandoverConversationRequest, opts ...grpc.CallOption) (*HandoverConversationResponse, error)
-	// PassThreadControl is the bot, holding thread control, passing it to the
-	// bank's agent (Messenger's pass_thread_control), e.g. when it cannot
-	// answer. Only the product's bot may call it. It also answers a pending
-	// control request from the agent. metadata reaches the agent, not the
-	// user.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not the product's bot.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot does not hold thread control.
-	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank offers no human agents through its adapter.
-	PassThreadControl(ctx context.Context, in *PassThreadControlRequest, opts ...grpc.CallOption) (*PassThreadControlResponse, error)
-	// TakeThreadControl is the bot taking control back from the bank's agent
-	// without asking (Messenger's take_thread_control, which only the primary
-	// receiver may call), e.g. when the agent has gone idle or the agent desk
-	// closes. Only the product's bot may call it. The agent is told through
-	// the adapter, with metadata. Prefer RequestThreadControl while the agent
-	// is still talking to the user. When the bot already holds control it
-	// succeeds and changes nothing, so retries are safe.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not the product's bot.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	TakeThreadControl(ctx context.Context, in *TakeThreadControlRequest, opts ...grpc.CallOption) (*TakeThreadControlResponse, error)
-	// RequestThreadControl is the bot, not holding control, asking the bank's
-	// agent to pass it back (Messenger's request_thread_control). Control
-	// does not change: the request shows as the conversation's
-	// pending_control_request until the agent passes control or the
-	// conversation closes. Only the product's bot may call it. Asking again
-	// while the bot's request is pending succeeds and changes nothing.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not the product's bot.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot already holds thread control.
-	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	RequestThreadControl(ctx context.Context, in *RequestThreadControlRequest, opts ...grpc.CallOption) (*RequestThreadControlResponse, error)
 	// CloseConversation ends a conversation: no more messages, a pending
-	// control request is dropped, streams send conversation_closed and end.
-	// The user's client may close at any time; the bot only while it holds
-	// thread control. Closing a closed conversation succeeds and changes
-	// nothing.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
+	// control request is dropped, the bank's case (if any) is told to close,
+	// and streams send conversation_closed and end. Closing a closed
+	// conversation succeeds and changes nothing.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot closes an open conversation whose thread control it does not hold.
 	CloseConversation(ctx context.Context, in *CloseConversationRequest, opts ...grpc.CallOption) (*CloseConversationResponse, error)
 	// StreamConversation streams what happens in one conversation, in order:
 	// messages added, thread control changing hands or being requested, the
@@ -196,70 +136,89 @@ type SupportServiceClient interface {
 	// nothing. An empty resume_cursor starts at the current end of the
 	// stream; open the stream before ListMessages so nothing falls between
 	// the two (messages are keyed by name, so seeing one twice is harmless).
-	// After conversation_closed the stream ends with OK; on a closed
-	// conversation it sends what follows resume_cursor, then ends. Cursors
-	// stay valid for at least 7 days. When the consent is revoked the stream
-	// fails with PERMISSION_DENIED (CONSENT_REVOKED).
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
+	// After conversation_closed the stream ends with OK. Cursors stay valid
+	// for at least 7 days. Over REST it is newline-delimited JSON. When the
+	// consent is revoked the stream fails with PERMISSION_DENIED
+	// (CONSENT_REVOKED).
 	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
-	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with ListMessages.
 	// Fails with UNAVAILABLE (SERVER_STOPPING) when the server stops (a deploy, a scale-down); reopen at once with the last cursor.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	StreamConversation(ctx context.Context, in *StreamConversationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamConversationResponse], error)
+	// ListCards returns the user's payment cards at one bank, masked, with
+	// whether each is blocked, as the bank answers now.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
+	// Fails with NOT_FOUND (BANK_NOT_FOUND) when no bank with bank_id is configured.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter offers no cards.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time.
+	ListCards(ctx context.Context, in *ListCardsRequest, opts ...grpc.CallOption) (*ListCardsResponse, error)
+	// BlockCard blocks one of the user's cards at the bank, at once. Blocking
+	// a blocked card succeeds and changes nothing. A retry with the same
+	// idempotency_key and body returns the first response.
+	// Fails with NOT_FOUND (NOT_FOUND) when the card does not exist.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter offers no cards.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time; retry with the same key.
+	BlockCard(ctx context.Context, in *BlockCardRequest, opts ...grpc.CallOption) (*BlockCardResponse, error)
+	// StartCardUnblock starts the two-factor step that unblocking a card
+	// needs: the bank sends the user a code, and the card comes back with
+	// unblock_challenge set. VerifyCardUnblock completes it; until then the
+	// card stays blocked.
+	// Fails with NOT_FOUND (NOT_FOUND) when the card does not exist.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the card is not blocked, or the bank will not lift its block (e.g. it was reported stolen).
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter offers no cards.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time; retry with the same key.
+	StartCardUnblock(ctx context.Context, in *StartCardUnblockRequest, opts ...grpc.CallOption) (*StartCardUnblockResponse, error)
+	// VerifyCardUnblock completes the unblock with the code the bank sent.
+	// The card is ACTIVE when it succeeds.
+	// Fails with NOT_FOUND (NOT_FOUND) when the card does not exist or has no unblock challenge running.
+	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong and more attempts are allowed; metadata attempts_remaining says how many.
+	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes; start again.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired; start again.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time; retry with the same key.
+	VerifyCardUnblock(ctx context.Context, in *VerifyCardUnblockRequest, opts ...grpc.CallOption) (*VerifyCardUnblockResponse, error)
 	// CreateFraudReport reports fraud on one of the user's accounts to the
 	// bank, optionally asking it to block the card at once. The report is
 	// recorded first and delivered to the bank through an outbox, so a bank
-	// that is briefly down does not lose it: status is RECEIVED until the
-	// bank acknowledges it, and card_block_status follows the block. A retry
-	// with the same idempotency_key and body returns the first response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the account's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the account or the transaction does not exist.
+	// that is briefly down does not lose it: status is SUBMITTING until the
+	// bank has the case, then follows the bank's case (RECEIVED, IN_REVIEW,
+	// RESOLVED) as its adapter reports it. A retry with the same
+	// idempotency_key and body returns the first response.
+	// Fails with NOT_FOUND (NOT_FOUND) when the account's bank is not configured.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
 	CreateFraudReport(ctx context.Context, in *CreateFraudReportRequest, opts ...grpc.CallOption) (*CreateFraudReportResponse, error)
 	// GetFraudReport returns one fraud report with the bank's progress on it.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the report's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the report does not exist.
 	GetFraudReport(ctx context.Context, in *GetFraudReportRequest, opts ...grpc.CallOption) (*GetFraudReportResponse, error)
 	// ListFraudReports returns the user's fraud reports, newest first.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
 	ListFraudReports(ctx context.Context, in *ListFraudReportsRequest, opts ...grpc.CallOption) (*ListFraudReportsResponse, error)
 	// ListAlerts returns the fraud alerts the user's banks raised, newest
 	// first, optionally only NEW or only ACKNOWLEDGED ones.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
 	ListAlerts(ctx context.Context, in *ListAlertsRequest, opts ...grpc.CallOption) (*ListAlertsResponse, error)
 	// GetAlert returns one fraud alert.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the alert's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the alert does not exist.
 	GetAlert(ctx context.Context, in *GetAlertRequest, opts ...grpc.CallOption) (*GetAlertResponse, error)
-	// AcknowledgeAlert records the user's answer to a fraud alert and passes
-	// it to the bank: NOT_RECOGNISED lets the bank act (decline, block the
-	// card) under its own policy. Acknowledging again with the same response
-	// succeeds and changes nothing; to report fraud after answering
-	// RECOGNISED, use CreateFraudReport.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the alert's bank covering SCOPE_SUPPORT.
+	// WatchAlerts streams every fraud alert the user's banks raise, within a
+	// second of the bank's event, and every answer the user gives. Each
+	// response carries the alert as it now is and the cursor to resume after
+	// it: a client that reconnects with its last cursor misses nothing. An
+	// empty resume_cursor starts at the current end. Over REST it is
+	// newline-delimited JSON. Alerts also go out as webhooks (type
+	// support.alert.raised) to the product that linked the bank.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with ListAlerts.
+	// Fails with UNAVAILABLE (SERVER_STOPPING) when the server stops; reopen at once with the last cursor.
+	WatchAlerts(ctx context.Context, in *WatchAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlertsResponse], error)
+	// AcknowledgeAlert records the user's answer to a fraud alert ("this was
+	// me" or "not me") and passes it to the bank through an outbox, so a
+	// bank that is briefly down does not lose it. For NOT_RECOGNISED on an
+	// alert about a card that is not blocked, the response offers to block
+	// it (card_block_offer names the card for BlockCard). Acknowledging again
+	// with the same response succeeds and changes nothing.
 	// Fails with NOT_FOUND (NOT_FOUND) when the alert does not exist.
 	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the alert was already acknowledged with a different response.
 	AcknowledgeAlert(ctx context.Context, in *AcknowledgeAlertRequest, opts ...grpc.CallOption) (*AcknowledgeAlertResponse, error)
@@ -333,36 +292,6 @@ func (c *supportServiceClient) HandoverConversation(ctx context.Context, in *Han
 	return out, nil
 }
 
-func (c *supportServiceClient) PassThreadControl(ctx context.Context, in *PassThreadControlRequest, opts ...grpc.CallOption) (*PassThreadControlResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(PassThreadControlResponse)
-	err := c.cc.Invoke(ctx, SupportService_PassThreadControl_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *supportServiceClient) TakeThreadControl(ctx context.Context, in *TakeThreadControlRequest, opts ...grpc.CallOption) (*TakeThreadControlResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(TakeThreadControlResponse)
-	err := c.cc.Invoke(ctx, SupportService_TakeThreadControl_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *supportServiceClient) RequestThreadControl(ctx context.Context, in *RequestThreadControlRequest, opts ...grpc.CallOption) (*RequestThreadControlResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RequestThreadControlResponse)
-	err := c.cc.Invoke(ctx, SupportService_RequestThreadControl_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *supportServiceClient) CloseConversation(ctx context.Context, in *CloseConversationRequest, opts ...grpc.CallOption) (*CloseConversationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CloseConversationResponse)
@@ -391,6 +320,46 @@ func (c *supportServiceClient) StreamConversation(ctx context.Context, in *Strea
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SupportService_StreamConversationClient = grpc.ServerStreamingClient[StreamConversationResponse]
+
+func (c *supportServiceClient) ListCards(ctx context.Context, in *ListCardsRequest, opts ...grpc.CallOption) (*ListCardsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCardsResponse)
+	err := c.cc.Invoke(ctx, SupportService_ListCards_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supportServiceClient) BlockCard(ctx context.Context, in *BlockCardRequest, opts ...grpc.CallOption) (*BlockCardResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BlockCardResponse)
+	err := c.cc.Invoke(ctx, SupportService_BlockCard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supportServiceClient) StartCardUnblock(ctx context.Context, in *StartCardUnblockRequest, opts ...grpc.CallOption) (*StartCardUnblockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartCardUnblockResponse)
+	err := c.cc.Invoke(ctx, SupportService_StartCardUnblock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *supportServiceClient) VerifyCardUnblock(ctx context.Context, in *VerifyCardUnblockRequest, opts ...grpc.CallOption) (*VerifyCardUnblockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyCardUnblockResponse)
+	err := c.cc.Invoke(ctx, SupportService_VerifyCardUnblock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *supportServiceClient) CreateFraudReport(ctx context.Context, in *CreateFraudReportRequest, opts ...grpc.CallOption) (*CreateFraudReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -442,6 +411,25 @@ func (c *supportServiceClient) GetAlert(ctx context.Context, in *GetAlertRequest
 	return out, nil
 }
 
+func (c *supportServiceClient) WatchAlerts(ctx context.Context, in *WatchAlertsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlertsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SupportService_ServiceDesc.Streams[1], SupportService_WatchAlerts_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAlertsRequest, WatchAlertsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SupportService_WatchAlertsClient = grpc.ServerStreamingClient[WatchAlertsResponse]
+
 func (c *supportServiceClient) AcknowledgeAlert(ctx context.Context, in *AcknowledgeAlertRequest, opts ...grpc.CallOption) (*AcknowledgeAlertResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AcknowledgeAlertResponse)
@@ -456,147 +444,84 @@ func (c *supportServiceClient) AcknowledgeAlert(ctx context.Context, in *Acknowl
 // All implementations must embed UnimplementedSupportServiceServer
 // for forward compatibility.
 //
-// SupportService holds support conversations, fraud reports and fraud
-// alerts. Public: product teams call it over gRPC and REST under
-// /v1/users/{user}, with a token bound to the user. Two kinds of client
-// call it for the user: the user's own client (the chat UI), and the
-// product's bot, which answers first and holds thread control until it, or
-// the user, hands the conversation to the bank's agent. The bank's agent
-// acts through the bank adapter protocol, not through this service. Every
-// call needs an active consent covering SCOPE_SUPPORT for the bank
-// concerned.
+// SupportService holds support conversations, cards, fraud reports and
+// fraud alerts. Public: product teams call it over gRPC and REST under
+// /v1/users/{user}, with a token bound to the user. A conversation has
+// three participants besides bankbridge itself: the user, bankbridge's
+// assistant (deterministic intents and rules, no language model; the
+// primary receiver, in control first), and the bank's human agent (the
+// secondary receiver), who acts through the bank adapter protocol, not
+// through this service. Every resource id holds its bank as
+// "<bank_id>~<id>", and each call needs an active consent at that bank:
+// SCOPE_SUPPORT for conversations, cards and fraud reports,
+// SCOPE_FRAUD_ALERTS for alerts.
 //
 // Besides the failures each RPC lists, every RPC can fail as follows.
 // Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or does not verify.
 // Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+// Fails with PERMISSION_DENIED (USER_MISMATCH) when the request names a user other than the token's subject.
 // Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare the purpose.
-// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when the consent covering SCOPE_SUPPORT has expired.
-// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SUPPORT.
+// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when the purpose is advertising, marketing, or not covered by the consent.
+// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent at the bank concerned covering the RPC's scope.
+// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when that consent has expired.
+// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked that consent.
+// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule; the field violation names it.
 // Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+// Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the access log cannot be written; nothing was read or changed.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 type SupportServiceServer interface {
 	// CreateConversation opens a support conversation with one of the user's
-	// banks. It starts OPEN, with the bot in control. A retry with the same
+	// banks. It starts OPEN, with the assistant in control, and the
+	// assistant's greeting as its first message. A retry with the same
 	// idempotency_key and body returns the first response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when no bank with conversation.bank_id is configured.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
 	CreateConversation(context.Context, *CreateConversationRequest) (*CreateConversationResponse, error)
 	// GetConversation returns one conversation, with who controls it.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	GetConversation(context.Context, *GetConversationRequest) (*GetConversationResponse, error)
 	// ListConversations returns the user's conversations, most recently
 	// updated first, optionally only OPEN or only CLOSED ones. Conversations
-	// with banks whose consent lapsed are left out.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
+	// with banks whose consent no longer covers SCOPE_SUPPORT are left out.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
 	ListConversations(context.Context, *ListConversationsRequest) (*ListConversationsResponse, error)
-	// SendMessage adds a message to an open conversation. The sender role
-	// follows the calling client: USER for the user's client, BOT for the
-	// product's bot. The user may always write; the bot only while it holds
-	// thread control, as in Messenger's handover protocol. Messages for the
-	// bank's agent are delivered through an outbox, so a bank that is briefly
-	// down does not fail the call. client_message_id makes retries safe: the
-	// same id with the same text returns the message already created.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule, e.g. client_message_id is missing.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
+	// SendMessage adds the user's message to an open conversation: text, or
+	// a postback (the payload of a quick reply the assistant offered). While
+	// the assistant holds control it answers at once, and its answers arrive
+	// on the stream (and in ListMessages) right after the user's message;
+	// while the bank's agent holds control the message goes to the bank
+	// through an outbox, so a bank that is briefly down does not fail the
+	// call. client_message_id makes retries safe: the same id with the same
+	// content returns the message already stored, and nothing is sent twice.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot sends while it does not hold thread control.
-	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when client_message_id was used before in this conversation with a different text.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when postback.payload is not one of the quick replies the assistant's last message offered.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when client_message_id was used before in this conversation with other content.
 	SendMessage(context.Context, *SendMessageRequest) (*SendMessageResponse, error)
 	// ListMessages returns a conversation's messages, newest first, so the
 	// first page is what the chat shows; later pages go back in time. Works on
-	// closed conversations too.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
+	// closed conversations too, until the messages' retention ends or the
+	// user revokes the support consent, which deletes them.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	ListMessages(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error)
-	// HandoverConversation is the user asking for a human: called by the
-	// user's client, it makes the bot pass thread control to the bank's
-	// agent, adds a SYSTEM message saying so, and tells the agent desk, with
-	// metadata as the user's note. When the bank's agent already holds
-	// control, or has a handover pending, it succeeds and changes nothing, so
-	// retries are safe.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
+	// HandoverConversation is the user choosing who answers. With target
+	// CONTROLLER_BANK_AGENT (the default) the assistant passes thread control
+	// to the bank's agent: a case opens at the bank with the transcript and
+	// metadata as the user's note. With CONTROLLER_ASSISTANT the assistant
+	// requests control from the agent, and control changes when the agent
+	// passes it. When the target already holds control, or a request for it
+	// is pending, it succeeds and changes nothing, so retries are safe.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank offers no human agents through its adapter.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank could not open the case; control stays with the assistant.
 	HandoverConversation(context.Context, *HandoverConversationRequest) (*HandoverConversationResponse, error)
-	// PassThreadControl is the bot, holding thread control, passing it to the
-	// bank's agent (Messenger's pass_thread_control), e.g. when it cannot
-	// answer. Only the product's bot may call it. It also answers a pending
-	// control request from the agent. metadata reaches the agent, not the
-	// user.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not the product's bot.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot does not hold thread control.
-	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank offers no human agents through its adapter.
-	PassThreadControl(context.Context, *PassThreadControlRequest) (*PassThreadControlResponse, error)
-	// TakeThreadControl is the bot taking control back from the bank's agent
-	// without asking (Messenger's take_thread_control, which only the primary
-	// receiver may call), e.g. when the agent has gone idle or the agent desk
-	// closes. Only the product's bot may call it. The agent is told through
-	// the adapter, with metadata. Prefer RequestThreadControl while the agent
-	// is still talking to the user. When the bot already holds control it
-	// succeeds and changes nothing, so retries are safe.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not the product's bot.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	TakeThreadControl(context.Context, *TakeThreadControlRequest) (*TakeThreadControlResponse, error)
-	// RequestThreadControl is the bot, not holding control, asking the bank's
-	// agent to pass it back (Messenger's request_thread_control). Control
-	// does not change: the request shows as the conversation's
-	// pending_control_request until the agent passes control or the
-	// conversation closes. Only the product's bot may call it. Asking again
-	// while the bot's request is pending succeeds and changes nothing.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the calling client is not the product's bot.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot already holds thread control.
-	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
-	RequestThreadControl(context.Context, *RequestThreadControlRequest) (*RequestThreadControlResponse, error)
 	// CloseConversation ends a conversation: no more messages, a pending
-	// control request is dropped, streams send conversation_closed and end.
-	// The user's client may close at any time; the bot only while it holds
-	// thread control. Closing a closed conversation succeeds and changes
-	// nothing.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
+	// control request is dropped, the bank's case (if any) is told to close,
+	// and streams send conversation_closed and end. Closing a closed
+	// conversation succeeds and changes nothing.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
-	// Fails with FAILED_PRECONDITION (THREAD_CONTROL_NOT_HELD) when the bot closes an open conversation whose thread control it does not hold.
 	CloseConversation(context.Context, *CloseConversationRequest) (*CloseConversationResponse, error)
 	// StreamConversation streams what happens in one conversation, in order:
 	// messages added, thread control changing hands or being requested, the
@@ -605,70 +530,89 @@ type SupportServiceServer interface {
 	// nothing. An empty resume_cursor starts at the current end of the
 	// stream; open the stream before ListMessages so nothing falls between
 	// the two (messages are keyed by name, so seeing one twice is harmless).
-	// After conversation_closed the stream ends with OK; on a closed
-	// conversation it sends what follows resume_cursor, then ends. Cursors
-	// stay valid for at least 7 days. When the consent is revoked the stream
-	// fails with PERMISSION_DENIED (CONSENT_REVOKED).
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
+	// After conversation_closed the stream ends with OK. Cursors stay valid
+	// for at least 7 days. Over REST it is newline-delimited JSON. When the
+	// consent is revoked the stream fails with PERMISSION_DENIED
+	// (CONSENT_REVOKED).
 	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
-	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with the List call.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with ListMessages.
 	// Fails with UNAVAILABLE (SERVER_STOPPING) when the server stops (a deploy, a scale-down); reopen at once with the last cursor.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the conversation's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the conversation does not exist.
 	StreamConversation(*StreamConversationRequest, grpc.ServerStreamingServer[StreamConversationResponse]) error
+	// ListCards returns the user's payment cards at one bank, masked, with
+	// whether each is blocked, as the bank answers now.
+	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
+	// Fails with NOT_FOUND (BANK_NOT_FOUND) when no bank with bank_id is configured.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter offers no cards.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time.
+	ListCards(context.Context, *ListCardsRequest) (*ListCardsResponse, error)
+	// BlockCard blocks one of the user's cards at the bank, at once. Blocking
+	// a blocked card succeeds and changes nothing. A retry with the same
+	// idempotency_key and body returns the first response.
+	// Fails with NOT_FOUND (NOT_FOUND) when the card does not exist.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter offers no cards.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time; retry with the same key.
+	BlockCard(context.Context, *BlockCardRequest) (*BlockCardResponse, error)
+	// StartCardUnblock starts the two-factor step that unblocking a card
+	// needs: the bank sends the user a code, and the card comes back with
+	// unblock_challenge set. VerifyCardUnblock completes it; until then the
+	// card stays blocked.
+	// Fails with NOT_FOUND (NOT_FOUND) when the card does not exist.
+	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the card is not blocked, or the bank will not lift its block (e.g. it was reported stolen).
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter offers no cards.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time; retry with the same key.
+	StartCardUnblock(context.Context, *StartCardUnblockRequest) (*StartCardUnblockResponse, error)
+	// VerifyCardUnblock completes the unblock with the code the bank sent.
+	// The card is ACTIVE when it succeeds.
+	// Fails with NOT_FOUND (NOT_FOUND) when the card does not exist or has no unblock challenge running.
+	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong and more attempts are allowed; metadata attempts_remaining says how many.
+	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the bank accepts no more codes; start again.
+	// Fails with FAILED_PRECONDITION (SCA_EXPIRED) when the challenge expired; start again.
+	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank did not answer in time; retry with the same key.
+	VerifyCardUnblock(context.Context, *VerifyCardUnblockRequest) (*VerifyCardUnblockResponse, error)
 	// CreateFraudReport reports fraud on one of the user's accounts to the
 	// bank, optionally asking it to block the card at once. The report is
 	// recorded first and delivered to the bank through an outbox, so a bank
-	// that is briefly down does not lose it: status is RECEIVED until the
-	// bank acknowledges it, and card_block_status follows the block. A retry
-	// with the same idempotency_key and body returns the first response.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the account's bank covering SCOPE_SUPPORT.
-	// Fails with NOT_FOUND (NOT_FOUND) when the account or the transaction does not exist.
+	// that is briefly down does not lose it: status is SUBMITTING until the
+	// bank has the case, then follows the bank's case (RECEIVED, IN_REVIEW,
+	// RESOLVED) as its adapter reports it. A retry with the same
+	// idempotency_key and body returns the first response.
+	// Fails with NOT_FOUND (NOT_FOUND) when the account's bank is not configured.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
 	CreateFraudReport(context.Context, *CreateFraudReportRequest) (*CreateFraudReportResponse, error)
 	// GetFraudReport returns one fraud report with the bank's progress on it.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the report's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the report does not exist.
 	GetFraudReport(context.Context, *GetFraudReportRequest) (*GetFraudReportResponse, error)
 	// ListFraudReports returns the user's fraud reports, newest first.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from another list.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
 	ListFraudReports(context.Context, *ListFraudReportsRequest) (*ListFraudReportsResponse, error)
 	// ListAlerts returns the fraud alerts the user's banks raised, newest
 	// first, optionally only NEW or only ACKNOWLEDGED ones.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
 	// Fails with INVALID_ARGUMENT (PAGE_TOKEN_INVALID) when page_token is malformed, expired, or came from a list with other filters.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SUPPORT with any bank.
 	ListAlerts(context.Context, *ListAlertsRequest) (*ListAlertsResponse, error)
 	// GetAlert returns one fraud alert.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the alert's bank covering SCOPE_SUPPORT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the alert does not exist.
 	GetAlert(context.Context, *GetAlertRequest) (*GetAlertResponse, error)
-	// AcknowledgeAlert records the user's answer to a fraud alert and passes
-	// it to the bank: NOT_RECOGNISED lets the bank act (decline, block the
-	// card) under its own policy. Acknowledging again with the same response
-	// succeeds and changes nothing; to report fraud after answering
-	// RECOGNISED, use CreateFraudReport.
-	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
-	// Fails with PERMISSION_DENIED (USER_MISMATCH) when name names a user other than the token's subject.
-	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent for the alert's bank covering SCOPE_SUPPORT.
+	// WatchAlerts streams every fraud alert the user's banks raise, within a
+	// second of the bank's event, and every answer the user gives. Each
+	// response carries the alert as it now is and the cursor to resume after
+	// it: a client that reconnects with its last cursor misses nothing. An
+	// empty resume_cursor starts at the current end. Over REST it is
+	// newline-delimited JSON. Alerts also go out as webhooks (type
+	// support.alert.raised) to the product that linked the bank.
+	// Fails with INVALID_ARGUMENT (CURSOR_INVALID) when resume_cursor is malformed.
+	// Fails with FAILED_PRECONDITION (CURSOR_EXPIRED) when resume_cursor is older than the events kept; resync with ListAlerts.
+	// Fails with UNAVAILABLE (SERVER_STOPPING) when the server stops; reopen at once with the last cursor.
+	WatchAlerts(*WatchAlertsRequest, grpc.ServerStreamingServer[WatchAlertsResponse]) error
+	// AcknowledgeAlert records the user's answer to a fraud alert ("this was
+	// me" or "not me") and passes it to the bank through an outbox, so a
+	// bank that is briefly down does not lose it. For NOT_RECOGNISED on an
+	// alert about a card that is not blocked, the response offers to block
+	// it (card_block_offer names the card for BlockCard). Acknowledging again
+	// with the same response succeeds and changes nothing.
 	// Fails with NOT_FOUND (NOT_FOUND) when the alert does not exist.
 	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the alert was already acknowledged with a different response.
 	AcknowledgeAlert(context.Context, *AcknowledgeAlertRequest) (*AcknowledgeAlertResponse, error)
@@ -700,20 +644,23 @@ func (UnimplementedSupportServiceServer) ListMessages(context.Context, *ListMess
 func (UnimplementedSupportServiceServer) HandoverConversation(context.Context, *HandoverConversationRequest) (*HandoverConversationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method HandoverConversation not implemented")
 }
-func (UnimplementedSupportServiceServer) PassThreadControl(context.Context, *PassThreadControlRequest) (*PassThreadControlResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method PassThreadControl not implemented")
-}
-func (UnimplementedSupportServiceServer) TakeThreadControl(context.Context, *TakeThreadControlRequest) (*TakeThreadControlResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method TakeThreadControl not implemented")
-}
-func (UnimplementedSupportServiceServer) RequestThreadControl(context.Context, *RequestThreadControlRequest) (*RequestThreadControlResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method RequestThreadControl not implemented")
-}
 func (UnimplementedSupportServiceServer) CloseConversation(context.Context, *CloseConversationRequest) (*CloseConversationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CloseConversation not implemented")
 }
 func (UnimplementedSupportServiceServer) StreamConversation(*StreamConversationRequest, grpc.ServerStreamingServer[StreamConversationResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamConversation not implemented")
+}
+func (UnimplementedSupportServiceServer) ListCards(context.Context, *ListCardsRequest) (*ListCardsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCards not implemented")
+}
+func (UnimplementedSupportServiceServer) BlockCard(context.Context, *BlockCardRequest) (*BlockCardResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BlockCard not implemented")
+}
+func (UnimplementedSupportServiceServer) StartCardUnblock(context.Context, *StartCardUnblockRequest) (*StartCardUnblockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartCardUnblock not implemented")
+}
+func (UnimplementedSupportServiceServer) VerifyCardUnblock(context.Context, *VerifyCardUnblockRequest) (*VerifyCardUnblockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyCardUnblock not implemented")
 }
 func (UnimplementedSupportServiceServer) CreateFraudReport(context.Context, *CreateFraudReportRequest) (*CreateFraudReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateFraudReport not implemented")
@@ -729,6 +676,9 @@ func (UnimplementedSupportServiceServer) ListAlerts(context.Context, *ListAlerts
 }
 func (UnimplementedSupportServiceServer) GetAlert(context.Context, *GetAlertRequest) (*GetAlertResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAlert not implemented")
+}
+func (UnimplementedSupportServiceServer) WatchAlerts(*WatchAlertsRequest, grpc.ServerStreamingServer[WatchAlertsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchAlerts not implemented")
 }
 func (UnimplementedSupportServiceServer) AcknowledgeAlert(context.Context, *AcknowledgeAlertRequest) (*AcknowledgeAlertResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AcknowledgeAlert not implemented")
@@ -862,60 +812,6 @@ func _SupportService_HandoverConversation_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
-func _SupportService_PassThreadControl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(PassThreadControlRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(SupportServiceServer).PassThreadControl(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: SupportService_PassThreadControl_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(SupportServiceServer).PassThreadControl(ctx, req.(*PassThreadControlRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _SupportService_TakeThreadControl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(TakeThreadControlRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(SupportServiceServer).TakeThreadControl(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: SupportService_TakeThreadControl_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(SupportServiceServer).TakeThreadControl(ctx, req.(*TakeThreadControlRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _SupportService_RequestThreadControl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RequestThreadControlRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(SupportServiceServer).RequestThreadControl(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: SupportService_RequestThreadControl_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(SupportServiceServer).RequestThreadControl(ctx, req.(*RequestThreadControlRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _SupportService_CloseConversation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CloseConversationRequest)
 	if err := dec(in); err != nil {
@@ -944,6 +840,78 @@ func _SupportService_StreamConversation_Handler(srv interface{}, stream grpc.Ser
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SupportService_StreamConversationServer = grpc.ServerStreamingServer[StreamConversationResponse]
+
+func _SupportService_ListCards_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCardsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupportServiceServer).ListCards(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupportService_ListCards_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupportServiceServer).ListCards(ctx, req.(*ListCardsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SupportService_BlockCard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BlockCardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupportServiceServer).BlockCard(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupportService_BlockCard_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupportServiceServer).BlockCard(ctx, req.(*BlockCardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SupportService_StartCardUnblock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartCardUnblockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupportServiceServer).StartCardUnblock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupportService_StartCardUnblock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupportServiceServer).StartCardUnblock(ctx, req.(*StartCardUnblockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SupportService_VerifyCardUnblock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyCardUnblockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SupportServiceServer).VerifyCardUnblock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SupportService_VerifyCardUnblock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SupportServiceServer).VerifyCardUnblock(ctx, req.(*VerifyCardUnblockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 func _SupportService_CreateFraudReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateFraudReportRequest)
@@ -1035,6 +1003,17 @@ func _SupportService_GetAlert_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SupportService_WatchAlerts_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAlertsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SupportServiceServer).WatchAlerts(m, &grpc.GenericServerStream[WatchAlertsRequest, WatchAlertsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SupportService_WatchAlertsServer = grpc.ServerStreamingServer[WatchAlertsResponse]
+
 func _SupportService_AcknowledgeAlert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AcknowledgeAlertRequest)
 	if err := dec(in); err != nil {
@@ -1085,20 +1064,24 @@ var SupportService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _SupportService_HandoverConversation_Handler,
 		},
 		{
-			MethodName: "PassThreadControl",
-			Handler:    _SupportService_PassThreadControl_Handler,
-		},
-		{
-			MethodName: "TakeThreadControl",
-			Handler:    _SupportService_TakeThreadControl_Handler,
-		},
-		{
-			MethodName: "RequestThreadControl",
-			Handler:    _SupportService_RequestThreadControl_Handler,
-		},
-		{
 			MethodName: "CloseConversation",
 			Handler:    _SupportService_CloseConversation_Handler,
+		},
+		{
+			MethodName: "ListCards",
+			Handler:    _SupportService_ListCards_Handler,
+		},
+		{
+			MethodName: "BlockCard",
+			Handler:    _SupportService_BlockCard_Handler,
+		},
+		{
+			MethodName: "StartCardUnblock",
+			Handler:    _SupportService_StartCardUnblock_Handler,
+		},
+		{
+			MethodName: "VerifyCardUnblock",
+			Handler:    _SupportService_VerifyCardUnblock_Handler,
 		},
 		{
 			MethodName: "CreateFraudReport",
@@ -1129,6 +1112,11 @@ var SupportService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamConversation",
 			Handler:       _SupportService_StreamConversation_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchAlerts",
+			Handler:       _SupportService_WatchAlerts_Handler,
 			ServerStreams: true,
 		},
 	},
