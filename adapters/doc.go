@@ -4,7 +4,7 @@
 // For integrators: a bank adapter implements [Adapter] plus one small
 // interface per capability it supports ([AccountsAdapter],
 // [TransactionsAdapter], [SCAAdapter], [SupportAdapter], [FraudAdapter],
-// [EventsAdapter], and the optional [ConsentExtensionAdapter] and
+// [CardsAdapter], [EventsAdapter], and the optional [ConsentExtensionAdapter] and
 // [PurchaseDetailsAdapter]). [NewServer] serves any such adapter over the
 // bankbridge.adapter.v1 gRPC protocol; registered with [WithInProcess], the
 // same adapter runs inside a bankbridge service instead, through the same

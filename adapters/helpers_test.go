@@ -354,3 +354,61 @@ func closedPort(t *testing.T) string {
 }
 
 func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
+
+// cardsBank is testBank with CARDS. What its calls answer depends on the
+// consent id and the code, so that it can answer outside the protocol and
+// with the bank's raw words.
+type cardsBank struct{ *testBank }
+
+func (b cardsBank) Info(ctx context.Context) (*adapterv1.GetAdapterInfoResponse, error) {
+	info, err := b.testBank.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info.Capabilities = adapters.Capabilities(b)
+	return info, nil
+}
+
+func (cardsBank) ListCards(_ context.Context, req *adapterv1.ListCardsRequest) (*adapterv1.ListCardsResponse, error) {
+	card := &adapterv1.Card{
+		BankCardId: "card-1", BankAccountId: "acc-1", State: adapterv1.CardState_CARD_STATE_ACTIVE,
+		MaskedNumber: &commonv1.MaskedAccountNumber{Last4: "1043", Display: "•••• 1043"},
+	}
+	switch req.GetBankConsentId() {
+	case "ok":
+	case "bad-masked":
+		card.MaskedNumber = &commonv1.MaskedAccountNumber{Last4: "4111111111111111", Display: secretText}
+	default:
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank knows no such consent")
+	}
+	return &adapterv1.ListCardsResponse{Cards: []*adapterv1.Card{card}}, nil
+}
+
+func (cardsBank) BlockCard(context.Context, *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error) {
+	return &adapterv1.BlockCardResponse{Status: adapterv1.CardBlockStatus_CARD_BLOCK_STATUS_BLOCKED}, nil
+}
+
+func (cardsBank) StartCardUnblock(context.Context, *adapterv1.StartCardUnblockRequest) (*adapterv1.StartCardUnblockResponse, error) {
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION, "card reported stolen: "+secretText)
+}
+
+func (cardsBank) VerifyCardUnblock(_ context.Context, req *adapterv1.VerifyCardUnblockRequest) (*adapterv1.VerifyCardUnblockResponse, error) {
+	if req.GetCode() != "123456" {
+		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_FAILED, "wrong code for "+secretText,
+			apierr.WithMetadata("attempts_remaining", "2"), apierr.WithMetadata("iban", secretText))
+	}
+	return &adapterv1.VerifyCardUnblockResponse{Status: adapterv1.ScaStatus_SCA_STATUS_FINALISED}, nil
+}
+
+// oldFraudBank is testBank written against the SDK before CARDS: a
+// FraudAdapter of ReportFraud and BlockCard, with no AnswerFraudAlert. It
+// implements neither FRAUD nor CARDS.
+type oldFraudBank struct{ *testBank }
+
+func (oldFraudBank) ReportFraud(context.Context, *adapterv1.ReportFraudRequest) (*adapterv1.ReportFraudResponse, error) {
+	return nil, errors.New("never called: not a capability")
+}
+
+func (oldFraudBank) BlockCard(context.Context, *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error) {
+	return nil, errors.New("never called: not a capability")
+}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
@@ -229,6 +230,75 @@ func TestRegistryRefusesBadPurchaseDetails(t *testing.T) {
 			}
 			if wire := fmt.Sprint(st.Proto()); strings.Contains(wire, "DE89") || strings.Contains(wire, "1234.56") || strings.Contains(wire, "32.49") {
 				t.Errorf("the adapter's text reached the caller: %s", wire)
+			}
+		})
+	}
+}
+
+// TestRegistryGuardsCards shows the card calls behind the registry's
+// checks, in process and remote: a card number that breaks the masking
+// rules never reaches a caller, and a bank's answers keep their reason and
+// attempts_remaining but never its words.
+func TestRegistryGuardsCards(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			c := tr.reach(t, cardsBank{testBank: &testBank{}}, adapters.Bank{ID: "test", DisplayName: "Test Bank"})
+			if resp, err := c.ListCards(t.Context(), &adapterv1.ListCardsRequest{BankConsentId: "ok"}); err != nil || len(resp.GetCards()) != 1 {
+				t.Fatalf("ListCards: %v, %v", resp, err)
+			}
+			tests := []struct {
+				name          string
+				call          func() error
+				want          commonv1.ErrorReason
+				wantMessage   string
+				wantRemaining string
+			}{
+				{
+					name: "ListCards with a full card number",
+					call: func() error {
+						_, err := c.ListCards(t.Context(), &adapterv1.ListCardsRequest{BankConsentId: "bad-masked"})
+						return err
+					},
+					want:        commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE,
+					wantMessage: "cards[0].masked_number.last4",
+				},
+				{
+					name: "StartCardUnblock refused",
+					call: func() error {
+						_, err := c.StartCardUnblock(t.Context(), &adapterv1.StartCardUnblockRequest{BankConsentId: "ok", BankCardId: "card-1", IdempotencyKey: "unblock-0001"})
+						return err
+					},
+					want: commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION,
+				},
+				{
+					name: "VerifyCardUnblock with a wrong code",
+					call: func() error {
+						_, err := c.VerifyCardUnblock(t.Context(), &adapterv1.VerifyCardUnblockRequest{
+							BankConsentId: "ok", BankCardId: "card-1", ChallengeId: "ch-1", Code: "654321", IdempotencyKey: "verify-0001",
+						})
+						return err
+					},
+					want:          commonv1.ErrorReason_ERROR_REASON_SCA_FAILED,
+					wantRemaining: "2",
+				},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					err := tt.call()
+					wantReason(t, err, tt.want)
+					st := status.Convert(err)
+					if !strings.Contains(st.Message(), tt.wantMessage) {
+						t.Errorf("message %q does not say %q", st.Message(), tt.wantMessage)
+					}
+					if got := apierr.Info(err).GetMetadata()["attempts_remaining"]; got != tt.wantRemaining {
+						t.Errorf("attempts_remaining %q, want %q", got, tt.wantRemaining)
+					}
+					if wire := fmt.Sprint(st.Proto()); strings.Contains(wire, "DE89") || strings.Contains(wire, "1234.56") || strings.Contains(wire, "4111") {
+						t.Errorf("the adapter's text reached the caller: %s", wire)
+					}
+				})
 			}
 		})
 	}

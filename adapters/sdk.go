@@ -106,25 +106,59 @@ type PurchaseDetailsAdapter interface {
 }
 
 // SupportAdapter hands support conversations to the bank's human agents
-// (capability SUPPORT_HANDOFF). The agents' replies come back as events
-// ([EventsAdapter]).
+// (capability SUPPORT_HANDOFF), after Messenger's handover protocol:
+// bankbridge's assistant is the primary receiver and holds thread control
+// first; the bank's agent is the secondary receiver and holds it from the
+// handoff until it passes control back. What the agents do (joining,
+// writing, passing or requesting control, closing the case) comes back as
+// events ([EventsAdapter]).
 type SupportAdapter interface {
-	// StartSupportHandoff opens a case at the bank.
+	// StartSupportHandoff opens a case at the bank: the assistant passes
+	// control to the bank's agents.
 	StartSupportHandoff(ctx context.Context, req *adapterv1.StartSupportHandoffRequest) (*adapterv1.StartSupportHandoffResponse, error)
 	// SendSupportMessage passes the user's next message to the case.
 	SendSupportMessage(ctx context.Context, req *adapterv1.SendSupportMessageRequest) (*adapterv1.SendSupportMessageResponse, error)
+	// NotifyThreadControl tells the bank what the assistant did to the
+	// case's thread: PASS (control back to the agent, who asked for it),
+	// TAKE (the assistant took control without asking), REQUEST (the
+	// assistant asks the agent to pass control back) or CLOSE (the
+	// conversation ended; close the case). A retry with the same
+	// idempotency key is answered once.
+	NotifyThreadControl(ctx context.Context, req *adapterv1.NotifyThreadControlRequest) (*adapterv1.NotifyThreadControlResponse, error)
 }
 
-// FraudAdapter files fraud reports and blocks cards (capability FRAUD).
+// FraudAdapter files fraud reports and takes the customer's answers to the
+// bank's fraud alerts (capability FRAUD). The cases' progress and the
+// alerts come back as events ([EventsAdapter]).
 type FraudAdapter interface {
 	// ReportFraud files a fraud report, blocking the card when asked.
 	ReportFraud(ctx context.Context, req *adapterv1.ReportFraudRequest) (*adapterv1.ReportFraudResponse, error)
-	// BlockCard blocks one card, or every card, of an account.
-	BlockCard(ctx context.Context, req *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error)
+	// AnswerFraudAlert records the customer's answer to an alert:
+	// RECOGNISED ("this was me") or NOT_RECOGNISED ("not me"). The same
+	// answer again succeeds; another answer is FAILED_PRECONDITION.
+	AnswerFraudAlert(ctx context.Context, req *adapterv1.AnswerFraudAlertRequest) (*adapterv1.AnswerFraudAlertResponse, error)
 }
 
-// EventsAdapter streams the bank's events: fraud alerts and what agents do
-// on support cases (capability EVENTS).
+// CardsAdapter lists the customer's payment cards, blocks them, and lifts
+// a block after a two-factor step (capability CARDS).
+type CardsAdapter interface {
+	// ListCards returns the cards of the accounts the consent covers,
+	// masked, with their state.
+	ListCards(ctx context.Context, req *adapterv1.ListCardsRequest) (*adapterv1.ListCardsResponse, error)
+	// BlockCard blocks one card, or every card, of an account, until an
+	// unblock lifts it.
+	BlockCard(ctx context.Context, req *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error)
+	// StartCardUnblock starts the challenge that lifting a block needs;
+	// FAILED_PRECONDITION for a card that is not blocked or whose block
+	// cannot be lifted.
+	StartCardUnblock(ctx context.Context, req *adapterv1.StartCardUnblockRequest) (*adapterv1.StartCardUnblockResponse, error)
+	// VerifyCardUnblock answers or polls the challenge; FINALISED means the
+	// card is unblocked.
+	VerifyCardUnblock(ctx context.Context, req *adapterv1.VerifyCardUnblockRequest) (*adapterv1.VerifyCardUnblockResponse, error)
+}
+
+// EventsAdapter streams the bank's events: fraud alerts, the progress of
+// fraud cases, and what agents do on support cases (capability EVENTS).
 type EventsAdapter interface {
 	// StreamEvents sends the events after req.resume_cursor (or, with an
 	// empty cursor, those from now on) through send, in order, until ctx
@@ -160,6 +194,9 @@ func Capabilities(a Adapter) []adapterv1.Capability {
 	}
 	if purchaseDetails(a) != nil {
 		caps = append(caps, adapterv1.Capability_CAPABILITY_PURCHASE_DETAILS)
+	}
+	if _, ok := a.(CardsAdapter); ok {
+		caps = append(caps, adapterv1.Capability_CAPABILITY_CARDS)
 	}
 	return caps
 }

@@ -80,6 +80,7 @@ func NewServer(a Adapter, opts ...ServerOption) adapterv1.BankAdapterServiceServ
 	s.sca, _ = a.(SCAAdapter)
 	s.support, _ = a.(SupportAdapter)
 	s.fraud, _ = a.(FraudAdapter)
+	s.cards, _ = a.(CardsAdapter)
 	s.events, _ = a.(EventsAdapter)
 	s.extension, _ = a.(ConsentExtensionAdapter)
 	s.purchases = purchaseDetails(a)
@@ -100,6 +101,7 @@ type server struct {
 	sca          SCAAdapter
 	support      SupportAdapter
 	fraud        FraudAdapter
+	cards        CardsAdapter
 	events       EventsAdapter
 	extension    ConsentExtensionAdapter
 	purchases    PurchaseDetailsAdapter // nil without TransactionsAdapter too
@@ -389,13 +391,58 @@ func (s *server) ReportFraud(ctx context.Context, req *adapterv1.ReportFraudRequ
 	return unary(ctx, s, "ReportFraud", adapterv1.Capability_CAPABILITY_FRAUD, req, call)
 }
 
+// NotifyThreadControl implements adapterv1.BankAdapterServiceServer.
+func (s *server) NotifyThreadControl(ctx context.Context, req *adapterv1.NotifyThreadControlRequest) (*adapterv1.NotifyThreadControlResponse, error) {
+	var call func(context.Context, *adapterv1.NotifyThreadControlRequest) (*adapterv1.NotifyThreadControlResponse, error)
+	if s.support != nil {
+		call = s.support.NotifyThreadControl
+	}
+	return unary(ctx, s, "NotifyThreadControl", adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, req, call)
+}
+
+// AnswerFraudAlert implements adapterv1.BankAdapterServiceServer.
+func (s *server) AnswerFraudAlert(ctx context.Context, req *adapterv1.AnswerFraudAlertRequest) (*adapterv1.AnswerFraudAlertResponse, error) {
+	var call func(context.Context, *adapterv1.AnswerFraudAlertRequest) (*adapterv1.AnswerFraudAlertResponse, error)
+	if s.fraud != nil {
+		call = s.fraud.AnswerFraudAlert
+	}
+	return unary(ctx, s, "AnswerFraudAlert", adapterv1.Capability_CAPABILITY_FRAUD, req, call)
+}
+
+// ListCards implements adapterv1.BankAdapterServiceServer.
+func (s *server) ListCards(ctx context.Context, req *adapterv1.ListCardsRequest) (*adapterv1.ListCardsResponse, error) {
+	var call func(context.Context, *adapterv1.ListCardsRequest) (*adapterv1.ListCardsResponse, error)
+	if s.cards != nil {
+		call = s.cards.ListCards
+	}
+	return unary(ctx, s, "ListCards", adapterv1.Capability_CAPABILITY_CARDS, req, call)
+}
+
 // BlockCard implements adapterv1.BankAdapterServiceServer.
 func (s *server) BlockCard(ctx context.Context, req *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error) {
 	var call func(context.Context, *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error)
-	if s.fraud != nil {
-		call = s.fraud.BlockCard
+	if s.cards != nil {
+		call = s.cards.BlockCard
 	}
-	return unary(ctx, s, "BlockCard", adapterv1.Capability_CAPABILITY_FRAUD, req, call)
+	return unary(ctx, s, "BlockCard", adapterv1.Capability_CAPABILITY_CARDS, req, call)
+}
+
+// StartCardUnblock implements adapterv1.BankAdapterServiceServer.
+func (s *server) StartCardUnblock(ctx context.Context, req *adapterv1.StartCardUnblockRequest) (*adapterv1.StartCardUnblockResponse, error) {
+	var call func(context.Context, *adapterv1.StartCardUnblockRequest) (*adapterv1.StartCardUnblockResponse, error)
+	if s.cards != nil {
+		call = s.cards.StartCardUnblock
+	}
+	return unary(ctx, s, "StartCardUnblock", adapterv1.Capability_CAPABILITY_CARDS, req, call)
+}
+
+// VerifyCardUnblock implements adapterv1.BankAdapterServiceServer.
+func (s *server) VerifyCardUnblock(ctx context.Context, req *adapterv1.VerifyCardUnblockRequest) (*adapterv1.VerifyCardUnblockResponse, error) {
+	var call func(context.Context, *adapterv1.VerifyCardUnblockRequest) (*adapterv1.VerifyCardUnblockResponse, error)
+	if s.cards != nil {
+		call = s.cards.VerifyCardUnblock
+	}
+	return unary(ctx, s, "VerifyCardUnblock", adapterv1.Capability_CAPABILITY_CARDS, req, call)
 }
 
 // StreamEvents implements adapterv1.BankAdapterServiceServer.

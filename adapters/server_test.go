@@ -152,6 +152,26 @@ func TestServerUnimplementedCapabilities(t *testing.T) {
 			_, err := c.BlockCard(t.Context(), &adapterv1.BlockCardRequest{})
 			return err
 		},
+		"ListCards": func() error {
+			_, err := c.ListCards(t.Context(), &adapterv1.ListCardsRequest{})
+			return err
+		},
+		"StartCardUnblock": func() error {
+			_, err := c.StartCardUnblock(t.Context(), &adapterv1.StartCardUnblockRequest{})
+			return err
+		},
+		"VerifyCardUnblock": func() error {
+			_, err := c.VerifyCardUnblock(t.Context(), &adapterv1.VerifyCardUnblockRequest{})
+			return err
+		},
+		"NotifyThreadControl": func() error {
+			_, err := c.NotifyThreadControl(t.Context(), &adapterv1.NotifyThreadControlRequest{})
+			return err
+		},
+		"AnswerFraudAlert": func() error {
+			_, err := c.AnswerFraudAlert(t.Context(), &adapterv1.AnswerFraudAlertRequest{})
+			return err
+		},
 		"ExtendConsent": func() error {
 			_, err := c.ExtendConsent(t.Context(), &adapterv1.ExtendConsentRequest{})
 			return err
@@ -262,5 +282,42 @@ func TestCredentialsHelper(t *testing.T) {
 	got := adapters.Credentials(ctx)
 	if len(got) != 2 || got["api_key"] != "k" || got["client_id"] != "c" {
 		t.Errorf("Credentials = %v", got)
+	}
+}
+
+// TestCardsCapability: CARDS is the four card calls together; an adapter
+// written before it (BlockCard with ReportFraud, no AnswerFraudAlert) has
+// neither FRAUD nor CARDS, and the SDK serves neither.
+func TestCardsCapability(t *testing.T) {
+	t.Parallel()
+	base := []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES}
+	tests := []struct {
+		name      string
+		adapter   adapters.Adapter
+		wantCaps  []adapterv1.Capability
+		wantBlock commonv1.ErrorReason
+	}{
+		{name: "cards", adapter: cardsBank{testBank: &testBank{}}, wantCaps: append(slices.Clone(base), adapterv1.Capability_CAPABILITY_CARDS)},
+		{name: "written before CARDS", adapter: oldFraudBank{testBank: &testBank{}}, wantCaps: base,
+			wantBlock: commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := adapters.Capabilities(tt.adapter); !slices.Equal(got, tt.wantCaps) {
+				t.Errorf("Capabilities = %v, want %v", got, tt.wantCaps)
+			}
+			c := dial(t, serve(t, tt.adapter))
+			_, err := c.BlockCard(t.Context(), &adapterv1.BlockCardRequest{
+				BankConsentId: "ok", BankAccountId: "acc-1", Reason: adapterv1.CardBlockReason_CARD_BLOCK_REASON_LOST, IdempotencyKey: "block-0001",
+			})
+			if tt.wantBlock == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+				if err != nil {
+					t.Errorf("BlockCard: %v", err)
+				}
+				return
+			}
+			wantReason(t, err, tt.wantBlock)
+		})
 	}
 }

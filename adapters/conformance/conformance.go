@@ -21,12 +21,15 @@
 // matches its status code; that writes with an idempotency key answer a
 // retry with the first answer and refuse the key with another request;
 // cursors for transactions and events; the purchase details of a card
-// transaction; extending a consent; and revocation.
+// transaction; support handoff and thread control; fraud reports and the
+// answer to a fraud alert; listing, blocking and unblocking a card; the
+// events the kit's own calls cause; extending a consent; and revocation.
 //
 // It calls the adapter as bankbridge does, but it does change the test
-// customer's state at the bank: it links, opens support cases, files fraud
-// reports, blocks the customer's cards and revokes what it linked. Run it
-// against a test bank.
+// customer's state at the bank: it links, opens and closes support cases,
+// files fraud reports, answers a fraud alert, blocks one of the customer's
+// cards (and unblocks it again when its challenge is OTP) and revokes what
+// it linked. Run it against a test bank.
 package conformance
 
 import (
@@ -64,20 +67,37 @@ type Fixtures struct {
 	// UnknownLoginHint is a login the bank knows no customer by; empty
 	// skips the NOT_FOUND check of StartSca.
 	UnknownLoginHint string
-	// GoodCode is the one-time code the bank accepts for the customer.
+	// GoodCode is the one-time code the bank accepts for the customer, for
+	// linking and for lifting a card block.
 	GoodCode string
 	// BadCode is a one-time code the bank refuses.
 	BadCode string
 	// Scopes are asked for in StartSca; empty means those the adapter's
-	// capabilities serve (ACCOUNTS, BALANCES, TRANSACTIONS, SUPPORT).
+	// capabilities serve (ACCOUNTS, BALANCES, TRANSACTIONS, SUPPORT,
+	// FRAUD_ALERTS).
 	Scopes []commonv1.Scope
 	// BankConsentID is a valid consent to run the data checks on, for an
 	// adapter without SCA (or whose SCA is not OTP); empty skips them then.
 	BankConsentID string
 	// TriggerEvent makes the bank emit at least one event (e.g. a fraud
 	// alert for the customer); nil skips the delivery and resume checks
-	// of StreamEvents.
+	// of StreamEvents. The kit also calls it to know that the stream on
+	// which it watches what its own calls cause is open at the bank.
 	TriggerEvent func(ctx context.Context) error
+	// TriggerFraudAlert makes the bank raise a fraud alert on the fixture
+	// customer's consents that cover SCOPE_FRAUD_ALERTS (the kit's among
+	// them), for an adapter with FRAUD and EVENTS: the kit takes the alert
+	// from StreamEvents and answers it with AnswerFraudAlert. nil checks
+	// AnswerFraudAlert on an unknown alert only.
+	TriggerFraudAlert func(ctx context.Context) error
+	// PromptEvents says the bank answers the kit's calls with events
+	// within seconds, as a test bank with a scripted agent and fraud desk
+	// does (the sandbox). The kit then requires AgentJoined after
+	// StartSupportHandoff, AgentPassedControl after NotifyThreadControl
+	// REQUEST, and FraudCaseUpdated RECEIVED after ReportFraud. Without
+	// it, the kit checks the events that do arrive but requires none.
+	// It needs TriggerEvent.
+	PromptEvents bool
 	// CallTimeout bounds each call; default 10s.
 	CallTimeout time.Duration
 }
@@ -116,10 +136,17 @@ func Run(t *testing.T, client adapterv1.BankAdapterServiceClient, fx Fixtures) {
 	if k.consentID == "" {
 		t.Log("conformance: no consent to run the data checks on (no OTP SCA and no Fixtures.BankConsentID)")
 	} else {
+		if k.has(adapterv1.Capability_CAPABILITY_EVENTS) {
+			// The watch outlives the subtests whose calls it watches.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			t.Run("EventWatch", func(t *testing.T) { k.openWatch(ctx, t) })
+		}
 		t.Run("Accounts", k.testAccounts)
 		t.Run("Transactions", k.testTransactions)
 		t.Run("PurchaseDetails", k.testPurchaseDetails)
 		t.Run("SupportHandoff", k.testSupport)
+		t.Run("Cards", k.testCards)
 		t.Run("Fraud", k.testFraud)
 	}
 	t.Run("Events", k.testEvents)
@@ -141,6 +168,13 @@ type kit struct {
 	consentID    string
 	linked       bool // consentID was linked by the kit, which may revoke it
 	accounts     []*adapterv1.Account
+	// cards are the cards ListCards showed.
+	cards []*adapterv1.Card
+	// watch holds the events the bank sent while the kit made its calls;
+	// nil without EVENTS or a consent.
+	watch *watch
+	// supportCase and fraudCase are the cases the kit opened.
+	supportCase, fraudCase string
 	// cardTransactions are the card transactions SyncTransactions showed
 	// and did not remove, in the order it showed them.
 	cardTransactions []cardTransaction
@@ -318,6 +352,13 @@ func (k *kit) capabilityCalls() []capabilityCall {
 			})
 			return err
 		}},
+		{adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, "NotifyThreadControl", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.NotifyThreadControl(ctx, &adapterv1.NotifyThreadControlRequest{
+				BankConsentId: unknownID, CaseId: unknownID, Action: adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_TAKE,
+				IdempotencyKey: k.key("unimplemented-control"),
+			})
+			return err
+		}},
 		{adapterv1.Capability_CAPABILITY_FRAUD, "ReportFraud", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
 			_, err := c.ReportFraud(ctx, &adapterv1.ReportFraudRequest{
 				BankConsentId: unknownID, BankAccountId: unknownID,
@@ -325,10 +366,33 @@ func (k *kit) capabilityCalls() []capabilityCall {
 			})
 			return err
 		}},
-		{adapterv1.Capability_CAPABILITY_FRAUD, "BlockCard", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+		{adapterv1.Capability_CAPABILITY_FRAUD, "AnswerFraudAlert", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.AnswerFraudAlert(ctx, &adapterv1.AnswerFraudAlertRequest{
+				BankConsentId: unknownID, AlertId: unknownID, Answer: adapterv1.FraudAlertAnswer_FRAUD_ALERT_ANSWER_RECOGNISED,
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "ListCards", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.ListCards(ctx, &adapterv1.ListCardsRequest{BankConsentId: unknownID})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "BlockCard", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
 			_, err := c.BlockCard(ctx, &adapterv1.BlockCardRequest{
 				BankConsentId: unknownID, BankAccountId: unknownID,
 				Reason: adapterv1.CardBlockReason_CARD_BLOCK_REASON_FRAUD_SUSPECTED, IdempotencyKey: k.key("unimplemented-block"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "StartCardUnblock", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.StartCardUnblock(ctx, &adapterv1.StartCardUnblockRequest{
+				BankConsentId: unknownID, BankCardId: unknownID, IdempotencyKey: k.key("unimplemented-unblock"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "VerifyCardUnblock", func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
+			_, err := c.VerifyCardUnblock(ctx, &adapterv1.VerifyCardUnblockRequest{
+				BankConsentId: unknownID, BankCardId: unknownID, ChallengeId: unknownID, Code: "000000",
+				IdempotencyKey: k.key("unimplemented-verify-unblock"),
 			})
 			return err
 		}},
@@ -442,9 +506,33 @@ func (k *kit) testInvalidRequests(t *testing.T) {
 			})
 			return err
 		}},
-		{adapterv1.Capability_CAPABILITY_FRAUD, "BlockCard without a reason", "reason", func(ctx context.Context) error {
+		{adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF, "NotifyThreadControl without an action", "action", func(ctx context.Context) error {
+			_, err := k.client.NotifyThreadControl(ctx, &adapterv1.NotifyThreadControlRequest{
+				BankConsentId: unknownID, CaseId: unknownID, IdempotencyKey: k.key("invalid-control"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_FRAUD, "AnswerFraudAlert without an answer", "answer", func(ctx context.Context) error {
+			_, err := k.client.AnswerFraudAlert(ctx, &adapterv1.AnswerFraudAlertRequest{BankConsentId: unknownID, AlertId: unknownID})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "ListCards with a malformed consent id", "bank_consent_id", func(ctx context.Context) error {
+			_, err := k.client.ListCards(ctx, &adapterv1.ListCardsRequest{BankConsentId: "not a valid id!"})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "BlockCard without a reason", "reason", func(ctx context.Context) error {
 			_, err := k.client.BlockCard(ctx, &adapterv1.BlockCardRequest{
 				BankConsentId: unknownID, BankAccountId: unknownID, IdempotencyKey: k.key("invalid-block"),
+			})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "StartCardUnblock without a card", "bank_card_id", func(ctx context.Context) error {
+			_, err := k.client.StartCardUnblock(ctx, &adapterv1.StartCardUnblockRequest{BankConsentId: unknownID, IdempotencyKey: k.key("invalid-unblock")})
+			return err
+		}},
+		{adapterv1.Capability_CAPABILITY_CARDS, "VerifyCardUnblock with a three-digit code", "code", func(ctx context.Context) error {
+			_, err := k.client.VerifyCardUnblock(ctx, &adapterv1.VerifyCardUnblockRequest{
+				BankConsentId: unknownID, BankCardId: unknownID, ChallengeId: unknownID, Code: "123", IdempotencyKey: k.key("invalid-verify-unblock"),
 			})
 			return err
 		}},
@@ -530,8 +618,11 @@ func (k *kit) scopes() []commonv1.Scope {
 	if k.has(adapterv1.Capability_CAPABILITY_TRANSACTIONS) {
 		s = append(s, commonv1.Scope_SCOPE_TRANSACTIONS)
 	}
-	if k.has(adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF) || k.has(adapterv1.Capability_CAPABILITY_FRAUD) {
+	if k.has(adapterv1.Capability_CAPABILITY_SUPPORT_HANDOFF) || k.has(adapterv1.Capability_CAPABILITY_FRAUD) || k.has(adapterv1.Capability_CAPABILITY_CARDS) {
 		s = append(s, commonv1.Scope_SCOPE_SUPPORT)
+	}
+	if k.has(adapterv1.Capability_CAPABILITY_FRAUD) {
+		s = append(s, commonv1.Scope_SCOPE_FRAUD_ALERTS)
 	}
 	if len(s) == 0 {
 		s = append(s, commonv1.Scope_SCOPE_ACCOUNTS)
@@ -882,7 +973,7 @@ func (k *kit) testSupport(t *testing.T) {
 		ConversationReference: "conformance-" + k.run,
 		Transcript: []*adapterv1.TranscriptMessage{
 			{Sender: adapterv1.TranscriptSender_TRANSCRIPT_SENDER_USER, Text: "I have a question about a payment.", SendTime: timestamppb.New(time.Now().Add(-time.Minute))},
-			{Sender: adapterv1.TranscriptSender_TRANSCRIPT_SENDER_BOT, Text: "Let me get you to an agent.", SendTime: timestamppb.Now()},
+			{Sender: adapterv1.TranscriptSender_TRANSCRIPT_SENDER_ASSISTANT, Text: "Let me get you to an agent.", SendTime: timestamppb.Now()},
 		},
 		Reason:         "The user asked for a human agent.",
 		LanguageCode:   "en",
@@ -893,6 +984,7 @@ func (k *kit) testSupport(t *testing.T) {
 		t.FailNow()
 	}
 	k.check(t, "StartSupportHandoff", opened)
+	k.supportCase = opened.GetCaseId()
 	retry, err := k.client.StartSupportHandoff(k.ctx(t), start)
 	if ok(t, "StartSupportHandoff retried with the same key", err) && retry.GetCaseId() != opened.GetCaseId() {
 		t.Error("StartSupportHandoff retried with the same key: opened another case")
@@ -901,28 +993,89 @@ func (k *kit) testSupport(t *testing.T) {
 	other.Reason = "Another reason."
 	_, err = k.client.StartSupportHandoff(k.ctx(t), other)
 	wantError(t, "StartSupportHandoff with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+	k.awaitPrompt(t, "AgentJoined for the case StartSupportHandoff opened", func(ev *adapterv1.StreamEventsResponse) bool {
+		return ev.GetAgentJoined().GetCaseId() == opened.GetCaseId()
+	})
 
 	msg := &adapterv1.SendSupportMessageRequest{
 		BankConsentId: k.consentID, CaseId: opened.GetCaseId(), Text: "Here is more detail.", ClientMessageId: k.key("message"),
 	}
 	sent, err := k.client.SendSupportMessage(k.ctx(t), msg)
-	if !ok(t, "SendSupportMessage", err) {
-		return
+	if ok(t, "SendSupportMessage", err) {
+		k.check(t, "SendSupportMessage", sent)
+		again, err := k.client.SendSupportMessage(k.ctx(t), msg)
+		if ok(t, "SendSupportMessage retried with the same id", err) && again.GetMessageId() != sent.GetMessageId() {
+			t.Error("SendSupportMessage retried with the same client_message_id: delivered twice")
+		}
+		changed := proto.CloneOf(msg)
+		changed.Text = "Something else."
+		_, err = k.client.SendSupportMessage(k.ctx(t), changed)
+		wantError(t, "SendSupportMessage with a used id and another text", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
 	}
-	k.check(t, "SendSupportMessage", sent)
-	again, err := k.client.SendSupportMessage(k.ctx(t), msg)
-	if ok(t, "SendSupportMessage retried with the same id", err) && again.GetMessageId() != sent.GetMessageId() {
-		t.Error("SendSupportMessage retried with the same client_message_id: delivered twice")
-	}
-	changed := proto.CloneOf(msg)
-	changed.Text = "Something else."
-	_, err = k.client.SendSupportMessage(k.ctx(t), changed)
-	wantError(t, "SendSupportMessage with a used id and another text", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
 
 	_, err = k.client.SendSupportMessage(k.ctx(t), &adapterv1.SendSupportMessageRequest{
 		BankConsentId: k.consentID, CaseId: unknownID, Text: "Hello?", ClientMessageId: k.key("message-unknown-case"),
 	})
 	wantError(t, "SendSupportMessage on an unknown case", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+
+	t.Run("NotifyThreadControl", func(t *testing.T) { k.testThreadControl(t, opened.GetCaseId()) })
+}
+
+// testThreadControl tells the bank, on the case the kit opened, each thing
+// bankbridge's assistant does to a thread, in an order a conversation can
+// take: REQUEST (the agent holds control after the handoff), PASS, TAKE,
+// and CLOSE last. Each succeeds, and each is idempotent on its key; an
+// unknown case is NOT_FOUND.
+func (k *kit) testThreadControl(t *testing.T, caseID string) {
+	notify := func(action adapterv1.ThreadControlAction, key string) *adapterv1.NotifyThreadControlRequest {
+		return &adapterv1.NotifyThreadControlRequest{
+			BankConsentId: k.consentID, CaseId: caseID, Action: action,
+			Metadata: "conformance check", IdempotencyKey: k.key(key),
+		}
+	}
+	_, err := k.client.NotifyThreadControl(k.ctx(t), &adapterv1.NotifyThreadControlRequest{
+		BankConsentId: k.consentID, CaseId: unknownID, Action: adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_TAKE,
+		IdempotencyKey: k.key("control-unknown-case"),
+	})
+	wantError(t, "NotifyThreadControl on an unknown case", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+
+	for _, action := range []adapterv1.ThreadControlAction{
+		adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_REQUEST,
+		adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_PASS,
+		adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_TAKE,
+		adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_CLOSE,
+	} {
+		name := strings.TrimPrefix(action.String(), "THREAD_CONTROL_ACTION_")
+		what := "NotifyThreadControl " + name
+		req := notify(action, "control-"+strings.ToLower(name))
+		resp, err := k.client.NotifyThreadControl(k.ctx(t), req)
+		if !ok(t, what, err) {
+			continue
+		}
+		k.check(t, what, resp)
+		retry, err := k.client.NotifyThreadControl(k.ctx(t), req)
+		if ok(t, what+" retried with the same key", err) {
+			k.check(t, what+" retried with the same key", retry)
+		}
+		other := proto.CloneOf(req)
+		other.Metadata = "another note"
+		_, err = k.client.NotifyThreadControl(k.ctx(t), other)
+		wantError(t, what+" with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+		if action == adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_REQUEST {
+			k.awaitPrompt(t, "AgentPassedControl after NotifyThreadControl REQUEST", func(ev *adapterv1.StreamEventsResponse) bool {
+				return ev.GetAgentPassedControl().GetCaseId() == caseID
+			})
+		}
+	}
+
+	// The bank should close the case on CLOSE; it may take its time, but
+	// a message it refuses must be refused as one on a closed case.
+	_, err = k.client.SendSupportMessage(k.ctx(t), &adapterv1.SendSupportMessageRequest{
+		BankConsentId: k.consentID, CaseId: caseID, Text: "Are you still there?", ClientMessageId: k.key("message-after-close"),
+	})
+	if err != nil {
+		wantError(t, "SendSupportMessage after NotifyThreadControl CLOSE", err, commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION)
+	}
 }
 
 func (k *kit) testFraud(t *testing.T) {
@@ -942,6 +1095,7 @@ func (k *kit) testFraud(t *testing.T) {
 	filed, err := k.client.ReportFraud(k.ctx(t), report)
 	if ok(t, "ReportFraud", err) {
 		k.check(t, "ReportFraud", filed)
+		k.fraudCase = filed.GetCaseId()
 		if filed.GetCardBlockStatus() != adapterv1.CardBlockStatus_CARD_BLOCK_STATUS_NOT_REQUESTED {
 			t.Errorf("ReportFraud without block_card: card_block_status %s, want NOT_REQUESTED", filed.GetCardBlockStatus())
 		}
@@ -953,34 +1107,54 @@ func (k *kit) testFraud(t *testing.T) {
 		other.Category = adapterv1.FraudCategory_FRAUD_CATEGORY_SCAM
 		_, err = k.client.ReportFraud(k.ctx(t), other)
 		wantError(t, "ReportFraud with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+		k.awaitPrompt(t, "FraudCaseUpdated RECEIVED for the case ReportFraud filed", func(ev *adapterv1.StreamEventsResponse) bool {
+			u := ev.GetFraudCaseUpdated()
+			return u.GetCaseId() == filed.GetCaseId() && u.GetStatus() == adapterv1.FraudCaseStatus_FRAUD_CASE_STATUS_RECEIVED
+		})
 	}
+	t.Run("AnswerFraudAlert", k.testAnswerFraudAlert)
+}
 
-	for i, a := range k.accounts {
-		block := &adapterv1.BlockCardRequest{
-			BankConsentId:  k.consentID,
-			BankAccountId:  a.GetBankAccountId(),
-			Reason:         adapterv1.CardBlockReason_CARD_BLOCK_REASON_FRAUD_SUSPECTED,
-			IdempotencyKey: k.key(fmt.Sprintf("block-%d", i)),
-		}
-		blocked, err := k.client.BlockCard(k.ctx(t), block)
-		if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND) {
-			continue // no card on this account
-		}
-		if !ok(t, "BlockCard", err) {
-			return
-		}
-		k.check(t, "BlockCard", blocked)
-		retry, err := k.client.BlockCard(k.ctx(t), block)
-		if ok(t, "BlockCard retried with the same key", err) && !proto.Equal(blocked, retry) {
-			t.Error("BlockCard retried with the same key: answer differs from the first")
-		}
-		other := proto.CloneOf(block)
-		other.Reason = adapterv1.CardBlockReason_CARD_BLOCK_REASON_LOST
-		_, err = k.client.BlockCard(k.ctx(t), other)
-		wantError(t, "BlockCard with a used key and another request", err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+// testAnswerFraudAlert answers an alert the bank raised under the kit's
+// consent: "not me", the same again (success), then "this was me" (a
+// conflicting answer: FAILED_PRECONDITION). An unknown alert is NOT_FOUND.
+func (k *kit) testAnswerFraudAlert(t *testing.T) {
+	answer := func(alertID string, a adapterv1.FraudAlertAnswer) (*adapterv1.AnswerFraudAlertResponse, error) {
+		return k.client.AnswerFraudAlert(k.ctx(t), &adapterv1.AnswerFraudAlertRequest{BankConsentId: k.consentID, AlertId: alertID, Answer: a})
+	}
+	_, err := answer(unknownID, adapterv1.FraudAlertAnswer_FRAUD_ALERT_ANSWER_NOT_RECOGNISED)
+	wantError(t, "AnswerFraudAlert of an unknown alert", err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+
+	switch {
+	case k.fx.TriggerFraudAlert == nil:
+		t.Log("AnswerFraudAlert: no Fixtures.TriggerFraudAlert; answering a real alert not checked")
+		return
+	case k.watch == nil:
+		t.Log("AnswerFraudAlert: no event stream to learn the alert's id from (EVENTS); answering a real alert not checked")
 		return
 	}
-	t.Log("BlockCard: no account of the fixture customer has a card; not checked")
+	mark := k.watch.len()
+	if err := k.fx.TriggerFraudAlert(k.ctx(t)); err != nil {
+		t.Fatalf("Fixtures.TriggerFraudAlert: %v", err)
+	}
+	ev, err := k.watch.await(mark, eventWait, func(ev *adapterv1.StreamEventsResponse) bool {
+		return ev.GetFraudAlert().GetBankConsentId() == k.consentID
+	})
+	if err != nil || ev == nil {
+		t.Fatalf("StreamEvents: no FraudAlert under the kit's consent within %s of TriggerFraudAlert (%v); "+
+			"alerts go to every consent of the customer that covers SCOPE_FRAUD_ALERTS", eventWait, err)
+	}
+	alertID := ev.GetFraudAlert().GetAlertId()
+	notMe := adapterv1.FraudAlertAnswer_FRAUD_ALERT_ANSWER_NOT_RECOGNISED
+	resp, err := answer(alertID, notMe)
+	if !ok(t, "AnswerFraudAlert NOT_RECOGNISED", err) {
+		return
+	}
+	k.check(t, "AnswerFraudAlert", resp)
+	_, err = answer(alertID, notMe)
+	ok(t, "AnswerFraudAlert with the same answer again", err)
+	_, err = answer(alertID, adapterv1.FraudAlertAnswer_FRAUD_ALERT_ANSWER_RECOGNISED)
+	wantError(t, "AnswerFraudAlert with another answer", err, commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION)
 }
 
 // eventReader receives a stream's events in the background.
@@ -1028,6 +1202,7 @@ func (k *kit) testEvents(t *testing.T) {
 	if !k.has(adapterv1.Capability_CAPABILITY_EVENTS) {
 		t.Skip("no capability EVENTS")
 	}
+	t.Run("WhatTheKitCaused", k.testWatched)
 	t.Run("MalformedCursor", func(t *testing.T) {
 		stream, err := k.client.StreamEvents(k.ctx(t), &adapterv1.StreamEventsRequest{ResumeCursor: "conformance-not-a-cursor"})
 		if err == nil {

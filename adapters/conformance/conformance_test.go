@@ -140,6 +140,8 @@ func TestKitCatchesBrokenAdapter(t *testing.T) {
 		"StartSca of an unlisted capability: error Unimplemented carries no ErrorInfo",
 		"ListAccounts on an unknown consent: error NotFound carries no ErrorInfo",
 		"GetBalances without an account: want InvalidArgument (INVALID_ARGUMENT), got success",
+		"ListCards of an unlisted capability: error Unimplemented carries no ErrorInfo",
+		"NotifyThreadControl of an unlisted capability: error Unimplemented carries no ErrorInfo",
 		"GetBalances on an unknown consent: want PermissionDenied (CONSENT_REVOKED_BY_BANK), got success",
 		"ListAccounts: response shows a full account or card number at accounts[0].display_name, accounts[0].masked_number.display",
 	} {
@@ -308,6 +310,131 @@ func TestKitChecksPurchaseDetails(t *testing.T) {
 		`GetPurchaseDetails of card transaction "tx-alice-chk-003": subtotal + shipping_cost + tax − adjustments is 86.40, but total is 87.40`,
 		`GetPurchaseDetails of card transaction "tx-alice-chk-003": answers differently from one call to the next`,
 		"--- PASS: TestSloppyPurchasesUnderKit/Transactions",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the kit's report does not say %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("the kit's report:\n%s", out)
+	}
+}
+
+// sloppyNewCallsBank is Sandbox Bank getting the calls and events of the
+// handover, fraud alert and card protocol wrong: NotifyThreadControl
+// answers for cases it does not have and ignores REQUEST, a conflicting
+// answer to an alert is accepted, ListCards shows a card's full number,
+// VerifyCardUnblock takes any code, and its events break the rules (a
+// fraud case under another consent, control passed with an overlong note).
+type sloppyNewCallsBank struct{ *sandbox.Bank }
+
+func (b sloppyNewCallsBank) NotifyThreadControl(ctx context.Context, req *adapterv1.NotifyThreadControlRequest) (*adapterv1.NotifyThreadControlResponse, error) {
+	if req.GetAction() == adapterv1.ThreadControlAction_THREAD_CONTROL_ACTION_REQUEST {
+		return &adapterv1.NotifyThreadControlResponse{}, nil // heard, and forgotten
+	}
+	resp, err := b.Bank.NotifyThreadControl(ctx, req)
+	if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND) {
+		return &adapterv1.NotifyThreadControlResponse{}, nil
+	}
+	return resp, err
+}
+
+func (b sloppyNewCallsBank) AnswerFraudAlert(ctx context.Context, req *adapterv1.AnswerFraudAlertRequest) (*adapterv1.AnswerFraudAlertResponse, error) {
+	resp, err := b.Bank.AnswerFraudAlert(ctx, req)
+	if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION) {
+		return &adapterv1.AnswerFraudAlertResponse{}, nil
+	}
+	return resp, err
+}
+
+func (b sloppyNewCallsBank) ListCards(ctx context.Context, req *adapterv1.ListCardsRequest) (*adapterv1.ListCardsResponse, error) {
+	resp, err := b.Bank.ListCards(ctx, req)
+	if err == nil && len(resp.GetCards()) > 0 {
+		resp.Cards[0].MaskedNumber.Display = "4111 1111 1111 1111"
+	}
+	return resp, err
+}
+
+func (b sloppyNewCallsBank) VerifyCardUnblock(ctx context.Context, req *adapterv1.VerifyCardUnblockRequest) (*adapterv1.VerifyCardUnblockResponse, error) {
+	req = proto.CloneOf(req)
+	req.Code = sandbox.Code
+	return b.Bank.VerifyCardUnblock(ctx, req)
+}
+
+func (b sloppyNewCallsBank) StreamEvents(ctx context.Context, req *adapterv1.StreamEventsRequest, send func(*adapterv1.StreamEventsResponse) error) error {
+	return b.Bank.StreamEvents(ctx, req, func(ev *adapterv1.StreamEventsResponse) error {
+		switch e := ev.GetEvent().(type) {
+		case *adapterv1.StreamEventsResponse_FraudCaseUpdated:
+			e.FraudCaseUpdated.BankConsentId = "cns-someone-else"
+		case *adapterv1.StreamEventsResponse_AgentMessage:
+			// Anna passes control back in a message rather than an event.
+			if strings.HasPrefix(e.AgentMessage.GetText(), "Hello again") {
+				ev.Event = &adapterv1.StreamEventsResponse_AgentPassedControl{AgentPassedControl: &adapterv1.AgentPassedControl{
+					CaseId: e.AgentMessage.GetCaseId(), Metadata: strings.Repeat("x", 1001),
+				}}
+			}
+		}
+		return send(ev)
+	})
+}
+
+const sloppyNewCallsEnv = "BANKBRIDGE_CONFORMANCE_SLOPPY_NEW_CALLS"
+
+// TestSloppyNewCallsUnderKit runs the kit against sloppyNewCallsBank; it
+// is meant to fail, and runs only inside TestKitChecksNewCalls.
+func TestSloppyNewCallsUnderKit(t *testing.T) {
+	if os.Getenv(sloppyNewCallsEnv) != "1" {
+		t.Skip("run by TestKitChecksNewCalls")
+	}
+	bank, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bank.Close()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(sloppyNewCallsBank{bank}))
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	alert := func(context.Context) error {
+		_, err := bank.TriggerFraudAlert("alice")
+		return err
+	}
+	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{
+		LoginHint: "alice", UnknownLoginHint: "mallory", GoodCode: sandbox.Code, BadCode: "654321",
+		TriggerEvent: alert, TriggerFraudAlert: alert, PromptEvents: true,
+	})
+}
+
+// TestKitChecksNewCalls proves that the kit fails an adapter that gets
+// thread control, fraud alert answers, cards or the new events wrong, and
+// says which, while what it does right passes.
+func TestKitChecksNewCalls(t *testing.T) {
+	t.Parallel()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSloppyNewCallsUnderKit$", "-test.v")
+	cmd.Env = append(os.Environ(), sloppyNewCallsEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the kit passed an adapter that gets the new calls wrong:\n%s", out)
+	}
+	for _, want := range []string{
+		"NotifyThreadControl on an unknown case: want NotFound (NOT_FOUND), got success",
+		"StreamEvents: no AgentPassedControl after NotifyThreadControl REQUEST within 5s (Fixtures.PromptEvents)",
+		"AnswerFraudAlert with another answer: want FailedPrecondition (FAILED_PRECONDITION), got success",
+		"ListCards: response shows a full account or card number at cards[0].masked_number.display",
+		"VerifyCardUnblock with a wrong code: want InvalidArgument (SCA_FAILED) or FailedPrecondition (SCA_LOCKED), got success",
+		"(agent_passed_control): response breaks the protocol's rules",
+		`comes under consent "cns-someone-else", not the one ReportFraud filed it under`,
+		"--- PASS: TestSloppyNewCallsUnderKit/Accounts",
+		"--- PASS: TestSloppyNewCallsUnderKit/Events/Resume",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the kit's report does not say %q", want)

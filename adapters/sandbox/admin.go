@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
+
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 )
 
 // AdminHandler serves the sandbox's admin endpoints, for development and
@@ -13,8 +16,22 @@ import (
 //
 // makes the bank raise a fraud alert for the customer (see
 // TriggerFraudAlert) and answers 200 with {"alert_ids": [...]}; 404 for an
-// unknown customer, 409 when the customer has no active consent. The
-// sandbox carrier's endpoint is CarrierAdminHandler's.
+// unknown customer, 409 when the customer has no active consent covering
+// SCOPE_FRAUD_ALERTS.
+//
+//	GET /admin/fraud-alerts/{id}
+//
+// tells how the customer answered the alert (see AlertAnswer): 200 with
+// {"alert_id": id, "answer": "RECOGNISED" | "NOT_RECOGNISED" | ""} (empty
+// while unanswered); 404 for an alert the bank did not raise.
+//
+//	POST /admin/support/request-control?case=<case id>
+//
+// makes Anna ask bankbridge's assistant for thread control of the case
+// (see RequestControl): 200 with {"case_id": id}; 404 for an unknown case,
+// 409 when the case is closed or Anna holds control already.
+//
+// The sandbox carrier's endpoint is CarrierAdminHandler's.
 func (b *Bank) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/fraud-alerts", func(w http.ResponseWriter, r *http.Request) {
@@ -28,11 +45,46 @@ func (b *Bank) AdminHandler() http.Handler {
 		case errors.Is(err, ErrUnknownCustomer):
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no customer with this login"})
 		case errors.Is(err, ErrNoActiveConsent):
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "the customer has no active consent; link the bank first"})
+			writeJSON(w, http.StatusConflict, map[string]string{
+				"error": "the customer has no active consent covering SCOPE_FRAUD_ALERTS; link the bank with that scope first",
+			})
 		case err != nil:
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 		default:
 			writeJSON(w, http.StatusOK, map[string][]string{"alert_ids": ids})
+		}
+	})
+	mux.HandleFunc("GET /admin/fraud-alerts/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		answer, ok := b.AlertAnswer(id)
+		if !ok {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the bank raised no alert with this id"})
+			return
+		}
+		name := ""
+		if answer != adapterv1.FraudAlertAnswer_FRAUD_ALERT_ANSWER_UNSPECIFIED {
+			name = strings.TrimPrefix(answer.String(), "FRAUD_ALERT_ANSWER_")
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"alert_id": id, "answer": name})
+	})
+	mux.HandleFunc("POST /admin/support/request-control", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("case")
+		if id == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "query parameter case is required"})
+			return
+		}
+		err := b.RequestControl(id)
+		switch {
+		case errors.Is(err, ErrUnknownCase):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no support case with this id"})
+		case errors.Is(err, ErrCaseClosed):
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "the case is closed"})
+		case errors.Is(err, ErrAgentHoldsControl):
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "the agent holds thread control already"})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"case_id": id})
 		}
 	})
 	return mux

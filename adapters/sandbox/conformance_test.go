@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/conformance"
@@ -24,16 +25,24 @@ func TestConformance(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			bank := newBank(t, sandbox.Options{})
-			conformance.Run(t, tt.client(t, bank, nil), conformance.Fixtures{
-				LoginHint:        "alice",
-				UnknownLoginHint: "mallory",
-				GoodCode:         sandbox.Code,
-				BadCode:          "654321",
-				TriggerEvent: func(context.Context) error {
-					_, err := bank.TriggerFraudAlert("alice")
-					return err
-				},
+			// Fraud cases move on quickly, so that the kit sees every
+			// status go by.
+			bank := newBank(t, sandbox.Options{FraudCaseStep: 5 * time.Millisecond})
+			alert := func(context.Context) error {
+				_, err := bank.TriggerFraudAlert("alice")
+				return err
+			}
+			// The kit makes a few hundred calls at once: more than the
+			// registry's default rate limit lets through.
+			roomy := func(b *adapters.Bank) { b.RateLimit = adapters.RateLimit{PerSecond: 1000, Burst: 1000} }
+			conformance.Run(t, tt.client(t, bank, roomy), conformance.Fixtures{
+				LoginHint:         "alice",
+				UnknownLoginHint:  "mallory",
+				GoodCode:          sandbox.Code,
+				BadCode:           "654321",
+				TriggerEvent:      alert,
+				TriggerFraudAlert: alert,
+				PromptEvents:      true, // Anna and the fraud desk answer at once
 			})
 		})
 	}

@@ -93,14 +93,28 @@ func remote(t *testing.T, b *sandbox.Bank, tune func(*adapters.Bank)) adapterv1.
 	return client
 }
 
-// link links the customer with login and returns the finalised consent.
+// allScopes are every scope the sandbox grants.
+var allScopes = []commonv1.Scope{
+	commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_BALANCES, commonv1.Scope_SCOPE_TRANSACTIONS,
+	commonv1.Scope_SCOPE_SUPPORT, commonv1.Scope_SCOPE_FRAUD_ALERTS,
+}
+
+// link links the customer with login, for every scope the sandbox grants,
+// and returns the finalised consent.
 func link(t *testing.T, client adapterv1.BankAdapterServiceClient, login string) string {
+	t.Helper()
+	return linkFor(t, client, login, allScopes...)
+}
+
+// linkFor links the customer with login for scopes and returns the
+// finalised consent.
+func linkFor(t *testing.T, client adapterv1.BankAdapterServiceClient, login string, scopes ...commonv1.Scope) string {
 	t.Helper()
 	ctx := t.Context()
 	start, err := client.StartSca(ctx, &adapterv1.StartScaRequest{
 		UserReference:  "user-" + login,
 		LoginHint:      login,
-		Scopes:         []commonv1.Scope{commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_BALANCES, commonv1.Scope_SCOPE_TRANSACTIONS, commonv1.Scope_SCOPE_SUPPORT},
+		Scopes:         scopes,
 		ValidUntil:     timestamppb.New(time.Now().Add(time.Hour)),
 		IdempotencyKey: fmt.Sprintf("link-%s-%d", login, time.Now().UnixNano()),
 	})

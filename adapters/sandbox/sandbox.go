@@ -24,7 +24,18 @@
 // is extended without SCA, 180 days from its last SCA (Berlin Group's cap).
 //
 // Any other login is NOT_FOUND. Account and card numbers exist only masked.
-// State (consents, cases, blocked cards, events) lives in memory, so a
+//
+// Support: the agent, [AgentName], joins every handoff, greets, and answers
+// each message while she holds thread control; [PassBackCue] makes her pass
+// control back to bankbridge's assistant and [CloseCaseText] makes her close
+// the case (see [Bank.NotifyThreadControl] for what the assistant's actions
+// do, and [Bank.RequestControl] to make her ask for control). Cards: alice's
+// can be listed, blocked, and unblocked with an OTP challenge ([Code]).
+// Fraud: a report's case moves RECEIVED, IN_REVIEW, RESOLVED on the event
+// stream ([Options.FraudCaseStep]); [Bank.TriggerFraudAlert] raises alerts
+// and [Bank.AlertAnswer] tells how the customer answered one.
+//
+// State (consents, cases, card blocks, alerts, events) lives in memory, so a
 // restarted sandbox knows none of the consents it granted before: like a
 // bank that lost or dropped a consent, it answers every call on one with
 // PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK), and bankbridge asks the user
@@ -50,8 +61,9 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
-// Code is the one-time code the sandbox accepts for every customer; any
-// other code fails the challenge.
+// Code is the one-time code the sandbox accepts for every customer, for
+// linking (VerifySca) and for lifting a card block (VerifyCardUnblock);
+// any other code fails the challenge.
 const Code = "123456"
 
 // Version is the sandbox adapter's version, as GetAdapterInfo reports it.
@@ -75,7 +87,17 @@ type Options struct {
 	Seed uint64
 	// Now is the sandbox's clock; default time.Now.
 	Now func() time.Time
+	// FraudCaseStep paces the fraud cases ReportFraud opens, on the event
+	// stream: FraudCaseUpdated RECEIVED at once, IN_REVIEW one step later,
+	// RESOLVED one step after that (on the wall clock, not Now). 0 leaves
+	// every case RECEIVED; services/sandbox defaults it to
+	// [DefaultFraudCaseStep].
+	FraudCaseStep time.Duration
 }
+
+// DefaultFraudCaseStep is the sandbox server's FraudCaseStep: quick enough
+// for a demo to watch a case go from RECEIVED to RESOLVED.
+const DefaultFraudCaseStep = 5 * time.Second
 
 var bankIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,62}$`)
 
@@ -94,7 +116,9 @@ type Bank struct {
 	consents   map[string]*consent
 	idem       *idempotencyStore
 	posted     map[syncKey]bool
-	blocked    map[string]bool
+	cardBlocks map[string]*cardBlock        // by card id; absent: ACTIVE
+	unblocks   map[string]*unblockChallenge // by challenge id
+	alerts     map[string]*fraudAlert       // by alert id
 	cases      map[string]*supportCase
 	agentMsgID int
 }
@@ -107,6 +131,7 @@ var (
 	_ adapters.SCAAdapter          = (*Bank)(nil)
 	_ adapters.SupportAdapter      = (*Bank)(nil)
 	_ adapters.FraudAdapter        = (*Bank)(nil)
+	_ adapters.CardsAdapter        = (*Bank)(nil)
 	_ adapters.EventsAdapter       = (*Bank)(nil)
 
 	_ adapters.ConsentExtensionAdapter = (*Bank)(nil)
@@ -132,23 +157,27 @@ func New(o Options) (*Bank, error) {
 		return nil, errors.New("sandbox: display name is longer than 64 characters")
 	case o.Latency < 0:
 		return nil, errors.New("sandbox: latency must not be negative")
+	case o.FraudCaseStep < 0:
+		return nil, errors.New("sandbox: fraud case step must not be negative")
 	case !(o.ErrorRate >= 0 && o.ErrorRate <= 1):
 		return nil, errors.New("sandbox: error rate must be between 0 and 1")
 	}
 	now := o.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	return &Bank{
-		opts:      o,
-		customers: fixtures(today),
-		purchases: purchaseFixtures(),
-		events:    newEventLog(randomID(""), o.Now),
-		closed:    make(chan struct{}),
-		rng:       mathrand.New(mathrand.NewPCG(o.Seed, 0x5a4db0c5)),
-		consents:  map[string]*consent{},
-		idem:      newIdempotencyStore(o.Now),
-		posted:    map[syncKey]bool{},
-		blocked:   map[string]bool{},
-		cases:     map[string]*supportCase{},
+		opts:       o,
+		customers:  fixtures(today),
+		purchases:  purchaseFixtures(),
+		events:     newEventLog(randomID(""), o.Now),
+		closed:     make(chan struct{}),
+		rng:        mathrand.New(mathrand.NewPCG(o.Seed, 0x5a4db0c5)),
+		consents:   map[string]*consent{},
+		idem:       newIdempotencyStore(o.Now),
+		posted:     map[syncKey]bool{},
+		cardBlocks: map[string]*cardBlock{},
+		unblocks:   map[string]*unblockChallenge{},
+		alerts:     map[string]*fraudAlert{},
+		cases:      map[string]*supportCase{},
 	}, nil
 }
 

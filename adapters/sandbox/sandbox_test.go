@@ -401,66 +401,12 @@ func TestKnobs(t *testing.T) {
 	})
 	t.Run("invalid options", func(t *testing.T) {
 		t.Parallel()
-		for _, o := range []sandbox.Options{{ErrorRate: 1.5}, {ErrorRate: -0.1}, {Latency: -time.Second}, {BankID: "Sandbox Bank"}} {
+		for _, o := range []sandbox.Options{{ErrorRate: 1.5}, {ErrorRate: -0.1}, {Latency: -time.Second}, {BankID: "Sandbox Bank"}, {FraudCaseStep: -time.Second}} {
 			if _, err := sandbox.New(o); err == nil {
 				t.Errorf("New(%+v): want an error", o)
 			}
 		}
 	})
-}
-
-func TestSupportEvents(t *testing.T) {
-	t.Parallel()
-	bank := newBank(t, sandbox.Options{})
-	c := inProcess(t, bank, nil)
-	consent := link(t, c, "bob")
-
-	_, events := openEvents(t, c, bank, "bob")
-
-	opened, err := c.StartSupportHandoff(t.Context(), &adapterv1.StartSupportHandoffRequest{
-		BankConsentId: consent, ConversationReference: "conv-1", Reason: "The user asked for an agent.", IdempotencyKey: "handoff-0001",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(text, id string) error {
-		_, err := c.SendSupportMessage(t.Context(), &adapterv1.SendSupportMessageRequest{
-			BankConsentId: consent, CaseId: opened.GetCaseId(), Text: text, ClientMessageId: id,
-		})
-		return err
-	}
-	if err := send("My card was charged twice.", "message-0001"); err != nil {
-		t.Fatal(err)
-	}
-	if err := send(sandbox.CloseCaseText, "message-0002"); err != nil {
-		t.Fatal(err)
-	}
-	var kinds []string
-	for len(kinds) < 4 {
-		ev := next(t, events)
-		switch e := ev.GetEvent().(type) {
-		case *adapterv1.StreamEventsResponse_AgentJoined:
-			kinds = append(kinds, "joined")
-		case *adapterv1.StreamEventsResponse_AgentMessage:
-			kinds = append(kinds, "message")
-			if strings.Contains(e.AgentMessage.GetText(), "charged twice") {
-				t.Error("the agent's message echoes the user's text")
-			}
-		case *adapterv1.StreamEventsResponse_AgentLeft:
-			kinds = append(kinds, "left")
-			if !e.AgentLeft.GetCaseClosed() {
-				t.Error("AgentLeft after bye: case not closed")
-			}
-		}
-		if ev.GetEvent() == nil || ev.GetCursor() == "" {
-			t.Errorf("event %v", ev)
-		}
-	}
-	if want := []string{"joined", "message", "message", "left"}; !slices.Equal(kinds, want) {
-		t.Errorf("events %v, want %v", kinds, want)
-	}
-	err = send("Hello again?", "message-0003")
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION)
 }
 
 func TestEventCursorFromAnotherRun(t *testing.T) {
@@ -476,40 +422,6 @@ func TestEventCursorFromAnotherRun(t *testing.T) {
 		_, err = stream.Recv()
 	}
 	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
-}
-
-func TestFraud(t *testing.T) {
-	t.Parallel()
-	bank := newBank(t, sandbox.Options{})
-	c := inProcess(t, bank, nil)
-	consent := link(t, c, "alice")
-
-	report, err := c.ReportFraud(t.Context(), &adapterv1.ReportFraudRequest{
-		BankConsentId: consent, BankAccountId: "acc-alice-card", TransactionId: "tx-alice-card-001",
-		Category: adapterv1.FraudCategory_FRAUD_CATEGORY_UNRECOGNISED_TRANSACTION, BlockCard: true, IdempotencyKey: "report-0001",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if report.GetCardBlockStatus() != adapterv1.CardBlockStatus_CARD_BLOCK_STATUS_BLOCKED || !bank.CardBlocked("card-alice-credit") {
-		t.Errorf("ReportFraud with block_card: %v, card blocked %v", report.GetCardBlockStatus(), bank.CardBlocked("card-alice-credit"))
-	}
-	if bank.CardBlocked("card-alice-debit") {
-		t.Error("blocking the credit card account blocked the debit card")
-	}
-	block, err := c.BlockCard(t.Context(), &adapterv1.BlockCardRequest{
-		BankConsentId: consent, BankAccountId: "acc-alice-card", Reason: adapterv1.CardBlockReason_CARD_BLOCK_REASON_STOLEN, IdempotencyKey: "block-0001",
-	})
-	if err != nil || block.GetStatus() != adapterv1.CardBlockStatus_CARD_BLOCK_STATUS_BLOCKED {
-		t.Fatalf("blocking a blocked card: %v, %v; want BLOCKED", block.GetStatus(), err)
-	}
-	if got := block.GetMaskedCardNumbers(); len(got) != 1 || got[0].GetLast4() != "7712" {
-		t.Errorf("masked card numbers %v", got)
-	}
-	_, err = c.BlockCard(t.Context(), &adapterv1.BlockCardRequest{
-		BankConsentId: consent, BankAccountId: "acc-alice-card", BankCardId: "card-bob-1", Reason: adapterv1.CardBlockReason_CARD_BLOCK_REASON_LOST, IdempotencyKey: "block-0002",
-	})
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
 }
 
 func TestAdminFraudAlerts(t *testing.T) {

@@ -32,7 +32,8 @@ const (
 func grantable(scope commonv1.Scope) bool {
 	switch scope {
 	case commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_BALANCES,
-		commonv1.Scope_SCOPE_TRANSACTIONS, commonv1.Scope_SCOPE_SUPPORT:
+		commonv1.Scope_SCOPE_TRANSACTIONS, commonv1.Scope_SCOPE_SUPPORT,
+		commonv1.Scope_SCOPE_FRAUD_ALERTS:
 		return true
 	}
 	return false
@@ -85,7 +86,8 @@ func (c *consent) usable(now time.Time, scope commonv1.Scope) error {
 }
 
 // StartSca implements adapters.SCAAdapter: it needs the login hint, offers
-// OTP only and grants accounts, balances, transactions and support.
+// OTP only and grants accounts, balances, transactions, support and fraud
+// alerts.
 func (b *Bank) StartSca(ctx context.Context, req *adapterv1.StartScaRequest) (*adapterv1.StartScaResponse, error) {
 	if err := b.bankCall(ctx); err != nil {
 		return nil, err

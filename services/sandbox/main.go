@@ -6,10 +6,16 @@
 // It refuses calls without the API key held in --api-key-file; the file is
 // polled every --api-key-poll, and after it changes the previous key stays
 // accepted for --api-key-grace, so a rotation needs no restart. The admin
-// listener on --admin-addr serves /healthz, /readyz and /metrics, and raises
-// fraud alerts on demand:
+// listener on --admin-addr serves /healthz, /readyz and /metrics, raises
+// fraud alerts on demand and tells how the customer answered one, and makes
+// the support agent ask for thread control of a case:
 //
 //	curl -X POST 'http://127.0.0.1:9401/admin/fraud-alerts?user=alice'
+//	curl 'http://127.0.0.1:9401/admin/fraud-alerts/<alert id>'
+//	curl -X POST 'http://127.0.0.1:9401/admin/support/request-control?case=<case id>'
+//
+// A fraud case moves from RECEIVED to IN_REVIEW to RESOLVED one
+// --fraud-case-step apart.
 //
 // With --carrier-push-url and --carrier-secret-file it is also the sandbox
 // carrier: it pushes the scripted tracking events of its fixture numbers
@@ -74,7 +80,7 @@ func defaults() *config {
 		Config:      bootstrap.Defaults("sandbox", "127.0.0.1:9400", "127.0.0.1:9401"),
 		APIKeyGrace: time.Minute,
 		APIKeyPoll:  time.Second,
-		Bank:        sandbox.Options{BankID: "sandbox", DisplayName: "Sandbox Bank", Seed: 1},
+		Bank:        sandbox.Options{BankID: "sandbox", DisplayName: "Sandbox Bank", Seed: 1, FraudCaseStep: sandbox.DefaultFraudCaseStep},
 		Carrier:     carrierConfig{Step: sandbox.DefaultCarrierStep},
 	}
 	// A dev and test bank: no load balancer to wait for, and a short grace
@@ -93,6 +99,8 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Bank.Latency, "latency", c.Bank.Latency, "latency added to every bank call")
 	fs.Float64Var(&c.Bank.ErrorRate, "error-rate", c.Bank.ErrorRate, "share of bank calls, 0 to 1, that fail with BANK_UNAVAILABLE")
 	fs.Uint64Var(&c.Bank.Seed, "seed", c.Bank.Seed, "seed of the error rate's draws")
+	fs.DurationVar(&c.Bank.FraudCaseStep, "fraud-case-step", c.Bank.FraudCaseStep,
+		"time between a fraud case's updates (RECEIVED, IN_REVIEW, RESOLVED); 0 leaves cases RECEIVED")
 	fs.StringVar(&c.Carrier.PushURL, "carrier-push-url", c.Carrier.PushURL,
 		"`URL` the sandbox carrier POSTs tracking events to, e.g. http://127.0.0.1:8080/v1/carriers/sandbox/trackingEvents (empty: no carrier)")
 	fs.StringVar(&c.Carrier.SecretFile, "carrier-secret-file", c.Carrier.SecretFile,
@@ -108,6 +116,8 @@ func (c *config) Validate() error {
 		return errors.New("--api-key-file (BANKBRIDGE_API_KEY_FILE) is required: the sandbox refuses calls without the right API key")
 	case c.APIKeyPoll <= 0:
 		return errors.New("--api-key-poll must be positive")
+	case c.Bank.FraudCaseStep < 0:
+		return errors.New("--fraud-case-step must not be negative")
 	}
 	return c.Carrier.validate()
 }

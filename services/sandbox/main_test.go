@@ -47,6 +47,7 @@ func TestConfig(t *testing.T) {
 			check: func(t *testing.T, c *config) {
 				if c.Server.GRPCAddr != "127.0.0.1:9400" || c.Server.AdminAddr != "127.0.0.1:9401" || c.APIKeyGrace != time.Minute ||
 					c.APIKeyPoll != time.Second || c.Bank.BankID != "sandbox" || c.Bank.ErrorRate != 0 || c.Bank.Latency != 0 || c.Bank.Seed != 1 ||
+					c.Bank.FraudCaseStep != sandbox.DefaultFraudCaseStep ||
 					c.Carrier != (carrierConfig{Step: 2 * time.Second}) {
 					t.Errorf("config %+v", c)
 				}
@@ -126,6 +127,17 @@ func TestConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "fraud case step",
+			args: []string{"--api-key-file", "/run/key", "--fraud-case-step", "0s"},
+			env:  map[string]string{"BANKBRIDGE_FRAUD_CASE_STEP": "1s"},
+			check: func(t *testing.T, c *config) {
+				if c.Bank.FraudCaseStep != 0 {
+					t.Errorf("fraud case step %s, want the flag's 0s", c.Bank.FraudCaseStep)
+				}
+			},
+		},
+		{name: "fraud case step negative", args: []string{"--api-key-file", "/run/key", "--fraud-case-step", "-1s"}, wantErr: "--fraud-case-step must not be negative"},
 		{name: "api key file required", wantErr: "--api-key-file (BANKBRIDGE_API_KEY_FILE) is required"},
 		{name: "bad environment value", env: map[string]string{"BANKBRIDGE_LATENCY": "slow"}, wantErr: "BANKBRIDGE_LATENCY"},
 		{name: "a service's flag is not a bank's", args: []string{"--api-key-file", "/run/key", "--jwks-url", "x"}, wantErr: "jwks-url"},
@@ -303,6 +315,23 @@ func TestAdminEndpointAndShutdown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusConflict {
 		t.Errorf("alert before alice linked: %d, want 409", resp.StatusCode)
+	}
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/admin/fraud-alerts/alert-unknown"},
+		{http.MethodPost, "/admin/support/request-control?case=case-unknown"},
+	} {
+		r, err := http.NewRequestWithContext(t.Context(), req.method, "http://"+addrs.AdminAddr+req.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s, want the sandbox's own JSON 404", req.method, req.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
 	}
 	resp, err = http.Post("http://"+addrs.AdminAddr+"/admin/carrier/play?tracking_number="+sandbox.TrackingDelivered, "", nil)
 	if err != nil {
