@@ -420,6 +420,58 @@ func (c *Checker) CoveringLinks(ctx context.Context, user string, scope commonv1
 	return links, nil
 }
 
+// BankConsent is whose a bank's consent is.
+type BankConsent struct {
+	User string // the user id, not users/{user}
+	// Link is the user's VALID link that carries the consent; its Client
+	// is the product the user linked the bank through.
+	Link CoveringLink
+}
+
+// ResolveBankConsent asks whose bankConsentID at bankID is, for a service
+// that takes the bank's events (a fraud alert) and acts on them under
+// scope. A denial is an apierr PERMISSION_DENIED with the reason
+// (CONSENT_REQUIRED, CONSENT_EXPIRED or CONSENT_REVOKED): the event is not
+// to be acted on. Any failure to get an answer is a masked INTERNAL: the
+// caller keeps the event and asks again later. Never cached.
+func (c *Checker) ResolveBankConsent(ctx context.Context, bankID, bankConsentID string, scope commonv1.Scope) (BankConsent, error) {
+	resp, err := c.client.ResolveBankConsent(ctx, &consentv1.ResolveBankConsentRequest{
+		BankId: bankID, BankConsentId: bankConsentID, Scope: scope,
+	})
+	if err != nil {
+		return BankConsent{}, c.refuse(ctx, "bank consent resolution failed; refusing", err)
+	}
+	if !resp.GetAllowed() {
+		return BankConsent{}, bankConsentDenial(resp.GetDenialReason(), scope)
+	}
+	user, err := names.ParseUser(resp.GetUser())
+	if err != nil || resp.GetLink().GetBankId() != bankID {
+		// The parse error quotes the name, a user id: not for the log.
+		return BankConsent{}, c.refuse(ctx, "bank consent resolution allowed no user; refusing", errors.New("the answer names no user or another bank"))
+	}
+	l := resp.GetLink()
+	return BankConsent{User: user, Link: CoveringLink{
+		Link: l.GetLink(), BankID: l.GetBankId(), BankConsentID: l.GetBankConsentId(), Client: l.GetClient(),
+		ExpireTime: l.GetExpireTime().AsTime(), Scopes: l.GetScopes(),
+	}}, nil
+}
+
+// bankConsentDenial is the error for a denied ResolveBankConsent: the
+// three reasons the contract names leave as they are, anything else reads
+// as no consent.
+func bankConsentDenial(reason commonv1.ErrorReason, scope commonv1.Scope) error {
+	msg := "no link covering " + scope.String() + " carries this bank consent"
+	switch reason {
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED:
+		msg = "the link carrying this bank consent expired"
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED:
+		msg = "the link carrying this bank consent was revoked"
+	default:
+		reason = commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED
+	}
+	return apierr.New(reason, msg, apierr.WithMetadata("scope", scope.String()))
+}
+
 // refuse logs err under a fresh incident id and returns the masked
 // INTERNAL error that carries it.
 func (c *Checker) refuse(ctx context.Context, msg string, err error) error {

@@ -27,6 +27,9 @@ type Reader interface {
 	// UserLinks returns all of the user's links, at bankID only unless it
 	// is empty.
 	UserLinks(ctx context.Context, user, bankID string) ([]Link, error)
+	// BankConsentLinks returns every link of bankID whose bank consent id
+	// is bankConsentID, of any user and in any state.
+	BankConsentLinks(ctx context.Context, bankID, bankConsentID string) ([]Link, error)
 	// Idempotency returns the record of a key, or ErrNotFound.
 	Idempotency(ctx context.Context, user, operation, key string) (Idempotency, error)
 	// AccessLog returns up to limit of the user's entries that match f,

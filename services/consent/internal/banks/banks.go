@@ -51,12 +51,57 @@ func consentManagement(ctx context.Context) context.Context {
 var bankScopes = []commonv1.Scope{
 	commonv1.Scope_SCOPE_ACCOUNTS, commonv1.Scope_SCOPE_BALANCES,
 	commonv1.Scope_SCOPE_TRANSACTIONS, commonv1.Scope_SCOPE_SUPPORT,
+	commonv1.Scope_SCOPE_FRAUD_ALERTS,
+}
+
+// scopeNeeds are the adapter capabilities a scope needs besides the bank
+// granting it at StartSca. The bank judges the other scopes itself (it
+// refuses one it cannot serve), but fraud alerts reach bankbridge only on
+// the adapter's event stream (EVENTS) and are answered with
+// AnswerFraudAlert (FRAUD): a bank could grant the scope through an
+// adapter that can deliver no alert, and the link would promise alerts
+// that never come.
+var scopeNeeds = map[commonv1.Scope][]adapterv1.Capability{
+	commonv1.Scope_SCOPE_FRAUD_ALERTS: {adapterv1.Capability_CAPABILITY_FRAUD, adapterv1.Capability_CAPABILITY_EVENTS},
+}
+
+// checkCapabilities fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED)
+// when the bank's adapter lacks a capability one of scopes needs
+// (scopeNeeds). It asks the adapter only when a scope needs one.
+func checkCapabilities(ctx context.Context, c adapterv1.BankAdapterServiceClient, scopes []commonv1.Scope) error {
+	var needs []commonv1.Scope
+	for _, s := range scopes {
+		if len(scopeNeeds[s]) > 0 {
+			needs = append(needs, s)
+		}
+	}
+	if len(needs) == 0 {
+		return nil
+	}
+	info, err := c.GetAdapterInfo(ctx, &adapterv1.GetAdapterInfoRequest{})
+	if err != nil {
+		return err
+	}
+	for _, s := range needs {
+		for _, capability := range scopeNeeds[s] {
+			if !slices.Contains(info.GetCapabilities(), capability) {
+				scope := strings.TrimPrefix(s.String(), "SCOPE_")
+				return apierr.New(commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED,
+					"the bank's adapter cannot serve scope "+scope+": it lacks "+strings.TrimPrefix(capability.String(), "CAPABILITY_"),
+					apierr.WithMetadata("scope", s.String()))
+			}
+		}
+	}
+	return nil
 }
 
 // StartSca creates the consent at the bank and starts its challenge.
 func (a *Adapters) StartSca(ctx context.Context, bankID string, r app.StartScaRequest) (app.Challenge, error) {
 	c, err := a.reg.Client(bankID)
 	if err != nil {
+		return app.Challenge{}, err
+	}
+	if err := checkCapabilities(consentManagement(ctx), c, r.Scopes); err != nil {
 		return app.Challenge{}, err
 	}
 	scopes := slices.DeleteFunc(slices.Clone(r.Scopes), func(s commonv1.Scope) bool { return !slices.Contains(bankScopes, s) })

@@ -176,6 +176,12 @@ func (q queries) UserLinks(ctx context.Context, user, bankID string) ([]app.Link
 	return q.selectLinks(ctx, `WHERE user_id = $1 AND bank_id = $2`, user, bankID)
 }
 
+// BankConsentLinks returns every link of bankID whose bank consent id is
+// bankConsentID, of any user and in any state.
+func (q queries) BankConsentLinks(ctx context.Context, bankID, bankConsentID string) ([]app.Link, error) {
+	return q.selectLinks(ctx, `WHERE bank_id = $1 AND bank_consent_id = $2`, bankID, bankConsentID)
+}
+
 // LinksToWarn returns VALID links ending in (now, horizon] not yet warned
 // about, soonest first.
 func (q queries) LinksToWarn(ctx context.Context, now, horizon time.Time, limit int) ([]app.Link, error) {

@@ -113,6 +113,7 @@ func TestStore(t *testing.T) {
 		t.Run("concurrent batches across users keep every chain", func(t *testing.T) { testConcurrentBatches(t, st) })
 		t.Run("access log pages and filters", func(t *testing.T) { testAccessLogList(t, st) })
 		t.Run("tampering is detected", func(t *testing.T) { testTamper(t, st, db) })
+		t.Run("a bank's consent id resolves to its VALID link", func(t *testing.T) { testResolveBankConsent(t, st) })
 		t.Run("partner opt-in round-trips and resolves for its partner only", func(t *testing.T) { testOptInRoundTrip(t, st) })
 		t.Run("one ACTIVE opt-in per user and partner, partner user ids unique", func(t *testing.T) { testOptInUnique(t, st) })
 		t.Run("ListPartnerOptIns pages newest first", func(t *testing.T) { testListOptIns(t, st) })

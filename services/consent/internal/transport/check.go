@@ -141,6 +141,26 @@ func (s *CheckServer) ListCoveringLinks(ctx context.Context, req *consentv1.List
 	return resp, nil
 }
 
+// ResolveBankConsent turns a bank's consent id, as the bank's adapter
+// names it in an event, into the user and link it belongs to, when the
+// link is VALID and covers scope. A denial is an answer, naming neither.
+func (s *CheckServer) ResolveBankConsent(ctx context.Context, req *consentv1.ResolveBankConsentRequest) (*consentv1.ResolveBankConsentResponse, error) {
+	d, err := s.app.ResolveBankConsent(ctx, app.BankConsentQuery{
+		BankID: req.GetBankId(), BankConsentID: req.GetBankConsentId(), Scope: req.GetScope(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !d.Allowed {
+		return &consentv1.ResolveBankConsentResponse{DenialReason: d.DenialReason}, nil
+	}
+	return &consentv1.ResolveBankConsentResponse{
+		Allowed: true,
+		User:    names.User(d.Link.User),
+		Link:    coveringLinkToProto(d.Link),
+	}, nil
+}
+
 // WatchConsentChanges streams every committed change of a link's or a
 // partner opt-in's state.
 // Its first message is empty (no user, no link): it tells the watcher that

@@ -65,15 +65,23 @@ func New(scopes ...commonv1.Scope) *Consent {
 }
 
 // AddLink gives user a VALID link to bank with scopes (New's when none),
-// made through client "chat-app", and returns its name.
+// made through client "chat-app", and returns its name. Its bank consent
+// id is BankConsentID(user, bank).
 func (c *Consent) AddLink(user, bank string, scopes ...commonv1.Scope) string {
+	return c.AddBankLink(user, bank, BankConsentID(user, bank), scopes...)
+}
+
+// AddBankLink is AddLink with the bank's own consent id, e.g. one a
+// sandbox bank granted, so that the bank's events under it resolve to the
+// link (ResolveBankConsent).
+func (c *Consent) AddBankLink(user, bank, bankConsentID string, scopes ...commonv1.Scope) string {
 	if len(scopes) == 0 {
 		scopes = c.scopes
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := "l-" + bank + "-" + strconv.Itoa(len(c.links[user]))
-	c.links[user] = append(c.links[user], Link{ID: id, BankID: bank, BankConsentID: "bc-" + user + "-" + bank, Client: "chat-app", Scopes: scopes, State: consentv1.ConsentState_CONSENT_STATE_VALID})
+	c.links[user] = append(c.links[user], Link{ID: id, BankID: bank, BankConsentID: bankConsentID, Client: "chat-app", Scopes: scopes, State: consentv1.ConsentState_CONSENT_STATE_VALID})
 	c.notify(user)
 	return names.Link{User: user, ID: id}.String()
 }
@@ -92,6 +100,22 @@ func (c *Consent) SetLinkState(link string, state consentv1.ConsentState) {
 		}
 	}
 	c.notify(l.User)
+}
+
+// SetLinkClient makes client the product the user's link (its name) was
+// made through: its events' webhooks go there.
+func (c *Consent) SetLinkClient(link, client string) {
+	l, err := names.ParseLink(link)
+	if err != nil {
+		panic(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.links[l.User] {
+		if c.links[l.User][i].ID == l.ID {
+			c.links[l.User][i].Client = client
+		}
+	}
 }
 
 // OptIn opts user in to partner under partnerUserID, through "chat-app".
@@ -117,7 +141,8 @@ func (c *Consent) FailRecord(err error) {
 	c.recordErr = err
 }
 
-// FailResolve makes every ResolvePartner fail with err (nil: answer again).
+// FailResolve makes every ResolvePartner and ResolveBankConsent fail with
+// err (nil: answer again).
 func (c *Consent) FailResolve(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -246,6 +271,46 @@ func (c *Consent) CoveringLinks(_ context.Context, user string, scope commonv1.S
 			BankConsentID: l.BankConsentID, Client: l.Client, Scopes: slices.Clone(l.Scopes)})
 	}
 	return out, nil
+}
+
+// BankConsentID is the bank consent id of the links AddLink gives user at
+// bank.
+func BankConsentID(user, bank string) string { return "bc-" + user + "-" + bank }
+
+// ResolveBankConsent answers whose bankConsentID at bank is, like
+// consentcheck.Checker.ResolveBankConsent: the VALID link with that
+// consent id that covers scope; CONSENT_REVOKED or CONSENT_EXPIRED when
+// such a link is over, CONSENT_REQUIRED otherwise; FailResolve's error
+// when set.
+func (c *Consent) ResolveBankConsent(_ context.Context, bank, bankConsentID string, scope commonv1.Scope) (consentcheck.BankConsent, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.resolveErr != nil {
+		return consentcheck.BankConsent{}, c.resolveErr
+	}
+	reason := commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED
+	for user, links := range c.links {
+		for _, l := range links {
+			if l.BankID != bank || l.BankConsentID != bankConsentID || !slices.Contains(l.Scopes, scope) {
+				continue
+			}
+			switch l.State {
+			case consentv1.ConsentState_CONSENT_STATE_VALID:
+				return consentcheck.BankConsent{User: user, Link: consentcheck.CoveringLink{
+					Link: names.Link{User: user, ID: l.ID}.String(), BankID: l.BankID,
+					BankConsentID: l.BankConsentID, Client: l.Client, Scopes: slices.Clone(l.Scopes),
+				}}, nil
+			case consentv1.ConsentState_CONSENT_STATE_REVOKED:
+				reason = commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED
+			case consentv1.ConsentState_CONSENT_STATE_EXPIRED:
+				if reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED {
+					reason = commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED
+				}
+			}
+		}
+	}
+	return consentcheck.BankConsent{}, apierr.New(reason, "no VALID link covering "+scope.String()+" carries this bank consent",
+		apierr.WithMetadata("scope", scope.String()))
 }
 
 // AllChanges returns the feed Send publishes on; cancel does nothing.
