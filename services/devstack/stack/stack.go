@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,6 +255,11 @@ func checkTable(t []Process) error {
 		case p.Carrier != "" && p.Kind != Bank:
 			return fmt.Errorf("dev stack table: %s: only a Bank plays a carrier", p.Name)
 		}
+		for _, q := range p.Calls {
+			if i := slices.IndexFunc(t, func(o Process) bool { return o.Name == q }); i < 0 || t[i].Kind != Service {
+				return fmt.Errorf("dev stack table: %s calls %s, which is not a Service of the table", p.Name, q)
+			}
+		}
 		for _, d := range p.dependencies(t) {
 			if !started[d] {
 				return fmt.Errorf("dev stack table: %s needs %s, which must come before it", p.Name, d)
@@ -449,6 +455,9 @@ func (s *Stack) args(p Process) []string {
 	}
 	if p.Needs.Storage {
 		args = append(args, "--data-dir="+filepath.Join(s.opts.DataDir, p.Name))
+	}
+	for _, q := range p.Calls {
+		args = append(args, "--"+q+"-addr="+s.Addr(q))
 	}
 	return append(args, p.Flags...)
 }

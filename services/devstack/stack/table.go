@@ -55,6 +55,9 @@ type Process struct {
 	// Vault), HTTP its public listener on HTTPPort. The processes it needs
 	// start before it.
 	Needs bootstrap.Needs
+	// Calls are the Services it calls over gRPC: each gets --<name>-addr
+	// with that service's address, and starts before it.
+	Calls []string
 	// Flags are added after the ones the stack derives.
 	Flags []string
 }
@@ -75,6 +78,10 @@ var table = []Process{
 		Needs: bootstrap.Needs{Vault: true, Consent: true, Storage: true, Bus: true, HTTP: true}},
 	{Name: "webhooks", Package: "./webhooks", Kind: Service, Port: 9106, AdminPort: 9206,
 		Needs: bootstrap.Needs{Vault: true, Storage: true, Bus: true}},
+	// The assistant asks the balance service for balances and
+	// transactions, as the user.
+	{Name: "support", Package: "./support", Kind: Service, Port: 9104, AdminPort: 9204,
+		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}, Calls: []string{"balance"}},
 }
 
 // Table is the dev stack's processes, in start order.
@@ -94,5 +101,5 @@ func (p Process) dependencies(table []Process) []string {
 	if p.Needs.Consent {
 		deps = append(deps, "consent")
 	}
-	return deps
+	return append(deps, p.Calls...)
 }

@@ -26,8 +26,8 @@ func TestTableStartsWhatEachNeedsFirst(t *testing.T) {
 // changes for the new service to be started, routed and trusted.
 func TestOneEntryWiresAService(t *testing.T) {
 	t.Parallel()
-	tbl := append(Table(), Process{Name: "support", Package: "./support", Kind: Service, Port: 9104, AdminPort: 9204,
-		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}})
+	tbl := append(Table(), Process{Name: "loyalty", Package: "./loyalty", Kind: Service, Port: 9107, AdminPort: 9207,
+		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}, Calls: []string{"receipts"}})
 	s := &Stack{opts: Options{DataDir: "/dev-data", CarrierStep: 500 * time.Millisecond}, table: tbl, addrs: map[string]string{}, GatewayURL: "http://gw",
 		Vault: VaultRef{Addr: "http://vault", Token: "t"}, NATS: NATSRef{URL: "nats://nats", Token: "n"},
 		serviceSecret: "secret", banksFile: "/dev-data/banks.yaml"}
@@ -54,21 +54,22 @@ func TestOneEntryWiresAService(t *testing.T) {
 		process string
 		want    []string
 	}{
-		{"support", []string{
-			"--grpc-addr=addr-support", "--admin-addr=admin-support", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
+		{"loyalty", []string{
+			"--grpc-addr=addr-loyalty", "--admin-addr=admin-loyalty", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
 			"--banks=/dev-data/banks.yaml", "--vault-addr=http://vault", "--consent-addr=addr-consent",
-			"--token-url=http://gw/oauth/token", "--client-id=support", "--client-secret=secret", "--data-dir=/dev-data/support",
-			"--nats-url=nats://nats", "--partner-clients=demo-partner,demo-shop",
+			"--token-url=http://gw/oauth/token", "--client-id=loyalty", "--client-secret=secret", "--data-dir=/dev-data/loyalty",
+			"--nats-url=nats://nats", "--partner-clients=demo-partner,demo-shop", "--receipts-addr=addr-receipts",
 		}},
+		{"support", []string{"--balance-addr=addr-balance", "--client-id=support"}},
 		{"shipping", []string{
 			"--grpc-addr=addr-shipping", "--admin-addr=admin-shipping", "--http-addr=http-shipping",
 			"--vault-addr=http://vault", "--consent-addr=addr-consent", "--client-id=shipping", "--data-dir=/dev-data/shipping",
 			"--nats-url=nats://nats",
 		}},
-		{"gateway", []string{"--addr=addr-gateway", "--support-addr=addr-support", "--shipping-addr=addr-shipping",
+		{"gateway", []string{"--addr=addr-gateway", "--loyalty-addr=addr-loyalty", "--support-addr=addr-support", "--shipping-addr=addr-shipping",
 			"--shipping-http-addr=http-shipping", "--receipts-addr=addr-receipts", "--balance-addr=addr-balance",
-			"--dev-service-clients=consent,balance,receipts,shipping,webhooks,support", "--dev-partner-clients=demo-partner,demo-shop"}},
-		{"consent", []string{"--internal-clients=balance,receipts,shipping,support", "--data-dir=/dev-data/consent"}},
+			"--dev-service-clients=consent,balance,receipts,shipping,webhooks,support,loyalty", "--dev-partner-clients=demo-partner,demo-shop"}},
+		{"consent", []string{"--internal-clients=balance,receipts,shipping,support,loyalty", "--data-dir=/dev-data/consent"}},
 		{"sandbox", []string{"--grpc-addr=addr-sandbox", "--admin-addr=admin-sandbox", "--api-key-file=/dev-data/sandbox-api-key",
 			"--carrier-push-url=http://gw/v1/carriers/sandbox/trackingEvents", "--carrier-secret-file=/dev-data/sandbox-carrier-secret",
 			"--carrier-step=500ms"}},
@@ -87,12 +88,12 @@ func TestOneEntryWiresAService(t *testing.T) {
 	if got := args("balance"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--nats-url") }) {
 		t.Errorf("balance, which needs no bus, got %q", got)
 	}
-	for _, name := range []string{"support", "balance", "sandbox"} {
+	for _, name := range []string{"loyalty", "support", "balance", "sandbox"} {
 		if got := args(name); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--http-addr") }) {
 			t.Errorf("%s, which has no public HTTP listener, got %q", name, got)
 		}
 	}
-	if got := args("gateway"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--support-http-addr") }) {
+	if got := args("gateway"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--loyalty-http-addr") }) {
 		t.Errorf("the gateway routes HTTP to a service without a public listener: %q", got)
 	}
 }
