@@ -230,6 +230,7 @@ func TestServicesInReflection(t *testing.T) {
 	}{
 		{"receipts", []string{"bankbridge.receipts.v1.ReceiptsService", "bankbridge.receipts.v1.PartnerReceiptsService"}},
 		{"shipping", []string{"bankbridge.shipping.v1.ShippingService", "bankbridge.shipping.v1.PartnerShippingService"}},
+		{"support", []string{"bankbridge.support.v1.SupportService"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.process, func(t *testing.T) {
