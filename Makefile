@@ -98,9 +98,11 @@ dev: $(if $(VAULT_ADDR),,vault) ## Start Vault, the sandbox bank, every service 
 BENCH_POSTGRES_URL ?= $(or $(BANKBRIDGE_TEST_POSTGRES_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
 .PHONY: bench
-bench: vault ## GetBalance on the dev stack (req/s, p50, p99); consent decisions; events outbox -> bus -> stream (events/s, p50, p99); receipts ingested/s and a list page of 10,000 receipts (p50, p99); one carrier event fanned out to 10,000 watch streams (p50, p99, RSS) and the fan-out's floor without the push; on SQLite and PostgreSQL.
+bench: vault ## GetBalance on the dev stack (req/s, p50, p99); consent decisions; events outbox -> bus -> stream (events/s, p50, p99); receipts ingested/s and a list page of 10,000 receipts (p50, p99); one carrier event fanned out to 10,000 watch streams (p50, p99, RSS) and the fan-out's floor without the push; messages/s through 200 support conversations (send to the assistant's reply on the stream, p50, p99); one bank fraud alert fanned out to 1,000 alert streams (p50, p99, RSS); on SQLite and PostgreSQL.
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench GetBalance -benchtime 2000x ./e2e/
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench ShipmentFanout -benchtime 1x -timeout 30m ./e2e/
+	cd services && GOWORK=off $(GO) test -run '^$$' -bench ConversationMessages -benchtime 2000x -timeout 30m ./e2e/
+	cd services && GOWORK=off $(GO) test -run '^$$' -bench AlertFanout -benchtime 1x -timeout 30m ./e2e/
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench ServeAudienceFanout -benchtime 3x ./platform/events/stream/
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench ConsentDecide -benchtime 2000x -benchmem ./consent/
 	cd services && BANKBRIDGE_TEST_POSTGRES_URL='$(BENCH_POSTGRES_URL)' GOWORK=off $(GO) test -run '^$$' -bench OutboxToStream -benchtime 20000x ./platform/events/
