@@ -21,7 +21,7 @@ var menu = []string{"BALANCE", "TRANSACTIONS", "LOST_CARD", "UNRECOGNISED_CHARGE
 
 func TestCreateConversation(t *testing.T) {
 	t.Parallel()
-	e := start(t, options{noBankEvents: true})
+	e := start(t, options{noBankEvents: true, secondBank: true})
 
 	t.Run("opens with the assistant in control and its greeting", func(t *testing.T) {
 		c := e.create(t)
@@ -47,6 +47,44 @@ func TestCreateConversation(t *testing.T) {
 		}
 		if n := len(e.messages(t, first.GetConversation().GetName())); n != 1 {
 			t.Errorf("messages after the retry = %d, want the one greeting", n)
+		}
+	})
+
+	t.Run("the same key for another bank is refused; a retry of the first returns its conversation", func(t *testing.T) {
+		at := func(bank string) *supportv1.CreateConversationRequest {
+			return &supportv1.CreateConversationRequest{Parent: "users/alice", Conversation: &supportv1.Conversation{BankId: bank}, IdempotencyKey: "key-two-banks-0001"}
+		}
+		first, err := e.support.CreateConversation(e.as(t, "alice"), at("sandbox"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.support.CreateConversation(e.as(t, "alice"), at("sandbox-two"))
+		if status.Code(err) != codes.AlreadyExists {
+			t.Errorf("code = %v (%v), want AlreadyExists", status.Code(err), err)
+		}
+		if got := apierr.Reason(err); got != commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED {
+			t.Errorf("reason = %v, want IDEMPOTENCY_KEY_REUSED", got)
+		}
+		again, err := e.support.CreateConversation(e.as(t, "alice"), at("sandbox"))
+		if err != nil || again.GetConversation().GetName() != first.GetConversation().GetName() {
+			t.Fatalf("retry = %v, %v; want %s", again, err, first.GetConversation().GetName())
+		}
+		// The refused request opened nothing, though alice may open
+		// conversations at the second bank.
+		list, err := e.support.ListConversations(e.as(t, "alice"), &supportv1.ListConversationsRequest{Parent: "users/alice", PageSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list.GetConversations() {
+			if c.GetBankId() == "sandbox-two" {
+				t.Errorf("a conversation at sandbox-two: %v", c)
+			}
+		}
+		other, err := e.support.CreateConversation(e.as(t, "alice"), &supportv1.CreateConversationRequest{
+			Parent: "users/alice", Conversation: &supportv1.Conversation{BankId: "sandbox-two"}, IdempotencyKey: "key-" + randomSuffix(),
+		})
+		if err != nil || !strings.HasPrefix(other.GetConversation().GetName(), "users/alice/conversations/sandbox-two~") {
+			t.Errorf("a conversation at sandbox-two with a fresh key = %v, %v", other, err)
 		}
 	})
 

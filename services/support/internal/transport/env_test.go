@@ -54,14 +54,16 @@ import (
 )
 
 type env struct {
-	svc      *app.Service
-	db       *storage.DB
-	bus      *events.Bus
-	consent  *consenttest.Consent
-	sandbox  *sandbox.Bank
-	balances *fakeBalance
-	issuer   *auth.DevIssuer
-	support  supportv1.SupportServiceClient
+	svc     *app.Service
+	db      *storage.DB
+	bus     *events.Bus
+	consent *consenttest.Consent
+	sandbox *sandbox.Bank
+	// sandboxTwo is the second bank, "sandbox-two", with options.secondBank.
+	sandboxTwo *sandbox.Bank
+	balances   *fakeBalance
+	issuer     *auth.DevIssuer
+	support    supportv1.SupportServiceClient
 	// bankConsent is alice's consent at the sandbox, the one her link's
 	// bank consent id (consenttest.BankConsentID) stands for.
 	bankConsent string
@@ -77,12 +79,16 @@ type options struct {
 	noBankEvents bool
 	// sandboxDown makes every sandbox call fail with BANK_UNAVAILABLE.
 	sandboxDown bool
+	// secondBank configures a second bank, "sandbox-two", another sandbox
+	// bank, where alice is linked for support too.
+	secondBank bool
 	// nats gives the NATS server; default one embedded in the test.
 	nats func(t *testing.T) string
 }
 
 // start serves the support service for alice, who linked the sandbox for
 // support: her link's bank consent stands for a real sandbox consent.
+// With o.secondBank she linked "sandbox-two" the same way.
 func start(t *testing.T, o options) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -108,12 +114,25 @@ func start(t *testing.T, o options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.sandbox.Close)
-	reg, consents := sandboxRegistry(t, e.sandbox)
+	banks := []*sandbox.Bank{e.sandbox}
+	if o.secondBank {
+		e.sandboxTwo, err = sandbox.New(sandbox.Options{BankID: "sandbox-two", DisplayName: "Sandbox Bank Two"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.sandboxTwo.Close)
+		banks = append(banks, e.sandboxTwo)
+	}
+	reg, consents := sandboxRegistry(t, banks...)
 	if !o.sandboxDown {
-		e.bankConsent = sandboxConsent(t, reg, "alice")
+		e.bankConsent = sandboxConsent(t, reg, "sandbox", "alice")
 		consents.set(consenttest.BankConsentID("alice", "sandbox"), e.bankConsent)
 	}
 	e.link = e.consent.AddLink("alice", "sandbox")
+	if o.secondBank {
+		consents.set(consenttest.BankConsentID("alice", "sandbox-two"), sandboxConsent(t, reg, "sandbox-two", "alice"))
+		e.consent.AddLink("alice", "sandbox-two")
+	}
 
 	e.svc, err = app.New(app.Config{
 		Store: st, Consent: e.consent, Banks: reg, Balances: balance.New(e.balances.client(t)), Pages: pagetoken.Random(),
@@ -210,19 +229,30 @@ func (c *consentMap) rewrite(req any) {
 	}
 }
 
-// sandboxRegistry is the registry with one bank, "sandbox", served in
-// process by sb, whose requests' bank consent ids the map rewrites.
-func sandboxRegistry(t *testing.T, sb *sandbox.Bank) (*adapters.Registry, *consentMap) {
+// sandboxRegistry is the registry with the sandbox banks sbs, each
+// configured under the bank id and name it reports and served in process,
+// whose requests' bank consent ids the map rewrites.
+func sandboxRegistry(t *testing.T, sbs ...*sandbox.Bank) (*adapters.Registry, *consentMap) {
 	t.Helper()
 	cm := &consentMap{m: map[string]string{}}
 	rewrite := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		cm.rewrite(req)
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	reg, err := adapters.NewRegistry([]adapters.Bank{{
-		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
-	}}, adapters.WithInProcess("sandbox", sb), adapters.WithDialOptions(grpc.WithChainUnaryInterceptor(rewrite)),
-		adapters.WithRegistryLogger(slog.New(slog.DiscardHandler)))
+	var banks []adapters.Bank
+	opts := []adapters.Option{adapters.WithDialOptions(grpc.WithChainUnaryInterceptor(rewrite)),
+		adapters.WithRegistryLogger(slog.New(slog.DiscardHandler))}
+	for _, sb := range sbs {
+		info, err := sb.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		banks = append(banks, adapters.Bank{
+			ID: info.GetBankId(), DisplayName: info.GetDisplayName(), Kind: adapters.KindInProcess, InProcess: info.GetBankId(),
+		})
+		opts = append(opts, adapters.WithInProcess(info.GetBankId(), sb))
+	}
+	reg, err := adapters.NewRegistry(banks, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +260,11 @@ func sandboxRegistry(t *testing.T, sb *sandbox.Bank) (*adapters.Registry, *conse
 	return reg, cm
 }
 
-// sandboxConsent links login at the sandbox for support, as the consent
-// service would, and returns the bank's consent id.
-func sandboxConsent(t *testing.T, reg *adapters.Registry, login string) string {
+// sandboxConsent links login at the sandbox bank for support, as the
+// consent service would, and returns the bank's consent id.
+func sandboxConsent(t *testing.T, reg *adapters.Registry, bank, login string) string {
 	t.Helper()
-	c, err := reg.Client("sandbox")
+	c, err := reg.Client(bank)
 	if err != nil {
 		t.Fatal(err)
 	}
