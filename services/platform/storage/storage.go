@@ -8,7 +8,8 @@
 // Times are stored as BIGINT microseconds since the Unix epoch (see
 // [Micros]) and enums as TEXT, so no type differs between the two. What does
 // differ has a helper here: row locks ([DB.ForUpdate]), constraint and
-// conflict errors ([IsUniqueViolation], [IsRetryable]).
+// conflict errors ([IsUniqueViolation], [IsRetryable], and
+// [MarkRetryable], which turns a conflict into a service's own error).
 package storage
 
 import (
@@ -196,6 +197,21 @@ func (db *DB) Migrate(ctx context.Context, fsys fs.FS, table string) error {
 	return nil
 }
 
+// MigrateDir is [DB.Migrate] for the migrations in directory dir of fsys:
+// a service embeds its own and runs them at startup with
+//
+//	//go:embed migrations/*.sql
+//	var migrationFiles embed.FS
+//
+//	err := db.MigrateDir(ctx, migrationFiles, "migrations", "receipts_schema_migrations")
+func (db *DB) MigrateDir(ctx context.Context, fsys fs.FS, dir, table string) error {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", table, err)
+	}
+	return db.Migrate(ctx, sub, table)
+}
+
 // InTx runs fn in a transaction and commits it when fn returns nil; it rolls
 // back when fn returns an error or panics.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
@@ -249,6 +265,22 @@ func IsRetryable(err error) bool {
 		return primary == sqlite3.SQLITE_BUSY || primary == sqlite3.SQLITE_LOCKED
 	}
 	return false
+}
+
+// MarkRetryable returns err marked as the caller's conflict error when
+// [IsRetryable] says it lost to a concurrent write, so that
+// errors.Is(result, conflict) holds and the caller can retry; the message
+// reads "<conflict>: <err>" and err stays in the chain. Any other err,
+// nil included, and one already marked, comes back as it is. A store
+// wraps its writes' and its transactions' errors with it, turning the
+// database's conflicts into the sentinel its own port documents:
+//
+//	return storage.MarkRetryable(s.db.InTx(ctx, fn), app.ErrConflict)
+func MarkRetryable(err, conflict error) error {
+	if err == nil || errors.Is(err, conflict) || !IsRetryable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", conflict, err)
 }
 
 // Micros converts t to the column form of a time: microseconds since the

@@ -3,7 +3,9 @@ package storage_test
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +18,11 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
 )
+
+// embedded holds the test migrations the way a service embeds its own.
+//
+//go:embed testdata/migrations/*.sql
+var embedded embed.FS
 
 func migrations(t *testing.T) fs.FS {
 	t.Helper()
@@ -226,4 +233,108 @@ func TestRedact(t *testing.T) {
 	if strings.Contains(got, "s3cret") {
 		t.Errorf("Redact kept the password: %s", got)
 	}
+}
+
+func TestMigrateDir(t *testing.T) {
+	t.Parallel()
+	storagetest.Each(t, func(t *testing.T, db *storage.DB) {
+		tests := []struct {
+			name, dir, table string
+			// wantErr is what the error says, "" when Migrate succeeds.
+			wantErr string
+		}{
+			{"a directory of migrations runs", "testdata/migrations", "dir_migrations", ""},
+			{"running it again is a no-op", "testdata/migrations", "dir_migrations", ""},
+			{"a directory without migrations", "testdata/none", "dir_none", "migrate dir_none: "},
+			{"a directory name that is not a path", "../migrations", "dir_invalid", "migrate dir_invalid: "},
+			{"a table that is not an identifier", "testdata/migrations", "x; DROP TABLE y", "is not a lowercase SQL identifier"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := db.MigrateDir(t.Context(), embedded, tt.dir, tt.table)
+				if tt.wantErr == "" {
+					if err != nil {
+						t.Fatalf("MigrateDir = %v, want nil", err)
+					}
+					// The directory's migrations made the tables.
+					if _, err := db.ExecContext(t.Context(), "SELECT COUNT(*) FROM items"); err != nil {
+						t.Fatalf("after MigrateDir: %v", err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("MigrateDir = %v, want an error saying %q", err, tt.wantErr)
+				}
+			})
+		}
+	})
+}
+
+func TestMarkRetryable(t *testing.T) {
+	t.Parallel()
+	errConflict := errors.New("conflicting write")
+	boom := errors.New("boom")
+	storagetest.Each(t, func(t *testing.T, db *storage.DB) {
+		migrated(t, db)
+		ctx := t.Context()
+		if _, err := db.ExecContext(ctx, "INSERT INTO items (id, owner, n) VALUES ('taken', 'o', 1)"); err != nil {
+			t.Fatal(err)
+		}
+		duplicate := func(q storage.Queryer) error {
+			_, err := q.ExecContext(ctx, "INSERT INTO items (id, owner, n) VALUES ('taken', 'o', 2)")
+			return err
+		}
+		unknownOwner := func(q storage.Queryer) error {
+			_, err := q.ExecContext(ctx, "INSERT INTO items (id, owner, n) VALUES ('orphan', 'nobody', 1)")
+			return err
+		}
+		tests := []struct {
+			name string
+			// err is the error given to MarkRetryable.
+			err func() error
+			// wantMarked: the result is errConflict wrapping err, rather
+			// than err itself.
+			wantMarked bool
+			// wantConflict: errors.Is(result, errConflict).
+			wantConflict bool
+		}{
+			{"nil", func() error { return nil }, false, false},
+			{"a write that lost to a concurrent one", func() error { return duplicate(db) }, true, true},
+			{"a write that broke another constraint", func() error { return unknownOwner(db) }, false, false},
+			{"the caller's own error", func() error { return boom }, false, false},
+			{"a conflict already marked", func() error {
+				return fmt.Errorf("insert item: %w: %w", errConflict, duplicate(db))
+			}, false, true},
+			{"a transaction that lost to a concurrent one", func() error {
+				return db.InTx(ctx, func(tx *sql.Tx) error { return duplicate(tx) })
+			}, true, true},
+			{"a transaction whose fn failed", func() error {
+				return db.InTx(ctx, func(*sql.Tx) error { return boom })
+			}, false, false},
+			{"a transaction that broke another constraint", func() error {
+				return db.InTx(ctx, func(tx *sql.Tx) error { return unknownOwner(tx) })
+			}, false, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				in := tt.err()
+				got := storage.MarkRetryable(in, errConflict)
+				if errors.Is(got, errConflict) != tt.wantConflict {
+					t.Errorf("errors.Is(MarkRetryable(%v), errConflict) = %t, want %t", in, !tt.wantConflict, tt.wantConflict)
+				}
+				if !tt.wantMarked {
+					if got != in {
+						t.Errorf("MarkRetryable(%v) = %v, want it back as it is", in, got)
+					}
+					return
+				}
+				if !errors.Is(got, in) || !storage.IsUniqueViolation(got) {
+					t.Errorf("MarkRetryable(%v) = %v, lost the database's error", in, got)
+				}
+				if want := errConflict.Error() + ": " + in.Error(); got.Error() != want {
+					t.Errorf("MarkRetryable says %q, want %q", got, want)
+				}
+			})
+		}
+	})
 }

@@ -17,7 +17,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"slices"
@@ -56,11 +55,7 @@ var _ app.Store = (*Store)(nil)
 // Call Run for the life of the service so watchers get changes. A store
 // without an outbox (nil) reads, and fails every write of an event.
 func New(ctx context.Context, db *storage.DB, outbox events.Outbox, log *slog.Logger) (*Store, error) {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("consent migrations: %w", err)
-	}
-	if err := db.Migrate(ctx, sub, migrationsTable); err != nil {
+	if err := db.MigrateDir(ctx, migrationFiles, "migrations", migrationsTable); err != nil {
 		return nil, err
 	}
 	if log == nil {

@@ -15,7 +15,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -55,27 +54,24 @@ func New(ctx context.Context, db *storage.DB, outbox events.Outbox) (*Store, err
 	if outbox == nil {
 		return nil, errors.New("receipts store: an outbox is required")
 	}
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("receipts migrations: %w", err)
-	}
-	if err := db.Migrate(ctx, sub, migrationsTable); err != nil {
+	if err := db.MigrateDir(ctx, migrationFiles, "migrations", migrationsTable); err != nil {
 		return nil, err
 	}
 	return &Store{db: db, outbox: outbox}, nil
 }
 
-// conflict turns a write that lost to a concurrent one into app.ErrConflict.
+// conflict wraps a failed write's error with what it was writing, and
+// marks a write that lost to a concurrent one as app.ErrConflict.
 func conflict(what string, err error) error {
-	if storage.IsRetryable(err) {
-		return fmt.Errorf("%s: %w: %w", what, app.ErrConflict, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return fmt.Errorf("%s: %w", what, storage.MarkRetryable(err, app.ErrConflict))
 }
 
-// Tx runs fn in one transaction. fn's own errors come back as they are.
+// Tx runs fn in one transaction. fn's own errors come back as they are; a
+// transaction the database failed for a concurrent one is ErrConflict, as
+// app.Store promises.
 func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
-	return s.db.InTx(ctx, func(t *sql.Tx) error { return fn(&tx{q: t, sqlTx: t, outbox: s.outbox}) })
+	err := s.db.InTx(ctx, func(t *sql.Tx) error { return fn(&tx{q: t, sqlTx: t, outbox: s.outbox}) })
+	return storage.MarkRetryable(err, app.ErrConflict)
 }
 
 // tx is an ingest's transaction.

@@ -16,7 +16,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
@@ -49,33 +48,23 @@ func New(ctx context.Context, db *storage.DB, outbox events.Outbox) (*Store, err
 	if outbox == nil {
 		return nil, errors.New("support store: an outbox is required")
 	}
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("support migrations: %w", err)
-	}
-	if err := db.Migrate(ctx, sub, migrationsTable); err != nil {
+	if err := db.MigrateDir(ctx, migrationFiles, "migrations", migrationsTable); err != nil {
 		return nil, err
 	}
 	return &Store{db: db, outbox: outbox}, nil
 }
 
-// conflict turns a write that lost to a concurrent one into
-// app.ErrConflict.
+// conflict wraps a failed write's error with what it was writing, and
+// marks a write that lost to a concurrent one as app.ErrConflict.
 func conflict(what string, err error) error {
-	if storage.IsRetryable(err) {
-		return fmt.Errorf("%s: %w: %w", what, app.ErrConflict, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
+	return fmt.Errorf("%s: %w", what, storage.MarkRetryable(err, app.ErrConflict))
 }
 
 // Tx runs fn in one transaction. fn's own errors come back as they are; a
 // transaction the database failed for a concurrent one is ErrConflict.
 func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
 	err := s.db.InTx(ctx, func(t *sql.Tx) error { return fn(&tx{q: t, sqlTx: t, outbox: s.outbox, db: s.db}) })
-	if err != nil && !errors.Is(err, app.ErrConflict) && storage.IsRetryable(err) {
-		return fmt.Errorf("%w: %w", app.ErrConflict, err)
-	}
-	return err
+	return storage.MarkRetryable(err, app.ErrConflict)
 }
 
 // tx is one transaction of the support logic. The fraud files add their

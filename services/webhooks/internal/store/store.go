@@ -15,7 +15,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,11 +46,7 @@ var _ app.Store = (*Store)(nil)
 
 // New migrates db to the webhooks schema and returns the store.
 func New(ctx context.Context, db *storage.DB) (*Store, error) {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("webhooks migrations: %w", err)
-	}
-	if err := db.Migrate(ctx, sub, migrationsTable); err != nil {
+	if err := db.MigrateDir(ctx, migrationFiles, "migrations", migrationsTable); err != nil {
 		return nil, err
 	}
 	return &Store{db: db}, nil
