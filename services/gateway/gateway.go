@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 					runtime.HTTPError(r.Context(), mux, out, w, r, err)
 					return
 				}
-				next(w, r, pathParams)
+				next(w, withResponseHeader(r, w.Header()), pathParams)
 			}
 		}),
 		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
@@ -200,6 +200,9 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		// Only the trace id goes back out; other response metadata stays inside.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithForwardResponseOption(openStream),
+		// A refusal over a rate limit adds Retry-After and RateLimit headers.
+		runtime.WithErrorHandler(httpError),
+		runtime.WithStreamErrorHandler(streamError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -604,13 +607,19 @@ func validUser(u string) bool {
 // them back until an event comes, so a REST client watching for changes
 // would block in its request (and miss the chance to list, knowing the
 // watch is on). grpc-gateway calls the option with a nil message once,
-// after the stream's gRPC headers arrived (the service subscribed; a
-// refusal such as PERMISSION_DENIED has already been answered with its
-// own status) and only for streams. Each event then follows as one line
-// of JSON (newline-delimited JSON, {"result": ...} or {"error": ...}).
-func openStream(_ context.Context, w http.ResponseWriter, msg proto.Message) error {
+// after the stream's gRPC headers arrived (the service subscribed), and
+// only for streams. A stream refused when it opens (PERMISSION_DENIED,
+// RATE_LIMITED, ...) sends no headers, only its status (the server kit
+// keeps it trailers-only): then nothing is written here, and the refusal
+// is answered with its own HTTP status and one {"error": ...} line. Each
+// event of an open stream follows as one line of JSON (newline-delimited
+// JSON, {"result": ...} or {"error": ...}).
+func openStream(ctx context.Context, w http.ResponseWriter, msg proto.Message) error {
 	if msg != nil {
 		return nil
+	}
+	if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || md.HeaderMD == nil {
+		return nil // no gRPC headers: the stream ended before it opened
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)

@@ -32,6 +32,7 @@ import (
 	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/limits"
 )
 
 // Options say where things are and which addresses to use.
@@ -132,6 +133,22 @@ const (
 
 // The purposes the dev client may declare: every one bankbridge serves.
 const devClientPurposes = devClient + "=ACCOUNT_INFORMATION,PURCHASE_HISTORY,ORDER_TRACKING,CUSTOMER_SUPPORT,FRAUD_PREVENTION,CONSENT_MANAGEMENT"
+
+// DevRateLimit is every rate limit of the dev stack's services
+// (--rate-limit-*): far above the production defaults, so the end-to-end
+// tests, load tests and benchmarks — thousands of calls from one client,
+// a hundred a second from one user — measure the services, not the
+// limits. Run a service with its own --rate-limit-* flags to try them.
+const DevRateLimit = "100000/1s:100000"
+
+// devRateLimits are the flags that set every rate limit to DevRateLimit.
+func devRateLimits() []string {
+	var args []string
+	for _, b := range limits.Buckets() {
+		args = append(args, "--"+b.Flag()+"="+DevRateLimit)
+	}
+	return args
+}
 
 // DefaultCarrierStep is Options.CarrierStep's default.
 const DefaultCarrierStep = 2 * time.Second
@@ -431,6 +448,7 @@ func (s *Stack) args(p Process) []string {
 			"--client-purposes=" + devClientPurposes, "--internal-clients=" + strings.Join(internal, ","),
 			"--page-token-key=" + s.pageTokenKey, "--partner-clients=" + DevPartners,
 		}
+		args = append(args, devRateLimits()...)
 		if p.Needs.HTTP {
 			args = append(args, "--http-addr="+s.HTTPAddr(p.Name))
 		}

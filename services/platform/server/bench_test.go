@@ -10,7 +10,7 @@ import (
 // binding, protovalidate, purpose and consent hooks. Run with
 // `make bench-platform`; the figure is recorded in the README.
 func BenchmarkInterceptorChain(b *testing.B) {
-	e := startExample(b, exampleOpts{quiet: true})
+	e := startExample(b, exampleOpts{quiet: true, loadLimits: true})
 	ctx := e.as(b, "alice")
 	req := aliceBalance
 	if _, err := e.balance.GetBalance(ctx, req); err != nil {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/bankbridge/bankbridge/services/platform/limits"
 )
 
 // Config is what every bankbridge service reads at start. bootstrap binds
@@ -35,6 +37,10 @@ type Config struct {
 	// every replica of every service shares it.
 	SubjectKey string
 
+	// Limits are the per-client and per-user rate limits of public,
+	// client and partner methods (--rate-limit-*, --redis-url).
+	Limits limits.Config
+
 	DrainDelay      time.Duration
 	ShutdownGrace   time.Duration
 	MaxRecvMsgBytes int
@@ -50,6 +56,7 @@ func Defaults(name, grpcAddr, adminAddr string) Config {
 		AdminAddr:       adminAddr,
 		LogLevel:        slog.LevelInfo,
 		Audience:        "bankbridge",
+		Limits:          limits.Defaults(),
 		DrainDelay:      5 * time.Second,
 		ShutdownGrace:   10 * time.Second,
 		MaxRecvMsgBytes: 1 << 20, // requests are small; 1 MiB bounds a hostile body
@@ -74,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
 	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", c.MaxRecvMsgBytes, "largest request message accepted")
 	fs.IntVar(&c.MaxSendMsgBytes, "max-send-msg-bytes", c.MaxSendMsgBytes, "largest response message sent")
+	c.Limits.RegisterFlags(fs)
 }
 
 // Validate reports the first setting that cannot work.
@@ -96,7 +104,7 @@ func (c *Config) Validate() error {
 	case c.MaxRecvMsgBytes <= 0 || c.MaxSendMsgBytes <= 0:
 		return errors.New("config: message size limits must be positive")
 	}
-	return nil
+	return c.Limits.Validate()
 }
 
 // Partners returns the configured partner client ids as a set.

@@ -25,6 +25,7 @@ import (
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/limits"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
@@ -192,6 +193,9 @@ type exampleOpts struct {
 	// quiet exports no spans and discards logs, as a production process
 	// without a collector would; benchmarks use it.
 	quiet bool
+	// loadLimits sets every rate limit far above what a benchmark sends
+	// as one user (the limiter still runs).
+	loadLimits bool
 }
 
 func startExample(t testing.TB, o exampleOpts) *example {
@@ -208,7 +212,14 @@ func startExample(t testing.TB, o exampleOpts) *example {
 			balancev1.RegisterBalanceServiceServer(r, exampleBalance{})
 			shippingv1.RegisterShippingServiceServer(r, exampleShipping{})
 		},
-		servertest.Options{Name: "example", Telemetry: tcfg, Config: func(c *server.Config) { c.DrainDelay = o.drainDelay }})
+		servertest.Options{Name: "example", Telemetry: tcfg, Config: func(c *server.Config) {
+			c.DrainDelay = o.drainDelay
+			if o.loadLimits {
+				for _, b := range limits.Buckets() {
+					setRate(&c.Limits, b, loose)
+				}
+			}
+		}})
 	return &example{
 		srv: s.Server, conn: s.Conn, issuer: s.Issuer, spans: spans, logs: logs, hooks: hooks,
 		tel: s.Telemetry, verifier: s.Verifier, stop: s.Stop, done: s.Done,

@@ -9,11 +9,16 @@
 //	recovery   panic → INTERNAL with an incident id          recover.go
 //	drain      streams end when the server stops (streams)     drain.go
 //	(stats)    OpenTelemetry, as a stats handler               server.go
-//	trace id   x-trace-id response header                      traceid.go
+//	trace id   x-trace-id response header (a stream refused    traceid.go
+//	           before its header: in the trailer)
 //	logging    one JSON line per call with trace ids           logging.go
 //	mask       unexpected errors → INTERNAL + incident id      mask.go
 //	authn      JWT bearer, user binding (skips health);        authn.go
 //	           refusals to the security log, not a user's log
+//	rate limit per user and per client, by the method's        ratelimit.go
+//	           class from its contract → RESOURCE_EXHAUSTED,
+//	           RATE_LIMITED + RetryInfo; refusals to the
+//	           security log, like authn's
 //	idem key   idempotency-key metadata → idempotency_key       idempotency.go
 //	validate   protovalidate → INVALID_ARGUMENT + fields       validate.go
 //	access     purpose, consent per the contract's access      access.go
@@ -27,6 +32,11 @@
 // data, and authn binds them to the client of a client-credentials token
 // instead; only partners (--partner-clients) call partner methods, and
 // nothing else.
+//
+// Every public, client and partner method is rate limited
+// (platform/limits): its class (read, write, stream, partner) comes from
+// its contract, and New refuses a method that has none, as it refuses a
+// public method without an access rule.
 package server
 
 import (
@@ -50,6 +60,7 @@ import (
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/limits"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -93,6 +104,7 @@ type Server struct {
 
 	grpc   *grpc.Server
 	health *health.Server
+	limits *limits.Limiter
 	ready  atomic.Bool
 	// stopping is closed when the graceful stop begins; open streams end.
 	stopping chan struct{}
@@ -131,8 +143,12 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	if err := checkDeps(methods, deps); err != nil {
 		return nil, err
 	}
+	limited, err := limitedMethods(names.list, methods)
+	if err != nil {
+		return nil, err
+	}
 	refusals, err := deps.Telemetry.MeterProvider.Meter("bankbridge/server").Int64Counter("bankbridge.security.refusals",
-		metric.WithDescription("Calls refused before reaching user data: no valid token, another user's or client's name, an internal or partner method by another client, a partner's token on any other method."))
+		metric.WithDescription("Calls refused before reaching user data: no valid token, another user's or client's name, an internal or partner method by another client, a partner's token on any other method, a caller over its rate limit."))
 	if err != nil {
 		return nil, err
 	}
@@ -152,10 +168,18 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	if subjectKey == "" {
 		subjectKey = "bankbridge-dev-subject-key" // dev mode only: Validate requires a key otherwise
 	}
+	pseudo := access.NewPseudonyms([]byte(subjectKey))
 	check := &accessCheck{
 		methods: methods, clients: clients, consent: deps.Consent, banks: deps.Banks, recorder: deps.Recorder,
-		pseudo: access.NewPseudonyms([]byte(subjectKey)), issuer: cfg.Issuer, log: s.log, now: time.Now,
+		pseudo: pseudo, issuer: cfg.Issuer, log: s.log, now: time.Now,
 	}
+	if s.limits, err = limits.New(cfg.Limits, limits.Options{
+		Service: cfg.Name, Logger: s.log, MeterProvider: deps.Telemetry.MeterProvider,
+		UserKey: func(user string) string { return pseudo.SubjectID(cfg.Issuer, user) },
+	}); err != nil {
+		return nil, err
+	}
+	limit := rateLimiter{limits: s.limits, methods: limited, refuse: authn.refuse}
 	s.grpc = grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(deps.Telemetry.TracerProvider),
@@ -168,6 +192,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			loggingUnary(s.log),
 			maskUnary(s.log),
 			authn.unary(),
+			limit.unary(),
 			unaryCheck(fillIdempotencyKey),
 			validateUnary(validator),
 			check.unary(),
@@ -179,6 +204,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			loggingStream(s.log),
 			maskStream(s.log),
 			authn.stream(),
+			limit.stream(),
 			streamCheck(fillIdempotencyKey),
 			validateStream(validator),
 			check.stream(),
@@ -191,6 +217,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	register(s.grpc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if err := registerReflection(s.grpc); err != nil {
+		_ = s.limits.Close()
 		return nil, err
 	}
 	for _, name := range names.list {
@@ -199,11 +226,13 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		_ = s.limits.Close()
 		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
 	if cfg.AdminAddr != "" {
 		if s.adminLis, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			_ = s.grpcLis.Close()
+			_ = s.limits.Close()
 			return nil, fmt.Errorf("listen admin HTTP on %s: %w", cfg.AdminAddr, err)
 		}
 	}
@@ -260,6 +289,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.health.Resume()
 	s.ready.Store(true)
 	s.log.Info("serving", slog.String("addr", s.GRPCAddr()), slog.String("component", "grpc"))
+	defer func() { _ = s.limits.Close() }() // after the last call has drained
 	return Shutdown{
 		DrainDelay: s.cfg.DrainDelay,
 		Grace:      s.cfg.ShutdownGrace,

@@ -72,6 +72,7 @@ const (
 // Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when that consent has expired.
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked that consent.
 // Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule; the field violation names it.
+// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the user or the calling client sends too many calls; RetryInfo says when to retry.
 // Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the access log cannot be written; nothing was read or changed.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 type SupportServiceClient interface {
@@ -465,6 +466,7 @@ func (c *supportServiceClient) AcknowledgeAlert(ctx context.Context, in *Acknowl
 // Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when that consent has expired.
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked that consent.
 // Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule; the field violation names it.
+// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the user or the calling client sends too many calls; RetryInfo says when to retry.
 // Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the access log cannot be written; nothing was read or changed.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 type SupportServiceServer interface {

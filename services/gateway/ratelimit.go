@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/limits"
+)
+
+// rateLimitHeaders sets, for a call a service refused over a rate limit
+// (RESOURCE_EXHAUSTED, RATE_LIMITED, which grpc-gateway answers with 429),
+// the headers that tell an HTTP client when to come back:
+//
+//	Retry-After: 3
+//	RateLimit-Policy: "user";q=20;w=1
+//	RateLimit: "user";r=0;t=3
+//
+// Retry-After and t are RetryInfo's delay in whole seconds, rounded up;
+// the policy ("user" or "client"), its quota q and window w come from the
+// refusal's ErrorInfo.metadata (platform/limits), after
+// draft-ietf-httpapi-ratelimit-headers. Other errors set nothing.
+func rateLimitHeaders(h http.Header, st *status.Status) {
+	err := st.Err()
+	if !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED) {
+		return
+	}
+	retry := int64(math.Ceil(apierr.RetryDelay(err).Seconds()))
+	if retry < 1 {
+		retry = 1
+	}
+	h.Set("Retry-After", strconv.FormatInt(retry, 10))
+	md := apierr.Info(err).GetMetadata()
+	policy := md[limits.MetaPolicy]
+	quota, qerr := strconv.ParseUint(md[limits.MetaQuota], 10, 63)
+	window, werr := strconv.ParseUint(md[limits.MetaWindowSeconds], 10, 63)
+	if (policy != string(limits.ScopeUser) && policy != string(limits.ScopeClient)) || qerr != nil || werr != nil {
+		return // not ours to describe: Retry-After alone
+	}
+	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", policy, quota, window))
+	h.Set("RateLimit", fmt.Sprintf("%q;r=0;t=%d", policy, retry))
+}
+
+// httpError answers a unary call's error as grpc-gateway does, with the
+// rate-limit headers of a RATE_LIMITED refusal.
+func httpError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	rateLimitHeaders(w.Header(), status.Convert(err))
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// responseHeaderKey carries a REST call's response header map to
+// streamError, which grpc-gateway hands no ResponseWriter: a stream
+// refused when it opens is answered with the refusal's status, and its
+// rate-limit headers, after streamError returns.
+type responseHeaderKey struct{}
+
+func withResponseHeader(r *http.Request, h http.Header) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), responseHeaderKey{}, h))
+}
+
+// streamError is grpc-gateway's stream error handler with the rate-limit
+// headers of a stream refused over a rate limit. An error in the middle of
+// a stream comes after its header was sent; the headers set then are
+// never written.
+func streamError(ctx context.Context, err error) *status.Status {
+	st := status.Convert(err)
+	if h, ok := ctx.Value(responseHeaderKey{}).(http.Header); ok {
+		rateLimitHeaders(h, st)
+	}
+	return st
+}
