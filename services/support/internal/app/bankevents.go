@@ -14,29 +14,70 @@ import (
 	"github.com/bankbridge/bankbridge/services/support/internal/assistant"
 )
 
+// maxEventBatch is how many of a bank's events that have already arrived
+// are applied in one transaction: a burst (a bank raising an alert for
+// thousands of customers) commits once per batch, not once per event.
+const maxEventBatch = 100
+
 // streamOnce reads the bank's event stream from cursor until it ends or
-// fails, applying each event with its cursor in one transaction. It
+// fails, applying the events with the cursor of the last in one
+// transaction, as many at a time as have arrived (up to maxEventBatch). It
 // returns the cursor of the last event applied and how many were.
 func (s *Service) streamOnce(ctx context.Context, bankID, cursor string) (string, int, error) {
 	client, err := s.banks.Client(bankID)
 	if err != nil {
 		return cursor, 0, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	st, err := client.StreamEvents(ctx, &adapterv1.StreamEventsRequest{ResumeCursor: cursor})
 	if err != nil {
 		return cursor, 0, err
 	}
+	// The reader receives while the applier commits; its error comes after
+	// every event it received.
+	events := make(chan *adapterv1.StreamEventsResponse, maxEventBatch)
+	var recvErr error
+	go func() {
+		defer close(events)
+		for {
+			ev, err := st.Recv()
+			if err != nil {
+				recvErr = err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				recvErr = ctx.Err()
+				return
+			}
+		}
+	}()
 	n := 0
 	for {
-		ev, err := st.Recv()
-		if err != nil {
+		ev, ok := <-events
+		if !ok {
+			return cursor, n, recvErr
+		}
+		batch := []*adapterv1.StreamEventsResponse{ev}
+	more:
+		for len(batch) < maxEventBatch {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break more
+				}
+				batch = append(batch, ev)
+			default:
+				break more
+			}
+		}
+		if _, err := retry(func() (struct{}, error) { return struct{}{}, s.applyBankEvents(ctx, bankID, batch) }); err != nil {
 			return cursor, n, err
 		}
-		if _, err := retry(func() (struct{}, error) { return struct{}{}, s.ApplyBankEvent(ctx, bankID, ev) }); err != nil {
-			return cursor, n, err
-		}
-		cursor = ev.GetCursor()
-		n++
+		cursor = batch[len(batch)-1].GetCursor()
+		n += len(batch)
 	}
 }
 
@@ -44,11 +85,22 @@ func (s *Service) streamOnce(ctx context.Context, bankID, cursor string) (string
 // in one transaction, when this replica holds the bank's lease (else
 // ErrLeaseLost): a crash never loses an effect nor applies one twice.
 func (s *Service) ApplyBankEvent(ctx context.Context, bankID string, ev *adapterv1.StreamEventsResponse) error {
+	return s.applyBankEvents(ctx, bankID, []*adapterv1.StreamEventsResponse{ev})
+}
+
+// applyBankEvents applies events in order and stores the last one's
+// cursor, all in one transaction, as ApplyBankEvent does for one.
+func (s *Service) applyBankEvents(ctx context.Context, bankID string, events []*adapterv1.StreamEventsResponse) error {
 	return s.store.Tx(ctx, func(tx Tx) error {
-		if err := tx.SetCursor(ctx, bankID, s.cfg.Holder, ev.GetCursor()); err != nil {
+		if err := tx.SetCursor(ctx, bankID, s.cfg.Holder, events[len(events)-1].GetCursor()); err != nil {
 			return err
 		}
-		return s.dispatch(ctx, tx, bankID, ev)
+		for _, ev := range events {
+			if err := s.dispatch(ctx, tx, bankID, ev); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
