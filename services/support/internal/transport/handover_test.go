@@ -292,6 +292,13 @@ func testStream(t *testing.T, e *env) {
 		"control:THREAD_CONTROL_ACTION_PASS:PARTICIPANT_ROLE_USER", "message:PARTICIPANT_ROLE_SYSTEM",
 		"closed:PARTICIPANT_ROLE_USER",
 	}
+	// The greeting was committed before the stream opened, but an empty
+	// cursor starts at the bus's end, and the relay may not have put the
+	// greeting there yet: then the stream carries it too (at least once,
+	// as the contract says). Nothing else may come early or be missing.
+	if len(got) == len(want)+1 && got[0] == "message:PARTICIPANT_ROLE_ASSISTANT" {
+		got, cursors = got[1:], cursors[1:]
+	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("stream = %v\nwant %v", got, want)
 	}
