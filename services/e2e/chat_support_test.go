@@ -125,6 +125,11 @@ func control(action, actor string) func(map[string]any) bool {
 // confirmation, it is blocked at the sandbox bank; she asks for a person,
 // Anna answers on her stream and passes control back. bob sees none of it,
 // and no one reads support data for advertising.
+//
+// Its file sorts before outage_test.go on purpose: that test restarts the
+// sandbox, and until the support service's bank-event stream reconnects
+// (backoff up to seconds) an agent's events can be missed when no cursor
+// was stored yet (the stream then resumes "from now").
 func TestSupportConversation(t *testing.T) {
 	const alice, bob = "support-alice", "support-bob"
 	const purpose = "CUSTOMER_SUPPORT"
