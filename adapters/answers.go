@@ -6,13 +6,16 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
@@ -22,7 +25,11 @@ import (
 // RetryInfo, attempts_remaining of SCA_FAILED, an incident id, the paths
 // and rule ids of a BadRequest). The adapter's message, the rest of its
 // metadata and its descriptions may carry the bank's raw text and stay
-// behind.
+// behind. Even what passes is held to more than its shape: an incident id
+// or rule id is hex or lower case, and so is an IBAN written in lower case
+// ("de89370400440532013000"), or a card number written in digits, so each
+// is scanned like a response's text (leak.go), and a field path must name
+// a field of the request that was sent.
 
 // logKeyBankID is the log attribute naming a bank, as bankbridge's services
 // name it (their telemetry allow-list lets its value through).
@@ -47,7 +54,7 @@ var (
 //     becomes CREDENTIALS_UNAVAILABLE: it is not the caller's doing, and
 //     UNAUTHENTICATED would make a client renew a token that is fine.
 //     Operators get the log line.
-func (bc *bankClient) fromAdapter(ctx context.Context, err error) error {
+func (bc *bankClient) fromAdapter(ctx context.Context, method string, err error) error {
 	reason := apierr.Reason(err)
 	switch reason {
 	case commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED:
@@ -71,7 +78,7 @@ func (bc *bankClient) fromAdapter(ctx context.Context, err error) error {
 			opts = append(opts, apierr.WithMetadata("attempts_remaining", strconv.Itoa(n)))
 		}
 	}
-	if id := md["incident_id"]; incidentIDPattern.MatchString(id) {
+	if id := md["incident_id"]; incidentIDPattern.MatchString(id) && !hidesNumber(id) {
 		opts = append(opts, apierr.WithMetadata("incident_id", id))
 		msg += "; quote incident " + id + " when reporting it"
 	}
@@ -82,7 +89,7 @@ func (bc *bankClient) fromAdapter(ctx context.Context, err error) error {
 	if ok {
 		opts = append(opts, apierr.WithRetryAfter(retry))
 	}
-	if fv := bc.fieldViolations(st); len(fv) > 0 {
+	if fv := bc.fieldViolations(method, st); len(fv) > 0 {
 		opts = append(opts, apierr.WithFieldViolations(fv...))
 	}
 	return apierr.New(reason, msg, opts...)
@@ -146,8 +153,13 @@ func retryAfter(st *status.Status) (time.Duration, bool) {
 }
 
 // fieldViolations keeps the field paths and rule ids of a BadRequest that
-// look like what they claim to be, with a description of bankbridge's.
-func (bc *bankClient) fieldViolations(st *status.Status) []apierr.FieldViolation {
+// are what they claim to be (a path of a field of method's request, a rule
+// id hiding no number), with a description of bankbridge's.
+func (bc *bankClient) fieldViolations(method string, st *status.Status) []apierr.FieldViolation {
+	req := requestDescriptor(method)
+	if req == nil {
+		return nil
+	}
 	var out []apierr.FieldViolation
 	for _, d := range st.Details() {
 		br, ok := d.(*errdetails.BadRequest)
@@ -155,7 +167,8 @@ func (bc *bankClient) fieldViolations(st *status.Status) []apierr.FieldViolation
 			continue
 		}
 		for _, v := range br.GetFieldViolations() {
-			if len(v.GetField()) > 128 || !fieldPathPattern.MatchString(v.GetField()) || !ruleIDPattern.MatchString(v.GetReason()) {
+			if len(v.GetField()) > 128 || !fieldPathPattern.MatchString(v.GetField()) || !fieldOf(req, v.GetField()) ||
+				!ruleIDPattern.MatchString(v.GetReason()) || hidesNumber(v.GetReason()) {
 				continue
 			}
 			out = append(out, apierr.FieldViolation{
@@ -165,4 +178,49 @@ func (bc *bankClient) fieldViolations(st *status.Status) []apierr.FieldViolation
 		}
 	}
 	return out
+}
+
+// hidesNumber reports whether s, an id the adapter chose, holds a full card
+// number or IBAN.
+func hidesNumber(s string) bool {
+	_, found := UnmaskedNumber(s)
+	return found
+}
+
+// requestDescriptor is the request message of a full method name of the
+// adapter protocol ("/bankbridge.adapter.v1.BankAdapterService/ListAccounts"),
+// or nil.
+func requestDescriptor(method string) protoreflect.MessageDescriptor {
+	svc := adapterv1.File_bankbridge_adapter_v1_adapter_proto.Services().ByName("BankAdapterService")
+	prefix := "/" + string(svc.FullName()) + "/"
+	if !strings.HasPrefix(method, prefix) {
+		return nil
+	}
+	m := svc.Methods().ByName(protoreflect.Name(strings.TrimPrefix(method, prefix)))
+	if m == nil {
+		return nil
+	}
+	return m.Input()
+}
+
+// fieldOf reports whether path, of fieldPathPattern's form, names a field of
+// md: each name a field of the message before it, an index only on a
+// repeated field.
+func fieldOf(md protoreflect.MessageDescriptor, path string) bool {
+	segments := strings.Split(path, ".")
+	for i, seg := range segments {
+		name, index, _ := strings.Cut(seg, "[")
+		fd := md.Fields().ByName(protoreflect.Name(name))
+		if fd == nil || (index != "" && !fd.IsList()) {
+			return false
+		}
+		if i == len(segments)-1 {
+			return true
+		}
+		if fd.IsMap() || fd.Message() == nil {
+			return false
+		}
+		md = fd.Message()
+	}
+	return false
 }

@@ -108,9 +108,16 @@ type TLS struct {
 	// default the endpoint's host.
 	ServerName string
 	// ClientCertFromVault presents a client certificate (mTLS) taken from
-	// the bank's credential, keys "tls_cert" and "tls_key" (PEM). A rotated
-	// certificate is used from the next connection on.
+	// the bank's credential, keys "tls_cert" and "tls_key" (PEM): one the
+	// bank issued bankbridge. A rotated certificate is used from the next
+	// connection on.
 	ClientCertFromVault bool
+	// ClientCertFromService presents the calling service's own
+	// certificate (mTLS), which Vault's PKI engine issues it and it renews
+	// (see [WithClientCertificate]): for adapters that trust bankbridge's
+	// CA, such as the sandbox bank in the dev stack. Not with
+	// ClientCertFromVault.
+	ClientCertFromService bool
 }
 
 // Credential keys that hold the mTLS client certificate; they are never sent
@@ -274,9 +281,10 @@ type breakerYAML struct {
 }
 
 type tlsYAML struct {
-	CAFile              string `yaml:"ca_file"`
-	ServerName          string `yaml:"server_name"`
-	ClientCertFromVault flag   `yaml:"client_cert_from_vault"`
+	CAFile                string `yaml:"ca_file"`
+	ServerName            string `yaml:"server_name"`
+	ClientCertFromVault   flag   `yaml:"client_cert_from_vault"`
+	ClientCertFromService flag   `yaml:"client_cert_from_service"`
 }
 
 // UnmarshalYAML decodes one bank with the decoder's own settings (unknown
@@ -325,7 +333,8 @@ func (b *bankYAML) bank(node *yaml.Node) (Bank, error) {
 		Breaker:     Breaker{ConsecutiveFailures: uint32(f.Breaker.ConsecutiveFailures), OpenFor: time.Duration(f.Breaker.OpenFor)},
 	}
 	if t := f.TLS; t != nil {
-		out.TLS = &TLS{CAFile: t.CAFile, ServerName: t.ServerName, ClientCertFromVault: bool(t.ClientCertFromVault)}
+		out.TLS = &TLS{CAFile: t.CAFile, ServerName: t.ServerName,
+			ClientCertFromVault: bool(t.ClientCertFromVault), ClientCertFromService: bool(t.ClientCertFromService)}
 	}
 	out = out.withDefaults()
 	if !aborted {
@@ -652,6 +661,9 @@ func (b Bank) validate() error {
 	}
 	if b.TLS != nil && b.TLS.ServerName != "" && strings.ContainsAny(b.TLS.ServerName, " /:") {
 		fail("tls.server_name", "must be a host name")
+	}
+	if b.TLS != nil && b.TLS.ClientCertFromVault && b.TLS.ClientCertFromService {
+		fail("tls.client_cert_from_service", "not with client_cert_from_vault: one client certificate")
 	}
 	return errors.Join(errs...)
 }

@@ -159,6 +159,11 @@ func TestParseConfigErrors(t *testing.T) {
 			want: []string{`banks[0] (id "acme"): display_name: required`},
 		},
 		{
+			name: "two client certificates",
+			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: remote\n    endpoint: acme:443\n    tls: {client_cert_from_vault: true, client_cert_from_service: true}\n",
+			want: []string{`banks[0] (id "acme"): tls.client_cert_from_service: not with client_cert_from_vault`},
+		},
+		{
 			name: "tls flag not a bool",
 			yaml: "banks:\n  - id: acme\n    display_name: ACME\n    kind: remote\n    endpoint: acme:443\n    tls: {client_cert_from_vault: yes}\n",
 			want: []string{`banks[0] (id "acme"): tls.client_cert_from_vault: want true or false, got "yes"`},

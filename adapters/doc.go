@@ -17,7 +17,7 @@
 // each behind the same resilience layer: a deadline, a rate limit, a circuit
 // breaker, the bank's credentials from a [CredentialSource] on every call,
 // error mapping onto bankbridge's ErrorInfo reasons, and validation of every
-// response against the protocol's rules.
+// response against the protocol's rules and the masking rule ([FindLeaks]).
 //
 // The module depends on the contracts in github.com/bankbridge/bankbridge/gen
 // and little else.

@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -40,7 +42,12 @@ type registryOptions struct {
 	log         *slog.Logger
 	inProcess   map[string]Adapter
 	dialOptions []grpc.DialOption
-	errs        []error
+	// clientCert is the calling service's own certificate
+	// (WithClientCertificate).
+	clientCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
+	// meterProvider gets the registry's metrics (WithMeterProvider).
+	meterProvider metric.MeterProvider
+	errs          []error
 }
 
 // WithCredentials sets where the credentials of remote banks come from.
@@ -112,6 +119,10 @@ func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
+	leaks, err := newLeakCounter(o.meterProvider)
+	if err != nil {
+		return nil, err
+	}
 	errs := o.errs
 	prepared := make([]Bank, 0, len(banks))
 	for i, b := range banks {
@@ -132,7 +143,7 @@ func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
 
 	r := &Registry{banks: prepared, byID: make(map[string]*bankClient, len(prepared))}
 	for i, b := range prepared {
-		bc, err := newBankClient(b, &o, validator)
+		bc, err := newBankClient(b, &o, validator, leaks)
 		if err != nil {
 			_ = r.Close()
 			return nil, fmt.Errorf("bank registry: %w", bankError(i, b.ID, err))
@@ -149,6 +160,9 @@ func (o *registryOptions) check(b Bank, v protovalidate.Validator) error {
 	case KindRemote:
 		if o.credentials == nil {
 			return errors.New("kind remote: no CredentialSource given (WithCredentials)")
+		}
+		if b.TLS != nil && b.TLS.ClientCertFromService && o.clientCert == nil {
+			return errors.New("tls.client_cert_from_service: this process has no certificate of its own (WithClientCertificate; not with --plaintext)")
 		}
 		return nil
 	case KindInProcess:
@@ -231,10 +245,12 @@ type bankClient struct {
 	creds     CredentialSource // nil for in-process banks: they get none
 	log       *slog.Logger
 	validator protovalidate.Validator
+	leaks     metric.Int64Counter // responses refused for an unmasked number (leak.go)
 	limiter   *rate.Limiter
 	breaker   *gobreaker.TwoStepCircuitBreaker[struct{}]
 	openedAt  atomic.Int64 // unix nanoseconds of the last time the breaker opened
 	tlsCert   certCache
+	ownCert   func(*tls.CertificateRequestInfo) (*tls.Certificate, error) // tls.client_cert_from_service
 
 	conn   *grpc.ClientConn
 	server *grpc.Server // in-process only
@@ -245,11 +261,12 @@ type bankClient struct {
 // for the protocol's biggest message without stalling.
 const inProcessBufferSize = 1 << 20
 
-func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator) (*bankClient, error) {
+func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator, leaks metric.Int64Counter) (*bankClient, error) {
 	bc := &bankClient{
 		bank:      b,
 		log:       o.log,
 		validator: v,
+		leaks:     leaks,
 		limiter:   rate.NewLimiter(rate.Limit(b.RateLimit.PerSecond), b.RateLimit.Burst),
 	}
 	bc.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -271,6 +288,7 @@ func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator) (*bank
 	switch b.Kind {
 	case KindRemote:
 		bc.creds = o.credentials
+		bc.ownCert = o.clientCert
 		tc, err := bc.transportCredentials()
 		if err != nil {
 			return nil, err

@@ -64,21 +64,21 @@ func (bc *bankClient) unaryInterceptor(ctx context.Context, method string, req, 
 		return err
 	}
 	if err := invoker(callCtx, method, req, reply, cc, opts...); err != nil {
-		mapped, outcome := bc.mapError(ctx, callerBound, err)
+		mapped, outcome := bc.mapError(ctx, method, callerBound, err)
 		done(outcome)
 		return mapped
 	}
-	if err := bc.checkResponse(reply); err != nil {
-		done(errBankFailed)
+	if err, outcome := bc.checkResponse(ctx, method, reply); err != nil {
+		done(outcome)
 		return err
 	}
 	done(nil)
 	return nil
 }
 
-// streamInterceptor gives a stream credentials, error mapping and response
-// validation; no deadline, rate limit nor breaker, since a stream lives long
-// and is resumed by its caller.
+// streamInterceptor gives a stream credentials, error mapping, and the
+// checks of unary responses on each message; no deadline, rate limit nor
+// breaker, since a stream lives long and is resumed by its caller.
 func (bc *bankClient) streamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	streamCtx, err := bc.outgoing(ctx)
 	if err != nil {
@@ -88,69 +88,98 @@ func (bc *bankClient) streamInterceptor(ctx context.Context, desc *grpc.StreamDe
 	cs, err := streamer(streamCtx, desc, cc, method, opts...)
 	if err != nil {
 		cancel()
-		mapped, _ := bc.mapError(ctx, true, err)
+		mapped, _ := bc.mapError(ctx, method, true, err)
 		return nil, mapped
 	}
-	return &checkedStream{ClientStream: cs, bc: bc, callerCtx: ctx, cancel: cancel}, nil
+	return &checkedStream{ClientStream: cs, bc: bc, method: method, callerCtx: ctx, cancel: cancel}, nil
 }
 
 // checkedStream maps the errors and validates the messages of a stream.
 type checkedStream struct {
 	grpc.ClientStream
 	bc        *bankClient
+	method    string
 	callerCtx context.Context
 	cancel    context.CancelFunc
 }
 
+// RecvMsg returns the stream's next message that keeps the rules. A
+// message that breaks the protocol's rules ends the stream as the bank's
+// failure; one that shows an unmasked number is refused alone (counted and
+// logged, see leak.go) and the stream reads on, so that one customer's
+// record cannot stop every customer's events from the bank.
 func (s *checkedStream) RecvMsg(m any) error {
-	err := s.ClientStream.RecvMsg(m)
-	switch {
-	case errors.Is(err, io.EOF):
-		s.cancel()
-		return err
-	case err != nil:
-		s.cancel()
-		if ctxErr := s.callerCtx.Err(); ctxErr != nil {
-			// The caller ended the stream, by cancelling or by its deadline.
-			return status.FromContextError(ctxErr).Err()
+	for {
+		err := s.ClientStream.RecvMsg(m)
+		switch {
+		case errors.Is(err, io.EOF):
+			s.cancel()
+			return err
+		case err != nil:
+			s.cancel()
+			if ctxErr := s.callerCtx.Err(); ctxErr != nil {
+				// The caller ended the stream, by cancelling or by its deadline.
+				return status.FromContextError(ctxErr).Err()
+			}
+			if _, ok := s.callerCtx.Deadline(); ok && status.Code(err) == codes.DeadlineExceeded && apierr.Info(err) == nil {
+				// The caller's deadline, as the adapter's clock saw it a moment
+				// before ours: a stream has no other.
+				return status.Error(codes.DeadlineExceeded, "the caller's deadline ended the stream")
+			}
+			mapped, _ := s.bc.mapError(s.callerCtx, s.method, true, err)
+			return mapped
 		}
-		if _, ok := s.callerCtx.Deadline(); ok && status.Code(err) == codes.DeadlineExceeded && apierr.Info(err) == nil {
-			// The caller's deadline, as the adapter's clock saw it a moment
-			// before ours: a stream has no other.
-			return status.Error(codes.DeadlineExceeded, "the caller's deadline ended the stream")
+		msg, err := s.bc.validResponse(m)
+		if err != nil {
+			s.cancel()
+			return err
 		}
-		mapped, _ := s.bc.mapError(s.callerCtx, true, err)
-		return mapped
+		if err := s.bc.checkLeaks(s.callerCtx, s.method, msg); err != nil {
+			continue // refused; RecvMsg resets m before it fills it again
+		}
+		return nil
 	}
-	if err := s.bc.checkResponse(m); err != nil {
-		s.cancel()
-		return err
-	}
-	return nil
 }
 
-// checkResponse holds a response to the protocol's rules: one that breaks
-// them is the bank's failure, named by field path and rule only.
-func (bc *bankClient) checkResponse(reply any) error {
+// checkResponse holds a unary response to the protocol's rules, then to
+// the masking rule (leak.go), and says how the breaker should count a
+// refusal: a response outside the rules is the bank's failure; one that
+// shows an unmasked number is refused without blaming the bank's health,
+// since it is usually one record of one customer and must not cut every
+// customer off the bank.
+func (bc *bankClient) checkResponse(ctx context.Context, method string, reply any) (error, error) {
+	msg, err := bc.validResponse(reply)
+	if err != nil {
+		return err, errBankFailed
+	}
+	if err := bc.checkLeaks(ctx, method, msg); err != nil {
+		return err, errNotCounted
+	}
+	return nil, nil
+}
+
+// validResponse holds a response to the protocol's rules: one that breaks
+// them is named by field path and rule only.
+func (bc *bankClient) validResponse(reply any) (proto.Message, error) {
 	msg, ok := reply.(proto.Message)
 	if !ok {
-		return bc.unavailable("its adapter answered with something other than a protocol message", retryAfterBankFailure)
+		return nil, bc.unavailable("its adapter answered with something other than a protocol message", retryAfterBankFailure)
 	}
 	if err := bc.validator.Validate(msg); err != nil {
-		return bc.unavailable("its adapter answered outside the protocol: "+describeViolations(err), retryAfterBankFailure)
+		return nil, bc.unavailable("its adapter answered outside the protocol: "+describeViolations(err), retryAfterBankFailure)
 	}
-	return nil
+	return msg, nil
 }
 
 // mapError turns what the adapter or the transport answered into what
 // bankbridge's callers see, and says how the breaker should count it.
 // callerBound says the call's deadline was the caller's own.
-func (bc *bankClient) mapError(callerCtx context.Context, callerBound bool, err error) (error, error) {
+func (bc *bankClient) mapError(callerCtx context.Context, method string, callerBound bool, err error) (error, error) {
 	if apierr.Reason(err) != commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
 		// The adapter's own answer: its reason, not its words (answers.go).
 		// Only its failures count against it, not business answers such as
 		// NOT_FOUND.
-		mapped := bc.fromAdapter(callerCtx, err)
+		mapped := bc.fromAdapter(callerCtx, method, err)
 		if apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED) {
 			return mapped, nil // the bank answered: it is not failing
 		}

@@ -161,7 +161,8 @@ type CardsAdapter interface {
 // fraud cases, and what agents do on support cases (capability EVENTS).
 type EventsAdapter interface {
 	// StreamEvents sends the events after req.resume_cursor (or, with an
-	// empty cursor, those from now on) through send, in order, until ctx
+	// empty cursor, those kept that happened from req.start_time on, and
+	// without one those from now on) through send, in order, until ctx
 	// ends or send fails; it returns nil to end the stream cleanly.
 	StreamEvents(ctx context.Context, req *adapterv1.StreamEventsRequest, send func(*adapterv1.StreamEventsResponse) error) error
 }

@@ -32,10 +32,26 @@ func (bc *bankClient) transportCredentials() (credentials.TransportCredentials, 
 		}
 		cfg.RootCAs = pool
 	}
-	if t.ClientCertFromVault {
+	switch {
+	case t.ClientCertFromVault:
 		cfg.GetClientCertificate = bc.clientCertificate
+	case t.ClientCertFromService:
+		cfg.GetClientCertificate = bc.ownCert
+		// Connections are long-lived; a resumed session skips the full
+		// handshake when one is made again.
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	}
 	return credentials.NewTLS(cfg), nil
+}
+
+// WithClientCertificate gives the registry the calling service's own
+// certificate, for remote banks whose TLS block asks for it
+// (client_cert_from_service): get is called at every handshake, so a
+// renewed certificate is presented from the next connection on.
+// bankbridge's services pass the certificate Vault's PKI engine issued
+// them (services/platform/certs).
+func WithClientCertificate(get func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) Option {
+	return func(o *registryOptions) { o.clientCert = get }
 }
 
 // clientCertificate fetches the client certificate from the bank's

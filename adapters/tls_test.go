@@ -178,3 +178,58 @@ func TestTLSConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestClientCertFromService: a bank whose TLS block asks for
+// client_cert_from_service gets the calling service's own certificate
+// (WithClientCertificate), asked for at each handshake so a renewed one is
+// presented from the next connection on; a registry without it refuses
+// the bank at start.
+func TestClientCertFromService(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	serverCert, serverKey := ca.issue(t, "sandbox", 2, true)
+	pair, err := tls.X509KeyPair(serverCert, serverKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	seen := make(chan string, 4)
+	serverTLS := grpccreds.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			seen <- cs.PeerCertificates[0].Subject.CommonName
+			return nil
+		},
+	})
+	addr := serveWith(t, &testBank{}, []grpc.ServerOption{grpc.Creds(serverTLS)},
+		adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clientCert, clientKey := ca.issue(t, "balance", 3, false)
+	own, err := tls.X509KeyPair(clientCert, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := adapters.Bank{
+		ID: "test", DisplayName: "Test Bank", Kind: adapters.KindRemote, Endpoint: addr,
+		TLS: &adapters.TLS{CAFile: caFile, ServerName: "sandbox", ClientCertFromService: true},
+	}
+	creds := newCredentials(map[string]string{"api_key": testAPIKey})
+
+	_, err = adapters.NewRegistry([]adapters.Bank{bank}, adapters.WithCredentials(creds))
+	if err == nil || !containsStr(err.Error(), "tls.client_cert_from_service: this process has no certificate of its own") {
+		t.Fatalf("a registry without the service's certificate: %v", err)
+	}
+
+	c := client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(creds),
+		adapters.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &own, nil })), "test")
+	if _, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; got != "balance" {
+		t.Errorf("the adapter saw client certificate %q, want the service's", got)
+	}
+}

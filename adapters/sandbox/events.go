@@ -72,11 +72,21 @@ func (l *eventLog) since(seq uint64) ([]*adapterv1.StreamEventsResponse, uint64,
 }
 
 // position turns a resume cursor into the sequence number to resume after;
-// the empty cursor means from now on.
-func (l *eventLog) position(cursor string) (uint64, error) {
+// the empty cursor means from start on (the first kept event that happened
+// at or after it), or from now on without one.
+func (l *eventLog) position(cursor string, start *timestamppb.Timestamp) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if cursor == "" {
+		if start == nil {
+			return l.next - 1, nil
+		}
+		from := start.AsTime()
+		for i, ev := range l.events {
+			if !ev.GetEventTime().AsTime().Before(from) {
+				return l.first + uint64(i) - 1, nil
+			}
+		}
 		return l.next - 1, nil
 	}
 	run, n, ok := strings.Cut(cursor, ".")
@@ -96,9 +106,10 @@ func (l *eventLog) position(cursor string) (uint64, error) {
 }
 
 // StreamEvents implements adapters.EventsAdapter: events after the resume
-// cursor, then new ones as they happen, until ctx ends or the bank closes.
+// cursor (or, without one, from the start time), then new ones as they
+// happen, until ctx ends or the bank closes.
 func (b *Bank) StreamEvents(ctx context.Context, req *adapterv1.StreamEventsRequest, send func(*adapterv1.StreamEventsResponse) error) error {
-	seq, err := b.events.position(req.GetResumeCursor())
+	seq, err := b.events.position(req.GetResumeCursor(), req.GetStartTime())
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -422,6 +423,41 @@ func TestEventCursorFromAnotherRun(t *testing.T) {
 		_, err = stream.Recv()
 	}
 	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
+}
+
+// TestEventsFromAStartTime: with no cursor but a start time, the stream
+// starts with the first event kept that happened at or after it, so a
+// consumer that has stored no cursor yet loses nothing while it is away.
+func TestEventsFromAStartTime(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	var now atomic.Int64
+	now.Store(t0.UnixNano())
+	bank := newBank(t, sandbox.Options{Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }})
+	c := inProcess(t, bank, nil)
+	link(t, c, "alice")
+	for i := range 3 {
+		now.Store(t0.Add(time.Duration(i) * time.Minute).UnixNano())
+		if _, err := bank.TriggerFraudAlert("alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	stream, err := c.StreamEvents(ctx, &adapterv1.StreamEventsRequest{StartTime: timestamppb.New(t0.Add(time.Minute))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []time.Time{t0.Add(time.Minute), t0.Add(2 * time.Minute)} {
+		ev, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.GetEventTime().AsTime(); !got.Equal(want) || ev.GetFraudAlert() == nil {
+			t.Errorf("event at %v (%v), want the alert raised at %v", got, ev.GetEvent(), want)
+		}
+	}
 }
 
 func TestAdminFraudAlerts(t *testing.T) {

@@ -41,6 +41,8 @@ func TestReasonCodes(t *testing.T) {
 		{"SCA_FAILED", codes.InvalidArgument, http.StatusBadRequest},
 		{"SCA_LOCKED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"SCA_EXPIRED", codes.FailedPrecondition, http.StatusBadRequest},
+		{"SCA_COOLDOWN", codes.ResourceExhausted, http.StatusTooManyRequests},
+		{"PENDING_LINKS_LIMIT", codes.ResourceExhausted, http.StatusTooManyRequests},
 		{"BANK_NOT_FOUND", codes.NotFound, http.StatusNotFound},
 		{"BANK_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
 		{"BANK_LOGIN_REQUIRED", codes.FailedPrecondition, http.StatusBadRequest},
@@ -54,6 +56,9 @@ func TestReasonCodes(t *testing.T) {
 		{"CARRIER_UNKNOWN", codes.InvalidArgument, http.StatusBadRequest},
 		{"CONVERSATION_CLOSED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"ALREADY_EXISTS", codes.AlreadyExists, http.StatusConflict},
+		// The gateway answers it 413 or 431 itself, not the code's 400.
+		{"REQUEST_TOO_LARGE", codes.InvalidArgument, http.StatusBadRequest},
+		{"ABORTED", codes.Aborted, http.StatusConflict},
 		{"INTERNAL", codes.Internal, http.StatusInternalServerError},
 		{"CURSOR_EXPIRED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"SERVER_STOPPING", codes.Unavailable, http.StatusServiceUnavailable},

@@ -30,6 +30,10 @@ type switchableBank struct {
 	*sandbox.Bank
 	down    atomic.Bool
 	revokes atomic.Int64
+	// starts and verifies count StartSca and VerifySca calls (see
+	// linking_abuse_test.go), each taking verifyDelay.
+	starts, verifies atomic.Int64
+	verifyDelay      atomic.Int64
 }
 
 func (b *switchableBank) unavailable() error {

@@ -12,9 +12,11 @@ import (
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/banks"
+	"github.com/bankbridge/bankbridge/services/consent/internal/signer"
 	"github.com/bankbridge/bankbridge/services/consent/internal/store"
 	"github.com/bankbridge/bankbridge/services/consent/internal/transport"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
+	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
@@ -30,8 +32,19 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
+	key, err := d.Vault.Transit(cfg.TransitMount, cfg.AccessLogKey)
+	if err != nil {
+		return bootstrap.Service{}, err
+	}
+	keys, err := readKeys(ctx, d.Vault)
+	if err != nil {
+		return bootstrap.Service{}, err
+	}
 	svc, err := app.New(st, banks.New(d.Banks), app.Config{
 		ConsentTTL: cfg.ConsentTTL, Logger: log, PageTokens: d.PageTokens,
+		Keys: keys.Keys, PendingLinkLimit: cfg.PendingLinkLimit,
+		ScaFailureLimit: cfg.ScaFailureLimit, ScaFailureWindow: cfg.ScaFailureWindow, ScaCooldown: cfg.ScaCooldown,
+		HeadSigner: signer.New(key), HeadSignGrace: cfg.AccessLogSignGrace,
 		// Users opt in to the partners the kit lets push (--partner-clients).
 		Partners: cfg.Server.Partners(),
 	})
@@ -56,6 +69,12 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 			func(ctx context.Context) error {
 				return svc.RunBankRevocations(ctx, busPort{d.Bus})
 			},
+			// Heads left unsigned while Vault was down, or by a replica
+			// that stopped before signing.
+			bootstrap.Periodic{What: "access log head signing", Every: cfg.SweepInterval, Logger: log,
+				Run: svc.SignPendingHeads, Done: "unsigned access log heads signed"}.Task,
+			// Rotated keys, without a restart.
+			bootstrap.Periodic{What: "consent keys refresh", Every: keysRefresh(cfg), Logger: log, Run: keys.refresh}.Task,
 		},
 		Close: svc.Close,
 	}, nil
@@ -71,10 +90,23 @@ func (p busPort) Consume(ctx context.Context, durable string, f events.Filter, h
 }
 
 // verifyAccessLog checks the hash chain of one user's access log, or of
-// every user's, and prints what it found. A broken chain is an error, so
-// the command exits non-zero.
-func verifyAccessLog(ctx context.Context, databaseURL string, consentTTL time.Duration, user string, out io.Writer) error {
-	db, err := storage.Open(ctx, databaseURL)
+// every user's, and its head's signature, and prints what it found. A
+// broken chain is an error, so the command exits non-zero. It reads the
+// signing key's public versions from Vault.
+func verifyAccessLog(ctx context.Context, cfg *config, user string, out io.Writer) error {
+	if cfg.Vault.Address == "" {
+		return errors.New("verify-access-log needs --vault-addr: access log heads are signed with a Vault Transit key, whose public versions it reads")
+	}
+	vault, err := credentials.New(ctx, cfg.Vault)
+	if err != nil {
+		return fmt.Errorf("vault: %w", err)
+	}
+	defer func() { _ = vault.Close() }()
+	key, err := vault.Transit(cfg.TransitMount, cfg.AccessLogKey)
+	if err != nil {
+		return err
+	}
+	db, err := storage.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -83,7 +115,7 @@ func verifyAccessLog(ctx context.Context, databaseURL string, consentTTL time.Du
 	if err != nil {
 		return err
 	}
-	svc, err := app.New(st, nil, app.Config{ConsentTTL: consentTTL})
+	svc, err := app.New(st, nil, app.Config{ConsentTTL: cfg.ConsentTTL, HeadSigner: signer.New(key), HeadSignGrace: cfg.AccessLogSignGrace})
 	if err != nil {
 		return err
 	}

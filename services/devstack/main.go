@@ -4,8 +4,10 @@
 // this process, nothing to install), then every process of the table in
 // stack/table.go: the sandbox bank (which also plays a carrier, pushing
 // signed tracking events to the gateway), the gateway and the services,
-// with embedded SQLite — prints how to make a first call, and stops
-// everything cleanly on Ctrl-C.
+// with embedded SQLite — every listener on TLS with a certificate from the
+// dev Vault's PKI engine, the services and the bank on mutual TLS — prints
+// the CA to trust and how to make a first call, and stops everything
+// cleanly on Ctrl-C.
 package main
 
 import (
@@ -64,11 +66,11 @@ func printBanner(out io.Writer, s *stack.Stack) {
 		case stack.Gateway:
 			fmt.Fprintf(w, "  %s (REST)\t%s\tOpenAPI: %[2]s/openapi.json\n", p.Name, s.GatewayURL)
 		case stack.Bank:
-			fmt.Fprintf(w, "  %s bank\t%s\tgRPC, bankbridge.adapter.v1; admin http://%s\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
+			fmt.Fprintf(w, "  %s bank\t%s\tgRPC over mutual TLS (bankbridge's certificates only), bankbridge.adapter.v1; admin https://%s\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
 		case stack.Service:
-			fmt.Fprintf(w, "  %s (gRPC)\t%s\tadmin http://%s (/healthz, /readyz, /metrics)\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
+			fmt.Fprintf(w, "  %s (gRPC)\t%s\tadmin https://%s (/healthz, /readyz, /metrics)\n", p.Name, s.Addr(p.Name), s.AdminAddr(p.Name))
 			if p.Needs.HTTP {
-				fmt.Fprintf(w, "  %s (HTTP)\thttp://%s\tpublic listener (carriers' signed pushes), reached through the gateway\n", p.Name, s.HTTPAddr(p.Name))
+				fmt.Fprintf(w, "  %s (HTTP)\thttps://%s\tpublic listener (carriers' signed pushes), reached through the gateway\n", p.Name, s.HTTPAddr(p.Name))
 			}
 		}
 	}
@@ -78,17 +80,20 @@ func printBanner(out io.Writer, s *stack.Stack) {
 				p.Carrier, s.CarrierPushURL(p.Carrier), p.Name, p.Carrier, s.CarrierSecretFile(p.Carrier))
 		}
 	}
-	fmt.Fprintf(w, "  vault\t%s\tbank credentials at bankbridge/banks/<bank id>, carriers' signing secrets at bankbridge/carriers/<carrier> (KV v2)\n", s.Vault.Addr)
+	fmt.Fprintf(w, "  vault\t%s\tbank credentials at bankbridge/banks/<bank id>, carriers' signing secrets at bankbridge/carriers/<carrier> (KV v2); every process's TLS certificate from pki/issue/<name>, renewed at 2/3 of its hour\n", s.Vault.Addr)
+	fmt.Fprintf(w, "  TLS CA\t%s\tevery listener is TLS: curl --cacert it, grpcurl -cacert it\n", s.CAFile)
 	fmt.Fprintf(w, "  nats\t%s\tthe event bus (JetStream stream BANKBRIDGE), its token in Vault at bankbridge/nats\n", s.NATS.URL)
 	fmt.Fprintf(w, "  partners\t%s\tclient-credentials tokens from POST %s/oauth/token with secret %s\n", strings.ReplaceAll(stack.DevPartners, ",", ", "), s.GatewayURL, stack.DevPartnerSecret)
 	_ = w.Flush()
-	fmt.Fprintf(out, firstCall, s.GatewayURL)
+	fmt.Fprintf(out, firstCall, s.GatewayURL, s.CAFile)
 }
 
 const firstCall = `
-A first call (needs curl and jq; the sandbox's two-factor code is 123456):
+A first call (needs curl and jq; the sandbox's two-factor code is 123456;
+curl trusts the stack's CA through CURL_CA_BUNDLE):
 
   GW=%[1]s
+  export CURL_CA_BUNDLE=%[2]s
   TOKEN=$(curl -s -X POST $GW/v1/dev/tokens -d '{"user":"alice"}' | jq -r .access_token)
   LINK=$(curl -s -X POST $GW/v1/users/alice/links -H "Authorization: Bearer $TOKEN" \
     -H 'Bankbridge-Purpose: CONSENT_MANAGEMENT' -H "Idempotency-Key: link-$RANDOM$RANDOM" \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -129,10 +130,13 @@ func TestNoDataWithoutAnAccessLogEntry(t *testing.T) {
 		}
 	}
 
-	// Every chain verifies, checked by the consent binary's own verifier
-	// on the live database.
-	out, err := exec.Command(filepath.Join(s.BinDir(), "consent"), "--dev-mode",
-		"--data-dir="+filepath.Join(s.DataDir(), "consent"), "verify-access-log").CombinedOutput()
+	// Every chain verifies, and its head's signature, checked by the
+	// consent binary's own verifier on the live database, with the signing
+	// key's public versions from Vault.
+	verify := exec.Command(filepath.Join(s.BinDir(), "consent"), "--dev-mode",
+		"--data-dir="+filepath.Join(s.DataDir(), "consent"), "--vault-addr="+s.Vault.Addr, "verify-access-log")
+	verify.Env = append(os.Environ(), "BANKBRIDGE_VAULT_TOKEN="+s.Vault.Token)
+	out, err := verify.CombinedOutput()
 	if err != nil {
 		t.Fatalf("verify-access-log: %v\n%s", err, out)
 	}

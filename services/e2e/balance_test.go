@@ -286,7 +286,7 @@ var readsMetric = regexp.MustCompile(`(?m)^bankbridge_credentials_reads_total\{[
 
 func vaultReads(t *testing.T) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + shared.balAdmin + "/metrics")
+	resp, err := shared.http.Get("https://" + shared.balAdmin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func BenchmarkGetBalance(b *testing.B) {
 		})
 	})
 	b.Run("REST", func(b *testing.B) {
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: callers}}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: callers, TLSClientConfig: shared.stack.ClientTLS()}}
 		measure(b, callers, func() error {
 			u := pick()
 			req, _ := http.NewRequest(http.MethodGet, shared.stack.GatewayURL+"/v1/"+u.balance, nil)

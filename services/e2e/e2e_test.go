@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bankbridge/bankbridge/services/devstack/stack"
@@ -30,6 +30,8 @@ type env struct {
 	balance  string // gRPC address
 	consent  string // gRPC address
 	balAdmin string // balance admin HTTP address (/metrics)
+	// http trusts the stack's CA: every listener is HTTPS.
+	http *http.Client
 }
 
 var shared *env
@@ -78,7 +80,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer s.Stop()
-	shared = &env{stack: s, spans: spans, logs: logs, balance: s.Addr("balance"), consent: s.Addr("consent"), balAdmin: s.AdminAddr("balance")}
+	shared = &env{stack: s, spans: spans, logs: logs, balance: s.Addr("balance"), consent: s.Addr("consent"), balAdmin: s.AdminAddr("balance"),
+		http: s.HTTPClient()}
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintln(os.Stderr, "--- stack output ---\n"+logs.String())
@@ -143,7 +146,7 @@ func callWithKey(t testing.TB, method, path, token, purpose, key string, body an
 		}
 		req.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := shared.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +203,11 @@ func grpcCtx(token, purpose string) context.Context {
 	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token, "bankbridge-purpose", purpose)
 }
 
+// dial connects to a service's gRPC listener over TLS, as a product team
+// does: trusting the stack's CA, without a client certificate.
 func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(shared.stack.ClientTLS())))
 	if err != nil {
 		t.Fatal(err)
 	}

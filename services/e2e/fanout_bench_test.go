@@ -202,7 +202,7 @@ func pushTrackingEvent(tb testing.TB, number, status string) {
 	if err := stdwebhook.SetHeaders(req.Header, []string{strings.TrimSpace(string(secret))}, randomKey(), time.Now(), body); err != nil {
 		tb.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := shared.http.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}

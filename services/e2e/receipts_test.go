@@ -31,7 +31,7 @@ func partnerToken(t testing.TB, partner string) string {
 		strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(partner, partnerSecret)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := shared.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

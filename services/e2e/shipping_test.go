@@ -48,7 +48,7 @@ func watch(ctx context.Context, t *testing.T, token, user, cursor string) <-chan
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Bankbridge-Purpose", "ORDER_TRACKING")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := shared.http.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +121,8 @@ func TestParcelMovesLive(t *testing.T) {
 	bobEvents := watch(ctx, t, bobTok, bob, "")
 
 	// The carrier plays the script.
-	admin := "http://" + shared.stack.AdminAddr("sandbox") + "/admin/carrier/play?tracking_number=" + number
-	resp, err := http.Post(admin, "", nil)
+	admin := "https://" + shared.stack.AdminAddr("sandbox") + "/admin/carrier/play?tracking_number=" + number
+	resp, err := shared.http.Post(admin, "", nil)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("play: %v %v", resp, err)
 	}
@@ -230,7 +230,7 @@ func TestCarrierPushesAreAuthenticated(t *testing.T) {
 		if err := stdwebhook.SetHeaders(req.Header, []string{key}, id, at, b); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := shared.http.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -368,7 +368,7 @@ func BenchmarkAlertFanout(b *testing.B) {
 // alerts, and returns the alerts' ids.
 func raiseFraudAlerts(tb testing.TB, login string) []string {
 	tb.Helper()
-	resp, err := http.Post("http://"+shared.stack.AdminAddr("sandbox")+"/admin/fraud-alerts?user="+login, "", nil)
+	resp, err := shared.http.Post("https://"+shared.stack.AdminAddr("sandbox")+"/admin/fraud-alerts?user="+login, "", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -14,8 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/bankbridge/bankbridge/gen/apierr"
-	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
@@ -39,12 +36,21 @@ var carrierPushHeaders = []string{"Content-Type", "User-Agent", "Webhook-Id", "W
 // through mux.
 func (g *Gateway) carrierProxy(addr string, mux *runtime.ServeMux) http.Handler {
 	target := &url.URL{Scheme: "http", Host: addr}
+	transport := http.DefaultTransport
+	if g.cfg.BackendTLS != nil {
+		if t := g.cfg.BackendTLS("shipping"); t != nil {
+			// One transport for every push: its connections (and TLS
+			// sessions) are reused.
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig, tr.ForceAttemptHTTP2 = t, true
+			target.Scheme, transport = "https", tr
+		}
+	}
 	writeErr := func(w http.ResponseWriter, r *http.Request, err error) {
 		_, out := runtime.MarshalerForRequest(mux, r)
 		runtime.HTTPError(r.Context(), mux, out, w, r, err)
 	}
-	tooLarge := &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge,
-		Err: apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, fmt.Sprintf("request body larger than %d bytes", g.cfg.MaxBodyBytes))}
+	bodyTooLarge := tooLarge(http.StatusRequestEntityTooLarge, g.bodyTooLarge())
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -56,7 +62,7 @@ func (g *Gateway) carrierProxy(addr string, mux *runtime.ServeMux) http.Handler 
 			}
 			pr.Out.Header = h
 		},
-		Transport: otelhttp.NewTransport(http.DefaultTransport,
+		Transport: otelhttp.NewTransport(transport,
 			otelhttp.WithTracerProvider(g.tel.TracerProvider),
 			otelhttp.WithMeterProvider(g.tel.MeterProvider),
 			otelhttp.WithPropagators(g.tel.Propagator),
@@ -70,7 +76,7 @@ func (g *Gateway) carrierProxy(addr string, mux *runtime.ServeMux) http.Handler 
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				writeErr(w, r, tooLarge)
+				writeErr(w, r, bodyTooLarge)
 				return
 			}
 			switch ctxErr := r.Context().Err(); {
@@ -87,7 +93,7 @@ func (g *Gateway) carrierProxy(addr string, mux *runtime.ServeMux) http.Handler 
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > g.cfg.MaxBodyBytes {
-			writeErr(w, r, tooLarge)
+			writeErr(w, r, bodyTooLarge)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)

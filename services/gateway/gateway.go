@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,9 +27,11 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -62,19 +65,35 @@ type Config struct {
 	// untouched; empty, that path is not served (404).
 	ShippingHTTPAddr string
 
-	MaxBodyBytes   int64
+	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a request's header fields, all of them
+	// (edge.go); a request over it is answered 431.
+	MaxHeaderBytes int
 	RequestTimeout time.Duration
+
+	// BackendCredentials, when set, secures the gRPC connection to the
+	// backend named (bootstrap.Deps.TransportCredentials: mutual TLS with
+	// the gateway's certificate); nil dials in plaintext (tests, and
+	// --plaintext in dev mode).
+	BackendCredentials func(backend string) credentials.TransportCredentials
+	// BackendTLS, when set, is the TLS config to reach the backend named
+	// over HTTP (the shipping service's public listener); nil, or a nil
+	// config, is plain HTTP.
+	BackendTLS func(backend string) *tls.Config
 
 	DevMode bool
 	// Dev issuer (dev mode only): the gateway mints user tokens at
 	// POST /v1/dev/tokens and service and partner tokens at /oauth/token
 	// (the client credentials grant), and publishes the keys at
 	// /.well-known/jwks.json, for the services to verify.
-	DevIssuer         string
-	DevAudience       string
-	DevClient         string
-	DevServiceClients string
-	DevServiceSecret  string
+	DevIssuer   string
+	DevAudience string
+	// DevInternalAudience is the aud of the tokens bankbridge's services
+	// get at /oauth/token when they ask for it, for internal methods.
+	DevInternalAudience string
+	DevClient           string
+	DevServiceClients   string
+	DevServiceSecret    string
 	// DevPartnerClients are partners (comma-separated) whose client
 	// credentials /oauth/token also takes, with DevPartnerSecret, so that
 	// a partner's push can be tried in dev; the services must list them in
@@ -146,19 +165,31 @@ type Gateway struct {
 	backends []*backend
 	issuer   *auth.DevIssuer
 	handler  http.Handler
+	// mux is the REST mux, whose error handler writes every gateway error.
+	mux *runtime.ServeMux
 }
 
-// headers the gateway passes to gRPC as metadata, beyond Authorization.
+// DefaultMaxHeaderBytes bounds a request's header fields: a bearer token,
+// a purpose, an idempotency key and trace context take a few KiB. The
+// services take 64 KiB of metadata (server.Config.MaxHeaderListBytes), so
+// what passes here passes there.
+const DefaultMaxHeaderBytes = 32 << 10
+
+// headers the gateway passes to gRPC as metadata, beyond Authorization,
+// which grpc-gateway passes on itself (listed here too, the service got
+// it twice).
 var forwardedHeaders = map[string]string{
 	"bankbridge-purpose":        access.PurposeHeader,
 	server.IdempotencyKeyHeader: server.IdempotencyKeyHeader,
-	"authorization":             "authorization",
 }
 
 // New dials every configured backend and builds the handler.
 func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth.DevIssuer) (*Gateway, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
@@ -180,7 +211,18 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 	mux = runtime.NewServeMux(
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
-				if err := query.check(r, pathParams); err != nil {
+				if pat, ok := runtime.HTTPPattern(r.Context()); ok {
+					// The route's template, never the path: paths name
+					// users and accounts.
+					span := trace.SpanFromContext(r.Context())
+					span.SetName("HTTP " + r.Method + " " + pat.String())
+					span.SetAttributes(semconv.HTTPRoute(pat.String()))
+				}
+				err := undecodable(r, pathParams) // decode.go
+				if err == nil {
+					err = query.check(r, pathParams)
+				}
+				if err != nil {
 					if errors.Is(err, errNoRoute) {
 						id, masked := apierr.Internal()
 						g.log.ErrorContext(r.Context(), "REST route without an indexed HTTP binding", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
@@ -197,11 +239,14 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 			md, ok := forwardedHeaders[strings.ToLower(h)]
 			return md, ok
 		}),
+		// No Grpc-Metadata-* passthrough either: a caller's metadata,
+		// its baggage among it, never reaches a service.
 		// Only the trace id goes back out; other response metadata stays inside.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithForwardResponseOption(openStream),
 		// A refusal over a rate limit adds Retry-After and RateLimit headers.
 		runtime.WithErrorHandler(httpError),
+		runtime.WithRoutingErrorHandler(routingError), // decode.go
 		runtime.WithStreamErrorHandler(streamError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
@@ -212,7 +257,11 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		if b.addr == "" {
 			continue
 		}
-		conn, err := client.Dial(b.addr, tel, client.Options{DefaultTimeout: cfg.RequestTimeout})
+		var creds credentials.TransportCredentials // nil: plaintext
+		if cfg.BackendCredentials != nil {
+			creds = cfg.BackendCredentials(b.name)
+		}
+		conn, err := client.Dial(b.addr, tel, client.Options{DefaultTimeout: cfg.RequestTimeout, TransportCredentials: creds})
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("backend %s: %w", b.name, err)
@@ -248,11 +297,14 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		root.Handle("GET /.well-known/jwks.json", issuer.JWKSHandler())
 		root.Handle("POST /oauth/token", issuer.TokenHandler(clients, time.Hour))
 	}
-	g.handler = otelhttp.NewHandler(traceIDHeader(root), "gateway",
+	g.mux = mux
+	// A span is named by its method until a route matches, then by the
+	// route's pattern (namedByRoute, and the REST mux's middleware).
+	g.handler = otelhttp.NewHandler(traceIDHeader(g.edge(namedByRoute(root))), "gateway",
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
-		otelhttp.WithPropagators(tel.Propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method + " " + routeOf(r) }),
+		otelhttp.WithPropagators(tel.EdgePropagator), // callers' trace context, never their baggage
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
 	)
 	return g, nil
 }
@@ -261,11 +313,16 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 // secret: bankbridge's services with the service secret, partners with the
 // partner secret. A client in both lists, or a list without its secret
 // (which would let anyone in with an empty one), is a mistake.
-func devClients(cfg Config) (map[string]string, error) {
+// bankbridge's services may also ask for the internal audience.
+func devClients(cfg Config) (auth.TokenClients, error) {
 	clients := map[string]string{}
-	for _, list := range []struct{ ids, secret, flag string }{
-		{cfg.DevServiceClients, cfg.DevServiceSecret, "--dev-service-secret"},
-		{cfg.DevPartnerClients, cfg.DevPartnerSecret, "--dev-partner-secret"},
+	internal := map[string]bool{}
+	for _, list := range []struct {
+		ids, secret, flag string
+		internal          bool
+	}{
+		{cfg.DevServiceClients, cfg.DevServiceSecret, "--dev-service-secret", true},
+		{cfg.DevPartnerClients, cfg.DevPartnerSecret, "--dev-partner-secret", false},
 	} {
 		for c := range strings.SplitSeq(list.ids, ",") {
 			c = strings.TrimSpace(c)
@@ -273,14 +330,14 @@ func devClients(cfg Config) (map[string]string, error) {
 			case c == "":
 				continue
 			case dup:
-				return nil, fmt.Errorf("dev client %s is both a service and a partner", c)
+				return auth.TokenClients{}, fmt.Errorf("dev client %s is both a service and a partner", c)
 			case list.secret == "":
-				return nil, fmt.Errorf("dev client %s has no secret: set %s", c, list.flag)
+				return auth.TokenClients{}, fmt.Errorf("dev client %s has no secret: set %s", c, list.flag)
 			}
-			clients[c] = list.secret
+			clients[c], internal[c] = list.secret, list.internal
 		}
 	}
-	return clients, nil
+	return auth.TokenClients{Secrets: clients, Internal: internal}, nil
 }
 
 // queryRoutes knows, for every REST route of the contracts, which query
@@ -402,7 +459,9 @@ func (route queryRoute) refuse(key string, pathParams map[string]string) (apierr
 	const maxEcho = 64 // the caller's text; keep errors small
 	field := key
 	if len(field) > maxEcho {
-		field = field[:maxEcho] + "..."
+		// Cut whole characters: half a one is no UTF-8, and the error
+		// could not carry it.
+		field = strings.ToValidUTF8(field[:maxEcho], "") + "..."
 	}
 	unknown := apierr.FieldViolation{Field: field, Reason: "query_parameter.unknown",
 		Description: "not a query parameter of this call; it takes " + route.takes(pathParams)}
@@ -474,26 +533,6 @@ func (route queryRoute) takes(pathParams map[string]string) string {
 	return strings.Join(names, ", ")
 }
 
-// routeOf names a request by its path shape, without user or resource ids,
-// so span names carry no personal data.
-func routeOf(r *http.Request) string {
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) > 2 && parts[0] == "v1" && (parts[1] == "users" || parts[1] == "clients" || parts[1] == "carriers") {
-		// /v1/users/{user}/accounts/{account}/...,
-		// /v1/clients/{client}/endpoints/{endpoint}/... and
-		// /v1/carriers/{carrier}/trackingEvents: every second segment is
-		// an id.
-		for i := 2; i < len(parts); i += 2 {
-			_, verb, hasVerb := strings.Cut(parts[i], ":")
-			parts[i] = "*"
-			if hasVerb {
-				parts[i] += ":" + verb
-			}
-		}
-	}
-	return "/" + strings.Join(parts, "/")
-}
-
 // Handler is the gateway's root HTTP handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
@@ -502,6 +541,25 @@ func (g *Gateway) Close() {
 	for _, b := range g.backends {
 		_ = b.conn.Close()
 	}
+}
+
+// namedByRoute names the request's span after the route pattern the mux
+// matched ("HTTP POST /oauth/token"), never after its path; the REST mux
+// names its own routes more closely (New). The mux gets a copy of the
+// request, so that otelhttp, which renames a span after the pattern it
+// finds on its own request, leaves the closer name alone.
+func namedByRoute(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			if _, path, hasMethod := strings.Cut(pattern, " "); hasMethod {
+				pattern = path
+			}
+			span := trace.SpanFromContext(r.Context())
+			span.SetName("HTTP " + r.Method + " " + pattern)
+			span.SetAttributes(semconv.HTTPRoute(pattern))
+		}
+		mux.ServeHTTP(w, r.WithContext(r.Context()))
+	})
 }
 
 // traceIDHeader puts the request's trace id on every response, errors and
@@ -515,11 +573,14 @@ func traceIDHeader(next http.Handler) http.Handler {
 	})
 }
 
-// limits bounds request bodies, and the time of every call that is not a
-// stream (streams end on their own or when the client leaves).
+// limits reads request bodies whole under the body limit (edge.go), and
+// bounds the time of every call that is not a stream (streams end on their
+// own or when the client leaves).
 func (g *Gateway) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes)
+		if !g.readBody(w, r) {
+			return
+		}
 		if !strings.HasSuffix(r.URL.Path, ":watch") && !strings.HasSuffix(r.URL.Path, ":stream") {
 			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.RequestTimeout)
 			defer cancel()

@@ -770,8 +770,8 @@ func TestCarrierPushesPassThrough(t *testing.T) {
 		resp, raw := push(t, "/v1/carriers/sandbox/trackingEvents", bytes.Repeat([]byte("x"), 2048))
 		var body map[string]any
 		_ = json.Unmarshal(raw, &body)
-		if resp.StatusCode != http.StatusRequestEntityTooLarge || reason(body) != "INVALID_ARGUMENT" {
-			t.Errorf("status %d, body %s; want 413 INVALID_ARGUMENT", resp.StatusCode, raw)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || reason(body) != "REQUEST_TOO_LARGE" {
+			t.Errorf("status %d, body %s; want 413 REQUEST_TOO_LARGE", resp.StatusCode, raw)
 		}
 		if after, _ := be.received(); len(after) != len(before) {
 			t.Error("the oversize push reached the backend")

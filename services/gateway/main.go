@@ -35,11 +35,12 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 		})
 	}
 	fs.StringVar(&g.ShippingHTTPAddr, "shipping-http-addr", g.ShippingHTTPAddr, "shipping service's public HTTP address (host:port), for carriers' signed pushes to "+carrierPushRoute+" (not served when empty)")
-	fs.Int64Var(&g.MaxBodyBytes, "max-body-bytes", g.MaxBodyBytes, "largest request body accepted")
+	fs.Int64Var(&g.MaxBodyBytes, "max-body-bytes", g.MaxBodyBytes, "largest request body accepted (larger: 413)")
+	fs.IntVar(&g.MaxHeaderBytes, "max-header-bytes", g.MaxHeaderBytes, "largest request header fields accepted, all together (larger: 431)")
 	fs.DurationVar(&g.RequestTimeout, "request-timeout", g.RequestTimeout, "deadline of a non-streaming call")
-	fs.BoolVar(&g.DevMode, "dev-mode", g.DevMode, "serve the dev token issuer (never in production)")
 	fs.StringVar(&g.DevIssuer, "dev-issuer", g.DevIssuer, "iss of dev tokens (dev mode)")
 	fs.StringVar(&g.DevAudience, "dev-audience", g.DevAudience, "aud of dev tokens (dev mode)")
+	fs.StringVar(&g.DevInternalAudience, "dev-internal-audience", g.DevInternalAudience, "aud of the dev tokens services ask /oauth/token for, for internal methods (dev mode); the services' --internal-audience")
 	fs.StringVar(&g.DevClient, "dev-client", g.DevClient, "client id of dev user tokens (dev mode)")
 	fs.StringVar(&g.DevServiceClients, "dev-service-clients", g.DevServiceClients, "service client ids the dev /oauth/token endpoint serves (dev mode)")
 	fs.StringVar(&g.DevServiceSecret, "dev-service-secret", g.DevServiceSecret, "their shared client secret (dev mode)")
@@ -47,8 +48,10 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&g.DevPartnerSecret, "dev-partner-secret", g.DevPartnerSecret, "their shared client secret (dev mode)")
 }
 
-// Validate checks the gateway's own settings.
+// Validate checks the gateway's own settings. --dev-mode is the kit's
+// (bootstrap), which also keeps a dev-mode gateway on a loopback address.
 func (c *config) Validate() error {
+	c.Gateway.DevMode = c.Server.DevMode
 	g := c.Gateway
 	if g.ShippingHTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(g.ShippingHTTPAddr); err != nil || strings.Contains(g.ShippingHTTPAddr, "/") {
@@ -68,14 +71,16 @@ func run(ctx context.Context, args []string) error {
 	cfg := config{
 		Config: bootstrap.Defaults("gateway", "", ""),
 		Gateway: Config{
-			MaxBodyBytes:      1 << 20,
-			RequestTimeout:    30 * time.Second,
-			DevIssuer:         "http://127.0.0.1:8080",
-			DevAudience:       "bankbridge",
-			DevClient:         "dev-client",
-			DevServiceClients: strings.Join(Backends(), ","),
-			DevPartnerClients: "demo-partner",
-			DevPartnerSecret:  "dev-partner-secret",
+			MaxBodyBytes:        1 << 20,
+			MaxHeaderBytes:      DefaultMaxHeaderBytes,
+			RequestTimeout:      30 * time.Second,
+			DevIssuer:           "http://127.0.0.1:8080",
+			DevAudience:         "bankbridge",
+			DevInternalAudience: auth.DefaultInternalAudience,
+			DevClient:           "dev-client",
+			DevServiceClients:   strings.Join(Backends(), ","),
+			DevPartnerClients:   "demo-partner",
+			DevPartnerSecret:    "dev-partner-secret",
 		},
 	}
 	cfg.HTTPAddr = "127.0.0.1:8080"
@@ -86,15 +91,21 @@ func run(ctx context.Context, args []string) error {
 			var issuer *auth.DevIssuer
 			if cfg.Gateway.DevMode {
 				var err error
-				if issuer, err = auth.NewDevIssuer(true, cfg.Gateway.DevIssuer, cfg.Gateway.DevAudience); err != nil {
+				if issuer, err = auth.NewDevIssuer(true, cfg.Gateway.DevIssuer, cfg.Gateway.DevAudience,
+					auth.WithInternalAudience(cfg.Gateway.DevInternalAudience)); err != nil {
 					return bootstrap.Service{}, err
 				}
 			}
+			// Mutual TLS to the services, with the gateway's certificate
+			// (plaintext with --plaintext, dev mode only).
+			cfg.Gateway.BackendCredentials, cfg.Gateway.BackendTLS = d.TransportCredentials, d.ClientTLS
 			g, err := New(ctx, cfg.Gateway, d.Telemetry, issuer)
 			if err != nil {
 				return bootstrap.Service{}, err
 			}
-			return bootstrap.Service{HTTP: g.Handler(), Close: g.Close}, nil
+			// The listener's own header limit stops what is far over ours
+			// before it is read whole (edge.go answers what is just over).
+			return bootstrap.Service{HTTP: g.Handler(), Close: g.Close, MaxHeaderBytes: 2 * cfg.Gateway.MaxHeaderBytes}, nil
 		},
 	})
 }

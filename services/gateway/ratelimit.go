@@ -49,10 +49,11 @@ func rateLimitHeaders(h http.Header, st *status.Status) {
 }
 
 // httpError answers a unary call's error as grpc-gateway does, with the
-// rate-limit headers of a RATE_LIMITED refusal.
+// rate-limit headers of a RATE_LIMITED refusal, and grpc-gateway's own
+// refusals given a reason (withReason, decode.go).
 func httpError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	rateLimitHeaders(w.Header(), status.Convert(err))
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, withReason(err))
 }
 
 // responseHeaderKey carries a REST call's response header map to

@@ -3,6 +3,11 @@
 // like every bankbridge binary (it lives in the services module for that;
 // the bank itself is adapters/sandbox).
 //
+// It serves mutual TLS with a certificate for "sandbox" from Vault's PKI
+// engine (--vault-addr; see platform/bootstrap): only a client certificate
+// of that CA, which bankbridge's services present, is let in. --plaintext
+// turns TLS off, in --dev-mode only.
+//
 // It refuses calls without the API key held in --api-key-file; the file is
 // polled every --api-key-poll, and after it changes the previous key stays
 // accepted for --api-key-grace, so a rotation needs no restart. The admin
@@ -10,9 +15,9 @@
 // fraud alerts on demand and tells how the customer answered one, and makes
 // the support agent ask for thread control of a case:
 //
-//	curl -X POST 'http://127.0.0.1:9401/admin/fraud-alerts?user=alice'
-//	curl 'http://127.0.0.1:9401/admin/fraud-alerts/<alert id>'
-//	curl -X POST 'http://127.0.0.1:9401/admin/support/request-control?case=<case id>'
+//	curl --cacert <CA> -X POST 'https://127.0.0.1:9401/admin/fraud-alerts?user=alice'
+//	curl --cacert <CA> 'https://127.0.0.1:9401/admin/fraud-alerts/<alert id>'
+//	curl --cacert <CA> -X POST 'https://127.0.0.1:9401/admin/support/request-control?case=<case id>'
 //
 // A fraud case moves from RECEIVED to IN_REVIEW to RESOLVED one
 // --fraud-case-step apart.
@@ -22,7 +27,7 @@
 // to bankbridge's shipping service, signed, one every --carrier-step, on
 // demand or, with --carrier-autoplay, all four once at start:
 //
-//	curl -X POST 'http://127.0.0.1:9401/admin/carrier/play?tracking_number=SBX0000000018'
+//	curl --cacert <CA> -X POST 'https://127.0.0.1:9401/admin/carrier/play?tracking_number=SBX0000000018'
 //
 // Every flag can also be set as a BANKBRIDGE_* environment variable (a flag
 // wins): --api-key-file is BANKBRIDGE_API_KEY_FILE, and so on.
@@ -30,6 +35,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,7 +108,7 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Bank.FraudCaseStep, "fraud-case-step", c.Bank.FraudCaseStep,
 		"time between a fraud case's updates (RECEIVED, IN_REVIEW, RESOLVED); 0 leaves cases RECEIVED")
 	fs.StringVar(&c.Carrier.PushURL, "carrier-push-url", c.Carrier.PushURL,
-		"`URL` the sandbox carrier POSTs tracking events to, e.g. http://127.0.0.1:8080/v1/carriers/sandbox/trackingEvents (empty: no carrier)")
+		"`URL` the sandbox carrier POSTs tracking events to, e.g. https://127.0.0.1:8080/v1/carriers/sandbox/trackingEvents (empty: no carrier)")
 	fs.StringVar(&c.Carrier.SecretFile, "carrier-secret-file", c.Carrier.SecretFile,
 		"`file` holding the whsec_ secret the carrier signs pushes with (required with --carrier-push-url)")
 	fs.DurationVar(&c.Carrier.Step, "carrier-step", c.Carrier.Step, "time between two tracking events of a parcel (the compressed clock)")
@@ -145,7 +151,10 @@ func (c *carrierConfig) validate() error {
 }
 
 // newCarrier returns the configured sandbox carrier, or nil without one.
-func (c *carrierConfig) newCarrier(log *slog.Logger) (*sandbox.Carrier, error) {
+// tlsConfig, when set, is how it reaches an https push URL (the dev
+// stack's gateway, whose certificate bankbridge's CA signs); nil uses the
+// system's roots.
+func (c *carrierConfig) newCarrier(log *slog.Logger, tlsConfig *tls.Config) (*sandbox.Carrier, error) {
 	if c.PushURL == "" {
 		return nil, nil
 	}
@@ -153,11 +162,17 @@ func (c *carrierConfig) newCarrier(log *slog.Logger) (*sandbox.Carrier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--carrier-secret-file: %w", err)
 	}
+	transport := http.DefaultTransport
+	if tlsConfig != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig, tr.ForceAttemptHTTP2 = tlsConfig, true
+		transport = tr
+	}
 	carrier, err := sandbox.NewCarrier(sandbox.CarrierConfig{
 		PushURL: c.PushURL,
 		Secret:  strings.TrimSpace(string(secret)),
 		Step:    c.Step,
-		Client:  &http.Client{Timeout: pushTimeout},
+		Client:  &http.Client{Timeout: pushTimeout, Transport: transport},
 		Logger:  log,
 	})
 	if err != nil {
@@ -204,7 +219,7 @@ func spec(cfg *config) bootstrap.Spec {
 				return bootstrap.Service{}, err
 			}
 			log := d.Logger.With(slog.String("bank_id", cfg.Bank.BankID))
-			carrier, err := cfg.Carrier.newCarrier(d.Logger)
+			carrier, err := cfg.Carrier.newCarrier(d.Logger, d.ClientTLS(""))
 			if err != nil {
 				return bootstrap.Service{}, err
 			}

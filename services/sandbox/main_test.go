@@ -207,7 +207,7 @@ func start(t *testing.T, args ...string) (addrs bootstrap.Listening, stop func(w
 	s := spec(defaults())
 	s.Ready = func(l bootstrap.Listening) { ready <- l }
 	s.Logs = io.Discard
-	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)
+	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--dev-mode", "--plaintext"}, args...)
 	go func() { done <- bootstrap.Run(ctx, args, s) }()
 	var once sync.Once
 	stop = func(wait time.Duration) {
@@ -405,7 +405,7 @@ func TestBinary(t *testing.T) {
 
 	keyFile := filepath.Join(t.TempDir(), "api-key")
 	writeKey(t, keyFile, "first-key-0001")
-	cmd := exec.Command(bin, "--grpc-addr=127.0.0.1:0", "--admin-addr=", "--api-key-file="+keyFile,
+	cmd := exec.Command(bin, "--grpc-addr=127.0.0.1:0", "--admin-addr=", "--api-key-file="+keyFile, "--dev-mode", "--plaintext",
 		"--drain-delay=300ms", "--shutdown-grace=2s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -608,7 +608,7 @@ func TestCarrierBadSecretFile(t *testing.T) {
 	defer cancel()
 	s := spec(defaults())
 	s.Logs = io.Discard
-	err := bootstrap.Run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--api-key-file", keyFile,
+	err := bootstrap.Run(ctx, []string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--api-key-file", keyFile, "--dev-mode", "--plaintext",
 		"--carrier-push-url", "http://127.0.0.1:1/v1/carriers/sandbox/trackingEvents", "--carrier-secret-file", secretFile}, s)
 	if err == nil || !strings.Contains(err.Error(), secretFile) || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("run = %v, want an error naming the secret file without its content", err)

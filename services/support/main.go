@@ -128,7 +128,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	if err != nil {
 		return bootstrap.Service{}, err
 	}
-	conn, err := balance.Dial(cfg.BalanceAddr, d.Telemetry)
+	conn, err := balance.Dial(cfg.BalanceAddr, d.Telemetry, d.TransportCredentials("balance"))
 	if err != nil {
 		return bootstrap.Service{}, fmt.Errorf("balance service: %w", err)
 	}

@@ -58,7 +58,7 @@ func TestTheBinaryDeliversAnEventFromTheBus(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{
-			"--grpc-addr=127.0.0.1:0", "--admin-addr=", "--dev-mode", "--drain-delay=0s",
+			"--grpc-addr=127.0.0.1:0", "--admin-addr=", "--dev-mode", "--plaintext", "--drain-delay=0s",
 			"--issuer=https://issuer.test", "--jwks-url=" + jwks.URL,
 			"--vault-addr=" + v.Addr(), "--vault-token=" + token,
 			"--data-dir=" + t.TempDir(), "--nats-url=" + nats.URL(),

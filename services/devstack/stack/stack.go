@@ -13,6 +13,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -101,6 +102,13 @@ type Stack struct {
 	SandboxCarrierSecretFile string
 	// DevClient is the client id of user tokens from POST /v1/dev/tokens.
 	DevClient string
+	// CAFile is the PEM certificate of the dev CA (Vault's PKI engine at
+	// pki/) that signs every listener's certificate: curl --cacert it.
+	CAFile string
+	// CAPool holds that CA.
+	CAPool *x509.CertPool
+
+	http *http.Client // trusts CAPool
 
 	serviceSecret string
 	// pageTokenKey signs every service's page tokens: one key for the
@@ -234,11 +242,14 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			s.addrs[p.Name+"-http"] = s.listenAddr(p.HTTPPort)
 		}
 	}
-	s.GatewayURL = "http://" + s.addrs["gateway"]
+	s.GatewayURL = "https://" + s.addrs["gateway"]
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return s, err
 	}
 	if err := s.startVault(ctx); err != nil {
+		return s, err
+	}
+	if err := s.setUpTLS(ctx); err != nil {
 		return s, err
 	}
 	if err := s.startNATS(ctx); err != nil {
@@ -253,7 +264,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return s, err
 		}
 	}
-	if err := waitHTTP(ctx, s.GatewayURL+"/healthz", 60*time.Second); err != nil {
+	if err := waitHTTP(ctx, s.http, s.GatewayURL+"/healthz", 60*time.Second); err != nil {
 		return s, fmt.Errorf("backends did not become healthy: %w", err)
 	}
 	return s, nil
@@ -320,23 +331,36 @@ func (s *Stack) startVault(ctx context.Context) error {
 		s.Vault = o.ExternalVault
 	} else {
 		s.Vault = VaultRef{Addr: "http://" + o.VaultAddr, Token: randomHex(16)}
-		if err := s.start(ctx, "vault", vaultBin(o), nil, "server", "-dev",
-			"-dev-root-token-id="+s.Vault.Token, "-dev-listen-address="+o.VaultAddr, "-dev-no-store-token"); err != nil {
+		// The root token in the environment, not on the command line.
+		if err := s.start(ctx, "vault", vaultBin(o), []string{"VAULT_DEV_ROOT_TOKEN_ID=" + s.Vault.Token}, "server", "-dev",
+			"-dev-listen-address="+o.VaultAddr, "-dev-no-store-token"); err != nil {
 			return err
 		}
-		if err := waitHTTP(ctx, s.Vault.Addr+"/v1/sys/health", 30*time.Second); err != nil {
+		if err := waitHTTP(ctx, http.DefaultClient, s.Vault.Addr+"/v1/sys/health", 30*time.Second); err != nil {
 			return fmt.Errorf("vault: %w", err)
 		}
 	}
 	if err := s.vaultCLI(ctx, "secrets", "enable", "-path=bankbridge", "kv-v2"); err != nil && !strings.Contains(err.Error(), "path is already in use") {
 		return fmt.Errorf("enable KV v2 at bankbridge/: %w", err)
 	}
+	// The consent service signs access log heads with this Transit key (its
+	// --access-log-key default); writing an existing key changes nothing.
+	if err := s.vaultCLI(ctx, "secrets", "enable", "transit"); err != nil && !strings.Contains(err.Error(), "path is already in use") {
+		return fmt.Errorf("enable Transit at transit/: %w", err)
+	}
+	if err := s.vaultCLI(ctx, "write", "transit/keys/bankbridge-access-log", "type=ed25519"); err != nil {
+		return fmt.Errorf("create the access log signing key: %w", err)
+	}
+	// The consent service's keys of request fingerprints and login hashes.
+	if err := s.kvPut(ctx, "keys/consent", map[string]any{"code_hmac_key": randomHex(32), "login_hmac_key": randomHex(32)}); err != nil {
+		return fmt.Errorf("seed the consent service's keys: %w", err)
+	}
 	for _, p := range s.table {
 		if p.Kind != Bank {
 			continue
 		}
 		key := randomHex(24)
-		if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/banks/"+p.Name, "api_key="+key); err != nil {
+		if err := s.kvPut(ctx, "banks/"+p.Name, map[string]any{"api_key": key}); err != nil {
 			return fmt.Errorf("seed %s credential: %w", p.Name, err)
 		}
 		if err := os.WriteFile(s.keyFile(p.Name), []byte(key+"\n"), 0o600); err != nil {
@@ -346,7 +370,7 @@ func (s *Stack) startVault(ctx context.Context) error {
 			continue
 		}
 		secret := stdwebhook.NewSecret()
-		if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/carriers/"+p.Carrier, "secret="+secret); err != nil {
+		if err := s.kvPut(ctx, "carriers/"+p.Carrier, map[string]any{"secret": secret}); err != nil {
 			return fmt.Errorf("seed carrier %s's signing secret: %w", p.Carrier, err)
 		}
 		if err := os.WriteFile(s.CarrierSecretFile(p.Carrier), []byte(secret+"\n"), 0o600); err != nil {
@@ -368,7 +392,7 @@ func (s *Stack) startNATS(ctx context.Context) error {
 	}
 	s.nats = srv
 	s.NATS = NATSRef{URL: srv.URL(), Token: token}
-	if err := s.vaultCLI(ctx, "kv", "put", "bankbridge/"+credentials.NATSPath, "token="+token); err != nil {
+	if err := s.kvPut(ctx, credentials.NATSPath, map[string]any{"token": token}); err != nil {
 		return fmt.Errorf("seed the NATS token: %w", err)
 	}
 	return nil
@@ -384,13 +408,15 @@ func (s *Stack) CarrierSecretFile(carrier string) string {
 	return filepath.Join(s.opts.DataDir, carrier+"-carrier-secret")
 }
 
-// banksYAML lists every Bank of the table, as remote banks.
+// banksYAML lists every Bank of the table, as remote banks reached over
+// mutual TLS: their certificates are the dev CA's, for their name, and
+// the services present their own.
 func (s *Stack) banksYAML() string {
 	var b strings.Builder
 	b.WriteString("# Written by the dev stack. See adapters/README.md for every field.\nbanks:\n")
 	for _, p := range s.table {
 		if p.Kind == Bank {
-			fmt.Fprintf(&b, banksEntry, p.Name, strings.ToUpper(p.Name[:1])+p.Name[1:]+" Bank", s.Addr(p.Name))
+			fmt.Fprintf(&b, banksEntry, p.Name, strings.ToUpper(p.Name[:1])+p.Name[1:]+" Bank", s.Addr(p.Name), s.CAFile, p.Name)
 		}
 	}
 	return b.String()
@@ -405,6 +431,10 @@ const banksEntry = `  - id: %s
     rate_limit:
       per_second: 2000
       burst: 2000
+    tls:
+      ca_file: %s
+      server_name: %s
+      client_cert_from_service: true
 `
 
 // args are the flags the stack gives p, derived from its kind and needs.
@@ -433,8 +463,7 @@ func (s *Stack) args(p Process) []string {
 			}
 		}
 		args = append([]string{"--addr=" + s.Addr(p.Name), "--dev-mode", "--dev-issuer=" + s.GatewayURL,
-			"--dev-service-clients=" + strings.Join(clients, ","), "--dev-service-secret=" + s.serviceSecret,
-			"--dev-partner-clients=" + DevPartners, "--dev-partner-secret=" + DevPartnerSecret}, args...)
+			"--dev-service-clients=" + strings.Join(clients, ","), "--dev-partner-clients=" + DevPartners}, args...)
 	case Service:
 		var internal []string
 		for _, q := range s.table {
@@ -446,7 +475,8 @@ func (s *Stack) args(p Process) []string {
 			"--grpc-addr=" + s.Addr(p.Name), "--dev-mode", "--drain-delay=0s",
 			"--issuer=" + s.GatewayURL, "--jwks-url=" + s.GatewayURL + "/.well-known/jwks.json",
 			"--client-purposes=" + devClientPurposes, "--internal-clients=" + strings.Join(internal, ","),
-			"--page-token-key=" + s.pageTokenKey, "--partner-clients=" + DevPartners,
+			"--partner-clients=" + DevPartners,
+			"--reflection", // grpcurl without .proto files; off by default
 		}
 		args = append(args, devRateLimits()...)
 		if p.Needs.HTTP {
@@ -458,9 +488,8 @@ func (s *Stack) args(p Process) []string {
 	} else if p.Kind == Bank {
 		args = append(args, "--admin-addr=")
 	}
-	if p.Needs.Banks || p.Needs.Vault || p.Needs.Bus {
-		args = append(args, "--vault-addr="+s.Vault.Addr, "--vault-token="+s.Vault.Token)
-	}
+	// Every process: its TLS certificate comes from Vault.
+	args = append(args, "--vault-addr="+s.Vault.Addr)
 	if p.Needs.Bus {
 		args = append(args, "--nats-url="+s.NATS.URL)
 	}
@@ -469,7 +498,7 @@ func (s *Stack) args(p Process) []string {
 	}
 	if p.Needs.Consent {
 		args = append(args, "--consent-addr="+s.Addr("consent"), "--token-url="+s.GatewayURL+"/oauth/token",
-			"--client-id="+p.Name, "--client-secret="+s.serviceSecret)
+			"--client-id="+p.Name)
 	}
 	if p.Needs.Storage {
 		args = append(args, "--data-dir="+filepath.Join(s.opts.DataDir, p.Name))
@@ -480,21 +509,21 @@ func (s *Stack) args(p Process) []string {
 	return append(args, p.Flags...)
 }
 
-// startProcess starts p with extra flags after its own, and waits until it
-// answers /readyz.
+// startProcess starts p with extra flags after its own, and its secrets
+// in its environment, and waits until it answers /readyz.
 func (s *Stack) startProcess(ctx context.Context, p Process, extra ...string) error {
-	if err := s.start(ctx, p.Name, filepath.Join(s.opts.BinDir(), filepath.Base(p.Package)), s.opts.Env,
+	if err := s.start(ctx, p.Name, filepath.Join(s.opts.BinDir(), filepath.Base(p.Package)), append(slices.Clone(s.opts.Env), s.secretEnv(p)...),
 		append(s.args(p), extra...)...); err != nil {
 		return err
 	}
-	readyz := "http://" + s.Addr(p.Name) + "/readyz"
+	readyz := "https://" + s.Addr(p.Name) + "/readyz"
 	if p.Kind != Gateway {
 		if p.AdminPort == 0 {
 			return nil
 		}
-		readyz = "http://" + s.AdminAddr(p.Name) + "/readyz"
+		readyz = "https://" + s.AdminAddr(p.Name) + "/readyz"
 	}
-	if err := waitHTTP(ctx, readyz, 60*time.Second); err != nil {
+	if err := waitHTTP(ctx, s.http, readyz, 60*time.Second); err != nil {
 		return fmt.Errorf("%s: %w", p.Name, err)
 	}
 	return nil
@@ -644,12 +673,12 @@ func stop(p *proc) error {
 	return nil
 }
 
-func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
+func waitHTTP(ctx context.Context, client *http.Client, url string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last error
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()

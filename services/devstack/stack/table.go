@@ -66,8 +66,9 @@ type Process struct {
 var table = []Process{
 	{Name: "sandbox", Package: "./sandbox", Kind: Bank, Port: 9400, AdminPort: 9401, Carrier: "sandbox"},
 	{Name: "gateway", Package: "./gateway", Kind: Gateway, Port: 8080},
+	// Vault: the Transit key that signs access log heads.
 	{Name: "consent", Package: "./consent", Kind: Service, Port: 9101, AdminPort: 9201,
-		Needs: bootstrap.Needs{Banks: true, Storage: true, Bus: true}},
+		Needs: bootstrap.Needs{Banks: true, Storage: true, Bus: true, Vault: true}},
 	{Name: "balance", Package: "./balance", Kind: Service, Port: 9102, AdminPort: 9202,
 		Needs: bootstrap.Needs{Banks: true, Consent: true}},
 	{Name: "receipts", Package: "./receipts", Kind: Service, Port: 9103, AdminPort: 9203,

@@ -57,7 +57,7 @@ func TestOneEntryWiresAService(t *testing.T) {
 		{"loyalty", []string{
 			"--grpc-addr=addr-loyalty", "--admin-addr=admin-loyalty", "--issuer=http://gw", "--jwks-url=http://gw/.well-known/jwks.json",
 			"--banks=/dev-data/banks.yaml", "--vault-addr=http://vault", "--consent-addr=addr-consent",
-			"--token-url=http://gw/oauth/token", "--client-id=loyalty", "--client-secret=secret", "--data-dir=/dev-data/loyalty",
+			"--token-url=http://gw/oauth/token", "--client-id=loyalty", "--data-dir=/dev-data/loyalty",
 			"--nats-url=nats://nats", "--partner-clients=demo-partner,demo-shop", "--receipts-addr=addr-receipts",
 		}},
 		{"support", []string{"--balance-addr=addr-balance", "--client-id=support"}},
@@ -80,6 +80,11 @@ func TestOneEntryWiresAService(t *testing.T) {
 			if !slices.Contains(got, w) {
 				t.Errorf("%s lacks %s; got %q", tt.process, w, got)
 			}
+		}
+	}
+	for _, p := range tbl {
+		if !slices.Contains(s.args(p), "--vault-addr=http://vault") {
+			t.Errorf("%s gets no --vault-addr, where its TLS certificate comes from", p.Name)
 		}
 	}
 	if got := args("consent"); slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "--consent-addr") }) {
@@ -147,5 +152,39 @@ func TestTableEntriesAgreeWithThemselves(t *testing.T) {
 		if err := checkTable(append(Table(), tt.p)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestSecretsGoInTheEnvironment: no process of the stack gets a secret on
+// its command line, which every user of the machine can read; each gets
+// the ones it needs as the environment variables of their flags.
+func TestSecretsGoInTheEnvironment(t *testing.T) {
+	t.Parallel()
+	s := &Stack{table: Table(), addrs: map[string]string{}, GatewayURL: "https://gw", Vault: VaultRef{Addr: "http://vault", Token: "vault-token"},
+		serviceSecret: "service-secret", pageTokenKey: "page-token-key"}
+	secrets := []string{"vault-token", "service-secret", "page-token-key", DevPartnerSecret}
+	want := map[string][]string{
+		"sandbox": {"BANKBRIDGE_VAULT_TOKEN=vault-token"},
+		"gateway": {"BANKBRIDGE_VAULT_TOKEN=vault-token", "BANKBRIDGE_DEV_SERVICE_SECRET=service-secret", "BANKBRIDGE_DEV_PARTNER_SECRET=" + DevPartnerSecret},
+		"consent": {"BANKBRIDGE_VAULT_TOKEN=vault-token", "BANKBRIDGE_PAGE_TOKEN_KEY=page-token-key"},
+		"balance": {"BANKBRIDGE_VAULT_TOKEN=vault-token", "BANKBRIDGE_PAGE_TOKEN_KEY=page-token-key", "BANKBRIDGE_CLIENT_SECRET=service-secret"},
+	}
+	for _, p := range Table() {
+		for _, a := range s.args(p) {
+			for _, secret := range secrets {
+				if strings.Contains(a, secret) {
+					t.Errorf("%s's argument %q holds a secret", p.Name, a)
+				}
+			}
+		}
+		env := s.secretEnv(p)
+		for _, w := range want[p.Name] {
+			if !slices.Contains(env, w) {
+				t.Errorf("%s's environment lacks %s; got %q", p.Name, w, env)
+			}
+		}
+	}
+	if env := s.secretEnv(Table()[slices.IndexFunc(Table(), func(p Process) bool { return p.Name == "consent" })]); slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "BANKBRIDGE_CLIENT_SECRET=") }) {
+		t.Errorf("consent, which calls no consent service, gets a client secret: %q", env)
 	}
 }

@@ -9,6 +9,13 @@
 // so a rotation at the provider is picked up without a restart.
 //
 // The token's sub is the user, its azp (or client_id) the calling client.
+// Two audiences are accepted, never both in one token: the public one
+// (Config.Audience), of tokens product teams and partners present, and the
+// internal one (Config.InternalAudience), of the client-credentials tokens
+// bankbridge's own services obtain for internal methods; the principal says
+// which (Principal.Internal), and the server kit refuses a token of one
+// audience on the other's methods, so that a token leaked by a product
+// cannot call internal methods nor a service token act for a user.
 // Every public request names its user in `name` or `parent`
 // (users/{user}/...); a user other than sub is refused with
 // PERMISSION_DENIED, reason USER_MISMATCH, on gRPC and REST alike.
@@ -37,8 +44,13 @@ import (
 type Config struct {
 	// Issuer is the required iss claim.
 	Issuer string
-	// Audience is the required aud claim (the bankbridge API identifier).
+	// Audience is the aud claim of public tokens (the bankbridge API
+	// identifier).
 	Audience string
+	// InternalAudience is the aud claim of the tokens bankbridge's own
+	// services present on internal methods; empty accepts none. It must
+	// differ from Audience.
+	InternalAudience string
 	// JWKSURL is where the issuer publishes its public keys.
 	JWKSURL string
 	// Algorithms is the allow-list of JWS algorithms; default RS256, ES256,
@@ -59,6 +71,9 @@ type Principal struct {
 	User   string
 	Client string
 	Expiry time.Time
+	// Internal is set for a token of the internal audience
+	// (Config.InternalAudience), which only internal methods take.
+	Internal bool
 }
 
 // ClientCredentials reports a token a client obtained for itself with the
@@ -87,6 +102,9 @@ var refusedAlgorithms = map[string]bool{"none": true, "HS256": true, "HS384": tr
 func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Issuer == "" || cfg.Audience == "" || cfg.JWKSURL == "" {
 		return nil, errors.New("auth: Issuer, Audience and JWKSURL are required")
+	}
+	if cfg.InternalAudience == cfg.Audience {
+		return nil, fmt.Errorf("auth: the internal audience must differ from the public one (%q): a token for one would call the other's methods", cfg.Audience)
 	}
 	if len(cfg.Algorithms) == 0 {
 		cfg.Algorithms = []string{"RS256", "ES256", "EdDSA"}
@@ -159,7 +177,6 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(true)),
 		jwt.WithValidate(true),
 		jwt.WithIssuer(v.cfg.Issuer),
-		jwt.WithAudience(v.cfg.Audience),
 		jwt.WithAcceptableSkew(v.cfg.Leeway),
 		jwt.WithRequiredClaim("exp"),
 		jwt.WithRequiredClaim("sub"),
@@ -169,14 +186,20 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		return Principal{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_TOKEN_EXPIRED, "bearer token has expired")
 	case errors.Is(err, jwt.InvalidIssuerError()):
 		return Principal{}, tokenInvalid("bearer token has the wrong issuer")
-	case errors.Is(err, jwt.InvalidAudienceError()):
-		return Principal{}, tokenInvalid("bearer token has the wrong audience")
 	case errors.Is(err, jwt.TokenNotYetValidError()):
 		return Principal{}, tokenInvalid("bearer token is not valid yet")
 	case err != nil:
 		return Principal{}, tokenInvalid("bearer token failed verification")
 	}
 	p := Principal{}
+	aud, _ := tok.Audience()
+	public, internal := slices.Contains(aud, v.cfg.Audience), v.cfg.InternalAudience != "" && slices.Contains(aud, v.cfg.InternalAudience)
+	if public == internal {
+		// Neither, or both: a token good for public and internal methods
+		// alike would undo their separation.
+		return Principal{}, tokenInvalid("bearer token has the wrong audience")
+	}
+	p.Internal = internal
 	p.User, _ = tok.Subject()
 	p.Expiry, _ = tok.Expiration()
 	for _, claim := range []string{"azp", "client_id"} {
@@ -233,6 +256,10 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
 }
+
+// InternalAudience is the aud of the tokens the verifier accepts as
+// internal (Config.InternalAudience).
+func (v *Verifier) InternalAudience() string { return v.cfg.InternalAudience }
 
 // Close stops the background JWKS refresh.
 func (v *Verifier) Close(ctx context.Context) error { return v.cache.Shutdown(ctx) }

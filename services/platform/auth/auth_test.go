@@ -2,13 +2,17 @@ package auth_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -117,5 +121,134 @@ func TestMissingTokenIsUnauthenticated(t *testing.T) {
 	_, err = v.Verify(context.Background(), "")
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("code = %v", status.Code(err))
+	}
+}
+
+// TestTheTwoAudiences: a token of the public audience is a public
+// principal, one of the internal audience an internal one; a token of
+// both, or of neither, is refused.
+func TestTheTwoAudiences(t *testing.T) {
+	t.Parallel()
+	d := newIssuer(t)
+	srv := httptest.NewServer(d.JWKSHandler())
+	defer srv.Close()
+	ctx := context.Background()
+	v, err := auth.NewVerifier(ctx, auth.Config{Issuer: "https://issuer.test", Audience: "bankbridge", InternalAudience: auth.DefaultInternalAudience, JWKSURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close(ctx)
+	sign := func(aud ...string) string {
+		tok, err := jwt.NewBuilder().Issuer("https://issuer.test").Audience(aud).Subject("balance").Claim("azp", "balance").
+			Expiration(time.Now().Add(time.Hour)).Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := d.Sign(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	public, _ := d.Mint("alice", "chat-app", time.Hour)
+	internal, _ := d.MintInternal("balance", time.Hour)
+	tests := []struct {
+		name     string
+		token    string
+		internal bool
+		refused  bool
+	}{
+		{"public", public, false, false},
+		{"internal", internal, true, false},
+		{"both", sign("bankbridge", auth.DefaultInternalAudience), false, true},
+		{"neither", sign("someone-else"), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Verify(ctx, tt.token)
+			if tt.refused {
+				if !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_TOKEN_INVALID) {
+					t.Fatalf("err = %v, want TOKEN_INVALID", err)
+				}
+				return
+			}
+			if err != nil || p.Internal != tt.internal {
+				t.Fatalf("principal %+v, err %v; want Internal = %v", p, err, tt.internal)
+			}
+		})
+	}
+	t.Run("a verifier without an internal audience takes no internal token", func(t *testing.T) {
+		v, err := auth.NewVerifier(ctx, auth.Config{Issuer: "https://issuer.test", Audience: "bankbridge", JWKSURL: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close(ctx)
+		if _, err := v.Verify(ctx, internal); !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_TOKEN_INVALID) {
+			t.Fatalf("err = %v, want TOKEN_INVALID", err)
+		}
+	})
+	t.Run("the same audience twice is refused at start", func(t *testing.T) {
+		if _, err := auth.NewVerifier(ctx, auth.Config{Issuer: "i", Audience: "a", InternalAudience: "a", JWKSURL: "http://x"}); err == nil {
+			t.Fatal("accepted")
+		}
+		if _, err := auth.NewDevIssuer(true, "i", "a", auth.WithInternalAudience("a")); err == nil {
+			t.Fatal("dev issuer accepted")
+		}
+	})
+}
+
+// TestDevTokenEndpointAudiences: /oauth/token mints the public audience
+// unless asked for the internal one, which only bankbridge's services get.
+func TestDevTokenEndpointAudiences(t *testing.T) {
+	t.Parallel()
+	d := newIssuer(t)
+	srv := httptest.NewServer(d.TokenHandler(auth.TokenClients{
+		Secrets:  map[string]string{"balance": "s1", "demo-partner": "s2"},
+		Internal: map[string]bool{"balance": true},
+	}, time.Hour))
+	defer srv.Close()
+	tests := []struct {
+		name, client, secret, audience string
+		code                           int
+		aud                            string // of the token minted
+	}{
+		{"a service, by default", "balance", "s1", "", http.StatusOK, "bankbridge"},
+		{"a service asking for the internal audience", "balance", "s1", auth.DefaultInternalAudience, http.StatusOK, auth.DefaultInternalAudience},
+		{"a partner asking for the internal audience", "demo-partner", "s2", auth.DefaultInternalAudience, http.StatusBadRequest, ""},
+		{"another audience", "balance", "s1", "https://elsewhere.test", http.StatusBadRequest, ""},
+		{"a wrong secret", "balance", "s2", auth.DefaultInternalAudience, http.StatusUnauthorized, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{"grant_type": {"client_credentials"}, "audience": {tt.audience}}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(tt.client, tt.secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				AccessToken string `json:"access_token"`
+				Error       string `json:"error"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tt.code {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body.Error, tt.code)
+			}
+			if tt.aud == "" {
+				return
+			}
+			tok, err := jwt.ParseInsecure([]byte(body.AccessToken))
+			if err != nil {
+				t.Fatal(err)
+			}
+			aud, _ := tok.Audience()
+			sub, _ := tok.Subject()
+			if len(aud) != 1 || aud[0] != tt.aud || sub != tt.client {
+				t.Errorf("token aud %v sub %q, want [%s] and %s", aud, sub, tt.aud, tt.client)
+			}
+		})
 	}
 }

@@ -19,21 +19,43 @@ import (
 // ErrDevModeOff is returned when a dev issuer is asked for outside dev mode.
 var ErrDevModeOff = errors.New("auth: the dev token issuer exists only in dev mode (BANKBRIDGE_DEV_MODE=true)")
 
+// DefaultInternalAudience is the aud of the tokens bankbridge's own
+// services present on internal methods, unless configured otherwise
+// (--internal-audience).
+const DefaultInternalAudience = "bankbridge-internal"
+
 // DevIssuer is a token issuer for tests and the dev stack: it holds an
 // ES256 key made at start, publishes its JWKS, and mints tokens for any user.
 // It refuses to exist unless dev mode is on, so a production process cannot
 // be talked into trusting it.
 type DevIssuer struct {
-	issuer, audience string
-	key              jwk.Key
-	jwks             []byte
+	issuer, audience, internalAudience string
+	key                                jwk.Key
+	jwks                               []byte
+}
+
+// DevIssuerOption changes a dev issuer.
+type DevIssuerOption func(*DevIssuer)
+
+// WithInternalAudience sets the aud of the internal tokens the issuer
+// mints (MintInternal, and /oauth/token asked for it); default
+// DefaultInternalAudience.
+func WithInternalAudience(aud string) DevIssuerOption {
+	return func(d *DevIssuer) { d.internalAudience = aud }
 }
 
 // NewDevIssuer makes a dev issuer whose tokens carry iss issuer and aud
-// audience; devMode must be true.
-func NewDevIssuer(devMode bool, issuer, audience string) (*DevIssuer, error) {
+// audience (internal tokens: the internal audience); devMode must be true.
+func NewDevIssuer(devMode bool, issuer, audience string, opts ...DevIssuerOption) (*DevIssuer, error) {
 	if !devMode {
 		return nil, ErrDevModeOff
+	}
+	d := &DevIssuer{issuer: issuer, audience: audience, internalAudience: DefaultInternalAudience}
+	for _, o := range opts {
+		o(d)
+	}
+	if d.internalAudience == "" || d.internalAudience == audience {
+		return nil, fmt.Errorf("dev issuer: the internal audience %q must be set and differ from the public one", d.internalAudience)
 	}
 	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -62,14 +84,18 @@ func NewDevIssuer(devMode bool, issuer, audience string) (*DevIssuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev issuer jwks: %w", err)
 	}
-	return &DevIssuer{issuer: issuer, audience: audience, key: key, jwks: jwks}, nil
+	d.key, d.jwks = key, jwks
+	return d, nil
 }
 
 // Issuer is the iss of every token minted.
 func (d *DevIssuer) Issuer() string { return d.issuer }
 
-// Audience is the aud of every token minted.
+// Audience is the aud of the public tokens minted.
 func (d *DevIssuer) Audience() string { return d.audience }
+
+// InternalAudience is the aud of the internal tokens minted.
+func (d *DevIssuer) InternalAudience() string { return d.internalAudience }
 
 // JWKSHandler serves the issuer's public keys.
 func (d *DevIssuer) JWKSHandler() http.Handler {
@@ -79,12 +105,25 @@ func (d *DevIssuer) JWKSHandler() http.Handler {
 	})
 }
 
-// Mint returns a signed token for user, acting through client, valid for ttl.
+// Mint returns a signed public token for user, acting through client,
+// valid for ttl; with user == client it is the client's own
+// client-credentials token.
 func (d *DevIssuer) Mint(user, client string, ttl time.Duration) (string, error) {
+	return d.mint(d.audience, user, client, ttl)
+}
+
+// MintInternal returns a signed internal token for a bankbridge service,
+// as the client credentials grant gives it: sub and azp are client, aud is
+// the internal audience.
+func (d *DevIssuer) MintInternal(client string, ttl time.Duration) (string, error) {
+	return d.mint(d.internalAudience, client, client, ttl)
+}
+
+func (d *DevIssuer) mint(audience, user, client string, ttl time.Duration) (string, error) {
 	now := time.Now()
 	tok, err := jwt.NewBuilder().
 		Issuer(d.issuer).
-		Audience([]string{d.audience}).
+		Audience([]string{audience}).
 		Subject(user).
 		Claim("azp", client).
 		IssuedAt(now).
@@ -114,11 +153,24 @@ func (d *DevIssuer) Sign(tok jwt.Token) (string, error) {
 // JWKS returns the published key set document.
 func (d *DevIssuer) JWKS() []byte { return d.jwks }
 
+// TokenClients are the clients a dev token endpoint serves.
+type TokenClients struct {
+	// Secrets maps each client id to its secret.
+	Secrets map[string]string
+	// Internal are the clients that may ask for the internal audience:
+	// bankbridge's own services, never a product or a partner.
+	Internal map[string]bool
+}
+
 // TokenHandler is an OAuth 2.0 token endpoint for the client credentials
 // grant (RFC 6749 §4.4), as an identity provider offers it to services:
-// bankbridge's own services get their service tokens here in dev. clients
-// maps client id to secret; the token's sub and azp are the client id.
-func (d *DevIssuer) TokenHandler(clients map[string]string, ttl time.Duration) http.Handler {
+// bankbridge's own services get their service tokens here in dev, and
+// partners and product clients their own. The token's sub and azp are the
+// client id; its aud is the public audience, or the internal one when the
+// request asks for it with the audience parameter (as Auth0 and Okta take
+// it) and the client is one of clients.Internal; any other audience is
+// refused with invalid_target (RFC 8707).
+func (d *DevIssuer) TokenHandler(clients TokenClients, ttl time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -132,12 +184,25 @@ func (d *DevIssuer) TokenHandler(clients map[string]string, ttl time.Duration) h
 		if !ok {
 			id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 		}
-		want, known := clients[id]
+		want, known := clients.Secrets[id]
 		if !known || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
 			writeOAuthError(w, http.StatusUnauthorized, "invalid_client")
 			return
 		}
-		tok, err := d.Mint(id, id, ttl)
+		aud := d.audience
+		switch asked := r.PostForm.Get("audience"); asked {
+		case "", d.audience:
+		case d.internalAudience:
+			if !clients.Internal[id] {
+				writeOAuthError(w, http.StatusBadRequest, "invalid_target")
+				return
+			}
+			aud = asked
+		default:
+			writeOAuthError(w, http.StatusBadRequest, "invalid_target")
+			return
+		}
+		tok, err := d.mint(aud, id, id, ttl)
 		if err != nil {
 			writeOAuthError(w, http.StatusInternalServerError, "server_error")
 			return

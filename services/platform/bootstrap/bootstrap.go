@@ -22,6 +22,12 @@
 //		})
 //	}
 //
+// Transport: every listener of every kind speaks TLS with a certificate
+// for the binary's name from Vault's PKI engine, renewed in the background
+// (Deps.Certs, tls.go); connections to other bankbridge processes present
+// it (Deps.TransportCredentials, the consent service's and the banks'
+// connections). --plaintext turns TLS off, in dev mode only.
+//
 // Lifetimes: ctx (from Main, ended by SIGINT or SIGTERM) is only the stop
 // signal. Everything a handler uses — the Vault credentials provider, the
 // token verifier's JWKS cache, the service token, connections, the
@@ -45,6 +51,7 @@ import (
 
 	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/services/platform/access"
+	"github.com/bankbridge/bankbridge/services/platform/certs"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/events"
@@ -65,8 +72,9 @@ const (
 	KindService Kind = iota
 	// KindBank is a bank adapter server (the sandbox bank): gRPC with
 	// telemetry and health but no bankbridge token check — the adapter
-	// protocol authenticates bankbridge by API key — on --grpc-addr, and the
-	// admin listener on --admin-addr.
+	// protocol authenticates bankbridge by API key, and TLS by a client
+	// certificate of bankbridge's CA, which its listener requires — on
+	// --grpc-addr, and the admin listener on --admin-addr.
 	KindBank
 	// KindGateway is an HTTP server on --addr (the REST gateway), with
 	// /readyz added.
@@ -178,6 +186,10 @@ type Service struct {
 	// Close runs after the servers have drained and the tasks returned,
 	// before the dependencies close.
 	Close func()
+	// MaxHeaderBytes bounds a KindGateway request's header fields, read
+	// before the handler runs (http.Server.MaxHeaderBytes: 431 above it);
+	// 0 is net/http's 1 MiB.
+	MaxHeaderBytes int
 }
 
 // Deps are the dependencies the kit built. A dependency in Needs is never
@@ -202,6 +214,11 @@ type Deps struct {
 	// Outbox is set with Needs.Storage and Needs.Bus: events written in
 	// the caller's transaction, published by the relay the kit runs.
 	Outbox events.Outbox
+	// Certs is the binary's TLS identity: a certificate for its name from
+	// Vault's PKI engine, renewed in the background. Its listeners serve
+	// it; TransportCredentials and ClientTLS present it to other bankbridge
+	// processes. Nil with --plaintext (dev mode only).
+	Certs *certs.Source
 	// Stopping is closed when the stop signal arrives. Long-lived streams
 	// end on it, so they do not hold the graceful stop until the grace
 	// period ends; unary calls are served through the drain.

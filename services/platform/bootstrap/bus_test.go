@@ -18,7 +18,7 @@ import (
 
 // serviceArgs start a KindService in dev mode; the JWKS is never fetched.
 var serviceArgs = []string{"--grpc-addr=127.0.0.1:0", "--admin-addr=", "--issuer=https://issuer.test",
-	"--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode", "--drain-delay=0s"}
+	"--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode", "--plaintext", "--drain-delay=0s"}
 
 // runService serves a service that needs storage and the bus until the
 // test ends, and hands its Deps to check, from Start.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/bankbridge/bankbridge/services/platform/certs"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
@@ -39,6 +40,10 @@ type Config struct {
 	PageTokenKey credentials.Sensitive
 
 	Vault credentials.Config
+
+	// TLS secures every listener and connection with a certificate from
+	// Vault's PKI engine (tls.go).
+	TLS TLSConfig
 
 	// BanksFile is banks.yaml (Needs.Banks).
 	BanksFile string
@@ -80,6 +85,7 @@ func Defaults(name, grpcAddr, adminAddr string) Config {
 	return Config{
 		Server:          server.Defaults(name, grpcAddr, adminAddr),
 		Vault:           credentials.Config{Auth: credentials.AuthConfig{Method: credentials.AuthToken}},
+		TLS:             TLSConfig{Mount: certs.DefaultMount, TTL: certs.DefaultTTL},
 		ConsentCacheTTL: 2 * time.Second,
 		ClientID:        name,
 		DataDir:         "data",
@@ -136,9 +142,9 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 	if needs.HTTP && kind == KindService {
 		fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "public HTTP listen address, for callers that cannot use gRPC (e.g. carriers' signed pushes)")
 	}
-	if needs.Vault || needs.Banks || needs.Bus {
-		c.Vault.RegisterFlags(fs)
-	}
+	// Every binary: its TLS certificate comes from Vault.
+	c.Vault.RegisterFlags(fs)
+	c.registerTLSFlags(fs)
 	if needs.Banks {
 		fs.StringVar(&c.BanksFile, "banks", c.BanksFile, "banks.yaml: the banks and how to reach their adapters")
 	}
@@ -173,6 +179,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 // do not take the server kit's flags (which include them).
 func (c *Config) registerRunFlags(fs *flag.FlagSet) {
 	fs.TextVar(&c.Server.LogLevel, "log-level", c.Server.LogLevel, "minimum log level: DEBUG, INFO, WARN, ERROR")
+	fs.BoolVar(&c.Server.DevMode, "dev-mode", c.Server.DevMode, "enable dev-only features (the gateway's token issuer, --plaintext); never in production")
 	fs.DurationVar(&c.Server.DrainDelay, "drain-delay", c.Server.DrainDelay, "on SIGTERM, how long to report not ready while still serving, so load balancers stop routing here first")
 	fs.DurationVar(&c.Server.ShutdownGrace, "shutdown-grace", c.Server.ShutdownGrace, "how long in-flight calls may take to finish after the drain delay before they are cut")
 }
@@ -214,6 +221,9 @@ func (c *Config) check(kind Kind, needs Needs) error {
 	}
 	if kind != KindService && (c.Server.DrainDelay < 0 || c.Server.ShutdownGrace <= 0) {
 		return fmt.Errorf("config: --drain-delay must not be negative and --shutdown-grace must be positive")
+	}
+	if err := c.checkTLS(kind); err != nil {
+		return err
 	}
 	switch {
 	case needs.Vault && c.Vault.Address == "":

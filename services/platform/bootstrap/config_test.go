@@ -197,7 +197,7 @@ func TestServeNamesTheMissingFlag(t *testing.T) {
 	if err := os.WriteFile(remote, []byte("banks:\n  - id: acme\n    display_name: Acme\n    kind: remote\n    endpoint: 127.0.0.1:1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	service := []string{"--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode"}
+	service := []string{"--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode", "--plaintext"}
 	tests := []struct {
 		name  string
 		kind  Kind
@@ -215,10 +215,10 @@ func TestServeNamesTheMissingFlag(t *testing.T) {
 		{name: "gateway address", kind: KindGateway, args: []string{"--addr="}, want: "balance needs --addr (BANKBRIDGE_ADDR)"},
 		{name: "event bus", needs: Needs{Bus: true}, args: append(service, "--data-dir="),
 			want: "balance needs --nats-url (BANKBRIDGE_NATS_URL) or, for an embedded NATS server, --nats-dir (BANKBRIDGE_NATS_DIR)"},
-		{name: "event bus outside a service", kind: KindGateway, needs: Needs{Bus: true}, args: []string{"--addr=127.0.0.1:0"},
+		{name: "event bus outside a service", kind: KindGateway, needs: Needs{Bus: true}, args: []string{"--addr=127.0.0.1:0", "--dev-mode", "--plaintext"},
 			want: "balance: only a service can need the event bus"},
 		{name: "public HTTP listener", needs: Needs{HTTP: true}, args: service, want: "balance needs --http-addr (BANKBRIDGE_HTTP_ADDR)"},
-		{name: "public HTTP outside a service", kind: KindGateway, needs: Needs{HTTP: true}, args: []string{"--addr=127.0.0.1:0"},
+		{name: "public HTTP outside a service", kind: KindGateway, needs: Needs{HTTP: true}, args: []string{"--addr=127.0.0.1:0", "--dev-mode", "--plaintext"},
 			want: "balance: only a service can need a public HTTP listener"},
 		{name: "vault for remote banks", needs: Needs{Banks: true}, args: append(service, "--banks="+remote),
 			want: "balance needs --vault-addr (BANKBRIDGE_VAULT_ADDR): bank acme is remote"},

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +39,8 @@ func (b *builder) listenPublicHTTP(svc Service) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen public HTTP on %s: %w", b.cfg.HTTPAddr, err)
 	}
-	return lis, nil
+	// Carriers push without a client certificate; the gateway presents its own.
+	return b.tlsListener(lis, tls.VerifyClientCertIfGiven), nil
 }
 
 // serveWithPublicHTTP serves srv and the public HTTP handler on lis until
@@ -80,7 +82,7 @@ func (b *builder) publicHandler(h http.Handler) http.Handler {
 	return otelhttp.NewHandler(traceIDHeader(recoverHTTP(b.deps.Logger, h)), b.cfg.Server.Name,
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
-		otelhttp.WithPropagators(tel.Propagator),
+		otelhttp.WithPropagators(tel.EdgePropagator), // callers' trace context, never their baggage
 		otelhttp.WithSpanNameFormatter(spanName),
 	)
 }

@@ -2,8 +2,10 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,13 +14,16 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
+	grpccreds "google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bankbridge/bankbridge/adapters"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/certs"
 	"github.com/bankbridge/bankbridge/services/platform/client"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
@@ -101,21 +106,40 @@ func (b *builder) build(life context.Context) error {
 			return err
 		}
 		b.deps.PageTokens = pages
-		v, err := auth.NewVerifier(life, auth.Config{Issuer: c.Server.Issuer, Audience: c.Server.Audience, JWKSURL: c.Server.JWKSURL})
-		if err != nil {
-			return err
-		}
-		b.verifier = v
-		b.closers = append(b.closers, func() { _ = v.Close(context.WithoutCancel(life)) })
 	}
-	if (needs.Vault || needs.Banks || needs.Bus && c.NATSURL != "") && c.Vault.Address != "" {
+	readsVault := needs.Vault || needs.Banks || needs.Bus && c.NATSURL != ""
+	if (readsVault || !c.TLS.Plaintext) && c.Vault.Address != "" {
 		p, err := credentials.New(life, c.Vault,
 			credentials.WithLogger(log), credentials.WithMeterProvider(b.deps.Telemetry.MeterProvider))
 		if err != nil {
 			return fmt.Errorf("vault: %w", err)
 		}
-		b.deps.Vault = p
+		if readsVault {
+			b.deps.Vault = p
+		}
 		b.closers = append(b.closers, func() { _ = p.Close() })
+		if !c.TLS.Plaintext {
+			src, err := certs.New(life, p, c.certConfig(b.spec.Kind, needs),
+				certs.WithLogger(log), certs.WithMeterProvider(b.deps.Telemetry.MeterProvider))
+			if err != nil {
+				return err
+			}
+			b.deps.Certs = src
+			b.closers = append(b.closers, func() { _ = src.Close() })
+		}
+	}
+	idp, err := b.identityProviderClient()
+	if err != nil {
+		return err
+	}
+	if b.spec.Kind == KindService {
+		v, err := auth.NewVerifier(life, auth.Config{Issuer: c.Server.Issuer, Audience: c.Server.Audience, InternalAudience: c.Server.InternalAudience, JWKSURL: c.Server.JWKSURL,
+			HTTPClient: idp})
+		if err != nil {
+			return err
+		}
+		b.verifier = v
+		b.closers = append(b.closers, func() { _ = v.Close(context.WithoutCancel(life)) })
 	}
 	if needs.Banks {
 		if err := b.buildBanks(); err != nil {
@@ -136,10 +160,11 @@ func (b *builder) build(life context.Context) error {
 		}
 	}
 	if needs.Consent {
-		token := client.NewServiceToken(life, c.TokenURL, c.ClientID, string(c.ClientSecret))
+		token := client.NewServiceToken(context.WithValue(life, oauth2.HTTPClient, idp), c.TokenURL, c.ClientID, string(c.ClientSecret), c.Server.InternalAudience)
 		conn, err := client.Dial(c.ConsentAddr, b.deps.Telemetry, client.Options{
-			PerRPCCredentials: token,
-			RetryMethods:      []string{consentv1.ConsentCheckService_CheckConsent_FullMethodName},
+			TransportCredentials: b.deps.TransportCredentials("consent"),
+			PerRPCCredentials:    token,
+			RetryMethods:         []string{consentv1.ConsentCheckService_CheckConsent_FullMethodName},
 		})
 		if err != nil {
 			return err
@@ -165,11 +190,17 @@ func (b *builder) buildBanks() error {
 		return err
 	}
 	tel := b.deps.Telemetry
-	opts := []adapters.Option{adapters.WithRegistryLogger(b.deps.Logger), adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+	opts := []adapters.Option{adapters.WithRegistryLogger(b.deps.Logger), adapters.WithMeterProvider(tel.MeterProvider), adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(tel.TracerProvider),
 		otelgrpc.WithMeterProvider(tel.MeterProvider),
 		otelgrpc.WithPropagators(tel.Propagator),
 	)))}
+	if b.deps.Certs != nil {
+		// For adapters that trust bankbridge's CA (tls.client_cert_from_service).
+		opts = append(opts, adapters.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return b.deps.Certs.Certificate(), nil
+		}))
+	}
 	if b.deps.Vault != nil {
 		opts = append(opts, adapters.WithCredentials(VaultCredentials{Provider: b.deps.Vault}))
 	} else {
@@ -234,7 +265,10 @@ func (b *builder) serveService(ctx context.Context, svc Service) error {
 	if err != nil {
 		return err
 	}
-	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: svc.Admin}
+	// Product teams call a service without a client certificate; bankbridge's
+	// own services present theirs, which internal methods require.
+	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: svc.Admin,
+		TLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven), AdminTLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven)}
 	if b.deps.Banks != nil {
 		deps.Banks = configuredBanks{b.deps.Banks}
 	}
@@ -268,11 +302,17 @@ func (b *builder) serveBank(ctx context.Context, svc Service) error {
 		return errors.New("bootstrap: a bank's Start returned no GRPC registration")
 	}
 	tel, cfg := b.deps.Telemetry, b.cfg.Server
-	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(
+	opts := []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(tel.TracerProvider),
 		otelgrpc.WithMeterProvider(tel.MeterProvider),
 		otelgrpc.WithPropagators(tel.Propagator),
-	)))
+	))}
+	if t := b.deps.serverTLS(tls.RequireAndVerifyClientCert); t != nil {
+		// Only bankbridge calls a bank adapter: a client certificate of its
+		// CA is required, besides the API key.
+		opts = append(opts, grpc.Creds(grpccreds.NewTLS(t)))
+	}
+	srv := grpc.NewServer(opts...)
 	svc.GRPC(srv)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(srv, healthSrv)
@@ -293,6 +333,7 @@ func (b *builder) serveBank(ctx context.Context, svc Service) error {
 			return fmt.Errorf("listen admin HTTP on %s: %w", cfg.AdminAddr, err)
 		}
 		listening.AdminAddr = adminLis.Addr().String()
+		adminLis = b.tlsListener(adminLis, tls.VerifyClientCertIfGiven)
 		admin = append(admin, server.AdminEndpoint(adminLis, server.AdminHandler(ready.Load, tel.MetricsHandler, svc.Admin)))
 	}
 	b.deps.Logger.Info("serving", slog.String("addr", listening.Addr), slog.String("admin_addr", listening.AdminAddr))
@@ -312,6 +353,8 @@ func (b *builder) serveGateway(ctx context.Context, svc Service) error {
 	if err != nil {
 		return fmt.Errorf("listen HTTP on %s: %w", b.cfg.HTTPAddr, err)
 	}
+	addr := lis.Addr().String()
+	lis = b.tlsListener(lis, tls.VerifyClientCertIfGiven) // product teams call without a client certificate
 	var ready atomic.Bool
 	ready.Store(true)
 	mux := http.NewServeMux()
@@ -322,12 +365,31 @@ func (b *builder) serveGateway(ctx context.Context, svc Service) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    svc.MaxHeaderBytes,
 		// No WriteTimeout: streamed responses are long-lived; the handler
 		// bounds every other call.
+		ErrorLog: handshakeLog(b.deps.Logger),
 	}
-	b.deps.Logger.Info("serving", slog.String("addr", lis.Addr().String()))
-	b.ready(Listening{Addr: lis.Addr().String()})
+	b.deps.Logger.Info("serving", slog.String("addr", addr))
+	b.ready(Listening{Addr: addr})
 	return b.shutdown(func() { ready.Store(false) }).Serve(ctx, []server.Endpoint{server.HTTPEndpoint("HTTP", srv, lis)}, nil)
+}
+
+// tlsListener serves TLS on lis with the binary's certificate, asking for
+// client certificates as auth says; with --plaintext it returns lis.
+func (b *builder) tlsListener(lis net.Listener, auth tls.ClientAuthType) net.Listener {
+	t := b.deps.serverTLS(auth)
+	if t == nil {
+		return lis
+	}
+	return tls.NewListener(lis, server.HTTPTLS(t))
+}
+
+// handshakeLog takes net/http's own error lines, mostly failed TLS
+// handshakes (a plaintext client, a load balancer's TCP probe), at DEBUG:
+// they are the caller's problem, and frequent.
+func handshakeLog(log *slog.Logger) *stdlog.Logger {
+	return slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 }
 
 func (b *builder) shutdown(notServing func()) server.Shutdown {

@@ -122,7 +122,7 @@ func TestDependenciesOutliveTheSignal(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- bootstrap.Run(ctx, []string{
-			"--vault-addr=" + v.Addr(), "--vault-token=" + v.RootToken(),
+			"--vault-addr=" + v.Addr(), "--vault-token=" + v.RootToken(), "--dev-mode", "--plaintext",
 			"--drain-delay=" + drain.String(), "--shutdown-grace=" + grace.String(),
 		}, spec)
 	}()
@@ -203,7 +203,7 @@ func TestGatewayDrains(t *testing.T) {
 	defer signal()
 	done := make(chan error, 1)
 	go func() {
-		done <- bootstrap.Run(ctx, []string{"--drain-delay=" + drain.String(), "--shutdown-grace=" + grace.String()}, spec)
+		done <- bootstrap.Run(ctx, []string{"--dev-mode", "--plaintext", "--drain-delay=" + drain.String(), "--shutdown-grace=" + grace.String()}, spec)
 	}()
 	var base string
 	select {
@@ -276,7 +276,7 @@ func TestServicePublicHTTP(t *testing.T) {
 	defer signal()
 	done := make(chan error, 1)
 	go func() {
-		done <- bootstrap.Run(ctx, []string{"--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode",
+		done <- bootstrap.Run(ctx, []string{"--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode", "--plaintext",
 			"--http-addr=127.0.0.1:0", "--drain-delay=" + drain.String(), "--shutdown-grace=" + grace.String()}, spec)
 	}()
 	var l bootstrap.Listening
@@ -343,7 +343,7 @@ func TestServicePublicHTTP(t *testing.T) {
 // declares Needs.HTTP, and must hand a handler when it does.
 func TestPublicHTTPIsDeclared(t *testing.T) {
 	t.Parallel()
-	args := []string{"--grpc-addr=127.0.0.1:0", "--admin-addr=", "--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode"}
+	args := []string{"--grpc-addr=127.0.0.1:0", "--admin-addr=", "--issuer=https://issuer.test", "--jwks-url=http://127.0.0.1:1/jwks", "--dev-mode", "--plaintext"}
 	tests := []struct {
 		name  string
 		needs bootstrap.Needs

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"net/url"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -17,9 +18,16 @@ type ServiceToken struct {
 }
 
 // NewServiceToken returns per-RPC credentials for the client id and secret
-// at tokenURL.
-func NewServiceToken(ctx context.Context, tokenURL, clientID, clientSecret string) *ServiceToken {
+// at tokenURL, for audience: the internal audience
+// (server.Config.InternalAudience), which internal methods take and no
+// other method does. It asks for it with the audience parameter of the
+// token request, as Auth0 and Okta read it; an identity provider that
+// sets the audience by client instead ignores it.
+func NewServiceToken(ctx context.Context, tokenURL, clientID, clientSecret, audience string) *ServiceToken {
 	cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: clientSecret, TokenURL: tokenURL}
+	if audience != "" {
+		cfg.EndpointParams = url.Values{"audience": {audience}}
+	}
 	return &ServiceToken{source: cfg.TokenSource(ctx)}
 }
 

@@ -8,7 +8,10 @@
 // Allowed decisions are cached for a few seconds, but only while a
 // WatchConsentChanges stream is connected: every change to a user's links
 // or partner opt-ins drops that user's cached decisions, and losing the
-// stream drops them all, so a revocation takes effect on the next call.
+// stream drops them all, so a revocation takes effect on the next call. A
+// cached decision never outlives the consent it rests on: it is kept until
+// the consent's expire_time at the latest, and one that names none is not
+// kept at all.
 //
 // Long-lived calls (server streams) subscribe with Changes to hear when a
 // user's consent may have changed, and decide again; a service that acts on
@@ -45,11 +48,14 @@ type Decision = access.Decision
 // Options tune the checker.
 type Options struct {
 	// CacheTTL is how long an allowed decision is reused while the change
-	// stream is connected; 0 disables the cache. Default 0.
+	// stream is connected, and never past the consent's own expiry; 0
+	// disables the cache. Default 0.
 	CacheTTL time.Duration
 	// AuditTimeout bounds one RecordAccess call; default 5s.
 	AuditTimeout time.Duration
 	Logger       *slog.Logger
+	// Now is the clock the cache reads; default time.Now.
+	Now func() time.Time
 }
 
 // Checker implements access.ConsentChecker and access.Recorder.
@@ -93,6 +99,9 @@ func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Checker{
 		client: client, opts: opts, log: opts.Logger, decisions: map[key]decision{},
@@ -165,14 +174,26 @@ func (c *Checker) cached(k key) (*consentv1.CheckConsentResponse, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.decisions[k]
-	if ok && c.watching && time.Now().Before(d.expires) {
+	if ok && c.watching && c.opts.Now().Before(d.expires) {
 		return d.resp, c.generation
 	}
 	return nil, c.generation
 }
 
+// store caches an allowed decision until the sooner of CacheTTL from now
+// and the consent's own expiry: a consent that ends before the cache would
+// forget it must not be served from the cache after it ended. A decision
+// without an expiry is not cached, as it cannot be known to be current.
 func (c *Checker) store(k key, resp *consentv1.CheckConsentResponse, gen uint64) {
-	if c.opts.CacheTTL <= 0 {
+	if c.opts.CacheTTL <= 0 || resp.GetExpireTime() == nil {
+		return
+	}
+	now := c.opts.Now()
+	expires := now.Add(c.opts.CacheTTL)
+	if consentEnds := resp.GetExpireTime().AsTime(); consentEnds.Before(expires) {
+		expires = consentEnds
+	}
+	if !now.Before(expires) {
 		return
 	}
 	c.mu.Lock()
@@ -180,7 +201,7 @@ func (c *Checker) store(k key, resp *consentv1.CheckConsentResponse, gen uint64)
 	if !c.watching || gen != c.generation {
 		return
 	}
-	c.decisions[k] = decision{resp: resp, expires: time.Now().Add(c.opts.CacheTTL)}
+	c.decisions[k] = decision{resp: resp, expires: expires}
 }
 
 // forget drops the cached decisions of one user, or of all users when user

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -18,6 +19,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/names"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // consentServer is the consent service's check API over real gRPC: users
@@ -28,6 +30,10 @@ type consentServer struct {
 
 	mu      sync.Mutex
 	allowed map[string]bool
+	// expire is the expire_time of allowed decisions (zero: none sent);
+	// denial the reason of denied ones (default CONSENT_REVOKED).
+	expire  time.Time
+	denial  commonv1.ErrorReason
 	checks  int
 	down    bool
 	watches map[chan *consentv1.WatchConsentChangesResponse]chan struct{}
@@ -74,9 +80,17 @@ func (s *consentServer) CheckConsent(_ context.Context, req *consentv1.CheckCons
 	s.checks++
 	user, _ := names.UserOf(req.GetUser())
 	if !s.allowed[user] {
-		return &consentv1.CheckConsentResponse{DenialReason: commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED}, nil
+		denial := s.denial
+		if denial == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			denial = commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED
+		}
+		return &consentv1.CheckConsentResponse{DenialReason: denial}, nil
 	}
-	return &consentv1.CheckConsentResponse{Allowed: true, Link: req.GetUser() + "/links/l1"}, nil
+	resp := &consentv1.CheckConsentResponse{Allowed: true, Link: req.GetUser() + "/links/l1"}
+	if !s.expire.IsZero() {
+		resp.ExpireTime = timestamppb.New(s.expire)
+	}
+	return resp, nil
 }
 
 func (s *consentServer) WatchConsentChanges(_ *consentv1.WatchConsentChangesRequest, stream grpc.ServerStreamingServer[consentv1.WatchConsentChangesResponse]) error {
@@ -160,10 +174,17 @@ func (s *consentServer) up() {
 	s.down = false
 }
 
-// start serves a consent server and runs a checker's Watch against it.
+// start serves a consent server and runs a checker's Watch against it;
+// decisions are cached for an hour, their consents expire in a year.
 func start(t *testing.T, users ...string) (*consentServer, *consentcheck.Checker) {
 	t.Helper()
-	fake := &consentServer{allowed: map[string]bool{}, watches: map[chan *consentv1.WatchConsentChangesResponse]chan struct{}{}}
+	return startWith(t, consentcheck.Options{CacheTTL: time.Hour}, time.Now().AddDate(1, 0, 0), users...)
+}
+
+// startWith is start with the checker's options and the consents' expiry.
+func startWith(t *testing.T, opts consentcheck.Options, expire time.Time, users ...string) (*consentServer, *consentcheck.Checker) {
+	t.Helper()
+	fake := &consentServer{allowed: map[string]bool{}, expire: expire, watches: map[chan *consentv1.WatchConsentChangesResponse]chan struct{}{}}
 	for _, u := range users {
 		fake.allowed[u] = true
 	}
@@ -180,7 +201,7 @@ func start(t *testing.T, users ...string) (*consentServer, *consentcheck.Checker
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	c := consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{CacheTTL: time.Hour})
+	c := consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Watch(ctx); close(done) }()
@@ -287,4 +308,66 @@ func waitWatching(t *testing.T, fake *consentServer) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestACachedDecisionNeverOutlivesItsConsent: a consent that expires in
+// two seconds is not served from a cache that would keep it for an hour:
+// once it has expired, the next call asks the consent service, which says
+// CONSENT_EXPIRED.
+func TestACachedDecisionNeverOutlivesItsConsent(t *testing.T) {
+	t.Parallel()
+	clock := testkit.NewClock(time.Now())
+	fake, c := startWith(t, consentcheck.Options{CacheTTL: time.Hour, Now: clock.Now}, clock.Now().Add(2*time.Second), "alice")
+	waitWatching(t, fake)
+	waitCached(t, c, fake)
+	before := fake.checkCount()
+
+	clock.Add(1500 * time.Millisecond) // the consent still holds: cached
+	if _, err := c.Decide(t.Context(), "alice", need, purpose); err != nil || fake.checkCount() != before {
+		t.Fatalf("Decide before the consent expired = %v after %d checks, want it cached (%d)", err, fake.checkCount(), before)
+	}
+
+	fake.set(func(s *consentServer) {
+		s.allowed["alice"], s.denial = false, commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED
+	})
+	clock.Add(time.Second) // the consent has expired, the cache's hour has not
+	_, err := c.Decide(t.Context(), "alice", need, purpose)
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED)
+	if fake.checkCount() != before+1 {
+		t.Errorf("consent checks = %d, want %d: the expired decision was served from the cache", fake.checkCount(), before+1)
+	}
+}
+
+// TestADecisionWithoutExpiryIsNotCached: an allowed answer that names no
+// expiry cannot be known to still hold; every call asks.
+func TestADecisionWithoutExpiryIsNotCached(t *testing.T) {
+	t.Parallel()
+	fake, c := startWith(t, consentcheck.Options{CacheTTL: time.Hour}, time.Time{}, "alice")
+	waitWatching(t, fake)
+	for range 3 {
+		if _, err := c.Decide(t.Context(), "alice", need, purpose); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The watch may come up between calls; none of the three is cached
+	// either way.
+	if n := fake.checkCount(); n != 3 {
+		t.Errorf("consent checks = %d, want 3", n)
+	}
+}
+
+// waitCached decides for alice until a decision is cached (the change
+// stream's first message, which turns the cache on, may come after the
+// stream opened).
+func waitCached(t *testing.T, c *consentcheck.Checker, fake *consentServer) {
+	t.Helper()
+	testkit.Eventually(t, func() bool {
+		n := fake.checkCount()
+		for range 2 {
+			if _, err := c.Decide(t.Context(), "alice", need, purpose); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return fake.checkCount() == n+1
+	}, 5*time.Second)
 }

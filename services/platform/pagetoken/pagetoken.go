@@ -216,7 +216,10 @@ func (t *Tokens) Decode(l List, token string) (p Position, ok bool, err error) {
 	if token == "" {
 		return Position{}, false, nil
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: the lax decoder ignores the last character's spare bits, so
+	// each token would have other spellings that verify without being
+	// minted.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(raw) <= sha256.Size {
 		return Position{}, false, Invalid()
 	}

@@ -52,7 +52,15 @@ func bearer(ctx context.Context) string {
 // the token's user; an internal call (a service the contract marks
 // AUDIENCE_INTERNAL) must come from one of the configured internal clients —
 // bankbridge's own services, with tokens from the identity provider's client
-// credentials grant — and names its user in the request instead. A client
+// credentials grant — and names its user in the request instead. Internal
+// methods take only tokens of the internal audience (--internal-audience),
+// whose subject is the calling service itself (sub == azp, one of
+// --internal-clients), and no other method takes such a token: a user's
+// token, or a product's, never reaches an internal method, and a service's
+// token never acts for a user. A valid token of the other audience is
+// refused like any client's call it is not for: PERMISSION_DENIED,
+// CLIENT_NOT_ALLOWED (a token of neither audience, or of both, the
+// verifier refuses as TOKEN_INVALID). A client
 // call (AUDIENCE_CLIENT: a product team managing its own resources, such as
 // webhook endpoints) must carry the client's own client-credentials token,
 // never a user's, and is bound to that client: a name under another
@@ -96,10 +104,16 @@ func (a authenticator) authenticate(ctx context.Context, method string) (context
 	case aud != commonv1.Audience_AUDIENCE_PARTNER && partner:
 		return ctx, a.clientNotAllowed(ctx, method, p, "a partner's token may call partner methods only")
 	}
+	switch {
+	case p.Internal && aud != commonv1.Audience_AUDIENCE_INTERNAL:
+		return ctx, a.clientNotAllowed(ctx, method, p, "an internal token (audience "+a.verifier.InternalAudience()+") is taken by internal methods only")
+	case !p.Internal && aud == commonv1.Audience_AUDIENCE_INTERNAL:
+		return ctx, a.clientNotAllowed(ctx, method, p, "internal methods take only a bankbridge service's token of the internal audience")
+	}
 	switch aud {
 	case commonv1.Audience_AUDIENCE_INTERNAL:
-		if !a.internalClients[p.Client] {
-			return ctx, a.clientNotAllowed(ctx, method, p, "only bankbridge services may call internal methods")
+		if !p.ClientCredentials() || !a.internalClients[p.Client] {
+			return ctx, a.clientNotAllowed(ctx, method, p, "only bankbridge services may call internal methods, with their own client-credentials tokens")
 		}
 	case commonv1.Audience_AUDIENCE_CLIENT, commonv1.Audience_AUDIENCE_PARTNER:
 		if !p.ClientCredentials() {

@@ -9,11 +9,16 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+	webhooksv1 "github.com/bankbridge/bankbridge/gen/bankbridge/webhooks/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/names"
+	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
@@ -140,4 +145,109 @@ func TestAnotherUsersPathIsRefused(t *testing.T) {
 			t.Fatalf("Recv = %v, %v", msg, err)
 		}
 	})
+}
+
+// TestInternalMethodsTakeOnlyInternalTokens: internal methods take the
+// internal audience's client-credentials token of a listed bankbridge
+// service, and nothing else; no other method takes such a token. A valid
+// token of the other audience is CLIENT_NOT_ALLOWED, one of both
+// audiences TOKEN_INVALID.
+func TestInternalMethodsTakeOnlyInternalTokens(t *testing.T) {
+	t.Parallel()
+	e := startPartnerExample(t) // internal clients: "consent"
+	inAnHour := time.Now().Add(time.Hour)
+	sign := func(aud []string, sub, azp string) context.Context {
+		tok, err := jwt.NewBuilder().Issuer(testIssuer).Audience(aud).Subject(sub).Claim("azp", azp).
+			IssuedAt(time.Now()).Expiration(inAnHour).Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := e.srv.Issuer.Sign(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return withPurpose(withToken(context.Background(), signed), "ACCOUNT_INFORMATION")
+	}
+	internal := func(client string) context.Context {
+		tok, err := e.srv.Issuer.MintInternal(client, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return withPurpose(withToken(context.Background(), tok), "ACCOUNT_INFORMATION")
+	}
+	internalAud := e.srv.Issuer.InternalAudience()
+	checkConsent := func(ctx context.Context) error {
+		_, err := e.internal.CheckConsent(ctx, &consentv1.CheckConsentRequest{User: "users/alice",
+			Scope: commonv1.Scope_SCOPE_BALANCES, Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION})
+		return err
+	}
+	watchConsent := func(ctx context.Context) error {
+		stream, err := e.internal.WatchConsentChanges(ctx, &consentv1.WatchConsentChangesRequest{})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		return err
+	}
+	getAccount := func(ctx context.Context) error {
+		_, err := e.balance.GetAccount(ctx, getAccount("users/consent/accounts/sandbox~a1"))
+		return err
+	}
+	watchShipments := func(ctx context.Context) error {
+		stream, err := e.shipping.WatchShipments(withPurpose(ctx, "ORDER_TRACKING"), &shippingv1.WatchShipmentsRequest{Parent: "users/consent"})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		return err
+	}
+	getEndpoint := func(ctx context.Context) error {
+		_, err := e.webhooks.GetEndpoint(ctx, &webhooksv1.GetEndpointRequest{Name: names.Client("consent") + "/endpoints/ep1"})
+		return err
+	}
+	tests := []struct {
+		name   string
+		call   func(context.Context) error
+		ctx    context.Context
+		reason commonv1.ErrorReason // UNSPECIFIED: reaches the (unimplemented) handler
+	}{
+		{"a listed service's internal token", checkConsent, internal("consent"), 0},
+		{"a listed service's internal token, stream", watchConsent, internal("consent"), 0},
+		{"a user's token", checkConsent, e.token(t, "alice", servertest.Client), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"a user's token, stream", watchConsent, e.token(t, "alice", servertest.Client), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"the listed service's public client-credentials token", checkConsent, e.token(t, "consent", "consent"), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"a user's token through the listed service", checkConsent, e.token(t, "alice", "consent"), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"an internal token of a client that is no bankbridge service", checkConsent, internal(servertest.Client), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"an internal token for a user through the listed service", checkConsent, sign([]string{internalAud}, "alice", "consent"), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"a token of both audiences", checkConsent, sign([]string{testAudience, internalAud}, "consent", "consent"), commonv1.ErrorReason_ERROR_REASON_TOKEN_INVALID},
+		{"an internal token on a public method", getAccount, internal("consent"), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"an internal token on a public stream", watchShipments, internal("consent"), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"an internal token on a client method", getEndpoint, internal("consent"), commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED},
+		{"a both-audience token on a public method", getAccount, sign([]string{testAudience, internalAud}, "consent", servertest.Client), commonv1.ErrorReason_ERROR_REASON_TOKEN_INVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call(tt.ctx)
+			if tt.reason == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+				if status.Code(err) != codes.Unimplemented {
+					t.Fatalf("err = %v, want the call to reach the handler (UNIMPLEMENTED)", err)
+				}
+				return
+			}
+			meta := testkit.RequireReason(t, err, tt.reason)
+			if msg := status.Convert(err).Message(); !strings.Contains(msg, "audience") && !strings.Contains(msg, "client-credentials") {
+				t.Errorf("message %q says neither the audience nor the client-credentials token", msg)
+			}
+			if tt.reason == commonv1.ErrorReason_ERROR_REASON_CLIENT_NOT_ALLOWED && meta["client_id"] == "" {
+				t.Errorf("ErrorInfo metadata %v does not name the client", meta)
+			}
+		})
+	}
+	// None reached a user's access log: refusals go to the security log.
+	for _, entry := range e.hooks.recorded() {
+		if entry.ClientID == "consent" {
+			t.Errorf("a refused internal token reached a user's access log: %+v", entry)
+		}
+	}
+	if !strings.Contains(e.logs.String(), `"rpc.method":"/bankbridge.consent.v1.ConsentCheckService/CheckConsent","bankbridge.reason":"CLIENT_NOT_ALLOWED"`) {
+		t.Errorf("no security log line for the refused user token in:\n%s", e.logs.String())
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
+	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/limits"
 )
 
@@ -24,11 +26,16 @@ type Config struct {
 	DevMode   bool
 	LogLevel  slog.Level
 
-	Issuer          string
-	Audience        string
-	JWKSURL         string
-	ClientPurposes  string
-	InternalClients string
+	Issuer   string
+	Audience string
+	// InternalAudience is the aud of the tokens internal methods take
+	// (bankbridge's own services' client-credentials tokens), and no other
+	// method does; it differs from Audience, so neither token passes for
+	// the other.
+	InternalAudience string
+	JWKSURL          string
+	ClientPurposes   string
+	InternalClients  string
 	// PartnerClients are the client ids of partners (payment providers,
 	// merchants, carriers): the only clients that may call AUDIENCE_PARTNER
 	// methods, and refused by every other method. Comma-separated.
@@ -41,26 +48,45 @@ type Config struct {
 	// client and partner methods (--rate-limit-*, --redis-url).
 	Limits limits.Config
 
+	// Reflection serves gRPC server reflection, which describes every
+	// method to anyone who asks; off unless asked for (the dev stack does).
+	Reflection bool
+
 	DrainDelay      time.Duration
 	ShutdownGrace   time.Duration
 	MaxRecvMsgBytes int
 	MaxSendMsgBytes int
+	// MaxHeaderListBytes bounds a call's metadata, all of it (HTTP/2
+	// header list size); a call over it is refused before any handler.
+	MaxHeaderListBytes int
+	// MaxConcurrentStreams bounds the calls and streams open at once on
+	// one connection. The gateway carries every REST call to a service
+	// over one connection, so it also bounds what one gateway replica has
+	// open at a service; a call over it waits for one to end.
+	MaxConcurrentStreams int
 }
 
 // Defaults a service starts from; it sets Name and its default ports.
 func Defaults(name, grpcAddr, adminAddr string) Config {
 	return Config{
-		Name:            name,
-		Version:         "dev",
-		GRPCAddr:        grpcAddr,
-		AdminAddr:       adminAddr,
-		LogLevel:        slog.LevelInfo,
-		Audience:        "bankbridge",
-		Limits:          limits.Defaults(),
-		DrainDelay:      5 * time.Second,
-		ShutdownGrace:   10 * time.Second,
-		MaxRecvMsgBytes: 1 << 20, // requests are small; 1 MiB bounds a hostile body
-		MaxSendMsgBytes: 8 << 20,
+		Name:             name,
+		Version:          "dev",
+		GRPCAddr:         grpcAddr,
+		AdminAddr:        adminAddr,
+		LogLevel:         slog.LevelInfo,
+		Audience:         "bankbridge",
+		InternalAudience: auth.DefaultInternalAudience,
+		Limits:           limits.Defaults(),
+		DrainDelay:       5 * time.Second,
+		ShutdownGrace:    10 * time.Second,
+		MaxRecvMsgBytes:  1 << 20, // requests are small; 1 MiB bounds a hostile body
+		MaxSendMsgBytes:  8 << 20,
+		// A bearer token, a purpose, an idempotency key and trace context
+		// take a few KiB; grpc-go's own default is 16 MiB.
+		MaxHeaderListBytes: 64 << 10,
+		// grpc-go's default is unlimited; enough for a gateway replica's
+		// open REST streams, few enough to bound what one connection holds.
+		MaxConcurrentStreams: 4096,
 	}
 }
 
@@ -71,7 +97,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.DevMode, "dev-mode", c.DevMode, "enable dev-only features (the dev token issuer); never in production")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "minimum log level: DEBUG, INFO, WARN, ERROR")
 	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "required iss of bearer tokens")
-	fs.StringVar(&c.Audience, "audience", c.Audience, "required aud of bearer tokens")
+	fs.StringVar(&c.Audience, "audience", c.Audience, "required aud of bearer tokens on public, client and partner methods")
+	fs.StringVar(&c.InternalAudience, "internal-audience", c.InternalAudience, "required aud of bearer tokens on internal methods (bankbridge services' own client-credentials tokens); must differ from --audience")
 	fs.StringVar(&c.JWKSURL, "jwks-url", c.JWKSURL, "URL of the token issuer's JWKS")
 	fs.StringVar(&c.ClientPurposes, "client-purposes", c.ClientPurposes, "purposes each client may declare: client=PURPOSE,PURPOSE;client2=...")
 	fs.StringVar(&c.SubjectKey, "subject-key", c.SubjectKey, "secret key of the pseudonymous subject ids in access logs; the same for every service and replica (required outside dev mode)")
@@ -81,6 +108,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
 	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", c.MaxRecvMsgBytes, "largest request message accepted")
 	fs.IntVar(&c.MaxSendMsgBytes, "max-send-msg-bytes", c.MaxSendMsgBytes, "largest response message sent")
+	fs.IntVar(&c.MaxHeaderListBytes, "max-header-list-bytes", c.MaxHeaderListBytes, "largest metadata (HTTP/2 header list) a call may carry")
+	fs.IntVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "most calls and streams open at once on one connection (the gateway's REST calls to a service share one)")
+	fs.BoolVar(&c.Reflection, "reflection", c.Reflection, "serve gRPC server reflection, which describes every method to any caller (off by default; the dev stack turns it on)")
 	c.Limits.RegisterFlags(fs)
 }
 
@@ -103,6 +133,12 @@ func (c *Config) Validate() error {
 		return errors.New("config: --shutdown-grace must be positive")
 	case c.MaxRecvMsgBytes <= 0 || c.MaxSendMsgBytes <= 0:
 		return errors.New("config: message size limits must be positive")
+	case c.MaxHeaderListBytes <= 0:
+		return errors.New("config: --max-header-list-bytes must be positive")
+	case c.MaxConcurrentStreams <= 0 || c.MaxConcurrentStreams > math.MaxUint32:
+		return errors.New("config: --max-concurrent-streams must be positive")
+	case c.InternalAudience == "" || c.InternalAudience == c.Audience:
+		return errors.New("config: --internal-audience (BANKBRIDGE_INTERNAL_AUDIENCE) must be set and differ from --audience: a token for one would call the other's methods")
 	}
 	return c.Limits.Validate()
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -54,6 +55,10 @@ func (exampleBalance) GetAccount(ctx context.Context, req *balancev1.GetAccountR
 		return nil, errors.New(fixtureErrText)
 	case strings.HasSuffix(req.GetName(), "~gone"):
 		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank no longer honours this consent")
+	case strings.HasSuffix(req.GetName(), "~baggage"):
+		// What the handler's context carries of W3C baggage.
+		return &balancev1.GetAccountResponse{Account: &balancev1.Account{Name: req.GetName(),
+			DisplayName: baggage.FromContext(ctx).String()}}, nil
 	}
 	g := access.GrantFrom(ctx)
 	return &balancev1.GetAccountResponse{Account: &balancev1.Account{
@@ -196,6 +201,10 @@ type exampleOpts struct {
 	// loadLimits sets every rate limit far above what a benchmark sends
 	// as one user (the limiter still runs).
 	loadLimits bool
+	// reflection turns gRPC reflection on (--reflection).
+	reflection bool
+	// config edits the server's config last.
+	config func(*server.Config)
 }
 
 func startExample(t testing.TB, o exampleOpts) *example {
@@ -214,6 +223,10 @@ func startExample(t testing.TB, o exampleOpts) *example {
 		},
 		servertest.Options{Name: "example", Telemetry: tcfg, Config: func(c *server.Config) {
 			c.DrainDelay = o.drainDelay
+			c.Reflection = o.reflection
+			if o.config != nil {
+				defer o.config(c)
+			}
 			if o.loadLimits {
 				for _, b := range limits.Buckets() {
 					setRate(&c.Limits, b, loose)

@@ -1,20 +1,25 @@
 // Package server is the one way a bankbridge service runs: typed config, a
-// gRPC server with the interceptor chain written once, health and
-// reflection, an admin HTTP listener (/healthz, /readyz, /metrics), and a
-// graceful stop on SIGTERM that falls back to a hard stop after a grace
+// gRPC server with the interceptor chain written once, health, reflection
+// when asked for (--reflection), bounded metadata and concurrent streams
+// per connection, an admin HTTP listener (/healthz, /readyz, /metrics), and
+// a graceful stop on SIGTERM that falls back to a hard stop after a grace
 // period.
 //
 // The chain, outermost first — each concern in its own file:
 //
 //	recovery   panic → INTERNAL with an incident id          recover.go
 //	drain      streams end when the server stops (streams)     drain.go
-//	(stats)    OpenTelemetry, as a stats handler               server.go
+//	(stats)    OpenTelemetry, as a stats handler; a caller's    server.go
+//	           trace context, never its baggage
 //	trace id   x-trace-id response header (a stream refused    traceid.go
 //	           before its header: in the trailer)
 //	logging    one JSON line per call with trace ids           logging.go
 //	mask       unexpected errors → INTERNAL + incident id      mask.go
 //	authn      JWT bearer, user binding (skips health);        authn.go
+//	           the internal audience on internal methods only;
 //	           refusals to the security log, not a user's log
+//	peer cert  internal methods: a verified client certificate  peercert.go
+//	           naming the token's service (with TLS)
 //	rate limit per user and per client, by the method's        ratelimit.go
 //	           class from its contract → RESOURCE_EXHAUSTED,
 //	           RATE_LIMITED + RetryInfo; refusals to the
@@ -41,6 +46,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +59,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -94,6 +101,15 @@ type Deps struct {
 	// AdminHandlers are extra routes on the admin listener (e.g. the dev
 	// issuer's JWKS).
 	AdminHandlers map[string]http.Handler
+	// TLS, when set, is the gRPC listener's TLS config (platform/certs),
+	// usually verifying client certificates when given: product teams
+	// call without one. A server whose methods are all internal requires
+	// one. With TLS, internal methods take a verified client certificate
+	// naming the calling service (peercert.go). Nil serves plaintext (dev
+	// mode only, and handler tests).
+	TLS *tls.Config
+	// AdminTLS, when set, is the admin listener's TLS config.
+	AdminTLS *tls.Config
 }
 
 // Server is a configured gRPC server plus its admin listener.
@@ -143,6 +159,9 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	if err := checkDeps(methods, deps); err != nil {
 		return nil, err
 	}
+	if err := checkInternalAudience(methods, cfg, deps.Verifier); err != nil {
+		return nil, err
+	}
 	limited, err := limitedMethods(names.list, methods)
 	if err != nil {
 		return nil, err
@@ -180,11 +199,17 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		return nil, err
 	}
 	limit := rateLimiter{limits: s.limits, methods: limited, refuse: authn.refuse}
-	s.grpc = grpc.NewServer(
+	peers := peerCertCheck{methods: methods, off: deps.TLS == nil, refuse: authn.refuse}
+	var creds []grpc.ServerOption
+	if deps.TLS != nil {
+		creds = append(creds, grpc.Creds(credentials.NewTLS(listenerTLS(deps.TLS, methods))))
+	}
+	s.grpc = grpc.NewServer(append(creds,
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(deps.Telemetry.TracerProvider),
 			otelgrpc.WithMeterProvider(deps.Telemetry.MeterProvider),
-			otelgrpc.WithPropagators(deps.Telemetry.Propagator),
+			// Callers' trace context, never their baggage.
+			otelgrpc.WithPropagators(deps.Telemetry.EdgePropagator),
 		)),
 		grpc.ChainUnaryInterceptor(
 			recoveryUnary(s.log),
@@ -192,6 +217,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			loggingUnary(s.log),
 			maskUnary(s.log),
 			authn.unary(),
+			peers.unary(),
 			limit.unary(),
 			unaryCheck(fillIdempotencyKey),
 			validateUnary(validator),
@@ -204,6 +230,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			loggingStream(s.log),
 			maskStream(s.log),
 			authn.stream(),
+			peers.stream(),
 			limit.stream(),
 			streamCheck(fillIdempotencyKey),
 			validateStream(validator),
@@ -213,12 +240,16 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgBytes),
 		grpc.KeepaliveEnforcementPolicy(keepaliveEnforcement),
 		grpc.KeepaliveParams(keepaliveParams),
-	)
+		grpc.MaxHeaderListSize(uint32(cfg.MaxHeaderListBytes)),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+	)...)
 	register(s.grpc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	if err := registerReflection(s.grpc); err != nil {
-		_ = s.limits.Close()
-		return nil, err
+	if cfg.Reflection {
+		if err := registerReflection(s.grpc); err != nil {
+			_ = s.limits.Close()
+			return nil, err
+		}
 	}
 	for _, name := range names.list {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -235,8 +266,48 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			_ = s.limits.Close()
 			return nil, fmt.Errorf("listen admin HTTP on %s: %w", cfg.AdminAddr, err)
 		}
+		if deps.AdminTLS != nil {
+			s.adminLis = tls.NewListener(s.adminLis, HTTPTLS(deps.AdminTLS))
+		}
 	}
 	return s, nil
+}
+
+// listenerTLS is the gRPC listener's TLS config: cfg, requiring a client
+// certificate when every method served is internal, since only bankbridge
+// calls them.
+func listenerTLS(cfg *tls.Config, methods access.Methods) *tls.Config {
+	for _, m := range methods {
+		if m.Audience != commonv1.Audience_AUDIENCE_INTERNAL {
+			return cfg
+		}
+	}
+	if len(methods) == 0 || cfg.ClientAuth == tls.RequireAndVerifyClientCert {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	return cfg
+}
+
+// HTTPTLS is cfg for an HTTP listener: HTTP/2 and HTTP/1.1 offered by ALPN
+// (http.Server serves HTTP/2 on a TLS listener that negotiated it).
+func HTTPTLS(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	return cfg
+}
+
+// checkInternalAudience refuses to build a server with internal methods
+// whose verifier takes another internal audience than the config names:
+// every internal call would be refused, or a token meant elsewhere taken.
+func checkInternalAudience(methods access.Methods, cfg Config, v *auth.Verifier) error {
+	for name, m := range methods {
+		if m.Audience == commonv1.Audience_AUDIENCE_INTERNAL && v.InternalAudience() != cfg.InternalAudience {
+			return fmt.Errorf("server: internal method %s: the token verifier takes internal audience %q, the config says %q", name, v.InternalAudience(), cfg.InternalAudience)
+		}
+	}
+	return nil
 }
 
 // checkDeps refuses to build a server whose public methods need what the

@@ -128,16 +128,39 @@ func TestNoPersonalDataInTelemetry(t *testing.T) {
 		}
 	}
 	// The cause of an unexpected error is logged under its incident id (that
-	// is what the id is for), so the error text itself is allowed in logs;
-	// bankbridge code never writes personal data into error text.
+	// is what the id is for), scrubbed of what looks like a secret or
+	// personal data: the password in it is not.
 	logs := testkit.WithoutRandomFields(e.logs.String())
 	for _, f := range forbidden {
-		if f == "hunter2" {
-			continue
-		}
 		if strings.Contains(logs, f) {
 			t.Errorf("logs carry %q", f)
 		}
+	}
+	if !strings.Contains(logs, `"error":"db password=[redacted]"`) {
+		t.Errorf("the unexpected error's cause is not logged, scrubbed:\n%s", logs)
+	}
+}
+
+// TestCallersBaggageIsNotTakenIn: W3C baggage a caller sends with a call
+// is not in the handler's context (so no call the service makes passes it
+// on), while its trace context is.
+func TestCallersBaggageIsNotTakenIn(t *testing.T) {
+	t.Parallel()
+	e := startExample(t, exampleOpts{})
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	ctx := metadata.AppendToOutgoingContext(e.as(t, "alice"),
+		"traceparent", "00-"+traceID.String()+"-00f067aa0ba902b7-01",
+		"baggage", "user.iban=DE89370400440532013000,amount=2387.11")
+	var hdr metadata.MD
+	resp, err := e.balance.GetAccount(ctx, getAccount("users/alice/accounts/sandbox~baggage"), grpc.Header(&hdr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inContext := resp.GetAccount().GetDisplayName(); inContext != "" {
+		t.Errorf("the handler's context carries the caller's baggage %q", inContext)
+	}
+	if got := hdr.Get(server.TraceIDHeader); len(got) != 1 || got[0] != traceID.String() {
+		t.Errorf("%s = %v, want the caller's trace %s", server.TraceIDHeader, got, traceID)
 	}
 }
 

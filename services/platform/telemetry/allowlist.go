@@ -1,6 +1,10 @@
 package telemetry
 
-import "strings"
+import (
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+)
 
 // Telemetry never carries personal data: account numbers, balances, amounts,
 // message texts, tokens, and not even user ids or resource names (paths name
@@ -9,6 +13,16 @@ import "strings"
 // or metric label is checked against this allow-list of keys whose values are
 // known to be safe; any other key keeps its name with its value replaced by
 // Redacted (logs, spans) or is dropped (metric labels, to bound cardinality).
+//
+// Three kinds of key sit between allowed and not:
+//   - free text (FreeText: error, panic, stack, and a few of ours that carry
+//     a caller's text): the value leaves scrubbed of anything shaped like
+//     personal data (Scrub), so a cause stays readable for on-call;
+//   - bankbridge.* keys not listed below: a number, a boolean or a duration
+//     leaves as it is (counts, ages, attempts), text is redacted, so a new
+//     key cannot carry a name or an amount out before someone vets it;
+//   - rpc.service and rpc.method, which name what the caller asked for:
+//     only a method of a service this binary knows leaves (rpc.go).
 
 // Redacted replaces the value of an attribute that is not allowed.
 const Redacted = "[redacted]"
@@ -17,7 +31,7 @@ const Redacted = "[redacted]"
 var allowedKeys = map[string]bool{
 	// Logs.
 	"time": true, "level": true, "msg": true, "source": true,
-	"trace_id": true, "span_id": true, "error": true, "panic": true, "stack": true,
+	"trace_id": true, "span_id": true,
 	"duration": true, "duration_ms": true, "addr": true, "signal": true,
 	"service": true, "version": true, "component": true,
 	// HTTP semantic conventions, without paths, queries and headers.
@@ -32,17 +46,37 @@ var allowedKeys = map[string]bool{
 	// Messaging events that otelgrpc records.
 	"message.type": true, "message.id": true,
 	"message.compressed_size": true, "message.uncompressed_size": true,
+
+	// Our own text keys whose values are vetted: ids we mint or configure,
+	// and enums. Never names, numbers, amounts.
+	AttrBankID: true, AttrClientID: true, AttrReason: true, AttrIncidentID: true,
+	AttrOutcome: true, AttrLogType: true,
+	"bankbridge.event_id": true, "bankbridge.event_type": true, "bankbridge.event_kind": true,
+	"bankbridge.carrier": true, "bankbridge.partner_id": true, "bankbridge.vault_auth_method": true,
+	"bankbridge.webhook_delivery_id": true, "bankbridge.webhook_endpoint_id": true,
+	"bankbridge.tls_name": true, // the process's own name, its certificate's
+}
+
+// freeTextKeys carry text written by code we do not control the words of
+// (an error's text, a panic, a stack, a carrier's own push id, the rules a
+// bank's data broke): scrubbed, not redacted, as on-call needs the cause.
+var freeTextKeys = map[string]bool{
+	"error": true, "panic": true, "stack": true,
+	"bankbridge.push_id": true, "bankbridge.rules": true,
 }
 
 // allowedPrefixes are key prefixes whose values are safe.
 var allowedPrefixes = []string{
-	"rpc.",        // rpc.system, rpc.service, rpc.method, rpc.grpc.status_code
-	"otel.",       // otel.status_code, otel.scope.*
-	"telemetry.",  // SDK identity
-	"service.",    // resource
-	"grpc.",       // grpc-go's own
-	"bankbridge.", // our attributes are chosen to be safe: see Attr* below
+	"rpc.",       // rpc.system, rpc.grpc.status_code; rpc.service and rpc.method are checked (rpc.go)
+	"otel.",      // otel.status_code, otel.scope.*
+	"telemetry.", // SDK identity
+	"service.",   // resource
+	"grpc.",      // grpc-go's own
 }
+
+// ourPrefix is the prefix of our own keys: numbers under it are safe,
+// text only under the keys listed in allowedKeys.
+const ourPrefix = "bankbridge."
 
 // Our own attribute keys. Only ids and enums: never names, numbers, amounts.
 const (
@@ -56,10 +90,14 @@ const (
 )
 
 // Allowed reports whether an attribute with this key may leave the process
-// with its value.
+// with any value. A key that is not may still leave with some values: see
+// FreeText, and numbers under bankbridge.*.
 func Allowed(key string) bool {
 	if allowedKeys[key] {
 		return true
+	}
+	if key == rpcServiceKey || key == rpcMethodKey {
+		return false // only values naming a known method: see allowedValue
 	}
 	for _, p := range allowedPrefixes {
 		if strings.HasPrefix(key, p) {
@@ -68,3 +106,51 @@ func Allowed(key string) bool {
 	}
 	return false
 }
+
+// FreeText reports whether the value of key is free text that leaves the
+// process scrubbed (Scrub) rather than redacted.
+func FreeText(key string) bool { return freeTextKeys[key] }
+
+// verdict is what happens to one attribute's value.
+type verdict int
+
+const (
+	keep verdict = iota
+	scrub
+	redact
+)
+
+// judge decides on the value of key; text says whether the value is text
+// (a string, or anything printed as one) rather than a number, a boolean
+// or a duration; value is the text, for rpc.service and rpc.method.
+func judge(key string, text bool, value string) verdict {
+	switch {
+	case Allowed(key):
+		return keep
+	case key == rpcServiceKey || key == rpcMethodKey:
+		if knownRPCValue(key, value) {
+			return keep
+		}
+		return redact
+	case !text && (strings.HasPrefix(key, ourPrefix) || freeTextKeys[key]):
+		return keep
+	case freeTextKeys[key]:
+		return scrub
+	}
+	return redact
+}
+
+// judgeAttr is judge for an OpenTelemetry attribute.
+func judgeAttr(kv attribute.KeyValue) verdict {
+	switch kv.Value.Type() {
+	case attribute.BOOL, attribute.INT64, attribute.FLOAT64, attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE:
+		return judge(string(kv.Key), false, "")
+	case attribute.STRING:
+		return judge(string(kv.Key), true, kv.Value.AsString())
+	}
+	return judge(string(kv.Key), true, kv.Value.Emit())
+}
+
+// allowedLabel reports whether a metric may keep this label; labels are
+// dropped rather than scrubbed or redacted, which would only add series.
+func allowedLabel(kv attribute.KeyValue) bool { return judgeAttr(kv) == keep }

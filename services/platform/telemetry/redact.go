@@ -10,29 +10,34 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// redactAttrs returns attrs with every value whose key is not Allowed
-// replaced by Redacted.
+// redactAttrs returns attrs with every value that may not leave replaced:
+// free text scrubbed, anything else not allowed by Redacted.
 func redactAttrs(attrs []attribute.KeyValue) []attribute.KeyValue {
 	out := make([]attribute.KeyValue, len(attrs))
 	for i, kv := range attrs {
-		if Allowed(string(kv.Key)) {
+		switch judgeAttr(kv) {
+		case keep:
 			out[i] = kv
-		} else {
+		case scrub:
+			out[i] = attribute.String(string(kv.Key), Scrub(kv.Value.Emit()))
+		default:
 			out[i] = attribute.String(string(kv.Key), Redacted)
 		}
 	}
 	return out
 }
 
-// redactingExporter applies the allow-list to every span, span event and
-// span link before handing them to the real exporter: whatever an
+// redactingExporter applies the allow-list to every span before handing it
+// to the real exporter: its name, its status description, its attributes,
+// and its events' names and attributes (an exception event's message and
+// stack among them), and its links' attributes. Whatever an
 // instrumentation library records, only allowed values leave the process.
 type redactingExporter struct {
 	next sdktrace.SpanExporter
 }
 
 // RedactingExporter wraps next so that spans reach it with only allowed
-// attribute values.
+// names, status descriptions and attribute values.
 func RedactingExporter(next sdktrace.SpanExporter) sdktrace.SpanExporter {
 	return redactingExporter{next: next}
 }
@@ -40,17 +45,31 @@ func RedactingExporter(next sdktrace.SpanExporter) sdktrace.SpanExporter {
 func (e redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	out := make([]sdktrace.ReadOnlySpan, len(spans))
 	for i, s := range spans {
-		stub := tracetest.SpanStubFromReadOnlySpan(s)
-		stub.Attributes = redactAttrs(stub.Attributes)
-		for j := range stub.Events {
-			stub.Events[j].Attributes = redactAttrs(stub.Events[j].Attributes)
-		}
-		for j := range stub.Links {
-			stub.Links[j].Attributes = redactAttrs(stub.Links[j].Attributes)
-		}
-		out[i] = stub.Snapshot()
+		out[i] = redactSpan(tracetest.SpanStubFromReadOnlySpan(s)).Snapshot()
 	}
 	return e.next.ExportSpans(ctx, out)
+}
+
+func redactSpan(stub tracetest.SpanStub) tracetest.SpanStub {
+	if !safeSpanName(stub.Name) {
+		stub.Name = Redacted
+	}
+	// A status description is an error's text (otelgrpc records the gRPC
+	// status message, RecordError the error): the code says enough.
+	if stub.Status.Description != "" {
+		stub.Status.Description = Redacted
+	}
+	stub.Attributes = redactAttrs(stub.Attributes)
+	for j := range stub.Events {
+		if !safeEventNames[stub.Events[j].Name] {
+			stub.Events[j].Name = Redacted
+		}
+		stub.Events[j].Attributes = redactAttrs(stub.Events[j].Attributes)
+	}
+	for j := range stub.Links {
+		stub.Links[j].Attributes = redactAttrs(stub.Links[j].Attributes)
+	}
+	return stub
 }
 
 func (e redactingExporter) Shutdown(ctx context.Context) error { return e.next.Shutdown(ctx) }
@@ -63,8 +82,9 @@ type logHandler struct {
 }
 
 // NewLogHandler wraps next: attributes not Allowed (by their dotted key,
-// groups included) have their values replaced by Redacted, and records
-// logged with a context that carries a span get trace_id and span_id.
+// groups included) have their values replaced by Redacted, free text
+// (FreeText) is scrubbed, and records logged with a context that carries a
+// span get trace_id and span_id.
 func NewLogHandler(next slog.Handler) slog.Handler {
 	return logHandler{next: next}
 }
@@ -88,6 +108,7 @@ func (h logHandler) redact(prefix string, a slog.Attr) slog.Attr {
 	if prefix != "" {
 		key = prefix + "." + a.Key
 	}
+	a.Value = a.Value.Resolve()
 	if a.Value.Kind() == slog.KindGroup {
 		group := a.Value.Group()
 		attrs := make([]any, len(group))
@@ -96,8 +117,12 @@ func (h logHandler) redact(prefix string, a slog.Attr) slog.Attr {
 		}
 		return slog.Group(a.Key, attrs...)
 	}
-	if Allowed(key) {
+	text := a.Value.Kind() == slog.KindString || a.Value.Kind() == slog.KindAny
+	switch judge(key, text, a.Value.String()) {
+	case keep:
 		return a
+	case scrub:
+		return slog.String(a.Key, Scrub(a.Value.String()))
 	}
 	return slog.String(a.Key, Redacted)
 }

@@ -1,8 +1,9 @@
 // Package telemetry sets up OpenTelemetry for a bankbridge process: traces
 // and metrics configured from the standard OTEL_* environment, W3C trace
-// context propagation, a Prometheus /metrics handler, and a JSON slog logger
-// that stamps trace ids. Everything that leaves the process passes the
-// attribute allow-list in allowlist.go.
+// context propagation (a caller's baggage is never taken in), a Prometheus
+// /metrics handler, and a JSON slog logger that stamps trace ids.
+// Everything that leaves the process passes the attribute allow-list in
+// allowlist.go, span names and status texts included (redact.go).
 package telemetry
 
 import (
@@ -18,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
-	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -48,7 +48,14 @@ type Config struct {
 type Telemetry struct {
 	TracerProvider *sdktrace.TracerProvider
 	MeterProvider  *sdkmetric.MeterProvider
-	Propagator     propagation.TextMapPropagator
+	// Propagator carries W3C trace context and baggage on the calls a
+	// process makes.
+	Propagator propagation.TextMapPropagator
+	// EdgePropagator is what a listener callers reach takes in: their
+	// trace context, so one request is one trace, and never their
+	// baggage, which bankbridge would otherwise pass on to every service
+	// and bank it calls, and which instrumentation may record.
+	EdgePropagator propagation.TextMapPropagator
 	Logger         *slog.Logger
 	// MetricsHandler serves the Prometheus exposition of every metric.
 	MetricsHandler http.Handler
@@ -76,7 +83,8 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry resource: %w", err)
 	}
 	t := &Telemetry{
-		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		EdgePropagator: propagation.TraceContext{},
 	}
 
 	exporter := cfg.SpanExporter
@@ -107,7 +115,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		sdkmetric.WithReader(promExporter),
 		// Metric labels pass the allow-list too; others are dropped.
 		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "*"},
-			sdkmetric.Stream{AttributeFilter: func(kv attribute.KeyValue) bool { return Allowed(string(kv.Key)) }})),
+			sdkmetric.Stream{AttributeFilter: allowedLabel})),
 	}
 	if os.Getenv("OTEL_METRICS_EXPORTER") != "" && os.Getenv("OTEL_METRICS_EXPORTER") != "none" {
 		reader, err := autoexport.NewMetricReader(ctx)

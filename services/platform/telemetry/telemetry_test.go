@@ -24,7 +24,7 @@ func TestSpansKeepOnlyAllowedAttributes(t *testing.T) {
 
 	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op")
 	span.SetAttributes(
-		attribute.String("rpc.method", "GetBalance"),
+		attribute.String("rpc.method", "grpc.health.v1.Health/Check"),
 		attribute.String(telemetry.AttrBankID, "sandbox"),
 		attribute.String("account.number", "DE89370400440532013000"),
 		attribute.Int64("balance.amount", 123456),
@@ -41,7 +41,7 @@ func TestSpansKeepOnlyAllowedAttributes(t *testing.T) {
 		t.Fatalf("%d spans", len(got))
 	}
 	want := map[string]string{
-		"rpc.method":                        "GetBalance",
+		"rpc.method":                        "grpc.health.v1.Health/Check",
 		telemetry.AttrBankID:                "sandbox",
 		"account.number":                    telemetry.Redacted,
 		"balance.amount":                    telemetry.Redacted,
@@ -98,6 +98,15 @@ func TestAllowed(t *testing.T) {
 		{"enduser.id", false},
 		{"db.statement", false},
 		{"exception.message", false},
+		// Free text is scrubbed, not passed: see TestFreeTextIsScrubbedInLogs.
+		{"error", false},
+		{"panic", false},
+		{"stack", false},
+		// bankbridge.* text passes only under a vetted key.
+		{"bankbridge.merchant_name", false},
+		{"bankbridge.client_id", true},
+		// Only known methods: see TestRPCAttributesNameOnlyKnownMethods.
+		{"rpc.method", false},
 	}
 	for _, tt := range tests {
 		if got := telemetry.Allowed(tt.key); got != tt.want {

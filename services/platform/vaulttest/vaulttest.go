@@ -53,6 +53,7 @@ type Server struct {
 	stopOnce sync.Once
 	mu       sync.Mutex
 	auths    map[string]bool // auth methods enabled so far, by path
+	pkiCA    string          // the PKI's CA (EnablePKI)
 }
 
 // Start runs a Vault dev server on a free 127.0.0.1 port with a known root

@@ -4230,8 +4230,17 @@ func (x *VerifyCardUnblockResponse) GetStatus() ScaStatus {
 type StreamEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cursor of the last event bankbridge stored; empty to start with
-	// events from now on.
-	ResumeCursor  string `protobuf:"bytes,1,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
+	// events from now on, or from start_time.
+	ResumeCursor string `protobuf:"bytes,1,opt,name=resume_cursor,json=resumeCursor,proto3" json:"resume_cursor,omitempty"`
+	// With no resume_cursor: start with the events that happened at or after
+	// this time (by their event_time) that the bank still keeps, then go on
+	// with new ones; unset, start with events from now on. Ignored with a
+	// resume_cursor. bankbridge sends the time it first opened the stream
+	// until it has stored a cursor, and the event_time of the last event it
+	// stored after a cursor the bank refused (CURSOR_INVALID), so a stream
+	// that fails before its first event, or whose history the bank lost,
+	// resumes without a gap; delivery stays at least once.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4271,6 +4280,13 @@ func (x *StreamEventsRequest) GetResumeCursor() string {
 		return x.ResumeCursor
 	}
 	return ""
+}
+
+func (x *StreamEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
 }
 
 // StreamEventsResponse is one event.
@@ -5220,9 +5236,11 @@ const file_bankbridge_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x05 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[A-Za-z0-9_-]{8,128}$R\x0eidempotencyKey\"a\n" +
 	"\x19VerifyCardUnblockResponse\x12D\n" +
 	"\x06status\x18\x01 \x01(\x0e2 .bankbridge.adapter.v1.ScaStatusB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\"D\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\"\x7f\n" +
 	"\x13StreamEventsRequest\x12-\n" +
-	"\rresume_cursor\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\"\xf6\x05\n" +
+	"\rresume_cursor\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\fresumeCursor\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xf6\x05\n" +
 	"\x14StreamEventsResponse\x12\"\n" +
 	"\x06cursor\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\bR\x06cursor\x12A\n" +
@@ -5548,63 +5566,64 @@ var file_bankbridge_adapter_v1_adapter_proto_depIdxs = []int32{
 	1,  // 53: bankbridge.adapter.v1.StartCardUnblockResponse.method:type_name -> bankbridge.adapter.v1.ScaMethod
 	73, // 54: bankbridge.adapter.v1.StartCardUnblockResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 55: bankbridge.adapter.v1.VerifyCardUnblockResponse.status:type_name -> bankbridge.adapter.v1.ScaStatus
-	73, // 56: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
-	65, // 57: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
-	66, // 58: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
-	67, // 59: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
-	68, // 60: bankbridge.adapter.v1.StreamEventsResponse.agent_requested_control:type_name -> bankbridge.adapter.v1.AgentRequestedControl
-	69, // 61: bankbridge.adapter.v1.StreamEventsResponse.agent_passed_control:type_name -> bankbridge.adapter.v1.AgentPassedControl
-	70, // 62: bankbridge.adapter.v1.StreamEventsResponse.support_case_closed:type_name -> bankbridge.adapter.v1.SupportCaseClosed
-	71, // 63: bankbridge.adapter.v1.StreamEventsResponse.fraud_case_updated:type_name -> bankbridge.adapter.v1.FraudCaseUpdated
-	75, // 64: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
-	73, // 65: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
-	9,  // 66: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
-	14, // 67: bankbridge.adapter.v1.FraudCaseUpdated.status:type_name -> bankbridge.adapter.v1.FraudCaseStatus
-	16, // 68: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
-	18, // 69: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
-	20, // 70: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
-	22, // 71: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
-	24, // 72: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
-	26, // 73: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:input_type -> bankbridge.adapter.v1.ExtendConsentRequest
-	30, // 74: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
-	33, // 75: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
-	36, // 76: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
-	39, // 77: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:input_type -> bankbridge.adapter.v1.GetPurchaseDetailsRequest
-	43, // 78: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
-	46, // 79: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
-	48, // 80: bankbridge.adapter.v1.BankAdapterService.NotifyThreadControl:input_type -> bankbridge.adapter.v1.NotifyThreadControlRequest
-	55, // 81: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
-	50, // 82: bankbridge.adapter.v1.BankAdapterService.AnswerFraudAlert:input_type -> bankbridge.adapter.v1.AnswerFraudAlertRequest
-	52, // 83: bankbridge.adapter.v1.BankAdapterService.ListCards:input_type -> bankbridge.adapter.v1.ListCardsRequest
-	57, // 84: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
-	59, // 85: bankbridge.adapter.v1.BankAdapterService.StartCardUnblock:input_type -> bankbridge.adapter.v1.StartCardUnblockRequest
-	61, // 86: bankbridge.adapter.v1.BankAdapterService.VerifyCardUnblock:input_type -> bankbridge.adapter.v1.VerifyCardUnblockRequest
-	63, // 87: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
-	17, // 88: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
-	19, // 89: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
-	21, // 90: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
-	23, // 91: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
-	25, // 92: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
-	27, // 93: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:output_type -> bankbridge.adapter.v1.ExtendConsentResponse
-	31, // 94: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
-	34, // 95: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
-	37, // 96: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
-	40, // 97: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:output_type -> bankbridge.adapter.v1.GetPurchaseDetailsResponse
-	45, // 98: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
-	47, // 99: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
-	49, // 100: bankbridge.adapter.v1.BankAdapterService.NotifyThreadControl:output_type -> bankbridge.adapter.v1.NotifyThreadControlResponse
-	56, // 101: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
-	51, // 102: bankbridge.adapter.v1.BankAdapterService.AnswerFraudAlert:output_type -> bankbridge.adapter.v1.AnswerFraudAlertResponse
-	53, // 103: bankbridge.adapter.v1.BankAdapterService.ListCards:output_type -> bankbridge.adapter.v1.ListCardsResponse
-	58, // 104: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
-	60, // 105: bankbridge.adapter.v1.BankAdapterService.StartCardUnblock:output_type -> bankbridge.adapter.v1.StartCardUnblockResponse
-	62, // 106: bankbridge.adapter.v1.BankAdapterService.VerifyCardUnblock:output_type -> bankbridge.adapter.v1.VerifyCardUnblockResponse
-	64, // 107: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
-	88, // [88:108] is the sub-list for method output_type
-	68, // [68:88] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	73, // 56: bankbridge.adapter.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	73, // 57: bankbridge.adapter.v1.StreamEventsResponse.event_time:type_name -> google.protobuf.Timestamp
+	65, // 58: bankbridge.adapter.v1.StreamEventsResponse.fraud_alert:type_name -> bankbridge.adapter.v1.FraudAlert
+	66, // 59: bankbridge.adapter.v1.StreamEventsResponse.agent_message:type_name -> bankbridge.adapter.v1.AgentMessage
+	67, // 60: bankbridge.adapter.v1.StreamEventsResponse.agent_joined:type_name -> bankbridge.adapter.v1.AgentJoined
+	68, // 61: bankbridge.adapter.v1.StreamEventsResponse.agent_requested_control:type_name -> bankbridge.adapter.v1.AgentRequestedControl
+	69, // 62: bankbridge.adapter.v1.StreamEventsResponse.agent_passed_control:type_name -> bankbridge.adapter.v1.AgentPassedControl
+	70, // 63: bankbridge.adapter.v1.StreamEventsResponse.support_case_closed:type_name -> bankbridge.adapter.v1.SupportCaseClosed
+	71, // 64: bankbridge.adapter.v1.StreamEventsResponse.fraud_case_updated:type_name -> bankbridge.adapter.v1.FraudCaseUpdated
+	75, // 65: bankbridge.adapter.v1.FraudAlert.amount:type_name -> bankbridge.common.v1.Money
+	73, // 66: bankbridge.adapter.v1.FraudAlert.activity_time:type_name -> google.protobuf.Timestamp
+	9,  // 67: bankbridge.adapter.v1.FraudAlert.severity:type_name -> bankbridge.adapter.v1.FraudSeverity
+	14, // 68: bankbridge.adapter.v1.FraudCaseUpdated.status:type_name -> bankbridge.adapter.v1.FraudCaseStatus
+	16, // 69: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:input_type -> bankbridge.adapter.v1.GetAdapterInfoRequest
+	18, // 70: bankbridge.adapter.v1.BankAdapterService.CheckHealth:input_type -> bankbridge.adapter.v1.CheckHealthRequest
+	20, // 71: bankbridge.adapter.v1.BankAdapterService.StartSca:input_type -> bankbridge.adapter.v1.StartScaRequest
+	22, // 72: bankbridge.adapter.v1.BankAdapterService.VerifySca:input_type -> bankbridge.adapter.v1.VerifyScaRequest
+	24, // 73: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:input_type -> bankbridge.adapter.v1.RevokeConsentRequest
+	26, // 74: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:input_type -> bankbridge.adapter.v1.ExtendConsentRequest
+	30, // 75: bankbridge.adapter.v1.BankAdapterService.ListAccounts:input_type -> bankbridge.adapter.v1.ListAccountsRequest
+	33, // 76: bankbridge.adapter.v1.BankAdapterService.GetBalances:input_type -> bankbridge.adapter.v1.GetBalancesRequest
+	36, // 77: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:input_type -> bankbridge.adapter.v1.SyncTransactionsRequest
+	39, // 78: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:input_type -> bankbridge.adapter.v1.GetPurchaseDetailsRequest
+	43, // 79: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:input_type -> bankbridge.adapter.v1.StartSupportHandoffRequest
+	46, // 80: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:input_type -> bankbridge.adapter.v1.SendSupportMessageRequest
+	48, // 81: bankbridge.adapter.v1.BankAdapterService.NotifyThreadControl:input_type -> bankbridge.adapter.v1.NotifyThreadControlRequest
+	55, // 82: bankbridge.adapter.v1.BankAdapterService.ReportFraud:input_type -> bankbridge.adapter.v1.ReportFraudRequest
+	50, // 83: bankbridge.adapter.v1.BankAdapterService.AnswerFraudAlert:input_type -> bankbridge.adapter.v1.AnswerFraudAlertRequest
+	52, // 84: bankbridge.adapter.v1.BankAdapterService.ListCards:input_type -> bankbridge.adapter.v1.ListCardsRequest
+	57, // 85: bankbridge.adapter.v1.BankAdapterService.BlockCard:input_type -> bankbridge.adapter.v1.BlockCardRequest
+	59, // 86: bankbridge.adapter.v1.BankAdapterService.StartCardUnblock:input_type -> bankbridge.adapter.v1.StartCardUnblockRequest
+	61, // 87: bankbridge.adapter.v1.BankAdapterService.VerifyCardUnblock:input_type -> bankbridge.adapter.v1.VerifyCardUnblockRequest
+	63, // 88: bankbridge.adapter.v1.BankAdapterService.StreamEvents:input_type -> bankbridge.adapter.v1.StreamEventsRequest
+	17, // 89: bankbridge.adapter.v1.BankAdapterService.GetAdapterInfo:output_type -> bankbridge.adapter.v1.GetAdapterInfoResponse
+	19, // 90: bankbridge.adapter.v1.BankAdapterService.CheckHealth:output_type -> bankbridge.adapter.v1.CheckHealthResponse
+	21, // 91: bankbridge.adapter.v1.BankAdapterService.StartSca:output_type -> bankbridge.adapter.v1.StartScaResponse
+	23, // 92: bankbridge.adapter.v1.BankAdapterService.VerifySca:output_type -> bankbridge.adapter.v1.VerifyScaResponse
+	25, // 93: bankbridge.adapter.v1.BankAdapterService.RevokeConsent:output_type -> bankbridge.adapter.v1.RevokeConsentResponse
+	27, // 94: bankbridge.adapter.v1.BankAdapterService.ExtendConsent:output_type -> bankbridge.adapter.v1.ExtendConsentResponse
+	31, // 95: bankbridge.adapter.v1.BankAdapterService.ListAccounts:output_type -> bankbridge.adapter.v1.ListAccountsResponse
+	34, // 96: bankbridge.adapter.v1.BankAdapterService.GetBalances:output_type -> bankbridge.adapter.v1.GetBalancesResponse
+	37, // 97: bankbridge.adapter.v1.BankAdapterService.SyncTransactions:output_type -> bankbridge.adapter.v1.SyncTransactionsResponse
+	40, // 98: bankbridge.adapter.v1.BankAdapterService.GetPurchaseDetails:output_type -> bankbridge.adapter.v1.GetPurchaseDetailsResponse
+	45, // 99: bankbridge.adapter.v1.BankAdapterService.StartSupportHandoff:output_type -> bankbridge.adapter.v1.StartSupportHandoffResponse
+	47, // 100: bankbridge.adapter.v1.BankAdapterService.SendSupportMessage:output_type -> bankbridge.adapter.v1.SendSupportMessageResponse
+	49, // 101: bankbridge.adapter.v1.BankAdapterService.NotifyThreadControl:output_type -> bankbridge.adapter.v1.NotifyThreadControlResponse
+	56, // 102: bankbridge.adapter.v1.BankAdapterService.ReportFraud:output_type -> bankbridge.adapter.v1.ReportFraudResponse
+	51, // 103: bankbridge.adapter.v1.BankAdapterService.AnswerFraudAlert:output_type -> bankbridge.adapter.v1.AnswerFraudAlertResponse
+	53, // 104: bankbridge.adapter.v1.BankAdapterService.ListCards:output_type -> bankbridge.adapter.v1.ListCardsResponse
+	58, // 105: bankbridge.adapter.v1.BankAdapterService.BlockCard:output_type -> bankbridge.adapter.v1.BlockCardResponse
+	60, // 106: bankbridge.adapter.v1.BankAdapterService.StartCardUnblock:output_type -> bankbridge.adapter.v1.StartCardUnblockResponse
+	62, // 107: bankbridge.adapter.v1.BankAdapterService.VerifyCardUnblock:output_type -> bankbridge.adapter.v1.VerifyCardUnblockResponse
+	64, // 108: bankbridge.adapter.v1.BankAdapterService.StreamEvents:output_type -> bankbridge.adapter.v1.StreamEventsResponse
+	89, // [89:109] is the sub-list for method output_type
+	69, // [69:89] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_adapter_v1_adapter_proto_init() }

@@ -375,6 +375,7 @@ type BankAdapterServiceClient interface {
 	// and what agents do on support cases. bankbridge holds one stream per bank and reconnects with
 	// the cursor of the last event it stored, so send each event with the
 	// cursor that resumes after it and keep events for at least 7 days.
+	// Until it has a cursor it asks for the events from a start_time instead.
 	// Delivery is at least once. You may end the stream at any time (e.g. to
 	// deploy); bankbridge resumes. Bank-wide, so it carries no bankbridge-purpose.
 	// Capability EVENTS.
@@ -932,6 +933,7 @@ type BankAdapterServiceServer interface {
 	// and what agents do on support cases. bankbridge holds one stream per bank and reconnects with
 	// the cursor of the last event it stored, so send each event with the
 	// cursor that resumes after it and keep events for at least 7 days.
+	// Until it has a cursor it asks for the events from a start_time instead.
 	// Delivery is at least once. You may end the stream at any time (e.g. to
 	// deploy); bankbridge resumes. Bank-wide, so it carries no bankbridge-purpose.
 	// Capability EVENTS.

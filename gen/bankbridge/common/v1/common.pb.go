@@ -315,6 +315,15 @@ const (
 	ErrorReason_ERROR_REASON_SCA_LOCKED ErrorReason = 31
 	// The two-factor challenge has expired; start a new link.
 	ErrorReason_ERROR_REASON_SCA_EXPIRED ErrorReason = 32
+	// Too many two-factor attempts for this bank login: wrong codes count
+	// across all of the user's links to the bank with that login, and so do
+	// codes the bank is still checking. No code is taken for it, and no link
+	// made with it, until RetryInfo's delay has passed.
+	ErrorReason_ERROR_REASON_SCA_COOLDOWN ErrorReason = 33
+	// The user already has as many links to this bank waiting for two-factor
+	// verification as are allowed: verify or revoke one, or retry after
+	// RetryInfo's delay, when the oldest one's challenge expires.
+	ErrorReason_ERROR_REASON_PENDING_LINKS_LIMIT ErrorReason = 34
 	// No bank with this id is configured.
 	ErrorReason_ERROR_REASON_BANK_NOT_FOUND ErrorReason = 40
 	// The bank did not answer in time or answered with an error; RetryInfo says
@@ -347,6 +356,15 @@ const (
 	// content, e.g. a partner's receipt_id sent again with a different
 	// receipt; amend it instead.
 	ErrorReason_ERROR_REASON_ALREADY_EXISTS ErrorReason = 57
+	// The request is larger than the server takes: its body, or its headers
+	// (metadata) all together. Sending it again as it is fails again. Over
+	// REST the gateway answers it with 413 (body) or 431 (headers) rather
+	// than INVALID_ARGUMENT's 400.
+	ErrorReason_ERROR_REASON_REQUEST_TOO_LARGE ErrorReason = 58
+	// A concurrent change to the same resource got in the way, and this call
+	// changed nothing; send it again as it was (with the same idempotency
+	// key or client message id), and it is applied once.
+	ErrorReason_ERROR_REASON_ABORTED ErrorReason = 59
 	// An unexpected error; metadata incident_id matches the server's log line.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 60
 	// The access could not be recorded in the user's access log, so no data
@@ -383,6 +401,8 @@ var (
 		30: "ERROR_REASON_SCA_FAILED",
 		31: "ERROR_REASON_SCA_LOCKED",
 		32: "ERROR_REASON_SCA_EXPIRED",
+		33: "ERROR_REASON_SCA_COOLDOWN",
+		34: "ERROR_REASON_PENDING_LINKS_LIMIT",
 		40: "ERROR_REASON_BANK_NOT_FOUND",
 		41: "ERROR_REASON_BANK_UNAVAILABLE",
 		42: "ERROR_REASON_BANK_LOGIN_REQUIRED",
@@ -396,6 +416,8 @@ var (
 		54: "ERROR_REASON_CARRIER_UNKNOWN",
 		55: "ERROR_REASON_CONVERSATION_CLOSED",
 		57: "ERROR_REASON_ALREADY_EXISTS",
+		58: "ERROR_REASON_REQUEST_TOO_LARGE",
+		59: "ERROR_REASON_ABORTED",
 		60: "ERROR_REASON_INTERNAL",
 		61: "ERROR_REASON_AUDIT_UNAVAILABLE",
 		62: "ERROR_REASON_SERVER_STOPPING",
@@ -421,6 +443,8 @@ var (
 		"ERROR_REASON_SCA_FAILED":                 30,
 		"ERROR_REASON_SCA_LOCKED":                 31,
 		"ERROR_REASON_SCA_EXPIRED":                32,
+		"ERROR_REASON_SCA_COOLDOWN":               33,
+		"ERROR_REASON_PENDING_LINKS_LIMIT":        34,
 		"ERROR_REASON_BANK_NOT_FOUND":             40,
 		"ERROR_REASON_BANK_UNAVAILABLE":           41,
 		"ERROR_REASON_BANK_LOGIN_REQUIRED":        42,
@@ -434,6 +458,8 @@ var (
 		"ERROR_REASON_CARRIER_UNKNOWN":            54,
 		"ERROR_REASON_CONVERSATION_CLOSED":        55,
 		"ERROR_REASON_ALREADY_EXISTS":             57,
+		"ERROR_REASON_REQUEST_TOO_LARGE":          58,
+		"ERROR_REASON_ABORTED":                    59,
 		"ERROR_REASON_INTERNAL":                   60,
 		"ERROR_REASON_AUDIT_UNAVAILABLE":          61,
 		"ERROR_REASON_SERVER_STOPPING":            62,
@@ -772,7 +798,7 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
 	"\x0fAUDIENCE_CLIENT\x10\x04\x12\x14\n" +
-	"\x10AUDIENCE_PARTNER\x10\x05*\xf1\v\n" +
+	"\x10AUDIENCE_PARTNER\x10\x05*\x8c\r\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -793,7 +819,9 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x1dERROR_REASON_LINK_NOT_PENDING\x10\x18\x1a\x04\xd0\xf3\x18\t\x12!\n" +
 	"\x17ERROR_REASON_SCA_FAILED\x10\x1e\x1a\x04\xd0\xf3\x18\x03\x12!\n" +
 	"\x17ERROR_REASON_SCA_LOCKED\x10\x1f\x1a\x04\xd0\xf3\x18\t\x12\"\n" +
-	"\x18ERROR_REASON_SCA_EXPIRED\x10 \x1a\x04\xd0\xf3\x18\t\x12%\n" +
+	"\x18ERROR_REASON_SCA_EXPIRED\x10 \x1a\x04\xd0\xf3\x18\t\x12#\n" +
+	"\x19ERROR_REASON_SCA_COOLDOWN\x10!\x1a\x04\xd0\xf3\x18\b\x12*\n" +
+	" ERROR_REASON_PENDING_LINKS_LIMIT\x10\"\x1a\x04\xd0\xf3\x18\b\x12%\n" +
 	"\x1bERROR_REASON_BANK_NOT_FOUND\x10(\x1a\x04\xd0\xf3\x18\x05\x12'\n" +
 	"\x1dERROR_REASON_BANK_UNAVAILABLE\x10)\x1a\x04\xd0\xf3\x18\x0e\x12*\n" +
 	" ERROR_REASON_BANK_LOGIN_REQUIRED\x10*\x1a\x04\xd0\xf3\x18\t\x12/\n" +
@@ -806,7 +834,10 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	" ERROR_REASON_FAILED_PRECONDITION\x105\x1a\x04\xd0\xf3\x18\t\x12&\n" +
 	"\x1cERROR_REASON_CARRIER_UNKNOWN\x106\x1a\x04\xd0\xf3\x18\x03\x12*\n" +
 	" ERROR_REASON_CONVERSATION_CLOSED\x107\x1a\x04\xd0\xf3\x18\t\x12%\n" +
-	"\x1bERROR_REASON_ALREADY_EXISTS\x109\x1a\x04\xd0\xf3\x18\x06\x12\x1f\n" +
+	"\x1bERROR_REASON_ALREADY_EXISTS\x109\x1a\x04\xd0\xf3\x18\x06\x12(\n" +
+	"\x1eERROR_REASON_REQUEST_TOO_LARGE\x10:\x1a\x04\xd0\xf3\x18\x03\x12\x1e\n" +
+	"\x14ERROR_REASON_ABORTED\x10;\x1a\x04\xd0\xf3\x18\n" +
+	"\x12\x1f\n" +
 	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r\x12(\n" +
 	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e\x12&\n" +
 	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e\x12$\n" +

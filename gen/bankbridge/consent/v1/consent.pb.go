@@ -376,8 +376,9 @@ type Link struct {
 	// ReconfirmLink needed a new SCA, it is that challenge, on the VALID link.
 	Sca *ScaChallenge `protobuf:"bytes,12,opt,name=sca,proto3" json:"sca,omitempty"`
 	// Input only: the user's login id at the bank (Berlin Group PSU-ID), for
-	// banks whose SCA needs one. Handed to the bank's adapter; never stored
-	// nor returned.
+	// banks whose SCA needs one. Handed to the bank's adapter, stored only as
+	// a keyed hash (HMAC-SHA256) to count wrong two-factor codes per login,
+	// never returned.
 	BankLoginHint string `protobuf:"bytes,13,opt,name=bank_login_hint,json=bankLoginHint,proto3" json:"bank_login_hint,omitempty"`
 	// Output only. True when the link became REVOKED because the bank no
 	// longer knows or honours its consent, rather than at the user's request.

@@ -62,7 +62,11 @@ type ConsentServiceClient interface {
 	// RECEIVED and asks the bank's adapter to start the SCA challenge, which
 	// the response returns in link.sca. The link covers no data until
 	// VerifyLink makes it VALID. A retry with the same idempotency_key returns
-	// the first link and starts no second challenge.
+	// the first link and starts no second challenge. A bank_login_hint the
+	// bank knows no customer by gets the same answer as one it knows: a
+	// RECEIVED link with a challenge, which no code passes (each code costs an
+	// attempt, as a wrong one does), so the answer never tells whether a login
+	// exists.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or the bank needs link.bank_login_hint and it is empty.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
@@ -70,9 +74,10 @@ type ConsentServiceClient interface {
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT, or link.purposes holds PURPOSE_ADVERTISING or PURPOSE_MARKETING.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when no bank with link.bank_id is configured.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank reports that it knows no user by link.bank_login_hint.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter lacks a capability that one of link.scopes needs.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (PENDING_LINKS_LIMIT) when the user already has as many links to the bank waiting for verification as allowed (3 by default); RetryInfo says when the oldest one's challenge expires.
+	// Fails with RESOURCE_EXHAUSTED (SCA_COOLDOWN) when too many wrong two-factor codes were given lately for link.bank_login_hint at this bank, across links (5 within an hour by default); RetryInfo says when the cooldown ends.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank's adapter did not answer in time; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when bankbridge cannot read the bank's credentials.
@@ -112,7 +117,9 @@ type ConsentServiceClient interface {
 	// link of the user to the same bank becomes REVOKED: a user holds at most
 	// one VALID link per bank, so renewing a consent is linking again.
 	// A retry with the same idempotency_key returns the first answer and
-	// spends no attempt.
+	// spends no attempt. Each code claims its attempt before the bank is
+	// asked, so calls made at once never try more codes than the challenge
+	// has attempts left.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, code is empty for OTP, or code is set for DECOUPLED or REDIRECT.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong; ErrorInfo metadata attempts_remaining says how many tries are left.
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; a RECEIVED link is now REJECTED, a reconfirmed one keeps its old expire_time.
@@ -125,6 +132,7 @@ type ConsentServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no link with this name.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (SCA_COOLDOWN) when too many wrong codes were given lately for the link's bank login, across links, or every attempt left is still being checked by the bank; no attempt is spent; RetryInfo says when to retry.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank's adapter did not answer in time; no attempt is spent; RetryInfo says when to retry.
 	VerifyLink(ctx context.Context, in *VerifyLinkRequest, opts ...grpc.CallOption) (*VerifyLinkResponse, error)
@@ -367,7 +375,11 @@ type ConsentServiceServer interface {
 	// RECEIVED and asks the bank's adapter to start the SCA challenge, which
 	// the response returns in link.sca. The link covers no data until
 	// VerifyLink makes it VALID. A retry with the same idempotency_key returns
-	// the first link and starts no second challenge.
+	// the first link and starts no second challenge. A bank_login_hint the
+	// bank knows no customer by gets the same answer as one it knows: a
+	// RECEIVED link with a challenge, which no code passes (each code costs an
+	// attempt, as a wrong one does), so the answer never tells whether a login
+	// exists.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or the bank needs link.bank_login_hint and it is empty.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
@@ -375,9 +387,10 @@ type ConsentServiceServer interface {
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT, or link.purposes holds PURPOSE_ADVERTISING or PURPOSE_MARKETING.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when no bank with link.bank_id is configured.
-	// Fails with NOT_FOUND (NOT_FOUND) when the bank reports that it knows no user by link.bank_login_hint.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter lacks a capability that one of link.scopes needs.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (PENDING_LINKS_LIMIT) when the user already has as many links to the bank waiting for verification as allowed (3 by default); RetryInfo says when the oldest one's challenge expires.
+	// Fails with RESOURCE_EXHAUSTED (SCA_COOLDOWN) when too many wrong two-factor codes were given lately for link.bank_login_hint at this bank, across links (5 within an hour by default); RetryInfo says when the cooldown ends.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank's adapter did not answer in time; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when bankbridge cannot read the bank's credentials.
@@ -417,7 +430,9 @@ type ConsentServiceServer interface {
 	// link of the user to the same bank becomes REVOKED: a user holds at most
 	// one VALID link per bank, so renewing a consent is linking again.
 	// A retry with the same idempotency_key returns the first answer and
-	// spends no attempt.
+	// spends no attempt. Each code claims its attempt before the bank is
+	// asked, so calls made at once never try more codes than the challenge
+	// has attempts left.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, code is empty for OTP, or code is set for DECOUPLED or REDIRECT.
 	// Fails with INVALID_ARGUMENT (SCA_FAILED) when the code is wrong; ErrorInfo metadata attempts_remaining says how many tries are left.
 	// Fails with FAILED_PRECONDITION (SCA_LOCKED) when the fifth wrong code (or the bank's own limit) locks the challenge; a RECEIVED link is now REJECTED, a reconfirmed one keeps its old expire_time.
@@ -430,6 +445,7 @@ type ConsentServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is not PURPOSE_CONSENT_MANAGEMENT.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no link with this name.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
+	// Fails with RESOURCE_EXHAUSTED (SCA_COOLDOWN) when too many wrong codes were given lately for the link's bank login, across links, or every attempt left is still being checked by the bank; no attempt is spent; RetryInfo says when to retry.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the client or user calls too often; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank's adapter did not answer in time; no attempt is spent; RetryInfo says when to retry.
 	VerifyLink(context.Context, *VerifyLinkRequest) (*VerifyLinkResponse, error)

@@ -103,6 +103,7 @@ type SupportServiceClient interface {
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when postback.payload is not one of the quick replies the assistant's last message offered.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when client_message_id was used before in this conversation with other content.
+	// Fails with ABORTED (ABORTED) when changes made to the conversation at the same time kept getting in the way; nothing was stored: send it again with the same client_message_id.
 	SendMessage(ctx context.Context, in *SendMessageRequest, opts ...grpc.CallOption) (*SendMessageResponse, error)
 	// ListMessages returns a conversation's messages, newest first, so the
 	// first page is what the chat shows; later pages go back in time. Works on
@@ -122,6 +123,7 @@ type SupportServiceClient interface {
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank offers no human agents through its adapter.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank could not open the case; control stays with the assistant.
+	// Fails with ABORTED (ABORTED) when changes made to the conversation at the same time kept getting in the way; control did not change: call again.
 	HandoverConversation(ctx context.Context, in *HandoverConversationRequest, opts ...grpc.CallOption) (*HandoverConversationResponse, error)
 	// CloseConversation ends a conversation: no more messages, a pending
 	// control request is dropped, the bank's case (if any) is told to close,
@@ -497,6 +499,7 @@ type SupportServiceServer interface {
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when postback.payload is not one of the quick replies the assistant's last message offered.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when client_message_id was used before in this conversation with other content.
+	// Fails with ABORTED (ABORTED) when changes made to the conversation at the same time kept getting in the way; nothing was stored: send it again with the same client_message_id.
 	SendMessage(context.Context, *SendMessageRequest) (*SendMessageResponse, error)
 	// ListMessages returns a conversation's messages, newest first, so the
 	// first page is what the chat shows; later pages go back in time. Works on
@@ -516,6 +519,7 @@ type SupportServiceServer interface {
 	// Fails with FAILED_PRECONDITION (CONVERSATION_CLOSED) when the conversation is closed.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank offers no human agents through its adapter.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank could not open the case; control stays with the assistant.
+	// Fails with ABORTED (ABORTED) when changes made to the conversation at the same time kept getting in the way; control did not change: call again.
 	HandoverConversation(context.Context, *HandoverConversationRequest) (*HandoverConversationResponse, error)
 	// CloseConversation ends a conversation: no more messages, a pending
 	// control request is dropped, the bank's case (if any) is told to close,

@@ -1,6 +1,9 @@
 package app
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
@@ -28,6 +31,18 @@ func errCursorInvalid() error {
 		"cursor is malformed or belongs to another account; sync again from an empty cursor",
 		apierr.WithFieldViolations(apierr.FieldViolation{Field: "cursor", Description: desc, Reason: "cursor.invalid"}))
 }
+
+// errBankAnsweredBadly is the answer when a bank's adapter answered what
+// cannot be true; why is said for developers and names no data.
+func errBankAnsweredBadly(bankID, why string) error {
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE,
+		fmt.Sprintf("bank %s is unavailable: %s", bankID, why),
+		apierr.WithRetryAfter(retryAfterBadAnswer))
+}
+
+// retryAfterBadAnswer is the RetryInfo delay of errBankAnsweredBadly: the
+// adapter must be fixed first, so not soon.
+const retryAfterBadAnswer = time.Minute
 
 // bankDown reports an error that means the bank could not be read now,
 // when a value read earlier may stand in.

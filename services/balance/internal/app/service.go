@@ -97,11 +97,15 @@ func (s *Service) at(c Caller, account names.Account) (BankAccess, error) {
 
 // bankAccounts returns the user's accounts at one bank under consent:
 // fresh from the cache, else from the bank, else (bank down) from the
-// cache while it is kept.
+// cache while it is kept. A list that names an account twice is the
+// bank's failure: which of the two would be the account?
 func (s *Service) bankAccounts(ctx context.Context, user string, at BankAccess, link string) ([]Account, error) {
 	list, fresh, cached := s.accounts.get(user, at.BankID, link)
 	if !cached || !fresh {
 		read, err := s.banks.ListAccounts(ctx, at)
+		if err == nil {
+			err = uniqueAccounts(at.BankID, read)
+		}
 		switch {
 		case err == nil:
 			list = read
@@ -190,30 +194,57 @@ func (s *Service) consentAt(ctx context.Context, c Caller, user, bank string) (C
 	return s.consents.Decide(ctx, user, bank, commonv1.Scope_SCOPE_ACCOUNTS, c.Purpose)
 }
 
+// uniqueAccounts refuses an account list that names an account twice.
+func uniqueAccounts(bankID string, list []BankAccount) error {
+	seen := make(map[string]bool, len(list))
+	for _, a := range list {
+		if seen[a.ID] {
+			return errBankAnsweredBadly(bankID, "its adapter listed an account twice")
+		}
+		seen[a.ID] = true
+	}
+	return nil
+}
+
 // GetAccount returns one account.
 func (s *Service) GetAccount(ctx context.Context, c Caller, account names.Account) (Account, error) {
+	a, _, err := s.account(ctx, c, account)
+	return a, err
+}
+
+// account returns the named account and how to reach its bank, once the
+// bank has listed it under the caller's consent. Every read of an account's
+// data goes through here first: the adapter's word that an account id is
+// the user's is its account list for this consent, not its willingness to
+// answer for the id, so an account the list does not show is NOT_FOUND and
+// the bank is never asked about it.
+func (s *Service) account(ctx context.Context, c Caller, account names.Account) (Account, BankAccess, error) {
 	at, err := s.at(c, account)
 	if err != nil {
-		return Account{}, err
+		return Account{}, BankAccess{}, err
 	}
 	accts, err := s.bankAccounts(ctx, account.User, at, c.Consent.Link)
 	if err != nil {
-		return Account{}, err
+		return Account{}, BankAccess{}, err
 	}
 	for _, a := range accts {
 		if a.Name == account {
-			return a, nil
+			return a, at, nil
 		}
 	}
-	return Account{}, AccountNotFound()
+	return Account{}, BankAccess{}, AccountNotFound()
 }
 
 // GetBalance reads the account's balances from the bank. While the bank
 // cannot be reached, it returns the last balances read within Keep, marked
 // stale.
 func (s *Service) GetBalance(ctx context.Context, c Caller, account names.Account) (AccountBalance, error) {
-	at, err := s.at(c, account)
+	_, at, err := s.account(ctx, c, account)
 	if err != nil {
+		if last, ok := s.lastKnown.get(account.Balance()); ok && bankDown(err) {
+			// Kept only for an account the bank listed when it was read.
+			return last, nil
+		}
 		return AccountBalance{}, err
 	}
 	balances, err := s.banks.GetBalances(ctx, at, account.BankAccountID)

@@ -89,7 +89,7 @@ func (s *Service) ListTransactions(ctx context.Context, c Caller, in ListTransac
 	if _, _, err := s.pages.Decode(list, in.PageToken); err != nil {
 		return nil, "", err // before the bank is asked
 	}
-	at, err := s.at(c, in.Account)
+	_, at, err := s.account(ctx, c, in.Account)
 	if err != nil {
 		return nil, "", err
 	}
@@ -127,7 +127,7 @@ func unixMicro(t time.Time) string {
 
 // GetTransaction returns one transaction, read from the bank.
 func (s *Service) GetTransaction(ctx context.Context, c Caller, name names.Transaction) (Transaction, error) {
-	at, err := s.at(c, name.Account)
+	_, at, err := s.account(ctx, c, name.Account)
 	if err != nil {
 		return Transaction{}, err
 	}
@@ -159,7 +159,7 @@ func (s *Service) SyncTransactions(ctx context.Context, c Caller, in SyncTransac
 	if err != nil {
 		return TransactionChanges{}, err
 	}
-	at, err := s.at(c, in.Account)
+	_, at, err := s.account(ctx, c, in.Account)
 	if err != nil {
 		return TransactionChanges{}, err
 	}

@@ -120,11 +120,12 @@ func TestGetBalance(t *testing.T) {
 		t.Errorf("balance entry = %v, want INTERIM_AVAILABLE EUR 2387.11 exactly", got)
 	}
 	// The bank was asked under the consent of alice's sandbox link, for
-	// the purpose the caller declared.
+	// the purpose the caller declared: first for her accounts (is this one
+	// hers?), then for its balances.
 	calls := e.banks.called()
 	want := app.BankAccess{BankID: "sandbox", BankConsentID: "bc-alice-sandbox", Purpose: commonv1.Purpose_PURPOSE_ACCOUNT_INFORMATION}
-	if len(calls) != 1 || calls[0].at != want {
-		t.Errorf("bank calls = %+v, want one GetBalances %+v", calls, want)
+	if len(calls) != 2 || calls[0] != (bankCall{"ListAccounts", want}) || calls[1] != (bankCall{"GetBalances", want}) {
+		t.Errorf("bank calls = %+v, want ListAccounts then GetBalances, each %+v", calls, want)
 	}
 
 	t.Run("bank down: the last balance, stale, as of its read", func(t *testing.T) {

@@ -243,45 +243,59 @@ const verifyBatch = 500
 
 // VerifyChain checks the user's access log: sequences 1, 2, 3, ... without
 // gaps, each entry's hash over its fields, each previous_hash equal to the
-// hash before it, and the last entry equal to the chain head. It returns
+// hash before it, the last entry equal to the chain head, and the head's
+// signature (see [HeadMessage]) over the chain up to the entry it covers.
+// Entries after that one await their signature (Vault was down): they pass
+// while none was recorded longer than Config.HeadSignGrace ago, and fail
+// after, as does a head signed by no one, so a chain rewritten by someone
+// without the signing key fails whatever they do to its head. It returns
 // nil, a *ChainError naming the first broken sequence, or the error that
-// kept it from reading the log.
+// kept it from reading the log or the signing key.
 func (s *Service) VerifyChain(ctx context.Context, user string) error {
 	head, err := s.store.AccessHead(ctx, user)
 	if err != nil {
 		return fmt.Errorf("read chain head: %w", err)
 	}
-	prev, want := GenesisHash, int64(1)
+	w := walk{user: user, want: 1, prev: GenesisHash}
+	var (
+		signedHash string    // of the entry the signature covers
+		oldest     time.Time // of the entries after it
+	)
 	for {
-		batch, err := s.store.AccessChain(ctx, user, want-1, verifyBatch)
+		batch, err := s.store.AccessChain(ctx, user, w.want-1, verifyBatch)
 		if err != nil {
 			return fmt.Errorf("read access log: %w", err)
 		}
 		for _, e := range batch {
-			switch {
-			case e.Sequence != want:
-				return &ChainError{User: user, Sequence: want, Problem: "the entry is missing"}
-			case ChainHash(e) != e.Hash:
-				return &ChainError{User: user, Sequence: want, Problem: "the hash does not match the entry's fields"}
-			case e.PreviousHash != prev:
-				return &ChainError{User: user, Sequence: want, Problem: "previous_hash does not match the entry before it"}
+			if err := w.next(e); err != nil {
+				return err
 			}
-			prev, want = e.Hash, want+1
+			switch {
+			case e.Sequence == head.Signed.Sequence:
+				signedHash = e.Hash
+			case e.Sequence > head.Signed.Sequence && (oldest.IsZero() || e.AccessTime.Before(oldest)):
+				oldest = e.AccessTime
+			}
 		}
 		if len(batch) < verifyBatch {
 			break
 		}
 	}
-	last := want - 1
-	switch {
-	case head.Sequence > last:
-		return &ChainError{User: user, Sequence: last + 1, Problem: fmt.Sprintf("the entries from here to %d are missing", head.Sequence)}
-	case head.Sequence < last:
-		return &ChainError{User: user, Sequence: head.Sequence + 1, Problem: "the entry is not in the chain head; the head was changed"}
-	case last > 0 && head.Hash != prev:
-		return &ChainError{User: user, Sequence: last, Problem: "the chain head's hash does not match the entry"}
+	if err := w.end(head); err != nil {
+		return err
 	}
-	return nil
+	switch sig := head.Signed; {
+	case head.Sequence == 0:
+		return nil
+	case sig.Sequence < 0 || sig.Sequence > head.Sequence:
+		return &ChainError{User: user, Sequence: head.Sequence,
+			Problem: fmt.Sprintf("the head's signature claims to cover sequence %d, which is not in the chain", sig.Sequence)}
+	case sig.Sequence > 0:
+		if err := s.checkSignature(ctx, user, sig, signedHash); err != nil {
+			return err
+		}
+	}
+	return s.unsignedTooLong(user, head, oldest)
 }
 
 // VerifyAllChains runs VerifyChain for every user with an access log and

@@ -33,7 +33,7 @@ type batchStore struct {
 	fail    error
 }
 
-func (s *batchStore) AppendAccess(ctx context.Context, users []string, build func(map[string]app.ChainHead) ([]app.AccessEntry, error)) error {
+func (s *batchStore) AppendAccess(ctx context.Context, users []string, build func(map[string]app.ChainHead) ([]app.AccessEntry, map[string]app.HeadSignature, error)) error {
 	s.batches.Add(1)
 	if s.hold != nil {
 		s.entered <- struct{}{}

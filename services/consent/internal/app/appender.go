@@ -16,8 +16,14 @@ import (
 // and goes on while entries keep arriving (they queue up while a batch is
 // written, so a busy log writes large batches and an idle one writes at
 // once).
+//
+// The batch signs its users' new chain heads, all in one request and in
+// its transaction, so a head is committed with its signature; when
+// signing fails the entries are committed all the same, their heads
+// awaiting SignPendingHeads (see headSigning.signAppended).
 type appender struct {
 	store    Store
+	heads    *headSigning
 	maxBatch int
 	// wait is how long the oldest pending entry may wait for others to
 	// join its batch; 0 writes whatever is pending at once.
@@ -47,8 +53,8 @@ type appendResult struct {
 	err   error
 }
 
-func newAppender(store Store, maxBatch int, wait, timeout time.Duration) *appender {
-	return &appender{store: store, maxBatch: maxBatch, wait: wait, timeout: timeout, full: make(chan struct{}, 1)}
+func newAppender(store Store, heads *headSigning, maxBatch int, wait, timeout time.Duration) *appender {
+	return &appender{store: store, heads: heads, maxBatch: maxBatch, wait: wait, timeout: timeout, full: make(chan struct{}, 1)}
 }
 
 // append queues e and returns it as committed. When ctx ends first, e is
@@ -153,7 +159,7 @@ func (a *appender) commit(batch []*appendRequest) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
-	err := a.store.AppendAccess(ctx, users, func(locked map[string]ChainHead) ([]AccessEntry, error) {
+	err := a.store.AppendAccess(ctx, users, func(locked map[string]ChainHead) ([]AccessEntry, map[string]HeadSignature, error) {
 		heads := maps.Clone(locked)
 		written, entries = written[:0], entries[:0]
 		for _, r := range batch {
@@ -165,7 +171,16 @@ func (a *appender) commit(batch []*appendRequest) {
 			written = append(written, r)
 			entries = append(entries, e)
 		}
-		return entries, nil
+		if a.heads.signer == nil {
+			return entries, nil, nil
+		}
+		sign := map[string]ChainHead{}
+		for u, h := range heads {
+			if h.Sequence != locked[u].Sequence && a.heads.vouched(ctx, u, locked[u]) {
+				sign[u] = h
+			}
+		}
+		return entries, a.heads.signAppended(ctx, sign), nil
 	})
 	in := make(map[*appendRequest]int, len(written))
 	for i, r := range written {

@@ -16,6 +16,20 @@
 // reads as REJECTED, everywhere, before the background sweep (Sweep)
 // writes the change. See [Link.At].
 //
+// # Linking abuse
+//
+// Linking must not tell anyone which bank logins exist, nor let anyone try
+// more codes than the bank allows. A login the bank does not know gets a
+// decoy link ([Link.Decoy]), made and answered as a real one, whose
+// challenge no code passes ([Service.CreateLink]). At most
+// [Config.PendingLinkLimit] links per user and bank wait for verification,
+// each CreateLink holding its place ([LinkStart]) before the bank is
+// asked. A code takes its attempt in a transaction of its own before the
+// bank is asked ([Service.VerifyLink]), and counts against the user's
+// login at the bank across links ([ScaFailures]), which cools down at the
+// limit. Logins are stored only as keyed hashes, and request fingerprints
+// are keyed too ([Keys]).
+//
 // # Events
 //
 // What happens to a link or a partner opt-in that someone outside must
@@ -53,7 +67,24 @@
 // field of an entry breaks its hash; removing an entry breaks the sequence
 // (1, 2, 3, ... without gaps) and the next entry's previous_hash; removing the
 // last entries is caught against the chain head the store keeps per user.
-// [Service.VerifyChain] checks all of it.
+// The head is signed with a key the database does not hold ([HeadSigner]:
+// a Vault Transit key), so someone who can write to the database, but not
+// sign, cannot rewrite entries and recompute every hash and the head: the
+// signature no longer matches. [Service.VerifyChain] checks all of it.
+//
+// A batch of appends signs its users' new heads in one request, in its
+// transaction, but only where the head it extends is signed and verifies:
+// signing on top of a head nobody vouched for would sign a rewritten chain
+// at the user's next access. When signing fails (Vault down), the entries
+// are committed all the same, since the access must not wait on Vault,
+// and their heads stay behind their signatures;
+// [Service.SignPendingHeads] signs them later, once it has checked each
+// chain from its last signature. Entries may await their signature for
+// [Config.HeadSignGrace]; older unsigned ones fail verification, and are
+// not signed, so removing a signature does not turn a rewritten chain into
+// a pending one. What a signature cannot show is a user's whole chain
+// deleted, head and all, nor entries rewritten within the grace while
+// their signature is pending.
 //
 // Appends are durable before [Service.RecordAccess] returns, and cheap under
 // load: entries from concurrent calls share one transaction (group commit),

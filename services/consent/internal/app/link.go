@@ -156,6 +156,14 @@ type Link struct {
 	// ExpiryWarnTime is when the expiry warning event was written; zero
 	// before.
 	ExpiryWarnTime time.Time
+	// LoginHash is the keyed hash of the bank login hint the link was
+	// made with (Service.loginHash), under which wrong codes are counted
+	// across links; "" for links older than that record. Internal.
+	LoginHash string
+	// Decoy says the bank knows no customer by that login: the link looks
+	// like any other, but no code passes its challenge and BankConsentID is
+	// made up. Internal: it is never returned to anyone.
+	Decoy bool
 }
 
 // Name is the link's resource name, users/{user}/links/{link}.

@@ -39,8 +39,13 @@ type Reader interface {
 	// above afterSeq, oldest first, as stored: for the verifier.
 	AccessChain(ctx context.Context, user string, afterSeq int64, limit int) ([]AccessEntry, error)
 	// AccessHead returns the head of the user's chain: the sequence and hash
-	// of the last entry appended. A user without entries has a zero head.
+	// of the last entry appended, and its signature. A user without entries
+	// has a zero head.
 	AccessHead(ctx context.Context, user string) (ChainHead, error)
+	// UnsignedHeads returns up to limit users, in order, after the given
+	// one, whose chain head is ahead of its signature: entries await
+	// signing.
+	UnsignedHeads(ctx context.Context, after string, limit int) ([]string, error)
 	// AccessUsers returns up to limit users, in order, after the given
 	// one, who have an access log entry or a chain head.
 	AccessUsers(ctx context.Context, after string, limit int) ([]string, error)
@@ -59,6 +64,7 @@ type Reader interface {
 // Store is the consent service's persistence.
 type Store interface {
 	Reader
+	AbuseStore
 	// Tx runs fn in one transaction and publishes the state changes it
 	// made once it commits. When the transaction conflicts with another,
 	// Tx may run fn again: fn must do nothing outside tx.
@@ -71,9 +77,16 @@ type Store interface {
 	// that appends for a user are serialised across replicas, calls build
 	// with them (a user without entries has a zero head), and stores the
 	// entries build returns, each user's in chain order, moving each
-	// user's head to its last entry. build may be called again when the
-	// transaction conflicts with another and is retried.
-	AppendAccess(ctx context.Context, users []string, build func(heads map[string]ChainHead) ([]AccessEntry, error)) error
+	// user's head to its last entry, with the signature build returns for
+	// it, if any (keeping the head's signature otherwise). build may be
+	// called again when the transaction conflicts with another and is
+	// retried.
+	AppendAccess(ctx context.Context, users []string, build func(heads map[string]ChainHead) ([]AccessEntry, map[string]HeadSignature, error)) error
+	// SignHeads locks the chain heads of users, calls sign with them and,
+	// for each, the entries from the one its signature covers (from the
+	// first when it has none) to the head, oldest first, and stores the
+	// signatures sign returns, each of which must cover its head.
+	SignHeads(ctx context.Context, users []string, sign func(heads map[string]ChainHead, tails map[string][]AccessEntry) (map[string]HeadSignature, error)) error
 	// ExpireLinks ends, as of now, the VALID links whose consent expired
 	// (EXPIRED) and the RECEIVED links whose challenge expired (REJECTED),
 	// and returns how many it changed.
@@ -88,6 +101,7 @@ type Store interface {
 
 // Tx is a transaction.
 type Tx interface {
+	AbuseTx
 	// LockLink reads a link and locks it until the transaction ends, or
 	// returns ErrNotFound.
 	LockLink(ctx context.Context, user, id string) (Link, error)
@@ -150,14 +164,47 @@ type AccessFilter struct {
 type ChainHead struct {
 	Sequence int64
 	Hash     string
+	// Signed is the signature of the chain at Signed.Sequence: at Sequence
+	// when the head is signed, before it while later entries await
+	// signing, zero when none is signed.
+	Signed HeadSignature
 }
+
+// HeadSignature is a signature of a user's chain up to an entry: of
+// HeadMessage(user, Sequence, that entry's hash), by HeadSigner.
+type HeadSignature struct {
+	// Sequence is the entry signed; 0 for no signature.
+	Sequence int64
+	// KeyVersion is the version of the signing key that made it.
+	KeyVersion int
+	// Value is the signature, as the signer encodes it.
+	Value string
+}
+
+// HeadSigner signs chain heads with a key the database does not hold, so
+// that someone who can write to the database but not use the key cannot
+// rewrite a chain unnoticed (the service uses a Vault Transit key).
+type HeadSigner interface {
+	// Sign signs every message, in one request, and returns the
+	// signatures in order, their Sequence unset.
+	Sign(ctx context.Context, messages [][]byte) ([]HeadSignature, error)
+	// Verify checks that sig (its Sequence aside) signs message. It
+	// returns nil, an error matching ErrSignatureInvalid that says why
+	// not, or any other error when it could not tell (the key could not
+	// be read).
+	Verify(ctx context.Context, message []byte, sig HeadSignature) error
+}
+
+// ErrSignatureInvalid: a chain head's signature does not verify.
+var ErrSignatureInvalid = errors.New("the signature does not verify")
 
 // Idempotency records the answer to a request that carried an idempotency
 // key, so that a retry gets the same answer.
 type Idempotency struct {
 	User, Operation, Key string
 	// RequestHash fingerprints the request, to refuse the key's reuse for
-	// another request.
+	// another request: HMAC-SHA256 under the current code key (Keys.Code)
+	// over every field of the request, so that it gives away no code.
 	RequestHash string
 	// LinkID is the link the request acted on.
 	LinkID string
@@ -260,7 +307,8 @@ type BankInfo struct {
 type StartScaRequest struct {
 	// UserReference is the user's pseudonym at this bank.
 	UserReference string
-	// LoginHint is the user's login id at the bank; never stored or logged.
+	// LoginHint is the user's login id at the bank; never logged, and
+	// stored only as a keyed hash (Link.LoginHash).
 	LoginHint       string
 	Scopes          []commonv1.Scope
 	ValidUntil      time.Time

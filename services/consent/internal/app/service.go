@@ -71,6 +71,17 @@ type Config struct {
 	AccessBatchWait time.Duration
 	// AccessAppendTimeout bounds one transaction of access log appends.
 	AccessAppendTimeout time.Duration
+	// HeadSigner signs the access log's chain heads (a Vault Transit key).
+	// Without one heads are left unsigned and VerifyChain cannot check a
+	// signature: for tests of other things only.
+	HeadSigner HeadSigner
+	// HeadSignGrace is how long an access log entry may await its
+	// signature (while Vault is down) before VerifyChain fails and
+	// SignPendingHeads refuses to sign it; default DefaultHeadSignGrace.
+	HeadSignGrace time.Duration
+	// HeadSignTimeout bounds the signing request of a batch of appends;
+	// default DefaultHeadSignTimeout.
+	HeadSignTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives what the service handles itself (a revocation a
@@ -83,6 +94,21 @@ type Config struct {
 	// Partners are the client ids of the partners users may opt in to
 	// (the kit's --partner-clients); none by default.
 	Partners map[string]bool
+	// Keys returns the secret keys in force (request fingerprints, login
+	// hashes), the same on every replica; it is called on every request,
+	// so it must be cheap. Default: random keys of this process, whose
+	// fingerprints do not outlive it.
+	Keys func() Keys
+	// PendingLinkLimit is how many links per user and bank may wait for
+	// verification at once; default DefaultPendingLinkLimit.
+	PendingLinkLimit int
+	// ScaFailureLimit is how many two-factor codes per user, bank and bank
+	// login may fail within ScaFailureWindow, across links, before none is
+	// taken for ScaCooldown; defaults DefaultScaFailureLimit,
+	// DefaultScaFailureWindow, DefaultScaCooldown.
+	ScaFailureLimit  int
+	ScaFailureWindow time.Duration
+	ScaCooldown      time.Duration
 }
 
 // Service is the consent service's logic. It is safe for concurrent use.
@@ -92,6 +118,7 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	appender *appender
+	heads    *headSigning
 }
 
 // New returns the service.
@@ -120,6 +147,12 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 	if cfg.AccessAppendTimeout <= 0 {
 		cfg.AccessAppendTimeout = DefaultAccessAppendTimeout
 	}
+	if cfg.HeadSignGrace <= 0 {
+		cfg.HeadSignGrace = DefaultHeadSignGrace
+	}
+	if cfg.HeadSignTimeout <= 0 {
+		cfg.HeadSignTimeout = DefaultHeadSignTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -130,9 +163,26 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 		cfg.PageTokens = pagetoken.Random()
 	}
 	cfg.Partners = partners(cfg.Partners)
+	if cfg.Keys == nil {
+		keys := randomKeys()
+		cfg.Keys = func() Keys { return keys }
+	}
+	if cfg.PendingLinkLimit <= 0 {
+		cfg.PendingLinkLimit = DefaultPendingLinkLimit
+	}
+	if cfg.ScaFailureLimit <= 0 {
+		cfg.ScaFailureLimit = DefaultScaFailureLimit
+	}
+	if cfg.ScaFailureWindow <= 0 {
+		cfg.ScaFailureWindow = DefaultScaFailureWindow
+	}
+	if cfg.ScaCooldown <= 0 {
+		cfg.ScaCooldown = DefaultScaCooldown
+	}
+	heads := newHeadSigning(cfg.HeadSigner, cfg.HeadSignTimeout, cfg.Logger)
 	return &Service{
-		store: store, banks: banks, cfg: cfg, log: cfg.Logger,
-		appender: newAppender(store, cfg.AccessBatchSize, cfg.AccessBatchWait, cfg.AccessAppendTimeout),
+		store: store, banks: banks, cfg: cfg, log: cfg.Logger, heads: heads,
+		appender: newAppender(store, heads, cfg.AccessBatchSize, cfg.AccessBatchWait, cfg.AccessAppendTimeout),
 	}, nil
 }
 
@@ -173,17 +223,23 @@ type CreateLinkInput struct {
 // CreateLink starts linking the user to a bank: the bank starts its
 // challenge, and the link is stored RECEIVED with it. A retry with the same
 // key returns the first link; the bank gets the same idempotency key, so it
-// starts no second challenge either.
+// starts no second challenge either. A login the bank knows no customer by
+// gets a decoy link, indistinguishable from a real one (see below). It is
+// refused while the user's login at the bank cools down after too many
+// wrong codes (SCA_COOLDOWN), and when PendingLinkLimit of the user's links
+// to the bank wait for verification already (PENDING_LINKS_LIMIT).
 func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, error) {
 	for _, p := range in.Purposes {
 		if p == commonv1.Purpose_PURPOSE_ADVERTISING || p == commonv1.Purpose_PURPOSE_MARKETING {
 			return Link{}, errPurposeNotAllowed(p)
 		}
 	}
-	// The login hint is left out: it is never stored, not even hashed.
-	fp := fingerprint(in.BankID, enumList(in.Scopes), enumList(in.Purposes),
-		in.ExpireTime.UTC().Format(time.RFC3339Nano), in.TTL.String(), in.PreferredMethod.String())
-	if link, ok, err := s.replay(ctx, in.User, opCreateLink, in.IdempotencyKey, fp); ok || err != nil {
+	// Every field of the request (the login hint too: the fingerprint is
+	// keyed, so it gives the login away no more than login_hash does). The
+	// user and the client are the key's scope; the key is the key.
+	fps := s.fingerprints(in.BankID, enumList(in.Scopes), enumList(in.Purposes),
+		in.ExpireTime.UTC().Format(time.RFC3339Nano), in.TTL.String(), in.PreferredMethod.String(), in.LoginHint)
+	if link, ok, err := s.replay(ctx, in.User, opCreateLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
 	bank, err := s.banks.Bank(in.BankID)
@@ -201,9 +257,19 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 	if !expire.After(now) {
 		return Link{}, invalid("link.expire_time", "must be in the future", "expire_time.future")
 	}
-	ref, err := s.store.UserReference(ctx, in.User, in.BankID, func() string { return "u" + newID() })
+	ref, err := s.store.UserReference(ctx, in.User, bank.ID, func() string { return "u" + newID() })
 	if err != nil {
 		return Link{}, fmt.Errorf("user reference: %w", err)
+	}
+	loginHash := s.loginHash(in.LoginHint)
+	startKey := in.IdempotencyKey
+	if startKey == "" {
+		startKey = newID()
+	}
+	// The place is taken before the bank is asked, so that calls made at
+	// once cannot all pass the cap and each start a challenge.
+	if err := s.holdLinkStart(ctx, in.User, bank.ID, loginHash, startKey, now); err != nil {
+		return Link{}, err
 	}
 	ch, err := s.banks.StartSca(ctx, in.BankID, StartScaRequest{
 		UserReference:   ref,
@@ -213,36 +279,69 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 		PreferredMethod: in.PreferredMethod,
 		IdempotencyKey:  bankKey(in.User, opCreateLink, in.IdempotencyKey),
 	})
-	if err != nil {
+	// A bank that knows no customer by the login says so (NOT_FOUND). The
+	// answer must not, or CreateLink would tell anyone which logins exist:
+	// the link is made all the same, as a decoy whose challenge is shaped
+	// as the bank's last one and which no code passes. The time must not
+	// tell either, so both paths do the same work: the bank was asked in
+	// both, and below both run the same statements in one transaction (the
+	// bank's challenge shape written, or read under the same lock; the
+	// key; the link; the place freed) and build the answer with the same
+	// code. Only the bank's own time to answer may differ, which is the
+	// bank's to even out (StartSca's contract lets it start a challenge
+	// that cannot succeed instead).
+	decoy := apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+	if err != nil && !decoy {
+		s.releaseLinkStart(ctx, in.User, bank.ID, startKey)
 		return Link{}, err
 	}
-	link := Link{
-		User:            in.User,
-		ID:              newID(),
-		Client:          in.Client,
-		BankID:          bank.ID,
-		BankDisplayName: bank.DisplayName,
-		State:           StateReceived,
-		Scopes:          slices.Clone(in.Scopes),
-		Purposes:        slices.Clone(in.Purposes),
-		ExpireTime:      expire,
-		CreateTime:      now,
-		UpdateTime:      now,
-		BankConsentID:   ch.BankConsentID,
-		SCA:             startedSCA(ch),
-	}
+	var link Link
 	err = s.store.Tx(ctx, func(tx Tx) error {
-		err := tx.InsertIdempotency(ctx, Idempotency{
+		var seen *ChallengeShape
+		if !decoy {
+			shape := shapeOf(ch, ref, now)
+			seen = &shape
+		}
+		shape, known, err := tx.BankChallenge(ctx, bank.ID, seen)
+		if err != nil {
+			return err
+		}
+		started := ch
+		if decoy {
+			started = decoyChallenge(shape, known, now)
+		}
+		link = Link{
+			User:            in.User,
+			ID:              newID(),
+			Client:          in.Client,
+			BankID:          bank.ID,
+			BankDisplayName: bank.DisplayName,
+			State:           StateReceived,
+			Scopes:          slices.Clone(in.Scopes),
+			Purposes:        slices.Clone(in.Purposes),
+			ExpireTime:      expire,
+			CreateTime:      now,
+			UpdateTime:      now,
+			BankConsentID:   started.BankConsentID,
+			SCA:             startedSCA(started),
+			LoginHash:       loginHash,
+			Decoy:           decoy,
+		}
+		err = tx.InsertIdempotency(ctx, Idempotency{
 			User: in.User, Operation: opCreateLink, Key: in.IdempotencyKey,
-			RequestHash: fp, LinkID: link.ID, CreateTime: now,
+			RequestHash: fps[0], LinkID: link.ID, CreateTime: now,
 		})
 		if err != nil {
 			return err
 		}
-		return tx.InsertLink(ctx, link)
+		if err := tx.InsertLink(ctx, link); err != nil {
+			return err
+		}
+		return tx.DeleteLinkStart(ctx, in.User, bank.ID, startKey)
 	})
 	if err != nil {
-		return s.writeFailed(ctx, err, in.User, opCreateLink, in.IdempotencyKey, fp)
+		s.releaseLinkStart(ctx, in.User, bank.ID, startKey)
+		return s.writeFailed(ctx, err, in.User, opCreateLink, in.IdempotencyKey, fps)
 	}
 	return link, nil
 }
@@ -269,10 +368,10 @@ func startedSCA(ch Challenge) SCA {
 // writeFailed answers a link write of operation op whose transaction
 // failed with err: when a retry with the same key raced it and won, the
 // retry's answer is the answer; an unknown link is NOT_FOUND.
-func (s *Service) writeFailed(ctx context.Context, err error, user, op, key, fp string) (Link, error) {
+func (s *Service) writeFailed(ctx context.Context, err error, user, op, key string, fps []string) (Link, error) {
 	switch {
 	case errors.Is(err, ErrIdempotencyKeyTaken):
-		link, _, err := s.replay(ctx, user, op, key, fp)
+		link, _, err := s.replay(ctx, user, op, key, fps)
 		return link, err
 	case errors.Is(err, ErrNotFound):
 		return Link{}, errLinkNotFound()
@@ -282,8 +381,9 @@ func (s *Service) writeFailed(ctx context.Context, err error, user, op, key, fp 
 
 // replay answers a request whose idempotency key was seen before: ok is
 // true when it was, and link and err are then the first answer (with the
-// link as it reads now).
-func (s *Service) replay(ctx context.Context, user, op, key, fp string) (Link, bool, error) {
+// link as it reads now). fps are the request's fingerprints under every
+// code key, the stored one matching any.
+func (s *Service) replay(ctx context.Context, user, op, key string, fps []string) (Link, bool, error) {
 	rec, err := s.store.Idempotency(ctx, user, op, key)
 	if errors.Is(err, ErrNotFound) {
 		return Link{}, false, nil
@@ -291,7 +391,7 @@ func (s *Service) replay(ctx context.Context, user, op, key, fp string) (Link, b
 	if err != nil {
 		return Link{}, false, fmt.Errorf("read idempotency key: %w", err)
 	}
-	if rec.RequestHash != fp {
+	if !matches(rec.RequestHash, fps) {
 		return Link{}, true, errKeyReused()
 	}
 	link, err := s.store.Link(ctx, user, rec.LinkID)
@@ -330,153 +430,368 @@ const (
 // granted; failed, locked or expired, it leaves the link as it was. An
 // answer the bank could not give (BANK_UNAVAILABLE and the like) costs
 // nothing and records nothing, so a retry asks the bank again.
+//
+// A code takes its attempt in a transaction of its own, with the link
+// locked, before the bank is asked (claim), and the bank's answer is
+// written down in another (settle): calls made at once never send the
+// bank more codes than the challenge has attempts left, nor more than the
+// user's login may fail at the bank (ScaFailureLimit, across links). No
+// lock is held while the bank is asked.
 func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, error) {
-	fp := fingerprint(in.LinkID, in.Code)
-	if link, ok, err := s.replay(ctx, in.User, opVerifyLink, in.IdempotencyKey, fp); ok || err != nil {
+	fps := s.fingerprints(in.LinkID, in.Code)
+	if link, ok, err := s.replay(ctx, in.User, opVerifyLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
-	stored, err := s.store.Link(ctx, in.User, in.LinkID)
-	if errors.Is(err, ErrNotFound) {
-		return Link{}, errLinkNotFound()
-	}
-	if err != nil {
-		return Link{}, fmt.Errorf("read link: %w", err)
-	}
 	now := s.now()
-	current := stored.At(now)
-	var (
-		outcome  verifyOutcome
-		result   VerifyScaResult
-		bankLeft = -1 // the bank's attempts_remaining, when it says
-	)
-	switch {
-	case current.State == StateRejected && stored.State == StateReceived,
-		reconfirming(stored) && current.State == StateValid && current.SCA.Status == ScaStatusExpired:
-		outcome = outcomeExpired // the challenge timed out here first
-	case !pending(current):
-		return Link{}, errLinkNotPending(current.State)
-	case current.SCA.Method == ScaMethodOTP && in.Code == "":
-		return Link{}, errCodeRequired()
-	case current.SCA.Method != ScaMethodOTP && in.Code != "":
-		return Link{}, errCodeNotExpected(current.SCA.Method)
-	default:
-		result, err = s.banks.VerifySca(ctx, current.BankID, VerifyScaRequest{
-			BankConsentID:  current.BankConsentID,
-			Code:           in.Code,
-			IdempotencyKey: bankKey(in.User, opVerifyLink, in.IdempotencyKey),
-		})
-		switch reason := apierr.Reason(err); {
-		case err == nil && result.Status == ScaStatusFinalised:
-			outcome = outcomeFinalised
-		case err == nil && result.Status == ScaStatusFailed:
-			outcome = outcomeDeclined
-		case err == nil:
-			outcome = outcomePending
-		case reason == commonv1.ErrorReason_ERROR_REASON_SCA_FAILED:
-			outcome = outcomeWrongCode
-			if info := apierr.Info(err); info != nil {
-				if n, perr := strconv.Atoi(info.GetMetadata()["attempts_remaining"]); perr == nil && n >= 0 {
-					bankLeft = n
-				}
-			}
-		case reason == commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED:
-			outcome = outcomeLocked
-		case reason == commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED,
-			// The bank forgot the challenge; older adapters say NOT_FOUND.
-			reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK,
-			reason == commonv1.ErrorReason_ERROR_REASON_NOT_FOUND:
-			outcome = outcomeExpired
-		default:
-			return Link{}, err
-		}
+	c, err := s.claimAttempt(ctx, in, fps[0], now)
+	if err != nil {
+		return s.writeFailed(ctx, err, in.User, opVerifyLink, in.IdempotencyKey, fps)
 	}
-
+	if c.answered {
+		// The same request was answered since: that is the answer.
+		link, _, err := s.replay(ctx, in.User, opVerifyLink, in.IdempotencyKey, fps)
+		return link, err
+	}
+	if c.done {
+		return c.link.At(now), c.answer
+	}
+	result, err := s.banks.VerifySca(ctx, c.link.BankID, VerifyScaRequest{
+		BankConsentID:  c.link.BankConsentID,
+		Code:           in.Code,
+		IdempotencyKey: bankKey(in.User, opVerifyLink, in.IdempotencyKey),
+	})
+	outcome, bankLeft, err := outcomeOf(result, err, c.link.Decoy)
+	if err != nil {
+		s.giveBack(ctx, in, c)
+		return Link{}, err
+	}
+	// The attempt is spent at the bank: what it answered is written down
+	// even when the caller has given up.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	var (
 		link   Link
 		answer error
 	)
-	err = s.store.Tx(ctx, func(tx Tx) error {
+	err = s.store.Tx(sctx, func(tx Tx) error {
 		link, answer = Link{}, nil
+		l, err := tx.LockLink(sctx, in.User, in.LinkID)
+		if err != nil {
+			return err
+		}
+		inFlight := 0 // the other codes still being checked
+		if c.claimed {
+			if inFlight, err = tx.ReleaseCode(sctx, l.User, l.ID, c.key, now.Add(-claimLease)); err != nil {
+				return err
+			}
+		}
+		if !pending(l) || (l.State == StateValid && l.At(now).State != StateValid) {
+			// Ended under us: another code locked it, or it was verified
+			// by another key, revoked or replaced.
+			link = l
+			answer = errLinkNotPending(l.At(now).State)
+			if (outcome == outcomeWrongCode || outcome == outcomeLocked) && l.SCA.Status == ScaStatusLocked {
+				answer = errScaLocked()
+			}
+			return nil
+		}
+		rec := Idempotency{
+			User: in.User, Operation: opVerifyLink, Key: in.IdempotencyKey,
+			RequestHash: fps[0], LinkID: l.ID, CreateTime: now,
+		}
+		if outcome == outcomeFinalised {
+			// The user proved who they are: their login's count starts over.
+			f, err := tx.LockScaFailures(sctx, l.User, l.BankID, l.LoginHash)
+			if err != nil {
+				return err
+			}
+			f.Failures, f.CooldownUntil = 0, time.Time{}
+			if err := tx.SaveScaFailures(sctx, f); err != nil {
+				return err
+			}
+		}
+		if answer, err = s.settle(sctx, tx, &l, &rec, outcome, result, bankLeft, c.claimed, inFlight, now); err != nil {
+			return err
+		}
+		if err := tx.InsertIdempotency(sctx, rec); err != nil {
+			return err
+		}
+		link = l
+		return tx.SaveLink(sctx, l)
+	})
+	if errors.Is(err, ErrIdempotencyKeyTaken) {
+		// A retry with the same key got there first: the bank, asked with
+		// the same key too, checked the code once, so this call's attempt
+		// goes back; its answer is the retry's.
+		s.giveBack(ctx, in, c)
+	}
+	if err != nil {
+		return s.writeFailed(ctx, err, in.User, opVerifyLink, in.IdempotencyKey, fps)
+	}
+	if apierr.Is(answer, commonv1.ErrorReason_ERROR_REASON_LINK_NOT_PENDING) {
+		// Perhaps ended by a retry with the same key, whose answer this is.
+		if l, ok, err := s.replay(ctx, in.User, opVerifyLink, in.IdempotencyKey, fps); ok {
+			return l, err
+		}
+	}
+	return link.At(now), answer
+}
+
+// claim is what VerifyLink's first transaction decided.
+type claim struct {
+	// link is the link as locked, with the attempt taken.
+	link Link
+	// done says the call is answered (answer, link) without the bank;
+	// answered that it was answered before, under the same key.
+	done, answered bool
+	answer         error
+	// claimed says an attempt was taken: a code, sent to the bank next,
+	// under key.
+	claimed bool
+	key     string
+}
+
+// claimAttempt locks the link and decides whether the bank is asked: not
+// for a challenge that is over (expired here first, which it writes down),
+// a code the method does not take, or a login cooling down; a code takes
+// one of the challenge's attempts left and counts against the login, and
+// is refused when every attempt left is being checked already.
+func (s *Service) claimAttempt(ctx context.Context, in VerifyLinkInput, fp string, now time.Time) (claim, error) {
+	var c claim
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		c = claim{}
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
 		if err != nil {
 			return err
 		}
-		if !pending(l) || (l.State == StateValid && l.At(now).State != StateValid) {
-			// Changed under us (revoked, or verified by another key).
-			answer = errLinkNotPending(l.At(now).State)
-			link = l
+		c.link, c.done = l, true
+		// A retry with the same key may have come after the first was
+		// checked and answered; the lock orders them.
+		switch _, err := tx.Idempotency(ctx, in.User, opVerifyLink, in.IdempotencyKey); {
+		case err == nil:
+			c.answered = true
 			return nil
-		}
-		renewal := l.State == StateValid // a reconfirmation's challenge
-		rec := Idempotency{
-			User: in.User, Operation: opVerifyLink, Key: in.IdempotencyKey,
-			RequestHash: fp, LinkID: l.ID, CreateTime: now,
-		}
-		l.UpdateTime = now
-		switch outcome {
-		case outcomePending:
-		case outcomeFinalised:
-			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFinalised, 0
-			if result.BankConsentID != "" {
-				l.BankConsentID = result.BankConsentID
-			}
-			vu := micro(result.ValidUntil)
-			if renewal {
-				if !vu.IsZero() {
-					s.extend(&l, vu, now)
-				}
-				break
-			}
-			if err := s.supersede(ctx, tx, l, now); err != nil {
-				return err
-			}
-			l.State, l.VerifyTime = StateValid, now
-			if !vu.IsZero() && vu.Before(l.ExpireTime) {
-				l.ExpireTime = vu
-			}
-		case outcomeDeclined:
-			if !renewal {
-				l.State = StateRejected
-			}
-			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
-		case outcomeWrongCode:
-			l.SCA.FailedAttempts++
-			left := MaxScaAttempts - l.SCA.FailedAttempts
-			if bankLeft >= 0 {
-				left = min(left, bankLeft)
-			}
-			if left > 0 {
-				l.SCA.AttemptsRemaining = left
-				answer = errScaFailed(left)
-				rec.ErrReason, rec.AttemptsRemaining = reasonScaFailed, left
-				break
-			}
-			fallthrough
-		case outcomeLocked:
-			if !renewal {
-				l.State = StateRejected
-			}
-			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusLocked, 0
-			answer = errScaLocked()
-			rec.ErrReason = reasonScaLocked
-		case outcomeExpired:
-			if !renewal {
-				l.State = StateRejected
-			}
-			l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusExpired, 0
-			answer = errScaExpired()
-			rec.ErrReason = reasonScaExpired
-		}
-		if err := tx.InsertIdempotency(ctx, rec); err != nil {
+		case !errors.Is(err, ErrNotFound):
 			return err
 		}
-		link = l
+		current := l.At(now)
+		switch {
+		case current.State == StateRejected && l.State == StateReceived,
+			reconfirming(l) && current.State == StateValid && current.SCA.Status == ScaStatusExpired:
+			// The challenge timed out here first: no bank is asked.
+			rec := Idempotency{
+				User: in.User, Operation: opVerifyLink, Key: in.IdempotencyKey,
+				RequestHash: fp, LinkID: l.ID, CreateTime: now,
+			}
+			l.UpdateTime = now
+			if c.answer, err = s.settle(ctx, tx, &l, &rec, outcomeExpired, VerifyScaResult{}, -1, false, 0, now); err != nil {
+				return err
+			}
+			if err := tx.InsertIdempotency(ctx, rec); err != nil {
+				return err
+			}
+			c.link = l
+			return tx.SaveLink(ctx, l)
+		case !pending(current):
+			c.link, c.answer = current, errLinkNotPending(current.State)
+			return nil
+		case current.SCA.Method == ScaMethodOTP && in.Code == "":
+			c.answer = errCodeRequired()
+			return nil
+		case current.SCA.Method != ScaMethodOTP && in.Code != "":
+			c.answer = errCodeNotExpected(current.SCA.Method)
+			return nil
+		}
+		f, err := tx.LockScaFailures(ctx, l.User, l.BankID, l.LoginHash)
+		if err != nil {
+			return err
+		}
+		if c.answer = checkCooldown(f, now); c.answer != nil {
+			return nil
+		}
+		if in.Code == "" {
+			c.done = false // a poll: it spends nothing
+			return nil
+		}
+		if l.SCA.AttemptsRemaining <= 0 {
+			// Every attempt left is being checked by the bank: what they
+			// come to decides whether the link locks.
+			c.answer = errScaCooldown(inFlightRetry)
+			return nil
+		}
+		c.key = in.IdempotencyKey
+		if c.key == "" {
+			c.key = newID()
+		}
+		first, err := tx.ClaimCode(ctx, l.User, l.ID, c.key, now, now.Add(-claimLease))
+		if err != nil {
+			return err
+		}
+		if !first {
+			// The same request is being checked: its answer is this one's,
+			// once recorded.
+			c.answer = errScaCooldown(inFlightRetry)
+			return nil
+		}
+		l.SCA.AttemptsRemaining--
+		s.countTry(&f, now)
+		if err := tx.SaveScaFailures(ctx, f); err != nil {
+			return err
+		}
+		c.link, c.done, c.claimed = l, false, true
 		return tx.SaveLink(ctx, l)
 	})
-	if err != nil {
-		return s.writeFailed(ctx, err, in.User, opVerifyLink, in.IdempotencyKey, fp)
+	return c, err
+}
+
+// giveBack returns the attempt a code claimed when the bank could not
+// check it (BANK_UNAVAILABLE and the like): such an answer costs nothing.
+// An attempt that cannot be given back stays spent, the safe way.
+func (s *Service) giveBack(ctx context.Context, in VerifyLinkInput, c claim) {
+	if !c.claimed {
+		return
 	}
-	return link.At(now), answer
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	err := s.store.Tx(ctx, func(tx Tx) error {
+		l, err := tx.LockLink(ctx, in.User, in.LinkID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ReleaseCode(ctx, l.User, l.ID, c.key, time.Time{}); err != nil {
+			return err
+		}
+		if pending(l) {
+			l.SCA.AttemptsRemaining = min(l.SCA.AttemptsRemaining+1, MaxScaAttempts)
+			if err := tx.SaveLink(ctx, l); err != nil {
+				return err
+			}
+		}
+		f, err := tx.LockScaFailures(ctx, l.User, l.BankID, l.LoginHash)
+		if err != nil {
+			return err
+		}
+		s.uncountTry(&f)
+		return tx.SaveScaFailures(ctx, f)
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "could not give back a two-factor attempt the bank did not check; it stays spent", "error", err.Error())
+	}
+}
+
+// outcomeOf is what the bank's answer to VerifySca means for the link,
+// with the bank's attempts_remaining when it says (else -1); err is set
+// when the bank could give no answer, which decides nothing. A decoy's
+// consent is one the bank never issued: whatever the bank says about it
+// means a wrong code, while an answer it could not give is passed on as
+// for any link.
+func outcomeOf(result VerifyScaResult, err error, decoy bool) (verifyOutcome, int, error) {
+	reason := apierr.Reason(err)
+	if decoy {
+		if err == nil || slices.Contains(decoyAnswers, reason) {
+			return outcomeWrongCode, -1, nil
+		}
+		return 0, -1, err
+	}
+	switch {
+	case err == nil && result.Status == ScaStatusFinalised:
+		return outcomeFinalised, -1, nil
+	case err == nil && result.Status == ScaStatusFailed:
+		return outcomeDeclined, -1, nil
+	case err == nil:
+		return outcomePending, -1, nil
+	case reason == commonv1.ErrorReason_ERROR_REASON_SCA_FAILED:
+		if info := apierr.Info(err); info != nil {
+			if n, perr := strconv.Atoi(info.GetMetadata()["attempts_remaining"]); perr == nil && n >= 0 {
+				return outcomeWrongCode, n, nil
+			}
+		}
+		return outcomeWrongCode, -1, nil
+	case reason == commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED:
+		return outcomeLocked, -1, nil
+	case reason == commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED,
+		// The bank forgot the challenge; older adapters say NOT_FOUND.
+		reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK,
+		reason == commonv1.ErrorReason_ERROR_REASON_NOT_FOUND:
+		return outcomeExpired, -1, nil
+	}
+	return 0, -1, err
+}
+
+// decoyAnswers are what a bank may answer about a consent it never
+// issued, or a code for it.
+var decoyAnswers = []commonv1.ErrorReason{
+	commonv1.ErrorReason_ERROR_REASON_SCA_FAILED, commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED,
+	commonv1.ErrorReason_ERROR_REASON_SCA_EXPIRED, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK,
+	commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND,
+}
+
+// settle applies an outcome to l, pending and locked in tx: it sets what
+// rec records and returns the answer. claimed says the code took its
+// attempt at claim; bankLeft is the bank's attempts_remaining, or -1;
+// inFlight counts the link's other codes the bank is checking.
+func (s *Service) settle(ctx context.Context, tx Tx, l *Link, rec *Idempotency, outcome verifyOutcome, result VerifyScaResult, bankLeft int, claimed bool, inFlight int, now time.Time) (answer, err error) {
+	renewal := l.State == StateValid // a reconfirmation's challenge
+	l.UpdateTime = now
+	switch outcome {
+	case outcomePending:
+	case outcomeFinalised:
+		l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFinalised, 0
+		if result.BankConsentID != "" {
+			l.BankConsentID = result.BankConsentID
+		}
+		vu := micro(result.ValidUntil)
+		if renewal {
+			if !vu.IsZero() {
+				s.extend(l, vu, now)
+			}
+			break
+		}
+		if err := s.supersede(ctx, tx, *l, now); err != nil {
+			return nil, err
+		}
+		l.State, l.VerifyTime = StateValid, now
+		if !vu.IsZero() && vu.Before(l.ExpireTime) {
+			l.ExpireTime = vu
+		}
+	case outcomeDeclined:
+		if !renewal {
+			l.State = StateRejected
+		}
+		l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusFailed, 0
+	case outcomeWrongCode:
+		l.SCA.FailedAttempts++
+		left := l.SCA.AttemptsRemaining // this code's attempt was taken at claim
+		if !claimed {
+			left = max(left-1, 0)
+		}
+		if bankLeft >= 0 {
+			// The bank's count leaves out the codes it is still checking.
+			left = min(left, max(bankLeft-inFlight, 0))
+		}
+		l.SCA.AttemptsRemaining = left
+		if left > 0 || inFlight > 0 {
+			// With codes still being checked, they decide whether it locks.
+			rec.ErrReason, rec.AttemptsRemaining = reasonScaFailed, left
+			return errScaFailed(left), nil
+		}
+		fallthrough
+	case outcomeLocked:
+		if !renewal {
+			l.State = StateRejected
+		}
+		l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusLocked, 0
+		rec.ErrReason = reasonScaLocked
+		return errScaLocked(), nil
+	case outcomeExpired:
+		if !renewal {
+			l.State = StateRejected
+		}
+		l.SCA.Status, l.SCA.AttemptsRemaining = ScaStatusExpired, 0
+		rec.ErrReason = reasonScaExpired
+		return errScaExpired(), nil
+	}
+	return nil, nil
 }
 
 // reconfirming reports whether l, as stored, is a VALID link whose
@@ -539,8 +854,8 @@ type RevokeLinkInput struct {
 // transaction (event consent.link.revoked), from which the bank is told
 // (RunBankRevocations) without the caller waiting for it.
 func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, error) {
-	fp := fingerprint(in.LinkID)
-	if link, ok, err := s.replay(ctx, in.User, opRevokeLink, in.IdempotencyKey, fp); ok || err != nil {
+	fps := s.fingerprints(in.LinkID)
+	if link, ok, err := s.replay(ctx, in.User, opRevokeLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
 	now := s.now()
@@ -553,7 +868,7 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 		}
 		err = tx.InsertIdempotency(ctx, Idempotency{
 			User: in.User, Operation: opRevokeLink, Key: in.IdempotencyKey,
-			RequestHash: fp, LinkID: l.ID, CreateTime: now,
+			RequestHash: fps[0], LinkID: l.ID, CreateTime: now,
 		})
 		if err != nil {
 			return err
@@ -561,7 +876,7 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 		return s.saveRevoked(ctx, tx, &link, l, now, false)
 	})
 	if err != nil {
-		return s.writeFailed(ctx, err, in.User, opRevokeLink, in.IdempotencyKey, fp)
+		return s.writeFailed(ctx, err, in.User, opRevokeLink, in.IdempotencyKey, fps)
 	}
 	return link.At(now), nil
 }
@@ -605,8 +920,8 @@ type ReconfirmLinkInput struct {
 // knows the consent makes the link REVOKED, by the bank. An answer the
 // bank could not give records nothing, so a retry asks again.
 func (s *Service) ReconfirmLink(ctx context.Context, in ReconfirmLinkInput) (Link, error) {
-	fp := fingerprint(in.LinkID)
-	if link, ok, err := s.replay(ctx, in.User, opReconfirmLink, in.IdempotencyKey, fp); ok || err != nil {
+	fps := s.fingerprints(in.LinkID)
+	if link, ok, err := s.replay(ctx, in.User, opReconfirmLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
 	stored, err := s.store.Link(ctx, in.User, in.LinkID)
@@ -648,7 +963,7 @@ func (s *Service) ReconfirmLink(ctx context.Context, in ReconfirmLinkInput) (Lin
 		}
 		rec := Idempotency{
 			User: in.User, Operation: opReconfirmLink, Key: in.IdempotencyKey,
-			RequestHash: fp, LinkID: l.ID, CreateTime: now,
+			RequestHash: fps[0], LinkID: l.ID, CreateTime: now,
 		}
 		if forgotten {
 			rec.ErrReason = reasonRevokedByBank
@@ -674,7 +989,7 @@ func (s *Service) ReconfirmLink(ctx context.Context, in ReconfirmLinkInput) (Lin
 		return tx.SaveLink(ctx, l)
 	})
 	if err != nil {
-		return s.writeFailed(ctx, err, in.User, opReconfirmLink, in.IdempotencyKey, fp)
+		return s.writeFailed(ctx, err, in.User, opReconfirmLink, in.IdempotencyKey, fps)
 	}
 	return link.At(now), answer
 }
@@ -774,16 +1089,6 @@ func (s *Service) ListLinks(ctx context.Context, in ListLinksInput) ([]Link, str
 		links[i] = links[i].At(now)
 	}
 	return links, next, nil
-}
-
-// fingerprint hashes a request's fields, each length-prefixed so that no
-// two different requests collide.
-func fingerprint(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s\n", len(p), p)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func enumList[E interface{ String() string }](values []E) string {

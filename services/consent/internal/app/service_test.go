@@ -52,12 +52,22 @@ type fakeBank struct {
 	extendErr error
 	extends   []app.ExtendConsentRequest
 	now       func() time.Time // the fixture's clock, for extension challenges
+
+	// unknown are logins the bank knows no customer by (StartSca answers
+	// NOT_FOUND); instructions are the challenge texts of logins whose
+	// text is their own; startDelay and verifyDelay are how long StartSca
+	// and VerifySca take.
+	unknown      map[string]bool
+	instructions map[string]string
+	startDelay   time.Duration
+	verifyDelay  time.Duration
 }
 
 func newFakeBank() *fakeBank {
 	return &fakeBank{
 		method: app.ScaMethodOTP, revoked: make(chan string, 16),
 		bankLeft: map[string]int{}, requestedTo: map[string]time.Time{},
+		unknown: map[string]bool{}, instructions: map[string]string{},
 	}
 }
 
@@ -70,27 +80,48 @@ func (b *fakeBank) Bank(id string) (app.BankInfo, error) {
 
 func (b *fakeBank) StartSca(_ context.Context, _ string, r app.StartScaRequest) (app.Challenge, error) {
 	b.mu.Lock()
+	delay := b.startDelay
+	b.mu.Unlock()
+	// Started at once, the calls race for places under the cap.
+	time.Sleep(delay)
+	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.startErr != nil {
 		return app.Challenge{}, b.startErr
 	}
 	b.starts = append(b.starts, r)
+	if b.unknown[r.LoginHint] {
+		return app.Challenge{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank knows no such customer")
+	}
+	instruction := "Enter the code"
+	if text, ok := b.instructions[r.LoginHint]; ok {
+		instruction = text
+	}
 	// Idempotent on the key, as the protocol asks.
 	id := "cns-" + r.IdempotencyKey
 	b.requestedTo[id] = r.ValidUntil
 	if _, ok := b.bankLeft[id]; !ok {
 		b.bankLeft[id] = b.attempts
 	}
+	now := time.Now()
+	if b.now != nil {
+		now = b.now() // the fixture's clock
+	}
 	return app.Challenge{
-		BankConsentID: id, Method: b.method, Instruction: "Enter the code",
-		ExpireTime: time.Now().Add(5 * time.Minute), AttemptsAllowed: b.attempts,
+		BankConsentID: id, Method: b.method, Instruction: instruction,
+		ExpireTime: now.Add(5 * time.Minute), AttemptsAllowed: b.attempts,
 	}, nil
 }
 
 func (b *fakeBank) VerifySca(_ context.Context, _ string, r app.VerifyScaRequest) (app.VerifyScaResult, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.verifies = append(b.verifies, r)
+	delay := b.verifyDelay
+	b.mu.Unlock()
+	// Checked at once, the codes race for the challenge's attempts.
+	time.Sleep(delay)
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch r.Code {
 	case codeRight, "":
 		if b.method != app.ScaMethodOTP && r.Code == "" && len(b.verifies) == 1 {
@@ -165,6 +196,12 @@ func (b *fakeBank) extendCount() int {
 	return len(b.extends)
 }
 
+func (b *fakeBank) startCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.starts)
+}
+
 func (b *fakeBank) verifyCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -183,7 +220,13 @@ type fixture struct {
 // its bank revocation worker reading that outbox through outboxBus.
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	db := storagetest.OpenSQLite(t)
+	return setupOn(t, storagetest.OpenSQLite(t), nil)
+}
+
+// setupOn is setup on db, with the service's Config edited by edit (when
+// not nil).
+func setupOn(t *testing.T, db *storage.DB, edit func(*app.Config)) *fixture {
+	t.Helper()
 	if err := events.Migrate(t.Context(), db); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +236,11 @@ func setup(t *testing.T) *fixture {
 	}
 	f := &fixture{bank: newFakeBank(), clock: testkit.NewClock(time.Now().UTC()), st: st, db: db}
 	f.bank.now = f.clock.Now
-	f.svc, err = app.New(st, f.bank, app.Config{Now: f.clock.Now})
+	cfg := app.Config{Now: f.clock.Now}
+	if edit != nil {
+		edit(&cfg)
+	}
+	f.svc, err = app.New(st, f.bank, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -761,6 +808,10 @@ func TestListLinksPaging(t *testing.T) {
 	var want []string
 	for range 5 {
 		l := f.create(t, "alice")
+		// Revoked, so that no more wait for verification than the cap allows.
+		if _, err := f.svc.RevokeLink(t.Context(), app.RevokeLinkInput{User: "alice", LinkID: l.ID, IdempotencyKey: key()}); err != nil {
+			t.Fatal(err)
+		}
 		want = append([]string{l.ID}, want...)
 		f.clock.Add(time.Second)
 	}

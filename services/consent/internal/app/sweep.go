@@ -20,6 +20,9 @@ type SweepResult struct {
 	Warned int
 	// KeysForgotten counts idempotency keys past their retention.
 	KeysForgotten int
+	// FailuresForgotten counts counts of wrong codes whose window and
+	// cooldown are over, and lapsed places under the pending-link cap.
+	FailuresForgotten int
 }
 
 // Sweep writes down what time has changed: VALID links past their
@@ -27,7 +30,7 @@ type SweepResult struct {
 // become REJECTED, an expiry warning (consent.link.expiring) goes to the
 // outbox, once per expiry, for each VALID link within ExpiryWarning of its
 // end, in the transaction that marks the link warned, and old idempotency keys
-// are forgotten. Reads never wait for it: they apply the clock themselves
+// and counts of wrong codes are forgotten. Reads never wait for it: they apply the clock themselves
 // (Link.At). Replicas may sweep at once; each warning is still written once.
 func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 	var r SweepResult
@@ -57,6 +60,9 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 	}
 	if r.KeysForgotten, err = s.store.DeleteIdempotency(ctx, now.Add(-s.cfg.IdempotencyRetention)); err != nil {
 		return r, fmt.Errorf("forget idempotency keys: %w", err)
+	}
+	if r.FailuresForgotten, err = s.store.ForgetScaFailures(ctx, now.Add(-s.cfg.ScaFailureWindow), now.Add(-claimLease), now); err != nil {
+		return r, fmt.Errorf("forget counts of wrong codes: %w", err)
 	}
 	return r, nil
 }

@@ -29,7 +29,7 @@ type queries struct {
 const linkColumns = `user_id, link_id, bank_id, bank_display_name, state, scopes, purposes, expire_time,
 	create_time, update_time, verify_time, revoke_time, bank_consent_id, sca_method, sca_status,
 	sca_attempts_remaining, sca_failed_attempts, sca_expire_time, sca_redirect_uri, sca_instruction,
-	expiry_warn_time, revoked_by_bank, client_id`
+	expiry_warn_time, revoked_by_bank, client_id, login_hash, decoy`
 
 // linkValues lists l's column values in linkColumns order.
 func linkValues(l app.Link) []any {
@@ -39,7 +39,7 @@ func linkValues(l app.Link) []any {
 		storage.NullMicros(l.VerifyTime), storage.NullMicros(l.RevokeTime), l.BankConsentID,
 		l.SCA.Method.String(), l.SCA.Status.String(), l.SCA.AttemptsRemaining, l.SCA.FailedAttempts,
 		zeroMicros(l.SCA.ExpireTime), l.SCA.RedirectURI, l.SCA.Instruction, storage.NullMicros(l.ExpiryWarnTime),
-		l.RevokedByBank, l.Client,
+		l.RevokedByBank, l.Client, l.LoginHash, l.Decoy,
 	}
 }
 
@@ -69,7 +69,7 @@ func scanLink(rows interface{ Scan(...any) error }) (app.Link, error) {
 	err := rows.Scan(&l.User, &l.ID, &l.BankID, &l.BankDisplayName, &state, &scopes, &purposes, &expire,
 		&create, &update, &verify, &revoke, &l.BankConsentID, &method, &status,
 		&l.SCA.AttemptsRemaining, &l.SCA.FailedAttempts, &scaExpire, &l.SCA.RedirectURI, &l.SCA.Instruction,
-		&warned, &l.RevokedByBank, &l.Client)
+		&warned, &l.RevokedByBank, &l.Client, &l.LoginHash, &l.Decoy)
 	if err != nil {
 		return app.Link{}, err
 	}
@@ -266,10 +266,12 @@ func (q queries) AccessChain(ctx context.Context, user string, afterSeq int64, l
 	return q.selectAccess(ctx, `WHERE user_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`, user, afterSeq, limit)
 }
 
-// AccessHead returns the head of the user's chain; zero when there is none.
+// AccessHead returns the head of the user's chain, with its signature;
+// zero when there is none.
 func (q queries) AccessHead(ctx context.Context, user string) (app.ChainHead, error) {
 	var h app.ChainHead
-	err := q.q.QueryRowContext(ctx, `SELECT sequence, hash FROM access_log_heads WHERE user_id = $1`, user).Scan(&h.Sequence, &h.Hash)
+	err := q.q.QueryRowContext(ctx, `SELECT sequence, hash, `+signatureColumns+` FROM access_log_heads WHERE user_id = $1`, user).
+		Scan(&h.Sequence, &h.Hash, &h.Signed.Sequence, &h.Signed.KeyVersion, &h.Signed.Value)
 	if errors.Is(err, sql.ErrNoRows) {
 		return app.ChainHead{}, nil
 	}

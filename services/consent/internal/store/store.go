@@ -130,10 +130,11 @@ func (s *Store) UserReference(ctx context.Context, user, bankID string, newRef f
 // ones, in user order, so that batches running at once (on other replicas)
 // queue rather than deadlock; hands them to build; checks that each entry
 // build returns follows its user's head; inserts them and moves each head
-// to its user's last entry. On SQLite the transaction's write lock already
-// serialises batches. The primary key (user, sequence) refuses a forked
-// chain whatever happens, and such a conflict is retried.
-func (s *Store) AppendAccess(ctx context.Context, users []string, build func(map[string]app.ChainHead) ([]app.AccessEntry, error)) error {
+// to its user's last entry, with the signature build made of it (keeping
+// the head's signature otherwise). On SQLite the transaction's write lock
+// already serialises batches. The primary key (user, sequence) refuses a
+// forked chain whatever happens, and such a conflict is retried.
+func (s *Store) AppendAccess(ctx context.Context, users []string, build func(map[string]app.ChainHead) ([]app.AccessEntry, map[string]app.HeadSignature, error)) error {
 	users = slices.Compact(slices.Sorted(slices.Values(users)))
 	if len(users) == 0 {
 		return nil
@@ -144,7 +145,7 @@ func (s *Store) AppendAccess(ctx context.Context, users []string, build func(map
 			if err != nil {
 				return err
 			}
-			entries, err := build(maps.Clone(heads))
+			entries, sigs, err := build(maps.Clone(heads))
 			if err != nil {
 				return err
 			}
@@ -163,7 +164,10 @@ func (s *Store) AppendAccess(ctx context.Context, users []string, build func(map
 				if e.Sequence != h.Sequence+1 || e.PreviousHash != prev {
 					return fmt.Errorf("append access: entry %d of user %q does not follow its chain head %d", e.Sequence, e.User, h.Sequence)
 				}
-				moved[e.User] = app.ChainHead{Sequence: e.Sequence, Hash: e.Hash}
+				moved[e.User] = app.ChainHead{Sequence: e.Sequence, Hash: e.Hash, Signed: h.Signed}
+			}
+			if err := signMoved(moved, sigs); err != nil {
+				return err
 			}
 			if err := insertEntries(ctx, tx, entries); err != nil {
 				return err
@@ -191,7 +195,7 @@ func lockHeads(ctx context.Context, tx *sql.Tx, users []string) (map[string]app.
 		}
 		r, err := tx.QueryContext(ctx, `INSERT INTO access_log_heads (user_id, sequence, hash) VALUES `+strings.Join(rows, ", ")+`
 			ON CONFLICT (user_id) DO UPDATE SET sequence = access_log_heads.sequence
-			RETURNING user_id, sequence, hash`, a...)
+			RETURNING user_id, sequence, hash, `+signatureColumns, a...)
 		if err != nil {
 			return nil, fmt.Errorf("lock chain heads: %w", err)
 		}
@@ -200,7 +204,7 @@ func lockHeads(ctx context.Context, tx *sql.Tx, users []string) (map[string]app.
 				u string
 				h app.ChainHead
 			)
-			if err := r.Scan(&u, &h.Sequence, &h.Hash); err != nil {
+			if err := r.Scan(&u, &h.Sequence, &h.Hash, &h.Signed.Sequence, &h.Signed.KeyVersion, &h.Signed.Value); err != nil {
 				_ = r.Close()
 				return nil, fmt.Errorf("lock chain heads: %w", err)
 			}
@@ -239,7 +243,8 @@ func insertEntries(ctx context.Context, tx *sql.Tx, entries []app.AccessEntry) e
 	return nil
 }
 
-// moveHeads sets the chain heads, all of them locked in this transaction.
+// moveHeads sets the chain heads and their signatures, all of them locked
+// in this transaction.
 func moveHeads(ctx context.Context, tx *sql.Tx, heads map[string]app.ChainHead) error {
 	users := slices.Sorted(maps.Keys(heads))
 	for chunk := range slices.Chunk(users, rowsPerStatement) {
@@ -247,10 +252,12 @@ func moveHeads(ctx context.Context, tx *sql.Tx, heads map[string]app.ChainHead) 
 		rows := make([]string, len(chunk))
 		for i, u := range chunk {
 			h := heads[u]
-			rows[i] = "(" + a.add(u) + ", " + a.add(h.Sequence) + ", " + a.add(h.Hash) + ")"
+			rows[i] = "(" + strings.Join([]string{a.add(u), a.add(h.Sequence), a.add(h.Hash),
+				a.add(h.Signed.Sequence), a.add(h.Signed.KeyVersion), a.add(h.Signed.Value)}, ", ") + ")"
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO access_log_heads (user_id, sequence, hash) VALUES `+strings.Join(rows, ", ")+`
-			ON CONFLICT (user_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash`, a...)
+		_, err := tx.ExecContext(ctx, `INSERT INTO access_log_heads (user_id, sequence, hash, `+signatureColumns+`) VALUES `+strings.Join(rows, ", ")+`
+			ON CONFLICT (user_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash,
+			signed_sequence = excluded.signed_sequence, key_version = excluded.key_version, signature = excluded.signature`, a...)
 		if err != nil {
 			return fmt.Errorf("move chain heads: %w", err)
 		}
@@ -351,7 +358,8 @@ func (t *tx) LockValidLinks(ctx context.Context, user, bankID string) ([]app.Lin
 // InsertLink stores a new link.
 func (t *tx) InsertLink(ctx context.Context, l app.Link) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO links (`+linkColumns+`) VALUES (
-		$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`, linkValues(l)...)
+		$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+		$24, $25)`, linkValues(l)...)
 	if err != nil {
 		return fmt.Errorf("insert link: %w", err)
 	}
@@ -370,7 +378,7 @@ func (t *tx) SaveLink(ctx context.Context, l app.Link) error {
 		purposes = $7, expire_time = $8, create_time = $9, update_time = $10, verify_time = $11, revoke_time = $12,
 		bank_consent_id = $13, sca_method = $14, sca_status = $15, sca_attempts_remaining = $16,
 		sca_failed_attempts = $17, sca_expire_time = $18, sca_redirect_uri = $19, sca_instruction = $20,
-		expiry_warn_time = $21, revoked_by_bank = $22, client_id = $23
+		expiry_warn_time = $21, revoked_by_bank = $22, client_id = $23, login_hash = $24, decoy = $25
 		WHERE user_id = $1 AND link_id = $2`, v...)
 	if err != nil {
 		return fmt.Errorf("save link: %w", err)

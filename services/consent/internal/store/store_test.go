@@ -558,10 +558,10 @@ func testBatchAppend(t *testing.T, st *store.Store) {
 	}
 	users := []string{"ba-new", "ba-old", "ba-quiet"}
 	var seen map[string]app.ChainHead
-	err := st.AppendAccess(t.Context(), users, func(heads map[string]app.ChainHead) ([]app.AccessEntry, error) {
+	err := st.AppendAccess(t.Context(), users, func(heads map[string]app.ChainHead) ([]app.AccessEntry, map[string]app.HeadSignature, error) {
 		seen = maps.Clone(heads)
 		// Interleaved users; ba-quiet is locked but gets nothing.
-		return chained(heads, entry("ba-new", 2), entry("ba-old", 1), entry("ba-new", 3), entry("ba-old", 5), entry("ba-new", 4)), nil
+		return chained(heads, entry("ba-new", 2), entry("ba-old", 1), entry("ba-new", 3), entry("ba-old", 5), entry("ba-new", 4)), nil, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -617,8 +617,8 @@ func testBatchRefused(t *testing.T, st *store.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := st.AppendAccess(t.Context(), []string{"br", "br-other"}, func(heads map[string]app.ChainHead) ([]app.AccessEntry, error) {
-				return tt.build(heads), nil
+			err := st.AppendAccess(t.Context(), []string{"br", "br-other"}, func(heads map[string]app.ChainHead) ([]app.AccessEntry, map[string]app.HeadSignature, error) {
+				return tt.build(heads), nil, nil
 			})
 			if err == nil {
 				t.Fatal("the batch was written")

@@ -21,7 +21,7 @@ import (
 // brokenLog is a store whose access log cannot be written.
 type brokenLog struct{ *store.Store }
 
-func (brokenLog) AppendAccess(context.Context, []string, func(map[string]app.ChainHead) ([]app.AccessEntry, error)) error {
+func (brokenLog) AppendAccess(context.Context, []string, func(map[string]app.ChainHead) ([]app.AccessEntry, map[string]app.HeadSignature, error)) error {
 	return errors.New("disk I/O error at /var/lib/bankbridge/consent.db")
 }
 

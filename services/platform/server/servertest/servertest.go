@@ -20,7 +20,9 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
-// The tokens the server accepts: issued by Issuer for Audience; Client is
+// The tokens the server accepts: issued by Issuer for Audience (internal
+// methods: for the config's InternalAudience, Server.Issuer.MintInternal);
+// Client is
 // the client the user tokens of Server.Issuer.Mint name, allowed the
 // purposes ACCOUNT_INFORMATION and ORDER_TRACKING. Partner is configured as
 // a partner (--partner-clients): its client-credentials token,
@@ -72,7 +74,16 @@ func Start(t testing.TB, deps server.Deps, register func(grpc.ServiceRegistrar),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	issuer, err := auth.NewDevIssuer(true, Issuer, Audience)
+	cfg := server.Defaults(o.Name, "127.0.0.1:0", "127.0.0.1:0")
+	cfg.DevMode = true
+	cfg.DrainDelay = 0
+	cfg.ShutdownGrace = 2 * time.Second
+	cfg.ClientPurposes = Client + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
+	cfg.PartnerClients = Partner
+	if o.Config != nil {
+		o.Config(&cfg)
+	}
+	issuer, err := auth.NewDevIssuer(true, Issuer, Audience, auth.WithInternalAudience(cfg.InternalAudience))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,20 +103,12 @@ func Start(t testing.TB, deps server.Deps, register func(grpc.ServiceRegistrar),
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	// A short MinRefresh: a test with a key the JWKS does not have yet
 	// need not wait.
-	verifier, err := auth.NewVerifier(ctx, auth.Config{Issuer: Issuer, Audience: Audience, JWKSURL: jwks.URL, MinRefresh: 10 * time.Millisecond})
+	verifier, err := auth.NewVerifier(ctx, auth.Config{Issuer: Issuer, Audience: Audience, InternalAudience: cfg.InternalAudience,
+		JWKSURL: jwks.URL, MinRefresh: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = verifier.Close(context.Background()) })
-	cfg := server.Defaults(o.Name, "127.0.0.1:0", "127.0.0.1:0")
-	cfg.DevMode = true
-	cfg.DrainDelay = 0
-	cfg.ShutdownGrace = 2 * time.Second
-	cfg.ClientPurposes = Client + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
-	cfg.PartnerClients = Partner
-	if o.Config != nil {
-		o.Config(&cfg)
-	}
 	deps.Telemetry, deps.Verifier = tel, verifier
 	srv, err := server.New(cfg, deps, register)
 	if err != nil {

@@ -64,6 +64,22 @@ func OpenPostgres(t testing.TB, adminURL string) *storage.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
+	db, err := storage.Open(ctx, PostgresDatabase(t, adminURL))
+	if err != nil {
+		t.Fatalf("storagetest: %v", err)
+	}
+	// Registered after the drop, so it runs before it.
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// PostgresDatabase creates a database with a random name on the server at
+// adminURL, drops it when the test ends, and returns its URL: for a test
+// that hands a service its --database-url.
+func PostgresDatabase(t testing.TB, adminURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
 	admin, err := storage.Open(ctx, adminURL)
 	if err != nil {
 		t.Fatalf("storagetest: %s: %v", PostgresURLEnv, err)
@@ -91,11 +107,5 @@ func OpenPostgres(t testing.TB, adminURL string) *storage.DB {
 		t.Fatalf("storagetest: %s: not a URL", PostgresURLEnv)
 	}
 	u.Path = "/" + name
-	db, err := storage.Open(ctx, u.String())
-	if err != nil {
-		t.Fatalf("storagetest: %v", err)
-	}
-	// Registered after the drop, so it runs before it.
-	t.Cleanup(func() { _ = db.Close() })
-	return db
+	return u.String()
 }

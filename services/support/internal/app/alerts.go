@@ -6,11 +6,15 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/names"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
@@ -20,8 +24,8 @@ import (
 // listAlerts is the list the alerts' page tokens name.
 const listAlerts = "bankbridge.support.v1.SupportService/ListAlerts"
 
-// consentTimeout bounds the consent service's answer on an alert's
-// consent; without one the alert is read again later.
+// consentTimeout bounds the consent service's answers on the consents of a
+// batch of alerts; without them the batch is read again later.
 const consentTimeout = 5 * time.Second
 
 // AlertSeverity is how serious the bank thinks an alert is: the
@@ -220,29 +224,25 @@ func (s *Service) AcknowledgeAlert(ctx context.Context, g Grant, k BankKey, resp
 // came under, once (a bank's alert id is stored at most once), and writes
 // support.alert.raised, to the user's streams and, through its Client, to
 // the product that linked the bank. It runs in the bank event consumer's
-// transaction. An alert that breaks the protocol, or whose consent is not
-// a VALID link's covering fraud alerts, is dropped, logged with the bank
-// and the reason only.
-func (s *Service) storeAlert(ctx context.Context, tx Tx, bankID string, fa *adapterv1.FraudAlert) error {
+// transaction, with the consent service's answers asked before it
+// (resolveAlertConsents). An alert that breaks the protocol, or whose
+// consent is not a VALID link's covering fraud alerts, is dropped, logged
+// with the bank and the reason only.
+func (s *Service) storeAlert(ctx context.Context, tx Tx, bankID string, fa *adapterv1.FraudAlert, consents alertConsents) error {
 	if problem := checkAlert(fa); problem != "" {
 		s.log.WarnContext(ctx, "fraud alert dropped: it breaks the adapter protocol at "+problem, slog.String(telemetry.AttrBankID, bankID))
 		return nil
 	}
-	// The consumer's transaction is open: a consent service that hangs
-	// must not hold it.
-	rctx, cancel := context.WithTimeout(ctx, consentTimeout)
-	bc, err := s.consent.ResolveBankConsent(rctx, bankID, fa.GetBankConsentId(), commonv1.Scope_SCOPE_FRAUD_ALERTS)
-	cancel()
-	switch reason := apierr.Reason(err); {
-	case err == nil:
-	case reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED || reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED ||
-		reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED:
-		s.log.InfoContext(ctx, "fraud alert dropped: no consent covers it", slog.String(telemetry.AttrBankID, bankID),
-			slog.String(telemetry.AttrReason, apierr.ReasonString(reason)))
-		return nil
-	default:
-		return err // no answer: the event is read again
+	ac, ok := consents[fa.GetBankConsentId()]
+	if !ok {
+		return errors.New("fraud alert: its consent was not resolved before the transaction")
 	}
+	if ac.dropped != commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		s.log.InfoContext(ctx, "fraud alert dropped: no consent covers it", slog.String(telemetry.AttrBankID, bankID),
+			slog.String(telemetry.AttrReason, apierr.ReasonString(ac.dropped)))
+		return nil
+	}
+	bc := ac.bc
 	now := s.stamp()
 	a := Alert{
 		BankKey: BankKey{User: bc.User, BankID: bankID, ID: fa.GetAlertId()},
@@ -264,6 +264,69 @@ func (s *Service) storeAlert(ctx context.Context, tx Tx, bankID string, fa *adap
 		ID: newEventID(), Type: TypeAlertRaised, User: a.User, Client: a.Client, Resource: a.Name(), Time: now,
 		Payload: AlertChanged{Alert: a},
 	})
+}
+
+// maxConsentLookups is how many of a batch's consents are asked about at
+// once.
+const maxConsentLookups = 8
+
+// alertConsents are the consent service's answers on the consents a batch
+// of fraud alerts came under, by bank consent id (resolveAlertConsents).
+type alertConsents map[string]alertConsent
+
+// alertConsent is one answer: whose the consent is, or, in dropped, why no
+// VALID link covering fraud alerts holds it (UNSPECIFIED when one does).
+type alertConsent struct {
+	bc      consentcheck.BankConsent
+	dropped commonv1.ErrorReason
+}
+
+// resolveAlertConsents asks the consent service whose consent each fraud
+// alert among events came under: once per consent, a few at a time, all
+// within consentTimeout. It runs before the transaction that applies the
+// events, never inside it: a transaction waiting on another service would
+// hold SQLite's single write lock (every writer of the service waits) or,
+// on PostgreSQL, the bank's event lock. An answer that does not come fails
+// the batch, which is read again after a reconnect.
+func (s *Service) resolveAlertConsents(ctx context.Context, bankID string, events []*adapterv1.StreamEventsResponse) (alertConsents, error) {
+	ids := map[string]bool{}
+	for _, ev := range events {
+		if fa := ev.GetFraudAlert(); fa != nil && checkAlert(fa) == "" {
+			ids[fa.GetBankConsentId()] = true
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, consentTimeout)
+	defer cancel()
+	g, gctx := errgroup.WithContext(rctx)
+	g.SetLimit(maxConsentLookups)
+	var mu sync.Mutex
+	out := make(alertConsents, len(ids))
+	for id := range ids {
+		g.Go(func() error {
+			bc, err := s.consent.ResolveBankConsent(gctx, bankID, id, commonv1.Scope_SCOPE_FRAUD_ALERTS)
+			var ac alertConsent
+			switch reason := apierr.Reason(err); {
+			case err == nil:
+				ac.bc = bc
+			case reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED || reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED ||
+				reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED:
+				ac.dropped = reason
+			default:
+				return err // no answer: the batch is read again
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out[id] = ac
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // deliverAlertAnswer is the alert answer worker's handler: it passes the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
@@ -19,20 +20,24 @@ import (
 // thousands of customers) commits once per batch, not once per event.
 const maxEventBatch = 100
 
-// streamOnce reads the bank's event stream from cursor until it ends or
-// fails, applying the events with the cursor of the last in one
+// streamOnce reads the bank's event stream from pos until it ends or
+// fails, applying the events with the position of the last in one
 // transaction, as many at a time as have arrived (up to maxEventBatch). It
-// returns the cursor of the last event applied and how many were.
-func (s *Service) streamOnce(ctx context.Context, bankID, cursor string) (string, int, error) {
+// returns the position of the last event applied and how many were.
+func (s *Service) streamOnce(ctx context.Context, bankID string, pos EventPosition) (EventPosition, int, error) {
 	client, err := s.banks.Client(bankID)
 	if err != nil {
-		return cursor, 0, err
+		return pos, 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := client.StreamEvents(ctx, &adapterv1.StreamEventsRequest{ResumeCursor: cursor})
+	req := &adapterv1.StreamEventsRequest{ResumeCursor: pos.Cursor}
+	if pos.Cursor == "" && !pos.Since.IsZero() {
+		req.StartTime = timestamppb.New(pos.Since)
+	}
+	st, err := client.StreamEvents(ctx, req)
 	if err != nil {
-		return cursor, 0, err
+		return pos, 0, err
 	}
 	// The reader receives while the applier commits; its error comes after
 	// every event it received.
@@ -58,7 +63,7 @@ func (s *Service) streamOnce(ctx context.Context, bankID, cursor string) (string
 	for {
 		ev, ok := <-events
 		if !ok {
-			return cursor, n, recvErr
+			return pos, n, recvErr
 		}
 		batch := []*adapterv1.StreamEventsResponse{ev}
 	more:
@@ -73,10 +78,10 @@ func (s *Service) streamOnce(ctx context.Context, bankID, cursor string) (string
 				break more
 			}
 		}
-		if _, err := retry(func() (struct{}, error) { return struct{}{}, s.applyBankEvents(ctx, bankID, batch) }); err != nil {
-			return cursor, n, err
+		if err := s.applyBatch(ctx, bankID, batch); err != nil {
+			return pos, n, err
 		}
-		cursor = batch[len(batch)-1].GetCursor()
+		pos = positionAfter(batch[len(batch)-1])
 		n += len(batch)
 	}
 }
@@ -85,18 +90,30 @@ func (s *Service) streamOnce(ctx context.Context, bankID, cursor string) (string
 // in one transaction, when this replica holds the bank's lease (else
 // ErrLeaseLost): a crash never loses an effect nor applies one twice.
 func (s *Service) ApplyBankEvent(ctx context.Context, bankID string, ev *adapterv1.StreamEventsResponse) error {
-	return s.applyBankEvents(ctx, bankID, []*adapterv1.StreamEventsResponse{ev})
+	return s.applyBatch(ctx, bankID, []*adapterv1.StreamEventsResponse{ev})
 }
 
-// applyBankEvents applies events in order and stores the last one's
-// cursor, all in one transaction, as ApplyBankEvent does for one.
-func (s *Service) applyBankEvents(ctx context.Context, bankID string, events []*adapterv1.StreamEventsResponse) error {
+// applyBatch applies events in order and stores the last one's cursor,
+// all in one transaction (again on a conflict). What the events need from
+// other services is asked first, so the transaction is short and never
+// waits on another service.
+func (s *Service) applyBatch(ctx context.Context, bankID string, events []*adapterv1.StreamEventsResponse) error {
+	consents, err := s.resolveAlertConsents(ctx, bankID, events)
+	if err != nil {
+		return err
+	}
+	_, err = retry(func() (struct{}, error) { return struct{}{}, s.applyBankEvents(ctx, bankID, events, consents) })
+	return err
+}
+
+// applyBankEvents is applyBatch's transaction.
+func (s *Service) applyBankEvents(ctx context.Context, bankID string, events []*adapterv1.StreamEventsResponse, consents alertConsents) error {
 	return s.store.Tx(ctx, func(tx Tx) error {
-		if err := tx.SetCursor(ctx, bankID, s.cfg.Holder, events[len(events)-1].GetCursor()); err != nil {
+		if err := tx.SetCursor(ctx, bankID, s.cfg.Holder, positionAfter(events[len(events)-1])); err != nil {
 			return err
 		}
 		for _, ev := range events {
-			if err := s.dispatch(ctx, tx, bankID, ev); err != nil {
+			if err := s.dispatch(ctx, tx, bankID, ev, consents); err != nil {
 				return err
 			}
 		}
@@ -104,11 +121,16 @@ func (s *Service) applyBankEvents(ctx context.Context, bankID string, events []*
 	})
 }
 
+// positionAfter is the stream's position right after ev.
+func positionAfter(ev *adapterv1.StreamEventsResponse) EventPosition {
+	return EventPosition{Cursor: ev.GetCursor(), Since: ev.GetEventTime().AsTime().UTC().Truncate(time.Microsecond)}
+}
+
 // dispatch hands an event to its handler, inside tx.
-func (s *Service) dispatch(ctx context.Context, tx Tx, bankID string, ev *adapterv1.StreamEventsResponse) error {
+func (s *Service) dispatch(ctx context.Context, tx Tx, bankID string, ev *adapterv1.StreamEventsResponse, consents alertConsents) error {
 	switch ev.GetEvent().(type) {
 	case *adapterv1.StreamEventsResponse_FraudAlert:
-		return s.handleFraudAlert(ctx, tx, bankID, ev)
+		return s.handleFraudAlert(ctx, tx, bankID, ev, consents)
 	case *adapterv1.StreamEventsResponse_FraudCaseUpdated:
 		return s.handleFraudCaseUpdated(ctx, tx, bankID, ev)
 	}

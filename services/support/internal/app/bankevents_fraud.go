@@ -10,15 +10,17 @@ import (
 // bank event consumer (bankevents.go) calls for the fraud events. Each
 // runs inside the transaction that also stores the bank's new cursor, so
 // its writes and the cursor commit together; an error rolls both back and
-// the event is read again after a reconnect. An event that breaks the
+// the event is read again after a reconnect. What they need from another
+// service is asked before that transaction opens (resolveAlertConsents). An event that breaks the
 // protocol, or that no consent covers, is dropped (nil): reading it again
 // would not change it.
 
 // handleFraudAlert stores a bank's FraudAlert (ev.GetFraudAlert()) for the
 // user whose consent it names, once, with its support.alert.raised event
-// (storeAlert).
-func (s *Service) handleFraudAlert(ctx context.Context, tx Tx, bankID string, ev *adapterv1.StreamEventsResponse) error {
-	return s.storeAlert(ctx, tx, bankID, ev.GetFraudAlert())
+// (storeAlert); consents are the consent service's answers, asked before
+// the transaction (resolveAlertConsents).
+func (s *Service) handleFraudAlert(ctx context.Context, tx Tx, bankID string, ev *adapterv1.StreamEventsResponse, consents alertConsents) error {
+	return s.storeAlert(ctx, tx, bankID, ev.GetFraudAlert(), consents)
 }
 
 // handleFraudCaseUpdated applies a bank's FraudCaseUpdated

@@ -42,7 +42,7 @@ func (s *Service) Handover(ctx context.Context, g Grant, k ConversationKey, targ
 	if k.User != g.User {
 		return Conversation{}, errNotFound()
 	}
-	return retry(func() (Conversation, error) {
+	return inTurn(ctx, s, k, func() (Conversation, error) {
 		c, err := s.store.Conversation(ctx, k)
 		if err != nil {
 			return Conversation{}, notFound(err)

@@ -20,7 +20,18 @@ import (
 // conditional UPDATE and renewed at a third of its length. A replica that
 // dies stops renewing and another takes over once the lease lapses; one
 // that stops lets it lapse at once. Whoever holds the lease resumes from
-// the cursor stored with the last event's effect.
+// the cursor stored with the last event's effect. The stream is never
+// opened "from now on" (an empty cursor), which would lose what the bank
+// sent while it was down: until the first event is applied it asks for
+// the events since the lease was first taken, and after the bank refuses
+// a cursor (its history lost, or older than it keeps) for those since the
+// last event applied (StreamEventsRequest.start_time).
+
+// startSkew is how much earlier than the time the lease was first taken
+// (our clock) the first stream starts, for a bank whose clock (its
+// events' times) runs behind ours: events a little older than bankbridge's
+// interest arrive rather than some newer ones being missed.
+const startSkew = time.Minute
 
 // RunBankEvents reads the event streams of every configured bank whose
 // adapter implements EVENTS, holding each one's lease, until ctx ends.
@@ -46,12 +57,15 @@ func (s *Service) RunBank(ctx context.Context, bankID string) {
 	renew := s.cfg.LeaseTTL / 3
 	for ctx.Err() == nil {
 		now := s.now()
-		cursor, ok, err := s.store.AcquireLease(ctx, bankID, s.cfg.Holder, now, now.Add(s.cfg.LeaseTTL))
+		pos, ok, err := s.store.AcquireLease(ctx, bankID, s.cfg.Holder, now, now.Add(s.cfg.LeaseTTL))
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "bank event lease not acquired; trying again", slog.String(telemetry.AttrBankID, bankID), slog.String("error", err.Error()))
 		}
 		if ok {
-			s.holdLease(ctx, bankID, cursor)
+			if pos.Cursor == "" && !pos.Since.IsZero() {
+				pos.Since = pos.Since.Add(-startSkew)
+			}
+			s.holdLease(ctx, bankID, pos)
 			continue
 		}
 		sleep(ctx, renew)
@@ -81,11 +95,11 @@ func (s *Service) streamsEvents(ctx context.Context, bankID string) bool {
 	return false
 }
 
-// holdLease streams the bank's events while this replica holds its
-// lease: a renewer extends it and ends the stream when the lease is lost
-// or cannot be renewed before it lapses. When ctx ends the lease is let
-// go at once, so another replica takes over without waiting.
-func (s *Service) holdLease(ctx context.Context, bankID, cursor string) {
+// holdLease streams the bank's events from pos while this replica holds
+// its lease: a renewer extends it and ends the stream when the lease is
+// lost or cannot be renewed before it lapses. When ctx ends the lease is
+// let go at once, so another replica takes over without waiting.
+func (s *Service) holdLease(ctx context.Context, bankID string, pos EventPosition) {
 	lctx, lost := context.WithCancel(ctx)
 	defer lost()
 	var wg sync.WaitGroup
@@ -94,8 +108,8 @@ func (s *Service) holdLease(ctx context.Context, bankID, cursor string) {
 
 	wait := s.cfg.ReconnectBackoff
 	for lctx.Err() == nil {
-		next, n, err := s.streamOnce(lctx, bankID, cursor)
-		cursor = next
+		next, n, err := s.streamOnce(lctx, bankID, pos)
+		pos = next
 		if lctx.Err() != nil {
 			break
 		}
@@ -106,12 +120,16 @@ func (s *Service) holdLease(ctx context.Context, bankID, cursor string) {
 		if n > 0 {
 			wait = s.cfg.ReconnectBackoff
 		}
-		if apierr.Reason(err) == commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID && cursor != "" {
-			// The bank keeps events 7 days; a cursor it no longer knows
-			// cannot be resumed, so the stream starts from now.
-			s.log.ErrorContext(ctx, "bank refused the stored event cursor; resuming from now", slog.String(telemetry.AttrBankID, bankID),
-				slog.String(telemetry.AttrIncidentID, apierr.IncidentID()))
-			cursor = ""
+		if apierr.Reason(err) == commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID && pos.Cursor != "" {
+			// The bank keeps events 7 days, and may lose them (a sandbox
+			// restarts empty): a cursor it no longer knows cannot be
+			// resumed, so the stream starts again from the last applied
+			// event's time: that event (and any of the same time) may be
+			// applied again, as delivery is at least once anyway, and
+			// nothing after it is lost.
+			s.log.ErrorContext(ctx, "bank refused the stored event cursor; resuming from the time of the last event applied",
+				slog.String(telemetry.AttrBankID, bankID), slog.String(telemetry.AttrIncidentID, apierr.IncidentID()))
+			pos.Cursor = ""
 			continue
 		}
 		attrs := []any{slog.String(telemetry.AttrBankID, bankID)}

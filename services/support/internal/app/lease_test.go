@@ -126,8 +126,8 @@ func TestOneReplicaStreamsEachBank(t *testing.T) {
 
 		a := newReplica(t, "replica-a", st, sb)
 		b := newReplica(t, "replica-b", st, sb)
-		// The stream starts at the bank's end: probe with fraud alerts until
-		// one has been applied, so the test's events are not missed.
+		// Probe with fraud alerts until one has been applied: a replica
+		// holds the lease and reads the stream.
 		testkit.Eventually(t, func() bool {
 			if _, err := sb.TriggerFraudAlert("alice"); err != nil {
 				t.Fatal(err)

@@ -34,11 +34,13 @@ func errNotOffered() error {
 // fetching what the answer needs; while the agent holds it, the message
 // goes to the bank through the outbox. The same client message id with
 // the same content returns the stored message and does nothing again.
+// Sends to one conversation take turns (turns.go), so each is answered in
+// the state the one before left.
 func (s *Service) SendMessage(ctx context.Context, g Grant, k ConversationKey, in SendInput) (Message, error) {
 	if k.User != g.User {
 		return Message{}, errNotFound()
 	}
-	return retry(func() (Message, error) {
+	return inTurn(ctx, s, k, func() (Message, error) {
 		c, err := s.store.Conversation(ctx, k)
 		if err != nil {
 			return Message{}, notFound(err)

@@ -90,6 +90,18 @@ type Transaction struct {
 	Time        time.Time
 }
 
+// EventPosition is where a bank's event stream resumes: right after
+// Cursor, or, when there is no cursor the bank takes, with the events that
+// happened from Since on.
+type EventPosition struct {
+	// Cursor is the cursor of the last event applied; "" before the first.
+	Cursor string
+	// Since is the event time of the last event applied (the bank's clock)
+	// or, before the first, when the bank's lease was first taken (ours);
+	// zero when unknown.
+	Since time.Time
+}
+
 // Store keeps conversations, their messages, idempotency keys and the
 // bank event leases; the fraud files' part is FraudStore.
 type Store interface {
@@ -124,9 +136,11 @@ type Store interface {
 
 	// AcquireLease takes the bank's event lease for holder until until,
 	// when it is free (never held, lapsed before now, or held by holder
-	// already), and returns the stored cursor; ok is false when another
-	// holder has it.
-	AcquireLease(ctx context.Context, bankID, holder string, now, until time.Time) (cursor string, ok bool, err error)
+	// already), and returns the stored position; ok is false when another
+	// holder has it. The first time the bank's lease is taken (no position
+	// stored yet) it stores now as the position's Since, so the stream
+	// starts there until the first event is applied.
+	AcquireLease(ctx context.Context, bankID, holder string, now, until time.Time) (pos EventPosition, ok bool, err error)
 	// RenewLease extends holder's lease; false when holder lost it.
 	RenewLease(ctx context.Context, bankID, holder string, until time.Time) (bool, error)
 	// ReleaseLease lets holder's lease lapse at once, keeping the cursor.
@@ -174,9 +188,9 @@ type Tx interface {
 	// Remember stores an idempotency key: ErrConflict when it is taken.
 	Remember(ctx context.Context, k IdempotencyKey) error
 
-	// SetCursor stores the bank's event cursor, when holder still holds
-	// its lease; else ErrLeaseLost.
-	SetCursor(ctx context.Context, bankID, holder, cursor string) error
+	// SetCursor stores the bank's event position (the last event applied),
+	// when holder still holds its lease; else ErrLeaseLost.
+	SetCursor(ctx context.Context, bankID, holder string, pos EventPosition) error
 
 	// LockBankEvents makes the transaction take turns with the bank's
 	// event consumer: call it first, before any conversation is locked.

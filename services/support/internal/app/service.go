@@ -73,6 +73,9 @@ type Service struct {
 	now      func() time.Time
 
 	fraud fraudState
+	// turns serialises a conversation's SendMessage and Handover calls on
+	// this replica (turns.go).
+	turns *turns
 }
 
 // New checks cfg and fills its defaults.
@@ -105,7 +108,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, store: cfg.Store, consent: cfg.Consent, banks: cfg.Banks, balances: cfg.Balances, pages: cfg.Pages,
-		log: cfg.Logger, now: cfg.Now,
+		log: cfg.Logger, now: cfg.Now, turns: newTurns(),
 	}
 	fs, err := newFraudState(cfg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
@@ -42,10 +43,13 @@ var _ app.Balances = (*Client)(nil)
 func New(c balancev1.BalanceServiceClient) *Client { return &Client{c: c} }
 
 // Dial connects to the balance service at addr with the platform's client
-// kit: telemetry, a deadline on every call, and retries for its reads.
-func Dial(addr string, t *telemetry.Telemetry) (*grpc.ClientConn, error) {
+// kit: telemetry, a deadline on every call, and retries for its reads;
+// creds secure the connection (bootstrap.Deps.TransportCredentials: mutual
+// TLS with the support service's certificate).
+func Dial(addr string, t *telemetry.Telemetry, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	return client.Dial(addr, t, client.Options{
-		DefaultTimeout: DefaultTimeout,
+		DefaultTimeout:       DefaultTimeout,
+		TransportCredentials: creds,
 		RetryMethods: []string{
 			balancev1.BalanceService_ListAccounts_FullMethodName,
 			balancev1.BalanceService_GetBalance_FullMethodName,

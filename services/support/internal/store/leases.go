@@ -13,23 +13,43 @@ import (
 
 // AcquireLease takes a bank's event lease with one conditional UPDATE:
 // it succeeds for one replica only, whichever the database lets through
-// first, when the lease is free or lapsed, or already the holder's.
-func (s *Store) AcquireLease(ctx context.Context, bankID, holder string, now, until time.Time) (string, bool, error) {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO bank_event_leases (bank_id, holder, lease_until, event_cursor)
-		VALUES ($1, '', 0, '') ON CONFLICT (bank_id) DO NOTHING`, bankID); err != nil {
-		return "", false, fmt.Errorf("acquire lease: %w", err)
+// first, when the lease is free or lapsed, or already the holder's. The
+// same UPDATE records now as the position's time when none is stored yet.
+func (s *Store) AcquireLease(ctx context.Context, bankID, holder string, now, until time.Time) (app.EventPosition, bool, error) {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO bank_event_leases (bank_id, holder, lease_until, event_cursor, event_since)
+		VALUES ($1, '', 0, '', 0) ON CONFLICT (bank_id) DO NOTHING`, bankID); err != nil {
+		return app.EventPosition{}, false, fmt.Errorf("acquire lease: %w", err)
 	}
-	var cursor string
-	err := s.db.QueryRowContext(ctx, `UPDATE bank_event_leases SET holder = $1, lease_until = $2
-		WHERE bank_id = $3 AND (holder = $1 OR lease_until < $4) RETURNING event_cursor`,
-		holder, storage.Micros(until), bankID, storage.Micros(now)).Scan(&cursor)
+	var pos app.EventPosition
+	var since int64
+	err := s.db.QueryRowContext(ctx, `UPDATE bank_event_leases SET holder = $1, lease_until = $2,
+		event_since = CASE WHEN event_cursor = '' AND event_since = 0 THEN $4 ELSE event_since END
+		WHERE bank_id = $3 AND (holder = $1 OR lease_until < $4) RETURNING event_cursor, event_since`,
+		holder, storage.Micros(until), bankID, storage.Micros(now)).Scan(&pos.Cursor, &since)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return app.EventPosition{}, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("acquire lease: %w", err)
+		return app.EventPosition{}, false, fmt.Errorf("acquire lease: %w", err)
 	}
-	return cursor, true, nil
+	pos.Since = fromSince(since)
+	return pos, true, nil
+}
+
+// sinceColumn is event_since for t: 0 for the zero time.
+func sinceColumn(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return storage.Micros(t)
+}
+
+// fromSince reads event_since back: 0 is the zero time.
+func fromSince(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return storage.FromMicros(us)
 }
 
 // RenewLease extends holder's lease; false when another holder took it.
@@ -55,13 +75,13 @@ func (s *Store) ReleaseLease(ctx context.Context, bankID, holder string) error {
 	return nil
 }
 
-// SetCursor stores the bank's cursor in this transaction, when holder
-// still holds the lease. Call it first: on PostgreSQL it locks the lease
-// row, so a replica taking the lease over waits for this transaction and
-// then reads the cursor it wrote.
-func (t *tx) SetCursor(ctx context.Context, bankID, holder, cursor string) error {
-	res, err := t.q.ExecContext(ctx, `UPDATE bank_event_leases SET event_cursor = $1 WHERE bank_id = $2 AND holder = $3`,
-		cursor, bankID, holder)
+// SetCursor stores the bank's event position in this transaction, when
+// holder still holds the lease. Call it first: on PostgreSQL it locks the
+// lease row, so a replica taking the lease over waits for this transaction
+// and then reads the position it wrote.
+func (t *tx) SetCursor(ctx context.Context, bankID, holder string, pos app.EventPosition) error {
+	res, err := t.q.ExecContext(ctx, `UPDATE bank_event_leases SET event_cursor = $1, event_since = $2 WHERE bank_id = $3 AND holder = $4`,
+		pos.Cursor, sinceColumn(pos.Since), bankID, holder)
 	if err != nil {
 		return conflict("store cursor", err)
 	}

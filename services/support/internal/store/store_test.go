@@ -342,27 +342,35 @@ func TestStore(t *testing.T) {
 			}
 		})
 
-		t.Run("one holder at a time takes a bank's event lease, and the cursor stays", func(t *testing.T) {
-			cur, ok, err := st.AcquireLease(ctx, "sandbox", "r1", t0, t0.Add(15*time.Second))
-			if err != nil || !ok || cur != "" {
-				t.Fatalf("r1 acquires = %q, %v, %v", cur, ok, err)
+		t.Run("one holder at a time takes a bank's event lease, and the position stays", func(t *testing.T) {
+			pos, ok, err := st.AcquireLease(ctx, "sandbox", "r1", t0, t0.Add(15*time.Second))
+			if err != nil || !ok || pos != (app.EventPosition{Since: t0}) {
+				t.Fatalf("r1 acquires = %+v, %v, %v; want no cursor, since the lease was first taken", pos, ok, err)
 			}
 			if _, ok, err := st.AcquireLease(ctx, "sandbox", "r2", t0.Add(time.Second), t0.Add(16*time.Second)); err != nil || ok {
 				t.Errorf("r2 acquires a held lease = %v, %v", ok, err)
 			}
-			if err := st.Tx(ctx, func(tx app.Tx) error { return tx.SetCursor(ctx, "sandbox", "r1", "cur-7") }); err != nil {
+			// Taken again before any event: the stream still starts when
+			// the lease was first taken.
+			if pos, ok, err := st.AcquireLease(ctx, "sandbox", "r1", t0.Add(2*time.Second), t0.Add(17*time.Second)); err != nil || !ok || pos != (app.EventPosition{Since: t0}) {
+				t.Errorf("r1 acquires again = %+v, %v, %v; want the first time kept", pos, ok, err)
+			}
+			applied := app.EventPosition{Cursor: "cur-7", Since: t0.Add(5 * time.Second)}
+			if err := st.Tx(ctx, func(tx app.Tx) error { return tx.SetCursor(ctx, "sandbox", "r1", applied) }); err != nil {
 				t.Fatal(err)
 			}
-			if err := st.Tx(ctx, func(tx app.Tx) error { return tx.SetCursor(ctx, "sandbox", "r2", "cur-8") }); !errors.Is(err, app.ErrLeaseLost) {
+			if err := st.Tx(ctx, func(tx app.Tx) error {
+				return tx.SetCursor(ctx, "sandbox", "r2", app.EventPosition{Cursor: "cur-8", Since: t0.Add(6 * time.Second)})
+			}); !errors.Is(err, app.ErrLeaseLost) {
 				t.Errorf("r2 stores a cursor = %v, want ErrLeaseLost", err)
 			}
 			if ok, err := st.RenewLease(ctx, "sandbox", "r1", t0.Add(20*time.Second)); err != nil || !ok {
 				t.Errorf("r1 renews = %v, %v", ok, err)
 			}
-			// Lapsed: r2 takes it, with the cursor r1 stored.
-			cur, ok, err = st.AcquireLease(ctx, "sandbox", "r2", t0.Add(21*time.Second), t0.Add(36*time.Second))
-			if err != nil || !ok || cur != "cur-7" {
-				t.Errorf("r2 takes the lapsed lease = %q, %v, %v", cur, ok, err)
+			// Lapsed: r2 takes it, with the position r1 stored.
+			pos, ok, err = st.AcquireLease(ctx, "sandbox", "r2", t0.Add(21*time.Second), t0.Add(36*time.Second))
+			if err != nil || !ok || pos != applied {
+				t.Errorf("r2 takes the lapsed lease = %+v, %v, %v; want %+v", pos, ok, err, applied)
 			}
 			if ok, err := st.RenewLease(ctx, "sandbox", "r1", t0.Add(40*time.Second)); err != nil || ok {
 				t.Errorf("r1 renews a lease r2 holds = %v, %v", ok, err)
@@ -370,9 +378,9 @@ func TestStore(t *testing.T) {
 			if err := st.ReleaseLease(ctx, "sandbox", "r2"); err != nil {
 				t.Fatal(err)
 			}
-			cur, ok, err = st.AcquireLease(ctx, "sandbox", "r1", t0.Add(22*time.Second), t0.Add(37*time.Second))
-			if err != nil || !ok || cur != "cur-7" {
-				t.Errorf("r1 after r2 released = %q, %v, %v", cur, ok, err)
+			pos, ok, err = st.AcquireLease(ctx, "sandbox", "r1", t0.Add(22*time.Second), t0.Add(37*time.Second))
+			if err != nil || !ok || pos != applied {
+				t.Errorf("r1 after r2 released = %+v, %v, %v; want %+v", pos, ok, err, applied)
 			}
 		})
 

@@ -3,7 +3,8 @@ package transport_test
 // These tests call the support service the way a product does: over gRPC,
 // with a user's bearer token and a declared purpose, through the real
 // server kit (token check, user binding, validation, access rules,
-// consent check, access log) on 127.0.0.1:0, on a real store (SQLite)
+// consent check, access log) on 127.0.0.1:0, on a real store (SQLite, or
+// the database a test gives: storagetest.Each runs it on PostgreSQL too)
 // whose outbox a real relay publishes to a NATS server. The bank is the
 // sandbox bank, in process behind the adapter SDK's registry, its event
 // stream read by the service's own consumer; the balance service is a
@@ -84,6 +85,13 @@ type options struct {
 	secondBank bool
 	// nats gives the NATS server; default one embedded in the test.
 	nats func(t *testing.T) string
+	// db is the service's database; default a fresh SQLite file.
+	db *storage.DB
+	// consent wraps the consent service as the support logic reaches it
+	// (not the server kit's consent check); default as it is.
+	consent func(app.Consent) app.Consent
+	// store wraps the service's store; default as it is.
+	store func(app.Store) app.Store
 }
 
 // start serves the support service for alice, who linked the sandbox for
@@ -93,8 +101,11 @@ func start(t *testing.T, o options) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &env{db: storagetest.OpenSQLite(t), consent: consenttest.New(commonv1.Scope_SCOPE_SUPPORT), balances: newFakeBalance(),
+	e := &env{db: o.db, consent: consenttest.New(commonv1.Scope_SCOPE_SUPPORT), balances: newFakeBalance(),
 		logs: &testkit.SyncBuffer{}}
+	if e.db == nil {
+		e.db = storagetest.OpenSQLite(t)
+	}
 	if o.nats == nil {
 		o.nats = func(t *testing.T) string { return eventstest.EmbeddedNATS(t) }
 	}
@@ -134,8 +145,16 @@ func start(t *testing.T, o options) *env {
 		e.consent.AddLink("alice", "sandbox-two")
 	}
 
+	var consent app.Consent = e.consent
+	if o.consent != nil {
+		consent = o.consent(consent)
+	}
+	var appStore app.Store = st
+	if o.store != nil {
+		appStore = o.store(st)
+	}
 	e.svc, err = app.New(app.Config{
-		Store: st, Consent: e.consent, Banks: reg, Balances: balance.New(e.balances.client(t)), Pages: pagetoken.Random(),
+		Store: appStore, Consent: consent, Banks: reg, Balances: balance.New(e.balances.client(t)), Pages: pagetoken.Random(),
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), AgentIdleTimeout: o.idle, LeaseTTL: 3 * time.Second, ReconnectBackoff: 20 * time.Millisecond,
 	})
 	if err != nil {
@@ -169,9 +188,8 @@ func start(t *testing.T, o options) *env {
 }
 
 // waitForBankStream returns once the consumer reads the sandbox's event
-// stream: the stream starts at the bank's current end, so the test's
-// events would be missed before. A fraud alert is the probe: its cursor
-// is stored once the consumer applied it.
+// stream, so the test's events are applied as they come. A fraud alert is
+// the probe: its cursor is stored once the consumer applied it.
 func (e *env) waitForBankStream(t *testing.T) {
 	t.Helper()
 	testkit.Eventually(t, func() bool {

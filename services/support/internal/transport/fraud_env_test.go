@@ -285,10 +285,10 @@ func startFraud(t *testing.T, caseStep time.Duration) *fraudEnv {
 	return e
 }
 
-// waitForBank returns once the consumer reads the sandbox's event stream,
-// which starts at the bank's current end: events before would be missed.
-// The probe is a case the bank opens outside the service, whose news the
-// service keeps for a report it never sees.
+// waitForBank returns once the consumer reads the sandbox's event stream
+// and has stored a cursor, which the tests' bank events (applyBankEvent)
+// carry. The probe is a case the bank opens outside the service, whose
+// news the service keeps for a report it never sees.
 func (e *fraudEnv) waitForBank(t *testing.T) {
 	t.Helper()
 	c, err := e.reg.Client("sandbox")

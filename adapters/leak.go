@@ -1,0 +1,429 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+// What an adapter answers is input, not truth: besides the protocol's rules
+// (validate.go), every response is scanned for full card numbers and IBANs
+// before any service sees it, and one that shows any is refused whole.
+//
+// Which fields are scanned, and for what, trades leaks against false
+// alarms, since a refused response costs the user the whole answer:
+//
+//   - Text fields (names, descriptions, messages, challenge texts, any string
+//     not listed below) are scanned for both card numbers and IBANs: this is
+//     where a careless adapter pastes the bank's own wording ("Transfer to DE89
+//     3704 …", "Visa 4111 1111 …").
+//   - MaskedAccountNumber.display is scanned for both, and may show at most
+//     six digits (the last four, plus an IBAN's two check digits), as the
+//     conformance kit requires: "•••• 4821" and "DE89 •••• … ••30 00" pass.
+//   - Identifiers (fields named *_id, *_ids, *cursor, *_uri, order_number)
+//     are scanned for IBANs only. A bank's opaque ids, cursors, order
+//     numbers ("302-4567890-1234567") and URI parameters are often long
+//     digit strings, and one of 13 to 19 digits passes the Luhn check one
+//     time in ten; payment-network tokens that stand in for card numbers are
+//     even built to pass it. An IBAN, however, needs a registered country
+//     code, that country's exact length, check digits 02-98 and mod 97 = 1,
+//     which a random id all but never meets, while an adapter that uses the
+//     IBAN as the account id would put it in every resource name and
+//     access-log line. A card number used as an id is therefore not caught,
+//     here nor by the conformance kit: only the contract's rule that an id
+//     is not the number stands against it.
+//
+// A card number is 13 to 19 digits passing the Luhn check, written
+// together or in groups joined by one space, no-break space or hyphen in
+// the layouts cards are printed in (4-4-4-4, 4-6-5, ...); a run of more
+// than 19 digits is a reference, not a card, and a number written after
+// "+" is a phone number. An IBAN (ISO 13616) is a registered country code,
+// two check digits and the country's BBAN length of letters and digits,
+// single spaces allowed between them, in any case, standing as a word of
+// its own, whose mod 97 is 1.
+
+// LeakKind says what a leak shows. Its values are safe as metric attributes.
+type LeakKind string
+
+// The kinds of leak.
+const (
+	// LeakCard is a full card number (PAN).
+	LeakCard LeakKind = "card"
+	// LeakIBAN is a full IBAN.
+	LeakIBAN LeakKind = "iban"
+	// LeakMaskedDisplay is a MaskedAccountNumber.display showing more digits
+	// than a masked number may (six), without being a full number itself.
+	LeakMaskedDisplay LeakKind = "masked_display"
+)
+
+// Leak is where a message shows a number unmasked: the field's path (as
+// protovalidate writes it, e.g. "accounts[0].display_name") and the kind,
+// never the value.
+type Leak struct {
+	Path string
+	Kind LeakKind
+}
+
+// FindLeaks returns every field of m that shows a full card number or IBAN,
+// or a masked number that shows too much, in path order. Map entries are
+// named "field[*]": a key may itself be personal data.
+func FindLeaks(m proto.Message) []Leak {
+	if m == nil {
+		return nil
+	}
+	var found []Leak
+	walkLeaks(m.ProtoReflect(), "", &found)
+	slices.SortFunc(found, func(a, b Leak) int { return strings.Compare(a.Path, b.Path) })
+	return found
+}
+
+// UnmaskedNumber reports whether text holds a full IBAN or card number, and
+// which (an IBAN first: its digits may pass the Luhn check too).
+func UnmaskedNumber(text string) (LeakKind, bool) {
+	if containsIBAN(text) {
+		return LeakIBAN, true
+	}
+	if containsCardNumber(text) {
+		return LeakCard, true
+	}
+	return "", false
+}
+
+// maxMaskedDigits is the most digits a masked display may show: the last
+// four and an IBAN's two check digits.
+const maxMaskedDigits = 6
+
+var maskedNumberName = (&commonv1.MaskedAccountNumber{}).ProtoReflect().Descriptor().FullName()
+
+func walkLeaks(m protoreflect.Message, path string, found *[]Leak) {
+	masked := m.Descriptor().FullName() == maskedNumberName
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		p := string(fd.Name())
+		if path != "" {
+			p = path + "." + p
+		}
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				visitLeaks(fd, l.Get(i), fmt.Sprintf("%s[%d]", p, i), masked, found)
+			}
+		case fd.IsMap():
+			p += "[*]"
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if fd.MapKey().Kind() == protoreflect.StringKind {
+					visitLeaks(fd.MapKey(), k.Value(), p, false, found)
+				}
+				visitLeaks(fd.MapValue(), mv, p, false, found)
+				return true
+			})
+		default:
+			visitLeaks(fd, v, p, masked, found)
+		}
+		return true
+	})
+}
+
+func visitLeaks(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, inMasked bool, found *[]Leak) {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		walkLeaks(v.Message(), path, found)
+	case protoreflect.StringKind:
+		s := v.String()
+		switch {
+		case identifierField(fd):
+			if containsIBAN(s) {
+				*found = append(*found, Leak{Path: path, Kind: LeakIBAN})
+			}
+		default:
+			if kind, ok := UnmaskedNumber(s); ok {
+				*found = append(*found, Leak{Path: path, Kind: kind})
+			} else if inMasked && fd.Name() == "display" && countDigits(s) > maxMaskedDigits {
+				*found = append(*found, Leak{Path: path, Kind: LeakMaskedDisplay})
+			}
+		}
+	}
+}
+
+// identifierField reports whether fd holds an identifier rather than text:
+// it is scanned for IBANs only (see the top of this file).
+func identifierField(fd protoreflect.FieldDescriptor) bool {
+	name := string(fd.Name())
+	return strings.HasSuffix(name, "_id") || strings.HasSuffix(name, "_ids") ||
+		strings.HasSuffix(name, "cursor") || strings.HasSuffix(name, "_uri") || name == "order_number"
+}
+
+func countDigits(s string) int {
+	n := 0
+	for i := range len(s) {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
+// cardSeparator reports whether r may stand between two groups of a printed
+// card number.
+func cardSeparator(r rune) bool {
+	switch r {
+	case ' ', '-', '\u00a0', '\u2009', '\u202f', '\u2010', '\u2011', '\u2013':
+		return true
+	}
+	return false
+}
+
+// containsCardNumber reports whether s holds 13 to 19 digits passing the
+// Luhn check, together or in groups joined by single separators.
+func containsCardNumber(s string) bool {
+	rs := []rune(s)
+	for i := 0; i < len(rs); {
+		if !isDigit(rs[i]) {
+			i++
+			continue
+		}
+		// A sequence of digit groups joined by single separators.
+		phone := i > 0 && rs[i-1] == '+'
+		var groups []string
+		for {
+			j := i
+			for j < len(rs) && isDigit(rs[j]) {
+				j++
+			}
+			groups = append(groups, string(rs[i:j]))
+			i = j
+			if i+1 < len(rs) && cardSeparator(rs[i]) && isDigit(rs[i+1]) {
+				i++
+				continue
+			}
+			break
+		}
+		if !phone && cardInGroups(groups) {
+			return true
+		}
+	}
+	return false
+}
+
+// cardInGroups reports whether groups, or a run of them, hold a card
+// number: one group of 13 to 19 digits, or consecutive groups laid out as
+// cards are printed (ISO/IEC 7812): fours with a shorter last group
+// (4-4-4-4, 4-4-4-4-3, 4-4-4-1), or 4-6-5 and 4-6-4. Other layouts, such as
+// a phone number's, are not tried: each try passes the Luhn check one time
+// in ten by chance.
+func cardInGroups(groups []string) bool {
+	for start, first := range groups {
+		if len(first) >= 13 && len(first) <= 19 && luhn(first) {
+			return true
+		}
+		if len(first) != 4 {
+			continue
+		}
+		digits := first
+		for _, g := range groups[start+1:] {
+			if len(g) > 4 {
+				break
+			}
+			if digits += g; len(digits) > 19 {
+				break
+			}
+			if len(digits) >= 13 && luhn(digits) {
+				return true
+			}
+			if len(g) != 4 {
+				break
+			}
+		}
+		if rest := groups[start+1:]; len(rest) >= 2 && len(rest[0]) == 6 && (len(rest[1]) == 5 || len(rest[1]) == 4) &&
+			luhn(first+rest[0]+rest[1]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(r rune) bool { return r >= '0' && r <= '9' }
+
+// luhn reports whether digits pass the Luhn (mod 10) check.
+func luhn(digits string) bool {
+	sum, double := 0, false
+	for i := len(digits) - 1; i >= 0; i-- {
+		d := int(digits[i] - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// ibanLengths is each registered country's IBAN length, from the ISO 13616
+// IBAN registry (SWIFT). A country code not in it starts no IBAN.
+var ibanLengths = map[string]int{
+	"AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
+	"BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
+	"EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+	"GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+	"IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+	"LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28,
+	"NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
+	"RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
+	"SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+
+// ibanSeparator reports whether r may stand between two characters of a
+// printed IBAN.
+func ibanSeparator(r rune) bool { return r == ' ' || r == '\u00a0' || r == '\u202f' }
+
+func isAlnum(r rune) bool {
+	return isDigit(r) || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z')
+}
+
+func upper(r rune) rune {
+	if r >= 'a' && r <= 'z' {
+		return r - 'a' + 'A'
+	}
+	return r
+}
+
+// containsIBAN reports whether s holds a valid IBAN, in any case, with
+// single spaces allowed between its characters.
+func containsIBAN(s string) bool {
+	rs := []rune(s)
+	for i := 0; i+4 <= len(rs); i++ {
+		if i > 0 && isAlnum(rs[i-1]) {
+			continue // not the start of a word
+		}
+		if !isAlnum(rs[i]) || isDigit(rs[i]) || !isAlnum(rs[i+1]) || isDigit(rs[i+1]) {
+			continue
+		}
+		n, ok := ibanLengths[string([]rune{upper(rs[i]), upper(rs[i+1])})]
+		if !ok {
+			continue
+		}
+		if iban, ok := takeIBAN(rs[i:], n); ok && ibanValid(iban) {
+			return true
+		}
+	}
+	return false
+}
+
+// takeIBAN reads n letters and digits from the start of rs, skipping single
+// separators between them, and requires that the word ends there.
+func takeIBAN(rs []rune, n int) ([]rune, bool) {
+	out := make([]rune, 0, n)
+	i := 0
+	for len(out) < n {
+		switch {
+		case i < len(rs) && isAlnum(rs[i]):
+			out = append(out, upper(rs[i]))
+			i++
+		case len(out) > 0 && i+1 < len(rs) && ibanSeparator(rs[i]) && isAlnum(rs[i+1]):
+			i++
+		default:
+			return nil, false
+		}
+	}
+	return out, i == len(rs) || !isAlnum(rs[i])
+}
+
+// ibanValid checks an IBAN's check digits (02 to 98) and ISO 7064 mod 97-10
+// checksum; iban is upper case letters and digits, of its country's length.
+func ibanValid(iban []rune) bool {
+	if !isDigit(iban[2]) || !isDigit(iban[3]) {
+		return false
+	}
+	if check := int(iban[2]-'0')*10 + int(iban[3]-'0'); check < 2 || check > 98 {
+		return false
+	}
+	rem := 0
+	for _, r := range append(slices.Clone(iban[4:]), iban[:4]...) {
+		if isDigit(r) {
+			rem = (rem*10 + int(r-'0')) % 97
+		} else {
+			rem = (rem*100 + int(r-'A') + 10) % 97
+		}
+	}
+	return rem == 1
+}
+
+// Attribute keys of the leak counter and log lines, under the bankbridge.
+// and rpc. prefixes that services' telemetry allow-list lets through.
+const (
+	attrLeakKind  = "bankbridge.leak_kind"
+	attrFieldPath = "bankbridge.field_path"
+	attrRPCMethod = "rpc.method"
+)
+
+// leakCounterName is the counter of responses refused for showing an
+// unmasked number.
+const leakCounterName = "bankbridge.adapter.leaks_refused"
+
+// WithMeterProvider sets where the registry's metrics go (the counter
+// bankbridge.adapter.leaks_refused, by bankbridge.bank_id, rpc.method and
+// bankbridge.leak_kind). Default: none kept.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *registryOptions) {
+		if mp != nil {
+			o.meterProvider = mp
+		}
+	}
+}
+
+// newLeakCounter creates the counter every bank's client adds to.
+func newLeakCounter(mp metric.MeterProvider) (metric.Int64Counter, error) {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	c, err := mp.Meter("github.com/bankbridge/bankbridge/adapters").Int64Counter(leakCounterName,
+		metric.WithUnit("{response}"),
+		metric.WithDescription("Bank adapter responses refused because they showed a full card number or IBAN"))
+	if err != nil {
+		return nil, fmt.Errorf("leak counter: %w", err)
+	}
+	return c, nil
+}
+
+// checkLeaks refuses a response (or stream message) that shows an
+// unmasked number: counted by kind, logged by field path and kind only,
+// and answered BANK_UNAVAILABLE naming the first path and its kind. The
+// callers decide what the refusal costs the bank (resilience.go).
+func (bc *bankClient) checkLeaks(ctx context.Context, method string, msg proto.Message) error {
+	leaks := FindLeaks(msg)
+	if len(leaks) == 0 {
+		return nil
+	}
+	rpc := method[strings.LastIndex(method, "/")+1:]
+	paths := make([]string, len(leaks))
+	var kinds []LeakKind
+	for i, l := range leaks {
+		paths[i] = l.Path
+		if !slices.Contains(kinds, l.Kind) {
+			kinds = append(kinds, l.Kind)
+		}
+	}
+	for _, k := range kinds {
+		bc.leaks.Add(ctx, 1, metric.WithAttributes(
+			attribute.String(logKeyBankID, bc.bank.ID),
+			attribute.String(attrRPCMethod, rpc),
+			attribute.String(attrLeakKind, string(k))))
+	}
+	bc.log.WarnContext(ctx, "bank adapter response refused: it shows an unmasked account or card number",
+		slog.String(logKeyBankID, bc.bank.ID), slog.String(attrRPCMethod, rpc),
+		slog.String(attrFieldPath, strings.Join(paths, ",")), slog.String(attrLeakKind, string(kinds[0])))
+	return bc.unavailable(fmt.Sprintf("its adapter answered with an unmasked number (%s) at %s", leaks[0].Kind, leaks[0].Path),
+		retryAfterBankFailure)
+}

@@ -1,0 +1,386 @@
+package adapters_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bankbridge/bankbridge/adapters"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+)
+
+func TestUnmaskedNumber(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		text string
+		want adapters.LeakKind // "" for none
+	}{
+		// Card numbers as they are printed.
+		{name: "visa", text: "4111111111111111", want: adapters.LeakCard},
+		{name: "visa in spaced groups", text: "Visa 4111 1111 1111 1111", want: adapters.LeakCard},
+		{name: "mastercard in hyphenated groups", text: "card 5500-0000-0000-0004 blocked", want: adapters.LeakCard},
+		{name: "amex 4-6-5", text: "Amex 3782 822463 10005", want: adapters.LeakCard},
+		{name: "13 digits", text: "old card 4222222222222", want: adapters.LeakCard},
+		{name: "19 digits", text: "6304000000000000000", want: adapters.LeakCard},
+		{name: "no-break spaces", text: "4111\u00a01111\u00a01111\u00a01111", want: adapters.LeakCard},
+		{name: "glued to words", text: "PAN:4111111111111111.", want: adapters.LeakCard},
+		{name: "after another number", text: "ref 1 4111 1111 1111 1111", want: adapters.LeakCard},
+		// IBANs.
+		{name: "IBAN", text: "DE89370400440532013000", want: adapters.LeakIBAN},
+		{name: "IBAN with spaces", text: "Transfer to DE89 3704 0044 0532 0130 00, thanks", want: adapters.LeakIBAN},
+		{name: "IBAN in lower case", text: "gb82west12345698765432", want: adapters.LeakIBAN},
+		{name: "IBAN in mixed case with spaces", text: "Gb82 West 1234 5698 7654 32", want: adapters.LeakIBAN},
+		{name: "IBAN with letters in the BBAN", text: "FR14 2004 1010 0505 0001 3M02 606", want: adapters.LeakIBAN},
+		{name: "shortest IBAN", text: "NO93 8601 1117 947", want: adapters.LeakIBAN},
+		{name: "IBAN followed by words", text: "IBAN DE89370400440532013000 has balance 1234.56", want: adapters.LeakIBAN},
+		{name: "IBAN with no-break spaces", text: "CH93\u00a00076\u00a02011\u00a06238\u00a05295\u00a07", want: adapters.LeakIBAN},
+		// What must pass.
+		{name: "masked with bullets", text: "•••• 1234"},
+		{name: "masked with stars", text: "****1234"},
+		{name: "masked card in groups", text: "**** **** **** 1234"},
+		{name: "masked IBAN", text: "DE89 •••• •••• •••• ••30 00"},
+		{name: "plain text", text: "Everyday account"},
+		{name: "dates and amounts", text: "Paid 2024-01-15, EUR 1,234.56, 12345678 points"},
+		{name: "card number failing Luhn", text: "Reference 4111 1111 1111 1112"},
+		{name: "12 digits passing Luhn", text: "411111111117"},
+		{name: "a reference longer than a card", text: "RF 41111111111111111111234"},
+		{name: "phone number passing Luhn", text: "call +49 171 12345674"},
+		{name: "IBAN failing mod 97", text: "DE89 3704 0044 0532 0130 02"},
+		{name: "IBAN one character short", text: "DE89 3704 0044 0532 0130 0"},
+		{name: "IBAN running on", text: "DE893704004405320130001"},
+		{name: "unregistered country", text: "XX89370400440532013000"},
+		{name: "check digits 00", text: "DE00370400440532013000"},
+		{name: "IBAN-shaped words", text: "AT12 Main Street has a nice view"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, found := adapters.UnmaskedNumber(tt.text)
+			if found != (tt.want != "") || got != tt.want {
+				t.Errorf("UnmaskedNumber(%q) = %q, %v; want %q", tt.text, got, found, tt.want)
+			}
+		})
+	}
+}
+
+func TestFindLeaks(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		msg  proto.Message
+		want []adapters.Leak
+	}{
+		{
+			name: "clean account",
+			msg: &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{{
+				BankAccountId: "acc-1", DisplayName: "Everyday account",
+				MaskedNumber: &commonv1.MaskedAccountNumber{Last4: "3000", Display: "DE89 •••• •••• •••• ••30 00"},
+			}}},
+		},
+		{
+			name: "ids are scanned for IBANs, not card numbers",
+			msg: &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{
+				{BankAccountId: "4111111111111111", DisplayName: "Card", MaskedNumber: &commonv1.MaskedAccountNumber{Display: "•••• 1111"}},
+				{BankAccountId: "de89370400440532013000", DisplayName: "Giro", MaskedNumber: &commonv1.MaskedAccountNumber{Display: "•••• 3000"}},
+			}},
+			want: []adapters.Leak{{Path: "accounts[1].bank_account_id", Kind: adapters.LeakIBAN}},
+		},
+		{
+			name: "nested and repeated fields",
+			msg: &adapterv1.SyncTransactionsResponse{
+				Added: []*adapterv1.Transaction{
+					{TransactionId: "t1", Description: "coffee"},
+					{TransactionId: "t2", Description: "to DE89 3704 0044 0532 0130 00",
+						MaskedCardNumber: &commonv1.MaskedAccountNumber{Last4: "1111", Display: "4111111111111111"}},
+				},
+				Modified: []*adapterv1.Transaction{{TransactionId: "t3", CounterpartyName: "Visa 4111 1111 1111 1111"}},
+			},
+			want: []adapters.Leak{
+				{Path: "added[1].description", Kind: adapters.LeakIBAN},
+				{Path: "added[1].masked_card_number.display", Kind: adapters.LeakCard},
+				{Path: "modified[0].counterparty_name", Kind: adapters.LeakCard},
+			},
+		},
+		{
+			name: "a masked display showing more than six digits",
+			msg: &adapterv1.ListCardsResponse{Cards: []*adapterv1.Card{{
+				BankCardId: "c1", MaskedNumber: &commonv1.MaskedAccountNumber{Last4: "1043", Display: "5500 00•• •••• 1043"},
+			}}},
+			want: []adapters.Leak{{Path: "cards[0].masked_number.display", Kind: adapters.LeakMaskedDisplay}},
+		},
+		{
+			name: "an order number is an id, a title is text",
+			msg: &adapterv1.GetPurchaseDetailsResponse{
+				OrderNumber: "302-4567890-1234562", // 17 digits passing Luhn: an order number, not a card
+				LineItems:   []*adapterv1.PurchaseLineItem{{Title: "Gift card 6011 1111 1111 1117"}},
+			},
+			want: []adapters.Leak{{Path: "line_items[0].title", Kind: adapters.LeakCard}},
+		},
+		{
+			name: "an event in a oneof",
+			msg: &adapterv1.StreamEventsResponse{Cursor: "c1", Event: &adapterv1.StreamEventsResponse_AgentMessage{
+				AgentMessage: &adapterv1.AgentMessage{CaseId: "case-1", Text: "Your IBAN is NL91 ABNA 0417 1643 00"},
+			}},
+			want: []adapters.Leak{{Path: "agent_message.text", Kind: adapters.LeakIBAN}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := adapters.FindLeaks(tt.msg)
+			if len(got) != len(tt.want) {
+				t.Fatalf("FindLeaks = %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("FindLeaks = %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// leakyBank is testBank whose ListAccounts puts a number where the consent
+// id says, and which streams one event that shows an IBAN between two that
+// do not.
+type leakyBank struct{ *testBank }
+
+func (b leakyBank) Info(ctx context.Context) (*adapterv1.GetAdapterInfoResponse, error) {
+	info, err := b.testBank.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info.Capabilities = adapters.Capabilities(b)
+	return info, nil
+}
+
+const (
+	leakedIBAN = "DE89 3704 0044 0532 0130 00"
+	leakedCard = "4111 1111 1111 1111"
+)
+
+func (leakyBank) ListAccounts(_ context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error) {
+	account := &adapterv1.Account{
+		BankAccountId: "acc-1", DisplayName: "Everyday account", Type: adapterv1.AccountType_ACCOUNT_TYPE_CURRENT, CurrencyCode: "EUR",
+		MaskedNumber: &commonv1.MaskedAccountNumber{Last4: "3000", Display: "•••• 3000"},
+	}
+	switch req.GetBankConsentId() {
+	case "ok":
+	case "opaque-id":
+		account.BankAccountId = "4111111111111111" // an id, which may be all digits
+		account.MaskedNumber.Display = "****3000"
+	case "iban-in-name":
+		account.DisplayName = "Salary " + leakedIBAN
+	case "iban-in-masked":
+		account.MaskedNumber.Display = strings.ToLower(strings.ReplaceAll(leakedIBAN, " ", ""))
+	case "card-in-masked":
+		account.MaskedNumber.Display = leakedCard
+	default:
+		return nil, errors.New("unexpected consent")
+	}
+	return &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{account}}, nil
+}
+
+func (leakyBank) StreamEvents(_ context.Context, _ *adapterv1.StreamEventsRequest, send func(*adapterv1.StreamEventsResponse) error) error {
+	for i, text := range []string{"Hello, this is Anna", "Your IBAN is " + leakedIBAN, "Anything else?"} {
+		err := send(&adapterv1.StreamEventsResponse{
+			Cursor: string(rune('a' + i)), EventTime: timestamppb.Now(),
+			Event: &adapterv1.StreamEventsResponse_AgentMessage{AgentMessage: &adapterv1.AgentMessage{
+				CaseId: "case-1", MessageId: string(rune('a' + i)), AgentDisplayName: "Anna", Text: text,
+			}},
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncBuffer is a log destination that calls on several goroutines may
+// write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// leakCounts reads bankbridge.adapter.leaks_refused by its attributes.
+func leakCounts(t *testing.T, reader *sdkmetric.ManualReader) map[attribute.Distinct]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[attribute.Distinct]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "bankbridge.adapter.leaks_refused" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				out[dp.Attributes.Equivalent()] += dp.Value
+			}
+		}
+	}
+	return out
+}
+
+func leakAttrs(method, kind string) attribute.Distinct {
+	set := attribute.NewSet(
+		attribute.String("bankbridge.bank_id", "test"),
+		attribute.String("rpc.method", method),
+		attribute.String("bankbridge.leak_kind", kind),
+	)
+	return set.Equivalent()
+}
+
+// TestRegistryRefusesLeaks serves an adapter that shows full numbers, in
+// process and remote, and checks what the registry's caller, its metrics
+// and its log see.
+func TestRegistryRefusesLeaks(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		consent  string
+		wantPath string // "" for a response that passes
+		wantKind string
+	}{
+		{consent: "ok"},
+		{consent: "opaque-id"},
+		{consent: "iban-in-name", wantPath: "accounts[0].display_name", wantKind: "iban"},
+		{consent: "iban-in-masked", wantPath: "accounts[0].masked_number.display", wantKind: "iban"},
+		{consent: "card-in-masked", wantPath: "accounts[0].masked_number.display", wantKind: "card"},
+	}
+	for _, tr := range []string{"in-process", "remote"} {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			reader := sdkmetric.NewManualReader()
+			var logs syncBuffer
+			// A breaker that opens on the first failure: leaks must not
+			// count as one.
+			bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Breaker: adapters.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute}}
+			opts := []adapters.Option{
+				adapters.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
+				adapters.WithRegistryLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+			}
+			a := leakyBank{&testBank{}}
+			if tr == "in-process" {
+				bank.Kind, bank.InProcess = adapters.KindInProcess, "leaky"
+				opts = append(opts, adapters.WithInProcess("leaky", a))
+			} else {
+				bank.Kind, bank.Endpoint = adapters.KindRemote, serve(t, a, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+				opts = append(opts, adapters.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey})))
+			}
+			c := client(t, newRegistry(t, []adapters.Bank{bank}, opts...), "test")
+
+			for _, tt := range tests {
+				resp, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: tt.consent})
+				if tt.wantPath == "" {
+					if err != nil || len(resp.GetAccounts()) != 1 {
+						t.Errorf("%s: %v, %v; want the account", tt.consent, resp, err)
+					}
+					continue
+				}
+				if resp != nil {
+					t.Errorf("%s: the caller got the response %v", tt.consent, resp)
+				}
+				wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+				if msg := status.Convert(err).Message(); !strings.Contains(msg, tt.wantPath) || !strings.Contains(msg, tt.wantKind) {
+					t.Errorf("%s: message %q does not name %s and %s", tt.consent, msg, tt.wantPath, tt.wantKind)
+				}
+				if retryDelay(err) <= 0 {
+					t.Errorf("%s: BANK_UNAVAILABLE without RetryInfo", tt.consent)
+				}
+				wire, _ := proto.Marshal(status.Convert(err).Proto())
+				if leaked(string(wire)) {
+					t.Errorf("%s: the number reached the caller: %q", tt.consent, wire)
+				}
+			}
+
+			counts := leakCounts(t, reader)
+			for attrs, want := range map[attribute.Distinct]int64{
+				leakAttrs("ListAccounts", "iban"): 2,
+				leakAttrs("ListAccounts", "card"): 1,
+			} {
+				if counts[attrs] != want {
+					t.Errorf("leaks_refused%v = %d, want %d (all: %v)", attrs, counts[attrs], want, counts)
+				}
+			}
+			out := logs.String()
+			for _, want := range []string{"bankbridge.field_path=accounts[0].display_name", "bankbridge.leak_kind=iban", "bankbridge.bank_id=test", "rpc.method=ListAccounts"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("log does not say %s:\n%s", want, out)
+				}
+			}
+			if leaked(out) {
+				t.Errorf("the number reached the log:\n%s", out)
+			}
+
+			// The bank is not blamed: with a breaker that opens on one
+			// failure, the next call still reaches it.
+			if _, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "ok"}); err != nil {
+				t.Errorf("after the refused leaks: %v; leaks must not open the breaker", err)
+			}
+
+			// A stream loses the event that shows the IBAN, and only it.
+			stream, err := c.StreamEvents(t.Context(), &adapterv1.StreamEventsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var texts []string
+			for {
+				ev, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("stream: %v", err)
+				}
+				texts = append(texts, ev.GetAgentMessage().GetText())
+			}
+			if strings.Join(texts, "|") != "Hello, this is Anna|Anything else?" {
+				t.Errorf("stream gave %q, want the two events without a number", texts)
+			}
+			if n := leakCounts(t, reader)[leakAttrs("StreamEvents", "iban")]; n != 1 {
+				t.Errorf("leaks_refused{StreamEvents, iban} = %d, want 1", n)
+			}
+		})
+	}
+}
+
+// leaked reports whether s holds the test's IBAN or card number, in any of
+// the forms the test bank wrote them.
+func leaked(s string) bool {
+	s = strings.ToUpper(s)
+	for _, n := range []string{leakedIBAN, leakedCard} {
+		if strings.Contains(s, n) || strings.Contains(s, strings.ReplaceAll(n, " ", "")) {
+			return true
+		}
+	}
+	return false
+}
