@@ -82,7 +82,7 @@ func FindLeaks(m proto.Message) []Leak {
 		return nil
 	}
 	var found []Leak
-	walkLeaks(m.ProtoReflect(), "", &found)
+	walkLeaks(m.ProtoReflect(), make(leakPath, 0, 8), &found)
 	slices.SortFunc(found, func(a, b Leak) int { return strings.Compare(a.Path, b.Path) })
 	return found
 }
@@ -105,21 +105,53 @@ const maxMaskedDigits = 6
 
 var maskedNumberName = (&commonv1.MaskedAccountNumber{}).ProtoReflect().Descriptor().FullName()
 
-func walkLeaks(m protoreflect.Message, path string, found *[]Leak) {
+// leakPath is where the walk stands: field names, each with its list index
+// (or mapSegment, or noIndex). It is formatted only when a leak is found,
+// so a clean response, every response but a leaking one, costs no string
+// building.
+type leakPath []pathSegment
+
+type pathSegment struct {
+	name  string
+	index int
+}
+
+const (
+	noIndex    = -1
+	mapSegment = -2
+)
+
+func (p leakPath) String() string {
+	var b strings.Builder
+	for i, seg := range p {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg.name)
+		switch {
+		case seg.index == mapSegment:
+			b.WriteString("[*]")
+		case seg.index >= 0:
+			fmt.Fprintf(&b, "[%d]", seg.index)
+		}
+	}
+	return b.String()
+}
+
+func walkLeaks(m protoreflect.Message, path leakPath, found *[]Leak) {
 	masked := m.Descriptor().FullName() == maskedNumberName
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := string(fd.Name())
-		if path != "" {
-			p = path + "." + p
-		}
+		p := append(path, pathSegment{name: string(fd.Name()), index: noIndex})
+		last := len(p) - 1
 		switch {
 		case fd.IsList():
 			l := v.List()
 			for i := range l.Len() {
-				visitLeaks(fd, l.Get(i), fmt.Sprintf("%s[%d]", p, i), masked, found)
+				p[last].index = i
+				visitLeaks(fd, l.Get(i), p, masked, found)
 			}
 		case fd.IsMap():
-			p += "[*]"
+			p[last].index = mapSegment
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
 				if fd.MapKey().Kind() == protoreflect.StringKind {
 					visitLeaks(fd.MapKey(), k.Value(), p, false, found)
@@ -134,7 +166,7 @@ func walkLeaks(m protoreflect.Message, path string, found *[]Leak) {
 	})
 }
 
-func visitLeaks(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string, inMasked bool, found *[]Leak) {
+func visitLeaks(fd protoreflect.FieldDescriptor, v protoreflect.Value, path leakPath, inMasked bool, found *[]Leak) {
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		walkLeaks(v.Message(), path, found)
@@ -143,13 +175,13 @@ func visitLeaks(fd protoreflect.FieldDescriptor, v protoreflect.Value, path stri
 		switch {
 		case identifierField(fd):
 			if containsIBAN(s) {
-				*found = append(*found, Leak{Path: path, Kind: LeakIBAN})
+				*found = append(*found, Leak{Path: path.String(), Kind: LeakIBAN})
 			}
 		default:
 			if kind, ok := UnmaskedNumber(s); ok {
-				*found = append(*found, Leak{Path: path, Kind: kind})
+				*found = append(*found, Leak{Path: path.String(), Kind: kind})
 			} else if inMasked && fd.Name() == "display" && countDigits(s) > maxMaskedDigits {
-				*found = append(*found, Leak{Path: path, Kind: LeakMaskedDisplay})
+				*found = append(*found, Leak{Path: path.String(), Kind: LeakMaskedDisplay})
 			}
 		}
 	}
