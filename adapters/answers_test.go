@@ -112,7 +112,7 @@ func TestAdapterErrorsNeverReachCallers(t *testing.T) {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	bank := adapters.Bank{ID: "raw", DisplayName: "Raw Bank", Kind: adapters.KindRemote, Endpoint: lis.Addr().String(),
-		Breaker: adapters.Breaker{ConsecutiveFailures: 1000}}
+		Breaker: adapters.Breaker{MinRequests: 1000}}
 	c := client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(newCredentials(nil))), "raw")
 
 	tests := []struct {

@@ -35,10 +35,41 @@ const (
 	DefaultRatePerSecond = 50
 	// DefaultRateBurst is RateLimit.Burst's default.
 	DefaultRateBurst = 100
-	// DefaultConsecutiveFailures is Breaker.ConsecutiveFailures' default.
-	DefaultConsecutiveFailures = 5
+	// DefaultFailureRatio is Breaker.FailureRatio's default: above a half,
+	// so that a bank failing half its calls keeps answering the other half
+	// (and, with the retry of reads, three in four reads) instead of
+	// none while the breaker is open.
+	DefaultFailureRatio = 0.6
+	// DefaultMinRequests is Breaker.MinRequests' default: with fewer
+	// calls chance decides too much (a bank failing exactly half its
+	// calls shows more than 60 % over its first 20 one time in three).
+	DefaultMinRequests = 40
+	// DefaultWindow is Breaker.Window's default.
+	DefaultWindow = 10 * time.Second
 	// DefaultOpenFor is Breaker.OpenFor's default.
 	DefaultOpenFor = 30 * time.Second
+	// DefaultMaxInFlight is Bank.MaxInFlight's default.
+	DefaultMaxInFlight = 64
+	// DefaultKeepaliveTime is Keepalive.Time's default: gRPC's floor, so
+	// that a silently dropped connection is found within seconds.
+	DefaultKeepaliveTime = MinKeepaliveTime
+	// DefaultKeepaliveTimeout is Keepalive.Timeout's default.
+	DefaultKeepaliveTimeout = 5 * time.Second
+	// DefaultRetryBackoff is Retry.Backoff's default.
+	DefaultRetryBackoff = 50 * time.Millisecond
+)
+
+// Bounds of the resilience settings, checked by ParseConfig and NewRegistry.
+const (
+	// MinKeepaliveTime is the shortest Keepalive.Time: gRPC raises any
+	// shorter one to it, and adapter servers (KeepaliveServerOption, and
+	// bankbridge's own) permit pings this often.
+	MinKeepaliveTime = 10 * time.Second
+	// MaxRetryBackoff bounds Retry.Backoff: the retry must fit in a
+	// caller's deadline.
+	MaxRetryBackoff = time.Second
+	// MaxMaxInFlight bounds Bank.MaxInFlight.
+	MaxMaxInFlight = 100_000
 )
 
 // MaxTimeout bounds Bank.Timeout: a bank call that may take longer than
@@ -70,8 +101,17 @@ type Bank struct {
 	Timeout time.Duration
 	// RateLimit caps the calls per second bankbridge makes.
 	RateLimit RateLimit
-	// Breaker stops calling a bank that keeps failing.
+	// Breaker stops calling a bank that fails most of its calls.
 	Breaker Breaker
+	// MaxInFlight bounds the calls in flight to the bank at once (the
+	// bulkhead); a call beyond it fails at once with UNAVAILABLE
+	// (BANK_UNAVAILABLE) and RetryInfo, so that a slow bank cannot hold
+	// every caller for its whole timeout; default 64.
+	MaxInFlight int
+	// Keepalive finds a silently dropped connection to a remote adapter.
+	Keepalive Keepalive
+	// Retry repeats a safe read once, within the call's deadline.
+	Retry Retry
 	// TLS, when set, secures the connection to a remote adapter; without it
 	// the connection is plaintext (loopback, or a mesh that adds mTLS).
 	TLS *TLS
@@ -87,15 +127,54 @@ type RateLimit struct {
 	Burst int
 }
 
-// Breaker configures the circuit breaker: after ConsecutiveFailures bank
-// failures in a row it opens, and calls fail at once with UNAVAILABLE
-// (BANK_UNAVAILABLE) for OpenFor; then one trial call decides whether it
-// closes again.
+// Breaker configures the circuit breaker. It opens when, over the last
+// Window, at least MinRequests calls to the bank ended and more than
+// FailureRatio of them failed; calls then fail at once with UNAVAILABLE
+// (BANK_UNAVAILABLE) and RetryInfo for OpenFor, and one trial call decides
+// whether it closes again. Only the bank's failures count: unavailable,
+// timed out (on the bank's own timeout), or an answer outside the protocol;
+// business answers such as NOT_FOUND, and calls bankbridge itself refused,
+// do not.
 type Breaker struct {
-	// ConsecutiveFailures that open the breaker; default 5.
-	ConsecutiveFailures uint32
+	// FailureRatio is the share of failed calls in Window above which the
+	// breaker opens, in (0, 1); default 0.6.
+	FailureRatio float64
+	// MinRequests is how many calls must have ended in Window before the
+	// ratio counts; default 40.
+	MinRequests uint32
+	// Window is the rolling window the ratio is taken over, in ten
+	// buckets; default 10s.
+	Window time.Duration
 	// OpenFor is how long the breaker stays open; default 30s.
 	OpenFor time.Duration
+}
+
+// Keepalive sends HTTP/2 pings on a remote adapter's connection: when one
+// is not acknowledged within Timeout, the connection is closed, its calls
+// fail (a safe read is retried on a new connection), and the next call
+// reconnects. Pings go every Time without reads, on idle connections too,
+// so the adapter's server must permit them (see KeepaliveServerOption).
+type Keepalive struct {
+	// Time without reads after which a ping is sent; at least 10s (gRPC's
+	// floor); default 10s.
+	Time time.Duration
+	// Timeout is how long a ping may go unacknowledged; default 5s.
+	Timeout time.Duration
+}
+
+// Retry repeats a safe read once: an RPC that only reads (GetAdapterInfo,
+// CheckHealth, ListAccounts, GetBalances, SyncTransactions,
+// GetPurchaseDetails, ListCards; never a write, never StartSca or
+// VerifySca) that failed UNAVAILABLE in transport or BANK_UNAVAILABLE from
+// the adapter, when what is left of the call's deadline after Backoff is
+// more than the first attempt took. The retry takes a rate-limit token;
+// the breaker counts the call once, by how it ended.
+type Retry struct {
+	// Disabled turns the retry off.
+	Disabled bool
+	// Backoff is the pause before the retry, without jitter (one retry
+	// cannot synchronise callers); default 50ms, at most 1s.
+	Backoff time.Duration
 }
 
 // TLS secures the connection to a remote adapter.
@@ -267,7 +346,20 @@ type bankFields struct {
 	Timeout     duration      `yaml:"timeout"`
 	RateLimit   rateLimitYAML `yaml:"rate_limit"`
 	Breaker     breakerYAML   `yaml:"breaker"`
+	MaxInFlight count         `yaml:"max_in_flight"`
+	Keepalive   keepaliveYAML `yaml:"keepalive"`
+	Retry       retryYAML     `yaml:"retry"`
 	TLS         *tlsYAML      `yaml:"tls"`
+}
+
+type keepaliveYAML struct {
+	Time    duration `yaml:"time"`
+	Timeout duration `yaml:"timeout"`
+}
+
+type retryYAML struct {
+	Disabled flag     `yaml:"disabled"`
+	Backoff  duration `yaml:"backoff"`
 }
 
 type rateLimitYAML struct {
@@ -276,8 +368,10 @@ type rateLimitYAML struct {
 }
 
 type breakerYAML struct {
-	ConsecutiveFailures count    `yaml:"consecutive_failures"`
-	OpenFor             duration `yaml:"open_for"`
+	FailureRatio number   `yaml:"failure_ratio"`
+	MinRequests  count    `yaml:"min_requests"`
+	Window       duration `yaml:"window"`
+	OpenFor      duration `yaml:"open_for"`
 }
 
 type tlsYAML struct {
@@ -330,7 +424,11 @@ func (b *bankYAML) bank(node *yaml.Node) (Bank, error) {
 		VaultPath:   f.VaultPath,
 		Timeout:     time.Duration(f.Timeout),
 		RateLimit:   RateLimit{PerSecond: float64(f.RateLimit.PerSecond), Burst: int(f.RateLimit.Burst)},
-		Breaker:     Breaker{ConsecutiveFailures: uint32(f.Breaker.ConsecutiveFailures), OpenFor: time.Duration(f.Breaker.OpenFor)},
+		Breaker: Breaker{FailureRatio: float64(f.Breaker.FailureRatio), MinRequests: uint32(f.Breaker.MinRequests),
+			Window: time.Duration(f.Breaker.Window), OpenFor: time.Duration(f.Breaker.OpenFor)},
+		MaxInFlight: int(f.MaxInFlight),
+		Keepalive:   Keepalive{Time: time.Duration(f.Keepalive.Time), Timeout: time.Duration(f.Keepalive.Timeout)},
+		Retry:       Retry{Disabled: bool(f.Retry.Disabled), Backoff: time.Duration(f.Retry.Backoff)},
 	}
 	if t := f.TLS; t != nil {
 		out.TLS = &TLS{CAFile: t.CAFile, ServerName: t.ServerName,
@@ -585,11 +683,29 @@ func (b Bank) withDefaults() Bank {
 	if b.RateLimit.Burst == 0 {
 		b.RateLimit.Burst = DefaultRateBurst
 	}
-	if b.Breaker.ConsecutiveFailures == 0 {
-		b.Breaker.ConsecutiveFailures = DefaultConsecutiveFailures
+	if b.Breaker.FailureRatio == 0 {
+		b.Breaker.FailureRatio = DefaultFailureRatio
+	}
+	if b.Breaker.MinRequests == 0 {
+		b.Breaker.MinRequests = DefaultMinRequests
+	}
+	if b.Breaker.Window == 0 {
+		b.Breaker.Window = DefaultWindow
 	}
 	if b.Breaker.OpenFor == 0 {
 		b.Breaker.OpenFor = DefaultOpenFor
+	}
+	if b.MaxInFlight == 0 {
+		b.MaxInFlight = DefaultMaxInFlight
+	}
+	if b.Keepalive.Time == 0 {
+		b.Keepalive.Time = DefaultKeepaliveTime
+	}
+	if b.Keepalive.Timeout == 0 {
+		b.Keepalive.Timeout = DefaultKeepaliveTimeout
+	}
+	if b.Retry.Backoff == 0 {
+		b.Retry.Backoff = DefaultRetryBackoff
 	}
 	if b.TLS != nil {
 		t := *b.TLS
@@ -656,8 +772,27 @@ func (b Bank) validate() error {
 	if b.RateLimit.Burst < 0 {
 		fail("rate_limit.burst", "must be positive")
 	}
+	if r := b.Breaker.FailureRatio; !(r > 0 && r < 1) {
+		fail("breaker.failure_ratio", "must be above 0 and below 1")
+	}
+	if b.Breaker.Window < time.Second || b.Breaker.Window > time.Hour {
+		fail("breaker.window", "must be from 1s to 1h")
+	}
 	if b.Breaker.OpenFor < 0 {
 		fail("breaker.open_for", "must be positive")
+	}
+	if b.MaxInFlight < 0 || b.MaxInFlight > MaxMaxInFlight {
+		fail("max_in_flight", "must be from 1 to %d", MaxMaxInFlight)
+	}
+	if b.Keepalive.Time < MinKeepaliveTime || b.Keepalive.Time > 2*time.Hour {
+		// gRPC would raise a shorter one to its floor without a word.
+		fail("keepalive.time", "must be from %s to 2h", MinKeepaliveTime)
+	}
+	if b.Keepalive.Timeout < 0 || b.Keepalive.Timeout > time.Minute {
+		fail("keepalive.timeout", "must be positive and at most 1m")
+	}
+	if b.Retry.Backoff < 0 || b.Retry.Backoff > MaxRetryBackoff {
+		fail("retry.backoff", "must be positive and at most %s", MaxRetryBackoff)
 	}
 	if b.TLS != nil && b.TLS.ServerName != "" && strings.ContainsAny(b.TLS.ServerName, " /:") {
 		fail("tls.server_name", "must be a host name")

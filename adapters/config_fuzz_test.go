@@ -32,7 +32,7 @@ banks:
     vault_path: banks/acme-prod
     timeout: 2s
     rate_limit: {per_second: 10.5, burst: 20}
-    breaker: {consecutive_failures: 3, open_for: 1m}
+    breaker: {failure_ratio: 0.5, min_requests: 30, window: 30s, open_for: 1m}
     tls:
       ca_file: /etc/bankbridge/acme-ca.pem
       server_name: adapter.acme.example
@@ -44,7 +44,7 @@ banks:
 		"banks:\n  - &b {id: b1, display_name: B, kind: inprocess, in_process: b}\n  - *b\n",
 		"banks:\n  - <<: {id: m1, display_name: M, kind: inprocess}\n    in_process: m\n",
 		"banks:\n  - {id: t1, display_name: T, kind: remote, endpoint: h:1, tls:}\n",
-		"banks:\n  - {id: r1, display_name: R, kind: remote, endpoint: h:1, timeout: 5, rate_limit: {per_second: .nan, burst: -1}, breaker: {consecutive_failures: 4294967296}}\n",
+		"banks:\n  - {id: r1, display_name: R, kind: remote, endpoint: h:1, timeout: 5, rate_limit: {per_second: .nan, burst: -1}, breaker: {min_requests: 4294967296, failure_ratio: 1.5}}\n",
 		"banks: {}\n",
 		"banks: []\n---\nbanks: []\n",
 		"- banks\n",

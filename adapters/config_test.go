@@ -26,7 +26,10 @@ banks:
     vault_path: banks/acme-prod
     timeout: 2s
     rate_limit: {per_second: 10.5, burst: 20}
-    breaker: {consecutive_failures: 3, open_for: 1m}
+    breaker: {failure_ratio: 0.5, min_requests: 30, window: 30s, open_for: 1m}
+    max_in_flight: 16
+    keepalive: {time: 20s, timeout: 2s}
+    retry: {disabled: true}
     tls:
       ca_file: /etc/bankbridge/acme-ca.pem
       server_name: adapter.acme.example
@@ -39,14 +42,20 @@ banks:
 		{
 			ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
 			VaultPath: "banks/sandbox", Timeout: 5 * time.Second,
-			RateLimit: adapters.RateLimit{PerSecond: 50, Burst: 100},
-			Breaker:   adapters.Breaker{ConsecutiveFailures: 5, OpenFor: 30 * time.Second},
+			RateLimit:   adapters.RateLimit{PerSecond: 50, Burst: 100},
+			Breaker:     adapters.Breaker{FailureRatio: 0.6, MinRequests: 40, Window: 10 * time.Second, OpenFor: 30 * time.Second},
+			MaxInFlight: 64,
+			Keepalive:   adapters.Keepalive{Time: 10 * time.Second, Timeout: 5 * time.Second},
+			Retry:       adapters.Retry{Backoff: 50 * time.Millisecond},
 		},
 		{
 			ID: "acme", DisplayName: "ACME Bank", Kind: adapters.KindRemote, Endpoint: "acme-adapter.bankbridge.svc:443",
 			VaultPath: "banks/acme-prod", Timeout: 2 * time.Second,
-			RateLimit: adapters.RateLimit{PerSecond: 10.5, Burst: 20},
-			Breaker:   adapters.Breaker{ConsecutiveFailures: 3, OpenFor: time.Minute},
+			RateLimit:   adapters.RateLimit{PerSecond: 10.5, Burst: 20},
+			Breaker:     adapters.Breaker{FailureRatio: 0.5, MinRequests: 30, Window: 30 * time.Second, OpenFor: time.Minute},
+			MaxInFlight: 16,
+			Keepalive:   adapters.Keepalive{Time: 20 * time.Second, Timeout: 2 * time.Second},
+			Retry:       adapters.Retry{Disabled: true, Backoff: 50 * time.Millisecond},
 		},
 	}
 	wantTLS := adapters.TLS{CAFile: "/etc/bankbridge/acme-ca.pem", ServerName: "adapter.acme.example", ClientCertFromVault: true}
@@ -193,8 +202,29 @@ func TestParseConfigErrors(t *testing.T) {
 		},
 		{
 			name: "count too large",
-			yaml: "banks:\n" + sandbox + "    breaker:\n      consecutive_failures: 99999999999\n",
-			want: []string{`banks[0] (id "sandbox"): breaker.consecutive_failures: must be between 0 and 2147483647, got 99999999999 (line 7)`},
+			yaml: "banks:\n" + sandbox + "    breaker:\n      min_requests: 99999999999\n",
+			want: []string{`banks[0] (id "sandbox"): breaker.min_requests: must be between 0 and 2147483647, got 99999999999 (line 7)`},
+		},
+		{
+			name: "breaker ratio out of range",
+			yaml: "banks:\n" + sandbox + "    breaker: {failure_ratio: 1.5, window: 100ms}\n",
+			want: []string{`banks[0] (id "sandbox"): breaker.failure_ratio: must be above 0 and below 1`, `banks[0] (id "sandbox"): breaker.window: must be from 1s to 1h`},
+		},
+		{
+			// gRPC would raise it to 10s without a word.
+			name: "keepalive below gRPC's floor",
+			yaml: "banks:\n" + sandbox + "    keepalive: {time: 1s, timeout: -1s}\n",
+			want: []string{`banks[0] (id "sandbox"): keepalive.time: must be from 10s to 2h`, `banks[0] (id "sandbox"): keepalive.timeout: must be positive`},
+		},
+		{
+			name: "retry backoff beyond a deadline's reach",
+			yaml: "banks:\n" + sandbox + "    retry: {backoff: 2s, disabled: maybe}\n",
+			want: []string{`banks[0] (id "sandbox"): retry.backoff: must be positive and at most 1s`, `banks[0] (id "sandbox"): retry.disabled: want true or false, got "maybe"`},
+		},
+		{
+			name: "bulkhead too large",
+			yaml: "banks:\n" + sandbox + "    max_in_flight: 1000000\n",
+			want: []string{`banks[0] (id "sandbox"): max_in_flight: must be from 1 to 100000`},
 		},
 		{
 			name: "nested field given twice",

@@ -400,13 +400,18 @@ const (
 	attrRPCMethod = "rpc.method"
 )
 
+// meterName is the instrumentation scope of the registry's metrics.
+const meterName = "github.com/bankbridge/bankbridge/adapters"
+
 // leakCounterName is the counter of responses refused for showing an
 // unmasked number.
 const leakCounterName = "bankbridge.adapter.leaks_refused"
 
-// WithMeterProvider sets where the registry's metrics go (the counter
+// WithMeterProvider sets where the registry's metrics go: the counter
 // bankbridge.adapter.leaks_refused, by bankbridge.bank_id, rpc.method and
-// bankbridge.leak_kind). Default: none kept.
+// bankbridge.leak_kind, and the gauges bankbridge.adapter.breaker_state
+// and bankbridge.adapter.inflight, by bankbridge.bank_id. Default: none
+// kept.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *registryOptions) {
 		if mp != nil {
@@ -420,7 +425,7 @@ func newLeakCounter(mp metric.MeterProvider) (metric.Int64Counter, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
-	c, err := mp.Meter("github.com/bankbridge/bankbridge/adapters").Int64Counter(leakCounterName,
+	c, err := mp.Meter(meterName).Int64Counter(leakCounterName,
 		metric.WithUnit("{response}"),
 		metric.WithDescription("Bank adapter responses refused because they showed a full card number or IBAN"))
 	if err != nil {

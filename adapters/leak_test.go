@@ -283,7 +283,7 @@ func TestRegistryRefusesLeaks(t *testing.T) {
 			var logs syncBuffer
 			// A breaker that opens on the first failure: leaks must not
 			// count as one.
-			bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Breaker: adapters.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute}}
+			bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Breaker: adapters.Breaker{FailureRatio: 0.01, MinRequests: 1, OpenFor: time.Minute}}
 			opts := []adapters.Option{
 				adapters.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
 				adapters.WithRegistryLogger(slog.New(slog.NewTextHandler(&logs, nil))),

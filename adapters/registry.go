@@ -13,10 +13,13 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
@@ -98,6 +101,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 type Registry struct {
 	banks     []Bank
 	byID      map[string]*bankClient
+	gauges    metric.Registration // breaker state and calls in flight
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -150,7 +154,54 @@ func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
 		}
 		r.byID[b.ID] = bc
 	}
+	if r.gauges, err = r.observe(o.meterProvider); err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("bank registry: %w", err)
+	}
 	return r, nil
+}
+
+// Gauges on-call reads per bank (attribute bankbridge.bank_id).
+const (
+	breakerStateGauge = "bankbridge.adapter.breaker_state"
+	inFlightGauge     = "bankbridge.adapter.inflight"
+)
+
+// observe registers the gauges of every bank's breaker state (0 closed, 1
+// half-open, 2 open) and calls in flight, read when the meter collects.
+func (r *Registry) observe(mp metric.MeterProvider) (metric.Registration, error) {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter(meterName)
+	state, err := m.Int64ObservableGauge(breakerStateGauge, metric.WithUnit("{state}"),
+		metric.WithDescription("Circuit breaker state of each bank: 0 closed, 1 half-open (one trial call), 2 open (calls refused)"))
+	if err != nil {
+		return nil, fmt.Errorf("breaker state gauge: %w", err)
+	}
+	inFlight, err := m.Int64ObservableGauge(inFlightGauge, metric.WithUnit("{call}"),
+		metric.WithDescription("Unary calls in flight to each bank, at most its max_in_flight"))
+	if err != nil {
+		return nil, fmt.Errorf("in-flight gauge: %w", err)
+	}
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for id, bc := range r.byID {
+			attrs := metric.WithAttributes(attribute.String(logKeyBankID, id))
+			o.ObserveInt64(state, breakerStateValue(bc.breaker.State()), attrs)
+			o.ObserveInt64(inFlight, int64(len(bc.slots)), attrs)
+		}
+		return nil
+	}, state, inFlight)
+}
+
+func breakerStateValue(s gobreaker.State) int64 {
+	switch s {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
 }
 
 // check is what NewRegistry adds to a bank's own validation: what the
@@ -223,6 +274,9 @@ func (r *Registry) Client(id string) (adapterv1.BankAdapterServiceClient, error)
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
 		var errs []error
+		if r.gauges != nil {
+			errs = append(errs, r.gauges.Unregister())
+		}
 		for _, bc := range r.byID {
 			errs = append(errs, bc.close())
 		}
@@ -247,14 +301,29 @@ type bankClient struct {
 	validator protovalidate.Validator
 	leaks     metric.Int64Counter // responses refused for an unmasked number (leak.go)
 	limiter   *rate.Limiter
-	breaker   *gobreaker.TwoStepCircuitBreaker[struct{}]
-	openedAt  atomic.Int64 // unix nanoseconds of the last time the breaker opened
-	tlsCert   certCache
-	ownCert   func(*tls.CertificateRequestInfo) (*tls.Certificate, error) // tls.client_cert_from_service
+	// slots is the bulkhead: one token per call in flight, MaxInFlight
+	// at most.
+	slots    chan struct{}
+	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
+	openedAt atomic.Int64 // unix nanoseconds of the last time the breaker opened
+	tlsCert  certCache
+	ownCert  func(*tls.CertificateRequestInfo) (*tls.Certificate, error) // tls.client_cert_from_service
 
 	conn   *grpc.ClientConn
 	server *grpc.Server // in-process only
 	client adapterv1.BankAdapterServiceClient
+}
+
+// breakerBuckets is how many buckets the breaker's window rolls in.
+const breakerBuckets = 10
+
+// readyToTrip opens the breaker on the share of failed calls in the
+// window, once enough calls ended in it to judge: counting failures in a
+// row instead opens on a bank failing half its calls within a few calls,
+// and cuts every caller off a bank that answers most of them.
+func (br Breaker) readyToTrip(c gobreaker.Counts) bool {
+	ended := c.TotalSuccesses + c.TotalFailures // calls in flight, and excluded ones, say nothing yet
+	return ended >= br.MinRequests && float64(c.TotalFailures) > br.FailureRatio*float64(ended)
 }
 
 // inProcessBufferSize is the in-memory connection's buffer: large enough
@@ -268,14 +337,17 @@ func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator, leaks 
 		validator: v,
 		leaks:     leaks,
 		limiter:   rate.NewLimiter(rate.Limit(b.RateLimit.PerSecond), b.RateLimit.Burst),
+		slots:     make(chan struct{}, b.MaxInFlight),
 	}
 	bc.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:    b.ID,
 		Timeout: b.Breaker.OpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.ConsecutiveFailures >= b.Breaker.ConsecutiveFailures
-		},
-		IsExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
+		// A rolling window of ten buckets: old calls leave it a tenth at a
+		// time, rather than all at once at the end of a fixed interval.
+		Interval:     b.Breaker.Window,
+		BucketPeriod: b.Breaker.Window / breakerBuckets,
+		ReadyToTrip:  b.Breaker.readyToTrip,
+		IsExcluded:   func(err error) bool { return errors.Is(err, errNotCounted) },
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				bc.openedAt.Store(time.Now().UnixNano())
@@ -294,7 +366,13 @@ func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator, leaks 
 			return nil, err
 		}
 		target = b.Endpoint
-		dialOpts = append(dialOpts, grpc.WithTransportCredentials(tc))
+		dialOpts = append(dialOpts, grpc.WithTransportCredentials(tc),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{
+				Time: b.Keepalive.Time, Timeout: b.Keepalive.Timeout,
+				// Idle connections too: a connection dropped while idle is
+				// then found before a caller's call waits on it.
+				PermitWithoutStream: true,
+			}))
 	case KindInProcess:
 		lis := bufconn.Listen(inProcessBufferSize)
 		bc.server = grpc.NewServer()

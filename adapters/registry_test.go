@@ -121,8 +121,11 @@ func TestRegistryBanks(t *testing.T) {
 	want := adapters.Bank{
 		ID: "remote", DisplayName: "Remote Bank", Kind: adapters.KindRemote, Endpoint: "127.0.0.1:9400",
 		VaultPath: "banks/remote", Timeout: 2 * time.Second,
-		RateLimit: adapters.RateLimit{PerSecond: 50, Burst: 100},
-		Breaker:   adapters.Breaker{ConsecutiveFailures: 5, OpenFor: 30 * time.Second},
+		RateLimit:   adapters.RateLimit{PerSecond: 50, Burst: 100},
+		Breaker:     adapters.Breaker{FailureRatio: 0.6, MinRequests: 40, Window: 10 * time.Second, OpenFor: 30 * time.Second},
+		MaxInFlight: 64,
+		Keepalive:   adapters.Keepalive{Time: 10 * time.Second, Timeout: 5 * time.Second},
+		Retry:       adapters.Retry{Backoff: 50 * time.Millisecond},
 	}
 	if b.TLS == nil || b.TLS.ServerName != "bank.example" {
 		t.Errorf("TLS = %+v", b.TLS)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
@@ -31,25 +32,26 @@ var (
 const retryAfterCredentials = time.Second
 
 // unaryInterceptor is the resilience layer of every unary call: breaker,
-// rate limit, deadline, credentials, error mapping, response validation.
+// bulkhead, rate limit, deadline, credentials, error mapping, response
+// validation, and one retry of a safe read.
 func (bc *bankClient) unaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	done, err := bc.breaker.Allow()
 	if err != nil {
 		return bc.breakerOpen(err)
 	}
-	// Reserve rather than wait: a caller is better served by a quick
-	// RATE_LIMITED with RetryInfo than by a queue.
-	now := time.Now()
-	if r := bc.limiter.ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
-		retry := time.Second
-		if r.OK() {
-			retry = max(r.DelayFrom(now), time.Millisecond)
-			r.CancelAt(now)
-		}
+	// The bulkhead refuses rather than queues, like the rate limit: a
+	// slow bank must not hold more than its share of callers for its
+	// whole timeout.
+	select {
+	case bc.slots <- struct{}{}:
+		defer func() { <-bc.slots }()
+	default:
 		done(errNotCounted)
-		return apierr.New(commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED,
-			fmt.Sprintf("bankbridge's rate limit for bank %s is reached", bc.bank.ID),
-			apierr.WithRetryAfter(retry))
+		return bc.unavailable(fmt.Sprintf("%d calls to it are in flight already (bankbridge's limit for this bank)", cap(bc.slots)), retryAfterBusy)
+	}
+	if err := bc.reserve(); err != nil {
+		done(errNotCounted)
+		return err
 	}
 	callCtx, cancel := context.WithTimeout(ctx, bc.bank.Timeout)
 	defer cancel()
@@ -63,17 +65,110 @@ func (bc *bankClient) unaryInterceptor(ctx context.Context, method string, req, 
 		done(errNotCounted)
 		return err
 	}
-	if err := invoker(callCtx, method, req, reply, cc, opts...); err != nil {
+	// The breaker counts the call once, by how it ended: a read answered
+	// on its retry is a success, and a failure is not counted twice. It
+	// thus sees the share of calls that failed their callers.
+	for retried := false; ; retried = true {
+		start := time.Now()
+		err := invoker(callCtx, method, req, reply, cc, opts...)
+		if err == nil {
+			if err, outcome := bc.checkResponse(ctx, method, reply); err != nil {
+				done(outcome)
+				return err
+			}
+			done(nil)
+			return nil
+		}
 		mapped, outcome := bc.mapError(ctx, method, callerBound, err)
-		done(outcome)
-		return mapped
+		if retried || !bc.retryable(callCtx, method, err, time.Since(start)) {
+			done(outcome)
+			return mapped
+		}
+		timer := time.NewTimer(bc.bank.Retry.Backoff)
+		select {
+		case <-callCtx.Done():
+			timer.Stop()
+			done(outcome)
+			return mapped
+		case <-timer.C:
+		}
+		// The retry is one more call to the bank: within its rate limit.
+		if bc.reserve() != nil {
+			done(outcome)
+			return mapped
+		}
+		if m, ok := reply.(proto.Message); ok {
+			proto.Reset(m)
+		}
 	}
-	if err, outcome := bc.checkResponse(ctx, method, reply); err != nil {
-		done(outcome)
-		return err
+}
+
+// retryAfterBusy is the RetryInfo delay when the bulkhead is full: calls
+// in flight end within the bank's timeout, most much sooner.
+const retryAfterBusy = 200 * time.Millisecond
+
+// reserve takes a token from the bank's rate limit, or answers
+// RATE_LIMITED. It reserves rather than waits: a caller is better served
+// by a quick RATE_LIMITED with RetryInfo than by a queue.
+func (bc *bankClient) reserve() error {
+	now := time.Now()
+	r := bc.limiter.ReserveN(now, 1)
+	if r.OK() && r.DelayFrom(now) == 0 {
+		return nil
 	}
-	done(nil)
-	return nil
+	retry := time.Second
+	if r.OK() {
+		retry = max(r.DelayFrom(now), time.Millisecond)
+		r.CancelAt(now)
+	}
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED,
+		fmt.Sprintf("bankbridge's rate limit for bank %s is reached", bc.bank.ID),
+		apierr.WithRetryAfter(retry))
+}
+
+// safeReads are the protocol's RPCs that only read, and so may be sent
+// twice. Every other RPC writes (StartSca and VerifySca included: a
+// second code check spends an attempt) and is never repeated here;
+// writes carry an idempotency key for their callers' own retries.
+var safeReads = map[string]bool{
+	adapterv1.BankAdapterService_GetAdapterInfo_FullMethodName:     true,
+	adapterv1.BankAdapterService_CheckHealth_FullMethodName:        true,
+	adapterv1.BankAdapterService_ListAccounts_FullMethodName:       true,
+	adapterv1.BankAdapterService_GetBalances_FullMethodName:        true,
+	adapterv1.BankAdapterService_SyncTransactions_FullMethodName:   true,
+	adapterv1.BankAdapterService_GetPurchaseDetails_FullMethodName: true,
+	adapterv1.BankAdapterService_ListCards_FullMethodName:          true,
+}
+
+// retryMinBudget is the least time a retry must have left after its
+// backoff, however quickly the first attempt failed.
+const retryMinBudget = 50 * time.Millisecond
+
+// retryable says whether a safe read that failed with err after took
+// gets its one retry. gRPC's own retry policy (service config) is not
+// used: it cannot tell an adapter's BANK_UNAVAILABLE from its other
+// UNAVAILABLE answers, nor leave the attempt out when too little of the
+// deadline is left for it, and its backoff is random.
+func (bc *bankClient) retryable(callCtx context.Context, method string, err error, took time.Duration) bool {
+	if bc.bank.Retry.Disabled || !safeReads[method] || callCtx.Err() != nil {
+		return false
+	}
+	switch apierr.Reason(err) {
+	case commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE:
+	case commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED:
+		// No answer from the adapter: only a failed transport (refused,
+		// reset, closed by keepalive, GOAWAY), not a timeout.
+		if status.Code(err) != codes.Unavailable {
+			return false
+		}
+	default:
+		return false
+	}
+	// The adapter's RetryInfo is advice for bankbridge's callers, which
+	// every BANK_UNAVAILABLE carries; it does not rule out one quick retry.
+	deadline, _ := callCtx.Deadline()
+	left := time.Until(deadline) - bc.bank.Retry.Backoff
+	return left > max(took, retryMinBudget)
 }
 
 // streamInterceptor gives a stream credentials, error mapping, and the

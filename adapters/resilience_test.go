@@ -41,7 +41,7 @@ func TestBreaker(t *testing.T) {
 			t.Run(tt.name+"/"+tr.name, func(t *testing.T) {
 				t.Parallel()
 				bank := sandboxBank()
-				bank.Breaker = adapters.Breaker{ConsecutiveFailures: 3, OpenFor: 300 * time.Millisecond}
+				bank.Breaker = adapters.Breaker{FailureRatio: 0.5, MinRequests: 3, OpenFor: 300 * time.Millisecond}
 				c := tr.reach(t, newSandbox(t), bank)
 				alice, failing := link(t, c, "alice"), link(t, c, tt.failing)
 
@@ -134,7 +134,7 @@ func TestTimeout(t *testing.T) {
 				t.Parallel()
 				bank := sandboxBank()
 				bank.Timeout = time.Second
-				bank.Breaker.ConsecutiveFailures = 1
+				bank.Breaker.FailureRatio, bank.Breaker.MinRequests = 0.01, 1
 				c := tr.reach(t, newSandbox(t), bank)
 				erin := link(t, c, "erin") // every data call of erin's takes 3s
 
@@ -188,7 +188,7 @@ func TestErrorMapping(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
 			// A breaker that never opens, so that each case meets the bank.
-			bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Breaker: adapters.Breaker{ConsecutiveFailures: 1000}}
+			bank := adapters.Bank{ID: "test", DisplayName: "Test Bank", Breaker: adapters.Breaker{MinRequests: 1000}}
 			c := tr.reach(t, &testBank{}, bank)
 			for _, tt := range tests {
 				t.Run(tt.consent, func(t *testing.T) {
@@ -358,7 +358,7 @@ func TestCredentials(t *testing.T) {
 	t.Run("a rejected key is CREDENTIALS_UNAVAILABLE for callers, logged for operators, and spares the breaker", func(t *testing.T) {
 		t.Parallel()
 		var logs bytes.Buffer // written only by the calls below, read after them
-		_, _, creds, c := newBank(t, adapters.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute},
+		_, _, creds, c := newBank(t, adapters.Breaker{FailureRatio: 0.01, MinRequests: 1, OpenFor: time.Minute},
 			adapters.WithRegistryLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		creds.set(map[string]string{"api_key": "wrong-key-0000"}, nil)
 		for range 3 {
@@ -380,7 +380,7 @@ func TestCredentials(t *testing.T) {
 
 	t.Run("a failing source is CREDENTIALS_UNAVAILABLE and spares the breaker", func(t *testing.T) {
 		t.Parallel()
-		_, _, creds, c := newBank(t, adapters.Breaker{ConsecutiveFailures: 1, OpenFor: time.Minute})
+		_, _, creds, c := newBank(t, adapters.Breaker{FailureRatio: 0.01, MinRequests: 1, OpenFor: time.Minute})
 		creds.set(nil, context.DeadlineExceeded)
 		for range 3 {
 			err := listOK(t.Context(), c)

@@ -15,6 +15,7 @@ import (
 	"buf.build/go/protovalidate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -27,6 +28,20 @@ import (
 // retryAfterBankFailure is the RetryInfo delay of a BANK_UNAVAILABLE that
 // comes from one failed call rather than an open breaker.
 const retryAfterBankFailure = time.Second
+
+// KeepaliveServerOption is the keepalive policy to give the grpc.Server
+// that serves a remote adapter: it permits bankbridge's keepalive pings
+// (see [Keepalive]), on idle connections too. gRPC's default policy allows
+// one ping per 5 minutes and none without a call; with it, the server
+// answers bankbridge's pings with GOAWAY too_many_pings and closes the
+// connection, failing the calls on it. MinTime is half the shortest
+// keepalive.time banks.yaml allows, so that a ping delayed on the network
+// never looks early.
+//
+//	srv := grpc.NewServer(adapters.KeepaliveServerOption())
+func KeepaliveServerOption() grpc.ServerOption {
+	return grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: MinKeepaliveTime / 2, PermitWithoutStream: true})
+}
 
 // ServerOption configures [NewServer].
 type ServerOption func(*serverOptions)

@@ -71,10 +71,13 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
-// Keepalive policy. Clients made by platform/client ping every 30s, above
-// the 10s minimum enforced here, so they are never sent GOAWAY for pinging.
+// Keepalive policy. Clients made by platform/client ping every 30s and the
+// bank client (adapters) every 10s at the least, both above the 5s minimum
+// enforced here, so they are never sent GOAWAY for pinging: the margin
+// matters because the server times from a ping's arrival and the client from
+// the previous ack.
 var (
-	keepaliveEnforcement = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
+	keepaliveEnforcement = keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}
 	keepaliveParams      = keepalive.ServerParameters{
 		MaxConnectionIdle:     5 * time.Minute,
 		MaxConnectionAge:      30 * time.Minute, // rebalance long-lived connections across replicas

@@ -133,7 +133,7 @@ func startStreamEnv(t *testing.T, db *storage.DB) *streamEnv {
 	e.restartBank(t)
 	// The stream is cut on purpose: no breaker may stand in for the bank.
 	reg, err := adapters.NewRegistry([]adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
-		Breaker: adapters.Breaker{ConsecutiveFailures: 1 << 20, OpenFor: time.Millisecond}}},
+		Breaker: adapters.Breaker{MinRequests: 1 << 20, OpenFor: time.Millisecond}}},
 		adapters.WithInProcess("sandbox", e.bank), adapters.WithDialOptions(grpc.WithChainStreamInterceptor(e.breaker.intercept)),
 		adapters.WithRegistryLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {

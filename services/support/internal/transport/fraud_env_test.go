@@ -231,7 +231,7 @@ func startFraud(t *testing.T, caseStep time.Duration) *fraudEnv {
 	// stand in for the bank's own answers.
 	lenient := func(id, name string) adapters.Bank {
 		return adapters.Bank{ID: id, DisplayName: name, Kind: adapters.KindInProcess, InProcess: id,
-			Breaker: adapters.Breaker{ConsecutiveFailures: 1 << 20, OpenFor: time.Millisecond}, RateLimit: adapters.RateLimit{PerSecond: 10_000, Burst: 10_000}}
+			Breaker: adapters.Breaker{MinRequests: 1 << 20, OpenFor: time.Millisecond}, RateLimit: adapters.RateLimit{PerSecond: 10_000, Burst: 10_000}}
 	}
 	e.reg, err = adapters.NewRegistry([]adapters.Bank{lenient("sandbox", "Sandbox Bank"), lenient("nocards", "No Cards Bank")},
 		adapters.WithInProcess("sandbox", e.bank), adapters.WithInProcess("nocards", withoutCards{Adapter: nc, SCAAdapter: nc, AccountsAdapter: nc}),
