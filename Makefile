@@ -108,6 +108,32 @@ bench: vault ## GetBalance on the dev stack (req/s, p50, p99); consent decisions
 	cd services && BANKBRIDGE_TEST_POSTGRES_URL='$(BENCH_POSTGRES_URL)' GOWORK=off $(GO) test -run '^$$' -bench OutboxToStream -benchtime 20000x ./platform/events/
 	cd services && BANKBRIDGE_TEST_POSTGRES_URL='$(BENCH_POSTGRES_URL)' GOWORK=off $(GO) test -run '^$$' -bench 'Ingest|ListPage' -benchtime 3s ./receipts/internal/app/
 
+# bench-ratio's load generators: ghz's runner, pinned in tools/ghz (a module
+# of its own, so ghz's dependencies stay out of the product modules), and
+# wrk from Debian's packages, installed when missing as .ci/run installs
+# its tools.
+$(BIN)/ghz-bench: tools/ghz/go.mod tools/ghz/go.sum tools/ghz/main.go
+	cd tools/ghz && GOWORK=off $(GO) build -o $(BIN)/ghz-bench .
+
+# Extra benchratio flags, e.g. BENCH_RATIO_FLAGS='--profile-dir /tmp/prof --duration 20s'.
+BENCH_RATIO_FLAGS ?=
+
+.PHONY: bench-ratio
+bench-ratio: vault $(BIN)/ghz-bench ## The whole stack against a bare echo, one run: ghz (50 concurrent, 4 connections) and wrk (2 threads, 50 connections) over 1,000 synthetic users; req/s, p50, p99, errors, the ratios and Vault reads (BENCH_RATIO_FLAGS='--profile-dir DIR' adds CPU profiles).
+	command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	cd services && GOWORK=off $(GO) build -o $(BIN)/ ./benchratio ./benchratio/benchecho
+	cd services && $(BIN)/benchratio $(BENCH_RATIO_FLAGS)
+
+# The fault matrix (docs/reliability.md) runs its stack's services on this
+# PostgreSQL server, in databases of its own dropped after; empty: SQLite.
+FAULTS_POSTGRES_URL ?= $(BENCH_POSTGRES_URL)
+# Rows to run: all, quick (the subset CI runs, a few minutes), or names.
+FAULTS ?= all
+
+.PHONY: faults
+faults: vault ## Fault matrix: the stack behind Toxiproxy under load, one fault per row; prints the table, fails on a failing row (FAULTS=quick: the CI subset; FAULTS=row,row: some rows).
+	cd services && BANKBRIDGE_FAULTS='$(FAULTS)' FAULTS_POSTGRES_URL='$(FAULTS_POSTGRES_URL)' GOWORK=off $(GO) test -count=1 -timeout 60m -run '^TestMatrix$$' -v ./faults/
+
 .PHONY: bench-platform
 bench-platform: ## Benchmark the server kit's full interceptor chain on a small unary call.
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench InterceptorChain -benchmem -count 3 ./platform/server/

@@ -31,9 +31,17 @@ import (
 // (see RequestControl): 200 with {"case_id": id}; 404 for an unknown case,
 // 409 when the case is closed or Anna holds control already.
 //
+//	POST /admin/leaks?user=<login>&leak=card|iban
+//	DELETE /admin/leaks?user=<login>
+//
+// turn the customer's leak switch on and off (see LeakHandler): while on,
+// the bank shows full numbers in the customer's masked account numbers,
+// for tests of bankbridge's refusal of such answers.
+//
 // The sandbox carrier's endpoint is CarrierAdminHandler's.
 func (b *Bank) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/admin/leaks", b.LeakHandler())
 	mux.HandleFunc("POST /admin/fraud-alerts", func(w http.ResponseWriter, r *http.Request) {
 		user := r.URL.Query().Get("user")
 		if user == "" {

@@ -24,6 +24,7 @@ func (b *Bank) ListAccounts(ctx context.Context, req *adapterv1.ListAccountsRequ
 				CurrencyCode:  a.currency,
 			})
 		}
+		b.leaks.leakAccounts(cust.login, resp.Accounts)
 		return nil
 	})
 	if err != nil {

@@ -93,6 +93,12 @@ type Options struct {
 	// every case RECEIVED; services/sandbox defaults it to
 	// [DefaultFraudCaseStep].
 	FraudCaseStep time.Duration
+	// SyntheticCustomers adds that many generated customers beside the
+	// fixtures, for load tests that spread calls over many users:
+	// SyntheticLogin(0) to SyntheticLogin(n-1), each with one account
+	// (SyntheticAccountID) and deterministic balances (synthetic.go). At
+	// most MaxSyntheticCustomers.
+	SyntheticCustomers int
 }
 
 // DefaultFraudCaseStep is the sandbox server's FraudCaseStep: quick enough
@@ -121,6 +127,8 @@ type Bank struct {
 	alerts     map[string]*fraudAlert       // by alert id
 	cases      map[string]*supportCase
 	agentMsgID int
+
+	leaks leakSwitch // off until a test turns it on (leaks.go)
 }
 
 // Compile-time proof that Bank implements every capability.
@@ -161,12 +169,16 @@ func New(o Options) (*Bank, error) {
 		return nil, errors.New("sandbox: fraud case step must not be negative")
 	case !(o.ErrorRate >= 0 && o.ErrorRate <= 1):
 		return nil, errors.New("sandbox: error rate must be between 0 and 1")
+	case o.SyntheticCustomers < 0 || o.SyntheticCustomers > MaxSyntheticCustomers:
+		return nil, fmt.Errorf("sandbox: synthetic customers must be between 0 and %d", MaxSyntheticCustomers)
 	}
 	now := o.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	customers := fixtures(today)
+	addSynthetic(customers, o.SyntheticCustomers, today)
 	return &Bank{
 		opts:       o,
-		customers:  fixtures(today),
+		customers:  customers,
 		purchases:  purchaseFixtures(),
 		events:     newEventLog(randomID(""), o.Now),
 		closed:     make(chan struct{}),

@@ -114,22 +114,34 @@ func WithRetryAfter(d time.Duration) Option {
 
 // New returns a status error with the reason's code, msg, and an ErrorInfo
 // carrying the reason. msg is for developers; it must not carry personal data.
+//
+// Invalid UTF-8 in msg, metadata and field violations is replaced by U+FFFD
+// (validUTF8): protobuf refuses to marshal such a string, so the detail
+// holding it would otherwise be dropped, here or on the wire, and the
+// caller would get a status without its reason.
 func New(reason commonv1.ErrorReason, msg string, opts ...Option) error {
 	var b builder
 	for _, o := range opts {
 		o(&b)
 	}
-	st := status.New(Code(reason), msg)
+	st := status.New(Code(reason), validUTF8(msg))
+	var metadata map[string]string
+	if b.metadata != nil {
+		metadata = make(map[string]string, len(b.metadata))
+		for k, v := range b.metadata {
+			metadata[validUTF8(k)] = validUTF8(v)
+		}
+	}
 	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{
 		Reason:   ReasonString(reason),
 		Domain:   Domain,
-		Metadata: b.metadata,
+		Metadata: metadata,
 	}}
 	if len(b.violations) > 0 {
 		br := &errdetails.BadRequest{}
 		for _, v := range b.violations {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
-				Field: v.Field, Description: v.Description, Reason: v.Reason,
+				Field: validUTF8(v.Field), Description: validUTF8(v.Description), Reason: validUTF8(v.Reason),
 			})
 		}
 		details = append(details, br)
@@ -143,6 +155,11 @@ func New(reason commonv1.ErrorReason, msg string, opts ...Option) error {
 		return st.Err()
 	}
 	return withDetails.Err()
+}
+
+// validUTF8 is s with each run of invalid UTF-8 replaced by U+FFFD.
+func validUTF8(s string) string {
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // IncidentID returns a fresh random id that ties an INTERNAL reply to the

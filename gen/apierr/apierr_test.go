@@ -63,6 +63,8 @@ func TestReasonCodes(t *testing.T) {
 		{"CURSOR_EXPIRED", codes.FailedPrecondition, http.StatusBadRequest},
 		{"SERVER_STOPPING", codes.Unavailable, http.StatusServiceUnavailable},
 		{"STREAM_BEHIND", codes.Unavailable, http.StatusServiceUnavailable},
+		{"CONSENT_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
+		{"OVERLOADED", codes.Unavailable, http.StatusServiceUnavailable},
 		{"AUDIT_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
 		{"CONSENT_REVOKED_BY_BANK", codes.PermissionDenied, http.StatusForbidden},
 	}

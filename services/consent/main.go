@@ -20,8 +20,10 @@
 //
 // Every access log chain head is signed with a Vault Transit key, so that
 // whoever can write to the database but cannot use the key cannot rewrite
-// a user's log unnoticed: a batch of appends signs its users' new heads in
-// one request, in its transaction. If Vault is down the access is still
+// a user's log unnoticed: the heads appends move are signed right after
+// they commit, those of --access-log-sign-delay in one request, so no
+// access waits for Vault (0 signs each batch's heads in one request, in
+// its transaction). If Vault is down the access is still
 // recorded and served (the entries are durable; audit before data holds),
 // and the heads wait, unsigned, for the background signer, which checks
 // each chain from its last signature before signing it. Unsigned entries
@@ -46,6 +48,7 @@
 //	--transit-mount   the Vault Transit engine's path (default "transit")
 //	--access-log-key  the Transit key (ed25519 or ecdsa-p256) that signs access log heads (default "bankbridge-access-log")
 //	--access-log-sign-grace  how long an access log entry may await its signature (Vault down) before verification fails (default 1h)
+//	--access-log-sign-delay  how long the heads appends move are gathered before they are signed, after commit; 0 signs in the append's transaction (default 10ms)
 //	--pending-link-limit     how many links per user and bank may wait for verification at once (default 3)
 //	--sca-failure-limit      how many two-factor codes per user, bank and bank login may fail within --sca-failure-window, across links, before a cooldown (default 5)
 //	--sca-failure-window     the window of --sca-failure-limit (default 1h)
@@ -89,6 +92,8 @@ type config struct {
 	TransitMount       string
 	AccessLogKey       string
 	AccessLogSignGrace time.Duration
+	// AccessLogSignDelay is app.Config.HeadSignDelay.
+	AccessLogSignDelay time.Duration
 	// Limits against linking abuse: app.Config's PendingLinkLimit,
 	// ScaFailureLimit, ScaFailureWindow and ScaCooldown.
 	PendingLinkLimit int
@@ -105,6 +110,8 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AccessLogKey, "access-log-key", c.AccessLogKey, "Transit key (ed25519 or ecdsa-p256) that signs access log chain heads")
 	fs.DurationVar(&c.AccessLogSignGrace, "access-log-sign-grace", c.AccessLogSignGrace,
 		"how long an access log entry may await its signature (while Vault is down) before verification fails and it is no longer signed")
+	fs.DurationVar(&c.AccessLogSignDelay, "access-log-sign-delay", c.AccessLogSignDelay,
+		"how long the access log heads appends move are gathered before they are signed, after their transaction commits; 0 signs them in the transaction")
 	fs.IntVar(&c.PendingLinkLimit, "pending-link-limit", c.PendingLinkLimit, "how many links per user and bank may wait for verification at once")
 	fs.IntVar(&c.ScaFailureLimit, "sca-failure-limit", c.ScaFailureLimit,
 		"how many two-factor codes per user, bank and bank login may fail within --sca-failure-window, across links, before a cooldown")
@@ -120,6 +127,9 @@ func (c *config) Validate() error {
 	}
 	if c.AccessLogSignGrace <= 0 {
 		return errors.New("--access-log-sign-grace must be positive")
+	}
+	if c.AccessLogSignDelay < 0 || c.AccessLogSignDelay >= c.AccessLogSignGrace {
+		return errors.New("--access-log-sign-delay must be 0 or more, and less than --access-log-sign-grace")
 	}
 	if c.PendingLinkLimit <= 0 || c.ScaFailureLimit <= 0 || c.ScaFailureWindow <= 0 || c.ScaCooldown <= 0 {
 		return errors.New("--pending-link-limit, --sca-failure-limit, --sca-failure-window and --sca-cooldown must be positive")
@@ -137,6 +147,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, ready func(grpcAd
 		TransitMount:       credentials.DefaultTransitMount,
 		AccessLogKey:       signer.DefaultKey,
 		AccessLogSignGrace: app.DefaultHeadSignGrace,
+		AccessLogSignDelay: app.DefaultHeadSignDelay,
 		PendingLinkLimit:   app.DefaultPendingLinkLimit,
 		ScaFailureLimit:    app.DefaultScaFailureLimit,
 		ScaFailureWindow:   app.DefaultScaFailureWindow,

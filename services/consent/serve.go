@@ -44,7 +44,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 		ConsentTTL: cfg.ConsentTTL, Logger: log, PageTokens: d.PageTokens,
 		Keys: keys.Keys, PendingLinkLimit: cfg.PendingLinkLimit,
 		ScaFailureLimit: cfg.ScaFailureLimit, ScaFailureWindow: cfg.ScaFailureWindow, ScaCooldown: cfg.ScaCooldown,
-		HeadSigner: signer.New(key), HeadSignGrace: cfg.AccessLogSignGrace,
+		HeadSigner: signer.New(key), HeadSignGrace: cfg.AccessLogSignGrace, HeadSignDelay: cfg.AccessLogSignDelay,
 		// Users opt in to the partners the kit lets push (--partner-clients).
 		Partners: cfg.Server.Partners(),
 	})

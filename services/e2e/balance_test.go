@@ -220,13 +220,13 @@ func TestOneTraceAcrossEveryHop(t *testing.T) {
 	notInTelemetry(t, forbidden)
 }
 
-// notInTelemetry fails t for each of forbidden found in an attribute of a
-// span the stack exported so far, or in its logs.
+// notInTelemetry fails t for each of forbidden found in a span the stack
+// exported so far — its name, status description, attributes or events
+// (span.texts) — or in its logs.
 func notInTelemetry(t *testing.T, forbidden []string) {
 	t.Helper()
 	for _, s := range shared.spans.all() {
-		for _, kv := range s.attrs {
-			v := kv.GetKey() + "=" + kv.GetValue().String()
+		for _, v := range s.texts() {
 			for _, f := range forbidden {
 				if strings.Contains(v, f) {
 					t.Errorf("span %s/%q carries %q: %s", s.service, s.name, f, v)

@@ -28,6 +28,23 @@ type span struct {
 	kind    tracepb.Span_SpanKind
 	attrs   []*commonpb.KeyValue
 	events  []*tracepb.Span_Event
+	status  string // the status description
+}
+
+// texts are every text of s a reader of the telemetry sees: its name,
+// status description, attributes, and events' names and attributes.
+func (s span) texts() []string {
+	out := []string{s.name, s.status}
+	for _, kv := range s.attrs {
+		out = append(out, kv.GetKey()+"="+kv.GetValue().String())
+	}
+	for _, e := range s.events {
+		out = append(out, e.GetName())
+		for _, kv := range e.GetAttributes() {
+			out = append(out, kv.GetKey()+"="+kv.GetValue().String())
+		}
+	}
+	return out
 }
 
 func (c *collector) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
@@ -44,7 +61,7 @@ func (c *collector) Export(_ context.Context, req *coltracepb.ExportTraceService
 			for _, s := range ss.GetSpans() {
 				c.spans = append(c.spans, span{
 					service: service, traceID: hex.EncodeToString(s.GetTraceId()), name: s.GetName(),
-					kind: s.GetKind(), attrs: s.GetAttributes(), events: s.GetEvents(),
+					kind: s.GetKind(), attrs: s.GetAttributes(), events: s.GetEvents(), status: s.GetStatus().GetMessage(),
 				})
 			}
 		}

@@ -244,7 +244,8 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		// Only the trace id goes back out; other response metadata stays inside.
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithForwardResponseOption(openStream),
-		// A refusal over a rate limit adds Retry-After and RateLimit headers.
+		// A refusal with RetryInfo adds Retry-After (and, over a rate
+		// limit, RateLimit) headers.
 		runtime.WithErrorHandler(httpError),
 		runtime.WithRoutingErrorHandler(routingError), // decode.go
 		runtime.WithStreamErrorHandler(streamError),

@@ -15,28 +15,36 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/limits"
 )
 
-// rateLimitHeaders sets, for a call a service refused over a rate limit
-// (RESOURCE_EXHAUSTED, RATE_LIMITED, which grpc-gateway answers with 429),
-// the headers that tell an HTTP client when to come back:
+// retryHeaders sets, for a refusal that tells the caller when to come
+// back (its details carry a google.rpc.RetryInfo: SCA_COOLDOWN,
+// PENDING_LINKS_LIMIT, BANK_UNAVAILABLE, AUDIT_UNAVAILABLE, ...),
+// Retry-After in whole seconds, rounded up, at least 1: an HTTP client or
+// proxy honours the header without parsing the body. A refusal over a
+// rate limit (RESOURCE_EXHAUSTED, RATE_LIMITED, which grpc-gateway answers
+// with 429) also gets the IETF fields of its policy:
 //
 //	Retry-After: 3
 //	RateLimit-Policy: "user";q=20;w=1
 //	RateLimit: "user";r=0;t=3
 //
-// Retry-After and t are RetryInfo's delay in whole seconds, rounded up;
 // the policy ("user" or "client"), its quota q and window w come from the
 // refusal's ErrorInfo.metadata (platform/limits), after
-// draft-ietf-httpapi-ratelimit-headers. Other errors set nothing.
-func rateLimitHeaders(h http.Header, st *status.Status) {
+// draft-ietf-httpapi-ratelimit-headers, and t is Retry-After. An error
+// without RetryInfo sets nothing.
+func retryHeaders(h http.Header, st *status.Status) {
 	err := st.Err()
-	if !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED) {
+	delay := apierr.RetryDelay(err)
+	if delay <= 0 {
 		return
 	}
-	retry := int64(math.Ceil(apierr.RetryDelay(err).Seconds()))
+	retry := int64(math.Ceil(delay.Seconds()))
 	if retry < 1 {
 		retry = 1
 	}
 	h.Set("Retry-After", strconv.FormatInt(retry, 10))
+	if !apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED) {
+		return
+	}
 	md := apierr.Info(err).GetMetadata()
 	policy := md[limits.MetaPolicy]
 	quota, qerr := strconv.ParseUint(md[limits.MetaQuota], 10, 63)
@@ -49,31 +57,31 @@ func rateLimitHeaders(h http.Header, st *status.Status) {
 }
 
 // httpError answers a unary call's error as grpc-gateway does, with the
-// rate-limit headers of a RATE_LIMITED refusal, and grpc-gateway's own
+// Retry-After (and rate-limit) headers of its RetryInfo (retryHeaders), and grpc-gateway's own
 // refusals given a reason (withReason, decode.go).
 func httpError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	rateLimitHeaders(w.Header(), status.Convert(err))
+	retryHeaders(w.Header(), status.Convert(err))
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, withReason(err))
 }
 
 // responseHeaderKey carries a REST call's response header map to
 // streamError, which grpc-gateway hands no ResponseWriter: a stream
 // refused when it opens is answered with the refusal's status, and its
-// rate-limit headers, after streamError returns.
+// Retry-After and rate-limit headers, after streamError returns.
 type responseHeaderKey struct{}
 
 func withResponseHeader(r *http.Request, h http.Header) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), responseHeaderKey{}, h))
 }
 
-// streamError is grpc-gateway's stream error handler with the rate-limit
-// headers of a stream refused over a rate limit. An error in the middle of
+// streamError is grpc-gateway's stream error handler with the Retry-After
+// (and rate-limit) headers of a stream refused when it opens. An error in the middle of
 // a stream comes after its header was sent; the headers set then are
 // never written.
 func streamError(ctx context.Context, err error) *status.Status {
 	st := status.Convert(err)
 	if h, ok := ctx.Value(responseHeaderKey{}).(http.Header); ok {
-		rateLimitHeaders(h, st)
+		retryHeaders(h, st)
 	}
 	return st
 }

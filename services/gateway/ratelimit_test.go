@@ -161,13 +161,14 @@ func TestRateLimitHeaders(t *testing.T) {
 		{"under a second rounds up", limited(300*time.Millisecond, clientPolicy), "1", `"client";q=2000;w=60`, `"client";r=0;t=1`},
 		{"an unknown policy: Retry-After alone", limited(time.Second, map[string]string{limits.MetaPolicy: "x\r\nSet-Cookie: a", limits.MetaQuota: "1", limits.MetaWindowSeconds: "1"}), "1", "", ""},
 		{"no quota: Retry-After alone", limited(time.Second, map[string]string{limits.MetaPolicy: "user"}), "1", "", ""},
-		{"another reason", status.Convert(apierr.New(commonv1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE, "x", apierr.WithRetryAfter(time.Second))), "", "", ""},
+		{"another reason with RetryInfo: Retry-After alone", status.Convert(apierr.New(commonv1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE, "x", apierr.WithRetryAfter(1500*time.Millisecond), apierr.WithMetadata(limits.MetaPolicy, "user"), apierr.WithMetadata(limits.MetaQuota, "1"), apierr.WithMetadata(limits.MetaWindowSeconds, "1"))), "2", "", ""},
+		{"another reason without RetryInfo", status.Convert(apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, "x")), "", "", ""},
 		{"not ours", status.New(codes.ResourceExhausted, "grpc's own"), "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{}
-			rateLimitHeaders(h, tt.st)
+			retryHeaders(h, tt.st)
 			if h.Get("Retry-After") != tt.retryAfter || h.Get("RateLimit-Policy") != tt.policy || h.Get("RateLimit") != tt.limit {
 				t.Errorf("headers = %v", h)
 			}

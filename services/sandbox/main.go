@@ -29,6 +29,10 @@
 //
 //	curl --cacert <CA> -X POST 'https://127.0.0.1:9401/admin/carrier/play?tracking_number=SBX0000000018'
 //
+// --synthetic-customers N adds N generated customers, synth-0000 onwards,
+// each with one account and balances from a fixed seed, for load tests
+// that spread calls over many users (`make bench-ratio`).
+//
 // Every flag can also be set as a BANKBRIDGE_* environment variable (a flag
 // wins): --api-key-file is BANKBRIDGE_API_KEY_FILE, and so on.
 package main
@@ -105,6 +109,8 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Bank.Latency, "latency", c.Bank.Latency, "latency added to every bank call")
 	fs.Float64Var(&c.Bank.ErrorRate, "error-rate", c.Bank.ErrorRate, "share of bank calls, 0 to 1, that fail with BANK_UNAVAILABLE")
 	fs.Uint64Var(&c.Bank.Seed, "seed", c.Bank.Seed, "seed of the error rate's draws")
+	fs.IntVar(&c.Bank.SyntheticCustomers, "synthetic-customers", c.Bank.SyntheticCustomers,
+		"add `N` generated customers, logins synth-0000 to synth-(N-1), each with one account and deterministic balances, for load tests (at most 10000)")
 	fs.DurationVar(&c.Bank.FraudCaseStep, "fraud-case-step", c.Bank.FraudCaseStep,
 		"time between a fraud case's updates (RECEIVED, IN_REVIEW, RESOLVED); 0 leaves cases RECEIVED")
 	fs.StringVar(&c.Carrier.PushURL, "carrier-push-url", c.Carrier.PushURL,
@@ -124,6 +130,8 @@ func (c *config) Validate() error {
 		return errors.New("--api-key-poll must be positive")
 	case c.Bank.FraudCaseStep < 0:
 		return errors.New("--fraud-case-step must not be negative")
+	case c.Bank.SyntheticCustomers < 0 || c.Bank.SyntheticCustomers > sandbox.MaxSyntheticCustomers:
+		return fmt.Errorf("--synthetic-customers must be between 0 and %d", sandbox.MaxSyntheticCustomers)
 	}
 	return c.Carrier.validate()
 }

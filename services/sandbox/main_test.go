@@ -138,6 +138,16 @@ func TestConfig(t *testing.T) {
 			},
 		},
 		{name: "fraud case step negative", args: []string{"--api-key-file", "/run/key", "--fraud-case-step", "-1s"}, wantErr: "--fraud-case-step must not be negative"},
+		{
+			name: "synthetic customers",
+			args: []string{"--api-key-file", "/run/key", "--synthetic-customers", "1000"},
+			check: func(t *testing.T, c *config) {
+				if c.Bank.SyntheticCustomers != 1000 {
+					t.Errorf("synthetic customers %d, want 1000", c.Bank.SyntheticCustomers)
+				}
+			},
+		},
+		{name: "synthetic customers over the bound", args: []string{"--api-key-file", "/run/key", "--synthetic-customers", "10001"}, wantErr: "--synthetic-customers must be between 0 and 10000"},
 		{name: "api key file required", wantErr: "--api-key-file (BANKBRIDGE_API_KEY_FILE) is required"},
 		{name: "bad environment value", env: map[string]string{"BANKBRIDGE_LATENCY": "slow"}, wantErr: "BANKBRIDGE_LATENCY"},
 		{name: "a service's flag is not a bank's", args: []string{"--api-key-file", "/run/key", "--jwks-url", "x"}, wantErr: "jwks-url"},

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,18 @@ type Options struct {
 	Env []string
 	// Logs receives every process's output, each line prefixed by its name.
 	Logs io.Writer
+
+	// AddrRewrite, when set, maps the address ("host:port") a process is
+	// given for one of its dependencies to the one it dials instead, such
+	// as a fault-injecting proxy in front of it (services/faults). dep
+	// names the dependency: "vault", "nats", a Bank's name (its banks.yaml
+	// endpoint), or a Service of the table ("consent", or one in Calls).
+	// The stack itself keeps using the real addresses.
+	AddrRewrite func(dep, addr string) string
+	// ExtraArgs are flags added after the stack's own, by process name, at
+	// every start of that process (Restart's extra flags come after them):
+	// e.g. --database-url to run a service on PostgreSQL.
+	ExtraArgs map[string][]string
 }
 
 // VaultRef is a Vault address and token.
@@ -398,6 +411,32 @@ func (s *Stack) startNATS(ctx context.Context) error {
 	return nil
 }
 
+// RestartNATS stops the stack's event bus, waits down, and starts it again
+// on the same address, directory and token, as a NATS server restart does:
+// every connection drops, the streams' messages stay on disk.
+func (s *Stack) RestartNATS(ctx context.Context, down time.Duration) error {
+	s.mu.Lock()
+	srv := s.nats
+	s.nats = nil
+	s.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	srv, err := events.Embedded(filepath.Join(s.opts.DataDir, "nats"), events.WithListenAddr(s.opts.NATSAddr), events.WithToken(s.NATS.Token))
+	if err != nil {
+		return fmt.Errorf("NATS on %s: %w", s.opts.NATSAddr, err)
+	}
+	s.mu.Lock()
+	s.nats = srv
+	s.mu.Unlock()
+	return nil
+}
+
 func (s *Stack) keyFile(bank string) string {
 	return filepath.Join(s.opts.DataDir, bank+"-api-key")
 }
@@ -416,7 +455,7 @@ func (s *Stack) banksYAML() string {
 	b.WriteString("# Written by the dev stack. See adapters/README.md for every field.\nbanks:\n")
 	for _, p := range s.table {
 		if p.Kind == Bank {
-			fmt.Fprintf(&b, banksEntry, p.Name, strings.ToUpper(p.Name[:1])+p.Name[1:]+" Bank", s.Addr(p.Name), s.CAFile, p.Name)
+			fmt.Fprintf(&b, banksEntry, p.Name, strings.ToUpper(p.Name[:1])+p.Name[1:]+" Bank", s.dialAddr(p.Name, s.Addr(p.Name)), s.CAFile, p.Name)
 		}
 	}
 	return b.String()
@@ -488,25 +527,49 @@ func (s *Stack) args(p Process) []string {
 	} else if p.Kind == Bank {
 		args = append(args, "--admin-addr=")
 	}
-	// Every process: its TLS certificate comes from Vault.
-	args = append(args, "--vault-addr="+s.Vault.Addr)
+	// Every process: its TLS certificate comes from Vault; its profiles
+	// on its admin listener (the gateway: its own, in dev mode).
+	args = append(args, "--vault-addr="+s.dialURL("vault", s.Vault.Addr), "--pprof")
 	if p.Needs.Bus {
-		args = append(args, "--nats-url="+s.NATS.URL)
+		args = append(args, "--nats-url="+s.dialURL("nats", s.NATS.URL))
 	}
 	if p.Needs.Banks {
 		args = append(args, "--banks="+s.banksFile)
 	}
 	if p.Needs.Consent {
-		args = append(args, "--consent-addr="+s.Addr("consent"), "--token-url="+s.GatewayURL+"/oauth/token",
+		args = append(args, "--consent-addr="+s.dialAddr("consent", s.Addr("consent")), "--token-url="+s.GatewayURL+"/oauth/token",
 			"--client-id="+p.Name)
 	}
 	if p.Needs.Storage {
 		args = append(args, "--data-dir="+filepath.Join(s.opts.DataDir, p.Name))
 	}
 	for _, q := range p.Calls {
-		args = append(args, "--"+q+"-addr="+s.Addr(q))
+		args = append(args, "--"+q+"-addr="+s.dialAddr(q, s.Addr(q)))
 	}
-	return append(args, p.Flags...)
+	args = append(args, p.Flags...)
+	return append(args, s.opts.ExtraArgs[p.Name]...)
+}
+
+// dialAddr is the address a process dials for dep at addr: the one
+// Options.AddrRewrite gives, when set.
+func (s *Stack) dialAddr(dep, addr string) string {
+	if s.opts.AddrRewrite == nil {
+		return addr
+	}
+	return s.opts.AddrRewrite(dep, addr)
+}
+
+// dialURL is dialAddr for a URL: its host:port rewritten, the rest kept.
+func (s *Stack) dialURL(dep, raw string) string {
+	if s.opts.AddrRewrite == nil {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw
+	}
+	u.Host = s.dialAddr(dep, u.Host)
+	return u.String()
 }
 
 // startProcess starts p with extra flags after its own, and its secrets

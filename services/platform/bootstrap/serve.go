@@ -55,6 +55,7 @@ func Serve(ctx context.Context, spec Spec) error {
 
 	tel, err := telemetry.Setup(life, telemetry.Config{
 		ServiceName: c.Server.Name, ServiceVersion: c.Server.Version, LogLevel: c.Server.LogLevel, LogOutput: spec.Logs,
+		TraceSampleRatio: c.TraceSampleRatio,
 	})
 	if err != nil {
 		return err
@@ -171,7 +172,7 @@ func (b *builder) build(life context.Context) error {
 		}
 		b.closers = append(b.closers, func() { _ = conn.Close() })
 		b.deps.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{
-			CacheTTL: c.ConsentCacheTTL, Logger: log,
+			CacheTTL: c.ConsentCacheTTL, CheckTimeout: c.ConsentTimeout, CacheUsers: c.ConsentCacheUsers, Logger: log,
 		})
 		// The change stream drops cached decisions and tells open event
 		// streams to re-check consent, so it runs whether or not decisions
@@ -267,7 +268,7 @@ func (b *builder) serveService(ctx context.Context, svc Service) error {
 	}
 	// Product teams call a service without a client certificate; bankbridge's
 	// own services present theirs, which internal methods require.
-	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: svc.Admin,
+	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: b.cfg.adminRoutes(svc.Admin),
 		TLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven), AdminTLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven)}
 	if b.deps.Banks != nil {
 		deps.Banks = configuredBanks{b.deps.Banks}
@@ -278,6 +279,7 @@ func (b *builder) serveService(ctx context.Context, svc Service) error {
 	if svc.Recorder != nil {
 		deps.Recorder = svc.Recorder
 	}
+	deps.Probes = b.probes()
 	srv, err := server.New(b.cfg.Server, deps, svc.GRPC)
 	if err != nil {
 		if httpLis != nil {
@@ -334,7 +336,7 @@ func (b *builder) serveBank(ctx context.Context, svc Service) error {
 		}
 		listening.AdminAddr = adminLis.Addr().String()
 		adminLis = b.tlsListener(adminLis, tls.VerifyClientCertIfGiven)
-		admin = append(admin, server.AdminEndpoint(adminLis, server.AdminHandler(ready.Load, tel.MetricsHandler, svc.Admin)))
+		admin = append(admin, server.AdminEndpoint(adminLis, server.AdminHandler(ready.Load, tel.MetricsHandler, b.cfg.adminRoutes(svc.Admin))))
 	}
 	b.deps.Logger.Info("serving", slog.String("addr", listening.Addr), slog.String("admin_addr", listening.AdminAddr))
 	b.ready(listening)
@@ -359,6 +361,9 @@ func (b *builder) serveGateway(ctx context.Context, svc Service) error {
 	ready.Store(true)
 	mux := http.NewServeMux()
 	mux.Handle("GET /readyz", server.Readyz(ready.Load))
+	for pattern, h := range b.cfg.adminRoutes(nil) {
+		mux.Handle(pattern, h)
+	}
 	mux.Handle("/", svc.HTTP)
 	srv := &http.Server{
 		Handler:           mux,

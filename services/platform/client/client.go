@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -37,9 +38,24 @@ type Options struct {
 	TransportCredentials credentials.TransportCredentials
 	// PerRPCCredentials, e.g. an adapter's API key.
 	PerRPCCredentials credentials.PerRPCCredentials
+	// ConnectTimeout bounds one attempt to connect (TCP, TLS, HTTP/2
+	// handshake); default DefaultConnectTimeout. Once an attempt has failed,
+	// calls that do not wait for ready (the default) fail at once with
+	// UNAVAILABLE until a connection is up, instead of each waiting out its
+	// deadline against an address that never answers.
+	ConnectTimeout time.Duration
 	// Extra dial options, appended last.
 	Extra []grpc.DialOption
 }
+
+// DefaultConnectTimeout is Options.ConnectTimeout's default: far above a
+// handshake on a working network, far below gRPC's own 20s.
+const DefaultConnectTimeout = 2 * time.Second
+
+// reconnectBackoff spaces attempts to reconnect: gRPC's default but for the
+// longest wait, 5s instead of 120s, so a dependency that comes back (a
+// restarted consent service) is used again within seconds.
+var reconnectBackoff = backoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second}
 
 // Keepalive pings every 30s: above the server kit's 10s minimum.
 var keepaliveParams = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}
@@ -109,6 +125,9 @@ func Dial(target string, t *telemetry.Telemetry, o Options) (*grpc.ClientConn, e
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
 	if o.MaxAttempts > 5 {
 		return nil, fmt.Errorf("dial %s: MaxAttempts %d is above gRPC's limit of 5", target, o.MaxAttempts)
 	}
@@ -129,6 +148,7 @@ func Dial(target string, t *telemetry.Telemetry, o Options) (*grpc.ClientConn, e
 		grpc.WithChainUnaryInterceptor(defaultDeadlineUnary(o.DefaultTimeout)),
 		grpc.WithDefaultServiceConfig(sc),
 		grpc.WithKeepaliveParams(keepaliveParams),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: o.ConnectTimeout}),
 	}
 	if o.PerRPCCredentials != nil {
 		opts = append(opts, grpc.WithPerRPCCredentials(o.PerRPCCredentials))

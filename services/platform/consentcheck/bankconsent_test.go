@@ -110,8 +110,10 @@ func TestResolveBankConsent(t *testing.T) {
 		{"allowed with another bank's link", &consentv1.ResolveBankConsentResponse{Allowed: true, User: "users/alice",
 			Link: &consentv1.CoveringLink{Link: "users/alice/links/l9", BankId: "otherbank", BankConsentId: "cns-1"}}, nil,
 			commonv1.ErrorReason_ERROR_REASON_INTERNAL},
-		{"the consent service fails", nil, status.Error(codes.Unavailable, "store down"),
+		{"the consent service fails", nil, status.Error(codes.Internal, "store broken"),
 			commonv1.ErrorReason_ERROR_REASON_INTERNAL},
+		{"the consent service is unavailable", nil, status.Error(codes.Unavailable, "store down"),
+			commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,7 +127,7 @@ func TestResolveBankConsent(t *testing.T) {
 				if id := md["incident_id"]; id == "" || !strings.Contains(logs.String(), id) {
 					t.Errorf("incident id %q not logged:\n%s", id, logs.String())
 				}
-				if strings.Contains(err.Error(), "store down") {
+				if strings.Contains(err.Error(), "store broken") {
 					t.Errorf("the cause reached the caller: %v", err)
 				}
 			}

@@ -31,6 +31,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
@@ -53,10 +58,24 @@ type Options struct {
 	CacheTTL time.Duration
 	// AuditTimeout bounds one RecordAccess call; default 5s.
 	AuditTimeout time.Duration
+	// CheckTimeout bounds one question to the consent service (CheckConsent,
+	// ResolvePartnerUser, ListCoveringLinks, ResolveBankConsent) within the
+	// caller's own deadline; default DefaultCheckTimeout. A consent service
+	// that does not answer in time is CONSENT_UNAVAILABLE, so a caller hears
+	// at once that it may retry instead of waiting out its own deadline.
+	CheckTimeout time.Duration
 	Logger       *slog.Logger
+	// CacheUsers bounds how many users' decisions the cache holds; past
+	// it, the user whose decisions were used longest ago is dropped.
+	// Default DefaultCacheUsers.
+	CacheUsers int
 	// Now is the clock the cache reads; default time.Now.
 	Now func() time.Time
 }
+
+// DefaultCacheUsers is Options.CacheUsers' default: a few hundred bytes a
+// decision, tens of MB at most.
+const DefaultCacheUsers = 100_000
 
 // Checker implements access.ConsentChecker and access.Recorder.
 type Checker struct {
@@ -64,9 +83,11 @@ type Checker struct {
 	opts   Options
 	log    *slog.Logger
 
-	mu        sync.Mutex
-	watching  bool
-	decisions map[key]decision
+	mu       sync.Mutex
+	watching bool
+	// decisions are the cached decisions, by user and then by key, so a
+	// user's change drops theirs without a look at anyone else's.
+	decisions *simplelru.LRU[string, map[key]decision]
 	// generation counts cache flushes, so a decision fetched before a flush
 	// is not stored after it.
 	generation uint64
@@ -92,10 +113,26 @@ type decision struct {
 	expires time.Time
 }
 
+// DefaultCheckTimeout is Options.CheckTimeout's default: a healthy consent
+// service answers in milliseconds, and a caller must hear within a second
+// that it cannot.
+const DefaultCheckTimeout = 800 * time.Millisecond
+
+// UnavailableRetry is the delay CONSENT_UNAVAILABLE's RetryInfo asks for:
+// about how long a consent replica takes to be replaced or restarted.
+const UnavailableRetry = time.Second
+
+// unreachableRecordTimeout bounds recording a CONSENT_UNAVAILABLE refusal,
+// so that DefaultCheckTimeout plus it stays under a second.
+const unreachableRecordTimeout = 100 * time.Millisecond
+
 // New returns a checker that asks client.
 func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 	if opts.AuditTimeout <= 0 {
 		opts.AuditTimeout = 5 * time.Second
+	}
+	if opts.CheckTimeout <= 0 {
+		opts.CheckTimeout = DefaultCheckTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -103,8 +140,15 @@ func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CacheUsers <= 0 {
+		opts.CacheUsers = DefaultCacheUsers
+	}
+	decisions, err := simplelru.NewLRU[string, map[key]decision](opts.CacheUsers, nil)
+	if err != nil {
+		panic(err) // only for a size below one
+	}
 	return &Checker{
-		client: client, opts: opts, log: opts.Logger, decisions: map[key]decision{},
+		client: client, opts: opts, log: opts.Logger, decisions: decisions,
 		subs: map[string]map[*subscriber]struct{}{}, all: map[*allSubscriber]struct{}{},
 	}
 }
@@ -112,17 +156,21 @@ func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 // Decide asks (or reuses a cached answer) whether user's consent covers need
 // for purpose. It returns the grant, or an apierr PERMISSION_DENIED error
 // with the consent service's reason. Any failure to get an answer refuses
-// (fail closed).
+// (fail closed): UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service
+// cannot be reached within CheckTimeout, a masked INTERNAL otherwise. A
+// cached decision still serves while it is valid.
 func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose commonv1.Purpose) (Decision, error) {
 	k := key{user: user, bank: need.BankID, scope: need.Scope, purpose: purpose}
 	resp, gen := c.cached(k)
 	if resp == nil {
+		qctx, cancel := c.question(ctx)
 		var err error
-		resp, err = c.client.CheckConsent(ctx, &consentv1.CheckConsentRequest{
+		resp, err = c.client.CheckConsent(qctx, &consentv1.CheckConsentRequest{
 			User: names.User(user), BankId: need.BankID, Scope: need.Scope, Purpose: purpose,
-		})
+		}, grpc.WaitForReady(false))
+		cancel()
 		if err != nil {
-			return Decision{}, c.refuse(ctx, "consent check failed; refusing", err)
+			return Decision{}, c.fail(ctx, "consent check failed; refusing", err)
 		}
 		if resp.GetAllowed() {
 			c.store(k, resp, gen)
@@ -173,7 +221,8 @@ func denialMessage(reason commonv1.ErrorReason, need Need) string {
 func (c *Checker) cached(k key) (*consentv1.CheckConsentResponse, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.decisions[k]
+	users, _ := c.decisions.Get(k.user)
+	d, ok := users[k]
 	if ok && c.watching && c.opts.Now().Before(d.expires) {
 		return d.resp, c.generation
 	}
@@ -201,7 +250,17 @@ func (c *Checker) store(k key, resp *consentv1.CheckConsentResponse, gen uint64)
 	if !c.watching || gen != c.generation {
 		return
 	}
-	c.decisions[k] = decision{resp: resp, expires: expires}
+	users, ok := c.decisions.Get(k.user)
+	if !ok {
+		users = map[key]decision{}
+		c.decisions.Add(k.user, users)
+	}
+	for other, d := range users {
+		if !now.Before(d.expires) {
+			delete(users, other)
+		}
+	}
+	users[k] = decision{resp: resp, expires: expires}
 }
 
 // forget drops the cached decisions of one user, or of all users when user
@@ -210,11 +269,11 @@ func (c *Checker) forget(user string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.generation++
-	for k := range c.decisions {
-		if user == "" || k.user == user {
-			delete(c.decisions, k)
-		}
+	if user == "" {
+		c.decisions.Purge()
+		return
 	}
+	c.decisions.Remove(user)
 }
 
 // setWatching records whether the change stream is up and drops every
@@ -386,14 +445,16 @@ type PartnerUser struct {
 
 // ResolvePartner asks who partnerUserID is for partner. A denial is an apierr
 // PERMISSION_DENIED with the reason (CONSENT_REQUIRED or CONSENT_REVOKED);
-// any failure to get an answer refuses with a masked INTERNAL (fail closed), like Decide.
+// any failure to get an answer refuses (fail closed) like Decide's.
 // The answer is never cached: a revoked opt-in refuses the next push.
 func (c *Checker) ResolvePartner(ctx context.Context, partner, partnerUserID string, scope commonv1.Scope) (PartnerUser, error) {
-	resp, err := c.client.ResolvePartnerUser(ctx, &consentv1.ResolvePartnerUserRequest{
+	qctx, cancel := c.question(ctx)
+	defer cancel()
+	resp, err := c.client.ResolvePartnerUser(qctx, &consentv1.ResolvePartnerUserRequest{
 		Partner: partner, PartnerUserId: partnerUserID, Scope: scope,
-	})
+	}, grpc.WaitForReady(false))
 	if err != nil {
-		return PartnerUser{}, c.refuse(ctx, "partner user resolution failed; refusing", err)
+		return PartnerUser{}, c.fail(ctx, "partner user resolution failed; refusing", err)
 	}
 	if !resp.GetAllowed() {
 		// Only the two reasons the contract names leave here; anything
@@ -423,13 +484,16 @@ type CoveringLink struct {
 // CoveringLinks returns user's VALID, unexpired links that cover scope and
 // purpose, newest first, at most one per bank, for a service that reads
 // from each of the user's banks on its own (and records each read). Never
-// cached. Any failure to get an answer is a masked INTERNAL: read nothing.
+// cached. Any failure to get an answer is an error like Decide's: read
+// nothing.
 func (c *Checker) CoveringLinks(ctx context.Context, user string, scope commonv1.Scope, purpose commonv1.Purpose) ([]CoveringLink, error) {
-	resp, err := c.client.ListCoveringLinks(ctx, &consentv1.ListCoveringLinksRequest{
+	qctx, cancel := c.question(ctx)
+	defer cancel()
+	resp, err := c.client.ListCoveringLinks(qctx, &consentv1.ListCoveringLinksRequest{
 		User: names.User(user), Scope: scope, Purpose: purpose,
-	})
+	}, grpc.WaitForReady(false))
 	if err != nil {
-		return nil, c.refuse(ctx, "covering links not listed; refusing", err)
+		return nil, c.fail(ctx, "covering links not listed; refusing", err)
 	}
 	links := make([]CoveringLink, 0, len(resp.GetLinks()))
 	for _, l := range resp.GetLinks() {
@@ -453,14 +517,16 @@ type BankConsent struct {
 // that takes the bank's events (a fraud alert) and acts on them under
 // scope. A denial is an apierr PERMISSION_DENIED with the reason
 // (CONSENT_REQUIRED, CONSENT_EXPIRED or CONSENT_REVOKED): the event is not
-// to be acted on. Any failure to get an answer is a masked INTERNAL: the
-// caller keeps the event and asks again later. Never cached.
+// to be acted on. Any failure to get an answer is an error like Decide's:
+// the caller keeps the event and asks again later. Never cached.
 func (c *Checker) ResolveBankConsent(ctx context.Context, bankID, bankConsentID string, scope commonv1.Scope) (BankConsent, error) {
-	resp, err := c.client.ResolveBankConsent(ctx, &consentv1.ResolveBankConsentRequest{
+	qctx, cancel := c.question(ctx)
+	defer cancel()
+	resp, err := c.client.ResolveBankConsent(qctx, &consentv1.ResolveBankConsentRequest{
 		BankId: bankID, BankConsentId: bankConsentID, Scope: scope,
-	})
+	}, grpc.WaitForReady(false))
 	if err != nil {
-		return BankConsent{}, c.refuse(ctx, "bank consent resolution failed; refusing", err)
+		return BankConsent{}, c.fail(ctx, "bank consent resolution failed; refusing", err)
 	}
 	if !resp.GetAllowed() {
 		return BankConsent{}, bankConsentDenial(resp.GetDenialReason(), scope)
@@ -491,6 +557,31 @@ func bankConsentDenial(reason commonv1.ErrorReason, scope commonv1.Scope) error 
 		reason = commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED
 	}
 	return apierr.New(reason, msg, apierr.WithMetadata("scope", scope.String()))
+}
+
+// question bounds one question to the consent service by CheckTimeout,
+// within ctx's own deadline.
+func (c *Checker) question(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.CheckTimeout)
+}
+
+// fail is the refusal when the consent service gave no answer: UNAVAILABLE
+// (CONSENT_UNAVAILABLE) with RetryInfo when it could not be reached or did
+// not answer in time, which the caller may retry at once elsewhere; the
+// masked INTERNAL of refuse for anything else (e.g. it refused this
+// service's token), which retrying would not mend. Both are logged under
+// an incident id the caller gets.
+func (c *Checker) fail(ctx context.Context, msg string, err error) error {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+	default:
+		return c.refuse(ctx, msg, err)
+	}
+	id := apierr.IncidentID()
+	c.log.WarnContext(ctx, msg+": the consent service is unreachable", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
+	return apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE,
+		"the consent service could not be asked whether the user's consent covers this call, so nothing was served; retry shortly",
+		apierr.WithMetadata("incident_id", id), apierr.WithRetryAfter(UnavailableRetry))
 }
 
 // refuse logs err under a fresh incident id and returns the masked
@@ -547,8 +638,18 @@ func (c *Checker) isWatching() bool {
 // waits for the append: the kit serves no data before it is durable. The
 // wait is bounded by AuditTimeout and by ctx (a caller that gave up has its
 // entry left out, since it gets no data either).
+//
+// A refusal because the consent service was unreachable is bounded by
+// unreachableRecordTimeout instead: its entry goes to the service that has
+// just failed to answer, and the caller's refusal (already CheckTimeout
+// late) must not wait AuditTimeout more for it; the kit logs an entry it
+// could not write.
 func (c *Checker) Record(ctx context.Context, e access.Entry) error {
-	actx, cancel := context.WithTimeout(ctx, c.opts.AuditTimeout)
+	timeout := c.opts.AuditTimeout
+	if !e.Allowed && e.Reason == commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE {
+		timeout = unreachableRecordTimeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_, err := c.client.RecordAccess(actx, &consentv1.RecordAccessRequest{User: names.User(e.User), Entry: e.Proto()})
 	return err

@@ -86,8 +86,10 @@ func TestResolvePartner(t *testing.T) {
 			commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED},
 		{"allowed without a user", &consentv1.ResolvePartnerUserResponse{Allowed: true, User: "alice"}, nil,
 			commonv1.ErrorReason_ERROR_REASON_INTERNAL},
-		{"the consent service fails", nil, status.Error(codes.Unavailable, "store down"),
+		{"the consent service fails", nil, status.Error(codes.Internal, "store broken"),
 			commonv1.ErrorReason_ERROR_REASON_INTERNAL},
+		{"the consent service is unavailable", nil, status.Error(codes.Unavailable, "store down"),
+			commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,7 +103,7 @@ func TestResolvePartner(t *testing.T) {
 				if id := md["incident_id"]; id == "" || !strings.Contains(logs.String(), id) {
 					t.Errorf("incident id %q not logged:\n%s", id, logs.String())
 				}
-				if strings.Contains(err.Error(), "store down") {
+				if strings.Contains(err.Error(), "store broken") {
 					t.Errorf("the cause reached the caller: %v", err)
 				}
 			}

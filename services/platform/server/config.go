@@ -64,6 +64,11 @@ type Config struct {
 	// over one connection, so it also bounds what one gateway replica has
 	// open at a service; a call over it waits for one to end.
 	MaxConcurrentStreams int
+	// MaxInflight bounds the calls in flight at once in this process, per
+	// budget (public, client and partner methods; internal methods); a
+	// call over it is refused at once with UNAVAILABLE (OVERLOADED).
+	// Streams count only while they open (admission.go).
+	MaxInflight int
 }
 
 // Defaults a service starts from; it sets Name and its default ports.
@@ -87,6 +92,10 @@ func Defaults(name, grpcAddr, adminAddr string) Config {
 		// grpc-go's default is unlimited; enough for a gateway replica's
 		// open REST streams, few enough to bound what one connection holds.
 		MaxConcurrentStreams: 4096,
+		// A call mostly waits on a bank, the database or another service;
+		// 256 of them keep 2 cores busy without letting a surge queue up
+		// memory and goroutines.
+		MaxInflight: 256,
 	}
 }
 
@@ -110,6 +119,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSendMsgBytes, "max-send-msg-bytes", c.MaxSendMsgBytes, "largest response message sent")
 	fs.IntVar(&c.MaxHeaderListBytes, "max-header-list-bytes", c.MaxHeaderListBytes, "largest metadata (HTTP/2 header list) a call may carry")
 	fs.IntVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "most calls and streams open at once on one connection (the gateway's REST calls to a service share one)")
+	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "most calls in flight at once in this process, for public, client and partner methods, and again for internal ones; the excess is refused at once with UNAVAILABLE (OVERLOADED) and a retry hint; health checks are never refused")
 	fs.BoolVar(&c.Reflection, "reflection", c.Reflection, "serve gRPC server reflection, which describes every method to any caller (off by default; the dev stack turns it on)")
 	c.Limits.RegisterFlags(fs)
 }
@@ -137,6 +147,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: --max-header-list-bytes must be positive")
 	case c.MaxConcurrentStreams <= 0 || c.MaxConcurrentStreams > math.MaxUint32:
 		return errors.New("config: --max-concurrent-streams must be positive")
+	case c.MaxInflight <= 0:
+		return errors.New("config: --max-inflight must be positive")
 	case c.InternalAudience == "" || c.InternalAudience == c.Audience:
 		return errors.New("config: --internal-audience (BANKBRIDGE_INTERNAL_AUDIENCE) must be set and differ from --audience: a token for one would call the other's methods")
 	}

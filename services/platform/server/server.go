@@ -15,6 +15,9 @@
 //	           before its header: in the trailer)
 //	logging    one JSON line per call with trace ids           logging.go
 //	mask       unexpected errors → INTERNAL + incident id      mask.go
+//	admission  unary calls in flight over --max-inflight →    admission.go
+//	           UNAVAILABLE, OVERLOADED + RetryInfo, at once;
+//	           health never (streams: last in the chain)
 //	authn      JWT bearer, user binding (skips health);        authn.go
 //	           the internal audience on internal methods only;
 //	           refusals to the security log, not a user's log
@@ -29,6 +32,8 @@
 //	access     purpose, consent per the contract's access      access.go
 //	           rule → immutable grant; the outcome appended
 //	           to the user's access log before data leaves
+//	admission  streams, the same, but only while they open:    admission.go
+//	           last, so the slot covers every check above
 //
 // Each public method's access rule comes from its contract
 // ((bankbridge.common.v1.access)); New refuses to build a server with a
@@ -113,6 +118,9 @@ type Deps struct {
 	TLS *tls.Config
 	// AdminTLS, when set, is the admin listener's TLS config.
 	AdminTLS *tls.Config
+	// Probes are the dependencies /readyz checks besides the server's own
+	// state (readiness.go): the database, the event bus.
+	Probes []Probe
 }
 
 // Server is a configured gRPC server plus its admin listener.
@@ -202,6 +210,11 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		return nil, err
 	}
 	limit := rateLimiter{limits: s.limits, methods: limited, refuse: authn.refuse}
+	admit, err := newAdmission(cfg.MaxInflight, methods, deps.Telemetry.MeterProvider.Meter("bankbridge/server"))
+	if err != nil {
+		_ = s.limits.Close()
+		return nil, err
+	}
 	peers := peerCertCheck{methods: methods, off: deps.TLS == nil, refuse: authn.refuse}
 	var creds []grpc.ServerOption
 	if deps.TLS != nil {
@@ -219,6 +232,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			traceIDUnary,
 			loggingUnary(s.log),
 			maskUnary(s.log),
+			admit.unary(),
 			authn.unary(),
 			peers.unary(),
 			limit.unary(),
@@ -238,6 +252,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			streamCheck(fillIdempotencyKey),
 			validateStream(validator),
 			check.stream(),
+			admit.stream(),
 		),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgBytes),
@@ -358,7 +373,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	var admin []Endpoint
 	if s.adminLis != nil {
 		admin = append(admin, AdminEndpoint(s.adminLis,
-			AdminHandler(s.ready.Load, s.deps.Telemetry.MetricsHandler, s.deps.AdminHandlers)))
+			adminHandler(readyz(s.ready.Load, newProber(s.log, s.deps.Probes)), s.deps.Telemetry.MetricsHandler, s.deps.AdminHandlers)))
 	}
 	s.health.Resume()
 	s.ready.Store(true)

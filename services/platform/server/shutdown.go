@@ -74,27 +74,20 @@ func AdminEndpoint(lis net.Listener, h http.Handler) Endpoint {
 // is alive), /readyz (200 while ready reports true, 503 from the stop signal
 // on), /metrics, and the extra routes.
 func AdminHandler(ready func() bool, metrics http.Handler, extra map[string]http.Handler) http.Handler {
+	return adminHandler(Readyz(ready), metrics, extra)
+}
+
+func adminHandler(readyz, metrics http.Handler, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /readyz", Readyz(ready))
+	mux.Handle("GET /readyz", readyz)
 	mux.Handle("GET /metrics", metrics)
 	for pattern, h := range extra {
 		mux.Handle(pattern, h)
 	}
 	return mux
-}
-
-// Readyz answers 200 while ready reports true and 503 otherwise.
-func Readyz(ready func() bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
 }
 
 // Shutdown is the one stop sequence of every bankbridge server, gRPC or

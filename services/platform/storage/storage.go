@@ -10,6 +10,9 @@
 // differ has a helper here: row locks ([DB.ForUpdate]), constraint and
 // conflict errors ([IsUniqueViolation], [IsRetryable], and
 // [MarkRetryable], which turns a conflict into a service's own error).
+// A write that may run twice ([Idempotent]) is run again when the
+// connection to the database was lost under it ([IsConnectionError]), as
+// in a PostgreSQL restart.
 package storage
 
 import (
@@ -83,8 +86,8 @@ func SQLiteURL(dir, name string) string {
 //	postgres://user:pass@host:5432/db?sslmode=verify-full   (or postgresql://)
 //
 // A SQLite file is created, with its directory (mode 0700), when missing.
-// Every SQLite connection runs in WAL mode with foreign keys on and a busy
-// timeout, and begins transactions IMMEDIATE, so a transaction takes the
+// Every SQLite connection runs in WAL mode, synchronous FULL, with foreign
+// keys on and a busy timeout, and begins transactions IMMEDIATE, so a transaction takes the
 // write lock at BEGIN rather than failing to upgrade to it half-way.
 // Errors never quote the URL's password.
 func Open(ctx context.Context, rawURL string) (*DB, error) {
@@ -142,6 +145,11 @@ func openSQLite(u *url.URL) (*DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL, not WAL's common NORMAL: NORMAL may lose the last commits on a
+	// power cut, and an access log entry must be durable before its data
+	// is served. WAL keeps this cheap (one sync of the log per commit), and
+	// group commit (the consent appender) shares it among many appends.
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
 	sqlDB, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -213,8 +221,21 @@ func (db *DB) MigrateDir(ctx context.Context, fsys fs.FS, dir, table string) err
 }
 
 // InTx runs fn in a transaction and commits it when fn returns nil; it rolls
-// back when fn returns an error or panics.
-func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+// back when fn returns an error or panics. With [Idempotent], a transaction
+// that lost its connection to the database is run again (retry.go).
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error, opts ...TxOption) error {
+	var o txOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.idempotent {
+		return db.inTx(ctx, fn)
+	}
+	return db.retryLostConnection(ctx, fn)
+}
+
+// inTx is one run of InTx.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -174,6 +174,15 @@ func TestDialect(t *testing.T) {
 	if mode != "wal" {
 		t.Errorf("journal_mode = %q, want wal", mode)
 	}
+	// A commit is on disk when it returns, power cut or not (audit before
+	// data): 2 is FULL.
+	var sync int
+	if err := db.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync); err != nil {
+		t.Fatal(err)
+	}
+	if sync != 2 {
+		t.Errorf("synchronous = %d, want 2 (FULL)", sync)
+	}
 }
 
 func TestOpenRefuses(t *testing.T) {

@@ -40,6 +40,12 @@ type Config struct {
 	SpanExporter sdktrace.SpanExporter
 	// SyncExport exports each span as it ends instead of in batches (tests).
 	SyncExport bool
+	// TraceSampleRatio, when in (0, 1], samples that share of the traces
+	// that start here, and follows the caller's decision for the rest
+	// (parent-based): a trace is kept or dropped whole, across services.
+	// Zero leaves the sampler to OTEL_TRACES_SAMPLER (default
+	// parentbased_always_on, what the dev stack's tests need).
+	TraceSampleRatio float64
 }
 
 // Telemetry holds the providers a process passes to its instrumentation.
@@ -67,9 +73,11 @@ type Telemetry struct {
 // OTEL_TRACES_EXPORTER (otlp, console, none; OTLP honours
 // OTEL_EXPORTER_OTLP_ENDPOINT and _PROTOCOL grpc or http/protobuf); with
 // neither that nor an OTLP endpoint set, spans are recorded (trace ids still
-// flow) but not exported. The sampler follows OTEL_TRACES_SAMPLER (default
-// parentbased_always_on). Metrics are always served for Prometheus and also
-// pushed when OTEL_METRICS_EXPORTER names an exporter.
+// flow) but not exported. The sampler is parent-based on
+// Config.TraceSampleRatio when it is set, and otherwise follows
+// OTEL_TRACES_SAMPLER (default parentbased_always_on). Metrics are always
+// served for Prometheus and also pushed when OTEL_METRICS_EXPORTER names an
+// exporter.
 func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.ServiceName == "" {
 		return nil, errors.New("telemetry: ServiceName is required")
@@ -94,6 +102,14 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		}
 	}
 	traceOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	switch r := cfg.TraceSampleRatio; {
+	case r < 0 || r > 1 || r != r:
+		return nil, fmt.Errorf("telemetry: trace sample ratio %v is outside 0..1", r)
+	case r > 0:
+		// An unsampled trace still carries its ids, so logs keep their
+		// trace id; only recording and export are skipped.
+		traceOpts = append(traceOpts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r))))
+	}
 	if exporter != nil {
 		if cfg.SyncExport {
 			traceOpts = append(traceOpts, sdktrace.WithSyncer(RedactingExporter(exporter)))

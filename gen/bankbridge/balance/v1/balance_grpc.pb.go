@@ -46,6 +46,7 @@ const (
 // disk. Each read accepts purpose ACCOUNT_INFORMATION (the user looking at
 // their accounts) and CUSTOMER_SUPPORT (the support assistant answering
 // "what's my balance" for the user, under the same consent and access log).
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type BalanceServiceClient interface {
 	// ListAccounts lists the accounts the user shared through links whose
 	// consent is active and covers accounts. A bank that is down does not hide
@@ -69,6 +70,7 @@ type BalanceServiceClient interface {
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
 	// GetAccount returns one account, from the account list kept in memory
 	// when it is fresh, else from the bank.
@@ -86,6 +88,7 @@ type BalanceServiceClient interface {
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
 	// GetBalance reads the account's balances from the bank. When the bank
 	// cannot be reached and bankbridge read the balances successfully within
@@ -107,6 +110,7 @@ type BalanceServiceClient interface {
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when bankbridge cannot obtain the bank's credentials and no value from the last 24 hours is kept.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer balances.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetBalance(ctx context.Context, in *GetBalanceRequest, opts ...grpc.CallOption) (*GetBalanceResponse, error)
 	// ListTransactions lists an account's transactions, newest first: pending
 	// ones before booked ones, booked ones by booking_time descending. Each
@@ -131,6 +135,7 @@ type BalanceServiceClient interface {
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when a refresh is due and bankbridge cannot obtain the bank's credentials.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer transactions.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
 	// GetTransaction returns one transaction, read from the bank. A receipt's
 	// transaction field names one, so a chat can show the card payment behind
@@ -149,6 +154,7 @@ type BalanceServiceClient interface {
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetTransaction(ctx context.Context, in *GetTransactionRequest, opts ...grpc.CallOption) (*GetTransactionResponse, error)
 	// SyncTransactions returns what changed in an account's transactions since
 	// a cursor, after Plaid's /transactions/sync: store next_cursor, call again
@@ -175,6 +181,7 @@ type BalanceServiceClient interface {
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when a refresh is due and bankbridge cannot obtain the bank's credentials.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer transactions.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	SyncTransactions(ctx context.Context, in *SyncTransactionsRequest, opts ...grpc.CallOption) (*SyncTransactionsResponse, error)
 }
 
@@ -260,6 +267,7 @@ func (c *balanceServiceClient) SyncTransactions(ctx context.Context, in *SyncTra
 // disk. Each read accepts purpose ACCOUNT_INFORMATION (the user looking at
 // their accounts) and CUSTOMER_SUPPORT (the support assistant answering
 // "what's my balance" for the user, under the same consent and access log).
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type BalanceServiceServer interface {
 	// ListAccounts lists the accounts the user shared through links whose
 	// consent is active and covers accounts. A bank that is down does not hide
@@ -283,6 +291,7 @@ type BalanceServiceServer interface {
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
 	// GetAccount returns one account, from the account list kept in memory
 	// when it is fresh, else from the bank.
@@ -300,6 +309,7 @@ type BalanceServiceServer interface {
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)
 	// GetBalance reads the account's balances from the bank. When the bank
 	// cannot be reached and bankbridge read the balances successfully within
@@ -321,6 +331,7 @@ type BalanceServiceServer interface {
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when bankbridge cannot obtain the bank's credentials and no value from the last 24 hours is kept.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer balances.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetBalance(context.Context, *GetBalanceRequest) (*GetBalanceResponse, error)
 	// ListTransactions lists an account's transactions, newest first: pending
 	// ones before booked ones, booked ones by booking_time descending. Each
@@ -345,6 +356,7 @@ type BalanceServiceServer interface {
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when a refresh is due and bankbridge cannot obtain the bank's credentials.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer transactions.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
 	// GetTransaction returns one transaction, read from the bank. A receipt's
 	// transaction field names one, so a chat can show the card payment behind
@@ -363,6 +375,7 @@ type BalanceServiceServer interface {
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the bank must be read and bankbridge cannot obtain its credentials.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller sends too many calls; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionResponse, error)
 	// SyncTransactions returns what changed in an account's transactions since
 	// a cursor, after Plaid's /transactions/sync: store next_cursor, call again
@@ -389,6 +402,7 @@ type BalanceServiceServer interface {
 	// Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when a refresh is due and bankbridge cannot obtain the bank's credentials.
 	// Fails with UNIMPLEMENTED (CAPABILITY_NOT_SUPPORTED) when the bank's adapter does not offer transactions.
 	// Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the caller or the bank's rate limit is exceeded; RetryInfo says when to retry.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	SyncTransactions(context.Context, *SyncTransactionsRequest) (*SyncTransactionsResponse, error)
 	mustEmbedUnimplementedBalanceServiceServer()
 }

@@ -377,6 +377,14 @@ const (
 	// ended the stream rather than hold every other stream back; reopen it at
 	// once with the last cursor received, and nothing is lost.
 	ErrorReason_ERROR_REASON_STREAM_BEHIND ErrorReason = 63
+	// The consent service could not be asked in time whether the user's
+	// consent covers the call, so nothing was read or served (no data leaves
+	// without a consent decision); retry after RetryInfo's delay.
+	ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE ErrorReason = 64
+	// The server had as many calls in flight as it takes and refused this one
+	// at once rather than queue it; nothing was read or changed. Retry after
+	// RetryInfo's delay: another replica may answer.
+	ErrorReason_ERROR_REASON_OVERLOADED ErrorReason = 65
 )
 
 // Enum value maps for ErrorReason.
@@ -422,6 +430,8 @@ var (
 		61: "ERROR_REASON_AUDIT_UNAVAILABLE",
 		62: "ERROR_REASON_SERVER_STOPPING",
 		63: "ERROR_REASON_STREAM_BEHIND",
+		64: "ERROR_REASON_CONSENT_UNAVAILABLE",
+		65: "ERROR_REASON_OVERLOADED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -464,6 +474,8 @@ var (
 		"ERROR_REASON_AUDIT_UNAVAILABLE":          61,
 		"ERROR_REASON_SERVER_STOPPING":            62,
 		"ERROR_REASON_STREAM_BEHIND":              63,
+		"ERROR_REASON_CONSENT_UNAVAILABLE":        64,
+		"ERROR_REASON_OVERLOADED":                 65,
 	}
 )
 
@@ -798,7 +810,7 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
 	"\x0fAUDIENCE_CLIENT\x10\x04\x12\x14\n" +
-	"\x10AUDIENCE_PARTNER\x10\x05*\x8c\r\n" +
+	"\x10AUDIENCE_PARTNER\x10\x05*\xdb\r\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -841,7 +853,9 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x15ERROR_REASON_INTERNAL\x10<\x1a\x04\xd0\xf3\x18\r\x12(\n" +
 	"\x1eERROR_REASON_AUDIT_UNAVAILABLE\x10=\x1a\x04\xd0\xf3\x18\x0e\x12&\n" +
 	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e\x12$\n" +
-	"\x1aERROR_REASON_STREAM_BEHIND\x10?\x1a\x04\xd0\xf3\x18\x0e\"\x04\b8\x108*$ERROR_REASON_THREAD_CONTROL_NOT_HELD:]\n" +
+	"\x1aERROR_REASON_STREAM_BEHIND\x10?\x1a\x04\xd0\xf3\x18\x0e\x12*\n" +
+	" ERROR_REASON_CONSENT_UNAVAILABLE\x10@\x1a\x04\xd0\xf3\x18\x0e\x12!\n" +
+	"\x17ERROR_REASON_OVERLOADED\x10A\x1a\x04\xd0\xf3\x18\x0e\"\x04\b8\x108*$ERROR_REASON_THREAD_CONTROL_NOT_HELD:]\n" +
 	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:Z\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\v2 .bankbridge.common.v1.AccessRuleR\x06access:R\n" +
 	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xdd\x01\n" +

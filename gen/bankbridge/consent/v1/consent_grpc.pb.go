@@ -57,6 +57,7 @@ const (
 // Every request declares purpose PURPOSE_CONSENT_MANAGEMENT. Any call may
 // also fail with UNAVAILABLE or INTERNAL (INTERNAL) for reasons unrelated to
 // the request; the ErrorInfo metadata incident_id then matches the log line.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ConsentServiceClient interface {
 	// CreateLink starts linking the user to one bank: it stores the link as
 	// RECEIVED and asks the bank's adapter to start the SCA challenge, which
@@ -370,6 +371,7 @@ func (c *consentServiceClient) RevokePartnerOptIn(ctx context.Context, in *Revok
 // Every request declares purpose PURPOSE_CONSENT_MANAGEMENT. Any call may
 // also fail with UNAVAILABLE or INTERNAL (INTERNAL) for reasons unrelated to
 // the request; the ErrorInfo metadata incident_id then matches the log line.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ConsentServiceServer interface {
 	// CreateLink starts linking the user to one bank: it stores the link as
 	// RECEIVED and asks the bank's adapter to start the SCA challenge, which
@@ -867,6 +869,7 @@ const (
 // caller refuses its own call with PERMISSION_DENIED and the decision's
 // reason, and records the decision in the access log. Any error from this
 // service means deny (fail closed).
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ConsentCheckServiceClient interface {
 	// CheckConsent decides whether the user has a VALID, unexpired link that
 	// covers scope and purpose, at bank_id or, when bank_id is empty, at any
@@ -1032,6 +1035,7 @@ type ConsentCheckService_WatchConsentChangesClient = grpc.ServerStreamingClient[
 // caller refuses its own call with PERMISSION_DENIED and the decision's
 // reason, and records the decision in the access log. Any error from this
 // service means deny (fail closed).
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ConsentCheckServiceServer interface {
 	// CheckConsent decides whether the user has a VALID, unexpired link that
 	// covers scope and purpose, at bank_id or, when bank_id is empty, at any

@@ -42,6 +42,7 @@ const (
 // (13 months by default), when the user no longer has any consent covering
 // receipts because they revoked it, and, for a partner's receipts, when the
 // user revokes their opt-in to that partner.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ReceiptsServiceClient interface {
 	// ListReceipts lists the user's receipts, newest purchase first. Only the
 	// latest version of each receipt is listed; older versions are read with
@@ -55,6 +56,7 @@ type ReceiptsServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListReceipts(ctx context.Context, in *ListReceiptsRequest, opts ...grpc.CallOption) (*ListReceiptsResponse, error)
 	// GetReceipt returns one receipt, any version.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
@@ -66,6 +68,7 @@ type ReceiptsServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such receipt.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error)
 	// DeleteReceipt deletes a receipt with every version of it, for real. A
 	// user may always delete their data, so no consent is needed; the call is
@@ -93,6 +96,7 @@ type ReceiptsServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts, also mid-stream.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	WatchReceipts(ctx context.Context, in *WatchReceiptsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchReceiptsResponse], error)
 }
 
@@ -164,6 +168,7 @@ type ReceiptsService_WatchReceiptsClient = grpc.ServerStreamingClient[WatchRecei
 // (13 months by default), when the user no longer has any consent covering
 // receipts because they revoked it, and, for a partner's receipts, when the
 // user revokes their opt-in to that partner.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ReceiptsServiceServer interface {
 	// ListReceipts lists the user's receipts, newest purchase first. Only the
 	// latest version of each receipt is listed; older versions are read with
@@ -177,6 +182,7 @@ type ReceiptsServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListReceipts(context.Context, *ListReceiptsRequest) (*ListReceiptsResponse, error)
 	// GetReceipt returns one receipt, any version.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
@@ -188,6 +194,7 @@ type ReceiptsServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts.
 	// Fails with NOT_FOUND (NOT_FOUND) when the user has no such receipt.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error)
 	// DeleteReceipt deletes a receipt with every version of it, for real. A
 	// user may always delete their data, so no consent is needed; the call is
@@ -215,6 +222,7 @@ type ReceiptsServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no consent covering receipts.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering receipts, also mid-stream.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	WatchReceipts(*WatchReceiptsRequest, grpc.ServerStreamingServer[WatchReceiptsResponse]) error
 	mustEmbedUnimplementedReceiptsServiceServer()
 }
@@ -367,6 +375,7 @@ const (
 // and configured as a partner. A partner never learns a bankbridge user id:
 // it addresses the user by the partner-scoped id minted when the user opted
 // in to it (ConsentService.CreatePartnerOptIn), and it can only write.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type PartnerReceiptsServiceClient interface {
 	// IngestReceipt stores a receipt for the user behind partner_user_id. It
 	// is safe to retry: the same idempotency_key with the same request
@@ -382,6 +391,7 @@ type PartnerReceiptsServiceClient interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or the amounts do not add up; BadRequest names each field.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for receipts; nothing is stored.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time to resolve partner_user_id; nothing is stored, and RetryInfo says when to retry (with the same idempotency_key).
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with ALREADY_EXISTS (ALREADY_EXISTS) when receipt_id was stored before with another receipt; send a correction with amends_receipt_id.
 	// Fails with NOT_FOUND (NOT_FOUND) when amends_receipt_id names no receipt the partner sent for this user.
@@ -416,6 +426,7 @@ func (c *partnerReceiptsServiceClient) IngestReceipt(ctx context.Context, in *In
 // and configured as a partner. A partner never learns a bankbridge user id:
 // it addresses the user by the partner-scoped id minted when the user opted
 // in to it (ConsentService.CreatePartnerOptIn), and it can only write.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type PartnerReceiptsServiceServer interface {
 	// IngestReceipt stores a receipt for the user behind partner_user_id. It
 	// is safe to retry: the same idempotency_key with the same request
@@ -431,6 +442,7 @@ type PartnerReceiptsServiceServer interface {
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule, or the amounts do not add up; BadRequest names each field.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for receipts; nothing is stored.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time to resolve partner_user_id; nothing is stored, and RetryInfo says when to retry (with the same idempotency_key).
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	// Fails with ALREADY_EXISTS (ALREADY_EXISTS) when receipt_id was stored before with another receipt; send a correction with amends_receipt_id.
 	// Fails with NOT_FOUND (NOT_FOUND) when amends_receipt_id names no receipt the partner sent for this user.

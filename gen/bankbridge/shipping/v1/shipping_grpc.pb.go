@@ -50,6 +50,7 @@ const (
 // Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare the purpose.
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SHIPPING.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ShippingServiceClient interface {
 	// CreateShipment starts tracking a parcel for the user. When carrier is
 	// empty the server detects it from the tracking number's format, check
@@ -67,6 +68,7 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	CreateShipment(ctx context.Context, in *CreateShipmentRequest, opts ...grpc.CallOption) (*CreateShipmentResponse, error)
 	// GetShipment returns one shipment with its checkpoints.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
@@ -74,6 +76,7 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or is no longer tracked.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetShipment(ctx context.Context, in *GetShipmentRequest, opts ...grpc.CallOption) (*GetShipmentResponse, error)
 	// ListShipments returns the user's tracked shipments, newest create_time
 	// first, optionally only those in some statuses.
@@ -82,6 +85,7 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListShipments(ctx context.Context, in *ListShipmentsRequest, opts ...grpc.CallOption) (*ListShipmentsResponse, error)
 	// DeleteShipment stops tracking a shipment and deletes it with its
 	// checkpoints; watchers see a SHIPMENT_EVENT_TYPE_DELETED event.
@@ -91,6 +95,7 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or was already deleted.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	DeleteShipment(ctx context.Context, in *DeleteShipmentRequest, opts ...grpc.CallOption) (*DeleteShipmentResponse, error)
 	// SelectCarrier chooses the carrier of a shipment whose tracking number
 	// fits several, from its carrier_candidates; tracking starts then.
@@ -100,6 +105,7 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist.
 	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the shipment's carrier is already set.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	SelectCarrier(ctx context.Context, in *SelectCarrierRequest, opts ...grpc.CallOption) (*SelectCarrierResponse, error)
 	// WatchShipments streams every change to the user's shipments (created,
 	// updated by a checkpoint or a new estimate, deleted), in the order they
@@ -117,6 +123,7 @@ type ShippingServiceClient interface {
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	WatchShipments(ctx context.Context, in *WatchShipmentsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchShipmentsResponse], error)
 }
 
@@ -213,6 +220,7 @@ type ShippingService_WatchShipmentsClient = grpc.ServerStreamingClient[WatchShip
 // Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare the purpose.
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SHIPPING.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type ShippingServiceServer interface {
 	// CreateShipment starts tracking a parcel for the user. When carrier is
 	// empty the server detects it from the tracking number's format, check
@@ -230,6 +238,7 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different body.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	CreateShipment(context.Context, *CreateShipmentRequest) (*CreateShipmentResponse, error)
 	// GetShipment returns one shipment with its checkpoints.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule.
@@ -237,6 +246,7 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or is no longer tracked.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	GetShipment(context.Context, *GetShipmentRequest) (*GetShipmentResponse, error)
 	// ListShipments returns the user's tracked shipments, newest create_time
 	// first, optionally only those in some statuses.
@@ -245,6 +255,7 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	ListShipments(context.Context, *ListShipmentsRequest) (*ListShipmentsResponse, error)
 	// DeleteShipment stops tracking a shipment and deletes it with its
 	// checkpoints; watchers see a SHIPMENT_EVENT_TYPE_DELETED event.
@@ -254,6 +265,7 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist or was already deleted.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	DeleteShipment(context.Context, *DeleteShipmentRequest) (*DeleteShipmentResponse, error)
 	// SelectCarrier chooses the carrier of a shipment whose tracking number
 	// fits several, from its carrier_candidates; tracking starts then.
@@ -263,6 +275,7 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
 	// Fails with NOT_FOUND (NOT_FOUND) when the shipment does not exist.
 	// Fails with FAILED_PRECONDITION (FAILED_PRECONDITION) when the shipment's carrier is already set.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	SelectCarrier(context.Context, *SelectCarrierRequest) (*SelectCarrierResponse, error)
 	// WatchShipments streams every change to the user's shipments (created,
 	// updated by a checkpoint or a new estimate, deleted), in the order they
@@ -280,6 +293,7 @@ type ShippingServiceServer interface {
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing, or not covered by the consent.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when the user has no active consent covering SCOPE_SHIPPING.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 	WatchShipments(*WatchShipmentsRequest, grpc.ServerStreamingServer[WatchShipmentsResponse]) error
 	mustEmbedUnimplementedShippingServiceServer()
 }
@@ -481,6 +495,7 @@ const (
 // SCOPE_SHIPPING (a merchant, a payment provider) register a parcel for the
 // user, addressed by the partner-scoped id minted at the opt-in. Partners
 // write, never read.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type PartnerShippingServiceClient interface {
 	// RegisterShipment starts tracking a parcel for the user behind
 	// partner_user_id, as CreateShipment does for the user (carrier
@@ -493,6 +508,7 @@ type PartnerShippingServiceClient interface {
 	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier's format fits the tracking number.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for shipping, or the user has no consent covering shipping; nothing is stored.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time to resolve partner_user_id; nothing is stored, and RetryInfo says when to retry (with the same idempotency_key).
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	RegisterShipment(ctx context.Context, in *RegisterShipmentRequest, opts ...grpc.CallOption) (*RegisterShipmentResponse, error)
 }
@@ -523,6 +539,7 @@ func (c *partnerShippingServiceClient) RegisterShipment(ctx context.Context, in 
 // SCOPE_SHIPPING (a merchant, a payment provider) register a parcel for the
 // user, addressed by the partner-scoped id minted at the opt-in. Partners
 // write, never read.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type PartnerShippingServiceServer interface {
 	// RegisterShipment starts tracking a parcel for the user behind
 	// partner_user_id, as CreateShipment does for the user (carrier
@@ -535,6 +552,7 @@ type PartnerShippingServiceServer interface {
 	// Fails with INVALID_ARGUMENT (CARRIER_UNKNOWN) when the carrier is not supported, or no carrier's format fits the tracking number.
 	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when partner_user_id is not a user who opted in to the partner for shipping, or the user has no consent covering shipping; nothing is stored.
 	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked their opt-in to the partner; nothing is stored.
+	// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time to resolve partner_user_id; nothing is stored, and RetryInfo says when to retry (with the same idempotency_key).
 	// Fails with ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED) when idempotency_key was used before with a different request.
 	RegisterShipment(context.Context, *RegisterShipmentRequest) (*RegisterShipmentResponse, error)
 	mustEmbedUnimplementedPartnerShippingServiceServer()

@@ -74,7 +74,9 @@ const (
 // Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule; the field violation names it.
 // Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the user or the calling client sends too many calls; RetryInfo says when to retry.
 // Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the access log cannot be written; nothing was read or changed.
+// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type SupportServiceClient interface {
 	// CreateConversation opens a support conversation with one of the user's
 	// banks. It starts OPEN, with the assistant in control, and the
@@ -470,7 +472,9 @@ func (c *supportServiceClient) AcknowledgeAlert(ctx context.Context, in *Acknowl
 // Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks a rule; the field violation names it.
 // Fails with RESOURCE_EXHAUSTED (RATE_LIMITED) when the user or the calling client sends too many calls; RetryInfo says when to retry.
 // Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the access log cannot be written; nothing was read or changed.
+// Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
 type SupportServiceServer interface {
 	// CreateConversation opens a support conversation with one of the user's
 	// banks. It starts OPEN, with the assistant in control, and the

@@ -49,6 +49,9 @@ type Config struct {
 	// Keep is how old an account list or balance served while its bank is
 	// down may be.
 	Keep time.Duration
+	// CacheEntries bounds each in-memory cache (account lists, last known
+	// balances); default DefaultCacheEntries.
+	CacheEntries int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -70,13 +73,14 @@ func New(banks Banks, consents Consents, cfg Config) (*Service, error) {
 	}
 	cfg.AccountsFresh = cmp.Or(cfg.AccountsFresh, DefaultAccountsFresh)
 	cfg.Keep = cmp.Or(cfg.Keep, DefaultKeep)
+	cfg.CacheEntries = cmp.Or(cfg.CacheEntries, DefaultCacheEntries)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Service{
 		banks: banks, consents: consents, pages: cfg.Pages, now: cfg.Now,
-		lastKnown: newLastKnown(cfg.Keep, cfg.Now),
-		accounts:  newAccountCache(cfg.AccountsFresh, cfg.Keep, cfg.Now),
+		lastKnown: newLastKnown(cfg.Keep, cfg.CacheEntries, cfg.Now),
+		accounts:  newAccountCache(cfg.AccountsFresh, cfg.Keep, cfg.CacheEntries, cfg.Now),
 	}, nil
 }
 

@@ -234,7 +234,9 @@ func (s *Service) uncountTry(f *ScaFailures) {
 // there is cooling down or the cap is reached.
 func (s *Service) holdLinkStart(ctx context.Context, user, bankID, loginHash, key string, now time.Time) error {
 	var refusal error
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// Keyed by the place's key, which PendingLinks leaves out of the
+	// count: a run after one that committed holds the same place.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		refusal = nil
 		f, err := tx.ScaFailures(ctx, user, bankID, loginHash)
 		if err != nil {
@@ -264,7 +266,7 @@ func (s *Service) holdLinkStart(ctx context.Context, user, bankID, loginHash, ke
 func (s *Service) releaseLinkStart(ctx context.Context, user, bankID, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	err := s.store.Tx(ctx, func(tx Tx) error { return tx.DeleteLinkStart(ctx, user, bankID, key) })
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error { return tx.DeleteLinkStart(ctx, user, bankID, key) })
 	if err != nil {
 		s.log.WarnContext(ctx, "could not free a link's place under the pending-link cap; it lapses by itself", "error", err.Error())
 	}

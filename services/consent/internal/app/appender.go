@@ -20,10 +20,13 @@ import (
 // The batch signs its users' new chain heads, all in one request and in
 // its transaction, so a head is committed with its signature; when
 // signing fails the entries are committed all the same, their heads
-// awaiting SignPendingHeads (see headSigning.signAppended).
+// awaiting SignPendingHeads (see headSigning.signAppended). With a
+// postSigner (Config.HeadSignDelay), the batch commits its heads unsigned
+// and hands them to it instead.
 type appender struct {
 	store    Store
 	heads    *headSigning
+	post     *postSigner // nil: sign in the transaction
 	maxBatch int
 	// wait is how long the oldest pending entry may wait for others to
 	// join its batch; 0 writes whatever is pending at once.
@@ -154,13 +157,14 @@ func (a *appender) commit(batch []*appendRequest) {
 		}
 	}
 	var (
-		written []*appendRequest
-		entries []AccessEntry
+		written       []*appendRequest
+		entries       []AccessEntry
+		locked, heads map[string]ChainHead
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
-	err := a.store.AppendAccess(ctx, users, func(locked map[string]ChainHead) ([]AccessEntry, map[string]HeadSignature, error) {
-		heads := maps.Clone(locked)
+	err := a.store.AppendAccess(ctx, users, func(l map[string]ChainHead) ([]AccessEntry, map[string]HeadSignature, error) {
+		locked, heads = l, maps.Clone(l)
 		written, entries = written[:0], entries[:0]
 		for _, r := range batch {
 			if r.ctx.Err() != nil {
@@ -171,7 +175,7 @@ func (a *appender) commit(batch []*appendRequest) {
 			written = append(written, r)
 			entries = append(entries, e)
 		}
-		if a.heads.signer == nil {
+		if a.heads.signer == nil || a.post != nil {
 			return entries, nil, nil
 		}
 		sign := map[string]ChainHead{}
@@ -182,6 +186,9 @@ func (a *appender) commit(batch []*appendRequest) {
 		}
 		return entries, a.heads.signAppended(ctx, sign), nil
 	})
+	if err == nil && a.post != nil {
+		a.post.moved(locked, heads)
+	}
 	in := make(map[*appendRequest]int, len(written))
 	for i, r := range written {
 		in[r] = i

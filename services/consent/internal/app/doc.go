@@ -86,6 +86,16 @@
 // deleted, head and all, nor entries rewritten within the grace while
 // their signature is pending.
 //
+// With [Config.HeadSignDelay] (the consent service's default), a batch
+// commits its heads unsigned and a background signer signs them right
+// after, those moved within the delay in one request, so no access waits
+// for Vault and no transaction holds the database's write lock while Vault
+// answers. It signs on the same terms: a head whose chain extends one
+// signed or verified here (by this process's own appends, under the
+// head's lock), or else one whose chain checks from its last signature as
+// SignPendingHeads checks it. Between commit and signature the entries are
+// pending like entries appended while Vault is down.
+//
 // Appends are durable before [Service.RecordAccess] returns, and cheap under
 // load: entries from concurrent calls share one transaction (group commit),
 // each user's appended in arrival order to its own chain; an entry whose

@@ -18,6 +18,10 @@ const (
 	// over it before verification fails: what a Vault outage may last
 	// without the chains it touched reading as broken.
 	DefaultHeadSignGrace = time.Hour
+	// DefaultHeadSignDelay is what the consent service gathers moved heads
+	// for before signing them after commit (Config.HeadSignDelay): at
+	// a thousand accesses a second, a request signs some ten heads.
+	DefaultHeadSignDelay = 10 * time.Millisecond
 	// DefaultHeadSignTimeout bounds the signing request of one batch of
 	// appends, made while the batch holds its users' chain heads.
 	DefaultHeadSignTimeout = time.Second
@@ -113,13 +117,7 @@ func (hs *headSigning) remember(user string, h ChainHead) {
 // wait for SignPendingHeads: the entries are durable either way, and the
 // access must not fail for want of a signature (see DefaultHeadSignGrace).
 func (hs *headSigning) signAppended(ctx context.Context, heads map[string]ChainHead) map[string]HeadSignature {
-	if hs.signer == nil || len(heads) == 0 {
-		return nil
-	}
-	hs.mu.Lock()
-	paused := time.Now().Before(hs.until)
-	hs.mu.Unlock()
-	if paused {
+	if hs.signer == nil || len(heads) == 0 || hs.paused() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, hs.timeout)
@@ -128,14 +126,49 @@ func (hs *headSigning) signAppended(ctx context.Context, heads map[string]ChainH
 	if err == nil {
 		return sigs
 	}
+	hs.failed(ctx, err, len(heads))
+	return nil
+}
+
+// paused reports whether a signing request failed moments ago, so that
+// appends leave their heads to SignPendingHeads rather than wait for Vault
+// to fail again.
+func (hs *headSigning) paused() bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return time.Now().Before(hs.until)
+}
+
+// failed pauses signing in appends after err, doubling the pause.
+func (hs *headSigning) failed(ctx context.Context, err error, n int) {
 	hs.mu.Lock()
 	hs.pause = min(max(2*hs.pause, minSignPause), maxSignPause)
 	hs.until = time.Now().Add(hs.pause)
 	pause := hs.pause
 	hs.mu.Unlock()
 	hs.log.WarnContext(ctx, "access log heads left unsigned, to be signed later", slog.String("error", err.Error()),
-		slog.Int("bankbridge.count", len(heads)), slog.Duration("bankbridge.retry_in", pause))
-	return nil
+		slog.Int("bankbridge.count", n), slog.Duration("bankbridge.retry_in", pause))
+}
+
+// signedHere reports whether h is, by sequence and hash, the user's head
+// last signed or verified here: a signature of the chain up to h exists,
+// whether or not the database holds it yet.
+func (hs *headSigning) signedHere(user string, h ChainHead) bool {
+	if h.Sequence == 0 {
+		return true
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	v, ok := hs.verified[user]
+	return ok && v.Sequence == h.Sequence && v.Hash == h.Hash && v.Signed.Sequence == h.Sequence
+}
+
+// knows reports whether sig, of the user's chain at the entry whose hash
+// is hash, was made or verified here, so it needs no checking again.
+func (hs *headSigning) knows(user string, sig HeadSignature, hash string) bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.verified[user] == ChainHead{Sequence: sig.Sequence, Hash: hash, Signed: sig}
 }
 
 // sign signs heads in one request.
@@ -223,28 +256,7 @@ func (s *Service) SignPendingHeads(ctx context.Context) (int, error) {
 		if len(users) == 0 {
 			break
 		}
-		var n, bad int
-		err = s.store.SignHeads(ctx, users, func(heads map[string]ChainHead, tails map[string][]AccessEntry) (map[string]HeadSignature, error) {
-			n, bad = 0, 0
-			todo := map[string]ChainHead{}
-			for _, u := range users {
-				h := heads[u]
-				if h.Signed.Sequence >= h.Sequence {
-					continue // signed meanwhile
-				}
-				if err := s.checkTail(ctx, u, h, tails[u]); err != nil {
-					if _, ok := errors.AsType[*ChainError](err); !ok {
-						return nil, err
-					}
-					bad++
-					continue
-				}
-				todo[u] = h
-			}
-			sigs, err := s.heads.sign(ctx, todo)
-			n = len(sigs)
-			return sigs, err
-		})
+		n, bad, err := s.signHeadsChecked(ctx, users)
 		if err != nil {
 			return signed, fmt.Errorf("sign pending chain heads: %w", err)
 		}
@@ -259,6 +271,34 @@ func (s *Service) SignPendingHeads(ctx context.Context) (int, error) {
 			slog.Int("bankbridge.count", refused))
 	}
 	return signed, nil
+}
+
+// signHeadsChecked signs the unsigned heads of users, each after checking
+// its chain from its last signature (checkTail). It returns how many it
+// signed and how many it refused.
+func (s *Service) signHeadsChecked(ctx context.Context, users []string) (n, bad int, err error) {
+	err = s.store.SignHeads(ctx, users, func(heads map[string]ChainHead, tails map[string][]AccessEntry) (map[string]HeadSignature, error) {
+		n, bad = 0, 0
+		todo := map[string]ChainHead{}
+		for _, u := range users {
+			h := heads[u]
+			if h.Signed.Sequence >= h.Sequence {
+				continue // signed meanwhile
+			}
+			if err := s.checkTail(ctx, u, h, tails[u]); err != nil {
+				if _, ok := errors.AsType[*ChainError](err); !ok {
+					return nil, err
+				}
+				bad++
+				continue
+			}
+			todo[u] = h
+		}
+		sigs, err := s.heads.sign(ctx, todo)
+		n = len(sigs)
+		return sigs, err
+	})
+	return n, bad, err
 }
 
 // checkTail checks the user's chain from its last signature to its head h:
@@ -276,6 +316,9 @@ func (s *Service) checkTail(ctx context.Context, user string, h ChainHead, tail 
 			return err
 		}
 		if e.Sequence == h.Signed.Sequence {
+			if s.heads.knows(user, h.Signed, e.Hash) {
+				continue // signed or verified here: its signature holds
+			}
 			if err := s.checkSignature(ctx, user, h.Signed, e.Hash); err != nil {
 				return err
 			}

@@ -135,7 +135,9 @@ func (s *Service) CreatePartnerOptIn(ctx context.Context, in CreatePartnerOptInI
 		out    PartnerOptIn
 		answer error
 	)
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// Re-reads the active opt-in under lock: a run after one that
+	// committed finds it, with the same scopes, and answers with it.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		out, answer = PartnerOptIn{}, nil
 		active, err := tx.LockActivePartnerOptIn(ctx, in.User, in.Partner)
 		switch {
@@ -182,7 +184,9 @@ func sameScopes(a, b []commonv1.Scope) bool {
 func (s *Service) RevokePartnerOptIn(ctx context.Context, user, id string) (PartnerOptIn, error) {
 	now := s.now()
 	var out PartnerOptIn
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// A run after one that committed finds the opt-in REVOKED and
+	// returns it unchanged.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		o, err := tx.LockPartnerOptIn(ctx, user, id)
 		if err != nil {
 			return err

@@ -69,6 +69,13 @@ type Store interface {
 	// made once it commits. When the transaction conflicts with another,
 	// Tx may run fn again: fn must do nothing outside tx.
 	Tx(ctx context.Context, fn func(tx Tx) error) error
+	// IdempotentTx is Tx for a transaction that may be run again after
+	// its connection to the database was lost (a PostgreSQL restart),
+	// even when that first run may have committed: fn must have the effect
+	// of one run however often it runs, because its write is keyed (an
+	// idempotency key, a push id), or it re-reads under lock what it
+	// changes and so finds its own committed change and adds nothing.
+	IdempotentTx(ctx context.Context, fn func(tx Tx) error) error
 	// UserReference returns the pseudonymous reference of user at bankID,
 	// making one with newRef when there is none yet.
 	UserReference(ctx context.Context, user, bankID string, newRef func() string) (string, error)
@@ -87,6 +94,12 @@ type Store interface {
 	// first when it has none) to the head, oldest first, and stores the
 	// signatures sign returns, each of which must cover its head.
 	SignHeads(ctx context.Context, users []string, sign func(heads map[string]ChainHead, tails map[string][]AccessEntry) (map[string]HeadSignature, error)) error
+	// StoreHeadSignatures stores, for each user, the signature in
+	// heads[user].Signed on the user's chain head, provided that head is
+	// still at heads[user].Sequence and Hash and not yet signed up to
+	// there; a head that moved meanwhile is left as it is. It returns the
+	// users whose signature it stored.
+	StoreHeadSignatures(ctx context.Context, heads map[string]ChainHead) ([]string, error)
 	// ExpireLinks ends, as of now, the VALID links whose consent expired
 	// (EXPIRED) and the RECEIVED links whose challenge expired (REJECTED),
 	// and returns how many it changed.

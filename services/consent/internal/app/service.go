@@ -82,6 +82,13 @@ type Config struct {
 	// HeadSignTimeout bounds the signing request of a batch of appends;
 	// default DefaultHeadSignTimeout.
 	HeadSignTimeout time.Duration
+	// HeadSignDelay, when positive, signs chain heads after the appends
+	// that moved them commit, gathering the heads moved within
+	// HeadSignDelay into one signing request, so that no append waits for
+	// Vault; zero (the default) signs each batch's heads in its
+	// transaction. Either way a head not signed within HeadSignGrace fails
+	// verification.
+	HeadSignDelay time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives what the service handles itself (a revocation a
@@ -180,15 +187,23 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 		cfg.ScaCooldown = DefaultScaCooldown
 	}
 	heads := newHeadSigning(cfg.HeadSigner, cfg.HeadSignTimeout, cfg.Logger)
-	return &Service{
+	s := &Service{
 		store: store, banks: banks, cfg: cfg, log: cfg.Logger, heads: heads,
 		appender: newAppender(store, heads, cfg.AccessBatchSize, cfg.AccessBatchWait, cfg.AccessAppendTimeout),
-	}, nil
+	}
+	if cfg.HeadSigner != nil && cfg.HeadSignDelay > 0 {
+		s.appender.post = newPostSigner(s, cfg.HeadSignDelay)
+	}
+	return s, nil
 }
 
-// Close waits for the access log batch being written.
+// Close waits for the access log batch being written, and for the chain
+// heads awaiting their signature after it.
 func (s *Service) Close() {
 	s.appender.close()
+	if s.appender.post != nil {
+		s.appender.post.close()
+	}
 }
 
 // now is the clock at the database's precision, microseconds.
@@ -296,7 +311,9 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 		return Link{}, err
 	}
 	var link Link
-	err = s.store.Tx(ctx, func(tx Tx) error {
+	// Keyed: a run after one that committed finds the key taken, and the
+	// caller gets the first link (writeFailed replays it).
+	err = s.store.IdempotentTx(ctx, func(tx Tx) error {
 		var seen *ChallengeShape
 		if !decoy {
 			shape := shapeOf(ch, ref, now)
@@ -473,6 +490,9 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 		link   Link
 		answer error
 	)
+	// Not run again after a lost connection: when the lost run committed,
+	// the second finds the key taken, and the attempt the bank spent would
+	// be given back below, a free code for whoever guesses.
 	err = s.store.Tx(sctx, func(tx Tx) error {
 		link, answer = Link{}, nil
 		l, err := tx.LockLink(sctx, in.User, in.LinkID)
@@ -558,7 +578,9 @@ type claim struct {
 // is refused when every attempt left is being checked already.
 func (s *Service) claimAttempt(ctx context.Context, in VerifyLinkInput, fp string, now time.Time) (claim, error) {
 	var c claim
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// Keyed: a run after one that committed finds the code claimed under
+	// the key (ClaimCode) and spends no second attempt.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		c = claim{}
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
 		if err != nil {
@@ -653,6 +675,8 @@ func (s *Service) giveBack(ctx context.Context, in VerifyLinkInput, c claim) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
+	// Not run again after a lost connection: a counter moved without a
+	// key, which a second run would give back twice.
 	err := s.store.Tx(ctx, func(tx Tx) error {
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
 		if err != nil {
@@ -860,7 +884,8 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 	}
 	now := s.now()
 	var link Link
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// Keyed: a run after one that committed finds the key taken and replays.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		link = Link{}
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
 		if err != nil {
@@ -950,7 +975,8 @@ func (s *Service) ReconfirmLink(ctx context.Context, in ReconfirmLinkInput) (Lin
 		link   Link
 		answer error
 	)
-	err = s.store.Tx(ctx, func(tx Tx) error {
+	// Keyed: a run after one that committed finds the key taken and replays.
+	err = s.store.IdempotentTx(ctx, func(tx Tx) error {
 		link, answer = Link{}, nil
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
 		if err != nil {
@@ -1005,7 +1031,8 @@ func (s *Service) ReconfirmLink(ctx context.Context, in ReconfirmLinkInput) (Lin
 func (s *Service) ReportBankRevocation(ctx context.Context, user, id string) (Link, error) {
 	now := s.now()
 	var link Link
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// A run after one that committed finds the link ended and returns it.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		l, err := tx.LockLink(ctx, user, id)
 		if err != nil {
 			return err

@@ -71,7 +71,8 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 // warned, in one transaction, unless another sweep did it first.
 func (s *Service) warnExpiry(ctx context.Context, user, id string, now time.Time) (bool, error) {
 	warned := false
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// A run after one that committed finds the link warned and adds nothing.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		warned = false
 		l, err := tx.LockLink(ctx, user, id)
 		if err != nil {

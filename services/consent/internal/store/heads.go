@@ -96,7 +96,45 @@ func (s *Store) SignHeads(ctx context.Context, users []string,
 				h.Signed = sig
 				signed[u] = h
 			}
-			return moveHeads(ctx, tx, signed)
+			return moveHeads(ctx, tx, s.db.Dialect(), signed)
 		})
 	})
+}
+
+// StoreHeadSignatures stores each signature made after its append
+// committed, on the head it was made of: the update matches the head's
+// sequence and hash, and a head signed up to there already (by
+// SignPendingHeads, or another replica) keeps its signature.
+func (s *Store) StoreHeadSignatures(ctx context.Context, heads map[string]app.ChainHead) ([]string, error) {
+	users := slices.Sorted(maps.Keys(heads))
+	var stored []string
+	err := s.retry(ctx, func() error {
+		stored = stored[:0]
+		return s.db.InTx(ctx, func(tx *sql.Tx) error {
+			// Parsed once, run per head (see execEach).
+			stmt, err := tx.PrepareContext(ctx, `UPDATE access_log_heads SET signed_sequence = $1, key_version = $2, signature = $3
+				WHERE user_id = $4 AND sequence = $5 AND hash = $6 AND signed_sequence < $5`)
+			if err != nil {
+				return fmt.Errorf("store chain head signatures: %w", err)
+			}
+			defer stmt.Close()
+			for _, u := range users {
+				h := heads[u]
+				if h.Signed.Sequence != h.Sequence || h.Signed.Value == "" {
+					return fmt.Errorf("store chain head signatures: a signature of sequence %d of user %q, which is not the head's", h.Signed.Sequence, u)
+				}
+				res, err := stmt.ExecContext(ctx, h.Signed.Sequence, h.Signed.KeyVersion, h.Signed.Value, u, h.Sequence, h.Hash)
+				if err != nil {
+					return fmt.Errorf("store chain head signatures: %w", err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return fmt.Errorf("store chain head signatures: %w", err)
+				} else if n > 0 {
+					stored = append(stored, u)
+				}
+			}
+			return nil
+		})
+	})
+	return stored, err
 }

@@ -29,8 +29,12 @@ func TestSignedHeads(t *testing.T) {
 	v.CreateTransitKey(t, signer.DefaultKey, "ed25519")
 	storagetest.Each(t, func(t *testing.T, db *storage.DB) {
 		st := open(t, db)
-		t.Run("a chain signed batch by batch verifies", func(t *testing.T) { testSignedChain(t, v, st) })
-		t.Run("a chain rewritten in the database fails verification", func(t *testing.T) { testRewrittenChain(t, v, st, db) })
+		t.Run("a chain signed batch by batch verifies", func(t *testing.T) { testSignedChain(t, v, st, 0) })
+		t.Run("a chain rewritten in the database fails verification", func(t *testing.T) { testRewrittenChain(t, v, st, db, 0) })
+		// The consent service's way (--access-log-sign-delay): heads signed
+		// after their append commits, not in its transaction.
+		t.Run("a chain signed after each commit verifies", func(t *testing.T) { testSignedChain(t, v, st, 5*time.Millisecond) })
+		t.Run("signing after commit does not launder a rewritten chain", func(t *testing.T) { testRewrittenChain(t, v, st, db, 5*time.Millisecond) })
 		t.Run("appends while Vault is down are signed once it is back", func(t *testing.T) { testVaultDown(t, v, st, db) })
 		// Last: it rotates the key the others sign with.
 		t.Run("heads signed before a key rotation still verify", func(t *testing.T) { testKeyRotation(t, v, st) })
@@ -61,7 +65,14 @@ func headSigner(t *testing.T, v *vaulttest.Server) *signer.Transit {
 // *now.
 func signedService(t *testing.T, st app.Store, s app.HeadSigner, now *atomic.Pointer[time.Time]) *app.Service {
 	t.Helper()
-	svc, err := app.New(st, nil, app.Config{HeadSigner: s, Now: func() time.Time { return *now.Load() }})
+	return signedAfter(t, st, s, now, 0)
+}
+
+// signedAfter is signedService signing heads delay after their appends
+// commit (app.Config.HeadSignDelay); 0 signs them in the transaction.
+func signedAfter(t *testing.T, st app.Store, s app.HeadSigner, now *atomic.Pointer[time.Time], delay time.Duration) *app.Service {
+	t.Helper()
+	svc, err := app.New(st, nil, app.Config{HeadSigner: s, HeadSignDelay: delay, Now: func() time.Time { return *now.Load() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +118,9 @@ func requireBroken(t *testing.T, svc *app.Service, user string, seq int64, probl
 	}
 }
 
-func testSignedChain(t *testing.T, v *vaulttest.Server, st *store.Store) {
-	const user = "sh-signed"
-	svc := signedService(t, st, headSigner(t, v), clockAt(t0))
+func testSignedChain(t *testing.T, v *vaulttest.Server, st *store.Store, delay time.Duration) {
+	user := fmt.Sprintf("sh-signed-%s", delay)
+	svc := signedAfter(t, st, headSigner(t, v), clockAt(t0), delay)
 	record(t, svc, user, 0, 3)
 	// And a batch of concurrent appends, one signature for the batch.
 	var g errgroup.Group
@@ -122,6 +133,7 @@ func testSignedChain(t *testing.T, v *vaulttest.Server, st *store.Store) {
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	svc.Close() // the heads awaiting their signature after commit are signed
 	h := head(t, st, user)
 	version := v.TransitKeyVersion(t, signer.DefaultKey)
 	if h.Sequence != 15 || h.Signed.Sequence != 15 || h.Signed.KeyVersion != version ||
@@ -136,8 +148,8 @@ func testSignedChain(t *testing.T, v *vaulttest.Server, st *store.Store) {
 	if err := signedService(t, st, headSigner(t, v), clockAt(t0)).VerifyChain(t.Context(), user); err != nil {
 		t.Errorf("VerifyChain from another process: %v", err)
 	}
-	if users, err := st.UnsignedHeads(t.Context(), "", 100); err != nil || len(users) != 0 {
-		t.Errorf("UnsignedHeads = %v, %v; want none", users, err)
+	if users, err := st.UnsignedHeads(t.Context(), "", 100); err != nil || slices.Contains(users, user) {
+		t.Errorf("UnsignedHeads = %v, %v; want %s's head signed", users, err, user)
 	}
 }
 
@@ -172,14 +184,17 @@ func rewrite(t *testing.T, st *store.Store, db *storage.DB, user string, seq int
 	}
 }
 
-func testRewrittenChain(t *testing.T, v *vaulttest.Server, st *store.Store, db *storage.DB) {
+func testRewrittenChain(t *testing.T, v *vaulttest.Server, st *store.Store, db *storage.DB, delay time.Duration) {
 	key := headSigner(t, v)
 	// Past the grace, as an audit run later would be; the entries were
 	// recorded at t0.
 	later := t0.Add(app.DefaultHeadSignGrace + time.Hour)
-	svc := signedService(t, st, key, clockAt(t0))
-	record(t, svc, "sh-other", 0, 6)
-	other := head(t, st, "sh-other")
+	svc := signedAfter(t, st, key, clockAt(t0), delay)
+	prefix := fmt.Sprintf("sh-%s-", delay)
+	otherUser := prefix + "other"
+	record(t, svc, otherUser, 0, 6)
+	svc.Close()
+	other := head(t, st, otherUser)
 
 	hideDenial := func(e *app.AccessEntry) { e.Outcome, e.Reason = app.OutcomeAllowed, "" }
 	tests := []struct {
@@ -199,12 +214,12 @@ func testRewrittenChain(t *testing.T, v *vaulttest.Server, st *store.Store, db *
 			6, "signature"},
 		{"replace it with another user's signed log, entries and head",
 			`DELETE FROM access_log WHERE user_id = $1;
-			INSERT INTO access_log (` + copyColumns + `) SELECT $1, ` + strings.TrimPrefix(copyColumns, "user_id, ") + ` FROM access_log WHERE user_id = 'sh-other';
-			UPDATE access_log_heads SET sequence = (SELECT sequence FROM access_log_heads WHERE user_id = 'sh-other'),
-				hash = (SELECT hash FROM access_log_heads WHERE user_id = 'sh-other'),
-				signed_sequence = (SELECT signed_sequence FROM access_log_heads WHERE user_id = 'sh-other'),
-				key_version = (SELECT key_version FROM access_log_heads WHERE user_id = 'sh-other'),
-				signature = (SELECT signature FROM access_log_heads WHERE user_id = 'sh-other') WHERE user_id = $1`,
+			INSERT INTO access_log (` + copyColumns + `) SELECT $1, ` + strings.TrimPrefix(copyColumns, "user_id, ") + ` FROM access_log WHERE user_id = '` + otherUser + `';
+			UPDATE access_log_heads SET sequence = (SELECT sequence FROM access_log_heads WHERE user_id = '` + otherUser + `'),
+				hash = (SELECT hash FROM access_log_heads WHERE user_id = '` + otherUser + `'),
+				signed_sequence = (SELECT signed_sequence FROM access_log_heads WHERE user_id = '` + otherUser + `'),
+				key_version = (SELECT key_version FROM access_log_heads WHERE user_id = '` + otherUser + `'),
+				signature = (SELECT signature FROM access_log_heads WHERE user_id = '` + otherUser + `') WHERE user_id = $1`,
 			6, "signature"},
 		{"and forge a signature by a key version that does not exist",
 			`UPDATE access_log_heads SET key_version = 99, signature = 'vault:v99:' || substr(signature, 10) WHERE user_id = $1`,
@@ -212,8 +227,9 @@ func testRewrittenChain(t *testing.T, v *vaulttest.Server, st *store.Store, db *
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			user := fmt.Sprintf("sh-rewritten%d", i)
+			user := fmt.Sprintf("%srewritten%d", prefix, i)
 			record(t, svc, user, 0, 6)
+			svc.Close()
 			if err := svc.VerifyChain(t.Context(), user); err != nil {
 				t.Fatalf("before the rewrite: %v", err)
 			}
@@ -227,7 +243,7 @@ func testRewrittenChain(t *testing.T, v *vaulttest.Server, st *store.Store, db *
 				}
 			}
 			// The attacker strikes, and the audit runs, after the grace.
-			audit := signedService(t, st, key, clockAt(later))
+			audit := signedAfter(t, st, key, clockAt(later), delay)
 			requireBroken(t, audit, user, tt.wantSeq, tt.problem)
 			if !reports(audit.VerifyAllChains(t.Context()), user, tt.wantSeq) {
 				t.Errorf("VerifyAllChains does not report %s at sequence %d", user, tt.wantSeq)
@@ -239,6 +255,7 @@ func testRewrittenChain(t *testing.T, v *vaulttest.Server, st *store.Store, db *
 			if _, err := audit.RecordAccess(t.Context(), entry(user, 6)); err != nil {
 				t.Fatal(err)
 			}
+			audit.Close() // done signing after commit, if it would
 			if h := head(t, st, user); h.Signed.Sequence == h.Sequence {
 				t.Errorf("the next append signed the rewritten chain: head %+v", h)
 			}
@@ -253,7 +270,7 @@ func testRewrittenChain(t *testing.T, v *vaulttest.Server, st *store.Store, db *
 			}
 		})
 	}
-	if err := svc.VerifyChain(t.Context(), "sh-other"); err != nil {
+	if err := svc.VerifyChain(t.Context(), otherUser); err != nil {
 		t.Errorf("a chain nobody touched: %v", err)
 	}
 }
@@ -404,4 +421,39 @@ func testKeyRotation(t *testing.T, v *vaulttest.Server, st *store.Store) {
 	if err := fresh.VerifyChain(t.Context(), "sh-rot-old"); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestStoreHeadSignatures: a signature made after its append committed is
+// stored only on the head it was made of, and never replaces one that
+// covers the head already.
+func TestStoreHeadSignatures(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, db *storage.DB) {
+		st := open(t, db)
+		const user = "shs"
+		svc := service(t, st, t0)
+		record(t, svc, user, 0, 1)
+		stale := head(t, st, user)
+		record(t, svc, user, 1, 1)
+		current := head(t, st, user)
+		sign := func(h app.ChainHead, value string) map[string]app.ChainHead {
+			h.Signed = app.HeadSignature{Sequence: h.Sequence, KeyVersion: 1, Value: value}
+			return map[string]app.ChainHead{user: h}
+		}
+
+		if got, err := st.StoreHeadSignatures(t.Context(), sign(stale, "sig-of-1")); err != nil || len(got) != 0 {
+			t.Errorf("signature of a head that moved on: stored for %v, %v; want none", got, err)
+		}
+		if h := head(t, st, user); h.Signed.Sequence != 0 {
+			t.Errorf("head after a stale signature: %+v, want it unsigned", h)
+		}
+		if got, err := st.StoreHeadSignatures(t.Context(), sign(current, "sig-of-2")); err != nil || !slices.Equal(got, []string{user}) {
+			t.Errorf("signature of the head: stored for %v, %v; want %s", got, err, user)
+		}
+		if got, err := st.StoreHeadSignatures(t.Context(), sign(current, "another-sig-of-2")); err != nil || len(got) != 0 {
+			t.Errorf("second signature of a signed head: stored for %v, %v; want none", got, err)
+		}
+		if h := head(t, st, user); h.Signed.Sequence != 2 || h.Signed.Value != "sig-of-2" {
+			t.Errorf("head = %+v, want signed at 2 by sig-of-2", h)
+		}
+	})
 }

@@ -168,12 +168,20 @@ func (q queries) ListLinks(ctx context.Context, user string, f app.LinkFilter, a
 	return q.selectLinks(ctx, where, a...)
 }
 
+// The filters of UserLinks, which CheckConsent runs on every call: each
+// must be answered from the user's own rows (links_by_user_bank), never by
+// reading a whole bank's links.
+const (
+	whereUser     = `WHERE user_id = $1`
+	whereUserBank = `WHERE user_id = $1 AND bank_id = $2`
+)
+
 // UserLinks returns all of the user's links, at bankID when it is set.
 func (q queries) UserLinks(ctx context.Context, user, bankID string) ([]app.Link, error) {
 	if bankID == "" {
-		return q.selectLinks(ctx, `WHERE user_id = $1`, user)
+		return q.selectLinks(ctx, whereUser, user)
 	}
-	return q.selectLinks(ctx, `WHERE user_id = $1 AND bank_id = $2`, user, bankID)
+	return q.selectLinks(ctx, whereUserBank, user, bankID)
 }
 
 // BankConsentLinks returns every link of bankID whose bank consent id is

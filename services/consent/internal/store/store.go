@@ -73,6 +73,16 @@ func New(ctx context.Context, db *storage.DB, outbox events.Outbox, log *slog.Lo
 // Tx runs fn in a transaction, again (up to a few times) when it conflicts
 // with another, and publishes the state changes it made once it commits.
 func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
+	return s.runTx(ctx, fn)
+}
+
+// IdempotentTx is Tx, run again also when the connection to the database
+// was lost under it (storage.Idempotent), as app.Store allows.
+func (s *Store) IdempotentTx(ctx context.Context, fn func(app.Tx) error) error {
+	return s.runTx(ctx, fn, storage.Idempotent())
+}
+
+func (s *Store) runTx(ctx context.Context, fn func(app.Tx) error, opts ...storage.TxOption) error {
 	var changes []app.Change
 	err := s.retry(ctx, func() error {
 		return s.db.InTx(ctx, func(sqlTx *sql.Tx) error {
@@ -83,7 +93,7 @@ func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
 			}
 			changes = t.changes
 			return s.notify(ctx, sqlTx, changes)
-		})
+		}, opts...)
 	})
 	if err != nil {
 		return err
@@ -139,11 +149,23 @@ func (s *Store) AppendAccess(ctx context.Context, users []string, build func(map
 	if len(users) == 0 {
 		return nil
 	}
+	// appended is each user's last entry as the previous run of the
+	// transaction appended it. A run after a lost connection (which may
+	// have come at COMMIT) first looks for those entries: found, that run
+	// committed and this one adds nothing, so a retried append is applied
+	// once and the chain gets no copy of the batch.
+	var appended map[string]app.ChainHead
 	return s.retry(ctx, func() error {
 		return s.db.InTx(ctx, func(tx *sql.Tx) error {
 			heads, err := lockHeads(ctx, tx, users)
 			if err != nil {
 				return err
+			}
+			if appended != nil {
+				if done, err := hasEntries(ctx, tx, appended); err != nil || done {
+					return err
+				}
+				appended = nil
 			}
 			entries, sigs, err := build(maps.Clone(heads))
 			if err != nil {
@@ -169,12 +191,36 @@ func (s *Store) AppendAccess(ctx context.Context, users []string, build func(map
 			if err := signMoved(moved, sigs); err != nil {
 				return err
 			}
-			if err := insertEntries(ctx, tx, entries); err != nil {
+			appended = moved
+			if err := insertEntries(ctx, tx, s.db.Dialect(), entries); err != nil {
 				return err
 			}
-			return moveHeads(ctx, tx, moved)
-		})
+			return moveHeads(ctx, tx, s.db.Dialect(), moved)
+		}, storage.Idempotent())
 	})
+}
+
+// hasEntries reports whether the log holds every entry of last, each
+// user's at its sequence with its hash: a batch that committed. None of
+// them is a batch that did not; some but not all cannot happen, as a batch
+// is one transaction.
+func hasEntries(ctx context.Context, tx *sql.Tx, last map[string]app.ChainHead) (bool, error) {
+	found := 0
+	for u, h := range last {
+		var hash string
+		err := tx.QueryRowContext(ctx, `SELECT hash FROM access_log WHERE user_id = $1 AND sequence = $2`, u, h.Sequence).Scan(&hash)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return false, fmt.Errorf("look for appended entries: %w", err)
+		case hash == h.Hash:
+			found++
+		}
+	}
+	if found != 0 && found != len(last) {
+		return false, fmt.Errorf("look for appended entries: %d of %d found", found, len(last))
+	}
+	return found == len(last), nil
 }
 
 // rowsPerStatement bounds the rows of one multi-row statement, well under
@@ -224,16 +270,24 @@ func lockHeads(ctx context.Context, tx *sql.Tx, users []string) (map[string]app.
 }
 
 // insertEntries inserts access log entries, many to a statement.
-func insertEntries(ctx context.Context, tx *sql.Tx, entries []app.AccessEntry) error {
+func insertEntries(ctx context.Context, tx *sql.Tx, dialect storage.Dialect, entries []app.AccessEntry) error {
+	row := func(a *args, e app.AccessEntry) string {
+		return "(" + strings.Join([]string{
+			a.add(e.User), a.add(e.Sequence), a.add(storage.Micros(e.AccessTime)), a.add(e.ClientID), a.add(e.SubjectID),
+			a.add(e.Method), a.add(e.Resource), a.add(e.Purpose.String()), a.add(e.Scope.String()), a.add(e.Outcome.String()),
+			a.add(e.Reason), a.add(e.TraceID), a.add(e.PreviousHash), a.add(e.Hash),
+		}, ", ") + ")"
+	}
+	if dialect == storage.SQLite {
+		return execEach(ctx, tx, "insert access log entries", len(entries), `INSERT INTO access_log (`+accessColumns+`) VALUES `, "", func(a *args, i int) string {
+			return row(a, entries[i])
+		})
+	}
 	for chunk := range slices.Chunk(entries, rowsPerStatement) {
 		var a args
 		rows := make([]string, len(chunk))
 		for i, e := range chunk {
-			rows[i] = "(" + strings.Join([]string{
-				a.add(e.User), a.add(e.Sequence), a.add(storage.Micros(e.AccessTime)), a.add(e.ClientID), a.add(e.SubjectID),
-				a.add(e.Method), a.add(e.Resource), a.add(e.Purpose.String()), a.add(e.Scope.String()), a.add(e.Outcome.String()),
-				a.add(e.Reason), a.add(e.TraceID), a.add(e.PreviousHash), a.add(e.Hash),
-			}, ", ") + ")"
+			rows[i] = row(&a, e)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO access_log (`+accessColumns+`) VALUES `+strings.Join(rows, ", "), a...)
 		if err != nil {
@@ -243,22 +297,58 @@ func insertEntries(ctx context.Context, tx *sql.Tx, entries []app.AccessEntry) e
 	return nil
 }
 
+// execEach runs, on SQLite, the statement prefix+row+suffix once per row
+// i of n, prepared once; what names it in errors. SQLite's parser takes time quadratic in a statement's
+// count of $N parameters: a batch of a hundred entries in one statement
+// (1,400 parameters) spent more in the parser than in the insert (issue
+// 15's profile). Within one transaction the rows cost no more syncs; on
+// PostgreSQL, where each statement is a round trip, one statement per
+// chunk of rows stays the cheaper way.
+func execEach(ctx context.Context, tx *sql.Tx, what string, n int, prefix, suffix string, row func(a *args, i int) string) error {
+	if n == 0 {
+		return nil
+	}
+	var first args
+	stmt, err := tx.PrepareContext(ctx, prefix+row(&first, 0)+suffix)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer stmt.Close()
+	for i := range n {
+		var a args
+		row(&a, i)
+		if _, err := stmt.ExecContext(ctx, a...); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
 // moveHeads sets the chain heads and their signatures, all of them locked
 // in this transaction.
-func moveHeads(ctx context.Context, tx *sql.Tx, heads map[string]app.ChainHead) error {
+func moveHeads(ctx context.Context, tx *sql.Tx, dialect storage.Dialect, heads map[string]app.ChainHead) error {
 	users := slices.Sorted(maps.Keys(heads))
+	row := func(a *args, u string) string {
+		h := heads[u]
+		return "(" + strings.Join([]string{a.add(u), a.add(h.Sequence), a.add(h.Hash),
+			a.add(h.Signed.Sequence), a.add(h.Signed.KeyVersion), a.add(h.Signed.Value)}, ", ") + ")"
+	}
+	const (
+		insert = `INSERT INTO access_log_heads (user_id, sequence, hash, ` + signatureColumns + `) VALUES `
+		upsert = `
+			ON CONFLICT (user_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash,
+			signed_sequence = excluded.signed_sequence, key_version = excluded.key_version, signature = excluded.signature`
+	)
+	if dialect == storage.SQLite {
+		return execEach(ctx, tx, "move chain heads", len(users), insert, upsert, func(a *args, i int) string { return row(a, users[i]) })
+	}
 	for chunk := range slices.Chunk(users, rowsPerStatement) {
 		var a args
 		rows := make([]string, len(chunk))
 		for i, u := range chunk {
-			h := heads[u]
-			rows[i] = "(" + strings.Join([]string{a.add(u), a.add(h.Sequence), a.add(h.Hash),
-				a.add(h.Signed.Sequence), a.add(h.Signed.KeyVersion), a.add(h.Signed.Value)}, ", ") + ")"
+			rows[i] = row(&a, u)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO access_log_heads (user_id, sequence, hash, `+signatureColumns+`) VALUES `+strings.Join(rows, ", ")+`
-			ON CONFLICT (user_id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash,
-			signed_sequence = excluded.signed_sequence, key_version = excluded.key_version, signature = excluded.signature`, a...)
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, insert+strings.Join(rows, ", ")+upsert, a...); err != nil {
 			return fmt.Errorf("move chain heads: %w", err)
 		}
 	}
@@ -270,6 +360,8 @@ func (s *Store) ExpireLinks(ctx context.Context, now time.Time) (int, error) {
 	var changes []app.Change
 	err := s.retry(ctx, func() error {
 		changes = nil
+		// Its UPDATEs pick only the links still to end: a run after one
+		// that committed ends nothing more.
 		return s.db.InTx(ctx, func(tx *sql.Tx) error {
 			at := storage.Micros(now)
 			for _, u := range []struct {
@@ -304,7 +396,7 @@ func (s *Store) ExpireLinks(ctx context.Context, now time.Time) (int, error) {
 				}
 			}
 			return s.notify(ctx, tx, changes)
-		})
+		}, storage.Idempotent())
 	})
 	if err != nil {
 		return 0, err

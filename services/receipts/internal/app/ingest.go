@@ -99,7 +99,11 @@ func (s *Service) ingest(ctx context.Context, in IngestInput, pu PartnerUser) (I
 	now := s.stamp()
 	hash := contentHash(in.Content, in.AmendsReceiptID)
 	var res IngestResult
-	err = s.store.Tx(ctx, func(tx Tx) error {
+	// Keyed by the partner's receipt id (and the idempotency key): a run
+	// after one that committed finds the same receipt and answers with it.
+	// Its access is then recorded twice, as on a conflict's rerun: an
+	// access recorded in excess, never one missing.
+	err = s.store.IdempotentTx(ctx, func(tx Tx) error {
 		remember := func(res IngestResult) error {
 			if in.IdempotencyKey == "" {
 				return nil

@@ -70,7 +70,17 @@ func conflict(what string, err error) error {
 // transaction the database failed for a concurrent one is ErrConflict, as
 // app.Store promises.
 func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
-	err := s.db.InTx(ctx, func(t *sql.Tx) error { return fn(&tx{q: t, sqlTx: t, outbox: s.outbox}) })
+	return s.runTx(ctx, fn)
+}
+
+// IdempotentTx is Tx, run again when the connection to the database was
+// lost under it (storage.Idempotent), as app.Store allows.
+func (s *Store) IdempotentTx(ctx context.Context, fn func(app.Tx) error) error {
+	return s.runTx(ctx, fn, storage.Idempotent())
+}
+
+func (s *Store) runTx(ctx context.Context, fn func(app.Tx) error, opts ...storage.TxOption) error {
+	err := s.db.InTx(ctx, func(t *sql.Tx) error { return fn(&tx{q: t, sqlTx: t, outbox: s.outbox}) }, opts...)
 	return storage.MarkRetryable(err, app.ErrConflict)
 }
 
@@ -320,6 +330,8 @@ func (s *Store) skipLocked() string {
 
 // ClaimMatchJobs claims up to limit due jobs for now+lease.
 func (s *Store) ClaimMatchJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]app.MatchJob, error) {
+	// Run again after a claim that committed unseen, it finds those jobs
+	// leased and claims others: they run when the lease ends.
 	var out []app.MatchJob
 	err := s.db.InTx(ctx, func(t *sql.Tx) error {
 		out = nil
@@ -350,7 +362,7 @@ func (s *Store) ClaimMatchJobs(ctx context.Context, now time.Time, lease time.Du
 			}
 		}
 		return nil
-	})
+	}, storage.Idempotent())
 	if err != nil {
 		return nil, err
 	}
@@ -377,6 +389,8 @@ func (s *Store) DropMatchJob(ctx context.Context, user, receiptID string) error 
 
 // SetMatch records m on an unmatched receipt, drops its job and adds e.
 func (s *Store) SetMatch(ctx context.Context, user, receiptID string, m app.Match, e app.Event) (bool, error) {
+	// Only an unmatched receipt is updated: run again after a commit, it
+	// sets nothing and adds no second event.
 	set := false
 	err := s.db.InTx(ctx, func(t *sql.Tx) error {
 		res, err := t.ExecContext(ctx, `UPDATE receipts SET match_transaction = $3, match_confidence = $4, match_time = $5
@@ -393,7 +407,7 @@ func (s *Store) SetMatch(ctx context.Context, user, receiptID string, m app.Matc
 		}
 		set = true
 		return addEvent(ctx, s.outbox, t, e)
-	})
+	}, storage.Idempotent())
 	return set, err
 }
 
@@ -430,6 +444,8 @@ func (s *Store) IssuerKnown(ctx context.Context, user string, transactions []str
 
 // AddIssuerReceipt stores an issuer's receipt and its events.
 func (s *Store) AddIssuerReceipt(ctx context.Context, r app.Receipt, evs []app.Event) (bool, error) {
+	// Keyed by the receipt's id: run again after a commit, it conflicts
+	// and adds nothing.
 	err := s.db.InTx(ctx, func(t *sql.Tx) error {
 		if err := insertReceipt(ctx, t, r); err != nil {
 			return err
@@ -440,7 +456,7 @@ func (s *Store) AddIssuerReceipt(ctx context.Context, r app.Receipt, evs []app.E
 			}
 		}
 		return nil
-	})
+	}, storage.Idempotent())
 	if errors.Is(err, app.ErrConflict) {
 		return false, nil
 	}
@@ -555,7 +571,7 @@ func (s *Store) exec(ctx context.Context, what string, stmts []string, args ...a
 			}
 		}
 		return nil
-	})
+	}, storage.Idempotent()) // deletes only: a second run deletes nothing more
 	return n, err
 }
 

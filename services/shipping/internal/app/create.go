@@ -94,7 +94,9 @@ func (s *Service) create(ctx context.Context, in CreateInput, p parcel) (Shipmen
 	}
 	now := s.stamp()
 	var out Shipment
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// track re-reads the user's shipments of the parcel under its lock: a
+	// run after one that committed finds the shipment and adds nothing.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		sh, evs, err := s.track(ctx, tx, newShipment{User: in.User, Client: in.Client, Receipt: in.Receipt, parcel: p}, now)
 		if err != nil {
 			return err
@@ -312,7 +314,11 @@ func (s *Service) register(ctx context.Context, in RegisterInput, pu PartnerUser
 	}
 	now := s.stamp()
 	var res RegisterResult
-	err = s.store.Tx(ctx, func(tx Tx) error {
+	// track re-reads the user's shipments of the parcel under its lock: a
+	// run after one that committed finds the shipment and adds nothing.
+	// Its access is then recorded twice, as on a conflict's rerun: an
+	// access recorded in excess, never one missing.
+	err = s.store.IdempotentTx(ctx, func(tx Tx) error {
 		sh, evs, err := s.track(ctx, tx, newShipment{User: pu.User, Client: pu.Client, Partner: in.Partner, PartnerUserID: in.PartnerUserID, parcel: p}, now)
 		if err != nil {
 			return err

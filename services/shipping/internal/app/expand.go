@@ -44,7 +44,9 @@ func (s *Service) ExpandParcelEvent(ctx context.Context, pe ParcelEvent) error {
 }
 
 func (s *Service) expand(ctx context.Context, pe ParcelEvent, names []string) error {
-	return s.store.Tx(ctx, func(tx Tx) error {
+	// Each shipment catches up with its parcel's stored events under lock:
+	// a run after one that committed finds nothing new to add.
+	return s.store.IdempotentTx(ctx, func(tx Tx) error {
 		var out []Event
 		// The chunk's shipments share their parcel: its events are read
 		// once.

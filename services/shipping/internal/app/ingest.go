@@ -69,7 +69,8 @@ func (s *Service) ingest(ctx context.Context, carrierCode, pushID string, in []C
 	slices.Sort(numbers)
 
 	var res PushResult
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// Keyed by the push id: a run after one that committed is a replayed push.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		res = PushResult{}
 		fresh, err := tx.AddPush(ctx, carrierCode, pushID, now)
 		if err != nil {

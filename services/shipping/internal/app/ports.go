@@ -34,8 +34,10 @@ var ErrReplayedPush = errors.New("shipping: carrier push id seen before")
 type Consent interface {
 	// ResolvePartner turns a partner-scoped user id into the user, when
 	// the user opted in to the partner for scope; else an apierr
-	// PERMISSION_DENIED (CONSENT_REQUIRED, CONSENT_REVOKED), or a masked
-	// INTERNAL when the consent service cannot answer.
+	// PERMISSION_DENIED (CONSENT_REQUIRED, CONSENT_REVOKED); UNAVAILABLE
+	// (CONSENT_UNAVAILABLE) with RetryInfo when the consent service cannot
+	// be reached in time, which the caller passes on as it is; a masked
+	// INTERNAL for any other failure to answer.
 	ResolvePartner(ctx context.Context, partner, partnerUserID string, scope commonv1.Scope) (PartnerUser, error)
 	// CoveringLinks returns the user's VALID links covering scope for
 	// purpose, one per bank.
@@ -69,6 +71,13 @@ type Store interface {
 	// Tx runs fn in one transaction, committed when fn returns nil. A
 	// write that conflicts with a concurrent one fails with ErrConflict.
 	Tx(ctx context.Context, fn func(tx Tx) error) error
+	// IdempotentTx is Tx for a transaction that may be run again after
+	// its connection to the database was lost (a PostgreSQL restart),
+	// even when that first run may have committed: fn must have the effect
+	// of one run however often it runs, because its write is keyed (an
+	// idempotency key, a push id), or it re-reads under lock what it
+	// changes and so finds its own committed change and adds nothing.
+	IdempotentTx(ctx context.Context, fn func(tx Tx) error) error
 	// Recall reads an idempotency key of client for subject ("" for a
 	// partner's), or ErrNotFound.
 	Recall(ctx context.Context, client, subject, key string) (IdempotencyKey, error)

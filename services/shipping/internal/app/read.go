@@ -54,7 +54,9 @@ func (s *Service) GetShipment(ctx context.Context, user, id string) (Shipment, e
 // deleted event.
 func (s *Service) DeleteShipment(ctx context.Context, user, id string) error {
 	now := s.stamp()
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// A run after one that committed finds no shipment: NOT_FOUND, as a
+	// retried delete would get, and nothing deleted twice.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		sh, err := lockShipment(ctx, tx, user, id)
 		if err != nil {
 			return err
@@ -98,7 +100,9 @@ func deletedEvent(sh Shipment, now time.Time) Event {
 func (s *Service) SelectCarrier(ctx context.Context, user, id, c string) (Shipment, error) {
 	out, err := retry(func() (Shipment, error) {
 		var out Shipment
-		err := s.store.Tx(ctx, func(tx Tx) error {
+		// A run after one that committed finds the carrier set
+		// (CARRIER_SET), and nothing is chosen twice.
+		err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 			sh, err := lockShipment(ctx, tx, user, id)
 			switch {
 			case errors.Is(err, ErrNotFound):

@@ -53,7 +53,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // unknown to their rows, are caught up instead).
 func (s *Service) expireBatch(ctx context.Context) (read, expired int, err error) {
 	now := s.stamp()
-	err = s.store.Tx(ctx, func(tx Tx) error {
+	// Re-reads the stale shipments: a run after one that committed finds
+	// them expired already.
+	err = s.store.IdempotentTx(ctx, func(tx Tx) error {
 		shs, err := tx.StaleShipments(ctx, now.Add(-s.cfg.ExpireAfter), expireBatch)
 		if err != nil {
 			return err
@@ -133,7 +135,8 @@ func (s *Service) HandleChange(ctx context.Context, c Change) error {
 func (s *Service) DeleteShipments(ctx context.Context, user, partner, partnerUserID string) (int, error) {
 	now := s.stamp()
 	n := 0
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// Deletes what it reads: a run after one that committed deletes none.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		shs, err := tx.ShipmentsOf(ctx, user, partner, partnerUserID)
 		if err != nil {
 			return err

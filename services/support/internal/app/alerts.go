@@ -176,7 +176,9 @@ func (s *Service) AcknowledgeAlert(ctx context.Context, g Grant, k BankKey, resp
 	}
 	a, err = retry(func() (Alert, error) {
 		var out Alert
-		err := s.store.Tx(ctx, func(tx Tx) error {
+		// A run after one that committed finds the alert acknowledged with
+		// this response, and answers with it.
+		err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 			a, err := tx.LockAlert(ctx, k)
 			if errors.Is(err, ErrNotFound) {
 				return errAlertNotFound()

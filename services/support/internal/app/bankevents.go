@@ -108,6 +108,8 @@ func (s *Service) applyBatch(ctx context.Context, bankID string, events []*adapt
 
 // applyBankEvents is applyBatch's transaction.
 func (s *Service) applyBankEvents(ctx context.Context, bankID string, events []*adapterv1.StreamEventsResponse, consents alertConsents) error {
+	// Not run again after a lost connection: not every handler of the
+	// batch is keyed; the stream resumes from the stored cursor instead.
 	return s.store.Tx(ctx, func(tx Tx) error {
 		if err := tx.SetCursor(ctx, bankID, s.cfg.Holder, positionAfter(events[len(events)-1])); err != nil {
 			return err

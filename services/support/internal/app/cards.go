@@ -234,7 +234,9 @@ func (s *Service) rememberCardKey(ctx context.Context, g Grant, op, key, hash st
 		case !errors.Is(err, ErrNotFound):
 			return struct{}{}, err
 		}
-		return struct{}{}, s.store.Tx(ctx, func(tx Tx) error {
+		// Keyed: a run after one that committed conflicts, and the retry
+		// recalls the key.
+		return struct{}{}, s.store.IdempotentTx(ctx, func(tx Tx) error {
 			return tx.RememberCardKey(ctx, CardKey{User: g.User, Client: g.Client, Operation: op, Key: key, RequestHash: hash, CreateTime: s.stamp()})
 		})
 	})
@@ -284,7 +286,7 @@ func (s *Service) BlockCard(ctx context.Context, g Grant, in BlockCardInput) (Ca
 			"the bank could not block the card; the user should call the bank")
 	}
 	// A block ends any unblock challenge running for the card.
-	if err := s.store.Tx(ctx, func(tx Tx) error { return tx.DeleteCardUnblock(ctx, card.BankKey) }); err != nil {
+	if err := s.store.IdempotentTx(ctx, func(tx Tx) error { return tx.DeleteCardUnblock(ctx, card.BankKey) }); err != nil {
 		return Card{}, err
 	}
 	card.State, card.BlockReason, card.Unblock = CardBlocked, in.Reason, nil
@@ -329,7 +331,9 @@ func (s *Service) StartCardUnblock(ctx context.Context, g Grant, in UnblockInput
 		ExpireTime: resp.GetExpireTime().AsTime().UTC().Truncate(time.Microsecond), AttemptsAllowed: int(resp.GetAttemptsAllowed()),
 		CreateTime: s.stamp(),
 	}
-	if err := s.store.Tx(ctx, func(tx Tx) error { return tx.SaveCardUnblock(ctx, u) }); err != nil {
+	// Keyed by the card: a run after one that committed conflicts rather
+	// than storing a second challenge.
+	if err := s.store.IdempotentTx(ctx, func(tx Tx) error { return tx.SaveCardUnblock(ctx, u) }); err != nil {
 		return Card{}, err
 	}
 	card.Unblock = &u
@@ -375,7 +379,7 @@ func (s *Service) VerifyCardUnblock(ctx context.Context, g Grant, in UnblockInpu
 	default:
 		return Card{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_SCA_LOCKED, "the challenge was declined; start again")
 	}
-	if err := s.store.Tx(ctx, func(tx Tx) error { return tx.DeleteCardUnblock(ctx, k) }); err != nil {
+	if err := s.store.IdempotentTx(ctx, func(tx Tx) error { return tx.DeleteCardUnblock(ctx, k) }); err != nil {
 		return Card{}, err
 	}
 	card, err := s.card(ctx, g, in.CardID)

@@ -78,7 +78,9 @@ func (s *Service) CreateConversation(ctx context.Context, g Grant, in CreateInpu
 			State: StateOpen, Controller: ControllerAssistant,
 			CreateTime: now, UpdateTime: now,
 		}
-		err := s.store.Tx(ctx, func(tx Tx) error {
+		// Keyed: a run after one that committed conflicts on the key and
+		// rolls back, and the retry recalls the first conversation.
+		err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 			if err := tx.InsertConversation(ctx, c); err != nil {
 				return err
 			}
@@ -180,7 +182,8 @@ func (s *Service) CloseConversation(ctx context.Context, g Grant, k Conversation
 	}
 	return retry(func() (Conversation, error) {
 		var out Conversation
-		err := s.store.Tx(ctx, func(tx Tx) error {
+		// A run after one that committed finds it closed.
+		err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 			c, err := tx.LockConversation(ctx, k)
 			if err != nil {
 				return notFound(err)

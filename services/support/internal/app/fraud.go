@@ -76,7 +76,9 @@ func (s *Service) CreateFraudReport(ctx context.Context, g Grant, in FraudReport
 		if in.BlockCard {
 			r.CardID, r.CardBlockStatus = in.CardID, CardBlockPending
 		}
-		err := s.store.Tx(ctx, func(tx Tx) error {
+		// Keyed: a run after one that committed conflicts on the key and
+		// rolls back, and the retry recalls the first report.
+		err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 			if err := tx.InsertFraudReport(ctx, r); err != nil {
 				return err
 			}

@@ -73,7 +73,8 @@ func (s *Service) deliverFraudReport(ctx context.Context, d events.Delivered) er
 		return s.reportRefused(ctx, p.Report)
 	}
 	_, err = retry(func() (struct{}, error) {
-		return struct{}{}, s.store.Tx(ctx, func(tx Tx) error {
+		// A run after one that committed finds the report past SUBMITTING.
+		return struct{}{}, s.store.IdempotentTx(ctx, func(tx Tx) error {
 			r, err := tx.LockFraudReport(ctx, p.Report)
 			if errors.Is(err, ErrNotFound) || (err == nil && r.Status != FraudSubmitting) {
 				return nil
@@ -122,7 +123,8 @@ func (s *Service) reportFraud(ctx context.Context, r FraudReport) (*adapterv1.Re
 // block, if one was asked for, FAILED.
 func (s *Service) reportRefused(ctx context.Context, k BankKey) error {
 	_, err := retry(func() (struct{}, error) {
-		return struct{}{}, s.store.Tx(ctx, func(tx Tx) error {
+		// A run after one that committed finds the block FAILED already.
+		return struct{}{}, s.store.IdempotentTx(ctx, func(tx Tx) error {
 			r, err := tx.LockFraudReport(ctx, k)
 			if errors.Is(err, ErrNotFound) || (err == nil && (r.Status != FraudSubmitting || r.CardBlockStatus != CardBlockPending)) {
 				return nil

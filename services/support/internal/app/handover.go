@@ -60,7 +60,9 @@ func (s *Service) Handover(ctx context.Context, g Grant, k ConversationKey, targ
 			return Conversation{}, handoffError(err)
 		}
 		var out Conversation
-		err = s.store.Tx(ctx, func(tx Tx) error {
+		// The version check makes a run after one that committed a
+		// conflict, so nothing is applied twice.
+		err = s.store.IdempotentTx(ctx, func(tx Tx) error {
 			// Before the conversation: the bank's first events for the
 			// new case may be arriving now (see claimParked).
 			if err := tx.LockBankEvents(ctx, k.BankID); err != nil {
@@ -91,7 +93,9 @@ func (s *Service) requestControl(ctx context.Context, c Conversation, metadata s
 		return c, nil
 	}
 	var out Conversation
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// The version check makes a run after one that committed a
+	// conflict, so nothing is applied twice.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		locked, err := tx.LockConversation(ctx, c.ConversationKey)
 		if err != nil {
 			return notFound(err)

@@ -76,7 +76,9 @@ func (s *Service) SendMessage(ctx context.Context, g Grant, k ConversationKey, i
 		// sends the same idempotency keys, so nothing is done twice.
 		ans := s.answer(ctx, c, dec, user)
 		var out Message
-		err = s.store.Tx(ctx, func(tx Tx) error {
+		// The version check, and the message's unique client id, make a
+		// run after one that committed a conflict: the retry replays.
+		err = s.store.IdempotentTx(ctx, func(tx Tx) error {
 			if dec.Do == assistant.DoHandover {
 				// Before the conversation, as pass needs.
 				if err := tx.LockBankEvents(ctx, k.BankID); err != nil {
@@ -123,7 +125,9 @@ func sameMessage(m Message, in SendInput) (Message, error) {
 // delivery to the bank in the same transaction.
 func (s *Service) sendToAgent(ctx context.Context, c Conversation, user Message) (Message, error) {
 	var out Message
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// The message's unique client id makes a run after one that
+	// committed a conflict: the retry replays.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		locked, err := tx.LockConversation(ctx, c.ConversationKey)
 		if err != nil {
 			return notFound(err)

@@ -108,6 +108,13 @@ type Store interface {
 	// Tx runs fn in one transaction, committed when fn returns nil. A
 	// write that conflicts with a concurrent one fails with ErrConflict.
 	Tx(ctx context.Context, fn func(tx Tx) error) error
+	// IdempotentTx is Tx for a transaction that may be run again after
+	// its connection to the database was lost (a PostgreSQL restart),
+	// even when that first run may have committed: fn must have the effect
+	// of one run however often it runs, because its write is keyed (an
+	// idempotency key, a push id), or it re-reads under lock what it
+	// changes and so finds its own committed change and adds nothing.
+	IdempotentTx(ctx context.Context, fn func(tx Tx) error) error
 
 	// Conversation reads one conversation, or ErrNotFound.
 	Conversation(ctx context.Context, k ConversationKey) (Conversation, error)

@@ -51,7 +51,8 @@ func (s *Service) HandleRevocation(ctx context.Context, d events.Delivered) erro
 // RevokeLink deletes the user's conversations held under link at bankID,
 // closing open ones first.
 func (s *Service) RevokeLink(ctx context.Context, user, bankID, link string) error {
-	return s.store.Tx(ctx, func(tx Tx) error {
+	// Deletes what it reads: a run after one that committed finds none.
+	return s.store.IdempotentTx(ctx, func(tx Tx) error {
 		convs, err := tx.LinkConversations(ctx, user, link)
 		if err != nil {
 			return err

@@ -67,7 +67,8 @@ func (s *Service) TakeIdle(ctx context.Context) (int, error) {
 // still idle.
 func (s *Service) take(ctx context.Context, k ConversationKey, cutoff time.Time) (bool, error) {
 	took := false
-	err := s.store.Tx(ctx, func(tx Tx) error {
+	// A run after one that committed finds it the assistant's already.
+	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		c, err := tx.LockConversation(ctx, k)
 		if errors.Is(err, ErrNotFound) {
 			return nil

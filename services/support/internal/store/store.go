@@ -63,7 +63,17 @@ func conflict(what string, err error) error {
 // Tx runs fn in one transaction. fn's own errors come back as they are; a
 // transaction the database failed for a concurrent one is ErrConflict.
 func (s *Store) Tx(ctx context.Context, fn func(app.Tx) error) error {
-	err := s.db.InTx(ctx, func(t *sql.Tx) error { return fn(&tx{q: t, sqlTx: t, outbox: s.outbox, db: s.db}) })
+	return s.runTx(ctx, fn)
+}
+
+// IdempotentTx is Tx, run again when the connection to the database was
+// lost under it (storage.Idempotent), as app.Store allows.
+func (s *Store) IdempotentTx(ctx context.Context, fn func(app.Tx) error) error {
+	return s.runTx(ctx, fn, storage.Idempotent())
+}
+
+func (s *Store) runTx(ctx context.Context, fn func(app.Tx) error, opts ...storage.TxOption) error {
+	err := s.db.InTx(ctx, func(t *sql.Tx) error { return fn(&tx{q: t, sqlTx: t, outbox: s.outbox, db: s.db}) }, opts...)
 	return storage.MarkRetryable(err, app.ErrConflict)
 }
 

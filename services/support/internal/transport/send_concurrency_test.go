@@ -107,6 +107,13 @@ func (s *conflictingStore) Tx(ctx context.Context, fn func(app.Tx) error) error 
 	return s.Store.Tx(ctx, fn)
 }
 
+func (s *conflictingStore) IdempotentTx(ctx context.Context, fn func(app.Tx) error) error {
+	if s.conflicts.Load() {
+		return fmt.Errorf("update conversation: %w", app.ErrConflict)
+	}
+	return s.Store.IdempotentTx(ctx, fn)
+}
+
 // TestSendAbortsWhenConflictsPersist: a send that keeps losing to
 // concurrent changes is ABORTED, which the caller may send again as it
 // was, not INTERNAL; nothing of it is stored, and the same send goes

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/storage"
+)
+
+// TestUserLinksReadsOnlyTheUsersRows pins the plan of the query every
+// CheckConsent runs: a search on user_id (and bank_id), not a walk through
+// every link at the bank, whose cost grows with the bank's users. It reads
+// SQLite's plan, as PostgreSQL keeps statistics and plans by them.
+func TestUserLinksReadsOnlyTheUsersRows(t *testing.T) {
+	t.Parallel()
+	db, err := storage.Open(t.Context(), storage.SQLiteURL(t.TempDir(), "consent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := events.Migrate(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(t.Context(), db, events.NewOutbox(db), nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		where string
+		args  []any
+		want  string
+	}{
+		{"one bank", whereUserBank, []any{"u", "b"}, "(user_id=? AND bank_id=?)"},
+		{"every bank", whereUser, []any{"u"}, "(user_id=?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := db.QueryContext(t.Context(), `EXPLAIN QUERY PLAN SELECT `+linkColumns+` FROM links `+tt.where, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(plan, "; ")
+			if !strings.HasPrefix(got, "SEARCH links USING ") || !strings.Contains(got, tt.want) {
+				t.Errorf("plan = %q, want a SEARCH on %s", got, tt.want)
+			}
+		})
+	}
+}

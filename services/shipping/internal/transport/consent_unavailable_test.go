@@ -1,0 +1,103 @@
+package transport_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
+	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
+	"github.com/bankbridge/bankbridge/services/platform/client"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
+	"github.com/bankbridge/bankbridge/services/platform/events"
+	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
+	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
+	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
+	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
+	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
+	"github.com/bankbridge/bankbridge/services/shipping/internal/store"
+	"github.com/bankbridge/bankbridge/services/shipping/internal/transport"
+)
+
+// TestRegisterWhileConsentIsUnreachable: with the consent service down
+// (its port closed), a partner's RegisterShipment, which must resolve the
+// partner-scoped id through consent, is refused at once with UNAVAILABLE
+// (CONSENT_UNAVAILABLE) and a retry hint, not a masked INTERNAL, and
+// nothing is stored.
+func TestRegisterWhileConsentIsUnreachable(t *testing.T) {
+	t.Parallel()
+	checker := unreachableConsent(t)
+	db := storagetest.OpenSQLite(t)
+	if err := events.Migrate(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(t.Context(), db, events.NewOutbox(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := app.New(app.Config{Store: st, Consent: checker, Pages: pagetoken.Random()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, server.Deps{Consent: checker, Recorder: checker}, func(r grpc.ServiceRegistrar) {
+		shippingv1.RegisterPartnerShippingServiceServer(r, transport.NewPartnerServer(svc))
+	}, servertest.Options{Name: "shipping"})
+	e := &env{issuer: srv.Issuer}
+	partner := shippingv1.NewPartnerShippingServiceClient(srv.Conn)
+
+	ctx, cancel := context.WithTimeout(e.asPartner(t), 30*time.Second)
+	defer cancel()
+	began := time.Now()
+	_, err = partner.RegisterShipment(ctx, &shippingv1.RegisterShipmentRequest{Parent: partnerParent, PartnerUserId: "puid-alice-0001",
+		TrackingNumber: upsNumber, IdempotencyKey: "key-unavailable-1"})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("code = %v (%v), want UNAVAILABLE", status.Code(err), err)
+	}
+	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE)
+	if d := apierr.RetryDelay(err); d <= 0 {
+		t.Errorf("RetryInfo delay = %v, want a retry hint", d)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("refused after %v, want well within the caller's 30s", took)
+	}
+	var n int
+	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM shipments`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d shipments stored, want none", n)
+	}
+}
+
+// unreachableConsent is a consent client dialed, the way bootstrap dials
+// it, to a port nothing listens on.
+func unreachableConsent(t *testing.T) *consentcheck.Checker {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "shipping", LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	conn, err := client.Dial(addr, tel, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{})
+}
