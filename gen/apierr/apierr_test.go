@@ -66,6 +66,7 @@ func TestReasonCodes(t *testing.T) {
 		{"CONSENT_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
 		{"OVERLOADED", codes.Unavailable, http.StatusServiceUnavailable},
 		{"AUDIT_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
+		{"STORAGE_UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
 		{"CONSENT_REVOKED_BY_BANK", codes.PermissionDenied, http.StatusForbidden},
 	}
 	covered := map[string]bool{"UNSPECIFIED": true}

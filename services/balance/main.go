@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string) error {
 		Config: &cfg,
 		Needs:  bootstrap.Needs{Banks: true, Consent: true},
 		Start: func(_ context.Context, d *bootstrap.Deps) (bootstrap.Service, error) {
-			svc, err := app.New(banks.New(d.Banks), consents{checker: d.Consent, log: d.Logger}, app.Config{Pages: d.PageTokens})
+			svc, err := app.New(banks.New(d.Banks), consents{checker: d.Consent, log: d.Logger}, app.Config{Pages: d.PageTokens, Now: d.Now})
 			if err != nil {
 				return bootstrap.Service{}, err
 			}

@@ -42,6 +42,7 @@ import (
 // StartSca counts the challenges the bank was asked to start.
 func (b *switchableBank) StartSca(ctx context.Context, req *adapterv1.StartScaRequest) (*adapterv1.StartScaResponse, error) {
 	b.starts.Add(1)
+	time.Sleep(time.Duration(b.bankDelay.Load()))
 	return b.Bank.StartSca(ctx, req)
 }
 

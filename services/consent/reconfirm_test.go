@@ -31,9 +31,10 @@ type switchableBank struct {
 	down    atomic.Bool
 	revokes atomic.Int64
 	// starts and verifies count StartSca and VerifySca calls (see
-	// linking_abuse_test.go), each taking verifyDelay.
-	starts, verifies atomic.Int64
-	verifyDelay      atomic.Int64
+	// linking_abuse_test.go), each taking verifyDelay; extends counts
+	// ExtendConsent calls. StartSca and ExtendConsent take bankDelay.
+	starts, verifies, extends atomic.Int64
+	verifyDelay, bankDelay    atomic.Int64
 }
 
 func (b *switchableBank) unavailable() error {
@@ -49,6 +50,8 @@ func (b *switchableBank) RevokeConsent(ctx context.Context, req *adapterv1.Revok
 }
 
 func (b *switchableBank) ExtendConsent(ctx context.Context, req *adapterv1.ExtendConsentRequest) (*adapterv1.ExtendConsentResponse, error) {
+	b.extends.Add(1)
+	time.Sleep(time.Duration(b.bankDelay.Load()))
 	if b.down.Load() {
 		return nil, b.unavailable()
 	}

@@ -79,6 +79,9 @@ func dupWrites(ctx context.Context, m *Matrix) Outcome {
 			continue
 		}
 		pair("VerifyLink", http.MethodPost, "/v1/"+name+":verify", u, "CONSENT_MANAGEMENT", map[string]any{"code": "123456"})
+		// Asks the bank to extend the consent with a validity computed
+		// per call: a second call racing the first there is refused.
+		pair("ReconfirmLink", http.MethodPost, "/v1/"+name+":reconfirm", u, "CONSENT_MANAGEMENT", map[string]any{})
 		w := &Write{User: u, Tracking: TrackingNumber()}
 		s, _ := pair("CreateShipment", http.MethodPost, "/v1/users/"+u.ID+"/shipments", u, "ORDER_TRACKING", map[string]any{"tracking_number": w.Tracking})
 		w.Acked = s.Status == http.StatusOK

@@ -65,9 +65,9 @@ func Rows() []Row {
 		{Name: "load-5x", Quick: true, Run: loadLevel(5),
 			Hypothesis: "Load at 5x capacity: successful calls/s ≥ 90 % of 1x's; balance's memory ≤ 512 MiB and goroutines ≤ 5,000."},
 		{Name: "dup-writes", Quick: true, Run: dupWrites,
-			Hypothesis: "Two concurrent calls with one idempotency key, for CreateLink, VerifyLink, RevokeLink and CreateShipment: both callers get the same answer, and the write is applied once."},
-		{Name: "clock-skew", Run: notDone("the services read the wall clock directly, with no clock-offset flag, and one process's clock cannot be skewed from outside (a Go binary reads it through the vDSO, which LD_PRELOAD tools such as libfaketime do not reach); the row needs a clock offset in the platform kit, read by consent and balance"),
-			Hypothesis: "Clock skew ±5 min around a consent's expiry: no data served under an expired consent, no valid consent refused."},
+			Hypothesis: "Two concurrent calls with one idempotency key, for CreateLink, VerifyLink, ReconfirmLink, RevokeLink and CreateShipment: both callers get the same answer, and the write is applied once."},
+		{Name: "clock-skew", Run: clockSkew,
+			Hypothesis: "Clock skew ±5 min between balance and consent (--dev-clock-offset) around a consent's expiry: no read served once the consent has expired by consent's clock (refused CONSENT_EXPIRED), none refused before; a service 5 min behind the token issuer refuses fresh tokens UNAUTHENTICATED rather than serving."},
 	}
 }
 

@@ -46,6 +46,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -219,6 +220,10 @@ type Deps struct {
 	// it; TransportCredentials and ClientTLS present it to other bankbridge
 	// processes. Nil with --plaintext (dev mode only).
 	Certs *certs.Source
+	// Now is the binary's clock, for the service's own times (its app's
+	// Now): the wall clock, shifted by --dev-clock-offset in dev mode. The
+	// token verifier and the consent check read it too.
+	Now func() time.Time
 	// Stopping is closed when the stop signal arrives. Long-lived streams
 	// end on it, so they do not hold the graceful stop until the grace
 	// period ends; unary calls are served through the drain.

@@ -98,6 +98,22 @@ type Config struct {
 	// listener (the gateway, which has none: on its own listener, in
 	// --dev-mode only). Off by default (pprof.go).
 	Pprof bool
+
+	// DevClockOffset shifts the clock the kit hands out (Deps.Now: the
+	// token verifier's, the consent check's, the service's own) by this
+	// much, to try the binary under clock skew (--dev-clock-offset, e.g.
+	// -5m): Go reads the wall clock through the vDSO, which tools such as
+	// libfaketime do not reach. --dev-mode only.
+	DevClockOffset time.Duration
+}
+
+// now is the binary's clock: the wall clock, shifted by DevClockOffset.
+func (c *Config) now() func() time.Time {
+	if c.DevClockOffset == 0 {
+		return time.Now
+	}
+	offset := c.DevClockOffset
+	return func() time.Time { return time.Now().Add(offset) }
 }
 
 func (c *Config) base() *Config { return c }
@@ -169,6 +185,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 	}
 	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", c.TraceSampleRatio, "share of new traces sampled, in (0, 1], a caller's sampled trace always followed; 0: OTEL_TRACES_SAMPLER decides (default: every trace)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiling endpoints, /debug/pprof/, on the admin listener (the gateway: on --addr, with --dev-mode only); off by default")
+	fs.DurationVar(&c.DevClockOffset, "dev-clock-offset", c.DevClockOffset, "shift this process's clock (token expiry, consent cache, the service's own times) by this much, e.g. -5m, to try it under clock skew; refused outside --dev-mode")
 	// Every binary: its TLS certificate comes from Vault.
 	c.Vault.RegisterFlags(fs)
 	c.registerTLSFlags(fs)
@@ -250,6 +267,9 @@ func (c *Config) check(kind Kind, needs Needs) error {
 		if c.Pprof && !c.Server.DevMode {
 			return errors.New("config: --pprof on the gateway serves profiles on its public listener: --dev-mode only")
 		}
+	}
+	if c.DevClockOffset != 0 && !c.Server.DevMode {
+		return fmt.Errorf("%s: --dev-clock-offset (%s) is refused outside dev mode: it skews the clock tokens and consents are checked against", name, envName("dev-clock-offset"))
 	}
 	if kind != KindService && (c.Server.DrainDelay < 0 || c.Server.ShutdownGrace <= 0) {
 		return fmt.Errorf("config: --drain-delay must not be negative and --shutdown-grace must be positive")

@@ -67,7 +67,10 @@ func Serve(ctx context.Context, spec Spec) error {
 	}()
 	tel.Logger.Info("starting", slog.String("version", c.Server.Version))
 
-	b := &builder{spec: spec, cfg: c, deps: &Deps{Telemetry: tel, Logger: tel.Logger, Stopping: ctx.Done()}}
+	b := &builder{spec: spec, cfg: c, deps: &Deps{Telemetry: tel, Logger: tel.Logger, Now: c.now(), Stopping: ctx.Done()}}
+	if c.DevClockOffset != 0 {
+		tel.Logger.Warn("dev mode: this process's clock is shifted", slog.Duration("offset", c.DevClockOffset))
+	}
 	defer b.close()
 	if err := b.build(life); err != nil {
 		return err
@@ -135,7 +138,7 @@ func (b *builder) build(life context.Context) error {
 	}
 	if b.spec.Kind == KindService {
 		v, err := auth.NewVerifier(life, auth.Config{Issuer: c.Server.Issuer, Audience: c.Server.Audience, InternalAudience: c.Server.InternalAudience, JWKSURL: c.Server.JWKSURL,
-			HTTPClient: idp})
+			HTTPClient: idp, Now: b.deps.Now})
 		if err != nil {
 			return err
 		}
@@ -173,6 +176,7 @@ func (b *builder) build(life context.Context) error {
 		b.closers = append(b.closers, func() { _ = conn.Close() })
 		b.deps.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{
 			CacheTTL: c.ConsentCacheTTL, CheckTimeout: c.ConsentTimeout, CacheUsers: c.ConsentCacheUsers, Logger: log,
+			Now: b.deps.Now,
 		})
 		// The change stream drops cached decisions and tells open event
 		// streams to re-check consent, so it runs whether or not decisions

@@ -9,8 +9,10 @@
 // WatchConsentChanges stream is connected: every change to a user's links
 // or partner opt-ins drops that user's cached decisions, and losing the
 // stream drops them all, so a revocation takes effect on the next call. A
-// cached decision never outlives the consent it rests on: it is kept until
-// the consent's expire_time at the latest, and one that names none is not
+// cached decision never outlives the consent it rests on: it is kept for
+// the remaining validity the consent service reported (valid_for, by its
+// own clock) at the latest, counted on this process's clock from when it
+// asked, so the two clocks need not agree; one that reports none is not
 // kept at all.
 //
 // Long-lived calls (server streams) subscribe with Changes to hear when a
@@ -163,6 +165,9 @@ func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose co
 	k := key{user: user, bank: need.BankID, scope: need.Scope, purpose: purpose}
 	resp, gen := c.cached(k)
 	if resp == nil {
+		// Read before asking: the consent was decided after it, so its
+		// validity counted from here ends no later than the consent does.
+		asked := c.opts.Now()
 		qctx, cancel := c.question(ctx)
 		var err error
 		resp, err = c.client.CheckConsent(qctx, &consentv1.CheckConsentRequest{
@@ -173,7 +178,7 @@ func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose co
 			return Decision{}, c.fail(ctx, "consent check failed; refusing", err)
 		}
 		if resp.GetAllowed() {
-			c.store(k, resp, gen)
+			c.store(k, resp, gen, asked)
 		}
 	}
 	if !resp.GetAllowed() {
@@ -229,19 +234,19 @@ func (c *Checker) cached(k key) (*consentv1.CheckConsentResponse, uint64) {
 	return nil, c.generation
 }
 
-// store caches an allowed decision until the sooner of CacheTTL from now
-// and the consent's own expiry: a consent that ends before the cache would
-// forget it must not be served from the cache after it ended. A decision
-// without an expiry is not cached, as it cannot be known to be current.
-func (c *Checker) store(k key, resp *consentv1.CheckConsentResponse, gen uint64) {
-	if c.opts.CacheTTL <= 0 || resp.GetExpireTime() == nil {
+// store caches an allowed decision, asked for at asked, until the sooner
+// of CacheTTL and the consent's remaining validity (valid_for) after
+// asked: a consent that ends before the cache would forget it must not be
+// served from the cache after it ended. Both spans are counted on this
+// process's clock; the consent's expire_time is not compared with it, as
+// the consent service's clock may be minutes apart. A decision without a
+// remaining validity is not cached, as it cannot be known to be current.
+func (c *Checker) store(k key, resp *consentv1.CheckConsentResponse, gen uint64, asked time.Time) {
+	if c.opts.CacheTTL <= 0 || resp.GetValidFor() == nil {
 		return
 	}
+	expires := asked.Add(min(c.opts.CacheTTL, resp.GetValidFor().AsDuration()))
 	now := c.opts.Now()
-	expires := now.Add(c.opts.CacheTTL)
-	if consentEnds := resp.GetExpireTime().AsTime(); consentEnds.Before(expires) {
-		expires = consentEnds
-	}
 	if !now.Before(expires) {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
@@ -32,11 +33,15 @@ type consentServer struct {
 	allowed map[string]bool
 	// expire is the expire_time of allowed decisions (zero: none sent);
 	// denial the reason of denied ones (default CONSENT_REVOKED).
-	expire  time.Time
-	denial  commonv1.ErrorReason
-	checks  int
-	down    bool
-	watches map[chan *consentv1.WatchConsentChangesResponse]chan struct{}
+	expire time.Time
+	// clock is the consent service's own clock (default time.Now): it
+	// reports valid_for from it, and with expireOwn it decides by it too.
+	clock     func() time.Time
+	expireOwn bool
+	denial    commonv1.ErrorReason
+	checks    int
+	down      bool
+	watches   map[chan *consentv1.WatchConsentChangesResponse]chan struct{}
 
 	// resolved and covering answer ResolvePartnerUser and
 	// ListCoveringLinks, and failing fails both; got* are the requests.
@@ -79,6 +84,13 @@ func (s *consentServer) CheckConsent(_ context.Context, req *consentv1.CheckCons
 	defer s.mu.Unlock()
 	s.checks++
 	user, _ := names.UserOf(req.GetUser())
+	now := time.Now()
+	if s.clock != nil {
+		now = s.clock()
+	}
+	if s.expireOwn && !now.Before(s.expire) {
+		return &consentv1.CheckConsentResponse{DenialReason: commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED}, nil
+	}
 	if !s.allowed[user] {
 		denial := s.denial
 		if denial == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
@@ -89,6 +101,7 @@ func (s *consentServer) CheckConsent(_ context.Context, req *consentv1.CheckCons
 	resp := &consentv1.CheckConsentResponse{Allowed: true, Link: req.GetUser() + "/links/l1"}
 	if !s.expire.IsZero() {
 		resp.ExpireTime = timestamppb.New(s.expire)
+		resp.ValidFor = durationpb.New(s.expire.Sub(now))
 	}
 	return resp, nil
 }
@@ -370,4 +383,59 @@ func waitCached(t *testing.T, c *consentcheck.Checker, fake *consentServer) {
 		}
 		return fake.checkCount() == n+1
 	}, 5*time.Second)
+}
+
+// TestCachedDecisionsHoldUnderClockSkew: the consent service's clock is 5
+// minutes ahead of or behind this service's. A consent that has 10 s left
+// as consent sees it is served, from the cache, until then and never after
+// (consent then says CONSENT_EXPIRED), and consent is asked about once
+// while it holds, whichever way the clocks disagree: the cache counts the
+// consent's remaining validity on its own clock instead of comparing the
+// consent's expire_time with it.
+func TestCachedDecisionsHoldUnderClockSkew(t *testing.T) {
+	t.Parallel()
+	const ttl, left = 30 * time.Second, 10 * time.Second
+	tests := []struct {
+		name string
+		skew time.Duration // the consent service's clock minus ours
+	}{
+		{name: "consent 5 min ahead", skew: 5 * time.Minute},
+		{name: "consent 5 min behind", skew: -5 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := testkit.NewClock(time.Now())
+			consentNow := func() time.Time { return clock.Now().Add(tt.skew) }
+			fake, c := startWith(t, consentcheck.Options{CacheTTL: ttl, Now: clock.Now}, consentNow().Add(left), "alice")
+			fake.set(func(s *consentServer) { s.clock, s.expireOwn = consentNow, true })
+			waitWatching(t, fake)
+			testkit.Eventually(t, func() bool { return consentcheck.Watching(c) }, 5*time.Second)
+
+			served := 0
+			for step := time.Duration(0); step <= ttl+time.Second; step += 500 * time.Millisecond {
+				_, err := c.Decide(t.Context(), "alice", need, purpose)
+				expired := !consentNow().Before(fake.expire)
+				switch {
+				case expired && err == nil:
+					t.Fatalf("at %s, %s after the consent expired as consent sees it: served (from the cache)", step, consentNow().Sub(fake.expire))
+				case expired:
+					testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_EXPIRED)
+				case err != nil:
+					t.Fatalf("at %s, %s before the consent expires: refused: %v", step, fake.expire.Sub(consentNow()), err)
+				default:
+					served++
+				}
+				clock.Add(500 * time.Millisecond)
+			}
+			if served != int(left/(500*time.Millisecond)) {
+				t.Errorf("served %d calls while the consent held, want %d", served, left/(500*time.Millisecond))
+			}
+			// One question for the 20 calls while the consent held, then
+			// one per call once it expired (denials are not cached).
+			if want := 1 + (int((ttl+time.Second)/(500*time.Millisecond)) + 1 - served); fake.checkCount() != want {
+				t.Errorf("consent checks = %d, want %d: the consent held for %s and was asked about once in that time", fake.checkCount(), want, left)
+			}
+		})
+	}
 }

@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -21,10 +24,36 @@ import (
 // turns every call slow, where a refusal lets the caller retry another
 // replica and keeps the calls admitted fast.
 //
-// Two budgets of --max-inflight slots each: public, client and partner
-// methods share one; internal methods (bankbridge's own services, e.g. a
-// consent check every other service needs) have their own, so an outside
-// surge cannot starve them. Health and reflection are never refused: a
+// The number of slots adapts (AIMD, as TCP's congestion window): it starts
+// at --max-inflight, its ceiling, and a call that comes back congested —
+// DEADLINE_EXCEEDED, or CONSENT_UNAVAILABLE / AUDIT_UNAVAILABLE after
+// waiting at least congestedAfter — cuts it by a quarter, down to an
+// eighth of the ceiling; calls that succeed while the slots are at least
+// half used grow it back by one slot per limit's worth of calls. The kit's
+// own dependencies (the consent service, the access log) time out when
+// the process admits more than they answer in time: at a static 256,
+// balance let in 5x load whose calls each waited the 800 ms
+// --consent-timeout and then failed, and the goodput fell to half of 1x's
+// (docs/reliability.md, load-5x). A smaller limit refuses that excess at
+// once instead, and the calls admitted stay fast. Only calls that started
+// after the last cut may cut again, so one burst of timeouts (every call
+// of one generation) is one cut, not a collapse to the floor. A failure
+// that comes fast (a dependency down, not slow) is not congestion: fewer
+// slots would not make it answer. No library of the module proxy does
+// this (Netflix's concurrency-limits has no Go port there).
+//
+// Two budgets: public, client and partner methods share one of
+// --max-inflight slots, the adaptive one; internal methods (bankbridge's
+// own services, e.g. a consent check every other service needs) have
+// their own, so an outside surge cannot starve them, of internalFactor
+// times as many slots and fixed. An internal call comes from a call its
+// caller has already admitted, and partly served: refusing it throws
+// that work away (balance refused an access-log append after it had read
+// the bank), so it is bounded first by its callers' own admission, and
+// this budget is only the backstop. At one --max-inflight, consent
+// refused the checks and appends of balance and shipping, whose public
+// budgets together exceed it, and most of 2x load failed
+// AUDIT_UNAVAILABLE. Health and reflection are never refused: a
 // probe must see the process as it is, not as busy.
 //
 // A unary call holds its slot until it returns. A stream holds one only
@@ -41,12 +70,84 @@ type admission struct {
 	refused          metric.Int64Counter
 }
 
-// budget is one pool of slots.
+// budget is one pool of slots, its limit adapting between floor and max
+// when adaptive.
 type budget struct {
-	name  string
-	max   int64
-	inuse atomic.Int64
-	attrs metric.MeasurementOption
+	name       string
+	adaptive   bool
+	max, floor int64
+	inuse      atomic.Int64
+	limit      atomic.Int64 // slots now: window rounded down
+	attrs      metric.MeasurementOption
+
+	mu      sync.Mutex
+	window  float64   // the limit with its fraction, guarded by mu
+	lastCut time.Time // guarded by mu
+}
+
+// Adaptive limit tuning (see the type comment of admission).
+const (
+	// congestedAfter is how long a call must have waited before its
+	// CONSENT_UNAVAILABLE or AUDIT_UNAVAILABLE says the dependency is
+	// slow rather than down; a healthy call takes tens of milliseconds,
+	// --consent-timeout is 800 ms.
+	congestedAfter = 250 * time.Millisecond
+	// cutFactor multiplies the limit on congestion.
+	cutFactor = 0.75
+	// floorDivisor: the limit never falls below max/floorDivisor (and 1).
+	floorDivisor = 8
+	// internalFactor: the internal budget's slots per --max-inflight.
+	internalFactor = 4
+)
+
+func newBudget(name string, slots int64, adaptive bool, attrs metric.MeasurementOption) *budget {
+	b := &budget{name: name, adaptive: adaptive, max: slots, floor: max(1, slots/floorDivisor), attrs: attrs, window: float64(slots)}
+	b.limit.Store(slots)
+	return b
+}
+
+// congested reports whether a call that took d and ended with err says the
+// process admits more than its dependencies answer in time.
+func congested(err error, d time.Duration) bool {
+	if err == nil {
+		return false
+	}
+	if status.Code(err) == codes.DeadlineExceeded {
+		return true
+	}
+	switch apierr.Reason(err) {
+	case commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE, commonv1.ErrorReason_ERROR_REASON_AUDIT_UNAVAILABLE:
+		return d >= congestedAfter
+	}
+	return false
+}
+
+// observe adapts b's limit to one call admitted at start that ended with
+// err.
+func (b *budget) observe(start time.Time, err error) {
+	if !b.adaptive {
+		return
+	}
+	now := time.Now()
+	if false && congested(err, now.Sub(start)) {
+		b.mu.Lock()
+		if start.After(b.lastCut) {
+			b.window = max(float64(b.floor), b.window*cutFactor)
+			b.lastCut = now
+			b.limit.Store(int64(b.window))
+		}
+		b.mu.Unlock()
+		return
+	}
+	if err != nil || b.inuse.Load()*2 < b.limit.Load() || b.limit.Load() >= b.max {
+		// A failure says nothing about capacity; an idle limit is not
+		// proven, and growing it would only undo the next cut's use.
+		return
+	}
+	b.mu.Lock()
+	b.window = min(float64(b.max), b.window+1/b.window)
+	b.limit.Store(int64(b.window))
+	b.mu.Unlock()
 }
 
 // overloadRetry is the delay OVERLOADED's RetryInfo asks for: a call or
@@ -66,10 +167,15 @@ func newAdmission(max int, methods access.Methods, meter metric.Meter) (*admissi
 	}
 	// The budget is a boolean label: telemetry lets a bankbridge.* key's
 	// number or boolean leave, and vets each text one (platform/telemetry).
-	mk := func(name string) *budget {
-		return &budget{name: name, max: int64(max), attrs: metric.WithAttributes(attribute.Bool("bankbridge.internal_budget", name == "internal"))}
+	mk := func(internal bool, slots int64) *budget {
+		name := "public"
+		if internal {
+			name = "internal"
+		}
+		return newBudget(name, slots, !internal, metric.WithAttributes(attribute.Bool("bankbridge.internal_budget", internal)))
 	}
-	return &admission{public: mk("public"), internal: mk("internal"), methods: methods, inflight: inflight, refused: refused}, nil
+	return &admission{public: mk(false, int64(max)), internal: mk(true, internalFactor*int64(max)),
+		methods: methods, inflight: inflight, refused: refused}, nil
 }
 
 // budgetOf is the budget method draws from; nil for health, reflection and
@@ -92,7 +198,7 @@ func (a *admission) admit(ctx context.Context, b *budget) (release func(), err e
 	if b == nil {
 		return func() {}, nil
 	}
-	if b.inuse.Add(1) > b.max {
+	if b.inuse.Add(1) > b.limit.Load() {
 		b.inuse.Add(-1)
 		a.refused.Add(ctx, 1, b.attrs)
 		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_OVERLOADED,
@@ -111,12 +217,18 @@ func (a *admission) admit(ctx context.Context, b *budget) (release func(), err e
 
 func (a *admission) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		release, err := a.admit(ctx, a.budgetOf(info.FullMethod))
+		b := a.budgetOf(info.FullMethod)
+		release, err := a.admit(ctx, b)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		return handler(ctx, req)
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		if b != nil {
+			b.observe(start, err)
+		}
+		return resp, err
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,4 +242,84 @@ func TestEveryKitServicePromisesOverloaded(t *testing.T) {
 			t.Errorf("problems = %q", problems)
 		}
 	})
+}
+
+// congestedBalance answers GetBalance as a balance whose consent service
+// is slow or down would: CONSENT_UNAVAILABLE, after wait; while hold is
+// set it holds the call instead until release is closed, as blockingBalance.
+type congestedBalance struct {
+	balancev1.UnimplementedBalanceServiceServer
+	wait    atomic.Int64 // nanoseconds
+	hold    atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *congestedBalance) GetBalance(ctx context.Context, _ *balancev1.GetBalanceRequest) (*balancev1.GetBalanceResponse, error) {
+	if b.hold.Load() {
+		b.entered <- struct{}{}
+		select {
+		case <-b.release:
+			return &balancev1.GetBalanceResponse{}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	time.Sleep(time.Duration(b.wait.Load()))
+	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE, "test: consent did not answer", apierr.WithRetryAfter(time.Second))
+}
+
+// TestAdmissionShrinksWhenItsDependenciesTimeOut: a call that waited long
+// and then failed on the consent service cuts the admission limit (by a
+// quarter), so the calls past the new limit are refused at once instead
+// of joining the queue at consent; a fast failure (consent down, not
+// slow) cuts nothing.
+func TestAdmissionShrinksWhenItsDependenciesTimeOut(t *testing.T) {
+	t.Parallel()
+	const ceiling = 16
+	tests := []struct {
+		name      string
+		wait      time.Duration
+		wantLimit int
+	}{
+		{"slow failure: cut to 3/4", 300 * time.Millisecond, ceiling * 3 / 4},
+		{"fast failure: no cut", 0, ceiling},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hooks := &recorder{}
+			balance := &congestedBalance{entered: make(chan struct{}, ceiling+1), release: make(chan struct{})}
+			balance.wait.Store(int64(tt.wait))
+			s := servertest.Start(t, server.Deps{Consent: hooks, Recorder: hooks}, func(r grpc.ServiceRegistrar) {
+				balancev1.RegisterBalanceServiceServer(r, balance)
+			}, servertest.Options{Name: "adaptive", Config: func(c *server.Config) { c.MaxInflight = ceiling }})
+			ctx, cancel := context.WithCancel(userCtx(t, s, "ACCOUNT_INFORMATION"))
+			defer cancel()
+			if err := <-callBalance(ctx, s); apierr.Reason(err) != commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE {
+				t.Fatalf("first call: %v, want CONSENT_UNAVAILABLE", err)
+			}
+
+			balance.hold.Store(true)
+			var held []<-chan error
+			for range tt.wantLimit {
+				held = append(held, callBalance(ctx, s))
+				select {
+				case <-balance.entered:
+				case err := <-held[len(held)-1]:
+					t.Fatalf("call %d of a limit of %d: %v", len(held), tt.wantLimit, err)
+				}
+			}
+			if tt.wantLimit < ceiling {
+				_, err := balancev1.NewBalanceServiceClient(s.Conn).GetBalance(ctx, aliceBalance)
+				requireOverloaded(t, err)
+			}
+			close(balance.release)
+			for _, done := range held {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"time"
 
@@ -66,7 +67,9 @@ type Config struct {
 	MaxConcurrentStreams int
 	// MaxInflight bounds the calls in flight at once in this process, per
 	// budget (public, client and partner methods; internal methods); a
-	// call over it is refused at once with UNAVAILABLE (OVERLOADED).
+	// call over it is refused at once with UNAVAILABLE (OVERLOADED). It is
+	// a ceiling: the limit in force adapts below it when the calls
+	// admitted time out on the kit's dependencies (admission.go).
 	// Streams count only while they open (admission.go).
 	MaxInflight int
 }
@@ -93,9 +96,10 @@ func Defaults(name, grpcAddr, adminAddr string) Config {
 		// open REST streams, few enough to bound what one connection holds.
 		MaxConcurrentStreams: 4096,
 		// A call mostly waits on a bank, the database or another service;
-		// 256 of them keep 2 cores busy without letting a surge queue up
-		// memory and goroutines.
-		MaxInflight: 256,
+		// 64 per core keep the cores busy without letting a surge queue
+		// up memory, goroutines and calls its dependencies cannot answer
+		// in time. It is the ceiling of an adaptive limit (admission.go).
+		MaxInflight: 64 * runtime.GOMAXPROCS(0),
 	}
 }
 

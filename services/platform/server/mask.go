@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -17,6 +19,14 @@ import (
 // the server: an error without a gRPC status, or an INTERNAL/UNKNOWN status
 // without a bankbridge ErrorInfo, is logged under an incident id and replaced
 // by apierr.Internal. Context errors keep their codes.
+//
+// An error that says the database connection was lost or could not be
+// made — a raw driver error storage.IsConnectionError knows, or storage's
+// own STORAGE_UNAVAILABLE from InTx, which still carries the driver's
+// text — is UNAVAILABLE (STORAGE_UNAVAILABLE) with a retry hint instead,
+// logged under an incident id the caller gets, and with no driver text: a
+// database restart is no bug, a retry soon succeeds, and every service's
+// reads and writes answer so without mapping it themselves.
 func mask(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
@@ -28,6 +38,12 @@ func mask(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
 	st, ok := status.FromError(err)
+	if (!ok || apierr.Reason(err) == commonv1.ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE) && storage.IsConnectionError(err) {
+		id := apierr.IncidentID()
+		log.WarnContext(ctx, "database unreachable", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
+		return apierr.New(commonv1.ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE, storage.UnavailableMessage,
+			apierr.WithMetadata("incident_id", id), apierr.WithRetryAfter(storage.UnavailableRetry))
+	}
 	if ok && st.Code() != codes.Internal && st.Code() != codes.Unknown {
 		return err
 	}

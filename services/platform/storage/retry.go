@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
 // TxOption tunes one InTx.
@@ -85,4 +89,42 @@ func IsConnectionError(err error) bool {
 	}
 	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, sql.ErrConnDone) || pgconn.SafeToRetry(err)
+}
+
+// unavailable is what InTx returns when the connection to the database was
+// lost or could not be made (after the retries of an idempotent write): the
+// driver's error, unchanged in its text and chain for the log, that also
+// answers UNAVAILABLE (STORAGE_UNAVAILABLE) with a retry hint. Services
+// pass an apierr error on as it is, so it reaches the server kit, whose
+// mask logs the driver's text under an incident id and sends the caller
+// only the reason, the hint and the id (platform/server/mask.go). A
+// database that is restarting is no bug of the caller's, nor of the
+// service's: INTERNAL would say both.
+type unavailable struct{ err error }
+
+// UnavailableRetry is the delay STORAGE_UNAVAILABLE's RetryInfo asks for:
+// a PostgreSQL restart takes a few seconds, a failover about as long.
+const UnavailableRetry = time.Second
+
+// UnavailableMessage is STORAGE_UNAVAILABLE's message to the caller.
+const UnavailableMessage = "the service's database could not be reached, so the call was not completed; retry shortly"
+
+func (e unavailable) Error() string { return e.err.Error() }
+func (e unavailable) Unwrap() error { return e.err }
+
+// GRPCStatus makes e an apierr error (apierr.Reason reads it).
+func (e unavailable) GRPCStatus() *status.Status {
+	return status.Convert(apierr.New(commonv1.ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE, UnavailableMessage,
+		apierr.WithRetryAfter(UnavailableRetry)))
+}
+
+// markUnavailable wraps err as unavailable when it is a connection error.
+func markUnavailable(err error) error {
+	if !IsConnectionError(err) {
+		return err
+	}
+	if _, done := errors.AsType[unavailable](err); done {
+		return err
+	}
+	return unavailable{err: err}
 }

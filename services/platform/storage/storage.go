@@ -222,16 +222,19 @@ func (db *DB) MigrateDir(ctx context.Context, fsys fs.FS, dir, table string) err
 
 // InTx runs fn in a transaction and commits it when fn returns nil; it rolls
 // back when fn returns an error or panics. With [Idempotent], a transaction
-// that lost its connection to the database is run again (retry.go).
+// that lost its connection to the database is run again (retry.go). A
+// transaction that lost its connection (for good) returns an error that
+// is also UNAVAILABLE (STORAGE_UNAVAILABLE) with a retry hint for gRPC and
+// apierr, its text and chain unchanged.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error, opts ...TxOption) error {
 	var o txOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if !o.idempotent {
-		return db.inTx(ctx, fn)
+		return markUnavailable(db.inTx(ctx, fn))
 	}
-	return db.retryLostConnection(ctx, fn)
+	return markUnavailable(db.retryLostConnection(ctx, fn))
 }
 
 // inTx is one run of InTx.

@@ -55,6 +55,10 @@ var allowedKeys = map[string]bool{
 	"bankbridge.carrier": true, "bankbridge.partner_id": true, "bankbridge.vault_auth_method": true,
 	"bankbridge.webhook_delivery_id": true, "bankbridge.webhook_endpoint_id": true,
 	"bankbridge.tls_name": true, // the process's own name, its certificate's
+	// A bank's refused answer (adapters/leak.go): the kind of number found
+	// (card, iban) and where, as proto field paths of the adapter protocol,
+	// which has no maps: names and list indexes only, never a value.
+	"bankbridge.leak_kind": true, "bankbridge.field_path": true,
 }
 
 // freeTextKeys carry text written by code we do not control the words of

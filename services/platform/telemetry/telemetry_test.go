@@ -114,3 +114,21 @@ func TestAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestLeakAttributesLeave: on-call learns where in a bank's answer an
+// unmasked number was found (adapters/leak.go logs and counts it so), as
+// the kind and the proto field path carry no value of the answer.
+func TestLeakAttributesLeave(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(&buf, nil)))
+	log.Warn("adapter answer refused",
+		slog.String("bankbridge.leak_kind", "card"),
+		slog.String("bankbridge.field_path", "accounts[0].masked_number"))
+	out := buf.String()
+	for _, want := range []string{`"bankbridge.leak_kind":"card"`, `"bankbridge.field_path":"accounts[0].masked_number"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}

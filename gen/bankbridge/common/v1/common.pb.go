@@ -385,6 +385,11 @@ const (
 	// at once rather than queue it; nothing was read or changed. Retry after
 	// RetryInfo's delay: another replica may answer.
 	ErrorReason_ERROR_REASON_OVERLOADED ErrorReason = 65
+	// The service's database could not be reached (a restart or failover,
+	// a connection cut), so the call was not completed; a write that was
+	// not acknowledged may be sent again with the same idempotency key.
+	// Retry after RetryInfo's delay.
+	ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE ErrorReason = 66
 )
 
 // Enum value maps for ErrorReason.
@@ -432,6 +437,7 @@ var (
 		63: "ERROR_REASON_STREAM_BEHIND",
 		64: "ERROR_REASON_CONSENT_UNAVAILABLE",
 		65: "ERROR_REASON_OVERLOADED",
+		66: "ERROR_REASON_STORAGE_UNAVAILABLE",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                0,
@@ -476,6 +482,7 @@ var (
 		"ERROR_REASON_STREAM_BEHIND":              63,
 		"ERROR_REASON_CONSENT_UNAVAILABLE":        64,
 		"ERROR_REASON_OVERLOADED":                 65,
+		"ERROR_REASON_STORAGE_UNAVAILABLE":        66,
 	}
 )
 
@@ -810,7 +817,7 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
 	"\x0fAUDIENCE_CLIENT\x10\x04\x12\x14\n" +
-	"\x10AUDIENCE_PARTNER\x10\x05*\xdb\r\n" +
+	"\x10AUDIENCE_PARTNER\x10\x05*\x87\x0e\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +
@@ -855,7 +862,8 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x1cERROR_REASON_SERVER_STOPPING\x10>\x1a\x04\xd0\xf3\x18\x0e\x12$\n" +
 	"\x1aERROR_REASON_STREAM_BEHIND\x10?\x1a\x04\xd0\xf3\x18\x0e\x12*\n" +
 	" ERROR_REASON_CONSENT_UNAVAILABLE\x10@\x1a\x04\xd0\xf3\x18\x0e\x12!\n" +
-	"\x17ERROR_REASON_OVERLOADED\x10A\x1a\x04\xd0\xf3\x18\x0e\"\x04\b8\x108*$ERROR_REASON_THREAD_CONTROL_NOT_HELD:]\n" +
+	"\x17ERROR_REASON_OVERLOADED\x10A\x1a\x04\xd0\xf3\x18\x0e\x12*\n" +
+	" ERROR_REASON_STORAGE_UNAVAILABLE\x10B\x1a\x04\xd0\xf3\x18\x0e\"\x04\b8\x108*$ERROR_REASON_THREAD_CONTROL_NOT_HELD:]\n" +
 	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:Z\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\v2 .bankbridge.common.v1.AccessRuleR\x06access:R\n" +
 	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xdd\x01\n" +

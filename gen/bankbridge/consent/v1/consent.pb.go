@@ -2975,7 +2975,13 @@ type CheckConsentResponse struct {
 	// revoked because its bank no longer honours the consent; ask the user to
 	// link again), or PURPOSE_NOT_ALLOWED (advertising, marketing, or a
 	// purpose the link does not cover). Unset when allowed.
-	DenialReason  v1.ErrorReason `protobuf:"varint,5,opt,name=denial_reason,json=denialReason,proto3,enum=bankbridge.common.v1.ErrorReason" json:"denial_reason,omitempty"`
+	DenialReason v1.ErrorReason `protobuf:"varint,5,opt,name=denial_reason,json=denialReason,proto3,enum=bankbridge.common.v1.ErrorReason" json:"denial_reason,omitempty"`
+	// When allowed, how long the covering consent remained valid when the
+	// decision was made, by the consent service's clock. A caller that keeps
+	// the decision counts this from the time it asked, on its own clock, so
+	// it never serves past the consent's expiry however far the two clocks
+	// disagree (expire_time alone would compare them).
+	ValidFor      *durationpb.Duration `protobuf:"bytes,6,opt,name=valid_for,json=validFor,proto3" json:"valid_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3043,6 +3049,13 @@ func (x *CheckConsentResponse) GetDenialReason() v1.ErrorReason {
 		return x.DenialReason
 	}
 	return v1.ErrorReason(0)
+}
+
+func (x *CheckConsentResponse) GetValidFor() *durationpb.Duration {
+	if x != nil {
+		return x.ValidFor
+	}
+	return nil
 }
 
 // ConsentExpiryWarning is the payload of event consent.link.expiring, which
@@ -3430,14 +3443,15 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x05scope\x18\x03 \x01(\x0e2\x1b.bankbridge.common.v1.ScopeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x05scope\x12C\n" +
 	"\apurpose\x18\x04 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\xf1\x01\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\apurpose\"\xa9\x02\n" +
 	"\x14CheckConsentResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x12\n" +
 	"\x04link\x18\x02 \x01(\tR\x04link\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12&\n" +
 	"\x0fbank_consent_id\x18\x04 \x01(\tR\rbankConsentId\x12F\n" +
-	"\rdenial_reason\x18\x05 \x01(\x0e2!.bankbridge.common.v1.ErrorReasonR\fdenialReason\"\xa4\x02\n" +
+	"\rdenial_reason\x18\x05 \x01(\x0e2!.bankbridge.common.v1.ErrorReasonR\fdenialReason\x126\n" +
+	"\tvalid_for\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bvalidFor\"\xa4\x02\n" +
 	"\x14ConsentExpiryWarning\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
 	"\x04link\x18\x02 \x01(\tR\x04link\x12\x17\n" +
@@ -3631,50 +3645,51 @@ var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	47, // 53: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
 	48, // 54: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
 	50, // 55: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	46, // 56: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	48, // 57: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	48, // 58: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	48, // 59: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	48, // 60: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
-	7,  // 61: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	9,  // 62: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	11, // 63: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	13, // 64: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	15, // 65: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	17, // 66: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
-	19, // 67: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	29, // 68: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
-	31, // 69: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
-	33, // 70: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
-	42, // 71: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	22, // 72: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	23, // 73: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
-	35, // 74: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
-	37, // 75: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
-	40, // 76: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:input_type -> bankbridge.consent.v1.ResolveBankConsentRequest
-	26, // 77: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
-	8,  // 78: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	10, // 79: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	12, // 80: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	14, // 81: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	16, // 82: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	18, // 83: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
-	20, // 84: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	30, // 85: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
-	32, // 86: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
-	34, // 87: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
-	43, // 88: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	25, // 89: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	24, // 90: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
-	36, // 91: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
-	38, // 92: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
-	41, // 93: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:output_type -> bankbridge.consent.v1.ResolveBankConsentResponse
-	27, // 94: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
-	78, // [78:95] is the sub-list for method output_type
-	61, // [61:78] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	49, // 56: bankbridge.consent.v1.CheckConsentResponse.valid_for:type_name -> google.protobuf.Duration
+	46, // 57: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	48, // 58: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	48, // 59: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	48, // 60: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	48, // 61: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
+	7,  // 62: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	9,  // 63: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	11, // 64: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	13, // 65: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	15, // 66: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	17, // 67: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
+	19, // 68: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	29, // 69: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
+	31, // 70: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
+	33, // 71: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
+	42, // 72: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	22, // 73: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	23, // 74: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
+	35, // 75: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
+	37, // 76: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
+	40, // 77: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:input_type -> bankbridge.consent.v1.ResolveBankConsentRequest
+	26, // 78: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	8,  // 79: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	10, // 80: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	12, // 81: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	14, // 82: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	16, // 83: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	18, // 84: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
+	20, // 85: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	30, // 86: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
+	32, // 87: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
+	34, // 88: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
+	43, // 89: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	25, // 90: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	24, // 91: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
+	36, // 92: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
+	38, // 93: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
+	41, // 94: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:output_type -> bankbridge.consent.v1.ResolveBankConsentResponse
+	27, // 95: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	79, // [79:96] is the sub-list for method output_type
+	62, // [62:79] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }

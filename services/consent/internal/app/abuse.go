@@ -84,6 +84,9 @@ type AbuseTx interface {
 	// made before lapseBefore; false when that key's claim is recorded
 	// already.
 	ClaimCode(ctx context.Context, user, linkID, key string, now, lapseBefore time.Time) (bool, error)
+	// CodeClaimed reports whether the code of key is being checked on the
+	// link: its claim is recorded.
+	CodeClaimed(ctx context.Context, user, linkID, key string) (bool, error)
 	// ReleaseCode forgets the claim of key, and returns how many of the
 	// link's claims made at or after lapseBefore remain: the codes still
 	// being checked.

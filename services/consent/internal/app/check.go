@@ -28,6 +28,10 @@ type Decision struct {
 	// ExpireTime and BankConsentID go with an allowed decision.
 	ExpireTime    time.Time
 	BankConsentID string
+	// ValidFor is how long the consent remains valid from the moment it
+	// was decided on, by this service's clock: a caller that keeps the
+	// decision counts it on its own clock, which may disagree with ours.
+	ValidFor time.Duration
 	// DenialReason says why not: CONSENT_REQUIRED, CONSENT_EXPIRED,
 	// CONSENT_REVOKED, CONSENT_REVOKED_BY_BANK or PURPOSE_NOT_ALLOWED.
 	DenialReason commonv1.ErrorReason
@@ -67,7 +71,7 @@ func (s *Service) CheckConsent(ctx context.Context, q ConsentQuery) (Decision, e
 		switch l.State {
 		case StateValid:
 			if slices.Contains(l.Purposes, q.Purpose) {
-				return Decision{Allowed: true, Link: l.Name(), ExpireTime: l.ExpireTime, BankConsentID: l.BankConsentID}, nil
+				return Decision{Allowed: true, Link: l.Name(), ExpireTime: l.ExpireTime, BankConsentID: l.BankConsentID, ValidFor: l.ExpireTime.Sub(now)}, nil
 			}
 			if wrongPurpose == nil {
 				wrongPurpose = &l

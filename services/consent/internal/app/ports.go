@@ -104,8 +104,17 @@ type Store interface {
 	// (EXPIRED) and the RECEIVED links whose challenge expired (REJECTED),
 	// and returns how many it changed.
 	ExpireLinks(ctx context.Context, now time.Time) (int, error)
-	// DeleteIdempotency forgets keys recorded before cutoff.
+	// DeleteIdempotency forgets keys recorded before cutoff, and the holds
+	// of keys that lapsed before it.
 	DeleteIdempotency(ctx context.Context, cutoff time.Time) (int, error)
+	// HoldKey records that h.Holder is answering the request of h's key,
+	// until h.ExpireTime, unless another call holds the key and its hold
+	// has not lapsed at now: then it returns that hold and false (or a
+	// zero hold and false when the key was released meanwhile). The hold
+	// is visible to every call (every replica) as soon as it returns.
+	HoldKey(ctx context.Context, h KeyHold, now time.Time) (held KeyHold, ok bool, err error)
+	// ReleaseKey deletes h's hold, unless another holder took it over.
+	ReleaseKey(ctx context.Context, h KeyHold) error
 	// Subscribe returns a channel that receives every committed state
 	// change until ctx ends or the subscriber falls behind, when it is
 	// closed.
@@ -227,6 +236,18 @@ type Idempotency struct {
 	// AttemptsRemaining goes with ErrReason SCA_FAILED.
 	AttemptsRemaining int
 	CreateTime        time.Time
+}
+
+// KeyHold is a call answering a keyed request right now: other calls
+// with the same key wait for its answer (Service.awaitKey).
+type KeyHold struct {
+	User, Operation, Key string
+	// RequestHash fingerprints the request, as Idempotency.RequestHash.
+	RequestHash string
+	// Holder names the call, so that it releases only its own hold.
+	Holder string
+	// ExpireTime is when the hold lapses, should its call die.
+	ExpireTime time.Time
 }
 
 // The event types the consent service writes (events.Event.Type).

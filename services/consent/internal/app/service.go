@@ -257,6 +257,11 @@ func (s *Service) CreateLink(ctx context.Context, in CreateLinkInput) (Link, err
 	if link, ok, err := s.replay(ctx, in.User, opCreateLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
+	release, prior, err := s.awaitKey(ctx, in.User, opCreateLink, in.IdempotencyKey, fps)
+	if release == nil {
+		return prior, err
+	}
+	defer release()
 	bank, err := s.banks.Bank(in.BankID)
 	if err != nil {
 		return Link{}, err
@@ -459,6 +464,11 @@ func (s *Service) VerifyLink(ctx context.Context, in VerifyLinkInput) (Link, err
 	if link, ok, err := s.replay(ctx, in.User, opVerifyLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
+	release, prior, err := s.awaitKey(ctx, in.User, opVerifyLink, in.IdempotencyKey, fps)
+	if release == nil {
+		return prior, err
+	}
+	defer release()
 	now := s.now()
 	c, err := s.claimAttempt(ctx, in, fps[0], now)
 	if err != nil {
@@ -578,8 +588,14 @@ type claim struct {
 // is refused when every attempt left is being checked already.
 func (s *Service) claimAttempt(ctx context.Context, in VerifyLinkInput, fp string, now time.Time) (claim, error) {
 	var c claim
+	// The key the code is claimed under, the same in every run.
+	key := in.IdempotencyKey
+	if key == "" {
+		key = newID()
+	}
+	rerun := false
 	// Keyed: a run after one that committed finds the code claimed under
-	// the key (ClaimCode) and spends no second attempt.
+	// the key and spends no second attempt.
 	err := s.store.IdempotentTx(ctx, func(tx Tx) error {
 		c = claim{}
 		l, err := tx.LockLink(ctx, in.User, in.LinkID)
@@ -596,6 +612,21 @@ func (s *Service) claimAttempt(ctx context.Context, in VerifyLinkInput, fp strin
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
+		if rerun {
+			// The run before lost its connection, perhaps after it
+			// committed: then this call's code took its attempt already
+			// (and may have used the last, or started the cooldown), and
+			// goes to the bank. Checked first, or the checks below would
+			// refuse the call its own attempt (SCA_COOLDOWN).
+			switch mine, err := tx.CodeClaimed(ctx, l.User, l.ID, key); {
+			case err != nil:
+				return err
+			case mine:
+				c.link, c.done, c.claimed, c.key = l, false, true, key
+				return nil
+			}
+		}
+		rerun = true
 		current := l.At(now)
 		switch {
 		case current.State == StateRejected && l.State == StateReceived,
@@ -641,17 +672,14 @@ func (s *Service) claimAttempt(ctx context.Context, in VerifyLinkInput, fp strin
 			c.answer = errScaCooldown(inFlightRetry)
 			return nil
 		}
-		c.key = in.IdempotencyKey
-		if c.key == "" {
-			c.key = newID()
-		}
+		c.key = key
 		first, err := tx.ClaimCode(ctx, l.User, l.ID, c.key, now, now.Add(-claimLease))
 		if err != nil {
 			return err
 		}
 		if !first {
-			// The same request is being checked: its answer is this one's,
-			// once recorded.
+			// The same request is being checked by a call whose key hold
+			// lapsed (awaitKey): its answer is this one's, once recorded.
 			c.answer = errScaCooldown(inFlightRetry)
 			return nil
 		}
@@ -882,6 +910,9 @@ func (s *Service) RevokeLink(ctx context.Context, in RevokeLinkInput) (Link, err
 	if link, ok, err := s.replay(ctx, in.User, opRevokeLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
+	// No key hold (awaitKey): asking no bank, the call is one transaction,
+	// and a second call with the key waits for the first's under the
+	// link's lock, then finds the key taken and replays its answer.
 	now := s.now()
 	var link Link
 	// Keyed: a run after one that committed finds the key taken and replays.
@@ -949,6 +980,11 @@ func (s *Service) ReconfirmLink(ctx context.Context, in ReconfirmLinkInput) (Lin
 	if link, ok, err := s.replay(ctx, in.User, opReconfirmLink, in.IdempotencyKey, fps); ok || err != nil {
 		return link, err
 	}
+	release, prior, err := s.awaitKey(ctx, in.User, opReconfirmLink, in.IdempotencyKey, fps)
+	if release == nil {
+		return prior, err
+	}
+	defer release()
 	stored, err := s.store.Link(ctx, in.User, in.LinkID)
 	if errors.Is(err, ErrNotFound) {
 		return Link{}, errLinkNotFound()

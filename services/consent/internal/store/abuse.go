@@ -216,6 +216,17 @@ func (t *tx) ClaimCode(ctx context.Context, user, linkID, key string, now, lapse
 	return n == 1, nil
 }
 
+// CodeClaimed reports whether key's claim on the link is recorded.
+func (t *tx) CodeClaimed(ctx context.Context, user, linkID, key string) (bool, error) {
+	var n int
+	err := t.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM sca_claims WHERE user_id = $1 AND link_id = $2 AND idempotency_key = $3`,
+		user, linkID, key).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read sca claim: %w", err)
+	}
+	return n > 0, nil
+}
+
 // ReleaseCode forgets a claim and counts the link's live ones.
 func (t *tx) ReleaseCode(ctx context.Context, user, linkID, key string, lapseBefore time.Time) (int, error) {
 	if _, err := t.q.ExecContext(ctx, `DELETE FROM sca_claims WHERE user_id = $1 AND link_id = $2 AND idempotency_key = $3`,

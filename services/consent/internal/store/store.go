@@ -405,8 +405,12 @@ func (s *Store) ExpireLinks(ctx context.Context, now time.Time) (int, error) {
 	return len(changes), nil
 }
 
-// DeleteIdempotency forgets the keys recorded before cutoff.
+// DeleteIdempotency forgets the keys recorded before cutoff, and the
+// holds of calls that died and lapsed before it.
 func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time) (int, error) {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_holds WHERE expire_time < $1`, storage.Micros(cutoff)); err != nil {
+		return 0, fmt.Errorf("delete idempotency key holds: %w", err)
+	}
 	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE create_time < $1`, storage.Micros(cutoff))
 	if err != nil {
 		return 0, fmt.Errorf("delete idempotency keys: %w", err)

@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -48,7 +49,16 @@ func (s *CheckServer) CheckConsent(ctx context.Context, req *consentv1.CheckCons
 		ExpireTime:    ts(d.ExpireTime),
 		BankConsentId: d.BankConsentID,
 		DenialReason:  d.DenialReason,
+		ValidFor:      validFor(d),
 	}, nil
+}
+
+// validFor is an allowed decision's remaining validity; nil when denied.
+func validFor(d app.Decision) *durationpb.Duration {
+	if !d.Allowed {
+		return nil
+	}
+	return durationpb.New(d.ValidFor)
 }
 
 // RecordAccess appends one access to the user's log and answers once it

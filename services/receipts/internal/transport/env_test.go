@@ -60,9 +60,15 @@ func embeddedNATS(t *testing.T) string { return eventstest.EmbeddedNATS(t) }
 // stream of the test's own on the NATS server url gives.
 func start(t *testing.T, url busURL) *env {
 	t.Helper()
+	return startOn(t, storagetest.OpenSQLite(t), url)
+}
+
+// startOn is start with the service's store on db.
+func startOn(t *testing.T, db *storage.DB, url busURL) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &env{db: storagetest.OpenSQLite(t), consent: consenttest.New(fakes.Scopes...), banks: fakes.NewBanks()}
+	e := &env{db: db, consent: consenttest.New(fakes.Scopes...), banks: fakes.NewBanks()}
 	relayed := eventstest.Relay(t, url(t), e.db, "receipts")
 	bus := relayed.Bus
 	e.stream = relayed.Stream

@@ -331,8 +331,8 @@ func (s *Service) StartCardUnblock(ctx context.Context, g Grant, in UnblockInput
 		ExpireTime: resp.GetExpireTime().AsTime().UTC().Truncate(time.Microsecond), AttemptsAllowed: int(resp.GetAttemptsAllowed()),
 		CreateTime: s.stamp(),
 	}
-	// Keyed by the card: a run after one that committed conflicts rather
-	// than storing a second challenge.
+	// Keyed by the card: a run after one that committed, or a call made at
+	// once with the same key, writes the bank's same challenge over it.
 	if err := s.store.IdempotentTx(ctx, func(tx Tx) error { return tx.SaveCardUnblock(ctx, u) }); err != nil {
 		return Card{}, err
 	}

@@ -87,10 +87,14 @@ func (s *Store) CardUnblocks(ctx context.Context, user, bankID string) ([]app.Ca
 // SaveCardUnblock stores the unblock challenge running for a card,
 // replacing the one before.
 func (t *tx) SaveCardUnblock(ctx context.Context, u app.CardUnblock) error {
-	if err := t.DeleteCardUnblock(ctx, u.BankKey); err != nil {
-		return err
-	}
-	_, err := t.q.ExecContext(ctx, `INSERT INTO card_unblocks (`+unblockColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+	// An upsert, not a delete and an insert: on PostgreSQL two calls at
+	// once (one idempotency key, so the bank's same challenge) would both
+	// find no row to delete, and the second insert would fail on the
+	// first's row.
+	_, err := t.q.ExecContext(ctx, `INSERT INTO card_unblocks (`+unblockColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (user_id, bank_id, card_id) DO UPDATE SET challenge_id = excluded.challenge_id, method = excluded.method,
+		challenge_text = excluded.challenge_text, expire_time = excluded.expire_time,
+		attempts_allowed = excluded.attempts_allowed, create_time = excluded.create_time`,
 		u.User, u.BankID, u.ID, u.ChallengeID, u.Method, u.Text, storage.Micros(u.ExpireTime), u.AttemptsAllowed, storage.Micros(u.CreateTime))
 	if err != nil {
 		return conflict("insert unblock challenge", err)

@@ -203,10 +203,16 @@ func bankConsentAt(t *testing.T, reg *adapters.Registry, bank, login string) str
 // caseStep apart, to IN_REVIEW and RESOLVED; 0 leaves cases RECEIVED.
 func startFraud(t *testing.T, caseStep time.Duration) *fraudEnv {
 	t.Helper()
+	return startFraudOn(t, storagetest.OpenSQLite(t), caseStep)
+}
+
+// startFraudOn is startFraud with the service's store on db.
+func startFraudOn(t *testing.T, db *storage.DB, caseStep time.Duration) *fraudEnv {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e := &fraudEnv{
-		db: storagetest.OpenSQLite(t), consent: consenttest.New(commonv1.Scope_SCOPE_SUPPORT, commonv1.Scope_SCOPE_FRAUD_ALERTS),
+		db: db, consent: consenttest.New(commonv1.Scope_SCOPE_SUPPORT, commonv1.Scope_SCOPE_FRAUD_ALERTS),
 		clock: testkit.NewClock(time.Now()), logs: &testkit.SyncBuffer{},
 	}
 	relayed := eventstest.Relay(t, eventstest.EmbeddedNATS(t), e.db, "support")
