@@ -5,7 +5,8 @@
 // load of 1,000 linked users through it while one fault at a time is
 // injected (a proxy's toxic, a signal to a process, a PostgreSQL or NATS
 // restart), and prints one table: per row its hypothesis, availability,
-// p99 latency, errors by reason, writes lost and writes applied twice, and
+// p99 latency, errors by reason, writes lost and writes applied twice,
+// accesses served without an entry in their user's access log, and
 // whether the hypothesis held.
 //
 // It is a test harness, not a product binary: nothing outside this package

@@ -51,6 +51,9 @@ type Harness struct {
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+
+	// served is the successful load calls the next access-log check reads.
+	served servedCalls
 }
 
 // User is one load user: a dev token and a link to the sandbox bank.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -34,6 +35,8 @@ type Call struct {
 	RetryHint bool
 	// Stale says a balance was served from the last known value.
 	Stale bool
+	// TraceID is the x-trace-id the stack returned, "" without one.
+	TraceID string
 }
 
 // Key is how a call is counted among errors: its reason, else its code.
@@ -164,6 +167,7 @@ func (h *Harness) RunLoad(ctx context.Context, l Load) *Result {
 	}
 	wg.Wait()
 	res.End = time.Now()
+	h.served.add(res.Calls, l.Users) // for the row's access-log check
 	return res
 }
 
@@ -186,9 +190,11 @@ func (h *Harness) read(ctx context.Context, u *User, deadline time.Duration) Cal
 	if strings.HasPrefix(u.ID, "dave") {
 		login = "dave"
 	}
-	resp, err := balancev1.NewBalanceServiceClient(h.Conn("balance")).GetBalance(ctx, &balancev1.GetBalanceRequest{Name: BalanceName(u, login)})
+	var hdr metadata.MD
+	resp, err := balancev1.NewBalanceServiceClient(h.Conn("balance")).GetBalance(ctx, &balancev1.GetBalanceRequest{Name: BalanceName(u, login)}, grpc.Header(&hdr))
 	c.Latency = time.Since(c.Start)
 	c.fill(err)
+	c.TraceID = traceIDOf(hdr)
 	c.Stale = resp.GetBalance().GetStale()
 	return c
 }
@@ -199,11 +205,13 @@ func (h *Harness) write(ctx context.Context, u *User, deadline time.Duration) (C
 	client := shippingv1.NewShippingServiceClient(h.Conn("shipping"))
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(userCtx(ctx, u, "ORDER_TRACKING"), deadline)
+		var hdr metadata.MD
 		resp, err := client.CreateShipment(actx, &shippingv1.CreateShipmentRequest{
 			Parent: "users/" + u.ID, Shipment: &shippingv1.Shipment{TrackingNumber: w.Tracking}, IdempotencyKey: w.Key,
-		})
+		}, grpc.Header(&hdr))
 		cancel()
 		c.fill(err)
+		c.TraceID = traceIDOf(hdr)
 		if err == nil {
 			w.Acked, w.Name = true, resp.GetShipment().GetName()
 		}

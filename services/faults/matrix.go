@@ -16,7 +16,10 @@ type Outcome struct {
 	// on a watched stream); Duplicated writes applied, or delivered, more
 	// than once, or concurrent callers of one key given different answers.
 	Lost, Duplicated int
-	Pass             bool
+	// Unlogged are successful calls of the load with no matching allowed
+	// entry in their user's access log (of the users sampled).
+	Unlogged int
+	Pass     bool
 	// Notes say what else was measured and, on a FAIL, which part of the
 	// hypothesis did not hold.
 	Notes []string
@@ -96,6 +99,7 @@ func (m *Matrix) Run(ctx context.Context, rows []Row, progress io.Writer) bool {
 		fmt.Fprintf(progress, "== %s: %s\n", r.Name, r.Hypothesis)
 		start := time.Now()
 		out := r.Run(ctx, m)
+		m.checkAccessLog(ctx, &out)
 		if out.NotDone != "" {
 			out.Pass = false
 		}
@@ -103,8 +107,8 @@ func (m *Matrix) Run(ctx context.Context, rows []Row, progress io.Writer) bool {
 		m.results = append(m.results, result{row: r, out: out, dur: time.Since(start)})
 		m.mu.Unlock()
 		ok = ok && out.Pass
-		fmt.Fprintf(progress, "   %s in %s: avail %s p99 %s errors %s lost %d dup %d %s\n", verdict(out), time.Since(start).Round(time.Second),
-			pct(out), ms(out.P99), out.ErrorsText(), out.Lost, out.Duplicated, strings.Join(out.Notes, "; "))
+		fmt.Fprintf(progress, "   %s in %s: avail %s p99 %s errors %s lost %d dup %d unlogged %d %s\n", verdict(out), time.Since(start).Round(time.Second),
+			pct(out), ms(out.P99), out.ErrorsText(), out.Lost, out.Duplicated, out.Unlogged, strings.Join(out.Notes, "; "))
 		// Let the stack settle (breakers close, connections come back).
 		m.settle(ctx)
 	}
@@ -159,16 +163,16 @@ func ms(d time.Duration) string {
 func (m *Matrix) Table(w io.Writer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	fmt.Fprintln(w, "| row | hypothesis | availability | p99 | errors by reason | lost | duplicated | result |")
-	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(w, "| row | hypothesis | availability | p99 | errors by reason | lost | duplicated | unlogged | result |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range m.results {
 		o := r.out
 		if o.NotDone != "" {
-			fmt.Fprintf(w, "| %s | %s | - | - | - | - | - | NOT DONE |\n", r.row.Name, r.row.Hypothesis)
+			fmt.Fprintf(w, "| %s | %s | - | - | - | - | - | - | NOT DONE |\n", r.row.Name, r.row.Hypothesis)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s (%d calls) | %s | %s | %d | %d | %s |\n", r.row.Name, r.row.Hypothesis, pct(o), o.Calls, ms(o.P99),
-			o.ErrorsText(), o.Lost, o.Duplicated, verdict(o))
+		fmt.Fprintf(w, "| %s | %s | %s (%d calls) | %s | %s | %d | %d | %d | %s |\n", r.row.Name, r.row.Hypothesis, pct(o), o.Calls, ms(o.P99),
+			o.ErrorsText(), o.Lost, o.Duplicated, o.Unlogged, verdict(o))
 	}
 	fmt.Fprintln(w)
 	for _, r := range m.results {

@@ -48,7 +48,7 @@ import (
 // their own, so an outside surge cannot starve them, of internalFactor
 // times as many slots and fixed. An internal call comes from a call its
 // caller has already admitted, and partly served: refusing it throws
-// that work away (balance refused an access-log append after it had read
+// that work away (consent refused balance's access-log append after it had read
 // the bank), so it is bounded first by its callers' own admission, and
 // this budget is only the backstop. At one --max-inflight, consent
 // refused the checks and appends of balance and shipping, whose public
@@ -129,7 +129,7 @@ func (b *budget) observe(start time.Time, err error) {
 		return
 	}
 	now := time.Now()
-	if false && congested(err, now.Sub(start)) {
+	if congested(err, now.Sub(start)) {
 		b.mu.Lock()
 		if start.After(b.lastCut) {
 			b.window = max(float64(b.floor), b.window*cutFactor)

@@ -311,7 +311,10 @@ func TestAdmissionShrinksWhenItsDependenciesTimeOut(t *testing.T) {
 				}
 			}
 			if tt.wantLimit < ceiling {
-				_, err := balancev1.NewBalanceServiceClient(s.Conn).GetBalance(ctx, aliceBalance)
+				// Admitted, it would be held until the deadline.
+				over, cancelOver := context.WithTimeout(ctx, 5*time.Second)
+				defer cancelOver()
+				_, err := balancev1.NewBalanceServiceClient(s.Conn).GetBalance(over, aliceBalance)
 				requireOverloaded(t, err)
 			}
 			close(balance.release)

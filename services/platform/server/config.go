@@ -65,9 +65,10 @@ type Config struct {
 	// over one connection, so it also bounds what one gateway replica has
 	// open at a service; a call over it waits for one to end.
 	MaxConcurrentStreams int
-	// MaxInflight bounds the calls in flight at once in this process, per
-	// budget (public, client and partner methods; internal methods); a
-	// call over it is refused at once with UNAVAILABLE (OVERLOADED). It is
+	// MaxInflight bounds the calls of public, client and partner methods
+	// in flight at once in this process (internal methods: internalFactor
+	// times as many); a call over it is refused at once with UNAVAILABLE
+	// (OVERLOADED). It is
 	// a ceiling: the limit in force adapts below it when the calls
 	// admitted time out on the kit's dependencies (admission.go).
 	// Streams count only while they open (admission.go).
@@ -123,7 +124,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSendMsgBytes, "max-send-msg-bytes", c.MaxSendMsgBytes, "largest response message sent")
 	fs.IntVar(&c.MaxHeaderListBytes, "max-header-list-bytes", c.MaxHeaderListBytes, "largest metadata (HTTP/2 header list) a call may carry")
 	fs.IntVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "most calls and streams open at once on one connection (the gateway's REST calls to a service share one)")
-	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "most calls in flight at once in this process, for public, client and partner methods, and again for internal ones; the excess is refused at once with UNAVAILABLE (OVERLOADED) and a retry hint; health checks are never refused")
+	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "most calls in flight at once in this process, for public, client and partner methods (internal ones: 4 times as many); the excess is refused at once with UNAVAILABLE (OVERLOADED) and a retry hint; health checks are never refused; a ceiling: the limit in force shrinks when admitted calls time out on the consent service or the access log, and grows back (admission.go)")
 	fs.BoolVar(&c.Reflection, "reflection", c.Reflection, "serve gRPC server reflection, which describes every method to any caller (off by default; the dev stack turns it on)")
 	c.Limits.RegisterFlags(fs)
 }

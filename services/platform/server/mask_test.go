@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -28,6 +29,9 @@ import (
 type lostConnectionBalance struct {
 	balancev1.UnimplementedBalanceServiceServer
 	db, killer *storage.DB
+	// marked: the store marks the error (storage.MarkUnavailable) and the
+	// service passes it on, wrapped, as an apierr error.
+	marked bool
 }
 
 func (b *lostConnectionBalance) GetBalance(ctx context.Context, _ *balancev1.GetBalanceRequest) (*balancev1.GetBalanceResponse, error) {
@@ -55,6 +59,9 @@ func (b *lostConnectionBalance) GetBalance(ctx context.Context, _ *balancev1.Get
 	}
 	var one int
 	if err := conn.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		if b.marked {
+			return nil, fmt.Errorf("read balance: %w", storage.MarkUnavailable(err))
+		}
 		return nil, err
 	}
 	return &balancev1.GetBalanceResponse{}, nil
@@ -78,24 +85,29 @@ func TestALostDatabaseConnectionAnswersUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = killer.Close() })
-	hooks := &recorder{}
-	b := &lostConnectionBalance{db: storagetest.OpenPostgres(t, admin), killer: killer}
-	s := servertest.Start(t, server.Deps{Consent: hooks, Recorder: hooks}, func(r grpc.ServiceRegistrar) {
-		balancev1.RegisterBalanceServiceServer(r, b)
-	}, servertest.Options{Name: "lost-db"})
+	for _, marked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("marked by the store: %v", marked), func(t *testing.T) {
+			t.Parallel()
+			hooks := &recorder{}
+			b := &lostConnectionBalance{db: storagetest.OpenPostgres(t, admin), killer: killer, marked: marked}
+			s := servertest.Start(t, server.Deps{Consent: hooks, Recorder: hooks}, func(r grpc.ServiceRegistrar) {
+				balancev1.RegisterBalanceServiceServer(r, b)
+			}, servertest.Options{Name: "lost-db"})
 
-	_, err = balancev1.NewBalanceServiceClient(s.Conn).GetBalance(userCtx(t, s, "ACCOUNT_INFORMATION"), aliceBalance)
-	if status.Code(err) != codes.Unavailable {
-		t.Fatalf("code = %v (%v), want UNAVAILABLE", status.Code(err), err)
-	}
-	testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE)
-	if apierr.RetryDelay(err) <= 0 {
-		t.Error("STORAGE_UNAVAILABLE without a retry hint")
-	}
-	if apierr.Info(err).GetMetadata()["incident_id"] == "" {
-		t.Error("STORAGE_UNAVAILABLE without an incident id to find the log line by")
-	}
-	if msg := status.Convert(err).Message(); strings.Contains(msg, "SQLSTATE") || strings.Contains(msg, "terminating") {
-		t.Errorf("the driver's text reached the caller: %q", msg)
+			_, err := balancev1.NewBalanceServiceClient(s.Conn).GetBalance(userCtx(t, s, "ACCOUNT_INFORMATION"), aliceBalance)
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("code = %v (%v), want UNAVAILABLE", status.Code(err), err)
+			}
+			testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE)
+			if apierr.RetryDelay(err) <= 0 {
+				t.Error("STORAGE_UNAVAILABLE without a retry hint")
+			}
+			if apierr.Info(err).GetMetadata()["incident_id"] == "" {
+				t.Error("STORAGE_UNAVAILABLE without an incident id to find the log line by")
+			}
+			if msg := status.Convert(err).Message(); strings.Contains(msg, "SQLSTATE") || strings.Contains(msg, "terminating") || strings.Contains(msg, "read balance") {
+				t.Errorf("the driver's or the service's text reached the caller: %q", msg)
+			}
+		})
 	}
 }

@@ -13,11 +13,23 @@
 //	           trace context, never its baggage
 //	trace id   x-trace-id response header (a stream refused    traceid.go
 //	           before its header: in the trailer)
+//	admission  unary calls in flight over the adaptive limit   admission.go
+//	           (--max-inflight its ceiling) → UNAVAILABLE,
+//	           OVERLOADED + RetryInfo, at once; health never.
+//	           Before logging and authn: under overload a
+//	           refusal must cost next to nothing, so it is
+//	           counted (bankbridge.server.overload_refusals),
+//	           not logged line by line, and no token is
+//	           verified for it (a refused call reads nothing:
+//	           who sent it does not matter). After recovery and
+//	           the stats handler, so it is still traced and a
+//	           panic in it still masked; after trace id, so the
+//	           caller can quote the refusal (streams: last in
+//	           the chain)
 //	logging    one JSON line per call with trace ids           logging.go
-//	mask       unexpected errors → INTERNAL + incident id      mask.go
-//	admission  unary calls in flight over --max-inflight →    admission.go
-//	           UNAVAILABLE, OVERLOADED + RetryInfo, at once;
-//	           health never (streams: last in the chain)
+//	mask       unexpected errors → INTERNAL + incident id;     mask.go
+//	           a lost database connection → UNAVAILABLE,
+//	           STORAGE_UNAVAILABLE + RetryInfo
 //	authn      JWT bearer, user binding (skips health);        authn.go
 //	           the internal audience on internal methods only;
 //	           refusals to the security log, not a user's log
@@ -230,9 +242,9 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		grpc.ChainUnaryInterceptor(
 			recoveryUnary(s.log),
 			traceIDUnary,
+			admit.unary(),
 			loggingUnary(s.log),
 			maskUnary(s.log),
-			admit.unary(),
 			authn.unary(),
 			peers.unary(),
 			limit.unary(),

@@ -118,8 +118,16 @@ func (e unavailable) GRPCStatus() *status.Status {
 		apierr.WithRetryAfter(UnavailableRetry)))
 }
 
-// markUnavailable wraps err as unavailable when it is a connection error.
-func markUnavailable(err error) error {
+// MarkUnavailable returns err marked as UNAVAILABLE (STORAGE_UNAVAILABLE)
+// when [IsConnectionError] says the connection to the database was lost
+// or could not be made; its text and chain are unchanged. Any other err,
+// nil included, comes back as it is. InTx marks its errors itself; a
+// store marks those of its reads outside a transaction, so that a service
+// that passes apierr errors on and masks the rest answers a database
+// restart UNAVAILABLE, not INTERNAL:
+//
+//	return fmt.Errorf("read idempotency key: %w", storage.MarkUnavailable(err))
+func MarkUnavailable(err error) error {
 	if !IsConnectionError(err) {
 		return err
 	}

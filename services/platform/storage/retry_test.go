@@ -7,6 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bankbridge/bankbridge/gen/apierr"
+	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
 )
@@ -80,6 +85,13 @@ func TestAnIdempotentWriteSurvivesALostConnection(t *testing.T) {
 			if tt.wantRows == 0 && !storage.IsConnectionError(err) {
 				t.Fatalf("InTx = %v, want the lost connection", err)
 			}
+			// What the caller of a service that passes apierr errors on
+			// hears: UNAVAILABLE with a retry hint, not INTERNAL.
+			if tt.wantRows == 0 && (status.Code(err) != codes.Unavailable ||
+				apierr.Reason(err) != commonv1.ErrorReason_ERROR_REASON_STORAGE_UNAVAILABLE || apierr.RetryDelay(err) <= 0) {
+				t.Fatalf("InTx = %v (code %v, reason %v), want UNAVAILABLE STORAGE_UNAVAILABLE with a retry hint",
+					err, status.Code(err), apierr.Reason(err))
+			}
 			if runs != tt.wantRuns {
 				t.Errorf("ran %d times, want %d", runs, tt.wantRuns)
 			}
@@ -98,5 +110,10 @@ func TestIsConnectionError(t *testing.T) {
 	t.Parallel()
 	if storage.IsConnectionError(context.DeadlineExceeded) || storage.IsConnectionError(nil) || storage.IsConnectionError(sql.ErrNoRows) {
 		t.Error("a deadline, no error or no rows read as a lost connection")
+	}
+	for _, err := range []error{nil, sql.ErrNoRows, context.DeadlineExceeded} {
+		if got := storage.MarkUnavailable(err); got != err {
+			t.Errorf("MarkUnavailable(%v) = %v, want it unchanged", err, got)
+		}
 	}
 }

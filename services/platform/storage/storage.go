@@ -12,7 +12,8 @@
 // [MarkRetryable], which turns a conflict into a service's own error).
 // A write that may run twice ([Idempotent]) is run again when the
 // connection to the database was lost under it ([IsConnectionError]), as
-// in a PostgreSQL restart.
+// in a PostgreSQL restart; a lost connection that remains is
+// UNAVAILABLE (STORAGE_UNAVAILABLE) for gRPC ([MarkUnavailable]).
 package storage
 
 import (
@@ -232,9 +233,9 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error, opts ...TxOption
 		opt(&o)
 	}
 	if !o.idempotent {
-		return markUnavailable(db.inTx(ctx, fn))
+		return MarkUnavailable(db.inTx(ctx, fn))
 	}
-	return markUnavailable(db.retryLostConnection(ctx, fn))
+	return MarkUnavailable(db.retryLostConnection(ctx, fn))
 }
 
 // inTx is one run of InTx.

@@ -282,7 +282,7 @@ func (s *Store) Recall(ctx context.Context, client, subject, key string) (app.Id
 		return app.IdempotencyKey{}, app.ErrNotFound
 	}
 	if err != nil {
-		return app.IdempotencyKey{}, fmt.Errorf("read idempotency key: %w", err)
+		return app.IdempotencyKey{}, fmt.Errorf("read idempotency key: %w", storage.MarkUnavailable(err))
 	}
 	k.Time = storage.FromMicros(made)
 	return k, nil
