@@ -62,7 +62,7 @@ func Rows() []Row {
 			Hypothesis: "Open-loop load at 1x the measured capacity over 1,000 users: ≥ 99 % available."},
 		{Name: "load-2x", Run: loadLevel(2),
 			Hypothesis: "Load at 2x capacity: the excess is refused at once (OVERLOADED with a retry hint), successful calls/s ≥ 90 % of 1x's."},
-		{Name: "load-5x", Quick: true, Run: loadLevel(5),
+		{Name: "load-5x", Run: loadLevel(5),
 			Hypothesis: "Load at 5x capacity: successful calls/s ≥ 90 % of 1x's; balance's memory ≤ 512 MiB and goroutines ≤ 5,000."},
 		{Name: "dup-writes", Quick: true, Run: dupWrites,
 			Hypothesis: "Two concurrent calls with one idempotency key, for CreateLink, VerifyLink, ReconfirmLink, RevokeLink and CreateShipment: both callers get the same answer, and the write is applied once."},
