@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,7 +11,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -66,6 +71,7 @@ import (
 type admission struct {
 	public, internal *budget
 	methods          access.Methods
+	streams          map[string]bool // methods that stream: admitted by stream()
 	inflight         metric.Int64UpDownCounter
 	refused          metric.Int64Counter
 }
@@ -175,7 +181,7 @@ func newAdmission(max int, methods access.Methods, meter metric.Meter) (*admissi
 		return newBudget(name, slots, !internal, metric.WithAttributes(attribute.Bool("bankbridge.internal_budget", internal)))
 	}
 	return &admission{public: mk(false, int64(max)), internal: mk(true, internalFactor*int64(max)),
-		methods: methods, inflight: inflight, refused: refused}, nil
+		methods: methods, streams: streamingMethods(methods), inflight: inflight, refused: refused}, nil
 }
 
 // budgetOf is the budget method draws from; nil for health, reflection and
@@ -215,21 +221,94 @@ func (a *admission) admit(ctx context.Context, b *budget) (release func(), err e
 	}, nil
 }
 
+// A unary call is admitted before its stream exists: in the transport's
+// tap (grpc.InTapHandle), which runs as the request's headers arrive,
+// before the stats handler, the span, the stream's goroutine and the
+// interceptors. A refusal there costs an atomic add and one HEADERS frame
+// (grpc-go's early abort still carries the status details, so the caller
+// gets OVERLOADED and its RetryInfo); under 5x load refusals are most of
+// the calls, and each one refused later, as a traced call through the
+// chain, took CPU from the calls admitted (docs/reliability.md, load-5x).
+// A refused call has no span and no x-trace-id: it read nothing, and the
+// refusal counter says how many there were.
+//
+// The slot travels in the call's context. The unary interceptor gives it
+// back when the handler returns and feeds the call's outcome to the
+// adaptive limit; the stats handler gives it back at the RPC's end too,
+// for a call that never reached the interceptor (a request that could
+// not be decoded). Giving it back is idempotent.
+type admittedKey struct{}
+
+type admitted struct {
+	budget  *budget
+	release func()
+}
+
+// tap admits a unary call of the contracts' methods, or refuses it at
+// once; streams are admitted by the stream interceptor.
+func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if a.streams[info.FullMethodName] {
+		return ctx, nil
+	}
+	b := a.budgetOf(info.FullMethodName)
+	if b == nil {
+		return ctx, nil
+	}
+	release, err := a.admit(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return context.WithValue(ctx, admittedKey{}, &admitted{budget: b, release: release}), nil
+}
+
 func (a *admission) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		b := a.budgetOf(info.FullMethod)
-		release, err := a.admit(ctx, b)
-		if err != nil {
-			return nil, err
+		adm, _ := ctx.Value(admittedKey{}).(*admitted)
+		if adm == nil {
+			return handler(ctx, req)
 		}
-		defer release()
+		defer adm.release()
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		if b != nil {
-			b.observe(start, err)
-		}
+		adm.budget.observe(start, err)
 		return resp, err
 	}
+}
+
+// admissionStats gives a unary call's slot back when the call ends, whether
+// or not it reached the interceptors.
+type admissionStats struct{}
+
+func (admissionStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (admissionStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.End); !ok {
+		return
+	}
+	if adm, _ := ctx.Value(admittedKey{}).(*admitted); adm != nil {
+		adm.release()
+	}
+}
+func (admissionStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (admissionStats) HandleConn(context.Context, stats.ConnStats) {}
+
+// streamingMethods are the methods of methods that stream, from their
+// descriptors.
+func streamingMethods(methods access.Methods) map[string]bool {
+	out := map[string]bool{}
+	for full := range methods {
+		// "/pkg.Service/Method" -> "pkg.Service.Method"
+		name := protoreflect.FullName(strings.Replace(strings.TrimPrefix(full, "/"), "/", ".", 1))
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+		if err != nil {
+			continue
+		}
+		if md, ok := d.(protoreflect.MethodDescriptor); ok && (md.IsStreamingClient() || md.IsStreamingServer()) {
+			out[full] = true
+		}
+	}
+	return out
 }
 
 // stream admits a stream while it opens; it sits last in the chain, so the

@@ -7,25 +7,23 @@
 //
 // The chain, outermost first — each concern in its own file:
 //
+//	(tap)      admission of unary calls, in the transport       admission.go
+//	           before the stream exists: in flight over the
+//	           adaptive limit (--max-inflight its ceiling) →
+//	           UNAVAILABLE, OVERLOADED + RetryInfo, at once;
+//	           health never. Under overload a refusal must cost
+//	           next to nothing: no span, no log line, no token
+//	           verified (a refused call reads nothing), only
+//	           the counter bankbridge.server.overload_refusals
 //	recovery   panic → INTERNAL with an incident id          recover.go
 //	drain      streams end when the server stops (streams)     drain.go
 //	(stats)    OpenTelemetry, as a stats handler; a caller's    server.go
 //	           trace context, never its baggage
 //	trace id   x-trace-id response header (a stream refused    traceid.go
 //	           before its header: in the trailer)
-//	admission  unary calls in flight over the adaptive limit   admission.go
-//	           (--max-inflight its ceiling) → UNAVAILABLE,
-//	           OVERLOADED + RetryInfo, at once; health never.
-//	           Before logging and authn: under overload a
-//	           refusal must cost next to nothing, so it is
-//	           counted (bankbridge.server.overload_refusals),
-//	           not logged line by line, and no token is
-//	           verified for it (a refused call reads nothing:
-//	           who sent it does not matter). After recovery and
-//	           the stats handler, so it is still traced and a
-//	           panic in it still masked; after trace id, so the
-//	           caller can quote the refusal (streams: last in
-//	           the chain)
+//	admission  gives a unary call's slot back and feeds its     admission.go
+//	           outcome to the adaptive limit (streams: last in
+//	           the chain, below)
 //	logging    one JSON line per call with trace ids           logging.go
 //	mask       unexpected errors → INTERNAL + incident id;     mask.go
 //	           a lost database connection → UNAVAILABLE,
@@ -233,6 +231,10 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		creds = append(creds, grpc.Creds(credentials.NewTLS(listenerTLS(deps.TLS, methods))))
 	}
 	s.grpc = grpc.NewServer(append(creds,
+		// Unary calls are admitted in the transport, before anything
+		// else runs for them (admission.go).
+		grpc.InTapHandle(admit.tap),
+		grpc.StatsHandler(admissionStats{}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(deps.Telemetry.TracerProvider),
 			otelgrpc.WithMeterProvider(deps.Telemetry.MeterProvider),
