@@ -3,8 +3,6 @@ package client_test
 import (
 	"context"
 	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	"github.com/bankbridge/bankbridge/services/platform/client"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
+	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
 // TestAnAddressThatNeverAnswersFailsFast: a listener that accepts and never
@@ -22,37 +21,13 @@ import (
 // call's own deadline, far off; later calls then fail at once.
 func TestAnAddressThatNeverAnswersFailsFast(t *testing.T) {
 	t.Parallel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			_ = c.Close()
-		}
-	})
+	addr := testkit.Blackhole(t)
 	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "connect", LogOutput: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	conn, err := client.Dial(lis.Addr().String(), tel, client.Options{ConnectTimeout: 300 * time.Millisecond})
+	conn, err := client.Dial(addr, tel, client.Options{ConnectTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,52 +70,6 @@ func (d *deadlines) intercept(ctx context.Context, method string, req, reply any
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
-// closedPort is an address nothing listens on: connections are refused.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	return addr
-}
-
-// blackhole accepts connections and never says a word on them, as a
-// frozen process's listen backlog or a silently dropping network does.
-func blackhole(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			_ = c.Close()
-		}
-	})
-	return addr(lis)
-}
-
-func addr(lis net.Listener) string { return lis.Addr().String() }
-
 // mute is a consent service that completes the gRPC handshake and then
 // never answers a call, as one that hangs on its database does.
 type mute struct {
@@ -132,7 +86,7 @@ func (mute) RecordAccess(ctx context.Context, _ *consentv1.RecordAccessRequest) 
 	return nil, ctx.Err()
 }
 
-func muteServer(t *testing.T) string {
+func muteServer(t testing.TB) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -142,7 +96,7 @@ func muteServer(t *testing.T) string {
 	consentv1.RegisterConsentCheckServiceServer(srv, mute{})
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return addr(lis)
+	return lis.Addr().String()
 }
 
 // gatedServer serves balance and shipping through the kit, deciding
@@ -197,10 +151,10 @@ func TestAnUnreachableConsentServiceRefusesAtOnceWithConsentUnavailable(t *testi
 	t.Parallel()
 	tests := []struct {
 		name    string
-		consent func(t *testing.T) string
+		consent func(t testing.TB) string
 	}{
-		{"connection refused", closedPort},
-		{"accepts and never answers", blackhole},
+		{"connection refused", testkit.ClosedAddr},
+		{"accepts and never answers", testkit.Blackhole},
 		{"handshakes and never answers a call", muteServer},
 	}
 	for _, tt := range tests {
@@ -243,7 +197,7 @@ func TestAnUnreachableConsentServiceRefusesAtOnceWithConsentUnavailable(t *testi
 
 func TestAnUnreachableConsentServiceRefusesAStreamWithConsentUnavailable(t *testing.T) {
 	t.Parallel()
-	s, _, _ := gatedServer(t, blackhole(t))
+	s, _, _ := gatedServer(t, testkit.Blackhole(t))
 	ctx, cancel := context.WithTimeout(asAlice(t, s, "ORDER_TRACKING"), 30*time.Second)
 	defer cancel()
 	stream, err := shippingv1.NewShippingServiceClient(s.Conn).WatchShipments(ctx, &shippingv1.WatchShipmentsRequest{Parent: "users/alice"})

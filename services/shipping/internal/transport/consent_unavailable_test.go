@@ -2,8 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -13,16 +11,13 @@ import (
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
-	"github.com/bankbridge/bankbridge/services/platform/client"
-	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
+	"github.com/bankbridge/bankbridge/services/platform/consentcheck/consenttest"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/storage/storagetest"
-	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/app"
 	"github.com/bankbridge/bankbridge/services/shipping/internal/store"
@@ -36,7 +31,7 @@ import (
 // nothing is stored.
 func TestRegisterWhileConsentIsUnreachable(t *testing.T) {
 	t.Parallel()
-	checker := unreachableConsent(t)
+	checker := consenttest.Unreachable(t)
 	db := storagetest.OpenSQLite(t)
 	if err := events.Migrate(t.Context(), db); err != nil {
 		t.Fatal(err)
@@ -77,27 +72,4 @@ func TestRegisterWhileConsentIsUnreachable(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d shipments stored, want none", n)
 	}
-}
-
-// unreachableConsent is a consent client dialed, the way bootstrap dials
-// it, to a port nothing listens on.
-func unreachableConsent(t *testing.T) *consentcheck.Checker {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	_ = lis.Close()
-	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "shipping", LogOutput: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
-	conn, err := client.Dial(addr, tel, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{})
 }
