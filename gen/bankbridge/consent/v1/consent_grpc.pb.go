@@ -58,6 +58,7 @@ const (
 // also fail with UNAVAILABLE or INTERNAL (INTERNAL) for reasons unrelated to
 // the request; the ErrorInfo metadata incident_id then matches the log line.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ConsentServiceClient interface {
 	// CreateLink starts linking the user to one bank: it stores the link as
 	// RECEIVED and asks the bank's adapter to start the SCA challenge, which
@@ -372,6 +373,7 @@ func (c *consentServiceClient) RevokePartnerOptIn(ctx context.Context, in *Revok
 // also fail with UNAVAILABLE or INTERNAL (INTERNAL) for reasons unrelated to
 // the request; the ErrorInfo metadata incident_id then matches the log line.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ConsentServiceServer interface {
 	// CreateLink starts linking the user to one bank: it stores the link as
 	// RECEIVED and asks the bank's adapter to start the SCA challenge, which
@@ -870,6 +872,7 @@ const (
 // reason, and records the decision in the access log. Any error from this
 // service means deny (fail closed).
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ConsentCheckServiceClient interface {
 	// CheckConsent decides whether the user has a VALID, unexpired link that
 	// covers scope and purpose, at bank_id or, when bank_id is empty, at any
@@ -1036,6 +1039,7 @@ type ConsentCheckService_WatchConsentChangesClient = grpc.ServerStreamingClient[
 // reason, and records the decision in the access log. Any error from this
 // service means deny (fail closed).
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ConsentCheckServiceServer interface {
 	// CheckConsent decides whether the user has a VALID, unexpired link that
 	// covers scope and purpose, at bank_id or, when bank_id is empty, at any

@@ -43,6 +43,7 @@ const (
 // receipts because they revoked it, and, for a partner's receipts, when the
 // user revokes their opt-in to that partner.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ReceiptsServiceClient interface {
 	// ListReceipts lists the user's receipts, newest purchase first. Only the
 	// latest version of each receipt is listed; older versions are read with
@@ -169,6 +170,7 @@ type ReceiptsService_WatchReceiptsClient = grpc.ServerStreamingClient[WatchRecei
 // receipts because they revoked it, and, for a partner's receipts, when the
 // user revokes their opt-in to that partner.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ReceiptsServiceServer interface {
 	// ListReceipts lists the user's receipts, newest purchase first. Only the
 	// latest version of each receipt is listed; older versions are read with
@@ -376,6 +378,7 @@ const (
 // it addresses the user by the partner-scoped id minted when the user opted
 // in to it (ConsentService.CreatePartnerOptIn), and it can only write.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type PartnerReceiptsServiceClient interface {
 	// IngestReceipt stores a receipt for the user behind partner_user_id. It
 	// is safe to retry: the same idempotency_key with the same request
@@ -427,6 +430,7 @@ func (c *partnerReceiptsServiceClient) IngestReceipt(ctx context.Context, in *In
 // it addresses the user by the partner-scoped id minted when the user opted
 // in to it (ConsentService.CreatePartnerOptIn), and it can only write.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type PartnerReceiptsServiceServer interface {
 	// IngestReceipt stores a receipt for the user behind partner_user_id. It
 	// is safe to retry: the same idempotency_key with the same request

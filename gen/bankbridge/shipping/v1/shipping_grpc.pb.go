@@ -51,6 +51,7 @@ const (
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SHIPPING.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ShippingServiceClient interface {
 	// CreateShipment starts tracking a parcel for the user. When carrier is
 	// empty the server detects it from the tracking number's format, check
@@ -221,6 +222,7 @@ type ShippingService_WatchShipmentsClient = grpc.ServerStreamingClient[WatchShip
 // Fails with PERMISSION_DENIED (CONSENT_REVOKED) when the user revoked the consent covering SCOPE_SHIPPING.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type ShippingServiceServer interface {
 	// CreateShipment starts tracking a parcel for the user. When carrier is
 	// empty the server detects it from the tracking number's format, check
@@ -496,6 +498,7 @@ const (
 // user, addressed by the partner-scoped id minted at the opt-in. Partners
 // write, never read.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type PartnerShippingServiceClient interface {
 	// RegisterShipment starts tracking a parcel for the user behind
 	// partner_user_id, as CreateShipment does for the user (carrier
@@ -540,6 +543,7 @@ func (c *partnerShippingServiceClient) RegisterShipment(ctx context.Context, in 
 // user, addressed by the partner-scoped id minted at the opt-in. Partners
 // write, never read.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type PartnerShippingServiceServer interface {
 	// RegisterShipment starts tracking a parcel for the user behind
 	// partner_user_id, as CreateShipment does for the user (carrier

@@ -77,6 +77,7 @@ const (
 // Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type SupportServiceClient interface {
 	// CreateConversation opens a support conversation with one of the user's
 	// banks. It starts OPEN, with the assistant in control, and the
@@ -475,6 +476,7 @@ func (c *supportServiceClient) AcknowledgeAlert(ctx context.Context, in *Acknowl
 // Fails with UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service cannot be reached in time; nothing was read or changed, and RetryInfo says when to retry.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type SupportServiceServer interface {
 	// CreateConversation opens a support conversation with one of the user's
 	// banks. It starts OPEN, with the assistant in control, and the

@@ -63,6 +63,7 @@ const (
 // Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the signing secrets cannot be read from or written to the secret store.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type WebhooksServiceClient interface {
 	// CreateEndpoint registers an endpoint for the client and returns it with
 	// its signing secret, the only time the secret is returned. The URL must
@@ -233,6 +234,7 @@ func (c *webhooksServiceClient) ListDeliveries(ctx context.Context, in *ListDeli
 // Fails with UNAVAILABLE (CREDENTIALS_UNAVAILABLE) when the signing secrets cannot be read from or written to the secret store.
 // Fails with INTERNAL (INTERNAL) on an unexpected error; metadata incident_id identifies it.
 // Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry, and a write retried with its idempotency key is applied once.
 type WebhooksServiceServer interface {
 	// CreateEndpoint registers an endpoint for the client and returns it with
 	// its signing secret, the only time the secret is returned. The URL must
