@@ -14,6 +14,18 @@ BIN       := $(CURDIR)/bin
 MODULES   := gen adapters services
 export PATH := $(BIN):$(PATH)
 
+# The version and commit every binary and image is stamped with
+# (services/platform/buildinfo, through -ldflags -X), e.g. make images
+# VERSION=v1.2.0; and the one timestamp of every image's files, the last
+# commit's, so the same sources give the same images.
+VERSION           ?= $(or $(shell git describe --tags --always --dirty 2>/dev/null),v1.0.0-dev)
+COMMIT            ?= $(or $(shell git rev-parse HEAD 2>/dev/null),unknown)
+SOURCE_DATE_EPOCH ?= $(or $(shell git log -1 --format=%ct 2>/dev/null),0)
+# Every binary the Makefile links carries them (--version, the start-up log
+# line, bankbridge_build_info on /metrics); `=`, so git runs only when used.
+BUILDINFO = github.com/bankbridge/bankbridge/services/platform/buildinfo
+LDFLAGS   = -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT)
+
 # Third-party protos are copied from these pinned Go modules (checksummed by
 # the Go module proxy and sum database) into proto/third_party.
 PROTOVALIDATE_MODULE := github.com/bufbuild/protovalidate@v1.2.2
@@ -42,11 +54,93 @@ $(TOOLS_STAMP): tools/go.mod tools/go.sum
 .PHONY: tools
 tools: $(TOOLS_STAMP) ## Build the pinned code-generation tools (tools/go.mod) into bin/.
 
+# The real Vault server compiles about 2,600 packages the first time:
+# about 10 minutes on two idle cores, longer on busy ones (README, Quick
+# start). buildprogress (stdlib only, so it starts in seconds) runs go
+# build -v and prints how many are done, the time against VAULT_EXPECT (a
+# build from an empty cache, of which the link of the 500 MB binary is
+# VAULT_LINK: 4m20s measured with the machine at load average ~25) and
+# what is next; go's own output, errors included, passes through.
+VAULT_EXPECT ?= 12m
+VAULT_LINK   ?= 2m
+VAULT_NEXT   ?= make dev or make test-go can use bin/vault
 $(BIN)/vault: deploy/vault/go.mod deploy/vault/go.sum deploy/vault/main.go
-	cd deploy/vault && GOWORK=off $(GO) build -o $(BIN)/vault .
+	cd services && GOWORK=off $(GO) run ./devstack/buildprogress -C ../deploy/vault -o $(BIN)/vault \
+		-label vault -what 'building the real Vault server' -expect $(VAULT_EXPECT) -link $(VAULT_LINK) -next '$(VAULT_NEXT)' .
 
 .PHONY: vault
-vault: $(BIN)/vault ## Build the real Vault server (deploy/vault) into bin/vault; ~15 min the first time.
+vault: $(BIN)/vault ## Build the real Vault server (deploy/vault) into bin/vault, showing its progress; the first time ~10 min on two idle cores, longer on busy ones.
+
+# Jaeger v2 (all-in-one: OTLP in, in-memory storage, UI and query API), the
+# dev stack's trace viewer, from its own pinned module (deploy/jaeger).
+$(BIN)/jaeger: deploy/jaeger/go.mod deploy/jaeger/go.sum
+	cd deploy/jaeger && GOWORK=off $(GO) build -o $(BIN)/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+
+.PHONY: jaeger
+jaeger: $(BIN)/jaeger ## Build Jaeger (deploy/jaeger, v1.76.0) into bin/jaeger: make dev then sends it every trace.
+
+# promtool, from its own pinned module (deploy/prometheus/tools), which also
+# holds the Go test that parses every dashboard's and alert's expression.
+$(BIN)/promtool: deploy/prometheus/tools/go.mod deploy/prometheus/tools/go.sum
+	cd deploy/prometheus/tools && GOWORK=off $(GO) build -o $(BIN)/promtool github.com/prometheus/prometheus/cmd/promtool
+
+.PHONY: promtool
+promtool: $(BIN)/promtool ## Build promtool (deploy/prometheus/tools, Prometheus v0.316.0) into bin/promtool.
+
+.PHONY: test-alerts
+test-alerts: $(BIN)/promtool ## promtool check rules and test rules on deploy/prometheus; the dashboards' and alerts' expressions against the metrics that exist.
+	$(BIN)/promtool check rules deploy/prometheus/alerts.yaml
+	cd deploy/prometheus && $(BIN)/promtool test rules alerts_test.yaml
+	@out=$$(gofmt -l deploy/prometheus/tools); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
+	cd deploy/prometheus/tools && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
+
+# The OpenTelemetry Collector (deploy/otelcol): a minimal distribution (OTLP
+# receiver, memory_limiter, redaction, batch, OTLP exporter) from its own
+# pinned module, like Vault.
+$(BIN)/otelcol: deploy/otelcol/go.mod deploy/otelcol/go.sum deploy/otelcol/main.go
+	cd deploy/otelcol && GOWORK=off $(GO) build -o $(BIN)/otelcol .
+
+.PHONY: otelcol
+otelcol: $(BIN)/otelcol ## Build the minimal OpenTelemetry Collector (deploy/otelcol) into bin/otelcol.
+
+# The config reads its endpoints from the environment (deploy/otelcol/README.md);
+# validation needs the required one set, to any well-formed value.
+.PHONY: otelcol-validate
+otelcol-validate: $(BIN)/otelcol ## Validate deploy/otelcol/config.yaml with the real collector, then test its redaction with bin/otelcol.
+	BANKBRIDGE_OTELCOL_EXPORT_ENDPOINT=otlp.example.internal:4317 $(BIN)/otelcol validate --config deploy/otelcol/config.yaml
+	cd deploy/otelcol && GOWORK=off $(GO) vet ./...
+	cd deploy/otelcol && BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol BANKBRIDGE_REQUIRE_OTELCOL=1 GOWORK=off $(GO) test -count=1 ./...
+
+# Helm, pinned in deploy/helm/tools (a module of its own), linked as Helm's
+# own release build links it: with its version, and with the Kubernetes
+# version its release targets (1.37: k8s.io/client-go v0.37 in that
+# go.mod), which lint and template check charts against (else Helm's
+# fallback, 1.20).
+HELM_VERSION := v3.22.0
+HELM_K8S_MINOR := 37
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)
+HELM_CHART := deploy/helm/bankbridge
+HELM_EXAMPLES := deploy/helm/examples
+
+$(BIN)/helm: deploy/helm/tools/go.mod deploy/helm/tools/go.sum
+	cd deploy/helm/tools && GOWORK=off $(GO) build -trimpath -ldflags '$(HELM_LDFLAGS)' -o $(BIN)/helm helm.sh/helm/v3/cmd/helm
+
+.PHONY: helm
+helm: $(BIN)/helm ## Build the pinned Helm (deploy/helm/tools, v3.22.0) into bin/helm.
+
+.PHONY: helm-lint
+helm-lint: $(BIN)/helm ## helm lint --strict the chart (deploy/helm/bankbridge) with its defaults and with the example operator values.
+	$(BIN)/helm lint --strict $(HELM_CHART)
+	$(BIN)/helm lint --strict $(HELM_CHART) -f $(HELM_EXAMPLES)/production.yaml
+	$(BIN)/helm lint --strict $(HELM_CHART) -f $(HELM_EXAMPLES)/production.yaml -f $(HELM_EXAMPLES)/staging.yaml
+
+.PHONY: test-helm
+test-helm: $(BIN)/helm vault ## Render the chart with bin/helm, decode every object strictly (k8s.io/api v0.37), check its policies, its flags against the real binaries, and its Vault setup on a real Vault.
+	@out=$$(gofmt -l deploy/helm); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
+	cd deploy/helm && GOWORK=off $(GO) vet ./...
+	cd deploy/helm && BANKBRIDGE_HELM_BIN=$(BIN)/helm BANKBRIDGE_VAULT_BIN=$(BIN)/vault GOWORK=off $(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: vendor-protos
 vendor-protos: ## Copy third-party protos from their pinned Go modules into proto/third_party.
@@ -77,28 +171,53 @@ check-generated: generate ## Fail when gen/ differs from what `make generate` wr
 lint: tools ## buf lint, buf format -d, gofmt and go vet on every module.
 	buf lint
 	buf format -d --exit-code --path proto/bankbridge
-	@out=$$(gofmt -l $(MODULES) tools deploy/vault); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
+	@out=$$(gofmt -l $(MODULES) tools deploy/vault deploy/otelcol); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
 	for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) vet ./...); done
 
+# The last release's contracts, compiled (proto/releases/README.md).
+RELEASE_IMAGE := proto/releases/v1.0.0.binpb
+
 .PHONY: breaking
-breaking: tools ## buf breaking against main's proto/ (not enforced in CI until v1 is declared stable).
-	buf breaking --against '.git#branch=main'
+breaking: tools ## buf breaking (FILE rules) against the last release's contracts, proto/releases/v1.0.0.binpb; then proves the check fails on a breaking change.
+	RELEASE_IMAGE=$(RELEASE_IMAGE) BUF=$(BIN)/buf proto/releases/breaking.sh
+	BUF=$(BIN)/buf proto/releases/breaking_test.sh
 
 .PHONY: test-go
-test-go: vault ## go test -race for every product module, each with GOWORK=off (Vault tests use bin/vault).
-	for m in $(MODULES); do (cd $$m && BANKBRIDGE_VAULT_BIN=$(BIN)/vault GOWORK=off $(GO) test -race -count=1 ./...); done
+test-go: vault $(BIN)/otelcol $(BIN)/jaeger ## go test -race for every product module, each with GOWORK=off (Vault tests use bin/vault, the end-to-end tests bin/otelcol and bin/jaeger).
+	for m in $(MODULES); do (cd $$m && BANKBRIDGE_VAULT_BIN=$(BIN)/vault BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol BANKBRIDGE_JAEGER_BIN=$(BIN)/jaeger GOWORK=off $(GO) test -race -count=1 ./...); done
+
+# The generated-client test (tests/openapi): the dev stack as in
+# services/e2e, then npm ci (the npm registry) and node run.mjs, which
+# validates the served OpenAPI document, generates a client from it and
+# links, lists accounts, reads a balance and pages transactions with it.
+# BANKBRIDGE_REQUIRE_NODE=1: without node and npm it fails, not skips.
+.PHONY: test-openapi
+test-openapi: vault $(BIN)/otelcol ## Validate the served OpenAPI document, generate a JS client from it (npm, pinned) and drive the dev stack with it; needs node and npm.
+	cd services && BANKBRIDGE_REQUIRE_NODE=1 BANKBRIDGE_VAULT_BIN=$(BIN)/vault BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol GOWORK=off $(GO) test -count=1 -run '^TestGeneratedOpenAPIClient$$' -v ./e2e/
+
+.PHONY: docs-assets
+docs-assets: ## Re-copy the /docs viewer (swagger-ui-dist at the version services/gateway/apidocs/package-lock.json pins) from npm into services/gateway/apidocs/assets.
+	services/gateway/apidocs/sync.sh
 
 .PHONY: dev
-dev: $(if $(VAULT_ADDR),,vault) ## Start Vault, the sandbox bank, every service and the gateway on https://127.0.0.1:8080, all on TLS from Vault's PKI (CA in .dev/tls/ca.pem, printed); Ctrl-C stops all.
-	cd services && GOWORK=off $(GO) build -o $(BIN)/devstack ./devstack
-	$(BIN)/devstack
+dev: $(if $(filter 1,$(TRACES)),jaeger) ## Start Vault, the sandbox bank, every service and the gateway on https://127.0.0.1:8080, all on TLS from Vault's PKI (CA in .dev/tls/ca.pem, printed), and Jaeger on http://127.0.0.1:16686 when bin/jaeger exists (TRACES=1 builds it, TRACES=0 leaves it out); Ctrl-C stops all.
+	$(MAKE) --no-print-directory -j2 $(if $(VAULT_ADDR),,$(BIN)/vault) dev-build VAULT_NEXT='start the dev stack'
+	$(if $(filter 0,$(TRACES)),BANKBRIDGE_JAEGER_BIN= )$(BIN)/devstack --no-build
+
+# dev-build builds the dev stack's binaries (make dev runs it beside the
+# Vault build), each stamped with VERSION and COMMIT (GOFLAGS passes the
+# -ldflags to the go build devstack runs).
+.PHONY: dev-build
+dev-build:
+	cd services && GOWORK=off $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/devstack ./devstack
+	GOFLAGS="$${GOFLAGS:-} '-ldflags=$(LDFLAGS)'" $(BIN)/devstack --build-only
 
 # The events benchmark's PostgreSQL half runs on this server (a database of
 # its own, dropped after).
 BENCH_POSTGRES_URL ?= $(or $(BANKBRIDGE_TEST_POSTGRES_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
 .PHONY: bench
-bench: vault ## GetBalance on the dev stack (req/s, p50, p99); consent decisions; events outbox -> bus -> stream (events/s, p50, p99); receipts ingested/s and a list page of 10,000 receipts (p50, p99); one carrier event fanned out to 10,000 watch streams (p50, p99, RSS) and the fan-out's floor without the push; messages/s through 200 support conversations (send to the assistant's reply on the stream, p50, p99); one bank fraud alert fanned out to 1,000 alert streams (p50, p99, RSS); on SQLite and PostgreSQL.
+bench: vault $(BIN)/otelcol ## GetBalance on the dev stack (req/s, p50, p99); consent decisions; events outbox -> bus -> stream (events/s, p50, p99); receipts ingested/s and a list page of 10,000 receipts (p50, p99); one carrier event fanned out to 10,000 watch streams (p50, p99, RSS) and the fan-out's floor without the push; messages/s through 200 support conversations (send to the assistant's reply on the stream, p50, p99); one bank fraud alert fanned out to 1,000 alert streams (p50, p99, RSS); on SQLite and PostgreSQL.
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench GetBalance -benchtime 2000x ./e2e/
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench ShipmentFanout -benchtime 1x -timeout 30m ./e2e/
 	cd services && GOWORK=off $(GO) test -run '^$$' -bench ConversationMessages -benchtime 2000x -timeout 30m ./e2e/
@@ -121,7 +240,7 @@ BENCH_RATIO_FLAGS ?=
 .PHONY: bench-ratio
 bench-ratio: vault $(BIN)/ghz-bench ## The whole stack against a bare echo, one run: ghz (50 concurrent, 4 connections) and wrk (2 threads, 50 connections) over 1,000 synthetic users; req/s, p50, p99, errors, the ratios and Vault reads (BENCH_RATIO_FLAGS='--profile-dir DIR' adds CPU profiles).
 	command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-	cd services && GOWORK=off $(GO) build -o $(BIN)/ ./benchratio ./benchratio/benchecho
+	cd services && GOWORK=off $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./benchratio ./benchratio/benchecho
 	cd services && $(BIN)/benchratio $(BENCH_RATIO_FLAGS)
 
 # The fault matrix (docs/reliability.md) runs its stack's services on this
@@ -176,5 +295,23 @@ fuzz: ## Fuzz every target for FUZZTIME each, one after another (default 20s; th
 		rm -f $$log; \
 	done
 
+# Images without a daemon (deploy/images, a module of its own): each
+# production binary static over an empty base, with its CycloneDX SBOM, as
+# dist/images/<name>.tar (docker load) and <name>.cdx.json.
+IMAGES_DIR := dist/images
+
+$(BIN)/images: deploy/images/go.mod deploy/images/go.sum $(wildcard deploy/images/*.go)
+	cd deploy/images && GOWORK=off $(GO) build -o $(BIN)/images .
+
+.PHONY: images
+images: $(BIN)/images ## Build an OCI image tarball and an SBOM for every production binary into dist/images, with no Docker daemon, tagged bankbridge/<name>:<VERSION>.
+	$(BIN)/images --services services --out $(IMAGES_DIR) --version '$(VERSION)' --commit '$(COMMIT)' --created '$(SOURCE_DATE_EPOCH)'
+
+.PHONY: test-images
+test-images: images vault ## Build the images, then open each tarball and check it (non-root, entrypoint, no shell, CAs, labels, --version, SBOM); check the Dockerfile against them; parse deploy/compose/compose.yaml and check its flags against the binaries; run its vault-init.sh on a real Vault.
+	@out=$$(gofmt -l deploy/images); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
+	cd deploy/images && GOWORK=off $(GO) vet ./...
+	cd deploy/images && BANKBRIDGE_IMAGES_DIR=$(CURDIR)/$(IMAGES_DIR) BANKBRIDGE_VAULT_BIN=$(BIN)/vault GOWORK=off $(GO) test -count=1 ./...
+
 .PHONY: test
-test: lint check-generated test-go ## Everything CI runs: lint, generated-code check, contract tests, go test -race.
+test: lint check-generated breaking test-go otelcol-validate test-alerts helm-lint test-helm test-images ## Everything CI runs: lint, generated code, buf breaking against v1.0.0, go test -race, the collector's config and redaction, the alert rules, the Helm chart, the images.

@@ -730,7 +730,7 @@ func (r metricReader) gauge(t *testing.T, name string) int64 {
 				continue
 			}
 			for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
-				if v, ok := dp.Attributes.Value("bankbridge.bank_id"); ok && v.AsString() == "test" {
+				if v, ok := dp.Attributes.Value("bank_id"); ok && v.AsString() == "test" {
 					return dp.Value
 				}
 			}

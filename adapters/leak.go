@@ -409,9 +409,10 @@ const leakCounterName = "bankbridge.adapter.leaks_refused"
 
 // WithMeterProvider sets where the registry's metrics go: the counter
 // bankbridge.adapter.leaks_refused, by bankbridge.bank_id, rpc.method and
-// bankbridge.leak_kind, and the gauges bankbridge.adapter.breaker_state
-// and bankbridge.adapter.inflight, by bankbridge.bank_id. Default: none
-// kept.
+// bankbridge.leak_kind; the counter bankbridge.adapter.calls and the
+// histogram bankbridge.adapter.duration (seconds), by bank_id, method and
+// outcome (observe.go); and the gauges bankbridge.adapter.breaker_state
+// and bankbridge.adapter.inflight, by bank_id. Default: none kept.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *registryOptions) {
 		if mp != nil {

@@ -127,6 +127,10 @@ func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
+	calls, err := newCallMetrics(o.meterProvider)
+	if err != nil {
+		return nil, err
+	}
 	errs := o.errs
 	prepared := make([]Bank, 0, len(banks))
 	for i, b := range banks {
@@ -147,7 +151,7 @@ func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
 
 	r := &Registry{banks: prepared, byID: make(map[string]*bankClient, len(prepared))}
 	for i, b := range prepared {
-		bc, err := newBankClient(b, &o, validator, leaks)
+		bc, err := newBankClient(b, &o, validator, leaks, calls)
 		if err != nil {
 			_ = r.Close()
 			return nil, fmt.Errorf("bank registry: %w", bankError(i, b.ID, err))
@@ -161,7 +165,7 @@ func NewRegistry(banks []Bank, opts ...Option) (*Registry, error) {
 	return r, nil
 }
 
-// Gauges on-call reads per bank (attribute bankbridge.bank_id).
+// Gauges on-call reads per bank (label bank_id, as the call metrics').
 const (
 	breakerStateGauge = "bankbridge.adapter.breaker_state"
 	inFlightGauge     = "bankbridge.adapter.inflight"
@@ -186,7 +190,7 @@ func (r *Registry) observe(mp metric.MeterProvider) (metric.Registration, error)
 	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for id, bc := range r.byID {
-			attrs := metric.WithAttributes(attribute.String(logKeyBankID, id))
+			attrs := metric.WithAttributes(attribute.String(labelBankID, id))
 			o.ObserveInt64(state, breakerStateValue(bc.breaker.State()), attrs)
 			o.ObserveInt64(inFlight, int64(len(bc.slots)), attrs)
 		}
@@ -300,6 +304,8 @@ type bankClient struct {
 	log       *slog.Logger
 	validator protovalidate.Validator
 	leaks     metric.Int64Counter // responses refused for an unmasked number (leak.go)
+	metrics   callMetrics         // every call, by outcome (observe.go)
+	stats     bankStats           // what /banks shows (observe.go)
 	limiter   *rate.Limiter
 	// slots is the bulkhead: one token per call in flight, MaxInFlight
 	// at most.
@@ -330,12 +336,13 @@ func (br Breaker) readyToTrip(c gobreaker.Counts) bool {
 // for the protocol's biggest message without stalling.
 const inProcessBufferSize = 1 << 20
 
-func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator, leaks metric.Int64Counter) (*bankClient, error) {
+func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator, leaks metric.Int64Counter, calls callMetrics) (*bankClient, error) {
 	bc := &bankClient{
 		bank:      b,
 		log:       o.log,
 		validator: v,
 		leaks:     leaks,
+		metrics:   calls,
 		limiter:   rate.NewLimiter(rate.Limit(b.RateLimit.PerSecond), b.RateLimit.Burst),
 		slots:     make(chan struct{}, b.MaxInFlight),
 	}
@@ -386,8 +393,10 @@ func newBankClient(b Bank, o *registryOptions, v protovalidate.Validator, leaks 
 	}
 	dialOpts = append(dialOpts, o.dialOptions...)
 	dialOpts = append(dialOpts,
-		grpc.WithChainUnaryInterceptor(bc.unaryInterceptor),
-		grpc.WithChainStreamInterceptor(bc.streamInterceptor),
+		// observe outermost of the registry's layers: it sees every call
+		// as the caller does, the breaker's refusals included.
+		grpc.WithChainUnaryInterceptor(bc.observeUnary, bc.unaryInterceptor),
+		grpc.WithChainStreamInterceptor(bc.observeStream, bc.streamInterceptor),
 	)
 	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -126,6 +127,7 @@ type server struct {
 // adapter does not implement capability.
 func unary[Req, Resp proto.Message](ctx context.Context, s *server, method string, capability adapterv1.Capability, req Req, call func(context.Context, Req) (Resp, error)) (resp Resp, err error) {
 	var zero Resp
+	defer s.logCall(ctx, method, time.Now(), &err)
 	if err := s.admit(ctx, method, capability, call != nil, req); err != nil {
 		return zero, err
 	}
@@ -261,6 +263,55 @@ func (s *server) recoverPanic(ctx context.Context, method string, err *error) {
 	}
 	s.opts.logger.LogAttrs(ctx, slog.LevelError, "bank adapter panicked", attrs...)
 	*err = e
+}
+
+// logCall writes one line per call: method, outcome and duration, with
+// the caller's trace id, so that on-call can follow a trace into the bank.
+// A failure the bank is blamed for is a WARN with its reason. Never the
+// request or the response: they hold customers' data. In-process adapters
+// (quiet) log nothing per call: the registry that calls them counts and
+// logs each call already.
+func (s *server) logCall(ctx context.Context, method string, start time.Time, err *error) {
+	if s.opts.quiet {
+		return
+	}
+	level := slog.LevelInfo
+	if *err != nil && failed(*err) {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("outcome", Outcome(*err)),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+	}
+	if id := incomingTraceID(ctx); id != "" {
+		attrs = append(attrs, slog.String("trace_id", id))
+	}
+	s.opts.logger.LogAttrs(ctx, level, "bank call", attrs...)
+}
+
+// incomingTraceID is the caller's trace id when no span in ctx carries it
+// (an adapter served without OpenTelemetry): read from the W3C traceparent
+// metadata bankbridge sends, "00-<trace id>-<span id>-<flags>". With a span,
+// a log handler that adds trace ids (bankbridge's does) has it already.
+func incomingTraceID(ctx context.Context) string {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	tp := md.Get("traceparent")
+	if len(tp) != 1 {
+		return ""
+	}
+	parts := strings.Split(tp[0], "-")
+	if len(parts) != 4 || len(parts[1]) != 32 {
+		return ""
+	}
+	id, err := trace.TraceIDFromHex(parts[1])
+	if err != nil || !id.IsValid() {
+		return ""
+	}
+	return id.String()
 }
 
 // GetAdapterInfo implements adapterv1.BankAdapterServiceServer.
@@ -464,6 +515,7 @@ func (s *server) VerifyCardUnblock(ctx context.Context, req *adapterv1.VerifyCar
 func (s *server) StreamEvents(req *adapterv1.StreamEventsRequest, stream grpc.ServerStreamingServer[adapterv1.StreamEventsResponse]) (err error) {
 	const method = "StreamEvents"
 	ctx := stream.Context()
+	defer s.logCall(ctx, method, time.Now(), &err)
 	if err := s.admit(ctx, method, adapterv1.Capability_CAPABILITY_EVENTS, s.events != nil, req); err != nil {
 		return err
 	}

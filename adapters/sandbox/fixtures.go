@@ -23,6 +23,11 @@ const (
 	behaveSlowly
 )
 
+// FailingCustomers names the fixture customers whose calls fail or drag on
+// purpose, for a server's start-up line: on-call reading a failure of
+// theirs knows it is injected.
+const FailingCustomers = "carol: every data call BANK_LOGIN_REQUIRED; dave: every data call BANK_UNAVAILABLE; erin: every data call slow"
+
 // SlowCustomerDelay is how long every data call of erin takes.
 const SlowCustomerDelay = 3 * time.Second
 

@@ -41,7 +41,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 		return bootstrap.Service{}, err
 	}
 	svc, err := app.New(st, banks.New(d.Banks), app.Config{
-		ConsentTTL: cfg.ConsentTTL, Logger: log, PageTokens: d.PageTokens, Now: d.Now,
+		ConsentTTL: cfg.ConsentTTL, Logger: log, PageTokens: d.PageTokens, Now: d.Now, MeterProvider: d.Telemetry.MeterProvider,
 		Keys: keys.Keys, PendingLinkLimit: cfg.PendingLinkLimit,
 		ScaFailureLimit: cfg.ScaFailureLimit, ScaFailureWindow: cfg.ScaFailureWindow, ScaCooldown: cfg.ScaCooldown,
 		HeadSigner: signer.New(key), HeadSignGrace: cfg.AccessLogSignGrace, HeadSignDelay: cfg.AccessLogSignDelay,

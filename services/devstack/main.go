@@ -12,11 +12,14 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/bankbridge/bankbridge/services/devstack/stack"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
@@ -25,8 +28,17 @@ import (
 func main() { bootstrap.Main("devstack", run) }
 
 func run(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q: devstack takes none (VAULT_ADDR and VAULT_TOKEN name an external Vault)", args)
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	// make dev builds the stack's binaries with --build-only while the real
+	// Vault compiles (it needs no Vault), then starts them with --no-build,
+	// so a warm start does not check every package twice.
+	buildOnly := fs.Bool("build-only", false, "build the stack's binaries into .dev/bin and exit")
+	noBuild := fs.Bool("no-build", false, "start the binaries already in .dev/bin without building them first")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: devstack takes only flags (VAULT_ADDR and VAULT_TOKEN name an external Vault)", fs.Args())
 	}
 	wd, err := os.Getwd()
 	if err != nil {
@@ -40,10 +52,22 @@ func run(ctx context.Context, args []string) error {
 		Root:          root,
 		Logs:          os.Stderr,
 		ExternalVault: stack.VaultRef{Addr: os.Getenv("VAULT_ADDR"), Token: os.Getenv("VAULT_TOKEN")},
+		JaegerBin:     jaegerBin(root),
 	}
-	fmt.Fprintln(os.Stderr, "building the services...")
-	if err := stack.Build(ctx, opts); err != nil {
-		return err
+	switch {
+	case *buildOnly:
+		fmt.Fprintln(os.Stderr, "[dev] building the services...")
+		start := time.Now()
+		if err := stack.Compile(ctx, opts); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "[dev] services built in %s\n", time.Since(start).Round(time.Second))
+		return nil
+	case !*noBuild:
+		fmt.Fprintln(os.Stderr, "building the services...")
+		if err := stack.Build(ctx, opts); err != nil {
+			return err
+		}
 	}
 	s, err := stack.Start(ctx, opts)
 	if err != nil {
@@ -54,6 +78,20 @@ func run(ctx context.Context, args []string) error {
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
 	return nil
+}
+
+// jaegerBin is the trace viewer to start: BANKBRIDGE_JAEGER_BIN when set
+// (empty turns it off; make dev TRACES=0 does), else bin/jaeger when make
+// jaeger has built it. Without one, spans are recorded but not exported.
+func jaegerBin(root string) string {
+	if bin, ok := os.LookupEnv("BANKBRIDGE_JAEGER_BIN"); ok {
+		return bin
+	}
+	bin := filepath.Join(root, "bin", "jaeger")
+	if _, err := os.Stat(bin); err != nil {
+		return ""
+	}
+	return bin
 }
 
 // printBanner says where every process listens and how to make a first
@@ -84,8 +122,39 @@ func printBanner(out io.Writer, s *stack.Stack) {
 	fmt.Fprintf(w, "  TLS CA\t%s\tevery listener is TLS: curl --cacert it, grpcurl -cacert it\n", s.CAFile)
 	fmt.Fprintf(w, "  nats\t%s\tthe event bus (JetStream stream BANKBRIDGE), its token in Vault at bankbridge/nats\n", s.NATS.URL)
 	fmt.Fprintf(w, "  partners\t%s\tclient-credentials tokens from POST %s/oauth/token with secret %s\n", strings.ReplaceAll(stack.DevPartners, ",", ", "), s.GatewayURL, stack.DevPartnerSecret)
+	if s.JaegerURL != "" {
+		fmt.Fprintf(w, "  jaeger\t%s\ttrace viewer: search a response's X-Trace-Id (query API: GET %[1]s/api/traces/<trace id>); every process sends it its spans over OTLP to %[2]s\n", s.JaegerURL, s.OTLPEndpoint)
+	} else {
+		fmt.Fprintf(w, "  jaeger\t(off)\tspans are recorded, not exported: make jaeger (or make dev TRACES=1) adds the trace viewer\n")
+	}
 	_ = w.Flush()
+	printAdmin(out, s)
 	fmt.Fprintf(out, firstCall, s.GatewayURL, s.CAFile)
+}
+
+// printAdmin lists every admin listener, where on-call looks first: each
+// process's health, readiness, metrics and profiles.
+func printAdmin(out io.Writer, s *stack.Stack) {
+	fmt.Fprint(out, "\nAdmin listeners (HTTPS, trust the CA above): GET /healthz, /readyz, /metrics (Prometheus), /debug/pprof/\n")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, p := range stack.Table() {
+		switch {
+		case p.Kind == stack.Gateway:
+			fmt.Fprintf(w, "  %s\thttps://%s\t/readyz: every backend answers; /debug/pprof/ on its REST listener\n", p.Name, s.AdminAddr(p.Name))
+		case s.AdminAddr(p.Name) == "":
+			fmt.Fprintf(w, "  %s\t(none)\t\n", p.Name)
+		case p.Kind == stack.Bank:
+			fmt.Fprintf(w, "  %s\thttps://%s\tand the sandbox bank's controls under /admin/ (README.md)\n", p.Name, s.AdminAddr(p.Name))
+		case p.Needs.Banks:
+			fmt.Fprintf(w, "  %s\thttps://%s\tand /banks: each bank's breaker, recent error rate, last success and error (?format=text)\n", p.Name, s.AdminAddr(p.Name))
+		case p.Needs.Banks:
+			fmt.Fprintf(w, "  %s\thttps://%s\tand /banks: each bank's breaker, in-flight calls and recent outcomes as this process sees them\n", p.Name, s.AdminAddr(p.Name))
+		default:
+			fmt.Fprintf(w, "  %s\thttps://%s\t\n", p.Name, s.AdminAddr(p.Name))
+		}
+	}
+	_ = w.Flush()
+	fmt.Fprintf(out, "\nEach process's log lines (JSON, with trace_id) are also in its own file: %s\n", s.LogFile("<name>"))
 }
 
 const firstCall = `

@@ -50,9 +50,15 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	tb := &mainTB{}
-	spans, otlp := startCollector(tb)
+	spans, received := startCollector(tb)
 	defer tb.cleanup()
 	logs := &testkit.SyncBuffer{}
+	// The stack exports to the real collector, which exports to spans.
+	otlp, err := startOtelcol(tb, root, received, logs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err, "\n--- collector output ---\n", logs.String())
+		return 1
+	}
 	opts := stack.Options{
 		Root:      root,
 		DataDir:   must(os.MkdirTemp("", "bankbridge-e2e-")),

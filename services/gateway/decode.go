@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -91,10 +92,15 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	httpError(ctx, mux, m, w, r, err)
 }
 
+// unknownBodyField finds the field name in protojson's refusal of a body
+// field the request message does not have.
+var unknownBodyField = regexp.MustCompile(`unknown field "([^"]+)"`)
+
 // withReason gives a refusal of grpc-gateway's own, which has none, the
 // ErrorInfo every bankbridge error carries: a body that is no JSON of the
 // request, a query value of the wrong type, a malformed path are
-// INVALID_ARGUMENT; anything else is left as it is. Its message, which may
+// INVALID_ARGUMENT (a body field the request has not, with a field
+// violation naming it); anything else is left as it is. Its message, which may
 // quote the caller's text, is made valid UTF-8, or the error could not be
 // written.
 func withReason(err error) error {
@@ -113,7 +119,14 @@ func withReason(err error) error {
 	if !strings.HasPrefix(msg, "invalid request: ") {
 		msg = "invalid request: " + msg
 	}
-	out := apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, msg)
+	var opts []apierr.Option
+	if m := unknownBodyField.FindStringSubmatch(msg); m != nil && len(m[1]) <= 64 {
+		// protojson names the field it found no match for; a product
+		// branches on the violation, not on the message.
+		opts = append(opts, apierr.WithFieldViolations(apierr.FieldViolation{Field: m[1],
+			Description: "not a field of this request body", Reason: "body.unknown_field"}))
+	}
+	out := apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, msg, opts...)
 	if httpStatus != 0 {
 		return &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: out}
 	}

@@ -46,7 +46,7 @@ import (
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
 	supportv1 "github.com/bankbridge/bankbridge/gen/bankbridge/support/v1"
 	webhooksv1 "github.com/bankbridge/bankbridge/gen/bankbridge/webhooks/v1"
-	"github.com/bankbridge/bankbridge/gen/openapi"
+	"github.com/bankbridge/bankbridge/services/gateway/apidocs"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/client"
@@ -217,6 +217,7 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 					span := trace.SpanFromContext(r.Context())
 					span.SetName("HTTP " + r.Method + " " + pat.String())
 					span.SetAttributes(semconv.HTTPRoute(pat.String()))
+					matchedRoute(r.Context(), routeTemplate(pat.String()))
 				}
 				err := undecodable(r, pathParams) // decode.go
 				if err == nil {
@@ -283,10 +284,15 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 		// Every method: the shipping service answers what it does not take.
 		root.Handle(carrierPushRoute, g.carrierProxy(cfg.ShippingHTTPAddr, mux))
 	}
-	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapi.JSON())
-	})
+	doc, err := openAPIDocument(issuer != nil) // openapidoc.go
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	root.HandleFunc("GET /openapi.json", serveOpenAPI(doc))
+	root.Handle("GET /docs", apidocs.Handler(g.notFound()))
+	root.Handle("GET "+apidocs.Prefix, apidocs.Handler(g.notFound()))
+	root.Handle("/", g.notFound()) // notfound.go
 	root.HandleFunc("GET /healthz", g.healthz)
 	root.HandleFunc("POST /v1/dev/tokens", g.devToken)
 	if issuer != nil {
@@ -301,7 +307,7 @@ func New(ctx context.Context, cfg Config, tel *telemetry.Telemetry, issuer *auth
 	g.mux = mux
 	// A span is named by its method until a route matches, then by the
 	// route's pattern (namedByRoute, and the REST mux's middleware).
-	g.handler = otelhttp.NewHandler(traceIDHeader(g.edge(namedByRoute(root))), "gateway",
+	g.handler = otelhttp.NewHandler(traceIDHeader(g.accessLog(g.edge(namedByRoute(root)))), "gateway",
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.EdgePropagator), // callers' trace context, never their baggage
@@ -558,6 +564,7 @@ func namedByRoute(mux *http.ServeMux) http.Handler {
 			span := trace.SpanFromContext(r.Context())
 			span.SetName("HTTP " + r.Method + " " + pattern)
 			span.SetAttributes(semconv.HTTPRoute(pattern))
+			matchedRoute(r.Context(), pattern) // the REST mux names its routes more closely
 		}
 		mux.ServeHTTP(w, r.WithContext(r.Context()))
 	})
@@ -614,42 +621,6 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"healthy": healthy, "backends": status})
-}
-
-// devToken mints a user token for the default dev client, or with
-// {"client_credentials": true} the dev client's own token (sub and azp the
-// client id, as the client credentials grant gives it), for the client's
-// own methods such as its webhook endpoints. It exists only in dev mode;
-// otherwise the route answers 404 like any unknown path.
-func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
-	if g.issuer == nil {
-		http.NotFound(w, r)
-		return
-	}
-	var body struct {
-		User              string `json:"user"`
-		ClientCredentials bool   `json:"client_credentials"`
-	}
-	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
-	if body.ClientCredentials && body.User == "" {
-		body.User = g.cfg.DevClient
-	} else if body.ClientCredentials {
-		err = errors.New("user and client_credentials exclude each other")
-	}
-	if err != nil || !validUser(body.User) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": `send {"user": "<id>"} with an id of 1-64 letters, digits, _ or -, or {"client_credentials": true}`})
-		return
-	}
-	tok, err := g.issuer.Mint(body.User, g.cfg.DevClient, time.Hour)
-	if err != nil {
-		http.Error(w, "cannot mint a token", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600, "client_id": g.cfg.DevClient})
 }
 
 func validUser(u string) bool {

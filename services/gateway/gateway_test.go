@@ -95,9 +95,16 @@ const (
 // gateway is the token issuer.
 func start(t *testing.T, devMode bool) *fixture {
 	t.Helper()
+	return startLogged(t, devMode, io.Discard)
+}
+
+// startLogged is start with the gateway's and the backend's log lines
+// (JSON) going to logs.
+func startLogged(t *testing.T, devMode bool, logs io.Writer) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway-test", LogOutput: io.Discard})
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway-test", LogOutput: logs})
 	if err != nil {
 		t.Fatal(err)
 	}

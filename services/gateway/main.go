@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string) error {
 		},
 	}
 	cfg.HTTPAddr = "127.0.0.1:8080"
+	cfg.Server.AdminAddr = "127.0.0.1:9200" // /healthz, /readyz, /metrics
 	return bootstrap.Run(ctx, args, bootstrap.Spec{
 		Kind:   bootstrap.KindGateway,
 		Config: &cfg,
@@ -105,7 +106,8 @@ func run(ctx context.Context, args []string) error {
 			}
 			// The listener's own header limit stops what is far over ours
 			// before it is read whole (edge.go answers what is just over).
-			return bootstrap.Service{HTTP: g.Handler(), Close: g.Close, MaxHeaderBytes: 2 * cfg.Gateway.MaxHeaderBytes}, nil
+			return bootstrap.Service{HTTP: g.Handler(), Close: g.Close, MaxHeaderBytes: 2 * cfg.Gateway.MaxHeaderBytes,
+				Probes: g.Probes()}, nil
 		},
 	})
 }

@@ -57,10 +57,15 @@ func retryHeaders(h http.Header, st *status.Status) {
 }
 
 // httpError answers a unary call's error as grpc-gateway does, with the
-// Retry-After (and rate-limit) headers of its RetryInfo (retryHeaders), and grpc-gateway's own
+// Retry-After (and rate-limit) headers of its RetryInfo (retryHeaders), an
+// RFC 6750 WWW-Authenticate on a 401 (bearerChallenge), and grpc-gateway's own
 // refusals given a reason (withReason, decode.go).
 func httpError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	retryHeaders(w.Header(), status.Convert(err))
+	st := status.Convert(err)
+	retryHeaders(w.Header(), st)
+	if c := bearerChallenge(st, r.Header.Get("Authorization") != ""); c != "" { // wwwauth.go
+		w = challengeWriter{ResponseWriter: w, challenge: c}
+	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, withReason(err))
 }
 
@@ -75,13 +80,17 @@ func withResponseHeader(r *http.Request, h http.Header) *http.Request {
 }
 
 // streamError is grpc-gateway's stream error handler with the Retry-After
-// (and rate-limit) headers of a stream refused when it opens. An error in the middle of
+// (and rate-limit) headers, and a 401's WWW-Authenticate challenge, of a
+// stream refused when it opens. An error in the middle of
 // a stream comes after its header was sent; the headers set then are
 // never written.
 func streamError(ctx context.Context, err error) *status.Status {
 	st := status.Convert(err)
 	if h, ok := ctx.Value(responseHeaderKey{}).(http.Header); ok {
 		retryHeaders(h, st)
+		if c := bearerChallenge(st, sentBearer(ctx)); c != "" {
+			h.Set("WWW-Authenticate", c)
+		}
 	}
 	return st
 }

@@ -227,6 +227,15 @@ func spec(cfg *config) bootstrap.Spec {
 				return bootstrap.Service{}, err
 			}
 			log := d.Logger.With(slog.String("bank_id", cfg.Bank.BankID))
+			// What faults this bank injects, so that whoever reads its log
+			// knows which failures are on purpose.
+			log.Info("sandbox bank fault injection",
+				slog.Duration("bankbridge.fault_latency", cfg.Bank.Latency),
+				slog.Float64("bankbridge.fault_error_rate", cfg.Bank.ErrorRate),
+				slog.Uint64("bankbridge.fault_seed", cfg.Bank.Seed),
+				slog.String("bankbridge.fault_customers", sandbox.FailingCustomers),
+				slog.Duration("bankbridge.fault_slow_delay", sandbox.SlowCustomerDelay),
+				slog.Int("bankbridge.synthetic_customers", cfg.Bank.SyntheticCustomers))
 			carrier, err := cfg.Carrier.newCarrier(d.Logger, d.ClientTLS(""))
 			if err != nil {
 				return bootstrap.Service{}, err

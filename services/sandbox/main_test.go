@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -380,19 +381,21 @@ func TestAdminEndpointAndShutdown(t *testing.T) {
 	}
 }
 
-// TestBinary builds the command as a release would, with the version set at
-// link time, and runs it: -h exits 2, a missing setting exits 1 naming it,
-// and a serving sandbox reports the linked version and exits 0 on SIGTERM
-// within its drain delay and grace.
+// TestBinary builds the command as a release would, with the version and
+// commit set at link time, and runs it: --version prints them and exits 0,
+// -h exits 2, a missing setting exits 1 naming it, and a serving sandbox
+// reports the linked version and commit and exits 0 on SIGTERM within its
+// drain delay and grace.
 func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	t.Parallel()
-	const version = "v9.8.7-linked"
+	const version, commit = "v9.8.7-linked", "c0ffee123456"
 	bin := filepath.Join(t.TempDir(), "sandbox")
-	build := exec.Command("go", "build", "-o", bin,
-		"-ldflags", "-X github.com/bankbridge/bankbridge/services/platform/bootstrap.Version="+version, ".")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags",
+		"-X github.com/bankbridge/bankbridge/services/platform/buildinfo.Version="+version+
+			" -X github.com/bankbridge/bankbridge/services/platform/buildinfo.Commit="+commit, ".")
 	build.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -404,8 +407,12 @@ func TestBinary(t *testing.T) {
 		return 0
 	}
 
-	out, err := exec.Command(bin, "-h").CombinedOutput()
-	if exitCode(err) != 2 || !strings.Contains(string(out), "-api-key-file") {
+	out, err := exec.Command(bin, "--version").Output()
+	if want := "bankbridge-sandbox " + version + " (commit " + commit + ", " + runtime.Version() + ")\n"; err != nil || string(out) != want {
+		t.Errorf("sandbox --version: %v, %q; want exit 0 and %q", err, out, want)
+	}
+	out, err = exec.Command(bin, "-h").CombinedOutput()
+	if exitCode(err) != 2 || !strings.Contains(string(out), "-api-key-file") || !strings.Contains(string(out), "-version") {
 		t.Errorf("sandbox -h: exit %d, want 2 with the usage; output:\n%s", exitCode(err), out)
 	}
 	out, err = exec.Command(bin).CombinedOutput()
@@ -431,13 +438,14 @@ func TestBinary(t *testing.T) {
 		var line struct {
 			Msg     string `json:"msg"`
 			Version string `json:"version"`
+			Commit  string `json:"commit"`
 		}
 		_ = json.Unmarshal(lines.Bytes(), &line)
 		switch line.Msg {
 		case "starting":
 			started = true
-			if line.Version != version {
-				t.Errorf("reported version %q, want the linked %q", line.Version, version)
+			if line.Version != version || line.Commit != commit {
+				t.Errorf("reported version %q and commit %q, want the linked %q and %q", line.Version, line.Commit, version, commit)
 			}
 		case "serving":
 			serving = true

@@ -130,7 +130,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	}
 	// One subscription to the bus fans the events out to every watch of
 	// the process; closed once the servers have drained.
-	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.LiveWatchTypes, Logger: d.Logger})
+	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.LiveWatchTypes, Logger: d.Logger, MeterProvider: d.Telemetry.MeterProvider})
 	if err != nil {
 		return bootstrap.Service{}, err
 	}

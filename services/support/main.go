@@ -142,7 +142,7 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	}
 	// One subscription to the bus fans the events out to every stream of
 	// the process; closed once the servers have drained.
-	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.HubTypes, Logger: d.Logger})
+	hub, err := stream.NewHub(d.Bus, stream.HubOptions{Types: transport.HubTypes, Logger: d.Logger, MeterProvider: d.Telemetry.MeterProvider})
 	if err != nil {
 		_ = conn.Close()
 		return bootstrap.Service{}, err

@@ -35,6 +35,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/limits"
+	"github.com/bankbridge/bankbridge/services/platform/pseudonym"
 )
 
 // Options say where things are and which addresses to use.
@@ -68,7 +69,19 @@ type Options struct {
 
 	// Env is added to every process's environment (e.g. OTEL_* for tests).
 	Env []string
+	// OTLPEndpoint, when set, is the host:port of an OTLP/gRPC receiver on
+	// loopback (no TLS) every process exports its spans to, such as a
+	// collector a test runs. JaegerBin sets it to Jaeger's; the two
+	// exclude each other.
+	OTLPEndpoint string
+	// JaegerBin, when set, is a Jaeger v2 binary (make jaeger builds
+	// bin/jaeger) the stack starts first, in memory, on 127.0.0.1:16686
+	// (UI and query API; a free port with FreePorts), and every process
+	// exports its spans to.
+	JaegerBin string
 	// Logs receives every process's output, each line prefixed by its name.
+	// Each process's output also goes, unprefixed, to its own file,
+	// DataDir/logs/<name>.log (Stack.LogFile), appended to across restarts.
 	Logs io.Writer
 
 	// AddrRewrite, when set, maps the address ("host:port") a process is
@@ -100,7 +113,13 @@ type Stack struct {
 	table      []Process
 	addrs      map[string]string // "<name>" and "<name>-admin"
 	GatewayURL string
-	Vault      VaultRef
+	// JaegerURL is the trace viewer's UI and query API
+	// (GET <JaegerURL>/api/traces/<trace id>), "" without one.
+	JaegerURL string
+	// OTLPEndpoint is where every process exports its spans (OTLP/gRPC,
+	// host:port), "" when they are only recorded.
+	OTLPEndpoint string
+	Vault        VaultRef
 	// NATS is the event bus every process that needs one connects to: a
 	// NATS server with JetStream in the stack's process, its streams in
 	// DataDir/nats, its token in Vault at bankbridge/nats.
@@ -210,6 +229,19 @@ func (o Options) BinDir() string {
 // the Vault binary exists (make vault builds it).
 func Build(ctx context.Context, o Options) error {
 	o.defaults()
+	if err := Compile(ctx, o); err != nil {
+		return err
+	}
+	if _, err := os.Stat(vaultBin(o)); err != nil && o.ExternalVault.Addr == "" {
+		return fmt.Errorf("no Vault server binary at %s: run `make vault` (or set VAULT_ADDR and VAULT_TOKEN)", vaultBin(o))
+	}
+	return nil
+}
+
+// Compile compiles every process of the table into BinDir: Build without
+// the Vault check, for make dev to run while Vault itself compiles.
+func Compile(ctx context.Context, o Options) error {
+	o.defaults()
 	if err := os.MkdirAll(o.BinDir(), 0o755); err != nil {
 		return err
 	}
@@ -222,9 +254,6 @@ func Build(ctx context.Context, o Options) error {
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	if _, err := os.Stat(vaultBin(o)); err != nil && o.ExternalVault.Addr == "" {
-		return fmt.Errorf("no Vault server binary at %s: run `make vault` (or set VAULT_ADDR and VAULT_TOKEN)", vaultBin(o))
 	}
 	return nil
 }
@@ -258,6 +287,16 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	s.GatewayURL = "https://" + s.addrs["gateway"]
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return s, err
+	}
+	switch {
+	case o.JaegerBin != "" && o.OTLPEndpoint != "":
+		return s, errors.New("dev stack: JaegerBin and OTLPEndpoint exclude each other")
+	case o.JaegerBin != "":
+		if err := s.startJaeger(ctx); err != nil {
+			return s, err
+		}
+	default:
+		s.OTLPEndpoint = o.OTLPEndpoint
 	}
 	if err := s.startVault(ctx); err != nil {
 		return s, err
@@ -367,6 +406,11 @@ func (s *Stack) startVault(ctx context.Context) error {
 	// The consent service's keys of request fingerprints and login hashes.
 	if err := s.kvPut(ctx, "keys/consent", map[string]any{"code_hmac_key": randomHex(32), "login_hmac_key": randomHex(32)}); err != nil {
 		return fmt.Errorf("seed the consent service's keys: %w", err)
+	}
+	// The key of the pseudonymous user and link references in every
+	// service's logs (platform/pseudonym): one key, one reference per user.
+	if err := s.kvPut(ctx, pseudonym.Path, map[string]any{pseudonym.KeyField: randomHex(32)}); err != nil {
+		return fmt.Errorf("seed the pseudonym key: %w", err)
 	}
 	for _, p := range s.table {
 		if p.Kind != Bank {
@@ -576,7 +620,7 @@ func (s *Stack) dialURL(dep, raw string) string {
 // startProcess starts p with extra flags after its own, and its secrets
 // in its environment, and waits until it answers /readyz.
 func (s *Stack) startProcess(ctx context.Context, p Process, extra ...string) error {
-	if err := s.start(ctx, p.Name, filepath.Join(s.opts.BinDir(), filepath.Base(p.Package)), append(slices.Clone(s.opts.Env), s.secretEnv(p)...),
+	if err := s.start(ctx, p.Name, filepath.Join(s.opts.BinDir(), filepath.Base(p.Package)), append(append(s.otlpEnv(), s.opts.Env...), s.secretEnv(p)...),
 		append(s.args(p), extra...)...); err != nil {
 		return err
 	}
@@ -612,14 +656,23 @@ func (s *Stack) start(ctx context.Context, name, bin string, env []string, args 
 		return err
 	}
 	cmd.Stderr = cmd.Stdout
+	logFile, err := s.openLog(name)
+	if err != nil {
+		return err
+	}
 	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
+		defer logFile.Close()
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
+			// One file per process, so that one service's lines are read
+			// alone; and the mixed, prefixed stream for the terminal.
+			_, _ = fmt.Fprintf(logFile, "%s\n", sc.Bytes())
 			fmt.Fprintf(s.opts.Logs, "%-8s| %s\n", name, sc.Text())
 		}
 		_ = cmd.Wait()
@@ -638,6 +691,24 @@ func (s *Stack) start(ctx context.Context, name, bin string, env []string, args 
 		return ctx.Err()
 	}
 	return nil
+}
+
+// LogFile is the file process name's output goes to: every line it wrote
+// to stdout and stderr (the JSON log lines), unprefixed.
+func (s *Stack) LogFile(name string) string {
+	return filepath.Join(s.opts.DataDir, "logs", name+".log")
+}
+
+// openLog opens process name's log file for appending.
+func (s *Stack) openLog(name string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Join(s.opts.DataDir, "logs"), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(s.LogFile(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("log file of %s: %w", name, err)
+	}
+	return f, nil
 }
 
 // StopProcess stops one process of the stack by name ("sandbox",

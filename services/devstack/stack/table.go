@@ -65,7 +65,7 @@ type Process struct {
 // table is the dev stack, in start order.
 var table = []Process{
 	{Name: "sandbox", Package: "./sandbox", Kind: Bank, Port: 9400, AdminPort: 9401, Carrier: "sandbox"},
-	{Name: "gateway", Package: "./gateway", Kind: Gateway, Port: 8080},
+	{Name: "gateway", Package: "./gateway", Kind: Gateway, Port: 8080, AdminPort: 9200},
 	// Vault: the Transit key that signs access log heads.
 	{Name: "consent", Package: "./consent", Kind: Service, Port: 9101, AdminPort: 9201,
 		Needs: bootstrap.Needs{Banks: true, Storage: true, Bus: true, Vault: true}},

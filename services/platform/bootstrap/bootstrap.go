@@ -52,11 +52,14 @@ import (
 
 	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/services/platform/access"
+	"github.com/bankbridge/bankbridge/services/platform/buildinfo"
 	"github.com/bankbridge/bankbridge/services/platform/certs"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/events"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
+	"github.com/bankbridge/bankbridge/services/platform/pseudonym"
+	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
@@ -178,6 +181,9 @@ type Service struct {
 	HTTP http.Handler
 	// Admin are extra routes on the admin listener.
 	Admin map[string]http.Handler
+	// Probes are what the admin listener's /readyz checks besides the
+	// kit's own (the gateway: that its backends answer).
+	Probes []server.Probe
 	// Recorder appends to the access log in place of the consent service's
 	// (the consent service records its own accesses).
 	Recorder access.Recorder
@@ -206,6 +212,11 @@ type Deps struct {
 	// Vault is set with Needs.Vault, and with Needs.Banks when --vault-addr
 	// is set.
 	Vault *credentials.Provider
+	// LogRefs makes the pseudonymous user and link references of log
+	// lines (platform/pseudonym), with the key in Vault at
+	// bankbridge/telemetry/pseudonym; nil without Vault or that key (a
+	// KindService's calls then log no user_ref nor link_ref).
+	LogRefs *pseudonym.Refs
 	// Consent is set with Needs.Consent.
 	Consent *consentcheck.Checker
 	// DB is set with Needs.Storage.
@@ -232,18 +243,35 @@ type Deps struct {
 
 // Main runs a binary: run gets the arguments and a context that ends on
 // SIGINT or SIGTERM. Main exits 2 when run returns flag.ErrHelp (-h),
-// 1 with the error on stderr when it fails, 0 otherwise.
+// 1 with the error on stderr when it fails, 0 otherwise; with --version it
+// prints the build and exits 0.
 func Main(name string, run func(ctx context.Context, args []string) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
+	code := mainCode(ctx, name, os.Args[1:], os.Stdout, os.Stderr, run)
 	stop()
+	if code != 0 {
+		os.Exit(code)
+	}
+}
+
+// mainCode is Main up to its exit code. With --version among the flags it
+// prints the build (bankbridge-<name> v1.0.0 (commit ..., go...)) and
+// returns 0 without calling run, for every binary alike (see
+// versionRequested).
+func mainCode(ctx context.Context, name string, args []string, stdout, stderr io.Writer, run func(ctx context.Context, args []string) error) int {
+	if versionRequested(args) {
+		fmt.Fprintln(stdout, buildinfo.Read().Line(name))
+		return 0
+	}
+	err := run(ctx, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
+		return 2
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
 	}
+	return 0
 }
 
 // Run parses args into spec.Config, then serves until ctx ends. Arguments

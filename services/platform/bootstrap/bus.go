@@ -55,6 +55,9 @@ func (b *builder) buildBus(life context.Context) error {
 	}
 	outbox := events.NewOutbox(b.deps.DB)
 	b.deps.Outbox = outbox
+	if err := outbox.ObserveLag(b.deps.Telemetry.MeterProvider); err != nil {
+		return err
+	}
 	relay := events.NewRelay(outbox, bus, events.RelayConfig{Retention: c.OutboxRetention, Logger: log})
 	b.tasks = append(b.tasks, relay.Run)
 	return nil

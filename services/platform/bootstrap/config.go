@@ -11,6 +11,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/bankbridge/bankbridge/services/platform/buildinfo"
 	"github.com/bankbridge/bankbridge/services/platform/certs"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
@@ -142,6 +143,7 @@ func Defaults(name, grpcAddr, adminAddr string) Config {
 func Parse(spec Spec, args []string) ([]string, error) {
 	c := spec.Config.base()
 	fs := flag.NewFlagSet(c.Server.Name, flag.ContinueOnError)
+	fs.Usage = func() { usage(fs) }
 	c.registerFlags(fs, spec.Kind, spec.Needs)
 	if own, ok := spec.Config.(FlagRegisterer); ok {
 		own.RegisterFlags(fs)
@@ -149,7 +151,7 @@ func Parse(spec Spec, args []string) ([]string, error) {
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c.Server.Version = BuildVersion()
+	c.Server.Version = buildinfo.Read().Version
 	if spec.Needs.Storage && c.DatabaseURL == "" && c.DataDir != "" {
 		c.DatabaseURL = storage.SQLiteURL(c.DataDir, c.Server.Name)
 	}
@@ -178,6 +180,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet, kind Kind, needs Needs) {
 		c.registerRunFlags(fs)
 	case KindGateway:
 		fs.StringVar(&c.HTTPAddr, "addr", c.HTTPAddr, "HTTP listen address")
+		fs.StringVar(&c.Server.AdminAddr, "admin-addr", c.Server.AdminAddr, "HTTP listen address for /healthz, /readyz (every backend answers), /metrics and the admin routes; empty turns it off")
 		c.registerRunFlags(fs)
 	}
 	if needs.HTTP && kind == KindService {
@@ -318,6 +321,32 @@ func pageTokens(key credentials.Sensitive, log *slog.Logger) (*pagetoken.Tokens,
 		return nil, fmt.Errorf("--page-token-key (%s): %w", envName("page-token-key"), err)
 	}
 	return t, nil
+}
+
+// versionRequested reports whether args ask for the binary's version:
+// -version or --version before any "--". Main reads it before run, so
+// every binary answers it, those with flags of their own (devstack,
+// benchratio) too. It is not a flag of the set on purpose: ff would also
+// read it from BANKBRIDGE_VERSION, a name a deployment may well use for
+// something else, and a binary that printed its version instead of serving
+// would be a strange outage.
+func versionRequested(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-version", "--version", "-version=true", "--version=true":
+			return true
+		}
+	}
+	return false
+}
+
+// usage is -h's text: the flags, and --version, which Main handles.
+func usage(fs *flag.FlagSet) {
+	fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+	fs.PrintDefaults()
+	fmt.Fprint(fs.Output(), "  -version\n    \tprint the build's version, commit and Go release, and exit\n")
 }
 
 // envName is the environment variable of a flag.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -232,29 +231,5 @@ func TestServeNamesTheMissingFlag(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tt.want)
 			}
 		})
-	}
-}
-
-func TestVersionOf(t *testing.T) {
-	t.Parallel()
-	vcs := func(rev, modified string) []debug.BuildSetting {
-		return []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: modified}}
-	}
-	tests := []struct {
-		name string
-		info *debug.BuildInfo
-		want string
-	}{
-		{"a tagged module", &debug.BuildInfo{Main: debug.Module{Version: "v1.4.0"}, Settings: vcs("abc123", "false")}, "v1.4.0"},
-		{"a pseudo-version", &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20260101120000-abcdef123456+dirty"}}, "v0.0.0-20260101120000-abcdef123456+dirty"},
-		{"the revision", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("abcdef1234567890", "false")}, "abcdef1234567890"},
-		{"a changed tree", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("abcdef1234567890", "true")}, "abcdef1234567890+dirty"},
-		{"nothing known", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "(devel)"},
-		{"no build info", nil, "(unknown)"},
-	}
-	for _, tt := range tests {
-		if got := versionOf(tt.info); got != tt.want {
-			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
-		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	stdlog "log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -23,10 +24,12 @@ import (
 	"github.com/bankbridge/bankbridge/adapters"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/buildinfo"
 	"github.com/bankbridge/bankbridge/services/platform/certs"
 	"github.com/bankbridge/bankbridge/services/platform/client"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
+	"github.com/bankbridge/bankbridge/services/platform/pseudonym"
 	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/storage"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
@@ -54,7 +57,8 @@ func Serve(ctx context.Context, spec Spec) error {
 	defer endLife()
 
 	tel, err := telemetry.Setup(life, telemetry.Config{
-		ServiceName: c.Server.Name, ServiceVersion: c.Server.Version, LogLevel: c.Server.LogLevel, LogOutput: spec.Logs,
+		ServiceName: c.Server.Name, ServiceVersion: c.Server.Version, ServiceCommit: buildinfo.Read().Commit,
+		LogLevel: c.Server.LogLevel, LogOutput: spec.Logs,
 		TraceSampleRatio: c.TraceSampleRatio,
 	})
 	if err != nil {
@@ -65,7 +69,7 @@ func Serve(ctx context.Context, spec Spec) error {
 		defer cancel()
 		_ = tel.Shutdown(flushCtx)
 	}()
-	tel.Logger.Info("starting", slog.String("version", c.Server.Version))
+	tel.Logger.Info("starting", slog.String("version", c.Server.Version), slog.String("commit", buildinfo.Read().Commit))
 
 	b := &builder{spec: spec, cfg: c, deps: &Deps{Telemetry: tel, Logger: tel.Logger, Now: c.now(), Stopping: ctx.Done()}}
 	if c.DevClockOffset != 0 {
@@ -122,6 +126,9 @@ func (b *builder) build(life context.Context) error {
 			b.deps.Vault = p
 		}
 		b.closers = append(b.closers, func() { _ = p.Close() })
+		if b.spec.Kind == KindService {
+			b.deps.LogRefs = logRefs(life, p, log)
+		}
 		if !c.TLS.Plaintext {
 			src, err := certs.New(life, p, c.certConfig(b.spec.Kind, needs),
 				certs.WithLogger(log), certs.WithMeterProvider(b.deps.Telemetry.MeterProvider))
@@ -176,7 +183,7 @@ func (b *builder) build(life context.Context) error {
 		b.closers = append(b.closers, func() { _ = conn.Close() })
 		b.deps.Consent = consentcheck.New(consentv1.NewConsentCheckServiceClient(conn), consentcheck.Options{
 			CacheTTL: c.ConsentCacheTTL, CheckTimeout: c.ConsentTimeout, CacheUsers: c.ConsentCacheUsers, Logger: log,
-			Now: b.deps.Now,
+			Now: b.deps.Now, MeterProvider: b.deps.Telemetry.MeterProvider,
 		})
 		// The change stream drops cached decisions and tells open event
 		// streams to re-check consent, so it runs whether or not decisions
@@ -272,8 +279,9 @@ func (b *builder) serveService(ctx context.Context, svc Service) error {
 	}
 	// Product teams call a service without a client certificate; bankbridge's
 	// own services present theirs, which internal methods require.
-	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: b.cfg.adminRoutes(svc.Admin),
-		TLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven), AdminTLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven)}
+	deps := server.Deps{Telemetry: b.deps.Telemetry, Verifier: b.verifier, AdminHandlers: b.cfg.adminRoutes(b.banksRoute(svc.Admin)),
+		TLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven), AdminTLS: b.deps.serverTLS(tls.VerifyClientCertIfGiven),
+		LogRefs: b.deps.LogRefs}
 	if b.deps.Banks != nil {
 		deps.Banks = configuredBanks{b.deps.Banks}
 	}
@@ -283,7 +291,7 @@ func (b *builder) serveService(ctx context.Context, svc Service) error {
 	if svc.Recorder != nil {
 		deps.Recorder = svc.Recorder
 	}
-	deps.Probes = b.probes()
+	deps.Probes = append(b.probes(), svc.Probes...)
 	srv, err := server.New(b.cfg.Server, deps, svc.GRPC)
 	if err != nil {
 		if httpLis != nil {
@@ -340,7 +348,7 @@ func (b *builder) serveBank(ctx context.Context, svc Service) error {
 		}
 		listening.AdminAddr = adminLis.Addr().String()
 		adminLis = b.tlsListener(adminLis, tls.VerifyClientCertIfGiven)
-		admin = append(admin, server.AdminEndpoint(adminLis, server.AdminHandler(ready.Load, tel.MetricsHandler, b.cfg.adminRoutes(svc.Admin))))
+		admin = append(admin, server.AdminEndpoint(adminLis, server.AdminHandler(ready.Load, tel.MetricsHandler, b.cfg.adminRoutes(b.banksRoute(svc.Admin)))))
 	}
 	b.deps.Logger.Info("serving", slog.String("addr", listening.Addr), slog.String("admin_addr", listening.AdminAddr))
 	b.ready(listening)
@@ -379,9 +387,61 @@ func (b *builder) serveGateway(ctx context.Context, svc Service) error {
 		// bounds every other call.
 		ErrorLog: handshakeLog(b.deps.Logger),
 	}
-	b.deps.Logger.Info("serving", slog.String("addr", addr))
-	b.ready(Listening{Addr: addr})
-	return b.shutdown(func() { ready.Store(false) }).Serve(ctx, []server.Endpoint{server.HTTPEndpoint("HTTP", srv, lis)}, nil)
+	listening := Listening{Addr: addr}
+	var admin []server.Endpoint
+	if b.cfg.Server.AdminAddr != "" {
+		adminLis, err := net.Listen("tcp", b.cfg.Server.AdminAddr)
+		if err != nil {
+			_ = lis.Close()
+			return fmt.Errorf("listen admin HTTP on %s: %w", b.cfg.Server.AdminAddr, err)
+		}
+		listening.AdminAddr = adminLis.Addr().String()
+		adminLis = b.tlsListener(adminLis, tls.VerifyClientCertIfGiven)
+		h := server.AdminHandlerProbes(ready.Load, b.deps.Telemetry.MetricsHandler, svc.Admin, b.deps.Logger, svc.Probes...)
+		admin = append(admin, server.AdminEndpoint(adminLis, h))
+	}
+	b.deps.Logger.Info("serving", slog.String("addr", addr), slog.String("admin_addr", listening.AdminAddr))
+	b.ready(listening)
+	return b.shutdown(func() { ready.Store(false) }).Serve(ctx, []server.Endpoint{server.HTTPEndpoint("HTTP", srv, lis)}, admin)
+}
+
+// banksRoute adds /banks, each bank's breaker state, recent error rate,
+// last success and last error reason, to the admin routes of a binary
+// that calls banks.
+func (b *builder) banksRoute(extra map[string]http.Handler) map[string]http.Handler {
+	if b.deps.Banks == nil {
+		return extra
+	}
+	routes := map[string]http.Handler{"GET /banks": b.deps.Banks.BanksHandler()}
+	maps.Copy(routes, extra)
+	return routes
+}
+
+// logRefs reads the pseudonym key from Vault. Without it the service
+// still serves: its log lines then carry no user_ref nor link_ref, which
+// the warning says, rather than refs made with a key of its own that would
+// differ from every other service's.
+func logRefs(ctx context.Context, p *credentials.Provider, log *slog.Logger) *pseudonym.Refs {
+	kv, err := p.KV(pseudonym.PathPrefix)
+	if err == nil {
+		var refs *pseudonym.Refs
+		if refs, err = pseudonym.Load(ctx, kvSecrets{kv}); err == nil {
+			return refs
+		}
+	}
+	log.Warn("no pseudonym key: log lines carry no user_ref nor link_ref", slog.String("error", err.Error()))
+	return nil
+}
+
+// kvSecrets reads secrets' fields through the provider's KV.
+type kvSecrets struct{ kv *credentials.KV }
+
+func (k kvSecrets) Get(ctx context.Context, id string) (map[string]string, error) {
+	s, err := k.kv.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Data, nil
 }
 
 // tlsListener serves TLS on lis with the binary's certificate, asking for

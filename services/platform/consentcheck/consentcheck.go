@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -73,6 +74,9 @@ type Options struct {
 	CacheUsers int
 	// Now is the clock the cache reads; default time.Now.
 	Now func() time.Time
+	// MeterProvider receives the decision latency histogram
+	// (MetricDuration); default none.
+	MeterProvider metric.MeterProvider
 }
 
 // DefaultCacheUsers is Options.CacheUsers' default: a few hundred bytes a
@@ -81,9 +85,10 @@ const DefaultCacheUsers = 100_000
 
 // Checker implements access.ConsentChecker and access.Recorder.
 type Checker struct {
-	client consentv1.ConsentCheckServiceClient
-	opts   Options
-	log    *slog.Logger
+	client  consentv1.ConsentCheckServiceClient
+	opts    Options
+	log     *slog.Logger
+	metrics checkMetrics
 
 	mu       sync.Mutex
 	watching bool
@@ -149,8 +154,14 @@ func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 	if err != nil {
 		panic(err) // only for a size below one
 	}
+	m, err := newCheckMetrics(opts.MeterProvider)
+	if err != nil {
+		// A histogram the SDK refuses is a bug of ours; decisions matter more.
+		opts.Logger.Error("consent check latency histogram", slog.String("error", err.Error()))
+		m, _ = newCheckMetrics(nil)
+	}
 	return &Checker{
-		client: client, opts: opts, log: opts.Logger, decisions: decisions,
+		client: client, opts: opts, log: opts.Logger, decisions: decisions, metrics: m,
 		subs: map[string]map[*subscriber]struct{}{}, all: map[*allSubscriber]struct{}{},
 	}
 }
@@ -161,10 +172,25 @@ func New(client consentv1.ConsentCheckServiceClient, opts Options) *Checker {
 // (fail closed): UNAVAILABLE (CONSENT_UNAVAILABLE) when the consent service
 // cannot be reached within CheckTimeout, a masked INTERNAL otherwise. A
 // cached decision still serves while it is valid.
-func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose commonv1.Purpose) (Decision, error) {
+func (c *Checker) Decide(ctx context.Context, user string, need Need, purpose commonv1.Purpose) (d Decision, err error) {
+	start := time.Now()
 	k := key{user: user, bank: need.BankID, scope: need.Scope, purpose: purpose}
 	resp, gen := c.cached(k)
+	outcome := outcomeCached
+	defer func() {
+		switch {
+		case err == nil:
+		case resp != nil:
+			outcome = outcomeDenied
+		case apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_UNAVAILABLE):
+			outcome = outcomeUnavailable
+		default:
+			outcome = outcomeError
+		}
+		c.metrics.observe(ctx, start, outcome)
+	}()
 	if resp == nil {
+		outcome = outcomeAllowed
 		// Read before asking: the consent was decided after it, so its
 		// validity counted from here ends no later than the consent does.
 		asked := c.opts.Now()

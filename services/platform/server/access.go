@@ -15,6 +15,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/names"
+	"github.com/bankbridge/bankbridge/services/platform/pseudonym"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -45,6 +46,7 @@ type accessCheck struct {
 	banks    access.Banks
 	recorder access.Recorder
 	pseudo   access.Pseudonyms
+	refs     *pseudonym.Refs // log references; nil makes none
 	issuer   string
 	log      *slog.Logger
 	now      func() time.Time
@@ -153,6 +155,12 @@ func (c *accessCheck) bankRevoked(ctx context.Context, g access.Grant, err error
 	}
 }
 
+// withGrant gives the handler the grant, and its log lines (a failed bank
+// call's among them) the pseudonymous references of the user and link.
+func (c *accessCheck) withGrant(ctx context.Context, g access.Grant) context.Context {
+	return telemetry.WithLogRefs(access.WithGrant(ctx, g), c.refs.User(g.User), c.refs.Link(g.Link))
+}
+
 func (c *accessCheck) public(method string) bool {
 	return c.methods[method].Audience == commonv1.Audience_AUDIENCE_PUBLIC
 }
@@ -170,7 +178,7 @@ func (c *accessCheck) unary() grpc.UnaryServerInterceptor {
 			}
 			return nil, err
 		}
-		resp, err := handler(access.WithGrant(ctx, g), req)
+		resp, err := handler(c.withGrant(ctx, g), req)
 		if err != nil {
 			c.bankRevoked(ctx, g, err)
 			c.denied(ctx, g, info.FullMethod, err)
@@ -217,7 +225,7 @@ func (s *grantStream) RecvMsg(m any) error {
 		return s.c.auditUnavailable(s.ctx, s.method, rerr)
 	}
 	s.grant = g
-	s.ctx = access.WithGrant(s.ctx, g)
+	s.ctx = s.c.withGrant(s.ctx, g)
 	return nil
 }
 

@@ -7,21 +7,27 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
-// logCall writes one line per call: method, code, reason, duration. Never
+// logCall writes one line per call: method, code, reason, duration; at
+// WARN when the call failed for want of something on bankbridge's side or
+// a bank's (failedCall), so that on-call can filter on them. Never
 // the request or response: they hold personal data. The context's trace and
 // span ids are added by the telemetry log handler.
 func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
-	level := slog.LevelInfo
-	if strings.HasPrefix(method, "/grpc.health.v1.") {
-		level = slog.LevelDebug
-	}
 	st := status.Convert(err)
+	level := slog.LevelInfo
+	switch {
+	case strings.HasPrefix(method, "/grpc.health.v1."):
+		level = slog.LevelDebug
+	case failedCall(st.Code()):
+		level = slog.LevelWarn
+	}
 	attrs := []slog.Attr{
 		slog.String("rpc.method", method),
 		slog.String("rpc.grpc.status_code", st.Code().String()),
@@ -52,4 +58,15 @@ func loggingStream(log *slog.Logger) grpc.StreamServerInterceptor {
 		logCall(ss.Context(), log, info.FullMethod, start, err)
 		return err
 	}
+}
+
+// failedCall says whether a call ended with a code that is not the
+// caller's doing: a bank or dependency down, out of time, or a bug. A
+// refusal (invalid, not found, denied, rate limited) is the caller's.
+func failedCall(c codes.Code) bool {
+	switch c {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
+		return true
+	}
+	return false
 }

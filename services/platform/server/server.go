@@ -83,6 +83,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/limits"
+	"github.com/bankbridge/bankbridge/services/platform/pseudonym"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -131,6 +132,9 @@ type Deps struct {
 	// Probes are the dependencies /readyz checks besides the server's own
 	// state (readiness.go): the database, the event bus.
 	Probes []Probe
+	// LogRefs makes the pseudonymous user_ref and link_ref that every log
+	// line of a granted call carries (platform/pseudonym); nil: none.
+	LogRefs *pseudonym.Refs
 }
 
 // Server is a configured gRPC server plus its admin listener.
@@ -211,7 +215,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 	pseudo := access.NewPseudonyms([]byte(subjectKey))
 	check := &accessCheck{
 		methods: methods, clients: clients, consent: deps.Consent, banks: deps.Banks, recorder: deps.Recorder,
-		pseudo: pseudo, issuer: cfg.Issuer, log: s.log, now: time.Now,
+		pseudo: pseudo, refs: deps.LogRefs, issuer: cfg.Issuer, log: s.log, now: time.Now,
 	}
 	if s.limits, err = limits.New(cfg.Limits, limits.Options{
 		Service: cfg.Name, Logger: s.log, MeterProvider: deps.Telemetry.MeterProvider,

@@ -77,6 +77,12 @@ func AdminHandler(ready func() bool, metrics http.Handler, extra map[string]http
 	return adminHandler(Readyz(ready), metrics, extra)
 }
 
+// AdminHandlerProbes is AdminHandler whose /readyz also checks probes,
+// each result reused for a second (the gateway: its backends answer).
+func AdminHandlerProbes(ready func() bool, metrics http.Handler, extra map[string]http.Handler, log *slog.Logger, probes ...Probe) http.Handler {
+	return adminHandler(readyz(ready, newProber(log, probes)), metrics, extra)
+}
+
 func adminHandler(readyz, metrics http.Handler, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

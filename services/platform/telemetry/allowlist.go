@@ -33,7 +33,7 @@ var allowedKeys = map[string]bool{
 	"time": true, "level": true, "msg": true, "source": true,
 	"trace_id": true, "span_id": true,
 	"duration": true, "duration_ms": true, "addr": true, "signal": true,
-	"service": true, "version": true, "component": true,
+	"service": true, "version": true, "commit": true, "component": true,
 	// HTTP semantic conventions, without paths, queries and headers.
 	"http.request.method": true, "http.request.method_original": true,
 	"http.response.status_code": true, "http.route": true,
@@ -55,6 +55,15 @@ var allowedKeys = map[string]bool{
 	"bankbridge.carrier": true, "bankbridge.partner_id": true, "bankbridge.vault_auth_method": true,
 	"bankbridge.webhook_delivery_id": true, "bankbridge.webhook_endpoint_id": true,
 	"bankbridge.tls_name": true, // the process's own name, its certificate's
+	// Per-bank call metrics and the failed-call and access-log lines
+	// (adapters/observe.go, the gateway's access log): a configured bank
+	// id, an RPC's short name or an HTTP method, enum names, a route
+	// template (never a path).
+	"bank_id": true, "method": true, "outcome": true, "reason": true,
+	"adapter_status": true, "breaker_state": true, "route": true, "status": true,
+	// The sandbox bank's start-up line: which fixture customers fail on
+	// purpose (a constant of adapters/sandbox).
+	"bankbridge.fault_customers": true,
 	// A bank's refused answer (adapters/leak.go): the kind of number found
 	// (card, iban) and where, as proto field paths of the adapter protocol,
 	// which has no maps: names and list indexes only, never a value.

@@ -96,6 +96,7 @@ func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		out.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
+	addLogRefs(ctx, &out)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.redact(h.prefix, a))
 		return true
@@ -109,6 +110,9 @@ func (h logHandler) redact(prefix string, a slog.Attr) slog.Attr {
 		key = prefix + "." + a.Key
 	}
 	a.Value = a.Value.Resolve()
+	if logOnlyKeys[key] {
+		return a // pseudonymous references: logs only (logrefs.go)
+	}
 	if a.Value.Kind() == slog.KindGroup {
 		group := a.Value.Group()
 		attrs := make([]any, len(group))

@@ -31,6 +31,9 @@ import (
 type Config struct {
 	ServiceName    string
 	ServiceVersion string
+	// ServiceCommit is the build's source commit: with ServiceVersion, the
+	// labels of the bankbridge_build_info gauge on /metrics.
+	ServiceCommit string
 	// LogLevel is the minimum level logged; default Info.
 	LogLevel slog.Level
 	// LogOutput receives JSON log lines; default os.Stderr.
@@ -122,6 +125,16 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Which build is running, as Prometheus' *_build_info convention has
+	// it: a gauge of 1 whose labels are the build, so a dashboard sees a
+	// rolling upgrade's versions side by side.
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "bankbridge_build_info",
+		Help:        "The running build: 1, labelled with its version and commit.",
+		ConstLabels: prometheus.Labels{"version": cfg.ServiceVersion, "commit": cfg.ServiceCommit},
+	})
+	buildInfo.Set(1)
+	registry.MustRegister(buildInfo)
 	promExporter, err := otelprom.New(otelprom.WithRegisterer(registry))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry prometheus exporter: %w", err)

@@ -14,6 +14,7 @@ package balancev1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1554,7 +1555,7 @@ var File_bankbridge_balance_v1_balance_proto protoreflect.FileDescriptor
 
 const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"\n" +
-	"#bankbridge/balance/v1/balance.proto\x12\x15bankbridge.balance.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x04\n" +
+	"#bankbridge/balance/v1/balance.proto\x12\x15bankbridge.balance.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xb3\x04\n" +
 	"\aAccount\x12V\n" +
 	"\x04name\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x04name\x128\n" +
 	"\abank_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[A-Za-z0-9._~-]{1,128}$R\x06bankId\x12S\n" +
@@ -1616,9 +1617,9 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"\x16GetTransactionResponse\x12D\n" +
 	"\vtransaction\x18\x01 \x01(\v2\".bankbridge.balance.v1.TransactionR\vtransaction\"s\n" +
 	"\x11GetBalanceRequest\x12^\n" +
-	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\"U\n" +
+	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\"\xf3\x03\n" +
 	"\x12GetBalanceResponse\x12?\n" +
-	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance\"\xaf\x04\n" +
+	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance:\x9b\x03\x92A\x97\x032\x94\x03{\"balance\": {\"name\": \"users/alice/accounts/sandbox~acc-alice-checking/balance\", \"balances\": [{\"type\": \"BALANCE_TYPE_INTERIM_AVAILABLE\", \"amount\": {\"currency_code\": \"EUR\", \"units\": \"1234\", \"nanos\": 560000000}, \"as_of\": \"2026-03-02T09:12:00Z\"}, {\"type\": \"BALANCE_TYPE_CLOSING_BOOKED\", \"amount\": {\"currency_code\": \"EUR\", \"units\": \"1300\"}, \"as_of\": \"2026-03-01T23:00:00Z\"}], \"as_of\": \"2026-03-02T09:12:00Z\"}}\"\xaf\x04\n" +
 	"\x17ListTransactionsRequest\x12Z\n" +
 	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12&\n" +
 	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
@@ -1691,21 +1692,33 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"#TRANSACTION_CATEGORY_TRANSPORTATION\x10\x0e\x12\x1f\n" +
 	"\x1bTRANSACTION_CATEGORY_TRAVEL\x10\x0f\x12+\n" +
 	"'TRANSACTION_CATEGORY_RENT_AND_UTILITIES\x10\x10\x12\x1e\n" +
-	"\x1aTRANSACTION_CATEGORY_OTHER\x10\x112\xae\b\n" +
-	"\x0eBalanceService\x12\xa2\x01\n" +
-	"\fListAccounts\x12*.bankbridge.balance.v1.ListAccountsRequest\x1a+.bankbridge.balance.v1.ListAccountsResponse\"9\xda\xf3\x18\x10\n" +
-	"\x01\x01\x12\x02\x01\x04\"\abank_id\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/accounts\x12\x99\x01\n" +
+	"\x1aTRANSACTION_CATEGORY_OTHER\x10\x112\xe0\x13\n" +
+	"\x0eBalanceService\x12\x98\x03\n" +
+	"\fListAccounts\x12*.bankbridge.balance.v1.ListAccountsRequest\x1a+.bankbridge.balance.v1.ListAccountsResponse\"\xae\x02\x92A\xf1\x01r\xee\x01\n" +
+	"\xeb\x01\n" +
+	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x10\n" +
+	"\x01\x01\x12\x02\x01\x04\"\abank_id\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/accounts\x12\x8f\x03\n" +
 	"\n" +
-	"GetAccount\x12(.bankbridge.balance.v1.GetAccountRequest\x1a).bankbridge.balance.v1.GetAccountResponse\"6\xda\xf3\x18\r\n" +
-	"\x01\x01\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/accounts/*}\x12\xa1\x01\n" +
+	"GetAccount\x12(.bankbridge.balance.v1.GetAccountRequest\x1a).bankbridge.balance.v1.GetAccountResponse\"\xab\x02\x92A\xf1\x01r\xee\x01\n" +
+	"\xeb\x01\n" +
+	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\r\n" +
+	"\x01\x01\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/accounts/*}\x12\x97\x03\n" +
 	"\n" +
-	"GetBalance\x12(.bankbridge.balance.v1.GetBalanceRequest\x1a).bankbridge.balance.v1.GetBalanceResponse\">\xda\xf3\x18\r\n" +
-	"\x01\x02\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02'\x12%/v1/{name=users/*/accounts/*/balance}\x12\xbc\x01\n" +
-	"\x10ListTransactions\x12..bankbridge.balance.v1.ListTransactionsRequest\x1a/.bankbridge.balance.v1.ListTransactionsResponse\"G\xda\xf3\x18\x0f\n" +
-	"\x01\x03\x12\x02\x01\x04\"\x06parent\x82\xd3\xe4\x93\x02.\x12,/v1/{parent=users/*/accounts/*}/transactions\x12\xb4\x01\n" +
-	"\x0eGetTransaction\x12,.bankbridge.balance.v1.GetTransactionRequest\x1a-.bankbridge.balance.v1.GetTransactionResponse\"E\xda\xf3\x18\r\n" +
-	"\x01\x03\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02.\x12,/v1/{name=users/*/accounts/*/transactions/*}\x12\xc0\x01\n" +
-	"\x10SyncTransactions\x12..bankbridge.balance.v1.SyncTransactionsRequest\x1a/.bankbridge.balance.v1.SyncTransactionsResponse\"K\xda\xf3\x18\x0e\n" +
+	"GetBalance\x12(.bankbridge.balance.v1.GetBalanceRequest\x1a).bankbridge.balance.v1.GetBalanceResponse\"\xb3\x02\x92A\xf1\x01r\xee\x01\n" +
+	"\xeb\x01\n" +
+	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\r\n" +
+	"\x01\x02\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02'\x12%/v1/{name=users/*/accounts/*/balance}\x12\xb2\x03\n" +
+	"\x10ListTransactions\x12..bankbridge.balance.v1.ListTransactionsRequest\x1a/.bankbridge.balance.v1.ListTransactionsResponse\"\xbc\x02\x92A\xf1\x01r\xee\x01\n" +
+	"\xeb\x01\n" +
+	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x0f\n" +
+	"\x01\x03\x12\x02\x01\x04\"\x06parent\x82\xd3\xe4\x93\x02.\x12,/v1/{parent=users/*/accounts/*}/transactions\x12\xaa\x03\n" +
+	"\x0eGetTransaction\x12,.bankbridge.balance.v1.GetTransactionRequest\x1a-.bankbridge.balance.v1.GetTransactionResponse\"\xba\x02\x92A\xf1\x01r\xee\x01\n" +
+	"\xeb\x01\n" +
+	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\r\n" +
+	"\x01\x03\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02.\x12,/v1/{name=users/*/accounts/*/transactions/*}\x12\xa4\x03\n" +
+	"\x10SyncTransactions\x12..bankbridge.balance.v1.SyncTransactionsRequest\x1a/.bankbridge.balance.v1.SyncTransactionsResponse\"\xae\x02\x92A\xdf\x01r\xdc\x01\n" +
+	"\xd9\x01\n" +
+	"\x12Bankbridge-Purpose\x12\xbe\x01Why the call is made: ACCOUNT_INFORMATION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x0e\n" +
 	"\x01\x03\x12\x01\x01\"\x06parent\x82\xd3\xe4\x93\x023\x121/v1/{parent=users/*/accounts/*}/transactions:syncB\xe5\x01\n" +
 	"\x19com.bankbridge.balance.v1B\fBalanceProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/balance/v1;balancev1\xa2\x02\x03BBX\xaa\x02\x15Bankbridge.Balance.V1\xca\x02\x15Bankbridge\\Balance\\V1\xe2\x02!Bankbridge\\Balance\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Balance::V1b\x06proto3"
 

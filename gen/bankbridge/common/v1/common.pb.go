@@ -12,6 +12,7 @@ package commonv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	code "google.golang.org/genproto/googleapis/rpc/code"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -775,16 +776,16 @@ var File_bankbridge_common_v1_common_proto protoreflect.FileDescriptor
 
 const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"!bankbridge/common/v1/common.proto\x12\x14bankbridge.common.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto\"\x9b\x02\n" +
+	"!bankbridge/common/v1/common.proto\x12\x14bankbridge.common.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/descriptor.proto\x1a\x15google/rpc/code.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xdd\x02\n" +
 	"\x05Money\x126\n" +
 	"\rcurrency_code\x18\x01 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{3}$R\fcurrencyCode\x12\x14\n" +
 	"\x05units\x18\x02 \x01(\x03R\x05units\x12,\n" +
-	"\x05nanos\x18\x03 \x01(\x05B\x16\xbaH\x13\x1a\x11\x18\xff\x93\xeb\xdc\x03(\x81씣\xfc\xff\xff\xff\xff\x01R\x05nanos:\x95\x01\xbaH\x91\x01\x1a\x8e\x01\n" +
-	"\x15money.sign_consistent\x12'units and nanos must have the same sign\x1aL(this.units >= 0 && this.nanos >= 0) || (this.units <= 0 && this.nanos <= 0)\"d\n" +
+	"\x05nanos\x18\x03 \x01(\x05B\x16\xbaH\x13\x1a\x11\x18\xff\x93\xeb\xdc\x03(\x81씣\xfc\xff\xff\xff\xff\x01R\x05nanos:\xd7\x01\x92A?2={\"currency_code\": \"EUR\", \"units\": \"-86\", \"nanos\": -400000000}\xbaH\x91\x01\x1a\x8e\x01\n" +
+	"\x15money.sign_consistent\x12'units and nanos must have the same sign\x1aL(this.units >= 0 && this.nanos >= 0) || (this.units <= 0 && this.nanos <= 0)\"\xbf\x01\n" +
 	"\x13MaskedAccountNumber\x12*\n" +
 	"\x05last4\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9A-Z]{4}$R\x05last4\x12!\n" +
-	"\adisplay\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\adisplay\"\xcd\x01\n" +
+	"\adisplay\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\adisplay:Y\x92AV2T{\"last4\": \"4821\", \"display\": \"DE•• •••• •••• •••• 4821\"}\"\xcd\x01\n" +
 	"\n" +
 	"AccessRule\x123\n" +
 	"\x06scopes\x18\x01 \x03(\x0e2\x1b.bankbridge.common.v1.ScopeR\x06scopes\x129\n" +
@@ -866,7 +867,13 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	" ERROR_REASON_STORAGE_UNAVAILABLE\x10B\x1a\x04\xd0\xf3\x18\x0e\"\x04\b8\x108*$ERROR_REASON_THREAD_CONTROL_NOT_HELD:]\n" +
 	"\baudience\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0e2\x1e.bankbridge.common.v1.AudienceR\baudience:Z\n" +
 	"\x06access\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\v2 .bankbridge.common.v1.AccessRuleR\x06access:R\n" +
-	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xdd\x01\n" +
+	"\tgrpc_code\x12!.google.protobuf.EnumValueOptions\x18\xba\x8e\x03 \x01(\x0e2\x10.google.rpc.CodeR\bgrpcCodeB\xe7\b\x92A\x86\a\x12\xff\x04\n" +
+	"\x13bankbridge REST API\x12\xe3\x04A product's users' bank accounts, balances, transactions, receipts, shipments and support, under the user's consent. Every call carries a bearer token (a JWT bound to one user, or to a client for clients/{client} paths); every user-data call declares its purpose in the Bankbridge-Purpose header; every write takes an Idempotency-Key header. Field names are the proto names (snake_case), as on the wire. Errors are a google.rpc.Status whose details hold a google.rpc.ErrorInfo with domain bankbridge and a reason (docs/errors.md lists each with its HTTP status and what to do). The product guide is docs/api.md.2\x02v1*\x01\x02Z\xf0\x01\n" +
+	"\xed\x01\n" +
+	"\x06bearer\x12\xe2\x01\b\x02\x12\xcc\x01A JWT sent as `Authorization: Bearer <token>` (RFC 6750). A refusal of the token is 401 with WWW-Authenticate: Bearer and reason TOKEN_INVALID or TOKEN_EXPIRED. In dev mode, POST /v1/dev/tokens mints one.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00\n" +
 	"\x18com.bankbridge.common.v1B\vCommonProtoP\x01ZBgithub.com/bankbridge/bankbridge/gen/bankbridge/common/v1;commonv1\xa2\x02\x03BCX\xaa\x02\x14Bankbridge.Common.V1\xca\x02\x14Bankbridge\\Common\\V1\xe2\x02 Bankbridge\\Common\\V1\\GPBMetadata\xea\x02\x16Bankbridge::Common::V1b\x06proto3"
 
 var (

@@ -38,6 +38,7 @@ type appender struct {
 
 	mu       sync.Mutex
 	pending  []*appendRequest
+	writing  int // entries in the batch being written
 	draining bool
 	full     chan struct{} // a batch's worth is pending; capacity 1
 }
@@ -115,9 +116,21 @@ func (a *appender) drain() {
 		for _, r := range batch {
 			r.taken = true
 		}
+		a.writing = n
 		a.mu.Unlock()
 		a.commit(batch)
+		a.mu.Lock()
+		a.writing = 0
+		a.mu.Unlock()
 	}
+}
+
+// backlog is how many entries wait for their append: pending, and in the
+// batch being written.
+func (a *appender) backlog() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.pending) + a.writing
 }
 
 // linger waits, when fewer than a batch's worth are pending, until the

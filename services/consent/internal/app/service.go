@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/pagetoken"
@@ -71,6 +73,9 @@ type Config struct {
 	AccessBatchWait time.Duration
 	// AccessAppendTimeout bounds one transaction of access log appends.
 	AccessAppendTimeout time.Duration
+	// MeterProvider receives the access log's append backlog
+	// (MetricAccessLogPending); default none.
+	MeterProvider metric.MeterProvider
 	// HeadSigner signs the access log's chain heads (a Vault Transit key).
 	// Without one heads are left unsigned and VerifyChain cannot check a
 	// signature: for tests of other things only.
@@ -193,6 +198,11 @@ func New(store Store, banks Banks, cfg Config) (*Service, error) {
 	}
 	if cfg.HeadSigner != nil && cfg.HeadSignDelay > 0 {
 		s.appender.post = newPostSigner(s, cfg.HeadSignDelay)
+	}
+	if cfg.MeterProvider != nil {
+		if err := observeBacklog(cfg.MeterProvider, s.appender); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/events"
@@ -53,6 +55,9 @@ type HubOptions struct {
 	// Logger reports the loss of the hub's subscription and the watchers
 	// ended as behind; default discards.
 	Logger *slog.Logger
+	// MeterProvider receives the count of the process's open streams
+	// (MetricOpenStreams); default none.
+	MeterProvider metric.MeterProvider
 }
 
 // Hub fans the bus's events out to the streams of one process: one
@@ -72,6 +77,7 @@ type Hub struct {
 	filter events.Filter
 	buffer int
 	log    *slog.Logger
+	open   metric.Int64UpDownCounter
 
 	// ctx is the subscriptions' life; stop ends it, at Close.
 	ctx  context.Context
@@ -113,8 +119,12 @@ func NewHub(bus HubBus, o HubOptions) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	open, err := newOpenStreams(o.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("stream: hub: %w", err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Hub{bus: bus, filter: f, buffer: o.Buffer, log: log, ctx: ctx, stop: stop}, nil
+	return &Hub{bus: bus, filter: f, buffer: o.Buffer, log: log, open: open, ctx: ctx, stop: stop}, nil
 }
 
 // errHubClosed is Watch's answer after Close.

@@ -204,6 +204,9 @@ func Serve[Resp any](srv grpc.ServerStreamingServer[Resp], feed Feed, o Options[
 	if err := srv.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
+	if feed.Hub != nil {
+		defer feed.Hub.opened(ctx, g.Method)()
+	}
 	send := func(d events.Delivered) error {
 		if d.User != g.User {
 			// The filter selects the user's events only; never send
