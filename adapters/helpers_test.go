@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -81,11 +82,38 @@ func serveWith(t *testing.T, a adapters.Adapter, grpcOpts []grpc.ServerOption, o
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(grpcOpts...)
-	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	logger := slog.New(slog.NewTextHandler(testOutput(t), nil))
 	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(a, append([]adapters.ServerOption{adapters.WithLogger(logger)}, opts...)...))
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return lis.Addr().String()
+}
+
+// testOutput is t.Output() until the test ends, then nothing: a handler
+// still finishing after srv.Stop (which does not wait for handlers) logs
+// its call, and the testing package panics on a write after the test.
+func testOutput(t *testing.T) io.Writer {
+	w := &closingWriter{w: t.Output()}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.w = nil
+	})
+	return w
+}
+
+type closingWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (c *closingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w == nil {
+		return len(p), nil
+	}
+	return c.w.Write(p)
 }
 
 func newRegistry(t *testing.T, banks []adapters.Bank, opts ...adapters.Option) *adapters.Registry {

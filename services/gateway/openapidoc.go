@@ -20,12 +20,17 @@ var devOpenAPI []byte
 
 // openAPIDocument is the document /openapi.json serves: the one generated
 // from the contracts, each operation's comment split into a one-sentence
-// summary and the rest as its description (splitSummary), with
+// summary and the rest as its description (splitSummary), the headers its
+// RPC requires declared (declareHeaders), with
 // devOpenAPI's paths, definitions and tags when the gateway runs in dev
 // mode.
 func openAPIDocument(devMode bool) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(openapi.JSON(), &doc); err != nil {
+		return nil, fmt.Errorf("openapi document: %w", err)
+	}
+	methods, err := restMethods() // openapiheaders.go
+	if err != nil {
 		return nil, fmt.Errorf("openapi document: %w", err)
 	}
 	paths, _ := doc["paths"].(map[string]any)
@@ -34,6 +39,10 @@ func openAPIDocument(devMode bool) ([]byte, error) {
 		for _, o := range ops {
 			if op, ok := o.(map[string]any); ok {
 				splitSummary(op)
+				id, _ := op["operationId"].(string)
+				if m, ok := methods[id]; ok {
+					declareHeaders(op, m)
+				}
 			}
 		}
 	}

@@ -1692,33 +1692,21 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"#TRANSACTION_CATEGORY_TRANSPORTATION\x10\x0e\x12\x1f\n" +
 	"\x1bTRANSACTION_CATEGORY_TRAVEL\x10\x0f\x12+\n" +
 	"'TRANSACTION_CATEGORY_RENT_AND_UTILITIES\x10\x10\x12\x1e\n" +
-	"\x1aTRANSACTION_CATEGORY_OTHER\x10\x112\xe0\x13\n" +
-	"\x0eBalanceService\x12\x98\x03\n" +
-	"\fListAccounts\x12*.bankbridge.balance.v1.ListAccountsRequest\x1a+.bankbridge.balance.v1.ListAccountsResponse\"\xae\x02\x92A\xf1\x01r\xee\x01\n" +
-	"\xeb\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x10\n" +
-	"\x01\x01\x12\x02\x01\x04\"\abank_id\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/accounts\x12\x8f\x03\n" +
+	"\x1aTRANSACTION_CATEGORY_OTHER\x10\x112\xae\b\n" +
+	"\x0eBalanceService\x12\xa2\x01\n" +
+	"\fListAccounts\x12*.bankbridge.balance.v1.ListAccountsRequest\x1a+.bankbridge.balance.v1.ListAccountsResponse\"9\xda\xf3\x18\x10\n" +
+	"\x01\x01\x12\x02\x01\x04\"\abank_id\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/accounts\x12\x99\x01\n" +
 	"\n" +
-	"GetAccount\x12(.bankbridge.balance.v1.GetAccountRequest\x1a).bankbridge.balance.v1.GetAccountResponse\"\xab\x02\x92A\xf1\x01r\xee\x01\n" +
-	"\xeb\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\r\n" +
-	"\x01\x01\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/accounts/*}\x12\x97\x03\n" +
+	"GetAccount\x12(.bankbridge.balance.v1.GetAccountRequest\x1a).bankbridge.balance.v1.GetAccountResponse\"6\xda\xf3\x18\r\n" +
+	"\x01\x01\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/accounts/*}\x12\xa1\x01\n" +
 	"\n" +
-	"GetBalance\x12(.bankbridge.balance.v1.GetBalanceRequest\x1a).bankbridge.balance.v1.GetBalanceResponse\"\xb3\x02\x92A\xf1\x01r\xee\x01\n" +
-	"\xeb\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\r\n" +
-	"\x01\x02\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02'\x12%/v1/{name=users/*/accounts/*/balance}\x12\xb2\x03\n" +
-	"\x10ListTransactions\x12..bankbridge.balance.v1.ListTransactionsRequest\x1a/.bankbridge.balance.v1.ListTransactionsResponse\"\xbc\x02\x92A\xf1\x01r\xee\x01\n" +
-	"\xeb\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x0f\n" +
-	"\x01\x03\x12\x02\x01\x04\"\x06parent\x82\xd3\xe4\x93\x02.\x12,/v1/{parent=users/*/accounts/*}/transactions\x12\xaa\x03\n" +
-	"\x0eGetTransaction\x12,.bankbridge.balance.v1.GetTransactionRequest\x1a-.bankbridge.balance.v1.GetTransactionResponse\"\xba\x02\x92A\xf1\x01r\xee\x01\n" +
-	"\xeb\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xd0\x01Why the call is made: ACCOUNT_INFORMATION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\r\n" +
-	"\x01\x03\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02.\x12,/v1/{name=users/*/accounts/*/transactions/*}\x12\xa4\x03\n" +
-	"\x10SyncTransactions\x12..bankbridge.balance.v1.SyncTransactionsRequest\x1a/.bankbridge.balance.v1.SyncTransactionsResponse\"\xae\x02\x92A\xdf\x01r\xdc\x01\n" +
-	"\xd9\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbe\x01Why the call is made: ACCOUNT_INFORMATION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x0e\n" +
+	"GetBalance\x12(.bankbridge.balance.v1.GetBalanceRequest\x1a).bankbridge.balance.v1.GetBalanceResponse\">\xda\xf3\x18\r\n" +
+	"\x01\x02\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02'\x12%/v1/{name=users/*/accounts/*/balance}\x12\xbc\x01\n" +
+	"\x10ListTransactions\x12..bankbridge.balance.v1.ListTransactionsRequest\x1a/.bankbridge.balance.v1.ListTransactionsResponse\"G\xda\xf3\x18\x0f\n" +
+	"\x01\x03\x12\x02\x01\x04\"\x06parent\x82\xd3\xe4\x93\x02.\x12,/v1/{parent=users/*/accounts/*}/transactions\x12\xb4\x01\n" +
+	"\x0eGetTransaction\x12,.bankbridge.balance.v1.GetTransactionRequest\x1a-.bankbridge.balance.v1.GetTransactionResponse\"E\xda\xf3\x18\r\n" +
+	"\x01\x03\x12\x02\x01\x04\"\x04name\x82\xd3\xe4\x93\x02.\x12,/v1/{name=users/*/accounts/*/transactions/*}\x12\xc0\x01\n" +
+	"\x10SyncTransactions\x12..bankbridge.balance.v1.SyncTransactionsRequest\x1a/.bankbridge.balance.v1.SyncTransactionsResponse\"K\xda\xf3\x18\x0e\n" +
 	"\x01\x03\x12\x01\x01\"\x06parent\x82\xd3\xe4\x93\x023\x121/v1/{parent=users/*/accounts/*}/transactions:syncB\xe5\x01\n" +
 	"\x19com.bankbridge.balance.v1B\fBalanceProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/balance/v1;balancev1\xa2\x02\x03BBX\xaa\x02\x15Bankbridge.Balance.V1\xca\x02\x15Bankbridge\\Balance\\V1\xe2\x02!Bankbridge\\Balance\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Balance::V1b\x06proto3"
 

@@ -13,7 +13,6 @@ package consentv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -3256,7 +3255,7 @@ var File_bankbridge_consent_v1_consent_proto protoreflect.FileDescriptor
 
 const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\n" +
-	"#bankbridge/consent/v1/consent.proto\x12\x15bankbridge.consent.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xb4\x06\n" +
+	"#bankbridge/consent/v1/consent.proto\x12\x15bankbridge.consent.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x06\n" +
 	"\x04Link\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
 	"\abank_id\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12*\n" +
@@ -3497,49 +3496,21 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x11PartnerOptInState\x12$\n" +
 	" PARTNER_OPT_IN_STATE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPARTNER_OPT_IN_STATE_ACTIVE\x10\x01\x12 \n" +
-	"\x1cPARTNER_OPT_IN_STATE_REVOKED\x10\x022\x9c(\n" +
-	"\x0eConsentService\x12\xae\x05\n" +
+	"\x1cPARTNER_OPT_IN_STATE_REVOKED\x10\x022\xe2\f\n" +
+	"\x0eConsentService\x12\x94\x01\n" +
 	"\n" +
-	"CreateLink\x12(.bankbridge.consent.v1.CreateLinkRequest\x1a).bankbridge.consent.v1.CreateLinkResponse\"\xca\x04\x92A\x95\x04r\x92\x04\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\":\x04link\"\x1a/v1/{parent=users/*}/links\x12\xe8\x02\n" +
-	"\aGetLink\x12%.bankbridge.consent.v1.GetLinkRequest\x1a&.bankbridge.consent.v1.GetLinkResponse\"\x8d\x02\x92A\xde\x01r\xdb\x01\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=users/*/links/*}\x12\xee\x02\n" +
-	"\tListLinks\x12'.bankbridge.consent.v1.ListLinksRequest\x1a(.bankbridge.consent.v1.ListLinksResponse\"\x8d\x02\x92A\xde\x01r\xdb\x01\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=users/*}/links\x12\xb2\x05\n" +
+	"CreateLink\x12(.bankbridge.consent.v1.CreateLinkRequest\x1a).bankbridge.consent.v1.CreateLinkResponse\"1\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\":\x04link\"\x1a/v1/{parent=users/*}/links\x12\x85\x01\n" +
+	"\aGetLink\x12%.bankbridge.consent.v1.GetLinkRequest\x1a&.bankbridge.consent.v1.GetLinkResponse\"+\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=users/*/links/*}\x12\x8b\x01\n" +
+	"\tListLinks\x12'.bankbridge.consent.v1.ListLinksRequest\x1a(.bankbridge.consent.v1.ListLinksResponse\"+\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=users/*}/links\x12\x98\x01\n" +
 	"\n" +
-	"VerifyLink\x12(.bankbridge.consent.v1.VerifyLinkRequest\x1a).bankbridge.consent.v1.VerifyLinkResponse\"\xce\x04\x92A\x95\x04r\x92\x04\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:verify\x12\xb2\x05\n" +
+	"VerifyLink\x12(.bankbridge.consent.v1.VerifyLinkRequest\x1a).bankbridge.consent.v1.VerifyLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:verify\x12\x98\x01\n" +
 	"\n" +
-	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\"\xce\x04\x92A\x95\x04r\x92\x04\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\xbe\x05\n" +
-	"\rReconfirmLink\x12+.bankbridge.consent.v1.ReconfirmLinkRequest\x1a,.bankbridge.consent.v1.ReconfirmLinkResponse\"\xd1\x04\x92A\x95\x04r\x92\x04\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{name=users/*/links/*}:reconfirm\x12\xfe\x02\n" +
-	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"\x91\x02\x92A\xde\x01r\xdb\x01\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog\x12\xa1\x03\n" +
-	"\x12CreatePartnerOptIn\x120.bankbridge.consent.v1.CreatePartnerOptInRequest\x1a1.bankbridge.consent.v1.CreatePartnerOptInResponse\"\xa5\x02\x92A\xde\x01r\xdb\x01\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x024:\x0epartner_opt_in\"\"/v1/{parent=users/*}/partnerOptIns\x12\x8e\x03\n" +
-	"\x11ListPartnerOptIns\x12/.bankbridge.consent.v1.ListPartnerOptInsRequest\x1a0.bankbridge.consent.v1.ListPartnerOptInsResponse\"\x95\x02\x92A\xde\x01r\xdb\x01\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/partnerOptIns\x12\x9b\x03\n" +
-	"\x12RevokePartnerOptIn\x120.bankbridge.consent.v1.RevokePartnerOptInRequest\x1a1.bankbridge.consent.v1.RevokePartnerOptInResponse\"\x9f\x02\x92A\xde\x01r\xdb\x01\n" +
-	"\xd8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbd\x01Why the call is made: CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{name=users/*/partnerOptIns/*}:revoke2\xdc\x06\n" +
+	"RevokeLink\x12(.bankbridge.consent.v1.RevokeLinkRequest\x1a).bankbridge.consent.v1.RevokeLinkResponse\"5\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=users/*/links/*}:revoke\x12\xa4\x01\n" +
+	"\rReconfirmLink\x12+.bankbridge.consent.v1.ReconfirmLinkRequest\x1a,.bankbridge.consent.v1.ReconfirmLinkResponse\"8\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{name=users/*/links/*}:reconfirm\x12\x9b\x01\n" +
+	"\rListAccessLog\x12+.bankbridge.consent.v1.ListAccessLogRequest\x1a,.bankbridge.consent.v1.ListAccessLogResponse\"/\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/accessLog\x12\xbe\x01\n" +
+	"\x12CreatePartnerOptIn\x120.bankbridge.consent.v1.CreatePartnerOptInRequest\x1a1.bankbridge.consent.v1.CreatePartnerOptInResponse\"C\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x024:\x0epartner_opt_in\"\"/v1/{parent=users/*}/partnerOptIns\x12\xab\x01\n" +
+	"\x11ListPartnerOptIns\x12/.bankbridge.consent.v1.ListPartnerOptInsRequest\x1a0.bankbridge.consent.v1.ListPartnerOptInsResponse\"3\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/partnerOptIns\x12\xb8\x01\n" +
+	"\x12RevokePartnerOptIn\x120.bankbridge.consent.v1.RevokePartnerOptInRequest\x1a1.bankbridge.consent.v1.RevokePartnerOptInResponse\"=\xda\xf3\x18\x05\x12\x01\x06\x18\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{name=users/*/partnerOptIns/*}:revoke2\xdc\x06\n" +
 	"\x13ConsentCheckService\x12g\n" +
 	"\fCheckConsent\x12*.bankbridge.consent.v1.CheckConsentRequest\x1a+.bankbridge.consent.v1.CheckConsentResponse\x12g\n" +
 	"\fRecordAccess\x12*.bankbridge.consent.v1.RecordAccessRequest\x1a+.bankbridge.consent.v1.RecordAccessResponse\x12\x7f\n" +

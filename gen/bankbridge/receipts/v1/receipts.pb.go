@@ -15,7 +15,6 @@ package receiptsv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1655,7 +1654,7 @@ var File_bankbridge_receipts_v1_receipts_proto protoreflect.FileDescriptor
 
 const file_bankbridge_receipts_v1_receipts_proto_rawDesc = "" +
 	"\n" +
-	"%bankbridge/receipts/v1/receipts.proto\x12\x16bankbridge.receipts.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xf2\v\n" +
+	"%bankbridge/receipts/v1/receipts.proto\x12\x16bankbridge.receipts.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\v\n" +
 	"\aReceipt\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\rmerchant_name\x18\x02 \x01(\tB\n" +
@@ -1803,28 +1802,18 @@ const file_bankbridge_receipts_v1_receipts_proto_rawDesc = "" +
 	"\vMatchFilter\x12\x1c\n" +
 	"\x18MATCH_FILTER_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14MATCH_FILTER_MATCHED\x10\x01\x12\x1a\n" +
-	"\x16MATCH_FILTER_UNMATCHED\x10\x022\xa5\f\n" +
-	"\x0fReceiptsService\x12\xfb\x02\n" +
-	"\fListReceipts\x12+.bankbridge.receipts.v1.ListReceiptsRequest\x1a,.bankbridge.receipts.v1.ListReceiptsResponse\"\x8f\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: PURCHASE_HISTORY (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/receipts\x12\xf5\x02\n" +
+	"\x16MATCH_FILTER_UNMATCHED\x10\x022\x8d\x05\n" +
+	"\x0fReceiptsService\x12\x9a\x01\n" +
+	"\fListReceipts\x12+.bankbridge.receipts.v1.ListReceiptsRequest\x1a,.bankbridge.receipts.v1.ListReceiptsResponse\"/\xda\xf3\x18\x06\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=users/*}/receipts\x12\x94\x01\n" +
 	"\n" +
-	"GetReceipt\x12).bankbridge.receipts.v1.GetReceiptRequest\x1a*.bankbridge.receipts.v1.GetReceiptResponse\"\x8f\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: PURCHASE_HISTORY (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/receipts/*}\x12\x92\x03\n" +
-	"\rDeleteReceipt\x12,.bankbridge.receipts.v1.DeleteReceiptRequest\x1a-.bankbridge.receipts.v1.DeleteReceiptResponse\"\xa3\x02\x92A\xf0\x01r\xed\x01\n" +
-	"\xea\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcf\x01Why the call is made: PURCHASE_HISTORY, CONSENT_MANAGEMENT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\x12\x02\x02\x06\x18\x01\x82\xd3\xe4\x93\x02\x1f*\x1d/v1/{name=users/*/receipts/*}\x12\x86\x03\n" +
-	"\rWatchReceipts\x12,.bankbridge.receipts.v1.WatchReceiptsRequest\x1a-.bankbridge.receipts.v1.WatchReceiptsResponse\"\x95\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: PURCHASE_HISTORY (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=users/*}/receipts:watch0\x012\xff\x03\n" +
-	"\x16PartnerReceiptsService\x12\xde\x03\n" +
-	"\rIngestReceipt\x12,.bankbridge.receipts.v1.IngestReceiptRequest\x1a-.bankbridge.receipts.v1.IngestReceiptResponse\"\xef\x02\x92A\xba\x02r\xb7\x02\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/{parent=clients/*}/receipts:ingest\x1a\x04\xc8\xf3\x18\x05B\xed\x01\n" +
+	"GetReceipt\x12).bankbridge.receipts.v1.GetReceiptRequest\x1a*.bankbridge.receipts.v1.GetReceiptResponse\"/\xda\xf3\x18\x06\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=users/*/receipts/*}\x12\x9d\x01\n" +
+	"\rDeleteReceipt\x12,.bankbridge.receipts.v1.DeleteReceiptRequest\x1a-.bankbridge.receipts.v1.DeleteReceiptResponse\"/\xda\xf3\x18\x06\x12\x02\x02\x06\x18\x01\x82\xd3\xe4\x93\x02\x1f*\x1d/v1/{name=users/*/receipts/*}\x12\xa5\x01\n" +
+	"\rWatchReceipts\x12,.bankbridge.receipts.v1.WatchReceiptsRequest\x1a-.bankbridge.receipts.v1.WatchReceiptsResponse\"5\xda\xf3\x18\x06\n" +
+	"\x01\x04\x12\x01\x02\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=users/*}/receipts:watch0\x012\xc0\x01\n" +
+	"\x16PartnerReceiptsService\x12\x9f\x01\n" +
+	"\rIngestReceipt\x12,.bankbridge.receipts.v1.IngestReceiptRequest\x1a-.bankbridge.receipts.v1.IngestReceiptResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/{parent=clients/*}/receipts:ingest\x1a\x04\xc8\xf3\x18\x05B\xed\x01\n" +
 	"\x1acom.bankbridge.receipts.v1B\rReceiptsProtoP\x01ZFgithub.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1;receiptsv1\xa2\x02\x03BRX\xaa\x02\x16Bankbridge.Receipts.V1\xca\x02\x16Bankbridge\\Receipts\\V1\xe2\x02\"Bankbridge\\Receipts\\V1\\GPBMetadata\xea\x02\x18Bankbridge::Receipts::V1b\x06proto3"
 
 var (

@@ -16,7 +16,6 @@ package shippingv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1617,7 +1616,7 @@ var File_bankbridge_shipping_v1_shipping_proto protoreflect.FileDescriptor
 
 const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\n" +
-	"%bankbridge/shipping/v1/shipping.proto\x12\x16bankbridge.shipping.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xca\a\n" +
+	"%bankbridge/shipping/v1/shipping.proto\x12\x16bankbridge.shipping.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\a\n" +
 	"\bShipment\x12Z\n" +
 	"\x04name\x18\x01 \x01(\tBF\xbaHC\xd8\x01\x01r>2<^users/[A-Za-z0-9_-]{1,64}/shipments/[A-Za-z0-9._~-]{1,128}$R\x04name\x12D\n" +
 	"\x0ftracking_number\x18\x02 \x01(\tB\x1b\xbaH\x18r\x162\x14^[A-Za-z0-9-]{4,64}$R\x0etrackingNumber\x12>\n" +
@@ -1743,38 +1742,22 @@ const file_bankbridge_shipping_v1_shipping_proto_rawDesc = "" +
 	"\x1fSHIPMENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSHIPMENT_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n" +
 	"\x1bSHIPMENT_EVENT_TYPE_UPDATED\x10\x02\x12\x1f\n" +
-	"\x1bSHIPMENT_EVENT_TYPE_DELETED\x10\x032\xee\x14\n" +
-	"\x0fShippingService\x12\xc1\x05\n" +
-	"\x0eCreateShipment\x12-.bankbridge.shipping.v1.CreateShipmentRequest\x1a..bankbridge.shipping.v1.CreateShipmentResponse\"\xcf\x04\x92A\x91\x04r\x8e\x04\n" +
-	"\xd4\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xb9\x01Why the call is made: ORDER_TRACKING (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02*:\bshipment\"\x1e/v1/{parent=users/*}/shipments\x12\xf7\x02\n" +
-	"\vGetShipment\x12*.bankbridge.shipping.v1.GetShipmentRequest\x1a+.bankbridge.shipping.v1.GetShipmentResponse\"\x8e\x02\x92A\xda\x01r\xd7\x01\n" +
-	"\xd4\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xb9\x01Why the call is made: ORDER_TRACKING (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{name=users/*/shipments/*}\x12\xfd\x02\n" +
-	"\rListShipments\x12,.bankbridge.shipping.v1.ListShipmentsRequest\x1a-.bankbridge.shipping.v1.ListShipmentsResponse\"\x8e\x02\x92A\xda\x01r\xd7\x01\n" +
-	"\xd4\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xb9\x01Why the call is made: ORDER_TRACKING (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/shipments\x12\x80\x03\n" +
-	"\x0eDeleteShipment\x12-.bankbridge.shipping.v1.DeleteShipmentRequest\x1a..bankbridge.shipping.v1.DeleteShipmentResponse\"\x8e\x02\x92A\xda\x01r\xd7\x01\n" +
-	"\xd4\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xb9\x01Why the call is made: ORDER_TRACKING (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=users/*/shipments/*}\x12\x8e\x03\n" +
-	"\rSelectCarrier\x12,.bankbridge.shipping.v1.SelectCarrierRequest\x1a-.bankbridge.shipping.v1.SelectCarrierResponse\"\x9f\x02\x92A\xda\x01r\xd7\x01\n" +
-	"\xd4\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xb9\x01Why the call is made: ORDER_TRACKING (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x021:\x01*\",/v1/{name=users/*/shipments/*}:selectCarrier\x12\x88\x03\n" +
-	"\x0eWatchShipments\x12-.bankbridge.shipping.v1.WatchShipmentsRequest\x1a..bankbridge.shipping.v1.WatchShipmentsResponse\"\x94\x02\x92A\xda\x01r\xd7\x01\n" +
-	"\xd4\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xb9\x01Why the call is made: ORDER_TRACKING (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=users/*}/shipments:watch0\x012\x8b\x04\n" +
-	"\x16PartnerShippingService\x12\xea\x03\n" +
-	"\x10RegisterShipment\x12/.bankbridge.shipping.v1.RegisterShipmentRequest\x1a0.bankbridge.shipping.v1.RegisterShipmentResponse\"\xf2\x02\x92A\xba\x02r\xb7\x02\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{parent=clients/*}/shipments:register\x1a\x04\xc8\xf3\x18\x05B\xed\x01\n" +
+	"\x1bSHIPMENT_EVENT_TYPE_DELETED\x10\x032\xfd\a\n" +
+	"\x0fShippingService\x12\xab\x01\n" +
+	"\x0eCreateShipment\x12-.bankbridge.shipping.v1.CreateShipmentRequest\x1a..bankbridge.shipping.v1.CreateShipmentResponse\":\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02*:\bshipment\"\x1e/v1/{parent=users/*}/shipments\x12\x98\x01\n" +
+	"\vGetShipment\x12*.bankbridge.shipping.v1.GetShipmentRequest\x1a+.bankbridge.shipping.v1.GetShipmentResponse\"0\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{name=users/*/shipments/*}\x12\x9e\x01\n" +
+	"\rListShipments\x12,.bankbridge.shipping.v1.ListShipmentsRequest\x1a-.bankbridge.shipping.v1.ListShipmentsResponse\"0\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/{parent=users/*}/shipments\x12\xa1\x01\n" +
+	"\x0eDeleteShipment\x12-.bankbridge.shipping.v1.DeleteShipmentRequest\x1a..bankbridge.shipping.v1.DeleteShipmentResponse\"0\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02 *\x1e/v1/{name=users/*/shipments/*}\x12\xaf\x01\n" +
+	"\rSelectCarrier\x12,.bankbridge.shipping.v1.SelectCarrierRequest\x1a-.bankbridge.shipping.v1.SelectCarrierResponse\"A\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x021:\x01*\",/v1/{name=users/*/shipments/*}:selectCarrier\x12\xa9\x01\n" +
+	"\x0eWatchShipments\x12-.bankbridge.shipping.v1.WatchShipmentsRequest\x1a..bankbridge.shipping.v1.WatchShipmentsResponse\"6\xda\xf3\x18\x06\n" +
+	"\x01\x05\x12\x01\x03\x82\xd3\xe4\x93\x02&\x12$/v1/{parent=users/*}/shipments:watch0\x012\xcc\x01\n" +
+	"\x16PartnerShippingService\x12\xab\x01\n" +
+	"\x10RegisterShipment\x12/.bankbridge.shipping.v1.RegisterShipmentRequest\x1a0.bankbridge.shipping.v1.RegisterShipmentResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/v1/{parent=clients/*}/shipments:register\x1a\x04\xc8\xf3\x18\x05B\xed\x01\n" +
 	"\x1acom.bankbridge.shipping.v1B\rShippingProtoP\x01ZFgithub.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1;shippingv1\xa2\x02\x03BSX\xaa\x02\x16Bankbridge.Shipping.V1\xca\x02\x16Bankbridge\\Shipping\\V1\xe2\x02\"Bankbridge\\Shipping\\V1\\GPBMetadata\xea\x02\x18Bankbridge::Shipping::V1b\x06proto3"
 
 var (

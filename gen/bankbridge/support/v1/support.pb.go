@@ -15,7 +15,6 @@ package supportv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	v1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -3946,7 +3945,7 @@ var File_bankbridge_support_v1_support_proto protoreflect.FileDescriptor
 
 const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\n" +
-	"#bankbridge/support/v1/support.proto\x12\x15bankbridge.support.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xf1\x04\n" +
+	"#bankbridge/support/v1/support.proto\x12\x15bankbridge.support.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x04\n" +
 	"\fConversation\x12v\n" +
 	"\x04name\x18\x01 \x01(\tBb\xbaH_\xd8\x01\x01rZ2X^users/[A-Za-z0-9_-]{1,64}/conversations/[a-z0-9][a-z0-9_-]{1,62}~[A-Za-z0-9._-]{1,128}$R\x04name\x12:\n" +
 	"\abank_id\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[a-z0-9][a-z0-9_-]{1,62}$R\x06bankId\x12H\n" +
@@ -4235,94 +4234,46 @@ const file_bankbridge_support_v1_support_proto_rawDesc = "" +
 	"\rAlertResponse\x12\x1e\n" +
 	"\x1aALERT_RESPONSE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ALERT_RESPONSE_RECOGNISED\x10\x01\x12!\n" +
-	"\x1dALERT_RESPONSE_NOT_RECOGNISED\x10\x022\x93I\n" +
-	"\x0eSupportService\x12\xeb\x05\n" +
-	"\x12CreateConversation\x120.bankbridge.support.v1.CreateConversationRequest\x1a1.bankbridge.support.v1.CreateConversationResponse\"\xef\x04\x92A\x93\x04r\x90\x04\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\x1c\n" +
-	"\x01\x06\x12\x01\x04\"\x14conversation.bank_id\x82\xd3\xe4\x93\x022:\fconversation\"\"/v1/{parent=users/*}/conversations\x12\x8d\x03\n" +
-	"\x0fGetConversation\x12-.bankbridge.support.v1.GetConversationRequest\x1a..bankbridge.support.v1.GetConversationResponse\"\x9a\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\f\n" +
-	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=users/*/conversations/*}\x12\x8d\x03\n" +
-	"\x11ListConversations\x12/.bankbridge.support.v1.ListConversationsRequest\x1a0.bankbridge.support.v1.ListConversationsResponse\"\x94\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/conversations\x12\x97\x03\n" +
-	"\vSendMessage\x12).bankbridge.support.v1.SendMessageRequest\x1a*.bankbridge.support.v1.SendMessageResponse\"\xb0\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x0e\n" +
-	"\x01\x06\x12\x01\x04\"\x06parent\x82\xd3\xe4\x93\x028:\amessage\"-/v1/{parent=users/*/conversations/*}/messages\x12\x91\x03\n" +
-	"\fListMessages\x12*.bankbridge.support.v1.ListMessagesRequest\x1a+.bankbridge.support.v1.ListMessagesResponse\"\xa7\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x0e\n" +
-	"\x01\x06\x12\x01\x04\"\x06parent\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=users/*/conversations/*}/messages\x12\xa8\x03\n" +
-	"\x14HandoverConversation\x122.bankbridge.support.v1.HandoverConversationRequest\x1a3.bankbridge.support.v1.HandoverConversationResponse\"\xa6\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\f\n" +
-	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x020:\x01*\"+/v1/{name=users/*/conversations/*}:handover\x12\x9c\x03\n" +
-	"\x11CloseConversation\x12/.bankbridge.support.v1.CloseConversationRequest\x1a0.bankbridge.support.v1.CloseConversationResponse\"\xa3\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\f\n" +
-	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/conversations/*}:close\x12\x9f\x03\n" +
-	"\x12StreamConversation\x120.bankbridge.support.v1.StreamConversationRequest\x1a1.bankbridge.support.v1.StreamConversationResponse\"\xa1\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\f\n" +
-	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02+\x12)/v1/{name=users/*/conversations/*}:stream0\x01\x12\x89\x03\n" +
-	"\tListCards\x12'.bankbridge.support.v1.ListCardsRequest\x1a(.bankbridge.support.v1.ListCardsResponse\"\xa8\x02\x92A\xee\x01r\xeb\x01\n" +
-	"\xe8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcd\x01Why the call is made: CUSTOMER_SUPPORT, FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x10\n" +
-	"\x01\x06\x12\x02\x04\x05\"\abank_id\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=users/*}/cards\x12\xc6\x05\n" +
-	"\tBlockCard\x12'.bankbridge.support.v1.BlockCardRequest\x1a(.bankbridge.support.v1.BlockCardResponse\"\xe5\x04\x92A\xa5\x04r\xa2\x04\n" +
-	"\xe8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcd\x01Why the call is made: CUSTOMER_SUPPORT, FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\r\n" +
-	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=users/*/cards/*}:block\x12\xdd\x05\n" +
-	"\x10StartCardUnblock\x12..bankbridge.support.v1.StartCardUnblockRequest\x1a/.bankbridge.support.v1.StartCardUnblockResponse\"\xe7\x04\x92A\xa5\x04r\xa2\x04\n" +
-	"\xe8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcd\x01Why the call is made: CUSTOMER_SUPPORT, FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\r\n" +
-	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=users/*/cards/*}:unblock\x12\xe6\x05\n" +
-	"\x11VerifyCardUnblock\x12/.bankbridge.support.v1.VerifyCardUnblockRequest\x1a0.bankbridge.support.v1.VerifyCardUnblockResponse\"\xed\x04\x92A\xa5\x04r\xa2\x04\n" +
-	"\xe8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcd\x01Why the call is made: CUSTOMER_SUPPORT, FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\r\n" +
-	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/cards/*}:verifyUnblock\x12\xfa\x05\n" +
-	"\x11CreateFraudReport\x12/.bankbridge.support.v1.CreateFraudReportRequest\x1a0.bankbridge.support.v1.CreateFraudReportResponse\"\x81\x05\x92A\xa5\x04r\xa2\x04\n" +
-	"\xe8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcd\x01Why the call is made: FRAUD_PREVENTION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\xda\xf3\x18\x1d\n" +
-	"\x01\x06\x12\x02\x05\x04\"\x14fraud_report.account\x82\xd3\xe4\x93\x021:\ffraud_report\"!/v1/{parent=users/*}/fraudReports\x12\x9c\x03\n" +
-	"\x0eGetFraudReport\x12,.bankbridge.support.v1.GetFraudReportRequest\x1a-.bankbridge.support.v1.GetFraudReportResponse\"\xac\x02\x92A\xee\x01r\xeb\x01\n" +
-	"\xe8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcd\x01Why the call is made: FRAUD_PREVENTION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\r\n" +
-	"\x01\x06\x12\x02\x05\x04\"\x04name\x82\xd3\xe4\x93\x02#\x12!/v1/{name=users/*/fraudReports/*}\x12\x9c\x03\n" +
-	"\x10ListFraudReports\x12..bankbridge.support.v1.ListFraudReportsRequest\x1a/.bankbridge.support.v1.ListFraudReportsResponse\"\xa6\x02\x92A\xee\x01r\xeb\x01\n" +
-	"\xe8\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xcd\x01Why the call is made: FRAUD_PREVENTION, CUSTOMER_SUPPORT (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\a\n" +
-	"\x01\x06\x12\x02\x05\x04\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/fraudReports\x12\xf1\x02\n" +
+	"\x1dALERT_RESPONSE_NOT_RECOGNISED\x10\x022\xcf\x1a\n" +
+	"\x0eSupportService\x12\xd3\x01\n" +
+	"\x12CreateConversation\x120.bankbridge.support.v1.CreateConversationRequest\x1a1.bankbridge.support.v1.CreateConversationResponse\"X\xda\xf3\x18\x1c\n" +
+	"\x01\x06\x12\x01\x04\"\x14conversation.bank_id\x82\xd3\xe4\x93\x022:\fconversation\"\"/v1/{parent=users/*}/conversations\x12\xac\x01\n" +
+	"\x0fGetConversation\x12-.bankbridge.support.v1.GetConversationRequest\x1a..bankbridge.support.v1.GetConversationResponse\":\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=users/*/conversations/*}\x12\xac\x01\n" +
+	"\x11ListConversations\x12/.bankbridge.support.v1.ListConversationsRequest\x1a0.bankbridge.support.v1.ListConversationsResponse\"4\xda\xf3\x18\x06\n" +
+	"\x01\x06\x12\x01\x04\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=users/*}/conversations\x12\xb6\x01\n" +
+	"\vSendMessage\x12).bankbridge.support.v1.SendMessageRequest\x1a*.bankbridge.support.v1.SendMessageResponse\"P\xda\xf3\x18\x0e\n" +
+	"\x01\x06\x12\x01\x04\"\x06parent\x82\xd3\xe4\x93\x028:\amessage\"-/v1/{parent=users/*/conversations/*}/messages\x12\xb0\x01\n" +
+	"\fListMessages\x12*.bankbridge.support.v1.ListMessagesRequest\x1a+.bankbridge.support.v1.ListMessagesResponse\"G\xda\xf3\x18\x0e\n" +
+	"\x01\x06\x12\x01\x04\"\x06parent\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=users/*/conversations/*}/messages\x12\xc7\x01\n" +
+	"\x14HandoverConversation\x122.bankbridge.support.v1.HandoverConversationRequest\x1a3.bankbridge.support.v1.HandoverConversationResponse\"F\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x020:\x01*\"+/v1/{name=users/*/conversations/*}:handover\x12\xbb\x01\n" +
+	"\x11CloseConversation\x12/.bankbridge.support.v1.CloseConversationRequest\x1a0.bankbridge.support.v1.CloseConversationResponse\"C\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/conversations/*}:close\x12\xbe\x01\n" +
+	"\x12StreamConversation\x120.bankbridge.support.v1.StreamConversationRequest\x1a1.bankbridge.support.v1.StreamConversationResponse\"A\xda\xf3\x18\f\n" +
+	"\x01\x06\x12\x01\x04\"\x04name\x82\xd3\xe4\x93\x02+\x12)/v1/{name=users/*/conversations/*}:stream0\x01\x12\x96\x01\n" +
+	"\tListCards\x12'.bankbridge.support.v1.ListCardsRequest\x1a(.bankbridge.support.v1.ListCardsResponse\"6\xda\xf3\x18\x10\n" +
+	"\x01\x06\x12\x02\x04\x05\"\abank_id\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{parent=users/*}/cards\x12\x9c\x01\n" +
+	"\tBlockCard\x12'.bankbridge.support.v1.BlockCardRequest\x1a(.bankbridge.support.v1.BlockCardResponse\"<\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=users/*/cards/*}:block\x12\xb3\x01\n" +
+	"\x10StartCardUnblock\x12..bankbridge.support.v1.StartCardUnblockRequest\x1a/.bankbridge.support.v1.StartCardUnblockResponse\">\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=users/*/cards/*}:unblock\x12\xbc\x01\n" +
+	"\x11VerifyCardUnblock\x12/.bankbridge.support.v1.VerifyCardUnblockRequest\x1a0.bankbridge.support.v1.VerifyCardUnblockResponse\"D\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x04\x05\"\x04name\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/{name=users/*/cards/*}:verifyUnblock\x12\xd0\x01\n" +
+	"\x11CreateFraudReport\x12/.bankbridge.support.v1.CreateFraudReportRequest\x1a0.bankbridge.support.v1.CreateFraudReportResponse\"X\xda\xf3\x18\x1d\n" +
+	"\x01\x06\x12\x02\x05\x04\"\x14fraud_report.account\x82\xd3\xe4\x93\x021:\ffraud_report\"!/v1/{parent=users/*}/fraudReports\x12\xa9\x01\n" +
+	"\x0eGetFraudReport\x12,.bankbridge.support.v1.GetFraudReportRequest\x1a-.bankbridge.support.v1.GetFraudReportResponse\":\xda\xf3\x18\r\n" +
+	"\x01\x06\x12\x02\x05\x04\"\x04name\x82\xd3\xe4\x93\x02#\x12!/v1/{name=users/*/fraudReports/*}\x12\xa9\x01\n" +
+	"\x10ListFraudReports\x12..bankbridge.support.v1.ListFraudReportsRequest\x1a/.bankbridge.support.v1.ListFraudReportsResponse\"4\xda\xf3\x18\a\n" +
+	"\x01\x06\x12\x02\x05\x04\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/fraudReports\x12\x90\x01\n" +
 	"\n" +
-	"ListAlerts\x12(.bankbridge.support.v1.ListAlertsRequest\x1a).bankbridge.support.v1.ListAlertsResponse\"\x8d\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\a\x12\x01\x05\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=users/*}/alerts\x12\xf1\x02\n" +
-	"\bGetAlert\x12&.bankbridge.support.v1.GetAlertRequest\x1a'.bankbridge.support.v1.GetAlertResponse\"\x93\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\f\n" +
-	"\x01\a\x12\x01\x05\"\x04name\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=users/*/alerts/*}\x12\xfc\x02\n" +
-	"\vWatchAlerts\x12).bankbridge.support.v1.WatchAlertsRequest\x1a*.bankbridge.support.v1.WatchAlertsResponse\"\x93\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\x06\n" +
-	"\x01\a\x12\x01\x05\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/alerts:watch0\x01\x12\x98\x03\n" +
-	"\x10AcknowledgeAlert\x12..bankbridge.support.v1.AcknowledgeAlertRequest\x1a/.bankbridge.support.v1.AcknowledgeAlertResponse\"\xa2\x02\x92A\xdc\x01r\xd9\x01\n" +
-	"\xd6\x01\n" +
-	"\x12Bankbridge-Purpose\x12\xbb\x01Why the call is made: FRAUD_PREVENTION (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403.\x18\x01(\x01\xda\xf3\x18\f\n" +
+	"ListAlerts\x12(.bankbridge.support.v1.ListAlertsRequest\x1a).bankbridge.support.v1.ListAlertsResponse\"-\xda\xf3\x18\x06\n" +
+	"\x01\a\x12\x01\x05\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{parent=users/*}/alerts\x12\x90\x01\n" +
+	"\bGetAlert\x12&.bankbridge.support.v1.GetAlertRequest\x1a'.bankbridge.support.v1.GetAlertResponse\"3\xda\xf3\x18\f\n" +
+	"\x01\a\x12\x01\x05\"\x04name\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/{name=users/*/alerts/*}\x12\x9b\x01\n" +
+	"\vWatchAlerts\x12).bankbridge.support.v1.WatchAlertsRequest\x1a*.bankbridge.support.v1.WatchAlertsResponse\"3\xda\xf3\x18\x06\n" +
+	"\x01\a\x12\x01\x05\x82\xd3\xe4\x93\x02#\x12!/v1/{parent=users/*}/alerts:watch0\x01\x12\xb7\x01\n" +
+	"\x10AcknowledgeAlert\x12..bankbridge.support.v1.AcknowledgeAlertRequest\x1a/.bankbridge.support.v1.AcknowledgeAlertResponse\"B\xda\xf3\x18\f\n" +
 	"\x01\a\x12\x01\x05\"\x04name\x82\xd3\xe4\x93\x02,:\x01*\"'/v1/{name=users/*/alerts/*}:acknowledgeB\xe5\x01\n" +
 	"\x19com.bankbridge.support.v1B\fSupportProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/support/v1;supportv1\xa2\x02\x03BSX\xaa\x02\x15Bankbridge.Support.V1\xca\x02\x15Bankbridge\\Support\\V1\xe2\x02!Bankbridge\\Support\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Support::V1b\x06proto3"
 

@@ -13,7 +13,6 @@ package webhooksv1
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1287,7 +1286,7 @@ var File_bankbridge_webhooks_v1_webhooks_proto protoreflect.FileDescriptor
 
 const file_bankbridge_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\n" +
-	"%bankbridge/webhooks/v1/webhooks.proto\x12\x16bankbridge.webhooks.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xb4\x04\n" +
+	"%bankbridge/webhooks/v1/webhooks.proto\x12\x16bankbridge.webhooks.v1\x1a!bankbridge/common/v1/common.proto\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x04\n" +
 	"\bEndpoint\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\xa6\x01\n" +
 	"\x03url\x18\x02 \x01(\tB\x93\x01\xbaH\x8f\x01\xba\x01\x83\x01\n" +
@@ -1378,20 +1377,14 @@ const file_bankbridge_webhooks_v1_webhooks_proto_rawDesc = "" +
 	"\x1aATTEMPT_OUTCOME_HTTP_ERROR\x10\x02\x12\x1b\n" +
 	"\x17ATTEMPT_OUTCOME_TIMEOUT\x10\x03\x12!\n" +
 	"\x1dATTEMPT_OUTCOME_NETWORK_ERROR\x10\x04\x12#\n" +
-	"\x1fATTEMPT_OUTCOME_ADDRESS_REFUSED\x10\x052\xcf\x10\n" +
-	"\x0fWebhooksService\x12\xe2\x03\n" +
-	"\x0eCreateEndpoint\x12-.bankbridge.webhooks.v1.CreateEndpointRequest\x1a..bankbridge.webhooks.v1.CreateEndpointResponse\"\xf0\x02\x92A\xba\x02r\xb7\x02\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\x82\xd3\xe4\x93\x02,:\bendpoint\" /v1/{parent=clients/*}/endpoints\x12\x90\x01\n" +
+	"\x1fATTEMPT_OUTCOME_ADDRESS_REFUSED\x10\x052\x92\t\n" +
+	"\x0fWebhooksService\x12\xa3\x01\n" +
+	"\x0eCreateEndpoint\x12-.bankbridge.webhooks.v1.CreateEndpointRequest\x1a..bankbridge.webhooks.v1.CreateEndpointResponse\"2\x82\xd3\xe4\x93\x02,:\bendpoint\" /v1/{parent=clients/*}/endpoints\x12\x90\x01\n" +
 	"\vGetEndpoint\x12*.bankbridge.webhooks.v1.GetEndpointRequest\x1a+.bankbridge.webhooks.v1.GetEndpointResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=clients/*/endpoints/*}\x12\x96\x01\n" +
 	"\rListEndpoints\x12,.bankbridge.webhooks.v1.ListEndpointsRequest\x1a-.bankbridge.webhooks.v1.ListEndpointsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=clients/*}/endpoints\x12\x99\x01\n" +
-	"\x0eDeleteEndpoint\x12-.bankbridge.webhooks.v1.DeleteEndpointRequest\x1a..bankbridge.webhooks.v1.DeleteEndpointResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/{name=clients/*/endpoints/*}\x12\xfa\x03\n" +
-	"\x14RotateEndpointSecret\x123.bankbridge.webhooks.v1.RotateEndpointSecretRequest\x1a4.bankbridge.webhooks.v1.RotateEndpointSecretResponse\"\xf6\x02\x92A\xba\x02r\xb7\x02\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{name=clients/*/endpoints/*}:rotateSecret\x12\xe2\x03\n" +
-	"\fReplayEvents\x12+.bankbridge.webhooks.v1.ReplayEventsRequest\x1a,.bankbridge.webhooks.v1.ReplayEventsResponse\"\xf6\x02\x92A\xba\x02r\xb7\x02\n" +
-	"\xb4\x02\n" +
-	"\x0fIdempotency-Key\x12\x9c\x028-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same.\x18\x01(\x01\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{name=clients/*/endpoints/*}:replayEvents\x12\xa6\x01\n" +
+	"\x0eDeleteEndpoint\x12-.bankbridge.webhooks.v1.DeleteEndpointRequest\x1a..bankbridge.webhooks.v1.DeleteEndpointResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/{name=clients/*/endpoints/*}\x12\xbb\x01\n" +
+	"\x14RotateEndpointSecret\x123.bankbridge.webhooks.v1.RotateEndpointSecretRequest\x1a4.bankbridge.webhooks.v1.RotateEndpointSecretResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{name=clients/*/endpoints/*}:rotateSecret\x12\xa3\x01\n" +
+	"\fReplayEvents\x12+.bankbridge.webhooks.v1.ReplayEventsRequest\x1a,.bankbridge.webhooks.v1.ReplayEventsResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{name=clients/*/endpoints/*}:replayEvents\x12\xa6\x01\n" +
 	"\x0eListDeliveries\x12-.bankbridge.webhooks.v1.ListDeliveriesRequest\x1a..bankbridge.webhooks.v1.ListDeliveriesResponse\"5\x82\xd3\xe4\x93\x02/\x12-/v1/{parent=clients/*/endpoints/*}/deliveries\x1a\x04\xc8\xf3\x18\x04B\xed\x01\n" +
 	"\x1acom.bankbridge.webhooks.v1B\rWebhooksProtoP\x01ZFgithub.com/bankbridge/bankbridge/gen/bankbridge/webhooks/v1;webhooksv1\xa2\x02\x03BWX\xaa\x02\x16Bankbridge.Webhooks.V1\xca\x02\x16Bankbridge\\Webhooks\\V1\xe2\x02\"Bankbridge\\Webhooks\\V1\\GPBMetadata\xea\x02\x18Bankbridge::Webhooks::V1b\x06proto3"
 
