@@ -227,7 +227,7 @@ func step(what string) { fmt.Fprintln(os.Stderr, "benchratio:", what+"...") }
 // readsLine is one series of the credential provider's Vault read counter
 // (platform/credentials) on a service's /metrics.
 var readsLine = regexp.MustCompile(`^bankbridge_credentials_reads_total\{([^}]*)\} ([0-9.e+]+)$`)
-var bankLabel = regexp.MustCompile(`bankbridge_bank_id="([^"]*)"`)
+var bankLabel = regexp.MustCompile(`bank_id="([^"]*)"`)
 
 // vaultReads sums, by bank, the Vault reads of bank credentials every
 // service of the stack has made so far, from their /metrics.

@@ -29,6 +29,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/consent/internal/app"
 	"github.com/bankbridge/bankbridge/services/consent/internal/signer"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
+	"github.com/bankbridge/bankbridge/services/platform/pseudonym"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
 )
@@ -79,6 +80,9 @@ func startEnv(t testing.TB, args ...string) *env {
 	e.vault.CreateTransitKey(t, signer.DefaultKey, "ed25519")
 	// and the consent service's own keys.
 	e.putKeys(t, map[string]any{codeKeyField: randomKey(t) + randomKey(t) + randomKey(t), loginKeyField: randomKey(t) + randomKey(t) + randomKey(t)})
+	// and the key of the pseudonymous refs in log lines, which the
+	// operator's look-up by trace answers too.
+	e.vault.Write(t, "bankbridge/data/"+pseudonym.Path, map[string]any{"data": map[string]any{pseudonym.KeyField: pseudonymKey}})
 	e.sandboxKey = randomKey(t)
 	e.vault.PutBankSecret(t, "sandbox", map[string]any{"api_key": e.sandboxKey})
 

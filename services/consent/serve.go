@@ -54,10 +54,18 @@ func start(ctx context.Context, cfg *config, d *bootstrap.Deps) (bootstrap.Servi
 	// Change streams end at the stop signal, so they do not hold the drain.
 	check := transport.NewCheckServer(svc, log, d.Stopping)
 	log.Info("consent service on " + string(d.DB.Dialect()))
+	if d.LogRefs == nil {
+		// The look-up answers the refs log lines carry; without the
+		// pseudonym key it could answer only raw ids, so it is not served.
+		log.Warn("no pseudonym key: ConsentOperatorService (look-up by trace id) is not served")
+	}
 	return bootstrap.Service{
 		GRPC: func(r grpc.ServiceRegistrar) {
 			consentv1.RegisterConsentServiceServer(r, transport.NewConsentServer(svc))
 			consentv1.RegisterConsentCheckServiceServer(r, check)
+			if d.LogRefs != nil {
+				consentv1.RegisterConsentOperatorServiceServer(r, transport.NewOperatorServer(svc, d.LogRefs))
+			}
 		},
 		Recorder: transport.NewRecorder(check),
 		Tasks: []func(context.Context) error{

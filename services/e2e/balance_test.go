@@ -282,7 +282,7 @@ func TestVaultReadOncePerRefresh(t *testing.T) {
 	}
 }
 
-var readsMetric = regexp.MustCompile(`(?m)^bankbridge_credentials_reads_total\{[^}]*bankbridge_bank_id="sandbox"[^}]*bankbridge_outcome="ok"[^}]*\} ([0-9.e+]+)$`)
+var readsMetric = regexp.MustCompile(`(?m)^bankbridge_credentials_reads_total\{[^}]*bank_id="sandbox"[^}]*bankbridge_outcome="ok"[^}]*\} ([0-9.e+]+)$`)
 
 func vaultReads(t *testing.T) float64 {
 	t.Helper()

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/prototext"
+
+	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 )
 
 // TestOnCallFollowsAFailingBank is the page on-call gets — "accounts
@@ -134,6 +140,43 @@ func TestOnCallFollowsAFailingBank(t *testing.T) {
 	}
 	if text := get(t, "https://"+balAdmin+"/banks?format=text", http.StatusOK); !regexp.MustCompile(`(?m)^sandbox\s+open\s`).MatchString(text) {
 		t.Errorf("/banks as text:\n%s\nwant a row: sandbox open", text)
+	}
+
+	// Blast radius: the operator's look-up of the 503's trace id answers
+	// dave's access (balance's GetBalance, refused BANK_UNAVAILABLE) under
+	// the user_ref balance's log line carries, and never his id; dave's
+	// own access log then shows that on-call looked.
+	op := call(t, http.MethodPost, "/v1/dev/tokens", "", "", map[string]bool{"operator": true})
+	opTok, _ := op.body["access_token"].(string)
+	if op.status != http.StatusOK || opTok == "" {
+		t.Fatalf("operator dev token: %d %s", op.status, op.raw)
+	}
+	found, err := consentv1.NewConsentOperatorServiceClient(dial(t, shared.consent)).LookupAccessByTrace(
+		metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+opTok),
+		&consentv1.LookupAccessByTraceRequest{TraceId: trace})
+	if err != nil {
+		t.Fatalf("operator look-up of trace %s: %v", trace, err)
+	}
+	var daves int
+	for _, e := range found.GetEntries() {
+		if e.GetUserRef() == userRef && e.GetResourceKind() == "balance" && e.GetReason() == "BANK_UNAVAILABLE" &&
+			e.GetOutcome() == consentv1.AccessOutcome_ACCESS_OUTCOME_DENIED {
+			daves++
+		}
+	}
+	if daves != 1 || strings.Contains(prototext.Format(found), "dave") {
+		t.Errorf("look-up of trace %s: %v; want one refused balance access under balance's user_ref %s, and no user id", trace, found.GetEntries(), userRef)
+	}
+	log := call(t, http.MethodGet, "/v1/users/dave/accessLog?page_size=5", dave, "CONSENT_MANAGEMENT", nil)
+	log.want(t, http.StatusOK, "")
+	var looked bool
+	for _, e := range asList(log.body["entries"]) {
+		if e["client_id"] == "dev-oncall" && e["resource"] == "traces/"+trace && e["purpose"] == "PURPOSE_INCIDENT_RESPONSE" {
+			looked = true
+		}
+	}
+	if !looked {
+		t.Errorf("dave's access log shows no operator look-up of traces/%s: %s", trace, log.raw)
 	}
 }
 

@@ -25,6 +25,8 @@ const maxDevTokenTTL = time.Hour
 type devTokenRequest struct {
 	User              string `json:"user"`
 	ClientCredentials bool   `json:"client_credentials"`
+	// Operator asks for the dev operator client's own token.
+	Operator bool `json:"operator"`
 	// ExpiresIn is the token's lifetime in seconds, 1 to 3600; 0 is 3600.
 	// A short one lets a product test what it does when a token expires.
 	ExpiresIn int64 `json:"expires_in"`
@@ -33,7 +35,9 @@ type devTokenRequest struct {
 // devToken mints a user token for the default dev client, or with
 // {"client_credentials": true} the dev client's own token (sub and azp the
 // client id, as the client credentials grant gives it), for the client's
-// own methods such as its webhook endpoints; expires_in shortens its life.
+// own methods such as its webhook endpoints, or with {"operator": true} the
+// dev operator client's own token, for on-call's look-up by trace id;
+// expires_in shortens its life.
 // It exists only in dev mode; otherwise the route answers 404 like any
 // unknown path. A refusal is a google.rpc.Status with a reason, as every
 // gateway error.
@@ -60,10 +64,20 @@ func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err != nil || dec.Decode(&body) != nil {
 		fail(apierr.New(commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT,
-			`invalid request: send {"user": "<id>"} or {"client_credentials": true}, with "expires_in" in seconds if you want it shorter than an hour; no other field`))
+			`invalid request: send {"user": "<id>"}, {"client_credentials": true} or {"operator": true}, with "expires_in" in seconds if you want it shorter than an hour; no other field`))
 		return
 	}
+	client := g.cfg.DevClient
 	switch {
+	case body.Operator && (body.User != "" || body.ClientCredentials):
+		invalid("operator", "dev_token.exclusive", "operator excludes user and client_credentials")
+		return
+	case body.Operator && g.cfg.DevOperatorClient == "":
+		invalid("operator", "dev_token.operator_unset", "no dev operator client is configured (--dev-operator-client)")
+		return
+	case body.Operator:
+		client = g.cfg.DevOperatorClient
+		body.User = client
 	case body.ClientCredentials && body.User != "":
 		invalid("user", "dev_token.exclusive", "user and client_credentials exclude each other")
 		return
@@ -81,7 +95,7 @@ func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = time.Duration(body.ExpiresIn) * time.Second
 	}
-	tok, err := g.issuer.Mint(body.User, g.cfg.DevClient, ttl)
+	tok, err := g.issuer.Mint(body.User, client, ttl)
 	if err != nil {
 		id, masked := apierr.Internal()
 		g.log.ErrorContext(r.Context(), "dev token not minted", slog.String(telemetry.AttrIncidentID, id), slog.String("error", err.Error()))
@@ -91,5 +105,5 @@ func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer",
-		"expires_in": int64(ttl / time.Second), "client_id": g.cfg.DevClient})
+		"expires_in": int64(ttl / time.Second), "client_id": client})
 }

@@ -62,6 +62,41 @@ func TestDevTokens(t *testing.T) {
 	})
 }
 
+// TestDevOperatorToken: {"operator": true} mints the dev operator client's
+// own token (sub and azp the operator client, as a client credentials
+// grant gives it), which operator methods take; with a user or
+// client_credentials it is refused, naming the operator field.
+func TestDevOperatorToken(t *testing.T) {
+	t.Parallel()
+	f := start(t, true)
+	resp, body := do(t, http.MethodPost, f.url+"/v1/dev/tokens", "", "", []byte(`{"operator":true}`))
+	if resp.StatusCode != http.StatusOK || body["client_id"] != "dev-oncall" {
+		t.Fatalf("got %d %s, want 200 for client dev-oncall", resp.StatusCode, mustJSON(body))
+	}
+	tok, _ := body["access_token"].(string)
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Sub, Azp string }
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Sub != "dev-oncall" || c.Azp != "dev-oncall" {
+		t.Errorf("sub %q azp %q, want both dev-oncall", c.Sub, c.Azp)
+	}
+	for _, req := range []string{`{"operator":true,"user":"alice"}`, `{"operator":true,"client_credentials":true}`} {
+		resp, body := do(t, http.MethodPost, f.url+"/v1/dev/tokens", "", "", []byte(req))
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(mustJSON(body), `"field":"operator"`) {
+			t.Errorf("%s: got %d %s, want 400 naming operator", req, resp.StatusCode, mustJSON(body))
+		}
+	}
+}
+
 // claims reads a JWT's exp and iat, unverified: the issuer's own tests
 // verify its signatures.
 func claims(t *testing.T, tok string) (exp, iat float64) {

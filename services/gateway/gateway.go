@@ -100,6 +100,10 @@ type Config struct {
 	// --partner-clients.
 	DevPartnerClients string
 	DevPartnerSecret  string
+	// DevOperatorClient is the on-call operator client whose own token
+	// POST /v1/dev/tokens mints with {"operator": true}, for the operator
+	// look-up by trace id; the services must list it in --operator-clients.
+	DevOperatorClient string
 }
 
 // route is one backend the gateway can route to: a service binary, with

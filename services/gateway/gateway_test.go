@@ -135,7 +135,7 @@ func startLogged(t *testing.T, devMode bool, logs io.Writer) *fixture {
 
 	gcfg := Config{Backends: map[string]string{"balance": srv.GRPCAddr(), "receipts": srv.GRPCAddr()}, MaxBodyBytes: 1024, RequestTimeout: 5 * time.Second,
 		DevClient: "dev-client", DevServiceClients: devService, DevServiceSecret: devServiceSecret,
-		DevPartnerClients: devPartner, DevPartnerSecret: devPartnerSecret}
+		DevPartnerClients: devPartner, DevPartnerSecret: devPartnerSecret, DevOperatorClient: "dev-oncall"}
 	var gwIssuer *auth.DevIssuer
 	if devMode {
 		gwIssuer = issuer

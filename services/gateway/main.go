@@ -46,6 +46,7 @@ func (c *config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&g.DevServiceSecret, "dev-service-secret", g.DevServiceSecret, "their shared client secret (dev mode)")
 	fs.StringVar(&g.DevPartnerClients, "dev-partner-clients", g.DevPartnerClients, "partner client ids the dev /oauth/token endpoint serves too (dev mode); the services must list them in --partner-clients")
 	fs.StringVar(&g.DevPartnerSecret, "dev-partner-secret", g.DevPartnerSecret, "their shared client secret (dev mode)")
+	fs.StringVar(&g.DevOperatorClient, "dev-operator-client", g.DevOperatorClient, "operator client whose own token POST /v1/dev/tokens mints with {\"operator\": true} (dev mode); the services must list it in --operator-clients")
 }
 
 // Validate checks the gateway's own settings. --dev-mode is the kit's
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string) error {
 			DevServiceClients:   strings.Join(Backends(), ","),
 			DevPartnerClients:   "demo-partner",
 			DevPartnerSecret:    "dev-partner-secret",
+			DevOperatorClient:   "dev-oncall",
 		},
 	}
 	cfg.HTTPAddr = "127.0.0.1:8080"

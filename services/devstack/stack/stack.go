@@ -171,6 +171,12 @@ const (
 	DevPartnerSecret = "dev-partner-secret"
 )
 
+// DevOperator is the on-call operator client the gateway's dev token
+// endpoint mints with {"operator": true} (its default --dev-operator-client),
+// and every service knows as an operator, so the look-up by trace id can be
+// tried in dev.
+const DevOperator = "dev-oncall"
+
 // The purposes the dev client may declare: every one bankbridge serves.
 const devClientPurposes = devClient + "=ACCOUNT_INFORMATION,PURCHASE_HISTORY,ORDER_TRACKING,CUSTOMER_SUPPORT,FRAUD_PREVENTION,CONSENT_MANAGEMENT"
 
@@ -559,7 +565,7 @@ func (s *Stack) args(p Process) []string {
 			"--grpc-addr=" + s.Addr(p.Name), "--dev-mode", "--drain-delay=0s",
 			"--issuer=" + s.GatewayURL, "--jwks-url=" + s.GatewayURL + "/.well-known/jwks.json",
 			"--client-purposes=" + devClientPurposes, "--internal-clients=" + strings.Join(internal, ","),
-			"--partner-clients=" + DevPartners,
+			"--partner-clients=" + DevPartners, "--operator-clients=" + DevOperator,
 			"--reflection", // grpcurl without .proto files; off by default
 		}
 		args = append(args, devRateLimits()...)

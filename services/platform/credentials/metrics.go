@@ -14,11 +14,14 @@ import (
 // Metric names. Attribute keys come from the platform's telemetry
 // allow-list, so the labels survive its filter: ids are not personal data.
 const (
-	meterName         = "github.com/bankbridge/bankbridge/services/platform/credentials"
-	metricReads       = "bankbridge.credentials.reads"
-	metricFailures    = "bankbridge.credentials.failures"
-	metricLogins      = "bankbridge.credentials.logins"
-	metricSecretAge   = "bankbridge.credentials.secret_age"
+	meterName        = "github.com/bankbridge/bankbridge/services/platform/credentials"
+	metricReads      = "bankbridge.credentials.reads"
+	metricFailures   = "bankbridge.credentials.failures"
+	metricLogins     = "bankbridge.credentials.logins"
+	metricSecretAge  = "bankbridge.credentials.secret_age"
+	metricVersionAge = "bankbridge.credentials.version_age"
+	// metricBankID is the bank label of every per-bank metric.
+	metricBankID      = "bank_id"
 	attrPartnerID     = "bankbridge.partner_id"
 	attrAuthMethod    = "bankbridge.vault_auth_method"
 	outcomeOK         = "ok"
@@ -35,9 +38,10 @@ type metrics struct {
 	ages     metric.Registration
 }
 
-// newMetrics creates the instruments; observeAges reports the age of every
-// cached secret when the gauge is collected.
-func newMetrics(mp metric.MeterProvider, observeAges func(func(id attribute.KeyValue, seconds float64))) (*metrics, error) {
+// newMetrics creates the instruments; observeAges reports the ages of every
+// cached secret (since its read, since its version was written) when the
+// gauges are collected.
+func newMetrics(mp metric.MeterProvider, observeAges func(func(id attribute.KeyValue, cached, version float64))) (*metrics, error) {
 	meter := mp.Meter(meterName)
 	var m metrics
 	var err, errs error
@@ -53,15 +57,21 @@ func newMetrics(mp metric.MeterProvider, observeAges func(func(id attribute.KeyV
 	age, err := meter.Float64ObservableGauge(metricSecretAge, metric.WithUnit("s"),
 		metric.WithDescription("Seconds since the cached secret was last read from Vault, by id."))
 	errs = errors.Join(errs, err)
+	versionAge, err := meter.Float64ObservableGauge(metricVersionAge, metric.WithUnit("s"),
+		metric.WithDescription("Seconds since the secret version in use was written to Vault (its last rotation), by id."))
+	errs = errors.Join(errs, err)
 	if errs != nil {
 		return nil, fmt.Errorf("credentials metrics: %w", errs)
 	}
 	m.ages, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		observeAges(func(id attribute.KeyValue, seconds float64) {
-			o.ObserveFloat64(age, seconds, metric.WithAttributes(id))
+		observeAges(func(id attribute.KeyValue, cached, version float64) {
+			o.ObserveFloat64(age, cached, metric.WithAttributes(id))
+			if version > 0 {
+				o.ObserveFloat64(versionAge, version, metric.WithAttributes(id))
+			}
 		})
 		return nil
-	}, age)
+	}, age, versionAge)
 	if err != nil {
 		return nil, fmt.Errorf("credentials metrics: %w", err)
 	}

@@ -23,10 +23,15 @@ func TestMetrics(t *testing.T) {
 		credentials.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
 		credentials.WithClock(clock.Now))
 
+	var acme credentials.Secret
 	for range 3 {
-		if _, err := p.Bank(t.Context(), "acme"); err != nil {
+		var err error
+		if acme, err = p.Bank(t.Context(), "acme"); err != nil {
 			t.Fatalf("Bank(acme): %v", err)
 		}
+	}
+	if acme.CreatedAt.IsZero() {
+		t.Fatal("Bank(acme).CreatedAt is zero: Vault's created_time was not read")
 	}
 	if _, err := p.Bank(t.Context(), "missing"); err == nil {
 		t.Fatal("Bank(missing) succeeded")
@@ -37,7 +42,7 @@ func TestMetrics(t *testing.T) {
 	if err := reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatalf("Collect: %v", err)
 	}
-	bank := func(id string) attribute.KeyValue { return attribute.String(telemetry.AttrBankID, id) }
+	bank := func(id string) attribute.KeyValue { return attribute.String("bank_id", id) }
 	outcome := func(o string) attribute.KeyValue { return attribute.String(telemetry.AttrOutcome, o) }
 	tests := []struct {
 		name   string
@@ -52,6 +57,8 @@ func TestMetrics(t *testing.T) {
 		{"logins", "bankbridge.credentials.logins",
 			attribute.NewSet(attribute.String("bankbridge.vault_auth_method", "token"), outcome("ok")), 1},
 		{"secret age", "bankbridge.credentials.secret_age", attribute.NewSet(bank("acme")), 42},
+		{"version age", "bankbridge.credentials.version_age", attribute.NewSet(bank("acme")),
+			clock.Now().Sub(acme.CreatedAt).Seconds()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

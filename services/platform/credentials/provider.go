@@ -383,7 +383,19 @@ func (p *Provider) readPath(ctx context.Context, id, path string) (Secret, error
 	if err != nil {
 		return Secret{}, fmt.Errorf("version %d: %w: %w", version, err, ErrUnavailable)
 	}
-	return Secret{ID: id, Version: version, Data: values, FetchedAt: p.now()}, nil
+	return Secret{ID: id, Version: version, Data: values, FetchedAt: p.now(), CreatedAt: kvCreated(meta)}, nil
+}
+
+// kvCreated is when Vault wrote the version read (KV v2's
+// metadata.created_time); zero when the answer lacks it, which only
+// leaves the version-age gauge unreported.
+func kvCreated(meta map[string]any) time.Time {
+	s, _ := meta["created_time"].(string)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // kvVersion extracts the version from a KV v2 read's metadata.
@@ -434,13 +446,19 @@ func (p *Provider) refreshAll() {
 	_ = g.Wait() // the functions above never return an error
 }
 
-// observeAges reports the age of every cached secret to the gauge.
-func (p *Provider) observeAges(observe func(id attribute.KeyValue, seconds float64)) {
+// observeAges reports, for every cached secret, how long ago it was read
+// from Vault and how long ago the version in use was written there (zero
+// when Vault did not say).
+func (p *Provider) observeAges(observe func(id attribute.KeyValue, cached, version float64)) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for k, e := range p.entries {
-		observe(k.attr(), now.Sub(e.secret.FetchedAt).Seconds())
+		var version float64
+		if !e.secret.CreatedAt.IsZero() {
+			version = now.Sub(e.secret.CreatedAt).Seconds()
+		}
+		observe(k.attr(), now.Sub(e.secret.FetchedAt).Seconds(), version)
 	}
 }
 
@@ -473,18 +491,22 @@ func (k key) path() string {
 	return "banks/" + k.id
 }
 
-// attr labels metrics with the id.
+// attr labels metrics with the id: bank_id, as every per-bank metric is
+// labelled (the adapter calls', the breaker's), so one on-call query joins
+// them; a partner's keeps its own key.
 func (k key) attr() attribute.KeyValue {
 	if k.kind == kindPartner {
 		return attribute.String(attrPartnerID, k.id)
 	}
-	return attribute.String(telemetry.AttrBankID, k.id)
+	return attribute.String(metricBankID, k.id)
 }
 
 // logAttr labels logs with the id.
 func (k key) logAttr() slog.Attr {
-	a := k.attr()
-	return slog.String(string(a.Key), a.Value.AsString())
+	if k.kind == kindPartner {
+		return slog.String(attrPartnerID, k.id)
+	}
+	return slog.String(telemetry.AttrBankID, k.id)
 }
 
 const maxIDLen = 128

@@ -22,6 +22,9 @@ type Secret struct {
 	// FetchedAt is when this version was last read from Vault; a secret
 	// served from cache while Vault is down carries its old FetchedAt.
 	FetchedAt time.Time
+	// CreatedAt is when this version was written to Vault (its rotation
+	// time); zero if Vault did not say.
+	CreatedAt time.Time
 }
 
 // String describes the secret by id, version and key names only, so that

@@ -77,6 +77,17 @@ func bearer(ctx context.Context) string {
 // read what it pushed nor act for a user. Partner calls, like client calls,
 // declare no purpose and pass no consent check.
 //
+// An operator call (AUDIENCE_OPERATOR: bankbridge's on-call looking up what
+// a trace touched) must carry a client-credentials token of a client
+// configured as an operator (--operator-clients), and an operator's token
+// is refused by every other method, as a partner's is. This is an audience
+// and a client list, not a roles claim: the kit already decides who may
+// call what by the service's audience and the token's client, the identity
+// provider need issue nothing new, and an operator tool, like a partner, is
+// one client whose token can do nothing else. Operator methods name no
+// user, so nothing is bound; the service records each look-up in the
+// affected users' logs itself.
+//
 // Refusals here never reach a user's access log: a caller without a valid
 // token, or naming another user, could otherwise write into anyone's log.
 // They go to the security log (a WARN line with bankbridge.log_type=security) and the
@@ -86,6 +97,7 @@ type authenticator struct {
 	methods         access.Methods
 	internalClients map[string]bool
 	partners        map[string]bool
+	operators       map[string]bool
 	security        *slog.Logger
 	refusals        metric.Int64Counter
 }
@@ -104,6 +116,12 @@ func (a authenticator) authenticate(ctx context.Context, method string) (context
 	case aud != commonv1.Audience_AUDIENCE_PARTNER && partner:
 		return ctx, a.clientNotAllowed(ctx, method, p, "a partner's token may call partner methods only")
 	}
+	switch operator := a.operators[p.Client]; {
+	case aud == commonv1.Audience_AUDIENCE_OPERATOR && !operator:
+		return ctx, a.clientNotAllowed(ctx, method, p, "only configured operator clients may call operator methods")
+	case aud != commonv1.Audience_AUDIENCE_OPERATOR && operator:
+		return ctx, a.clientNotAllowed(ctx, method, p, "an operator's token may call operator methods only")
+	}
 	switch {
 	case p.Internal && aud != commonv1.Audience_AUDIENCE_INTERNAL:
 		return ctx, a.clientNotAllowed(ctx, method, p, "an internal token (audience "+a.verifier.InternalAudience()+") is taken by internal methods only")
@@ -115,7 +133,7 @@ func (a authenticator) authenticate(ctx context.Context, method string) (context
 		if !p.ClientCredentials() || !a.internalClients[p.Client] {
 			return ctx, a.clientNotAllowed(ctx, method, p, "only bankbridge services may call internal methods, with their own client-credentials tokens")
 		}
-	case commonv1.Audience_AUDIENCE_CLIENT, commonv1.Audience_AUDIENCE_PARTNER:
+	case commonv1.Audience_AUDIENCE_CLIENT, commonv1.Audience_AUDIENCE_PARTNER, commonv1.Audience_AUDIENCE_OPERATOR:
 		if !p.ClientCredentials() {
 			return ctx, a.clientNotAllowed(ctx, method, p, "this method takes the client's own client-credentials token, not a user's")
 		}

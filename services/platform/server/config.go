@@ -41,6 +41,10 @@ type Config struct {
 	// merchants, carriers): the only clients that may call AUDIENCE_PARTNER
 	// methods, and refused by every other method. Comma-separated.
 	PartnerClients string
+	// OperatorClients are the client ids of bankbridge's on-call operator
+	// tools: the only clients that may call AUDIENCE_OPERATOR methods, and
+	// refused by every other method. Comma-separated.
+	OperatorClients string
 	// SubjectKey keys the pseudonymous subject ids in access-log entries;
 	// every replica of every service shares it.
 	SubjectKey string
@@ -118,6 +122,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SubjectKey, "subject-key", c.SubjectKey, "secret key of the pseudonymous subject ids in access logs; the same for every service and replica (required outside dev mode)")
 	fs.StringVar(&c.InternalClients, "internal-clients", c.InternalClients, "comma-separated client ids of bankbridge services allowed to call internal methods")
 	fs.StringVar(&c.PartnerClients, "partner-clients", c.PartnerClients, "comma-separated client ids of partners (payment providers, merchants, carriers) allowed to push data with client-credentials tokens; they may call nothing else")
+	fs.StringVar(&c.OperatorClients, "operator-clients", c.OperatorClients, "comma-separated client ids of on-call operator tools allowed to call operator methods (look-up by trace id) with client-credentials tokens; they may call nothing else")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "on SIGTERM, how long to report NOT_SERVING while still serving, so load balancers stop routing here first")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long to drain in-flight calls on SIGTERM before cutting them")
 	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", c.MaxRecvMsgBytes, "largest request message accepted")
@@ -161,9 +166,15 @@ func (c *Config) Validate() error {
 }
 
 // Partners returns the configured partner client ids as a set.
-func (c Config) Partners() map[string]bool {
+func (c Config) Partners() map[string]bool { return clientSet(c.PartnerClients) }
+
+// Operators returns the configured operator client ids as a set.
+func (c Config) Operators() map[string]bool { return clientSet(c.OperatorClients) }
+
+// clientSet reads a comma-separated list of client ids.
+func clientSet(list string) map[string]bool {
 	set := map[string]bool{}
-	for p := range strings.SplitSeq(c.PartnerClients, ",") {
+	for p := range strings.SplitSeq(list, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			set[p] = true
 		}

@@ -30,6 +30,9 @@
 //	           STORAGE_UNAVAILABLE + RetryInfo
 //	authn      JWT bearer, user binding (skips health);        authn.go
 //	           the internal audience on internal methods only;
+//	           operator methods take operator clients' own
+//	           tokens only (--operator-clients), and theirs
+//	           nothing else;
 //	           refusals to the security log, not a user's log
 //	peer cert  internal methods: a verified client certificate  peercert.go
 //	           naming the token's service (with TLS)
@@ -51,7 +54,9 @@
 // (AUDIENCE_CLIENT, AUDIENCE_PARTNER) have no rule: they read no user's
 // data, and authn binds them to the client of a client-credentials token
 // instead; only partners (--partner-clients) call partner methods, and
-// nothing else.
+// nothing else. Operator methods (AUDIENCE_OPERATOR) have no rule either:
+// only operator clients (--operator-clients) call them, and nothing else,
+// and the service records each look-up in the users' logs itself.
 //
 // Every public, client and partner method is rate limited
 // (platform/limits): its class (read, write, stream, partner) comes from
@@ -197,7 +202,7 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 		return nil, err
 	}
 	authn := authenticator{verifier: deps.Verifier, methods: methods, internalClients: map[string]bool{},
-		partners: cfg.Partners(), security: s.log, refusals: refusals}
+		partners: cfg.Partners(), operators: cfg.Operators(), security: s.log, refusals: refusals}
 	for c := range strings.SplitSeq(cfg.InternalClients, ",") {
 		if c = strings.TrimSpace(c); c != "" {
 			authn.internalClients[c] = true
@@ -206,6 +211,13 @@ func New(cfg Config, deps Deps, register func(grpc.ServiceRegistrar)) (*Server, 
 			// A partner's token is refused by internal methods; a client
 			// listed as both is a configuration mistake, not a choice.
 			return nil, fmt.Errorf("server: client %s is configured as both an internal client and a partner", c)
+		}
+	}
+	for c := range authn.operators {
+		if authn.partners[c] || authn.internalClients[c] {
+			// An operator's token is refused by every other method; a
+			// client listed twice would be refused by one of its lists.
+			return nil, fmt.Errorf("server: client %s is configured as an operator and as a partner or internal client", c)
 		}
 	}
 	subjectKey := cfg.SubjectKey

@@ -59,6 +59,10 @@ const (
 	Purpose_PURPOSE_ADVERTISING Purpose = 7
 	// Marketing of any kind, including profiling. Always refused.
 	Purpose_PURPOSE_MARKETING Purpose = 8
+	// bankbridge's own on-call investigating an incident. No client may
+	// declare it: only an operator's look-up records it, in the access log
+	// of each user the look-up concerns.
+	Purpose_PURPOSE_INCIDENT_RESPONSE Purpose = 9
 )
 
 // Enum value maps for Purpose.
@@ -73,6 +77,7 @@ var (
 		6: "PURPOSE_CONSENT_MANAGEMENT",
 		7: "PURPOSE_ADVERTISING",
 		8: "PURPOSE_MARKETING",
+		9: "PURPOSE_INCIDENT_RESPONSE",
 	}
 	Purpose_value = map[string]int32{
 		"PURPOSE_UNSPECIFIED":         0,
@@ -84,6 +89,7 @@ var (
 		"PURPOSE_CONSENT_MANAGEMENT":  6,
 		"PURPOSE_ADVERTISING":         7,
 		"PURPOSE_MARKETING":           8,
+		"PURPOSE_INCIDENT_RESPONSE":   9,
 	}
 )
 
@@ -214,6 +220,14 @@ const (
 	// must be configured as a partner (--partner-clients). Partners name
 	// users only by the partner-scoped ids minted when a user opts in.
 	Audience_AUDIENCE_PARTNER Audience = 5
+	// bankbridge's on-call operators, over gRPC only (no REST mapping), with
+	// the client-credentials token of a client configured as an operator
+	// (--operator-clients). An operator's token is refused by every method
+	// of any other audience, and no other token reaches an operator method.
+	// Operator methods see pseudonymous references only, never a user id or
+	// a resource name, and record each look-up in the access log of every
+	// user it concerns.
+	Audience_AUDIENCE_OPERATOR Audience = 6
 )
 
 // Enum value maps for Audience.
@@ -225,6 +239,7 @@ var (
 		3: "AUDIENCE_ADAPTER",
 		4: "AUDIENCE_CLIENT",
 		5: "AUDIENCE_PARTNER",
+		6: "AUDIENCE_OPERATOR",
 	}
 	Audience_value = map[string]int32{
 		"AUDIENCE_UNSPECIFIED": 0,
@@ -233,6 +248,7 @@ var (
 		"AUDIENCE_ADAPTER":     3,
 		"AUDIENCE_CLIENT":      4,
 		"AUDIENCE_PARTNER":     5,
+		"AUDIENCE_OPERATOR":    6,
 	}
 )
 
@@ -792,7 +808,7 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\bpurposes\x18\x02 \x03(\x0e2\x1d.bankbridge.common.v1.PurposeR\bpurposes\x120\n" +
 	"\x14consent_not_required\x18\x03 \x01(\bR\x12consentNotRequired\x12\x1d\n" +
 	"\n" +
-	"bank_field\x18\x04 \x01(\tR\tbankField*\x89\x02\n" +
+	"bank_field\x18\x04 \x01(\tR\tbankField*\xa8\x02\n" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bPURPOSE_ACCOUNT_INFORMATION\x10\x01\x12\x1c\n" +
@@ -802,7 +818,8 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x18PURPOSE_FRAUD_PREVENTION\x10\x05\x12\x1e\n" +
 	"\x1aPURPOSE_CONSENT_MANAGEMENT\x10\x06\x12\x17\n" +
 	"\x13PURPOSE_ADVERTISING\x10\a\x12\x15\n" +
-	"\x11PURPOSE_MARKETING\x10\b*\xb1\x01\n" +
+	"\x11PURPOSE_MARKETING\x10\b\x12\x1d\n" +
+	"\x19PURPOSE_INCIDENT_RESPONSE\x10\t*\xb1\x01\n" +
 	"\x05Scope\x12\x15\n" +
 	"\x11SCOPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSCOPE_ACCOUNTS\x10\x01\x12\x12\n" +
@@ -811,14 +828,15 @@ const file_bankbridge_common_v1_common_proto_rawDesc = "" +
 	"\x0eSCOPE_RECEIPTS\x10\x04\x12\x12\n" +
 	"\x0eSCOPE_SHIPPING\x10\x05\x12\x11\n" +
 	"\rSCOPE_SUPPORT\x10\x06\x12\x16\n" +
-	"\x12SCOPE_FRAUD_ALERTS\x10\a*\x91\x01\n" +
+	"\x12SCOPE_FRAUD_ALERTS\x10\a*\xa8\x01\n" +
 	"\bAudience\x12\x18\n" +
 	"\x14AUDIENCE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fAUDIENCE_PUBLIC\x10\x01\x12\x15\n" +
 	"\x11AUDIENCE_INTERNAL\x10\x02\x12\x14\n" +
 	"\x10AUDIENCE_ADAPTER\x10\x03\x12\x13\n" +
 	"\x0fAUDIENCE_CLIENT\x10\x04\x12\x14\n" +
-	"\x10AUDIENCE_PARTNER\x10\x05*\x87\x0e\n" +
+	"\x10AUDIENCE_PARTNER\x10\x05\x12\x15\n" +
+	"\x11AUDIENCE_OPERATOR\x10\x06*\x87\x0e\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12'\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x1a\x04\xd0\xf3\x18\x03\x12)\n" +

@@ -3251,6 +3251,221 @@ func (x *ConsentLinkRevoked) GetEventTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// LookupAccessByTraceRequest names the trace to look up.
+type LookupAccessByTraceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The W3C trace id, as in the x-trace-id response header and in log
+	// lines: 32 lowercase hex digits, not all zero.
+	TraceId       string `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupAccessByTraceRequest) Reset() {
+	*x = LookupAccessByTraceRequest{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupAccessByTraceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupAccessByTraceRequest) ProtoMessage() {}
+
+func (x *LookupAccessByTraceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupAccessByTraceRequest.ProtoReflect.Descriptor instead.
+func (*LookupAccessByTraceRequest) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *LookupAccessByTraceRequest) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
+// LookupAccessByTraceResponse holds the entries of the trace.
+type LookupAccessByTraceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, oldest first.
+	Entries       []*OperatorAccessEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupAccessByTraceResponse) Reset() {
+	*x = LookupAccessByTraceResponse{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupAccessByTraceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupAccessByTraceResponse) ProtoMessage() {}
+
+func (x *LookupAccessByTraceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupAccessByTraceResponse.ProtoReflect.Descriptor instead.
+func (*LookupAccessByTraceResponse) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *LookupAccessByTraceResponse) GetEntries() []*OperatorAccessEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// OperatorAccessEntry is one access-log entry as an operator sees it:
+// pseudonymous references and kinds, never a user id or resource name.
+type OperatorAccessEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's pseudonymous reference, u_ and 16 hex digits, as the
+	// user_ref of log lines.
+	UserRef string `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	// The link's pseudonymous reference, l_ and 16 hex digits, as the
+	// link_ref of log lines, when the entry's resource is a link; else empty.
+	LinkRef string `protobuf:"bytes,2,opt,name=link_ref,json=linkRef,proto3" json:"link_ref,omitempty"`
+	// The calling client.
+	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The full gRPC method, e.g. /bankbridge.balance.v1.BalanceService/GetBalance.
+	Method string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
+	// The kind of resource accessed ("balance", "account", "link", ...),
+	// never its name.
+	ResourceKind string `protobuf:"bytes,5,opt,name=resource_kind,json=resourceKind,proto3" json:"resource_kind,omitempty"`
+	// The purpose declared.
+	Purpose v1.Purpose `protobuf:"varint,6,opt,name=purpose,proto3,enum=bankbridge.common.v1.Purpose" json:"purpose,omitempty"`
+	// Whether the data was served.
+	Outcome AccessOutcome `protobuf:"varint,7,opt,name=outcome,proto3,enum=bankbridge.consent.v1.AccessOutcome" json:"outcome,omitempty"`
+	// For a denial, the ErrorReason without its prefix, e.g. CONSENT_REVOKED.
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the access was decided.
+	AccessTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=access_time,json=accessTime,proto3" json:"access_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperatorAccessEntry) Reset() {
+	*x = OperatorAccessEntry{}
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperatorAccessEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperatorAccessEntry) ProtoMessage() {}
+
+func (x *OperatorAccessEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_bankbridge_consent_v1_consent_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperatorAccessEntry.ProtoReflect.Descriptor instead.
+func (*OperatorAccessEntry) Descriptor() ([]byte, []int) {
+	return file_bankbridge_consent_v1_consent_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *OperatorAccessEntry) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *OperatorAccessEntry) GetLinkRef() string {
+	if x != nil {
+		return x.LinkRef
+	}
+	return ""
+}
+
+func (x *OperatorAccessEntry) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *OperatorAccessEntry) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *OperatorAccessEntry) GetResourceKind() string {
+	if x != nil {
+		return x.ResourceKind
+	}
+	return ""
+}
+
+func (x *OperatorAccessEntry) GetPurpose() v1.Purpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return v1.Purpose(0)
+}
+
+func (x *OperatorAccessEntry) GetOutcome() AccessOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return AccessOutcome_ACCESS_OUTCOME_UNSPECIFIED
+}
+
+func (x *OperatorAccessEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OperatorAccessEntry) GetAccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessTime
+	}
+	return nil
+}
+
 var File_bankbridge_consent_v1_consent_proto protoreflect.FileDescriptor
 
 const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
@@ -3469,7 +3684,23 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\vrevoke_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x129\n" +
 	"\n" +
-	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime*\xb4\x01\n" +
+	"event_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"\xc9\x01\n" +
+	"\x1aLookupAccessByTraceRequest\x12\xaa\x01\n" +
+	"\btrace_id\x18\x01 \x01(\tB\x8e\x01\xbaH\x8a\x01\xba\x01u\n" +
+	"(lookup_access_by_trace.trace_id_not_zero\x12\x1dtrace_id must not be all zero\x1a*this != '00000000000000000000000000000000'r\x102\x0e^[0-9a-f]{32}$R\atraceId\"c\n" +
+	"\x1bLookupAccessByTraceResponse\x12D\n" +
+	"\aentries\x18\x01 \x03(\v2*.bankbridge.consent.v1.OperatorAccessEntryR\aentries\"\xf3\x02\n" +
+	"\x13OperatorAccessEntry\x12\x19\n" +
+	"\buser_ref\x18\x01 \x01(\tR\auserRef\x12\x19\n" +
+	"\blink_ref\x18\x02 \x01(\tR\alinkRef\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06method\x18\x04 \x01(\tR\x06method\x12#\n" +
+	"\rresource_kind\x18\x05 \x01(\tR\fresourceKind\x127\n" +
+	"\apurpose\x18\x06 \x01(\x0e2\x1d.bankbridge.common.v1.PurposeR\apurpose\x12>\n" +
+	"\aoutcome\x18\a \x01(\x0e2$.bankbridge.consent.v1.AccessOutcomeR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12;\n" +
+	"\vaccess_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"accessTime*\xb4\x01\n" +
 	"\fConsentState\x12\x1d\n" +
 	"\x19CONSENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16CONSENT_STATE_RECEIVED\x10\x01\x12\x17\n" +
@@ -3518,7 +3749,9 @@ const file_bankbridge_consent_v1_consent_proto_rawDesc = "" +
 	"\x12ResolvePartnerUser\x120.bankbridge.consent.v1.ResolvePartnerUserRequest\x1a1.bankbridge.consent.v1.ResolvePartnerUserResponse\x12v\n" +
 	"\x11ListCoveringLinks\x12/.bankbridge.consent.v1.ListCoveringLinksRequest\x1a0.bankbridge.consent.v1.ListCoveringLinksResponse\x12y\n" +
 	"\x12ResolveBankConsent\x120.bankbridge.consent.v1.ResolveBankConsentRequest\x1a1.bankbridge.consent.v1.ResolveBankConsentResponse\x12~\n" +
-	"\x13WatchConsentChanges\x121.bankbridge.consent.v1.WatchConsentChangesRequest\x1a2.bankbridge.consent.v1.WatchConsentChangesResponse0\x01\x1a\x04\xc8\xf3\x18\x02B\xe5\x01\n" +
+	"\x13WatchConsentChanges\x121.bankbridge.consent.v1.WatchConsentChangesRequest\x1a2.bankbridge.consent.v1.WatchConsentChangesResponse0\x01\x1a\x04\xc8\xf3\x18\x022\x9c\x01\n" +
+	"\x16ConsentOperatorService\x12|\n" +
+	"\x13LookupAccessByTrace\x121.bankbridge.consent.v1.LookupAccessByTraceRequest\x1a2.bankbridge.consent.v1.LookupAccessByTraceResponse\x1a\x04\xc8\xf3\x18\x06B\xe5\x01\n" +
 	"\x19com.bankbridge.consent.v1B\fConsentProtoP\x01ZDgithub.com/bankbridge/bankbridge/gen/bankbridge/consent/v1;consentv1\xa2\x02\x03BCX\xaa\x02\x15Bankbridge.Consent.V1\xca\x02\x15Bankbridge\\Consent\\V1\xe2\x02!Bankbridge\\Consent\\V1\\GPBMetadata\xea\x02\x17Bankbridge::Consent::V1b\x06proto3"
 
 var (
@@ -3534,7 +3767,7 @@ func file_bankbridge_consent_v1_consent_proto_rawDescGZIP() []byte {
 }
 
 var file_bankbridge_consent_v1_consent_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_bankbridge_consent_v1_consent_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(ConsentState)(0),                    // 0: bankbridge.consent.v1.ConsentState
 	(ScaMethod)(0),                       // 1: bankbridge.consent.v1.ScaMethod
@@ -3582,25 +3815,28 @@ var file_bankbridge_consent_v1_consent_proto_goTypes = []any{
 	(*CheckConsentResponse)(nil),         // 43: bankbridge.consent.v1.CheckConsentResponse
 	(*ConsentExpiryWarning)(nil),         // 44: bankbridge.consent.v1.ConsentExpiryWarning
 	(*ConsentLinkRevoked)(nil),           // 45: bankbridge.consent.v1.ConsentLinkRevoked
-	(v1.Scope)(0),                        // 46: bankbridge.common.v1.Scope
-	(v1.Purpose)(0),                      // 47: bankbridge.common.v1.Purpose
-	(*timestamppb.Timestamp)(nil),        // 48: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 49: google.protobuf.Duration
-	(v1.ErrorReason)(0),                  // 50: bankbridge.common.v1.ErrorReason
+	(*LookupAccessByTraceRequest)(nil),   // 46: bankbridge.consent.v1.LookupAccessByTraceRequest
+	(*LookupAccessByTraceResponse)(nil),  // 47: bankbridge.consent.v1.LookupAccessByTraceResponse
+	(*OperatorAccessEntry)(nil),          // 48: bankbridge.consent.v1.OperatorAccessEntry
+	(v1.Scope)(0),                        // 49: bankbridge.common.v1.Scope
+	(v1.Purpose)(0),                      // 50: bankbridge.common.v1.Purpose
+	(*timestamppb.Timestamp)(nil),        // 51: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 52: google.protobuf.Duration
+	(v1.ErrorReason)(0),                  // 53: bankbridge.common.v1.ErrorReason
 }
 var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	0,  // 0: bankbridge.consent.v1.Link.state:type_name -> bankbridge.consent.v1.ConsentState
-	46, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
-	47, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
-	48, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
-	49, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
-	48, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
-	48, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
-	48, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
+	49, // 1: bankbridge.consent.v1.Link.scopes:type_name -> bankbridge.common.v1.Scope
+	50, // 2: bankbridge.consent.v1.Link.purposes:type_name -> bankbridge.common.v1.Purpose
+	51, // 3: bankbridge.consent.v1.Link.expire_time:type_name -> google.protobuf.Timestamp
+	52, // 4: bankbridge.consent.v1.Link.ttl:type_name -> google.protobuf.Duration
+	51, // 5: bankbridge.consent.v1.Link.create_time:type_name -> google.protobuf.Timestamp
+	51, // 6: bankbridge.consent.v1.Link.verify_time:type_name -> google.protobuf.Timestamp
+	51, // 7: bankbridge.consent.v1.Link.revoke_time:type_name -> google.protobuf.Timestamp
 	6,  // 8: bankbridge.consent.v1.Link.sca:type_name -> bankbridge.consent.v1.ScaChallenge
 	1,  // 9: bankbridge.consent.v1.ScaChallenge.method:type_name -> bankbridge.consent.v1.ScaMethod
 	2,  // 10: bankbridge.consent.v1.ScaChallenge.status:type_name -> bankbridge.consent.v1.ScaStatus
-	48, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	51, // 11: bankbridge.consent.v1.ScaChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	5,  // 12: bankbridge.consent.v1.CreateLinkRequest.link:type_name -> bankbridge.consent.v1.Link
 	1,  // 13: bankbridge.consent.v1.CreateLinkRequest.preferred_sca_method:type_name -> bankbridge.consent.v1.ScaMethod
 	5,  // 14: bankbridge.consent.v1.CreateLinkResponse.link:type_name -> bankbridge.consent.v1.Link
@@ -3610,86 +3846,92 @@ var file_bankbridge_consent_v1_consent_proto_depIdxs = []int32{
 	5,  // 18: bankbridge.consent.v1.VerifyLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	5,  // 19: bankbridge.consent.v1.RevokeLinkResponse.link:type_name -> bankbridge.consent.v1.Link
 	5,  // 20: bankbridge.consent.v1.ReconfirmLinkResponse.link:type_name -> bankbridge.consent.v1.Link
-	48, // 21: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
-	48, // 22: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
+	51, // 21: bankbridge.consent.v1.ListAccessLogRequest.start_time:type_name -> google.protobuf.Timestamp
+	51, // 22: bankbridge.consent.v1.ListAccessLogRequest.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 23: bankbridge.consent.v1.ListAccessLogRequest.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
 	21, // 24: bankbridge.consent.v1.ListAccessLogResponse.entries:type_name -> bankbridge.consent.v1.AccessLogEntry
-	48, // 25: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
-	47, // 26: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
-	46, // 27: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
+	51, // 25: bankbridge.consent.v1.AccessLogEntry.access_time:type_name -> google.protobuf.Timestamp
+	50, // 26: bankbridge.consent.v1.AccessLogEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	49, // 27: bankbridge.consent.v1.AccessLogEntry.scope:type_name -> bankbridge.common.v1.Scope
 	3,  // 28: bankbridge.consent.v1.AccessLogEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
 	21, // 29: bankbridge.consent.v1.RecordAccessRequest.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
 	5,  // 30: bankbridge.consent.v1.ReportBankRevocationResponse.link:type_name -> bankbridge.consent.v1.Link
 	21, // 31: bankbridge.consent.v1.RecordAccessResponse.entry:type_name -> bankbridge.consent.v1.AccessLogEntry
 	0,  // 32: bankbridge.consent.v1.WatchConsentChangesResponse.state:type_name -> bankbridge.consent.v1.ConsentState
 	4,  // 33: bankbridge.consent.v1.WatchConsentChangesResponse.partner_opt_in_state:type_name -> bankbridge.consent.v1.PartnerOptInState
-	46, // 34: bankbridge.consent.v1.PartnerOptIn.scopes:type_name -> bankbridge.common.v1.Scope
+	49, // 34: bankbridge.consent.v1.PartnerOptIn.scopes:type_name -> bankbridge.common.v1.Scope
 	4,  // 35: bankbridge.consent.v1.PartnerOptIn.state:type_name -> bankbridge.consent.v1.PartnerOptInState
-	48, // 36: bankbridge.consent.v1.PartnerOptIn.create_time:type_name -> google.protobuf.Timestamp
-	48, // 37: bankbridge.consent.v1.PartnerOptIn.revoke_time:type_name -> google.protobuf.Timestamp
+	51, // 36: bankbridge.consent.v1.PartnerOptIn.create_time:type_name -> google.protobuf.Timestamp
+	51, // 37: bankbridge.consent.v1.PartnerOptIn.revoke_time:type_name -> google.protobuf.Timestamp
 	28, // 38: bankbridge.consent.v1.CreatePartnerOptInRequest.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
 	28, // 39: bankbridge.consent.v1.CreatePartnerOptInResponse.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
 	28, // 40: bankbridge.consent.v1.ListPartnerOptInsResponse.partner_opt_ins:type_name -> bankbridge.consent.v1.PartnerOptIn
 	28, // 41: bankbridge.consent.v1.RevokePartnerOptInResponse.partner_opt_in:type_name -> bankbridge.consent.v1.PartnerOptIn
-	46, // 42: bankbridge.consent.v1.ResolvePartnerUserRequest.scope:type_name -> bankbridge.common.v1.Scope
-	50, // 43: bankbridge.consent.v1.ResolvePartnerUserResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	46, // 44: bankbridge.consent.v1.ListCoveringLinksRequest.scope:type_name -> bankbridge.common.v1.Scope
-	47, // 45: bankbridge.consent.v1.ListCoveringLinksRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	49, // 42: bankbridge.consent.v1.ResolvePartnerUserRequest.scope:type_name -> bankbridge.common.v1.Scope
+	53, // 43: bankbridge.consent.v1.ResolvePartnerUserResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	49, // 44: bankbridge.consent.v1.ListCoveringLinksRequest.scope:type_name -> bankbridge.common.v1.Scope
+	50, // 45: bankbridge.consent.v1.ListCoveringLinksRequest.purpose:type_name -> bankbridge.common.v1.Purpose
 	39, // 46: bankbridge.consent.v1.ListCoveringLinksResponse.links:type_name -> bankbridge.consent.v1.CoveringLink
-	48, // 47: bankbridge.consent.v1.CoveringLink.expire_time:type_name -> google.protobuf.Timestamp
-	46, // 48: bankbridge.consent.v1.CoveringLink.scopes:type_name -> bankbridge.common.v1.Scope
-	46, // 49: bankbridge.consent.v1.ResolveBankConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	50, // 50: bankbridge.consent.v1.ResolveBankConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	51, // 47: bankbridge.consent.v1.CoveringLink.expire_time:type_name -> google.protobuf.Timestamp
+	49, // 48: bankbridge.consent.v1.CoveringLink.scopes:type_name -> bankbridge.common.v1.Scope
+	49, // 49: bankbridge.consent.v1.ResolveBankConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	53, // 50: bankbridge.consent.v1.ResolveBankConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
 	39, // 51: bankbridge.consent.v1.ResolveBankConsentResponse.link:type_name -> bankbridge.consent.v1.CoveringLink
-	46, // 52: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
-	47, // 53: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
-	48, // 54: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
-	50, // 55: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
-	49, // 56: bankbridge.consent.v1.CheckConsentResponse.valid_for:type_name -> google.protobuf.Duration
-	46, // 57: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
-	48, // 58: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
-	48, // 59: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
-	48, // 60: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	48, // 61: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
-	7,  // 62: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
-	9,  // 63: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
-	11, // 64: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
-	13, // 65: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
-	15, // 66: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
-	17, // 67: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
-	19, // 68: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
-	29, // 69: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
-	31, // 70: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
-	33, // 71: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
-	42, // 72: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
-	22, // 73: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
-	23, // 74: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
-	35, // 75: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
-	37, // 76: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
-	40, // 77: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:input_type -> bankbridge.consent.v1.ResolveBankConsentRequest
-	26, // 78: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
-	8,  // 79: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
-	10, // 80: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
-	12, // 81: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
-	14, // 82: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
-	16, // 83: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
-	18, // 84: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
-	20, // 85: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
-	30, // 86: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
-	32, // 87: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
-	34, // 88: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
-	43, // 89: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
-	25, // 90: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
-	24, // 91: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
-	36, // 92: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
-	38, // 93: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
-	41, // 94: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:output_type -> bankbridge.consent.v1.ResolveBankConsentResponse
-	27, // 95: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
-	79, // [79:96] is the sub-list for method output_type
-	62, // [62:79] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	49, // 52: bankbridge.consent.v1.CheckConsentRequest.scope:type_name -> bankbridge.common.v1.Scope
+	50, // 53: bankbridge.consent.v1.CheckConsentRequest.purpose:type_name -> bankbridge.common.v1.Purpose
+	51, // 54: bankbridge.consent.v1.CheckConsentResponse.expire_time:type_name -> google.protobuf.Timestamp
+	53, // 55: bankbridge.consent.v1.CheckConsentResponse.denial_reason:type_name -> bankbridge.common.v1.ErrorReason
+	52, // 56: bankbridge.consent.v1.CheckConsentResponse.valid_for:type_name -> google.protobuf.Duration
+	49, // 57: bankbridge.consent.v1.ConsentExpiryWarning.scopes:type_name -> bankbridge.common.v1.Scope
+	51, // 58: bankbridge.consent.v1.ConsentExpiryWarning.expire_time:type_name -> google.protobuf.Timestamp
+	51, // 59: bankbridge.consent.v1.ConsentExpiryWarning.event_time:type_name -> google.protobuf.Timestamp
+	51, // 60: bankbridge.consent.v1.ConsentLinkRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	51, // 61: bankbridge.consent.v1.ConsentLinkRevoked.event_time:type_name -> google.protobuf.Timestamp
+	48, // 62: bankbridge.consent.v1.LookupAccessByTraceResponse.entries:type_name -> bankbridge.consent.v1.OperatorAccessEntry
+	50, // 63: bankbridge.consent.v1.OperatorAccessEntry.purpose:type_name -> bankbridge.common.v1.Purpose
+	3,  // 64: bankbridge.consent.v1.OperatorAccessEntry.outcome:type_name -> bankbridge.consent.v1.AccessOutcome
+	51, // 65: bankbridge.consent.v1.OperatorAccessEntry.access_time:type_name -> google.protobuf.Timestamp
+	7,  // 66: bankbridge.consent.v1.ConsentService.CreateLink:input_type -> bankbridge.consent.v1.CreateLinkRequest
+	9,  // 67: bankbridge.consent.v1.ConsentService.GetLink:input_type -> bankbridge.consent.v1.GetLinkRequest
+	11, // 68: bankbridge.consent.v1.ConsentService.ListLinks:input_type -> bankbridge.consent.v1.ListLinksRequest
+	13, // 69: bankbridge.consent.v1.ConsentService.VerifyLink:input_type -> bankbridge.consent.v1.VerifyLinkRequest
+	15, // 70: bankbridge.consent.v1.ConsentService.RevokeLink:input_type -> bankbridge.consent.v1.RevokeLinkRequest
+	17, // 71: bankbridge.consent.v1.ConsentService.ReconfirmLink:input_type -> bankbridge.consent.v1.ReconfirmLinkRequest
+	19, // 72: bankbridge.consent.v1.ConsentService.ListAccessLog:input_type -> bankbridge.consent.v1.ListAccessLogRequest
+	29, // 73: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:input_type -> bankbridge.consent.v1.CreatePartnerOptInRequest
+	31, // 74: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:input_type -> bankbridge.consent.v1.ListPartnerOptInsRequest
+	33, // 75: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:input_type -> bankbridge.consent.v1.RevokePartnerOptInRequest
+	42, // 76: bankbridge.consent.v1.ConsentCheckService.CheckConsent:input_type -> bankbridge.consent.v1.CheckConsentRequest
+	22, // 77: bankbridge.consent.v1.ConsentCheckService.RecordAccess:input_type -> bankbridge.consent.v1.RecordAccessRequest
+	23, // 78: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:input_type -> bankbridge.consent.v1.ReportBankRevocationRequest
+	35, // 79: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:input_type -> bankbridge.consent.v1.ResolvePartnerUserRequest
+	37, // 80: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:input_type -> bankbridge.consent.v1.ListCoveringLinksRequest
+	40, // 81: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:input_type -> bankbridge.consent.v1.ResolveBankConsentRequest
+	26, // 82: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:input_type -> bankbridge.consent.v1.WatchConsentChangesRequest
+	46, // 83: bankbridge.consent.v1.ConsentOperatorService.LookupAccessByTrace:input_type -> bankbridge.consent.v1.LookupAccessByTraceRequest
+	8,  // 84: bankbridge.consent.v1.ConsentService.CreateLink:output_type -> bankbridge.consent.v1.CreateLinkResponse
+	10, // 85: bankbridge.consent.v1.ConsentService.GetLink:output_type -> bankbridge.consent.v1.GetLinkResponse
+	12, // 86: bankbridge.consent.v1.ConsentService.ListLinks:output_type -> bankbridge.consent.v1.ListLinksResponse
+	14, // 87: bankbridge.consent.v1.ConsentService.VerifyLink:output_type -> bankbridge.consent.v1.VerifyLinkResponse
+	16, // 88: bankbridge.consent.v1.ConsentService.RevokeLink:output_type -> bankbridge.consent.v1.RevokeLinkResponse
+	18, // 89: bankbridge.consent.v1.ConsentService.ReconfirmLink:output_type -> bankbridge.consent.v1.ReconfirmLinkResponse
+	20, // 90: bankbridge.consent.v1.ConsentService.ListAccessLog:output_type -> bankbridge.consent.v1.ListAccessLogResponse
+	30, // 91: bankbridge.consent.v1.ConsentService.CreatePartnerOptIn:output_type -> bankbridge.consent.v1.CreatePartnerOptInResponse
+	32, // 92: bankbridge.consent.v1.ConsentService.ListPartnerOptIns:output_type -> bankbridge.consent.v1.ListPartnerOptInsResponse
+	34, // 93: bankbridge.consent.v1.ConsentService.RevokePartnerOptIn:output_type -> bankbridge.consent.v1.RevokePartnerOptInResponse
+	43, // 94: bankbridge.consent.v1.ConsentCheckService.CheckConsent:output_type -> bankbridge.consent.v1.CheckConsentResponse
+	25, // 95: bankbridge.consent.v1.ConsentCheckService.RecordAccess:output_type -> bankbridge.consent.v1.RecordAccessResponse
+	24, // 96: bankbridge.consent.v1.ConsentCheckService.ReportBankRevocation:output_type -> bankbridge.consent.v1.ReportBankRevocationResponse
+	36, // 97: bankbridge.consent.v1.ConsentCheckService.ResolvePartnerUser:output_type -> bankbridge.consent.v1.ResolvePartnerUserResponse
+	38, // 98: bankbridge.consent.v1.ConsentCheckService.ListCoveringLinks:output_type -> bankbridge.consent.v1.ListCoveringLinksResponse
+	41, // 99: bankbridge.consent.v1.ConsentCheckService.ResolveBankConsent:output_type -> bankbridge.consent.v1.ResolveBankConsentResponse
+	27, // 100: bankbridge.consent.v1.ConsentCheckService.WatchConsentChanges:output_type -> bankbridge.consent.v1.WatchConsentChangesResponse
+	47, // 101: bankbridge.consent.v1.ConsentOperatorService.LookupAccessByTrace:output_type -> bankbridge.consent.v1.LookupAccessByTraceResponse
+	84, // [84:102] is the sub-list for method output_type
+	66, // [66:84] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_consent_v1_consent_proto_init() }
@@ -3707,9 +3949,9 @@ func file_bankbridge_consent_v1_consent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bankbridge_consent_v1_consent_proto_rawDesc), len(file_bankbridge_consent_v1_consent_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   41,
+			NumMessages:   44,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_bankbridge_consent_v1_consent_proto_goTypes,
 		DependencyIndexes: file_bankbridge_consent_v1_consent_proto_depIdxs,

@@ -1315,3 +1315,144 @@ var ConsentCheckService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "bankbridge/consent/v1/consent.proto",
 }
+
+const (
+	ConsentOperatorService_LookupAccessByTrace_FullMethodName = "/bankbridge.consent.v1.ConsentOperatorService/LookupAccessByTrace"
+)
+
+// ConsentOperatorServiceClient is the client API for ConsentOperatorService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ConsentOperatorService lets bankbridge's on-call operators find what a
+// trace touched: the access-log entries, of any user, recorded under one
+// trace id. Its answers carry the pseudonymous user_ref and link_ref that
+// log lines carry (keyed by the Vault secret bankbridge/telemetry/pseudonym),
+// so on-call can join them with the logs, and never a user id, an account or
+// a resource name. Every look-up is itself written, before the answer
+// leaves, to the access log of each user it concerns: client_id the
+// operator, purpose PURPOSE_INCIDENT_RESPONSE, resource traces/{trace_id}.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry.
+type ConsentOperatorServiceClient interface {
+	// LookupAccessByTrace returns the access-log entries recorded under
+	// trace_id, of every user, oldest first, at most 500.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when trace_id is not 32 lowercase hex digits, or is all zero; the BadRequest names trace_id.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the token is not an operator client's own client-credentials token (a user's, a product client's, a partner's or a bankbridge service's).
+	// Fails with NOT_FOUND (NOT_FOUND) when no entry carries trace_id; no log is written.
+	// Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the look-up could not be written to an affected user's access log; nothing is returned.
+	LookupAccessByTrace(ctx context.Context, in *LookupAccessByTraceRequest, opts ...grpc.CallOption) (*LookupAccessByTraceResponse, error)
+}
+
+type consentOperatorServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewConsentOperatorServiceClient(cc grpc.ClientConnInterface) ConsentOperatorServiceClient {
+	return &consentOperatorServiceClient{cc}
+}
+
+func (c *consentOperatorServiceClient) LookupAccessByTrace(ctx context.Context, in *LookupAccessByTraceRequest, opts ...grpc.CallOption) (*LookupAccessByTraceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupAccessByTraceResponse)
+	err := c.cc.Invoke(ctx, ConsentOperatorService_LookupAccessByTrace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ConsentOperatorServiceServer is the server API for ConsentOperatorService service.
+// All implementations must embed UnimplementedConsentOperatorServiceServer
+// for forward compatibility.
+//
+// ConsentOperatorService lets bankbridge's on-call operators find what a
+// trace touched: the access-log entries, of any user, recorded under one
+// trace id. Its answers carry the pseudonymous user_ref and link_ref that
+// log lines carry (keyed by the Vault secret bankbridge/telemetry/pseudonym),
+// so on-call can join them with the logs, and never a user id, an account or
+// a resource name. Every look-up is itself written, before the answer
+// leaves, to the access log of each user it concerns: client_id the
+// operator, purpose PURPOSE_INCIDENT_RESPONSE, resource traces/{trace_id}.
+// Any RPC may fail with UNAVAILABLE (OVERLOADED) when the server has as many calls in flight as it takes; nothing was read or changed, and RetryInfo says when to retry (another replica may answer).
+// Any RPC may fail with UNAVAILABLE (STORAGE_UNAVAILABLE) while the service cannot reach its database; RetryInfo says when to retry.
+type ConsentOperatorServiceServer interface {
+	// LookupAccessByTrace returns the access-log entries recorded under
+	// trace_id, of every user, oldest first, at most 500.
+	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when trace_id is not 32 lowercase hex digits, or is all zero; the BadRequest names trace_id.
+	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
+	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
+	// Fails with PERMISSION_DENIED (CLIENT_NOT_ALLOWED) when the token is not an operator client's own client-credentials token (a user's, a product client's, a partner's or a bankbridge service's).
+	// Fails with NOT_FOUND (NOT_FOUND) when no entry carries trace_id; no log is written.
+	// Fails with UNAVAILABLE (AUDIT_UNAVAILABLE) when the look-up could not be written to an affected user's access log; nothing is returned.
+	LookupAccessByTrace(context.Context, *LookupAccessByTraceRequest) (*LookupAccessByTraceResponse, error)
+	mustEmbedUnimplementedConsentOperatorServiceServer()
+}
+
+// UnimplementedConsentOperatorServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedConsentOperatorServiceServer struct{}
+
+func (UnimplementedConsentOperatorServiceServer) LookupAccessByTrace(context.Context, *LookupAccessByTraceRequest) (*LookupAccessByTraceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupAccessByTrace not implemented")
+}
+func (UnimplementedConsentOperatorServiceServer) mustEmbedUnimplementedConsentOperatorServiceServer() {
+}
+func (UnimplementedConsentOperatorServiceServer) testEmbeddedByValue() {}
+
+// UnsafeConsentOperatorServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ConsentOperatorServiceServer will
+// result in compilation errors.
+type UnsafeConsentOperatorServiceServer interface {
+	mustEmbedUnimplementedConsentOperatorServiceServer()
+}
+
+func RegisterConsentOperatorServiceServer(s grpc.ServiceRegistrar, srv ConsentOperatorServiceServer) {
+	// If the following call panics, it indicates UnimplementedConsentOperatorServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ConsentOperatorService_ServiceDesc, srv)
+}
+
+func _ConsentOperatorService_LookupAccessByTrace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupAccessByTraceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConsentOperatorServiceServer).LookupAccessByTrace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConsentOperatorService_LookupAccessByTrace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConsentOperatorServiceServer).LookupAccessByTrace(ctx, req.(*LookupAccessByTraceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ConsentOperatorService_ServiceDesc is the grpc.ServiceDesc for ConsentOperatorService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ConsentOperatorService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "bankbridge.consent.v1.ConsentOperatorService",
+	HandlerType: (*ConsentOperatorServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "LookupAccessByTrace",
+			Handler:    _ConsentOperatorService_LookupAccessByTrace_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "bankbridge/consent/v1/consent.proto",
+}

@@ -38,6 +38,9 @@ type Reader interface {
 	// AccessChain returns up to limit of the user's entries with a sequence
 	// above afterSeq, oldest first, as stored: for the verifier.
 	AccessChain(ctx context.Context, user string, afterSeq int64, limit int) ([]AccessEntry, error)
+	// AccessByTrace returns up to limit entries of any user recorded under
+	// traceID, oldest first.
+	AccessByTrace(ctx context.Context, traceID string, limit int) ([]AccessEntry, error)
 	// AccessHead returns the head of the user's chain: the sequence and hash
 	// of the last entry appended, and its signature. A user without entries
 	// has a zero head.

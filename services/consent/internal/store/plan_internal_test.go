@@ -60,3 +60,41 @@ func TestUserLinksReadsOnlyTheUsersRows(t *testing.T) {
 		})
 	}
 }
+
+// TestAccessByTraceUsesItsIndex pins the plan of the operator's look-up by
+// trace id: a search on access_log_by_trace, not a scan of every user's
+// log. It reads SQLite's plan, as the test above does.
+func TestAccessByTraceUsesItsIndex(t *testing.T) {
+	t.Parallel()
+	db, err := storage.Open(t.Context(), storage.SQLiteURL(t.TempDir(), "consent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := events.Migrate(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(t.Context(), db, events.NewOutbox(db), nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(t.Context(), `EXPLAIN QUERY PLAN SELECT `+accessColumns+` FROM access_log `+whereTrace, "4bf92f3577b34da6a3ce929d0e0e4736", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(plan, "; "); !strings.HasPrefix(got, "SEARCH access_log USING INDEX access_log_by_trace (trace_id=?)") {
+		t.Errorf("plan = %q, want a SEARCH using access_log_by_trace", got)
+	}
+}

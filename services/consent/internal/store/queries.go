@@ -269,6 +269,16 @@ func (q queries) AccessLog(ctx context.Context, user string, f app.AccessFilter,
 	return q.selectAccess(ctx, where, a...)
 }
 
+// whereTrace selects the entries of one trace id, of any user, oldest
+// first; access_log_by_trace answers it.
+const whereTrace = `WHERE trace_id = $1 ORDER BY access_time, user_id, sequence LIMIT $2`
+
+// AccessByTrace returns up to limit entries, of any user, recorded under
+// traceID, oldest first.
+func (q queries) AccessByTrace(ctx context.Context, traceID string, limit int) ([]app.AccessEntry, error) {
+	return q.selectAccess(ctx, whereTrace, traceID, limit)
+}
+
 // AccessChain returns the user's entries after afterSeq, oldest first.
 func (q queries) AccessChain(ctx context.Context, user string, afterSeq int64, limit int) ([]app.AccessEntry, error) {
 	return q.selectAccess(ctx, `WHERE user_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3`, user, afterSeq, limit)

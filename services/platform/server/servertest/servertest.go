@@ -28,11 +28,15 @@ import (
 // a partner (--partner-clients): its client-credentials token,
 // Server.Issuer.Mint(Partner, Partner, ttl), calls partner methods
 // (AUDIENCE_PARTNER) under clients/test-partner, and nothing else.
+// Operator is configured as an operator (--operator-clients): its
+// client-credentials token, Server.Issuer.Mint(Operator, Operator, ttl),
+// calls operator methods (AUDIENCE_OPERATOR), and nothing else.
 const (
 	Issuer   = "https://issuer.test"
 	Audience = "bankbridge"
 	Client   = "chat-app"
 	Partner  = "test-partner"
+	Operator = "test-operator"
 )
 
 // stopTimeout bounds how long the cleanup waits for Serve to return.
@@ -47,7 +51,8 @@ type Options struct {
 	Telemetry telemetry.Config
 	// Config edits the server config, which starts in dev mode on
 	// 127.0.0.1:0 (gRPC and admin), with no drain delay and a 2 s grace,
-	// Client's purposes and Partner as the one partner.
+	// Client's purposes, Partner as the one partner and Operator as the
+	// one operator.
 	Config func(*server.Config)
 }
 
@@ -80,6 +85,7 @@ func Start(t testing.TB, deps server.Deps, register func(grpc.ServiceRegistrar),
 	cfg.ShutdownGrace = 2 * time.Second
 	cfg.ClientPurposes = Client + "=ACCOUNT_INFORMATION,ORDER_TRACKING"
 	cfg.PartnerClients = Partner
+	cfg.OperatorClients = Operator
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
