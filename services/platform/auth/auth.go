@@ -36,6 +36,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -100,6 +101,10 @@ type Verifier struct {
 
 	mu          sync.Mutex
 	lastRefresh time.Time
+	// refreshes joins the callers that need the keys fetched to the one
+	// fetch in flight: at start-up a burst of first calls all lack the
+	// keys, and only one may fetch (MinRefresh), but all wait for it.
+	refreshes singleflight.Group
 }
 
 var refusedAlgorithms = map[string]bool{"none": true, "HS256": true, "HS384": true, "HS512": true}
@@ -293,22 +298,29 @@ func (v *Verifier) keys(ctx context.Context, kid string) (jwk.Set, error) {
 	if err == nil && (kid == "" || hasKey(set, kid)) {
 		return set, nil
 	}
-	v.mu.Lock()
-	due := time.Since(v.lastRefresh) >= v.cfg.MinRefresh
-	if due {
-		v.lastRefresh = time.Now()
-	}
-	v.mu.Unlock()
-	if due {
-		if fresh, ferr := v.cache.Refresh(ctx, v.cfg.JWKSURL); ferr == nil {
-			return fresh, nil
+	fresh, ferr, _ := v.refreshes.Do("", func() (any, error) {
+		v.mu.Lock()
+		due := time.Since(v.lastRefresh) >= v.cfg.MinRefresh
+		if due {
+			v.lastRefresh = time.Now()
 		}
+		v.mu.Unlock()
+		if !due {
+			return nil, errRefreshNotDue
+		}
+		return v.cache.Refresh(ctx, v.cfg.JWKSURL)
+	})
+	if ferr == nil {
+		return fresh.(jwk.Set), nil
 	}
 	if err != nil {
 		return nil, tokenInvalid("signing keys are not available yet")
 	}
 	return set, nil
 }
+
+// errRefreshNotDue: the keys were fetched less than MinRefresh ago.
+var errRefreshNotDue = errors.New("auth: JWKS refreshed less than MinRefresh ago")
 
 func hasKey(set jwk.Set, kid string) bool {
 	_, ok := set.LookupKeyID(kid)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -250,5 +251,38 @@ func TestDevTokenEndpointAudiences(t *testing.T) {
 				t.Errorf("token aud %v sub %q, want [%s] and %s", aud, sub, tt.aud, tt.client)
 			}
 		})
+	}
+}
+
+// TestABurstOfFirstCallsWaitsForTheKeys: a verifier just started has no
+// keys yet; a burst of calls that all need them shares the one fetch in
+// flight instead of being refused while it runs (only one caller may
+// fetch, MinRefresh apart).
+func TestABurstOfFirstCallsWaitsForTheKeys(t *testing.T) {
+	t.Parallel()
+	d := newIssuer(t)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(200 * time.Millisecond) // the first fetch is still running when the burst arrives
+		d.JWKSHandler().ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(slow)
+	defer srv.Close()
+	ctx := context.Background()
+	v, err := auth.NewVerifier(ctx, auth.Config{Issuer: "https://issuer.test", Audience: "bankbridge", JWKSURL: srv.URL, MinRefresh: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close(ctx)
+	tok, _ := d.Mint("alice", "chat-app", time.Hour)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = v.Verify(ctx, tok) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("call %d of the burst: %v", i, err)
+		}
 	}
 }
