@@ -30,6 +30,7 @@ func TestDecisionLatencyIsExposed(t *testing.T) {
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 
 	fake, c := startWith(t, consentcheck.Options{CacheTTL: time.Hour, MeterProvider: tel.MeterProvider}, time.Now().AddDate(1, 0, 0), "alice")
+	waitWatching(t, fake)
 	waitCached(t, c, fake) // alice asked (allowed), then served from the cache
 	if _, err := c.Decide(t.Context(), "mallory", need, purpose); err == nil {
 		t.Fatal("mallory has no consent, yet was allowed")
