@@ -30,6 +30,7 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/server"
+	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 	"github.com/bankbridge/bankbridge/services/platform/telemetry"
 )
 
@@ -691,6 +692,29 @@ func gatewayFor(t *testing.T, cfg Config) string {
 	hs := httptest.NewServer(g.Handler())
 	t.Cleanup(hs.Close)
 	return hs.URL
+}
+
+// kitBehindGateway serves register's services through the real server kit
+// (as the backend named name, configured by config when it is not nil)
+// behind a gateway routing every one of backends to it, until the test
+// ends; it answers the gateway's URL and the kit's server, whose Issuer
+// mints the callers' tokens.
+func kitBehindGateway(t *testing.T, name string, backends []string, config func(*server.Config), register func(grpc.ServiceRegistrar)) (string, *servertest.Server) {
+	t.Helper()
+	srv := servertest.Start(t, server.Deps{Consent: consentAndLog{}, Recorder: consentAndLog{}, Banks: consentAndLog{}}, register,
+		servertest.Options{Name: name, Config: config})
+	routes := make(map[string]string, len(backends))
+	for _, b := range backends {
+		routes[b] = srv.GRPCAddr()
+	}
+	g, err := New(context.Background(), Config{Backends: routes, RequestTimeout: 5 * time.Second}, srv.Telemetry, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	hs := httptest.NewServer(g.Handler())
+	t.Cleanup(hs.Close)
+	return hs.URL, srv
 }
 
 // TestCarrierPushesPassThrough: a carrier's signed push reaches the

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,20 +42,13 @@ func (openShipments) WatchShipments(_ *shippingv1.WatchShipmentsRequest, st grpc
 func startLimited(t *testing.T) (url string, token func(user string) string) {
 	t.Helper()
 	tight := limits.Rate{Count: 2, Per: 10 * time.Second, Burst: 2}
-	srv := servertest.Start(t, server.Deps{Consent: consentAndLog{}, Recorder: consentAndLog{}, Banks: consentAndLog{}}, func(r grpc.ServiceRegistrar) {
+	url, srv := kitBehindGateway(t, "balance", []string{"balance", "shipping"}, func(c *server.Config) {
+		c.Limits.ReadUser, c.Limits.StreamUser = tight, tight
+	}, func(r grpc.ServiceRegistrar) {
 		balancev1.RegisterBalanceServiceServer(r, cannedBalance{})
 		shippingv1.RegisterShippingServiceServer(r, openShipments{})
-	}, servertest.Options{Name: "balance", Config: func(c *server.Config) {
-		c.Limits.ReadUser, c.Limits.StreamUser = tight, tight
-	}})
-	g, err := New(context.Background(), Config{Backends: map[string]string{"balance": srv.GRPCAddr(), "shipping": srv.GRPCAddr()}, RequestTimeout: 5 * time.Second}, srv.Telemetry, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	hs := httptest.NewServer(g.Handler())
-	t.Cleanup(hs.Close)
-	return hs.URL, func(user string) string {
+	})
+	return url, func(user string) string {
 		tok, err := srv.Issuer.Mint(user, servertest.Client, time.Hour)
 		if err != nil {
 			t.Fatal(err)

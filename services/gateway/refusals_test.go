@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +9,6 @@ import (
 	"google.golang.org/grpc"
 
 	receiptsv1 "github.com/bankbridge/bankbridge/gen/bankbridge/receipts/v1"
-	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 )
 
@@ -114,16 +111,9 @@ type silentReceipts struct {
 // with the same RFC 6750 challenge as a unary call.
 func TestARefusedStreamAnswersABearerChallenge(t *testing.T) {
 	t.Parallel()
-	srv := servertest.Start(t, server.Deps{Consent: consentAndLog{}, Recorder: consentAndLog{}, Banks: consentAndLog{}}, func(r grpc.ServiceRegistrar) {
+	url, srv := kitBehindGateway(t, "receipts", []string{"receipts"}, nil, func(r grpc.ServiceRegistrar) {
 		receiptsv1.RegisterReceiptsServiceServer(r, silentReceipts{})
-	}, servertest.Options{Name: "receipts"})
-	g, err := New(context.Background(), Config{Backends: map[string]string{"receipts": srv.GRPCAddr()}, RequestTimeout: 5 * time.Second}, srv.Telemetry, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	hs := httptest.NewServer(g.Handler())
-	t.Cleanup(hs.Close)
+	})
 	expired, err := srv.Issuer.Mint("alice", servertest.Client, -time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +123,7 @@ func TestARefusedStreamAnswersABearerChallenge(t *testing.T) {
 		{"an expired token", expired, `Bearer realm="bankbridge", error="invalid_token", error_description="the access token expired"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := do(t, http.MethodGet, hs.URL+"/v1/users/alice/receipts:watch", tt.token, "PURCHASE_HISTORY", nil)
+			resp, body := do(t, http.MethodGet, url+"/v1/users/alice/receipts:watch", tt.token, "PURCHASE_HISTORY", nil)
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("status = %d, want 401; body %s", resp.StatusCode, mustJSON(body))
 			}

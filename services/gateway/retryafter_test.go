@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
-	"github.com/bankbridge/bankbridge/services/platform/server"
 	"github.com/bankbridge/bankbridge/services/platform/server/servertest"
 )
 
@@ -49,16 +47,9 @@ func (refusingBalance) GetBalance(_ context.Context, req *balancev1.GetBalanceRe
 // and only a rate limit has the RateLimit fields.
 func TestEveryRefusalWithRetryInfoAnswersRetryAfter(t *testing.T) {
 	t.Parallel()
-	srv := servertest.Start(t, server.Deps{Consent: consentAndLog{}, Recorder: consentAndLog{}, Banks: consentAndLog{}}, func(r grpc.ServiceRegistrar) {
+	url, srv := kitBehindGateway(t, "balance", []string{"balance"}, nil, func(r grpc.ServiceRegistrar) {
 		balancev1.RegisterBalanceServiceServer(r, refusingBalance{})
-	}, servertest.Options{Name: "balance"})
-	g, err := New(context.Background(), Config{Backends: map[string]string{"balance": srv.GRPCAddr()}, RequestTimeout: 5 * time.Second}, srv.Telemetry, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	hs := httptest.NewServer(g.Handler())
-	t.Cleanup(hs.Close)
+	})
 	token, err := srv.Issuer.Mint("alice", servertest.Client, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +68,7 @@ func TestEveryRefusalWithRetryInfoAnswersRetryAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.account, func(t *testing.T) {
-			resp, body := get(t, hs.URL+"/v1/users/alice/accounts/sandbox~"+tt.account+"/balance", token, "ACCOUNT_INFORMATION")
+			resp, body := get(t, url+"/v1/users/alice/accounts/sandbox~"+tt.account+"/balance", token, "ACCOUNT_INFORMATION")
 			if resp.StatusCode != tt.status || !strings.Contains(body, `"reason":"`+tt.reason+`"`) {
 				t.Fatalf("%d %s, want %d %s", resp.StatusCode, body, tt.status, tt.reason)
 			}

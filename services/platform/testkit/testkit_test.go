@@ -10,13 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/testkit"
 )
 
-// recorder is a testing.TB whose Fatalf records instead of stopping the
+// recorder is a testing.TB whose Fatalf and Errorf record instead of failing the
 // real test, so the helpers' failures can be checked.
 type recorder struct {
 	testing.TB
@@ -30,6 +35,11 @@ func (r *recorder) Fatalf(format string, args ...any) {
 	r.failed.Store(true)
 	r.msg = fmt.Sprintf(format, args...)
 	panic(r) // Fatalf does not return
+}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.failed.Store(true)
+	r.msg = fmt.Sprintf(format, args...)
 }
 
 // run calls f with a recorder and reports whether f failed it.
@@ -166,5 +176,38 @@ func TestWithoutRandomFields(t *testing.T) {
 	got := testkit.WithoutRandomFields(line)
 	if strings.Count(got, "4821") != 1 || strings.Contains(got, "195160") || !strings.Contains(got, `"msg":"account 4821"`) {
 		t.Errorf("WithoutRandomFields(%s) = %s; want only the message's 4821 left", line, got)
+	}
+}
+
+func TestSameAnswers(t *testing.T) {
+	t.Parallel()
+	one := wrapperspb.String("one")
+	got, err := testkit.SameAnswers(t, "steady", 4, func() (*wrapperspb.StringValue, error) { return one, nil })
+	if err != nil || !proto.Equal(got, one) {
+		t.Errorf("SameAnswers = %v, %v; want the first answer", got, err)
+	}
+	refused := status.Error(codes.FailedPrecondition, "no")
+	if _, err := testkit.SameAnswers(t, "refused", 4, func() (*wrapperspb.StringValue, error) { return nil, refused }); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("SameAnswers err = %v, want the first refusal", err)
+	}
+	var n atomic.Int32
+	differ := func() (*wrapperspb.StringValue, error) {
+		if n.Add(1) == 2 {
+			return wrapperspb.String("other"), nil
+		}
+		return one, nil
+	}
+	if failed := run(t, func(tb testing.TB) { testkit.SameAnswers(tb, "differ", 4, differ) }); !failed {
+		t.Error("SameAnswers passed when one caller got another answer")
+	}
+	n.Store(0)
+	oneFails := func() (*wrapperspb.StringValue, error) {
+		if n.Add(1) == 3 {
+			return nil, refused
+		}
+		return one, nil
+	}
+	if failed := run(t, func(tb testing.TB) { testkit.SameAnswers(tb, "one fails", 4, oneFails) }); !failed {
+		t.Error("SameAnswers passed when one caller got a refusal and the others an answer")
 	}
 }
