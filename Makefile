@@ -143,16 +143,17 @@ test-helm: $(BIN)/helm vault ## Render the chart with bin/helm, decode every obj
 	cd deploy/helm && BANKBRIDGE_HELM_BIN=$(BIN)/helm BANKBRIDGE_VAULT_BIN=$(BIN)/vault GOWORK=off $(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: vendor-protos
-vendor-protos: ## Copy third-party protos from their pinned Go modules into proto/third_party.
+vendor-protos: ## Copy third-party protos from their pinned Go modules into proto/third_party (error_details.proto printed from genproto's descriptor by tools/protoexport).
 	rm -rf $(THIRD_PARTY) && mkdir -p $(THIRD_PARTY)/buf/validate $(THIRD_PARTY)/google/api $(THIRD_PARTY)/google/rpc $(THIRD_PARTY)/protoc-gen-openapiv2/options
 	pv=$$(GOFLAGS=-mod=mod GOWORK=off $(GO) mod download -json $(PROTOVALIDATE_MODULE) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
 	ga=$$(GOFLAGS=-mod=mod GOWORK=off $(GO) mod download -json $(GOOGLEAPIS_MODULE) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
 	oa=$$(GOFLAGS=-mod=mod GOWORK=off $(GO) mod download -json $(OPENAPIV2_MODULE) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
 	install -m 0644 $$pv/proto/protovalidate/buf/validate/validate.proto $(THIRD_PARTY)/buf/validate/; \
 	install -m 0644 $$ga/third_party/googleapis/google/api/annotations.proto $$ga/third_party/googleapis/google/api/http.proto $(THIRD_PARTY)/google/api/; \
-	install -m 0644 $$ga/third_party/googleapis/google/rpc/code.proto $$ga/third_party/googleapis/google/rpc/status.proto $$ga/third_party/googleapis/google/rpc/error_details.proto $(THIRD_PARTY)/google/rpc/; \
+	install -m 0644 $$ga/third_party/googleapis/google/rpc/code.proto $$ga/third_party/googleapis/google/rpc/status.proto $(THIRD_PARTY)/google/rpc/; \
 	install -m 0644 $$oa/protoc-gen-openapiv2/options/annotations.proto $$oa/protoc-gen-openapiv2/options/openapiv2.proto $(THIRD_PARTY)/protoc-gen-openapiv2/options/
-	printf '%s\n' "Copied by make vendor-protos from:" "  $(PROTOVALIDATE_MODULE)" "  $(GOOGLEAPIS_MODULE)" "  $(OPENAPIV2_MODULE)" "Do not edit; change the pins in the Makefile instead." > $(THIRD_PARTY)/SOURCES
+	cd tools && GOWORK=off $(GO) run ./protoexport > ../$(THIRD_PARTY)/google/rpc/error_details.proto
+	printf '%s\n' "Copied by make vendor-protos from:" "  $(PROTOVALIDATE_MODULE)" "  $(GOOGLEAPIS_MODULE) (google/api, google/rpc code and status)" "  $(OPENAPIV2_MODULE)" "and google/rpc/error_details.proto printed by tools/protoexport from the" "descriptor in google.golang.org/genproto/googleapis/rpc/errdetails as tools/go.mod pins it" "(the googleapis copy above predates ErrorInfo and FieldViolation.reason)." "Do not edit; change the pins in the Makefile or tools/go.mod instead." > $(THIRD_PARTY)/SOURCES
 
 .PHONY: generate
 generate: tools ## Regenerate gen/ (Go, gRPC, gateway, OpenAPI, descriptor set) from proto/.
@@ -194,6 +195,29 @@ test-go: vault $(BIN)/otelcol $(BIN)/jaeger ## go test -race for every product m
 .PHONY: test-openapi
 test-openapi: vault $(BIN)/otelcol ## Validate the served OpenAPI document, generate a JS client from it (npm, pinned) and drive the dev stack with it; needs node and npm.
 	cd services && BANKBRIDGE_REQUIRE_NODE=1 BANKBRIDGE_VAULT_BIN=$(BIN)/vault BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol GOWORK=off $(GO) test -count=1 -run '^TestGeneratedOpenAPIClient$$' -v ./e2e/
+
+# The adapter conformance command (adapters/conformance/cmd): integrators
+# run bin/bankbridge-conformance against their remote adapter; CI runs it
+# against the sandbox (which passes) and the deliberately broken adapters
+# (each of which fails the check it breaks), through services/e2e.
+.PHONY: conformance-bin
+conformance-bin: ## Build the adapter conformance command into bin/bankbridge-conformance.
+	cd adapters && GOWORK=off $(GO) build -o $(BIN)/bankbridge-conformance ./conformance/cmd/bankbridge-conformance
+
+.PHONY: conformance
+conformance: vault $(BIN)/otelcol ## Run bankbridge-conformance against the sandbox (services/sandbox, mutual TLS, API key) and every broken adapter; the reports land in the test's log on failure.
+	cd services && BANKBRIDGE_VAULT_BIN=$(BIN)/vault BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol GOWORK=off $(GO) test -count=1 -run 'TestConformanceCommand' -v ./e2e/
+
+# The demo chat's browser test (tests/demochat): the dev stack as in
+# services/e2e, then npm ci (playwright-core, axe-core; pinned) and node
+# story.mjs, which plays the demo's whole story in Debian's Chromium
+# (headless; apt-get install chromium), saves a screenshot per step in
+# tests/demochat/screenshots (or BANKBRIDGE_SCREENSHOTS_DIR) and runs
+# axe-core. BANKBRIDGE_REQUIRE_NODE=1 and BANKBRIDGE_REQUIRE_BROWSER=1:
+# without node, npm or /usr/bin/chromium it fails, not skips.
+.PHONY: test-demo
+test-demo: vault $(BIN)/otelcol ## Play the demo chat's whole story in headless Chromium against the dev stack (screenshots in tests/demochat/screenshots, axe-core); needs node, npm and chromium.
+	cd services && BANKBRIDGE_REQUIRE_NODE=1 BANKBRIDGE_REQUIRE_BROWSER=1 BANKBRIDGE_VAULT_BIN=$(BIN)/vault BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol GOWORK=off $(GO) test -count=1 -run '^TestDemoChatBrowser$$' -v ./e2e/
 
 .PHONY: docs-assets
 docs-assets: ## Re-copy the /docs viewer (swagger-ui-dist at the version services/gateway/apidocs/package-lock.json pins) from npm into services/gateway/apidocs/assets.

@@ -3,8 +3,8 @@ package adapters_test
 import (
 	"testing"
 
-	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/conformance"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 )
 
 // TestConformancePartialAdapter proves that an adapter with only some
@@ -16,7 +16,7 @@ func TestConformancePartialAdapter(t *testing.T) {
 	for _, tr := range transports() {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
-			c := tr.reach(t, &testBank{}, adapters.Bank{ID: "test", DisplayName: "Test Bank"})
+			c := tr.reach(t, &testBank{}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
 			conformance.Run(t, c, conformance.Fixtures{BankConsentID: "ok"})
 		})
 	}

@@ -1,24 +1,37 @@
-// Package adapters is the SDK bank integrators build on and the client
-// bankbridge's services use to reach banks.
+// Package adapters is the SDK bank integrators build on: what a bank
+// adapter implements and what it calls, and nothing of bankbridge's own.
 //
-// For integrators: a bank adapter implements [Adapter] plus one small
-// interface per capability it supports ([AccountsAdapter],
-// [TransactionsAdapter], [SCAAdapter], [SupportAdapter], [FraudAdapter],
-// [CardsAdapter], [EventsAdapter], and the optional [ConsentExtensionAdapter] and
-// [PurchaseDetailsAdapter]). [NewServer] serves any such adapter over the
-// bankbridge.adapter.v1 gRPC protocol; registered with [WithInProcess], the
-// same adapter runs inside a bankbridge service instead, through the same
-// request validation. The conformance kit (package conformance) proves an
-// adapter, in Go or any other language; the sandbox bank (package sandbox)
-// is a complete example.
+// A bank adapter implements [Adapter] plus one small interface per
+// capability it supports ([AccountsAdapter], [TransactionsAdapter],
+// [SCAAdapter], [SupportAdapter], [FraudAdapter], [CardsAdapter],
+// [EventsAdapter], and the optional [ConsentExtensionAdapter] and
+// [PurchaseDetailsAdapter]); [Capabilities] lists what it implements for its
+// Info. [NewServer] serves any such adapter over the bankbridge.adapter.v1
+// gRPC protocol: it checks the API key, answers the capabilities the adapter
+// lacks with CAPABILITY_NOT_SUPPORTED, validates every request, and masks
+// errors that carry no bankbridge ErrorInfo. [NewInMemoryClient] reaches a
+// server through real gRPC without a network, for tests and the conformance
+// kit.
 //
-// For bankbridge's services: [ParseConfig] reads banks.yaml, and a
-// [Registry] turns it into one gRPC client per bank, remote or in-process,
-// each behind the same resilience layer: a deadline, a rate limit, a circuit
-// breaker, the bank's credentials from a [CredentialSource] on every call,
-// error mapping onto bankbridge's ErrorInfo reasons, and validation of every
-// response against the protocol's rules and the masking rule ([FindLeaks]).
+// What every adapter would otherwise write itself:
+//   - [Credentials]: the credential bankbridge sent with the call, to call
+//     the bank with; [KeyFile]: the API keys a remote adapter accepts,
+//     reloaded on rotation.
+//   - [Idempotency] with an [IdempotencyStore]: a retried write answered
+//     once, never a transient failure replayed.
+//   - [ParseMoney]: a bank's decimal amount as exact Money.
+//   - [MaskNumber], [ScrubNumbers], [UnmaskedNumber], [FindLeaks]: account
+//     and card numbers shown masked, and free text from the bank cleaned of
+//     full card numbers and IBANs before it is passed on.
+//   - [CursorCodec]: opaque, tamper-proof paging and sync cursors.
 //
-// The module depends on the contracts in github.com/bankbridge/bankbridge/gen
-// and little else.
+// The conformance kit (package conformance, and the bankbridge-conformance
+// command) proves an adapter, in Go or any other language; the sandbox bank
+// (package sandbox) is a complete example. bankbridge's own client of
+// adapters (banks.yaml, the registry, resilience, checks of what a bank
+// answers) is package runtime beside this one, which adapter authors never
+// need.
+//
+// The package depends on the contracts in github.com/bankbridge/bankbridge/gen,
+// gRPC and protovalidate, and nothing else.
 package adapters

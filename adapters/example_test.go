@@ -2,6 +2,7 @@ package adapters_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"net"
 	"time"
@@ -63,31 +64,36 @@ func ExampleNewServer() {
 	log.Fatal(srv.Serve(lis))
 }
 
-// How a bankbridge service reaches its banks.
-func ExampleNewRegistry() {
-	banks, err := adapters.LoadConfig("banks.yaml")
+// Running the conformance kit, or any test, against an adapter without a
+// network: real gRPC through the SDK's server.
+func ExampleNewInMemoryClient() {
+	client, stop := adapters.NewInMemoryClient(adapters.NewServer(acmeBank{}))
+	defer stop()
+	info, err := client.GetAdapterInfo(context.Background(), &adapterv1.GetAdapterInfoRequest{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	var vault adapters.CredentialSource // the service's Vault provider
-	r, err := adapters.NewRegistry(banks,
-		adapters.WithCredentials(vault),
-		adapters.WithInProcess("acme", acmeBank{}),
-	)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer r.Close()
+	fmt.Println(info.GetBankId(), info.GetCapabilities())
+	// Output: acme [CAPABILITY_ACCOUNTS CAPABILITY_BALANCES]
+}
 
-	client, err := r.Client("acme")
-	if err != nil {
-		log.Fatal(err) // NOT_FOUND (BANK_NOT_FOUND)
-	}
-	_, err = client.ListAccounts(context.Background(), &adapterv1.ListAccountsRequest{BankConsentId: "cns-1"})
-	switch {
-	case apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE):
-		log.Print("the bank is down; serve the last known balance, marked stale")
-	case apierr.Is(err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK):
-		log.Print("the bank no longer honours the consent; end the link (ReportBankRevocation) and answer 403")
-	}
+func ExampleParseMoney() {
+	m, err := adapters.ParseMoney("EUR", "-86.40")
+	fmt.Println(m.GetUnits(), m.GetNanos(), err)
+	_, err = adapters.ParseMoney("EUR", "86.405")
+	fmt.Println(err)
+	// Output:
+	// -86 -400000000 <nil>
+	// parse money: EUR has 2 decimals, the amount more
+}
+
+func ExampleScrubNumbers() {
+	fmt.Println(adapters.ScrubNumbers("Transfer to DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111"))
+	// Output: Transfer to DE•• •••• 3000, card •••• 1111
+}
+
+func ExampleMaskedAccountNumber() {
+	m := adapters.MaskedAccountNumber("DE89370400440532013000")
+	fmt.Println(m.GetLast4(), m.GetDisplay())
+	// Output: 3000 DE•• •••• 3000
 }

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -39,7 +40,7 @@ type credentials struct {
 
 func newCredentials(creds map[string]string) *credentials { return &credentials{creds: creds} }
 
-func (c *credentials) BankCredential(context.Context, adapters.Bank) (map[string]string, error) {
+func (c *credentials) BankCredential(context.Context, runtime.Bank) (map[string]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.creds, c.err
@@ -116,9 +117,9 @@ func (c *closingWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-func newRegistry(t *testing.T, banks []adapters.Bank, opts ...adapters.Option) *adapters.Registry {
+func newRegistry(t *testing.T, banks []runtime.Bank, opts ...runtime.Option) *runtime.Registry {
 	t.Helper()
-	r, err := adapters.NewRegistry(banks, opts...)
+	r, err := runtime.NewRegistry(banks, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func newRegistry(t *testing.T, banks []adapters.Bank, opts ...adapters.Option) *
 	return r
 }
 
-func client(t *testing.T, r *adapters.Registry, id string) adapterv1.BankAdapterServiceClient {
+func client(t *testing.T, r *runtime.Registry, id string) adapterv1.BankAdapterServiceClient {
 	t.Helper()
 	c, err := r.Client(id)
 	if err != nil {
@@ -149,25 +150,25 @@ func newSandbox(t *testing.T) *sandbox.Bank {
 // NewServer on 127.0.0.1:0 with testAPIKey.
 type transport struct {
 	name  string
-	reach func(t *testing.T, a adapters.Adapter, bank adapters.Bank) adapterv1.BankAdapterServiceClient
+	reach func(t *testing.T, a adapters.Adapter, bank runtime.Bank) adapterv1.BankAdapterServiceClient
 }
 
 func transports() []transport {
 	return []transport{
-		{name: "in-process", reach: func(t *testing.T, a adapters.Adapter, bank adapters.Bank) adapterv1.BankAdapterServiceClient {
-			bank.Kind, bank.InProcess = adapters.KindInProcess, "adapter"
-			return client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithInProcess("adapter", a)), bank.ID)
+		{name: "in-process", reach: func(t *testing.T, a adapters.Adapter, bank runtime.Bank) adapterv1.BankAdapterServiceClient {
+			bank.Kind, bank.InProcess = runtime.KindInProcess, "adapter"
+			return client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("adapter", a)), bank.ID)
 		}},
-		{name: "remote", reach: func(t *testing.T, a adapters.Adapter, bank adapters.Bank) adapterv1.BankAdapterServiceClient {
-			bank.Kind, bank.Endpoint = adapters.KindRemote, serve(t, a, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+		{name: "remote", reach: func(t *testing.T, a adapters.Adapter, bank runtime.Bank) adapterv1.BankAdapterServiceClient {
+			bank.Kind, bank.Endpoint = runtime.KindRemote, serve(t, a, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
 			creds := newCredentials(map[string]string{"api_key": testAPIKey})
-			return client(t, newRegistry(t, []adapters.Bank{bank}, adapters.WithCredentials(creds)), bank.ID)
+			return client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(creds)), bank.ID)
 		}},
 	}
 }
 
-func sandboxBank() adapters.Bank {
-	return adapters.Bank{ID: "sandbox", DisplayName: "Sandbox Bank"}
+func sandboxBank() runtime.Bank {
+	return runtime.Bank{ID: "sandbox", DisplayName: "Sandbox Bank"}
 }
 
 // link links the sandbox customer with login and returns the consent.

@@ -13,7 +13,8 @@ import (
 // KeyFile is an API key read from a file, for [WithAPIKeys]: when the file
 // changes, the new key is accepted at once and the one it replaced stays
 // accepted for a grace period, so that bankbridge, which picks up the
-// rotated credential from Vault on its next call, never sees a rejection.
+// rotated credential when it re-reads Vault (every --vault-refresh, 5
+// minutes by default), never sees a rejection: make grace longer than that.
 type KeyFile struct {
 	path  string
 	grace time.Duration

@@ -1,15 +1,10 @@
 package adapters
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -218,7 +213,23 @@ func cardSeparator(r rune) bool {
 // containsCardNumber reports whether s holds 13 to 19 digits passing the
 // Luhn check, together or in groups joined by single separators.
 func containsCardNumber(s string) bool {
-	rs := []rune(s)
+	return len(findCardNumbers([]rune(s))) > 0
+}
+
+// span is where a number stands in a text: runes [start, end).
+type span struct{ start, end int }
+
+// digitGroup is one run of digits in a text, at runes [start, end).
+type digitGroup struct {
+	digits     string
+	start, end int
+}
+
+// findCardNumbers returns where rs holds card numbers: 13 to 19 digits
+// passing the Luhn check, together or in groups joined by single
+// separators, in order.
+func findCardNumbers(rs []rune) []span {
+	var found []span
 	for i := 0; i < len(rs); {
 		if !isDigit(rs[i]) {
 			i++
@@ -226,13 +237,13 @@ func containsCardNumber(s string) bool {
 		}
 		// A sequence of digit groups joined by single separators.
 		phone := i > 0 && rs[i-1] == '+'
-		var groups []string
+		var groups []digitGroup
 		for {
 			j := i
 			for j < len(rs) && isDigit(rs[j]) {
 				j++
 			}
-			groups = append(groups, string(rs[i:j]))
+			groups = append(groups, digitGroup{digits: string(rs[i:j]), start: i, end: j})
 			i = j
 			if i+1 < len(rs) && cardSeparator(rs[i]) && isDigit(rs[i+1]) {
 				i++
@@ -240,48 +251,53 @@ func containsCardNumber(s string) bool {
 			}
 			break
 		}
-		if !phone && cardInGroups(groups) {
-			return true
+		for from := 0; !phone && from < len(groups); {
+			first, last, ok := cardInGroups(groups[from:])
+			if !ok {
+				break
+			}
+			found = append(found, span{groups[from+first].start, groups[from+last].end})
+			from += last + 1
 		}
 	}
-	return false
+	return found
 }
 
-// cardInGroups reports whether groups, or a run of them, hold a card
-// number: one group of 13 to 19 digits, or consecutive groups laid out as
+// cardInGroups finds the first card number in groups, or in a run of
+// them: one group of 13 to 19 digits, or consecutive groups laid out as
 // cards are printed (ISO/IEC 7812): fours with a shorter last group
 // (4-4-4-4, 4-4-4-4-3, 4-4-4-1), or 4-6-5 and 4-6-4. Other layouts, such as
 // a phone number's, are not tried: each try passes the Luhn check one time
-// in ten by chance.
-func cardInGroups(groups []string) bool {
-	for start, first := range groups {
-		if len(first) >= 13 && len(first) <= 19 && luhn(first) {
-			return true
+// in ten by chance. It returns the first and last group of the number.
+func cardInGroups(groups []digitGroup) (first, last int, ok bool) {
+	for start, g := range groups {
+		if len(g.digits) >= 13 && len(g.digits) <= 19 && luhn(g.digits) {
+			return start, start, true
 		}
-		if len(first) != 4 {
+		if len(g.digits) != 4 {
 			continue
 		}
-		digits := first
-		for _, g := range groups[start+1:] {
-			if len(g) > 4 {
+		digits := g.digits
+		for k, next := range groups[start+1:] {
+			if len(next.digits) > 4 {
 				break
 			}
-			if digits += g; len(digits) > 19 {
+			if digits += next.digits; len(digits) > 19 {
 				break
 			}
 			if len(digits) >= 13 && luhn(digits) {
-				return true
+				return start, start + 1 + k, true
 			}
-			if len(g) != 4 {
+			if len(next.digits) != 4 {
 				break
 			}
 		}
-		if rest := groups[start+1:]; len(rest) >= 2 && len(rest[0]) == 6 && (len(rest[1]) == 5 || len(rest[1]) == 4) &&
-			luhn(first+rest[0]+rest[1]) {
-			return true
+		if rest := groups[start+1:]; len(rest) >= 2 && len(rest[0].digits) == 6 &&
+			(len(rest[1].digits) == 5 || len(rest[1].digits) == 4) && luhn(g.digits+rest[0].digits+rest[1].digits) {
+			return start, start + 2, true
 		}
 	}
-	return false
+	return 0, 0, false
 }
 
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
@@ -334,7 +350,13 @@ func upper(r rune) rune {
 // containsIBAN reports whether s holds a valid IBAN, in any case, with
 // single spaces allowed between its characters.
 func containsIBAN(s string) bool {
-	rs := []rune(s)
+	return len(findIBANs([]rune(s))) > 0
+}
+
+// findIBANs returns where rs holds valid IBANs, in any case, with single
+// spaces allowed between their characters, in order.
+func findIBANs(rs []rune) []span {
+	var found []span
 	for i := 0; i+4 <= len(rs); i++ {
 		if i > 0 && isAlnum(rs[i-1]) {
 			continue // not the start of a word
@@ -346,16 +368,18 @@ func containsIBAN(s string) bool {
 		if !ok {
 			continue
 		}
-		if iban, ok := takeIBAN(rs[i:], n); ok && ibanValid(iban) {
-			return true
+		if iban, used, ok := takeIBAN(rs[i:], n); ok && ibanValid(iban) {
+			found = append(found, span{i, i + used})
+			i += used - 1
 		}
 	}
-	return false
+	return found
 }
 
 // takeIBAN reads n letters and digits from the start of rs, skipping single
-// separators between them, and requires that the word ends there.
-func takeIBAN(rs []rune, n int) ([]rune, bool) {
+// separators between them, and requires that the word ends there; used
+// is how many runes of rs it read.
+func takeIBAN(rs []rune, n int) (iban []rune, used int, ok bool) {
 	out := make([]rune, 0, n)
 	i := 0
 	for len(out) < n {
@@ -366,10 +390,10 @@ func takeIBAN(rs []rune, n int) ([]rune, bool) {
 		case len(out) > 0 && i+1 < len(rs) && ibanSeparator(rs[i]) && isAlnum(rs[i+1]):
 			i++
 		default:
-			return nil, false
+			return nil, 0, false
 		}
 	}
-	return out, i == len(rs) || !isAlnum(rs[i])
+	return out, i, i == len(rs) || !isAlnum(rs[i])
 }
 
 // ibanValid checks an IBAN's check digits (02 to 98) and ISO 7064 mod 97-10
@@ -390,78 +414,4 @@ func ibanValid(iban []rune) bool {
 		}
 	}
 	return rem == 1
-}
-
-// Attribute keys of the leak counter and log lines, under the bankbridge.
-// and rpc. prefixes that services' telemetry allow-list lets through.
-const (
-	attrLeakKind  = "bankbridge.leak_kind"
-	attrFieldPath = "bankbridge.field_path"
-	attrRPCMethod = "rpc.method"
-)
-
-// meterName is the instrumentation scope of the registry's metrics.
-const meterName = "github.com/bankbridge/bankbridge/adapters"
-
-// leakCounterName is the counter of responses refused for showing an
-// unmasked number.
-const leakCounterName = "bankbridge.adapter.leaks_refused"
-
-// WithMeterProvider sets where the registry's metrics go: the counter
-// bankbridge.adapter.leaks_refused, by bankbridge.bank_id, rpc.method and
-// bankbridge.leak_kind; the counter bankbridge.adapter.calls and the
-// histogram bankbridge.adapter.duration (seconds), by bank_id, method and
-// outcome (observe.go); and the gauges bankbridge.adapter.breaker_state
-// and bankbridge.adapter.inflight, by bank_id. Default: none kept.
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(o *registryOptions) {
-		if mp != nil {
-			o.meterProvider = mp
-		}
-	}
-}
-
-// newLeakCounter creates the counter every bank's client adds to.
-func newLeakCounter(mp metric.MeterProvider) (metric.Int64Counter, error) {
-	if mp == nil {
-		mp = noop.NewMeterProvider()
-	}
-	c, err := mp.Meter(meterName).Int64Counter(leakCounterName,
-		metric.WithUnit("{response}"),
-		metric.WithDescription("Bank adapter responses refused because they showed a full card number or IBAN"))
-	if err != nil {
-		return nil, fmt.Errorf("leak counter: %w", err)
-	}
-	return c, nil
-}
-
-// checkLeaks refuses a response (or stream message) that shows an
-// unmasked number: counted by kind, logged by field path and kind only,
-// and answered BANK_UNAVAILABLE naming the first path and its kind. The
-// callers decide what the refusal costs the bank (resilience.go).
-func (bc *bankClient) checkLeaks(ctx context.Context, method string, msg proto.Message) error {
-	leaks := FindLeaks(msg)
-	if len(leaks) == 0 {
-		return nil
-	}
-	rpc := method[strings.LastIndex(method, "/")+1:]
-	paths := make([]string, len(leaks))
-	var kinds []LeakKind
-	for i, l := range leaks {
-		paths[i] = l.Path
-		if !slices.Contains(kinds, l.Kind) {
-			kinds = append(kinds, l.Kind)
-		}
-	}
-	for _, k := range kinds {
-		bc.leaks.Add(ctx, 1, metric.WithAttributes(
-			attribute.String(logKeyBankID, bc.bank.ID),
-			attribute.String(attrRPCMethod, rpc),
-			attribute.String(attrLeakKind, string(k))))
-	}
-	bc.log.WarnContext(ctx, "bank adapter response refused: it shows an unmasked account or card number",
-		slog.String(logKeyBankID, bc.bank.ID), slog.String(attrRPCMethod, rpc),
-		slog.String(attrFieldPath, strings.Join(paths, ",")), slog.String(attrLeakKind, string(kinds[0])))
-	return bc.unavailable(fmt.Sprintf("its adapter answered with an unmasked number (%s) at %s", leaks[0].Kind, leaks[0].Path),
-		retryAfterBankFailure)
 }

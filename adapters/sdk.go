@@ -3,6 +3,7 @@ package adapters
 import (
 	"context"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/metadata"
 
@@ -14,6 +15,11 @@ import (
 // ProtocolVersion is the version of bankbridge.adapter.v1 this SDK speaks,
 // for GetAdapterInfoResponse.protocol_version.
 const ProtocolVersion = "1.0"
+
+// MinKeepaliveTime is the shortest interval at which bankbridge pings an
+// adapter's connection (banks.yaml keepalive.time): gRPC raises any shorter
+// one to it, and [KeepaliveServerOption] permits pings this often.
+const MinKeepaliveTime = 10 * time.Second
 
 // CredentialMetadataPrefix starts the gRPC metadata key of every credential
 // bankbridge sends a bank: the credential key K travels as

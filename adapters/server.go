@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,14 +20,20 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bankbridge/bankbridge/adapters/internal/protocol"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
 
-// retryAfterBankFailure is the RetryInfo delay of a BANK_UNAVAILABLE that
-// comes from one failed call rather than an open breaker.
-const retryAfterBankFailure = time.Second
+// RetryAfterBankFailure is the RetryInfo delay of a BANK_UNAVAILABLE that
+// comes from one failed bank call (a timeout, a 5xx, a refused connection)
+// rather than from a known outage. The server wrapper puts it on the
+// errors it masks, and bankbridge's registry on the failures it sees
+// itself; an adapter uses it too, unless the bank said when to come back
+// (an HTTP Retry-After header, a maintenance window): then it passes that
+// on, as apierr.WithRetryAfter(d).
+const RetryAfterBankFailure = time.Second
 
 // KeepaliveServerOption is the keepalive policy to give the grpc.Server
 // that serves a remote adapter: it permits bankbridge's keepalive pings
@@ -56,8 +61,15 @@ type serverOptions struct {
 	quiet bool
 }
 
-// quietLogs is the registry's option for in-process adapters.
-func quietLogs(o *serverOptions) { o.quiet = true }
+// WithQuietLogs is for a host that serves the adapter inside its own
+// process, as bankbridge's registry does with an in-process adapter: the
+// host's log is then the adapter's, and it logs every call itself. The
+// server leaves the text of masked errors and panics out of the log (that
+// text may carry a bank's raw answer) and writes no line per call. A
+// remote adapter does not need it.
+func WithQuietLogs() ServerOption {
+	return func(o *serverOptions) { o.quiet = true }
+}
 
 // WithAPIKeys makes the server refuse every call whose
 // bankbridge-credential-api_key metadata is not one of keys(), with
@@ -90,7 +102,7 @@ func NewServer(a Adapter, opts ...ServerOption) adapterv1.BankAdapterServiceServ
 		opt(&o)
 	}
 	s := &server{adapter: a, opts: o, capabilities: Capabilities(a)}
-	s.validator, s.validatorErr = newProtocolValidator()
+	s.validator, s.validatorErr = protocol.NewValidator()
 	s.accounts, _ = a.(AccountsAdapter)
 	s.transactions, _ = a.(TransactionsAdapter)
 	s.sca, _ = a.(SCAAdapter)
@@ -165,11 +177,7 @@ func (s *server) admit(ctx context.Context, method string, capability adapterv1.
 
 func notSupported(method string, capability adapterv1.Capability) error {
 	return apierr.New(commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED,
-		fmt.Sprintf("%s: this adapter does not implement capability %s", method, capabilityName(capability)))
-}
-
-func capabilityName(c adapterv1.Capability) string {
-	return strings.TrimPrefix(c.String(), "CAPABILITY_")
+		fmt.Sprintf("%s: this adapter does not implement capability %s", method, protocol.CapabilityName(capability)))
 }
 
 // authenticate compares the presented API key with every accepted one in
@@ -216,14 +224,14 @@ func (s *server) mask(ctx context.Context, method string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
 		// The adapter's own timeout on the bank.
 		return apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE,
-			"the bank did not answer in time", apierr.WithRetryAfter(retryAfterBankFailure))
+			"the bank did not answer in time", apierr.WithRetryAfter(RetryAfterBankFailure))
 	}
 	id := apierr.IncidentID()
 	s.opts.logger.LogAttrs(ctx, slog.LevelWarn, "bank adapter error without a bankbridge ErrorInfo, answered BANK_UNAVAILABLE",
 		s.errorAttrs(method, id, err)...)
 	return apierr.New(commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE,
 		"the bank call failed; quote incident "+id+" when reporting it",
-		apierr.WithMetadata("incident_id", id), apierr.WithRetryAfter(retryAfterBankFailure))
+		apierr.WithMetadata("incident_id", id), apierr.WithRetryAfter(RetryAfterBankFailure))
 }
 
 // internal logs cause under a fresh incident id and returns the masked
@@ -276,12 +284,12 @@ func (s *server) logCall(ctx context.Context, method string, start time.Time, er
 		return
 	}
 	level := slog.LevelInfo
-	if *err != nil && failed(*err) {
+	if *err != nil && protocol.Failed(*err) {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
 		slog.String("method", method),
-		slog.String("outcome", Outcome(*err)),
+		slog.String("outcome", protocol.Outcome(*err)),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 	}
 	if id := incomingTraceID(ctx); id != "" {
@@ -322,35 +330,11 @@ func (s *server) GetAdapterInfo(ctx context.Context, req *adapterv1.GetAdapterIn
 			if err != nil {
 				return nil, err
 			}
-			if err := checkCapabilities(info, s.capabilities); err != nil {
+			if err := protocol.CheckCapabilities(info, s.capabilities); err != nil {
 				return nil, s.internal(ctx, "GetAdapterInfo", err)
 			}
 			return info, nil
 		})
-}
-
-// checkCapabilities reports a difference between what info lists and what
-// the adapter implements.
-func checkCapabilities(info *adapterv1.GetAdapterInfoResponse, implemented []adapterv1.Capability) error {
-	var listedOnly, implementedOnly []string
-	for _, c := range info.GetCapabilities() {
-		if !slices.Contains(implemented, c) {
-			listedOnly = append(listedOnly, capabilityName(c))
-		}
-	}
-	for _, c := range implemented {
-		if !slices.Contains(info.GetCapabilities(), c) {
-			implementedOnly = append(implementedOnly, capabilityName(c))
-		}
-	}
-	var errs []error
-	if len(listedOnly) > 0 {
-		errs = append(errs, fmt.Errorf("adapter info lists capabilities it does not implement: %s", strings.Join(listedOnly, ", ")))
-	}
-	if len(implementedOnly) > 0 {
-		errs = append(errs, fmt.Errorf("adapter info omits capabilities it implements: %s", strings.Join(implementedOnly, ", ")))
-	}
-	return errors.Join(errs...)
 }
 
 // CheckHealth implements adapterv1.BankAdapterServiceServer.

@@ -2,18 +2,13 @@ package conformance_test
 
 import (
 	"context"
-	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -102,58 +97,6 @@ func (brokenBank) GetBalances(context.Context, *adapterv1.GetBalancesRequest) (*
 	}}}, nil
 }
 
-const brokenEnv = "BANKBRIDGE_CONFORMANCE_BROKEN_ADAPTER"
-
-// TestBrokenAdapterUnderKit runs the kit against brokenBank; it is meant to
-// fail, and runs only inside TestKitCatchesBrokenAdapter.
-func TestBrokenAdapterUnderKit(t *testing.T) {
-	if os.Getenv(brokenEnv) != "1" {
-		t.Skip("run by TestKitCatchesBrokenAdapter")
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	adapterv1.RegisterBankAdapterServiceServer(srv, brokenBank{})
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{BankConsentID: "consent-ok"})
-}
-
-// TestKitCatchesBrokenAdapter proves that the kit fails an adapter that
-// breaks the protocol, and says why.
-func TestKitCatchesBrokenAdapter(t *testing.T) {
-	t.Parallel()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestBrokenAdapterUnderKit$", "-test.v")
-	cmd.Env = append(os.Environ(), brokenEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("the kit passed a broken adapter:\n%s", out)
-	}
-	for _, want := range []string{
-		"StartSca of an unlisted capability: error Unimplemented carries no ErrorInfo",
-		"ListAccounts on an unknown consent: error NotFound carries no ErrorInfo",
-		"GetBalances without an account: want InvalidArgument (INVALID_ARGUMENT), got success",
-		"ListCards of an unlisted capability: error Unimplemented carries no ErrorInfo",
-		"NotifyThreadControl of an unlisted capability: error Unimplemented carries no ErrorInfo",
-		"GetBalances on an unknown consent: want PermissionDenied (CONSENT_REVOKED_BY_BANK), got success",
-		"ListAccounts: response shows a full account or card number at accounts[0].display_name, accounts[0].masked_number.display",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("the kit's report does not say %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Logf("the kit's report:\n%s", out)
-	}
-}
-
 // forgetfulBank is Sandbox Bank answering as adapters did before protocol
 // rule CONSENT_REVOKED_BY_BANK: NOT_FOUND for a consent it does not know.
 type forgetfulBank struct{ *sandbox.Bank }
@@ -183,65 +126,6 @@ func (b forgetfulBank) SyncTransactions(ctx context.Context, req *adapterv1.Sync
 	return asNotFound(b.Bank.SyncTransactions(ctx, req))
 }
 
-const forgetfulEnv = "BANKBRIDGE_CONFORMANCE_FORGETFUL_ADAPTER"
-
-// TestForgetfulAdapterUnderKit runs the kit against forgetfulBank; it is
-// meant to fail, and runs only inside TestKitRefusesNotFoundForAnUnknownConsent.
-func TestForgetfulAdapterUnderKit(t *testing.T) {
-	if os.Getenv(forgetfulEnv) != "1" {
-		t.Skip("run by TestKitRefusesNotFoundForAnUnknownConsent")
-	}
-	bank, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bank.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(forgetfulBank{bank}))
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{
-		LoginHint: "alice", UnknownLoginHint: "mallory", GoodCode: sandbox.Code, BadCode: "654321",
-	})
-}
-
-// TestKitRefusesNotFoundForAnUnknownConsent proves that the kit fails an
-// adapter answering NOT_FOUND for a consent it does not know, and says
-// what to answer instead, while the calls it left alone pass.
-func TestKitRefusesNotFoundForAnUnknownConsent(t *testing.T) {
-	t.Parallel()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestForgetfulAdapterUnderKit$", "-test.v")
-	cmd.Env = append(os.Environ(), forgetfulEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("the kit passed an adapter answering NOT_FOUND for unknown consents:\n%s", out)
-	}
-	for _, want := range []string{
-		"--- FAIL: TestForgetfulAdapterUnderKit/UnknownConsent/ListAccounts",
-		"ListAccounts on an unknown consent: answered NotFound (NOT_FOUND); a consent the bank does not know " +
-			"(never granted, forgotten, or lost in a restart) must be PermissionDenied (CONSENT_REVOKED_BY_BANK)",
-		"--- FAIL: TestForgetfulAdapterUnderKit/UnknownConsent/VerifySca",
-		"--- PASS: TestForgetfulAdapterUnderKit/UnknownConsent/StartSupportHandoff",
-		"--- PASS: TestForgetfulAdapterUnderKit/Accounts",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("the kit's report does not say %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Logf("the kit's report:\n%s", out)
-	}
-}
-
 // sloppyPurchasesBank is Sandbox Bank with purchase details that get the
 // protocol wrong: a total a euro above what the card was charged, an order
 // number that changes from one call to the next, and made-up details for
@@ -260,64 +144,6 @@ func (b sloppyPurchasesBank) GetPurchaseDetails(ctx context.Context, req *adapte
 	resp.Total.Units++
 	resp.OrderNumber = "ORD-" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	return resp, nil
-}
-
-const sloppyEnv = "BANKBRIDGE_CONFORMANCE_SLOPPY_PURCHASES"
-
-// TestSloppyPurchasesUnderKit runs the kit against sloppyPurchasesBank; it
-// is meant to fail, and runs only inside TestKitChecksPurchaseDetails.
-func TestSloppyPurchasesUnderKit(t *testing.T) {
-	if os.Getenv(sloppyEnv) != "1" {
-		t.Skip("run by TestKitChecksPurchaseDetails")
-	}
-	bank, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bank.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(sloppyPurchasesBank{bank}))
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{
-		LoginHint: "alice", UnknownLoginHint: "mallory", GoodCode: sandbox.Code, BadCode: "654321",
-	})
-}
-
-// TestKitChecksPurchaseDetails proves that the kit fails purchase details
-// that do not match the card transaction, do not add up, change between
-// calls, or exist for an unknown transaction, and says which.
-func TestKitChecksPurchaseDetails(t *testing.T) {
-	t.Parallel()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSloppyPurchasesUnderKit$", "-test.v")
-	cmd.Env = append(os.Environ(), sloppyEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("the kit passed an adapter with wrong purchase details:\n%s", out)
-	}
-	for _, want := range []string{
-		"GetPurchaseDetails of an unknown transaction: want NotFound (NOT_FOUND), got success",
-		`GetPurchaseDetails of card transaction "tx-alice-chk-003": total is 87.40 EUR, want the transaction's 86.40 EUR`,
-		`GetPurchaseDetails of card transaction "tx-alice-chk-003": subtotal + shipping_cost + tax − adjustments is 86.40, but total is 87.40`,
-		`GetPurchaseDetails of card transaction "tx-alice-chk-003": answers differently from one call to the next`,
-		"--- PASS: TestSloppyPurchasesUnderKit/Transactions",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("the kit's report does not say %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Logf("the kit's report:\n%s", out)
-	}
 }
 
 // sloppyNewCallsBank is Sandbox Bank getting the calls and events of the
@@ -378,40 +204,61 @@ func (b sloppyNewCallsBank) StreamEvents(ctx context.Context, req *adapterv1.Str
 	})
 }
 
-const sloppyNewCallsEnv = "BANKBRIDGE_CONFORMANCE_SLOPPY_NEW_CALLS"
+// TestKitCatchesBrokenAdapter proves that the kit fails an adapter written
+// without the SDK that breaks the protocol, and says why, by check.
+func TestKitCatchesBrokenAdapter(t *testing.T) {
+	t.Parallel()
+	rep := runKit(t, serve(t, brokenBank{}), conformance.Fixtures{BankConsentID: "consent-ok"})
+	wantFailed(t, rep, "capabilities/declared-match-implemented",
+		"StartSca of an unlisted capability: error Unimplemented carries no ErrorInfo",
+		"ListCards of an unlisted capability: error Unimplemented carries no ErrorInfo",
+		"NotifyThreadControl of an unlisted capability: error Unimplemented carries no ErrorInfo")
+	wantFailed(t, rep, "consent/unknown-consent",
+		"ListAccounts on an unknown consent: error NotFound carries no ErrorInfo",
+		"GetBalances on an unknown consent: want PermissionDenied (CONSENT_REVOKED_BY_BANK), got success")
+	wantFailed(t, rep, "validation/invalid-requests",
+		"GetBalances without an account: want InvalidArgument (INVALID_ARGUMENT), got success")
+	wantFailed(t, rep, "accounts/list",
+		"ListAccounts: response shows a full account or card number at accounts[0].display_name, accounts[0].masked_number.display")
+	if rep.Passed() {
+		t.Error("the report passes a broken adapter")
+	}
+}
 
-// TestSloppyNewCallsUnderKit runs the kit against sloppyNewCallsBank; it
-// is meant to fail, and runs only inside TestKitChecksNewCalls.
-func TestSloppyNewCallsUnderKit(t *testing.T) {
-	if os.Getenv(sloppyNewCallsEnv) != "1" {
-		t.Skip("run by TestKitChecksNewCalls")
-	}
-	bank, err := sandbox.New(sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bank.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(sloppyNewCallsBank{bank}))
-	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	alert := func(context.Context) error {
-		_, err := bank.TriggerFraudAlert("alice")
-		return err
-	}
-	conformance.Run(t, adapterv1.NewBankAdapterServiceClient(conn), conformance.Fixtures{
+// TestKitRefusesNotFoundForAnUnknownConsent proves that the kit fails an
+// adapter answering NOT_FOUND for a consent it does not know, and says
+// what to answer instead, while the calls it left alone pass.
+func TestKitRefusesNotFoundForAnUnknownConsent(t *testing.T) {
+	t.Parallel()
+	bank := newSandbox(t)
+	rep := runKit(t, serve(t, adapters.NewServer(forgetfulBank{bank}, quiet)), conformance.Fixtures{
 		LoginHint: "alice", UnknownLoginHint: "mallory", GoodCode: sandbox.Code, BadCode: "654321",
-		TriggerEvent: alert, TriggerFraudAlert: alert, PromptEvents: true,
 	})
+	wantFailed(t, rep, "consent/unknown-consent",
+		"ListAccounts: ListAccounts on an unknown consent: answered NotFound (NOT_FOUND); a consent the bank does not know "+
+			"(never granted, forgotten, or lost in a restart) must be PermissionDenied (CONSENT_REVOKED_BY_BANK)",
+		"VerifySca: VerifySca on an unknown consent: answered NotFound (NOT_FOUND)")
+	if r := result(t, rep, "consent/unknown-consent"); strings.Contains(strings.Join(r.Failures, "\n"), "StartSupportHandoff") {
+		t.Errorf("StartSupportHandoff, which the adapter answers right, is named among the failures: %q", r.Failures)
+	}
+	wantStatus(t, rep, conformance.Passed, "accounts/list", "balances/get", "transactions/sync")
+}
+
+// TestKitChecksPurchaseDetails proves that the kit fails purchase details
+// that do not match the card transaction, do not add up, change between
+// calls, or exist for an unknown transaction, and says which.
+func TestKitChecksPurchaseDetails(t *testing.T) {
+	t.Parallel()
+	bank := newSandbox(t)
+	rep := runKit(t, serve(t, adapters.NewServer(sloppyPurchasesBank{bank}, quiet)), conformance.Fixtures{
+		LoginHint: "alice", UnknownLoginHint: "mallory", GoodCode: sandbox.Code, BadCode: "654321",
+	})
+	wantFailed(t, rep, "purchases/unknown-transaction", "GetPurchaseDetails of an unknown transaction: want NotFound (NOT_FOUND), got success")
+	wantFailed(t, rep, "purchases/card-transaction",
+		`GetPurchaseDetails of card transaction "tx-alice-chk-003": total is 87.40 EUR, want the transaction's 86.40 EUR`,
+		`GetPurchaseDetails of card transaction "tx-alice-chk-003": subtotal + shipping_cost + tax − adjustments is 86.40, but total is 87.40`,
+		`GetPurchaseDetails of card transaction "tx-alice-chk-003": answers differently from one call to the next`)
+	wantStatus(t, rep, conformance.Passed, "transactions/sync", "transactions/count-honoured")
 }
 
 // TestKitChecksNewCalls proves that the kit fails an adapter that gets
@@ -419,28 +266,18 @@ func TestSloppyNewCallsUnderKit(t *testing.T) {
 // says which, while what it does right passes.
 func TestKitChecksNewCalls(t *testing.T) {
 	t.Parallel()
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSloppyNewCallsUnderKit$", "-test.v")
-	cmd.Env = append(os.Environ(), sloppyNewCallsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("the kit passed an adapter that gets the new calls wrong:\n%s", out)
-	}
-	for _, want := range []string{
+	bank := newSandbox(t)
+	fx := sandboxFixtures(bank)
+	fx.APIKey, fx.SecondCustomer, fx.UnavailableCustomer = "", conformance.Customer{}, conformance.Customer{}
+	rep := runKit(t, serve(t, adapters.NewServer(sloppyNewCallsBank{bank}, quiet)), fx)
+	wantFailed(t, rep, "support/thread-control",
 		"NotifyThreadControl on an unknown case: want NotFound (NOT_FOUND), got success",
-		"StreamEvents: no AgentPassedControl after NotifyThreadControl REQUEST within 5s (Fixtures.PromptEvents)",
-		"AnswerFraudAlert with another answer: want FailedPrecondition (FAILED_PRECONDITION), got success",
-		"ListCards: response shows a full account or card number at cards[0].masked_number.display",
-		"VerifyCardUnblock with a wrong code: want InvalidArgument (SCA_FAILED) or FailedPrecondition (SCA_LOCKED), got success",
-		"(agent_passed_control): response breaks the protocol's rules",
-		`comes under consent "cns-someone-else", not the one ReportFraud filed it under`,
-		"--- PASS: TestSloppyNewCallsUnderKit/Accounts",
-		"--- PASS: TestSloppyNewCallsUnderKit/Events/Resume",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("the kit's report does not say %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Logf("the kit's report:\n%s", out)
-	}
+		"StreamEvents: no AgentPassedControl after NotifyThreadControl REQUEST within 5s (Fixtures.PromptEvents)")
+	wantFailed(t, rep, "fraud/answer-alert", "AnswerFraudAlert with another answer: want FailedPrecondition (FAILED_PRECONDITION), got success")
+	wantFailed(t, rep, "cards/list", "ListCards: response shows a full account or card number at cards[0].masked_number.display")
+	wantFailed(t, rep, "cards/block-unblock",
+		"VerifyCardUnblock with a wrong code: want InvalidArgument (SCA_FAILED) or FailedPrecondition (SCA_LOCKED), got success")
+	wantFailed(t, rep, "events/watched", "(agent_passed_control): response breaks the protocol's rules",
+		`comes under consent "cns-someone-else", not the one ReportFraud filed it under`)
+	wantStatus(t, rep, conformance.Passed, "accounts/list", "events/resume")
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -113,9 +112,11 @@ func (w *watch) await(from int, d time.Duration, match func(*adapterv1.StreamEve
 // cause, from now on, and with TriggerEvent waits until it is live at the
 // bank (an empty cursor starts when the bank sees the stream). ctx ends
 // the stream.
-func (k *kit) openWatch(ctx context.Context, t *testing.T) {
+func (k *kit) openWatch(ctx context.Context, c *C) {
+	k.needConsent(c)
+	ctx = k.streamCtx(ctx)
 	stream, err := k.client.StreamEvents(ctx, &adapterv1.StreamEventsRequest{})
-	if !ok(t, "StreamEvents (the kit's watch)", err) {
+	if !ok(c, "StreamEvents (the kit's watch)", err) {
 		return
 	}
 	w := newWatch()
@@ -123,39 +124,39 @@ func (k *kit) openWatch(ctx context.Context, t *testing.T) {
 	k.watch = w
 	if k.fx.TriggerEvent == nil {
 		if k.fx.PromptEvents {
-			t.Error("Fixtures.PromptEvents needs Fixtures.TriggerEvent, to know when the watch is live at the bank")
+			c.Error("Fixtures.PromptEvents needs Fixtures.TriggerEvent, to know when the watch is live at the bank")
 		}
-		t.Log("StreamEvents: no Fixtures.TriggerEvent; the watch may miss the first events the kit causes")
+		c.Log("StreamEvents: no trigger_event in the fixtures; the watch may miss the first events the kit causes")
 		return
 	}
 	for attempt := 0; attempt < 50 && w.len() == 0; attempt++ {
-		if err := k.fx.TriggerEvent(k.ctx(t)); err != nil {
-			t.Fatalf("Fixtures.TriggerEvent: %v", err)
+		if err := k.fx.TriggerEvent(k.ctx(c)); err != nil {
+			c.Fatalf("Fixtures.TriggerEvent: %v", err)
 		}
 		if _, err := w.await(0, 100*time.Millisecond, func(*adapterv1.StreamEventsResponse) bool { return true }); err != nil {
-			ok(t, "StreamEvents (the kit's watch)", err)
+			ok(c, "StreamEvents (the kit's watch)", err)
 			return
 		}
 	}
 	if w.len() == 0 {
-		t.Error("StreamEvents: no event arrived after TriggerEvent")
+		c.Error("StreamEvents: no event arrived after TriggerEvent")
 	}
 }
 
 // awaitPrompt wants, with Fixtures.PromptEvents, an event that matches on
 // the watch within eventWait; without it, it checks nothing.
-func (k *kit) awaitPrompt(t *testing.T, what string, match func(*adapterv1.StreamEventsResponse) bool) {
-	t.Helper()
+func (k *kit) awaitPrompt(c *C, what string, match func(*adapterv1.StreamEventsResponse) bool) {
+	c.Helper()
 	if !k.fx.PromptEvents || k.watch == nil {
 		return
 	}
 	ev, err := k.watch.await(0, eventWait, match)
 	switch {
 	case err != nil:
-		t.Errorf("StreamEvents: the stream ended before %s arrived: %s", what, describe(err))
-		checkErrorInfo(t, "StreamEvents", err)
+		c.Errorf("StreamEvents: the stream ended before %s arrived: %s", what, describe(err))
+		checkErrorInfo(c, "StreamEvents", err)
 	case ev == nil:
-		t.Errorf("StreamEvents: no %s within %s (Fixtures.PromptEvents)", what, eventWait)
+		c.Errorf("StreamEvents: no %s within %s (Fixtures.PromptEvents)", what, eventWait)
 	}
 }
 
@@ -182,16 +183,16 @@ var fraudCaseOrder = map[adapterv1.FraudCaseStatus]int{
 // after the bank closed it; the kit's fraud case names the kit's consent
 // and never moves back (RESOLVED is final); an alert under the kit's
 // consent names an account and card that consent covers.
-func (k *kit) testWatched(t *testing.T) {
+func (k *kit) testWatched(c *C) {
 	if k.watch == nil {
-		t.Skip("no watch (no consent for the data checks, or StreamEvents failed)")
+		c.Skip("no watch (events/watch did not pass)")
 	}
 	evs, err := k.watch.snapshot()
 	if err != nil && status.Code(err) != codes.Canceled {
-		ok(t, "StreamEvents (the kit's watch)", err)
+		ok(c, "StreamEvents (the kit's watch)", err)
 	}
 	if len(evs) == 0 {
-		t.Skip("no event arrived while the kit made its calls")
+		c.Skip("no event arrived while the kit made its calls")
 	}
 	kinds := map[string]int{}
 	byCursor := map[string]*adapterv1.StreamEventsResponse{}
@@ -202,13 +203,13 @@ func (k *kit) testWatched(t *testing.T) {
 		what := fmt.Sprintf("StreamEvents event %d (%s)", i, kind)
 		if prev, seen := byCursor[ev.GetCursor()]; seen {
 			if !proto.Equal(prev, ev) {
-				t.Errorf("%s: carries the cursor of an earlier, different event", what)
+				c.Errorf("%s: carries the cursor of an earlier, different event", what)
 			}
 			continue // delivered again
 		}
 		byCursor[ev.GetCursor()] = ev
 		kinds[kind]++
-		k.check(t, what, ev)
+		k.check(c, what, ev)
 		caseID := ""
 		switch e := ev.GetEvent().(type) {
 		case *adapterv1.StreamEventsResponse_AgentMessage:
@@ -227,35 +228,35 @@ func (k *kit) testWatched(t *testing.T) {
 				break
 			}
 			if u.GetBankConsentId() != k.consentID {
-				t.Errorf("%s: the kit's fraud case %q comes under consent %q, not the one ReportFraud filed it under", what, u.GetCaseId(), u.GetBankConsentId())
+				c.Errorf("%s: the kit's fraud case %q comes under consent %q, not the one ReportFraud filed it under", what, u.GetCaseId(), u.GetBankConsentId())
 			}
 			if fraudStatus == adapterv1.FraudCaseStatus_FRAUD_CASE_STATUS_RESOLVED && u.GetStatus() != fraudStatus {
-				t.Errorf("%s: the kit's fraud case moved to %s after RESOLVED, which is final", what, u.GetStatus())
+				c.Errorf("%s: the kit's fraud case moved to %s after RESOLVED, which is final", what, u.GetStatus())
 			} else if fraudCaseOrder[u.GetStatus()] < fraudCaseOrder[fraudStatus] {
-				t.Errorf("%s: the kit's fraud case moved back from %s to %s", what, fraudStatus, u.GetStatus())
+				c.Errorf("%s: the kit's fraud case moved back from %s to %s", what, fraudStatus, u.GetStatus())
 			}
 			fraudStatus = u.GetStatus()
 		case *adapterv1.StreamEventsResponse_FraudAlert:
-			k.checkAlert(t, what, e.FraudAlert)
+			k.checkAlert(c, what, e.FraudAlert)
 		}
 		if caseID != "" && closed[caseID] {
-			t.Errorf("%s: the agent acts on case %q after SupportCaseClosed", what, caseID)
+			c.Errorf("%s: the agent acts on case %q after SupportCaseClosed", what, caseID)
 		}
 	}
-	t.Logf("StreamEvents: checked %d events the kit's calls caused: %v", len(byCursor), kinds)
+	c.Logf("StreamEvents: checked %d events the kit's calls caused: %v", len(byCursor), kinds)
 }
 
 // checkAlert wants an alert under the kit's consent to name an account
 // ListAccounts showed and a card ListCards showed.
-func (k *kit) checkAlert(t *testing.T, what string, a *adapterv1.FraudAlert) {
-	t.Helper()
+func (k *kit) checkAlert(c *C, what string, a *adapterv1.FraudAlert) {
+	c.Helper()
 	if a.GetBankConsentId() != k.consentID {
 		return
 	}
 	if len(k.accounts) > 0 && !slices.ContainsFunc(k.accounts, func(acc *adapterv1.Account) bool { return acc.GetBankAccountId() == a.GetBankAccountId() }) {
-		t.Errorf("%s: alert names account %q, which ListAccounts did not show under the consent", what, a.GetBankAccountId())
+		c.Errorf("%s: alert names account %q, which ListAccounts did not show under the consent", what, a.GetBankAccountId())
 	}
 	if id := a.GetBankCardId(); id != "" && len(k.cards) > 0 && !slices.ContainsFunc(k.cards, func(c *adapterv1.Card) bool { return c.GetBankCardId() == id }) {
-		t.Errorf("%s: alert names card %q, which ListCards did not show under the consent", what, id)
+		c.Errorf("%s: alert names card %q, which ListCards did not show under the consent", what, id)
 	}
 }

@@ -31,6 +31,15 @@ import (
 // (see RequestControl): 200 with {"case_id": id}; 404 for an unknown case,
 // 409 when the case is closed or Anna holds control already.
 //
+//	POST /admin/support/pass-control?case=<case id>
+//
+// makes Anna hand thread control of the case back to the assistant on her
+// own (see PassControl): 200 with {"case_id": id}; 404 for an unknown
+// case, 409 when the case is closed or the assistant holds control.
+//
+// Both support endpoints also take ?user=<login> instead of case: the
+// customer's latest open case (see CustomerCase); 404 when they have none.
+//
 //	POST /admin/leaks?user=<login>&leak=card|iban
 //	DELETE /admin/leaks?user=<login>
 //
@@ -75,27 +84,47 @@ func (b *Bank) AdminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"alert_id": id, "answer": name})
 	})
-	mux.HandleFunc("POST /admin/support/request-control", func(w http.ResponseWriter, r *http.Request) {
-		id := r.URL.Query().Get("case")
-		if id == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "query parameter case is required"})
+	mux.HandleFunc("POST /admin/support/request-control", b.supportAdmin(b.RequestControl,
+		"the agent holds thread control already"))
+	mux.HandleFunc("POST /admin/support/pass-control", b.supportAdmin(b.PassControl,
+		"the assistant holds thread control; there is nothing to hand back"))
+	return mux
+}
+
+// supportAdmin serves a support admin endpoint: it finds the case named by
+// ?case= or ?user= and applies act to it, answering conflict's text when
+// act reports ErrAgentHoldsControl or ErrAgentLacksControl.
+func (b *Bank) supportAdmin(act func(caseID string) error, conflict string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, user := r.URL.Query().Get("case"), r.URL.Query().Get("user")
+		if (id == "") == (user == "") {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "exactly one of the query parameters case and user is required"})
 			return
 		}
-		err := b.RequestControl(id)
+		var err error
+		if user != "" {
+			id, err = b.CustomerCase(user)
+		}
+		if err == nil {
+			err = act(id)
+		}
 		switch {
+		case errors.Is(err, ErrUnknownCustomer):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no customer with this login"})
+		case errors.Is(err, ErrUnknownCase) && user != "":
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "the customer has no open support case; ask for a person in the chat first"})
 		case errors.Is(err, ErrUnknownCase):
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no support case with this id"})
 		case errors.Is(err, ErrCaseClosed):
 			writeJSON(w, http.StatusConflict, map[string]string{"error": "the case is closed"})
-		case errors.Is(err, ErrAgentHoldsControl):
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "the agent holds thread control already"})
+		case errors.Is(err, ErrAgentHoldsControl), errors.Is(err, ErrAgentLacksControl):
+			writeJSON(w, http.StatusConflict, map[string]string{"error": conflict})
 		case err != nil:
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 		default:
 			writeJSON(w, http.StatusOK, map[string]string{"case_id": id})
 		}
-	})
-	return mux
+	}
 }
 
 // CarrierAdminHandler serves the sandbox carrier's admin endpoint, for

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/conformance"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 )
@@ -17,7 +17,7 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
-		client func(*testing.T, *sandbox.Bank, func(*adapters.Bank)) adapterv1.BankAdapterServiceClient
+		client func(*testing.T, *sandbox.Bank, func(*runtime.Bank)) adapterv1.BankAdapterServiceClient
 	}{
 		{name: "in-process", client: inProcess},
 		{name: "remote", client: remote},
@@ -34,7 +34,7 @@ func TestConformance(t *testing.T) {
 			}
 			// The kit makes a few hundred calls at once: more than the
 			// registry's default rate limit lets through.
-			roomy := func(b *adapters.Bank) { b.RateLimit = adapters.RateLimit{PerSecond: 1000, Burst: 1000} }
+			roomy := func(b *runtime.Bank) { b.RateLimit = runtime.RateLimit{PerSecond: 1000, Burst: 1000} }
 			conformance.Run(t, tt.client(t, bank, roomy), conformance.Fixtures{
 				LoginHint:         "alice",
 				UnknownLoginHint:  "mallory",

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -22,7 +23,7 @@ const testAPIKey = "sandbox-test-key-1"
 // services' Vault provider.
 type credentials struct{ creds map[string]string }
 
-func (c *credentials) BankCredential(context.Context, adapters.Bank) (map[string]string, error) {
+func (c *credentials) BankCredential(context.Context, runtime.Bank) (map[string]string, error) {
 	return c.creds, nil
 }
 
@@ -51,9 +52,9 @@ func serve(t *testing.T, a adapters.Adapter, opts ...adapters.ServerOption) stri
 	return lis.Addr().String()
 }
 
-func registry(t *testing.T, banks []adapters.Bank, opts ...adapters.Option) *adapters.Registry {
+func registry(t *testing.T, banks []runtime.Bank, opts ...runtime.Option) *runtime.Registry {
 	t.Helper()
-	r, err := adapters.NewRegistry(banks, opts...)
+	r, err := runtime.NewRegistry(banks, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,13 +64,13 @@ func registry(t *testing.T, banks []adapters.Bank, opts ...adapters.Option) *ada
 
 // inProcess returns the sandbox's client through a registry that runs it
 // in process, as bank "sandbox" with the given tuning.
-func inProcess(t *testing.T, b *sandbox.Bank, tune func(*adapters.Bank)) adapterv1.BankAdapterServiceClient {
+func inProcess(t *testing.T, b *sandbox.Bank, tune func(*runtime.Bank)) adapterv1.BankAdapterServiceClient {
 	t.Helper()
-	bank := adapters.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox"}
+	bank := runtime.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox"}
 	if tune != nil {
 		tune(&bank)
 	}
-	client, err := registry(t, []adapters.Bank{bank}, adapters.WithInProcess("sandbox", b)).Client("sandbox")
+	client, err := registry(t, []runtime.Bank{bank}, runtime.WithInProcess("sandbox", b)).Client("sandbox")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,15 +79,15 @@ func inProcess(t *testing.T, b *sandbox.Bank, tune func(*adapters.Bank)) adapter
 
 // remote serves the sandbox on 127.0.0.1:0 with testAPIKey and returns its
 // client through a registry with a remote bank.
-func remote(t *testing.T, b *sandbox.Bank, tune func(*adapters.Bank)) adapterv1.BankAdapterServiceClient {
+func remote(t *testing.T, b *sandbox.Bank, tune func(*runtime.Bank)) adapterv1.BankAdapterServiceClient {
 	t.Helper()
 	addr := serve(t, b, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
-	bank := adapters.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindRemote, Endpoint: addr}
+	bank := runtime.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindRemote, Endpoint: addr}
 	if tune != nil {
 		tune(&bank)
 	}
 	creds := &credentials{creds: map[string]string{"api_key": testAPIKey}}
-	client, err := registry(t, []adapters.Bank{bank}, adapters.WithCredentials(creds)).Client("sandbox")
+	client, err := registry(t, []runtime.Bank{bank}, runtime.WithCredentials(creds)).Client("sandbox")
 	if err != nil {
 		t.Fatal(err)
 	}

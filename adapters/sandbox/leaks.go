@@ -11,7 +11,7 @@ import (
 )
 
 // A sandbox bank can be made to leak, for tests of bankbridge's defence
-// against adapters that show full numbers (adapters/leak.go): while a
+// against adapters that show full numbers (adapters/leak.go, checked by adapters/runtime): while a
 // customer's leak switch is on, every account ListAccounts returns for
 // that customer shows a full number in its masked field, as a careless
 // adapter that copies the bank's own field would. The switch is off for

@@ -1,7 +1,7 @@
 // Package sandbox is Sandbox Bank: a complete bank adapter, built with the
 // adapter SDK, with deterministic customers for development and tests. It
 // implements every capability, in process ([New] with
-// adapters.WithInProcess) or as a gRPC server (services/sandbox).
+// bankbridge's adapters/runtime.WithInProcess) or as a gRPC server (services/sandbox).
 //
 // Customers are chosen by the login hint of StartSca; the one-time code is
 // [Code] for all of them:
@@ -120,7 +120,7 @@ type Bank struct {
 	mu         sync.Mutex
 	rng        *mathrand.Rand
 	consents   map[string]*consent
-	idem       *idempotencyStore
+	idem       *adapters.Idempotency
 	posted     map[syncKey]bool
 	cardBlocks map[string]*cardBlock        // by card id; absent: ACTIVE
 	unblocks   map[string]*unblockChallenge // by challenge id
@@ -184,7 +184,7 @@ func New(o Options) (*Bank, error) {
 		closed:     make(chan struct{}),
 		rng:        mathrand.New(mathrand.NewPCG(o.Seed, 0x5a4db0c5)),
 		consents:   map[string]*consent{},
-		idem:       newIdempotencyStore(o.Now),
+		idem:       adapters.NewIdempotency(adapters.NewMemoryIdempotencyStore(), adapters.WithIdempotencyClock(o.Now)),
 		posted:     map[syncKey]bool{},
 		cardBlocks: map[string]*cardBlock{},
 		unblocks:   map[string]*unblockChallenge{},

@@ -53,13 +53,22 @@ var (
 	// ErrAgentHoldsControl is RequestControl's error when Anna holds thread
 	// control already, so there is nothing to ask for.
 	ErrAgentHoldsControl = errors.New("sandbox: the agent holds thread control already")
+	// ErrAgentLacksControl is PassControl's error when Anna does not hold
+	// thread control, so there is nothing to hand back.
+	ErrAgentLacksControl = errors.New("sandbox: the agent does not hold thread control")
 )
+
+// AgentDoneMetadata is the metadata of the AgentPassedControl that
+// [Bank.PassControl] makes Anna send.
+const AgentDoneMetadata = "agent done"
 
 // supportCase is a case at the bank's support desk, guarded by Bank.mu.
 type supportCase struct {
 	id        string
 	consentID string
-	closed    bool
+	// opened is when the case opened, to find a customer's latest one.
+	opened time.Time
+	closed bool
 	// agentControl says Anna holds thread control and so answers the
 	// user; bankbridge's assistant holds it otherwise.
 	agentControl bool
@@ -81,7 +90,7 @@ func (b *Bank) StartSupportHandoff(ctx context.Context, req *adapterv1.StartSupp
 	err := b.dataCall(ctx, req.GetBankConsentId(), commonv1.Scope_SCOPE_SUPPORT, func(c *consent, _ *customer) error {
 		var err error
 		resp, err = idempotent(b.idem, "StartSupportHandoff", req.GetIdempotencyKey(), req, func() (*adapterv1.StartSupportHandoffResponse, error) {
-			sc := &supportCase{id: randomID("case-"), consentID: c.id, agentControl: true}
+			sc := &supportCase{id: randomID("case-"), consentID: c.id, opened: b.opts.Now(), agentControl: true}
 			b.cases[sc.id] = sc
 			b.events.append(&adapterv1.StreamEventsResponse{Event: &adapterv1.StreamEventsResponse_AgentJoined{
 				AgentJoined: &adapterv1.AgentJoined{CaseId: sc.id, AgentDisplayName: AgentName},
@@ -218,6 +227,55 @@ func (b *Bank) RequestControl(caseID string) error {
 		AgentRequestedControl: &adapterv1.AgentRequestedControl{CaseId: sc.id, Metadata: RequestControlMetadata},
 	}})
 	return nil
+}
+
+// PassControl makes Anna hand thread control of the case with caseID
+// back to bankbridge's assistant on her own, as an agent done with a case
+// would: she says so, then AgentPassedControl with metadata
+// [AgentDoneMetadata]. ErrUnknownCase, ErrCaseClosed, or
+// ErrAgentLacksControl when the assistant holds control. The case stays
+// open. The admin endpoint POST /admin/support/pass-control calls it.
+func (b *Bank) PassControl(caseID string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sc := b.cases[caseID]
+	switch {
+	case sc == nil:
+		return ErrUnknownCase
+	case sc.closed:
+		return ErrCaseClosed
+	case !sc.agentControl:
+		return ErrAgentLacksControl
+	}
+	b.agentSays(sc.id, "I'm handing you back to the assistant now; ask for me again any time.")
+	b.passControl(sc, AgentDoneMetadata)
+	return nil
+}
+
+// CustomerCase returns the id of the customer's latest open support case
+// under a consent that is not revoked: ErrUnknownCustomer, or
+// ErrUnknownCase when they have none. The admin endpoints take it as
+// ?user=<login>, for callers that do not know case ids (the demo chat).
+func (b *Bank) CustomerCase(login string) (string, error) {
+	if b.customers[login] == nil {
+		return "", ErrUnknownCustomer
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var latest *supportCase
+	for _, sc := range b.cases {
+		c := b.consents[sc.consentID]
+		if sc.closed || c == nil || c.revoked || c.login != login {
+			continue
+		}
+		if latest == nil || sc.opened.After(latest.opened) || (sc.opened.Equal(latest.opened) && sc.id > latest.id) {
+			latest = sc
+		}
+	}
+	if latest == nil {
+		return "", ErrUnknownCase
+	}
+	return latest.id, nil
 }
 
 // passControl hands the case's thread back to the assistant. The caller

@@ -381,3 +381,61 @@ func TestAdminRequestControl(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminPassControlByUser: the agent hands control back on her own, and
+// the support admin endpoints find the customer's open case by login.
+func TestAdminPassControlByUser(t *testing.T) {
+	t.Parallel()
+	sc := openCase(t)
+	srv := httptest.NewServer(sc.bank.AdminHandler())
+	defer srv.Close()
+	post := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(srv.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]string
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Errorf("body: %v", err)
+		}
+		return resp.StatusCode, body["case_id"]
+	}
+
+	tests := []struct {
+		name   string
+		path   string
+		want   int
+		events []string
+	}{
+		{name: "neither case nor user", path: "/admin/support/pass-control", want: http.StatusBadRequest},
+		{name: "both case and user", path: "/admin/support/pass-control?case=" + url.QueryEscape(sc.id) + "&user=bob", want: http.StatusBadRequest},
+		{name: "unknown customer", path: "/admin/support/pass-control?user=nobody", want: http.StatusNotFound},
+		{name: "a customer without a case", path: "/admin/support/pass-control?user=alice", want: http.StatusNotFound},
+		{name: "Anna hands back", path: "/admin/support/pass-control?user=bob", want: http.StatusOK,
+			events: []string{"message", "passed:" + sandbox.AgentDoneMetadata}},
+		{name: "the assistant holds control", path: "/admin/support/pass-control?case=" + url.QueryEscape(sc.id), want: http.StatusConflict},
+		{name: "Anna asks for control again", path: "/admin/support/request-control?user=bob", want: http.StatusOK,
+			events: []string{"requested:" + sandbox.RequestControlMetadata}},
+	}
+	for _, tt := range tests { // in order: each builds on the case's state
+		code, id := post(tt.path)
+		if code != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, code, tt.want)
+		}
+		if code == http.StatusOK && id != sc.id {
+			t.Errorf("%s: case %q, want %q", tt.name, id, sc.id)
+		}
+		if got := sc.read(); !slices.Equal(got, tt.events) {
+			t.Errorf("%s: events %v, want %v", tt.name, got, tt.events)
+		}
+	}
+	if err := sc.send(sandbox.CloseCaseText); err != nil {
+		t.Fatal(err)
+	}
+	_ = sc.read()
+	if code, _ := post("/admin/support/pass-control?user=bob"); code != http.StatusNotFound {
+		t.Errorf("after the case closed, by user: %d, want 404 (no open case)", code)
+	}
+}

@@ -98,9 +98,16 @@ func jaegerBin(root string) string {
 // call.
 func printBanner(out io.Writer, s *stack.Stack) {
 	fmt.Fprint(out, "\nbankbridge dev stack is up.\n\n")
+	for _, p := range stack.Table() {
+		if p.Kind == stack.Web {
+			fmt.Fprintf(out, "  Open the demo chat: http://%s/  (pick alice, link the bank with code 123456, and play the story with the buttons)\n\n", s.Addr(p.Name))
+		}
+	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, p := range stack.Table() {
 		switch p.Kind {
+		case stack.Web:
+			fmt.Fprintf(w, "  %s (web)\thttp://%s/\ta client of the REST API (plain HTTP on loopback); its /demo/ buttons make the sandbox and a dev partner act\n", p.Name, s.Addr(p.Name))
 		case stack.Gateway:
 			fmt.Fprintf(w, "  %s (REST)\t%s\tOpenAPI: %[2]s/openapi.json\n", p.Name, s.GatewayURL)
 		case stack.Bank:
@@ -139,6 +146,8 @@ func printAdmin(out io.Writer, s *stack.Stack) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, p := range stack.Table() {
 		switch {
+		case p.Kind == stack.Web:
+			continue
 		case p.Kind == stack.Gateway:
 			fmt.Fprintf(w, "  %s\thttps://%s\t/readyz: every backend answers; /debug/pprof/ on its REST listener\n", p.Name, s.AdminAddr(p.Name))
 		case s.AdminAddr(p.Name) == "":

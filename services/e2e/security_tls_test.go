@@ -125,6 +125,9 @@ func listeners() []listener {
 		switch p.Kind {
 		case stack.Gateway:
 			out = append(out, listener{p.Name, "https", s.Addr(p.Name)})
+		case stack.Web:
+			// The demo chat is a client of bankbridge, not part of it:
+			// plain HTTP on loopback by design (devstack/stack/table.go).
 		default:
 			out = append(out, listener{p.Name, "grpc", s.Addr(p.Name)})
 			if a := s.AdminAddr(p.Name); a != "" {

@@ -21,7 +21,8 @@ var devOpenAPI []byte
 // openAPIDocument is the document /openapi.json serves: the one generated
 // from the contracts, each operation's comment split into a one-sentence
 // summary and the rest as its description (splitSummary), the headers its
-// RPC requires declared (declareHeaders), with
+// RPC requires declared (declareHeaders) and the idempotency_key field
+// they stand for left out (hideIdempotencyField), with
 // devOpenAPI's paths, definitions and tags when the gateway runs in dev
 // mode.
 func openAPIDocument(devMode bool) ([]byte, error) {
@@ -34,6 +35,7 @@ func openAPIDocument(devMode bool) ([]byte, error) {
 		return nil, fmt.Errorf("openapi document: %w", err)
 	}
 	paths, _ := doc["paths"].(map[string]any)
+	defs, _ := doc["definitions"].(map[string]any)
 	for _, p := range paths {
 		ops, _ := p.(map[string]any)
 		for _, o := range ops {
@@ -42,6 +44,7 @@ func openAPIDocument(devMode bool) ([]byte, error) {
 				id, _ := op["operationId"].(string)
 				if m, ok := methods[id]; ok {
 					declareHeaders(op, m)
+					hideIdempotencyField(op, m, defs)
 				}
 			}
 		}

@@ -22,7 +22,8 @@ import (
 const (
 	purposeHeader     = "Bankbridge-Purpose"
 	idempotencyHeader = "Idempotency-Key"
-	idempotencyText   = "8-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED. It fills the idempotency_key field; a key also sent there must be the same."
+	idempotencyField  = "idempotency_key"
+	idempotencyText   = "8-128 letters, digits, _ or -, new for each distinct write: a retry with the same key and body returns the first answer and changes nothing again; the same key with another body is 409 IDEMPOTENCY_KEY_REUSED."
 )
 
 // restMethods maps each REST operation's id, as protoc-gen-openapiv2
@@ -73,7 +74,7 @@ func declareHeaders(op map[string]any, m protoreflect.MethodDescriptor) {
 		params = append(params, headerParam(purposeHeader, "Why the call is made: "+strings.Join(names, ", ")+
 			" (a bankbridge.common.v1.Purpose name, with or without PURPOSE_). Missing or unknown: 400 INVALID_ARGUMENT; not allowed for this call or client: 403."))
 	}
-	if m.Input().Fields().ByName("idempotency_key") != nil && !declared[idempotencyHeader] {
+	if m.Input().Fields().ByName(idempotencyField) != nil && !declared[idempotencyHeader] {
 		params = append(params, headerParam(idempotencyHeader, idempotencyText))
 	}
 	if len(params) > 0 {
@@ -83,4 +84,60 @@ func declareHeaders(op map[string]any, m protoreflect.MethodDescriptor) {
 
 func headerParam(name, description string) map[string]any {
 	return map[string]any{"name": name, "description": description, "in": "header", "required": true, "type": "string"}
+}
+
+// hideIdempotencyField leaves the idempotency_key request field out of op,
+// whether generated as a query parameter or as a property of the body's
+// schema: over REST the key is the Idempotency-Key header, which the
+// document requires, and listing the field too would tell a generated
+// client the key is optional, while a call without the header is 400. (The
+// kit still takes the field, for gRPC callers; a key in both places must be
+// the same.) A body schema of one operation is its own definition
+// (protoc-gen-openapiv2 names it <Service><Method>Body), so no response
+// loses the field.
+func hideIdempotencyField(op map[string]any, m protoreflect.MethodDescriptor, defs map[string]any) {
+	if m.Input().Fields().ByName(idempotencyField) == nil {
+		return
+	}
+	params, _ := op["parameters"].([]any)
+	if len(params) == 0 {
+		return
+	}
+	kept := params[:0]
+	for _, p := range params {
+		q, _ := p.(map[string]any)
+		if q["name"] == idempotencyField && q["in"] == "query" {
+			continue
+		}
+		if q["in"] == "body" {
+			schema, _ := q["schema"].(map[string]any)
+			ref, _ := schema["$ref"].(string)
+			if def, ok := defs[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any); ok {
+				schema = def
+			}
+			dropProperty(schema, idempotencyField)
+		}
+		kept = append(kept, p)
+	}
+	op["parameters"] = kept
+}
+
+// dropProperty removes name from a schema's properties and required list.
+func dropProperty(schema map[string]any, name string) {
+	if props, ok := schema["properties"].(map[string]any); ok {
+		delete(props, name)
+	}
+	if req, ok := schema["required"].([]any); ok {
+		kept := req[:0]
+		for _, r := range req {
+			if r != name {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == 0 {
+			delete(schema, "required")
+		} else {
+			schema["required"] = kept
+		}
+	}
 }

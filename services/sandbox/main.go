@@ -18,6 +18,10 @@
 //	curl --cacert <CA> -X POST 'https://127.0.0.1:9401/admin/fraud-alerts?user=alice'
 //	curl --cacert <CA> 'https://127.0.0.1:9401/admin/fraud-alerts/<alert id>'
 //	curl --cacert <CA> -X POST 'https://127.0.0.1:9401/admin/support/request-control?case=<case id>'
+//	curl --cacert <CA> -X POST 'https://127.0.0.1:9401/admin/support/pass-control?user=alice'
+//
+// (pass-control makes her hand the case back; both take ?user=<login> for
+// the customer's latest open case instead of ?case=.)
 //
 // A fraud case moves from RECEIVED to IN_REVIEW to RESOLVED one
 // --fraud-case-step apart.
@@ -88,7 +92,7 @@ const pushTimeout = 10 * time.Second
 func defaults() *config {
 	c := &config{
 		Config:      bootstrap.Defaults("sandbox", "127.0.0.1:9400", "127.0.0.1:9401"),
-		APIKeyGrace: time.Minute,
+		APIKeyGrace: 10 * time.Minute, // longer than the services' --vault-refresh (5 min)
 		APIKeyPoll:  time.Second,
 		Bank:        sandbox.Options{BankID: "sandbox", DisplayName: "Sandbox Bank", Seed: 1, FraudCaseStep: sandbox.DefaultFraudCaseStep},
 		Carrier:     carrierConfig{Step: sandbox.DefaultCarrierStep},

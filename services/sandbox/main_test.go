@@ -21,7 +21,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	adapterruntime "github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
 	"github.com/bankbridge/bankbridge/gen/apierr"
@@ -185,7 +185,7 @@ type credentials struct {
 	key string
 }
 
-func (c *credentials) BankCredential(context.Context, adapters.Bank) (map[string]string, error) {
+func (c *credentials) BankCredential(context.Context, adapterruntime.Bank) (map[string]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return map[string]string{"api_key": c.key}, nil
@@ -246,10 +246,10 @@ func start(t *testing.T, args ...string) (addrs bootstrap.Listening, stop func(w
 	return bootstrap.Listening{}, stop
 }
 
-func registry(t *testing.T, addr string, creds adapters.CredentialSource) adapterv1.BankAdapterServiceClient {
+func registry(t *testing.T, addr string, creds adapterruntime.CredentialSource) adapterv1.BankAdapterServiceClient {
 	t.Helper()
-	r, err := adapters.NewRegistry([]adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindRemote, Endpoint: addr}},
-		adapters.WithCredentials(creds), adapters.WithRegistryLogger(slog.New(slog.DiscardHandler)))
+	r, err := adapterruntime.NewRegistry([]adapterruntime.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapterruntime.KindRemote, Endpoint: addr}},
+		adapterruntime.WithCredentials(creds), adapterruntime.WithRegistryLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -74,17 +74,17 @@ func TestServesMutualTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var opts []adapters.Option
+			var opts []runtime.Option
 			if tt.cert != nil {
-				opts = append(opts, adapters.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return tt.cert, nil }))
+				opts = append(opts, runtime.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return tt.cert, nil }))
 			} else {
-				opts = append(opts, adapters.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				opts = append(opts, runtime.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 					return &tls.Certificate{}, nil // what a client without one sends
 				}))
 			}
-			r, err := adapters.NewRegistry([]adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindRemote, Endpoint: addrs.Addr,
-				TLS: &adapters.TLS{CAFile: caFile, ServerName: "sandbox", ClientCertFromService: true}}},
-				append(opts, adapters.WithCredentials(&credentials{key: "first-key-0001"}), adapters.WithRegistryLogger(slog.New(slog.DiscardHandler)))...)
+			r, err := runtime.NewRegistry([]runtime.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindRemote, Endpoint: addrs.Addr,
+				TLS: &runtime.TLS{CAFile: caFile, ServerName: "sandbox", ClientCertFromService: true}}},
+				append(opts, runtime.WithCredentials(&credentials{key: "first-key-0001"}), runtime.WithRegistryLogger(slog.New(slog.DiscardHandler)))...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -572,6 +572,16 @@ func (s *Stack) args(p Process) []string {
 		if p.Needs.HTTP {
 			args = append(args, "--http-addr="+s.HTTPAddr(p.Name))
 		}
+	case Web:
+		partner, _, _ := strings.Cut(DevPartners, ",")
+		args = []string{"--addr=" + s.Addr(p.Name), "--gateway-url=" + s.GatewayURL, "--ca-file=" + s.CAFile, "--partner-client=" + partner}
+		for _, q := range s.table {
+			if q.Kind == Bank && q.AdminPort != 0 {
+				args = append(args, "--sandbox-admin-url=https://"+s.AdminAddr(q.Name))
+				break
+			}
+		}
+		return append(append(args, p.Flags...), s.opts.ExtraArgs[p.Name]...)
 	}
 	if p.AdminPort != 0 {
 		args = append(args, "--admin-addr="+s.AdminAddr(p.Name))
@@ -631,7 +641,9 @@ func (s *Stack) startProcess(ctx context.Context, p Process, extra ...string) er
 		return err
 	}
 	readyz := "https://" + s.Addr(p.Name) + "/readyz"
-	if p.Kind != Gateway {
+	if p.Kind == Web {
+		readyz = "http://" + s.Addr(p.Name) + "/readyz"
+	} else if p.Kind != Gateway {
 		if p.AdminPort == 0 {
 			return nil
 		}

@@ -24,6 +24,15 @@ const (
 	// one --page-token-key (shared by every service, as by replicas), and
 	// the flags of what its Needs declare.
 	Service
+	// Web is a web app people open in a browser, outside bankbridge (the
+	// demo chat): plain HTTP on a loopback --addr (a browser's secure
+	// context, no certificate to trust), a client of the gateway's public
+	// REST API (--gateway-url, trusting --ca-file), which plays the world
+	// outside the chat through the first Bank's admin listener
+	// (--sandbox-admin-url) and a dev partner's credentials
+	// (--partner-client, its secret in BANKBRIDGE_PARTNER_SECRET). It gets
+	// no Vault token and no certificate.
+	Web
 )
 
 // Process is one entry of the table: adding a service to the dev stack is
@@ -83,6 +92,9 @@ var table = []Process{
 	// transactions, as the user.
 	{Name: "support", Package: "./support", Kind: Service, Port: 9104, AdminPort: 9204,
 		Needs: bootstrap.Needs{Banks: true, Consent: true, Storage: true, Bus: true}, Calls: []string{"balance"}},
+	// The demo chat, on http://127.0.0.1:8088: what a product team's chat
+	// looks like on the public REST API.
+	{Name: "demochat", Package: "./demochat", Kind: Web, Port: 8088},
 }
 
 // Table is the dev stack's processes, in start order.
@@ -91,11 +103,11 @@ func Table() []Process { return slices.Clone(table) }
 // dependencies are the processes p needs started first.
 func (p Process) dependencies(table []Process) []string {
 	var deps []string
-	if p.Kind == Service {
-		deps = append(deps, "gateway") // the token issuer
+	if p.Kind == Service || p.Kind == Web {
+		deps = append(deps, "gateway") // the token issuer; the Web app's API
 	}
 	for _, q := range table {
-		if q.Kind == Bank && p.Needs.Banks {
+		if q.Kind == Bank && (p.Needs.Banks || p.Kind == Web) {
 			deps = append(deps, q.Name)
 		}
 	}

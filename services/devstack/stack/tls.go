@@ -34,7 +34,9 @@ func (s *Stack) setUpTLS(ctx context.Context) error {
 	}
 	var names []string
 	for _, p := range s.table {
-		names = append(names, p.Name)
+		if p.Kind != Web { // a Web app serves plain HTTP on loopback
+			names = append(names, p.Name)
+		}
 	}
 	ca, err := certs.SetUpDev(ctx, c, certs.DefaultMount, names)
 	if err != nil {
@@ -94,6 +96,9 @@ func (s *Stack) kvPut(ctx context.Context, path string, data map[string]any) err
 
 // secretEnv is p's secrets, as the environment variables of their flags.
 func (s *Stack) secretEnv(p Process) []string {
+	if p.Kind == Web { // a client of the API: no Vault, only a dev partner's secret
+		return []string{"BANKBRIDGE_PARTNER_SECRET=" + DevPartnerSecret}
+	}
 	env := []string{"BANKBRIDGE_VAULT_TOKEN=" + s.Vault.Token}
 	switch p.Kind {
 	case Gateway:

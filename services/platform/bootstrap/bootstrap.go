@@ -50,7 +50,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/services/platform/access"
 	"github.com/bankbridge/bankbridge/services/platform/buildinfo"
 	"github.com/bankbridge/bankbridge/services/platform/certs"
@@ -208,7 +208,7 @@ type Deps struct {
 	// of --page-token-key.
 	PageTokens *pagetoken.Tokens
 	// Banks is set with Needs.Banks.
-	Banks *adapters.Registry
+	Banks *runtime.Registry
 	// Vault is set with Needs.Vault, and with Needs.Banks when --vault-addr
 	// is set.
 	Vault *credentials.Provider

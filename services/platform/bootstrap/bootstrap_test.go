@@ -8,7 +8,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/services/platform/bootstrap"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 	"github.com/bankbridge/bankbridge/services/platform/vaulttest"
@@ -28,16 +28,16 @@ func TestVaultCredentials(t *testing.T) {
 	t.Cleanup(func() { _ = p.Close() })
 	src := bootstrap.VaultCredentials{Provider: p}
 
-	got, err := src.BankCredential(t.Context(), adapters.Bank{ID: "acme", VaultPath: "banks/acme-prod"})
+	got, err := src.BankCredential(t.Context(), runtime.Bank{ID: "acme", VaultPath: "banks/acme-prod"})
 	if err != nil || got["api_key"] != "k1" {
 		t.Fatalf("BankCredential = %v, %v; want the secret at banks/acme-prod", got, err)
 	}
 	for _, path := range []string{"partners/acme", "banks/a/b", "banks/"} {
-		if _, err := src.BankCredential(t.Context(), adapters.Bank{ID: "acme", VaultPath: path}); err == nil {
+		if _, err := src.BankCredential(t.Context(), runtime.Bank{ID: "acme", VaultPath: path}); err == nil {
 			t.Errorf("VaultPath %q accepted", path)
 		}
 	}
-	if _, err := src.BankCredential(t.Context(), adapters.Bank{ID: "ghost", VaultPath: "banks/ghost"}); err == nil {
+	if _, err := src.BankCredential(t.Context(), runtime.Bank{ID: "ghost", VaultPath: "banks/ghost"}); err == nil {
 		t.Error("a bank without a secret got credentials")
 	}
 }

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	consentv1 "github.com/bankbridge/bankbridge/gen/bankbridge/consent/v1"
 	"github.com/bankbridge/bankbridge/services/platform/auth"
 	"github.com/bankbridge/bankbridge/services/platform/buildinfo"
@@ -197,33 +197,33 @@ func (b *builder) build(life context.Context) error {
 }
 
 func (b *builder) buildBanks() error {
-	banks, err := adapters.LoadConfig(b.cfg.BanksFile)
+	banks, err := runtime.LoadConfig(b.cfg.BanksFile)
 	if err != nil {
 		return err
 	}
 	tel := b.deps.Telemetry
-	opts := []adapters.Option{adapters.WithRegistryLogger(b.deps.Logger), adapters.WithMeterProvider(tel.MeterProvider), adapters.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+	opts := []runtime.Option{runtime.WithRegistryLogger(b.deps.Logger), runtime.WithMeterProvider(tel.MeterProvider), runtime.WithDialOptions(grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(tel.TracerProvider),
 		otelgrpc.WithMeterProvider(tel.MeterProvider),
 		otelgrpc.WithPropagators(tel.Propagator),
 	)))}
 	if b.deps.Certs != nil {
 		// For adapters that trust bankbridge's CA (tls.client_cert_from_service).
-		opts = append(opts, adapters.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		opts = append(opts, runtime.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return b.deps.Certs.Certificate(), nil
 		}))
 	}
 	if b.deps.Vault != nil {
-		opts = append(opts, adapters.WithCredentials(VaultCredentials{Provider: b.deps.Vault}))
+		opts = append(opts, runtime.WithCredentials(VaultCredentials{Provider: b.deps.Vault}))
 	} else {
 		for _, bank := range banks {
-			if bank.Kind == adapters.KindRemote {
+			if bank.Kind == runtime.KindRemote {
 				return fmt.Errorf("%s needs --vault-addr (%s): bank %s is remote, and its credentials are in Vault",
 					b.cfg.Server.Name, envName("vault-addr"), bank.ID)
 			}
 		}
 	}
-	reg, err := adapters.NewRegistry(banks, opts...)
+	reg, err := runtime.NewRegistry(banks, opts...)
 	if err != nil {
 		return err
 	}
@@ -477,7 +477,7 @@ func (b *builder) ready(l Listening) {
 }
 
 // configuredBanks tells the server kit which banks the registry knows.
-type configuredBanks struct{ r *adapters.Registry }
+type configuredBanks struct{ r *runtime.Registry }
 
 // HasBank reports whether bank id is configured.
 func (b configuredBanks) HasBank(id string) bool {

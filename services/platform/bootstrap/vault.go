@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/services/platform/credentials"
 )
 
@@ -19,7 +19,7 @@ type VaultCredentials struct {
 // BankCredential returns the secret at the bank's VaultPath, which must be
 // banks/<id> under the provider's mount. The error names the bank and the
 // path, never a value.
-func (v VaultCredentials) BankCredential(ctx context.Context, bank adapters.Bank) (map[string]string, error) {
+func (v VaultCredentials) BankCredential(ctx context.Context, bank runtime.Bank) (map[string]string, error) {
 	id, ok := strings.CutPrefix(bank.VaultPath, "banks/")
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return nil, fmt.Errorf("bank %s: vault path %q: the credentials provider reads banks/<id> only", bank.ID, bank.VaultPath)

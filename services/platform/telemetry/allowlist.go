@@ -56,7 +56,7 @@ var allowedKeys = map[string]bool{
 	"bankbridge.webhook_delivery_id": true, "bankbridge.webhook_endpoint_id": true,
 	"bankbridge.tls_name": true, // the process's own name, its certificate's
 	// Per-bank call metrics and the failed-call and access-log lines
-	// (adapters/observe.go, the gateway's access log): a configured bank
+	// (adapters/runtime/observe.go, the gateway's access log): a configured bank
 	// id, an RPC's short name or an HTTP method, enum names, a route
 	// template (never a path).
 	"bank_id": true, "method": true, "outcome": true, "reason": true,
@@ -64,7 +64,7 @@ var allowedKeys = map[string]bool{
 	// The sandbox bank's start-up line: which fixture customers fail on
 	// purpose (a constant of adapters/sandbox).
 	"bankbridge.fault_customers": true,
-	// A bank's refused answer (adapters/leak.go): the kind of number found
+	// A bank's refused answer (adapters/runtime/leakcheck.go): the kind of number found
 	// (card, iban) and where, as proto field paths of the adapter protocol,
 	// which has no maps: names and list indexes only, never a value.
 	"bankbridge.leak_kind": true, "bankbridge.field_path": true,

@@ -116,7 +116,7 @@ func TestAllowed(t *testing.T) {
 }
 
 // TestLeakAttributesLeave: on-call learns where in a bank's answer an
-// unmasked number was found (adapters/leak.go logs and counts it so), as
+// unmasked number was found (adapters/runtime/leakcheck.go logs and counts it so), as
 // the kind and the proto field path carry no value of the answer.
 func TestLeakAttributesLeave(t *testing.T) {
 	t.Parallel()

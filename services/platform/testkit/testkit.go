@@ -22,7 +22,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -190,16 +190,16 @@ func GetStatus(t testing.TB, url string) int {
 // SandboxRegistry is the adapter SDK's registry with one bank, "sandbox",
 // served in process by a fresh sandbox bank: the path a service's calls to
 // a bank take, without a network. Both close with the test.
-func SandboxRegistry(t testing.TB) *adapters.Registry {
+func SandboxRegistry(t testing.TB) *runtime.Registry {
 	t.Helper()
 	sb, err := sandbox.New(sandbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Close)
-	reg, err := adapters.NewRegistry([]adapters.Bank{{
-		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
-	}}, adapters.WithInProcess("sandbox", sb))
+	reg, err := runtime.NewRegistry([]runtime.Bank{{
+		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox",
+	}}, runtime.WithInProcess("sandbox", sb))
 	if err != nil {
 		t.Fatal(err)
 	}

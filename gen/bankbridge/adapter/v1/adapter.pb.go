@@ -249,7 +249,8 @@ const (
 	HealthStatus_HEALTH_STATUS_SERVING HealthStatus = 1
 	// The bank answers, but slowly, with errors, or without some capability.
 	HealthStatus_HEALTH_STATUS_DEGRADED HealthStatus = 2
-	// The bank does not answer; bankbridge stops calling until it recovers.
+	// The bank does not answer. bankbridge does not stop calling because of
+	// it: its circuit breaker, fed by the calls' outcomes, does.
 	HealthStatus_HEALTH_STATUS_DOWN HealthStatus = 3
 )
 
@@ -2475,7 +2476,10 @@ type Transaction struct {
 	// The value date, YYYY-MM-DD, when the bank gives one.
 	ValueDate string `protobuf:"bytes,6,opt,name=value_date,json=valueDate,proto3" json:"value_date,omitempty"`
 	// When the transaction happened, e.g. a card authorisation, when the bank
-	// knows the time.
+	// knows the time. Set it on every PENDING transaction whose time the bank
+	// gives: a pending transaction has no booking_date, so this is the date a
+	// chat shows for it (bankbridge's transaction_time). A time more than a day
+	// after bankbridge read it is dropped as a clock error.
 	TransactionTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=transaction_time,json=transactionTime,proto3" json:"transaction_time,omitempty"`
 	// The other party's name (creditor or debtor), e.g. a merchant.
 	CounterpartyName string `protobuf:"bytes,8,opt,name=counterparty_name,json=counterpartyName,proto3" json:"counterparty_name,omitempty"`

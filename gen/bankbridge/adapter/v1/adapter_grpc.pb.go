@@ -57,13 +57,19 @@ const (
 // Capabilities. GetAdapterInfo and CheckHealth are required. Every other
 // RPC belongs to one Capability, named in its comment; list in
 // GetAdapterInfo exactly the capabilities you implement, and answer the RPCs
-// of the others with UNIMPLEMENTED (reason CAPABILITY_NOT_SUPPORTED), which
-// the generated UnimplementedBankAdapterServiceServer does for you.
+// of the others with UNIMPLEMENTED and an ErrorInfo of reason
+// CAPABILITY_NOT_SUPPORTED. The Go SDK's server (adapters.NewServer) does
+// this for you. A generated UnimplementedBankAdapterServiceServer, in any
+// language, does not: its bare UNIMPLEMENTED carries no ErrorInfo, so
+// bankbridge takes it for a failing bank (BANK_UNAVAILABLE) and the
+// conformance kit fails it. Answer each RPC you do not implement yourself.
 //
 // Credentials. bankbridge keeps the bank's credentials in Vault at
 // bankbridge/banks/<bank_id> and sends them with every call as gRPC
 // metadata: each key K of that secret as `bankbridge-credential-K` (K in
-// lowercase). Do not log them. A rotated secret arrives with the next call.
+// lowercase). Do not log them. A rotated secret arrives once bankbridge
+// re-reads Vault (every --vault-refresh, 5 minutes by default): keep
+// accepting the one it replaced for longer than that.
 //
 // Users. An adapter never learns who the user is in the chat: StartSca gets
 // a pseudonymous user_reference and, when needed, the user's bank login id;
@@ -100,10 +106,14 @@ type BankAdapterServiceClient interface {
 	// Required of every adapter.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	GetAdapterInfo(ctx context.Context, in *GetAdapterInfoRequest, opts ...grpc.CallOption) (*GetAdapterInfoResponse, error)
-	// CheckHealth says whether the adapter can reach the bank. bankbridge
-	// calls it every few seconds for per-bank health and its circuit breaker,
-	// so answer within a second, from what recent bank calls showed rather
-	// than by calling the bank each time. Required of every adapter.
+	// CheckHealth says whether the adapter can reach the bank, for operators,
+	// probes and the conformance kit. Answer within a second, from what recent
+	// bank calls showed rather than by calling the bank each time. bankbridge's
+	// services do not act on it: each bank's circuit breaker, fed by the calls
+	// themselves, stops calls to a failing bank and, after breaker.open_for,
+	// lets one trial call through, which is how bankbridge notices recovery.
+	// So keep passing calls to the bank while DOWN: a health that stopped them
+	// would never see the bank come back. Required of every adapter.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	CheckHealth(ctx context.Context, in *CheckHealthRequest, opts ...grpc.CallOption) (*CheckHealthResponse, error)
 	// StartSca creates a consent at the bank for the requested scopes and
@@ -615,13 +625,19 @@ type BankAdapterService_StreamEventsClient = grpc.ServerStreamingClient[StreamEv
 // Capabilities. GetAdapterInfo and CheckHealth are required. Every other
 // RPC belongs to one Capability, named in its comment; list in
 // GetAdapterInfo exactly the capabilities you implement, and answer the RPCs
-// of the others with UNIMPLEMENTED (reason CAPABILITY_NOT_SUPPORTED), which
-// the generated UnimplementedBankAdapterServiceServer does for you.
+// of the others with UNIMPLEMENTED and an ErrorInfo of reason
+// CAPABILITY_NOT_SUPPORTED. The Go SDK's server (adapters.NewServer) does
+// this for you. A generated UnimplementedBankAdapterServiceServer, in any
+// language, does not: its bare UNIMPLEMENTED carries no ErrorInfo, so
+// bankbridge takes it for a failing bank (BANK_UNAVAILABLE) and the
+// conformance kit fails it. Answer each RPC you do not implement yourself.
 //
 // Credentials. bankbridge keeps the bank's credentials in Vault at
 // bankbridge/banks/<bank_id> and sends them with every call as gRPC
 // metadata: each key K of that secret as `bankbridge-credential-K` (K in
-// lowercase). Do not log them. A rotated secret arrives with the next call.
+// lowercase). Do not log them. A rotated secret arrives once bankbridge
+// re-reads Vault (every --vault-refresh, 5 minutes by default): keep
+// accepting the one it replaced for longer than that.
 //
 // Users. An adapter never learns who the user is in the chat: StartSca gets
 // a pseudonymous user_reference and, when needed, the user's bank login id;
@@ -658,10 +674,14 @@ type BankAdapterServiceServer interface {
 	// Required of every adapter.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	GetAdapterInfo(context.Context, *GetAdapterInfoRequest) (*GetAdapterInfoResponse, error)
-	// CheckHealth says whether the adapter can reach the bank. bankbridge
-	// calls it every few seconds for per-bank health and its circuit breaker,
-	// so answer within a second, from what recent bank calls showed rather
-	// than by calling the bank each time. Required of every adapter.
+	// CheckHealth says whether the adapter can reach the bank, for operators,
+	// probes and the conformance kit. Answer within a second, from what recent
+	// bank calls showed rather than by calling the bank each time. bankbridge's
+	// services do not act on it: each bank's circuit breaker, fed by the calls
+	// themselves, stops calls to a failing bank and, after breaker.open_for,
+	// lets one trial call through, which is how bankbridge notices recovery.
+	// So keep passing calls to the bank while DOWN: a health that stopped them
+	// would never see the bank come back. Required of every adapter.
 	// Fails with UNAUTHENTICATED (CREDENTIALS_REJECTED) when the credentials metadata is missing or wrong.
 	CheckHealth(context.Context, *CheckHealthRequest) (*CheckHealthResponse, error)
 	// StartSca creates a consent at the bank for the requested scopes and

@@ -622,8 +622,16 @@ type Balance struct {
 	// Whether amount includes the credit limit (Berlin Group
 	// creditLimitIncluded), e.g. an available balance that counts the overdraft.
 	CreditLimitIncluded bool `protobuf:"varint,4,opt,name=credit_limit_included,json=creditLimitIncluded,proto3" json:"credit_limit_included,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Output only. True on the one balance a product should show as "the
+	// balance" of the account; false on the others. bankbridge picks it from
+	// the types the bank reports, the first present of INTERIM_AVAILABLE,
+	// EXPECTED, INTERIM_BOOKED, CLOSING_BOOKED, OPENING_BOOKED, NON_INVOICED,
+	// FORWARD_AVAILABLE, preferring a balance without the credit limit
+	// (the user's own money) over any that includes it; a CREDIT_LIMIT is
+	// never picked, so when it is the only balance none is marked.
+	Display       bool `protobuf:"varint,5,opt,name=display,proto3" json:"display,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Balance) Reset() {
@@ -684,6 +692,13 @@ func (x *Balance) GetCreditLimitIncluded() bool {
 	return false
 }
 
+func (x *Balance) GetDisplay() bool {
+	if x != nil {
+		return x.Display
+	}
+	return false
+}
+
 // Transaction is one movement of money on an account, as the bank reports
 // it. It is read-only: bankbridge sets every field from the bank's data.
 type Transaction struct {
@@ -726,8 +741,15 @@ type Transaction struct {
 	// account; empty otherwise. The pending transaction is then no longer
 	// listed, and SyncTransactions reports it removed.
 	PendingTransaction string `protobuf:"bytes,11,opt,name=pending_transaction,json=pendingTransaction,proto3" json:"pending_transaction,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// When the transaction took place, as the bank reports it, e.g. when a
+	// card payment was authorised (Berlin Group transactionDate, card
+	// acceptorTransactionDateTime). It is the date to show for a pending
+	// transaction, which has no booking_time yet; set on booked ones too when
+	// the bank gives it. Unset when the bank gives no time, or one more than a
+	// day after bankbridge read it (a bank's clock error, not a date to show).
+	TransactionTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=transaction_time,json=transactionTime,proto3" json:"transaction_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -835,6 +857,13 @@ func (x *Transaction) GetPendingTransaction() string {
 		return x.PendingTransaction
 	}
 	return ""
+}
+
+func (x *Transaction) GetTransactionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TransactionTime
+	}
+	return nil
 }
 
 // ListAccountsRequest asks for the accounts of a user.
@@ -1343,8 +1372,8 @@ func (x *ListTransactionsRequest) GetStatus() TransactionStatus {
 // ListTransactionsResponse is one page of an account's transactions.
 type ListTransactionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The transactions: pending first, then booked by booking_time, newest
-	// first.
+	// The transactions: pending first, by transaction_time, then booked by
+	// booking_time, each newest first.
 	Transactions []*Transaction `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
 	// The token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -1567,20 +1596,22 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"\rcurrency_code\x18\a \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[A-Z]{3}$R\fcurrencyCode\x12H\n" +
 	"\x06status\x18\b \x01(\x0e2$.bankbridge.balance.v1.AccountStatusB\n" +
-	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\"\xf8\x03\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06status\"\xf5\x04\n" +
 	"\x0eAccountBalance\x12^\n" +
 	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\x12D\n" +
 	"\bbalances\x18\x02 \x03(\v2\x1e.bankbridge.balance.v1.BalanceB\b\xbaH\x05\x92\x01\x02\x10 R\bbalances\x12\x14\n" +
 	"\x05stale\x18\x03 \x01(\bR\x05stale\x127\n" +
-	"\x05as_of\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04asOf:\xf0\x01\xbaH\xec\x01\x1a\xe9\x01\n" +
-	"\x1baccount_balance.type_unique\x12Feach balance type appears at most once per credit_limit_included value\x1a\x81\x01this.balances.all(a, this.balances.filter(b, b.type == a.type && b.credit_limit_included == a.credit_limit_included).size() == 1)\"\xf7\x01\n" +
+	"\x05as_of\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04asOf:\xed\x02\xbaH\xe9\x02\x1a\xe9\x01\n" +
+	"\x1baccount_balance.type_unique\x12Feach balance type appears at most once per credit_limit_included value\x1a\x81\x01this.balances.all(a, this.balances.filter(b, b.type == a.type && b.credit_limit_included == a.credit_limit_included).size() == 1)\x1a{\n" +
+	"$account_balance.display_at_most_once\x12#at most one balance has display set\x1a.this.balances.filter(b, b.display).size() <= 1\"\xca\x03\n" +
 	"\aBalance\x12B\n" +
 	"\x04type\x18\x01 \x01(\x0e2\".bankbridge.balance.v1.BalanceTypeB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04type\x12;\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x127\n" +
 	"\x05as_of\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x04asOf\x122\n" +
-	"\x15credit_limit_included\x18\x04 \x01(\bR\x13creditLimitIncluded\"\x8f\n" +
-	"\n" +
+	"\x15credit_limit_included\x18\x04 \x01(\bR\x13creditLimitIncluded\x12\x18\n" +
+	"\adisplay\x18\x05 \x01(\bR\adisplay:\xb6\x01\xbaH\xb2\x01\x1a\xaf\x01\n" +
+	"$balance.credit_limit_never_displayed\x12,a CREDIT_LIMIT balance never has display set\x1aY!this.display || this.type != bankbridge.balance.v1.BalanceType.BALANCE_TYPE_CREDIT_LIMIT\"\xe6\v\n" +
 	"\vTransaction\x12z\n" +
 	"\x04name\x18\x01 \x01(\tBf\xbaHcra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\x04name\x12;\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1b.bankbridge.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12L\n" +
@@ -1596,7 +1627,9 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"\x11counterparty_name\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x10counterpartyName\x12P\n" +
 	"\bcategory\x18\n" +
 	" \x01(\x0e2*.bankbridge.balance.v1.TransactionCategoryB\b\xbaH\x05\x82\x01\x02\x10\x01R\bcategory\x12\x9a\x01\n" +
-	"\x13pending_transaction\x18\v \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\x12pendingTransaction:\xb1\x03\xbaH\xad\x03\x1a\xc6\x01\n" +
+	"\x13pending_transaction\x18\v \x01(\tBi\xbaHf\xd8\x01\x01ra2_^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/transactions/[A-Za-z0-9._~-]{1,128}$R\x12pendingTransaction\x12\xd4\x01\n" +
+	"\x10transaction_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\x8c\x01\xbaH\x88\x01\xba\x01\x84\x01\n" +
+	"'transaction.transaction_time_not_future\x12:transaction_time must not be more than a day in the future\x1a\x1dthis <= now + duration('24h')R\x0ftransactionTime:\xb1\x03\xbaH\xad\x03\x1a\xc6\x01\n" +
 	"#transaction.booking_time_iff_booked\x121booking_time is set exactly when status is BOOKED\x1alhas(this.booking_time) == (this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED)\x1a\xe1\x01\n" +
 	"0transaction.pending_transaction_only_when_booked\x129pending_transaction may be set only when status is BOOKED\x1arthis.pending_transaction == '' || this.status == bankbridge.balance.v1.TransactionStatus.TRANSACTION_STATUS_BOOKED\"\xdf\x01\n" +
 	"\x13ListAccountsRequest\x12:\n" +
@@ -1617,9 +1650,9 @@ const file_bankbridge_balance_v1_balance_proto_rawDesc = "" +
 	"\x16GetTransactionResponse\x12D\n" +
 	"\vtransaction\x18\x01 \x01(\v2\".bankbridge.balance.v1.TransactionR\vtransaction\"s\n" +
 	"\x11GetBalanceRequest\x12^\n" +
-	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\"\xf3\x03\n" +
+	"\x04name\x18\x01 \x01(\tBJ\xbaHGrE2C^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}/balance$R\x04name\"\x84\x04\n" +
 	"\x12GetBalanceResponse\x12?\n" +
-	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance:\x9b\x03\x92A\x97\x032\x94\x03{\"balance\": {\"name\": \"users/alice/accounts/sandbox~acc-alice-checking/balance\", \"balances\": [{\"type\": \"BALANCE_TYPE_INTERIM_AVAILABLE\", \"amount\": {\"currency_code\": \"EUR\", \"units\": \"1234\", \"nanos\": 560000000}, \"as_of\": \"2026-03-02T09:12:00Z\"}, {\"type\": \"BALANCE_TYPE_CLOSING_BOOKED\", \"amount\": {\"currency_code\": \"EUR\", \"units\": \"1300\"}, \"as_of\": \"2026-03-01T23:00:00Z\"}], \"as_of\": \"2026-03-02T09:12:00Z\"}}\"\xaf\x04\n" +
+	"\abalance\x18\x01 \x01(\v2%.bankbridge.balance.v1.AccountBalanceR\abalance:\xac\x03\x92A\xa8\x032\xa5\x03{\"balance\": {\"name\": \"users/alice/accounts/sandbox~acc-alice-checking/balance\", \"balances\": [{\"type\": \"BALANCE_TYPE_INTERIM_AVAILABLE\", \"amount\": {\"currency_code\": \"EUR\", \"units\": \"1234\", \"nanos\": 560000000}, \"as_of\": \"2026-03-02T09:12:00Z\", \"display\": true}, {\"type\": \"BALANCE_TYPE_CLOSING_BOOKED\", \"amount\": {\"currency_code\": \"EUR\", \"units\": \"1300\"}, \"as_of\": \"2026-03-01T23:00:00Z\"}], \"as_of\": \"2026-03-02T09:12:00Z\"}}\"\xaf\x04\n" +
 	"\x17ListTransactionsRequest\x12Z\n" +
 	"\x06parent\x18\x01 \x01(\tBB\xbaH?r=2;^users/[A-Za-z0-9_-]{1,64}/accounts/[A-Za-z0-9._~-]{1,128}$R\x06parent\x12&\n" +
 	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
@@ -1764,33 +1797,34 @@ var file_bankbridge_balance_v1_balance_proto_depIdxs = []int32{
 	22, // 10: bankbridge.balance.v1.Transaction.booking_time:type_name -> google.protobuf.Timestamp
 	22, // 11: bankbridge.balance.v1.Transaction.value_time:type_name -> google.protobuf.Timestamp
 	4,  // 12: bankbridge.balance.v1.Transaction.category:type_name -> bankbridge.balance.v1.TransactionCategory
-	5,  // 13: bankbridge.balance.v1.ListAccountsResponse.accounts:type_name -> bankbridge.balance.v1.Account
-	5,  // 14: bankbridge.balance.v1.GetAccountResponse.account:type_name -> bankbridge.balance.v1.Account
-	8,  // 15: bankbridge.balance.v1.GetTransactionResponse.transaction:type_name -> bankbridge.balance.v1.Transaction
-	6,  // 16: bankbridge.balance.v1.GetBalanceResponse.balance:type_name -> bankbridge.balance.v1.AccountBalance
-	22, // 17: bankbridge.balance.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	22, // 18: bankbridge.balance.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	3,  // 19: bankbridge.balance.v1.ListTransactionsRequest.status:type_name -> bankbridge.balance.v1.TransactionStatus
-	8,  // 20: bankbridge.balance.v1.ListTransactionsResponse.transactions:type_name -> bankbridge.balance.v1.Transaction
-	8,  // 21: bankbridge.balance.v1.SyncTransactionsResponse.added:type_name -> bankbridge.balance.v1.Transaction
-	8,  // 22: bankbridge.balance.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.balance.v1.Transaction
-	9,  // 23: bankbridge.balance.v1.BalanceService.ListAccounts:input_type -> bankbridge.balance.v1.ListAccountsRequest
-	11, // 24: bankbridge.balance.v1.BalanceService.GetAccount:input_type -> bankbridge.balance.v1.GetAccountRequest
-	15, // 25: bankbridge.balance.v1.BalanceService.GetBalance:input_type -> bankbridge.balance.v1.GetBalanceRequest
-	17, // 26: bankbridge.balance.v1.BalanceService.ListTransactions:input_type -> bankbridge.balance.v1.ListTransactionsRequest
-	13, // 27: bankbridge.balance.v1.BalanceService.GetTransaction:input_type -> bankbridge.balance.v1.GetTransactionRequest
-	19, // 28: bankbridge.balance.v1.BalanceService.SyncTransactions:input_type -> bankbridge.balance.v1.SyncTransactionsRequest
-	10, // 29: bankbridge.balance.v1.BalanceService.ListAccounts:output_type -> bankbridge.balance.v1.ListAccountsResponse
-	12, // 30: bankbridge.balance.v1.BalanceService.GetAccount:output_type -> bankbridge.balance.v1.GetAccountResponse
-	16, // 31: bankbridge.balance.v1.BalanceService.GetBalance:output_type -> bankbridge.balance.v1.GetBalanceResponse
-	18, // 32: bankbridge.balance.v1.BalanceService.ListTransactions:output_type -> bankbridge.balance.v1.ListTransactionsResponse
-	14, // 33: bankbridge.balance.v1.BalanceService.GetTransaction:output_type -> bankbridge.balance.v1.GetTransactionResponse
-	20, // 34: bankbridge.balance.v1.BalanceService.SyncTransactions:output_type -> bankbridge.balance.v1.SyncTransactionsResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	22, // 13: bankbridge.balance.v1.Transaction.transaction_time:type_name -> google.protobuf.Timestamp
+	5,  // 14: bankbridge.balance.v1.ListAccountsResponse.accounts:type_name -> bankbridge.balance.v1.Account
+	5,  // 15: bankbridge.balance.v1.GetAccountResponse.account:type_name -> bankbridge.balance.v1.Account
+	8,  // 16: bankbridge.balance.v1.GetTransactionResponse.transaction:type_name -> bankbridge.balance.v1.Transaction
+	6,  // 17: bankbridge.balance.v1.GetBalanceResponse.balance:type_name -> bankbridge.balance.v1.AccountBalance
+	22, // 18: bankbridge.balance.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	22, // 19: bankbridge.balance.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	3,  // 20: bankbridge.balance.v1.ListTransactionsRequest.status:type_name -> bankbridge.balance.v1.TransactionStatus
+	8,  // 21: bankbridge.balance.v1.ListTransactionsResponse.transactions:type_name -> bankbridge.balance.v1.Transaction
+	8,  // 22: bankbridge.balance.v1.SyncTransactionsResponse.added:type_name -> bankbridge.balance.v1.Transaction
+	8,  // 23: bankbridge.balance.v1.SyncTransactionsResponse.modified:type_name -> bankbridge.balance.v1.Transaction
+	9,  // 24: bankbridge.balance.v1.BalanceService.ListAccounts:input_type -> bankbridge.balance.v1.ListAccountsRequest
+	11, // 25: bankbridge.balance.v1.BalanceService.GetAccount:input_type -> bankbridge.balance.v1.GetAccountRequest
+	15, // 26: bankbridge.balance.v1.BalanceService.GetBalance:input_type -> bankbridge.balance.v1.GetBalanceRequest
+	17, // 27: bankbridge.balance.v1.BalanceService.ListTransactions:input_type -> bankbridge.balance.v1.ListTransactionsRequest
+	13, // 28: bankbridge.balance.v1.BalanceService.GetTransaction:input_type -> bankbridge.balance.v1.GetTransactionRequest
+	19, // 29: bankbridge.balance.v1.BalanceService.SyncTransactions:input_type -> bankbridge.balance.v1.SyncTransactionsRequest
+	10, // 30: bankbridge.balance.v1.BalanceService.ListAccounts:output_type -> bankbridge.balance.v1.ListAccountsResponse
+	12, // 31: bankbridge.balance.v1.BalanceService.GetAccount:output_type -> bankbridge.balance.v1.GetAccountResponse
+	16, // 32: bankbridge.balance.v1.BalanceService.GetBalance:output_type -> bankbridge.balance.v1.GetBalanceResponse
+	18, // 33: bankbridge.balance.v1.BalanceService.ListTransactions:output_type -> bankbridge.balance.v1.ListTransactionsResponse
+	14, // 34: bankbridge.balance.v1.BalanceService.GetTransaction:output_type -> bankbridge.balance.v1.GetTransactionResponse
+	20, // 35: bankbridge.balance.v1.BalanceService.SyncTransactions:output_type -> bankbridge.balance.v1.SyncTransactionsResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_bankbridge_balance_v1_balance_proto_init() }

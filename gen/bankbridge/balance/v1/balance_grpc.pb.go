@@ -52,9 +52,13 @@ type BalanceServiceClient interface {
 	// consent is active and covers accounts. A bank that is down does not hide
 	// its accounts when they were read in the last 24 hours; when no bank
 	// could be read and none is remembered, the call fails rather than answer
-	// an empty list. Without bank_id, accounts of lapsed links are left out;
-	// with bank_id, a lapsed consent for that bank is an error, so a chat can
-	// offer to relink.
+	// an empty list. Without bank_id, the accounts of lapsed (expired or
+	// revoked) links are left out as long as at least one link is active
+	// (ListLinks shows which lapsed); when none is, the call fails with the
+	// reason of the newest lapsed link, or CONSENT_REQUIRED when the user never
+	// linked a bank, so a chat can offer to link or relink instead of showing
+	// "no accounts". With bank_id, a lapsed consent for that bank is the same
+	// error.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -62,9 +66,10 @@ type BalanceServiceClient interface {
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when bank_id names a bank the user has no consent for.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when bank_id names a bank whose consent has expired.
-	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when bank_id names a bank whose consent the user revoked.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when no link of the user (to bank_id, when set) ever covered accounts.
+	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when no link (to bank_id, when set) is active and the newest that covered accounts expired.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when no link (to bank_id, when set) is active and the user revoked the newest that covered accounts.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when no link (to bank_id, when set) is active and its bank revoked the newest that covered accounts, or when the bank of bank_id (without bank_id: of every active link) says it no longer honours the consent; the link is then revoked.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when bank_id names no configured bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.
@@ -273,9 +278,13 @@ type BalanceServiceServer interface {
 	// consent is active and covers accounts. A bank that is down does not hide
 	// its accounts when they were read in the last 24 hours; when no bank
 	// could be read and none is remembered, the call fails rather than answer
-	// an empty list. Without bank_id, accounts of lapsed links are left out;
-	// with bank_id, a lapsed consent for that bank is an error, so a chat can
-	// offer to relink.
+	// an empty list. Without bank_id, the accounts of lapsed (expired or
+	// revoked) links are left out as long as at least one link is active
+	// (ListLinks shows which lapsed); when none is, the call fails with the
+	// reason of the newest lapsed link, or CONSENT_REQUIRED when the user never
+	// linked a bank, so a chat can offer to link or relink instead of showing
+	// "no accounts". With bank_id, a lapsed consent for that bank is the same
+	// error.
 	// Fails with UNAUTHENTICATED (TOKEN_INVALID) when the bearer token is missing or fails verification.
 	// Fails with UNAUTHENTICATED (TOKEN_EXPIRED) when the bearer token has expired.
 	// Fails with INVALID_ARGUMENT (INVALID_ARGUMENT) when a field breaks its rule; BadRequest lists each one.
@@ -283,9 +292,10 @@ type BalanceServiceServer interface {
 	// Fails with PERMISSION_DENIED (USER_MISMATCH) when parent names a user other than the token's subject.
 	// Fails with PERMISSION_DENIED (CLIENT_PURPOSE_NOT_ALLOWED) when the calling client may not declare purpose.
 	// Fails with PERMISSION_DENIED (PURPOSE_NOT_ALLOWED) when purpose is advertising, marketing or not covered by the consent.
-	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when bank_id names a bank the user has no consent for.
-	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when bank_id names a bank whose consent has expired.
-	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when bank_id names a bank whose consent the user revoked.
+	// Fails with PERMISSION_DENIED (CONSENT_REQUIRED) when no link of the user (to bank_id, when set) ever covered accounts.
+	// Fails with PERMISSION_DENIED (CONSENT_EXPIRED) when no link (to bank_id, when set) is active and the newest that covered accounts expired.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED) when no link (to bank_id, when set) is active and the user revoked the newest that covered accounts.
+	// Fails with PERMISSION_DENIED (CONSENT_REVOKED_BY_BANK) when no link (to bank_id, when set) is active and its bank revoked the newest that covered accounts, or when the bank of bank_id (without bank_id: of every active link) says it no longer honours the consent; the link is then revoked.
 	// Fails with NOT_FOUND (BANK_NOT_FOUND) when bank_id names no configured bank.
 	// Fails with FAILED_PRECONDITION (BANK_LOGIN_REQUIRED) when the bank needs the user to log in again.
 	// Fails with UNAVAILABLE (BANK_UNAVAILABLE) when the bank must be read and cannot be reached; RetryInfo says when to retry.

@@ -103,6 +103,9 @@ type Balance struct {
 	// AsOf is the moment the bank says the amount refers to.
 	AsOf                time.Time
 	CreditLimitIncluded bool
+	// Display marks the one balance to show as the account's balance
+	// (markDisplay).
+	Display bool
 }
 
 // AccountBalance is an account's balances as read from the bank at AsOf;
@@ -130,8 +133,12 @@ type Transaction struct {
 	// Amount is negative when money leaves the account.
 	Amount Money
 	// BookingTime is set exactly when Status is booked.
-	BookingTime          time.Time
-	ValueTime            time.Time
+	BookingTime time.Time
+	ValueTime   time.Time
+	// TransactionTime is when the transaction took place (e.g. a card
+	// authorisation), as the bank reports it; zero when it does not. The
+	// date to show for a pending transaction.
+	TransactionTime      time.Time
 	Description          string
 	CounterpartyName     string
 	MerchantCategoryCode string

@@ -258,6 +258,7 @@ func (s *Service) GetBalance(ctx context.Context, c Caller, account names.Accoun
 		}
 		return AccountBalance{}, err
 	}
+	markDisplay(balances)
 	b := AccountBalance{Account: account, Balances: balances, AsOf: s.now()}
 	s.lastKnown.put(b)
 	return b, nil

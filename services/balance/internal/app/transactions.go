@@ -45,11 +45,13 @@ func (s *Service) allTransactions(ctx context.Context, at BankAccess, account na
 	for _, t := range byID {
 		out = append(out, t)
 	}
+	dropFutureTimes(out, s.now())
 	sortNewestFirst(out)
 	return out, nil
 }
 
-// sortNewestFirst orders pending transactions before booked ones, booked
+// sortNewestFirst orders pending transactions before booked ones, pending
+// ones by transaction time descending (those without one last), booked
 // ones by booking time descending, and ties by id.
 func sortNewestFirst(ts []Transaction) {
 	slices.SortFunc(ts, func(x, y Transaction) int {
@@ -59,6 +61,10 @@ func sortNewestFirst(ts []Transaction) {
 			return -1
 		case yp && !xp:
 			return 1
+		case xp && yp:
+			if c := y.TransactionTime.Compare(x.TransactionTime); c != 0 {
+				return c
+			}
 		}
 		if c := y.BookingTime.Compare(x.BookingTime); c != 0 {
 			return c
@@ -170,6 +176,9 @@ func (s *Service) SyncTransactions(ctx context.Context, c Caller, in SyncTransac
 	if err != nil {
 		return TransactionChanges{}, err
 	}
+	now := s.now()
+	dropFutureTimes(ch.Added, now)
+	dropFutureTimes(ch.Modified, now)
 	ch.NextCursor = encodeCursor(in.Account, ch.NextCursor)
 	return ch, nil
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/balance/internal/app"
@@ -21,13 +22,13 @@ import (
 
 // Adapters implements app.Banks with the registry's clients.
 type Adapters struct {
-	reg *adapters.Registry
+	reg *runtime.Registry
 }
 
 var _ app.Banks = (*Adapters)(nil)
 
 // New returns the banks of reg.
-func New(reg *adapters.Registry) *Adapters { return &Adapters{reg: reg} }
+func New(reg *runtime.Registry) *Adapters { return &Adapters{reg: reg} }
 
 // IDs returns the configured banks, in configuration order.
 func (a *Adapters) IDs() []string {
@@ -148,6 +149,7 @@ func transactions(ts []*adapterv1.Transaction) []app.Transaction {
 			Status:               app.TransactionStatus(strings.TrimPrefix(t.GetStatus().String(), "TRANSACTION_STATUS_")),
 			Amount:               money(t.GetAmount()),
 			ValueTime:            date(t.GetValueDate()),
+			TransactionTime:      timeOf(t.GetTransactionTime()),
 			Description:          t.GetDescription(),
 			CounterpartyName:     t.GetCounterpartyName(),
 			MerchantCategoryCode: t.GetMerchantCategoryCode(),

@@ -81,11 +81,23 @@ func TestSandboxInDomainTypes(t *testing.T) {
 	if len(ch.Added) == 0 || ch.NextCursor == "" {
 		t.Fatalf("sync = %+v", ch)
 	}
+	pending := 0
 	for _, tx := range ch.Added {
 		booked := tx.Status == app.TransactionBooked
 		if booked == tx.BookingTime.IsZero() || (!booked && tx.Status != app.TransactionPending) || tx.Amount.CurrencyCode != "EUR" {
 			t.Errorf("transaction %+v: booking time must be set exactly when booked", tx)
 		}
+		// A pending card payment's date is its authorisation time, which
+		// the sandbox gives as the protocol's transaction_time.
+		if !booked {
+			pending++
+			if tx.TransactionTime.IsZero() {
+				t.Errorf("pending %s has no transaction time", tx.ID)
+			}
+		}
+	}
+	if pending == 0 {
+		t.Error("alice's checking account has no pending transaction to check")
 	}
 }
 

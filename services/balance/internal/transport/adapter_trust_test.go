@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
@@ -134,7 +135,7 @@ func (rawBank) ListAccounts(ctx context.Context, _ *adapterv1.ListAccountsReques
 }
 
 // registryBanks is the registry as the server kit's view of banks.
-type registryBanks struct{ reg *adapters.Registry }
+type registryBanks struct{ reg *runtime.Registry }
 
 func (r registryBanks) HasBank(id string) bool {
 	_, ok := r.reg.Bank(id)
@@ -143,7 +144,7 @@ func (r registryBanks) HasBank(id string) bool {
 
 type staticCredentials struct{}
 
-func (staticCredentials) BankCredential(context.Context, adapters.Bank) (map[string]string, error) {
+func (staticCredentials) BankCredential(context.Context, runtime.Bank) (map[string]string, error) {
 	return map[string]string{"api_key": "test-key-0001"}, nil
 }
 
@@ -168,10 +169,10 @@ func startWithAdapters(t *testing.T) *trustEnv {
 	t.Cleanup(raw.Stop)
 
 	loose := &promiscuousBank{}
-	reg, err := adapters.NewRegistry([]adapters.Bank{
-		{ID: "loose", DisplayName: "Loose Bank", Kind: adapters.KindInProcess, InProcess: "loose"},
-		{ID: "raw", DisplayName: "Raw Bank", Kind: adapters.KindRemote, Endpoint: lis.Addr().String()},
-	}, adapters.WithInProcess("loose", loose), adapters.WithCredentials(staticCredentials{}))
+	reg, err := runtime.NewRegistry([]runtime.Bank{
+		{ID: "loose", DisplayName: "Loose Bank", Kind: runtime.KindInProcess, InProcess: "loose"},
+		{ID: "raw", DisplayName: "Raw Bank", Kind: runtime.KindRemote, Endpoint: lis.Addr().String()},
+	}, runtime.WithInProcess("loose", loose), runtime.WithCredentials(staticCredentials{}))
 	if err != nil {
 		t.Fatal(err)
 	}

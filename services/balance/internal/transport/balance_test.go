@@ -308,7 +308,7 @@ func TestListAccounts(t *testing.T) {
 		e.consent.link("frank", "sandbox")
 		e.consent.revoke("frank", "sandbox")
 		_, err := e.client.GetAccount(e.as(t, "frank"), &balancev1.GetAccountRequest{Name: "users/frank/accounts/sandbox~chk"})
-		testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED)
+		testkit.RequireReason(t, err, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
 	})
 }
 

@@ -39,6 +39,7 @@ func balanceToProto(b app.AccountBalance) *balancev1.AccountBalance {
 			Amount:              moneyToProto(x.Amount),
 			AsOf:                ts(x.AsOf),
 			CreditLimitIncluded: x.CreditLimitIncluded,
+			Display:             x.Display,
 		})
 	}
 	return out
@@ -59,6 +60,7 @@ func transactionToProto(account names.Account, t app.Transaction) *balancev1.Tra
 		Status:               statusToProto(t.Status),
 		BookingTime:          ts(t.BookingTime),
 		ValueTime:            ts(t.ValueTime),
+		TransactionTime:      ts(t.TransactionTime),
 		Description:          t.Description,
 		MerchantCategoryCode: t.MerchantCategoryCode,
 		CounterpartyName:     t.CounterpartyName,

@@ -13,46 +13,76 @@ import (
 	"github.com/bankbridge/bankbridge/services/platform/names"
 )
 
-// fakeConsent is the consent service as the kit and the app reach it:
-// each (user, bank) pair it holds is a VALID link covering every scope.
+// fakeConsent is the consent service as the kit and the app reach it,
+// standing in for the real one, which needs its own process and storage:
+// each (user, bank) pair it holds is a link covering every scope and
+// purpose, VALID until the test lets it lapse. It decides as the real
+// CheckConsent does (services/consent/internal/app/check.go): a VALID link
+// allows; else the newest lapsed link's reason; else CONSENT_REQUIRED.
 type fakeConsent struct {
 	mu       sync.Mutex
-	links    map[[2]string]app.Consent
+	links    map[[2]string]*fakeLink
+	made     int
 	entries  []access.Entry
 	reported []string
 }
 
-func newFakeConsent() *fakeConsent { return &fakeConsent{links: map[[2]string]app.Consent{}} }
+// fakeLink is one link; lapsed is the reason it no longer allows ("" while
+// VALID), made its creation order.
+type fakeLink struct {
+	app.Consent
+	made   int
+	lapsed commonv1.ErrorReason
+}
 
-// link gives user a link to bank.
+func newFakeConsent() *fakeConsent { return &fakeConsent{links: map[[2]string]*fakeLink{}} }
+
+// link gives user a VALID link to bank, newer than any before.
 func (f *fakeConsent) link(user, bank string) app.Consent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.made++
 	c := app.Consent{Link: names.Link{User: user, ID: "l-" + bank}.String(), BankConsentID: "bc-" + user + "-" + bank}
-	f.links[[2]string{user, bank}] = c
+	f.links[[2]string{user, bank}] = &fakeLink{Consent: c, made: f.made}
 	return c
 }
 
-func (f *fakeConsent) revoke(user, bank string) {
+// lapse ends user's link to bank with reason: CONSENT_REVOKED,
+// CONSENT_EXPIRED or CONSENT_REVOKED_BY_BANK.
+func (f *fakeConsent) lapse(user, bank string, reason commonv1.ErrorReason) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.links, [2]string{user, bank})
+	f.links[[2]string{user, bank}].lapsed = reason
+}
+
+func (f *fakeConsent) revoke(user, bank string) {
+	f.lapse(user, bank, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED)
 }
 
 // decide answers for one bank, or for any of the user's banks when bank is
-// "" (as the consent service does: the first link it finds).
+// "".
 func (f *fakeConsent) decide(user, bank string) (app.Consent, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c, ok := f.links[[2]string{user, bank}]; ok {
-		return c, nil
-	}
-	if bank == "" {
-		for k, c := range f.links {
-			if k[0] == user {
-				return c, nil
-			}
+	var valid, lapsed *fakeLink
+	for k, l := range f.links {
+		if k[0] != user || (bank != "" && k[1] != bank) {
+			continue
 		}
+		switch {
+		case l.lapsed == commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED:
+			if valid == nil || l.made > valid.made {
+				valid = l
+			}
+		case lapsed == nil || l.made > lapsed.made:
+			lapsed = l
+		}
+	}
+	switch {
+	case valid != nil:
+		return valid.Consent, nil
+	case lapsed != nil:
+		return app.Consent{}, apierr.New(lapsed.lapsed, "the consent lapsed")
 	}
 	return app.Consent{}, apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REQUIRED, "no consent")
 }
@@ -108,6 +138,7 @@ type fakeBanks struct {
 	removed  map[string][]string          // by bank account id, reported on the first sync page
 	down     map[string]bool
 	forgot   map[string]bool // banks that no longer know any consent
+	failing  map[string]error
 	calls    []bankCall
 }
 
@@ -119,7 +150,7 @@ type bankCall struct {
 func newFakeBanks(ids ...string) *fakeBanks {
 	return &fakeBanks{
 		ids: ids, accounts: map[string][]app.BankAccount{}, balances: map[string][]app.Balance{},
-		txs: map[string][]app.Transaction{}, removed: map[string][]string{}, down: map[string]bool{}, forgot: map[string]bool{},
+		txs: map[string][]app.Transaction{}, removed: map[string][]string{}, down: map[string]bool{}, forgot: map[string]bool{}, failing: map[string]error{},
 	}
 }
 
@@ -151,7 +182,7 @@ func (b *fakeBanks) call(method string, at app.BankAccess) error {
 	if b.forgot[at.BankID] {
 		return apierr.New(commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK, "the bank no longer knows this consent")
 	}
-	return nil
+	return b.failing[at.BankID]
 }
 
 func (b *fakeBanks) ListAccounts(_ context.Context, at app.BankAccess) ([]app.BankAccount, error) {

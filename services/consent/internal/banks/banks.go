@@ -1,7 +1,7 @@
 // Package banks reaches the banks' adapters for the consent service: it
 // implements app.Banks over the adapter SDK's registry (which adds
 // deadlines, circuit breaker, rate limit and error mapping), and
-// adapters.CredentialSource over the platform's Vault provider.
+// runtime.CredentialSource over the platform's Vault provider.
 package banks
 
 import (
@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -21,13 +22,13 @@ import (
 
 // Adapters implements app.Banks with the registry's clients.
 type Adapters struct {
-	reg *adapters.Registry
+	reg *runtime.Registry
 }
 
 var _ app.Banks = (*Adapters)(nil)
 
 // New returns the banks of reg.
-func New(reg *adapters.Registry) *Adapters { return &Adapters{reg: reg} }
+func New(reg *runtime.Registry) *Adapters { return &Adapters{reg: reg} }
 
 // Bank describes a configured bank.
 func (a *Adapters) Bank(id string) (app.BankInfo, error) {

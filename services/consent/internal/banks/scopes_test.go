@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -37,9 +38,9 @@ func (w withoutEvents) Info(ctx context.Context) (*adapterv1.GetAdapterInfoRespo
 // registryOf serves a as bank "sandbox", in process.
 func registryOf(t *testing.T, a adapters.Adapter) *banks.Adapters {
 	t.Helper()
-	reg, err := adapters.NewRegistry([]adapters.Bank{{
-		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
-	}}, adapters.WithInProcess("sandbox", a))
+	reg, err := runtime.NewRegistry([]runtime.Bank{{
+		ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox",
+	}}, runtime.WithInProcess("sandbox", a))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/receipts/internal/app"
@@ -18,13 +19,13 @@ import (
 
 // Adapters implements app.Banks with the registry's clients.
 type Adapters struct {
-	reg *adapters.Registry
+	reg *runtime.Registry
 }
 
 var _ app.Banks = (*Adapters)(nil)
 
 // New returns the banks of reg.
-func New(reg *adapters.Registry) *Adapters { return &Adapters{reg: reg} }
+func New(reg *runtime.Registry) *Adapters { return &Adapters{reg: reg} }
 
 // client returns the bank's adapter and ctx carrying the purpose (banks
 // may record it); the trace context is added by the client kit.

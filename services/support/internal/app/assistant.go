@@ -73,7 +73,7 @@ func (s *Service) balancesReply(ctx context.Context, c Conversation) assistant.R
 			continue
 		}
 		for _, b := range bals {
-			out[i].Balances = append(out[i].Balances, assistant.BalanceLine{Type: b.Type, Amount: b.Amount})
+			out[i].Balances = append(out[i].Balances, assistant.BalanceLine{Type: b.Type, Amount: b.Amount, Display: b.Display})
 		}
 	}
 	if failed > 0 && failed == len(accts) {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -132,10 +133,10 @@ func startStreamEnv(t *testing.T, db *storage.DB) *streamEnv {
 	e := &streamEnv{db: db, bank: &restartableBank{}, breaker: &streamBreaker{}, consent: consenttest.New()}
 	e.restartBank(t)
 	// The stream is cut on purpose: no breaker may stand in for the bank.
-	reg, err := adapters.NewRegistry([]adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox",
-		Breaker: adapters.Breaker{MinRequests: 1 << 20, OpenFor: time.Millisecond}}},
-		adapters.WithInProcess("sandbox", e.bank), adapters.WithDialOptions(grpc.WithChainStreamInterceptor(e.breaker.intercept)),
-		adapters.WithRegistryLogger(slog.New(slog.DiscardHandler)))
+	reg, err := runtime.NewRegistry([]runtime.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox",
+		Breaker: runtime.Breaker{MinRequests: 1 << 20, OpenFor: time.Millisecond}}},
+		runtime.WithInProcess("sandbox", e.bank), runtime.WithDialOptions(grpc.WithChainStreamInterceptor(e.breaker.intercept)),
+		runtime.WithRegistryLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

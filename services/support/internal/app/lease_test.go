@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -65,9 +65,9 @@ func newReplica(t *testing.T, holder string, st *store.Store, sb *sandbox.Bank) 
 		}
 		return s, err
 	}
-	reg, err := adapters.NewRegistry([]adapters.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: adapters.KindInProcess, InProcess: "sandbox"}},
-		adapters.WithInProcess("sandbox", sb), adapters.WithDialOptions(grpc.WithChainStreamInterceptor(count)),
-		adapters.WithRegistryLogger(slog.New(slog.DiscardHandler)))
+	reg, err := runtime.NewRegistry([]runtime.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox"}},
+		runtime.WithInProcess("sandbox", sb), runtime.WithDialOptions(grpc.WithChainStreamInterceptor(count)),
+		runtime.WithRegistryLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 	"github.com/bankbridge/bankbridge/services/platform/consentcheck"
@@ -15,7 +15,7 @@ import (
 )
 
 // The ports the logic needs: internal/store implements Store, the adapter
-// SDK's registry (*adapters.Registry) is Banks, internal/balance is
+// SDK's registry (*runtime.Registry) is Banks, internal/balance is
 // Balances, and the platform's consent checker is Consent. The fraud files add theirs in ports_fraud.go.
 
 // Errors a Store returns that the service acts on.
@@ -38,9 +38,9 @@ type Banks interface {
 	// Client returns the bank's adapter, or NOT_FOUND (BANK_NOT_FOUND).
 	Client(bankID string) (adapterv1.BankAdapterServiceClient, error)
 	// Bank returns the bank's configuration.
-	Bank(id string) (adapters.Bank, bool)
+	Bank(id string) (runtime.Bank, bool)
 	// Banks returns every configured bank.
-	Banks() []adapters.Bank
+	Banks() []runtime.Bank
 }
 
 // Consent is the consent service as the support logic reaches it
@@ -80,6 +80,9 @@ type Balance struct {
 	// Type is the balance type without its prefix, e.g. INTERIM_AVAILABLE.
 	Type   string
 	Amount Money
+	// Display is the balance service's mark on the one balance a product
+	// shows as "the balance" (balance.v1.Balance.display).
+	Display bool
 }
 
 // Transaction is one movement on an account.

@@ -182,12 +182,21 @@ func TestFormatMoney(t *testing.T) {
 func TestBalancesAndTransactions(t *testing.T) {
 	t.Parallel()
 	r := Balances([]AccountBalances{
-		{DisplayName: "Everyday", Last4: "4321", Balances: []BalanceLine{{"CLOSING_BOOKED", Money{"EUR", 1, 0}}, {"INTERIM_AVAILABLE", Money{"EUR", 12, 300000000}}}},
+		{DisplayName: "Everyday", Last4: "4321", Balances: []BalanceLine{{Type: "CLOSING_BOOKED", Amount: Money{"EUR", 1, 0}}, {Type: "INTERIM_AVAILABLE", Amount: Money{"EUR", 12, 300000000}}}},
 		{Last4: "8765", Failed: true},
 	})
 	want := "Here are your balances:\n• Everyday (•••• 4321): 12.30 EUR available\n• Account •••• 8765: not available right now"
 	if r.Text != want {
 		t.Errorf("Balances =\n%s\nwant\n%s", r.Text, want)
+	}
+	// The balance service's mark wins over the usual order: an available
+	// balance that includes an overdraft is not what the product shows.
+	r = Balances([]AccountBalances{{DisplayName: "Everyday", Last4: "4321", Balances: []BalanceLine{
+		{Type: "INTERIM_AVAILABLE", Amount: Money{"EUR", 2387, 110000000}},
+		{Type: "EXPECTED", Amount: Money{"EUR", 1887, 110000000}, Display: true},
+	}}})
+	if want := "Here are your balances:\n• Everyday (•••• 4321): 1887.11 EUR expected"; r.Text != want {
+		t.Errorf("Balances with a marked balance =\n%s\nwant\n%s", r.Text, want)
 	}
 	day := time.Date(2031, 3, 4, 12, 0, 0, 0, time.UTC)
 	r = Transactions([]TransactionLine{{Time: day, Description: "Coffee", Amount: Money{"EUR", -4, -500000000}}, {Amount: Money{"EUR", 10, 0}}})

@@ -187,6 +187,8 @@ type AccountBalances struct {
 type BalanceLine struct {
 	Type   string
 	Amount Money
+	// Display marks the balance bankbridge tells products to show.
+	Display bool
 }
 
 // Balances answers "what's my balance".
@@ -208,9 +210,16 @@ func Balances(accounts []AccountBalances) Reply {
 	return Reply{Text: b.String(), QuickReplies: Menu()}
 }
 
-// preferredBalance is the balance a person means by "my balance": what
-// they can spend, else what is expected, else what is booked.
+// preferredBalance is the balance a person means by "my balance": the
+// one the balance service marks to show (the same figure a product's
+// screen shows, docs/api.md "Which balance to show"), or, from a service
+// that marks none, the first of the usual types.
 func preferredBalance(lines []BalanceLine) BalanceLine {
+	for _, l := range lines {
+		if l.Display {
+			return l
+		}
+	}
 	for _, want := range []string{"INTERIM_AVAILABLE", "EXPECTED", "INTERIM_BOOKED", "CLOSING_BOOKED", "OPENING_BOOKED"} {
 		for _, l := range lines {
 			if l.Type == want {

@@ -105,8 +105,9 @@ func (b *Client) Balances(ctx context.Context, account names.Account) ([]app.Bal
 	var out []app.Balance
 	for _, bal := range resp.GetBalance().GetBalances() {
 		out = append(out, app.Balance{
-			Type:   strings.TrimPrefix(bal.GetType().String(), "BALANCE_TYPE_"),
-			Amount: money(bal.GetAmount()),
+			Type:    strings.TrimPrefix(bal.GetType().String(), "BALANCE_TYPE_"),
+			Amount:  money(bal.GetAmount()),
+			Display: bal.GetDisplay(),
 		})
 	}
 	return out, nil

@@ -30,7 +30,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	balancev1 "github.com/bankbridge/bankbridge/gen/bankbridge/balance/v1"
@@ -212,7 +212,7 @@ func (e *env) cursor(t *testing.T) string {
 }
 
 // hasBank is the registry as the server kit's configured banks.
-type hasBank struct{ reg *adapters.Registry }
+type hasBank struct{ reg *runtime.Registry }
 
 func (h hasBank) HasBank(id string) bool { _, ok := h.reg.Bank(id); return ok }
 
@@ -250,27 +250,27 @@ func (c *consentMap) rewrite(req any) {
 // sandboxRegistry is the registry with the sandbox banks sbs, each
 // configured under the bank id and name it reports and served in process,
 // whose requests' bank consent ids the map rewrites.
-func sandboxRegistry(t *testing.T, sbs ...*sandbox.Bank) (*adapters.Registry, *consentMap) {
+func sandboxRegistry(t *testing.T, sbs ...*sandbox.Bank) (*runtime.Registry, *consentMap) {
 	t.Helper()
 	cm := &consentMap{m: map[string]string{}}
 	rewrite := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		cm.rewrite(req)
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	var banks []adapters.Bank
-	opts := []adapters.Option{adapters.WithDialOptions(grpc.WithChainUnaryInterceptor(rewrite)),
-		adapters.WithRegistryLogger(slog.New(slog.DiscardHandler))}
+	var banks []runtime.Bank
+	opts := []runtime.Option{runtime.WithDialOptions(grpc.WithChainUnaryInterceptor(rewrite)),
+		runtime.WithRegistryLogger(slog.New(slog.DiscardHandler))}
 	for _, sb := range sbs {
 		info, err := sb.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		banks = append(banks, adapters.Bank{
-			ID: info.GetBankId(), DisplayName: info.GetDisplayName(), Kind: adapters.KindInProcess, InProcess: info.GetBankId(),
+		banks = append(banks, runtime.Bank{
+			ID: info.GetBankId(), DisplayName: info.GetDisplayName(), Kind: runtime.KindInProcess, InProcess: info.GetBankId(),
 		})
-		opts = append(opts, adapters.WithInProcess(info.GetBankId(), sb))
+		opts = append(opts, runtime.WithInProcess(info.GetBankId(), sb))
 	}
-	reg, err := adapters.NewRegistry(banks, opts...)
+	reg, err := runtime.NewRegistry(banks, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func sandboxRegistry(t *testing.T, sbs ...*sandbox.Bank) (*adapters.Registry, *c
 
 // sandboxConsent links login at the sandbox bank for support, as the
 // consent service would, and returns the bank's consent id.
-func sandboxConsent(t *testing.T, reg *adapters.Registry, bank, login string) string {
+func sandboxConsent(t *testing.T, reg *runtime.Registry, bank, login string) string {
 	t.Helper()
 	c, err := reg.Client(bank)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -68,7 +69,7 @@ type fraudEnv struct {
 	issuer  *auth.DevIssuer
 	srv     *servertest.Server
 	support supportv1.SupportServiceClient
-	reg     *adapters.Registry
+	reg     *runtime.Registry
 	// link is alice's sandbox link, covering support and fraud alerts;
 	// bankConsent its consent at the sandbox.
 	link        string
@@ -170,13 +171,13 @@ func (w withoutCards) Info(ctx context.Context) (*adapterv1.GetAdapterInfoRespon
 }
 
 // fraudBanks is the registry as the server kit's configured banks.
-type fraudBanks struct{ reg *adapters.Registry }
+type fraudBanks struct{ reg *runtime.Registry }
 
 func (b fraudBanks) HasBank(id string) bool { _, ok := b.reg.Bank(id); return ok }
 
 // bankConsentAt links login at bank for support and fraud alerts, as the
 // consent service would, and returns the bank's consent id.
-func bankConsentAt(t *testing.T, reg *adapters.Registry, bank, login string) string {
+func bankConsentAt(t *testing.T, reg *runtime.Registry, bank, login string) string {
 	t.Helper()
 	c, err := reg.Client(bank)
 	if err != nil {
@@ -235,13 +236,13 @@ func startFraudOn(t *testing.T, db *storage.DB, caseStep time.Duration) *fraudEn
 	t.Cleanup(nc.Close)
 	// Calls fail on purpose here: neither breaker nor rate limit may
 	// stand in for the bank's own answers.
-	lenient := func(id, name string) adapters.Bank {
-		return adapters.Bank{ID: id, DisplayName: name, Kind: adapters.KindInProcess, InProcess: id,
-			Breaker: adapters.Breaker{MinRequests: 1 << 20, OpenFor: time.Millisecond}, RateLimit: adapters.RateLimit{PerSecond: 10_000, Burst: 10_000}}
+	lenient := func(id, name string) runtime.Bank {
+		return runtime.Bank{ID: id, DisplayName: name, Kind: runtime.KindInProcess, InProcess: id,
+			Breaker: runtime.Breaker{MinRequests: 1 << 20, OpenFor: time.Millisecond}, RateLimit: runtime.RateLimit{PerSecond: 10_000, Burst: 10_000}}
 	}
-	e.reg, err = adapters.NewRegistry([]adapters.Bank{lenient("sandbox", "Sandbox Bank"), lenient("nocards", "No Cards Bank")},
-		adapters.WithInProcess("sandbox", e.bank), adapters.WithInProcess("nocards", withoutCards{Adapter: nc, SCAAdapter: nc, AccountsAdapter: nc}),
-		adapters.WithRegistryLogger(slog.New(slog.DiscardHandler)))
+	e.reg, err = runtime.NewRegistry([]runtime.Bank{lenient("sandbox", "Sandbox Bank"), lenient("nocards", "No Cards Bank")},
+		runtime.WithInProcess("sandbox", e.bank), runtime.WithInProcess("nocards", withoutCards{Adapter: nc, SCAAdapter: nc, AccountsAdapter: nc}),
+		runtime.WithRegistryLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
