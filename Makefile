@@ -173,7 +173,7 @@ lint: tools ## buf lint, buf format -d, gofmt and go vet on every module.
 	buf lint
 	buf format -d --exit-code --path proto/bankbridge
 	@out=$$(gofmt -l $(MODULES) tools deploy/vault deploy/otelcol); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
-	for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) vet ./...); done
+	for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) vet ./...) || exit 1; done
 
 # The last release's contracts, compiled (proto/releases/README.md).
 RELEASE_IMAGE := proto/releases/v1.0.0.binpb
@@ -185,7 +185,7 @@ breaking: tools ## buf breaking (FILE rules) against the last release's contract
 
 .PHONY: test-go
 test-go: vault $(BIN)/otelcol $(BIN)/jaeger ## go test -race for every product module, each with GOWORK=off (Vault tests use bin/vault, the end-to-end tests bin/otelcol and bin/jaeger).
-	for m in $(MODULES); do (cd $$m && BANKBRIDGE_VAULT_BIN=$(BIN)/vault BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol BANKBRIDGE_JAEGER_BIN=$(BIN)/jaeger GOWORK=off $(GO) test -race -count=1 ./...); done
+	for m in $(MODULES); do (cd $$m && BANKBRIDGE_VAULT_BIN=$(BIN)/vault BANKBRIDGE_OTELCOL_BIN=$(BIN)/otelcol BANKBRIDGE_JAEGER_BIN=$(BIN)/jaeger GOWORK=off $(GO) test -race -count=1 -timeout 25m ./...) || exit 1; done
 
 # The generated-client test (tests/openapi): the dev stack as in
 # services/e2e, then npm ci (the npm registry) and node run.mjs, which
@@ -300,7 +300,9 @@ FUZZ_TARGETS := \
 	adapters/stdwebhook:FuzzVerifyTampered \
 	services/shipping/internal/carrierpush:FuzzPush \
 	services/shipping/internal/carrierpush:FuzzTamperedPush \
-	adapters:FuzzParseConfig
+	adapters/runtime:FuzzParseConfig \
+	adapters:FuzzScrubNumbers \
+	adapters:FuzzParseMoney
 
 # A duration-bound run can end in a bare "context deadline exceeded" with
 # no crash written: Go's fuzz coordinator racing its own deadline on a busy
@@ -316,6 +318,7 @@ fuzz: ## Fuzz every target for FUZZTIME each, one after another (default 20s; th
 			if grep -q 'Failing input written' $$log || ! grep -qx '    context deadline exceeded' $$log; then rm -f $$log; exit 1; fi; \
 			echo "$$name: nothing found; the run ended on Go's fuzz deadline race (go.dev/issue/75804)"; \
 		fi; \
+		if grep -q 'no fuzz tests to fuzz' $$log; then echo "$$name: no such fuzz target in $$dir (FUZZ_TARGETS is stale)" >&2; rm -f $$log; exit 1; fi; \
 		rm -f $$log; \
 	done
 

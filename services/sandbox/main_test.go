@@ -46,7 +46,7 @@ func TestConfig(t *testing.T) {
 			name: "defaults",
 			args: []string{"--api-key-file", "/run/key"},
 			check: func(t *testing.T, c *config) {
-				if c.Server.GRPCAddr != "127.0.0.1:9400" || c.Server.AdminAddr != "127.0.0.1:9401" || c.APIKeyGrace != time.Minute ||
+				if c.Server.GRPCAddr != "127.0.0.1:9400" || c.Server.AdminAddr != "127.0.0.1:9401" || c.APIKeyGrace != 10*time.Minute ||
 					c.APIKeyPoll != time.Second || c.Bank.BankID != "sandbox" || c.Bank.ErrorRate != 0 || c.Bank.Latency != 0 || c.Bank.Seed != 1 ||
 					c.Bank.FraudCaseStep != sandbox.DefaultFraudCaseStep ||
 					c.Carrier != (carrierConfig{Step: 2 * time.Second}) {

@@ -232,7 +232,11 @@ async function showBalance() {
       const { balance } = await api.get(`${a.name}/balance`, "ACCOUNT_INFORMATION");
       rows.push({ a, balance, shown: displayBalance(balance.balances ?? []) });
     }
-    const [main, ...others] = rows;
+    // "My balance" means the everyday account's: a current account first,
+    // whatever order the bank lists them in (a card's uninvoiced spending
+    // is not what a person asks for).
+    const first = Math.max(0, rows.findIndex((r) => r.a.type === "ACCOUNT_TYPE_CURRENT"));
+    const [main, ...others] = [rows[first], ...rows.filter((_, i) => i !== first)];
     const card = el("div", { class: "card", dataset: { testid: "balance-card" } },
       el("p", { class: "card-title" }, accountLabel(main.a)),
       el("p", { class: "amount", dataset: { testid: "balance-amount" } }, main.shown ? money(main.shown.amount) : "—"),

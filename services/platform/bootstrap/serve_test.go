@@ -54,7 +54,14 @@ func (e *events) String() string {
 
 // probe is a tiny gRPC service: Read waits as long as its request says,
 // then reads bank acme's API key from the Vault provider the kit built.
-type probe struct{ vault *credentials.Provider }
+// probe answers Read with the acme bank's api_key from Vault, after the
+// wait the request asks for; slow, when set, learns that a call that
+// waited got its answer from the server's dependencies (on the server's
+// side: the client may hear of it after the server has moved on).
+type probe struct {
+	vault *credentials.Provider
+	slow  func()
+}
 
 var probeDesc = grpc.ServiceDesc{
 	ServiceName: "bootstraptest.Probe",
@@ -67,9 +74,13 @@ var probeDesc = grpc.ServiceDesc{
 				return nil, err
 			}
 			time.Sleep(in.AsDuration())
-			s, err := srv.(*probe).vault.Bank(ctx, "acme")
+			p := srv.(*probe)
+			s, err := p.vault.Bank(ctx, "acme")
 			if err != nil {
 				return nil, err
+			}
+			if in.AsDuration() > 0 && p.slow != nil {
+				p.slow()
 			}
 			return wrapperspb.String(s.Data["api_key"]), nil
 		},
@@ -105,7 +116,9 @@ func TestDependenciesOutliveTheSignal(t *testing.T) {
 		Start: func(_ context.Context, d *bootstrap.Deps) (bootstrap.Service, error) {
 			vault = d.Vault
 			return bootstrap.Service{
-				GRPC: func(r grpc.ServiceRegistrar) { r.RegisterService(&probeDesc, &probe{vault: d.Vault}) },
+				GRPC: func(r grpc.ServiceRegistrar) {
+					r.RegisterService(&probeDesc, &probe{vault: d.Vault, slow: func() { ev.add("slow call answered") }})
+				},
 				Tasks: []func(context.Context) error{func(ctx context.Context) error {
 					<-d.Stopping
 					ev.add("stopping")
@@ -144,7 +157,6 @@ func TestDependenciesOutliveTheSignal(t *testing.T) {
 	slow := make(chan error, 1)
 	go func() {
 		_, err := read(context.Background(), conn, drain+500*time.Millisecond)
-		ev.add("slow call answered")
 		slow <- err
 	}()
 	time.Sleep(100 * time.Millisecond)

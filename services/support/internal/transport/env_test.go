@@ -76,6 +76,8 @@ type env struct {
 // options tune one env.
 type options struct {
 	idle time.Duration
+	// now is the service's clock; default time.Now.
+	now func() time.Time
 	// noBankEvents leaves the bank event consumer off.
 	noBankEvents bool
 	// sandboxDown makes every sandbox call fail with BANK_UNAVAILABLE.
@@ -156,6 +158,7 @@ func start(t *testing.T, o options) *env {
 	e.svc, err = app.New(app.Config{
 		Store: appStore, Consent: consent, Banks: reg, Balances: balance.New(e.balances.client(t)), Pages: pagetoken.Random(),
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), AgentIdleTimeout: o.idle, LeaseTTL: 3 * time.Second, ReconnectBackoff: 20 * time.Millisecond,
+		Now: o.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,8 +210,12 @@ func TestTwoMessagesNotUnderstoodHandOver(t *testing.T) {
 
 func TestIdleAgentLosesControl(t *testing.T) {
 	t.Parallel()
-	// No bank events: the agent never answers.
-	e := start(t, options{idle: 50 * time.Millisecond, noBankEvents: true})
+	// No bank events: the agent never answers. The service's clock is
+	// moved past the idle timeout, so a slow machine cannot make the
+	// agent idle before the test means it to be.
+	var ahead atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	e := start(t, options{idle: time.Hour, noBankEvents: true, now: now})
 	c := e.create(t).GetName()
 	if _, err := e.support.HandoverConversation(e.as(t, "alice"), &supportv1.HandoverConversationRequest{Name: c}); err != nil {
 		t.Fatal(err)
@@ -218,7 +223,7 @@ func TestIdleAgentLosesControl(t *testing.T) {
 	if n, err := e.svc.TakeIdle(t.Context()); err != nil || n != 0 {
 		t.Fatalf("TakeIdle at once = %d, %v; want nothing yet", n, err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	ahead.Store(int64(2 * time.Hour))
 	if n, err := e.svc.Sweep(t.Context()); err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v; want one taken back", n, err)
 	}
