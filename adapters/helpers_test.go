@@ -167,10 +167,6 @@ func transports() []transport {
 	}
 }
 
-func sandboxBank() runtime.Bank {
-	return runtime.Bank{ID: "sandbox", DisplayName: "Sandbox Bank"}
-}
-
 // link links the sandbox customer with login and returns the consent.
 func link(t *testing.T, c adapterv1.BankAdapterServiceClient, login string) string {
 	t.Helper()
@@ -203,15 +199,6 @@ func wantReason(t *testing.T, err error, reason commonv1.ErrorReason) {
 	if got := apierr.Reason(err); got != reason || status.Code(err) != apierr.Code(reason) {
 		t.Fatalf("want %s (%s), got %s (%s): %v", apierr.Code(reason), apierr.ReasonString(reason), status.Code(err), apierr.ReasonString(got), err)
 	}
-}
-
-func retryDelay(err error) time.Duration {
-	for _, d := range status.Convert(err).Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			return ri.GetRetryDelay().AsDuration()
-		}
-	}
-	return 0
 }
 
 // testBank is an integrator's minimal adapter: ACCOUNTS and BALANCES
@@ -368,18 +355,6 @@ func (b *testBank) metadata() metadata.MD {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.lastMD
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	return addr
 }
 
 func containsStr(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,15 +1,9 @@
 package adapters_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -146,79 +140,4 @@ func TestFindLeaks(t *testing.T) {
 			}
 		})
 	}
-}
-
-// leakyBank is testBank whose ListAccounts puts a number where the consent
-// id says, and which streams one event that shows an IBAN between two that
-// do not.
-type leakyBank struct{ *testBank }
-
-func (b leakyBank) Info(ctx context.Context) (*adapterv1.GetAdapterInfoResponse, error) {
-	info, err := b.testBank.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	info.Capabilities = adapters.Capabilities(b)
-	return info, nil
-}
-
-const (
-	leakedIBAN = "DE89 3704 0044 0532 0130 00"
-	leakedCard = "4111 1111 1111 1111"
-)
-
-func (leakyBank) ListAccounts(_ context.Context, req *adapterv1.ListAccountsRequest) (*adapterv1.ListAccountsResponse, error) {
-	account := &adapterv1.Account{
-		BankAccountId: "acc-1", DisplayName: "Everyday account", Type: adapterv1.AccountType_ACCOUNT_TYPE_CURRENT, CurrencyCode: "EUR",
-		MaskedNumber: &commonv1.MaskedAccountNumber{Last4: "3000", Display: "•••• 3000"},
-	}
-	switch req.GetBankConsentId() {
-	case "ok":
-	case "opaque-id":
-		account.BankAccountId = "4111111111111111" // an id, which may be all digits
-		account.MaskedNumber.Display = "****3000"
-	case "iban-in-name":
-		account.DisplayName = "Salary " + leakedIBAN
-	case "iban-in-masked":
-		account.MaskedNumber.Display = strings.ToLower(strings.ReplaceAll(leakedIBAN, " ", ""))
-	case "card-in-masked":
-		account.MaskedNumber.Display = leakedCard
-	default:
-		return nil, errors.New("unexpected consent")
-	}
-	return &adapterv1.ListAccountsResponse{Accounts: []*adapterv1.Account{account}}, nil
-}
-
-func (leakyBank) StreamEvents(_ context.Context, _ *adapterv1.StreamEventsRequest, send func(*adapterv1.StreamEventsResponse) error) error {
-	for i, text := range []string{"Hello, this is Anna", "Your IBAN is " + leakedIBAN, "Anything else?"} {
-		err := send(&adapterv1.StreamEventsResponse{
-			Cursor: string(rune('a' + i)), EventTime: timestamppb.Now(),
-			Event: &adapterv1.StreamEventsResponse_AgentMessage{AgentMessage: &adapterv1.AgentMessage{
-				CaseId: "case-1", MessageId: string(rune('a' + i)), AgentDisplayName: "Anna", Text: text,
-			}},
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// syncBuffer is a log destination that calls on several goroutines may
-// write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -356,14 +356,6 @@ func (purchaseBank) GetPurchaseDetails(_ context.Context, req *adapterv1.GetPurc
 	return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_NOT_FOUND, "the bank has no purchase details for this transaction")
 }
 
-// purchasesOnlyBank has GetPurchaseDetails but no SyncTransactions, so
-// PURCHASE_DETAILS is not one of its capabilities.
-type purchasesOnlyBank struct{ *testBank }
-
-func (purchasesOnlyBank) GetPurchaseDetails(context.Context, *adapterv1.GetPurchaseDetailsRequest) (*adapterv1.GetPurchaseDetailsResponse, error) {
-	return nil, errors.New("never called: not a capability without TRANSACTIONS")
-}
-
 func (b *testBank) metadata() metadata.MD {
 	b.mu.Lock()
 	defer b.mu.Unlock()
