@@ -80,8 +80,17 @@ func isIBAN(chars []rune) bool {
 // It is safe for production: text without such numbers comes back
 // unchanged, and UnmaskedNumber finds nothing in the result.
 func ScrubNumbers(text string) string {
-	text = replaceSpans(text, findIBANs)
-	return replaceSpans(text, findCardNumbers)
+	// A masked number keeps its last four digits, and those can begin
+	// another number with the digits after them ("4111 1111 1111 1111
+	// 000000 0111" holds two overlapping cards), so mask until nothing is
+	// left. Each round turns at least 13 digits into 4, so it ends.
+	for {
+		scrubbed := replaceSpans(replaceSpans(text, findIBANs), findCardNumbers)
+		if scrubbed == text {
+			return text
+		}
+		text = scrubbed
+	}
 }
 
 // replaceSpans masks what find finds in text.
