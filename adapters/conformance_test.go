@@ -1,6 +1,7 @@
 package adapters_test
 
 import (
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"testing"
 
 	"github.com/bankbridge/bankbridge/adapters/conformance"
@@ -13,10 +14,10 @@ import (
 // is proved in package sandbox.)
 func TestConformancePartialAdapter(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range adaptertest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
-			c := tr.reach(t, &testBank{}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
+			c := tr.Reach(t, &adaptertest.TestBank{}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
 			conformance.Run(t, c, conformance.Fixtures{BankConsentID: "ok"})
 		})
 	}

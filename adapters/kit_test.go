@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -31,14 +32,14 @@ var quiet = adapters.WithLogger(slog.New(slog.DiscardHandler))
 // calls fail.
 func TestNewInMemoryClient(t *testing.T) {
 	t.Parallel()
-	c, stop := adapters.NewInMemoryClient(adapters.NewServer(&testBank{}, quiet))
+	c, stop := adapters.NewInMemoryClient(adapters.NewServer(&adaptertest.TestBank{}, quiet))
 
 	resp, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "ok"})
 	if err != nil || len(resp.GetAccounts()) == 0 {
 		t.Fatalf("ListAccounts = %v, %v; want the test bank's accounts", resp, err)
 	}
 	_, err = c.ListCards(t.Context(), &adapterv1.ListCardsRequest{BankConsentId: "ok"})
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED)
+	adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED)
 
 	_, err = c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "not a valid id"})
 	if status.Code(err) != codes.InvalidArgument {
@@ -67,7 +68,7 @@ func TestNewInMemoryClient(t *testing.T) {
 // BANK_UNAVAILABLE on its first call, "stolen" is refused for good, any
 // other is blocked. calls counts what reached the bank, per card.
 type idemBank struct {
-	cardsBank
+	adaptertest.CardsBank
 	idem  *adapters.Idempotency
 	mu    sync.Mutex
 	calls map[string]int
@@ -75,7 +76,7 @@ type idemBank struct {
 
 func newIdemBank(opts ...adapters.IdempotencyOption) *idemBank {
 	return &idemBank{
-		cardsBank: cardsBank{&testBank{}},
+		CardsBank: adaptertest.CardsBank{TestBank: &adaptertest.TestBank{}},
 		idem:      adapters.NewIdempotency(adapters.NewMemoryIdempotencyStore(), opts...),
 		calls:     map[string]int{},
 	}
@@ -148,7 +149,7 @@ func TestIdempotency(t *testing.T) {
 	})
 	t.Run("key reused with another request", func(t *testing.T) {
 		_, err := c.BlockCard(ctx, blockReq("card-2", "key-00000001"))
-		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
+		adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_IDEMPOTENCY_KEY_REUSED)
 		if n := bank.count("card-2"); n != 0 {
 			t.Errorf("bank called %d times; want 0", n)
 		}
@@ -156,7 +157,7 @@ func TestIdempotency(t *testing.T) {
 	t.Run("final refusal is replayed", func(t *testing.T) {
 		for range 2 {
 			_, err := c.BlockCard(ctx, blockReq("stolen", "key-00000002"))
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_FAILED_PRECONDITION)
 		}
 		if n := bank.count("stolen"); n != 1 {
 			t.Errorf("bank called %d times; want 1", n)
@@ -165,7 +166,7 @@ func TestIdempotency(t *testing.T) {
 	for _, card := range []string{"flaky", "timeout"} {
 		t.Run("transient failure is not replayed: "+card, func(t *testing.T) {
 			_, err := c.BlockCard(ctx, blockReq(card, "key-0000000"+card[:1]))
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 			resp, err := c.BlockCard(ctx, blockReq(card, "key-0000000"+card[:1]))
 			if err != nil || resp.GetStatus() != adapterv1.CardBlockStatus_CARD_BLOCK_STATUS_BLOCKED {
 				t.Fatalf("retry after a transient failure = %v, %v; want the card blocked", resp, err)
@@ -220,8 +221,8 @@ func TestIdempotencyStoreDown(t *testing.T) {
 	c, stop := adapters.NewInMemoryClient(adapters.NewServer(bank, quiet))
 	t.Cleanup(stop)
 	_, err := c.BlockCard(t.Context(), blockReq("card-1", "key-00000001"))
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
-	if containsStr(status.Convert(err).Message(), "db.internal") || bank.count("card-1") != 0 {
+	adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+	if adaptertest.ContainsStr(status.Convert(err).Message(), "db.internal") || bank.count("card-1") != 0 {
 		t.Errorf("store down: %v, bank called %d times; want no store text and no call", err, bank.count("card-1"))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
 )
@@ -136,7 +137,7 @@ func TestCursorCodec(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var out state
 			err := codec.Decode(c.scope, c.cursor, &out)
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
 		})
 	}
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -35,21 +36,21 @@ func withKey(ctx context.Context, key string) context.Context {
 
 func TestServerAPIKeys(t *testing.T) {
 	t.Parallel()
-	keys := &keySet{keys: []string{testAPIKey, "previous-key-0000"}}
-	c := dial(t, serve(t, &testBank{}, adapters.WithAPIKeys(keys.get)))
+	keys := &adaptertest.KeySet{Keys: []string{adaptertest.TestAPIKey, "previous-key-0000"}}
+	c := dial(t, adaptertest.Serve(t, &adaptertest.TestBank{}, adapters.WithAPIKeys(keys.Get)))
 	tests := []struct {
 		name    string
 		ctx     func(context.Context) context.Context
 		wantErr bool
 	}{
-		{name: "current key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, testAPIKey) }},
+		{name: "current key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, adaptertest.TestAPIKey) }},
 		{name: "previous key still accepted", ctx: func(ctx context.Context) context.Context { return withKey(ctx, "previous-key-0000") }},
 		{name: "no key", ctx: func(ctx context.Context) context.Context { return ctx }, wantErr: true},
 		{name: "wrong key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, "wrong-key-0000") }, wantErr: true},
-		{name: "prefix of the key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, testAPIKey[:5]) }, wantErr: true},
+		{name: "prefix of the key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, adaptertest.TestAPIKey[:5]) }, wantErr: true},
 		{name: "empty key", ctx: func(ctx context.Context) context.Context { return withKey(ctx, "") }, wantErr: true},
 		{name: "two keys", ctx: func(ctx context.Context) context.Context {
-			return withKey(withKey(ctx, testAPIKey), "wrong-key-0000")
+			return withKey(withKey(ctx, adaptertest.TestAPIKey), "wrong-key-0000")
 		}, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -63,25 +64,25 @@ func TestServerAPIKeys(t *testing.T) {
 				}
 				return
 			}
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
 			// An unauthenticated caller learns nothing else, not even
 			// whether its request is valid.
 			_, err = c.ListAccounts(tt.ctx(t.Context()), &adapterv1.ListAccountsRequest{BankConsentId: "not valid!"})
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
 		})
 	}
 }
 
 func TestServerAPIKeyRotation(t *testing.T) {
 	t.Parallel()
-	keys := &keySet{keys: []string{testAPIKey}}
-	c := dial(t, serve(t, &testBank{}, adapters.WithAPIKeys(keys.get)))
-	if _, err := c.CheckHealth(withKey(t.Context(), testAPIKey), &adapterv1.CheckHealthRequest{}); err != nil {
+	keys := &adaptertest.KeySet{Keys: []string{adaptertest.TestAPIKey}}
+	c := dial(t, adaptertest.Serve(t, &adaptertest.TestBank{}, adapters.WithAPIKeys(keys.Get)))
+	if _, err := c.CheckHealth(withKey(t.Context(), adaptertest.TestAPIKey), &adapterv1.CheckHealthRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	keys.set("next-key-0000")
-	_, err := c.CheckHealth(withKey(t.Context(), testAPIKey), &adapterv1.CheckHealthRequest{})
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
+	keys.Set("next-key-0000")
+	_, err := c.CheckHealth(withKey(t.Context(), adaptertest.TestAPIKey), &adapterv1.CheckHealthRequest{})
+	adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_REJECTED)
 	if _, err := c.CheckHealth(withKey(t.Context(), "next-key-0000"), &adapterv1.CheckHealthRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestServerAPIKeyRotation(t *testing.T) {
 
 func TestServerValidatesRequests(t *testing.T) {
 	t.Parallel()
-	c := dial(t, serve(t, &testBank{}))
+	c := dial(t, adaptertest.Serve(t, &adaptertest.TestBank{}))
 	tests := []struct {
 		name       string
 		call       func() error
@@ -115,7 +116,7 @@ func TestServerValidatesRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.call()
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
 			var fields []string
 			for _, d := range status.Convert(err).Details() {
 				if br, ok := d.(*errdetails.BadRequest); ok {
@@ -138,7 +139,7 @@ func TestServerValidatesRequests(t *testing.T) {
 
 func TestServerUnimplementedCapabilities(t *testing.T) {
 	t.Parallel()
-	c := dial(t, serve(t, &testBank{}))
+	c := dial(t, adaptertest.Serve(t, &adaptertest.TestBank{}))
 	calls := map[string]func() error{
 		"StartSca": func() error {
 			_, err := c.StartSca(t.Context(), &adapterv1.StartScaRequest{})
@@ -196,17 +197,17 @@ func TestServerUnimplementedCapabilities(t *testing.T) {
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
 			// Unimplemented comes before validation: these requests are empty.
-			wantReason(t, call(), commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED)
+			adaptertest.WantReason(t, call(), commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED)
 		})
 	}
 }
 
 func TestServerChecksInfo(t *testing.T) {
 	t.Parallel()
-	liar := &testBank{infoCaps: []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES, adapterv1.Capability_CAPABILITY_EVENTS}}
-	c := dial(t, serve(t, liar))
+	liar := &adaptertest.TestBank{InfoCaps: []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES, adapterv1.Capability_CAPABILITY_EVENTS}}
+	c := dial(t, adaptertest.Serve(t, liar))
 	_, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INTERNAL)
+	adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INTERNAL)
 	if apierr.Info(err).GetMetadata()["incident_id"] == "" {
 		t.Error("INTERNAL without an incident_id")
 	}
@@ -214,12 +215,12 @@ func TestServerChecksInfo(t *testing.T) {
 
 func TestCapabilities(t *testing.T) {
 	t.Parallel()
-	got := adapters.Capabilities(&testBank{})
+	got := adapters.Capabilities(&adaptertest.TestBank{})
 	want := []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES}
 	if !slices.Equal(got, want) {
 		t.Errorf("Capabilities(testBank) = %v, want %v", got, want)
 	}
-	if n, all := len(adapters.Capabilities(newSandbox(t))), len(adapterv1.Capability_name)-1; n != all {
+	if n, all := len(adapters.Capabilities(adaptertest.NewSandbox(t))), len(adapterv1.Capability_name)-1; n != all {
 		t.Errorf("the sandbox implements %d capabilities, want all %d", n, all)
 	}
 }
@@ -238,7 +239,7 @@ func TestPurchaseDetailsNeedsTransactions(t *testing.T) {
 	}{
 		{
 			name:       "with transactions",
-			adapter:    &purchaseBank{testBank: &testBank{}},
+			adapter:    &adaptertest.PurchaseBank{TestBank: &adaptertest.TestBank{}},
 			wantListed: true,
 			wantReason: commonv1.ErrorReason_ERROR_REASON_NOT_FOUND,
 			wantCaps: []adapterv1.Capability{
@@ -248,7 +249,7 @@ func TestPurchaseDetailsNeedsTransactions(t *testing.T) {
 		},
 		{
 			name:       "without transactions",
-			adapter:    purchasesOnlyBank{testBank: &testBank{}},
+			adapter:    purchasesOnlyBank{TestBank: &adaptertest.TestBank{}},
 			wantReason: commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED,
 			wantCaps:   []adapterv1.Capability{adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES},
 		},
@@ -259,7 +260,7 @@ func TestPurchaseDetailsNeedsTransactions(t *testing.T) {
 			if got := adapters.Capabilities(tt.adapter); !slices.Equal(got, tt.wantCaps) {
 				t.Errorf("Capabilities = %v, want %v", got, tt.wantCaps)
 			}
-			c := dial(t, serve(t, tt.adapter))
+			c := dial(t, adaptertest.Serve(t, tt.adapter))
 			info, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
 			if err != nil {
 				t.Fatal(err)
@@ -270,7 +271,7 @@ func TestPurchaseDetailsNeedsTransactions(t *testing.T) {
 			_, err = c.GetPurchaseDetails(t.Context(), &adapterv1.GetPurchaseDetailsRequest{
 				BankConsentId: "ok", BankAccountId: "acc-1", TransactionId: "tx-unknown",
 			})
-			wantReason(t, err, tt.wantReason)
+			adaptertest.WantReason(t, err, tt.wantReason)
 		})
 	}
 }
@@ -297,8 +298,8 @@ func TestCardsCapability(t *testing.T) {
 		wantCaps  []adapterv1.Capability
 		wantBlock commonv1.ErrorReason
 	}{
-		{name: "cards", adapter: cardsBank{testBank: &testBank{}}, wantCaps: append(slices.Clone(base), adapterv1.Capability_CAPABILITY_CARDS)},
-		{name: "written before CARDS", adapter: oldFraudBank{testBank: &testBank{}}, wantCaps: base,
+		{name: "cards", adapter: adaptertest.CardsBank{TestBank: &adaptertest.TestBank{}}, wantCaps: append(slices.Clone(base), adapterv1.Capability_CAPABILITY_CARDS)},
+		{name: "written before CARDS", adapter: adaptertest.OldFraudBank{TestBank: &adaptertest.TestBank{}}, wantCaps: base,
 			wantBlock: commonv1.ErrorReason_ERROR_REASON_CAPABILITY_NOT_SUPPORTED},
 	}
 	for _, tt := range tests {
@@ -307,7 +308,7 @@ func TestCardsCapability(t *testing.T) {
 			if got := adapters.Capabilities(tt.adapter); !slices.Equal(got, tt.wantCaps) {
 				t.Errorf("Capabilities = %v, want %v", got, tt.wantCaps)
 			}
-			c := dial(t, serve(t, tt.adapter))
+			c := dial(t, adaptertest.Serve(t, tt.adapter))
 			_, err := c.BlockCard(t.Context(), &adapterv1.BlockCardRequest{
 				BankConsentId: "ok", BankAccountId: "acc-1", Reason: adapterv1.CardBlockReason_CARD_BLOCK_REASON_LOST, IdempotencyKey: "block-0001",
 			})
@@ -317,7 +318,7 @@ func TestCardsCapability(t *testing.T) {
 				}
 				return
 			}
-			wantReason(t, err, tt.wantBlock)
+			adaptertest.WantReason(t, err, tt.wantBlock)
 		})
 	}
 }

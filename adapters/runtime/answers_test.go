@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"net"
 	"strings"
 	"testing"
@@ -113,7 +114,7 @@ func TestAdapterErrorsNeverReachCallers(t *testing.T) {
 	t.Cleanup(srv.Stop)
 	bank := runtime.Bank{ID: "raw", DisplayName: "Raw Bank", Kind: runtime.KindRemote, Endpoint: lis.Addr().String(),
 		Breaker: runtime.Breaker{MinRequests: 1000}}
-	c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(newCredentials(nil))), "raw")
+	c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(adaptertest.NewCredentials(nil))), "raw")
 
 	tests := []struct {
 		consent string
@@ -144,7 +145,7 @@ func TestAdapterErrorsNeverReachCallers(t *testing.T) {
 		t.Run(tt.consent, func(t *testing.T) {
 			t.Parallel()
 			_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: tt.consent})
-			wantReason(t, err, tt.want)
+			adaptertest.WantReason(t, err, tt.want)
 			st := status.Convert(err)
 			if st.Message() != tt.wantMessage {
 				t.Errorf("message %q, want bankbridge's own %q", st.Message(), tt.wantMessage)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -131,12 +132,12 @@ func listAccounts(ctx context.Context, c adapterv1.BankAdapterServiceClient) err
 // the registry's client of it.
 func remoteBank(t *testing.T, a adapters.Adapter, bank runtime.Bank, wrap func(addr string) string) adapterv1.BankAdapterServiceClient {
 	t.Helper()
-	addr := serveWith(t, a, []grpc.ServerOption{adapters.KeepaliveServerOption()}, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+	addr := adaptertest.ServeWith(t, a, []grpc.ServerOption{adapters.KeepaliveServerOption()}, adapters.WithAPIKeys(func() []string { return []string{adaptertest.TestAPIKey} }))
 	if wrap != nil {
 		addr = wrap(addr)
 	}
 	bank.Kind, bank.Endpoint = runtime.KindRemote, addr
-	return client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey}))), bank.ID)
+	return adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey}))), bank.ID)
 }
 
 // tcpProxy forwards TCP connections to a target, and can turn the
@@ -324,7 +325,7 @@ func TestKeepaliveFindsABlackholedConnection(t *testing.T) {
 						t.Fatalf("want the answer over a new connection, got %v", err)
 					}
 				} else {
-					wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+					adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 					if retryDelay(err) <= 0 {
 						t.Error("BANK_UNAVAILABLE without RetryInfo")
 					}
@@ -365,11 +366,11 @@ func TestKeepalivePingsDoNotGetTheClientKilled(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				a := newFaultBank()
 				a.delay = hold
-				addr := serveWith(t, a, tt.serverOpts, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+				addr := adaptertest.ServeWith(t, a, tt.serverOpts, adapters.WithAPIKeys(func() []string { return []string{adaptertest.TestAPIKey} }))
 				proxy := newProxy(t, addr)
 				bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Kind: runtime.KindRemote, Endpoint: proxy.addr(),
 					Timeout: time.Minute, Retry: runtime.Retry{Disabled: true}}
-				c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey}))), "test")
+				c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey}))), "test")
 
 				start := time.Now()
 				err := listAccounts(t.Context(), c)
@@ -377,7 +378,7 @@ func TestKeepalivePingsDoNotGetTheClientKilled(t *testing.T) {
 				t.Logf("%s: %d pings in %s, %v", tt.name, pings, time.Since(start).Round(time.Millisecond), err)
 				if !tt.wantOK {
 					// The control: what KeepaliveServerOption spares callers.
-					wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+					adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 					return
 				}
 				if err != nil {
@@ -454,7 +455,7 @@ func TestRetryOfSafeReads(t *testing.T) {
 					c = remoteBank(t, a, bank, nil)
 				} else {
 					bank.Kind, bank.InProcess = runtime.KindInProcess, "fault"
-					c = client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a)), bank.ID)
+					c = adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a)), bank.ID)
 				}
 				ctx := t.Context()
 				if tt.budget > 0 {
@@ -464,7 +465,7 @@ func TestRetryOfSafeReads(t *testing.T) {
 				}
 				err := tt.call(ctx, c)
 				if tt.wantErr {
-					wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+					adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 				} else if err != nil {
 					t.Fatalf("want the answer, got %v", err)
 				}
@@ -529,7 +530,7 @@ func TestBreakerTripsOnFailureRatio(t *testing.T) {
 			// The defaults, but no retry: each call is one of the bank's.
 			bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Kind: runtime.KindInProcess, InProcess: "fault",
 				Retry: runtime.Retry{Disabled: true}, RateLimit: runtime.RateLimit{PerSecond: 10_000, Burst: 10_000}}
-			c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a), reader.option()), "test")
+			c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a), reader.option()), "test")
 
 			var open error
 			answered := 0
@@ -539,7 +540,7 @@ func TestBreakerTripsOnFailureRatio(t *testing.T) {
 					answered++
 					continue
 				}
-				wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+				adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 				if strings.Contains(status.Convert(err).Message(), "circuit breaker open") {
 					open = err
 					if i < runtime.DefaultMinRequests-1 {
@@ -589,7 +590,7 @@ func TestBreakerCountsCallsNotAttempts(t *testing.T) {
 	a.failConsent = "broken"
 	bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Kind: runtime.KindInProcess, InProcess: "fault",
 		RateLimit: runtime.RateLimit{PerSecond: 10_000, Burst: 10_000}}
-	c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a)), "test")
+	c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a)), "test")
 	for i := range 200 {
 		consent := "consent-1"
 		if i%2 == 1 {
@@ -597,7 +598,7 @@ func TestBreakerCountsCallsNotAttempts(t *testing.T) {
 		}
 		_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: consent})
 		if consent == "broken" {
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 		}
 		if strings.Contains(fmt.Sprint(err), "circuit breaker open") {
 			t.Fatalf("call %d: the breaker opened on retried attempts: %v", i, err)
@@ -620,11 +621,11 @@ func TestBulkhead(t *testing.T) {
 			bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", MaxInFlight: limit}
 			var c adapterv1.BankAdapterServiceClient
 			if tr == "remote" {
-				bank.Kind, bank.Endpoint = runtime.KindRemote, serveWith(t, a, []grpc.ServerOption{adapters.KeepaliveServerOption()}, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
-				c = client(t, newRegistry(t, []runtime.Bank{bank}, reader.option(), runtime.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey}))), "test")
+				bank.Kind, bank.Endpoint = runtime.KindRemote, adaptertest.ServeWith(t, a, []grpc.ServerOption{adapters.KeepaliveServerOption()}, adapters.WithAPIKeys(func() []string { return []string{adaptertest.TestAPIKey} }))
+				c = adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, reader.option(), runtime.WithCredentials(adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey}))), "test")
 			} else {
 				bank.Kind, bank.InProcess = runtime.KindInProcess, "fault"
-				c = client(t, newRegistry(t, []runtime.Bank{bank}, reader.option(), runtime.WithInProcess("fault", a)), "test")
+				c = adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, reader.option(), runtime.WithInProcess("fault", a)), "test")
 			}
 
 			// limit callers held by the slow bank.
@@ -648,7 +649,7 @@ func TestBulkhead(t *testing.T) {
 			start := time.Now()
 			err := listAccounts(t.Context(), c)
 			took := time.Since(start)
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 			if !strings.Contains(status.Convert(err).Message(), "in flight") {
 				t.Errorf("message %q does not say why", status.Convert(err).Message())
 			}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/adapters/runtime"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -27,10 +28,10 @@ import (
 // leakyBank is testBank whose ListAccounts puts a number where the consent
 // id says, and which streams one event that shows an IBAN between two that
 // do not.
-type leakyBank struct{ *testBank }
+type leakyBank struct{ *adaptertest.TestBank }
 
 func (b leakyBank) Info(ctx context.Context) (*adapterv1.GetAdapterInfoResponse, error) {
-	info, err := b.testBank.Info(ctx)
+	info, err := b.TestBank.Info(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -157,15 +158,15 @@ func TestRegistryRefusesLeaks(t *testing.T) {
 				runtime.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
 				runtime.WithRegistryLogger(slog.New(slog.NewTextHandler(&logs, nil))),
 			}
-			a := leakyBank{&testBank{}}
+			a := leakyBank{&adaptertest.TestBank{}}
 			if tr == "in-process" {
 				bank.Kind, bank.InProcess = runtime.KindInProcess, "leaky"
 				opts = append(opts, runtime.WithInProcess("leaky", a))
 			} else {
-				bank.Kind, bank.Endpoint = runtime.KindRemote, serve(t, a, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
-				opts = append(opts, runtime.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey})))
+				bank.Kind, bank.Endpoint = runtime.KindRemote, adaptertest.Serve(t, a, adapters.WithAPIKeys(func() []string { return []string{adaptertest.TestAPIKey} }))
+				opts = append(opts, runtime.WithCredentials(adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey})))
 			}
-			c := client(t, newRegistry(t, []runtime.Bank{bank}, opts...), "test")
+			c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, opts...), "test")
 
 			for _, tt := range tests {
 				resp, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: tt.consent})
@@ -178,7 +179,7 @@ func TestRegistryRefusesLeaks(t *testing.T) {
 				if resp != nil {
 					t.Errorf("%s: the caller got the response %v", tt.consent, resp)
 				}
-				wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+				adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 				if msg := status.Convert(err).Message(); !strings.Contains(msg, tt.wantPath) || !strings.Contains(msg, tt.wantKind) {
 					t.Errorf("%s: message %q does not name %s and %s", tt.consent, msg, tt.wantPath, tt.wantKind)
 				}

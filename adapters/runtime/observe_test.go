@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"encoding/json"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -67,9 +68,9 @@ func TestRegistryCountsEveryCallByBankAndOutcome(t *testing.T) {
 	bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Kind: runtime.KindInProcess, InProcess: "fault",
 		Retry: runtime.Retry{Disabled: true}, RateLimit: runtime.RateLimit{PerSecond: 10_000, Burst: 10_000},
 		Breaker: runtime.Breaker{MinRequests: 10, FailureRatio: 0.5}}
-	reg := newRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a), reader.option(),
+	reg := adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("fault", a), reader.option(),
 		runtime.WithRegistryLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
-	c := client(t, reg, "test")
+	c := adaptertest.Client(t, reg, "test")
 
 	for range 15 {
 		_ = listAccounts(t.Context(), c)

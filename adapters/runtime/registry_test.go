@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"fmt"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -31,19 +32,19 @@ func TestNewRegistryRefuses(t *testing.T) {
 		{
 			name:    "duplicate ids",
 			banks:   []runtime.Bank{inProcess("test", "test"), inProcess("test", "test")},
-			opts:    []runtime.Option{runtime.WithInProcess("test", &testBank{})},
+			opts:    []runtime.Option{runtime.WithInProcess("test", &adaptertest.TestBank{})},
 			wantErr: `banks[1] (id "test"): id: duplicate of banks[0]`,
 		},
 		{
 			name:    "in-process adapter not given",
 			banks:   []runtime.Bank{inProcess("test", "missing")},
-			opts:    []runtime.Option{runtime.WithInProcess("test", &testBank{})},
+			opts:    []runtime.Option{runtime.WithInProcess("test", &adaptertest.TestBank{})},
 			wantErr: `banks[0] (id "test"): in_process: no adapter "missing" given (WithInProcess)`,
 		},
 		{
 			name:    "in-process adapter given twice",
 			banks:   []runtime.Bank{inProcess("test", "test")},
-			opts:    []runtime.Option{runtime.WithInProcess("test", &testBank{}), runtime.WithInProcess("test", &testBank{})},
+			opts:    []runtime.Option{runtime.WithInProcess("test", &adaptertest.TestBank{}), runtime.WithInProcess("test", &adaptertest.TestBank{})},
 			wantErr: `in-process adapter "test": given twice`,
 		},
 		{
@@ -60,13 +61,13 @@ func TestNewRegistryRefuses(t *testing.T) {
 		{
 			name:    "adapter serving another bank",
 			banks:   []runtime.Bank{inProcess("other", "test")},
-			opts:    []runtime.Option{runtime.WithInProcess("test", &testBank{})},
+			opts:    []runtime.Option{runtime.WithInProcess("test", &adaptertest.TestBank{})},
 			wantErr: `banks[0] (id "other"): in_process: adapter "test" serves bank "test", not "other"`,
 		},
 		{
 			name:  "adapter listing a capability it does not implement",
 			banks: []runtime.Bank{inProcess("test", "test")},
-			opts: []runtime.Option{runtime.WithInProcess("test", &testBank{infoCaps: []adapterv1.Capability{
+			opts: []runtime.Option{runtime.WithInProcess("test", &adaptertest.TestBank{InfoCaps: []adapterv1.Capability{
 				adapterv1.Capability_CAPABILITY_ACCOUNTS, adapterv1.Capability_CAPABILITY_BALANCES, adapterv1.Capability_CAPABILITY_FRAUD,
 			}})},
 			wantErr: "adapter info lists capabilities it does not implement: FRAUD",
@@ -74,7 +75,7 @@ func TestNewRegistryRefuses(t *testing.T) {
 		{
 			name:  "adapter omitting a capability it implements",
 			banks: []runtime.Bank{inProcess("test", "test")},
-			opts: []runtime.Option{runtime.WithInProcess("test", &testBank{infoCaps: []adapterv1.Capability{
+			opts: []runtime.Option{runtime.WithInProcess("test", &adaptertest.TestBank{InfoCaps: []adapterv1.Capability{
 				adapterv1.Capability_CAPABILITY_ACCOUNTS,
 			}})},
 			wantErr: "adapter info omits capabilities it implements: BALANCES",
@@ -82,7 +83,7 @@ func TestNewRegistryRefuses(t *testing.T) {
 		{
 			name:    "invalid bank",
 			banks:   []runtime.Bank{{ID: "dave", DisplayName: "Dave's Bank", Kind: runtime.KindRemote}},
-			opts:    []runtime.Option{runtime.WithCredentials(newCredentials(nil))},
+			opts:    []runtime.Option{runtime.WithCredentials(adaptertest.NewCredentials(nil))},
 			wantErr: `banks[0] (id "dave"): endpoint: required for kind remote`,
 		},
 	}
@@ -108,7 +109,7 @@ func TestRegistryBanks(t *testing.T) {
 		{ID: "remote", DisplayName: "Remote Bank", Kind: runtime.KindRemote, Endpoint: "127.0.0.1:9400", Timeout: 2 * time.Second,
 			TLS: &runtime.TLS{ServerName: "bank.example"}},
 	}
-	r := newRegistry(t, banks, runtime.WithInProcess("test", &testBank{}), runtime.WithCredentials(newCredentials(nil)))
+	r := adaptertest.NewRegistry(t, banks, runtime.WithInProcess("test", &adaptertest.TestBank{}), runtime.WithCredentials(adaptertest.NewCredentials(nil)))
 
 	got := r.Banks()
 	if len(got) != 2 || got[0].ID != "test" || got[1].ID != "remote" {
@@ -164,11 +165,11 @@ func TestCallerCannotChooseEndpoint(t *testing.T) {
 		}
 	}()
 
-	r := newRegistry(t, []runtime.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox"}},
-		runtime.WithInProcess("sandbox", newSandbox(t)))
+	r := adaptertest.NewRegistry(t, []runtime.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox"}},
+		runtime.WithInProcess("sandbox", adaptertest.NewSandbox(t)))
 	for _, id := range []string{lis.Addr().String(), "dns:///" + lis.Addr().String(), "../sandbox", "SANDBOX", ""} {
 		_, err := r.Client(id)
-		wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND)
+		adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_NOT_FOUND)
 		if strings.Contains(err.Error(), lis.Addr().String()) {
 			t.Errorf("the error echoes the caller's input: %v", err)
 		}
@@ -181,11 +182,11 @@ func TestCallerCannotChooseEndpoint(t *testing.T) {
 func TestCloseEndsCalls(t *testing.T) {
 	t.Parallel()
 	r, err := runtime.NewRegistry([]runtime.Bank{{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindInProcess, InProcess: "sandbox"}},
-		runtime.WithInProcess("sandbox", newSandbox(t)))
+		runtime.WithInProcess("sandbox", adaptertest.NewSandbox(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client(t, r, "sandbox")
+	c := adaptertest.Client(t, r, "sandbox")
 	if _, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestCloseEndsCalls(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	_, err = c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+	adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 }
 
 // TestRegistryRefusesBadPurchaseDetails shows that an adapter's purchase
@@ -206,10 +207,10 @@ func TestCloseEndsCalls(t *testing.T) {
 // adapter sent.
 func TestRegistryRefusesBadPurchaseDetails(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range adaptertest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
-			c := tr.reach(t, purchaseBank{testBank: &testBank{}}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
+			c := tr.Reach(t, adaptertest.PurchaseBank{TestBank: &adaptertest.TestBank{}}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
 			req := func(tx string) *adapterv1.GetPurchaseDetailsRequest {
 				return &adapterv1.GetPurchaseDetailsRequest{BankConsentId: "ok", BankAccountId: "acc-1", TransactionId: tx}
 			}
@@ -217,13 +218,13 @@ func TestRegistryRefusesBadPurchaseDetails(t *testing.T) {
 				t.Fatalf("valid purchase details: %v", err)
 			}
 			_, err := c.GetPurchaseDetails(t.Context(), req("tx-not-a-purchase"))
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_NOT_FOUND)
 
 			resp, err := c.GetPurchaseDetails(t.Context(), req("tx-mixed-currency"))
 			if resp != nil {
 				t.Errorf("the caller got the invalid response: %v", resp)
 			}
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 			if retryDelay(err) <= 0 {
 				t.Error("BANK_UNAVAILABLE without RetryInfo")
 			}
@@ -244,10 +245,10 @@ func TestRegistryRefusesBadPurchaseDetails(t *testing.T) {
 // attempts_remaining but never its words.
 func TestRegistryGuardsCards(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range adaptertest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
-			c := tr.reach(t, cardsBank{testBank: &testBank{}}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
+			c := tr.Reach(t, adaptertest.CardsBank{TestBank: &adaptertest.TestBank{}}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
 			if resp, err := c.ListCards(t.Context(), &adapterv1.ListCardsRequest{BankConsentId: "ok"}); err != nil || len(resp.GetCards()) != 1 {
 				t.Fatalf("ListCards: %v, %v", resp, err)
 			}
@@ -290,7 +291,7 @@ func TestRegistryGuardsCards(t *testing.T) {
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					err := tt.call()
-					wantReason(t, err, tt.want)
+					adaptertest.WantReason(t, err, tt.want)
 					st := status.Convert(err)
 					if !strings.Contains(st.Message(), tt.wantMessage) {
 						t.Errorf("message %q does not say %q", st.Message(), tt.wantMessage)

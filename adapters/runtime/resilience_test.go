@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/gen/apierr"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -38,17 +39,17 @@ func TestBreaker(t *testing.T) {
 		{name: "business answers do not", failing: "carol", wantOpen: false, wantReason: commonv1.ErrorReason_ERROR_REASON_BANK_LOGIN_REQUIRED},
 	}
 	for _, tt := range tests {
-		for _, tr := range transports() {
-			t.Run(tt.name+"/"+tr.name, func(t *testing.T) {
+		for _, tr := range adaptertest.Transports() {
+			t.Run(tt.name+"/"+tr.Name, func(t *testing.T) {
 				t.Parallel()
 				bank := sandboxBank()
 				bank.Breaker = runtime.Breaker{FailureRatio: 0.5, MinRequests: 3, OpenFor: 300 * time.Millisecond}
-				c := tr.reach(t, newSandbox(t), bank)
-				alice, failing := link(t, c, "alice"), link(t, c, tt.failing)
+				c := tr.Reach(t, adaptertest.NewSandbox(t), bank)
+				alice, failing := adaptertest.Link(t, c, "alice"), adaptertest.Link(t, c, tt.failing)
 
 				for range 5 {
 					_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: failing})
-					wantReason(t, err, tt.wantReason)
+					adaptertest.WantReason(t, err, tt.wantReason)
 					if strings.Contains(err.Error(), "circuit breaker") {
 						break
 					}
@@ -62,7 +63,7 @@ func TestBreaker(t *testing.T) {
 					}
 					return
 				}
-				wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+				adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 				if !strings.Contains(status.Convert(err).Message(), "circuit breaker open") {
 					t.Errorf("want the open breaker's answer, got %q", status.Convert(err).Message())
 				}
@@ -88,12 +89,12 @@ func TestBreaker(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range adaptertest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
 			bank := sandboxBank()
 			bank.RateLimit = runtime.RateLimit{PerSecond: 2, Burst: 2}
-			c := tr.reach(t, newSandbox(t), bank)
+			c := tr.Reach(t, adaptertest.NewSandbox(t), bank)
 			for i := range 2 {
 				if _, err := c.CheckHealth(t.Context(), &adapterv1.CheckHealthRequest{}); err != nil {
 					t.Fatalf("call %d within the burst: %v", i, err)
@@ -101,7 +102,7 @@ func TestRateLimit(t *testing.T) {
 			}
 			start := time.Now()
 			_, err := c.CheckHealth(t.Context(), &adapterv1.CheckHealthRequest{})
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_RATE_LIMITED)
 			if d := time.Since(start); d > 100*time.Millisecond {
 				t.Errorf("RATE_LIMITED took %s: it must answer at once, not queue", d)
 			}
@@ -130,14 +131,14 @@ func TestTimeout(t *testing.T) {
 		{name: "shorter caller deadline wins", callerBudget: 200 * time.Millisecond, want: 200 * time.Millisecond},
 	}
 	for _, tt := range tests {
-		for _, tr := range transports() {
-			t.Run(tt.name+"/"+tr.name, func(t *testing.T) {
+		for _, tr := range adaptertest.Transports() {
+			t.Run(tt.name+"/"+tr.Name, func(t *testing.T) {
 				t.Parallel()
 				bank := sandboxBank()
 				bank.Timeout = time.Second
 				bank.Breaker.FailureRatio, bank.Breaker.MinRequests = 0.01, 1
-				c := tr.reach(t, newSandbox(t), bank)
-				erin := link(t, c, "erin") // every data call of erin's takes 3s
+				c := tr.Reach(t, adaptertest.NewSandbox(t), bank)
+				erin := adaptertest.Link(t, c, "erin") // every data call of erin's takes 3s
 
 				ctx := t.Context()
 				if tt.callerBudget > 0 {
@@ -148,7 +149,7 @@ func TestTimeout(t *testing.T) {
 				start := time.Now()
 				_, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: erin})
 				elapsed := time.Since(start)
-				wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+				adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 				if retryDelay(err) <= 0 {
 					t.Error("BANK_UNAVAILABLE without RetryInfo")
 				}
@@ -185,16 +186,16 @@ func TestErrorMapping(t *testing.T) {
 		{consent: "invalid", want: commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, wantInMessage: "refused the request"},
 		{consent: "wrong-reason", want: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE, wantInMessage: "outside the protocol (reason USER_MISMATCH)"},
 	}
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range adaptertest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
 			// A breaker that never opens, so that each case meets the bank.
 			bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Breaker: runtime.Breaker{MinRequests: 1000}}
-			c := tr.reach(t, &testBank{}, bank)
+			c := tr.Reach(t, &adaptertest.TestBank{}, bank)
 			for _, tt := range tests {
 				t.Run(tt.consent, func(t *testing.T) {
 					_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: tt.consent})
-					wantReason(t, err, tt.want)
+					adaptertest.WantReason(t, err, tt.want)
 					msg := status.Convert(err).Message()
 					if !strings.Contains(msg, tt.wantInMessage) {
 						t.Errorf("message %q does not say %q", msg, tt.wantInMessage)
@@ -220,12 +221,12 @@ func TestErrorMapping(t *testing.T) {
 // bankbridge vouches for and passes on.
 func TestErrorDetailsThatPass(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range adaptertest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
-			c := tr.reach(t, &testBank{}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
+			c := tr.Reach(t, &adaptertest.TestBank{}, runtime.Bank{ID: "test", DisplayName: "Test Bank"})
 			_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "invalid"})
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_INVALID_ARGUMENT)
 			var fields []string
 			for _, d := range status.Convert(err).Details() {
 				if br, ok := d.(*errdetails.BadRequest); ok {
@@ -250,19 +251,19 @@ func TestErrorDetailsThatPass(t *testing.T) {
 // the bank no longer honouring it, in bankbridge's words.
 func TestRestartedSandboxForgetsConsents(t *testing.T) {
 	t.Parallel()
-	first := newSandbox(t)
+	first := adaptertest.NewSandbox(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := lis.Addr().String()
-	keys := adapters.WithAPIKeys(func() []string { return []string{testAPIKey} })
+	keys := adapters.WithAPIKeys(func() []string { return []string{adaptertest.TestAPIKey} })
 	srv := grpc.NewServer()
 	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(first, keys))
 	go func() { _ = srv.Serve(lis) }()
 	bank := runtime.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindRemote, Endpoint: addr}
-	c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey}))), "sandbox")
-	consent := link(t, c, "alice")
+	c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey}))), "sandbox")
+	consent := adaptertest.Link(t, c, "alice")
 	if _, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: consent}); err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +274,7 @@ func TestRestartedSandboxForgetsConsents(t *testing.T) {
 		t.Skipf("cannot listen on %s again: %v", addr, err)
 	}
 	srv = grpc.NewServer()
-	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(newSandbox(t), keys))
+	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(adaptertest.NewSandbox(t), keys))
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 
@@ -286,7 +287,7 @@ func TestRestartedSandboxForgetsConsents(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	wantReason(t, lastErr, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
+	adaptertest.WantReason(t, lastErr, commonv1.ErrorReason_ERROR_REASON_CONSENT_REVOKED_BY_BANK)
 	msg := status.Convert(lastErr).Message()
 	if strings.Contains(msg, "knows no such consent") || !strings.Contains(msg, "link the bank again") {
 		t.Errorf("message %q: want bankbridge's words for the reason, not the bank's", msg)
@@ -296,9 +297,9 @@ func TestRestartedSandboxForgetsConsents(t *testing.T) {
 func TestUnreachableBank(t *testing.T) {
 	t.Parallel()
 	bank := runtime.Bank{ID: "gone", DisplayName: "Gone Bank", Kind: runtime.KindRemote, Endpoint: closedPort(t)}
-	c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(newCredentials(nil))), "gone")
+	c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(adaptertest.NewCredentials(nil))), "gone")
 	_, err := c.GetAdapterInfo(t.Context(), &adapterv1.GetAdapterInfoRequest{})
-	wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
+	adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE)
 	if retryDelay(err) <= 0 {
 		t.Error("BANK_UNAVAILABLE without RetryInfo")
 	}
@@ -306,14 +307,14 @@ func TestUnreachableBank(t *testing.T) {
 
 func TestCredentials(t *testing.T) {
 	t.Parallel()
-	newBank := func(t *testing.T, breaker runtime.Breaker, opts ...runtime.Option) (*testBank, *keySet, *credentials, adapterv1.BankAdapterServiceClient) {
-		tb := &testBank{}
-		keys := &keySet{keys: []string{testAPIKey}}
-		creds := newCredentials(map[string]string{"api_key": testAPIKey, "Client_ID": "bankbridge-dev"})
+	newBank := func(t *testing.T, breaker runtime.Breaker, opts ...runtime.Option) (*adaptertest.TestBank, *adaptertest.KeySet, *adaptertest.Credentials, adapterv1.BankAdapterServiceClient) {
+		tb := &adaptertest.TestBank{}
+		keys := &adaptertest.KeySet{Keys: []string{adaptertest.TestAPIKey}}
+		creds := adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey, "Client_ID": "bankbridge-dev"})
 		bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Kind: runtime.KindRemote,
-			Endpoint: serve(t, tb, adapters.WithAPIKeys(keys.get)), Breaker: breaker}
+			Endpoint: adaptertest.Serve(t, tb, adapters.WithAPIKeys(keys.Get)), Breaker: breaker}
 		opts = append(opts, runtime.WithCredentials(creds))
-		return tb, keys, creds, client(t, newRegistry(t, []runtime.Bank{bank}, opts...), "test")
+		return tb, keys, creds, adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, opts...), "test")
 	}
 	listOK := func(ctx context.Context, c adapterv1.BankAdapterServiceClient) error {
 		_, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: "ok"})
@@ -330,11 +331,11 @@ func TestCredentials(t *testing.T) {
 		if err := listOK(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		md := tb.metadata()
+		md := tb.Metadata()
 		for key, want := range map[string]string{
 			"bankbridge-purpose":              "ACCOUNT_INFORMATION",
 			"traceparent":                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-			adapters.APIKeyMetadata:           testAPIKey,
+			adapters.APIKeyMetadata:           adaptertest.TestAPIKey,
 			"bankbridge-credential-client_id": "bankbridge-dev",
 		} {
 			if got := md.Get(key); len(got) != 1 || got[0] != want {
@@ -349,8 +350,8 @@ func TestCredentials(t *testing.T) {
 		if err := listOK(t.Context(), c); err != nil {
 			t.Fatal(err)
 		}
-		keys.set("rotated-key-0002")
-		creds.set(map[string]string{"api_key": "rotated-key-0002"}, nil)
+		keys.Set("rotated-key-0002")
+		creds.Set(map[string]string{"api_key": "rotated-key-0002"}, nil)
 		if err := listOK(t.Context(), c); err != nil {
 			t.Fatalf("after rotation: %v", err)
 		}
@@ -361,11 +362,11 @@ func TestCredentials(t *testing.T) {
 		var logs bytes.Buffer // written only by the calls below, read after them
 		_, _, creds, c := newBank(t, runtime.Breaker{FailureRatio: 0.01, MinRequests: 1, OpenFor: time.Minute},
 			runtime.WithRegistryLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-		creds.set(map[string]string{"api_key": "wrong-key-0000"}, nil)
+		creds.Set(map[string]string{"api_key": "wrong-key-0000"}, nil)
 		for range 3 {
 			err := listOK(t.Context(), c)
 			// Not UNAUTHENTICATED: the caller's token is fine; bankbridge's key is not.
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
 			if retryDelay(err) <= 0 {
 				t.Error("CREDENTIALS_UNAVAILABLE without RetryInfo")
 			}
@@ -373,7 +374,7 @@ func TestCredentials(t *testing.T) {
 		if !strings.Contains(logs.String(), "bank rejected bankbridge's credentials") || !strings.Contains(logs.String(), "bankbridge.bank_id=test") {
 			t.Errorf("no log line naming the bank whose key was rejected:\n%s", logs.String())
 		}
-		creds.set(map[string]string{"api_key": testAPIKey}, nil)
+		creds.Set(map[string]string{"api_key": adaptertest.TestAPIKey}, nil)
 		if err := listOK(t.Context(), c); err != nil {
 			t.Fatalf("after the key was fixed: %v", err)
 		}
@@ -382,15 +383,15 @@ func TestCredentials(t *testing.T) {
 	t.Run("a failing source is CREDENTIALS_UNAVAILABLE and spares the breaker", func(t *testing.T) {
 		t.Parallel()
 		_, _, creds, c := newBank(t, runtime.Breaker{FailureRatio: 0.01, MinRequests: 1, OpenFor: time.Minute})
-		creds.set(nil, context.DeadlineExceeded)
+		creds.Set(nil, context.DeadlineExceeded)
 		for range 3 {
 			err := listOK(t.Context(), c)
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
 			if retryDelay(err) <= 0 {
 				t.Error("CREDENTIALS_UNAVAILABLE without RetryInfo")
 			}
 		}
-		creds.set(map[string]string{"api_key": testAPIKey}, nil)
+		creds.Set(map[string]string{"api_key": adaptertest.TestAPIKey}, nil)
 		if err := listOK(t.Context(), c); err != nil {
 			t.Fatalf("after the source recovered: %v", err)
 		}
@@ -399,9 +400,9 @@ func TestCredentials(t *testing.T) {
 	t.Run("a key that cannot be metadata is refused before the call", func(t *testing.T) {
 		t.Parallel()
 		tb, _, creds, c := newBank(t, runtime.Breaker{})
-		creds.set(map[string]string{"api_key": testAPIKey, "bad key": "x"}, nil)
-		wantReason(t, listOK(t.Context(), c), commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
-		if tb.metadata() != nil {
+		creds.Set(map[string]string{"api_key": adaptertest.TestAPIKey, "bad key": "x"}, nil)
+		adaptertest.WantReason(t, listOK(t.Context(), c), commonv1.ErrorReason_ERROR_REASON_CREDENTIALS_UNAVAILABLE)
+		if tb.Metadata() != nil {
 			t.Error("the adapter was called")
 		}
 	})
@@ -409,15 +410,15 @@ func TestCredentials(t *testing.T) {
 
 func TestInProcessGetsNoCredentials(t *testing.T) {
 	t.Parallel()
-	tb := &testBank{}
+	tb := &adaptertest.TestBank{}
 	bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Kind: runtime.KindInProcess, InProcess: "test"}
-	c := client(t, newRegistry(t, []runtime.Bank{bank},
-		runtime.WithInProcess("test", tb), runtime.WithCredentials(newCredentials(map[string]string{"api_key": testAPIKey}))), "test")
+	c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank},
+		runtime.WithInProcess("test", tb), runtime.WithCredentials(adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey}))), "test")
 	ctx := metadata.AppendToOutgoingContext(t.Context(), "bankbridge-purpose", "ACCOUNT_INFORMATION", adapters.APIKeyMetadata, "forged")
 	if _, err := c.ListAccounts(ctx, &adapterv1.ListAccountsRequest{BankConsentId: "ok"}); err != nil {
 		t.Fatal(err)
 	}
-	md := tb.metadata()
+	md := tb.Metadata()
 	if got := md.Get("bankbridge-purpose"); len(got) != 1 {
 		t.Errorf("purpose did not pass through: %v", md)
 	}
@@ -428,15 +429,15 @@ func TestInProcessGetsNoCredentials(t *testing.T) {
 
 func TestStreamErrorsAreMapped(t *testing.T) {
 	t.Parallel()
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
+	for _, tr := range adaptertest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
 			t.Parallel()
-			c := tr.reach(t, newSandbox(t), sandboxBank())
+			c := tr.Reach(t, adaptertest.NewSandbox(t), sandboxBank())
 			stream, err := c.StreamEvents(t.Context(), &adapterv1.StreamEventsRequest{ResumeCursor: "not-a-cursor"})
 			if err == nil {
 				_, err = stream.Recv()
 			}
-			wantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
+			adaptertest.WantReason(t, err, commonv1.ErrorReason_ERROR_REASON_CURSOR_INVALID)
 
 			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 			defer cancel()

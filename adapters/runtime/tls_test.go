@@ -19,6 +19,7 @@ import (
 	grpccreds "google.golang.org/grpc/credentials"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/adapters/runtime"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 	commonv1 "github.com/bankbridge/bankbridge/gen/bankbridge/common/v1"
@@ -105,9 +106,9 @@ func TestMutualTLS(t *testing.T) {
 		ClientCAs:    pool,
 		MinVersion:   tls.VersionTLS12,
 	})
-	tb := &testBank{}
-	addr := serveWith(t, tb, []grpc.ServerOption{grpc.Creds(serverTLS)},
-		adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+	tb := &adaptertest.TestBank{}
+	addr := adaptertest.ServeWith(t, tb, []grpc.ServerOption{grpc.Creds(serverTLS)},
+		adapters.WithAPIKeys(func() []string { return []string{adaptertest.TestAPIKey} }))
 
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
@@ -122,11 +123,11 @@ func TestMutualTLS(t *testing.T) {
 	}{
 		{
 			name:  "client certificate from the credential",
-			creds: map[string]string{"api_key": testAPIKey, "tls_cert": string(clientCert), "tls_key": string(clientKey)},
+			creds: map[string]string{"api_key": adaptertest.TestAPIKey, "tls_cert": string(clientCert), "tls_key": string(clientKey)},
 		},
 		{
 			name:       "no client certificate",
-			creds:      map[string]string{"api_key": testAPIKey},
+			creds:      map[string]string{"api_key": adaptertest.TestAPIKey},
 			wantReason: commonv1.ErrorReason_ERROR_REASON_BANK_UNAVAILABLE,
 		},
 	}
@@ -137,16 +138,16 @@ func TestMutualTLS(t *testing.T) {
 				ID: "test", DisplayName: "Test Bank", Kind: runtime.KindRemote, Endpoint: addr,
 				TLS: &runtime.TLS{CAFile: caFile, ServerName: "adapter.bank.example", ClientCertFromVault: true},
 			}
-			c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(newCredentials(tt.creds))), "test")
+			c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(adaptertest.NewCredentials(tt.creds))), "test")
 			_, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "ok"})
 			if tt.wantReason != commonv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
-				wantReason(t, err, tt.wantReason)
+				adaptertest.WantReason(t, err, tt.wantReason)
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			md := tb.metadata()
+			md := tb.Metadata()
 			for _, k := range []string{"bankbridge-credential-tls_cert", "bankbridge-credential-tls_key"} {
 				if len(md.Get(k)) > 0 {
 					t.Errorf("%s was sent as metadata", k)
@@ -172,8 +173,8 @@ func TestTLSConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			bank := runtime.Bank{ID: "test", DisplayName: "Test", Kind: runtime.KindRemote, Endpoint: "127.0.0.1:1", TLS: &runtime.TLS{CAFile: tt.caFile}}
-			_, err := runtime.NewRegistry([]runtime.Bank{bank}, runtime.WithCredentials(newCredentials(nil)))
-			if err == nil || !containsStr(err.Error(), tt.wantErr) {
+			_, err := runtime.NewRegistry([]runtime.Bank{bank}, runtime.WithCredentials(adaptertest.NewCredentials(nil)))
+			if err == nil || !adaptertest.ContainsStr(err.Error(), tt.wantErr) {
 				t.Fatalf("got %v, want an error saying %q", err, tt.wantErr)
 			}
 		})
@@ -203,8 +204,8 @@ func TestClientCertFromService(t *testing.T) {
 			return nil
 		},
 	})
-	addr := serveWith(t, &testBank{}, []grpc.ServerOption{grpc.Creds(serverTLS)},
-		adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+	addr := adaptertest.ServeWith(t, &adaptertest.TestBank{}, []grpc.ServerOption{grpc.Creds(serverTLS)},
+		adapters.WithAPIKeys(func() []string { return []string{adaptertest.TestAPIKey} }))
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
 		t.Fatal(err)
@@ -218,14 +219,14 @@ func TestClientCertFromService(t *testing.T) {
 		ID: "test", DisplayName: "Test Bank", Kind: runtime.KindRemote, Endpoint: addr,
 		TLS: &runtime.TLS{CAFile: caFile, ServerName: "sandbox", ClientCertFromService: true},
 	}
-	creds := newCredentials(map[string]string{"api_key": testAPIKey})
+	creds := adaptertest.NewCredentials(map[string]string{"api_key": adaptertest.TestAPIKey})
 
 	_, err = runtime.NewRegistry([]runtime.Bank{bank}, runtime.WithCredentials(creds))
-	if err == nil || !containsStr(err.Error(), "tls.client_cert_from_service: this process has no certificate of its own") {
+	if err == nil || !adaptertest.ContainsStr(err.Error(), "tls.client_cert_from_service: this process has no certificate of its own") {
 		t.Fatalf("a registry without the service's certificate: %v", err)
 	}
 
-	c := client(t, newRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(creds),
+	c := adaptertest.Client(t, adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(creds),
 		runtime.WithClientCertificate(func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &own, nil })), "test")
 	if _, err := c.ListAccounts(t.Context(), &adapterv1.ListAccountsRequest{BankConsentId: "ok"}); err != nil {
 		t.Fatal(err)
