@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -378,4 +380,164 @@ func (h *Harness) Goroutines(ctx context.Context, name string) int {
 		}
 	}
 	return -1
+}
+
+// CPUTimes are the CPU seconds (user and system) each process of the
+// stack has used so far, by name, with the harness's own process (the load
+// generator and the proxies) as "harness". A load row reads them before
+// and after its run, to say where the machine's cores went.
+func (h *Harness) CPUTimes() map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range h.Stack.PIDs() {
+		if s, ok := cpuSeconds(fmt.Sprint(pid)); ok {
+			out[name] = s
+		}
+	}
+	if s, ok := cpuSeconds("self"); ok {
+		out["harness"] = s
+	}
+	// The servers the stack uses but does not run: their share of the
+	// cores is the stack's too.
+	for name, s := range serverCPUSeconds() {
+		out[name] = s
+	}
+	if s, ok := machineBusySeconds(); ok {
+		out[machineKey] = s
+	}
+	return out
+}
+
+// machineKey is the CPUTimes entry of the whole machine's busy time.
+const machineKey = "(machine)"
+
+// serverProcesses are the local servers a stack may use, by the command
+// name of their processes (/proc/<pid>/comm), and how a row names them.
+var serverProcesses = map[string]string{"postgres": "postgres", "nats-server": "nats", "redis-server": "redis"}
+
+// serverCPUSeconds are the CPU seconds of every process of
+// serverProcesses, as "postgres[pid]" (PostgreSQL runs one per
+// connection): cpuShares adds up each server's processes, counting a
+// process from its start when it started between two readings, and
+// leaving out one that ended (its time is gone from /proc).
+func serverCPUSeconds() map[string]float64 {
+	out := map[string]float64{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", pid, "comm"))
+		if err != nil {
+			continue
+		}
+		name, ok := serverProcesses[strings.TrimSpace(string(comm))]
+		if !ok {
+			continue
+		}
+		if s, ok := cpuSeconds(pid); ok {
+			out[name+"["+pid+"]"] = s
+		}
+	}
+	return out
+}
+
+// machineBusySeconds is the CPU time every core has spent busy (all but
+// idle and iowait) since boot, from /proc/stat's first line.
+func machineBusySeconds() (float64, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	var busy int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		if i == 3 || i == 4 {
+			continue
+		}
+		var n int64
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			return 0, false
+		}
+		busy += n
+	}
+	return float64(busy) / 100, true
+}
+
+// cpuSeconds reads utime and stime from /proc/<pid>/stat. Linux reports
+// them in USER_HZ ticks, 100 a second on every architecture Go runs on.
+func cpuSeconds(pid string) (float64, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return 0, false
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from after its closing one (field 3, state, is the first).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	var utime, stime int64
+	if _, err := fmt.Sscan(f[11], &utime); err != nil {
+		return 0, false
+	}
+	if _, err := fmt.Sscan(f[12], &stime); err != nil {
+		return 0, false
+	}
+	return float64(utime+stime) / 100, true
+}
+
+// cpuShares describes the cores each process used between two CPUTimes
+// readings over elapsed, busiest first: "balance 0.71, consent 0.52, ...".
+func cpuShares(before, after map[string]float64, elapsed time.Duration) string {
+	type use struct {
+		name  string
+		cores float64
+	}
+	var uses []use
+	total, machine := 0.0, -1.0
+	byName := map[string]float64{}
+	for key, a := range after {
+		name, perProcess := strings.CutSuffix(key, "]")
+		if perProcess {
+			name, _, _ = strings.Cut(name, "[")
+		}
+		b, ok := before[key]
+		if (!ok && !perProcess) || elapsed <= 0 {
+			continue
+		}
+		c := (a - b) / elapsed.Seconds()
+		if name == machineKey {
+			machine = c
+			continue
+		}
+		total += c
+		byName[name] += c
+	}
+	for name, c := range byName {
+		if c >= 0.01 {
+			uses = append(uses, use{name, c})
+		}
+	}
+	sort.Slice(uses, func(i, j int) bool { return uses[i].cores > uses[j].cores })
+	parts := make([]string, 0, len(uses))
+	for _, u := range uses {
+		parts = append(parts, fmt.Sprintf("%s %.2f", u.name, u.cores))
+	}
+	out := fmt.Sprintf("%.2f in all (%s)", total, strings.Join(parts, ", "))
+	if machine >= 0 {
+		out += fmt.Sprintf("; the machine's %d cores %.2f busy", goruntime.NumCPU(), machine)
+	}
+	return out
 }

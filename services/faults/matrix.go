@@ -51,9 +51,11 @@ type Row struct {
 // Matrix runs rows on one harness and keeps what rows share.
 type Matrix struct {
 	H *Harness
-	// Capacity is successful calls per second of the closed-loop
-	// baseline, the 1x of the load rows; measured once.
+	// capacity is the successful calls per second the load rows take as
+	// 1x: the baseline's, and capacityOf's when load-1x measures it again.
 	capacity float64
+	// capacityRamp says how capacityOf found capacity.
+	capacityRamp string
 	// PGCluster is the local cluster pg_ctlcluster restarts ("15 main").
 	PGCluster []string
 

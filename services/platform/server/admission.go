@@ -160,6 +160,14 @@ func (b *budget) observe(start time.Time, err error) {
 // two's time, enough for the slots to turn over.
 const overloadRetry = time.Second
 
+// errOverloaded is every refusal's error, built once: under 5x load it is
+// most of the answers, and building its details (two Any messages) for
+// each was CPU taken from the calls admitted. A status error is read,
+// never changed, by the code that sends it.
+var errOverloaded = apierr.New(commonv1.ErrorReason_ERROR_REASON_OVERLOADED,
+	"the server has as many calls in flight as it takes; retry shortly, another replica may answer",
+	apierr.WithRetryAfter(overloadRetry))
+
 func newAdmission(max int, methods access.Methods, meter metric.Meter) (*admission, error) {
 	inflight, err := meter.Int64UpDownCounter("bankbridge.server.inflight",
 		metric.WithDescription("Calls in flight that hold an admission slot, and streams still opening, by budget (bankbridge.internal_budget)."))
@@ -207,9 +215,7 @@ func (a *admission) admit(ctx context.Context, b *budget) (release func(), err e
 	if b.inuse.Add(1) > b.limit.Load() {
 		b.inuse.Add(-1)
 		a.refused.Add(ctx, 1, b.attrs)
-		return nil, apierr.New(commonv1.ErrorReason_ERROR_REASON_OVERLOADED,
-			"the server has as many calls in flight as it takes; retry shortly, another replica may answer",
-			apierr.WithRetryAfter(overloadRetry))
+		return nil, errOverloaded
 	}
 	a.inflight.Add(ctx, 1, b.attrs)
 	var once atomic.Bool
