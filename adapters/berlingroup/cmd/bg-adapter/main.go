@@ -43,6 +43,7 @@ import (
 
 	"github.com/bankbridge/bankbridge/adapters"
 	"github.com/bankbridge/bankbridge/adapters/berlingroup"
+	"github.com/bankbridge/bankbridge/adapters/berlingroup/internal/flagenv"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 )
 
@@ -93,7 +94,7 @@ func parse(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if err := fromEnv(fs); err != nil {
+	if err := flagenv.Apply(fs); err != nil {
 		return c, err
 	}
 	switch {
@@ -111,23 +112,6 @@ func parse(args []string) (config, error) {
 		}
 	}
 	return c, nil
-}
-
-// fromEnv sets each flag not given on the command line from its
-// BANKBRIDGE_* environment variable.
-func fromEnv(fs *flag.FlagSet) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "BANKBRIDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s: %w", env, e)
-			}
-		}
-	})
-	return err
 }
 
 var scaMethodNames = map[string]adapterv1.ScaMethod{

@@ -26,10 +26,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/bankbridge/bankbridge/adapters/berlingroup/internal/flagenv"
 	"github.com/bankbridge/bankbridge/adapters/berlingroup/xs2asandbox"
 )
 
@@ -59,30 +59,13 @@ func parse(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if err := fromEnv(fs); err != nil {
+	if err := flagenv.Apply(fs); err != nil {
 		return c, err
 	}
 	if c.pkiDir == "" && (c.certFile == "" || c.keyFile == "" || c.clientCA == "") {
 		return c, errors.New("give --pki-dir, or --tls-cert, --tls-key and --client-ca")
 	}
 	return c, nil
-}
-
-// fromEnv sets each flag not given on the command line from its
-// BANKBRIDGE_* environment variable.
-func fromEnv(fs *flag.FlagSet) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "BANKBRIDGE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%s: %w", env, e)
-			}
-		}
-	})
-	return err
 }
 
 func run(ctx context.Context, args []string) error {
