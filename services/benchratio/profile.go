@@ -19,7 +19,9 @@ const profileTop = 15
 // it (ghz calls the balance service directly, past the gateway). Each
 // process serves /debug/pprof/ (--pprof, on in the dev stack); each
 // profile's top functions, by their own CPU, go to <name>.top.txt and to
-// stdout, and the top 60 by cumulative time to <name>.cum.txt.
+// stdout, and the top 60 by cumulative time to <name>.cum.txt. Half-way
+// through, each one's goroutines and where they wait go to
+// <name>.goroutines.txt.
 func (b *bench) profile(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -65,6 +67,21 @@ func (b *bench) profile(ctx context.Context, dir string) error {
 					return fmt.Errorf("%s's CPU profile: %w", name, err)
 				}
 				return os.WriteFile(filepath.Join(dir, name+".cpu.pprof"), body, 0o644)
+			})
+			// Where the goroutines wait, off the CPU: a call slow with the
+			// cores not all busy waits on a lock, a connection or another
+			// process, which a CPU profile does not show.
+			g.Go(func() error {
+				select {
+				case <-time.After(time.Duration(seconds) * time.Second / 2):
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				body, err := b.get(gctx, base+"/debug/pprof/goroutine?debug=1")
+				if err != nil {
+					return fmt.Errorf("%s's goroutines: %w", name, err)
+				}
+				return os.WriteFile(filepath.Join(dir, name+".goroutines.txt"), body, 0o644)
 			})
 		}
 		if err := g.Wait(); err != nil {
