@@ -1,13 +1,11 @@
 package runtime_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,25 +79,6 @@ func (leakyBank) StreamEvents(_ context.Context, _ *adapterv1.StreamEventsReques
 	return nil
 }
 
-// syncBuffer is a log destination that calls on several goroutines may
-// write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // leakCounts reads bankbridge.adapter.leaks_refused by its attributes.
 func leakCounts(t *testing.T, reader *sdkmetric.ManualReader) map[attribute.Distinct]int64 {
 	t.Helper()
@@ -150,7 +129,7 @@ func TestRegistryRefusesLeaks(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
 			reader := sdkmetric.NewManualReader()
-			var logs syncBuffer
+			var logs adaptertest.SyncBuffer
 			// A breaker that opens on the first failure: leaks must not
 			// count as one.
 			bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Breaker: runtime.Breaker{FailureRatio: 0.01, MinRequests: 1, OpenFor: time.Minute}}

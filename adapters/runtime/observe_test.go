@@ -64,7 +64,7 @@ func TestRegistryCountsEveryCallByBankAndOutcome(t *testing.T) {
 	a := newFaultBank()
 	a.fail = func(n int) bool { return n >= 2 } // two answers, then the bank is down
 	reader := newMetricReader()
-	var logs syncBuffer
+	var logs adaptertest.SyncBuffer
 	bank := runtime.Bank{ID: "test", DisplayName: "Test Bank", Kind: runtime.KindInProcess, InProcess: "fault",
 		Retry: runtime.Retry{Disabled: true}, RateLimit: runtime.RateLimit{PerSecond: 10_000, Burst: 10_000},
 		Breaker: runtime.Breaker{MinRequests: 10, FailureRatio: 0.5}}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
 )
 
@@ -22,7 +23,7 @@ func TestServerLogsEachCallWithTheCallersTraceID(t *testing.T) {
 	t.Parallel()
 	a := newFaultBank()
 	a.fail = func(n int) bool { return n == 1 }
-	var logs syncBuffer
+	var logs adaptertest.SyncBuffer
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	"github.com/bankbridge/bankbridge/adapters/stdwebhook"
 	shippingv1 "github.com/bankbridge/bankbridge/gen/bankbridge/shipping/v1"
@@ -467,7 +468,7 @@ func TestCarrierStopsOn401(t *testing.T) {
 	t.Parallel()
 	secret := stdwebhook.NewSecret()
 	rcv := newReceiver(t, stdwebhook.NewSecret(), nil) // expects another secret
-	var logs syncBuffer
+	var logs adaptertest.SyncBuffer
 	c := newCarrier(t, sandbox.CarrierConfig{PushURL: rcv.url, Secret: secret, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err := c.Play(t.Context(), sandbox.TrackingDelivered); !errors.Is(err, sandbox.ErrPushRefused) {
 		t.Fatalf("Play = %v, want ErrPushRefused", err)
@@ -626,22 +627,4 @@ func waitFor(t *testing.T, cond func() bool) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

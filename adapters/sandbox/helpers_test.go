@@ -1,16 +1,14 @@
 package sandbox_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bankbridge/bankbridge/adapters"
+	"github.com/bankbridge/bankbridge/adapters/internal/adaptertest"
 	"github.com/bankbridge/bankbridge/adapters/runtime"
 	"github.com/bankbridge/bankbridge/adapters/sandbox"
 	adapterv1 "github.com/bankbridge/bankbridge/gen/bankbridge/adapter/v1"
@@ -18,14 +16,6 @@ import (
 )
 
 const testAPIKey = "sandbox-test-key-1"
-
-// credentials is a CredentialSource for tests, standing in for the
-// services' Vault provider.
-type credentials struct{ creds map[string]string }
-
-func (c *credentials) BankCredential(context.Context, runtime.Bank) (map[string]string, error) {
-	return c.creds, nil
-}
 
 func newBank(t *testing.T, o sandbox.Options) *sandbox.Bank {
 	t.Helper()
@@ -37,31 +27,6 @@ func newBank(t *testing.T, o sandbox.Options) *sandbox.Bank {
 	return b
 }
 
-// serve serves a on 127.0.0.1:0 through adapters.NewServer and returns the
-// address.
-func serve(t *testing.T, a adapters.Adapter, opts ...adapters.ServerOption) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	adapterv1.RegisterBankAdapterServiceServer(srv, adapters.NewServer(a, opts...))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
-}
-
-func registry(t *testing.T, banks []runtime.Bank, opts ...runtime.Option) *runtime.Registry {
-	t.Helper()
-	r, err := runtime.NewRegistry(banks, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-	return r
-}
-
 // inProcess returns the sandbox's client through a registry that runs it
 // in process, as bank "sandbox" with the given tuning.
 func inProcess(t *testing.T, b *sandbox.Bank, tune func(*runtime.Bank)) adapterv1.BankAdapterServiceClient {
@@ -70,7 +35,7 @@ func inProcess(t *testing.T, b *sandbox.Bank, tune func(*runtime.Bank)) adapterv
 	if tune != nil {
 		tune(&bank)
 	}
-	client, err := registry(t, []runtime.Bank{bank}, runtime.WithInProcess("sandbox", b)).Client("sandbox")
+	client, err := adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithInProcess("sandbox", b)).Client("sandbox")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +46,13 @@ func inProcess(t *testing.T, b *sandbox.Bank, tune func(*runtime.Bank)) adapterv
 // client through a registry with a remote bank.
 func remote(t *testing.T, b *sandbox.Bank, tune func(*runtime.Bank)) adapterv1.BankAdapterServiceClient {
 	t.Helper()
-	addr := serve(t, b, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
+	addr := adaptertest.Serve(t, b, adapters.WithAPIKeys(func() []string { return []string{testAPIKey} }))
 	bank := runtime.Bank{ID: "sandbox", DisplayName: "Sandbox Bank", Kind: runtime.KindRemote, Endpoint: addr}
 	if tune != nil {
 		tune(&bank)
 	}
-	creds := &credentials{creds: map[string]string{"api_key": testAPIKey}}
-	client, err := registry(t, []runtime.Bank{bank}, runtime.WithCredentials(creds)).Client("sandbox")
+	creds := adaptertest.NewCredentials(map[string]string{"api_key": testAPIKey})
+	client, err := adaptertest.NewRegistry(t, []runtime.Bank{bank}, runtime.WithCredentials(creds)).Client("sandbox")
 	if err != nil {
 		t.Fatal(err)
 	}

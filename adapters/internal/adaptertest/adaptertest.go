@@ -6,6 +6,7 @@
 package adaptertest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -447,4 +448,23 @@ func (OldFraudBank) ReportFraud(context.Context, *adapterv1.ReportFraudRequest) 
 // BlockCard is never called.
 func (OldFraudBank) BlockCard(context.Context, *adapterv1.BlockCardRequest) (*adapterv1.BlockCardResponse, error) {
 	return nil, errors.New("never called: not a capability")
+}
+
+// SyncBuffer is a bytes.Buffer that a logger on several goroutines and the
+// test may use at once.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
