@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/procfs"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -421,81 +423,64 @@ var serverProcesses = map[string]string{"postgres": "postgres", "nats-server": "
 // leaving out one that ended (its time is gone from /proc).
 func serverCPUSeconds() map[string]float64 {
 	out := map[string]float64{}
-	entries, err := os.ReadDir("/proc")
+	procs, err := procfs.AllProcs()
 	if err != nil {
 		return out
 	}
-	for _, e := range entries {
-		pid := e.Name()
-		if pid[0] < '0' || pid[0] > '9' {
-			continue
-		}
-		comm, err := os.ReadFile(filepath.Join("/proc", pid, "comm"))
+	for _, p := range procs {
+		comm, err := p.Comm()
 		if err != nil {
 			continue
 		}
-		name, ok := serverProcesses[strings.TrimSpace(string(comm))]
+		name, ok := serverProcesses[comm]
 		if !ok {
 			continue
 		}
-		if s, ok := cpuSeconds(pid); ok {
-			out[name+"["+pid+"]"] = s
+		if st, err := p.Stat(); err == nil {
+			out[fmt.Sprintf("%s[%d]", name, p.PID)] = st.CPUTime()
 		}
 	}
 	return out
 }
 
 // machineBusySeconds is the CPU time every core has spent busy (all but
-// idle and iowait) since boot, from /proc/stat's first line.
+// idle and iowait) since boot, from /proc/stat.
 func machineBusySeconds() (float64, bool) {
-	b, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, false
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
+	st, err := fs.Stat()
+	if err != nil {
 		return 0, false
 	}
-	var busy int64
-	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
-		if i == 3 || i == 4 {
-			continue
-		}
-		var n int64
-		if _, err := fmt.Sscan(v, &n); err != nil {
-			return 0, false
-		}
-		busy += n
-	}
-	return float64(busy) / 100, true
+	c := st.CPUTotal
+	return c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal, true
 }
 
-// cpuSeconds reads utime and stime from /proc/<pid>/stat. Linux reports
-// them in USER_HZ ticks, 100 a second on every architecture Go runs on.
+// cpuSeconds is the CPU time (user and system) process pid ("self", or a
+// number) has used.
 func cpuSeconds(pid string) (float64, bool) {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	var (
+		p   procfs.Proc
+		err error
+	)
+	if pid == "self" {
+		p, err = procfs.Self()
+	} else {
+		var n int
+		if n, err = strconv.Atoi(pid); err == nil {
+			p, err = procfs.NewProc(n)
+		}
+	}
 	if err != nil {
 		return 0, false
 	}
-	// The command name, in parentheses, may hold spaces: fields count
-	// from after its closing one (field 3, state, is the first).
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
+	st, err := p.Stat()
+	if err != nil {
 		return 0, false
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	var utime, stime int64
-	if _, err := fmt.Sscan(f[11], &utime); err != nil {
-		return 0, false
-	}
-	if _, err := fmt.Sscan(f[12], &stime); err != nil {
-		return 0, false
-	}
-	return float64(utime+stime) / 100, true
+	return st.CPUTime(), true
 }
 
 // cpuShares describes the cores each process used between two CPUTimes
