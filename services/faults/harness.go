@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
 	"sort"
 	"strconv"
@@ -346,18 +345,15 @@ func (h *Harness) RSS(name string) int64 {
 	if pid == 0 {
 		return 0
 	}
-	b, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(pid), "status"))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int64
-			_, _ = fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb * 1024
-		}
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0
 	}
-	return 0
+	return int64(st.VmRSS)
 }
 
 // Goroutines is a service's go_goroutines from its admin /metrics, -1
