@@ -53,11 +53,10 @@ func (e *events) String() string {
 }
 
 // probe is a tiny gRPC service: Read waits as long as its request says,
-// then reads bank acme's API key from the Vault provider the kit built.
-// probe answers Read with the acme bank's api_key from Vault, after the
-// wait the request asks for; slow, when set, learns that a call that
-// waited got its answer from the server's dependencies (on the server's
-// side: the client may hear of it after the server has moved on).
+// then answers bank acme's API key from the Vault provider the kit built.
+// slow, when set, learns that a call that waited got its answer from the
+// server's dependencies (on the server's side: the client may hear of it
+// after the server has moved on).
 type probe struct {
 	vault *credentials.Provider
 	slow  func()
