@@ -45,7 +45,7 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
@@ -298,10 +298,17 @@ func (b *Bank) dataCall(ctx context.Context, consentID string, scope commonv1.Sc
 
 // randomID is prefix followed by 16 random hex digits: opaque, unguessable.
 func randomID(prefix string) string {
-	var buf [8]byte
+	var buf [10]byte
 	_, _ = rand.Read(buf[:])
-	return prefix + hex.EncodeToString(buf[:])
+	// Base32, not hex: 16 hex characters now and then held 13 digits
+	// in a row that passed Luhn, which bankbridge's leak check rightly
+	// took for a card number in the sandbox's own consent ids.
+	return prefix + idEncoding.EncodeToString(buf[:])
 }
+
+// idEncoding is lower-case base32 without padding: six of its 32
+// characters are digits, so an id never holds a card number's run of them.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // clone returns a deep copy of m, so that callers never share the sandbox's
 // fixtures or stored answers.
